@@ -1,0 +1,261 @@
+"""The ``gridmap`` command line. Errors become one line on stderr and a non-zero exit, here only."""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from . import config, ingest, ops
+from .domain import integrity
+from .domain.levels import ALL_LEVELS
+from .errors import GridmapError
+
+EXIT_PROBLEMS = 1  # validate found problems
+EXIT_ERROR = 2  # bad input, rejected import, unreachable database
+
+
+class _Group(click.Group):
+    """Turns gridmap errors into one readable line and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except GridmapError as exc:
+            click.echo(f"gridmap: error: {exc.message}", err=True)
+            ctx.exit(EXIT_ERROR)
+
+
+def _engine():
+    from .store.db import engine
+
+    eng = engine()
+    ops.ensure_schema(eng)
+    return eng
+
+
+def _parse_at(value):
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO date such as 2026-01-31 or 2026-01-31T08:00+08:00")
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+AT = click.option("--at", callback=lambda c, p, v: _parse_at(v), help="Use the version valid at this ISO date.")
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="gridmap")
+def main():
+    """gridmap: electronic grid map ("一张图") for community grid governance on PostGIS."""
+
+
+# --- db ---------------------------------------------------------------------------
+
+@main.group(cls=_Group)
+def db():
+    """The project's own PostGIS (ignored when GRIDMAP_DATABASE_URL is set)."""
+
+
+def _external_note() -> bool:
+    if config.external_database_url():
+        click.echo("GRIDMAP_DATABASE_URL is set: using that database, no local cluster", err=True)
+        return True
+    return False
+
+
+@db.command("start")
+def db_start():
+    """Create (first time) and start the local cluster, create the database and migrate it."""
+    from .store import cluster, db as dbmod
+
+    if not _external_note():
+        info = cluster.start()
+        click.echo(f"PostGIS running on 127.0.0.1:{info['port']} (data in {info['data_dir']})", err=True)
+    revision = dbmod.migrate()
+    click.echo(f"schema at revision {revision}", err=True)
+    click.echo(config.database_url())
+
+
+@db.command("stop")
+def db_stop():
+    """Stop the local cluster."""
+    from .store import cluster
+
+    if not _external_note():
+        info = cluster.stop()
+        click.echo("stopped" if not info["running"] else "still running")
+
+
+@db.command("status")
+def db_status():
+    """Say whether the local cluster runs; exit 1 when it does not."""
+    from .store import cluster
+
+    if _external_note():
+        click.echo(config.database_url())
+        return
+    info = cluster.status()
+    click.echo(json.dumps(info, indent=2))
+    sys.exit(0 if info["running"] else 1)
+
+
+@db.command("url")
+def db_url():
+    """Print the SQLAlchemy URL gridmap uses."""
+    click.echo(config.database_url())
+
+
+@db.command("upgrade")
+def db_upgrade():
+    """Apply the Alembic migrations to the configured database."""
+    from .store import db as dbmod
+
+    click.echo(f"schema at revision {dbmod.migrate()}")
+
+
+# --- import / export / validate ------------------------------------------------------
+
+@main.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--level", required=True, type=click.Choice(ingest.IMPORT_LEVELS),
+              help="Grid level of the rows, or building / person.")
+@click.option("--crs", default=None, help="Source CRS: wgs84, cgcs2000, gcj02, bd09 or EPSG:n "
+              "(default: the file's own, else WGS84).")
+@click.option("--code-field", default="code", show_default=True)
+@click.option("--name-field", default="name", show_default=True)
+@click.option("--parent-field", default=None, help="Default: parent_code (courtyard_code for buildings).")
+@click.option("--replace", is_flag=True, help="Give existing codes a new dated version instead of rejecting them.")
+@click.option("--report", type=click.Path(path_type=Path), help="Write every problem of a rejected import as JSON.")
+def import_cmd(file, level, crs, code_field, name_field, parent_field, replace, report):
+    """Import FILE (GeoJSON, GeoPackage, Shapefile, CSV with WKT): all rows or none."""
+    from .errors import ImportRejected
+
+    default_parent = "courtyard_code" if level == "building" else "parent_code"
+    fields = ingest.Fields(code=code_field, name=name_field, parent=parent_field or default_parent)
+    eng = _engine()
+    try:
+        with eng.begin() as conn:
+            summary = ops.import_file(conn, file, level, crs=crs, fields=fields, replace=replace)
+    except ImportRejected as exc:
+        if report:
+            report.write_text(json.dumps(exc.detail, ensure_ascii=False, indent=2))
+        raise
+    click.echo(f"imported {summary['rows']} {level} rows from {file}")
+
+
+@main.command("export")
+@click.option("--level", required=True, type=click.Choice(ALL_LEVELS))
+@click.option("--format", "fmt", required=True, type=click.Choice(list(ops.EXPORT_FORMATS)))
+@click.argument("out", type=click.Path(path_type=Path))
+@AT
+def export_cmd(level, fmt, out, at):
+    """Write the grids of a level to OUT (GeoJSON is RFC 7946)."""
+    n = ops.export_level(_engine(), level, fmt, out, at=at)
+    click.echo(f"wrote {n} {level} grids to {out}")
+
+
+@main.command("validate")
+@click.option("--level", type=click.Choice(ALL_LEVELS), help="Only check grids of this level against parents.")
+@click.option("--format", "fmt", default="text", type=click.Choice(["text", "json", "geojson"]), show_default=True)
+@click.option("--tolerance", default=integrity.DEFAULT_TOLERANCE_M2, show_default=True, type=float,
+              help="Ignore gaps, overlaps and outside pieces of at most this many m².")
+@AT
+def validate_cmd(level, fmt, tolerance, at):
+    """Prove the hierarchy whole; exit 1 when any problem is found."""
+    problems = ops.validate(_engine(), level=level, tolerance=tolerance, at=at)
+    if fmt == "json":
+        click.echo(json.dumps({"problems": [p.to_dict() for p in problems], "count": len(problems),
+                               "tolerance_m2": tolerance}, ensure_ascii=False, indent=2))
+    elif fmt == "geojson":
+        click.echo(json.dumps(ops.problems_geojson(problems), ensure_ascii=False))
+    else:
+        for p in problems:
+            where = f" at {p.location[0]:.6f},{p.location[1]:.6f}" if p.location else ""
+            area = f" [{p.area_m2:.1f} m²]" if p.area_m2 is not None else ""
+            click.echo(f"{p.kind}: {p.message}{area}{where}")
+        click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found "
+                   f"(tolerance {tolerance:g} m²)", err=True)
+    sys.exit(EXIT_PROBLEMS if problems else 0)
+
+
+@main.command("stats")
+def stats_cmd():
+    """Counts and households per level."""
+    click.echo(json.dumps(ops.stats(_engine()), ensure_ascii=False, indent=2))
+
+
+# --- demo ---------------------------------------------------------------------------
+
+@main.group(cls=_Group)
+def demo():
+    """The demo city on real Zhengzhou boundaries."""
+
+
+SCALE = click.option("--scale", default="guancheng", show_default=True, type=click.Choice(["guancheng", "zhengzhou"]))
+SEED = click.option("--seed", default=20241, show_default=True, type=int)
+
+
+def _progress():
+    from tqdm import tqdm
+
+    bar = tqdm(desc="demo", unit=" step", file=sys.stderr, disable=None)
+
+    def step(label):
+        bar.set_postfix_str(label)
+        bar.update(1)
+    return bar, step
+
+
+@demo.command("generate")
+@SCALE
+@SEED
+@click.argument("out_dir", type=click.Path(path_type=Path))
+def demo_generate(scale, seed, out_dir):
+    """Generate the demo city's files into OUT_DIR (with manifest.json)."""
+    from .domain import demo_city
+
+    bar, step = _progress()
+    with bar:
+        manifest = demo_city.generate(scale, seed, out_dir, progress=step)
+    click.echo(json.dumps(manifest["counts"], ensure_ascii=False))
+
+
+@demo.command("load")
+@SCALE
+@SEED
+@click.option("--fresh", is_flag=True, help="Empty the grid store first.")
+@click.option("--keep", type=click.Path(path_type=Path), help="Keep the generated files in this folder.")
+def demo_load(scale, seed, fresh, keep):
+    """Generate the demo city and import it in one transaction."""
+    eng = _engine()
+    bar, step = _progress()
+    with bar:
+        result = ops.load_demo(eng, scale, seed, out_dir=keep, fresh=fresh, progress=step)
+    t = result["timings"]
+    click.echo(f"loaded {scale}: {json.dumps(result['counts'], ensure_ascii=False)} "
+               f"(generate {t['generate_s']:.1f} s, load {t['load_s']:.1f} s)")
+
+
+# --- serve --------------------------------------------------------------------------
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host, port):
+    """Serve the map and API with Flask's threaded server (for local use)."""
+    from .web import create_app
+
+    _engine()
+    app = create_app()
+    click.echo(f"gridmap on http://{host}:{port}/", err=True)
+    app.run(host=host, port=port, threaded=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

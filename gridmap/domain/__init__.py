@@ -1,0 +1,1 @@
+"""The domain: grid levels, integrity rules, the demo city. No SQL, no HTTP here."""

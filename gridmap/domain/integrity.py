@@ -1,0 +1,277 @@
+"""Proving the hierarchy whole: every child inside its parent, children tiling it.
+
+Checks (all areas in m², measured in EPSG:4547):
+
+``invalid_geometry``      a geometry that is not OGC-valid (reason and place given)
+``missing_parent``        a non-district grid without a parent code
+``unknown_parent``        a parent code that names no grid of the current version
+``wrong_parent_level``    a parent of the wrong level (a micro-grid under a community...)
+``outside_parent``        the part of a child (or special grid) outside its parent
+``overlap``               the shared area of two siblings (two districts, for the top level)
+``gap``                   a piece of a parent covered by none of its children
+``special_across_communities``  a special grid reaching into a community other than its own
+``households_mismatch``   a parent whose households differ from its children's sum, or a
+                          courtyard whose households differ from its buildings' units
+
+Tolerance: pieces of ``tolerance`` m² or less are ignored (default 1 m²: below survey
+precision, above floating-point noise of shared edges).  Each gap and each
+outside piece is reported per connected part.
+
+Speed: nothing is unioned or differenced when the arithmetic proves it unnecessary.
+Children are tested against their (prepared) parent with ``covers``; siblings whose
+interiors meet are found with one STRtree query; a parent's gap area is then
+bounded by ``area(parent) - Σ area(children) + outside + overlaps``, and the exact
+gap is computed only where that bound exceeds the tolerance.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from .. import geo
+from .levels import LEVELS, SPECIAL, parent_level
+
+DEFAULT_TOLERANCE_M2 = 1.0
+KINDS = ("invalid_geometry", "missing_parent", "unknown_parent", "wrong_parent_level", "outside_parent",
+         "overlap", "gap", "special_across_communities", "households_mismatch")
+
+
+@dataclass
+class Problem:
+    kind: str
+    codes: list[str]
+    message: str
+    area_m2: float | None = None
+    location: tuple[float, float] | None = None  # lon, lat
+    geometry: object = field(default=None, repr=False)  # shapely, storage CRS
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.pop("geometry")
+        if self.area_m2 is not None:
+            out["area_m2"] = round(self.area_m2, 2)
+        if self.location is not None:
+            out["location"] = [round(self.location[0], 7), round(self.location[1], 7)]
+        return out
+
+
+def _objects(column: pd.Series) -> np.ndarray:
+    """Object array with None for missing values (pandas' string dtype uses NaN)."""
+    return np.array([None if pd.isna(v) else v for v in column], dtype=object)
+
+
+class _Grids:
+    """Column arrays of the grids under test plus their metric geometries."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.code = _objects(frame["code"])
+        self.level = _objects(frame["level"])
+        self.parent_code = _objects(frame["parent_code"])
+        self.households = frame["households"].to_numpy(dtype="int64")
+        self.geom = np.asarray(frame["geometry"].to_numpy(), dtype=object)
+        self.valid = shapely.is_valid(self.geom)
+        metric = geo.to_metric(self.geom)
+        metric[~self.valid] = shapely.make_valid(metric[~self.valid])
+        self.metric = metric
+        self.area = shapely.area(metric)
+        shapely.prepare(self.metric)
+        index = {c: i for i, c in enumerate(self.code)}
+        self.parent = np.array([index.get(p, -1) if p is not None else -1 for p in self.parent_code])
+
+
+def _piece(kind, codes, message, metric_geom, tolerance) -> list[Problem]:
+    """One problem per connected part of ``metric_geom`` larger than the tolerance."""
+    out = []
+    parts = shapely.get_parts(shapely.make_valid(metric_geom))
+    parts = parts[shapely.get_type_id(parts) == 3]
+    for part in parts[shapely.area(parts) > tolerance]:
+        out.append(_located(kind, codes, message, part))
+    return out
+
+
+def _located(kind, codes, message, metric_geom) -> Problem:
+    area = float(shapely.area(metric_geom))
+    storage = geo.from_metric(np.array([metric_geom], dtype=object))[0]
+    point = shapely.point_on_surface(storage)
+    return Problem(kind, list(codes), message.format(area=area), area, (point.x, point.y), storage)
+
+
+def validate(frame: pd.DataFrame, *, building_households: dict[str, int] | None = None,
+             tolerance: float = DEFAULT_TOLERANCE_M2, level: str | None = None) -> list[Problem]:
+    """Check the grids of one version (``frame`` from the store) and return every problem found.
+
+    Parameters
+    ----------
+    frame : DataFrame with code, level, parent_code, households and geometry (storage CRS).
+    building_households : households of each courtyard summed from its buildings' units.
+    tolerance : gaps, overlaps and outside pieces of at most this many m² are ignored.
+    level : only check grids of this level as children (and their parents' tiling by them).
+    """
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0 m², got {tolerance}")
+    if len(frame) == 0:
+        return []
+    g = _Grids(frame)
+    checked = np.ones(len(g.code), dtype=bool) if level is None else (g.level == level)
+    problems: list[Problem] = []
+    problems += _invalid(g, checked)
+    problems += _parents(g, checked)
+    linked = checked & (g.parent >= 0) & _right_parent_level(g)
+    outside_area = np.zeros(len(g.code))
+    problems += _outside(g, linked, tolerance, outside_area)
+    tiling = linked & (g.level != SPECIAL)
+    overlap_area = np.zeros(len(g.code))
+    problems += _overlaps(g, checked & (g.level != SPECIAL), tolerance, overlap_area)
+    problems += _gaps(g, tiling, tolerance, outside_area, overlap_area)
+    problems += _specials(g, linked & (g.level == SPECIAL), tolerance)
+    problems += _households(g, tiling, checked, building_households or {})
+    problems.sort(key=lambda p: (KINDS.index(p.kind), p.codes))
+    return problems
+
+
+def _invalid(g: _Grids, checked) -> list[Problem]:
+    out = []
+    for i in np.flatnonzero(checked & ~g.valid):
+        reason = shapely.is_valid_reason(g.geom[i])
+        point = shapely.point_on_surface(shapely.make_valid(g.geom[i]))
+        out.append(Problem("invalid_geometry", [g.code[i]], f"invalid geometry: {reason}", None,
+                           (point.x, point.y), g.geom[i]))
+    return out
+
+
+def _right_parent_level(g: _Grids) -> np.ndarray:
+    expected = np.array([parent_level(lv) for lv in g.level], dtype=object)
+    actual = np.where(g.parent >= 0, g.level[np.maximum(g.parent, 0)], None)
+    return expected == actual
+
+
+def _parents(g: _Grids, checked) -> list[Problem]:
+    out = []
+    for i in np.flatnonzero(checked & (g.level != LEVELS[0])):
+        want = parent_level(g.level[i])
+        point = shapely.point_on_surface(g.geom[i])
+        loc = (point.x, point.y)
+        if g.parent_code[i] is None:
+            out.append(Problem("missing_parent", [g.code[i]], f"{g.level[i]} {g.code[i]} has no parent {want}",
+                               None, loc, g.geom[i]))
+        elif g.parent[i] < 0:
+            out.append(Problem("unknown_parent", [g.code[i], g.parent_code[i]],
+                               f"parent {g.parent_code[i]} of {g.code[i]} is not a current grid", None, loc, g.geom[i]))
+        elif g.level[g.parent[i]] != want:
+            out.append(Problem("wrong_parent_level", [g.code[i], g.parent_code[i]],
+                               f"{g.level[i]} {g.code[i]} has a {g.level[g.parent[i]]} as parent, expected a {want}",
+                               None, loc, g.geom[i]))
+    # a district has no parent: a parent code on it is a wrong level
+    for i in np.flatnonzero(checked & (g.level == LEVELS[0]) & (g.parent_code != None)):  # noqa: E711
+        out.append(Problem("wrong_parent_level", [g.code[i], g.parent_code[i]],
+                           f"district {g.code[i]} must not have a parent", None, None, g.geom[i]))
+    return out
+
+
+def _outside(g: _Grids, linked, tolerance, outside_area) -> list[Problem]:
+    idx = np.flatnonzero(linked)
+    covered = shapely.covers(g.metric[g.parent[idx]], g.metric[idx])
+    idx = idx[~covered]
+    if not len(idx):
+        return []
+    diffs = shapely.difference(g.metric[idx], g.metric[g.parent[idx]])
+    areas = shapely.area(diffs)
+    outside_area[idx] = areas
+    out = []
+    for i, d in zip(idx[areas > tolerance], diffs[areas > tolerance]):
+        out += _piece("outside_parent", [g.code[i], g.parent_code[i]],
+                      f"{g.level[i]} {g.code[i]} sticks out of its parent {g.parent_code[i]} by {{area:.1f}} m²",
+                      d, tolerance)
+    return out
+
+
+def _overlaps(g: _Grids, candidates, tolerance, overlap_area) -> list[Problem]:
+    """Siblings (same parent; districts among themselves) whose interiors meet."""
+    idx = np.flatnonzero(candidates)
+    tree = shapely.STRtree(g.metric[idx])
+    a, b = tree.query(g.metric[idx], predicate="intersects")
+    keep = a < b
+    a, b = idx[a[keep]], idx[b[keep]]
+    same = (g.level[a] == g.level[b]) & (g.parent_code[a] == g.parent_code[b])
+    same |= (g.level[a] == LEVELS[0]) & (g.level[b] == LEVELS[0])
+    a, b = a[same], b[same]
+    touching = shapely.touches(g.metric[a], g.metric[b])
+    a, b = a[~touching], b[~touching]
+    if not len(a):
+        return []
+    inter = shapely.intersection(g.metric[a], g.metric[b])
+    areas = shapely.area(inter)
+    out = []
+    for i, j, geom, area in zip(a, b, inter, areas):
+        overlap_area[i] += area
+        overlap_area[j] += area
+        if area > tolerance:
+            out += _piece("overlap", [g.code[i], g.code[j]],
+                          f"{g.level[i]}s {g.code[i]} and {g.code[j]} overlap by {{area:.1f}} m²", geom, tolerance)
+    return out
+
+
+def _gaps(g: _Grids, tiling, tolerance, outside_area, overlap_area) -> list[Problem]:
+    child_levels = set(g.level[tiling])
+    parents = np.flatnonzero(np.isin(g.level, [parent_level(lv) for lv in child_levels]))
+    if not len(parents):
+        return []
+    kids = np.flatnonzero(tiling)
+    by_parent = pd.Series(kids).groupby(g.parent[kids]).apply(list).to_dict()
+    # area of the parent that the children surely cover (overlaps counted twice: still a lower bound)
+    inside = pd.Series(g.area[kids] - outside_area[kids] - overlap_area[kids]).groupby(g.parent[kids]).sum()
+    out = []
+    for p in parents:
+        children = by_parent.get(p, [])
+        bound = g.area[p] - inside.get(p, 0.0)
+        if bound <= tolerance:
+            continue
+        covered = shapely.union_all(g.metric[children]) if children else shapely.Polygon()
+        gap = shapely.difference(g.metric[p], covered)
+        what = "not covered by any of its children" if children else "without any child"
+        out += _piece("gap", [g.code[p]], f"{g.level[p]} {g.code[p]}: {{area:.1f}} m² {what}", gap, tolerance)
+    return out
+
+
+def _specials(g: _Grids, specials, tolerance) -> list[Problem]:
+    communities = np.flatnonzero(g.level == "community")
+    idx = np.flatnonzero(specials)
+    if not len(idx) or not len(communities):
+        return []
+    tree = shapely.STRtree(g.metric[communities])
+    s, c = tree.query(g.metric[idx], predicate="intersects")
+    s, c = idx[s], communities[c]
+    other = c != g.parent[s]
+    s, c = s[other], c[other]
+    inter = shapely.intersection(g.metric[s], g.metric[c])
+    areas = shapely.area(inter)
+    out = []
+    for i, j, geom, area in zip(s, c, inter, areas):
+        if area > tolerance:
+            out.append(_located("special_across_communities", [g.code[i], g.parent_code[i], g.code[j]],
+                                f"special grid {g.code[i]} of community {g.parent_code[i]} reaches "
+                                f"{{area:.1f}} m² into community {g.code[j]}", geom))
+    return out
+
+
+def _households(g: _Grids, tiling, checked, building_households: dict[str, int]) -> list[Problem]:
+    out = []
+    kids = np.flatnonzero(tiling)
+    sums = pd.Series(g.households[kids]).groupby(g.parent[kids]).sum()
+    for p, total in sums.items():
+        if g.households[p] != total:
+            point = shapely.point_on_surface(g.geom[p])
+            out.append(Problem("households_mismatch", [g.code[p]],
+                               f"{g.level[p]} {g.code[p]} has {g.households[p]} households, its children "
+                               f"{int(total)}", None, (point.x, point.y), g.geom[p]))
+    for i in np.flatnonzero((g.level == "courtyard") & checked):
+        have = building_households.get(g.code[i])
+        if have is not None and have != g.households[i]:
+            point = shapely.point_on_surface(g.geom[i])
+            out.append(Problem("households_mismatch", [g.code[i]],
+                               f"courtyard {g.code[i]} has {g.households[i]} households, its buildings' units "
+                               f"{have}", None, (point.x, point.y), g.geom[i]))
+    return out

@@ -1,0 +1,1 @@
+"""The store: PostGIS. Every SQL statement of gridmap lives in this package."""

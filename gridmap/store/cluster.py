@@ -1,0 +1,146 @@
+"""The project's own PostGIS cluster: created, started and stopped by gridmap.
+
+PostgreSQL refuses to run as root, so when gridmap runs as root the data folder
+belongs to the ``postgres`` user and every server binary runs through
+``runuser``.  When that user cannot reach the project folder (a parent folder
+closed to others), the cluster lives under /var/tmp and the project folder holds
+a symlink to it.  The server listens on 127.0.0.1 only, on a port of its own,
+with trust authentication: it is a development and test server.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .. import config
+from ..errors import DatabaseUnavailable
+
+PG_BIN = Path(os.environ.get("GRIDMAP_PG_BIN", "/usr/lib/postgresql/15/bin"))
+POSTGIS_CONTROL = Path("/usr/share/postgresql/15/extension/postgis.control")
+
+#: Settings for a fast local server: bulk loads and validation are the heavy work.
+SERVER_SETTINGS = {
+    "listen_addresses": "127.0.0.1",
+    "shared_buffers": "512MB",
+    "work_mem": "64MB",
+    "maintenance_work_mem": "512MB",
+    "max_wal_size": "4GB",
+    "synchronous_commit": "off",
+    "max_connections": "100",
+}
+
+
+def _as_postgres() -> list[str]:
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+def _run(args, **kw):
+    return subprocess.run(_as_postgres() + [str(a) for a in args], capture_output=True, text=True, **kw)
+
+
+def data_dir() -> Path:
+    return config.project_home() / "pg"
+
+
+def _postgres_can_use(folder: Path) -> bool:
+    if os.geteuid() != 0:
+        return True
+    return subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(folder)],
+                          capture_output=True).returncode == 0
+
+
+def _prepare_dir() -> Path:
+    """Create the data folder, owned by the server's user, and return it."""
+    home = config.project_home()
+    home.mkdir(parents=True, exist_ok=True)
+    link = data_dir()
+    if link.is_symlink() or link.exists():
+        return link.resolve()
+    if _postgres_can_use(home):
+        target = link
+    else:
+        digest = hashlib.sha1(str(home).encode()).hexdigest()[:10]
+        target = Path("/var/tmp") / f"gridmap-{digest}" / "pg"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
+    target.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(target, "postgres", "postgres")
+        os.chmod(target, 0o700)
+    return target
+
+
+def status() -> dict:
+    """Whether the local cluster exists and runs, with its folder, port and URL."""
+    folder = data_dir()
+    initialised = (folder / "PG_VERSION").exists()
+    running = False
+    if initialised:
+        running = _run([PG_BIN / "pg_ctl", "-D", folder.resolve(), "status"]).returncode == 0
+    return {"data_dir": str(folder), "initialised": initialised, "running": running,
+            "port": config.pg_port(), "url": config.local_database_url()}
+
+
+def start() -> dict:
+    """Create (first time) and start the cluster; create the database with PostGIS. Idempotent."""
+    if not (PG_BIN / "pg_ctl").exists():
+        raise DatabaseUnavailable(f"PostgreSQL 15 binaries not found in {PG_BIN} (set GRIDMAP_PG_BIN)")
+    if not POSTGIS_CONTROL.exists():
+        raise DatabaseUnavailable(
+            "PostGIS is not installed: apt-get install -y postgresql-15-postgis-3 "
+            "(or run scripts/install_system.sh postgis as root)")
+    folder = _prepare_dir()
+    if not (folder / "PG_VERSION").exists():
+        res = _run([PG_BIN / "initdb", "-D", folder, "-U", "postgres", "--auth=trust",
+                    "-E", "UTF8", "--locale=C.UTF-8"])
+        if res.returncode:
+            raise DatabaseUnavailable(f"initdb failed: {res.stderr.strip().splitlines()[-1]}")
+        with open(folder / "postgresql.auto.conf", "a") as conf:
+            for key, value in SERVER_SETTINGS.items():
+                conf.write(f"{key} = '{value}'\n")
+    if not status()["running"]:
+        opts = f"-p {config.pg_port()} -k {folder}"
+        res = _run([PG_BIN / "pg_ctl", "-D", folder, "-l", folder / "server.log", "-o", opts, "-w", "-t", "60", "start"])
+        if res.returncode:
+            raise DatabaseUnavailable(
+                f"could not start PostgreSQL on 127.0.0.1:{config.pg_port()} (see {folder / 'server.log'}); "
+                "is the port taken? set GRIDMAP_PG_PORT")
+    _wait_ready()
+    ensure_database(config.DEFAULT_DB_NAME)
+    return status()
+
+
+def _wait_ready(timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ok = subprocess.run([PG_BIN / "pg_isready", "-h", "127.0.0.1", "-p", str(config.pg_port())],
+                            capture_output=True).returncode == 0
+        if ok:
+            return
+        time.sleep(0.2)
+    raise DatabaseUnavailable(f"PostgreSQL on 127.0.0.1:{config.pg_port()} did not become ready")
+
+
+def ensure_database(name: str, *, fresh: bool = False) -> str:
+    """Create database ``name`` on the local cluster (dropping it first when ``fresh``)."""
+    import psycopg
+
+    admin = f"host=127.0.0.1 port={config.pg_port()} user=postgres dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if fresh:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return config.local_database_url(name)
+
+
+def stop() -> dict:
+    """Stop the cluster if it runs."""
+    if status()["running"]:
+        _run([PG_BIN / "pg_ctl", "-D", data_dir().resolve(), "-m", "fast", "-w", "stop"])
+    return status()

@@ -1,0 +1,56 @@
+"""Engines, connections and migrations."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from .. import config
+from ..errors import DatabaseUnavailable
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+@lru_cache(maxsize=8)
+def engine(url: str | None = None) -> Engine:
+    """A pooled engine for ``url`` (default: the configured database)."""
+    return sa.create_engine(url or config.database_url(), pool_pre_ping=True, future=True)
+
+
+def check(eng: Engine) -> None:
+    """Raise DatabaseUnavailable with a hint when the database cannot be reached."""
+    try:
+        with eng.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        hint = ("set GRIDMAP_DATABASE_URL or run `gridmap db start`" if not config.external_database_url()
+                else "check GRIDMAP_DATABASE_URL")
+        raise DatabaseUnavailable(f"cannot reach the database {eng.url.render_as_string(hide_password=True)}: "
+                                  f"{str(exc.orig).strip().splitlines()[0]}; {hint}") from None
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(url: str | None = None) -> str:
+    """Bring the schema to the newest migration; return the revision."""
+    from alembic import command
+
+    url = url or config.database_url()
+    check(engine(url))
+    command.upgrade(alembic_config(url), "head")
+    with engine(url).connect() as conn:
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+
+
+def raw_connection(eng: Engine):
+    """The psycopg connection under a pooled SQLAlchemy connection (for COPY)."""
+    return eng.raw_connection()

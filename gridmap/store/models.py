@@ -1,0 +1,132 @@
+"""The schema gridmap owns, declared once (Alembic migrations create it).
+
+Identity and history: a grid is known by its ``code``; each row is one dated
+version of it, valid over ``[valid_from, valid_to)`` (``valid_to`` NULL = current).
+An exclusion constraint makes two versions of one code that overlap in time
+impossible, so "the boundaries valid on date D" is always one set.  Parents are
+referenced by code, not row id, so a parent's new version does not rewrite its
+children.
+"""
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Integer, MetaData,
+                        Text, func, text)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase
+
+from ..domain.levels import ALL_LEVELS, SPECIAL_KINDS
+from ..geo import STORAGE_SRID
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+
+
+def _in(values):
+    return ", ".join(f"'{v}'" for v in values)
+
+
+class Grid(Base):
+    """One dated version of a grid of any level."""
+
+    __tablename__ = "grid"
+    id = Column(BigInteger, primary_key=True)
+    code = Column(Text, nullable=False)
+    name = Column(Text, nullable=False)
+    level = Column(Text, nullable=False)
+    kind = Column(Text)  # special grids only
+    parent_code = Column(Text)
+    households = Column(Integer, nullable=False, server_default="0")
+    population = Column(Integer, nullable=False, server_default="0")
+    geom = Column(Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=False), nullable=False)
+    valid_from = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    valid_to = Column(DateTime(timezone=True))
+    attrs = Column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    __table_args__ = (
+        CheckConstraint(f"level IN ({_in(ALL_LEVELS)})", name="level"),
+        CheckConstraint(f"(level = 'special') = (kind IS NOT NULL) AND (kind IS NULL OR kind IN ({_in(SPECIAL_KINDS)}))",
+                        name="kind"),
+        CheckConstraint("households >= 0 AND population >= 0", name="counts"),
+        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="validity"),
+    )
+
+
+class GridPerson(Base):
+    """A person responsible for a grid (grid worker, grid leader, secretary...)."""
+
+    __tablename__ = "grid_person"
+    id = Column(BigInteger, primary_key=True)
+    grid_code = Column(Text, nullable=False, index=True)
+    name = Column(Text, nullable=False)
+    role = Column(Text, nullable=False)
+    phone = Column(Text)
+
+
+class Building(Base):
+    """A building footprint inside a courtyard; households live in its units."""
+
+    __tablename__ = "building"
+    id = Column(BigInteger, primary_key=True)
+    code = Column(Text, nullable=False)
+    courtyard_code = Column(Text, nullable=False, index=True)
+    name = Column(Text, nullable=False)
+    number = Column(Text)  # the 楼号 as written: "3号楼"
+    floors = Column(Integer)
+    households = Column(Integer, nullable=False, server_default="0")
+    geom = Column(Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=False), nullable=False)
+    valid_from = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    valid_to = Column(DateTime(timezone=True))
+    __table_args__ = (
+        CheckConstraint("households >= 0", name="households"),
+        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="validity"),
+    )
+
+
+class Unit(Base):
+    """A stairwell unit (单元) of a building version, with its households."""
+
+    __tablename__ = "unit"
+    building_id = Column(BigInteger, ForeignKey("building.id", ondelete="CASCADE"), primary_key=True)
+    number = Column(Integer, primary_key=True)
+    households = Column(Integer, nullable=False)
+    __table_args__ = (CheckConstraint("households > 0", name="households"),)
+
+
+class GridEpoch(Base):
+    """A counter bumped (and NOTIFY'd on channel ``gridmap_grids``) by every change to ``grid``.
+
+    In-memory indexes compare it to know whether they are stale.
+    """
+
+    __tablename__ = "grid_epoch"
+    id = Column(Integer, primary_key=True)
+    epoch = Column(BigInteger, nullable=False, server_default="0")
+    changed_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+
+class EditLog(Base):
+    """Audit log of every write: who, when, what and why."""
+
+    __tablename__ = "edit_log"
+    id = Column(BigInteger, primary_key=True)
+    at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    actor = Column(Text, nullable=False)
+    action = Column(Text, nullable=False)
+    reason = Column(Text)
+    detail = Column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+
+
+grid = Grid.__table__
+grid_person = GridPerson.__table__
+building = Building.__table__
+unit = Unit.__table__
+grid_epoch = GridEpoch.__table__
+edit_log = EditLog.__table__
