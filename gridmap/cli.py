@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -36,17 +35,14 @@ def _engine():
     return eng
 
 
-def _parse_at(value):
-    if value is None:
-        return None
+def _parse_at(ctx, param, value):
     try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO date such as 2026-01-31 or 2026-01-31T08:00+08:00")
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+        return ops.parse_at(value)
+    except GridmapError as exc:
+        raise click.BadParameter(exc.message) from None
 
 
-AT = click.option("--at", callback=lambda c, p, v: _parse_at(v), help="Use the version valid at this ISO date.")
+AT = click.option("--at", callback=_parse_at, help="Use the version valid at this ISO date.")
 
 
 @click.group(cls=_Group)

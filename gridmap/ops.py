@@ -21,6 +21,17 @@ EXPORT_FORMATS = {"geojson": ("GeoJSON", ".geojson"), "gpkg": ("GPKG", ".gpkg"),
                   "csv": (None, ".csv")}
 
 
+def parse_at(value: str | None) -> datetime | None:
+    """An ISO date or datetime (UTC when no zone is given); InputError when malformed."""
+    if value is None or value == "":
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{value!r} is not an ISO date such as 2026-01-31 or 2026-01-31T08:00+08:00") from None
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
 def import_file(conn: Connection, path, level: str, *, crs=None, fields: ingest.Fields | None = None,
                 replace: bool = False, actor: str = "cli", at: datetime | None = None) -> dict:
     """Check and write one file on ``conn``'s transaction (the caller commits). All rows or none.

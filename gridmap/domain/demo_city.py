@@ -77,7 +77,11 @@ def _read_csv(name):
 
 
 def _community_name(raw: str) -> str:
-    return raw.replace("居委会", "").replace("村委会", "村").replace("委员会", "")
+    """"宇通花园社区居民委员会" -> "宇通花园社区", "xx村民委员会"/"xx村委会" -> "xx村"."""
+    for suffix, keep in (("居民委员会", ""), ("居委会", ""), ("村民委员会", "村"), ("村委会", "村")):
+        if raw.endswith(suffix):
+            return raw[: -len(suffix)] + keep
+    return raw
 
 
 # --- geometry -------------------------------------------------------------------

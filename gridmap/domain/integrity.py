@@ -190,14 +190,16 @@ def _outside(g: _Grids, linked, tolerance, outside_area) -> list[Problem]:
 
 def _overlaps(g: _Grids, candidates, tolerance, overlap_area) -> list[Problem]:
     """Siblings (same parent; districts among themselves) whose interiors meet."""
-    idx = np.flatnonzero(candidates)
-    tree = shapely.STRtree(g.metric[idx])
-    a, b = tree.query(g.metric[idx], predicate="intersects")
-    keep = a < b
-    a, b = idx[a[keep]], idx[b[keep]]
-    same = (g.level[a] == g.level[b]) & (g.parent_code[a] == g.parent_code[b])
-    same |= (g.level[a] == LEVELS[0]) & (g.level[b] == LEVELS[0])
-    a, b = a[same], b[same]
+    pairs = []
+    for level in np.unique(g.level[candidates]):  # one tree per level: no big parents among the candidates
+        idx = np.flatnonzero(candidates & (g.level == level))
+        a, b = shapely.STRtree(g.metric[idx]).query(g.metric[idx], predicate="intersects")
+        keep = a < b
+        a, b = idx[a[keep]], idx[b[keep]]
+        same = (g.parent_code[a] == g.parent_code[b]) | (level == LEVELS[0])
+        pairs.append((a[same], b[same]))
+    a = np.concatenate([p[0] for p in pairs]) if pairs else np.array([], dtype=int)
+    b = np.concatenate([p[1] for p in pairs]) if pairs else np.array([], dtype=int)
     touching = shapely.touches(g.metric[a], g.metric[b])
     a, b = a[~touching], b[~touching]
     if not len(a):

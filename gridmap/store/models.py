@@ -2,7 +2,7 @@
 
 Identity and history: a grid is known by its ``code``; each row is one dated
 version of it, valid over ``[valid_from, valid_to)`` (``valid_to`` NULL = current).
-An exclusion constraint makes two versions of one code that overlap in time
+Triggers (migration 0001) make two versions of one code that overlap in time
 impossible, so "the boundaries valid on date D" is always one set.  Parents are
 referenced by code, not row id, so a parent's new version does not rewrite its
 children.

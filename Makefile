@@ -1,0 +1,38 @@
+# Two commands on a fresh Debian machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install system db bench serve clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+system:
+	bash scripts/install_system.sh postgis
+
+db: install system
+	$(BIN)/gridmap db start
+
+demo: db
+	$(BIN)/gridmap demo load --scale guancheng --fresh
+	$(BIN)/gridmap serve --host 127.0.0.1 --port 5000
+
+serve: db
+	$(BIN)/gridmap serve --host 127.0.0.1 --port 5000
+
+test: db
+	$(BIN)/pytest
+
+bench: db
+	$(BIN)/python scripts/bench_store.py --scale zhengzhou
+
+clean:
+	-$(BIN)/gridmap db stop
+	rm -rf $(VENV) .gridmap
