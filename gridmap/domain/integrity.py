@@ -35,6 +35,9 @@ from .. import geo
 from .levels import LEVELS, SPECIAL, parent_level
 
 DEFAULT_TOLERANCE_M2 = 1.0
+#: Overlays run snap-rounded to 1 mm: it removes zero-width spikes that floating-point noise on
+#: shared edges would otherwise leave in gaps and differences, and is far below survey precision.
+GRID_M = 1e-3
 KINDS = ("invalid_geometry", "missing_parent", "unknown_parent", "wrong_parent_level", "outside_parent",
          "overlap", "gap", "special_across_communities", "households_mismatch")
 
@@ -177,7 +180,7 @@ def _outside(g: _Grids, linked, tolerance, outside_area) -> list[Problem]:
     idx = idx[~covered]
     if not len(idx):
         return []
-    diffs = shapely.difference(g.metric[idx], g.metric[g.parent[idx]])
+    diffs = shapely.difference(g.metric[idx], g.metric[g.parent[idx]], grid_size=GRID_M)
     areas = shapely.area(diffs)
     outside_area[idx] = areas
     out = []
@@ -204,7 +207,7 @@ def _overlaps(g: _Grids, candidates, tolerance, overlap_area) -> list[Problem]:
     a, b = a[~touching], b[~touching]
     if not len(a):
         return []
-    inter = shapely.intersection(g.metric[a], g.metric[b])
+    inter = shapely.intersection(g.metric[a], g.metric[b], grid_size=GRID_M)
     areas = shapely.area(inter)
     out = []
     for i, j, geom, area in zip(a, b, inter, areas):
@@ -231,8 +234,8 @@ def _gaps(g: _Grids, tiling, tolerance, outside_area, overlap_area) -> list[Prob
         bound = g.area[p] - inside.get(p, 0.0)
         if bound <= tolerance:
             continue
-        covered = shapely.union_all(g.metric[children]) if children else shapely.Polygon()
-        gap = shapely.difference(g.metric[p], covered)
+        covered = shapely.union_all(g.metric[children], grid_size=GRID_M) if children else shapely.Polygon()
+        gap = shapely.difference(g.metric[p], covered, grid_size=GRID_M)
         what = "not covered by any of its children" if children else "without any child"
         out += _piece("gap", [g.code[p]], f"{g.level[p]} {g.code[p]}: {{area:.1f}} m² {what}", gap, tolerance)
     return out
@@ -248,7 +251,7 @@ def _specials(g: _Grids, specials, tolerance) -> list[Problem]:
     s, c = idx[s], communities[c]
     other = c != g.parent[s]
     s, c = s[other], c[other]
-    inter = shapely.intersection(g.metric[s], g.metric[c])
+    inter = shapely.intersection(g.metric[s], g.metric[c], grid_size=GRID_M)
     areas = shapely.area(inter)
     out = []
     for i, j, geom, area in zip(s, c, inter, areas):
