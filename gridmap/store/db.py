@@ -13,10 +13,14 @@ from ..errors import DatabaseUnavailable
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-@lru_cache(maxsize=8)
 def engine(url: str | None = None) -> Engine:
-    """A pooled engine for ``url`` (default: the configured database)."""
-    return sa.create_engine(url or config.database_url(), pool_pre_ping=True, future=True)
+    """A pooled engine for ``url`` (default: the database configured now), one per URL."""
+    return _engine(url or config.database_url())
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
+    return sa.create_engine(url, pool_pre_ping=True)
 
 
 def check(eng: Engine) -> None:

@@ -1,0 +1,32 @@
+"""`gridmap db`: the project's own PostGIS, and GRIDMAP_DATABASE_URL taking over."""
+import json
+
+from click.testing import CliRunner
+
+from gridmap.cli import main
+
+
+def test_local_cluster_status_and_url(database_url):
+    runner = CliRunner()
+    res = runner.invoke(main, ["db", "status"], env={"GRIDMAP_DATABASE_URL": ""})
+    info = json.loads(res.output)
+    if "GRIDMAP_TEST_DATABASE_URL" not in __import__("os").environ:
+        assert res.exit_code == 0 and info["running"] and info["url"].startswith("postgresql+psycopg://postgres@127.0.0.1:")
+    res = runner.invoke(main, ["db", "url"], env={"GRIDMAP_DATABASE_URL": ""})
+    assert res.output.strip() == info["url"]
+
+
+def test_external_url_wins(database_url):
+    runner = CliRunner()
+    res = runner.invoke(main, ["db", "start"], env={"GRIDMAP_DATABASE_URL": database_url})
+    assert res.exit_code == 0, res.output
+    assert "GRIDMAP_DATABASE_URL is set: using that database, no local cluster" in res.output
+    assert res.output.strip().splitlines()[-1] == database_url
+
+
+def test_unreachable_database_is_one_line(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["stats"], env={"GRIDMAP_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gridmap: error: cannot reach the database")

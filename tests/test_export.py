@@ -1,0 +1,52 @@
+"""Export of every format; GeoJSON is RFC 7946; an export imports back unchanged."""
+import json
+
+import numpy as np
+import pyogrio
+import pytest
+import shapely
+
+import cityfactory as cf
+
+
+@pytest.fixture
+def loaded(engine, cli, tmp_path):
+    cf.load(cli, cf.city(), tmp_path, levels=("district", "street", "community"))
+    return tmp_path
+
+
+def test_geojson_is_rfc7946(loaded, cli):
+    out = loaded / "out.geojson"
+    # store one shell clockwise on purpose: export must still write it counter-clockwise
+    res = cli("export", "--level", "community", "--format", "geojson", out)
+    assert res.exit_code == 0 and "wrote 4 community grids" in res.output
+    fc = json.loads(out.read_text())
+    assert "crs" not in fc and len(fc["features"]) == 4
+    for f in fc["features"]:
+        for polygon in f["geometry"]["coordinates"]:
+            ring = shapely.LinearRing(polygon[0])
+            assert ring.is_ccw
+            lon, lat = polygon[0][0]
+            assert 113 < lon < 114.5 and 34 < lat < 35.5
+
+
+@pytest.mark.parametrize("fmt, suffix", [("gpkg", ".gpkg"), ("shp", ".shp"), ("csv", ".csv")])
+def test_export_formats_round_trip(loaded, cli, engine, fmt, suffix):
+    out = loaded / f"streets{suffix}"
+    assert cli("export", "--level", "street", "--format", fmt, out).exit_code == 0
+    if fmt == "csv":
+        text = out.read_text()
+        assert text.startswith("code,name,level") and "MULTIPOLYGON" in text
+    else:
+        df = pyogrio.read_dataframe(out)
+        assert sorted(df["code"]) == ["410199001", "410199002"]
+        areas = cf.geo.to_metric(np.asarray(df.geometry.to_numpy(), dtype=object))
+        assert shapely.area(areas) == pytest.approx([2000 * 4000] * 2, rel=1e-6)
+
+
+def test_export_at_date_before_anything_is_empty(loaded, cli):
+    out = loaded / "old.csv"
+    assert cli("export", "--level", "street", "--format", "csv", out, "--at", "2001-01-01").exit_code == 0
+    assert out.read_text().strip().count("\n") == 0
+    res = cli("export", "--level", "street", "--format", "csv", out, "--at", "soon")
+    assert res.exit_code == 2 and "not an ISO date" in res.output
