@@ -133,7 +133,6 @@ def _int_column(frame: pd.DataFrame, name: str, problems: Problems, codes) -> np
 
 def _check_geometries(geoms, source_crs: str, problems: Problems, codes, *, what="Polygon or MultiPolygon"):
     """Check type, validity and place of every geometry; return them in storage CRS as MultiPolygons."""
-    n = len(geoms)
     geoms = np.array([g if isinstance(g, shapely.Geometry) or g is None else None for g in geoms], dtype=object)
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     problems.add_mask(missing, codes, "missing or unreadable geometry")
@@ -141,18 +140,15 @@ def _check_geometries(geoms, source_crs: str, problems: Problems, codes, *, what
     wrong = ~missing & ~np.isin(types, (3, 6))
     problems.add_mask(wrong, codes, lambda i: f"wrong geometry type {geoms[i].geom_type} (expected {what})")
     ok = ~missing & ~wrong
-    if geo.is_geographic(source_crs):
-        _check_place(geoms, ok, problems, codes)
-        out = geo.transform_geoms(geoms, source_crs)
-    else:
-        out = geo.transform_geoms(geoms, source_crs)
-        _check_place(out, ok, problems, codes)
+    out = geo.transform_geoms(geoms, source_crs)
+    # lon/lat sources are checked as given (so swapped axes are recognised), others once in lon/lat
+    _check_place(geoms if geo.is_geographic(source_crs) else out, ok, problems, codes)
     valid = shapely.is_valid(out)
     bad = ok & ~valid
     problems.add_mask(bad, codes, lambda i: f"invalid geometry: {shapely.is_valid_reason(out[i])}")
     polys = ok & (types == 3)
-    out[polys] = shapely.multipolygons(shapely.get_parts(out[polys])[:, None]) if polys.any() else out[polys]
-    assert len(out) == n
+    if polys.any():
+        out[polys] = shapely.multipolygons(out[polys][:, None])
     return out
 
 
@@ -198,6 +194,8 @@ def read_grids(path, level: str, *, crs=None, fields: Fields = Fields(), existin
     check_level(level)
     path = Path(path)
     frame, geoms, source = read_table(path, crs)
+    if len(frame) == 0:
+        raise InputError(f"{path.name} has no rows")
     problems = Problems(path)
     codes = _text_column(frame, fields.code, path)
     names = _text_column(frame, fields.name, path)
@@ -217,8 +215,6 @@ def read_grids(path, level: str, *, crs=None, fields: Fields = Fields(), existin
     households = _int_column(frame, "households", problems, codes)
     population = _int_column(frame, "population", problems, codes)
     out_geoms = _check_geometries(geoms, source, problems, codes)
-    if len(frame) == 0:
-        raise InputError(f"{path.name} has no rows")
     problems.raise_if_any()
     return pd.DataFrame({
         "code": codes, "name": names, "level": level, "kind": kinds, "parent_code": parents if plevel else None,

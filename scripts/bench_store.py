@@ -77,15 +77,12 @@ def geopandas_load(url, folder, manifest):
     import geopandas as gpd
 
     eng = db.engine(url)
-    with eng.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS gpd_grid, gpd_building"))
     for entry in manifest["files"]:
         if entry["level"] == "person":
             continue
         gdf = gpd.read_file(folder / entry["file"], engine="pyogrio", use_arrow=True)
         gdf = gdf.set_crs(4326, allow_override=True)
-        table = "gpd_building" if entry["level"] == "building" else "gpd_grid"
-        gdf.to_postgis(table, eng, if_exists="append", index=False)
+        gdf.to_postgis(f"gpd_{entry['level']}", eng, if_exists="replace", index=False)
 
 
 def sql_validate(url, tol=1.0):

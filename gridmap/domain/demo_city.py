@@ -167,16 +167,12 @@ def _place(cell, w, h, placed, rng):
         rect = _rectangle(x, y, w * scale, h * scale, rng.uniform(0, math.pi))
         if cell.contains(rect) and not any(rect.intersects(p) for p in placed):
             return rect
-    # a sliver of a cell: a small square around an interior point
-    p = cell.representative_point() if not placed else sample_points(cell, 1, rng)[0]
-    px, py = (p.x, p.y) if hasattr(p, "x") else p
-    size = 4.0
-    while size > 0.05:
-        rect = _rectangle(px, py, size, size, 0.0)
-        if cell.contains(rect) and not any(rect.intersects(q) for q in placed):
-            return rect
-        size /= 2
-    return None
+    # a sliver of a cell: whatever of a 4 m square around an interior point lies in it and is free
+    p = cell.representative_point()
+    square = shapely.intersection(_rectangle(p.x, p.y, 4.0, 4.0, 0.0), cell)
+    free = shapely.difference(square, shapely.union_all(placed)) if placed else square
+    parts = _polygons(free) or _polygons(square)
+    return max(parts, key=lambda q: q.area) if parts else None
 
 
 # --- names ------------------------------------------------------------------------
