@@ -173,8 +173,7 @@ def validate_cmd(level, fmt, tolerance, at):
     else:
         for p in problems:
             where = f" at {p.location[0]:.6f},{p.location[1]:.6f}" if p.location else ""
-            area = f" [{p.area_m2:.1f} m²]" if p.area_m2 is not None else ""
-            click.echo(f"{p.kind}: {p.message}{area}{where}")
+            click.echo(f"{p.kind}: {p.message}{where}")
         click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found "
                    f"(tolerance {tolerance:g} m²)", err=True)
     sys.exit(EXIT_PROBLEMS if problems else 0)

@@ -1,4 +1,5 @@
-"""A small, exact test city near Zhengzhou, built in EPSG:4547 metres.
+"""A small, exact test city near Zhengzhou, built in metres on gridmap's local plane
+(affine to lon/lat, so it tiles exactly in storage too).
 
 District 4 km x 4 km -> 2 streets (west/east) -> 2 communities each (south/north)
 -> 2 courtyards each (west/east) -> 2 micro-grids each (south/north) of 60
@@ -8,7 +9,6 @@ problems on purpose.
 """
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import geopandas as gpd
@@ -19,8 +19,8 @@ from shapely.geometry import box
 
 from gridmap import geo
 
-X0, Y0 = geo.transform_xy([113.70], [34.75], "EPSG:4326", "EPSG:4547")
-X0, Y0 = float(X0[0]), float(Y0[0])
+_ORIGIN = geo.to_local([shapely.Point(113.70, 34.75)])[0]
+X0, Y0 = _ORIGIN.x, _ORIGIN.y
 LEVEL_FILES = ("district", "street", "community", "courtyard", "micro", "special", "building")
 
 
@@ -58,19 +58,15 @@ def city() -> dict[str, list[dict]]:
     return out
 
 
-def clone(c):
-    return copy.deepcopy(c)
-
-
 def find(c, level, code) -> dict:
     return next(r for r in c[level] if r["code"] == code)
 
 
 def frame(rows, crs="EPSG:4326") -> gpd.GeoDataFrame:
-    """Rows (metric geometries) as a GeoDataFrame in ``crs`` (any EPSG, or gcj02/bd09)."""
+    """Rows (local-plane geometries) as a GeoDataFrame in ``crs`` (any EPSG, or gcj02/bd09)."""
     attrs = pd.DataFrame([{k: v for k, v in r.items() if k != "geometry"} for r in rows])
-    metric = np.array([r["geometry"] for r in rows], dtype=object)
-    geoms = geo.transform_geoms(metric, "EPSG:4547", crs)
+    local = np.array([r["geometry"] for r in rows], dtype=object)
+    geoms = geo.transform_geoms(geo.from_local(local), "EPSG:4326", crs)
     return gpd.GeoDataFrame(attrs, geometry=list(geoms), crs=None if crs in ("gcj02", "bd09") else crs)
 
 
@@ -106,8 +102,12 @@ def load(cli, c, folder: Path, levels=LEVEL_FILES):
     return results
 
 
-def metric_of(geom_lonlat):
-    return geo.to_metric(np.array([geom_lonlat], dtype=object))[0]
+def local_xy(lon, lat):
+    """A lon/lat point in metres on the city's plane, relative to its south-west corner."""
+    p = geo.to_local([shapely.Point(lon, lat)])[0]
+    return p.x - X0, p.y - Y0
 
 
-__all__ = ["city", "clone", "find", "frame", "write", "load", "rect", "metric_of", "shapely"]
+def area_m2(geom_local) -> float:
+    """The area in m² (EPSG:4547) of a geometry given on the local plane, as gridmap measures it."""
+    return float(shapely.area(geo.to_metric(geo.from_local([geom_local])))[0])

@@ -1,5 +1,6 @@
 """`gridmap validate`: each kind of problem built on purpose, with its area and place."""
 import json
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -36,10 +37,9 @@ def test_gap(engine, cli, tmp_path):
     assert code == 1 and kinds(problems) == ["gap"]
     (gap,) = problems
     assert gap["codes"] == [COURTYARD]
-    assert gap["area_m2"] == pytest.approx(100_000, rel=1e-4)
-    lon, lat = gap["location"]
-    x, y = cf.geo.transform_xy([lon], [lat], "EPSG:4326", "EPSG:4547")
-    assert 0 <= x[0] - cf.X0 <= 1000 and 1900 <= y[0] - cf.Y0 <= 2000
+    assert gap["area_m2"] == pytest.approx(cf.area_m2(cf.rect(0, 1900, 1000, 2000)), rel=1e-4)
+    x, y = cf.local_xy(*gap["location"])
+    assert 0 <= x <= 1000 and 1900 <= y <= 2000
 
 
 def test_overlap(engine, cli, tmp_path):
@@ -49,7 +49,7 @@ def test_overlap(engine, cli, tmp_path):
     code, problems = validate(cli)
     assert code == 1 and kinds(problems) == ["overlap"]
     assert problems[0]["codes"] == [M1, M2]
-    assert problems[0]["area_m2"] == pytest.approx(50_000, rel=1e-4)
+    assert problems[0]["area_m2"] == pytest.approx(cf.area_m2(cf.rect(0, 1000, 1000, 1050)), rel=1e-4)
 
 
 def test_child_sticking_out_of_parent(engine, cli, tmp_path):
@@ -60,7 +60,7 @@ def test_child_sticking_out_of_parent(engine, cli, tmp_path):
     assert code == 1
     outside = [p for p in problems if p["kind"] == "outside_parent"]
     assert [p["codes"] for p in outside] == [[COURTYARD, "410199001001"]]
-    assert outside[0]["area_m2"] == pytest.approx(200_000, rel=1e-4)
+    assert outside[0]["area_m2"] == pytest.approx(cf.area_m2(cf.rect(-100, 0, 0, 2000)), rel=1e-4)
     # the courtyard's own micro-grids now leave the added strip uncovered
     gaps = [p for p in problems if p["kind"] == "gap"]
     assert [p["codes"] for p in gaps] == [[COURTYARD]]
@@ -74,7 +74,7 @@ def test_special_grid_across_two_communities(engine, cli, tmp_path):
     assert code == 1
     across = [p for p in problems if p["kind"] == "special_across_communities"]
     assert [p["codes"] for p in across] == [["410199001001S01", "410199001001", "410199001002"]]
-    assert across[0]["area_m2"] == pytest.approx(5_000, rel=1e-4)
+    assert across[0]["area_m2"] == pytest.approx(cf.area_m2(cf.rect(300, 2000, 400, 2050)), rel=1e-4)
     assert kinds(problems) == ["outside_parent", "special_across_communities"]
 
 
@@ -133,4 +133,6 @@ def test_geojson_and_text_formats(engine, cli, tmp_path):
     lon, lat = fc["features"][0]["geometry"]["coordinates"][0][0]
     assert 113 < lon < 114 and 34 < lat < 35
     res = cli("validate")
-    assert res.exit_code == 1 and res.output.startswith(f"overlap: micros {M1} and {M2} overlap by 50000.0 m²")
+    match = re.match(rf"overlap: micros {M1} and {M2} overlap by ([\d.]+) m² at 113\.\d+,34\.\d+\n", res.output)
+    assert res.exit_code == 1 and match
+    assert float(match.group(1)) == pytest.approx(cf.area_m2(cf.rect(0, 1000, 1000, 1050)), rel=1e-4)

@@ -6,8 +6,8 @@ Voronoi diagram of k-means-balanced seeds, clipped to the parent (so children
 tile it up to floating-point noise).  A child that the clip splits into pieces
 keeps its largest piece; the others join the neighbour with which they share the
 longest edge, so every child is one contiguous polygon.  All cutting happens in
-EPSG:4547 metres and is converted to lon/lat once, so shared edges stay
-identical on both sides.
+a plane affine to lon/lat (``geo.to_local``, about metres), so the tiling that
+holds there holds exactly in storage too.
 
 Real names and codes are used where they exist (districts, streets, Guancheng's
 communities); everything below is invented, plausibly.  Households live in
@@ -272,7 +272,7 @@ def _build_district(args) -> dict:
     rng = np.random.default_rng([seed, 1, plan["order"]])
     names = _Names(rng)
     district = read_districts([plan["code"]])[plan["code"]]
-    outline = geo.to_metric([district["wgs84"]])[0]
+    outline = geo.to_local([district["wgs84"]])[0]
     out = {k: [] for k in ("street", "community", "courtyard", "micro", "special", "building", "person")}
     street_geoms = split(outline, len(plan["streets"]), rng, iterations=8)
     for s, sgeom in zip(plan["streets"], street_geoms):
@@ -380,13 +380,13 @@ def generate(scale_name: str, seed: int, out_dir, *, workers: int | None = None,
     merged = {k: [row for p in parts for row in p[k]] for k in parts[0]}
     for level in ("street", "community", "courtyard", "micro", "special"):
         rows = merged[level]
-        metric = np.array([r["geometry"] for r in rows], dtype=object)
-        lonlat = geo.from_metric(metric) if len(rows) else metric
+        metric = np.array([r["geometry"] for r in rows], dtype=object)  # local plane
+        lonlat = geo.from_local(metric) if len(rows) else metric
         for r, g in zip(rows, lonlat):
             r["geometry"] = g
             r["population"] = int(round(r["households"] * 2.7))
     buildings = merged["building"]
-    b_lonlat = geo.from_metric(np.array([b["geometry"] for b in buildings], dtype=object))
+    b_lonlat = geo.from_local(np.array([b["geometry"] for b in buildings], dtype=object))
     for b, g in zip(buildings, b_lonlat):
         b["geometry"] = g
     for d in merged["district"]:

@@ -17,11 +17,17 @@ Tolerance: pieces of ``tolerance`` m² or less are ignored (default 1 m²: below
 precision, above floating-point noise of shared edges).  Each gap and each
 outside piece is reported per connected part.
 
+Where: topology is decided on the stored lon/lat geometries, whose edges are
+straight in EPSG:4326 (PostGIS ``geometry`` semantics, and what lookups use); the
+pieces found are then measured in EPSG:4547.  Testing in 4547 instead would be
+wrong: a straight edge in one CRS is a curve in the other, so a child vertex lying
+on its parent's kilometre-long edge in lon/lat sits metres off it in 4547.
+
 Speed: nothing is unioned or differenced when the arithmetic proves it unnecessary.
 Children are tested against their (prepared) parent with ``covers``; siblings whose
-interiors meet are found with one STRtree query; a parent's gap area is then
-bounded by ``area(parent) - Σ area(children) + outside + overlaps``, and the exact
-gap is computed only where that bound exceeds the tolerance.
+interiors meet are found with one STRtree query per level; a parent's gap area is
+then bounded by ``area(parent) - Σ area(children) + outside + overlaps``, and the
+exact gap is computed only where that bound exceeds the tolerance.
 """
 from __future__ import annotations
 
@@ -35,9 +41,11 @@ from .. import geo
 from .levels import LEVELS, SPECIAL, parent_level
 
 DEFAULT_TOLERANCE_M2 = 1.0
-#: Overlays run snap-rounded to 1 mm: it removes zero-width spikes that floating-point noise on
-#: shared edges would otherwise leave in gaps and differences, and is far below survey precision.
-GRID_M = 1e-3
+#: Overlays run snap-rounded to 1e-8 degree (about 1 mm): it removes zero-width spikes that
+#: floating-point noise on shared edges would otherwise leave, and is far below survey precision.
+GRID_DEG = 1e-8
+#: m² per square degree at latitude 0 scale (times cos(latitude)); for area *bounds* only.
+_M2_PER_DEG2 = 111_320.0 * 110_574.0
 KINDS = ("invalid_geometry", "missing_parent", "unknown_parent", "wrong_parent_level", "outside_parent",
          "overlap", "gap", "special_across_communities", "households_mismatch")
 
@@ -67,7 +75,7 @@ def _objects(column: pd.Series) -> np.ndarray:
 
 
 class _Grids:
-    """Column arrays of the grids under test plus their metric geometries."""
+    """Column arrays of the grids under test, their (prepared) lon/lat geometries and areas."""
 
     def __init__(self, frame: pd.DataFrame):
         self.code = _objects(frame["code"])
@@ -76,30 +84,34 @@ class _Grids:
         self.households = frame["households"].to_numpy(dtype="int64")
         self.geom = np.asarray(frame["geometry"].to_numpy(), dtype=object)
         self.valid = shapely.is_valid(self.geom)
-        metric = geo.to_metric(self.geom)
-        metric[~self.valid] = shapely.make_valid(metric[~self.valid])
-        self.metric = metric
-        self.area = shapely.area(metric)
-        shapely.prepare(self.metric)
+        shape = self.geom.copy()
+        shape[~self.valid] = shapely.make_valid(shape[~self.valid])
+        shapely.prepare(shape)
+        self.shape = shape  # valid geometries for overlays
+        self.area_deg = shapely.area(shape)
+        lat = shapely.get_y(shapely.centroid(shape))
+        self.m2_per_deg2 = _M2_PER_DEG2 * np.cos(np.radians(np.nan_to_num(lat)))
         index = {c: i for i, c in enumerate(self.code)}
         self.parent = np.array([index.get(p, -1) if p is not None else -1 for p in self.parent_code])
 
 
-def _piece(kind, codes, message, metric_geom, tolerance) -> list[Problem]:
-    """One problem per connected part of ``metric_geom`` larger than the tolerance."""
-    out = []
-    parts = shapely.get_parts(shapely.make_valid(metric_geom))
+def _m2(geoms) -> np.ndarray:
+    """Areas in m², measured in EPSG:4547."""
+    return shapely.area(geo.to_metric(np.asarray(geoms, dtype=object)))
+
+
+def _piece(kind, codes, message, geom, tolerance) -> list[Problem]:
+    """One problem per connected part of ``geom`` (lon/lat) larger than the tolerance in m²."""
+    parts = shapely.get_parts(shapely.make_valid(geom))
     parts = parts[shapely.get_type_id(parts) == 3]
-    for part in parts[shapely.area(parts) > tolerance]:
-        out.append(_located(kind, codes, message, part))
+    if not len(parts):
+        return []
+    areas = _m2(parts)
+    out = []
+    for part, area in zip(parts[areas > tolerance], areas[areas > tolerance]):
+        point = shapely.point_on_surface(part)
+        out.append(Problem(kind, list(codes), message.format(area=area), float(area), (point.x, point.y), part))
     return out
-
-
-def _located(kind, codes, message, metric_geom) -> Problem:
-    area = float(shapely.area(metric_geom))
-    storage = geo.from_metric(np.array([metric_geom], dtype=object))[0]
-    point = shapely.point_on_surface(storage)
-    return Problem(kind, list(codes), message.format(area=area), area, (point.x, point.y), storage)
 
 
 def validate(frame: pd.DataFrame, *, building_households: dict[str, int] | None = None,
@@ -123,12 +135,12 @@ def validate(frame: pd.DataFrame, *, building_households: dict[str, int] | None 
     problems += _invalid(g, checked)
     problems += _parents(g, checked)
     linked = checked & (g.parent >= 0) & _right_parent_level(g)
-    outside_area = np.zeros(len(g.code))
-    problems += _outside(g, linked, tolerance, outside_area)
+    outside_deg = np.zeros(len(g.code))  # square degrees, for the gap bound
+    problems += _outside(g, linked, tolerance, outside_deg)
     tiling = linked & (g.level != SPECIAL)
-    overlap_area = np.zeros(len(g.code))
-    problems += _overlaps(g, checked & (g.level != SPECIAL), tolerance, overlap_area)
-    problems += _gaps(g, tiling, tolerance, outside_area, overlap_area)
+    overlap_deg = np.zeros(len(g.code))
+    problems += _overlaps(g, checked & (g.level != SPECIAL), tolerance, overlap_deg)
+    problems += _gaps(g, tiling, tolerance, outside_deg, overlap_deg)
     problems += _specials(g, linked & (g.level == SPECIAL), tolerance)
     problems += _households(g, tiling, checked, building_households or {})
     problems.sort(key=lambda p: (KINDS.index(p.kind), p.codes))
@@ -174,52 +186,50 @@ def _parents(g: _Grids, checked) -> list[Problem]:
     return out
 
 
-def _outside(g: _Grids, linked, tolerance, outside_area) -> list[Problem]:
+def _outside(g: _Grids, linked, tolerance, outside_deg) -> list[Problem]:
     idx = np.flatnonzero(linked)
-    covered = shapely.covers(g.metric[g.parent[idx]], g.metric[idx])
+    covered = shapely.covers(g.shape[g.parent[idx]], g.shape[idx])
     idx = idx[~covered]
     if not len(idx):
         return []
-    diffs = shapely.difference(g.metric[idx], g.metric[g.parent[idx]], grid_size=GRID_M)
-    areas = shapely.area(diffs)
-    outside_area[idx] = areas
+    diffs = shapely.difference(g.shape[idx], g.shape[g.parent[idx]], grid_size=GRID_DEG)
+    outside_deg[idx] = shapely.area(diffs)
     out = []
-    for i, d in zip(idx[areas > tolerance], diffs[areas > tolerance]):
+    for i, d in zip(idx, diffs):
         out += _piece("outside_parent", [g.code[i], g.parent_code[i]],
                       f"{g.level[i]} {g.code[i]} sticks out of its parent {g.parent_code[i]} by {{area:.1f}} m²",
                       d, tolerance)
     return out
 
 
-def _overlaps(g: _Grids, candidates, tolerance, overlap_area) -> list[Problem]:
+def _overlaps(g: _Grids, candidates, tolerance, overlap_deg) -> list[Problem]:
     """Siblings (same parent; districts among themselves) whose interiors meet."""
-    pairs = []
+    a_all, b_all = [np.array([], dtype=int)], [np.array([], dtype=int)]
     for level in np.unique(g.level[candidates]):  # one tree per level: no big parents among the candidates
         idx = np.flatnonzero(candidates & (g.level == level))
-        a, b = shapely.STRtree(g.metric[idx]).query(g.metric[idx], predicate="intersects")
+        a, b = shapely.STRtree(g.shape[idx]).query(g.shape[idx], predicate="intersects")
         keep = a < b
         a, b = idx[a[keep]], idx[b[keep]]
         same = (g.parent_code[a] == g.parent_code[b]) | (level == LEVELS[0])
-        pairs.append((a[same], b[same]))
-    a = np.concatenate([p[0] for p in pairs]) if pairs else np.array([], dtype=int)
-    b = np.concatenate([p[1] for p in pairs]) if pairs else np.array([], dtype=int)
-    touching = shapely.touches(g.metric[a], g.metric[b])
+        a_all.append(a[same])
+        b_all.append(b[same])
+    a, b = np.concatenate(a_all), np.concatenate(b_all)
+    touching = shapely.touches(g.shape[a], g.shape[b])
     a, b = a[~touching], b[~touching]
     if not len(a):
         return []
-    inter = shapely.intersection(g.metric[a], g.metric[b], grid_size=GRID_M)
+    inter = shapely.intersection(g.shape[a], g.shape[b], grid_size=GRID_DEG)
     areas = shapely.area(inter)
+    np.add.at(overlap_deg, a, areas)
+    np.add.at(overlap_deg, b, areas)
     out = []
-    for i, j, geom, area in zip(a, b, inter, areas):
-        overlap_area[i] += area
-        overlap_area[j] += area
-        if area > tolerance:
-            out += _piece("overlap", [g.code[i], g.code[j]],
-                          f"{g.level[i]}s {g.code[i]} and {g.code[j]} overlap by {{area:.1f}} m²", geom, tolerance)
+    for i, j, geom in zip(a, b, inter):
+        out += _piece("overlap", [g.code[i], g.code[j]],
+                      f"{g.level[i]}s {g.code[i]} and {g.code[j]} overlap by {{area:.1f}} m²", geom, tolerance)
     return out
 
 
-def _gaps(g: _Grids, tiling, tolerance, outside_area, overlap_area) -> list[Problem]:
+def _gaps(g: _Grids, tiling, tolerance, outside_deg, overlap_deg) -> list[Problem]:
     child_levels = set(g.level[tiling])
     parents = np.flatnonzero(np.isin(g.level, [parent_level(lv) for lv in child_levels]))
     if not len(parents):
@@ -227,15 +237,16 @@ def _gaps(g: _Grids, tiling, tolerance, outside_area, overlap_area) -> list[Prob
     kids = np.flatnonzero(tiling)
     by_parent = pd.Series(kids).groupby(g.parent[kids]).apply(list).to_dict()
     # area of the parent that the children surely cover (overlaps counted twice: still a lower bound)
-    inside = pd.Series(g.area[kids] - outside_area[kids] - overlap_area[kids]).groupby(g.parent[kids]).sum()
+    inside = pd.Series(g.area_deg[kids] - outside_deg[kids] - overlap_deg[kids]).groupby(g.parent[kids]).sum()
     out = []
     for p in parents:
         children = by_parent.get(p, [])
-        bound = g.area[p] - inside.get(p, 0.0)
-        if bound <= tolerance:
+        # the bound is in square degrees; 1% slack covers the latitude spread of one parent
+        bound_m2 = (g.area_deg[p] - inside.get(p, 0.0)) * g.m2_per_deg2[p] * 1.01
+        if bound_m2 <= tolerance:
             continue
-        covered = shapely.union_all(g.metric[children], grid_size=GRID_M) if children else shapely.Polygon()
-        gap = shapely.difference(g.metric[p], covered, grid_size=GRID_M)
+        covered = shapely.union_all(g.shape[children], grid_size=GRID_DEG) if children else shapely.Polygon()
+        gap = shapely.difference(g.shape[p], covered, grid_size=GRID_DEG)
         what = "not covered by any of its children" if children else "without any child"
         out += _piece("gap", [g.code[p]], f"{g.level[p]} {g.code[p]}: {{area:.1f}} m² {what}", gap, tolerance)
     return out
@@ -246,19 +257,19 @@ def _specials(g: _Grids, specials, tolerance) -> list[Problem]:
     idx = np.flatnonzero(specials)
     if not len(idx) or not len(communities):
         return []
-    tree = shapely.STRtree(g.metric[communities])
-    s, c = tree.query(g.metric[idx], predicate="intersects")
+    s, c = shapely.STRtree(g.shape[communities]).query(g.shape[idx], predicate="intersects")
     s, c = idx[s], communities[c]
     other = c != g.parent[s]
     s, c = s[other], c[other]
-    inter = shapely.intersection(g.metric[s], g.metric[c], grid_size=GRID_M)
-    areas = shapely.area(inter)
+    inter = shapely.intersection(g.shape[s], g.shape[c], grid_size=GRID_DEG)
+    areas = _m2(inter) if len(inter) else np.array([])
     out = []
     for i, j, geom, area in zip(s, c, inter, areas):
         if area > tolerance:
-            out.append(_located("special_across_communities", [g.code[i], g.parent_code[i], g.code[j]],
-                                f"special grid {g.code[i]} of community {g.parent_code[i]} reaches "
-                                f"{{area:.1f}} m² into community {g.code[j]}", geom))
+            point = shapely.point_on_surface(geom)
+            out.append(Problem("special_across_communities", [g.code[i], g.parent_code[i], g.code[j]],
+                               f"special grid {g.code[i]} of community {g.parent_code[i]} reaches "
+                               f"{area:.1f} m² into community {g.code[j]}", float(area), (point.x, point.y), geom))
     return out
 
 
