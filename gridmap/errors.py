@@ -49,3 +49,10 @@ class DatabaseUnavailable(GridmapError):
 
     status = 503
     code = "database_unavailable"
+
+
+class PayloadTooLarge(GridmapError):
+    """A request carries more items than allowed (413)."""
+
+    status = 413
+    code = "payload_too_large"

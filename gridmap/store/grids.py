@@ -211,3 +211,51 @@ def extent(conn: Connection) -> tuple[float, float, float, float] | None:
 def truncate_all(conn: Connection) -> None:
     """Empty every data table (tests and `demo load --fresh`)."""
     conn.execute(sa.text("TRUNCATE grid, grid_person, building, unit, edit_log RESTART IDENTITY"))
+
+
+# --- lookup support -------------------------------------------------------------------
+
+def epoch(conn: Connection) -> int:
+    """The grid change counter (bumped by every write to ``grid``)."""
+    return conn.execute(sa.text("SELECT epoch FROM grid_epoch WHERE id = 1")).scalar_one()
+
+
+def index_frame(conn: Connection, at: datetime | None = None) -> pd.DataFrame:
+    """Grids valid at ``at`` for the lookup index: every level's code, name, parent; geometry of
+    micro-grids and special grids only (the chain above comes from parent links)."""
+    where, params = _as_of(at)
+    rows = conn.execute(sa.text(
+        f"SELECT code, name, level, parent_code, CASE WHEN level IN ('micro', 'special') "
+        f"THEN ST_AsBinary(geom) END AS wkb FROM grid WHERE {where}"), params).all()
+    frame = pd.DataFrame(rows, columns=["code", "name", "level", "parent_code", "wkb"])
+    frame["geometry"] = shapely.from_wkb(frame.pop("wkb").map(lambda b: None if b is None else bytes(b)).to_numpy())
+    return frame
+
+
+def people_by_grid(conn: Connection, level: str = "micro") -> dict[str, list[dict]]:
+    """People responsible for the current grids of ``level``, by grid code."""
+    out: dict[str, list[dict]] = {}
+    rows = conn.execute(sa.text(
+        "SELECT p.grid_code, p.name, p.role, p.phone FROM grid_person p JOIN grid g "
+        "ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level ORDER BY p.id"), {"level": level})
+    for code, name, role, phone in rows:
+        out.setdefault(code, []).append({"name": name, "role": role, "phone": phone})
+    return out
+
+
+def lookup_sql(conn: Connection, lon: float, lat: float, at: datetime | None = None) -> dict | None:
+    """One point answered by PostGIS alone (``ST_Covers`` on the GiST index, lowest code wins):
+    the micro-grid's chain top first, or None outside.  The reference for the in-memory index."""
+    where, params = _as_of(at)
+    row = conn.execute(sa.text(f"""
+        SELECT code FROM grid WHERE level = 'micro' AND {where}
+          AND ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+        ORDER BY code LIMIT 1"""), {"lon": lon, "lat": lat, **params}).first()
+    if row is None:
+        return None
+    specials = conn.execute(sa.text(f"""
+        SELECT code, name FROM grid WHERE level = 'special' AND {where}
+          AND ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) ORDER BY code"""),
+        {"lon": lon, "lat": lat, **params}).all()
+    return {"micro": row[0], "chain": chain(conn, row[0], at),
+            "specials": [{"code": c, "name": n} for c, n in specials]}

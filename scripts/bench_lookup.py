@@ -1,0 +1,169 @@
+#!/usr/bin/env python
+"""Benchmark: point -> grid chain on the Zhengzhou-scale city, against geopandas and PostGIS.
+
+    python scripts/bench_lookup.py [--points 1000000] [--repeat 3] [--seed 20241]
+
+Uses the database ``gridmap_bench`` (loads the Zhengzhou-scale demo city into it when it does not
+hold it).  Random points uniform inside the city's districts.  Timed (medians of --repeat):
+  index build      fetch from PostGIS + build the in-memory index; its resident size (RSS growth)
+  gridmap batch    the full chain (district..micro + special grids) for every point
+  geopandas.sjoin  the same points against the micro-grids only (predicate intersects)
+  PostGIS          the same points in a table joined with ST_Covers on the GiST index (once)
+Every point's micro-grid must be identical across the three (ties: lowest code).
+Targets (issue 3): >= 5x geopandas, >= 100x PostGIS, index <= 200 MB and <= 10 s.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gridmap import ops  # noqa: E402
+from gridmap.domain.lookup import GridIndex  # noqa: E402
+from gridmap.store import cluster, db  # noqa: E402
+from gridmap.store import grids as store  # noqa: E402
+
+SCALE_MICRO = 42453
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 1e6
+
+
+def bench_db(seed: int) -> str:
+    cluster.start()
+    url = cluster.ensure_database("gridmap_bench")
+    db.migrate(url)
+    eng = db.engine(url)
+    with eng.connect() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM grid WHERE level = 'micro' AND valid_to IS NULL")).scalar()
+    if n != SCALE_MICRO:
+        print("loading the Zhengzhou-scale city into gridmap_bench ...", flush=True)
+        ops.load_demo(eng, "zhengzhou", seed, fresh=True)
+    return url
+
+
+def median(fn, repeat):
+    times, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def random_points(eng, n, seed):
+    with eng.connect() as conn:
+        wkb = conn.execute(sa.text("SELECT ST_AsBinary(ST_Union(geom)) FROM grid WHERE level = 'district' "
+                                   "AND valid_to IS NULL")).scalar_one()
+    city = shapely.from_wkb(bytes(wkb))
+    shapely.prepare(city)
+    x0, y0, x1, y1 = city.bounds
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    have = 0
+    while have < n:
+        x = rng.uniform(x0, x1, n)
+        y = rng.uniform(y0, y1, n)
+        keep = shapely.contains_xy(city, x, y)
+        xs.append(x[keep])
+        ys.append(y[keep])
+        have += int(keep.sum())
+    return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
+
+
+def sjoin_micro(micro_gdf, points_gdf):
+    import geopandas as gpd
+
+    joined = gpd.sjoin(points_gdf, micro_gdf, how="left", predicate="intersects")
+    return joined.groupby(level=0)["code"].min().reindex(points_gdf.index)
+
+
+def postgis_micro(eng, x, y):
+    with eng.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS bench_points"))
+        conn.execute(sa.text("CREATE UNLOGGED TABLE bench_points (id int PRIMARY KEY, geom geometry(Point, 4326))"))
+        buf = io.StringIO()
+        pd.DataFrame({"id": np.arange(len(x)), "geom": shapely.to_wkb(shapely.set_srid(shapely.points(x, y), 4326),
+                                                                         hex=True, include_srid=True)}).to_csv(
+            buf, index=False, header=False)
+        with conn.connection.driver_connection.cursor().copy("COPY bench_points FROM STDIN WITH (FORMAT csv)") as c:
+            c.write(buf.getvalue())
+        conn.execute(sa.text("ANALYZE bench_points"))
+    sql = ("SELECT p.id, min(g.code) FROM bench_points p JOIN grid g ON g.level = 'micro' AND g.valid_to IS NULL "
+           "AND ST_Covers(g.geom, p.geom) GROUP BY p.id")
+    t = time.perf_counter()
+    with eng.connect() as conn:
+        rows = conn.execute(sa.text(sql)).all()
+    elapsed = time.perf_counter() - t
+    out = np.full(len(x), None, dtype=object)
+    for i, code in rows:
+        out[i] = code
+    return elapsed, out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=20241)
+    parser.add_argument("--skip-postgis", action="store_true")
+    args = parser.parse_args()
+    import geopandas as gpd
+
+    url = bench_db(args.seed)
+    eng = db.engine(url)
+    x, y = random_points(eng, args.points, args.seed)
+    base = rss_mb()
+
+    def build():
+        with eng.connect() as conn:
+            return GridIndex(store.index_frame(conn), epoch=store.epoch(conn))
+
+    t_build, index = median(build, args.repeat)
+    index_mb = rss_mb() - base
+    print(f"index: built in {t_build:.2f} s (median), +{index_mb:.0f} MB resident, {index.stats()}", flush=True)
+    t_ours, table = median(lambda: index.table(x, y), args.repeat)
+    ours = table["micro_code"].astype(object).where(table["micro_code"].notna(), None).to_numpy()
+    print(f"gridmap full chain, {len(x):,} points: {t_ours:.3f} s", flush=True)
+
+    micro = index.micro_geom
+    micro_gdf = gpd.GeoDataFrame({"code": index.code[index.micro]}, geometry=list(micro), crs=4326)
+    points_gdf = gpd.GeoDataFrame(geometry=gpd.points_from_xy(x, y), crs=4326)
+    t_sjoin, theirs = median(lambda: sjoin_micro(micro_gdf, points_gdf), args.repeat)
+    theirs = theirs.astype(object).where(theirs.notna(), None).to_numpy()
+    print(f"geopandas.sjoin micro only: {t_sjoin:.3f} s", flush=True)
+    same_gpd = bool(np.array_equal(ours, theirs))
+
+    rows = [("index build (fetch + build)", t_build, None), ("full chain vs geopandas.sjoin", t_ours, t_sjoin)]
+    same_pg = None
+    if not args.skip_postgis:
+        t_pg, pg = postgis_micro(eng, x, y)
+        print(f"PostGIS ST_Covers join: {t_pg:.1f} s", flush=True)
+        same_pg = bool(np.array_equal(ours, pg))
+        rows.append(("full chain vs PostGIS ST_Covers join", t_ours, t_pg))
+    print()
+    print(f"| lookup, {len(x):,} points, Zhengzhou scale (medians) | gridmap s | competitor s | ratio |")
+    print("|---|---:|---:|---:|")
+    for name, a, b in rows:
+        print(f"| {name} | {a:.3f} | {'' if b is None else f'{b:.3f}'} | {'' if b is None else f'{b / a:.1f}x'} |")
+    print(f"\nindex: {index_mb:.0f} MB resident (target <= 200), built in {t_build:.2f} s (target <= 10)")
+    print(f"identical micro-grid for every point: geopandas {same_gpd}, PostGIS {same_pg}")
+    inside = np.mean(ours != None)  # noqa: E711
+    print(f"points inside a micro-grid: {inside:.4%}")
+    return 0 if same_gpd and same_pg is not False else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
