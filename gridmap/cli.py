@@ -185,6 +185,43 @@ def stats_cmd():
     click.echo(json.dumps(ops.stats(_engine()), ensure_ascii=False, indent=2))
 
 
+# --- lookup ---------------------------------------------------------------------------
+
+CRS_OPTION = click.option("--crs", default=None, help="Coordinates' CRS: wgs84 (default), cgcs2000, gcj02, bd09, EPSG:n.")
+
+
+@main.command("lookup")
+@click.argument("lon")
+@click.argument("lat")
+@CRS_OPTION
+@AT
+def lookup_cmd(lon, lat, crs, at):
+    """The chain of grids (district .. micro-grid), special grids and people for one point."""
+    from .lookups import Locator
+
+    click.echo(json.dumps(Locator(_engine()).lookup(lon, lat, crs=crs, at=at), ensure_ascii=False, indent=2))
+
+
+@main.command("assign")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@CRS_OPTION
+@click.option("--lon-col", default=None, help="Longitude column (default: lon, or the geometry of a geo file).")
+@click.option("--lat-col", default=None, help="Latitude column (default: lat).")
+@AT
+def assign_cmd(src, dst, crs, lon_col, lat_col, at):
+    """Add the grid chain to every row of SRC (CSV, GeoJSON, GeoPackage, Parquet) and write DST."""
+    from tqdm import tqdm
+
+    from .lookups import Locator, assign_file
+
+    with tqdm(desc="assign", unit=" rows", file=sys.stderr, disable=None) as bar:
+        summary = assign_file(Locator(_engine()), src, dst, crs=crs, lon_col=lon_col, lat_col=lat_col, at=at,
+                              progress=bar.update)
+    click.echo(f"{summary['rows']} rows: {summary['placed']} placed, {summary['outside']} outside, "
+               f"{summary['bad']} bad -> {dst}", err=True)
+
+
 # --- demo ---------------------------------------------------------------------------
 
 @main.group(cls=_Group)

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from datetime import datetime
 
 import numpy as np
+import shapely
 from sqlalchemy.engine import Engine
 
 from . import geo
@@ -119,3 +120,129 @@ def sql_lookup(engine: Engine, lon: float, lat: float, at: datetime | None = Non
         return store.lookup_sql(conn, lon, lat, at)
 
 
+
+
+# --- batch files ----------------------------------------------------------------------
+
+ASSIGN_FORMATS = (".csv", ".geojson", ".json", ".gpkg", ".parquet")
+CHUNK = 100_000
+
+
+def assign_table(index: GridIndex, lon, lat, crs: str):
+    """Chain columns plus ``status`` (placed / outside / bad), ``error`` and, for points outside
+    every grid, the nearest micro-grid and its distance in metres."""
+    import pandas as pd
+
+    x, y, problems = check_points(lon, lat, crs)
+    good = problems == None  # noqa: E711
+    table = index.table(np.where(good, x, np.nan), np.where(good, y, np.nan))
+    placed = table["micro_code"].notna().to_numpy()
+    status = np.where(~good, "bad", np.where(placed, "placed", "outside"))
+    nearest = np.full(len(x), None, dtype=object)
+    distance = np.full(len(x), np.nan)
+    out_idx = np.flatnonzero(status == "outside")
+    if len(out_idx) and len(index.micro):
+        j, d = index.nearest(x[out_idx], y[out_idx])
+        nearest[out_idx] = index.code[index.micro[j]]
+        distance[out_idx] = np.round(d, 1)
+    table["status"] = pd.Categorical(status, categories=["placed", "outside", "bad"])
+    table["error"] = problems
+    table["nearest_micro_code"] = nearest
+    table["nearest_distance_m"] = distance
+    return table
+
+
+def _read_points(path, lon_col, lat_col):
+    """(attributes frame, lon, lat, the file's CRS or None) for any supported input."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        crs = None
+    else:
+        import geopandas as gpd
+
+        gdf = gpd.read_parquet(path) if suffix == ".parquet" else gpd.read_file(path, engine="pyogrio")
+        crs = gdf.crs.to_string() if gdf.crs is not None else None
+        if lon_col is None:
+            geoms = gdf.geometry.to_numpy()
+            points = shapely.get_type_id(geoms) == 0
+            lon = np.where(points, shapely.get_x(geoms), np.nan)
+            lat = np.where(points, shapely.get_y(geoms), np.nan)
+            return pd.DataFrame(gdf.drop(columns=gdf.geometry.name)), lon, lat, crs
+        frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    lon_col, lat_col = lon_col or "lon", lat_col or "lat"
+    missing = [c for c in (lon_col, lat_col) if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path.name}: no column {', '.join(map(repr, missing))} "
+                         f"(columns: {', '.join(map(str, frame.columns))}); use --lon-col/--lat-col")
+    lon = pd.to_numeric(frame[lon_col], errors="coerce").to_numpy(dtype="float64")
+    lat = pd.to_numeric(frame[lat_col], errors="coerce").to_numpy(dtype="float64")
+    return frame, lon, lat, crs
+
+
+def assign_file(locator: Locator, src, dst, *, crs=None, lon_col=None, lat_col=None,
+                at: datetime | None = None, progress=None) -> dict:
+    """Add the grid chain to every row of ``src`` and write ``dst`` (format by suffix).
+
+    Rows that cannot be placed carry ``status`` and ``error`` instead of stopping the run; ``dst`` is
+    written to a temporary file and renamed, so it is never half-written.  Returns the summary.
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import pandas as pd
+
+    src, dst = Path(src), Path(dst)
+    for path in (src, dst):
+        if path.suffix.lower() not in ASSIGN_FORMATS:
+            raise InputError(f"unsupported file type {path.suffix!r} for {path.name}: use "
+                             + ", ".join(ASSIGN_FORMATS))
+    if not src.exists():
+        raise InputError(f"no such file: {src}")
+    frame, lon, lat, file_crs = _read_points(src, lon_col, lat_col)
+    source_crs = geo.parse_crs(crs) if crs else (file_crs if file_crs and not file_crs.lower().endswith("crs84")
+                                                  else "EPSG:4326")
+    index = locator.index(at)
+    parts = []
+    for start in range(0, len(frame), CHUNK):
+        stop = min(start + CHUNK, len(frame))
+        parts.append(assign_table(index, lon[start:stop], lat[start:stop], source_crs))
+        if progress:
+            progress(stop - start)
+    chain = pd.concat(parts, ignore_index=True) if parts else assign_table(index, lon[:0], lat[:0], source_crs)
+    out = pd.concat([frame.reset_index(drop=True), chain], axis=1)
+    tmp = Path(tempfile.mkstemp(prefix=".gridmap-", suffix=dst.suffix, dir=dst.parent or ".")[1])
+    try:
+        _write_points(out, lon, lat, source_crs, tmp, dst)
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    counts = out["status"].value_counts()
+    return {"rows": len(out), "placed": int(counts.get("placed", 0)), "outside": int(counts.get("outside", 0)),
+            "bad": int(counts.get("bad", 0)), "crs": source_crs}
+
+
+def _write_points(out, lon, lat, crs, path, dst):
+    """Write ``out`` to ``path`` in the format of ``dst`` (points where coordinates are finite)."""
+    suffix = dst.suffix.lower()
+    if suffix == ".csv":
+        out.to_csv(path, index=False)
+        return
+    import geopandas as gpd
+
+    for col in out.columns:  # GDAL writes categoricals poorly: plain strings
+        if str(out[col].dtype) == "category":
+            out[col] = out[col].astype(object).where(out[col].notna(), None)
+    finite = np.isfinite(lon) & np.isfinite(lat)
+    points = np.where(finite, shapely.points(np.where(finite, lon, 0), np.where(finite, lat, 0)), None)
+    gdf = gpd.GeoDataFrame(out, geometry=list(points), crs=None if crs in ("gcj02", "bd09") else crs)
+    if suffix == ".parquet":
+        gdf.to_parquet(path)
+    else:
+        path.unlink(missing_ok=True)
+        gdf.to_file(path, driver="GeoJSON" if suffix in (".geojson", ".json") else "GPKG", engine="pyogrio",
+                    layer=dst.stem)

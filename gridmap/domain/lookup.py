@@ -49,16 +49,16 @@ def check_points(lon, lat, crs: str = "EPSG:4326"):
     nan = ~np.isfinite(lon) | ~np.isfinite(lat)
     problems[nan] = "coordinates are not numbers"
     geographic = geo.is_geographic(crs)
+    lo_x, lo_y, hi_x, hi_y = geo.CHINA_BOUNDS
     if geographic:
-        out_of_range = ~nan & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
+        swapped = ~nan & (lon >= lo_y) & (lon <= hi_y) & (lat >= lo_x) & (lat <= hi_x)
+        problems[swapped] = "coordinates look like swapped lat/lon: lon must come first"
+        out_of_range = ~nan & ~swapped & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
         problems[out_of_range] = "coordinates out of range (lon -180..180, lat -90..90)"
     bad = problems != None  # noqa: E711
-    x, y = geo.transform_xy(np.where(bad, 114.0 if geographic else 0.0, lon), np.where(bad, 34.0 if geographic else 0.0, lat), crs)
-    lo_x, lo_y, hi_x, hi_y = geo.CHINA_BOUNDS
-    src_x, src_y = (lon, lat) if geographic else (x, y)
-    swapped = ~bad & (src_x >= lo_y) & (src_x <= hi_y) & (src_y >= lo_x) & (src_y <= hi_x)
-    problems[swapped] = "coordinates look like swapped lat/lon: lon must come first"
-    outside = ~bad & ~swapped & ~((x >= lo_x) & (x <= hi_x) & (y >= lo_y) & (y <= hi_y))
+    x, y = geo.transform_xy(np.where(bad, 114.0 if geographic else 0.0, lon),
+                            np.where(bad, 34.0 if geographic else 0.0, lat), crs)
+    outside = ~bad & ~((x >= lo_x) & (x <= hi_x) & (y >= lo_y) & (y <= hi_y))
     problems[outside] = "coordinates outside China (check crs)"
     return x, y, problems
 
@@ -190,8 +190,9 @@ class GridIndex:
         x = np.asarray(x, dtype="float64")
         y = np.asarray(y, dtype="float64")
         ny, nx = self.cells.shape
-        cx = np.floor((x - self.x0) / self.dx).astype(np.int64)
-        cy = np.floor((y - self.y0) / self.dy).astype(np.int64)
+        finite = np.isfinite(x) & np.isfinite(y)
+        cx = np.floor((np.where(finite, x, self.x0 - self.dx) - self.x0) / self.dx).astype(np.int64)
+        cy = np.floor((np.where(finite, y, self.y0 - self.dy) - self.y0) / self.dy).astype(np.int64)
         inside = (cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny)
         micro = np.full(len(x), OUTSIDE, dtype=np.int64)
         micro[inside] = self.cells[cy[inside], cx[inside]]

@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, jsonify, request
 from .. import ops
 from ..domain.levels import check_level
 from ..errors import InputError, NotFound
+from ..lookups import Locator
 from ..store import db
 from ..store import grids as store
 from . import database_url
@@ -16,6 +17,14 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 def engine():
     return db.engine(database_url(current_app))
+
+
+def locator() -> Locator:
+    """The app's locator (one in-memory index per process, kept true to the database)."""
+    loc = current_app.extensions.get("gridmap.locator")
+    if loc is None:
+        loc = current_app.extensions["gridmap.locator"] = Locator(engine())
+    return loc
 
 
 def _bbox(text: str | None):
@@ -66,3 +75,28 @@ def grids_of_level():
 def stats():
     """Counts, households and population per level of the current version."""
     return jsonify(ops.stats(engine()))
+
+
+@bp.get("/lookup")
+def lookup_one():
+    """The chain of grids for one point: ``lon``, ``lat``, optional ``crs`` and ``at``."""
+    args = request.args
+    missing = [k for k in ("lon", "lat") if k not in args]
+    if missing:
+        raise InputError(f"missing {' and '.join(missing)}: /api/v1/lookup?lon=113.68&lat=34.75[&crs=gcj02]")
+    return jsonify(locator().lookup(args["lon"], args["lat"], crs=args.get("crs"), at=ops.parse_at(args.get("at"))))
+
+
+@bp.post("/lookup")
+def lookup_many():
+    """Many points: a JSON list of {"lon", "lat", "id"?}, or {"points": [...], "crs": ..., "at": ...}."""
+    body = request.get_json(silent=True)
+    if body is None:
+        raise InputError("send JSON: a list of {\"lon\": .., \"lat\": ..} or {\"points\": [...], \"crs\": ..}")
+    options = body if isinstance(body, dict) else {}
+    points = body if isinstance(body, list) else body.get("points")
+    if not isinstance(points, list):
+        raise InputError("points must be a list of {\"lon\": .., \"lat\": ..}")
+    crs = options.get("crs") or request.args.get("crs")
+    at = ops.parse_at(options.get("at") or request.args.get("at"))
+    return jsonify({"results": locator().lookup_many(points, crs=crs, at=at), "crs": crs or "wgs84"})
