@@ -10,6 +10,7 @@ Indexes for past dates (``at=``) are built on demand and the last few are kept.
 """
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from datetime import datetime
@@ -19,6 +20,7 @@ import shapely
 from sqlalchemy.engine import Engine
 
 from . import geo
+from .domain.address import Building, Gazetteer
 from .domain.lookup import GridIndex, check_points
 from .errors import InputError, PayloadTooLarge
 from .store import grids as store
@@ -37,6 +39,7 @@ class Locator:
         self._lock = threading.Lock()
         self._current: GridIndex | None = None
         self._dated: OrderedDict = OrderedDict()
+        self._gazetteer: tuple[int, Gazetteer] | None = None
 
     def index(self, at: datetime | None = None) -> GridIndex:
         """The index for the version valid at ``at`` (None: current), rebuilt if the grids changed."""
@@ -61,6 +64,28 @@ class Locator:
                 while len(self._dated) > DATED_KEPT:
                     self._dated.popitem(last=False)
             return index
+
+    def gazetteer(self) -> Gazetteer:
+        """The address gazetteer of the current buildings (rebuilt when the epoch moves)."""
+        with self.engine.connect() as conn:
+            epoch = store.epoch(conn)
+            if self._gazetteer is None or self._gazetteer[0] != epoch:
+                courtyards, rows = store.gazetteer_rows(conn)
+                buildings = []
+                for code, court, number, units, lon, lat in rows:
+                    digits = re.search(r"\d+", number or "")
+                    if digits:
+                        buildings.append(Building(code, court, int(digits.group()), int(units), lon, lat))
+                self._gazetteer = (epoch, Gazetteer(courtyards, buildings))
+        return self._gazetteer[1]
+
+    def lookup_address(self, address: str, *, at: datetime | None = None) -> dict:
+        """Resolve an address to its building point, then answer as for a point."""
+        found = self.gazetteer().resolve(address)
+        b = found.building
+        body = self.index(at).answers(np.array([b.lon]), np.array([b.lat]))[0]
+        body.update(address={"text": address, "building": b.code, "unit": found.unit})
+        return body
 
     def _cached(self, epoch, at):
         if at is None:
@@ -128,12 +153,16 @@ ASSIGN_FORMATS = (".csv", ".geojson", ".json", ".gpkg", ".parquet")
 CHUNK = 100_000
 
 
-def assign_table(index: GridIndex, lon, lat, crs: str):
+def assign_table(index: GridIndex, lon, lat, crs: str, problems=None):
     """Chain columns plus ``status`` (placed / outside / bad), ``error`` and, for points outside
-    every grid, the nearest micro-grid and its distance in metres."""
+    every grid, the nearest micro-grid and its distance in metres.  ``problems``: reasons known
+    beforehand (unresolvable addresses), None where the row is fine."""
     import pandas as pd
 
-    x, y, problems = check_points(lon, lat, crs)
+    x, y, checked = check_points(lon, lat, crs)
+    if problems is not None:
+        checked = np.where(problems != None, problems, checked)  # noqa: E711
+    problems = checked
     good = problems == None  # noqa: E711
     table = index.table(np.where(good, x, np.nan), np.where(good, y, np.nan))
     placed = table["micro_code"].notna().to_numpy()
@@ -149,11 +178,29 @@ def assign_table(index: GridIndex, lon, lat, crs: str):
     table["error"] = problems
     table["nearest_micro_code"] = nearest
     table["nearest_distance_m"] = distance
+    table["lon_wgs84"] = np.where(good, x, np.nan)
+    table["lat_wgs84"] = np.where(good, y, np.nan)
     return table
 
 
-def _read_points(path, lon_col, lat_col):
-    """(attributes frame, lon, lat, the file's CRS or None) for any supported input."""
+def resolve_addresses(locator: "Locator", addresses):
+    """(lon, lat, problems) in storage CRS for address strings; problems say why a row failed."""
+    gaz = locator.gazetteer()
+    lon = np.full(len(addresses), np.nan)
+    lat = np.full(len(addresses), np.nan)
+    problems = np.full(len(addresses), None, dtype=object)
+    for i, text in enumerate(addresses):
+        try:
+            b = gaz.resolve(text).building
+            lon[i], lat[i] = b.lon, b.lat
+        except InputError as exc:
+            problems[i] = exc.message
+    return lon, lat, problems
+
+
+def _read_rows(path, lon_col, lat_col, address_col):
+    """(attributes, lon, lat, the file's CRS or None) for any supported input; with ``address_col``
+    no coordinates are needed."""
     import pandas as pd
 
     suffix = path.suffix.lower()
@@ -165,24 +212,56 @@ def _read_points(path, lon_col, lat_col):
 
         gdf = gpd.read_parquet(path) if suffix == ".parquet" else gpd.read_file(path, engine="pyogrio")
         crs = gdf.crs.to_string() if gdf.crs is not None else None
-        if lon_col is None:
+        frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+        if lon_col is None and address_col is None:
             geoms = gdf.geometry.to_numpy()
             points = shapely.get_type_id(geoms) == 0
-            lon = np.where(points, shapely.get_x(geoms), np.nan)
-            lat = np.where(points, shapely.get_y(geoms), np.nan)
-            return pd.DataFrame(gdf.drop(columns=gdf.geometry.name)), lon, lat, crs
-        frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+            return frame, np.where(points, shapely.get_x(geoms), np.nan), np.where(
+                points, shapely.get_y(geoms), np.nan), crs
+    if address_col is not None:
+        if address_col not in frame.columns:
+            raise InputError(f"{path.name}: no column {address_col!r} (columns: {', '.join(map(str, frame.columns))})")
+        return frame, None, None, crs
     lon_col, lat_col = lon_col or "lon", lat_col or "lat"
     missing = [c for c in (lon_col, lat_col) if c not in frame.columns]
     if missing:
         raise InputError(f"{path.name}: no column {', '.join(map(repr, missing))} "
-                         f"(columns: {', '.join(map(str, frame.columns))}); use --lon-col/--lat-col")
+                         f"(columns: {', '.join(map(str, frame.columns))}); use --lon-col/--lat-col or --address-col")
     lon = pd.to_numeric(frame[lon_col], errors="coerce").to_numpy(dtype="float64")
     lat = pd.to_numeric(frame[lat_col], errors="coerce").to_numpy(dtype="float64")
     return frame, lon, lat, crs
 
 
-def assign_file(locator: Locator, src, dst, *, crs=None, lon_col=None, lat_col=None,
+def locate_file(locator: "Locator", src, *, crs=None, lon_col=None, lat_col=None, address_col=None,
+                at: datetime | None = None, progress=None):
+    """Read ``src`` and add the chain columns to every row; returns (frame, source CRS)."""
+    import pandas as pd
+
+    if src.suffix.lower() not in ASSIGN_FORMATS:
+        raise InputError(f"unsupported file type {src.suffix!r} for {src.name}: use " + ", ".join(ASSIGN_FORMATS))
+    if not src.exists():
+        raise InputError(f"no such file: {src}")
+    frame, lon, lat, file_crs = _read_rows(src, lon_col, lat_col, address_col)
+    known = None
+    if address_col is not None:
+        lon, lat, known = resolve_addresses(locator, frame[address_col].tolist())
+        source_crs = "EPSG:4326"
+    else:
+        source_crs = geo.parse_crs(crs) if crs else (
+            file_crs if file_crs and not file_crs.lower().endswith("crs84") else "EPSG:4326")
+    index = locator.index(at)
+    parts = []
+    for start in range(0, len(frame), CHUNK):
+        stop = min(start + CHUNK, len(frame))
+        parts.append(assign_table(index, lon[start:stop], lat[start:stop], source_crs,
+                                  None if known is None else known[start:stop]))
+        if progress:
+            progress(stop - start)
+    chain = pd.concat(parts, ignore_index=True) if parts else assign_table(index, lon[:0], lat[:0], source_crs)
+    return pd.concat([frame.reset_index(drop=True), chain], axis=1), source_crs, lon, lat
+
+
+def assign_file(locator: Locator, src, dst, *, crs=None, lon_col=None, lat_col=None, address_col=None,
                 at: datetime | None = None, progress=None) -> dict:
     """Add the grid chain to every row of ``src`` and write ``dst`` (format by suffix).
 
@@ -193,27 +272,11 @@ def assign_file(locator: Locator, src, dst, *, crs=None, lon_col=None, lat_col=N
     import tempfile
     from pathlib import Path
 
-    import pandas as pd
-
     src, dst = Path(src), Path(dst)
-    for path in (src, dst):
-        if path.suffix.lower() not in ASSIGN_FORMATS:
-            raise InputError(f"unsupported file type {path.suffix!r} for {path.name}: use "
-                             + ", ".join(ASSIGN_FORMATS))
-    if not src.exists():
-        raise InputError(f"no such file: {src}")
-    frame, lon, lat, file_crs = _read_points(src, lon_col, lat_col)
-    source_crs = geo.parse_crs(crs) if crs else (file_crs if file_crs and not file_crs.lower().endswith("crs84")
-                                                  else "EPSG:4326")
-    index = locator.index(at)
-    parts = []
-    for start in range(0, len(frame), CHUNK):
-        stop = min(start + CHUNK, len(frame))
-        parts.append(assign_table(index, lon[start:stop], lat[start:stop], source_crs))
-        if progress:
-            progress(stop - start)
-    chain = pd.concat(parts, ignore_index=True) if parts else assign_table(index, lon[:0], lat[:0], source_crs)
-    out = pd.concat([frame.reset_index(drop=True), chain], axis=1)
+    if dst.suffix.lower() not in ASSIGN_FORMATS:
+        raise InputError(f"unsupported file type {dst.suffix!r} for {dst.name}: use " + ", ".join(ASSIGN_FORMATS))
+    out, source_crs, lon, lat = locate_file(locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col,
+                                            address_col=address_col, at=at, progress=progress)
     tmp = Path(tempfile.mkstemp(prefix=".gridmap-", suffix=dst.suffix, dir=dst.parent or ".")[1])
     try:
         _write_points(out, lon, lat, source_crs, tmp, dst)
@@ -221,9 +284,58 @@ def assign_file(locator: Locator, src, dst, *, crs=None, lon_col=None, lat_col=N
     finally:
         if tmp.exists():
             tmp.unlink()
+    return summarise(out, source_crs)
+
+
+def summarise(out, crs) -> dict:
     counts = out["status"].value_counts()
     return {"rows": len(out), "placed": int(counts.get("placed", 0)), "outside": int(counts.get("outside", 0)),
-            "bad": int(counts.get("bad", 0)), "crs": source_crs}
+            "bad": int(counts.get("bad", 0)), "crs": crs}
+
+
+def record_file(locator: Locator, table: str, src, *, crs=None, lon_col=None, lat_col=None, address_col=None,
+                text_col="text", name_col="name") -> dict:
+    """Store every row of ``src`` as a report or resident with its micro-grid, in one transaction.
+    Rows that cannot be placed are kept (without a point or grid): a report is never dropped."""
+    import pandas as pd
+    from pathlib import Path
+
+    from .store import points
+
+    src = Path(src)
+    if table == "resident" and not address_col:
+        raise InputError("residents are recorded by their address: give --address-col")
+    out, source_crs, lon, lat = locate_file(locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col,
+                                            address_col=address_col)
+    placed = np.isfinite(out["lon_wgs84"].to_numpy())
+    geom = np.full(len(out), None, dtype=object)
+    if placed.any():
+        pts = shapely.set_srid(shapely.points(out["lon_wgs84"][placed], out["lat_wgs84"][placed]), geo.STORAGE_SRID)
+        geom[placed] = shapely.to_wkb(pts, hex=True, include_srid=True)
+    micro = out["micro_code"].astype(object).where(out["micro_code"].notna(), None)
+    address = out[address_col] if address_col else pd.Series([None] * len(out))
+    if table == "report":
+        if text_col not in out.columns:
+            raise InputError(f"{src.name}: no column {text_col!r} with the report's text")
+        rows = pd.DataFrame({"text": out[text_col], "address": address,
+                             "source_lon": None if lon is None or address_col else lon,
+                             "source_lat": None if lat is None or address_col else lat,
+                             "source_crs": source_crs, "geom": geom, "micro_code": micro})
+    else:
+        rows = pd.DataFrame({"name": out[name_col] if name_col in out.columns else None, "address": address,
+                             "building_code": None, "unit": None, "geom": geom, "micro_code": micro})
+        if address_col:
+            gaz = locator.gazetteer()
+            for i, text in enumerate(address):
+                try:
+                    found = gaz.resolve(text)
+                    rows.loc[i, "building_code"], rows.loc[i, "unit"] = found.building.code, found.unit
+                except InputError:
+                    pass
+            rows["unit"] = rows["unit"].astype("Int64")
+    with locator.engine.begin() as conn:
+        points.insert(conn, table, rows)
+    return summarise(out, source_crs)
 
 
 def _write_points(out, lon, lat, crs, path, dst):

@@ -16,6 +16,7 @@ from .domain import integrity
 from .domain.levels import check_level, parent_level
 from .errors import InputError
 from .store import grids as store
+from .store import points
 
 EXPORT_FORMATS = {"geojson": ("GeoJSON", ".geojson"), "gpkg": ("GPKG", ".gpkg"), "shp": ("ESRI Shapefile", ".shp"),
                   "csv": (None, ".csv")}
@@ -62,6 +63,8 @@ def import_file(conn: Connection, path, level: str, *, crs=None, fields: ingest.
             store.close_current(conn, "grid", frame["code"], at)
         n = store.insert_grids(conn, frame, at)
     summary = {"file": path.name, "level": level, "rows": n, "crs": geo.parse_crs(crs) if crs else None}
+    if kind == "grid" and level == "micro" and replace:
+        summary["reassigned"] = points.reassign(conn, frame["code"])
     store.log_edit(conn, actor, f"import {level}", None, summary)
     return summary
 

@@ -210,7 +210,7 @@ def extent(conn: Connection) -> tuple[float, float, float, float] | None:
 
 def truncate_all(conn: Connection) -> None:
     """Empty every data table (tests and `demo load --fresh`)."""
-    conn.execute(sa.text("TRUNCATE grid, grid_person, building, unit, edit_log RESTART IDENTITY"))
+    conn.execute(sa.text("TRUNCATE grid, grid_person, building, unit, edit_log, resident, report RESTART IDENTITY"))
 
 
 # --- lookup support -------------------------------------------------------------------
@@ -259,3 +259,19 @@ def lookup_sql(conn: Connection, lon: float, lat: float, at: datetime | None = N
         {"lon": lon, "lat": lat, **params}).all()
     return {"micro": row[0], "chain": chain(conn, row[0], at),
             "specials": [{"code": c, "name": n} for c, n in specials]}
+
+
+def gazetteer_rows(conn: Connection):
+    """(courtyards, buildings) for the address gazetteer: courtyard code, name, community and street
+    names; building code, courtyard code, number text, unit count and an interior point."""
+    courtyards = conn.execute(sa.text("""
+        SELECT y.code, y.name, c.name, s.name FROM grid y
+        LEFT JOIN grid c ON c.code = y.parent_code AND c.valid_to IS NULL
+        LEFT JOIN grid s ON s.code = c.parent_code AND s.valid_to IS NULL
+        WHERE y.level = 'courtyard' AND y.valid_to IS NULL""")).all()
+    buildings = conn.execute(sa.text("""
+        SELECT b.code, b.courtyard_code, b.number, count(u.number), ST_X(p), ST_Y(p)
+        FROM building b LEFT JOIN unit u ON u.building_id = b.id,
+             LATERAL ST_PointOnSurface(b.geom) AS p
+        WHERE b.valid_to IS NULL GROUP BY b.id, p""")).all()
+    return courtyards, buildings

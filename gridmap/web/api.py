@@ -79,8 +79,10 @@ def stats():
 
 @bp.get("/lookup")
 def lookup_one():
-    """The chain of grids for one point: ``lon``, ``lat``, optional ``crs`` and ``at``."""
+    """The chain of grids for one point (``lon``, ``lat``, optional ``crs``) or ``address``; optional ``at``."""
     args = request.args
+    if "address" in args:
+        return jsonify(locator().lookup_address(args["address"], at=ops.parse_at(args.get("at"))))
     missing = [k for k in ("lon", "lat") if k not in args]
     if missing:
         raise InputError(f"missing {' and '.join(missing)}: /api/v1/lookup?lon=113.68&lat=34.75[&crs=gcj02]")
