@@ -10,6 +10,7 @@ Indexes for past dates (``at=``) are built on demand and the last few are kept.
 """
 from __future__ import annotations
 
+import ctypes
 import re
 import threading
 from collections import OrderedDict
@@ -33,7 +34,7 @@ DATED_KEPT = 4
 class Locator:
     """Answers lookups from an in-memory :class:`GridIndex` that follows the database."""
 
-    def __init__(self, engine: Engine, *, cell_m: float = 40.0):
+    def __init__(self, engine: Engine, *, cell_m: float = 25.0):
         self.engine = engine
         self.cell_m = cell_m
         self._lock = threading.Lock()
@@ -57,6 +58,7 @@ class Locator:
                     epoch = store.epoch(conn)
                     index = GridIndex(store.index_frame(conn, at), cell_m=self.cell_m, epoch=epoch, at=at,
                                       people=store.people_by_grid(conn) if at is None else {})
+            _release_freed_memory()
             if at is None:
                 self._current = index
             else:
@@ -130,6 +132,14 @@ class Locator:
                 body = {"error": shape_errors.get(i) or problems[i]}
             out.append({"id": ident, **body} if ident is not None else body)
         return out
+
+
+def _release_freed_memory() -> None:
+    """Hand the build's temporary arrays back to the OS (glibc keeps freed heap otherwise)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def _number(value, what):
