@@ -318,14 +318,19 @@ def demo_load(scale, seed, fresh, keep):
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-def serve(host, port):
-    """Serve the map and API with Flask's threaded server (for local use)."""
+@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--lookup-engine", default="index", show_default=True, type=click.Choice(["index", "postgis"]),
+              help="Answer lookups from the in-memory index, or by one PostGIS query each (for comparison).")
+def serve(host, port, threads, lookup_engine):
+    """Serve the map and API with waitress."""
+    import waitress
+
     from .web import create_app
 
     _engine()
-    app = create_app()
-    click.echo(f"gridmap on http://{host}:{port}/", err=True)
-    app.run(host=host, port=port, threaded=True)
+    app = create_app({"LOOKUP_ENGINE": lookup_engine})
+    click.echo(f"gridmap on http://{host}:{port}/ (lookups: {lookup_engine})", err=True)
+    waitress.serve(app, host=host, port=port, threads=threads, ident="gridmap")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,6 +43,7 @@ CRS_ALIASES = {
 }
 
 
+@lru_cache(maxsize=64)
 def parse_crs(value: str | int | None) -> str:
     """Normalise a user CRS to ``'gcj02'``, ``'bd09'`` or ``'EPSG:n'``.
 
@@ -65,6 +66,7 @@ def parse_crs(value: str | int | None) -> str:
         f"unknown CRS {value!r}: use wgs84, cgcs2000, gcj02, bd09 or EPSG:<code>")
 
 
+@lru_cache(maxsize=64)
 def is_geographic(crs: str) -> bool:
     """True when coordinates of ``crs`` are (lon, lat) degrees."""
     if crs in ("gcj02", "bd09"):

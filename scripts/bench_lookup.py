@@ -9,8 +9,12 @@ hold it).  Random points uniform inside the city's districts.  Timed (medians of
   gridmap batch    the full chain (district..micro + special grids) for every point
   geopandas.sjoin  the same points against the micro-grids only (predicate intersects)
   PostGIS          the same points in a table joined with ST_Covers on the GiST index (once)
+  HTTP             `gridmap serve` (waitress) answering GET /api/v1/lookup on loopback from the index, and
+                   the same server answering each request with one PostGIS query (--lookup-engine postgis):
+                   latency of sequential keep-alive requests (p50, p95) and throughput with 4 clients
 Every point's micro-grid must be identical across the three (ties: lowest code).
-Targets (issue 3): >= 5x geopandas, >= 100x PostGIS, index <= 200 MB and <= 10 s.
+Targets (issue 3): >= 5x geopandas, >= 100x PostGIS, index <= 200 MB and <= 10 s,
+HTTP p50 <= 1 ms and >= 3x the PostGIS-per-request throughput.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gridmap import ops  # noqa: E402
 from gridmap.domain.lookup import GridIndex  # noqa: E402
+from gridmap.lookups import _release_freed_memory  # noqa: E402
 from gridmap.store import cluster, db  # noqa: E402
 from gridmap.store import grids as store  # noqa: E402
 
@@ -113,12 +118,69 @@ def postgis_micro(eng, x, y):
     return elapsed, out
 
 
+def http_bench(url, engine_name, xs, ys, port, requests=2000, clients=4):
+    """Latency (sequential, keep-alive) and throughput (``clients`` threads) of GET /api/v1/lookup."""
+    import http.client
+    import os
+    import subprocess
+    import threading
+
+    env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
+    exe = Path(sys.executable).with_name("gridmap")
+    server = subprocess.Popen([str(exe), "serve", "--port", str(port), "--lookup-engine", engine_name],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                conn.request("GET", f"/api/v1/lookup?lon={xs[0]}&lat={ys[0]}")  # also builds the index
+                conn.getresponse().read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+        def run(n, offset, lat_out=None):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            for i in range(n):
+                j = (offset + i) % len(xs)
+                t = time.perf_counter()
+                c.request("GET", f"/api/v1/lookup?lon={xs[j]:.7f}&lat={ys[j]:.7f}")
+                r = c.getresponse()
+                r.read()
+                if lat_out is not None:
+                    lat_out.append(time.perf_counter() - t)
+                if r.status != 200:
+                    raise RuntimeError(f"HTTP {r.status}")
+            c.close()
+
+        run(200, 0)  # warm-up
+        lat = []
+        run(requests, 0, lat)
+        threads = [threading.Thread(target=run, args=(requests // clients, k * 997)) for k in range(clients)]
+        t = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        rps = (requests // clients) * clients / (time.perf_counter() - t)
+        lat_ms = np.array(lat) * 1000
+        return float(np.percentile(lat_ms, 50)), float(np.percentile(lat_ms, 95)), rps
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=20241)
-    parser.add_argument("--skip-postgis", action="store_true")
+    parser.add_argument("--skip-postgis", action="store_true", help="skip the (slow) 1M-point PostGIS join")
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--http-requests", type=int, default=2000)
     args = parser.parse_args()
     import geopandas as gpd
 
@@ -129,10 +191,13 @@ def main():
 
     def build():
         with eng.connect() as conn:
-            return GridIndex(store.index_frame(conn), epoch=store.epoch(conn))
+            index = GridIndex(store.index_frame(conn), epoch=store.epoch(conn))
+        _release_freed_memory()
+        return index
 
+    index = build()
+    index_mb = rss_mb() - base  # one index, its build's temporaries released
     t_build, index = median(build, args.repeat)
-    index_mb = rss_mb() - base
     print(f"index: built in {t_build:.2f} s (median), +{index_mb:.0f} MB resident, {index.stats()}", flush=True)
     t_ours, table = median(lambda: index.table(x, y), args.repeat)
     ours = table["micro_code"].astype(object).where(table["micro_code"].notna(), None).to_numpy()
@@ -153,11 +218,24 @@ def main():
         print(f"PostGIS ST_Covers join: {t_pg:.1f} s", flush=True)
         same_pg = bool(np.array_equal(ours, pg))
         rows.append(("full chain vs PostGIS ST_Covers join", t_ours, t_pg))
+    http = None
+    if not args.skip_http:
+        ours_http = http_bench(url, "index", x[:5000], y[:5000], 5101, args.http_requests)
+        print(f"HTTP index: p50 {ours_http[0]:.2f} ms, p95 {ours_http[1]:.2f} ms, {ours_http[2]:.0f} req/s", flush=True)
+        pg_http = http_bench(url, "postgis", x[:5000], y[:5000], 5102, args.http_requests)
+        print(f"HTTP PostGIS: p50 {pg_http[0]:.2f} ms, p95 {pg_http[1]:.2f} ms, {pg_http[2]:.0f} req/s", flush=True)
+        http = (ours_http, pg_http)
     print()
     print(f"| lookup, {len(x):,} points, Zhengzhou scale (medians) | gridmap s | competitor s | ratio |")
     print("|---|---:|---:|---:|")
     for name, a, b in rows:
         print(f"| {name} | {a:.3f} | {'' if b is None else f'{b:.3f}'} | {'' if b is None else f'{b / a:.1f}x'} |")
+    if http:
+        (p50, p95, rps), (pp50, pp95, prps) = http
+        print(f"| HTTP GET /api/v1/lookup p50 / p95 ms (index vs PostGIS per request) | {p50:.2f} / {p95:.2f} | "
+              f"{pp50:.2f} / {pp95:.2f} | |")
+        print(f"| HTTP throughput, 4 clients, req/s (index vs PostGIS per request) | {rps:.0f} | {prps:.0f} | "
+              f"{rps / prps:.1f}x |")
     print(f"\nindex: {index_mb:.0f} MB resident (target <= 200), built in {t_build:.2f} s (target <= 10)")
     print(f"identical micro-grid for every point: geopandas {same_gpd}, PostGIS {same_pg}")
     inside = np.mean(ours != None)  # noqa: E711

@@ -207,3 +207,15 @@ def test_cells_agree_with_exact_test_on_demo_city(demo_url):
     found = index.locate(x, y)
     assert np.array_equal(found.micro, index._exact(x, y))
     assert 0.5 < index.stats()["pure_share"] < 1
+
+
+def test_single_point_path_agrees_with_batch(demo_url):
+    with db.engine(demo_url).connect() as conn:
+        index = GridIndex(store.index_frame(conn))
+    x0, y0, x1, y1 = shapely.total_bounds(index.micro_geom)
+    rng = np.random.default_rng(9)
+    x, y = rng.uniform(x0, x1, 3000), rng.uniform(y0, y1, 3000)
+    verts = shapely.get_coordinates(index.micro_geom[:50])
+    x, y = np.concatenate([x, verts[:, 0]]), np.concatenate([y, verts[:, 1]])
+    batch = index.answers(x, y)
+    assert [index.answer_one(a, b) for a, b in zip(x, y)] == batch

@@ -260,6 +260,46 @@ class GridIndex:
         safe = np.maximum(micro_numbers, 0)
         return {level: np.where(ok, self.chain[level][safe], -1) for level in CHAIN}
 
+    def locate_one(self, x: float, y: float) -> tuple[int, list[int]]:
+        """:meth:`locate` for one point without array overhead (the HTTP hot path)."""
+        ny, nx = self.cells.shape
+        cx = int((x - self.x0) // self.dx)
+        cy = int((y - self.y0) // self.dy)
+        if not (0 <= cx < nx and 0 <= cy < ny):
+            return OUTSIDE, []
+        m = int(self.cells[cy, cx])
+        if self.cells.dtype == np.uint16 and m >= 65_534:
+            m -= 65_536
+        if m == MIXED:
+            slot = int(np.searchsorted(self.mixed_cells, cy * nx + cx))
+            m = OUTSIDE
+            for c in self.cand[self.cand_start[slot]: self.cand_start[slot + 1]]:
+                if shapely.intersects_xy(self.micro_geom[c], x, y):
+                    m = int(c)
+                    break
+            else:
+                m = int(self._exact(np.array([x]), np.array([y]))[0])
+        specials = []
+        if self.special_blocks[cy // SPECIAL_BLOCK, cx // SPECIAL_BLOCK]:
+            specials = sorted(int(s) for s in self.special_tree.query(shapely.Point(x, y), predicate="intersects"))
+        return m, specials
+
+    def answer_one(self, x: float, y: float) -> dict:
+        """:meth:`answers` for one point."""
+        m, specials = self.locate_one(x, y)
+        if m < 0:
+            return self.answers(np.array([x]), np.array([y]))[0]  # outside: nearest grid, rare
+        chain = []
+        for level in CHAIN:
+            r = int(self.chain[level][m])
+            if r >= 0:
+                chain.append({"level": level, "code": self.code[r], "name": self.name[r]})
+        micro_code = self.code[self.micro[m]]
+        return {"lon": float(x), "lat": float(y), "inside": True, "micro": micro_code, "chain": chain,
+                "specials": [{"code": self.code[self.special[s]], "name": self.name[self.special[s]]}
+                             for s in specials],
+                "people": self.people.get(micro_code, [])}
+
     def answers(self, x, y) -> list[dict]:
         """The whole answer (JSON-ready) for each storage lon/lat point."""
         x = np.asarray(x, dtype="float64")

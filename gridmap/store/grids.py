@@ -220,6 +220,11 @@ def epoch(conn: Connection) -> int:
     return conn.execute(sa.text("SELECT epoch FROM grid_epoch WHERE id = 1")).scalar_one()
 
 
+def epoch_raw(dbapi_conn) -> int:
+    """The grid epoch over a plain psycopg connection (prepared; the lookup hot path)."""
+    return dbapi_conn.execute("SELECT epoch FROM grid_epoch WHERE id = 1", prepare=True).fetchone()[0]
+
+
 def index_frame(conn: Connection, at: datetime | None = None) -> pd.DataFrame:
     """Grids valid at ``at`` for the lookup index: every level's code, name, parent; geometry of
     micro-grids and special grids only (the chain above comes from parent links)."""
@@ -244,34 +249,28 @@ def people_by_grid(conn: Connection, level: str = "micro") -> dict[str, list[dic
 
 
 def lookup_sql(conn: Connection, lon: float, lat: float, at: datetime | None = None) -> dict | None:
-    """One point answered by PostGIS alone (``ST_Covers`` on the GiST index, lowest code wins):
-    the micro-grid's chain top first, or None outside.  The reference for the in-memory index."""
+    """One point answered by PostGIS alone, in one statement (``ST_Covers`` on the GiST index, lowest
+    code wins): micro-grid, chain top first and special grids; None outside.  The reference for the
+    in-memory index, and the HTTP benchmark's competitor."""
     where, params = _as_of(at)
+    g_where = where.replace("valid_", "g.valid_")
     row = conn.execute(sa.text(f"""
-        SELECT code FROM grid WHERE level = 'micro' AND {where}
-          AND ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
-        ORDER BY code LIMIT 1"""), {"lon": lon, "lat": lat, **params}).first()
-    if row is None:
+        WITH RECURSIVE pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS p),
+        micro AS (
+            SELECT g.code FROM grid g, pt WHERE g.level = 'micro' AND {g_where} AND ST_Covers(g.geom, pt.p)
+            ORDER BY g.code LIMIT 1),
+        up AS (
+            SELECT g.code, g.name, g.level, g.parent_code, 0 AS depth FROM grid g JOIN micro m ON g.code = m.code
+            WHERE {g_where}
+            UNION ALL
+            SELECT g.code, g.name, g.level, g.parent_code, up.depth + 1 FROM grid g JOIN up ON g.code = up.parent_code
+            WHERE {g_where} AND up.depth < 10)
+        SELECT (SELECT code FROM micro),
+               (SELECT json_agg(json_build_object('level', level, 'code', code, 'name', name) ORDER BY depth DESC)
+                FROM up),
+               (SELECT coalesce(json_agg(json_build_object('code', g.code, 'name', g.name) ORDER BY g.code), '[]')
+                FROM grid g, pt WHERE g.level = 'special' AND {g_where} AND ST_Covers(g.geom, pt.p))"""),
+        {"lon": lon, "lat": lat, **params}).one()
+    if row[0] is None:
         return None
-    specials = conn.execute(sa.text(f"""
-        SELECT code, name FROM grid WHERE level = 'special' AND {where}
-          AND ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) ORDER BY code"""),
-        {"lon": lon, "lat": lat, **params}).all()
-    return {"micro": row[0], "chain": chain(conn, row[0], at),
-            "specials": [{"code": c, "name": n} for c, n in specials]}
-
-
-def gazetteer_rows(conn: Connection):
-    """(courtyards, buildings) for the address gazetteer: courtyard code, name, community and street
-    names; building code, courtyard code, number text, unit count and an interior point."""
-    courtyards = conn.execute(sa.text("""
-        SELECT y.code, y.name, c.name, s.name FROM grid y
-        LEFT JOIN grid c ON c.code = y.parent_code AND c.valid_to IS NULL
-        LEFT JOIN grid s ON s.code = c.parent_code AND s.valid_to IS NULL
-        WHERE y.level = 'courtyard' AND y.valid_to IS NULL""")).all()
-    buildings = conn.execute(sa.text("""
-        SELECT b.code, b.courtyard_code, b.number, count(u.number), ST_X(p), ST_Y(p)
-        FROM building b LEFT JOIN unit u ON u.building_id = b.id,
-             LATERAL ST_PointOnSurface(b.geom) AS p
-        WHERE b.valid_to IS NULL GROUP BY b.id, p""")).all()
-    return courtyards, buildings
+    return {"micro": row[0], "chain": row[1], "specials": row[2]}
