@@ -274,3 +274,19 @@ def lookup_sql(conn: Connection, lon: float, lat: float, at: datetime | None = N
     if row[0] is None:
         return None
     return {"micro": row[0], "chain": row[1], "specials": row[2]}
+
+
+def gazetteer_rows(conn: Connection):
+    """(courtyards, buildings) for the address gazetteer: courtyard code, name, community and street
+    names; building code, courtyard code, number text, unit count and an interior point."""
+    courtyards = conn.execute(sa.text("""
+        SELECT y.code, y.name, c.name, s.name FROM grid y
+        LEFT JOIN grid c ON c.code = y.parent_code AND c.valid_to IS NULL
+        LEFT JOIN grid s ON s.code = c.parent_code AND s.valid_to IS NULL
+        WHERE y.level = 'courtyard' AND y.valid_to IS NULL""")).all()
+    buildings = conn.execute(sa.text("""
+        SELECT b.code, b.courtyard_code, b.number, count(u.number), ST_X(p), ST_Y(p)
+        FROM building b LEFT JOIN unit u ON u.building_id = b.id,
+             LATERAL ST_PointOnSurface(b.geom) AS p
+        WHERE b.valid_to IS NULL GROUP BY b.id, p""")).all()
+    return courtyards, buildings
