@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install system db bench serve clean
+.PHONY: demo test install system db bench bench-lookup serve clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,9 @@ test: db
 
 bench: db
 	$(BIN)/python scripts/bench_store.py --scale zhengzhou
+
+bench-lookup: db
+	$(BIN)/python scripts/bench_lookup.py
 
 clean:
 	-$(BIN)/gridmap db stop

@@ -3,8 +3,9 @@
 Staleness: every lookup reads the grid epoch (one primary-key row, bumped by a
 statement trigger on every write to ``grid``, ``building`` and ``unit``, see the
 migrations) over a per-thread autocommit connection with a prepared statement
-(about 0.1 ms on loopback).  When it has moved, the index is rebuilt from PostGIS before answering, inside one
-REPEATABLE READ transaction so the epoch and the grids it describes agree.  So
+(about 0.1 ms on loopback).  When it has moved, the index is rebuilt from PostGIS
+before answering, inside one REPEATABLE READ transaction so the epoch and the
+grids it describes agree.  So
 the first lookup after a committed boundary change already sees it; a rebuild of
 the Zhengzhou-scale city takes a few seconds, paid once per change.
 Indexes for past dates (``at=``) are built on demand and the last few are kept.

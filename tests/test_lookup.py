@@ -219,3 +219,8 @@ def test_single_point_path_agrees_with_batch(demo_url):
     x, y = np.concatenate([x, verts[:, 0]]), np.concatenate([y, verts[:, 1]])
     batch = index.answers(x, y)
     assert [index.answer_one(a, b) for a, b in zip(x, y)] == batch
+
+
+def test_date_before_any_grid_answers_outside(city_locator):
+    body = city_locator.lookup(*lonlat(500, 500), at=datetime(2001, 1, 1, tzinfo=timezone.utc))
+    assert body["inside"] is False and body["nearest"] is None and body["chain"] == []

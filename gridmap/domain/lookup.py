@@ -91,7 +91,8 @@ class GridIndex:
         self._code_dtype = pd.CategoricalDtype(pd.Index(self.code.astype(str)))
         self._name_dtype = pd.CategoricalDtype(pd.Index(names))
         row = {c: i for i, c in enumerate(self.code)}
-        parent = np.array([row.get(p, -1) if isinstance(p, str) else -1 for p in frame["parent_code"]])
+        parent = np.array([row.get(p, -1) if isinstance(p, str) else -1 for p in frame["parent_code"]],
+                          dtype=np.int64)
         geoms = np.asarray(frame["geometry"].to_numpy(), dtype=object)
         self.micro = np.flatnonzero(self.level == "micro")  # ascending code: lowest code first
         self.micro_geom = geoms[self.micro]
@@ -256,6 +257,8 @@ class GridIndex:
 
     def chain_rows(self, micro_numbers: np.ndarray) -> dict[str, np.ndarray]:
         """Row numbers (into code/name) of each level of the chain; -1 where absent."""
+        if not len(self.micro):  # no grids in this version: nothing is inside
+            return {level: np.full(len(micro_numbers), -1, dtype=np.int64) for level in CHAIN}
         ok = micro_numbers >= 0
         safe = np.maximum(micro_numbers, 0)
         return {level: np.where(ok, self.chain[level][safe], -1) for level in CHAIN}
@@ -308,12 +311,13 @@ class GridIndex:
         rows = self.chain_rows(found.micro)
         out = [{"lon": float(a), "lat": float(b)} for a, b in zip(x, y)]
         outside = np.flatnonzero(found.micro < 0)
+        for i in outside:
+            out[i].update(inside=False, chain=[], specials=[], people=[], nearest=None)
         if len(outside) and len(self.micro):
             idx, dist = self.nearest(x[outside], y[outside])
             for i, j, d in zip(outside, idx, dist):
                 r = self.micro[j]
-                out[i].update(inside=False, chain=[], specials=[], people=[], nearest={
-                    "code": self.code[r], "name": self.name[r], "distance_m": round(float(d), 1)})
+                out[i]["nearest"] = {"code": self.code[r], "name": self.name[r], "distance_m": round(float(d), 1)}
         specials: dict[int, list[dict]] = {}
         for i, s in zip(found.special_points, found.special_ids):
             specials.setdefault(int(i), []).append({"code": self.code[self.special[s]],
