@@ -129,9 +129,11 @@ def db_upgrade():
 @click.option("--replace", is_flag=True, help="Give existing codes a new dated version instead of rejecting them.")
 @click.option("--report", type=click.Path(path_type=Path), help="Write every problem of a rejected import as JSON.")
 def import_cmd(file, level, crs, code_field, name_field, parent_field, replace, report):
-    """Import FILE (GeoJSON, GeoPackage, Shapefile, CSV with WKT): all rows or none."""
+    """Import FILE (GeoJSON, GeoPackage, Shapefile, Parquet, CSV with WKT): all rows or none."""
     from .errors import ImportRejected
 
+    if report:
+        ops.check_output(report)
     default_parent = "courtyard_code" if level == "building" else "parent_code"
     fields = ingest.Fields(code=code_field, name=name_field, parent=parent_field or default_parent)
     eng = _engine()
@@ -159,22 +161,24 @@ def export_cmd(level, fmt, out, at):
 @main.command("validate")
 @click.option("--level", type=click.Choice(ALL_LEVELS), help="Only check grids of this level against parents.")
 @click.option("--format", "fmt", default="text", type=click.Choice(["text", "json", "geojson"]), show_default=True)
-@click.option("--tolerance", default=integrity.DEFAULT_TOLERANCE_M2, show_default=True, type=float,
+@click.option("--tolerance", default=integrity.DEFAULT_TOLERANCE_M2, show_default=True, type=click.FloatRange(min=0),
               help="Ignore gaps, overlaps and outside pieces of at most this many m².")
 @AT
 def validate_cmd(level, fmt, tolerance, at):
     """Prove the hierarchy whole; exit 1 when any problem is found."""
-    problems = ops.validate(_engine(), level=level, tolerance=tolerance, at=at)
+    eng = _engine()
+    problems = ops.validate(eng, level=level, tolerance=tolerance, at=at)
+    checked = ops.grid_count(eng, level=level, at=at)
     if fmt == "json":
         click.echo(json.dumps({"problems": [p.to_dict() for p in problems], "count": len(problems),
-                               "tolerance_m2": tolerance}, ensure_ascii=False, indent=2))
+                               "grids_checked": checked, "tolerance_m2": tolerance}, ensure_ascii=False, indent=2))
     elif fmt == "geojson":
         click.echo(json.dumps(ops.problems_geojson(problems), ensure_ascii=False))
     else:
         for p in problems:
             where = f" at {p.location[0]:.6f},{p.location[1]:.6f}" if p.location else ""
             click.echo(f"{p.kind}: {p.message}{where}")
-        click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found "
+        click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found in {checked} grids "
                    f"(tolerance {tolerance:g} m²)", err=True)
     sys.exit(EXIT_PROBLEMS if problems else 0)
 
@@ -194,13 +198,15 @@ CRS_OPTION = click.option("--crs", default=None, help="Coordinates' CRS: wgs84 (
 @click.argument("lon", required=False)
 @click.argument("lat", required=False)
 @CRS_OPTION
-@click.option("--address", help="Look up a standard address (e.g. 二里岗街道宇通花园3号楼2单元) instead.")
+@click.option("--address", help="Look up a standard address (e.g. 二里岗街道宇通花园1号楼1单元) instead.")
 @AT
 def lookup_cmd(lon, lat, crs, address, at):
     """The chain of grids (district .. micro-grid), special grids and people for one point."""
     from .lookups import Locator
 
     locator = Locator(_engine())
+    if address and (lon is not None or lat is not None):
+        raise click.UsageError("give LON LAT or --address TEXT, not both")
     if address:
         body = locator.lookup_address(address, at=at)
     elif lon is None or lat is None:
@@ -329,8 +335,12 @@ def serve(host, port, threads, lookup_engine):
 
     _engine()
     app = create_app({"LOOKUP_ENGINE": lookup_engine})
+    try:
+        server = waitress.create_server(app, host=host, port=port, threads=threads, ident="gridmap")
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from None
     click.echo(f"gridmap on http://{host}:{port}/ (lookups: {lookup_engine})", err=True)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="gridmap")
+    server.run()
 
 
 if __name__ == "__main__":  # pragma: no cover

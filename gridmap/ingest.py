@@ -78,7 +78,10 @@ def read_table(path: Path, crs: str | None, *, need_geometry: bool = True) -> tu
         raise InputError(f"no such file: {path}")
     fmt = file_format(path)
     if fmt == "csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read {path.name}: {str(exc).strip().splitlines()[0]}") from None
         if not need_geometry:
             return frame, None, geo.parse_crs(crs)
         column = next((c for c in WKT_COLUMNS if c in frame.columns), None)

@@ -279,7 +279,14 @@ def locate_file(locator: "Locator", src, *, crs=None, lon_col=None, lat_col=None
         raise InputError(f"unsupported file type {src.suffix!r} for {src.name}: use " + ", ".join(ASSIGN_FORMATS))
     if not src.exists():
         raise InputError(f"no such file: {src}")
-    frame, lon, lat, file_crs = _read_rows(src, lon_col, lat_col, address_col)
+    if address_col and (lon_col or lat_col):
+        raise InputError("give either --address-col or --lon-col/--lat-col, not both")
+    try:
+        frame, lon, lat, file_crs = _read_rows(src, lon_col, lat_col, address_col)
+    except InputError:
+        raise
+    except Exception as exc:  # pandas/pyogrio raise many types; all mean "cannot read this file"
+        raise InputError(f"cannot read {src.name}: {str(exc).strip().splitlines()[0]}") from None
     known = None
     if address_col is not None:
         lon, lat, known = resolve_addresses(locator, frame[address_col].tolist())
@@ -310,9 +317,12 @@ def assign_file(locator: Locator, src, dst, *, crs=None, lon_col=None, lat_col=N
     import tempfile
     from pathlib import Path
 
+    from .ops import check_output
+
     src, dst = Path(src), Path(dst)
     if dst.suffix.lower() not in ASSIGN_FORMATS:
         raise InputError(f"unsupported file type {dst.suffix!r} for {dst.name}: use " + ", ".join(ASSIGN_FORMATS))
+    check_output(dst)
     out, source_crs, lon, lat = locate_file(locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col,
                                             address_col=address_col, at=at, progress=progress)
     tmp = Path(tempfile.mkstemp(prefix=".gridmap-", suffix=dst.suffix, dir=dst.parent or ".")[1])

@@ -18,8 +18,21 @@ from .errors import InputError
 from .store import grids as store
 from .store import points
 
-EXPORT_FORMATS = {"geojson": ("GeoJSON", ".geojson"), "gpkg": ("GPKG", ".gpkg"), "shp": ("ESRI Shapefile", ".shp"),
-                  "csv": (None, ".csv")}
+#: format -> (GDAL driver, accepted file name endings)
+EXPORT_FORMATS = {"geojson": ("GeoJSON", (".geojson", ".json")), "gpkg": ("GPKG", (".gpkg",)),
+                  "shp": ("ESRI Shapefile", (".shp",)), "csv": (None, (".csv",))}
+
+
+def check_output(path, suffixes=None) -> Path:
+    """``path`` if it can be written: its folder exists and, when given, its suffix is one of
+    ``suffixes``; InputError otherwise."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"cannot write {path}: no such folder {folder}")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise InputError(f"{path.name}: the file name should end in {' or '.join(suffixes)}")
+    return path
 
 
 def parse_at(value: str | None) -> datetime | None:
@@ -76,10 +89,10 @@ def export_level(eng: Engine, level: str, fmt: str, out, *, at: datetime | None 
     check_level(level)
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"unknown format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+    out = check_output(out, EXPORT_FORMATS[fmt][1])
     frame = store.grid_frame(eng, level=level, at=at)
     for col in ("valid_from", "valid_to"):
         frame[col] = frame[col].map(lambda v: v.isoformat() if v is not None and not pd.isna(v) else None)
-    out = Path(out)
     if out.exists():
         out.unlink()
     if fmt == "csv":
@@ -91,7 +104,9 @@ def export_level(eng: Engine, level: str, fmt: str, out, *, at: datetime | None 
         frame = frame.rename(columns={"parent_code": "parent"})
     gdf = gpd.GeoDataFrame(frame, geometry=list(geoms), crs=f"EPSG:{geo.STORAGE_SRID}")
     driver = EXPORT_FORMATS[fmt][0]
-    options = {"RFC7946": "YES", "WRITE_BBOX": "YES"} if fmt == "geojson" else {}
+    # full precision: RFC 7946's suggested 7 decimals (~1 cm) moves vertices that lie on a parent's
+    # long edge off it, and a round trip would then fail validation by square metres
+    options = {"RFC7946": "YES", "WRITE_BBOX": "YES", "COORDINATE_PRECISION": 15} if fmt == "geojson" else {}
     gdf.to_file(out, driver=driver, engine="pyogrio", layer_options=options or None,
                 **({"encoding": "UTF-8"} if fmt == "shp" else {}))
     return len(gdf)
@@ -152,6 +167,12 @@ def load_manifest(eng: Engine, folder, manifest: dict, *, fresh: bool = False, p
             import_file(conn, folder / entry["file"], entry["level"], crs=entry["crs"], actor="demo")
             progress and progress(f"imported {entry['level']}")
         store.analyze(conn)
+
+
+def grid_count(eng: Engine, *, level: str | None = None, at: datetime | None = None) -> int:
+    """How many grids (of ``level``) the version valid at ``at`` holds."""
+    with eng.connect() as conn:
+        return store.count_grids(conn, level=level, at=at)
 
 
 def stats(eng: Engine) -> dict:

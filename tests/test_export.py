@@ -51,3 +51,28 @@ def test_export_at_date_before_anything_is_empty(loaded, cli):
     assert out.read_text().strip().count("\n") == 0
     res = cli("export", "--level", "street", "--format", "csv", out, "--at", "soon")
     assert res.exit_code == 2 and "not an ISO date" in res.output
+
+
+def test_geojson_round_trip_of_demo_city_validates_clean(demo_url, engine, cli, tmp_path):
+    """Every level of the real-outline demo city, exported as GeoJSON and imported into an empty
+    store, still proves whole: export keeps full coordinate precision."""
+    for level in ("district", "street", "community", "courtyard", "micro"):
+        out = tmp_path / f"{level}.geojson"
+        assert cli("export", "--level", level, "--format", "geojson", out, url=demo_url).exit_code == 0
+        res = cli("import", out, "--level", level)
+        assert res.exit_code == 0, res.output
+    res = cli("validate", "--format", "json")
+    report = json.loads(res.output)
+    assert res.exit_code == 0 and report["count"] == 0 and report["grids_checked"] == 1 + 14 + 155 + 756 + 1878
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "geojson", "streets.gpkg"], "streets.gpkg: the file name should end in .geojson or .json"),
+    (["--format", "csv", "no/such/folder/streets.csv"], "no such folder no/such/folder"),
+])
+def test_export_refuses_bad_output_path(loaded, cli, args, message, monkeypatch):
+    monkeypatch.chdir(loaded)
+    res = cli("export", "--level", "street", *args)
+    assert res.exit_code == 2 and message in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not (loaded / "streets.gpkg").exists()

@@ -26,7 +26,7 @@ def test_clean_city_passes(engine, cli, tmp_path):
     code, problems = validate(cli)
     assert (code, problems) == (0, [])
     res = cli("validate")
-    assert res.exit_code == 0 and "0 problems found (tolerance 1 m²)" in res.output
+    assert res.exit_code == 0 and "0 problems found in 32 grids (tolerance 1 m²)" in res.output
 
 
 def test_gap(engine, cli, tmp_path):

@@ -155,6 +155,9 @@ def test_http_lookup_and_batch(city_locator, client):
     assert res.status_code == 413 and res.get_json()["error"]["code"] == "payload_too_large"
     res = client.post("/api/v1/lookup", data="not json", content_type="text/plain")
     assert res.status_code == 400
+    for scalar in ("3", '"text"', "null", "true"):
+        res = client.post("/api/v1/lookup", data=scalar, content_type="application/json")
+        assert res.status_code == 400 and "send JSON" in res.get_json()["error"]["message"]
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".geojson", ".gpkg", ".parquet"])
@@ -193,6 +196,27 @@ def test_assign_refuses_unknown_format(city_locator, cli, tmp_path):
     src.write_text("x")
     res = cli("assign", src, tmp_path / "out.csv")
     assert res.exit_code == 2 and "unsupported file type '.xlsx'" in res.output
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--address-col", "addr", "--lon-col", "lon"], "give either --address-col or --lon-col/--lat-col, not both"),
+    ([], "no such folder"),
+])
+def test_assign_refuses_bad_options_in_one_line(city_locator, cli, tmp_path, extra, message):
+    src = tmp_path / "in.csv"
+    src.write_text("lon,lat,addr\n113.7,34.75,x\n")
+    dst = tmp_path / ("out.csv" if extra else "missing/out.csv")
+    res = cli("assign", src, dst, *extra)
+    assert res.exit_code == 2 and message in res.output and len(res.output.strip().splitlines()) == 1
+    assert not dst.exists()
+
+
+def test_assign_unreadable_csv_is_one_line(city_locator, cli, tmp_path):
+    src = tmp_path / "empty.csv"
+    src.write_text("")
+    res = cli("assign", src, tmp_path / "out.csv")
+    assert res.exit_code == 2 and "cannot read empty.csv" in res.output
+    assert len(res.output.strip().splitlines()) == 1
 
 
 def test_cells_agree_with_exact_test_on_demo_city(demo_url):

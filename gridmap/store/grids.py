@@ -21,6 +21,14 @@ def _as_of(at: datetime | None) -> tuple[str, dict]:
     return "valid_from <= :at AND (valid_to IS NULL OR valid_to > :at)", {"at": at}
 
 
+def count_grids(conn: Connection, *, level: str | None = None, at: datetime | None = None) -> int:
+    where, params = _as_of(at)
+    if level is not None:
+        where += " AND level = :level"
+        params["level"] = level
+    return conn.execute(sa.text(f"SELECT count(*) FROM grid WHERE {where}"), params).scalar_one()
+
+
 def current_codes(conn: Connection, level: str | None = None, table: str = "grid") -> set[str]:
     """Codes of current rows of ``table`` (grids optionally of one level)."""
     sql = f"SELECT code FROM {table} WHERE valid_to IS NULL"

@@ -96,7 +96,7 @@ def lookup_one():
 def lookup_many():
     """Many points: a JSON list of {"lon", "lat", "id"?}, or {"points": [...], "crs": ..., "at": ...}."""
     body = request.get_json(silent=True)
-    if body is None:
+    if not isinstance(body, (list, dict)):
         raise InputError("send JSON: a list of {\"lon\": .., \"lat\": ..} or {\"points\": [...], \"crs\": ..}")
     options = body if isinstance(body, dict) else {}
     points = body if isinstance(body, list) else body.get("points")
