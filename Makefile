@@ -34,6 +34,7 @@ bench: db
 	$(BIN)/python scripts/bench_store.py --scale zhengzhou
 
 bench-lookup: db
+	bash scripts/install_system.sh wrk
 	$(BIN)/python scripts/bench_lookup.py
 
 clean:

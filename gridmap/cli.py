@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -323,24 +324,23 @@ def demo_load(scale, seed, fresh, keep):
 
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=min(2, os.cpu_count() or 1), show_default=True, type=click.IntRange(min=1),
+              help="Worker processes (each holds its own lookup index).")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Request threads per worker.")
 @click.option("--lookup-engine", default="index", show_default=True, type=click.Choice(["index", "postgis"]),
               help="Answer lookups from the in-memory index, or by one PostGIS query each (for comparison).")
-def serve(host, port, threads, lookup_engine):
-    """Serve the map and API with waitress."""
-    import waitress
-
-    from .web import create_app
+@click.option("--warm/--no-warm", default=True, show_default=True,
+              help="Build the current lookup index when a worker starts rather than on its first lookup.")
+def serve(host, port, workers, threads, lookup_engine, warm):
+    """Serve the map and API (granian, one process per worker)."""
+    from .web import server
 
     _engine()
-    app = create_app({"LOOKUP_ENGINE": lookup_engine})
-    try:
-        server = waitress.create_server(app, host=host, port=port, threads=threads, ident="gridmap")
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from None
-    click.echo(f"gridmap on http://{host}:{port}/ (lookups: {lookup_engine})", err=True)
-    server.run()
+    server.check_bind(host, port)
+    click.echo(f"gridmap on http://{host}:{port}/ ({workers} workers, lookups: {lookup_engine})", err=True)
+    server.serve(host, port, workers=workers, threads=threads, lookup_engine=lookup_engine, warm=warm)
 
 
 if __name__ == "__main__":  # pragma: no cover

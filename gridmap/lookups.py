@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from . import geo
 from .domain.address import Building, Gazetteer
-from .domain.lookup import GridIndex, check_points
+from .domain.lookup import GridIndex, check_point, check_points
 from .errors import InputError, PayloadTooLarge
 from .store import grids as store
 
@@ -114,10 +114,10 @@ class Locator:
     def lookup(self, lon, lat, *, crs=None, at: datetime | None = None) -> dict:
         """One point; InputError naming the problem for bad coordinates."""
         crs = geo.parse_crs(crs)
-        x, y, problems = check_points([_number(lon, "lon")], [_number(lat, "lat")], crs)
-        if problems[0] is not None:
-            raise InputError(f"{problems[0]}: lon={lon}, lat={lat} ({crs})")
-        body = self.index(at).answer_one(float(x[0]), float(y[0]))
+        x, y, problem = check_point(_number(lon, "lon"), _number(lat, "lat"), crs)
+        if problem is not None:
+            raise InputError(f"{problem}: lon={lon}, lat={lat} ({crs})")
+        body = self.index(at).answer_one(x, y)
         body.update(input={"lon": lon, "lat": lat, "crs": crs}, at=at.isoformat() if at else None)
         return body
 
@@ -175,14 +175,12 @@ def sql_lookup(engine: Engine, lon: float, lat: float, at: datetime | None = Non
 def postgis_lookup(engine: Engine, lon, lat, *, crs=None, at: datetime | None = None) -> dict:
     """A lookup answered by one PostGIS query per request, same checks (the HTTP benchmark's competitor)."""
     crs = geo.parse_crs(crs)
-    x, y, problems = check_points([_number(lon, "lon")], [_number(lat, "lat")], crs)
-    if problems[0] is not None:
-        raise InputError(f"{problems[0]}: lon={lon}, lat={lat} ({crs})")
-    found = sql_lookup(engine, float(x[0]), float(y[0]), at)
-    body = {"lon": float(x[0]), "lat": float(y[0]), "inside": found is not None}
+    x, y, problem = check_point(_number(lon, "lon"), _number(lat, "lat"), crs)
+    if problem is not None:
+        raise InputError(f"{problem}: lon={lon}, lat={lat} ({crs})")
+    found = sql_lookup(engine, x, y, at)
+    body = {"lon": x, "lat": y, "inside": found is not None}
     return {**body, **(found or {"chain": [], "specials": []})}
-
-
 
 
 # --- batch files ----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages gridmap needs when they are missing.
-# Usage: scripts/install_system.sh [postgis] [chromium]
+# Usage: scripts/install_system.sh [postgis] [chromium] [wrk]
 # Only acts when run as root; otherwise it says what to install and fails.
 set -euo pipefail
 need=()
@@ -11,7 +11,9 @@ for what in "$@"; do
     chromium)
       command -v chromium >/dev/null 2>&1 || need+=(chromium)
       command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver) ;;
-    *) echo "install_system.sh: unknown component '$what' (choose postgis, chromium)" >&2; exit 2 ;;
+    wrk)
+      command -v wrk >/dev/null 2>&1 || need+=(wrk) ;;
+    *) echo "install_system.sh: unknown component '$what' (choose postgis, chromium, wrk)" >&2; exit 2 ;;
   esac
 done
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -21,6 +21,7 @@ points in cells that a special grid's bounding box touches.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,32 @@ SPECIAL_BLOCK = 8
 CHAIN = LEVELS
 
 
+NOT_NUMBERS = "coordinates are not numbers"
+SWAPPED = "coordinates look like swapped lat/lon: lon must come first"
+OUT_OF_RANGE = "coordinates out of range (lon -180..180, lat -90..90)"
+OUTSIDE_CHINA = "coordinates outside China (check crs)"
+
+
+def check_point(lon: float, lat: float, crs: str = "EPSG:4326") -> tuple[float, float, str | None]:
+    """:func:`check_points` for one point, without array overhead (the HTTP hot path)."""
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        return lon, lat, NOT_NUMBERS
+    lo_x, lo_y, hi_x, hi_y = geo.CHINA_BOUNDS
+    if geo.is_geographic(crs):
+        if lo_y <= lon <= hi_y and lo_x <= lat <= hi_x:
+            return lon, lat, SWAPPED
+        if abs(lon) > 180 or abs(lat) > 90:
+            return lon, lat, OUT_OF_RANGE
+    if crs == f"EPSG:{geo.STORAGE_SRID}":
+        x, y = lon, lat
+    else:
+        xs, ys = geo.transform_xy([lon], [lat], crs)
+        x, y = float(xs[0]), float(ys[0])
+    if not (lo_x <= x <= hi_x and lo_y <= y <= hi_y):
+        return x, y, OUTSIDE_CHINA
+    return x, y, None
+
+
 def check_points(lon, lat, crs: str = "EPSG:4326"):
     """Validate and convert points to storage lon/lat; returns (lon, lat, problem strings or None).
 
@@ -49,19 +76,19 @@ def check_points(lon, lat, crs: str = "EPSG:4326"):
     lat = np.asarray(lat, dtype="float64")
     problems = np.full(len(lon), None, dtype=object)
     nan = ~np.isfinite(lon) | ~np.isfinite(lat)
-    problems[nan] = "coordinates are not numbers"
+    problems[nan] = NOT_NUMBERS
     geographic = geo.is_geographic(crs)
     lo_x, lo_y, hi_x, hi_y = geo.CHINA_BOUNDS
     if geographic:
         swapped = ~nan & (lon >= lo_y) & (lon <= hi_y) & (lat >= lo_x) & (lat <= hi_x)
-        problems[swapped] = "coordinates look like swapped lat/lon: lon must come first"
+        problems[swapped] = SWAPPED
         out_of_range = ~nan & ~swapped & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
-        problems[out_of_range] = "coordinates out of range (lon -180..180, lat -90..90)"
+        problems[out_of_range] = OUT_OF_RANGE
     bad = problems != None  # noqa: E711
     x, y = geo.transform_xy(np.where(bad, 114.0 if geographic else 0.0, lon),
                             np.where(bad, 34.0 if geographic else 0.0, lat), crs)
     outside = ~bad & ~((x >= lo_x) & (x <= hi_x) & (y >= lo_y) & (y <= hi_y))
-    problems[outside] = "coordinates outside China (check crs)"
+    problems[outside] = OUTSIDE_CHINA
     return x, y, problems
 
 
@@ -274,7 +301,8 @@ class GridIndex:
         if self.cells.dtype == np.uint16 and m >= 65_534:
             m -= 65_536
         if m == MIXED:
-            slot = int(np.searchsorted(self.mixed_cells, cy * nx + cx))
+            # the key in the array's own dtype: a mismatch makes numpy cast (copy) the whole array per call
+            slot = int(self.mixed_cells.searchsorted(self.mixed_cells.dtype.type(cy * nx + cx)))
             m = OUTSIDE
             for c in self.cand[self.cand_start[slot]: self.cand_start[slot + 1]]:
                 if shapely.intersects_xy(self.micro_geom[c], x, y):

@@ -1,7 +1,7 @@
 """Engines, connections and migrations."""
 from __future__ import annotations
 
-from functools import lru_cache
+import os
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,14 +13,26 @@ from ..errors import DatabaseUnavailable
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
+_ENGINES: dict[str, Engine] = {}
+
+
 def engine(url: str | None = None) -> Engine:
-    """A pooled engine for ``url`` (default: the database configured now), one per URL."""
-    return _engine(url or config.database_url())
+    """A pooled engine for ``url`` (default: the database configured now), one per URL and process."""
+    url = url or config.database_url()
+    eng = _ENGINES.get(url)
+    if eng is None:
+        eng = _ENGINES[url] = sa.create_engine(url, pool_pre_ping=True)
+    return eng
 
 
-@lru_cache(maxsize=8)
-def _engine(url: str) -> Engine:
-    return sa.create_engine(url, pool_pre_ping=True)
+def _forget_inherited_connections() -> None:
+    """In a forked child (a server worker), drop the parent's pooled connections without closing
+    them: one socket used by two processes garbles both conversations."""
+    for eng in _ENGINES.values():
+        eng.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
 def check(eng: Engine) -> None:
