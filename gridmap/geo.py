@@ -225,6 +225,11 @@ _LOCAL_KX = 111_320.0 * np.cos(np.radians(LOCAL_ORIGIN[1]))
 _LOCAL_KY = 110_574.0
 
 
+def local_scale() -> tuple[float, float]:
+    """Metres per degree of longitude and latitude on the local plane."""
+    return _LOCAL_KX, _LOCAL_KY
+
+
 def to_local(geoms):
     """Lon/lat -> a plane in approximate metres that is *affine* to lon/lat.
 

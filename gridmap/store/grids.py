@@ -298,3 +298,33 @@ def gazetteer_rows(conn: Connection):
              LATERAL ST_PointOnSurface(b.geom) AS p
         WHERE b.valid_to IS NULL GROUP BY b.id, p""")).all()
     return courtyards, buildings
+
+
+def courtyard_inputs(conn: Connection, *, courtyards=None, community: str | None = None) -> tuple[list, list]:
+    """Current courtyards (code, name, parent, WKB, households, population) chosen by codes, by
+    community, or all; and their
+    current buildings (code, courtyard code, floors, WKB, unit households in unit order)."""
+    where, params = "level = 'courtyard' AND valid_to IS NULL", {}
+    if courtyards is not None:
+        where += " AND code = ANY(:codes)"
+        params["codes"] = list(courtyards)
+    if community is not None:
+        where += " AND parent_code = :community"
+        params["community"] = community
+    yards = conn.execute(sa.text(f"SELECT code, name, parent_code, ST_AsBinary(geom), households, population FROM grid "
+                                 f"WHERE {where} "
+                                 "ORDER BY code"), params).all()
+    buildings = conn.execute(sa.text("""
+        SELECT b.code, b.courtyard_code, b.floors, ST_AsBinary(b.geom),
+               array_remove(array_agg(u.households ORDER BY u.number), NULL)
+        FROM building b LEFT JOIN unit u ON u.building_id = b.id
+        WHERE b.valid_to IS NULL AND b.courtyard_code = ANY(:codes)
+        GROUP BY b.id ORDER BY b.courtyard_code, b.code"""), {"codes": [y[0] for y in yards]}).all()
+    return yards, buildings
+
+
+def current_children(conn: Connection, parents, level: str = "micro") -> list[str]:
+    """Codes of the current grids of ``level`` under ``parents``."""
+    return conn.execute(sa.text("SELECT code FROM grid WHERE level = :level AND valid_to IS NULL "
+                                "AND parent_code = ANY(:parents) ORDER BY code"),
+                        {"level": level, "parents": list(parents)}).scalars().all()

@@ -1,0 +1,454 @@
+"""Split a courtyard into micro-grids of 50-70 households (Zhengzhou's rule).
+
+No library holds a two-sided household band while tiling the parent (spopt's max-p has
+only a floor, GerryChain needs a fixed number of parts, METIS has no lower bound), so the
+partitioner is gridmap's own:
+
+1. **Items.** Each stairwell unit (单元) is one item at its entrance: a building's units sit
+   side by side along its long axis, the entrance at the middle of the unit's slice.  A unit
+   with more than ``max`` households is split by floors into the fewest chunks of at most
+   ``max`` (the report lists them); no other unit is ever split.
+2. **How many grids.** With ``H`` households, any ``k`` with ``k*min <= H <= k*max`` can hold
+   the band; gridmap takes the one nearest ``H / 60``.  When no ``k`` can (fewer than 50;
+   71-99; 141-149 for 50-70) the total is *infeasible* and the policy decides: ``over`` keeps
+   one grid above ``max``, ``under`` one below ``min``, ``keep`` (the default) whichever is
+   nearer the band.  Every other grid stays in the band.
+3. **Recursive bisection with exact counts.** A region holding ``k`` grids is cut by a
+   straight line into two regions holding ``k1 = k // 2`` and ``k - k1``, such that each side's
+   households fit the sum of its grids' bands (``k1*min <= left <= k1*max`` and likewise on
+   the right).  Those windows nest, so every leaf lands in its band.  Cuts are tried in 12
+   directions (offset by the seed) at every position between two consecutive entrances whose
+   count fits; a cut is kept only if each side's entrances lie in one connected piece (pieces
+   without entrances join the neighbour they share an edge with), and the best is the one
+   whose two sides are most compact (Polsby-Popper) and nearest the target split.
+4. **Geometry.** Cuts are straight lines in metres (a plane affine to lon/lat, so they are
+   straight in storage too), applied to the stored courtyard itself: the outline's vertices are
+   untouched and the pieces tile it exactly.
+
+Quality figures: Polsby-Popper ``4 pi A / P^2`` in EPSG:4547, and a visiting time (see
+:class:`VisitModel`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+
+from .. import geo
+from ..errors import InputError
+
+POLICIES = ("keep", "over", "under")
+#: Cut directions tried per bisection (spread over 180 degrees).
+DIRECTIONS = 12
+
+
+@dataclass(frozen=True)
+class Band:
+    """The household band of a micro-grid and what to do when a total cannot be split into it."""
+
+    min: int = 50
+    max: int = 70
+    policy: str = "keep"
+
+    def __post_init__(self):
+        if not (0 < self.min <= self.max):
+            raise InputError(f"the household band must have 0 < min <= max, got {self.min}..{self.max}")
+        if self.policy not in POLICIES:
+            raise InputError(f"unknown policy {self.policy!r}: choose one of {', '.join(POLICIES)}")
+
+    @property
+    def target(self) -> float:
+        return (self.min + self.max) / 2
+
+    def feasible(self, total: int) -> bool:
+        """Whether ``total`` households can be cut into grids all in the band (ignoring unit sizes)."""
+        return math.ceil(total / self.max) <= total // self.min
+
+    def leaves(self, total: int) -> tuple[list[tuple[int, int, float]], str | None]:
+        """The grids to make: a (low, high, target) band per grid, and the policy applied (None when
+        the total is feasible)."""
+        if self.feasible(total):
+            k_lo, k_hi = math.ceil(total / self.max), total // self.min
+            k = min(max(round(total / self.target), k_lo), k_hi)
+            return [(self.min, self.max, total / k)] * k, None
+        # infeasible: one grid out of the band, the others in it
+        k_over = max(1, total // self.min)
+        over_size = total - (k_over - 1) * self.max  # the oversized grid, as small as it can be
+        excess = over_size - self.max
+        k_under = max(1, math.ceil(total / self.max))
+        under_size = total - (k_under - 1) * self.min  # the undersized grid, as large as it can be
+        deficit = self.min - under_size
+        policy = self.policy
+        if policy == "keep":
+            policy = "over" if excess <= deficit else "under"
+        if total < self.min:
+            return [(1, total, float(total))], "under"
+        if policy == "over":
+            rest = (total - over_size) / max(k_over - 1, 1)
+            return [(self.min, self.max, rest)] * (k_over - 1) + [(self.max + 1, total, float(over_size))], "over"
+        rest = (total - under_size) / max(k_under - 1, 1)
+        return [(self.min, self.max, rest)] * (k_under - 1) + [(1, self.min - 1, float(under_size))], "under"
+
+
+@dataclass(frozen=True)
+class VisitModel:
+    """Minutes one grid worker needs to visit every household of a grid once.
+
+    ``walk``: a closed tour over the grid's unit entrances (nearest-neighbour then 2-opt, metres
+    in EPSG:4547) at ``walk_m_per_min``; plus ``per_entrance_min`` per entrance (doors, stairs)
+    and ``per_household_min`` per household (knock, talk, note).  Defaults: 72 m/min (4.3 km/h),
+    2 min and 1.4 min: a 70-household grid with 5 entrances 300 m apart takes about 115 minutes,
+    which is Zhengzhou's "about 2 hours" for the top of the band.
+    """
+
+    walk_m_per_min: float = 72.0
+    per_entrance_min: float = 2.0
+    per_household_min: float = 1.4
+    limit_min: float = 120.0
+
+    def minutes(self, entrances_m: np.ndarray, households: int) -> float:
+        return (tour_length(entrances_m) / self.walk_m_per_min + len(entrances_m) * self.per_entrance_min
+                + households * self.per_household_min)
+
+
+@dataclass
+class Item:
+    """What the partitioner places: one unit, or one floor chunk of a unit taller than the band."""
+
+    building: str
+    unit: int
+    households: int
+    x: float  # storage lon/lat of the entrance
+    y: float
+    floors: str | None = None  # "1-9" for a floor chunk
+
+
+@dataclass
+class BuildingIn:
+    code: str
+    footprint: object  # shapely geometry, storage lon/lat
+    units: list[int]
+    floors: int | None = None
+
+
+@dataclass
+class Plan:
+    """The proposal for one courtyard."""
+
+    courtyard: str
+    households: int
+    grids: list = field(default_factory=list)  # dicts: code, households, geometry, items, pp, minutes
+    policy: str | None = None
+    split_units: list = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def in_band(self) -> int:
+        return sum(1 for g in self.grids if g["in_band"])
+
+    def summary(self) -> dict:
+        pp = [g["polsby_popper"] for g in self.grids]
+        minutes = [g["visit_minutes"] for g in self.grids]
+        return {
+            "courtyard": self.courtyard, "households": self.households, "grids": len(self.grids),
+            "in_band": self.in_band, "feasible": self.policy is None and self.error is None,
+            "policy": self.policy, "split_units": self.split_units, "error": self.error,
+            "polsby_popper_median": float(np.median(pp)) if pp else None,
+            "visit_minutes_max": float(max(minutes)) if minutes else None,
+            "over_time": [g["code"] for g in self.grids if g["over_time"]],
+            "micro_grids": [{k: g[k] for k in ("code", "households", "in_band", "polsby_popper", "visit_minutes",
+                                               "over_time", "units")} for g in self.grids],
+        }
+
+
+# --- items ---------------------------------------------------------------------------
+
+def unit_entrances(footprint, n: int) -> np.ndarray:
+    """Entrances of ``n`` units side by side along the footprint's long axis (n x 2, same CRS).
+
+    Computed on the local metric plane; each is moved into the footprint when its slice's middle
+    falls outside (an L-shaped building)."""
+    local = geo.to_local([footprint])[0]
+    rect = shapely.minimum_rotated_rectangle(local)
+    corners = np.asarray(rect.exterior.coords)[:4]
+    if len(np.unique(corners.round(9), axis=0)) < 3:  # degenerate footprint: all at one point
+        c = local.representative_point()
+        pts = np.repeat([[c.x, c.y]], n, axis=0)
+    else:
+        e1, e2 = corners[1] - corners[0], corners[2] - corners[1]
+        long, short = (e1, e2) if np.hypot(*e1) >= np.hypot(*e2) else (e2, e1)
+        start = corners[0] if np.hypot(*e1) >= np.hypot(*e2) else corners[1]
+        t = (np.arange(n) + 0.5) / n
+        pts = start + t[:, None] * long + 0.5 * short
+        inside = shapely.contains_xy(local, pts[:, 0], pts[:, 1])
+        if not inside.all():
+            rp = local.representative_point()
+            pts[~inside] = [rp.x, rp.y]
+    out = geo.from_local([shapely.multipoints(pts)])[0]
+    return shapely.get_coordinates(out)
+
+
+def items_of(courtyard: str, outline, buildings: list[BuildingIn], band: Band) -> tuple[list[Item], list[dict]]:
+    """The units of ``buildings`` as items (tall units split by floors); raises InputError naming the
+    building or unit that cannot be used."""
+    if not buildings:
+        raise InputError(f"courtyard {courtyard} has no buildings: nothing to partition")
+    shapely.prepare(outline)
+    items: list[Item] = []
+    split: list[dict] = []
+    for b in buildings:
+        if not b.units:
+            raise InputError(f"building {b.code} of courtyard {courtyard} has no units")
+        for number, hh in enumerate(b.units, 1):
+            if hh is None or hh <= 0:
+                raise InputError(f"building {b.code} unit {number} has {hh} households: must be at least 1")
+        if not outline.covers(b.footprint):
+            outside = shapely.area(geo.to_metric([shapely.difference(b.footprint, outline)]))[0]
+            if outside > 1.0:  # 1 m²: the validator's tolerance
+                raise InputError(f"building {b.code} lies outside its courtyard {courtyard} "
+                                 f"({outside:.0f} m² outside)")
+        entrances = unit_entrances(b.footprint, len(b.units))
+        for number, (hh, (x, y)) in enumerate(zip(b.units, entrances), 1):
+            if not outline.covers(shapely.Point(x, y)):
+                p = shapely.intersection(b.footprint, outline).representative_point()
+                x, y = p.x, p.y
+            if hh <= band.max:
+                items.append(Item(b.code, number, int(hh), x, y))
+                continue
+            parts = math.ceil(hh / band.max)
+            sizes = [hh // parts + (1 if i < hh % parts else 0) for i in range(parts)]
+            floors = b.floors or parts
+            bounds = np.linspace(0, floors, parts + 1).round().astype(int)
+            record = {"building": b.code, "unit": number, "households": int(hh), "parts": []}
+            for i, size in enumerate(sizes):
+                f = f"{bounds[i] + 1}-{max(bounds[i + 1], bounds[i] + 1)}"
+                items.append(Item(b.code, number, int(size), x, y, floors=f))
+                record["parts"].append({"floors": f, "households": int(size)})
+            split.append(record)
+    return items, split
+
+
+# --- geometry helpers ------------------------------------------------------------------
+
+def _metric_normal(angle: float) -> np.ndarray:
+    """A direction given in metres, as a normal in storage lon/lat: projections onto it order
+    points exactly as the metric direction does (the local plane is affine to lon/lat)."""
+    kx, ky = geo.local_scale()
+    return np.array([math.cos(angle) * kx, math.sin(angle) * ky])
+
+
+def _halfplane(region, normal, c):
+    """The part of the plane where ``p . normal < c``, as a polygon covering ``region``."""
+    x0, y0, x1, y1 = region.bounds
+    reach = 4 * ((x1 - x0) + (y1 - y0)) + 1e-6
+    u = normal / np.hypot(*normal)
+    v = np.array([-u[1], u[0]])
+    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    on_line = centre + (c - centre @ normal) / (normal @ normal) * normal  # the line's point nearest the centre
+    a, b = on_line + v * reach, on_line - v * reach
+    return shapely.Polygon([a, b, b - u * reach, a - u * reach])
+
+
+def _polygons(geom) -> list:
+    return [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon" and p.area > 0]
+
+
+def polsby_popper(geoms) -> np.ndarray:
+    """4 pi A / P^2 of storage geometries, measured in EPSG:4547 (1 = a circle)."""
+    metric = geo.to_metric(np.asarray(geoms, dtype=object))
+    p = shapely.length(metric)
+    return np.where(p > 0, 4 * math.pi * shapely.area(metric) / np.maximum(p, 1e-12) ** 2, 0.0)
+
+
+def _pp_local(geom) -> float:
+    """Polsby-Popper on the lon/lat plane scaled to metres (for ranking cuts: fast, ~1% off)."""
+    kx, ky = geo.local_scale()
+    scaled = shapely.transform(geom, lambda c: c * [kx, ky])
+    p = scaled.length
+    return 4 * math.pi * scaled.area / (p * p) if p > 0 else 0.0
+
+
+def tour_length(points_m: np.ndarray) -> float:
+    """Length of a closed tour over ``points_m`` (metres): nearest neighbour, then 2-opt."""
+    n = len(points_m)
+    if n < 2:
+        return 0.0
+    d = np.hypot(*(points_m[:, None, :] - points_m[None, :, :]).transpose(2, 0, 1))
+    order = [0]
+    left = set(range(1, n))
+    while left:
+        last = order[-1]
+        nxt = min(left, key=lambda j: (d[last, j], j))
+        order.append(nxt)
+        left.remove(nxt)
+    improved = True
+    while improved:
+        improved = False
+        for i in range(1, n - 1):
+            for j in range(i + 1, n):
+                a, b = order[i - 1], order[i]
+                c, e = order[j], order[(j + 1) % n]
+                if d[a, c] + d[b, e] < d[a, b] + d[c, e] - 1e-9:
+                    order[i:j + 1] = order[i:j + 1][::-1]
+                    improved = True
+    return float(sum(d[order[i], order[(i + 1) % n]] for i in range(n)))
+
+
+# --- the bisection ---------------------------------------------------------------------
+
+class _NoCut(Exception):
+    pass
+
+
+def _side(region_parts, item_xy):
+    """The one part holding every item, plus the parts holding none; None when items are spread."""
+    if not len(item_xy):
+        return None
+    holder = None
+    for i, part in enumerate(region_parts):
+        inside = shapely.intersects_xy(part, item_xy[:, 0], item_xy[:, 1])
+        if inside.all():
+            holder = i
+            break
+        if inside.any():
+            return None
+    if holder is None:
+        return None
+    return region_parts[holder], [p for i, p in enumerate(region_parts) if i != holder]
+
+
+def _attach(main_a, main_b, leftovers):
+    """Give each piece without entrances to the main piece it shares an edge with."""
+    a, b = [main_a], [main_b]
+    pending = list(leftovers)
+    while pending:
+        progress = False
+        for piece in list(pending):
+            shared_a = shapely.length(shapely.intersection(piece.boundary, shapely.union_all(a).boundary))
+            shared_b = shapely.length(shapely.intersection(piece.boundary, shapely.union_all(b).boundary))
+            if max(shared_a, shared_b) <= 0:
+                continue
+            (a if shared_a >= shared_b else b).append(piece)
+            pending.remove(piece)
+            progress = True
+        if not progress:
+            raise _NoCut()
+    out = []
+    for group in (a, b):
+        merged = shapely.union_all(group) if len(group) > 1 else group[0]
+        merged = shapely.make_valid(merged) if not merged.is_valid else merged
+        parts = _polygons(merged)
+        if len(parts) != 1:
+            raise _NoCut()
+        out.append(parts[0])
+    return out
+
+
+#: Cuts tried per region before giving up on it (each tried cut recurses into both sides).
+TRIES_PER_REGION = 8
+
+
+def _cuts(region, xy, hh, leaves, angles):
+    """Cuts of ``region`` (holding items ``xy`` with households ``hh``) between leaves[:k1] and
+    leaves[k1:], best first: (region_a, idx_a, region_b, idx_b, k1)."""
+    k = len(leaves)
+    total = hh.sum()
+    for k1 in [k // 2] + [k1 for k1 in range(1, k) if k1 != k // 2]:
+        lo_a = sum(lv[0] for lv in leaves[:k1])
+        hi_a = sum(lv[1] for lv in leaves[:k1])
+        lo_b = sum(lv[0] for lv in leaves[k1:])
+        hi_b = sum(lv[1] for lv in leaves[k1:])
+        target = sum(lv[2] for lv in leaves[:k1])
+        found = []
+        for angle in angles:
+            normal = _metric_normal(angle)
+            proj = xy @ normal
+            order = np.lexsort((np.arange(len(proj)), proj))
+            p = proj[order]
+            pre = np.cumsum(hh[order])[:-1]
+            ok = ((pre >= lo_a) & (pre <= hi_a) & (total - pre >= lo_b) & (total - pre <= hi_b)
+                  & (p[1:] - p[:-1] > 1e-12 * (abs(p[1:]) + 1)))
+            candidates = np.flatnonzero(ok)
+            kept = 0
+            for i in candidates[np.argsort(np.abs(pre[candidates] - target), kind="stable")]:
+                if kept == 2:
+                    break
+                c = (p[i] + p[i + 1]) / 2
+                try:
+                    half = _halfplane(region, normal, c)
+                    part_a = _polygons(shapely.intersection(region, half))
+                    part_b = _polygons(shapely.difference(region, half))
+                    ia, ib = order[:i + 1], order[i + 1:]
+                    side_a, side_b = _side(part_a, xy[ia]), _side(part_b, xy[ib])
+                    if side_a is None or side_b is None:
+                        continue
+                    ra, rb = _attach(side_a[0], side_b[0], side_a[1] + side_b[1])
+                except (_NoCut, shapely.errors.GEOSException):
+                    continue
+                score = (1 / max(_pp_local(ra), 1e-6) + 1 / max(_pp_local(rb), 1e-6)
+                         + 2 * abs(pre[i] - target) / max(target, 1))
+                found.append((score, len(found), ra, ia, rb, ib))
+                kept += 1
+        found.sort(key=lambda f: f[:2])
+        for score, _, ra, ia, rb, ib in found[:TRIES_PER_REGION]:
+            yield ra, ia, rb, ib, k1
+
+
+def _bisect(region, xy, hh, idx, leaves, angles) -> list:
+    """[(region, item indices)] per leaf, or raise _NoCut (backtracking over the best cuts)."""
+    if len(leaves) == 1:
+        return [(region, idx)]
+    for ra, ia, rb, ib, k1 in _cuts(region, xy[idx], hh[idx], leaves, angles):
+        try:
+            return (_bisect(ra, xy, hh, idx[ia], leaves[:k1], angles)
+                    + _bisect(rb, xy, hh, idx[ib], leaves[k1:], angles))
+        except _NoCut:
+            continue
+    raise _NoCut()
+
+
+def partition(courtyard: str, outline, buildings: list[BuildingIn], band: Band = Band(), *, seed: int = 0,
+              visit: VisitModel = VisitModel()) -> Plan:
+    """Propose micro-grids for one courtyard (storage lon/lat).  Bad input raises InputError; a
+    courtyard that cannot be cut keeps a Plan with ``error`` set."""
+    parts = _polygons(outline)
+    if len(parts) != 1:
+        raise InputError(f"courtyard {courtyard} is not one polygon ({len(parts)} parts): cannot tile it "
+                         "with contiguous micro-grids")
+    region = parts[0]
+    items, split = items_of(courtyard, region, buildings, band)
+    hh = np.array([it.households for it in items], dtype=np.int64)
+    xy = np.array([[it.x, it.y] for it in items], dtype="float64")
+    total = int(hh.sum())
+    plan = Plan(courtyard, total, split_units=split)
+    leaves, plan.policy = band.leaves(total)
+    offset = (seed * 0.6180339887) % 1.0 * math.pi / DIRECTIONS
+    angles = [offset + math.pi * i / DIRECTIONS for i in range(DIRECTIONS)]
+    try:
+        pieces = _bisect(region, xy, hh, np.arange(len(items)), leaves, angles)
+    except _NoCut:
+        try:  # more directions before giving up
+            fine = [offset + math.pi * i / (4 * DIRECTIONS) for i in range(4 * DIRECTIONS)]
+            pieces = _bisect(region, xy, hh, np.arange(len(items)), leaves, fine)
+        except _NoCut:
+            plan.error = ("no straight-cut partition keeps every grid in its band and contiguous "
+                          f"({len(items)} units, {total} households, {len(leaves)} grids)")
+            return plan
+    # order grids along the courtyard (south-west first) so codes read naturally
+    keyed = sorted(pieces, key=lambda p: (round(p[0].centroid.y, 6), round(p[0].centroid.x, 6)))
+    pp = polsby_popper([p for p, _ in keyed])
+    for n, ((geom, idx), ppv) in enumerate(zip(keyed, pp), 1):
+        households = int(hh[idx].sum())
+        entrances = np.unique(xy[idx], axis=0)
+        metric = shapely.get_coordinates(geo.to_metric([shapely.multipoints(entrances)])[0])
+        minutes = visit.minutes(metric, households)
+        plan.grids.append({
+            "code": f"{courtyard}{n:02d}", "households": households, "geometry": geom,
+            "in_band": band.min <= households <= band.max, "polsby_popper": round(float(ppv), 3),
+            "visit_minutes": round(minutes, 1), "over_time": minutes > visit.limit_min,
+            "units": sorted(f"{items[i].building}/{items[i].unit}" + (f"@{items[i].floors}" if items[i].floors else "")
+                            for i in idx),
+        })
+    return plan
