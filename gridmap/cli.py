@@ -222,7 +222,7 @@ def partition_cmd(courtyard, community, everything, band_min, band_max, policy, 
         if c["error"]:
             notes.append(f"FAILED: {c['error']}")
         if c["policy"]:
-            notes.append(f"infeasible total, policy {c['policy']}")
+            notes.append(f"{c['note'] or 'infeasible total'}, policy {c['policy']}")
         if c["split_units"]:
             notes.append("split by floors: " + ", ".join(f"{u['building']} unit {u['unit']} ({u['households']} hh "
                                                          f"in {len(u['parts'])})" for u in c["split_units"]))
@@ -239,6 +239,7 @@ def partition_cmd(courtyard, community, everything, band_min, band_max, policy, 
     share = f"{s['in_band_share']:.1%}" if s["in_band_share"] is not None else "-"
     click.echo(f"{s['courtyards']} courtyards, {s['households']} households -> {s['micro_grids']} micro-grids, "
                f"{s['in_band']} in {band_min}-{band_max} ({share}); {s['infeasible_totals']} infeasible totals, "
+               f"{s['units_too_coarse']} with units too coarse for the band, "
                f"{s['split_units']} split units, {s['over_time']} over 2 h, {s['failed']} failed; "
                f"median Polsby-Popper {s['polsby_popper_median']}", err=True)
     if "written" in report:

@@ -195,6 +195,18 @@ def to_metric(geoms, src: str = f"EPSG:{STORAGE_SRID}"):
     return transform_geoms(geoms, src, f"EPSG:{METRIC_SRID}")
 
 
+#: Lon/lat segments are cut to this length (degrees, about 10 m) before areas are measured: a straight
+#: lon/lat edge bends in EPSG:4547, so a sliver along a 1 km edge whose vertices are collinear in
+#: storage would otherwise measure about 0.5 m² there instead of nothing.
+AREA_SEGMENT_DEG = 1e-4
+
+
+def area_m2(geoms) -> np.ndarray:
+    """Areas of storage (lon/lat) geometries in m², measured in EPSG:4547 on densified edges."""
+    dense = shapely.segmentize(np.asarray(geoms, dtype=object), AREA_SEGMENT_DEG)
+    return shapely.area(to_metric(dense))
+
+
 def from_metric(geoms):
     """EPSG:4547 geometries back to storage lon/lat."""
     return transform_geoms(geoms, f"EPSG:{METRIC_SRID}", f"EPSG:{STORAGE_SRID}")

@@ -69,8 +69,9 @@ def _work(args):
 def run(eng: Engine, *, courtyard: str | None = None, community: str | None = None, everything: bool = False,
         band: Band = Band(), seed: int = 0, visit: VisitModel = VisitModel(), dry_run: bool = False,
         out=None, actor: str = "cli", reason: str | None = None, at: datetime | None = None,
-        progress=None, workers: int | None = None) -> dict:
-    """Propose micro-grids for the chosen courtyards; commit them unless ``dry_run``. Returns the report."""
+        progress=None, workers: int | None = None, with_preview: bool = False) -> dict:
+    """Propose micro-grids for the chosen courtyards; commit them unless ``dry_run``. Returns the report
+    (with the proposals as GeoJSON under ``preview_geojson`` when ``with_preview``)."""
     t0 = time.perf_counter()
     if out is not None:
         from .ops import check_output
@@ -109,6 +110,8 @@ def run(eng: Engine, *, courtyard: str | None = None, community: str | None = No
     if out is not None:
         _write_preview(plans, names, ratio, out)
         report["preview"] = str(out)
+    if with_preview:
+        report["preview_geojson"] = preview_collection(plans, names, ratio)
     if not dry_run:
         t1 = time.perf_counter()
         report["written"] = _commit(eng, plans, names, ratio, actor=actor, reason=reason, at=at, report=report)
@@ -119,7 +122,7 @@ def run(eng: Engine, *, courtyard: str | None = None, community: str | None = No
 
 def _report(plans, band: Band, visit: VisitModel) -> dict:
     ok = [p for p in plans if p.error is None]
-    feasible = [p for p in ok if p.policy is None]
+    feasible = [p for p in ok if band.feasible(p.households)]  # totals that fit the band
     grids = [g for p in ok for g in p.grids]
     feasible_grids = [g for p in feasible for g in p.grids]
     pp = [g["polsby_popper"] for g in grids]
@@ -135,7 +138,8 @@ def _report(plans, band: Band, visit: VisitModel) -> dict:
             "in_band_share": round(sum(g["in_band"] for g in grids) / len(grids), 4) if grids else None,
             "in_band_share_feasible": (round(sum(g["in_band"] for g in feasible_grids) / len(feasible_grids), 4)
                                        if feasible_grids else None),
-            "infeasible_totals": sum(1 for p in ok if p.policy is not None),
+            "infeasible_totals": sum(1 for p in ok if p.note == "infeasible total"),
+            "units_too_coarse": sum(1 for p in ok if p.note == "units too coarse for the band"),
             "failed": sum(1 for p in plans if p.error is not None),
             "split_units": sum(len(p.split_units) for p in ok),
             "polsby_popper_median": round(float(np.median(pp)), 3) if pp else None,
@@ -164,14 +168,19 @@ def _frame(plans, names, ratio) -> pd.DataFrame:
                                        "geometry", "in_band", "polsby_popper", "visit_minutes", "over_time"])
 
 
-def _write_preview(plans, names, ratio, out: Path) -> None:
+def preview_collection(plans, names, ratio) -> dict:
+    """The proposed micro-grids as an RFC 7946 FeatureCollection."""
     frame = _frame(plans, names, ratio)
     geoms = geo.rfc7946(frame.pop("geometry").to_numpy())
     features = [{"type": "Feature", "geometry": shapely.geometry.mapping(g), "properties": {
         k: (None if isinstance(v, float) and np.isnan(v) else (v.item() if hasattr(v, "item") else v))
         for k, v in row.items()}} for g, row in zip(geoms, frame.to_dict("records"))]
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _write_preview(plans, names, ratio, out: Path) -> None:
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False))
+    tmp.write_text(json.dumps(preview_collection(plans, names, ratio), ensure_ascii=False))
     tmp.replace(out)
 
 

@@ -416,3 +416,67 @@ def generate(scale_name: str, seed: int, out_dir, *, workers: int | None = None,
     manifest["counts"]["households"] = int(sum(d["households"] for d in merged["district"]))
     (out_dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
     return manifest
+
+
+# --- courtyards for the partition benchmark ------------------------------------------
+
+def bench_courtyards(n: int, seed: int, *, smallest: int = 30, largest: int = 2000, tower_share: float = 0.25):
+    """``n`` stand-alone courtyards for benchmarking partitioners: households log-uniform in
+    ``smallest..largest``; outlines a rectangle, an L, a U or an irregular Voronoi cell of about
+    90 m² of land per household; buildings of 1-4 stairwell units of 6-30 households placed as in
+    :func:`generate`; a ``tower_share`` of the courtyards over 250 households also hold a
+    200-household tower (one stairwell, or two of 100).  Yields dicts with ``code``, ``outline``
+    (storage lon/lat), ``households`` and ``buildings`` (code, footprint lon/lat, units, floors)."""
+    rng = np.random.default_rng([seed, 7])
+    for i in range(n):
+        total = int(round(math.exp(rng.uniform(math.log(smallest), math.log(largest)))))
+        side = math.sqrt(total * 90.0 + 4000.0)
+        shape = ("rectangle", "L", "U", "irregular")[i % 4]
+        aspect = rng.uniform(1.0, 2.5)
+        w, h = side * math.sqrt(aspect), side / math.sqrt(aspect)
+        if shape == "rectangle":
+            outline = shapely.box(0, 0, w, h)
+        elif shape == "L":
+            w, h = w * 1.25, h * 1.25
+            outline = shapely.difference(shapely.box(0, 0, w, h), shapely.box(w * 0.5, h * 0.5, w, h))
+        elif shape == "U":
+            w, h = w * 1.3, h * 1.3
+            outline = shapely.difference(shapely.box(0, 0, w, h), shapely.box(w / 3, h * 0.4, 2 * w / 3, h))
+        else:  # one cell of a Voronoi cut of a larger block: a few oblique sides
+            block = shapely.box(-w, -h, 2 * w, 2 * h)
+            cells = split(block, 9, rng, iterations=6)
+            outline = max(cells, key=lambda c: -c.centroid.distance(shapely.Point(w / 2, h / 2)))
+            outline = shapely.affinity.scale(outline, *(2 * [math.sqrt(w * h / outline.area)]))
+        outline = shapely.affinity.rotate(outline, rng.uniform(0, 90))
+        # place courtyards 3 km apart on a grid so none overlap
+        x0, y0 = (i % 40) * 3000.0, (i // 40) * 3000.0
+        outline = shapely.affinity.translate(outline, x0 - outline.centroid.x, y0 - outline.centroid.y)
+        room = outline.buffer(-6.0)
+        code = f"9{i:08d}"
+        units_left = total
+        blocks = []
+        if total > 250 and rng.random() < tower_share:
+            blocks.append(([200] if rng.random() < 0.5 else [100, 100], 30.0, 24.0, 34))
+            units_left -= 200
+        while units_left > 0:
+            n_units = int(rng.integers(1, 5))
+            sizes = [int(s) for s in rng.integers(6, 31, n_units)]
+            kept = []
+            for s in sizes:
+                if units_left <= 0:
+                    break
+                kept.append(min(s, units_left))
+                units_left -= kept[-1]
+            blocks.append((kept, 15.0 * len(kept), 12.0, max(2, math.ceil(max(kept) / 2))))
+        placed, buildings = [], []
+        for b, (units, bw, bh, floors) in enumerate(blocks, 1):
+            rect = _place(room, bw, bh, placed, rng)
+            if rect is None:
+                raise RuntimeError(f"no room for building {b} in bench courtyard {code}")
+            placed.append(rect)
+            buildings.append({"code": f"{code}B{b:03d}", "footprint": rect, "units": units, "floors": floors})
+        outline_ll = geo.from_local([outline])[0]
+        feet = geo.from_local(np.array([b["footprint"] for b in buildings], dtype=object))
+        for b, f in zip(buildings, feet):
+            b["footprint"] = f
+        yield {"code": code, "shape": shape, "outline": outline_ll, "households": total, "buildings": buildings}

@@ -66,6 +66,31 @@ class Band:
         """Whether ``total`` households can be cut into grids all in the band (ignoring unit sizes)."""
         return math.ceil(total / self.max) <= total // self.min
 
+    def plans(self, total: int):
+        """Grid plans to try in order: (leaves, policy applied, note).  First :meth:`leaves`; then, for a
+        feasible total, the other grid counts that can hold the band; then, when the units are too
+        coarse for any of them, the policy's one-grid-out-of-band plans; last, the whole courtyard as
+        one grid (always possible, and reported)."""
+        leaves, policy = self.leaves(total)
+        yield leaves, policy, None if policy is None else "infeasible total"
+        if policy is not None:
+            if self.policy == "keep":  # the other side too
+                other = Band(self.min, self.max, "under" if policy == "over" else "over")
+                yield *other.leaves(total), "infeasible total"
+            if len(leaves) > 1:  # the last resort: the whole courtyard as one grid
+                yield [(1, total, float(total))], "over" if total > self.max else "under", "units too coarse for the band"
+            return
+        k_lo, k_hi = math.ceil(total / self.max), total // self.min
+        for k in sorted(range(k_lo, k_hi + 1), key=lambda k: (abs(k - len(leaves)), k)):
+            if k != len(leaves):
+                yield [(self.min, self.max, total / k)] * k, None, None
+        for side in (("over", "under") if self.policy == "keep" else (self.policy,)):
+            k = max(1, len(leaves) - 1) if side == "over" else len(leaves) + 1
+            relaxed = (self.min, total, total / k) if side == "over" else (1, self.max, total / k)
+            yield [(self.min, self.max, total / k)] * (k - 1) + [relaxed], side, "units too coarse for the band"
+        if len(leaves) > 2:
+            yield [(1, total, float(total))], "over", "units too coarse for the band"
+
     def leaves(self, total: int) -> tuple[list[tuple[int, int, float]], str | None]:
         """The grids to make: a (low, high, target) band per grid, and the policy applied (None when
         the total is feasible)."""
@@ -143,6 +168,7 @@ class Plan:
     policy: str | None = None
     split_units: list = field(default_factory=list)
     error: str | None = None
+    note: str | None = None
 
     @property
     def in_band(self) -> int:
@@ -153,8 +179,8 @@ class Plan:
         minutes = [g["visit_minutes"] for g in self.grids]
         return {
             "courtyard": self.courtyard, "households": self.households, "grids": len(self.grids),
-            "in_band": self.in_band, "feasible": self.policy is None and self.error is None,
-            "policy": self.policy, "split_units": self.split_units, "error": self.error,
+            "in_band": self.in_band, "feasible": self.note != "infeasible total" and self.error is None,
+            "policy": self.policy, "note": self.note, "split_units": self.split_units, "error": self.error,
             "polsby_popper_median": float(np.median(pp)) if pp else None,
             "visit_minutes_max": float(max(minutes)) if minutes else None,
             "over_time": [g["code"] for g in self.grids if g["over_time"]],
@@ -179,9 +205,8 @@ def unit_entrances(footprint, n: int) -> np.ndarray:
     else:
         e1, e2 = corners[1] - corners[0], corners[2] - corners[1]
         long, short = (e1, e2) if np.hypot(*e1) >= np.hypot(*e2) else (e2, e1)
-        start = corners[0] if np.hypot(*e1) >= np.hypot(*e2) else corners[1]
-        t = (np.arange(n) + 0.5) / n
-        pts = start + t[:, None] * long + 0.5 * short
+        t = (np.arange(n) + 0.5) / n  # the rectangle is corners[0] + a*e1 + b*e2, a and b in [0, 1]
+        pts = corners[0] + t[:, None] * long + 0.5 * short
         inside = shapely.contains_xy(local, pts[:, 0], pts[:, 1])
         if not inside.all():
             rp = local.representative_point()
@@ -222,12 +247,26 @@ def items_of(courtyard: str, outline, buildings: list[BuildingIn], band: Band) -
             floors = b.floors or parts
             bounds = np.linspace(0, floors, parts + 1).round().astype(int)
             record = {"building": b.code, "unit": number, "households": int(hh), "parts": []}
+            spots = _chunk_spots(x, y, parts, outline)
             for i, size in enumerate(sizes):
                 f = f"{bounds[i] + 1}-{max(bounds[i + 1], bounds[i] + 1)}"
-                items.append(Item(b.code, number, int(size), x, y, floors=f))
+                items.append(Item(b.code, number, int(size), spots[i][0], spots[i][1], floors=f))
                 record["parts"].append({"floors": f, "households": int(size)})
             split.append(record)
     return items, split
+
+
+def _chunk_spots(x, y, parts, outline) -> list:
+    """Distinct stand-in points, 1 m apart, for the floor chunks of one unit, so that a cut can
+    put them in different grids (they share the unit's entrance)."""
+    origin = geo.to_local([shapely.Point(x, y)])[0]
+    step = np.array([0.85, 0.53])  # a slant no cut direction is likely to be perpendicular to
+    pts = [(origin.x + (j - (parts - 1) / 2) * step[0], origin.y + (j - (parts - 1) / 2) * step[1])
+           for j in range(parts)]
+    out = shapely.get_coordinates(geo.from_local([shapely.multipoints(pts)])[0])
+    if not shapely.intersects_xy(outline, out[:, 0], out[:, 1]).all():
+        return [(x, y)] * parts
+    return [tuple(p) for p in out]
 
 
 # --- geometry helpers ------------------------------------------------------------------
@@ -396,17 +435,171 @@ def _cuts(region, xy, hh, leaves, angles):
             yield ra, ia, rb, ib, k1
 
 
-def _bisect(region, xy, hh, idx, leaves, angles) -> list:
-    """[(region, item indices)] per leaf, or raise _NoCut (backtracking over the best cuts)."""
+#: Regions a single bisection attempt may cut before it gives up: backtracking is exponential in
+#: the worst case, and a plan that needs this many tries is better served by the next plan.
+BUDGET = 200
+#: The straight cuts get fewer tries: when they fail, the Voronoi-cell fallback is more flexible.
+STRAIGHT_BUDGET = 40
+
+
+def _bisect(region, xy, hh, idx, leaves, angles, budget=None) -> list:
+    """[(region, item indices)] per leaf, or raise _NoCut (backtracking over the best cuts, at most
+    ``BUDGET`` regions cut in all)."""
     if len(leaves) == 1:
         return [(region, idx)]
+    budget = [BUDGET] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _NoCut()
     for ra, ia, rb, ib, k1 in _cuts(region, xy[idx], hh[idx], leaves, angles):
         try:
-            return (_bisect(ra, xy, hh, idx[ia], leaves[:k1], angles)
-                    + _bisect(rb, xy, hh, idx[ib], leaves[k1:], angles))
+            return (_bisect(ra, xy, hh, idx[ia], leaves[:k1], angles, budget)
+                    + _bisect(rb, xy, hh, idx[ib], leaves[k1:], angles, budget))
         except _NoCut:
+            if budget[0] < 0:
+                raise
             continue
     raise _NoCut()
+
+
+# --- the fallback: bisection over the entrances' Voronoi cells ---------------------------------
+
+#: Spanning trees drawn per region by the fallback; each gives every cut of the region into two
+#: connected sides with one edge.
+TREES = 12
+
+
+class _Cells:
+    """The courtyard cut into one Voronoi cell per entrance (clipped to the courtyard; a cell's
+    pieces cut off by a concave outline join the neighbour they share the longest edge with),
+    and which cells share an edge.  Any connected set of cells unions to one polygon, and the
+    cells tile the stored outline, so every grouping of connected cells is a valid tiling."""
+
+    def __init__(self, outline, pts_ll):
+        local = geo.to_local([outline])[0]
+        pts = geo.to_local([shapely.multipoints(pts_ll)])[0]
+        cells_local = shapely.get_parts(shapely.voronoi_polygons(pts, extend_to=local, ordered=True))
+        cells = shapely.intersection(geo.from_local(cells_local), outline)
+        own, orphans = [], []
+        for i, cell in enumerate(cells):
+            parts = _polygons(cell)
+            if not parts:
+                raise _NoCut()
+            x, y = pts_ll[i]
+            holder = next((q for q in parts if shapely.intersects_xy(q, x, y)), max(parts, key=lambda q: q.area))
+            own.append([holder])
+            orphans += [q for q in parts if q is not holder]
+        for piece in sorted(orphans, key=lambda q: -q.area):
+            merged = [shapely.union_all(o) for o in own]
+            shared = shapely.length(shapely.intersection(piece.boundary, shapely.boundary(np.array(merged, dtype=object))))
+            own[int(np.argmax(shared))].append(piece)
+        self.geoms = [shapely.union_all(o) if len(o) > 1 else o[0] for o in own]
+        self.xy = geo.to_local([shapely.multipoints(pts_ll)])[0]
+        self.xy = shapely.get_coordinates(self.xy)
+        tree = shapely.STRtree(self.geoms)
+        a, b = tree.query(self.geoms, predicate="intersects")
+        keep = a < b
+        a, b = a[keep], b[keep]
+        g = np.array(self.geoms, dtype=object)
+        shared = shapely.length(shapely.intersection(shapely.boundary(g[a]), shapely.boundary(g[b])))
+        edge = shared > 1e-7  # degrees: about a centimetre of shared edge, not a corner touch
+        self.edges = np.column_stack([a[edge], b[edge]])
+
+
+def _tree_cuts(cells, idx, hh, leaves, rng):
+    """Cuts of the cell set ``idx`` into two connected sides fitting leaves[:k1] and leaves[k1:],
+    best first: (idx_a, idx_b, k1).  Sides come from cutting one edge of a spanning tree of the
+    cells' adjacency (random edge weights scaled by length, so trees favour short links)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
+
+    n = len(idx)
+    pos = {int(c): i for i, c in enumerate(idx)}
+    sub = [(pos[a], pos[b]) for a, b in cells.edges if a in pos and b in pos]
+    if not sub:
+        return
+    ea, eb = np.array(sub).T
+    xy = cells.xy[idx]
+    w = hh[idx].astype(float)
+    length = np.hypot(*(xy[ea] - xy[eb]).T) + 1.0
+    total = w.sum()
+    found = {}
+    k = len(leaves)
+    for k1 in [k // 2] + [k1 for k1 in range(1, k) if k1 != k // 2]:
+        lo_a, hi_a = sum(lv[0] for lv in leaves[:k1]), sum(lv[1] for lv in leaves[:k1])
+        lo_b, hi_b = sum(lv[0] for lv in leaves[k1:]), sum(lv[1] for lv in leaves[k1:])
+        target = sum(lv[2] for lv in leaves[:k1])
+        for _ in range(TREES):
+            weights = length * rng.uniform(1.0, 2.0, len(length))
+            mst = minimum_spanning_tree(coo_matrix((weights, (ea, eb)), shape=(n, n)))
+            order, parent = breadth_first_order(mst, 0, directed=False)
+            if len(order) != n:
+                return  # not connected: no cut can keep both sides whole
+            below = w.copy()
+            for v in order[:0:-1]:
+                below[parent[v]] += below[v]
+            children = [[] for _ in range(n)]
+            for v in order[1:]:
+                children[parent[v]].append(v)
+            for v in order[1:]:
+                for side_a_is_sub in (True, False):
+                    a_w = below[v] if side_a_is_sub else total - below[v]
+                    if not (lo_a <= a_w <= hi_a and lo_b <= total - a_w <= hi_b):
+                        continue
+                    stack, members = [v], []
+                    while stack:
+                        u = stack.pop()
+                        members.append(u)
+                        stack += children[u]
+                    mask = np.zeros(n, bool)
+                    mask[members] = True
+                    if not side_a_is_sub:
+                        mask = ~mask
+                    key = (k1, mask.tobytes())
+                    if key in found:
+                        continue
+                    spread = sum(np.average(((xy[m] - np.average(xy[m], 0, w[m])) ** 2).sum(1), weights=w[m])
+                                 / max(w[m].sum(), 1) for m in (mask, ~mask))
+                    found[key] = (spread + 2 * abs(a_w - target) / max(target, 1), len(found), mask, k1)
+    for _, _, mask, k1 in sorted(found.values(), key=lambda f: f[:2])[:TRIES_PER_REGION]:
+        yield idx[mask], idx[~mask], k1
+
+
+def _graph_bisect(cells, idx, hh, leaves, rng, budget) -> list:
+    """[cell indices] per leaf, or raise _NoCut."""
+    if len(leaves) == 1:
+        return [idx]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _NoCut()
+    for ia, ib, k1 in _tree_cuts(cells, idx, hh, leaves, rng):
+        try:
+            return (_graph_bisect(cells, ia, hh, leaves[:k1], rng, budget)
+                    + _graph_bisect(cells, ib, hh, leaves[k1:], rng, budget))
+        except _NoCut:
+            if budget[0] < 0:
+                raise
+    raise _NoCut()
+
+
+def _by_cells(region, xy, hh, leaves, seed) -> list:
+    """The fallback partition: [(polygon, item indices)] per leaf, or raise _NoCut."""
+    pts, inverse = np.unique(xy, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    if len(pts) < len(leaves):
+        raise _NoCut()
+    if len(leaves) == 1:
+        return [(region, np.arange(len(xy)))]
+    cells = _Cells(region, pts)
+    cell_hh = np.bincount(inverse, weights=hh, minlength=len(pts)).astype(np.int64)
+    groups = _graph_bisect(cells, np.arange(len(pts)), cell_hh, leaves, np.random.default_rng(seed), [BUDGET])
+    out = []
+    for g in groups:
+        parts = _polygons(shapely.union_all([cells.geoms[i] for i in g]))
+        if len(parts) != 1:
+            raise _NoCut()
+        out.append((parts[0], np.flatnonzero(np.isin(inverse, g))))
+    return out
 
 
 def partition(courtyard: str, outline, buildings: list[BuildingIn], band: Band = Band(), *, seed: int = 0,
@@ -423,19 +616,24 @@ def partition(courtyard: str, outline, buildings: list[BuildingIn], band: Band =
     xy = np.array([[it.x, it.y] for it in items], dtype="float64")
     total = int(hh.sum())
     plan = Plan(courtyard, total, split_units=split)
-    leaves, plan.policy = band.leaves(total)
     offset = (seed * 0.6180339887) % 1.0 * math.pi / DIRECTIONS
     angles = [offset + math.pi * i / DIRECTIONS for i in range(DIRECTIONS)]
-    try:
-        pieces = _bisect(region, xy, hh, np.arange(len(items)), leaves, angles)
-    except _NoCut:
-        try:  # more directions before giving up
-            fine = [offset + math.pi * i / (4 * DIRECTIONS) for i in range(4 * DIRECTIONS)]
-            pieces = _bisect(region, xy, hh, np.arange(len(items)), leaves, fine)
+    pieces = None
+    for leaves, policy, note in band.plans(total):
+        try:
+            pieces = _bisect(region, xy, hh, np.arange(len(items)), leaves, angles, [STRAIGHT_BUDGET])
         except _NoCut:
-            plan.error = ("no straight-cut partition keeps every grid in its band and contiguous "
-                          f"({len(items)} units, {total} households, {len(leaves)} grids)")
-            return plan
+            try:
+                pieces = _by_cells(region, xy, hh, leaves, seed)
+            except _NoCut:
+                pass
+        if pieces is not None:
+            plan.policy, plan.note = policy, note
+            break
+    if pieces is None:
+        plan.error = ("no straight-cut partition keeps the grids contiguous and at most one out of the band "
+                      f"({len(items)} units, {total} households)")
+        return plan
     # order grids along the courtyard (south-west first) so codes read naturally
     keyed = sorted(pieces, key=lambda p: (round(p[0].centroid.y, 6), round(p[0].centroid.x, 6)))
     pp = polsby_popper([p for p, _ in keyed])

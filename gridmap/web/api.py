@@ -105,3 +105,29 @@ def lookup_many():
     crs = options.get("crs") or request.args.get("crs")
     at = ops.parse_at(options.get("at") or request.args.get("at"))
     return jsonify({"results": locator().lookup_many(points, crs=crs, at=at), "crs": crs or "wgs84"})
+
+
+@bp.post("/partition")
+def partition():
+    """Propose micro-grids of ``min``..``max`` households for a ``courtyard``, a ``community`` or
+    ``all``; writes them as a new version only with ``"commit": true``."""
+    from ..domain.partition import Band
+    from ..partitions import run
+
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InputError('send a JSON object: {"courtyard": "...", "min": 50, "max": 70, "commit": false}')
+    unknown = set(body) - {"courtyard", "community", "all", "min", "max", "policy", "seed", "commit", "reason"}
+    if unknown:
+        raise InputError(f"unknown fields: {', '.join(sorted(unknown))}")
+    for key in ("min", "max", "seed"):
+        if key in body and (not isinstance(body[key], int) or isinstance(body[key], bool)):
+            raise InputError(f"{key} must be an integer")
+    if not isinstance(body.get("commit", False), bool) or not isinstance(body.get("all", False), bool):
+        raise InputError("commit and all must be true or false")
+    band = Band(body.get("min", 50), body.get("max", 70), body.get("policy", "keep"))
+    report = run(engine(), courtyard=body.get("courtyard"), community=body.get("community"),
+                 everything=body.get("all", False), band=band, seed=body.get("seed", 0),
+                 dry_run=not body.get("commit", False), actor="api", reason=body.get("reason"),
+                 with_preview=True)
+    return jsonify(report)
