@@ -270,3 +270,15 @@ def test_entrances_spread_along_the_long_side_whatever_the_corner_order():
         pts = unit_entrances(footprint, 4)
         assert len(np.unique(pts.round(9), axis=0)) == 4
         assert shapely.contains_xy(footprint, pts[:, 0], pts[:, 1]).all()
+
+
+def test_units_in_a_row_still_fill_the_band():
+    # a benchmark courtyard whose 8 units stand in one row: no straight cut and no split of their
+    # Voronoi cells fits 66..70 households a side; empty filler cells let a grid reach round a unit
+    from gridmap.domain.demo_city import bench_courtyards
+
+    y = next(bench_courtyards(1, 1))
+    buildings = [BuildingIn(b["code"], b["footprint"], b["units"], b["floors"]) for b in y["buildings"]]
+    plan = partition(y["code"], y["outline"], buildings, Band())
+    check_hard_rules(plan, y["outline"], buildings, Band())
+    assert y["households"] == 136 and plan.note is None and plan.in_band == len(plan.grids) == 2

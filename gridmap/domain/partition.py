@@ -467,6 +467,8 @@ def _bisect(region, xy, hh, idx, leaves, angles, budget=None) -> list:
 #: Spanning trees drawn per region by the fallback; each gives every cut of the region into two
 #: connected sides with one edge.
 TREES = 12
+#: ... and up to this many while none of them has given a cut.
+TREES_MAX = 200
 
 
 class _Cells:
@@ -523,13 +525,16 @@ def _tree_cuts(cells, idx, hh, leaves, rng):
     w = hh[idx].astype(float)
     length = np.hypot(*(xy[ea] - xy[eb]).T) + 1.0
     total = w.sum()
+    base = ((xy - xy.mean(0)) ** 2).sum(1).mean() + 1e-9
     found = {}
     k = len(leaves)
     for k1 in [k // 2] + [k1 for k1 in range(1, k) if k1 != k // 2]:
         lo_a, hi_a = sum(lv[0] for lv in leaves[:k1]), sum(lv[1] for lv in leaves[:k1])
         lo_b, hi_b = sum(lv[0] for lv in leaves[k1:]), sum(lv[1] for lv in leaves[k1:])
         target = sum(lv[2] for lv in leaves[:k1])
-        for _ in range(TREES):
+        for tree in range(TREES_MAX):
+            if tree >= TREES and found:
+                break
             weights = length * rng.uniform(1.0, 2.0, len(length))
             mst = minimum_spanning_tree(coo_matrix((weights, (ea, eb)), shape=(n, n)))
             order, parent = breadth_first_order(mst, 0, directed=False)
@@ -558,9 +563,11 @@ def _tree_cuts(cells, idx, hh, leaves, rng):
                     key = (k1, mask.tobytes())
                     if key in found:
                         continue
-                    spread = sum(np.average(((xy[m] - np.average(xy[m], 0, w[m])) ** 2).sum(1), weights=w[m])
-                                 / max(w[m].sum(), 1) for m in (mask, ~mask))
+                    # compactness: the sides' moments of inertia (cells stand for area), against the region's
+                    spread = sum(((xy[m] - xy[m].mean(0)) ** 2).sum(1).mean() for m in (mask, ~mask)) / base
                     found[key] = (spread + 2 * abs(a_w - target) / max(target, 1), len(found), mask, k1)
+        if found:  # the most even split that works; other splits only when it cannot
+            break
     for _, _, mask, k1 in sorted(found.values(), key=lambda f: f[:2])[:TRIES_PER_REGION]:
         yield idx[mask], idx[~mask], k1
 
@@ -582,17 +589,46 @@ def _graph_bisect(cells, idx, hh, leaves, rng, budget) -> list:
     raise _NoCut()
 
 
-def _by_cells(region, xy, hh, leaves, seed) -> list:
-    """The fallback partition: [(polygon, item indices)] per leaf, or raise _NoCut."""
+#: Empty cells added per entrance by the last fallback (see :func:`_by_cells`).
+FILLERS_PER_ENTRANCE = 12
+
+
+def _fillers(region, entrances, rng) -> np.ndarray:
+    """Points on a jittered lattice inside ``region`` (lon/lat), about FILLERS_PER_ENTRANCE per
+    entrance and none within 3 m of one."""
+    local = geo.to_local([region])[0]
+    ent = shapely.get_coordinates(geo.to_local([shapely.multipoints(entrances)])[0])
+    step = max(math.sqrt(local.area / (FILLERS_PER_ENTRANCE * len(entrances))), 5.0)
+    x0, y0, x1, y1 = local.bounds
+    gx, gy = np.meshgrid(np.arange(x0 + step / 2, x1, step), np.arange(y0 + step / 2, y1, step))
+    pts = np.column_stack([gx.ravel(), gy.ravel()]) + rng.uniform(-step / 4, step / 4, (gx.size, 2))
+    pts = pts[shapely.contains_xy(local, pts[:, 0], pts[:, 1])]
+    if len(pts):
+        near = ((pts[:, None, :] - ent[None, :, :]) ** 2).sum(-1).min(1) < 9.0
+        pts = pts[~near]
+    if not len(pts):
+        return np.empty((0, 2))
+    return shapely.get_coordinates(geo.from_local([shapely.multipoints(pts)])[0])
+
+
+def _by_cells(region, xy, hh, leaves, seed, fillers=False) -> list:
+    """The fallback partition: [(polygon, item indices)] per leaf, or raise _NoCut.
+
+    With ``fillers``, empty cells between the entrances let a grid reach round another one, so any
+    grouping of units the band allows can be drawn with both sides contiguous (at some cost in
+    compactness, which the cut's score still weighs)."""
     pts, inverse = np.unique(xy, axis=0, return_inverse=True)
     inverse = inverse.ravel()
     if len(pts) < len(leaves):
         raise _NoCut()
     if len(leaves) == 1:
         return [(region, np.arange(len(xy)))]
+    rng = np.random.default_rng(seed)
+    if fillers:
+        pts = np.vstack([pts, _fillers(region, pts, rng)])
     cells = _Cells(region, pts)
     cell_hh = np.bincount(inverse, weights=hh, minlength=len(pts)).astype(np.int64)
-    groups = _graph_bisect(cells, np.arange(len(pts)), cell_hh, leaves, np.random.default_rng(seed), [BUDGET])
+    groups = _graph_bisect(cells, np.arange(len(pts)), cell_hh, leaves, rng, [BUDGET])
     out = []
     for g in groups:
         parts = _polygons(shapely.union_all([cells.geoms[i] for i in g]))
@@ -623,10 +659,12 @@ def partition(courtyard: str, outline, buildings: list[BuildingIn], band: Band =
         try:
             pieces = _bisect(region, xy, hh, np.arange(len(items)), leaves, angles, [STRAIGHT_BUDGET])
         except _NoCut:
-            try:
-                pieces = _by_cells(region, xy, hh, leaves, seed)
-            except _NoCut:
-                pass
+            for fillers in (False, True):
+                try:
+                    pieces = _by_cells(region, xy, hh, leaves, seed, fillers)
+                    break
+                except _NoCut:
+                    continue
         if pieces is not None:
             plan.policy, plan.note = policy, note
             break
