@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install system db bench bench-lookup serve clean
+.PHONY: demo test install system db bench bench-lookup bench-partition serve clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: db
 bench-lookup: db
 	bash scripts/install_system.sh wrk
 	$(BIN)/python scripts/bench_lookup.py
+
+bench-partition: db
+	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/python scripts/bench_partition.py --city
 
 clean:
 	-$(BIN)/gridmap db stop

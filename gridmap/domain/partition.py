@@ -435,10 +435,12 @@ def _cuts(region, xy, hh, leaves, angles):
             yield ra, ia, rb, ib, k1
 
 
-#: Regions a single bisection attempt may cut before it gives up: backtracking is exponential in
-#: the worst case, and a plan that needs this many tries is better served by the next plan.
+#: Regions a single bisection attempt may cut (plus four per grid) before it gives up: backtracking
+#: is exponential in the worst case, and a plan that needs this many tries is better served by the
+#: next plan.
 BUDGET = 200
-#: The straight cuts get fewer tries: when they fail, the Voronoi-cell fallback is more flexible.
+#: The straight cuts get fewer tries (plus two per grid): when they fail, the Voronoi-cell
+#: fallback is more flexible.
 STRAIGHT_BUDGET = 40
 
 
@@ -467,8 +469,10 @@ def _bisect(region, xy, hh, idx, leaves, angles, budget=None) -> list:
 #: Spanning trees drawn per region by the fallback; each gives every cut of the region into two
 #: connected sides with one edge.
 TREES = 12
-#: ... and up to this many while none of them has given a cut.
+#: ... and up to this many for the even split while none has given a cut, drawing on a spare
+#: allowance of SPARE_TREES per courtyard.
 TREES_MAX = 200
+SPARE_TREES = 1500
 
 
 class _Cells:
@@ -508,7 +512,7 @@ class _Cells:
         self.edges = np.column_stack([a[edge], b[edge]])
 
 
-def _tree_cuts(cells, idx, hh, leaves, rng):
+def _tree_cuts(cells, idx, hh, leaves, rng, spare):
     """Cuts of the cell set ``idx`` into two connected sides fitting leaves[:k1] and leaves[k1:],
     best first: (idx_a, idx_b, k1).  Sides come from cutting one edge of a spanning tree of the
     cells' adjacency (random edge weights scaled by length, so trees favour short links)."""
@@ -532,9 +536,11 @@ def _tree_cuts(cells, idx, hh, leaves, rng):
         lo_a, hi_a = sum(lv[0] for lv in leaves[:k1]), sum(lv[1] for lv in leaves[:k1])
         lo_b, hi_b = sum(lv[0] for lv in leaves[k1:]), sum(lv[1] for lv in leaves[k1:])
         target = sum(lv[2] for lv in leaves[:k1])
-        for tree in range(TREES_MAX):
-            if tree >= TREES and found:
+        for tree in range(TREES_MAX if k1 == k // 2 else TREES):
+            if tree >= TREES and (found or spare[0] <= 0):
                 break
+            if tree >= TREES:
+                spare[0] -= 1
             weights = length * rng.uniform(1.0, 2.0, len(length))
             mst = minimum_spanning_tree(coo_matrix((weights, (ea, eb)), shape=(n, n)))
             order, parent = breadth_first_order(mst, 0, directed=False)
@@ -579,7 +585,7 @@ def _graph_bisect(cells, idx, hh, leaves, rng, budget) -> list:
     budget[0] -= 1
     if budget[0] < 0:
         raise _NoCut()
-    for ia, ib, k1 in _tree_cuts(cells, idx, hh, leaves, rng):
+    for ia, ib, k1 in _tree_cuts(cells, idx, hh, leaves, rng, budget[1]):
         try:
             return (_graph_bisect(cells, ia, hh, leaves[:k1], rng, budget)
                     + _graph_bisect(cells, ib, hh, leaves[k1:], rng, budget))
@@ -628,7 +634,8 @@ def _by_cells(region, xy, hh, leaves, seed, fillers=False) -> list:
         pts = np.vstack([pts, _fillers(region, pts, rng)])
     cells = _Cells(region, pts)
     cell_hh = np.bincount(inverse, weights=hh, minlength=len(pts)).astype(np.int64)
-    groups = _graph_bisect(cells, np.arange(len(pts)), cell_hh, leaves, rng, [BUDGET])
+    budget = [BUDGET + 4 * len(leaves), [SPARE_TREES]]
+    groups = _graph_bisect(cells, np.arange(len(pts)), cell_hh, leaves, rng, budget)
     out = []
     for g in groups:
         parts = _polygons(shapely.union_all([cells.geoms[i] for i in g]))
@@ -657,7 +664,8 @@ def partition(courtyard: str, outline, buildings: list[BuildingIn], band: Band =
     pieces = None
     for leaves, policy, note in band.plans(total):
         try:
-            pieces = _bisect(region, xy, hh, np.arange(len(items)), leaves, angles, [STRAIGHT_BUDGET])
+            pieces = _bisect(region, xy, hh, np.arange(len(items)), leaves, angles,
+                             [STRAIGHT_BUDGET + 2 * len(leaves)])
         except _NoCut:
             for fillers in (False, True):
                 try:
