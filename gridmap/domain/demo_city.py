@@ -62,7 +62,8 @@ _GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚�
 
 def read_districts(codes=None) -> dict[str, dict]:
     """The real district outlines (GCJ-02 as shipped, and WGS84) and names, by code."""
-    names = {r["code"]: r["name"] for r in csv.DictReader(open(DATA / "districts.csv", encoding="utf-8"))}
+    with open(DATA / "districts.csv", encoding="utf-8") as f:
+        names = {r["code"]: r["name"] for r in csv.DictReader(f)}
     out = {}
     for code in codes or names:
         gcj = shapely.from_geojson((DATA / "districts_gcj02" / f"{code}.geojson").read_text())

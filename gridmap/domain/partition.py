@@ -21,7 +21,13 @@ partitioner is gridmap's own:
    count fits; a cut is kept only if each side's entrances lie in one connected piece (pieces
    without entrances join the neighbour they share an edge with), and the best is the one
    whose two sides are most compact (Polsby-Popper) and nearest the target split.
-4. **Geometry.** Cuts are straight lines in metres (a plane affine to lon/lat, so they are
+4. **Fallback.** When straight cuts cannot (coarse units in a row, concave outlines), the courtyard
+   is cut into the entrances' Voronoi cells, and sides come from cutting one edge of random
+   spanning trees of the cells' adjacency (both sides stay connected); if that fails too, empty
+   filler cells between the entrances let a grid reach round another.  Only then does the next
+   plan of :meth:`Band.plans` (another grid count, the policy, one grid) come in, and the report
+   says ``units too coarse for the band``.  Every search is bounded (``BUDGET``, ``TREES``).
+5. **Geometry.** Cuts are straight lines in metres (a plane affine to lon/lat, so they are
    straight in storage too), applied to the stored courtyard itself: the outline's vertices are
    untouched and the pieces tile it exactly.
 
