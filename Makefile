@@ -39,7 +39,7 @@ bench-lookup: db
 
 bench-partition: db
 	$(BIN)/pip install -q -e '.[test,bench]'
-	$(BIN)/python scripts/bench_partition.py --city
+	$(BIN)/python scripts/bench_partition.py --courtyards 60 --spopt-limit 20 --city
 
 clean:
 	-$(BIN)/gridmap db stop

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark: courtyards -> micro-grids of 50-70 households, gridmap against spopt and GerryChain.
 
-    python scripts/bench_partition.py [--courtyards 120] [--seed 1] [--repeat 3] [--city] [--workers 2]
+    python scripts/bench_partition.py [--courtyards 60] [--seed 1] [--repeat 3] [--spopt-limit 20] [--city] [--workers 2]
 
 Courtyards come from the demo generator (``demo_city.bench_courtyards``): 30-2,000 households
 (log-uniform), rectangles, Ls, Us and irregular Voronoi cells, a quarter of those over 250 households
@@ -12,7 +12,7 @@ Voronoi cell clipped to the courtyard, so the competitors' regions tile the cour
   gridmap      ``partition()`` per courtyard (band 50-70, policy keep), one process
   spopt        ``MaxPHeuristic`` with a 50-household floor (rook contiguity of the cells, attributes the
                entrance coordinates, its default iterations), one child process, each courtyard cut
-               off after --spopt-limit seconds (30): it then counts as failed and at the limit, so
+               off after --spopt-limit seconds (20): it then counts as failed and at the limit, so
                spopt's time is a lower bound
   GerryChain   ``recursive_tree_part`` into as many parts as gridmap's first plan, target H/k and the
                widest epsilon that keeps [50, 70] (10/60 when the total is infeasible), one process
@@ -240,10 +240,10 @@ def city(workers: int, seed: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--courtyards", type=int, default=120)
+    ap.add_argument("--courtyards", type=int, default=60)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3, help="runs of gridmap (median)")
-    ap.add_argument("--spopt-limit", type=float, default=30.0,
+    ap.add_argument("--spopt-limit", type=float, default=20.0,
                     help="seconds spopt may spend on one courtyard before it is cut off (counted as failed)")
     ap.add_argument("--city", action="store_true", help="also time partition --all on the Zhengzhou-scale city")
     ap.add_argument("--workers", type=int, default=2, help="worker processes for --city")
