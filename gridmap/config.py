@@ -19,8 +19,19 @@ def project_home() -> Path:
     return Path.cwd() / ".gridmap"
 
 
+def port_file() -> Path:
+    """Where `gridmap db start` records the port it chose when the default was taken."""
+    return project_home() / "pg.port"
+
+
 def pg_port() -> int:
-    return int(os.environ.get("GRIDMAP_PG_PORT", DEFAULT_PG_PORT))
+    """GRIDMAP_PG_PORT, else the port recorded for this checkout's cluster, else 55432."""
+    if os.environ.get("GRIDMAP_PG_PORT"):
+        return int(os.environ["GRIDMAP_PG_PORT"])
+    try:
+        return int(port_file().read_text().strip())
+    except (OSError, ValueError):
+        return DEFAULT_PG_PORT
 
 
 def external_database_url() -> str | None:

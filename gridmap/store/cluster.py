@@ -103,6 +103,7 @@ def start() -> dict:
             for key, value in SERVER_SETTINGS.items():
                 conf.write(f"{key} = '{value}'\n")
     if not status()["running"]:
+        _choose_port()
         opts = f"-p {config.pg_port()} -k {folder}"
         res = _run([PG_BIN / "pg_ctl", "-D", folder, "-l", folder / "server.log", "-o", opts, "-w", "-t", "60", "start"])
         if res.returncode:
@@ -112,6 +113,28 @@ def start() -> dict:
     _wait_ready()
     ensure_database(config.DEFAULT_DB_NAME)
     return status()
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _choose_port() -> None:
+    """When the port is taken (another checkout's cluster, say) and GRIDMAP_PG_PORT does not fix
+    it, take the next free one and record it for this checkout."""
+    if os.environ.get("GRIDMAP_PG_PORT") or _port_free(config.pg_port()):
+        return
+    for port in range(config.DEFAULT_PG_PORT + 1, config.DEFAULT_PG_PORT + 200):
+        if _port_free(port):
+            config.port_file().write_text(f"{port}\n")
+            return
 
 
 def _wait_ready(timeout: float = 30.0) -> None:
