@@ -67,7 +67,6 @@ def parse_crs(value: str | int | None) -> str:
 
 
 @lru_cache(maxsize=64)
-@lru_cache(maxsize=64)
 def is_geographic(crs: str) -> bool:
     """True when coordinates of ``crs`` are (lon, lat) degrees."""
     if crs in ("gcj02", "bd09"):

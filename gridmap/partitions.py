@@ -107,11 +107,13 @@ def run(eng: Engine, *, courtyard: str | None = None, community: str | None = No
     plans = [plan for _, plan, _ in results]
     report = _report(plans, band, visit)
     report["seconds_partition"] = round(time.perf_counter() - t0, 2)
-    if out is not None:
-        _write_preview(plans, names, ratio, out)
-        report["preview"] = str(out)
-    if with_preview:
-        report["preview_geojson"] = preview_collection(plans, names, ratio)
+    if out is not None or with_preview:
+        collection = preview_collection(plans, names, ratio)
+        if out is not None:
+            _write_preview(collection, out)
+            report["preview"] = str(out)
+        if with_preview:
+            report["preview_geojson"] = collection
     if not dry_run:
         t1 = time.perf_counter()
         report["written"] = _commit(eng, plans, names, ratio, actor=actor, reason=reason, at=at, report=report)
@@ -178,9 +180,9 @@ def preview_collection(plans, names, ratio) -> dict:
     return {"type": "FeatureCollection", "features": features}
 
 
-def _write_preview(plans, names, ratio, out: Path) -> None:
+def _write_preview(collection: dict, out: Path) -> None:
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(preview_collection(plans, names, ratio), ensure_ascii=False))
+    tmp.write_text(json.dumps(collection, ensure_ascii=False))
     tmp.replace(out)
 
 

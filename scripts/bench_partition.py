@@ -209,21 +209,13 @@ def score(yards, results):
 
 
 def city(workers: int, seed: int) -> None:
-    import sqlalchemy as sa
     from tqdm import tqdm
 
-    from gridmap import ops, partitions
-    from gridmap.store import cluster, db
+    from bench_lookup import bench_db  # the same Zhengzhou-scale database, loaded when missing
+    from gridmap import partitions
+    from gridmap.store import db
 
-    cluster.start()
-    url = cluster.ensure_database("gridmap_bench")
-    db.migrate(url)
-    eng = db.engine(url)
-    with eng.connect() as conn:
-        n = conn.execute(sa.text("SELECT count(*) FROM grid WHERE level = 'courtyard' AND valid_to IS NULL")).scalar()
-    if n != 17091:
-        print("loading the Zhengzhou-scale city into gridmap_bench ...", flush=True)
-        ops.load_demo(eng, "zhengzhou", 20241, fresh=True)
+    eng = db.engine(bench_db(20241))
     t = time.perf_counter()
     with tqdm(total=17091, unit="courtyard", desc="partition --all", mininterval=2) as bar:
         report = partitions.run(eng, everything=True, dry_run=True, band=BAND, seed=seed, workers=workers,

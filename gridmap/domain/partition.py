@@ -490,6 +490,7 @@ class _Cells:
     def __init__(self, outline, pts_ll):
         local = geo.to_local([outline])[0]
         pts = geo.to_local([shapely.multipoints(pts_ll)])[0]
+        self.xy = shapely.get_coordinates(pts)
         cells_local = shapely.get_parts(shapely.voronoi_polygons(pts, extend_to=local, ordered=True))
         cells = shapely.intersection(geo.from_local(cells_local), outline)
         own, orphans = [], []
@@ -506,8 +507,6 @@ class _Cells:
             shared = shapely.length(shapely.intersection(piece.boundary, shapely.boundary(np.array(merged, dtype=object))))
             own[int(np.argmax(shared))].append(piece)
         self.geoms = [shapely.union_all(o) if len(o) > 1 else o[0] for o in own]
-        self.xy = geo.to_local([shapely.multipoints(pts_ll)])[0]
-        self.xy = shapely.get_coordinates(self.xy)
         tree = shapely.STRtree(self.geoms)
         a, b = tree.query(self.geoms, predicate="intersects")
         keep = a < b

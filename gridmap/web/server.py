@@ -46,11 +46,10 @@ def check_bind(host: str, port: int) -> None:
 
 def serve(host: str = "127.0.0.1", port: int = 5000, *, workers: int = 2, threads: int = 8,
           lookup_engine: str = "index", warm: bool = True) -> None:
-    """Serve the app until interrupted."""
+    """Serve the app until interrupted (call :func:`check_bind` first for a one-line error)."""
     from granian import Granian
     from granian.constants import Interfaces
 
-    check_bind(host, port)
     os.environ[ENV_ENGINE] = lookup_engine
     os.environ[ENV_WARM] = "1" if warm else "0"
     Granian("gridmap.web.server:app_from_env", address=host, port=port, interface=Interfaces.WSGI,
