@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install system db bench bench-lookup bench-partition serve clean
+.PHONY: demo test install system browser db bench bench-lookup bench-partition bench-tiles serve clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,6 +17,9 @@ install: $(STAMP)
 system:
 	bash scripts/install_system.sh postgis
 
+browser:
+	bash scripts/install_system.sh chromium
+
 db: install system
 	$(BIN)/gridmap db start
 
@@ -27,7 +30,7 @@ demo: db
 serve: db
 	$(BIN)/gridmap serve --host 127.0.0.1 --port 5000
 
-test: db
+test: db browser
 	$(BIN)/pytest
 
 bench: db
@@ -40,6 +43,9 @@ bench-lookup: db
 bench-partition: db
 	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python scripts/bench_partition.py --courtyards 60 --spopt-limit 20 --city
+
+bench-tiles: db
+	$(BIN)/python scripts/bench_tiles.py
 
 clean:
 	-$(BIN)/gridmap db stop

@@ -78,6 +78,11 @@ def import_file(conn: Connection, path, level: str, *, crs=None, fields: ingest.
     summary = {"file": path.name, "level": level, "rows": n, "crs": geo.parse_crs(crs) if crs else None}
     if kind == "grid" and level == "micro" and replace:
         summary["reassigned"] = points.reassign(conn, frame["code"])
+    if kind == "grid" and replace:  # new boundaries or parents: grid colours roll up anew
+        from .domain.risk import load_rules
+        from .store import risk
+
+        summary["risk_grids"] = risk.refresh_rollup(conn, load_rules())
     store.log_edit(conn, actor, f"import {level}", None, summary)
     return summary
 
@@ -159,13 +164,21 @@ def load_demo(eng: Engine, scale: str, seed: int, *, out_dir=None, fresh: bool =
 
 def load_manifest(eng: Engine, folder, manifest: dict, *, fresh: bool = False, progress=None) -> None:
     """Import every file a demo manifest lists, all in one transaction."""
+    from . import risks
+
     folder = Path(folder)
     with eng.begin() as conn:
         if fresh:
             store.truncate_all(conn)
+        later = [e for e in manifest["files"] if e["level"] in risks.DEMO_LEVELS]
         for entry in manifest["files"]:
-            import_file(conn, folder / entry["file"], entry["level"], crs=entry["crs"], actor="demo")
-            progress and progress(f"imported {entry['level']}")
+            if entry not in later:
+                import_file(conn, folder / entry["file"], entry["level"], crs=entry["crs"], actor="demo")
+                progress and progress(f"imported {entry['level']}")
+        # elements, visits and reports need the grids to be placed in: after them, same transaction
+        if later:
+            risks.load_demo_files(conn, folder, later)
+            progress and progress("imported risk elements and reports")
         store.analyze(conn)
 
 

@@ -22,9 +22,10 @@ from sqlalchemy.engine import Engine
 
 from . import geo
 from .domain.partition import Band, BuildingIn, VisitModel, partition
+from .domain.risk import load_rules
 from .errors import InputError, NotFound
 from .store import grids as store
-from .store import points
+from .store import points, risk
 
 #: Below this many courtyards the work stays in this process.
 PARALLEL_FROM = 200
@@ -196,6 +197,7 @@ def _commit(eng: Engine, plans, names, ratio, *, actor, reason, at, report) -> d
         closed = store.close_current(conn, "grid", old, at)
         store.insert_grids(conn, frame, at)
         moved = points.reassign(conn, sorted(set(old) | set(frame["code"])))
+        risk.refresh_rollup(conn, load_rules())  # elements may have moved to the new micro-grids
         store.log_edit(conn, actor, "partition", reason, {
             "courtyards": len(yards), "closed": closed, "opened": len(frame), "reassigned": moved,
             "summary": report["summary"], "band": report["band"], "policy": report["policy"]})

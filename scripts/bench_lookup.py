@@ -54,7 +54,8 @@ def bench_db(seed: int) -> str:
     eng = db.engine(url)
     with eng.connect() as conn:
         n = conn.execute(sa.text("SELECT count(*) FROM grid WHERE level = 'micro' AND valid_to IS NULL")).scalar()
-    if n != SCALE_MICRO:
+        elements = conn.execute(sa.text("SELECT count(*) FROM risk_element")).scalar()
+    if n != SCALE_MICRO or not elements:  # loaded before the demo had risk elements: load again
         print("loading the Zhengzhou-scale city into gridmap_bench ...", flush=True)
         ops.load_demo(eng, "zhengzhou", seed, fresh=True)
     return url

@@ -79,7 +79,7 @@ def geopandas_load(url, folder, manifest):
 
     eng = db.engine(url)
     for entry in manifest["files"]:
-        if entry["level"] == "person":
+        if entry["level"] in ("person", "risk_element", "risk_visit", "report"):  # no geometry layer to compare
             continue
         gdf = gpd.read_file(folder / entry["file"], engine="pyogrio", use_arrow=True)
         gdf = gdf.set_crs(4326, allow_override=True)

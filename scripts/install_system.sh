@@ -10,7 +10,9 @@ for what in "$@"; do
       [ -f /usr/share/postgresql/15/extension/postgis.control ] || need+=(postgresql-15-postgis-3) ;;
     chromium)
       command -v chromium >/dev/null 2>&1 || need+=(chromium)
-      command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver) ;;
+      command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+      # a CJK font, so Chinese labels render in headless screenshots
+      [ -d /usr/share/fonts/truetype/wqy ] || need+=(fonts-wqy-microhei) ;;
     wrk)
       command -v wrk >/dev/null 2>&1 || need+=(wrk) ;;
     *) echo "install_system.sh: unknown component '$what' (choose postgis, chromium, wrk)" >&2; exit 2 ;;

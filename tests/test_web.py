@@ -10,12 +10,16 @@ def test_map_page_uses_only_local_assets(demo_client):
     html = res.get_data(as_text=True)
     urls = re.findall(r'(?:src|href)="([^"]+)"', html)
     assert "/static/vendor/leaflet/leaflet.js" in urls and "/static/vendor/leaflet/leaflet.css" in urls
+    assert "/static/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js" in urls
+    assert "/static/vendor/markercluster/leaflet.markercluster.js" in urls
     assert not [u for u in urls if "//" in u]
     assert not re.search(r"https?://(?!www\.w3\.org)", html.replace('http-equiv', ''))
     for url in urls:
         assert demo_client.get(url).status_code == 200, url
     for level in ("district", "street", "community", "courtyard", "micro", "special"):
-        assert f"/api/v1/grids?level={level}" in html
+        assert f"/tiles/{level}/{{z}}/{{x}}/{{y}}.pbf" in html
+    for layer in ("risk-red", "risk-yellow", "risk-blue", "shade-micro", "buildings"):
+        assert f"/tiles/{layer}/{{z}}/{{x}}/{{y}}.pbf" in html
 
 
 def test_grid_with_chain(demo_client):
@@ -62,3 +66,66 @@ def test_bad_date_is_400(demo_client):
 def test_stats(demo_client):
     body = demo_client.get("/api/v1/stats").get_json()
     assert body["levels"]["micro"]["grids"] == 1878 and body["buildings"] > 1878
+
+
+def test_grid_panel(demo_client):
+    res = demo_client.get("/api/v1/grids/410104006010001/panel")
+    assert res.status_code == 200
+    p = res.get_json()["properties"]
+    assert [c["level"] for c in p["chain"]] == ["district", "street", "community", "courtyard"]
+    assert p["households"] > 0 and p["people"]
+    risk = p["risk"]
+    assert set(risk) >= {"red", "yellow", "blue", "overdue", "colour", "by_kind"}
+    micro = demo_client.get("/api/v1/stats").get_json()
+    assert micro["levels"]["micro"]["grids"] == 1878
+    assert p["reports"]["open"] >= len(p["reports"]["latest"])
+    assert demo_client.get("/api/v1/grids/nope/panel").status_code == 404
+
+
+def test_panel_counts_open_reports_below(demo_client, demo_url):
+    import sqlalchemy as sa
+
+    from gridmap.store import db
+
+    with db.engine(demo_url).connect() as conn:
+        code, n = conn.execute(sa.text("""
+            SELECT g.parent_code, count(*) FROM report r JOIN grid g ON g.code = r.micro_code AND g.valid_to IS NULL
+            WHERE r.status = 'open' GROUP BY g.parent_code ORDER BY count(*) DESC, g.parent_code LIMIT 1""")).one()
+    p = demo_client.get(f"/api/v1/grids/{code}/panel").get_json()["properties"]
+    assert p["level"] == "courtyard" and p["reports"]["open"] == n
+
+
+def test_search_by_code_name_and_address(demo_client):
+    hits = demo_client.get("/api/v1/search?q=410104006010001").get_json()["results"]
+    assert hits[0]["code"] == "410104006010001" and hits[0]["type"] == "grid"
+    x0, y0, x1, y1 = hits[0]["bbox"]
+    assert 113.6 < x0 < x1 < 113.9 and 34.6 < y0 < y1 < 34.9
+    by_name = demo_client.get("/api/v1/search?q=宇通花园社区").get_json()["results"]
+    assert by_name[0]["name"] == "宇通花园社区" and by_name[0]["level"] == "community"
+    address = demo_client.get("/api/v1/search?q=二里岗街道宇通花园1号楼1单元").get_json()["results"]
+    assert address and address[-1]["type"] == "address" and address[-1]["level"] == "micro"
+    assert demo_client.get("/api/v1/search?q=").status_code == 400
+    assert demo_client.get("/api/v1/search?q=zzzz-nothing").get_json()["results"] == []
+
+
+def test_reports_in_a_box(demo_client):
+    everything = demo_client.get("/api/v1/reports?limit=50000").get_json()
+    assert everything["numberMatched"] == everything["numberReturned"] > 0
+    f = everything["features"][0]
+    lon, lat = f["geometry"]["coordinates"]
+    box = f"{lon - 0.01},{lat - 0.01},{lon + 0.01},{lat + 0.01}"
+    part = demo_client.get(f"/api/v1/reports?bbox={box}").get_json()
+    assert 0 < part["numberMatched"] <= everything["numberMatched"]
+    assert f["id"] in {g["id"] for g in part["features"]}
+    opened = demo_client.get("/api/v1/reports?status=open&limit=50000").get_json()
+    assert all(g["properties"]["status"] == "open" for g in opened["features"])
+    assert demo_client.get("/api/v1/reports?status=lost").status_code == 400
+    assert demo_client.get("/api/v1/reports?limit=0").status_code == 400
+
+
+def test_micro_household_histogram(demo_client):
+    h = demo_client.get("/api/v1/stats/micro-households?bin=5").get_json()
+    assert h["count"] == 1878 == sum(b["grids"] for b in h["bins"])
+    assert all(b["to"] - b["from"] == 4 for b in h["bins"])
+    assert h["in_band"] <= h["count"] and h["band"] == [50, 70]
+    assert demo_client.get("/api/v1/stats/micro-households?bin=x").status_code == 400

@@ -22,12 +22,14 @@ import os
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import shapely
 
 from .. import geo
+from . import demo_risk
 
 DATA = Path(__file__).resolve().parent.parent.parent / "data" / "zhengzhou"
 GUANCHENG = "410104"
@@ -354,8 +356,12 @@ def _special(community, cgeom, rng, sink) -> None:
                  "parent_code": community["code"], "households": 0, "geometry": rect})
 
 
-def generate(scale_name: str, seed: int, out_dir, *, workers: int | None = None, progress=None) -> dict:
-    """Generate the demo city into ``out_dir``; return its manifest (files in import order and counts)."""
+def generate(scale_name: str, seed: int, out_dir, *, workers: int | None = None, progress=None,
+             anchor: datetime | None = None) -> dict:
+    """Generate the demo city into ``out_dir``; return its manifest (files in import order and counts).
+
+    Risk elements, their visits and citizen reports (:mod:`.demo_risk`) are dated relative to
+    ``anchor`` (default: today, midnight UTC), so their overdue states look live when loaded."""
     import geopandas as gpd
     import pandas as pd
 
@@ -414,6 +420,15 @@ def generate(scale_name: str, seed: int, out_dir, *, workers: int | None = None,
     pd.DataFrame(merged["person"]).to_csv(out_dir / "people.csv", index=False)
     manifest["files"].append({"level": "person", "file": "people.csv", "crs": None})
     manifest["counts"]["person"] = len(merged["person"])
+    anchor = demo_risk.anchor_today(anchor or datetime.now(timezone.utc))
+    elements, visits, reports = demo_risk.generate(merged["micro"], merged["person"], seed, anchor)
+    for level, name, frame in (("risk_element", "risk_elements.csv", elements),
+                               ("risk_visit", "risk_visits.csv", visits), ("report", "reports.csv", reports)):
+        frame.to_csv(out_dir / name, index=False)
+        manifest["files"].append({"level": level, "file": name, "crs": "EPSG:4326"})
+        manifest["counts"][level] = len(frame)
+    manifest["anchor"] = anchor.isoformat()
+    progress and progress("risk elements")
     manifest["counts"]["households"] = int(sum(d["households"] for d in merged["district"]))
     (out_dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
     return manifest

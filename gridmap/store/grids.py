@@ -104,7 +104,7 @@ def log_edit(conn: Connection, actor: str, action: str, reason: str | None, deta
 
 
 def analyze(conn: Connection) -> None:
-    for table in ("grid", "building", "unit", "grid_person"):
+    for table in ("grid", "building", "unit", "grid_person", "risk_element", "risk_visit", "report"):
         conn.execute(sa.text(f"ANALYZE {table}"))
 
 
@@ -218,7 +218,8 @@ def extent(conn: Connection) -> tuple[float, float, float, float] | None:
 
 def truncate_all(conn: Connection) -> None:
     """Empty every data table (tests and `demo load --fresh`)."""
-    conn.execute(sa.text("TRUNCATE grid, grid_person, building, unit, edit_log, resident, report RESTART IDENTITY"))
+    conn.execute(sa.text("TRUNCATE grid, grid_person, building, unit, edit_log, resident, report, risk_visit, "
+                         "risk_element, grid_risk RESTART IDENTITY"))
 
 
 # --- lookup support -------------------------------------------------------------------

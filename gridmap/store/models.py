@@ -16,6 +16,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 
 from ..domain.levels import ALL_LEVELS, SPECIAL_KINDS
+from ..domain.risk import COLOURS as RISK_COLOURS
+from ..domain.risk import KINDS as RISK_KINDS
 from ..geo import STORAGE_SRID
 
 
@@ -124,9 +126,65 @@ class EditLog(Base):
     detail = Column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
 
 
+class RiskElement(Base):
+    """A person, place, thing, event, situation or organisation marked red, yellow or blue (三色管理).
+
+    ``micro_code`` is the micro-grid of its point (a polygon's representative point), assigned by the
+    lookup; ``last_visit_at`` is kept equal to its latest visit by a trigger (migration 0003).
+    """
+
+    __tablename__ = "risk_element"
+    id = Column(BigInteger, primary_key=True)
+    kind = Column(Text, nullable=False)
+    colour = Column(Text, nullable=False)
+    name = Column(Text, nullable=False)
+    reason = Column(Text)
+    marked_by = Column(Text, nullable=False)
+    marked_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    geom = Column(Geometry("GEOMETRY", srid=STORAGE_SRID, spatial_index=False), nullable=False)
+    micro_code = Column(Text, index=True)
+    last_visit_at = Column(DateTime(timezone=True))
+    attrs = Column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({_in(RISK_KINDS)})", name="kind"),
+        CheckConstraint(f"colour IN ({_in(RISK_COLOURS)})", name="colour"),
+        CheckConstraint("GeometryType(geom) IN ('POINT', 'POLYGON', 'MULTIPOLYGON')", name="geom_type"),
+    )
+
+
+class RiskVisit(Base):
+    """One visit to a risk element (who, when, what they noted)."""
+
+    __tablename__ = "risk_visit"
+    id = Column(BigInteger, primary_key=True)
+    element_id = Column(BigInteger, ForeignKey("risk_element.id", ondelete="CASCADE"), nullable=False)
+    visited_at = Column(DateTime(timezone=True), nullable=False)
+    visitor = Column(Text, nullable=False)
+    note = Column(Text)
+
+
+class GridRisk(Base):
+    """The rolled-up colour and counts of a current grid with elements below it (refreshed, not live:
+    ``overdue`` is as of ``computed_at``)."""
+
+    __tablename__ = "grid_risk"
+    code = Column(Text, primary_key=True)
+    level = Column(Text, nullable=False)
+    colour = Column(Text)
+    red = Column(Integer, nullable=False)
+    yellow = Column(Integer, nullable=False)
+    blue = Column(Integer, nullable=False)
+    overdue = Column(Integer, nullable=False)
+    computed_at = Column(DateTime(timezone=True), nullable=False)
+    __table_args__ = (CheckConstraint(f"colour IN ({_in(RISK_COLOURS)})", name="colour"),)
+
+
 grid = Grid.__table__
 grid_person = GridPerson.__table__
 building = Building.__table__
 unit = Unit.__table__
 grid_epoch = GridEpoch.__table__
 edit_log = EditLog.__table__
+risk_element = RiskElement.__table__
+risk_visit = RiskVisit.__table__
+grid_risk = GridRisk.__table__

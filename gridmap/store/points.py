@@ -13,17 +13,21 @@ _COLUMNS = {
     "resident": ["name", "address", "building_code", "unit", "geom", "micro_code"],
 }
 
+#: Written when the frame has them (else the column defaults: open, now).
+_OPTIONAL = {"report": ("status", "received_at")}
+
 
 def insert(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     """Bulk-insert rows (``geom`` as EWKB hex, or None) into ``resident`` or ``report``."""
-    columns = _COLUMNS[table]
+    columns = _COLUMNS[table] + [c for c in _OPTIONAL.get(table, ()) if c in frame.columns]
     _copy(conn, table, columns, frame[columns])
     return len(frame)
 
 
 def reassign(conn: Connection, codes) -> dict[str, int]:
-    """Give a new micro-grid to the rows that the changed micro-grids ``codes`` touch (held before, or
-    covered now), on the caller's transaction.  Same rule as lookups: covers, lowest code wins."""
+    """Give a new micro-grid to the residents, reports and risk elements that the changed micro-grids
+    ``codes`` touch (held before, or covered now), on the caller's transaction.  Same rule as
+    lookups: covers, lowest code wins."""
     counts = {}
     for table in TABLES:
         res = conn.execute(sa.text(f"""
@@ -34,6 +38,9 @@ def reassign(conn: Connection, codes) -> dict[str, int]:
                 SELECT 1 FROM grid c WHERE c.code = ANY(:codes) AND c.level = 'micro' AND c.valid_to IS NULL
                   AND ST_Covers(c.geom, t.geom)))"""), {"codes": list(codes)})
         counts[table] = res.rowcount
+    from . import risk  # risk elements: by their representative point, no assigned_at to stamp
+
+    counts["risk_element"] = risk.reassign(conn, codes)
     return counts
 
 

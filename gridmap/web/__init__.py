@@ -17,10 +17,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.json.sort_keys = False
 
-    from . import api, pages
+    from . import api, pages, risk_api, tiles
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(risk_api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(tiles.bp)
 
     @app.errorhandler(GridmapError)
     def _gridmap_error(exc: GridmapError):

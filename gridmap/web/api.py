@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from .. import ops
+from .. import geo, ops
 from ..domain.levels import check_level
 from ..errors import InputError, NotFound
 from ..lookups import Locator, postgis_lookup
@@ -39,16 +39,52 @@ def _bbox(text: str | None):
     return values
 
 
+def _out_crs() -> str:
+    """``crs=`` of a response drawn on a base map: wgs84 (the default; RFC 7946) or gcj02."""
+    crs = request.args.get("crs") or "wgs84"
+    if crs not in ("wgs84", "gcj02"):
+        raise InputError(f"crs must be wgs84 or gcj02 (the base map's frame), got {crs!r}")
+    return crs
+
+
+def _shift_geometry(geometry: dict, crs: str) -> dict:
+    """A GeoJSON geometry moved onto a GCJ-02 base map (unchanged for wgs84)."""
+    if crs == "wgs84" or geometry is None:
+        return geometry
+    import shapely
+
+    g = geo.transform_geoms([shapely.geometry.shape(geometry)], "EPSG:4326", "gcj02")[0]
+    return shapely.geometry.mapping(g)
+
+
+def _shift_bbox(bbox, crs: str) -> list:
+    if crs == "wgs84":
+        return bbox
+    x, y = geo.transform_xy([bbox[0], bbox[2]], [bbox[1], bbox[3]], "EPSG:4326", "gcj02")
+    return [float(x[0]), float(y[0]), float(x[1]), float(y[1])]
+
+
+def _unshift_bbox(bbox, crs: str):
+    """A bbox drawn on the base map back in storage lon/lat (for queries)."""
+    if crs == "wgs84" or bbox is None:
+        return bbox
+    x, y = geo.transform_xy([bbox[0], bbox[2]], [bbox[1], bbox[3]], "gcj02", "EPSG:4326")
+    return [float(x[0]), float(y[0]), float(x[1]), float(y[1])]
+
+
 @bp.get("/grids/<code>")
 def grid(code: str):
-    """One grid as a GeoJSON Feature with its parent chain (``at=`` for a past date)."""
+    """One grid as a GeoJSON Feature with its parent chain (``at=`` for a past date; ``crs=gcj02``
+    to draw it on a GCJ-02 base map)."""
     at = ops.parse_at(request.args.get("at"))
+    crs = _out_crs()
     with engine().connect() as conn:
         feature = store.grid_feature(conn, code, at)
         if feature is None:
             when = f" at {at.isoformat()}" if at else ""
             raise NotFound(f"no grid with code {code!r}{when}")
         feature["properties"]["chain"] = store.chain(conn, code, at)
+    feature["geometry"] = _shift_geometry(feature["geometry"], crs)
     return jsonify(feature)
 
 
@@ -131,3 +167,118 @@ def partition():
                  dry_run=not body.get("commit", False), actor="api", reason=body.get("reason"),
                  with_preview=True)
     return jsonify(report)
+
+
+# --- the map page's panels ------------------------------------------------------------
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise InputError(f"{name} must be an integer, got {value!r}") from None
+    if not lo <= n <= hi:
+        raise InputError(f"{name} must be in {lo}..{hi}, got {n}")
+    return n
+
+
+@bp.get("/grids/<code>/panel")
+def grid_panel(code: str):
+    """Everything the map's info panel shows for one current grid: its chain, code, households,
+    population, responsible people, risk elements by colour and overdue, and open reports."""
+    from ..domain.risk import load_rules
+    from ..store import risk as risk_store
+    from ..store import tiles as tile_store
+
+    with engine().connect() as conn:
+        feature = store.grid_feature(conn, code)
+        if feature is None:
+            raise NotFound(f"no current grid with code {code!r}")
+        props = feature["properties"]
+        props["chain"] = store.chain(conn, code)
+        props["risk"] = risk_store.grid_summary(conn, code, load_rules())
+        props["reports"] = tile_store.open_reports_below(conn, code, props["level"])
+    return jsonify({"type": "Feature", "id": code, "bbox": _feature_bbox(feature["geometry"]),
+                    "geometry": None, "properties": props})
+
+
+def _feature_bbox(geometry: dict) -> list[float]:
+    import shapely
+
+    return [round(v, 7) for v in shapely.geometry.shape(geometry).bounds]
+
+
+@bp.get("/search")
+def search():
+    """Grids by code or name, and addresses through the gazetteer: ``q=``; each hit has a bbox to fly to."""
+    from ..store import tiles as tile_store
+
+    q = (request.args.get("q") or "").strip()
+    if not q:
+        raise InputError("q is required: /api/v1/search?q=410102 or a grid name or an address")
+    limit = _int_arg("limit", 10, 1, 100)
+    crs = _out_crs()
+    with engine().connect() as conn:
+        hits = [{**h, "type": "grid"} for h in tile_store.search(conn, q, limit)]
+    if len(hits) < limit:
+        try:
+            found = locator().lookup_address(q)
+        except InputError:
+            found = None
+        if found and found.get("chain"):
+            addr = found["address"]
+            micro = found["chain"][-1]
+            d = 0.0008  # ~80 m around the building
+            hits.append({"type": "address", "code": micro["code"], "name": q, "level": micro["level"],
+                         "building": addr["building"], "point": [found["lon"], found["lat"]],
+                         "bbox": [found["lon"] - d, found["lat"] - d, found["lon"] + d, found["lat"] + d]})
+    for h in hits:
+        h["bbox"] = _shift_bbox(h["bbox"], crs)
+    return jsonify({"query": q, "results": hits[:limit], "crs": crs})
+
+
+@bp.get("/reports")
+def reports():
+    """Reports with a point as GeoJSON: ``bbox=`` (minlon,minlat,maxlon,maxlat), ``status=``, ``limit=``."""
+    from ..store import tiles as tile_store
+
+    status = request.args.get("status")
+    if status is not None and status not in ("open", "closed"):
+        raise InputError(f"status must be open or closed, got {status!r}")
+    crs = _out_crs()
+    with engine().connect() as conn:
+        body = tile_store.reports(conn, _unshift_bbox(_bbox(request.args.get("bbox")), crs), status=status,
+                                  limit=_int_arg("limit", 5000, 1, 50000))
+    if crs != "wgs84" and body["features"]:
+        import numpy as np
+
+        xy = np.array([f["geometry"]["coordinates"] for f in body["features"]])
+        x, y = geo.transform_xy(xy[:, 0], xy[:, 1], "EPSG:4326", crs)
+        for f, a, b in zip(body["features"], x, y):
+            f["geometry"]["coordinates"] = [round(float(a), 7), round(float(b), 7)]
+    body["crs"] = crs
+    return jsonify(body)
+
+
+@bp.get("/stats/micro-households")
+def micro_household_histogram():
+    """Histogram of households per current micro-grid (``bin=`` width, default 5)."""
+    import numpy as np
+
+    from ..store import tiles as tile_store
+
+    width = _int_arg("bin", 5, 1, 1000)
+    with engine().connect() as conn:
+        values = np.asarray(tile_store.micro_households(conn), dtype=int)
+    if len(values) == 0:
+        return jsonify({"bin": width, "bins": [], "count": 0, "band": [50, 70], "in_band": 0})
+    lo = values.min() // width * width
+    edges = np.arange(lo, values.max() + width + 1, width)
+    counts, _ = np.histogram(values, bins=edges)
+    lo_band, hi_band = 50, 70  # Zhengzhou's band (the partitioner's default)
+    return jsonify({"bin": width, "count": int(len(values)), "median": float(np.median(values)),
+                    "band": [lo_band, hi_band], "in_band": int(((values >= lo_band) & (values <= hi_band)).sum()),
+                    "bins": [{"from": int(a), "to": int(a + width - 1), "grids": int(c)}
+                             for a, c in zip(edges[:-1], counts)]})

@@ -1,19 +1,29 @@
-"""The map page: folium builds the Leaflet map; every asset is served by this app."""
+"""The one map page: folium builds the Leaflet map from ``layers/``; every asset is served by this app.
+
+Grid levels, risk elements and risk shading are vector tiles (``/tiles/...``, Leaflet.VectorGrid);
+reports are clustered markers (Leaflet.markercluster); the info panel, search, statistics and
+legend are ``static/gridmap.js``.  Clicking the map asks the lookup which grids hold the point,
+so the panel works for every level without hit-testing tiles in the browser.
+"""
 from __future__ import annotations
 
 import folium
-from branca.element import CssLink, Element, MacroElement
+from branca.element import CssLink, Element, JavascriptLink, MacroElement
 from flask import Blueprint, Response, url_for
 from jinja2 import Template
 
 from ..store import grids as store
 from .api import engine
-from .layers import level_layers
+from .layers import basemap, level_layers, overlay_layers
 
 bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/static")
 
 #: Zhengzhou, when nothing is loaded yet.
 DEFAULT_BOUNDS = ((34.60, 113.55), (34.85, 113.85))
+VENDOR_JS = ("vendor/leaflet/leaflet.js", "vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js",
+             "vendor/markercluster/leaflet.markercluster.js")
+VENDOR_CSS = ("vendor/leaflet/leaflet.css", "vendor/markercluster/MarkerCluster.css",
+              "vendor/markercluster/MarkerCluster.Default.css")
 
 
 class LocalMap(folium.Map):
@@ -22,85 +32,109 @@ class LocalMap(folium.Map):
     default_js: list = []
     default_css: list = []
 
-    def __init__(self, *args, assets: dict, **kwargs):
-        type(self).default_js = [("leaflet", assets["leaflet_js"])]
-        type(self).default_css = [("leaflet_css", assets["leaflet_css"])]
+    def __init__(self, *args, js: list, css: list, **kwargs):
+        type(self).default_js = [(f"js{i}", u) for i, u in enumerate(js)]
+        type(self).default_css = [(f"css{i}", u) for i, u in enumerate(css)]
         super().__init__(*args, **kwargs)
 
 
-class LevelLoader(MacroElement):
-    """Fetches each level's GeoJSON asynchronously into its layer group and shows it in its zoom range."""
+class GridmapApp(MacroElement):
+    """Starts ``gridmapInit`` (static/gridmap.js) on the folium map with the layer configuration."""
 
     _template = Template("""
 {% macro script(this, kwargs) %}
 (function () {
-  var map = {{ this._parent.get_name() }};
-  var defs = {{ this.defs|tojson }};
-  var groups = { {% for d in this.defs %}{{ d.level|tojson }}: {{ d.group }},{% endfor %} };
-  function esc(s) { return String(s == null ? "" : s).replace(/[&<>"]/g, function (c) {
-      return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]; }); }
-  function popup(p) {
-    return '<div class="gridmap-popup"><b>' + esc(p.name) + '</b><table>' +
-      '<tr><td>code</td><td>' + esc(p.code) + '</td></tr>' +
-      '<tr><td>level</td><td>' + esc(p.level) + (p.kind ? ' (' + esc(p.kind) + ')' : '') + '</td></tr>' +
-      '<tr><td>households</td><td>' + esc(p.households) + '</td></tr></table></div>';
-  }
-  var loaded = {};
-  function sync() {
-    var z = map.getZoom();
-    defs.forEach(function (d) {
-      var gj = loaded[d.level];
-      if (!gj) return;
-      var inRange = z >= d.min_zoom && z <= d.max_zoom;
-      if (inRange && !groups[d.level].hasLayer(gj)) groups[d.level].addLayer(gj);
-      if (!inRange && groups[d.level].hasLayer(gj)) groups[d.level].removeLayer(gj);
-    });
-  }
-  defs.forEach(function (d) {
-    fetch(d.url).then(function (r) { return r.json(); }).then(function (data) {
-      loaded[d.level] = L.geoJSON(data, {
-        style: function () { return {color: d.colour, weight: d.weight, fillColor: d.fill,
-                                     fillOpacity: d.fill_opacity}; },
-        onEachFeature: function (f, layer) {
-          layer.bindTooltip(esc(f.properties.name), {sticky: true});
-          layer.bindPopup(popup(f.properties));
-        }
-      });
-      sync();
-      document.body.setAttribute("data-loaded-" + d.level, data.features.length);
-    });
-  });
-  map.on("zoomend", sync);
+  var cfg = {{ this.cfg|tojson }};
+  cfg.groups = { {% for name, group in this.groups.items() %}{{ name|tojson }}: {{ group }},{% endfor %} };
+  gridmapInit({{ this._parent.get_name() }}, cfg);
 })();
 {% endmacro %}
 """)
 
-    def __init__(self, defs):
+    def __init__(self, cfg: dict, groups: dict):
         super().__init__()
-        self._name = "LevelLoader"
-        self.defs = defs
+        self._name = "GridmapApp"
+        self.cfg = cfg
+        self.groups = groups
+
+
+PANELS = """
+<div class="gridmap-title">gridmap 一张图<small>网格化基层治理</small></div>
+<div id="gridmap-search" class="gm-box"><input type="search" placeholder="编码 / 名称 / 地址  code, name or address"
+  aria-label="search"><button type="button">搜索</button><ul></ul></div>
+<div id="gridmap-panel" class="gm-box" aria-live="polite"></div>
+<div id="gridmap-stats" class="gm-box"></div>
+<div id="gridmap-legend" class="gm-box">{legend}</div>
+"""
+
+
+def _legend(levels, rules) -> str:
+    items = [f'<div><span class="gm-swatch" style="border-color:{d["colour"]};background:{d["fill"]}33"></span>'
+             f'{d["label"]}</div>' for d in levels]
+    for colour in ("red", "yellow", "blue"):
+        s = rules.styles.get(colour, {})
+        items.append(f'<div><span class="gm-dot" style="background:{s.get("fill", colour)}"></span>{s.get("label", colour)}</div>')
+    od = rules.styles.get("overdue", {})
+    items.append(f'<div><span class="gm-dot gm-overdue" style="border-color:{od.get("colour", "#000")}"></span>'
+                 f'{od.get("label", "overdue")}</div>')
+    items.append('<div><span class="gm-dot gm-report"></span>群众上报 reports</div>')
+    return "<h4>图例 legend</h4>" + "".join(items)
+
+
+def _risk_cfg(rules) -> dict:
+    st = rules.styles
+    od = st.get("overdue", {})
+    return {"colours": {c: st.get(c, {}).get("fill", c) for c in ("red", "yellow", "blue")},
+            "styles": {c: st.get(c, {}) for c in ("red", "yellow", "blue")},
+            "overdue": {"outline": od.get("colour", "#000000"), "weight": od.get("weight", 2.5), "extra_radius": 2}}
 
 
 def build_map() -> folium.Map:
-    """The first map page: every grid level as its own toggleable layer."""
+    """The one map: grid levels, risk shading, risk elements and reports, each its own layer."""
+    from ..domain.risk import load_rules
+
+    rules = load_rules()
+    base = basemap()
     with engine().connect() as conn:
         bounds = store.extent(conn)
     fit = ((bounds[1], bounds[0]), (bounds[3], bounds[2])) if bounds else DEFAULT_BOUNDS
-    assets = {"leaflet_js": url_for("pages.static", filename="vendor/leaflet/leaflet.js"),
-              "leaflet_css": url_for("pages.static", filename="vendor/leaflet/leaflet.css")}
+    static = lambda f: url_for("pages.static", filename=f)  # noqa: E731
     fmap = LocalMap(location=[(fit[0][0] + fit[1][0]) / 2, (fit[0][1] + fit[1][1]) / 2], zoom_start=11,
-                    tiles=None, assets=assets, prefer_canvas=True, control_scale=True)
-    fmap.get_root().header.add_child(CssLink(url_for("pages.static", filename="gridmap.css")))
+                    tiles=None, js=[static(f) for f in VENDOR_JS], css=[static(f) for f in VENDOR_CSS],
+                    prefer_canvas=True, control_scale=True, max_zoom=20)
+    root = fmap.get_root()
+    root.header.add_child(Element(f'<link rel="icon" type="image/svg+xml" href="{static("favicon.svg")}">'))
+    root.header.add_child(Element("<title>gridmap 一张图</title>"))
+    root.header.add_child(CssLink(static("gridmap.css")))
+    root.header.add_child(JavascriptLink(static("gridmap.js")))
+    if base["url"]:
+        folium.TileLayer(base["url"], attr=base["attribution"] or " ", name="底图 base map",
+                         max_zoom=base["max_zoom"], overlay=False, control=False).add_to(fmap)
     fmap.fit_bounds(fit)
-    defs = []
-    for layer in level_layers():
-        group = folium.FeatureGroup(name=layer["label"], show=layer["show"]).add_to(fmap)
-        defs.append({**layer, "group": group.get_name(),
-                     "url": url_for("api.grids_of_level", level=layer["level"])})
-    fmap.add_child(LevelLoader(defs))
-    folium.LayerControl(collapsed=False).add_to(fmap)
-    fmap.get_root().html.add_child(Element(
-        '<div class="gridmap-title">gridmap 一张图<small>网格化基层治理</small></div>'))
+    crs_arg = "?crs=gcj02" if base["crs"] == "gcj02" else ""
+    tile_url = lambda name: url_for("tiles.tile", layer=name, z=0, x=0, y=0).replace(  # noqa: E731
+        "/0/0/0.pbf", "/{z}/{x}/{y}.pbf") + crs_arg
+    groups, levels, overlays = {}, [], []
+    for d in level_layers():
+        group = folium.FeatureGroup(name=d["label"], show=d["show"]).add_to(fmap)
+        groups[d["level"]] = group.get_name()
+        levels.append({**d, "name": d["level"], "url": tile_url(d["level"])})
+    risk = _risk_cfg(rules)
+    for d in overlay_layers():
+        group = folium.FeatureGroup(name=d["label"], show=d["show"]).add_to(fmap)
+        groups[d["name"]] = group.get_name()
+        entry = dict(d)
+        if d["source"] in ("risk", "grid", "building"):
+            entry["url"] = tile_url(d["name"])
+        if d["source"] == "risk":
+            style = risk["styles"].get(d.get("colour_filter"), {})
+            entry.update(colour=style.get("fill", "#888"), radius=style.get("radius", 5))
+        overlays.append(entry)
+    cfg = {"api": url_for("api.stats").rsplit("/", 1)[0], "basemap": base, "levels": levels,
+           "overlays": overlays, "risk": risk}
+    fmap.add_child(GridmapApp(cfg, groups))
+    folium.LayerControl(collapsed=True).add_to(fmap)
+    root.html.add_child(Element(PANELS.replace("{legend}", _legend(level_layers(), rules))))
     return fmap
 
 

@@ -1,0 +1,268 @@
+/* gridmap one map: vector-tile grid levels, three-colour risk layers, reports, info panel,
+ * search, statistics and legend.  Everything comes from this app (no CDN); the layer list is the
+ * server's layers/*.toml, passed in as `cfg`. */
+(function () {
+  "use strict";
+
+  function esc(s) {
+    return String(s == null ? "" : s).replace(/[&<>"']/g, function (c) {
+      return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
+    });
+  }
+  function getJSON(url) {
+    return fetch(url).then(function (r) {
+      return r.json().then(function (body) {
+        if (!r.ok) throw new Error((body.error && body.error.message) || r.statusText);
+        return body;
+      });
+    });
+  }
+  function q(params) {
+    return Object.keys(params).filter(function (k) { return params[k] != null && params[k] !== ""; })
+      .map(function (k) { return encodeURIComponent(k) + "=" + encodeURIComponent(params[k]); }).join("&");
+  }
+  function mark(name, value) { document.body.setAttribute("data-" + name, value); }
+
+  window.gridmapInit = function (map, cfg) {
+    var crs = cfg.basemap.crs;
+    var state = {tiles: {}, loadedTiles: {}, selected: null};
+    window.gridmap = {map: map, cfg: cfg, state: state};
+
+    /* ---- vector tile layers (grid levels, risk elements, risk shading) ---- */
+    function gridStyle(d) {
+      return function () {
+        return {stroke: d.weight > 0, color: d.colour, weight: d.weight, fill: true,
+                fillColor: d.fill || d.colour, fillOpacity: d.fill_opacity};
+      };
+    }
+    function shadeStyle(d) {
+      return function (p) {
+        var c = cfg.risk.colours[p.risk] || d.colour;
+        return {stroke: false, fill: true, fillColor: c, fillOpacity: d.fill_opacity};
+      };
+    }
+    function riskStyle(d) {
+      var od = cfg.risk.overdue;
+      return function (p) {
+        var overdue = p.overdue === true || p.overdue === 1 || p.overdue === "true";
+        return {radius: overdue ? d.radius + od.extra_radius : d.radius, fill: true, fillColor: d.colour,
+                fillOpacity: overdue ? 0.95 : 0.75, stroke: true,
+                color: overdue ? od.outline : "#ffffff", weight: overdue ? od.weight : 1};
+      };
+    }
+    state.drawn = {};
+    function tileLayer(d, style) {
+      var styles = {};
+      // count the features drawn per layer (the browser test and the curious read data-drawn-*)
+      styles[d.name] = function (p, z) {
+        state.drawn[d.name] = (state.drawn[d.name] || 0) + 1;
+        return style(p, z);
+      };
+      var layer = L.vectorGrid.protobuf(d.url, {
+        rendererFactory: L.canvas.tile, vectorTileLayerStyles: styles, interactive: false,
+        minZoom: d.min_zoom, maxZoom: 22, maxNativeZoom: 22, pane: d.pane || "overlayPane"
+      });
+      var count = 0;
+      layer.on("tileload", function () {
+        count += 1; state.loadedTiles[d.name] = count; mark("tiles-" + d.name, count);
+        mark("drawn-" + d.name, state.drawn[d.name] || 0);
+      });
+      // drawn only inside its zoom range (the server also sends empty tiles outside it)
+      layer._gm_range = [d.min_zoom, d.max_zoom];
+      state.tiles[d.name] = layer;
+      return layer;
+    }
+    cfg.levels.forEach(function (d) { tileLayer(d, gridStyle(d)); });
+    cfg.overlays.forEach(function (d) {
+      if (d.source === "risk") tileLayer(d, riskStyle(d));
+      else if (d.source === "grid") tileLayer(d, shadeStyle(d));
+      else if (d.source === "building") tileLayer(d, function () {
+        return {stroke: true, color: d.colour, weight: d.weight, fill: true, fillColor: d.fill || d.colour,
+                fillOpacity: d.fill_opacity};
+      });
+    });
+    function syncZoom() {
+      var z = map.getZoom();
+      Object.keys(state.tiles).forEach(function (name) {
+        var layer = state.tiles[name], group = cfg.groups[name];
+        var inRange = z >= layer._gm_range[0] && z <= layer._gm_range[1];
+        if (inRange && !group.hasLayer(layer)) group.addLayer(layer);
+        if (!inRange && group.hasLayer(layer)) group.removeLayer(layer);
+      });
+    }
+    map.on("zoomend", syncZoom);
+    syncZoom();
+
+    /* ---- reports, clustered ---- */
+    var reportDef = cfg.overlays.filter(function (d) { return d.source === "report"; })[0];
+    if (reportDef) {
+      var cluster = L.markerClusterGroup({showCoverageOnHover: false, maxClusterRadius: 50});
+      cfg.groups[reportDef.name].addLayer(cluster);
+      var reportSeq = 0;
+      var loadReports = function () {
+        var group = cfg.groups[reportDef.name];
+        if (!map.hasLayer(group)) return;
+        if (map.getZoom() < reportDef.min_zoom) { cluster.clearLayers(); mark("reports", 0); return; }
+        var b = map.getBounds(), seq = ++reportSeq;
+        getJSON(cfg.api + "/reports?" + q({bbox: [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].join(","),
+                                            status: reportDef.status, crs: crs, limit: 5000}))
+          .then(function (fc) {
+            if (seq !== reportSeq) return;
+            cluster.clearLayers();
+            cluster.addLayers(fc.features.map(function (f) {
+              var c = f.geometry.coordinates, p = f.properties;
+              return L.circleMarker([c[1], c[0]], {radius: reportDef.radius, color: "#fff", weight: 1,
+                                                    fillColor: reportDef.colour, fillOpacity: 0.9})
+                .bindPopup('<div class="gridmap-popup"><b>上报 #' + esc(p.id) + "</b><br>" + esc(p.text) +
+                           "<br><small>" + esc(p.address || "") + " · " + esc(p.received_at.slice(0, 16)) +
+                           " · " + esc(p.micro_code || "") + "</small></div>");
+            }));
+            mark("reports", fc.numberReturned);
+          });
+      };
+      map.on("moveend", loadReports);
+      map.on("overlayadd", loadReports);
+      loadReports();
+    }
+
+    /* ---- info panel: click anywhere, the lookup finds the grid chain ---- */
+    var panel = document.getElementById("gridmap-panel");
+    var highlight = L.geoJSON(null, {style: {color: "#00e5ff", weight: 3, fill: false}, interactive: false}).addTo(map);
+    function visibleLevel(chain) {
+      var z = map.getZoom(), pick = null;
+      cfg.levels.forEach(function (d) {
+        var hit = chain.filter(function (c) { return c.level === d.level; })[0];
+        if (hit && z >= d.min_zoom) pick = hit;
+      });
+      return pick || chain[chain.length - 1];
+    }
+    function row(k, v) { return "<tr><th>" + esc(k) + "</th><td>" + v + "</td></tr>"; }
+    function showPanel(code) {
+      panel.classList.add("open");
+      panel.innerHTML = '<div class="gm-loading">…</div>';
+      return Promise.all([getJSON(cfg.api + "/grids/" + encodeURIComponent(code) + "/panel"),
+                          getJSON(cfg.api + "/grids/" + encodeURIComponent(code) + "?" + q({crs: crs}))])
+        .then(function (res) {
+          var p = res[0].properties, risk = p.risk || {};
+          highlight.clearLayers(); highlight.addData(res[1]);
+          state.selected = code;
+          var chain = p.chain.map(function (c) {
+            return '<a href="#" data-code="' + esc(c.code) + '">' + esc(c.name) + "</a>";
+          }).join(" › ");
+          var people = (p.people || []).map(function (m) {
+            return esc(m.name) + " <small>" + esc(m.role) + (m.phone ? " · " + esc(m.phone) : "") + "</small>";
+          }).join("<br>") || "—";
+          var colours = ["red", "yellow", "blue"].map(function (c) {
+            return '<span class="gm-dot gm-' + c + '"></span>' + (risk[c] || 0);
+          }).join(" ");
+          var reports = (p.reports.latest || []).slice(0, 5).map(function (r) {
+            return "<li>" + esc(r.text) + " <small>" + esc(r.received_at.slice(0, 10)) + "</small></li>";
+          }).join("");
+          panel.innerHTML =
+            '<button class="gm-close" title="close">×</button>' +
+            '<h3 id="gm-panel-name">' + esc(p.name) + "</h3>" +
+            '<div class="gm-chain">' + chain + "</div>" +
+            "<table>" +
+            row("编码 code", '<span id="gm-panel-code">' + esc(p.code) + "</span>") +
+            row("层级 level", esc(p.level) + (p.kind ? " (" + esc(p.kind) + ")" : "")) +
+            row("户数 households", esc(p.households)) +
+            row("人口 population", esc(p.population)) +
+            row("面积 area", esc(Math.round(p.area_m2).toLocaleString()) + " m²") +
+            row("下级 children", esc(p.children)) +
+            row("负责人 people", people) +
+            row("风险 risk", '<span class="gm-risk-colour gm-' + esc(risk.colour || "none") + '">' +
+                esc(risk.colour || "none") + "</span> " + colours) +
+            row("逾期 overdue", '<span id="gm-panel-overdue">' + esc(risk.overdue || 0) + "</span>") +
+            row("待办上报 open reports", '<span id="gm-panel-reports">' + esc(p.reports.open) + "</span>") +
+            "</table>" + (reports ? "<ul>" + reports + "</ul>" : "");
+          mark("panel", p.code);
+        })
+        .catch(function (err) { panel.innerHTML = '<div class="gm-error">' + esc(err.message) + "</div>"; });
+    }
+    panel.addEventListener("click", function (e) {
+      var t = e.target;
+      if (t.classList.contains("gm-close")) { panel.classList.remove("open"); highlight.clearLayers(); mark("panel", ""); }
+      if (t.dataset && t.dataset.code) { e.preventDefault(); flyToCode(t.dataset.code); }
+    });
+    L.DomEvent.disableClickPropagation(panel);
+    L.DomEvent.disableScrollPropagation(panel);
+    map.on("click", function (e) {
+      getJSON(cfg.api + "/lookup?" + q({lon: e.latlng.lng.toFixed(7), lat: e.latlng.lat.toFixed(7), crs: crs}))
+        .then(function (res) {
+          if (!res.chain || !res.chain.length) { mark("panel", "outside"); return; }
+          showPanel(visibleLevel(res.chain).code);
+        });
+    });
+
+    /* ---- search: grid code, grid name or address ---- */
+    var box = document.getElementById("gridmap-search");
+    var input = box.querySelector("input"), list = box.querySelector("ul");
+    L.DomEvent.disableClickPropagation(box);
+    L.DomEvent.disableScrollPropagation(box);
+    function fly(hit) {
+      var b = hit.bbox;
+      list.innerHTML = "";
+      map.once("moveend", function () { mark("flown", hit.code); });
+      map.flyToBounds([[b[1], b[0]], [b[3], b[2]]], {maxZoom: 17, duration: 0.6});
+      showPanel(hit.code);
+    }
+    function flyToCode(code) {
+      return getJSON(cfg.api + "/search?" + q({q: code, crs: crs, limit: 1})).then(function (res) {
+        if (res.results.length) fly(res.results[0]);
+      });
+    }
+    function runSearch() {
+      var text = input.value.trim();
+      if (!text) return;
+      getJSON(cfg.api + "/search?" + q({q: text, crs: crs})).then(function (res) {
+        if (!res.results.length) { list.innerHTML = "<li class='gm-none'>没有结果 no match</li>"; return; }
+        var exact = res.results[0].code === text || res.results.length === 1;
+        if (exact) { fly(res.results[0]); return; }
+        list.innerHTML = res.results.map(function (h, i) {
+          return '<li data-i="' + i + '">' + esc(h.name) + " <small>" + esc(h.level) + " · " + esc(h.code) + "</small></li>";
+        }).join("");
+        Array.prototype.forEach.call(list.children, function (li) {
+          li.addEventListener("click", function () { fly(res.results[+li.dataset.i]); });
+        });
+      }).catch(function (err) { list.innerHTML = "<li class='gm-none'>" + esc(err.message) + "</li>"; });
+    }
+    input.addEventListener("keydown", function (e) { if (e.key === "Enter") runSearch(); });
+    box.querySelector("button").addEventListener("click", runSearch);
+
+    /* ---- statistics panel ---- */
+    var stats = document.getElementById("gridmap-stats");
+    L.DomEvent.disableClickPropagation(stats);
+    L.DomEvent.disableScrollPropagation(stats);
+    Promise.all([getJSON(cfg.api + "/stats"), getJSON(cfg.api + "/stats/micro-households"),
+                 getJSON(cfg.api + "/risk/summary").catch(function () { return null; })])
+      .then(function (res) {
+        var s = res[0], h = res[1], r = res[2];
+        var rows = cfg.levels.map(function (d) {
+          var v = s.levels[d.level] || {grids: 0};
+          return "<tr><td>" + esc(d.label) + '</td><td class="n">' + esc(v.grids.toLocaleString()) + "</td></tr>";
+        }).join("");
+        var max = Math.max.apply(null, h.bins.map(function (b) { return b.grids; }).concat([1]));
+        var bars = h.bins.map(function (b) {
+          var band = b.from >= h.band[0] && b.from <= h.band[1];
+          return '<div class="gm-bar' + (band ? " band" : "") + '" title="' + b.from + "–" + b.to + ": " + b.grids +
+                 '" style="height:' + Math.max(1, Math.round(60 * b.grids / max)) + 'px"></div>';
+        }).join("");
+        var risk = "";
+        if (r && r.by_colour) {
+          risk = "<h4>风险要素 elements</h4>" + ["red", "yellow", "blue"].map(function (c) {
+            var overdue = r.overdue ? (r.overdue[c] || 0) : 0;
+            return '<span class="gm-dot gm-' + c + '"></span>' + esc((r.by_colour[c] || 0).toLocaleString()) +
+                   ' <small>(' + esc(overdue.toLocaleString()) + " overdue)</small>";
+          }).join("<br>");
+        }
+        stats.innerHTML = '<h4>网格 grids</h4><table>' + rows + "</table>" +
+          "<h4>微网格户数 households per micro-grid</h4>" +
+          '<div class="gm-hist">' + bars + "</div>" +
+          '<div class="gm-hist-axis"><span>' + (h.bins.length ? h.bins[0].from : "") + "</span><span>median " +
+          esc(h.median || "–") + " · " + esc(h.in_band || 0) + "/" + esc(h.count) + " in 50–70</span><span>" +
+          (h.bins.length ? h.bins[h.bins.length - 1].to : "") + "</span></div>" + risk;
+        mark("stats", "ready");
+      });
+    mark("ready", "1");
+  };
+})();

@@ -1,0 +1,160 @@
+"""The one map in a real headless Chromium (Debian's chromium + chromedriver, nothing downloaded)
+against the real app served by `gridmap serve`, with every host but 127.0.0.1 unreachable.
+
+Saves tests/output/map.png (the whole-map view with the info panel open) for a person to look at.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from gridmap.store import db
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                reason="needs Debian's chromium and chromium-driver (make test installs them)")
+GRIDMAP = Path(sys.executable).with_name("gridmap")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(demo_url):
+    port = _free_port()
+    env = {**os.environ, "GRIDMAP_DATABASE_URL": demo_url}
+    proc = subprocess.Popen([str(GRIDMAP), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stdout.read().decode())
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync", "--window-size=1400,900",
+                 # nothing but the app: names resolve nowhere, and anything else goes to a dead proxy
+                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                 "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=127.0.0.1"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def _wait(driver, js: str, timeout: float = 30):
+    """Wait until the JavaScript expression ``js`` is truthy; return its value."""
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: d.execute_script(f"return {js};"))
+
+
+def _attr(name: str) -> str:
+    return f"document.body.getAttribute('data-{name}')"
+
+
+def _requests(driver) -> list[str]:
+    urls = []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg["method"] == "Network.requestWillBeSent":
+            urls.append(msg["params"]["request"]["url"])
+    return urls
+
+
+def _sample(demo_url) -> dict:
+    """A micro-grid with a red element, its interior point, and a courtyard to search for."""
+    with db.engine(demo_url).connect() as conn:
+        row = conn.execute(sa.text("""
+            SELECT g.code, g.parent_code, ST_X(p) AS lon, ST_Y(p) AS lat FROM (
+                SELECT g.code, g.parent_code, ST_PointOnSurface(g.geom) AS p
+                FROM grid g JOIN grid_risk r ON r.code = g.code
+                WHERE g.valid_to IS NULL AND g.level = 'micro' AND r.colour = 'red'
+                ORDER BY g.code LIMIT 1) g""")).mappings().one()
+        far = conn.execute(sa.text("""
+            SELECT code FROM grid WHERE valid_to IS NULL AND level = 'courtyard' AND code <> :c
+            ORDER BY code DESC LIMIT 1"""), {"c": row["parent_code"]}).scalar_one()
+    return {**row, "far_courtyard": far}
+
+
+def test_one_map_in_chromium(server, browser, demo_url, output_dir):
+    sample = _sample(demo_url)
+    browser.get(server + "/")
+    _wait(browser, _attr("ready"))
+    _wait(browser, _attr("stats") + " === 'ready'")
+    _wait(browser, f"+{_attr('drawn-district')} > 0 && +{_attr('drawn-street')} > 0")
+
+    # zoom to the sample micro-grid: micro-grids, courtyards and all three risk layers draw there
+    browser.execute_script(f"gridmap.map.setView([{sample['lat']}, {sample['lon']}], 16, {{animate: false}});")
+    for layer in ("micro", "courtyard", "risk-red", "risk-yellow", "risk-blue", "shade-micro"):
+        _wait(browser, f"+{_attr('drawn-' + layer)} > 0")
+    _wait(browser, f"+{_attr('reports')} >= 0")
+
+    # click the grid: the panel shows its code, chain, households and risk counts
+    size = browser.execute_script("var p = gridmap.map.latLngToContainerPoint("
+                                  f"[{sample['lat']}, {sample['lon']}]); return [p.x, p.y];")
+    container = browser.find_element(By.CSS_SELECTOR, ".folium-map")
+    rect = container.rect
+    ActionChains(browser).move_to_element_with_offset(
+        container, int(size[0] - rect["width"] / 2), int(size[1] - rect["height"] / 2)).click().perform()
+    _wait(browser, _attr("panel") + f" === {json.dumps(sample['code'])}")
+    panel = browser.find_element(By.ID, "gridmap-panel")
+    assert browser.find_element(By.ID, "gm-panel-code").text == sample["code"]
+    assert "户数 households" in panel.text and "red" in panel.text
+    browser.save_screenshot(str(output_dir / "map.png"))
+
+    # search a courtyard code elsewhere: the map flies there and its panel opens
+    tiles_before = browser.execute_script("return gridmap.state.loadedTiles['micro'] || 0;")
+    box = browser.find_element(By.CSS_SELECTOR, "#gridmap-search input")
+    box.clear()
+    box.send_keys(sample["far_courtyard"], Keys.ENTER)
+    _wait(browser, _attr("flown") + f" === {json.dumps(sample['far_courtyard'])}")
+    _wait(browser, _attr("panel") + f" === {json.dumps(sample['far_courtyard'])}")
+    centre = browser.execute_script("var c = gridmap.map.getCenter(); return [c.lng, c.lat];")
+    with db.engine(demo_url).connect() as conn:
+        inside = conn.execute(sa.text(
+            "SELECT ST_Intersects(ST_Expand(geom, 0.0005), ST_SetSRID(ST_MakePoint(:x, :y), 4326)) FROM grid "
+            "WHERE code = :c AND valid_to IS NULL"), {"x": centre[0], "y": centre[1],
+                                                     "c": sample["far_courtyard"]}).scalar_one()
+    assert inside, f"map centre {centre} is not on courtyard {sample['far_courtyard']}"
+    _wait(browser, f"(gridmap.state.loadedTiles['micro'] || 0) > {tiles_before}")  # drawn there
+    time.sleep(0.5)
+    browser.save_screenshot(str(output_dir / "map-search.png"))
+
+    # nothing left 127.0.0.1, and the page logged no errors
+    urls = _requests(browser)
+    assert any("/tiles/micro/" in u for u in urls) and any("/tiles/risk-red/" in u for u in urls)
+    outside = [u for u in urls if not u.startswith(server) and not u.startswith(("data:", "blob:"))]
+    assert outside == []
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
