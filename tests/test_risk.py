@@ -115,7 +115,19 @@ def element_rows(points, **overrides):
 
 
 @pytest.fixture
-def city(engine, cli, tmp_path):
+def city(engine, cli, tmp_path, monkeypatch):
+    """The test city, with the plain rule at every level (RULES: the shipped file without its
+    per-level overrides), so the expected colours below follow from 1 / 3 / 1 alone."""
+    import re
+    import shutil
+
+    folder = tmp_path / "plain-layers"
+    shutil.copytree(risk.DEFAULT_LAYERS, folder)
+    text = (folder / "risk.toml").read_text(encoding="utf-8")
+    (folder / "risk.toml").write_text(re.sub(r"\[rollup\.levels\.[a-z]+\]\n(?:[a-z_]+ = \d+\n)*", "", text),
+                                      encoding="utf-8")
+    monkeypatch.setenv("GRIDMAP_LAYERS", str(folder))
+    assert risk.load_rules().levels == {}
     cf.load(cli, cf.city(), tmp_path)
     return engine
 
