@@ -385,6 +385,28 @@ def demo_load(scale, seed, fresh, keep):
     t = result["timings"]
     click.echo(f"loaded {scale}: {json.dumps(result['counts'], ensure_ascii=False)} "
                f"(generate {t['generate_s']:.1f} s, load {t['load_s']:.1f} s)")
+    _demo_admin(eng)
+
+
+DEMO_ADMIN = "demo-admin"
+
+
+def _demo_admin(eng) -> None:
+    """A database without users gets ``demo-admin`` (role admin), its token printed once, so the demo's
+    write routes can be tried; users are kept across `demo load --fresh`."""
+    from .store import users as store
+
+    with eng.begin() as conn:
+        store.check_schema(conn)
+        if store.count_users(conn, active=False):
+            click.echo(f"users exist (`gridmap users list`); another token: `gridmap users token {DEMO_ADMIN}` "
+                       "or for any user", err=True)
+            return
+        store.add_user(conn, DEMO_ADMIN, "admin")
+        token = store.issue_token(conn, DEMO_ADMIN, label="demo")
+    click.echo(f"added user {DEMO_ADMIN} (role admin) for the demo's write routes; send "
+               "'Authorization: Bearer <token>':", err=True)
+    _show_token(token, DEMO_ADMIN)
 
 
 # --- serve --------------------------------------------------------------------------
@@ -404,9 +426,18 @@ def serve(host, port, workers, threads, lookup_engine, warm):
     """Serve the map and API (granian, one process per worker)."""
     from .web import server
 
-    _engine()
+    from .store import users as store
+    from .web import auth
+
+    read = auth.read_mode()
+    with _engine().connect() as conn:
+        store.check_schema(conn)
+        n = store.count_users(conn)
     server.check_bind(host, port)
     click.echo(f"gridmap on http://{host}:{port}/ ({workers} workers, lookups: {lookup_engine})", err=True)
+    reads = "open" if read == "open" else "viewer token or above"
+    click.echo(f"reads: {reads} ({auth.ENV_READ}); writes: a token of the route's role; {n} active users"
+               + ("" if n else ": every write gets 401 until `gridmap users add NAME --role admin`"), err=True)
     server.serve(host, port, workers=workers, threads=threads, lookup_engine=lookup_engine, warm=warm)
 
 
@@ -507,5 +538,301 @@ def risk_list(grid, kind, colour, overdue, limit, fmt, at):
     click.echo(f"{found['numberReturned']} of {found['numberMatched']} elements", err=True)
 
 
+# --- users -------------------------------------------------------------------------
+
+@main.group(cls=_Group)
+def users():
+    """Users, roles and API tokens. Local admin actions: whoever runs the CLI has the database."""
+
+
+def _users_engine():
+    from .store import users as store
+
+    eng = _engine()
+    with eng.connect() as conn:
+        store.check_schema(conn)
+    return eng
+
+
+def _show_token(token: str, name: str) -> None:
+    click.echo(f"token for {name} (shown this once; only its hash is kept):", err=True)
+    click.echo(token)
+
+
+ROLE = click.option("--role", required=True, type=click.Choice(["viewer", "dispatcher", "planner", "admin", "ingest"]),
+                    help="viewer < dispatcher < planner < admin; ingest: scripts (reports, risk elements, visits, "
+                         "lookups).")
+LABEL = click.option("--label", help="What the token is for (shown by `users list`).")
+EXPIRES = click.option("--expires-days", type=click.IntRange(min=1), help="The token stops working after N days.")
+
+
+@users.command("add")
+@click.argument("name")
+@ROLE
+@LABEL
+@EXPIRES
+def users_add(name, role, label, expires_days):
+    """Add user NAME with a role and print its first token (once)."""
+    from .store import users as store
+
+    with _users_engine().begin() as conn:
+        store.add_user(conn, name, role)
+        token = store.issue_token(conn, name, label=label, expires_days=expires_days)
+    _show_token(token, f"{name} ({role})")
+
+
+@users.command("token")
+@click.argument("name")
+@LABEL
+@EXPIRES
+def users_token(name, label, expires_days):
+    """Print another token for user NAME (once)."""
+    from .store import users as store
+
+    with _users_engine().begin() as conn:
+        token = store.issue_token(conn, name, label=label, expires_days=expires_days)
+    _show_token(token, name)
+
+
+@users.command("list")
+@click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True)
+def users_list(fmt):
+    """Users, their roles and tokens (prefix, label, created, last used, expiry, revoked; never the secret)."""
+    from .store import users as store
+
+    with _users_engine().connect() as conn:
+        found = store.list_users(conn)
+    if fmt == "json":
+        click.echo(json.dumps(found, ensure_ascii=False, indent=2, default=lambda v: v.isoformat()))
+        return
+
+    def when(v):
+        return v.strftime("%Y-%m-%d %H:%M") if v else "-"
+    for u in found:
+        state = f"disabled {when(u['disabled_at'])}" if u["disabled_at"] else "active"
+        click.echo(f"{u['name']}\t{u['role']}\t{state}\tcreated {when(u['created_at'])}")
+        for t in u["tokens"]:
+            status = (f"revoked {when(t['revoked_at'])}" if t["revoked_at"] else "expired" if t["expired"]
+                      else "live")
+            click.echo(f"  {t['prefix']}…\t{status}\tcreated {when(t['created_at'])}\tlast used "
+                       f"{when(t['last_used_at'])}\texpires {when(t['expires_at'])}\t{t['label'] or ''}".rstrip())
+    click.echo(f"{len(found)} users", err=True)
+
+
+@users.command("revoke")
+@click.argument("prefix")
+def users_revoke(prefix):
+    """Revoke the token starting with PREFIX (as `users list` shows it)."""
+    from .store import users as store
+
+    with _users_engine().begin() as conn:
+        done = store.revoke_token(conn, prefix.rstrip("…"))
+    click.echo(f"revoked token {done['prefix']} of {done['user']}", err=True)
+
+
+@users.command("disable")
+@click.argument("name")
+def users_disable(name):
+    """Disable user NAME: every token of it is refused from now on."""
+    from .store import users as store
+
+    with _users_engine().begin() as conn:
+        store.disable_user(conn, name)
+    click.echo(f"disabled {name}: its tokens are refused", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# --- boundary edits -------------------------------------------------------------------
+
+def _read_geojson(path: Path) -> dict:
+    """A GeoJSON file as a dict (InputError naming the file when it is not JSON)."""
+    from .errors import InputError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable GeoJSON file ({exc})") from None
+
+
+def _one_geometry(path: Path) -> dict:
+    """The geometry of a GeoJSON file holding a geometry, a Feature or a one-feature collection."""
+    from .errors import InputError
+
+    data = _read_geojson(path)
+    if data.get("type") == "FeatureCollection":
+        if len(data.get("features") or []) != 1:
+            raise InputError(f"{path}: expected one feature, found {len(data.get('features') or [])}")
+        data = data["features"][0]
+    if data.get("type") == "Feature":
+        data = data.get("geometry")
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: no geometry")
+    return data
+
+
+def _edit_options(fn):
+    for opt in reversed([
+        click.option("--crs", help="CRS of the geometry files (wgs84, cgcs2000, gcj02, bd09, EPSG:n); default wgs84."),
+        click.option("--dry-run", is_flag=True, help="Check and preview the impact; write nothing."),
+        click.option("--reason", help="Why (kept in the audit log with the impact report)."),
+        click.option("--if-match", "if_match", multiple=True, metavar="CODE=ETAG",
+                     help="Fail (412) unless CODE is still at version ETAG (repeatable)."),
+        click.option("--actor", default=lambda: os.environ.get("USER") or "cli", show_default="$USER",
+                     help="Who edits (for the audit log)."),
+        click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _run_edit(op: dict, crs, dry_run, reason, if_match, actor, fmt):
+    from . import edits
+    from .errors import InputError
+
+    if crs:
+        op["crs"] = crs
+    pairs = {}
+    for item in if_match:
+        code, sep, tag = item.partition("=")
+        if not sep or not code or not tag:
+            raise InputError(f"--if-match takes CODE=ETAG, got {item!r}")
+        pairs[code] = tag
+    report = edits.apply(_engine(), op, actor=actor, reason=reason, dry_run=dry_run, if_match=pairs)
+    if fmt == "json":
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+        return
+    click.echo(f"{report['op']} ({report['level']}): closes {', '.join(report['closed']) or '-'}; "
+               f"opens {', '.join(report['opened']) or '-'}")
+    for code, v in report["grids"]["before"].items():
+        a = report["grids"]["after"].get(code)
+        after = f"{a['households']} households, {a['area_m2']:,.0f} m²" if a else "retired"
+        click.echo(f"  {code}: {v['households']} households, {v['area_m2']:,.0f} m² -> {after}")
+    for code, a in report["grids"]["after"].items():
+        if code not in report["grids"]["before"]:
+            click.echo(f"  {code} (new): {a['households']} households, {a['area_m2']:,.0f} m²")
+    if report["children_moved"]:
+        click.echo("  children moved: " + ", ".join(f"{c} -> {p}" for c, p in report["children_moved"].items()))
+    moved = ", ".join(f"{m['count']} {name.replace('_', ' ')}" for name, m in report["moved"].items())
+    click.echo(f"  changing grid: {moved}")
+    if report["out_of_band"]:
+        click.echo(f"  out of the {report['band'][0]}-{report['band'][1]} band: {', '.join(report['out_of_band'])}")
+    for note in report["notes"]:
+        click.echo(f"  note: {note}")
+    if report["dry_run"]:
+        click.echo("dry run: nothing written", err=True)
+    else:
+        click.echo(f"committed edit {report['edit_id']} (valid from {report['valid_from']}); new versions: "
+                   + ", ".join(f"{c} {t}" for c, t in report["etags"].items()), err=True)
+
+
+@main.group(cls=_Group)
+def edit():
+    """Redraw boundaries safely: every edit is checked (inside the parent, no overlap, no gap, valid,
+    children inside) and previewed; a commit writes new dated versions and an audit entry."""
+
+
+@edit.command("apply")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_edit_options
+def edit_apply(file, crs, dry_run, reason, if_match, actor, fmt):
+    """An edit written as JSON: {"op": "replace"|"update"|"split"|"merge"|"move_boundary"|"create"|"retire", ...}."""
+    _run_edit(_read_geojson(file), crs, dry_run, reason, if_match, actor, fmt)
+
+
+@edit.command("replace")
+@click.argument("code")
+@click.argument("geometry", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--gap-to", metavar="CODE", help="The sibling that takes the area this grid gives up.")
+@_edit_options
+def edit_replace(code, geometry, gap_to, crs, dry_run, reason, if_match, actor, fmt):
+    """Give grid CODE the outline in GEOMETRY (GeoJSON)."""
+    _run_edit({"op": "replace", "code": code, "geometry": _one_geometry(geometry), "gap_to": gap_to},
+              crs, dry_run, reason, if_match, actor, fmt)
+
+
+@edit.command("split")
+@click.argument("code")
+@click.option("--line", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A GeoJSON LineString crossing the grid.")
+@click.option("--parts", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A GeoJSON FeatureCollection of the parts (properties code and name optional).")
+@_edit_options
+def edit_split(code, line, parts, crs, dry_run, reason, if_match, actor, fmt):
+    """Split grid CODE by a line or into given parts; its children follow their parts."""
+    op = {"op": "split", "code": code}
+    if line:
+        op["line"] = _one_geometry(line)
+    if parts:
+        data = _read_geojson(parts)
+        op["parts"] = [{"geometry": f.get("geometry"), "code": (f.get("properties") or {}).get("code"),
+                        "name": (f.get("properties") or {}).get("name")} for f in data.get("features") or []]
+    _run_edit(op, crs, dry_run, reason, if_match, actor, fmt)
+
+
+@edit.command("merge")
+@click.argument("codes", nargs=-1, required=True)
+@click.option("--name", help="Name of the merged grid (default: the first grid's).")
+@_edit_options
+def edit_merge(codes, name, crs, dry_run, reason, if_match, actor, fmt):
+    """Merge sibling grids CODES into the first."""
+    _run_edit({"op": "merge", "codes": list(codes), "name": name}, crs, dry_run, reason, if_match, actor, fmt)
+
+
+@edit.command("move-boundary")
+@click.argument("code")
+@click.argument("other")
+@click.argument("geometry", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_edit_options
+def edit_move_boundary(code, other, geometry, crs, dry_run, reason, if_match, actor, fmt):
+    """Move the boundary between siblings CODE and OTHER: CODE gets GEOMETRY, OTHER the rest of both."""
+    _run_edit({"op": "move_boundary", "code": code, "other": other, "geometry": _one_geometry(geometry)},
+              crs, dry_run, reason, if_match, actor, fmt)
+
+
+@edit.command("create")
+@click.argument("geometry", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--level", required=True, type=click.Choice(ALL_LEVELS))
+@click.option("--parent", "parent_code", help="The parent grid's code (every level but district).")
+@click.option("--name", required=True)
+@click.option("--code", help="Default: the next free code under the parent.")
+@click.option("--kind", help="For special grids: mall, market, school, enterprise, other.")
+@click.option("--carve", is_flag=True, help="Take the new grid's area from the siblings it overlaps.")
+@_edit_options
+def edit_create(geometry, level, parent_code, name, code, kind, carve, crs, dry_run, reason, if_match, actor, fmt):
+    """Create a grid with the outline in GEOMETRY."""
+    grid = {"level": level, "parent_code": parent_code, "name": name, "geometry": _one_geometry(geometry)}
+    if code:
+        grid["code"] = code
+    if kind:
+        grid["kind"] = kind
+    _run_edit({"op": "create", "grid": grid, "carve": carve}, crs, dry_run, reason, if_match, actor, fmt)
+
+
+@edit.command("retire")
+@click.argument("code")
+@click.option("--gap-to", metavar="CODE", help="The sibling that takes the retired grid's area and children.")
+@_edit_options
+def edit_retire(code, gap_to, crs, dry_run, reason, if_match, actor, fmt):
+    """Retire grid CODE (its history stays)."""
+    _run_edit({"op": "retire", "code": code, "gap_to": gap_to}, crs, dry_run, reason, if_match, actor, fmt)
+
+
+@main.command("history")
+@click.argument("code")
+@click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True)
+def history_cmd(code, fmt):
+    """Every version of grid CODE and the edits that touched it."""
+    from . import edits
+
+    h = edits.history(_engine(), code)
+    if fmt == "json":
+        click.echo(json.dumps(h, ensure_ascii=False, indent=2))
+        return
+    for v in h["versions"]:
+        click.echo(f"{v['version']}  {v['valid_from']} .. {v['valid_to'] or 'now'}  {v['name']}  parent "
+                   f"{v['parent_code'] or '-'}  {v['households']} households  {v['area_m2']:,.0f} m²")
+    for e in h["edits"]:
+        click.echo(f"edit {e['id']}  {e['at']}  {e['action']} by {e['actor']}" + (f": {e['reason']}" if e["reason"] else ""))

@@ -56,3 +56,48 @@ class PayloadTooLarge(GridmapError):
 
     status = 413
     code = "payload_too_large"
+
+
+class EditRejected(GridmapError):
+    """A boundary edit would break the hierarchy; nothing was written (422). ``detail`` lists the
+    problems, each with its area and the offending piece as GeoJSON."""
+
+    status = 422
+    code = "edit_rejected"
+
+
+class PreconditionFailed(GridmapError):
+    """An edit was based on a version that is no longer current (412). ``detail`` has the current ETags."""
+
+    status = 412
+    code = "precondition_failed"
+
+
+class PreconditionRequired(GridmapError):
+    """An edit over HTTP did not say which version it is based on (428)."""
+
+    status = 428
+    code = "precondition_required"
+
+
+class Unauthorized(GridmapError):
+    """No usable credentials: no token, an unknown, revoked or expired one, a disabled user (401).
+
+    ``http_headers`` go out with the response (the web layer adds them).
+    """
+
+    status = 401
+    code = "unauthorized"
+    http_headers = {"WWW-Authenticate": 'Bearer realm="gridmap"'}
+
+    def __init__(self, message: str, detail=None, *, invalid_token: bool = False):
+        super().__init__(message, detail)
+        if invalid_token:  # RFC 6750 §3.1
+            self.http_headers = {"WWW-Authenticate": 'Bearer realm="gridmap", error="invalid_token"'}
+
+
+class Forbidden(GridmapError):
+    """The credentials are good but their role is not allowed to do this (403)."""
+
+    status = 403
+    code = "forbidden"

@@ -252,7 +252,9 @@ def import_visits(eng: Engine, path, *, actor: str = "cli", rules: domain.Rules 
 
 def record_visit(eng: Engine, element_id, visitor, *, visited_at=None, note=None, actor: str = "api",
                  rules: domain.Rules | None = None) -> dict:
-    """Record one visit (now unless ``visited_at``), refresh the roll-up; the element's new state."""
+    """Record one visit (now unless ``visited_at``), refresh the roll-up, log ``actor``; the element's new state."""
+    from .store import grids
+
     rules = rules or domain.load_rules()
     frame = pd.DataFrame({"element": [element_id], "visited_at": [visited_at or datetime.now(timezone.utc).isoformat()],
                           "visitor": [visitor], "note": [note]})
@@ -265,6 +267,8 @@ def record_visit(eng: Engine, element_id, visitor, *, visited_at=None, note=None
             raise InputError(exc.detail["problems"][0]["problem"]) from None
         store.insert_visits(conn, rows)
         store.refresh_rollup(conn, rules)
+        grids.log_edit(conn, actor, "record risk visit", None,
+                       {"element": int(rows["element_id"][0]), "visitor": visitor, "note": note})
         return store.element(conn, rules, int(rows["element_id"][0]))
 
 

@@ -17,6 +17,7 @@ from gridmap import ops
 from gridmap.cli import main
 from gridmap.store import cluster, db
 from gridmap.store import grids as store
+from gridmap.store import users
 from gridmap.web import create_app
 
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -42,7 +43,22 @@ def engine(database_url):
     eng = db.engine(database_url)
     with eng.begin() as conn:
         store.truncate_all(conn)
+        users.truncate(conn)
     return eng
+
+
+@pytest.fixture
+def bearer(engine):
+    """Headers carrying a fresh token of a role in the test database: ``headers=bearer("planner")``."""
+    made = {}
+
+    def make(role: str) -> dict:
+        if role not in made:
+            with engine.begin() as conn:
+                users.add_user(conn, f"test-{role}", role)
+                made[role] = {"Authorization": "Bearer " + users.issue_token(conn, f"test-{role}")}
+        return made[role]
+    return make
 
 
 @pytest.fixture(scope="session")

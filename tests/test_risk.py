@@ -228,7 +228,7 @@ def test_geojson_import_with_custom_columns(city, cli, tmp_path):
 
 # --- visits ----------------------------------------------------------------------------
 
-def test_visits_update_last_visit_and_overdue(city, cli, tmp_path, database_url):
+def test_visits_update_last_visit_and_overdue(city, cli, tmp_path, database_url, bearer):
     frame = element_rows([(350, 350, "red", "person"), (500, 1500, "blue", "place")])
     frame["marked_at"] = (datetime.now(timezone.utc) - timedelta(days=20)).isoformat()
     assert import_csv(cli, tmp_path, frame).exit_code == 0
@@ -258,7 +258,8 @@ def test_visits_update_last_visit_and_overdue(city, cli, tmp_path, database_url)
     later = (datetime.now(timezone.utc) + timedelta(days=8)).isoformat()
     body = client.get("/api/v1/risk/elements", query_string={"grid": M1, "at": later}).get_json()
     assert body["features"][0]["properties"]["overdue"] is True
-    res = client.post("/api/v1/risk/visits", json={"element": 1, "visitor": "王芳", "note": "已整改"})
+    res = client.post("/api/v1/risk/visits", json={"element": 1, "visitor": "王芳", "note": "已整改"},
+                      headers=bearer("dispatcher"))
     assert res.status_code == 201
     state = res.get_json()
     assert state["overdue"] is False and state["last_visit_at"] > two_days
@@ -275,10 +276,10 @@ def test_visits_update_last_visit_and_overdue(city, cli, tmp_path, database_url)
     ({"element": 1, "visitor": "王芳", "visited_at": "2999-01-01T00:00:00Z"}, 400, "is in the future"),
     ({"element": 1, "visitor": "王芳", "when": "now"}, 400, "unknown field 'when'"),
 ])
-def test_visit_post_errors(city, cli, tmp_path, database_url, body, status, message):
+def test_visit_post_errors(city, cli, tmp_path, database_url, bearer, body, status, message):
     assert import_csv(cli, tmp_path, element_rows([(350, 350, "red", "person")])).exit_code == 0
     client = create_app({"DATABASE_URL": database_url, "TESTING": True}).test_client()
-    res = client.post("/api/v1/risk/visits", json=body)
+    res = client.post("/api/v1/risk/visits", json=body, headers=bearer("ingest"))
     assert res.status_code == status and message in res.get_json()["error"]["message"], res.get_json()
 
 

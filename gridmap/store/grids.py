@@ -154,7 +154,7 @@ def grid_feature(conn: Connection, code: str, at: datetime | None = None) -> dic
     """One grid as a GeoJSON Feature (RFC 7946), with its people; None when unknown."""
     where, params = _as_of(at)
     row = conn.execute(sa.text(f"""
-        SELECT code, name, level, kind, parent_code, households, population, valid_from, valid_to,
+        SELECT id, code, name, level, kind, parent_code, households, population, valid_from, valid_to,
                ST_AsGeoJSON(ST_ForcePolygonCCW(geom), 7)::json AS geometry,
                ST_Area(ST_Transform(geom, 4547)) AS area_m2
         FROM grid WHERE code = :code AND {where}"""), {"code": code, **params}).mappings().first()
@@ -164,6 +164,7 @@ def grid_feature(conn: Connection, code: str, at: datetime | None = None) -> dic
     props["valid_from"] = row["valid_from"].isoformat()
     props["valid_to"] = row["valid_to"].isoformat() if row["valid_to"] else None
     props["area_m2"] = round(row["area_m2"], 1)
+    props["version_id"] = row["id"]  # the web layer turns it into the version's ETag
     props["children"] = conn.execute(sa.text(
         f"SELECT count(*) FROM grid WHERE parent_code = :code AND {where}"), {"code": code, **params}).scalar_one()
     props["people"] = [dict(r._mapping) for r in conn.execute(sa.text(

@@ -18,6 +18,7 @@ from sqlalchemy.orm import DeclarativeBase
 from ..domain.levels import ALL_LEVELS, SPECIAL_KINDS
 from ..domain.risk import COLOURS as RISK_COLOURS
 from ..domain.risk import KINDS as RISK_KINDS
+from ..domain.roles import ROLES
 from ..geo import STORAGE_SRID
 
 
@@ -179,6 +180,35 @@ class GridRisk(Base):
     __table_args__ = (CheckConstraint(f"colour IN ({_in(RISK_COLOURS)})", name="colour"),)
 
 
+class AppUser(Base):
+    """A person or script using the API, with one role (``gridmap/domain/roles.py``)."""
+
+    __tablename__ = "app_user"
+    id = Column(BigInteger, primary_key=True)
+    name = Column(Text, nullable=False, unique=True)
+    role = Column(Text, nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    disabled_at = Column(DateTime(timezone=True))
+    __table_args__ = (CheckConstraint(f"role IN ({_in(ROLES)})", name="role"),
+                      CheckConstraint("name <> ''", name="name"))
+
+
+class ApiToken(Base):
+    """A bearer token of a user: only its SHA-256 (``token_hash``) and first characters (``prefix``,
+    to name it) are kept; the token itself is shown once, when it is made."""
+
+    __tablename__ = "api_token"
+    id = Column(BigInteger, primary_key=True)
+    user_id = Column(BigInteger, ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False, index=True)
+    token_hash = Column(Text, nullable=False, unique=True)
+    prefix = Column(Text, nullable=False, index=True)
+    label = Column(Text)
+    created_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    last_used_at = Column(DateTime(timezone=True))
+    expires_at = Column(DateTime(timezone=True))
+    revoked_at = Column(DateTime(timezone=True))
+
+
 grid = Grid.__table__
 grid_person = GridPerson.__table__
 building = Building.__table__
@@ -188,3 +218,5 @@ edit_log = EditLog.__table__
 risk_element = RiskElement.__table__
 risk_visit = RiskVisit.__table__
 grid_risk = GridRisk.__table__
+app_user = AppUser.__table__
+api_token = ApiToken.__table__

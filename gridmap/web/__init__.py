@@ -11,22 +11,26 @@ from ..errors import GridmapError
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app. ``test_config`` may set DATABASE_URL (default: gridmap's configured database)."""
     app = Flask(__name__)
-    app.config.update(DATABASE_URL=None, JSON_SORT_KEYS=False)
+    app.config.update(DATABASE_URL=None, JSON_SORT_KEYS=False, AUTH_READ=None)  # AUTH_READ: see web/auth.py
     if test_config:
         app.config.update(test_config)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
 
-    from . import api, pages, risk_api, tiles
+    from . import api, auth, edit_api, ogc, openapi, pages, risk_api, tiles
 
     app.register_blueprint(api.bp)
     app.register_blueprint(risk_api.bp)
+    app.register_blueprint(edit_api.bp)  # boundary edits, history
     app.register_blueprint(pages.bp)
     app.register_blueprint(tiles.bp)
+    app.register_blueprint(ogc.bp)  # OGC API – Features at /ogc
+    app.register_blueprint(openapi.bp)  # /api/v1/openapi.json
+    auth.init_app(app)  # who may call what: every view's require(), enforced before each request
 
     @app.errorhandler(GridmapError)
     def _gridmap_error(exc: GridmapError):
-        return jsonify(exc.to_dict()), exc.status
+        return jsonify(exc.to_dict()), exc.status, getattr(exc, "http_headers", None) or {}
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -4,12 +4,14 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from .. import geo, ops
+from ..edits import etag
 from ..domain.levels import check_level
 from ..errors import InputError, NotFound
 from ..lookups import Locator, postgis_lookup
 from ..store import db
 from ..store import grids as store
 from . import database_url
+from .auth import READ, current_actor, require
 from .layers import layer_for
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -85,7 +87,11 @@ def grid(code: str):
             raise NotFound(f"no grid with code {code!r}{when}")
         feature["properties"]["chain"] = store.chain(conn, code, at)
     feature["geometry"] = _shift_geometry(feature["geometry"], crs)
-    return jsonify(feature)
+    tag = etag(feature["properties"].pop("version_id"))
+    feature["properties"]["version"] = tag
+    response = jsonify(feature)
+    response.headers["ETag"] = tag  # the If-Match of an edit based on this version
+    return response
 
 
 @bp.get("/grids")
@@ -114,6 +120,7 @@ def stats():
 
 
 @bp.get("/lookup")
+@require(READ, "ingest")
 def lookup_one():
     """The chain of grids for one point (``lon``, ``lat``, optional ``crs``) or ``address``; optional ``at``."""
     args = request.args
@@ -129,6 +136,7 @@ def lookup_one():
 
 
 @bp.post("/lookup")
+@require(READ, "ingest")  # a batch lookup is a read
 def lookup_many():
     """Many points: a JSON list of {"lon", "lat", "id"?}, or {"points": [...], "crs": ..., "at": ...}."""
     body = request.get_json(silent=True)
@@ -144,6 +152,7 @@ def lookup_many():
 
 
 @bp.post("/partition")
+@require("planner")  # a dry run too: it is heavy
 def partition():
     """Propose micro-grids of ``min``..``max`` households for a ``courtyard``, a ``community`` or
     ``all``; writes them as a new version only with ``"commit": true``."""
@@ -164,7 +173,7 @@ def partition():
     band = Band(body.get("min", 50), body.get("max", 70), body.get("policy", "keep"))
     report = run(engine(), courtyard=body.get("courtyard"), community=body.get("community"),
                  everything=body.get("all", False), band=band, seed=body.get("seed", 0),
-                 dry_run=not body.get("commit", False), actor="api", reason=body.get("reason"),
+                 dry_run=not body.get("commit", False), actor=current_actor(), reason=body.get("reason"),
                  with_preview=True)
     return jsonify(report)
 
@@ -197,6 +206,7 @@ def grid_panel(code: str):
         if feature is None:
             raise NotFound(f"no current grid with code {code!r}")
         props = feature["properties"]
+        props["version"] = etag(props.pop("version_id"))
         props["chain"] = store.chain(conn, code)
         props["risk"] = risk_store.grid_summary(conn, code, load_rules())
         props["reports"] = tile_store.open_reports_below(conn, code, props["level"])

@@ -14,6 +14,7 @@ from jinja2 import Template
 
 from ..store import grids as store
 from .api import engine
+from .auth import public
 from .layers import basemap, level_layers, overlay_layers
 
 bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/static")
@@ -139,5 +140,6 @@ def build_map() -> folium.Map:
 
 
 @bp.get("/")
+@public  # open whatever AUTH_READ says, so the page can ask for a token
 def index():
     return Response(build_map().get_root().render(), mimetype="text/html")

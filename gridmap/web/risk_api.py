@@ -9,6 +9,7 @@ from ..errors import InputError, NotFound
 from ..store import db
 from ..store import risk as store
 from . import database_url
+from .auth import current_actor, require
 
 bp = Blueprint("risk_api", __name__, url_prefix="/api/v1/risk")
 
@@ -116,6 +117,7 @@ def rules_view():
 
 
 @bp.post("/visits")
+@require("dispatcher", "ingest")
 def visit():
     """Record one visit: JSON ``{"element": id, "visitor": "...", "visited_at"?: ISO, "note"?: "..."}``."""
     body = request.get_json(silent=True)
@@ -133,5 +135,6 @@ def visit():
         if body.get(key) is not None and not isinstance(body[key], str):
             raise InputError(f"{key} must be a string")
     state = risks.record_visit(engine(), risks._element_id(body["element"]), visitor.strip(),
-                               visited_at=body.get("visited_at"), note=body.get("note"), rules=rules())
+                               visited_at=body.get("visited_at"), note=body.get("note"), rules=rules(),
+                               actor=current_actor())
     return jsonify(state), 201

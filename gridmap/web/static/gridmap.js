@@ -9,9 +9,34 @@
       return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
     });
   }
+  /* API token: only when the server asks (a 401, with GRIDMAP_AUTH_READ=viewer); kept in localStorage
+   * and sent as a Bearer header on every API and tile request (a viewer token is enough to read). */
+  var TOKEN_KEY = "gridmap.token";
+  function token() { try { return window.localStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; } }
+  function authHeaders() { var t = token(); return t ? {Authorization: "Bearer " + t} : {}; }
+  function askToken(message) {
+    try { window.localStorage.removeItem(TOKEN_KEY); } catch (e) { /* storage off: nothing kept */ }
+    if (document.getElementById("gridmap-token")) return;
+    var box = document.createElement("div");
+    box.id = "gridmap-token";
+    box.className = "gm-box";
+    box.innerHTML = "<b>访问令牌 token</b><br><small>" + esc(message) + "</small><br>" +
+      '<input type="password" autocomplete="off" placeholder="gm_…" aria-label="token"> <button type="button">OK</button>';
+    document.body.appendChild(box);
+    var input = box.querySelector("input");
+    function save() {
+      if (!input.value.trim()) return;
+      try { window.localStorage.setItem(TOKEN_KEY, input.value.trim()); } catch (e) { /* storage off */ }
+      window.location.reload();  // every layer and panel again, now with the token
+    }
+    box.querySelector("button").addEventListener("click", save);
+    input.addEventListener("keydown", function (e) { if (e.key === "Enter") save(); });
+    mark("token", "asked");
+  }
   function getJSON(url) {
-    return fetch(url).then(function (r) {
+    return fetch(url, {headers: authHeaders()}).then(function (r) {
       return r.json().then(function (body) {
+        if (r.status === 401) askToken((body.error && body.error.message) || r.statusText);
         if (!r.ok) throw new Error((body.error && body.error.message) || r.statusText);
         return body;
       });
@@ -60,7 +85,8 @@
       };
       var layer = L.vectorGrid.protobuf(d.url, {
         rendererFactory: L.canvas.tile, vectorTileLayerStyles: styles, interactive: false,
-        minZoom: d.min_zoom, maxZoom: 22, maxNativeZoom: 22, pane: d.pane || "overlayPane"
+        minZoom: d.min_zoom, maxZoom: 22, maxNativeZoom: 22, pane: d.pane || "overlayPane",
+        fetchOptions: {headers: authHeaders()}
       });
       var count = 0;
       layer.on("tileload", function () {

@@ -1,0 +1,109 @@
+"""The OpenAPI document: it describes every route of the app (and nothing else), and schemathesis,
+sending requests generated from it to the real app over the demo city, finds no server error (5xx).
+
+The schemathesis run writes (edits through /ogc and /api/v1/edits, visits, partitions with a planner's
+token), so it works on a copy of the demo city loaded into the test database, not the shared demo one.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+
+from gridmap import ops
+from gridmap.store import db
+from gridmap.store import grids as store
+from gridmap.store import users
+from gridmap.web import create_app
+from gridmap.web.openapi import document
+
+from conftest import DEMO_SEED
+
+#: Examples per operation: enough to reach past the 400s into every handler, and the run stays under a minute.
+EXAMPLES = 30
+
+
+def _anonymous(path: str) -> str:
+    return re.sub(r"\{[^}]*\}", "{}", path)
+
+
+def test_every_route_is_documented(demo_client):
+    app = demo_client.application
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        methods = set(rule.methods) - {"HEAD"}
+        if rule.provide_automatic_options:
+            methods.discard("OPTIONS")  # Flask's own, on every route
+        path = _anonymous(re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule))
+        routes |= {(path, m.lower()) for m in methods}
+    with app.test_request_context():
+        doc = document()
+    documented = {(_anonymous(p), m) for p, ops_ in doc["paths"].items() for m in ops_}
+    assert routes - documented == set(), "routes missing from gridmap/web/openapi.py"
+    assert documented - routes == set(), "documented operations the app does not have"
+    # the same document at both addresses
+    assert demo_client.get("/api/v1/openapi.json").get_json() == demo_client.get("/ogc/api").get_json()
+
+
+def test_operations_have_unique_parameters_and_known_refs(demo_client):
+    doc = demo_client.get("/api/v1/openapi.json").get_json()
+    schemas = doc["components"]["schemas"]
+    text = str(doc)
+    for ref in re.findall(r"#/components/schemas/([A-Za-z]+)", text):
+        assert ref in schemas
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            names = [(p["in"], p["name"]) for p in op["parameters"]]
+            assert len(names) == len(set(names)), (path, method)
+            for p in op["parameters"]:
+                if p["in"] == "path":
+                    assert "{" + p["name"] + "}" in path, (path, method, p["name"])
+
+
+@pytest.fixture(scope="module")
+def city_copy(database_url):
+    """The demo city in the (writable) test database, and a planner's token for the writes."""
+    eng = db.engine(database_url)
+    with eng.begin() as conn:
+        store.truncate_all(conn)
+        users.truncate(conn)
+    ops.load_demo(eng, "guancheng", DEMO_SEED, fresh=True)
+    with eng.begin() as conn:
+        users.add_user(conn, "schemathesis", "planner")
+        token = users.issue_token(conn, "schemathesis")
+    yield database_url, {"Authorization": f"Bearer {token}"}
+    with eng.begin() as conn:
+        store.truncate_all(conn)
+        users.truncate(conn)
+
+
+@pytest.fixture(scope="module")
+def api_schema(city_copy):
+    url, _ = city_copy
+    app = create_app({"DATABASE_URL": url, "TESTING": True})
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+
+    @schema.hook("filter_body")
+    def no_whole_city_partition(ctx, body):
+        # Partitioning the whole city takes ~10 s (far longer with a tiny band); test_partition covers it.
+        return not (ctx.operation.path == "/api/v1/partition" and isinstance(body, dict) and body.get("all"))
+
+    return schema
+
+
+@pytest.fixture(scope="module")
+def planner_headers(city_copy):
+    return city_copy[1]
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_no_server_errors(case, planner_headers):
+    case.call_and_validate(headers=planner_headers, checks=[not_a_server_error])
