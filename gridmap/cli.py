@@ -399,8 +399,11 @@ def _demo_admin(eng) -> None:
     with eng.begin() as conn:
         store.check_schema(conn)
         if store.count_users(conn, active=False):
-            click.echo(f"users exist (`gridmap users list`); another token: `gridmap users token {DEMO_ADMIN}` "
-                       "or for any user", err=True)
+            existing = store.list_users(conn)
+            name = DEMO_ADMIN if any(u["name"] == DEMO_ADMIN for u in existing) else "NAME"
+            click.echo(f"users exist already ({', '.join(u['name'] for u in existing[:5])}"
+                       f"{', …' if len(existing) > 5 else ''}): no demo token printed; "
+                       f"`gridmap users token {name}` prints a new one", err=True)
             return
         store.add_user(conn, DEMO_ADMIN, "admin")
         token = store.issue_token(conn, DEMO_ADMIN, label="demo")
@@ -616,7 +619,7 @@ def users_list(fmt):
                       else "live")
             click.echo(f"  {t['prefix']}…\t{status}\tcreated {when(t['created_at'])}\tlast used "
                        f"{when(t['last_used_at'])}\texpires {when(t['expires_at'])}\t{t['label'] or ''}".rstrip())
-    click.echo(f"{len(found)} users", err=True)
+    click.echo(f"{len(found)} user{'' if len(found) == 1 else 's'}", err=True)
 
 
 @users.command("revoke")

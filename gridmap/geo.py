@@ -51,6 +51,8 @@ def parse_crs(value: str | int | None) -> str:
     """
     if value is None or value == "":
         return "EPSG:4326"
+    if not isinstance(value, (str, int)) or isinstance(value, bool):  # from a JSON body
+        raise InputError(f"unknown CRS {value!r}: use wgs84, cgcs2000, gcj02, bd09 or EPSG:<code>")
     text = str(value).strip().lower()
     if text in CRS_ALIASES:
         return CRS_ALIASES[text]

@@ -3,7 +3,12 @@ and the walk over ``app.url_map`` that fails on a write route without a declared
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +22,11 @@ from gridmap.domain import roles
 from gridmap.errors import InputError
 from gridmap.store import users
 from gridmap.web import auth, create_app
+
+try:  # the headless Chromium of test_browser.py, for the map page's token box
+    from test_browser import CHROMEDRIVER, CHROMIUM, _attr, _free_port, _wait, browser  # noqa: F401 (a fixture)
+except pytest.skip.Exception:  # no selenium: only that test skips
+    CHROMIUM = CHROMEDRIVER = None
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 YARD = "410199001001002"  # 120 households in two buildings: a partition dry run takes milliseconds
@@ -190,7 +200,8 @@ def test_partition_by_every_identity(town, database_url, identities):
                       headers=identities["planner"])
     assert res.status_code == 200 and res.get_json()["written"]["opened"] == 2
     with town.connect() as conn:
-        assert conn.execute(sa.text("SELECT actor FROM edit_log WHERE action = 'partition'")).scalar_one() == "u-planner"
+        actor = conn.execute(sa.text("SELECT actor FROM edit_log WHERE action = 'partition'")).scalar_one()
+    assert actor == "u-planner"
 
 
 def test_visits_by_every_identity(town, database_url, identities):
@@ -209,7 +220,8 @@ def test_visits_by_every_identity(town, database_url, identities):
 
 
 def fill(rule: str) -> str:
-    return re.sub(r"<(?:[^:>]+:)?([^>]+)>", "x", rule)
+    """A URL matching ``rule``: ``1`` for int parameters, ``x`` for the others."""
+    return re.sub(r"<(?:([^:>]+):)?([^>]+)>", lambda m: "1" if m.group(1) == "int" else "x", rule)
 
 
 def test_every_write_route_refuses_and_admits_as_declared(town, database_url, identities):
@@ -449,3 +461,43 @@ def test_roles_order_and_ingest_apart():
     with pytest.raises(InputError, match="unknown role"):
         auth.require("superuser")
     assert roles.describe(("dispatcher", "ingest")) == "dispatcher+, ingest"
+
+
+# --- the map page asks for a token ------------------------------------------------------------------
+
+def test_the_map_page_asks_for_a_token_and_uses_it(town, database_url, identities, request):
+    """With AUTH_READ=viewer, the page (open) gets 401s, shows the token box; with a viewer token
+    typed in, its API calls and vector tiles carry it."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("needs Debian's chromium and chromium-driver (make test installs them)")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    port = _free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("gridmap")), "serve", "--port", str(port),
+                             "--workers", "1"], env={**os.environ, "GRIDMAP_DATABASE_URL": database_url,
+                                                     "GRIDMAP_AUTH_READ": "viewer"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+                time.sleep(0.2)
+        driver = request.getfixturevalue("browser")
+        driver.get(f"http://127.0.0.1:{port}/")
+        _wait(driver, _attr("token") + " === 'asked'")
+        box = driver.find_element(By.ID, "gridmap-token")
+        assert "needs a token" in box.text and not driver.execute_script("return " + _attr("stats"))
+        box.find_element(By.TAG_NAME, "input").send_keys(identities["viewer"]["Authorization"].split()[1], Keys.ENTER)
+        _wait(driver, _attr("stats") + " === 'ready'")
+        drawn = "Array.from(document.body.attributes).some(a => a.name.startsWith('data-drawn-') && +a.value > 0)"
+        _wait(driver, drawn)
+        assert not driver.find_elements(By.ID, "gridmap-token")
+        assert driver.execute_script("return localStorage.getItem('gridmap.token')").startswith("gm_")
+    finally:
+        proc.terminate()
+        proc.wait(30)

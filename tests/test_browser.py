@@ -5,6 +5,7 @@ Saves tests/output/map.png (the whole-map view with the info panel open) for a p
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import shapely
 import sqlalchemy as sa
 
 from gridmap.store import db
@@ -40,22 +42,31 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(demo_url):
+    with serving(demo_url) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(database):
+    """`gridmap serve` over ``database`` on a free loopback port, stopped on exit."""
     port = _free_port()
-    env = {**os.environ, "GRIDMAP_DATABASE_URL": demo_url}
+    env = {**os.environ, "GRIDMAP_DATABASE_URL": database}
     proc = subprocess.Popen([str(GRIDMAP), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read().decode())
-            time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError(proc.stdout.read().decode())
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +169,53 @@ def test_one_map_in_chromium(server, browser, demo_url, output_dir):
     assert outside == []
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
+
+
+def test_planner_splits_a_grid_on_the_map(browser, engine, cli, tmp_path, database_url, output_dir):
+    """A planner selects a micro-grid, splits it with a line, sees the preview and commits: the
+    database then holds two new micro-grids and the old one's history."""
+    import cityfactory as cf
+    from gridmap import geo
+    from gridmap.store import users
+
+    cf.load(cli, cf.city(), tmp_path)
+    with engine.begin() as conn:
+        users.add_user(conn, "李规划", "planner")
+        secret = users.issue_token(conn, "李规划")
+    m1 = "41019900100100101"
+    (lon, lat), = [(p.x, p.y) for p in geo.from_local([shapely.Point(cf.X0 + 500, cf.Y0 + 700)])]
+    a, b = [(p.x, p.y) for p in geo.from_local([shapely.Point(cf.X0 - 20, cf.Y0 + 500),
+                                                shapely.Point(cf.X0 + 1020, cf.Y0 + 500)])]
+    with serving(database_url) as url:
+        browser.get(url + "/")
+        browser.execute_script(f"localStorage.setItem('gridmap.token', {json.dumps(secret)});")
+        browser.get(url + "/")
+        _wait(browser, _attr("ready"))
+        browser.execute_script(f"gridmap.map.setView([{lat}, {lon}], 15, {{animate: false}});")
+        _wait(browser, f"+{_attr('drawn-micro')} > 0")
+        browser.execute_script(f"gridmap.map.fire('click', {{latlng: L.latLng({lat}, {lon})}});")
+        _wait(browser, _attr("panel") + f" === {json.dumps(m1)}")
+        browser.find_element(By.CSS_SELECTOR, "#gridmap-panel .gm-split").click()
+        _wait(browser, _attr("edit") + " === 'drawing'")
+        # the line a planner draws with Geoman's line tool, handed over as Geoman hands it over
+        browser.execute_script(f"gridmap.map.fire('pm:create', {{shape: 'Line', layer: L.polyline("
+                               f"[[{a[1]}, {a[0]}], [{b[1]}, {b[0]}]])}});")
+        _wait(browser, _attr("edit") + " === 'previewed'")
+        preview = browser.find_element(By.CSS_SELECTOR, "#gridmap-panel .gm-edit-out").text
+        assert "预览 preview" in preview and m1 in preview and "60 → retired" in preview
+        browser.find_element(By.CSS_SELECTOR, "#gridmap-panel .gm-reason").send_keys("地图上分割")
+        browser.find_element(By.CSS_SELECTOR, "#gridmap-panel .gm-commit").click()
+        tiles_before = browser.execute_script("return gridmap.state.loadedTiles['micro'] || 0;")
+        _wait(browser, _attr("edit") + " === 'committed'")
+        # the panel moves to the first new part, and the map redraws with the new boundaries
+        _wait(browser, f"({_attr('panel')} || '').startsWith({json.dumps(m1[:-2])}) && "
+                       f"{_attr('panel')} !== {json.dumps(m1)}")
+        _wait(browser, f"(gridmap.state.loadedTiles['micro'] || 0) > {tiles_before}")
+        time.sleep(0.5)
+        browser.save_screenshot(str(output_dir / "map-edit.png"))
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT code, valid_to IS NULL FROM grid WHERE parent_code = :p AND level = 'micro' "
+                                    "ORDER BY code, valid_from"), {"p": m1[:-2]}).all()
+        reason = conn.execute(sa.text("SELECT actor, reason FROM edit_log ORDER BY id DESC LIMIT 1")).one()
+    assert (m1, False) in rows and sum(1 for _, current in rows if current) == 3  # M2 and the two parts
+    assert tuple(reason) == ("李规划", "地图上分割")

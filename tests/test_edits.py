@@ -368,3 +368,26 @@ def test_cli_edit_and_history(cli, city, tmp_path):
     assert res.exit_code == 0 and res.output.count("\nedit ") + res.output.startswith("edit ") == 1
     assert "CLI 调整" in res.output and len([ln for ln in res.output.splitlines() if ln.startswith('"v')]) == 2
 
+
+
+def test_map_tiles_show_a_past_date(client, planner, city):
+    """Grid tiles with at= draw the boundaries valid then (the map page's "boundaries as of")."""
+    import mapbox_vector_tile
+    import mercantile
+
+    with city.connect() as conn:
+        before = conn.execute(sa.text("SELECT now()")).scalar_one().isoformat()
+    res = post(client, planner, {"op": "merge", "codes": [M1, M2],
+                                 "if_match": {M1: etag_of(client, M1), M2: etag_of(client, M2)}})
+    assert res.status_code == 201
+    lon, lat = pt(500, 1000)
+    t = mercantile.tile(lon, lat, 15)
+
+    def codes(**query):
+        data = client.get(f"/tiles/micro/{t.z}/{t.x}/{t.y}.pbf", query_string=query).data
+        layer = mapbox_vector_tile.decode(data).get("micro", {"features": []}) if data else {"features": []}
+        return {f["properties"]["code"] for f in layer["features"]}
+
+    assert M1 in codes() and M2 not in codes()
+    assert {M1, M2} <= codes(at=before)
+    assert client.get(f"/tiles/micro/{t.z}/{t.x}/{t.y}.pbf?at=yesterday").status_code == 400

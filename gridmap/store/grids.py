@@ -47,7 +47,8 @@ def _ewkb_hex(geoms) -> np.ndarray:
 def _copy(conn: Connection, table: str, columns: list[str], frame: pd.DataFrame) -> None:
     """COPY ``frame`` (columns in order) into ``table`` on the connection's transaction."""
     buf = io.StringIO()
-    frame.to_csv(buf, index=False, header=False, na_rep="\\N")
+    # \r\n ends rows, so the csv writer quotes a value holding a bare \r too (PostgreSQL ends a row there)
+    frame.to_csv(buf, index=False, header=False, na_rep="\\N", lineterminator="\r\n")
     data = buf.getvalue()
     cursor = conn.connection.driver_connection.cursor()
     with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')") as copy:

@@ -8,7 +8,8 @@ from sqlalchemy.engine import Connection
 from ..domain.tiling import BUFFER, EXTENT, Frame, Tile
 
 #: Grid properties carried by every grid tile (the page styles and labels with them).
-GRID_PROPS = "g.code, g.name, g.level, g.kind, g.households, r.colour AS risk, coalesce(r.overdue, 0) AS overdue"
+GRID_PROPS = ("g.code, g.name, g.level, g.kind, g.households, r.colour AS risk, coalesce(r.overdue, 0) AS overdue, "
+              "g.valid_from::text AS valid_from")
 
 
 def _geom(frame: Frame, column: str) -> str:
@@ -34,19 +35,22 @@ def _simplify(tile: Tile, column: str) -> str:
     return f"ST_Simplify({column}, {tol_deg!r}, true)"
 
 
-def grid_tile(conn: Connection, tile: Tile, frame: Frame, name: str, *, level: str, risk_only: bool = False) -> bytes:
-    """Current grids of ``level`` in ``tile`` as one MVT layer ``name`` (with each grid's rolled-up
-    risk colour); ``risk_only`` keeps the grids that have one."""
+def grid_tile(conn: Connection, tile: Tile, frame: Frame, name: str, *, level: str, risk_only: bool = False,
+              at=None) -> bytes:
+    """Grids of ``level`` in ``tile`` as one MVT layer ``name`` (with each grid's rolled-up risk
+    colour): the current ones, or those valid at ``at``; ``risk_only`` keeps the grids that have a colour."""
     join = "JOIN" if risk_only else "LEFT JOIN"
+    when = "g.valid_to IS NULL" if at is None else "g.valid_from <= :at AND (g.valid_to IS NULL OR g.valid_to > :at)"
     sql = f"""
     SELECT ST_AsMVT(t, :name, {EXTENT}, 'geom') FROM (
         SELECT {GRID_PROPS}, {_geom(frame, _simplify(tile, 'g.geom'))} AS geom
         FROM grid g {join} grid_risk r ON r.code = g.code
-        WHERE g.valid_to IS NULL AND g.level = :level
+        WHERE {when} AND g.level = :level
           AND g.geom && ST_MakeEnvelope(:qx0, :qy0, :qx1, :qy1, 4326)
           {"AND r.colour IS NOT NULL" if risk_only else ""}
     ) t WHERE t.geom IS NOT NULL"""
-    return bytes(conn.execute(sa.text(sql), {**_params(tile, frame, name), "level": level}).scalar_one() or b"")
+    params = {**_params(tile, frame, name), "level": level, **({"at": at} if at is not None else {})}
+    return bytes(conn.execute(sa.text(sql), params).scalar_one() or b"")
 
 
 def risk_tile(conn: Connection, tile: Tile, frame: Frame, name: str, *, overdue_sql: str,

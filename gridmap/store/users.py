@@ -70,7 +70,8 @@ def list_users(conn: Connection) -> list[dict]:
     tokens: dict[int, list] = {}
     for r in conn.execute(sa.text(
             "SELECT user_id, prefix, label, created_at, last_used_at, expires_at, revoked_at, "
-            "expires_at IS NOT NULL AND expires_at <= now() AS expired FROM api_token ORDER BY created_at, id")).mappings():
+            "expires_at IS NOT NULL AND expires_at <= now() AS expired "
+            "FROM api_token ORDER BY created_at, id")).mappings():
         t = dict(r)
         tokens.setdefault(t.pop("user_id"), []).append(t)
     for u in users:

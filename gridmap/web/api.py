@@ -168,6 +168,9 @@ def partition():
     for key in ("min", "max", "seed"):
         if key in body and (not isinstance(body[key], int) or isinstance(body[key], bool)):
             raise InputError(f"{key} must be an integer")
+    for key in ("courtyard", "community", "policy", "reason"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise InputError(f"{key} must be a string")
     if not isinstance(body.get("commit", False), bool) or not isinstance(body.get("all", False), bool):
         raise InputError("commit and all must be true or false")
     band = Band(body.get("min", 50), body.get("max", 70), body.get("policy", "keep"))

@@ -22,9 +22,9 @@ bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/stat
 #: Zhengzhou, when nothing is loaded yet.
 DEFAULT_BOUNDS = ((34.60, 113.55), (34.85, 113.85))
 VENDOR_JS = ("vendor/leaflet/leaflet.js", "vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js",
-             "vendor/markercluster/leaflet.markercluster.js")
+             "vendor/markercluster/leaflet.markercluster.js", "vendor/geoman/leaflet-geoman.min.js")
 VENDOR_CSS = ("vendor/leaflet/leaflet.css", "vendor/markercluster/MarkerCluster.css",
-              "vendor/markercluster/MarkerCluster.Default.css")
+              "vendor/markercluster/MarkerCluster.Default.css", "vendor/geoman/leaflet-geoman.css")
 
 
 class LocalMap(folium.Map):
@@ -48,6 +48,7 @@ class GridmapApp(MacroElement):
   var cfg = {{ this.cfg|tojson }};
   cfg.groups = { {% for name, group in this.groups.items() %}{{ name|tojson }}: {{ group }},{% endfor %} };
   gridmapInit({{ this._parent.get_name() }}, cfg);
+  gridmapHistoryControl();
 })();
 {% endmacro %}
 """)
@@ -63,6 +64,7 @@ PANELS = """
 <div class="gridmap-title">gridmap 一张图<small>网格化基层治理</small></div>
 <div id="gridmap-search" class="gm-box"><input type="search" placeholder="编码 / 名称 / 地址  code, name or address"
   aria-label="search"><button type="button">搜索</button><ul></ul></div>
+<div id="gridmap-asof" class="gm-box"><label>边界日期 boundaries as of <input type="date"></label></div>
 <div id="gridmap-panel" class="gm-box" aria-live="polite"></div>
 <div id="gridmap-stats" class="gm-box"></div>
 <div id="gridmap-legend" class="gm-box">{legend}</div>
@@ -108,6 +110,7 @@ def build_map() -> folium.Map:
     root.header.add_child(Element("<title>gridmap 一张图</title>"))
     root.header.add_child(CssLink(static("gridmap.css")))
     root.header.add_child(JavascriptLink(static("gridmap.js")))
+    root.header.add_child(JavascriptLink(static("gridmap-edit.js")))
     if base["url"]:
         folium.TileLayer(base["url"], attr=base["attribution"] or " ", name="底图 base map",
                          max_zoom=base["max_zoom"], overlay=False, control=False).add_to(fmap)

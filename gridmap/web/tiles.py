@@ -14,6 +14,7 @@ import time
 from cachetools import LRUCache
 from flask import Blueprint, Response, current_app, request
 
+from .. import ops
 from ..domain import tiling
 from ..errors import InputError, NotFound
 from ..store import tiles as store
@@ -56,13 +57,14 @@ def _overdue_sql() -> str:
     return overdue_sql(load_rules(), alias="e", at_param="now()")
 
 
-def render(conn, spec: dict, tile: tiling.Tile, crs: str) -> bytes:
-    """One layer's tile (empty outside the layer's zooms)."""
+def render(conn, spec: dict, tile: tiling.Tile, crs: str, at=None) -> bytes:
+    """One layer's tile (empty outside the layer's zooms); grid layers as of ``at`` when given."""
     if not spec["min_zoom"] <= tile.z <= spec["max_zoom"]:
         return b""
     frame = tiling.frame(tile, crs)
     if spec["source"] == "grid":
-        return store.grid_tile(conn, tile, frame, spec["name"], level=spec["level"], risk_only=spec["risk_only"])
+        return store.grid_tile(conn, tile, frame, spec["name"], level=spec["level"], risk_only=spec["risk_only"],
+                               at=at)
     if spec["source"] == "building":
         return store.building_tile(conn, tile, frame, spec["name"])
     return store.risk_tile(conn, tile, frame, spec["name"], overdue_sql=_overdue_sql(),
@@ -71,7 +73,8 @@ def render(conn, spec: dict, tile: tiling.Tile, crs: str) -> bytes:
 
 @bp.get("/<layer>/<z>/<x>/<y>.pbf")
 def tile(layer: str, z: str, x: str, y: str):
-    """A vector tile; ``crs=gcj02`` shifts it for a GCJ-02 base map (default: the configured base map)."""
+    """A vector tile; ``crs=gcj02`` shifts it for a GCJ-02 base map (default: the configured base map);
+    ``at=DATE`` draws the grid layers as they were on that date."""
     spec = tile_layers().get(layer)
     if spec is None:
         raise NotFound(f"no tile layer {layer!r}; layers: {', '.join(tile_layers())}")
@@ -79,14 +82,15 @@ def tile(layer: str, z: str, x: str, y: str):
     crs = request.args.get("crs") or current_app.config.get("BASEMAP_CRS") or "wgs84"
     if crs not in ("wgs84", "gcj02"):
         raise InputError(f"crs must be wgs84 or gcj02 (the base map's frame), got {crs!r}")
+    at = ops.parse_at(request.args.get("at"))  # grid layers: the boundaries valid on that date
     with engine().connect() as conn:
         epochs = store.data_epochs(conn)
         minute = int(time.time() // 60) if spec["source"] == "risk" else 0
-        key = (layer, t, crs, epochs, minute)
+        key = (layer, t, crs, epochs, minute, at)
         cache = _cache()
         hit = cache.get(key)
         if hit is None:
-            data = render(conn, spec, t, crs)
+            data = render(conn, spec, t, crs, at)
             hit = (data, hashlib.blake2b(data, digest_size=12).hexdigest())
             cache.put(key, hit)
     data, etag = hit

@@ -51,7 +51,8 @@
   window.gridmapInit = function (map, cfg) {
     var crs = cfg.basemap.crs;
     var state = {tiles: {}, loadedTiles: {}, selected: null};
-    window.gridmap = {map: map, cfg: cfg, state: state};
+    window.gridmap = {map: map, cfg: cfg, state: state, getJSON: getJSON, authHeaders: authHeaders, token: token,
+                      esc: esc, q: q, mark: mark};
 
     /* ---- vector tile layers (grid levels, risk elements, risk shading) ---- */
     function gridStyle(d) {
@@ -163,6 +164,20 @@
       return pick || chain[chain.length - 1];
     }
     function row(k, v) { return "<tr><th>" + esc(k) + "</th><td>" + v + "</td></tr>"; }
+    gridmap.showPanel = showPanel;
+    // extra query parameters of the grid tile URLs: at (a past date) and t (after an edit, so the
+    // browser does not reuse tiles it cached for up to a minute)
+    state.tileParams = {};
+    gridmap.setTileParams = function (params) {
+      Object.assign(state.tileParams, params);
+      var extra = q(state.tileParams);
+      cfg.levels.concat(cfg.overlays).forEach(function (d) {
+        var layer = state.tiles[d.name];
+        if (!layer) return;
+        layer.setUrl(extra ? d.url + (d.url.indexOf("?") < 0 ? "?" : "&") + extra : d.url);
+      });
+    };
+    gridmap.refreshTiles = function () { gridmap.setTileParams({t: Date.now()}); };
     function showPanel(code) {
       panel.classList.add("open");
       panel.innerHTML = '<div class="gm-loading">…</div>';
@@ -202,6 +217,8 @@
             row("待办上报 open reports", '<span id="gm-panel-reports">' + esc(p.reports.open) + "</span>") +
             "</table>" + (reports ? "<ul>" + reports + "</ul>" : "");
           mark("panel", p.code);
+          // planners' edit tools (static/gridmap-edit.js) add their buttons to the panel
+          if (window.gridmapEditPanel) window.gridmapEditPanel(panel, p, res[1]);
         })
         .catch(function (err) { panel.innerHTML = '<div class="gm-error">' + esc(err.message) + "</div>"; });
     }
