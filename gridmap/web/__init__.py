@@ -5,7 +5,7 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from .. import config
-from ..errors import GridmapError
+from ..errors import GridmapError, InputError
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -26,6 +26,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(tiles.bp)
     app.register_blueprint(ogc.bp)  # OGC API – Features at /ogc
     app.register_blueprint(openapi.bp)  # /api/v1/openapi.json
+    app.before_request(_refuse_nul)
     auth.init_app(app)  # who may call what: every view's require(), enforced before each request
 
     @app.errorhandler(GridmapError)
@@ -38,6 +39,17 @@ def create_app(test_config: dict | None = None) -> Flask:
         return jsonify(body), exc.code
 
     return app
+
+
+def _refuse_nul():
+    """PostgreSQL text cannot hold a NUL character: a request carrying one is a 400 saying where, not a 500."""
+    from flask import request
+
+    where = ("the path" if "\x00" in request.path else
+             next((f"query parameter {k!r}" for k, v in request.args.items(multi=True) if "\x00" in k + v), None) or
+             ("the JSON body" if request.is_json and b"\\u0000" in request.get_data() else None))
+    if where:
+        raise InputError(f"{where} contains a NUL character (\\u0000), which no text field can hold")
 
 
 def database_url(app: Flask) -> str:
