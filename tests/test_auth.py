@@ -3,6 +3,7 @@ and the walk over ``app.url_map`` that fails on a write route without a declared
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import socket
@@ -398,7 +399,7 @@ def test_users_commands(cli, engine, database_url):
     assert lines[0].startswith("王芳\tdispatcher\tactive\tcreated ")
     assert lines[1].startswith(f"  {first[:11]}…\tlive\tcreated ") and "\tlast used 20" in lines[1]
     assert lines[2].startswith(f"  {second[:11]}…\tlive\t") and lines[2].endswith("\tphone")
-    listed = __import__("json").loads(cli("users", "list", "--format", "json").stdout)
+    listed = json.loads(cli("users", "list", "--format", "json").stdout)
     assert listed[0]["name"] == "王芳" and [t["prefix"] for t in listed[0]["tokens"]] == [first[:11], second[:11]]
     assert listed[0]["tokens"][1]["expires_at"] is not None and listed[0]["tokens"][0]["last_used_at"] is not None
 
