@@ -53,7 +53,7 @@ def current_etags(eng: Engine, codes) -> dict[str, str]:
         return {c: etag(v) for c, v in store.versions(conn, codes).items()}
 
 
-def _geometry(value, crs: str, what: str):
+def _read_geometry(value, crs: str, what: str):
     if not isinstance(value, dict) or "type" not in value:
         raise InputError(f"{what} must be a GeoJSON geometry object")
     try:
@@ -118,8 +118,13 @@ def _next_codes(conn, parent: Grid | None, level: str, width_like: str | None, n
     return out
 
 
-def _plan(conn, op: dict, grids: dict[str, Grid], parent: Grid | None) -> domain.Plan:
+def _plan(conn, op: dict, grids: dict[str, Grid], parent: Grid | None, around: list) -> domain.Plan:
+    """The plan of ``op``; drawn geometries are first snapped to the vertices of the grids ``around``
+    the edit (its grids, their parent, siblings and children)."""
     kind, crs = op["op"], op["crs"]
+
+    def _geometry(value, crs, what):
+        return domain.snap(_read_geometry(value, crs, what), around)
 
     def get(code):
         if code not in grids:
@@ -289,13 +294,17 @@ def apply(eng: Engine, op: dict, *, actor: str, reason: str | None = None, dry_r
         parent = store.current(conn, [parent_code]).get(parent_code) if parent_code else None
         if parent_code and parent is None:
             raise InputError(f"parent {parent_code} is not a current grid")
-        plan = _plan(conn, op, grids, parent)
+        level = (op.get("grid") or {}).get("level") if op["op"] == "create" else next(iter(grids.values())).level
+        nearby = store.siblings(conn, parent.code if parent else None, level) \
+            if level in LEVELS or level is None else []
+        around = [g.geom for g in nearby] + [g.geom for g in grids.values()] + ([parent.geom] if parent else []) \
+            + [c.geom for c in store.children(conn, list(grids))]
+        plan = _plan(conn, op, grids, parent, around)
         plan.closed_grids = [g for g in grids.values() if g.code in plan.close]
         if op["op"] == "create":
             plan.closed_grids = [g for g in store.current(conn, plan.close).values()]
         level = plan.open[0].level if plan.open else plan.closed_grids[0].level
-        siblings = store.siblings(conn, parent.code if parent else None, level) if level != SPECIAL else \
-            list(store.current(conn, plan.close).values())
+        siblings = nearby if level != SPECIAL else list(store.current(conn, plan.close).values())
         children = store.children(conn, plan.close)
         domain.reparent_children(plan, children)
         _households(conn, plan, op, level, children)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 
+import numpy as np
 import pytest
 import shapely
 import sqlalchemy as sa
@@ -391,3 +392,45 @@ def test_map_tiles_show_a_past_date(client, planner, city):
     assert M1 in codes() and M2 not in codes()
     assert {M1, M2} <= codes(at=before)
     assert client.get(f"/tiles/micro/{t.z}/{t.x}/{t.y}.pbf?at=yesterday").status_code == 400
+
+
+def _rounded(geometry: dict, digits: int) -> dict:
+    g = shapely.geometry.shape(geometry)
+    return mapping(shapely.transform(g, lambda c: np.round(c, digits)))
+
+
+@pytest.mark.parametrize("digits", [7, 6])
+def test_an_outline_sent_back_as_served_is_no_edit_at_all(client, planner, city, digits):
+    """The API serves 7 decimals and Leaflet sends 6: that rounding alone must not open gaps
+    (vertices snap back onto the neighbours' within 0.2 m)."""
+    geometry = _rounded(client.get(f"/api/v1/grids/{Y1}").get_json()["geometry"], digits)
+    res = post(client, planner, {"op": "replace", "code": Y1, "geometry": geometry, "dry_run": True})
+    assert res.status_code == 200, res.get_json()
+    r = res.get_json()
+    assert r["grids"]["after"][Y1]["area_m2"] == pytest.approx(r["grids"]["before"][Y1]["area_m2"], abs=0.5)
+    assert all(m["count"] == 0 for m in r["moved"].values())
+
+
+def test_gap_to_leaves_no_slivers_and_the_neighbour_stays_editable(client, planner, city, cli):
+    served = shapely.geometry.shape(client.get(f"/api/v1/grids/{M1}").get_json()["geometry"])
+    x0, y0, x1, y1 = served.bounds
+    shrunk = _rounded(mapping(shapely.box(x0, y0, x1, y1 - (y1 - y0) * 0.1)), 6)  # as Leaflet would send it
+    res = post(client, planner, {"op": "replace", "code": M1, "geometry": shrunk, "gap_to": M2,
+                                 "if_match": {M2: etag_of(client, M2)}}, if_match=etag_of(client, M1))
+    assert res.status_code == 201, res.get_json()
+    with city.connect() as conn:
+        parts = conn.execute(sa.text("SELECT ST_NumGeometries(geom) FROM grid WHERE code = :c AND valid_to IS NULL"),
+                             {"c": M2}).scalar_one()
+    assert parts == 1
+    validate_ok(cli)
+    again = _rounded(client.get(f"/api/v1/grids/{M2}").get_json()["geometry"], 7)
+    res = post(client, planner, {"op": "replace", "code": M2, "geometry": again, "dry_run": True})
+    assert res.status_code == 200, res.get_json()
+
+
+def test_a_line_drawn_along_a_boundary_splits_exactly_on_it(client, planner, city, cli):
+    (ax, ay), (bx, by) = pt(-10, 1000), pt(1010, 1000)
+    line = {"type": "LineString", "coordinates": [[round(ax, 6), round(ay, 6)], [round(bx, 6), round(by, 6)]]}
+    res = post(client, planner, {"op": "split", "code": Y1, "line": line}, if_match=etag_of(client, Y1))
+    assert res.status_code == 201, res.get_json()
+    validate_ok(cli)

@@ -86,18 +86,54 @@ def as_multi(geom, what: str):
     raise InputError(f"{what}: expected a Polygon or MultiPolygon, got a {geom.geom_type}")
 
 
+#: Vertices of an edited outline within this distance (degrees, about 0.2 m) of a vertex of the
+#: grids around it are snapped onto it.  Outlines come back from the API rounded to 7 decimals and
+#: from Leaflet to 6: along a 1 km edge, that rounding alone would open or overlap square metres.
+SNAP_DEG = 2e-6
+#: Polygon parts smaller than this (m²) are slivers of overlay noise and are dropped from results.
+SLIVER_M2 = 0.01
+
+
+def snap(geom, around: list):
+    """``geom`` with its vertices (and segments) snapped to the vertices of the grids ``around`` it
+    (GEOS' snapper): an outline that was sent back unchanged, or redrawn along a neighbour, then
+    shares that neighbour's boundary exactly."""
+    coords = [shapely.get_coordinates(g) for g in around if g is not None and not shapely.is_empty(g)]
+    if not coords:
+        return geom
+    out = shapely.snap(geom, shapely.multipoints(np.vstack(coords)), SNAP_DEG)
+    return out if out.is_valid or not geom.is_valid else geom
+
+
 def _clean(geom):
-    """Overlay results as MultiPolygon without slivers of lines and points."""
+    """Overlay results as MultiPolygon without slivers (lines, points, polygons of no real area)."""
     parts = [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon" and not p.is_empty]
+    if parts:
+        areas = geo.area_m2(parts)
+        parts = [p for p, a in zip(parts, areas) if a > SLIVER_M2]
     return shapely.MultiPolygon(parts) if parts else shapely.MultiPolygon()
 
 
+def _valid(geoms):
+    return [g if g.is_valid else shapely.make_valid(g) for g in geoms]
+
+
 def _diff(a, b):
-    return _clean(shapely.difference(a, b, grid_size=integrity.GRID_DEG))
+    try:
+        out = shapely.difference(a, b, grid_size=integrity.GRID_DEG)
+    except shapely.errors.GEOSException:  # a topology GEOS cannot round: repair, then once more
+        a, b = _valid([a, b])
+        out = shapely.difference(a, b, grid_size=integrity.GRID_DEG)
+    return _clean(out)
 
 
 def _union(geoms):
-    return _clean(shapely.union_all(list(geoms), grid_size=integrity.GRID_DEG))
+    geoms = list(geoms)
+    try:
+        out = shapely.union_all(geoms, grid_size=integrity.GRID_DEG)
+    except shapely.errors.GEOSException:
+        out = shapely.union_all(_valid(geoms), grid_size=integrity.GRID_DEG)
+    return _clean(out)
 
 
 def _sibling(grid: Grid, other: Grid, what: str) -> None:
