@@ -283,8 +283,10 @@ def apply(eng: Engine, op: dict, *, actor: str, reason: str | None = None, dry_r
             want = if_match.get(code)
             if want is None:
                 if require_match:
+                    how = (f"If-Match: {etag(locked[code])}" if code == targets[0] else
+                           f'"if_match": {{"{code}": "{etag(locked[code])}"}} in the body')
                     raise PreconditionRequired(
-                        f"say which version of {code} the edit is based on (If-Match: {etag(locked[code])})",
+                        f"say which version of {code} the edit is based on ({how})",
                         {"etags": {c: etag(v) for c, v in locked.items() if c in targets}})
                 continue
             if want != "*" and want != _tag(etag(locked[code])):
@@ -311,9 +313,13 @@ def apply(eng: Engine, op: dict, *, actor: str, reason: str | None = None, dry_r
         family = ([parent] if parent else []) + siblings + children
         problems = domain.check(plan, family)
         if problems:
+            problems.sort(key=lambda p: -(p.area_m2 or float("inf")))  # the worst first (no area: invalid)
             first = problems[0]
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-            raise EditRejected(f"{op['op']} rejected: {first.message}{more}",
+            hint = ""
+            if first.kind == "gap" and op["op"] in ("replace", "retire") and not op.get("gap_to"):
+                hint = "; name the sibling that takes it with gap_to"
+            raise EditRejected(f"{op['op']} rejected: {first.message}{hint}{more}",
                                {"problems": [_problem(p) for p in problems]})
         report = _report(conn, op, plan, level)
         report["dry_run"] = dry_run

@@ -71,6 +71,24 @@ def file_format(path: Path) -> str:
     return fmt
 
 
+#: CSV encodings tried in order: UTF-8 (with or without Excel's BOM), then GB18030, the superset of
+#: GBK that Excel on Chinese Windows writes.  A UTF-8 file of Chinese text almost never decodes as
+#: GB18030 and the reverse fails fast, so trying them in this order guesses right.
+CSV_ENCODINGS = ("utf-8-sig", "gb18030")
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A CSV as text columns, in UTF-8 or GBK/GB18030; InputError naming the file otherwise."""
+    for encoding in CSV_ENCODINGS:
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+        except UnicodeDecodeError:
+            continue
+        except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+            raise InputError(f"cannot read {Path(path).name}: {str(exc).strip().splitlines()[0]}") from None
+    raise InputError(f"cannot read {Path(path).name}: neither UTF-8 nor GBK/GB18030 text; save it as CSV UTF-8")
+
+
 def read_table(path: Path, crs: str | None, *, need_geometry: bool = True) -> tuple[pd.DataFrame, np.ndarray | None, str]:
     """Read any supported file into (attributes, geometries, source CRS)."""
     path = Path(path)
@@ -78,10 +96,7 @@ def read_table(path: Path, crs: str | None, *, need_geometry: bool = True) -> tu
         raise InputError(f"no such file: {path}")
     fmt = file_format(path)
     if fmt == "csv":
-        try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read {path.name}: {str(exc).strip().splitlines()[0]}") from None
+        frame = read_csv(path)
         if not need_geometry:
             return frame, None, geo.parse_crs(crs)
         column = next((c for c in WKT_COLUMNS if c in frame.columns), None)

@@ -241,7 +241,9 @@ def _read_rows(path, lon_col, lat_col, address_col):
 
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        from .ingest import read_csv
+
+        frame = read_csv(path)
         crs = None
     else:
         import geopandas as gpd

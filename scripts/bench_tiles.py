@@ -169,7 +169,7 @@ def main():
         rows = []
         micro = bench_layer(client, "micro", "micro", tiles_at(xs, ys, 15, args.tiles), rows)
         court = bench_layer(client, "courtyard", "courtyard", tiles_at(xs, ys, 13, args.tiles), rows)
-        for layer, z in (("risk-red", 11), ("risk-blue", 13), ("shade-community", 10), ("shade-micro", 15)):
+        for layer, z in (("risk-red", 13), ("risk-blue", 15), ("shade-community", 10), ("shade-micro", 15)):
             tiles = tiles_at(xs[::-1], ys[::-1], z, args.tiles)
             rows.append(row(f"{layer} z{z} MVT, cold", [client.get(
                 f"/tiles/{layer}/{t.z}/{t.x}/{t.y}.pbf")[0] for t in tiles]))

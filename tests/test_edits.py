@@ -434,3 +434,18 @@ def test_a_line_drawn_along_a_boundary_splits_exactly_on_it(client, planner, cit
     res = post(client, planner, {"op": "split", "code": Y1, "line": line}, if_match=etag_of(client, Y1))
     assert res.status_code == 201, res.get_json()
     validate_ok(cli)
+
+
+def test_if_match_header_is_the_first_grids_and_428_says_where_the_others_go(client, planner, city):
+    body = {"op": "merge", "codes": [M1, M2]}
+    res = post(client, planner, body, if_match=etag_of(client, M1))
+    assert res.status_code == 428
+    assert f'"if_match": {{"{M2}": "{etag_of(client, M2)}"}} in the body' in res.get_json()["error"]["message"]
+    res = post(client, planner, {**body, "if_match": {M2: etag_of(client, M2)}}, if_match=etag_of(client, M1))
+    assert res.status_code == 201
+
+
+def test_rejection_names_the_largest_problem_first_and_hints_gap_to(client, planner, city):
+    res = post(client, planner, {"op": "retire", "code": M2, "dry_run": True})
+    msg = res.get_json()["error"]["message"]
+    assert res.status_code == 422 and "name the sibling that takes it with gap_to" in msg

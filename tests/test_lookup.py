@@ -248,3 +248,15 @@ def test_single_point_path_agrees_with_batch(demo_url):
 def test_date_before_any_grid_answers_outside(city_locator):
     body = city_locator.lookup(*lonlat(500, 500), at=datetime(2001, 1, 1, tzinfo=timezone.utc))
     assert body["inside"] is False and body["nearest"] is None and body["chain"] == []
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "utf-8-sig"])
+def test_assign_reads_csv_saved_by_chinese_excel(city_locator, cli, tmp_path, encoding):
+    """Excel on Chinese Windows saves CSV as GBK (or UTF-8 with a BOM): both are read."""
+    lon, lat = lonlat(350, 350)
+    src = tmp_path / "上报.csv"
+    src.write_bytes(f"事项,lon,lat\n路灯不亮,{lon},{lat}\n".encode(encoding))
+    res = cli("assign", src, tmp_path / "out.csv")
+    assert res.exit_code == 0, res.output
+    out = pd.read_csv(tmp_path / "out.csv", dtype=str)
+    assert list(out["事项"]) == ["路灯不亮"] and list(out["micro_code"]) == [Y1 + "01"]

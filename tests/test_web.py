@@ -106,6 +106,8 @@ def test_search_by_code_name_and_address(demo_client):
     assert address and address[-1]["type"] == "address" and address[-1]["level"] == "micro"
     assert demo_client.get("/api/v1/search?q=").status_code == 400
     assert demo_client.get("/api/v1/search?q=zzzz-nothing").get_json()["results"] == []
+    unknown = demo_client.get("/api/v1/search?q=宇通花园99号楼2单元").get_json()
+    assert unknown["results"] == [] and "宇通花园" in unknown["address_error"]
 
 
 def test_reports_in_a_box(demo_client):

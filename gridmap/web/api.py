@@ -235,11 +235,12 @@ def search():
     crs = _out_crs()
     with engine().connect() as conn:
         hits = [{**h, "type": "grid"} for h in tile_store.search(conn, q, limit)]
+    address_error = None
     if len(hits) < limit:
         try:
             found = locator().lookup_address(q)
-        except InputError:
-            found = None
+        except InputError as exc:  # not an address, or one the gazetteer cannot place: say why
+            found, address_error = None, exc.message
         if found and found.get("chain"):
             addr = found["address"]
             micro = found["chain"][-1]
@@ -249,7 +250,10 @@ def search():
                          "bbox": [found["lon"] - d, found["lat"] - d, found["lon"] + d, found["lat"] + d]})
     for h in hits:
         h["bbox"] = _shift_bbox(h["bbox"], crs)
-    return jsonify({"query": q, "results": hits[:limit], "crs": crs})
+    body = {"query": q, "results": hits[:limit], "crs": crs}
+    if not hits and address_error:
+        body["address_error"] = address_error
+    return jsonify(body)
 
 
 @bp.get("/reports")

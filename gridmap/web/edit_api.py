@@ -38,7 +38,10 @@ def post_edit():
         raise InputError("dry_run must be true or false")
     if reason is not None and not isinstance(reason, str):
         raise InputError("reason must be text")
-    codes = [body[k] for k in ("code",) if isinstance(body.get(k), str)]
+    # the If-Match header is the version of the edit's first grid: code, or the first of a merge's codes
+    first = body.get("code") if isinstance(body.get("code"), str) else \
+        (body["codes"][0] if isinstance(body.get("codes"), list) and body["codes"] else None)
+    codes = [first] if isinstance(first, str) else []
     match = if_match_of(body, codes)
     report = edits.apply(engine(), body, actor=current_actor(), reason=reason, dry_run=dry_run, if_match=match,
                          require_match=not dry_run)

@@ -78,9 +78,14 @@ def _legend(levels, rules) -> str:
         s = rules.styles.get(colour, {})
         items.append(f'<div><span class="gm-dot" style="background:{s.get("fill", colour)}"></span>{s.get("label", colour)}</div>')
     od = rules.styles.get("overdue", {})
-    items.append(f'<div><span class="gm-dot gm-overdue" style="border-color:{od.get("colour", "#000")}"></span>'
-                 f'{od.get("label", "overdue")}</div>')
-    items.append('<div><span class="gm-dot gm-report"></span>群众上报 reports</div>')
+    dashed = "dashed" if od.get("dash_array") else "solid"
+    items.append(f'<div><span class="gm-dot gm-overdue" style="border: 2px {dashed} {od.get("colour", "#000")}">'
+                 f'</span>{od.get("label", "overdue")}</div>')
+    fills = "".join(f'<span class="gm-swatch gm-shade" style="background:{rules.styles.get(c, {}).get("fill", c)}">'
+                    f'</span>' for c in ("red", "yellow", "blue"))
+    items.append(f'<div>{fills}网格风险底色 grid shading: its elements\' colour (roll-up)</div>')
+    items.append('<div><span class="gm-dot gm-report"></span>群众上报 open report '
+                 '<span class="gm-cluster">12</span> 聚合 cluster of reports</div>')
     return "<h4>图例 legend</h4>" + "".join(items)
 
 
@@ -89,7 +94,8 @@ def _risk_cfg(rules) -> dict:
     od = st.get("overdue", {})
     return {"colours": {c: st.get(c, {}).get("fill", c) for c in ("red", "yellow", "blue")},
             "styles": {c: st.get(c, {}) for c in ("red", "yellow", "blue")},
-            "overdue": {"outline": od.get("colour", "#000000"), "weight": od.get("weight", 2.5), "extra_radius": 2}}
+            "overdue": {"outline": od.get("colour", "#000000"), "weight": od.get("weight", 2.5), "extra_radius": 2,
+                        "dash_array": od.get("dash_array", "")}}
 
 
 def build_map() -> folium.Map:

@@ -73,7 +73,8 @@
         var overdue = p.overdue === true || p.overdue === 1 || p.overdue === "true";
         return {radius: overdue ? d.radius + od.extra_radius : d.radius, fill: true, fillColor: d.colour,
                 fillOpacity: overdue ? 0.95 : 0.75, stroke: true,
-                color: overdue ? od.outline : "#ffffff", weight: overdue ? od.weight : 1};
+                color: overdue ? od.outline : "#ffffff", weight: overdue ? od.weight : 1,
+                dashArray: overdue && od.dash_array ? od.dash_array : null};
       };
     }
     state.drawn = {};
@@ -258,7 +259,11 @@
       var text = input.value.trim();
       if (!text) return;
       getJSON(cfg.api + "/search?" + q({q: text, crs: crs})).then(function (res) {
-        if (!res.results.length) { list.innerHTML = "<li class='gm-none'>没有结果 no match</li>"; return; }
+        if (!res.results.length) {
+          list.innerHTML = "<li class='gm-none'>没有结果 no match" +
+            (res.address_error ? "<br><small>" + esc(res.address_error) + "</small>" : "") + "</li>";
+          return;
+        }
         var exact = res.results[0].code === text || res.results.length === 1;
         if (exact) { fly(res.results[0]); return; }
         list.innerHTML = res.results.map(function (h, i) {
