@@ -302,11 +302,10 @@ def apply(eng: Engine, op: dict, *, actor: str, reason: str | None = None, dry_r
         around = [g.geom for g in nearby] + [g.geom for g in grids.values()] + ([parent.geom] if parent else []) \
             + [c.geom for c in store.children(conn, list(grids))]
         plan = _plan(conn, op, grids, parent, around)
-        plan.closed_grids = [g for g in grids.values() if g.code in plan.close]
-        if op["op"] == "create":
-            plan.closed_grids = [g for g in store.current(conn, plan.close).values()]
+        # a create closes the siblings it carves from; every other op closes some of its own grids
+        plan.closed_grids = [g for g in (nearby if op["op"] == "create" else grids.values()) if g.code in plan.close]
         level = plan.open[0].level if plan.open else plan.closed_grids[0].level
-        siblings = nearby if level != SPECIAL else list(store.current(conn, plan.close).values())
+        siblings = nearby if level != SPECIAL else plan.closed_grids
         children = store.children(conn, plan.close)
         domain.reparent_children(plan, children)
         _households(conn, plan, op, level, children)
@@ -321,7 +320,9 @@ def apply(eng: Engine, op: dict, *, actor: str, reason: str | None = None, dry_r
                 hint = "; name the sibling that takes it with gap_to"
             raise EditRejected(f"{op['op']} rejected: {first.message}{hint}{more}",
                                {"problems": [_problem(p) for p in problems]})
-        report = _report(conn, op, plan, level)
+        area = domain._union([g.geom for g in plan.closed_grids] + [g.geom for g in plan.open])
+        found = store.points_in(conn, area) if not shapely.is_empty(area) else {}
+        report = _report(op, plan, level, found)
         report["dry_run"] = dry_run
         if dry_run:
             return report
@@ -330,8 +331,9 @@ def apply(eng: Engine, op: dict, *, actor: str, reason: str | None = None, dry_r
         opened = store.open_versions(conn, plan.open, at)
         store.reparent(conn, plan.reparent, at)
         if level == "courtyard":
-            moved = _building_moves(conn, plan)
-            report["buildings_moved"] = store.move_buildings(conn, moved, at)
+            moved = domain.moves(plan, plan.closed_grids, *found["buildings"], limit=None)["items"]
+            report["buildings_moved"] = store.move_buildings(
+                conn, {str(m["id"]): m["to"] for m in moved if m["to"] is not None}, at)
         if level == LEVELS[-1]:
             report["reassigned"] = points.reassign(conn, plan.touched)
         from .domain.risk import load_rules
@@ -344,18 +346,9 @@ def apply(eng: Engine, op: dict, *, actor: str, reason: str | None = None, dry_r
         return report
 
 
-def _building_moves(conn, plan: domain.Plan) -> dict[str, str]:
-    area = domain._union([g.geom for g in plan.closed_grids] + [g.geom for g in plan.open])
-    ids, x, y = store.points_in(conn, area)["buildings"]
-    now = domain.holder([g.geom for g in plan.open], [g.code for g in plan.open], x, y)
-    was = domain.holder([g.geom for g in plan.closed_grids], [g.code for g in plan.closed_grids], x, y)
-    return {str(i): n for i, w, n in zip(ids, was, now) if n is not None and n != w}
-
-
-def _report(conn, op: dict, plan: domain.Plan, level: str) -> dict:
-    """The impact preview: who changes grid, households before and after, the band."""
-    area = domain._union([g.geom for g in plan.closed_grids] + [g.geom for g in plan.open])
-    found = store.points_in(conn, area) if not shapely.is_empty(area) else {}
+def _report(op: dict, plan: domain.Plan, level: str, found: dict) -> dict:
+    """The impact preview: who changes grid (``found``: the points in the edited area), households
+    before and after, the band."""
     moved = {name: domain.moves(plan, plan.closed_grids, *found[name]) for name in found} \
         if plan.op != "update" else {name: {"count": 0, "items": []} for name in found}
     before = {g.code: {"households": g.households, "population": g.population,

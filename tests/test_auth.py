@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,9 +18,10 @@ from gridmap.domain import roles
 from gridmap.errors import InputError
 from gridmap.store import users
 from gridmap.web import auth, create_app
+from servers import serving
 
 try:  # the headless Chromium of test_browser.py, for the map page's token box
-    from test_browser import CHROMEDRIVER, CHROMIUM, _attr, _free_port, _wait, browser  # noqa: F401 (a fixture)
+    from test_browser import CHROMEDRIVER, CHROMIUM, _attr, _wait, browser  # noqa: F401 (a fixture)
 except pytest.skip.Exception:  # no selenium: only that test skips
     CHROMIUM = CHROMEDRIVER = None
 
@@ -474,22 +470,9 @@ def test_the_map_page_asks_for_a_token_and_uses_it(town, database_url, identitie
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    port = _free_port()
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("gridmap")), "serve", "--port", str(port),
-                             "--workers", "1"], env={**os.environ, "GRIDMAP_DATABASE_URL": database_url,
-                                                     "GRIDMAP_AUTH_READ": "viewer"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
-                time.sleep(0.2)
+    with serving(database_url, "--workers", "1", env={"GRIDMAP_AUTH_READ": "viewer"}) as (base, _port):
         driver = request.getfixturevalue("browser")
-        driver.get(f"http://127.0.0.1:{port}/")
+        driver.get(f"{base}/")
         _wait(driver, _attr("token") + " === 'asked'")
         box = driver.find_element(By.ID, "gridmap-token")
         assert "needs a token" in box.text and not driver.execute_script("return " + _attr("stats"))
@@ -499,6 +482,3 @@ def test_the_map_page_asks_for_a_token_and_uses_it(town, database_url, identitie
         _wait(driver, drawn)
         assert not driver.find_elements(By.ID, "gridmap-token")
         assert driver.execute_script("return localStorage.getItem('gridmap.token')").startswith("gm_")
-    finally:
-        proc.terminate()
-        proc.wait(30)

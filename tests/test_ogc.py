@@ -10,12 +10,6 @@ GDAL's OAPIF driver (bundled in pyogrio's wheel) lists and reads the collections
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pyogrio
@@ -25,6 +19,7 @@ import sqlalchemy as sa
 from shapely.geometry import box, mapping, shape
 
 import cityfactory as cf
+from servers import serving
 from gridmap import edits, geo
 from gridmap.domain.levels import ALL_LEVELS
 from gridmap.store import db
@@ -325,34 +320,10 @@ def test_options_allow_what_the_caller_may_do(client, city, bearer):
 
 # --- GDAL's OAPIF driver against `gridmap serve` -----------------------------------------------------
 
-GRIDMAP = Path(sys.executable).with_name("gridmap")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(demo_url):
-    port = _free_port()
-    proc = subprocess.Popen([str(GRIDMAP), "serve", "--port", str(port), "--workers", "1", "--no-warm"],
-                            env={**os.environ, "GRIDMAP_DATABASE_URL": demo_url},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise RuntimeError(proc.stdout.read().decode())
-            time.sleep(0.2)
-    yield f"OAPIF:http://127.0.0.1:{port}/ogc"
-    proc.terminate()
-    proc.wait(timeout=20)
+    with serving(demo_url, "--workers", "1", "--no-warm") as (base, _port):
+        yield f"OAPIF:{base}/ogc"
 
 
 def test_gdal_oapif_lists_and_reads_the_collections(served, demo_url):

@@ -1,44 +1,17 @@
 """`gridmap serve`: the real server (granian worker processes) answers like the app in-process."""
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from servers import GRIDMAP, serving
 
 @pytest.fixture(scope="module")
 def served(demo_url):
-    port = free_port()
-    proc = subprocess.Popen([GRIDMAP, "serve", "--port", str(port), "--workers", "2", "--threads", "2"],
-                            env={**os.environ, "GRIDMAP_DATABASE_URL": demo_url},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(base + "/api/v1/stats", timeout=30).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("gridmap serve did not come up: " + proc.stderr.read()[-2000:])
-            time.sleep(0.3)
-    yield base, port
-    proc.terminate()
-    proc.wait(30)
+    with serving(demo_url, "--workers", "2", "--threads", "2") as (base, port):
+        yield base, port
 
 
 def get(url):

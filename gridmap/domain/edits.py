@@ -342,8 +342,9 @@ def holder(geoms: list, codes: list[str], x: np.ndarray, y: np.ndarray) -> np.nd
     return out
 
 
-def moves(plan: Plan, closed: list[Grid], ids, x, y, limit: int = 50) -> dict:
-    """Points (ids, lon, lat) whose grid at the edited level changes: count and the first ``limit``."""
+def moves(plan: Plan, closed: list[Grid], ids, x, y, limit: int | None = 50) -> dict:
+    """Points (ids, lon, lat) whose grid at the edited level changes: count and the first ``limit``
+    (None: all)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     was = holder([g.geom for g in closed], [g.code for g in closed], x, y)
     now = holder([g.geom for g in plan.open], [g.code for g in plan.open], x, y)

@@ -523,6 +523,18 @@ class _Cells:
         self.edges = np.column_stack([a[edge], b[edge]])
 
 
+def _adjacency(cells, idx):
+    """The adjacency of the cell subset ``idx`` in local numbering: (edge ends a, b, cell points,
+    edge lengths in metres + 1), or None when no two of its cells touch."""
+    pos = {int(c): i for i, c in enumerate(idx)}
+    sub = [(pos[a], pos[b]) for a, b in cells.edges if a in pos and b in pos]
+    if not sub:
+        return None
+    ea, eb = np.array(sub).T
+    xy = cells.xy[idx]
+    return ea, eb, xy, np.hypot(*(xy[ea] - xy[eb]).T) + 1.0
+
+
 def _tree_cuts(cells, idx, hh, leaves, rng, spare):
     """Cuts of the cell set ``idx`` into two connected sides fitting leaves[:k1] and leaves[k1:],
     best first: (idx_a, idx_b, k1).  Sides come from cutting one edge of a spanning tree of the
@@ -531,14 +543,11 @@ def _tree_cuts(cells, idx, hh, leaves, rng, spare):
     from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 
     n = len(idx)
-    pos = {int(c): i for i, c in enumerate(idx)}
-    sub = [(pos[a], pos[b]) for a, b in cells.edges if a in pos and b in pos]
-    if not sub:
+    graph = _adjacency(cells, idx)
+    if graph is None:
         return
-    ea, eb = np.array(sub).T
-    xy = cells.xy[idx]
+    ea, eb, xy, length = graph
     w = hh[idx].astype(float)
-    length = np.hypot(*(xy[ea] - xy[eb]).T) + 1.0
     total = w.sum()
     base = ((xy - xy.mean(0)) ** 2).sum(1).mean() + 1e-9
     found = {}
@@ -812,13 +821,10 @@ def _subset_cuts(cells, idx, hh, leaves, spare):
     m = len(items)
     if m < 2 or m > SUBSET_ITEMS or spare[0] <= 0:
         return
-    pos = {int(c): i for i, c in enumerate(idx)}
-    sub = [(pos[a], pos[b]) for a, b in cells.edges if a in pos and b in pos]
-    if not sub:
+    adjacency = _adjacency(cells, idx)
+    if adjacency is None:
         return
-    ea, eb = np.array(sub).T
-    xy = cells.xy[idx]
-    length = np.hypot(*(xy[ea] - xy[eb]).T) + 1.0
+    ea, eb, xy, length = adjacency
     graph = coo_matrix((np.r_[length, length], (np.r_[ea, eb], np.r_[eb, ea])), shape=(n, n)).tocsr()
     nbrs = [[] for _ in range(n)]
     for a, b in zip(ea.tolist(), eb.tolist()):

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..domain.edits import Grid
-from .grids import _as_of, _ewkb_hex
+from .grids import _ewkb_hex
 
 _COLS = "id, code, name, level, kind, parent_code, households, population, ST_AsBinary(geom) AS wkb"
 
@@ -197,6 +197,3 @@ def edit(conn: Connection, edit_id: int) -> dict | None:
                        {"i": edit_id}).mappings().first()
     return dict(row) if row else None
 
-
-def as_of(at) -> tuple[str, dict]:
-    return _as_of(at)

@@ -29,7 +29,29 @@ def locator() -> Locator:
     return loc
 
 
-def _bbox(text: str | None):
+def risk_rules():
+    """The risk rules in force: app config ``RISK_RULES`` (a path; tests), else the layers folder."""
+    from ..domain.risk import load_rules
+
+    return load_rules(current_app.config.get("RISK_RULES"))
+
+
+def int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    """Query parameter ``name`` as a whole number in ``lo..hi`` (absent or empty: ``default``)."""
+    value = request.args.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise InputError(f"{name} must be a whole number, got {value!r}") from None
+    if not lo <= n <= hi:
+        raise InputError(f"{name} must be between {lo} and {hi}, got {n}")
+    return n
+
+
+def bbox_arg(text: str | None):
+    """``minlon,minlat,maxlon,maxlat`` as four floats (None when absent); InputError otherwise."""
     if not text:
         return None
     try:
@@ -107,7 +129,7 @@ def grids_of_level():
     except ValueError:
         raise InputError(f"simplify_m must be a number of metres, got {simplify!r}") from None
     with engine().connect() as conn:
-        collection = store.level_collection(conn, level, simplify_m=simplify_m, bbox=_bbox(request.args.get("bbox")))
+        collection = store.level_collection(conn, level, simplify_m=simplify_m, bbox=bbox_arg(request.args.get("bbox")))
     response = jsonify(collection)
     response.cache_control.max_age = 60
     return response
@@ -183,24 +205,10 @@ def partition():
 
 # --- the map page's panels ------------------------------------------------------------
 
-def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
-    value = request.args.get(name)
-    if value is None:
-        return default
-    try:
-        n = int(value)
-    except ValueError:
-        raise InputError(f"{name} must be an integer, got {value!r}") from None
-    if not lo <= n <= hi:
-        raise InputError(f"{name} must be in {lo}..{hi}, got {n}")
-    return n
-
-
 @bp.get("/grids/<code>/panel")
 def grid_panel(code: str):
     """Everything the map's info panel shows for one current grid: its chain, code, households,
     population, responsible people, risk elements by colour and overdue, and open reports."""
-    from ..domain.risk import load_rules
     from ..store import risk as risk_store
     from ..store import tiles as tile_store
 
@@ -211,7 +219,7 @@ def grid_panel(code: str):
         props = feature["properties"]
         props["version"] = etag(props.pop("version_id"))
         props["chain"] = store.chain(conn, code)
-        props["risk"] = risk_store.grid_summary(conn, code, load_rules())
+        props["risk"] = risk_store.grid_summary(conn, code, risk_rules())
         props["reports"] = tile_store.open_reports_below(conn, code, props["level"])
     return jsonify({"type": "Feature", "id": code, "bbox": _feature_bbox(feature["geometry"]),
                     "geometry": None, "properties": props})
@@ -231,7 +239,7 @@ def search():
     q = (request.args.get("q") or "").strip()
     if not q:
         raise InputError("q is required: /api/v1/search?q=410102 or a grid name or an address")
-    limit = _int_arg("limit", 10, 1, 100)
+    limit = int_arg("limit", 10, 1, 100)
     crs = _out_crs()
     with engine().connect() as conn:
         hits = [{**h, "type": "grid"} for h in tile_store.search(conn, q, limit)]
@@ -266,8 +274,8 @@ def reports():
         raise InputError(f"status must be open or closed, got {status!r}")
     crs = _out_crs()
     with engine().connect() as conn:
-        body = tile_store.reports(conn, _unshift_bbox(_bbox(request.args.get("bbox")), crs), status=status,
-                                  limit=_int_arg("limit", 5000, 1, 50000))
+        body = tile_store.reports(conn, _unshift_bbox(bbox_arg(request.args.get("bbox")), crs), status=status,
+                                  limit=int_arg("limit", 5000, 1, 50000))
     if crs != "wgs84" and body["features"]:
         import numpy as np
 
@@ -286,7 +294,7 @@ def micro_household_histogram():
 
     from ..store import tiles as tile_store
 
-    width = _int_arg("bin", 5, 1, 1000)
+    width = int_arg("bin", 5, 1, 1000)
     with engine().connect() as conn:
         values = np.asarray(tile_store.micro_households(conn), dtype=int)
     if len(values) == 0:

@@ -17,7 +17,7 @@ from .. import edits, ops
 from ..domain.levels import ALL_LEVELS, LABELS
 from ..errors import GridmapError, InputError, NotFound
 from ..store import ogc as store
-from .api import engine
+from .api import engine, int_arg
 from .auth import require
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
@@ -59,19 +59,6 @@ def _params(allowed: tuple[str, ...]) -> None:
     f = request.args.get("f")
     if f is not None and f not in FORMATS:
         raise InputError(f"f must be json (the only format; html and geojson are answered with JSON), got {f!r}")
-
-
-def _int(name: str, default: int, lo: int, hi: int) -> int:
-    value = request.args.get(name)
-    if value is None:
-        return default
-    try:
-        n = int(value)
-    except ValueError:
-        raise InputError(f"{name} must be a whole number, got {value!r}") from None
-    if not lo <= n <= hi:
-        raise InputError(f"{name} must be between {lo} and {hi}, got {n}")
-    return n
 
 
 def _crs84(name: str) -> None:
@@ -250,8 +237,8 @@ def items(level: str):
     _level(level)
     _crs84("crs")
     _crs84("bbox-crs")
-    limit = _int("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _int("offset", 0, 0, 2**53)
+    limit = int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = int_arg("offset", 0, 0, 2**53)
     bbox = parse_bbox(request.args.get("bbox"))
     at, interval = parse_datetime(request.args.get("datetime"))
     with engine().connect() as conn:

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, url_for
 from jinja2 import Template
 
 from ..store import grids as store
-from .api import engine
+from .api import engine, risk_rules
 from .auth import public
 from .layers import basemap, level_layers, overlay_layers
 
@@ -100,9 +100,7 @@ def _risk_cfg(rules) -> dict:
 
 def build_map() -> folium.Map:
     """The one map: grid levels, risk shading, risk elements and reports, each its own layer."""
-    from ..domain.risk import load_rules
-
-    rules = load_rules()
+    rules = risk_rules()
     base = basemap()
     with engine().connect() as conn:
         bounds = store.extent(conn)

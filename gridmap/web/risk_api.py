@@ -1,28 +1,18 @@
 """Three-colour risk API: elements by grid, kind, colour and overdue state; grid colours; visits."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from .. import ops, risks
 from ..domain import risk as domain
 from ..errors import InputError, NotFound
-from ..store import db
 from ..store import risk as store
-from . import database_url
+from .api import bbox_arg, engine, int_arg, risk_rules
 from .auth import current_actor, require
 
 bp = Blueprint("risk_api", __name__, url_prefix="/api/v1/risk")
 
 MAX_LIMIT = 10_000
-
-
-def engine():
-    return db.engine(database_url(current_app))
-
-
-def rules() -> domain.Rules:
-    """The rules of ``RISK_RULES`` (a path, tests) or the layers folder; a bad file is a 500 naming it."""
-    return domain.load_rules(current_app.config.get("RISK_RULES"))
 
 
 def _choice(name: str, allowed) -> str | None:
@@ -45,31 +35,6 @@ def _bool(name: str) -> bool | None:
     raise InputError(f"{name} must be true or false, got {value!r}")
 
 
-def _int(name: str, default: int, lo: int, hi: int) -> int:
-    value = request.args.get(name)
-    if value in (None, ""):
-        return default
-    try:
-        n = int(value)
-    except ValueError:
-        raise InputError(f"{name} must be a whole number, got {value!r}") from None
-    if not lo <= n <= hi:
-        raise InputError(f"{name} must be between {lo} and {hi}, got {n}")
-    return n
-
-
-def _bbox(text: str | None):
-    if not text:
-        return None
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 4 or values[0] >= values[2] or values[1] >= values[3]:
-        raise InputError(f"bbox must be minlon,minlat,maxlon,maxlat with min < max, got {text!r}")
-    return values
-
-
 def _at():
     try:
         return ops.parse_at(request.args.get("at"))
@@ -87,17 +52,17 @@ def elements():
         raise InputError(f"unknown parameter {unknown[0]!r} (known: {', '.join(sorted(known))})")
     args = dict(grid=request.args.get("grid") or None, kind=_choice("kind", domain.KINDS),
                 colour=_choice("colour", domain.COLOURS), overdue=_bool("overdue"),
-                bbox=_bbox(request.args.get("bbox")), at=_at(),
-                limit=_int("limit", 1000, 1, MAX_LIMIT), offset=_int("offset", 0, 0, 2**62))
+                bbox=bbox_arg(request.args.get("bbox")), at=_at(),
+                limit=int_arg("limit", 1000, 1, MAX_LIMIT), offset=int_arg("offset", 0, 0, 2**62))
     with engine().connect() as conn:
-        return jsonify(store.list_elements(conn, rules(), **args))
+        return jsonify(store.list_elements(conn, risk_rules(), **args))
 
 
 @bp.get("/grids/<code>")
 def grid(code: str):
     """The live colour and counts of the elements below one current grid, with counts by kind."""
     with engine().connect() as conn:
-        body = store.grid_summary(conn, code, rules(), at=_at())
+        body = store.grid_summary(conn, code, risk_rules(), at=_at())
     if body is None:
         raise NotFound(f"no current grid with code {code!r}")
     return jsonify(body)
@@ -107,13 +72,13 @@ def grid(code: str):
 def summary():
     """Counts by colour and kind, overdue by colour, and rolled-up grids per colour per level."""
     with engine().connect() as conn:
-        return jsonify(store.summary(conn, rules(), at=_at()))
+        return jsonify(store.summary(conn, risk_rules(), at=_at()))
 
 
 @bp.get("/rules")
 def rules_view():
     """The visiting rule, roll-up thresholds and map styles in force (for the map's legend)."""
-    return jsonify(rules().to_dict())
+    return jsonify(risk_rules().to_dict())
 
 
 @bp.post("/visits")
@@ -135,6 +100,6 @@ def visit():
         if body.get(key) is not None and not isinstance(body[key], str):
             raise InputError(f"{key} must be a string")
     state = risks.record_visit(engine(), risks._element_id(body["element"]), visitor.strip(),
-                               visited_at=body.get("visited_at"), note=body.get("note"), rules=rules(),
+                               visited_at=body.get("visited_at"), note=body.get("note"), rules=risk_rules(),
                                actor=current_actor())
     return jsonify(state), 201

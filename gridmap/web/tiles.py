@@ -18,7 +18,7 @@ from .. import ops
 from ..domain import tiling
 from ..errors import InputError, NotFound
 from ..store import tiles as store
-from .api import engine
+from .api import engine, risk_rules
 from .layers import tile_layers
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
@@ -51,10 +51,9 @@ def _cache() -> TileCache:
 
 
 def _overdue_sql() -> str:
-    from ..domain.risk import load_rules
     from ..store.risk import overdue_sql
 
-    return overdue_sql(load_rules(), alias="e", at_param="now()")
+    return overdue_sql(risk_rules(), alias="e", at_param="now()")
 
 
 def render(conn, spec: dict, tile: tiling.Tile, crs: str, at=None) -> bytes:
