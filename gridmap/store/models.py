@@ -10,9 +10,9 @@ children.
 from __future__ import annotations
 
 from geoalchemy2 import Geometry
-from sqlalchemy import (BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Integer, MetaData,
+from sqlalchemy import (BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer, MetaData,
                         Text, func, text)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase
 
 from ..domain.levels import ALL_LEVELS, SPECIAL_KINDS
@@ -125,6 +125,9 @@ class EditLog(Base):
     action = Column(Text, nullable=False)
     reason = Column(Text)
     detail = Column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    #: The grid codes the write touched (closed, opened, re-parented): what `gridmap history CODE` finds.
+    codes = Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    __table_args__ = (Index("ix_edit_log_codes", "codes", postgresql_using="gin"),)
 
 
 class RiskElement(Base):
