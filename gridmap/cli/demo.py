@@ -30,6 +30,7 @@ def _progress():
     def step(label):
         bar.set_postfix_str(label)
         bar.update(1)
+
     return bar, step
 
 
@@ -57,8 +58,10 @@ def demo_load(scale, seed, fresh, keep):
     with bar:
         result = load_demo(eng, scale, seed, rules=rules(), out_dir=keep, fresh=fresh, progress=step)
     t = result["timings"]
-    click.echo(f"loaded {scale}: {json.dumps(result['counts'], ensure_ascii=False)} "
-               f"(generate {t['generate_s']:.1f} s, load {t['load_s']:.1f} s)")
+    click.echo(
+        f"loaded {scale}: {json.dumps(result['counts'], ensure_ascii=False)} "
+        f"(generate {t['generate_s']:.1f} s, load {t['load_s']:.1f} s)"
+    )
     demo_admin(eng)
 
 
@@ -68,10 +71,16 @@ def demo_admin(eng) -> None:
     if "existing" in admin:
         existing = admin["existing"]
         name = users.DEMO_ADMIN if any(u["name"] == users.DEMO_ADMIN for u in existing) else "NAME"
-        click.echo(f"users exist already ({', '.join(u['name'] for u in existing[:5])}"
-                   f"{', …' if len(existing) > 5 else ''}): no demo token printed; "
-                   f"`gridmap users token {name}` prints a new one", err=True)
+        click.echo(
+            f"users exist already ({', '.join(u['name'] for u in existing[:5])}"
+            f"{', …' if len(existing) > 5 else ''}): no demo token printed; "
+            f"`gridmap users token {name}` prints a new one",
+            err=True,
+        )
         return
-    click.echo(f"added user {users.DEMO_ADMIN} (role admin) for the demo's write routes; send "
-               "'Authorization: Bearer <token>':", err=True)
+    click.echo(
+        f"added user {users.DEMO_ADMIN} (role admin) for the demo's write routes; send "
+        "'Authorization: Bearer <token>':",
+        err=True,
+    )
     show_token(admin["token"], users.DEMO_ADMIN)

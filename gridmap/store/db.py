@@ -19,8 +19,18 @@ from ..geo import STORAGE_SRID
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 #: Every data table (users are kept across `demo load --fresh`).
-DATA_TABLES = ("grid", "grid_person", "building", "unit", "edit_log", "resident", "report", "risk_visit",
-               "risk_element", "grid_risk")
+DATA_TABLES = (
+    "grid",
+    "grid_person",
+    "building",
+    "unit",
+    "edit_log",
+    "resident",
+    "report",
+    "risk_visit",
+    "risk_element",
+    "grid_risk",
+)
 
 _ENGINES: dict[str, Engine] = {}
 
@@ -81,8 +91,7 @@ def now(conn: Connection):
 
 def ewkb_hex(geoms) -> np.ndarray:
     """Geometries as hex EWKB in the storage SRID (for COPY and ST_GeomFromEWKB)."""
-    return shapely.to_wkb(shapely.set_srid(np.asarray(geoms, dtype=object), STORAGE_SRID), hex=True,
-                          include_srid=True)
+    return shapely.to_wkb(shapely.set_srid(np.asarray(geoms, dtype=object), STORAGE_SRID), hex=True, include_srid=True)
 
 
 def copy_frame(conn: Connection, table: str, columns: list[str], frame: pd.DataFrame) -> None:

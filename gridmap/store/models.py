@@ -7,11 +7,23 @@ impossible, so "the boundaries valid on date D" is always one set.  Parents are
 referenced by code, not row id, so a parent's new version does not rewrite its
 children.
 """
+
 from __future__ import annotations
 
 from geoalchemy2 import Geometry
-from sqlalchemy import (BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer, MetaData,
-                        Text, func, text)
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase
 
@@ -23,13 +35,15 @@ from ..geo import STORAGE_SRID
 
 
 class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s",
-        "pk": "pk_%(table_name)s",
-    })
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
 
 
 def _in(values):
@@ -54,8 +68,10 @@ class Grid(Base):
     attrs = Column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
     __table_args__ = (
         CheckConstraint(f"level IN ({_in(ALL_LEVELS)})", name="level"),
-        CheckConstraint(f"(level = 'special') = (kind IS NOT NULL) AND (kind IS NULL OR kind IN ({_in(SPECIAL_KINDS)}))",
-                        name="kind"),
+        CheckConstraint(
+            f"(level = 'special') = (kind IS NOT NULL) AND (kind IS NULL OR kind IN ({_in(SPECIAL_KINDS)}))",
+            name="kind",
+        ),
         CheckConstraint("households >= 0 AND population >= 0", name="counts"),
         CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="validity"),
     )
@@ -192,8 +208,10 @@ class AppUser(Base):
     role = Column(Text, nullable=False)
     created_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
     disabled_at = Column(DateTime(timezone=True))
-    __table_args__ = (CheckConstraint(f"role IN ({_in(ROLES)})", name="role"),
-                      CheckConstraint("name <> ''", name="name"))
+    __table_args__ = (
+        CheckConstraint(f"role IN ({_in(ROLES)})", name="role"),
+        CheckConstraint("name <> ''", name="name"),
+    )
 
 
 class ApiToken(Base):
