@@ -283,16 +283,21 @@ def _feature_parts(body: dict, *, partial: bool) -> tuple[dict | None, dict]:
     return geometry, {k: v for k, v in props.items() if k not in SERVER_SET}
 
 
-def _edit(op: dict, *, code: str | None = None) -> dict:
-    """Run ``op`` through the shared edit engine with the request's dry_run, reason and If-Match."""
-    dry_run = params.flag("dry_run", False)
+def _write_params(*extra: str) -> tuple[bool, str | None]:
+    """The query of a write: only ``dry_run``, ``reason`` and ``extra``; (dry_run, reason)."""
+    _params(("dry_run", "reason", *extra))
+    return params.flag("dry_run", False), request.args.get("reason") or None
+
+
+def _edit(op: dict, dry_run: bool, reason: str | None, *, code: str | None = None) -> dict:
+    """Run ``op`` through the shared edit engine with the request's If-Match."""
     header = request.headers.get("If-Match")
     return boundary_edits.apply(
         engine(),
         op,
         actor=current_actor(),
         rules=risk_rules(),
-        reason=request.args.get("reason") or None,
+        reason=reason,
         dry_run=dry_run,
         if_match={code: header} if code and header else None,
     )
@@ -343,7 +348,7 @@ def item_options(level: str, code: str):
 def create_item(level: str):
     """Create a grid from a GeoJSON Feature: its ``id`` (or ``properties.code``) is the code, the parent
     is ``properties.parent_code``.  201 with ``Location`` and ``ETag``; ``dry_run=true``: the report."""
-    _params(("dry_run", "reason"))
+    dry_run, reason = _write_params()
     _level(level)
     body = _body(FEATURE_TYPES)
     geometry, props = _feature_parts(body, partial=False)
@@ -358,7 +363,7 @@ def create_item(level: str):
     grid.update(level=level, geometry=geometry)
     if code is not None:
         grid["code"] = code
-    report = _edit({"op": "create", "grid": grid})
+    report = _edit({"op": "create", "grid": grid}, dry_run, reason)
     if report["dry_run"]:
         return jsonify(report)
     return _written(level, report["opened"][0], 201)
@@ -390,7 +395,7 @@ def _changes(level: str, code: str, props: dict) -> dict:
 
 
 def _update(level: str, code: str, *, partial: bool) -> Response:
-    _params(("dry_run", "reason", "gap_to"))
+    dry_run, reason = _write_params("gap_to")
     _level(level)
     body = _body(PATCH_TYPES if partial else FEATURE_TYPES)
     geometry, props = _feature_parts(body, partial=partial)
@@ -406,7 +411,7 @@ def _update(level: str, code: str, *, partial: bool) -> Response:
             op["geometry"] = geometry
         if gap_to is not None:
             op["gap_to"] = gap_to
-    report = _edit(op, code=code)
+    report = _edit(op, dry_run, reason, code=code)
     if report["dry_run"]:
         return jsonify(report)
     return _written(level, code, 200)
@@ -432,13 +437,13 @@ def patch_item(level: str, code: str):
 def delete_item(level: str, code: str):
     """Retire a grid (its current version ends; history is kept).  In a level that tiles its parent,
     ``gap_to`` must name the sibling taking the area, or the edit is rejected (422) naming the gap."""
-    _params(("dry_run", "reason", "gap_to"))
+    dry_run, reason = _write_params("gap_to")
     _level(level)
     _current(level, code)
     op = {"op": "retire", "code": code}
     if request.args.get("gap_to"):
         op["gap_to"] = request.args["gap_to"]
-    report = _edit(op, code=code)
+    report = _edit(op, dry_run, reason, code=code)
     if report["dry_run"]:
         return jsonify(report)
     return Response(status=204)
