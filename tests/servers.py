@@ -21,13 +21,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(database_url: str, *args: str, env: dict | None = None, timeout: float = 60):
-    """`gridmap serve ARGS` over ``database_url`` on a free loopback port; yields (base URL, port)
-    once it answers HTTP, and stops it on exit."""
+def serving(
+    database_url: str, *args: str, env: dict | None = None, timeout: float = 60, gridmap: str = GRIDMAP, cwd=None
+):
+    """`gridmap serve ARGS` (the ``gridmap`` command given, default this venv's) over ``database_url`` on
+    a free loopback port; yields (base URL, port) once it answers HTTP, and stops it on exit."""
     port = free_port()
     proc = subprocess.Popen(
-        [GRIDMAP, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+        [gridmap, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
         env={**os.environ, "GRIDMAP_DATABASE_URL": database_url, **(env or {})},
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
