@@ -11,7 +11,7 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .db import copy_frame, ewkb_hex
+from .db import close_versions, copy_frame, ewkb_hex
 from .grids import as_of
 
 
@@ -21,10 +21,7 @@ def current_codes(conn: Connection) -> set[str]:
 
 def close(conn: Connection, codes, at: datetime) -> int:
     """End the current versions of buildings ``codes`` at ``at``. Returns how many were closed."""
-    return conn.execute(
-        sa.text("UPDATE building SET valid_to = :at WHERE valid_to IS NULL AND code = ANY(:codes)"),
-        {"at": at, "codes": list(codes)},
-    ).rowcount
+    return close_versions(conn, "building", codes, at)
 
 
 def insert(conn: Connection, frame: pd.DataFrame, valid_from: datetime) -> int:

@@ -89,6 +89,14 @@ def now(conn: Connection):
     return conn.execute(sa.text("SELECT now()")).scalar_one()
 
 
+def close_versions(conn: Connection, table: str, codes, at) -> int:
+    """End the current versions of ``codes`` in the dated ``table`` (grid, building) at ``at``; how many."""
+    return conn.execute(
+        sa.text(f"UPDATE {table} SET valid_to = :at WHERE valid_to IS NULL AND code = ANY(:codes)"),
+        {"at": at, "codes": list(codes)},
+    ).rowcount
+
+
 def ewkb_hex(geoms) -> np.ndarray:
     """Geometries as hex EWKB in the storage SRID (for COPY and ST_GeomFromEWKB)."""
     return shapely.to_wkb(shapely.set_srid(np.asarray(geoms, dtype=object), STORAGE_SRID), hex=True, include_srid=True)

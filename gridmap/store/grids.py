@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..domain.boundaries import Grid
-from .db import copy_frame, ewkb_hex
+from .db import close_versions, copy_frame, ewkb_hex
 
 _COLS = "id, code, name, level, kind, parent_code, households, population, ST_AsBinary(geom) AS wkb"
 
@@ -59,10 +59,7 @@ def lock(conn: Connection, codes) -> dict[str, int]:
 
 def close(conn: Connection, codes, at: datetime) -> int:
     """End the current versions of ``codes`` at ``at`` (history is kept). Returns how many were closed."""
-    return conn.execute(
-        sa.text("UPDATE grid SET valid_to = :at WHERE valid_to IS NULL AND code = ANY(:codes)"),
-        {"at": at, "codes": list(codes)},
-    ).rowcount
+    return close_versions(conn, "grid", codes, at)
 
 
 def insert(conn: Connection, frame: pd.DataFrame, valid_from: datetime) -> int:
