@@ -4,7 +4,7 @@
     python scripts/bench_partition.py [--courtyards 60] [--seed 1] [--repeat 3] [--spopt-limit 20] [--city]
                                       [--workers 2]
 
-Courtyards come from the demo generator (``demo_city.bench_courtyards``): 30-2,000 households
+Courtyards come from the demo generator (``gridmap.domain.demo.city.bench_courtyards``): 30-2,000 households
 (log-uniform), rectangles, Ls, Us and irregular Voronoi cells, a quarter of those over 250 households
 holding a 200-household tower.  Every method partitions the same atoms: gridmap's stairwell units at
 their entrances (a unit over 70 households already split by floors, as gridmap does), each given its
