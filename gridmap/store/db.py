@@ -28,6 +28,18 @@ DATA_TABLES = (
     "risk_visit",
     "risk_element",
     "grid_risk",
+    "grid_code",
+    "grid_change",
+    "grid_share",
+    "report_log",
+    "report_media",
+    "report_contact",
+    "department_member",
+    "department",
+    "grid_post",
+    "party_org_grid",
+    "party_org",
+    "person",
 )
 
 _ENGINES: dict[str, Engine] = {}
