@@ -23,8 +23,9 @@ from ..domain.boundaries import Grid
 from ..domain.levels import HOUSEHOLD_BAND, LEVELS, SPECIAL, check_level, parent_level
 from ..domain.partition import unit_entrances
 from ..domain.risk import Rules
-from ..errors import EditRejected, InputError, NotFound, PreconditionFailed, PreconditionRequired
+from ..errors import Conflict, EditRejected, InputError, NotFound, PreconditionFailed, PreconditionRequired
 from ..store import audit, buildings, db, grids, points, risk
+from . import codes as code_issue
 
 _KEYS = {
     "replace": {"code", "geometry", "properties", "gap_to"},
@@ -107,18 +108,12 @@ def _targets(op: dict) -> list[str]:
     return out
 
 
-def _next_codes(conn, parent: Grid | None, level: str, width_like: str | None, n: int) -> list[str]:
-    """``n`` unused codes for new grids under ``parent``: its code plus the next numbers, as wide
-    as the siblings' (a retired code is never reused)."""
-    prefix = parent.code if parent is not None else ""
-    taken = grids.codes_like(conn, prefix)
-    width = len(width_like) - len(prefix) if width_like and width_like.startswith(prefix) else 2
-    numbers = [int(c[len(prefix) :]) for c in taken if len(c) == len(prefix) + width and c[len(prefix) :].isdigit()]
-    start = max(numbers, default=0) + 1
-    out = [f"{prefix}{i:0{width}d}" for i in range(start, start + n)]
-    if any(len(c) != len(prefix) + width for c in out):
-        raise InputError(f"no free {width}-digit codes left under {prefix or 'the top level'}: give codes")
-    return out
+def _check_unissued(conn, codes) -> None:
+    """Raise Conflict (409) when a code given for a new grid was ever issued: a code is never reused."""
+    for code, (level, retired) in sorted(grids.issued(conn, codes).items()):
+        if retired is not None:
+            raise Conflict(f"grid code {code} was retired on {retired.isoformat()}; a code is never issued again")
+        raise Conflict(f"grid code {code} is already issued (to a current {level}); a code is never reused")
 
 
 def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around: list) -> boundaries.Plan:
@@ -168,11 +163,9 @@ def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around
         if len(codes) != len(pieces) or len(names) != len(pieces):
             raise InputError(f"the split makes {len(pieces)} parts: give that many codes and names (or none)")
         missing = [i for i, c in enumerate(codes) if not c]
-        fresh = iter(_next_codes(conn, parent, target.level, target.code, len(missing)))
+        fresh = iter(code_issue.issue(conn, target.parent_code, target.level, len(missing)) if missing else [])
         codes = [c or next(fresh) for c in codes]
-        for c in codes:
-            if c != target.code and grids.code_exists(conn, c):
-                raise InputError(f"code {c} is already used (a code is never reused)")
+        _check_unissued(conn, [c for c in codes if c != target.code])
         names = [n or f"{target.name}-{i + 1}" for i, n in enumerate(names)]
         parts = [
             Grid(
@@ -204,12 +197,11 @@ def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around
         raise InputError("create needs a name")
     code = spec.get("code")
     if code is None:
-        sibling = next(iter(grids.siblings(conn, parent.code if parent else None, level)), None)
-        code = _next_codes(conn, parent, level, sibling.code if sibling else None, 1)[0]
+        code = code_issue.issue(conn, parent.code if parent else "", level, 1)[0]
     elif not isinstance(code, str) or not re.fullmatch(r"[0-9A-Za-z_.-]{1,64}", code):
         raise InputError(f"code must be 1-64 letters, digits, '.', '_' or '-', got {code!r}")
-    elif grids.code_exists(conn, code):
-        raise InputError(f"code {code} is already used (a code is never reused)")
+    else:
+        _check_unissued(conn, [code])
     geom = _geometry(spec.get("geometry"), crs, "geometry")
     new = Grid(
         code=code,

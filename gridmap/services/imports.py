@@ -58,6 +58,7 @@ def import_file(
             fields=fields or ingest.Fields(),
             existing_codes=existing,
             parent_codes=grids.current_codes(conn, plevel) if plevel else None,
+            issued_of=lambda codes: grids.issued(conn, codes),
         )
         if replace:
             grids.close(conn, frame["code"], at)

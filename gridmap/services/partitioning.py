@@ -26,6 +26,7 @@ from ..domain.partition import Band, BuildingIn, VisitModel, partition
 from ..domain.risk import Rules
 from ..errors import InputError, NotFound
 from ..store import audit, buildings, grids, points, risk
+from . import codes as code_issue
 from .files import check_output
 
 #: Below this many courtyards the work stays in this process.
@@ -121,6 +122,8 @@ def run(
         more = f" (and {len(bad) - 1} more courtyards)" if len(bad) > 1 else ""
         raise InputError(bad[0][1] + more)
     plans = [plan for _, plan, _ in results]
+    with eng.connect() as conn:
+        _number(conn, plans)
     report = _report(plans, band, visit)
     report["seconds_partition"] = round(time.perf_counter() - t0, 2)
     if out is not None or with_preview:
@@ -138,6 +141,17 @@ def run(
         report["seconds_write"] = round(time.perf_counter() - t1, 2)
     report["dry_run"] = dry_run
     return report
+
+
+def _number(conn, plans) -> None:
+    """Give the proposed micro-grids codes beyond every code ever issued in their courtyard (the
+    dry run shows the codes the commit will issue; a retired code is never issued again)."""
+    wanted = {p.courtyard: len(p.grids) for p in plans if p.error is None and p.grids}
+    fresh = code_issue.issue_many(conn, wanted, "micro")
+    for p in plans:
+        renamed = dict(zip([g["code"] for g in p.grids], fresh.get(p.courtyard, [])))
+        for g in p.grids:
+            g["code"] = renamed[g["code"]]
 
 
 def _report(plans, band: Band, visit: VisitModel) -> dict:

@@ -6,6 +6,7 @@ This is the only module that closes or opens grid versions.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
 
 import pandas as pd
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..domain.boundaries import Grid
+from ..errors import Conflict
 from .db import close_versions, copy_frame, ewkb_hex
 
 _COLS = "id, code, name, level, kind, parent_code, households, population, ST_AsBinary(geom) AS wkb"
@@ -77,7 +79,8 @@ def insert(conn: Connection, frame: pd.DataFrame, valid_from: datetime) -> int:
             "valid_from": valid_from.isoformat(),
         }
     )
-    copy_frame(conn, "grid", list(out.columns), out)
+    with code_rules():
+        copy_frame(conn, "grid", list(out.columns), out)
     return len(out)
 
 
@@ -99,16 +102,21 @@ def open_versions(conn: Connection, grids: list[Grid], at: datetime) -> dict[str
     )
     ids = {}
     for row in frame.itertuples(index=False):
-        ids[row.code] = conn.execute(
-            sa.text("""
+        with code_rules():
+            ids[row.code] = _insert_version(conn, row, at)
+    return ids
+
+
+def _insert_version(conn: Connection, row, at: datetime) -> int:
+    return conn.execute(
+        sa.text("""
             INSERT INTO grid (code, name, level, kind, parent_code, households, population, geom, valid_from, attrs)
             VALUES (:code, :name, :level, :kind, :parent_code, :households, :population, ST_GeomFromEWKB(
                     decode(:geom, 'hex')), :at,
                     coalesce((SELECT attrs FROM grid WHERE code = :code ORDER BY valid_from DESC LIMIT 1), '{}'))
             RETURNING id"""),
-            {**row._asdict(), "at": at},
-        ).scalar_one()
-    return ids
+        {**row._asdict(), "at": at},
+    ).scalar_one()
 
 
 def reparent(conn: Connection, moves: dict[str, str], at: datetime) -> int:
@@ -219,10 +227,32 @@ def current_codes(conn: Connection, level: str | None = None) -> set[str]:
 
 
 def codes_like(conn: Connection, prefix: str) -> set[str]:
-    """Every code (any version) starting with ``prefix``: new codes must not reuse a retired one."""
+    """Every code ever issued (``grid_code``) starting with ``prefix``: new codes go beyond them."""
     return set(
-        conn.execute(sa.text("SELECT DISTINCT code FROM grid WHERE code LIKE :p"), {"p": _like(prefix) + "%"}).scalars()
+        conn.execute(sa.text("SELECT code FROM grid_code WHERE code LIKE :p"), {"p": _like(prefix) + "%"}).scalars()
     )
+
+
+def last_numbers(conn: Connection, prefixes, width: int) -> dict[str, int]:
+    """For each prefix, the highest ``width``-digit number ever issued after it (0 when none)."""
+    rows = conn.execute(
+        sa.text("""
+        SELECT left(code, length(code) - :w) AS prefix, max(right(code, :w)::int) AS n
+        FROM grid_code
+        WHERE left(code, length(code) - :w) = ANY(:prefixes) AND right(code, :w) ~ ('^[0-9]{' || :w || '}$')
+        GROUP BY 1"""),
+        {"w": width, "prefixes": sorted(set(prefixes))},
+    ).all()
+    found = {p: int(n) for p, n in rows}
+    return {p: found.get(p, 0) for p in prefixes}
+
+
+def issued(conn: Connection, codes) -> dict[str, tuple[str, datetime | None]]:
+    """Codes of ``codes`` ever issued: their level and when they were retired (None: still live)."""
+    rows = conn.execute(
+        sa.text("SELECT code, level, retired_at FROM grid_code WHERE code = ANY(:c)"), {"c": sorted(set(codes))}
+    ).all()
+    return {c: (level, retired) for c, level, retired in rows}
 
 
 def _like(text: str) -> str:
@@ -231,7 +261,21 @@ def _like(text: str) -> str:
 
 
 def code_exists(conn: Connection, code: str) -> bool:
-    return conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM grid WHERE code = :c)"), {"c": code}).scalar_one()
+    """Whether ``code`` was ever issued (current or retired)."""
+    return conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM grid_code WHERE code = :c)"), {"c": code}).scalar_one()
+
+
+@contextmanager
+def code_rules():
+    """Turn the database's refusal of a retired code, or of a code issued for another level
+    (migration 0007's trigger), into Conflict (409) with the trigger's message."""
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+        if constraint in ("grid_code_retired", "grid_code_level"):
+            raise Conflict(str(getattr(exc.orig.diag, "message_primary", "") or exc.orig)) from None
+        raise
 
 
 # --- people ------------------------------------------------------------------------------
