@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 
+from .domain.dates import DEFAULT_TIMEZONE, zone
+
 #: Port of the project's own PostGIS cluster (override with GRIDMAP_PG_PORT).
 DEFAULT_PG_PORT = 55432
 DEFAULT_DB_NAME = "gridmap"
@@ -59,6 +61,8 @@ class Settings:
     secret_key: str | None = None
     #: Who runs the CLI ($USER), for the audit log.
     user: str = "cli"
+    #: GRIDMAP_TZ: the office's zone; every time shown or exported is in it (IANA name).
+    timezone: str = DEFAULT_TIMEZONE
 
     ENV = {
         "home": "GRIDMAP_HOME",
@@ -75,6 +79,7 @@ class Settings:
         "warm": "GRIDMAP_WARM_INDEX",
         "secret_key": "GRIDMAP_SECRET_KEY",
         "user": "USER",
+        "timezone": "GRIDMAP_TZ",
     }
 
     @classmethod
@@ -105,6 +110,7 @@ class Settings:
             warm=get("warm") == "1",
             secret_key=get("secret_key"),
             user=get("user") or "cli",
+            timezone=get("timezone") or DEFAULT_TIMEZONE,
         )
         given = {k: v for k, v in (overrides or {}).items() if v is not None}
         unknown = set(given) - {f.name for f in fields(cls)}
@@ -112,7 +118,9 @@ class Settings:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
         if "external_database_url" in given:
             given["external_database_url"] = _sqlalchemy_url(given["external_database_url"])
-        return replace(settings, **given)
+        settings = replace(settings, **given)
+        zone(settings.timezone)  # an unknown zone is an error now, not at the first time shown
+        return settings
 
     @classmethod
     def export(cls, **values) -> None:

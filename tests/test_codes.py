@@ -12,13 +12,13 @@ import json
 
 import pytest
 import sqlalchemy as sa
+from test_edits import etag_of, ll, post, pt
 
 from gridmap.domain.boundaries import Grid
 from gridmap.errors import Conflict
 from gridmap.store import db, grids
 
 import cityfactory as cf
-from test_edits import etag_of, ll, post, pt
 
 Y1 = "410199001001001"
 M1, M2 = Y1 + "01", Y1 + "02"
@@ -75,7 +75,8 @@ def test_split_and_create_pick_codes_beyond_retired_ones(client, planner):
 def test_a_retired_code_given_by_hand_is_409_naming_the_retirement(client, planner, op):
     _retire_m2(client, planner)
     if op == "create":
-        spec = {"level": "micro", "parent_code": Y1, "code": M2, "name": "旧码", "geometry": ll(cf.rect(0, 0, 500, 500))}
+        geometry = ll(cf.rect(0, 0, 500, 500))
+        spec = {"level": "micro", "parent_code": Y1, "code": M2, "name": "旧码", "geometry": geometry}
         body = {"op": "create", "grid": spec, "carve": True, "dry_run": True}
     else:
         line = {"type": "LineString", "coordinates": [pt(500, -10), pt(500, 2010)]}

@@ -112,7 +112,7 @@ def _check_unissued(conn, codes) -> None:
     """Raise Conflict (409) when a code given for a new grid was ever issued: a code is never reused."""
     for code, (level, retired) in sorted(grids.issued(conn, codes).items()):
         if retired is not None:
-            raise Conflict(f"grid code {code} was retired on {retired.isoformat()}; a code is never issued again")
+            raise Conflict(f"grid code {code} was retired on {db.iso(conn, retired)}; a code is never issued again")
         raise Conflict(f"grid code {code} is already issued (to a current {level}); a code is never reused")
 
 
@@ -378,7 +378,7 @@ def apply(
         risk.refresh_rollup(conn, rules)
         codes = sorted(set(plan.touched) | set(plan.reparent))
         report["edit_id"] = audit.log(conn, actor, op["op"], reason, {"codes": codes, "report": report}, codes)
-        report.update(valid_from=at.isoformat(), etags={c: etag(v) for c, v in opened.items()})
+        report.update(valid_from=db.iso(conn, at), etags={c: etag(v) for c, v in opened.items()})
         return report
 
 
@@ -439,8 +439,8 @@ def history(eng: Engine, code: str) -> dict:
                 "parent_code": v["parent_code"],
                 "households": v["households"],
                 "population": v["population"],
-                "valid_from": v["valid_from"].isoformat(),
-                "valid_to": v["valid_to"].isoformat() if v["valid_to"] else None,
+                "valid_from": db.iso(eng, v["valid_from"]),
+                "valid_to": db.iso(eng, v["valid_to"]),
                 "area_m2": round(v["area_m2"], 1),
                 "geometry": v["g"],
             }
@@ -448,7 +448,7 @@ def history(eng: Engine, code: str) -> dict:
     edits = [
         {
             "id": e["id"],
-            "at": e["at"].isoformat(),
+            "at": db.iso(eng, e["at"]),
             "actor": e["actor"],
             "action": e["action"],
             "reason": e["reason"],
@@ -464,4 +464,4 @@ def edit_record(eng: Engine, edit_id: int) -> dict:
         row = audit.entry(conn, edit_id)
     if row is None:
         raise NotFound(f"no edit {edit_id}")
-    return {**row, "at": row["at"].isoformat()}
+    return {**row, "at": db.iso(eng, row["at"])}

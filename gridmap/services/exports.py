@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import geopandas as gpd
-import pandas as pd
 from sqlalchemy.engine import Engine
 
 from .. import geo
+from ..domain import dates
 from ..domain.levels import check_level
 from ..errors import InputError
-from ..store import grids
+from ..store import db, grids
 from .files import check_output
 
 #: format -> (GDAL driver, accepted file name endings)
@@ -31,7 +31,7 @@ def export_level(eng: Engine, level: str, fmt: str, out, *, at: datetime | None 
     out = check_output(out, EXPORT_FORMATS[fmt][1])
     frame = grids.frame(eng, level=level, at=at)
     for col in ("valid_from", "valid_to"):
-        frame[col] = frame[col].map(lambda v: v.isoformat() if v is not None and not pd.isna(v) else None)
+        frame[col] = dates.iso_column(frame[col], db.zone_of(eng))
     if out.exists():
         out.unlink()
     if fmt == "csv":

@@ -13,7 +13,7 @@ from .. import geo
 from ..domain.levels import HOUSEHOLD_BAND
 from ..domain.risk import Rules
 from ..errors import InputError, NotFound
-from ..store import grids, points, risk
+from ..store import db, grids, points, risk
 from .boundary_edits import etag
 from .locator import Locator
 
@@ -24,7 +24,7 @@ def grid(eng: Engine, code: str, *, at: datetime | None = None, crs: str = "wgs8
     with eng.connect() as conn:
         feature = grids.feature(conn, code, at)
         if feature is None:
-            when = f" at {at.isoformat()}" if at else ""
+            when = f" at {db.iso(conn, at)}" if at else ""
             raise NotFound(f"no grid with code {code!r}{when}")
         feature["properties"]["chain"] = grids.chain(conn, code, at)
     feature["geometry"] = geo.onto_basemap(feature["geometry"], crs)

@@ -205,7 +205,7 @@ def _check_issued(codes, level: str, issued: dict, problems: Problems):
     for i, c in enumerate(codes):
         was_level, retired = issued.get(c, (level, None))
         if retired is not None:
-            problems.add(i + 1, f"code {c} was retired on {retired.isoformat()}; a code is never issued again", c)
+            problems.add(i + 1, f"code {c} was retired on {retired}; a code is never issued again", c)
         elif was_level != level:
             problems.add(i + 1, f"code {c} was issued for a {was_level}, not a {level}", c)
 
@@ -232,7 +232,7 @@ def read_grids(
     population, geometry (MultiPolygon, storage CRS).
 
     ``existing_codes``: codes already current (duplicates are errors); ``parent_codes``: current codes of
-    the parent level; ``issued_of(codes)``: the codes ever issued, ``{code: (level, retired_at)}`` (a
+    the parent level; ``issued_of(codes)``: the codes ever issued, ``{code: (level, retired_at text)}`` (a
     retired code, or one issued for another level, is an error).
     Raises ImportRejected with every bad row, InputError for a bad file or option.
     """

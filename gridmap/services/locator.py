@@ -27,7 +27,7 @@ from .. import geo
 from ..domain.address import Building, Gazetteer
 from ..domain.lookup import GridIndex, check_point, check_points
 from ..errors import InputError, PayloadTooLarge
-from ..store import buildings, grids
+from ..store import buildings, db, grids
 
 #: Points per POST /api/v1/lookup request; more gets 413.
 MAX_BATCH = 10_000
@@ -123,7 +123,7 @@ class Locator:
         if problem is not None:
             raise InputError(f"{problem}: lon={lon}, lat={lat} ({crs})")
         body = self.index(at).answer_one(x, y)
-        body.update(input={"lon": lon, "lat": lat, "crs": crs}, at=at.isoformat() if at else None)
+        body.update(input={"lon": lon, "lat": lat, "crs": crs}, at=db.iso(self.engine, at))
         return body
 
     def lookup_many(self, points: list, *, crs=None, at: datetime | None = None) -> list[dict]:

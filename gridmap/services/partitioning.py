@@ -13,7 +13,7 @@ import os
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from .. import geo
 from ..domain.partition import Band, BuildingIn, VisitModel, partition
 from ..domain.risk import Rules
 from ..errors import InputError, NotFound
-from ..store import audit, buildings, grids, points, risk
+from ..store import audit, buildings, db, grids, points, risk
 from . import codes as code_issue
 from .files import check_output
 
@@ -259,10 +259,10 @@ def _write_preview(collection: dict, out: Path) -> None:
 
 def _commit(eng: Engine, plans, names, ratio, *, rules: Rules, actor, reason, at, report) -> dict:
     """Close the courtyards' current micro-grids and open the proposed ones, in one transaction."""
-    at = at or datetime.now(UTC)
     frame = _frame(plans, names, ratio)
     yards = sorted({p.courtyard for p in plans if p.error is None})
     with eng.begin() as conn:
+        at = at or db.now(conn)
         old = grids.current_children(conn, yards)
         closed = grids.close(conn, old, at)
         grids.insert(conn, frame, at)
@@ -285,4 +285,4 @@ def _commit(eng: Engine, plans, names, ratio, *, rules: Rules, actor, reason, at
             },
             touched,
         )
-    return {"closed": closed, "opened": len(frame), "reassigned": moved, "valid_from": at.isoformat()}
+    return {"closed": closed, "opened": len(frame), "reassigned": moved, "valid_from": db.iso(eng, at)}

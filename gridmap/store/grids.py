@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..domain.boundaries import Grid
 from ..errors import Conflict
-from .db import close_versions, copy_frame, ewkb_hex
+from .db import close_versions, copy_frame, ewkb_hex, iso
 
 _COLS = "id, code, name, level, kind, parent_code, households, population, ST_AsBinary(geom) AS wkb"
 
@@ -379,8 +379,8 @@ def feature(conn: Connection, code: str, at: datetime | None = None) -> dict | N
     if row is None:
         return None
     props = {k: row[k] for k in ("code", "name", "level", "kind", "parent_code", "households", "population")}
-    props["valid_from"] = row["valid_from"].isoformat()
-    props["valid_to"] = row["valid_to"].isoformat() if row["valid_to"] else None
+    props["valid_from"] = iso(conn, row["valid_from"])
+    props["valid_to"] = iso(conn, row["valid_to"])
     props["area_m2"] = round(row["area_m2"], 1)
     props["version_id"] = row["id"]  # the web layer turns it into the version's ETag
     props["children"] = conn.execute(
@@ -479,7 +479,7 @@ def stats(conn: Connection) -> dict:
         "units": b["units"],
         "building_households": int(b["hh"]),
         "epoch": epoch["epoch"] if epoch else 0,
-        "changed_at": epoch["changed_at"].isoformat() if epoch else None,
+        "changed_at": iso(conn, epoch["changed_at"]) if epoch else None,
     }
 
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import risk
-from .db import copy_frame
+from .db import copy_frame, iso
 
 TABLES = ("resident", "report")
 _COLUMNS = {
@@ -117,7 +117,7 @@ def reports(conn: Connection, bbox, *, status: str | None = None, limit: int = 5
                 "address": r["address"],
                 "status": r["status"],
                 "micro_code": r["micro_code"],
-                "received_at": r["received_at"].isoformat(),
+                "received_at": iso(conn, r["received_at"]),
             },
         }
         for r in rows
@@ -146,7 +146,7 @@ def open_reports_below(conn: Connection, code: str, level: str, limit: int = 20)
         .mappings()
         .all()
     )
-    return {"open": total, "latest": [{**dict(r), "received_at": r["received_at"].isoformat()} for r in rows]}
+    return {"open": total, "latest": [{**dict(r), "received_at": iso(conn, r["received_at"])} for r in rows]}
 
 
 def _micro_below(level: str) -> str:

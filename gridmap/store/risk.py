@@ -18,7 +18,7 @@ from ..domain import risk as domain
 from ..domain.levels import ALL_LEVELS, SPECIAL
 from ..domain.risk import COLOURS, KINDS, Rules
 from ..errors import NotFound
-from .db import copy_frame
+from .db import copy_frame, iso
 
 ELEMENT_COLUMNS = ["id", "kind", "colour", "name", "reason", "marked_by", "marked_at", "geom", "micro_code", "attrs"]
 VISIT_COLUMNS = ["element_id", "visited_at", "visitor", "note"]
@@ -210,10 +210,6 @@ def _filters(
     return " AND ".join(where), params
 
 
-def _iso(v):
-    return v.isoformat() if v is not None else None
-
-
 def list_elements(
     conn: Connection,
     rules: Rules,
@@ -256,9 +252,9 @@ def list_elements(
                 "name": r["name"],
                 "reason": r["reason"],
                 "marked_by": r["marked_by"],
-                "marked_at": _iso(r["marked_at"]),
-                "last_visit_at": _iso(r["last_visit_at"]),
-                "next_visit_due": _iso(r["next_visit_due"]),
+                "marked_at": iso(conn, r["marked_at"]),
+                "last_visit_at": iso(conn, r["last_visit_at"]),
+                "next_visit_due": iso(conn, r["next_visit_due"]),
                 "overdue": r["overdue"],
                 "micro_code": r["micro_code"],
                 "attrs": r["attrs"],
@@ -270,7 +266,7 @@ def list_elements(
         "type": "FeatureCollection",
         "numberMatched": matched,
         "numberReturned": len(features),
-        "timeStamp": at.isoformat(),
+        "timeStamp": iso(conn, at),
         "features": features,
     }
 
@@ -291,7 +287,7 @@ def element(conn: Connection, rules: Rules, element_id: int, at: datetime | None
     )
     if row is None:
         return None
-    return {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in row.items()}
+    return {k: (iso(conn, v) if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
 def grid_summary(conn: Connection, code: str, rules: Rules, at: datetime | None = None) -> dict | None:
@@ -322,7 +318,7 @@ def grid_summary(conn: Connection, code: str, rules: Rules, at: datetime | None 
         **by_colour,
         "overdue": late,
         "by_kind": by_kind,
-        "at": at.isoformat(),
+        "at": iso(conn, at),
     }
 
 
@@ -358,8 +354,8 @@ def summary(conn: Connection, rules: Rules, at: datetime | None = None) -> dict:
         "by_kind_colour": kind_colour,
         "overdue": {**overdue, "total": sum(overdue.values())},
         "grids": grids,
-        "rollup_computed_at": _iso(computed),
-        "at": at.isoformat(),
+        "rollup_computed_at": iso(conn, computed),
+        "at": iso(conn, at),
         "visit_days": dict(rules.visit_days),
     }
 
