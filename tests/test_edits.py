@@ -259,7 +259,7 @@ def test_split_courtyard_by_a_line_children_and_buildings_follow(client, planner
             ).scalars()
         )
     assert yards == set(parts)
-    assert client.get(f"/api/v1/grids/{Y1}").status_code == 404  # retired, but its history stays
+    assert client.get(f"/api/v1/grids/{Y1}").status_code == 410  # retired (Gone), and its history stays
     assert len(client.get(f"/api/v1/grids/{Y1}/history").get_json()["versions"]) == 1
 
 
@@ -289,7 +289,7 @@ def test_merge_flags_the_band_and_rejects_non_siblings(client, planner, city, cl
     assert res.status_code == 201, res.get_json()
     r = res.get_json()
     assert r["opened"] == [M1] and r["grids"]["after"][M1]["households"] == 120 and r["out_of_band"] == [M1]
-    assert client.get(f"/api/v1/grids/{M2}").status_code == 404
+    assert client.get(f"/api/v1/grids/{M2}").status_code == 410
     validate_ok(cli)
     other = Y2 + "01"
     bad = post(client, planner, {"op": "merge", "codes": [M1, other], "dry_run": True})

@@ -361,16 +361,17 @@ def chain(conn: Connection, code: str, at: datetime | None = None) -> list[dict]
     return [dict(r._mapping) for r in conn.execute(sa.text(sql), {"code": code, **params})]
 
 
-def feature(conn: Connection, code: str, at: datetime | None = None) -> dict | None:
-    """One grid as a GeoJSON Feature (RFC 7946), with its people; None when unknown."""
-    where, params = as_of(at)
+def feature(conn: Connection, code: str, at: datetime | None = None, *, last: bool = False) -> dict | None:
+    """One grid as a GeoJSON Feature (RFC 7946), with its people; None when unknown.  ``last``: its
+    latest version, current or not (a retired grid's last state)."""
+    where, params = ("TRUE", {}) if last else as_of(at)
     row = (
         conn.execute(
             sa.text(f"""
         SELECT id, code, name, level, kind, parent_code, households, population, valid_from, valid_to,
                ST_AsGeoJSON(ST_ForcePolygonCCW(geom), 7)::json AS geometry,
                ST_Area(ST_Transform(geom, 4547)) AS area_m2
-        FROM grid WHERE code = :code AND {where}"""),
+        FROM grid WHERE code = :code AND {where} ORDER BY valid_from DESC LIMIT 1"""),
             {"code": code, **params},
         )
         .mappings()
@@ -383,9 +384,10 @@ def feature(conn: Connection, code: str, at: datetime | None = None) -> dict | N
     props["valid_to"] = iso(conn, row["valid_to"])
     props["area_m2"] = round(row["area_m2"], 1)
     props["version_id"] = row["id"]  # the web layer turns it into the version's ETag
-    props["children"] = conn.execute(
-        sa.text(f"SELECT count(*) FROM grid WHERE parent_code = :code AND {where}"), {"code": code, **params}
-    ).scalar_one()
+    if not last:
+        props["children"] = conn.execute(
+            sa.text(f"SELECT count(*) FROM grid WHERE parent_code = :code AND {where}"), {"code": code, **params}
+        ).scalar_one()
     props["people"] = [
         dict(r._mapping)
         for r in conn.execute(
@@ -434,6 +436,49 @@ def search(conn: Connection, q: str, limit: int = 10) -> list[dict]:
             "name": r["name"],
             "level": r["level"],
             "kind": r["kind"],
+            "bbox": [r["x0"], r["y0"], r["x1"], r["y1"]],
+        }
+        for r in rows
+    ]
+
+
+def successors(conn: Connection, code: str, min_m2: float = 1.0) -> list[dict]:
+    """Current grids of the same level holding part of ``code``'s last version: where a retired grid's
+    area went, largest share first (pieces under ``min_m2`` m², EPSG:4547, are ignored)."""
+    rows = conn.execute(
+        sa.text("""
+        WITH last AS (SELECT geom, level FROM grid WHERE code = :code ORDER BY valid_from DESC LIMIT 1)
+        SELECT code, name, area_m2 FROM (
+            SELECT g.code, g.name, ST_Area(ST_Transform(ST_Intersection(g.geom, l.geom), 4547)) AS area_m2
+            FROM grid g, last l
+            WHERE g.valid_to IS NULL AND g.level = l.level AND g.code <> :code AND g.geom && l.geom
+              AND ST_Intersects(g.geom, l.geom)) s
+        WHERE area_m2 > :min ORDER BY area_m2 DESC, code"""),
+        {"code": code, "min": min_m2},
+    ).all()
+    return [{"code": c, "name": n, "area_m2": round(float(a), 1)} for c, n, a in rows]
+
+
+def search_retired(conn: Connection, q: str, limit: int = 10) -> list[dict]:
+    """Retired grids whose code starts with ``q``: their last name and bounds, when they were retired."""
+    rows = conn.execute(
+        sa.text("""
+        SELECT c.code, c.level, c.retired_at, l.name, l.kind,
+               ST_XMin(l.b) AS x0, ST_YMin(l.b) AS y0, ST_XMax(l.b) AS x1, ST_YMax(l.b) AS y1
+        FROM grid_code c
+        CROSS JOIN LATERAL (SELECT name, kind, geom::box2d AS b FROM grid g WHERE g.code = c.code
+                            ORDER BY valid_from DESC LIMIT 1) l
+        WHERE c.retired_at IS NOT NULL AND c.code LIKE :prefix
+        ORDER BY c.code = :q DESC, c.code LIMIT :limit"""),
+        {"q": q, "prefix": _like(q) + "%", "limit": limit},
+    ).mappings()
+    return [
+        {
+            "code": r["code"],
+            "name": r["name"],
+            "level": r["level"],
+            "kind": r["kind"],
+            "retired_at": iso(conn, r["retired_at"]),
             "bbox": [r["x0"], r["y0"], r["x1"], r["y1"]],
         }
         for r in rows
