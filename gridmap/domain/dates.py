@@ -53,3 +53,22 @@ def parse_at(value: str | None) -> datetime | None:
     except ValueError:
         raise InputError(f"{value!r} is not an ISO date such as 2026-01-31 or 2026-01-31T08:00+08:00") from None
     return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def parse_instants(texts, tz: str = DEFAULT_TIMEZONE) -> tuple[pd.Series, list[int]]:
+    """ISO texts as UTC Timestamps (NaT for missing) and the positions of the unreadable ones.  A time
+    without a zone is office time (``tz``): a hotline export says 14:05, meaning 14:05 in the office."""
+    out, bad = [], []
+    for i, text in enumerate(texts):
+        text = None if text is None or pd.isna(text) else str(text).strip()
+        if not text:
+            out.append(pd.NaT)
+            continue
+        try:
+            at = datetime.fromisoformat(text)
+        except ValueError:
+            out.append(pd.NaT)
+            bad.append(i)
+            continue
+        out.append(pd.Timestamp(at if at.tzinfo else at.replace(tzinfo=zone(tz))).tz_convert(UTC))
+    return pd.Series(out, dtype="datetime64[ns, UTC]"), bad

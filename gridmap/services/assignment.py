@@ -122,7 +122,9 @@ def locate_file(
         if progress:
             progress(stop - start)
     chain = pd.concat(parts, ignore_index=True) if parts else assign_table(index, lon[:0], lat[:0], source_crs)
-    return pd.concat([frame.reset_index(drop=True), chain], axis=1), source_crs, lon, lat
+    out = pd.concat([frame.reset_index(drop=True), chain], axis=1)
+    out.attrs["input_columns"] = list(frame.columns)  # the file's own columns, before the chain's
+    return out, source_crs, lon, lat
 
 
 def assign_file(
@@ -170,70 +172,46 @@ def summarise(out, crs) -> dict:
     }
 
 
-def record_file(
-    locator: Locator,
-    table: str,
-    src,
-    *,
-    crs=None,
-    lon_col=None,
-    lat_col=None,
-    address_col=None,
-    text_col="text",
-    name_col="name",
-) -> dict:
-    """Store every row of ``src`` as a report or resident with its micro-grid, in one transaction.
-    Rows that cannot be placed are kept (without a point or grid): a report is never dropped."""
+def record_residents(locator: Locator, src, *, address_col: str, crs=None, name_col="name") -> dict:
+    """Store every row of ``src`` as a resident placed by its address, in one transaction (rows
+    that cannot be placed are kept without a grid).  Reports: :mod:`.report_intake`."""
     src = Path(src)
-    if table == "resident" and not address_col:
+    if not address_col:
         raise InputError("residents are recorded by their address: give --address-col")
-    out, source_crs, lon, lat = locate_file(
-        locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col
+    out, source_crs, _, _ = locate_file(locator, src, crs=crs, address_col=address_col)
+    geom = point_wkb(out)
+    address = out[address_col]
+    rows = pd.DataFrame(
+        {
+            "name": out[name_col] if name_col in out.columns else None,
+            "address": address,
+            "building_code": None,
+            "unit": None,
+            "geom": geom,
+            "micro_code": out["micro_code"].astype(object).where(out["micro_code"].notna(), None),
+        }
     )
+    gaz = locator.gazetteer()
+    for i, text in enumerate(address):
+        try:
+            found = gaz.resolve(text)
+            rows.loc[i, "building_code"], rows.loc[i, "unit"] = found.building.code, found.unit
+        except InputError:
+            pass
+    rows["unit"] = rows["unit"].astype("Int64")
+    with locator.engine.begin() as conn:
+        points.insert(conn, "resident", rows)
+    return summarise(out, source_crs)
+
+
+def point_wkb(out: pd.DataFrame) -> np.ndarray:
+    """The rows' WGS84 points as hex EWKB (None where a row has none), for COPY."""
     placed = np.isfinite(out["lon_wgs84"].to_numpy())
     geom = np.full(len(out), None, dtype=object)
     if placed.any():
         pts = shapely.set_srid(shapely.points(out["lon_wgs84"][placed], out["lat_wgs84"][placed]), geo.STORAGE_SRID)
         geom[placed] = shapely.to_wkb(pts, hex=True, include_srid=True)
-    micro = out["micro_code"].astype(object).where(out["micro_code"].notna(), None)
-    address = out[address_col] if address_col else pd.Series([None] * len(out))
-    if table == "report":
-        if text_col not in out.columns:
-            raise InputError(f"{src.name}: no column {text_col!r} with the report's text")
-        rows = pd.DataFrame(
-            {
-                "text": out[text_col],
-                "address": address,
-                "source_lon": None if lon is None or address_col else lon,
-                "source_lat": None if lat is None or address_col else lat,
-                "source_crs": source_crs,
-                "geom": geom,
-                "micro_code": micro,
-            }
-        )
-    else:
-        rows = pd.DataFrame(
-            {
-                "name": out[name_col] if name_col in out.columns else None,
-                "address": address,
-                "building_code": None,
-                "unit": None,
-                "geom": geom,
-                "micro_code": micro,
-            }
-        )
-        if address_col:
-            gaz = locator.gazetteer()
-            for i, text in enumerate(address):
-                try:
-                    found = gaz.resolve(text)
-                    rows.loc[i, "building_code"], rows.loc[i, "unit"] = found.building.code, found.unit
-                except InputError:
-                    pass
-            rows["unit"] = rows["unit"].astype("Int64")
-    with locator.engine.begin() as conn:
-        points.insert(conn, table, rows)
-    return summarise(out, source_crs)
+    return geom
 
 
 def _write_points(out, lon, lat, crs, path, dst):
