@@ -12,7 +12,7 @@ from tqdm import tqdm
 from ..services.assignment import assign_file, record_residents
 from ..services.locator import Locator
 from ..services.report_intake import Columns, record_reports, summary_line
-from .common import AT, CRS, EXIT_PROBLEMS, engine
+from .common import AT, CRS, ENCODING, EXIT_PROBLEMS, engine
 
 
 @click.command("lookup")
@@ -61,7 +61,8 @@ def _summary_line(summary, dst=None):
 @click.argument("dst", type=click.Path(path_type=Path))
 @_rows_options
 @AT
-def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at):
+@ENCODING
+def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at, encoding):
     """Add the grid chain to every row of SRC (CSV, GeoJSON, GeoPackage, Parquet) and write DST."""
     with tqdm(desc="assign", unit=" rows", file=sys.stderr, disable=None) as bar:
         summary = assign_file(
@@ -74,6 +75,7 @@ def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at):
             address_col=address_col,
             at=at,
             progress=bar.update,
+            encoding=encoding,
         )
     click.echo(_summary_line(summary, dst), err=True)
 

@@ -17,7 +17,7 @@ from .. import geo
 from ..domain.lookup import assign_table
 from ..errors import InputError
 from ..store import points
-from .files import check_output
+from .files import check_output, write_csv
 from .ingest import read_csv
 from .locator import Locator
 
@@ -138,8 +138,10 @@ def assign_file(
     address_col=None,
     at: datetime | None = None,
     progress=None,
+    encoding: str = "utf-8-sig",
 ) -> dict:
-    """Add the grid chain to every row of ``src`` and write ``dst`` (format by suffix).
+    """Add the grid chain to every row of ``src`` and write ``dst`` (format by suffix; a CSV in
+    ``encoding``, default UTF-8 with a BOM).
 
     Rows that cannot be placed carry ``status`` and ``error`` instead of stopping the run; ``dst`` is
     written to a temporary file and renamed, so it is never half-written.  Returns the summary.
@@ -153,7 +155,7 @@ def assign_file(
     )
     tmp = Path(tempfile.mkstemp(prefix=".gridmap-", suffix=dst.suffix, dir=dst.parent or ".")[1])
     try:
-        _write_points(out, lon, lat, source_crs, tmp, dst)
+        _write_points(out, lon, lat, source_crs, tmp, dst, encoding)
         os.replace(tmp, dst)
     finally:
         if tmp.exists():
@@ -214,11 +216,11 @@ def point_wkb(out: pd.DataFrame) -> np.ndarray:
     return geom
 
 
-def _write_points(out, lon, lat, crs, path, dst):
+def _write_points(out, lon, lat, crs, path, dst, encoding):
     """Write ``out`` to ``path`` in the format of ``dst`` (points where coordinates are finite)."""
     suffix = dst.suffix.lower()
     if suffix == ".csv":
-        out.to_csv(path, index=False)
+        write_csv(out, path, encoding)
         return
     for col in out.columns:  # GDAL writes categoricals poorly: plain strings
         if str(out[col].dtype) == "category":

@@ -12,7 +12,7 @@ from ..domain import dates
 from ..domain.levels import check_level
 from ..errors import InputError
 from ..store import db, grids
-from .files import check_output
+from .files import check_output, write_csv
 
 #: format -> (GDAL driver, accepted file name endings)
 EXPORT_FORMATS = {
@@ -23,8 +23,11 @@ EXPORT_FORMATS = {
 }
 
 
-def export_level(eng: Engine, level: str, fmt: str, out, *, at: datetime | None = None) -> int:
-    """Write the grids of ``level`` valid at ``at`` to ``out``. GeoJSON follows RFC 7946."""
+def export_level(
+    eng: Engine, level: str, fmt: str, out, *, at: datetime | None = None, encoding: str = "utf-8-sig"
+) -> int:
+    """Write the grids of ``level`` valid at ``at`` to ``out``. GeoJSON follows RFC 7946; CSV is in
+    ``encoding`` (default UTF-8 with a BOM, as Excel expects)."""
     check_level(level)
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"unknown format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
@@ -36,7 +39,7 @@ def export_level(eng: Engine, level: str, fmt: str, out, *, at: datetime | None 
         out.unlink()
     if fmt == "csv":
         frame["wkt"] = frame.pop("geometry").map(lambda g: g.wkt)
-        frame.to_csv(out, index=False)
+        write_csv(frame, out, encoding)
         return len(frame)
     geoms = geo.rfc7946(frame.pop("geometry").to_numpy())
     if fmt == "shp":  # dBase field names are at most 10 characters

@@ -13,8 +13,6 @@ placed are stored without a grid (a report is never dropped) with the reason in 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from ..domain import dates
 from ..errors import InputError
 from ..store import db, points
 from .assignment import locate_file, point_wkb, summarise
-from .files import check_output
+from .files import check_output, write_csv
 from .locator import Locator
 
 #: The column of a rejects file that says why; dropped when the file is read back.
@@ -163,8 +161,5 @@ def _write_rejects(original: pd.DataFrame, reasons, src: Path, rejects) -> str |
     rejects = check_output(Path(rejects), (".csv",))
     frame = original[bad].copy()
     frame[REASON] = reasons[bad]
-    fd, tmp = tempfile.mkstemp(prefix=".gridmap-", suffix=".csv", dir=rejects.parent)
-    os.close(fd)
-    frame.to_csv(tmp, index=False, encoding="utf-8-sig")
-    os.replace(tmp, rejects)
+    write_csv(frame, rejects)
     return str(rejects)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..domain.boundaries import Grid
+from ..domain.levels import ALL_LEVELS
 from ..errors import Conflict
 from .db import close_versions, copy_frame, ewkb_hex, iso
 
@@ -504,9 +505,11 @@ def stats(conn: Connection) -> dict:
         .mappings()
         .all()
     )
-    levels = {
-        r["level"]: {"grids": r["grids"], "households": int(r["households"]), "population": int(r["population"])}
-        for r in rows
+    found = {r["level"]: r for r in rows}
+    levels = {  # district → micro, then special
+        level: {"grids": r["grids"], "households": int(r["households"]), "population": int(r["population"])}
+        for level in ALL_LEVELS
+        if (r := found.get(level)) is not None
     }
     b = (
         conn.execute(
