@@ -23,6 +23,7 @@ from ..domain.boundaries import Grid
 from ..domain.levels import HOUSEHOLD_BAND, LEVELS, SPECIAL, check_level, parent_level
 from ..domain.partition import unit_entrances
 from ..domain.risk import Rules
+from ..domain.wording import count
 from ..errors import Conflict, EditRejected, InputError, NotFound, PreconditionFailed, PreconditionRequired
 from ..store import audit, buildings, db, grids, points, risk
 from . import codes as code_issue
@@ -281,9 +282,11 @@ def apply(
     dry_run: bool = False,
     if_match: dict[str, str] | None = None,
     require_match: bool = False,
+    option_names: dict[str, str] | None = None,
 ) -> dict:
     """Check an edit and, unless ``dry_run``, commit it (refreshing the risk roll-up with ``rules``, the
-    rules in force).  Returns the report (the impact preview); raises EditRejected (422),
+    rules in force).  ``option_names``: how the caller names the edit's keys in its messages (the
+    CLI's ``--gap-to`` for ``gap_to``).  Returns the report (the impact preview); raises EditRejected (422),
     PreconditionFailed (412), PreconditionRequired (428), NotFound, InputError."""
     op = parse(op)
     targets = _targets(op)
@@ -351,10 +354,10 @@ def apply(
         if problems:
             problems.sort(key=lambda p: -(p.area_m2 or float("inf")))  # the worst first (no area: invalid)
             first = problems[0]
-            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            more = f" (and {count(len(problems) - 1, 'more problem')})" if len(problems) > 1 else ""
             hint = ""
             if first.kind == "gap" and op["op"] in ("replace", "retire") and not op.get("gap_to"):
-                hint = "; name the sibling that takes it with gap_to"
+                hint = f"; name the sibling that takes it with {(option_names or {}).get('gap_to', 'gap_to')}"
             raise EditRejected(
                 f"{op['op']} rejected: {first.message}{hint}{more}", {"problems": [_problem(p) for p in problems]}
             )

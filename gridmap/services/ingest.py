@@ -19,6 +19,7 @@ import shapely
 
 from .. import geo
 from ..domain.levels import LEVELS, SPECIAL, SPECIAL_KINDS, check_level, parent_level
+from ..domain.wording import count
 from ..errors import ImportRejected, InputError
 
 FORMATS = {
@@ -64,7 +65,7 @@ class Problems:
         first = self.items[0]
         where = f"row {first['row']}" + (f" (code {first['code']})" if first["code"] else "")
         more = len(self.items) - 1
-        tail = f"; and {more} more problem{'s' if more > 1 else ''}" if more else ""
+        tail = f"; and {count(more, 'more problem')}" if more else ""
         raise ImportRejected(
             f"import of {self.path.name} rejected, nothing written: {where}: {first['problem']}{tail}",
             detail={"file": str(self.path), "problems": self.items[:MAX_LISTED], "count": len(self.items)},

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from .. import geo
 from ..domain.partition import Band, BuildingIn, VisitModel, partition
 from ..domain.risk import Rules
+from ..domain.wording import count
 from ..errors import InputError, NotFound
 from ..store import audit, buildings, db, grids, points, risk
 from . import codes as code_issue
@@ -119,7 +120,7 @@ def run(
             progress and progress(len(done))
     bad = [(code, err) for code, _, err in results if err]
     if bad:
-        more = f" (and {len(bad) - 1} more courtyards)" if len(bad) > 1 else ""
+        more = f" (and {count(len(bad) - 1, 'more courtyard')})" if len(bad) > 1 else ""
         raise InputError(bad[0][1] + more)
     plans = [plan for _, plan, _ in results]
     with eng.connect() as conn:
