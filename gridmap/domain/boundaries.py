@@ -371,12 +371,13 @@ def check(plan: Plan, family: list[Grid], *, tolerance: float = integrity.DEFAUL
 
 
 def holder(geoms: list, codes: list[str], x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """For each point, the code of the first geometry covering it (None when none does)."""
+    """For each point, the lowest code among the geometries covering it (None when none does): the
+    lookups' rule, so a point on a shared edge is placed as the commit will place it."""
     out = np.full(len(x), None, dtype=object)
     if not len(x):
         return out
     pts = shapely.points(x, y)
-    for g, code in zip(geoms, codes):
+    for code, g in sorted(zip(codes, geoms), key=lambda p: p[0]):
         shapely.prepare(g)
         hit = shapely.covers(g, pts) & (out == None)  # noqa: E711
         out[hit] = code

@@ -363,6 +363,8 @@ def apply(
             )
         area = boundaries.union([g.geom for g in plan.closed_grids] + [g.geom for g in plan.open])
         found = points.points_in(conn, area) if not shapely.is_empty(area) else {}
+        if level != "courtyard":  # buildings belong to courtyards: only a courtyard edit moves them
+            found.pop("buildings", None)
         report = _report(op, plan, level, found)
         report["dry_run"] = dry_run
         if dry_run:
@@ -376,8 +378,13 @@ def apply(
             report["buildings_moved"] = buildings.move(
                 conn, {str(m["id"]): m["to"] for m in moved if m["to"] is not None}, at
             )
-        if level == LEVELS[-1]:
-            report["reassigned"] = points.reassign(conn, plan.touched)
+        if level == LEVELS[-1]:  # under the preview's names: the commit does what the preview said
+            done = points.reassign(conn, plan.touched)
+            report["reassigned"] = {
+                "residents": done["resident"],
+                "reports": done["report"],
+                "risk_elements": done["risk_element"],
+            }
         risk.refresh_rollup(conn, rules)
         codes = sorted(set(plan.touched) | set(plan.reparent))
         report["edit_id"] = audit.log(conn, actor, op["op"], reason, {"codes": codes, "report": report}, codes)

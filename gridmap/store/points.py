@@ -82,17 +82,21 @@ def upsert_reports(conn: Connection, frame: pd.DataFrame) -> dict[str, int]:
 def reassign(conn: Connection, codes) -> dict[str, int]:
     """Give a new micro-grid to the residents, reports and risk elements that the changed micro-grids
     ``codes`` touch (held before, or covered now), on the caller's transaction.  Same rule as
-    lookups: covers, lowest code wins."""
+    lookups: covers, lowest code wins.  Counts the rows whose micro-grid changed (what an edit's
+    preview counts), not the rows looked at."""
     counts = {}
     for table in TABLES:
         res = conn.execute(
             sa.text(f"""
-            UPDATE {table} t SET micro_code = (
-                SELECT g.code FROM grid g WHERE g.level = 'micro' AND g.valid_to IS NULL
-                  AND ST_Covers(g.geom, t.geom) ORDER BY g.code LIMIT 1), assigned_at = now()
-            WHERE t.geom IS NOT NULL AND (t.micro_code = ANY(:codes) OR EXISTS (
-                SELECT 1 FROM grid c WHERE c.code = ANY(:codes) AND c.level = 'micro' AND c.valid_to IS NULL
-                  AND ST_Covers(c.geom, t.geom)))"""),
+            WITH fresh AS (
+                SELECT t.id, (SELECT g.code FROM grid g WHERE g.level = 'micro' AND g.valid_to IS NULL
+                              AND ST_Covers(g.geom, t.geom) ORDER BY g.code LIMIT 1) AS code
+                FROM {table} t
+                WHERE t.geom IS NOT NULL AND (t.micro_code = ANY(:codes) OR EXISTS (
+                    SELECT 1 FROM grid c WHERE c.code = ANY(:codes) AND c.level = 'micro' AND c.valid_to IS NULL
+                      AND ST_Covers(c.geom, t.geom))))
+            UPDATE {table} t SET micro_code = f.code, assigned_at = now() FROM fresh f
+            WHERE t.id = f.id AND t.micro_code IS DISTINCT FROM f.code"""),
             {"codes": list(codes)},
         )
         counts[table] = res.rowcount

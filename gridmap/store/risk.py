@@ -81,16 +81,20 @@ def element_marks(conn: Connection, ids) -> dict[int, datetime]:
 
 def reassign(conn: Connection, codes) -> int:
     """Give a new micro-grid to the elements the changed micro-grids ``codes`` touch (held before,
-    or whose point they cover now); lowest code wins, as in lookups."""
+    or whose point they cover now); lowest code wins, as in lookups.  Counts the elements whose
+    micro-grid changed."""
     point = POINT_SQL.format(a="t")
     res = conn.execute(
         sa.text(f"""
-        UPDATE risk_element t SET micro_code = (
-            SELECT g.code FROM grid g WHERE g.level = 'micro' AND g.valid_to IS NULL
-              AND g.geom && t.geom AND ST_Covers(g.geom, {point}) ORDER BY g.code LIMIT 1)
-        WHERE t.micro_code = ANY(:codes) OR EXISTS (
-            SELECT 1 FROM grid c WHERE c.code = ANY(:codes) AND c.level = 'micro' AND c.valid_to IS NULL
-              AND c.geom && t.geom AND ST_Covers(c.geom, {point}))"""),
+        WITH fresh AS (
+            SELECT t.id, (SELECT g.code FROM grid g WHERE g.level = 'micro' AND g.valid_to IS NULL
+                          AND g.geom && t.geom AND ST_Covers(g.geom, {point}) ORDER BY g.code LIMIT 1) AS code
+            FROM risk_element t
+            WHERE t.micro_code = ANY(:codes) OR EXISTS (
+                SELECT 1 FROM grid c WHERE c.code = ANY(:codes) AND c.level = 'micro' AND c.valid_to IS NULL
+                  AND c.geom && t.geom AND ST_Covers(c.geom, {point})))
+        UPDATE risk_element t SET micro_code = f.code FROM fresh f
+        WHERE t.id = f.id AND t.micro_code IS DISTINCT FROM f.code"""),
         {"codes": list(codes)},
     )
     return res.rowcount
