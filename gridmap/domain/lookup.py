@@ -41,7 +41,11 @@ SPECIAL_BLOCK = 8
 CHAIN = LEVELS
 
 
-NOT_NUMBERS = "coordinates are not numbers"
+#: The problems a point can have: one wording for the API, the CLI and files (issue #15 item 13).
+NOT_NUMBERS = "lon and lat must be numbers"
+NOT_A_POINT = "each point must be an object with lon and lat, or with address"
+#: Decimals of the WGS84 lon/lat in answers: 1e-7° is about 1 cm.
+DECIMALS = 7
 SWAPPED = "coordinates look like swapped lat/lon: lon must come first"
 OUT_OF_RANGE = "coordinates out of range (lon -180..180, lat -90..90)"
 OUTSIDE_CHINA = "coordinates outside China (check crs)"
@@ -345,8 +349,8 @@ class GridIndex:
                 chain.append({"level": level, "code": self.code[r], "name": self.name[r]})
         micro_code = self.code[self.micro[m]]
         return {
-            "lon": float(x),
-            "lat": float(y),
+            "lon": round(float(x), DECIMALS),
+            "lat": round(float(y), DECIMALS),
             "inside": True,
             "micro": micro_code,
             "chain": chain,
@@ -360,7 +364,7 @@ class GridIndex:
         y = np.asarray(y, dtype="float64")
         found = self.locate(x, y)
         rows = self.chain_rows(found.micro)
-        out = [{"lon": float(a), "lat": float(b)} for a, b in zip(x, y)]
+        out = [{"lon": round(float(a), DECIMALS), "lat": round(float(b), DECIMALS)} for a, b in zip(x, y)]
         outside = np.flatnonzero(found.micro < 0)
         for i in outside:
             out[i].update(inside=False, chain=[], specials=[], people=[], nearest=None)

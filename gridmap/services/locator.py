@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from .. import geo
 from ..domain.address import Building, Gazetteer
-from ..domain.lookup import GridIndex, check_point, check_points
+from ..domain.lookup import NOT_A_POINT, NOT_NUMBERS, GridIndex, check_point, check_points
 from ..errors import InputError, PayloadTooLarge
 from ..store import buildings, db, grids
 
@@ -127,31 +127,41 @@ class Locator:
         return body
 
     def lookup_many(self, points: list, *, crs=None, at: datetime | None = None) -> list[dict]:
-        """Many points ({"lon", "lat", optional "id"}); a bad point gets an "error" instead of stopping."""
+        """Many points ({"lon", "lat", optional "id"}, or {"address", optional "id"}, as ``GET`` takes);
+        a bad point gets an "error" instead of stopping.  Each answer echoes its ``input`` as given."""
         if len(points) > MAX_BATCH:
             raise PayloadTooLarge(f"{len(points)} points in one request; at most {MAX_BATCH}")
         crs = geo.parse_crs(crs)
         lon = np.full(len(points), np.nan)
         lat = np.full(len(points), np.nan)
-        shape_errors = {}
+        shape_errors, addresses = {}, {}
         for i, p in enumerate(points):
-            if not isinstance(p, dict) or "lon" not in p or "lat" not in p:
-                shape_errors[i] = "each point must be an object with lon and lat"
-                continue
-            try:
-                lon[i], lat[i] = float(p["lon"]), float(p["lat"])
-            except (TypeError, ValueError):
-                shape_errors[i] = "lon and lat must be numbers"
+            if isinstance(p, dict) and isinstance(p.get("address"), str) and "lon" not in p and "lat" not in p:
+                addresses[i] = p["address"]
+            elif not isinstance(p, dict) or "lon" not in p or "lat" not in p:
+                shape_errors[i] = NOT_A_POINT
+            else:
+                try:
+                    lon[i], lat[i] = float(p["lon"]), float(p["lat"])
+                except (TypeError, ValueError):
+                    shape_errors[i] = NOT_NUMBERS
         x, y, problems = check_points(lon, lat, crs)
+        for i, text in addresses.items():  # placed at their building, in storage lon/lat
+            try:
+                b = self.gazetteer().resolve(text).building
+                x[i], y[i], problems[i] = b.lon, b.lat, None
+            except InputError as exc:
+                shape_errors[i] = exc.message
         good = np.array([problems[i] is None and i not in shape_errors for i in range(len(points))], dtype=bool)
         answers = iter(self.index(at).answers(x[good], y[good]))
         out = []
         for i, p in enumerate(points):
             ident = p.get("id") if isinstance(p, dict) else None
-            if good[i]:
-                body = next(answers)
-            else:
-                body = {"error": shape_errors.get(i) or problems[i]}
+            body = next(answers) if good[i] else {"error": shape_errors.get(i) or problems[i]}
+            if i in addresses:
+                body["input"] = {"address": addresses[i]}
+            elif isinstance(p, dict) and "lon" in p and "lat" in p:
+                body["input"] = {"lon": p["lon"], "lat": p["lat"], "crs": crs}
             out.append({"id": ident, **body} if ident is not None else body)
         return out
 

@@ -32,9 +32,12 @@ def lookup_one():
 @bp.post("/lookup")
 @require(READ, "ingest")  # a batch lookup is a read
 def lookup_many():
-    """Many points: a JSON list of {"lon", "lat", "id"?}, or {"points": [...], "crs": ..., "at": ...}."""
+    """Many points: a JSON list of {"lon", "lat", "id"?} or {"address", "id"?}, or {"points": [...], "crs":
+    ..., "at": ...}; one such object alone is a batch of one (what ``GET`` takes, ``POST`` takes too)."""
     body = params.json_body((list, dict), 'send JSON: a list of {"lon": .., "lat": ..} or {"points": [...], "crs": ..}')
     options = body if isinstance(body, dict) else {}
+    if isinstance(body, dict) and "points" not in body and ("address" in body or "lon" in body or "lat" in body):
+        body = {**body, "points": [{k: v for k, v in body.items() if k in ("lon", "lat", "address", "id")}]}
     points = body if isinstance(body, list) else body.get("points")
     if not isinstance(points, list):
         raise InputError('points must be a list of {"lon": .., "lat": ..}')
