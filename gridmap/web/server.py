@@ -67,5 +67,6 @@ def serve(
         factory=True,
         workers=workers,
         blocking_threads=threads,
+        websockets=False,  # WSGI has none: saying so at every start is noise
         log_access=False,
     ).serve()
