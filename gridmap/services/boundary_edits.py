@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from .. import geo
 from ..domain import boundaries
 from ..domain.boundaries import Grid
+from ..domain.counts import apportion
 from ..domain.levels import HOUSEHOLD_BAND, LEVELS, SPECIAL, check_level, parent_level
 from ..domain.partition import unit_entrances
 from ..domain.risk import Rules
@@ -255,12 +256,15 @@ def _households(conn, plan: boundaries.Plan, op: dict, level: str, children: lis
             p = plan.reparent.get(c.code, c.parent_code)
             kids[p] = kids.get(p, 0) + c.households
         counts = {g.code: kids.get(g.code, g.households) for g in changed}
+    # population follows households, shared out so the new grids add up as their households do
+    new_hh = {g.code: counts[g.code] for g in plan.open if g.code in counts}
+    total = closed_pop if sum(new_hh.values()) == closed_hh else int(round(sum(new_hh.values()) * (ratio or 0)))
+    shares = dict(zip(new_hh, apportion(total, list(new_hh.values()))))
     out = []
     for g in plan.open:
         if g.code in counts and "households" not in given:
-            h = counts[g.code]
-            pop = g.population if "population" in given or ratio is None else int(round(h * ratio))
-            g = dataclasses.replace(g, households=h, population=pop)
+            pop = g.population if "population" in given or ratio is None else shares[g.code]
+            g = dataclasses.replace(g, households=counts[g.code], population=pop)
         out.append(g)
     plan.open = out
 

@@ -22,6 +22,7 @@ import shapely
 from sqlalchemy.engine import Engine
 
 from .. import geo
+from ..domain.counts import apportion
 from ..domain.partition import Band, BuildingIn, VisitModel, partition
 from ..domain.risk import Rules
 from ..domain.wording import count
@@ -101,8 +102,8 @@ def run(
     for code, yard, floors, wkb, units in inputs:
         by_yard[yard].append((code, floors, wkb, units))
     names = {y[0]: y[1] for y in yards}
-    # people per household in each courtyard, to estimate the new grids' population
-    ratio = {y[0]: (y[5] / y[4] if y[4] else 0.0) for y in yards}
+    # each courtyard's population, shared out over its new grids by households (they add up to it)
+    population = {y[0]: int(y[5]) for y in yards}
     jobs = [(y[0], y[3], by_yard.get(y[0], [])) for y in yards]
     workers = workers or (min(os.cpu_count() or 1, 4) if len(jobs) >= PARALLEL_FROM else 1)
     size = max(1, min(50, len(jobs) // (workers * 8) or 1))
@@ -128,7 +129,7 @@ def run(
     report = _report(plans, band, visit)
     report["seconds_partition"] = round(time.perf_counter() - t0, 2)
     if out is not None or with_preview:
-        collection = preview_collection(plans, names, ratio)
+        collection = preview_collection(plans, names, population)
         if out is not None:
             _write_preview(collection, out)
             report["preview"] = str(out)
@@ -137,7 +138,7 @@ def run(
     if not dry_run:
         t1 = time.perf_counter()
         report["written"] = _commit(
-            eng, plans, names, ratio, rules=rules, actor=actor, reason=reason, at=at, report=report
+            eng, plans, names, population, rules=rules, actor=actor, reason=reason, at=at, report=report
         )
         report["seconds_write"] = round(time.perf_counter() - t1, 2)
     report["dry_run"] = dry_run
@@ -192,12 +193,13 @@ def _report(plans, band: Band, visit: VisitModel) -> dict:
     }
 
 
-def _frame(plans, names, ratio) -> pd.DataFrame:
+def _frame(plans, names, population) -> pd.DataFrame:
     rows = []
     for p in plans:
         if p.error is not None:
             continue
-        for n, g in enumerate(p.grids, 1):
+        shares = apportion(population.get(p.courtyard, 0), [g["households"] for g in p.grids])
+        for n, (g, share) in enumerate(zip(p.grids, shares), 1):
             geom = shapely.from_wkb(g["geometry"]) if isinstance(g["geometry"], bytes) else g["geometry"]
             rows.append(
                 {
@@ -207,7 +209,7 @@ def _frame(plans, names, ratio) -> pd.DataFrame:
                     "kind": None,
                     "parent_code": p.courtyard,
                     "households": g["households"],
-                    "population": int(round(g["households"] * ratio.get(p.courtyard, 0.0))),
+                    "population": share,
                     "geometry": shapely.multipolygons([geom]) if geom.geom_type == "Polygon" else geom,
                     "in_band": g["in_band"],
                     "polsby_popper": g["polsby_popper"],
@@ -234,9 +236,9 @@ def _frame(plans, names, ratio) -> pd.DataFrame:
     )
 
 
-def preview_collection(plans, names, ratio) -> dict:
+def preview_collection(plans, names, population) -> dict:
     """The proposed micro-grids as an RFC 7946 FeatureCollection."""
-    frame = _frame(plans, names, ratio)
+    frame = _frame(plans, names, population)
     geoms = geo.rfc7946(frame.pop("geometry").to_numpy())
     features = [
         {
@@ -258,9 +260,9 @@ def _write_preview(collection: dict, out: Path) -> None:
     tmp.replace(out)
 
 
-def _commit(eng: Engine, plans, names, ratio, *, rules: Rules, actor, reason, at, report) -> dict:
+def _commit(eng: Engine, plans, names, population, *, rules: Rules, actor, reason, at, report) -> dict:
     """Close the courtyards' current micro-grids and open the proposed ones, in one transaction."""
-    frame = _frame(plans, names, ratio)
+    frame = _frame(plans, names, population)
     yards = sorted({p.courtyard for p in plans if p.error is None})
     with eng.begin() as conn:
         at = at or db.now(conn)

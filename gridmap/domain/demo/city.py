@@ -460,16 +460,30 @@ def build(
         lonlat = geo.from_local(metric) if len(rows) else metric
         for r, g in zip(rows, lonlat):
             r["geometry"] = g
-            r["population"] = int(round(r["households"] * 2.7))
+            r["population"] = int(round(r["households"] * 2.7))  # micro and special; the rest re-summed below
     buildings = merged["building"]
     b_lonlat = geo.from_local(np.array([b["geometry"] for b in buildings], dtype=object))
     for b, g in zip(buildings, b_lonlat):
         b["geometry"] = g
-    for d in merged["district"]:
-        d["population"] = int(round(d["households"] * 2.7))
+    _sum_population(merged)
     elements, visits, reports = demo_risk.generate(merged["micro"], merged["person"], seed, anchor)
     progress and progress("risk elements")
     return merged, {"risk_element": elements, "risk_visit": visits, "report": reports}
+
+
+def _sum_population(merged: dict) -> None:
+    """Each level's population is its children's sum, from the micro-grids up (as households are)."""
+    for level, child in (
+        ("courtyard", "micro"),
+        ("community", "courtyard"),
+        ("street", "community"),
+        ("district", "street"),
+    ):
+        sums: dict[str, int] = {}
+        for r in merged[child]:
+            sums[r["parent_code"]] = sums.get(r["parent_code"], 0) + r["population"]
+        for r in merged[level]:
+            r["population"] = sums.get(r["code"], 0)
 
 
 # --- courtyards for the partition benchmark ------------------------------------------
