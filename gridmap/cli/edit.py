@@ -78,7 +78,7 @@ def _run_edit(op: dict, crs, dry_run, reason, if_match, actor, fmt):
             reason=reason,
             dry_run=dry_run,
             if_match=pairs,
-            option_names={"gap_to": "--gap-to"},
+            option_names={"gap_to": "--gap-to", "cascade": "--cascade"},
         )
     except EditRejected as exc:
         _print_rejection(exc, fmt)
@@ -174,11 +174,13 @@ def edit_replace(code, geometry, gap_to, crs, dry_run, reason, if_match, actor, 
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A GeoJSON FeatureCollection of the parts (properties code and name optional).",
 )
+@click.option("--cascade", is_flag=True, help="Split the children the line cuts along it too, in the same edit.")
 @_CRS
 @_edit_options
-def edit_split(code, line, parts, crs, dry_run, reason, if_match, actor, fmt):
-    """Split grid CODE by a line or into given parts; its children follow their parts."""
-    op = {"op": "split", "code": code}
+def edit_split(code, line, parts, cascade, crs, dry_run, reason, if_match, actor, fmt):
+    """Split grid CODE by a line or into given parts; its children follow their parts (those the line
+    cuts are named, or split with it under --cascade)."""
+    op = {"op": "split", "code": code, **({"cascade": True} if cascade else {})}
     if line:
         op["line"] = _one_geometry(line)
     if parts:

@@ -75,6 +75,7 @@ class Plan:
     reparent: dict[str, str] = field(default_factory=dict)  # child code -> new parent code
     notes: list[str] = field(default_factory=list)
     closed_grids: list[Grid] = field(default_factory=list)  # the versions that end, as they were
+    line: object = None  # a split's (snapped) line, to cut the children with it (cascade)
 
     @property
     def touched(self) -> list[str]:
@@ -228,6 +229,19 @@ def split_by_line(geom, line) -> list:
     if len(pieces) < 2:
         raise InputError("the line does not cut the grid in two: it must cross the outline from edge to edge")
     return sorted(pieces, key=lambda p: -p.area)
+
+
+def children_cut(children: list[Grid], line, tolerance: float = integrity.DEFAULT_TOLERANCE_M2) -> dict[str, list]:
+    """The children ``line`` cuts in two or more pieces over ``tolerance`` m²: code -> pieces."""
+    out = {}
+    for child in children:
+        if not child.geom.intersects(line):
+            continue
+        pieces = [q for poly in shapely.get_parts(child.geom) for q in shapely.get_parts(split(poly, line))]
+        big = [q for q, a in zip(pieces, geo.area_m2(pieces)) if a > tolerance] if len(pieces) > 1 else []
+        if len(big) > 1:
+            out[child.code] = sorted(big, key=lambda q: -q.area)
+    return out
 
 
 def plan_split(target: Grid, parts: list[Grid]) -> Plan:

@@ -32,7 +32,7 @@ from . import codes as code_issue
 _KEYS = {
     "replace": {"code", "geometry", "properties", "gap_to"},
     "update": {"code", "properties"},
-    "split": {"code", "line", "parts", "names", "codes"},
+    "split": {"code", "line", "parts", "names", "codes", "cascade"},
     "merge": {"codes", "name"},
     "move_boundary": {"code", "other", "geometry"},
     "create": {"grid", "carve"},
@@ -152,8 +152,10 @@ def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around
         target = get(op["code"])
         if (op.get("line") is None) == (op.get("parts") is None):
             raise InputError("split needs either line (a GeoJSON LineString) or parts (a list of geometries)")
+        line = None
         if op.get("line") is not None:
-            pieces = boundaries.split_by_line(target.geom, _geometry(op["line"], crs, "line"))
+            line = _geometry(op["line"], crs, "line")
+            pieces = boundaries.split_by_line(target.geom, line)
             given = [{} for _ in pieces]
         else:
             if not isinstance(op["parts"], list):
@@ -180,7 +182,9 @@ def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around
             )
             for i, (c, n, g) in enumerate(zip(codes, names, pieces))
         ]
-        return boundaries.plan_split(target, parts)
+        plan = boundaries.plan_split(target, parts)
+        plan.line = line
+        return plan
     # create
     spec = op.get("grid")
     if not isinstance(spec, dict):
@@ -225,48 +229,112 @@ def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around
     return boundaries.plan_create(new, carve_from=carve)
 
 
-def _households(conn, plan: boundaries.Plan, op: dict, level: str, children: list[Grid]) -> None:
+def _cascade(conn, plan: boundaries.Plan, op: dict, children: list[Grid], names: dict) -> list[Grid]:
+    """A split's line cutting children: EditRejected naming them, or with ``cascade`` they are split
+    along it too (in the same edit; their pieces get new codes under the part holding them).
+    Returns the children left to re-parent."""
+    cut = boundaries.children_cut(children, plan.line)
+    if not cut:
+        return children
+    kids = {c.code: c for c in children}
+    if not op.get("cascade"):
+        level = kids[next(iter(cut))].level
+        problems = [
+            {
+                "kind": "child_cut",
+                "codes": [code],
+                "message": f"the line cuts {kids[code].level} {code} in {len(pieces)} pieces",
+                "area_m2": round(float(geo.area_m2([kids[code].geom])[0]), 1),
+                "geometry": mapping(geo.rfc7946([kids[code].geom])[0]),
+            }
+            for code, pieces in cut.items()
+        ]
+        raise EditRejected(
+            f"split rejected: the line cuts {level} grids {', '.join(cut)} of {op['code']}; split them along it "
+            f"too with {names.get('cascade', 'cascade')}, or draw the line along their edges",
+            {"problems": problems},
+        )
+    owner = {}  # piece -> the new part holding it
+    for code, pieces in cut.items():
+        for piece in pieces:
+            spot = shapely.point_on_surface(piece)
+            owner[(code, len(owner))] = (piece, next(g.code for g in plan.open if g.geom.covers(spot)))
+    wanted = {}
+    for _, parent in owner.values():
+        wanted[parent] = wanted.get(parent, 0) + 1
+    level = kids[next(iter(cut))].level
+    fresh = {p: iter(c) for p, c in code_issue.issue_many(conn, wanted, level).items()}
+    for (code, _), (piece, parent) in owner.items():
+        child = kids[code]
+        plan.open.append(
+            Grid(
+                code=next(fresh[parent]),
+                name=f"{child.name}-{parent[-3:]}",
+                level=child.level,
+                parent_code=parent,
+                geom=boundaries.as_multi(piece, f"a piece of {code}"),
+            )
+        )
+    plan.close += list(cut)
+    plan.closed_grids += [kids[c] for c in cut]
+    plan.notes.append(f"{', '.join(cut)} split along the line with their parent (cascade)")
+    return [c for c in children if c.code not in cut]
+
+
+def _at_level(plan: boundaries.Plan, level: str) -> boundaries.Plan:
+    """The plan's grids of one level (a cascaded split holds two)."""
+    return dataclasses.replace(plan, open=[g for g in plan.open if g.level == level])
+
+
+def _households(conn, plan: boundaries.Plan, op: dict, children: list[Grid]) -> None:
     """Counts of the opened versions: micro-grids and courtyards from their stairwell units (placed
     at their entrances, as the partitioner does), upper levels from their children; population
-    follows households at the closed grids' ratio.  Counts given in the edit win."""
+    follows households, shared out so each level's new grids add up as their households do.
+    Counts given in the edit win.  A cascaded split counts each of its two levels apart."""
     given = set(op.get("properties") or {}) | set(op.get("grid") or {})
     changed = [g for g in plan.open if g.level != SPECIAL]
     if not changed or plan.op == "update":
         return
-    closed_hh = sum(g.households for g in plan.closed_grids)
-    closed_pop = sum(g.population for g in plan.closed_grids)
-    ratio = closed_pop / closed_hh if closed_hh else None
-    if level in ("courtyard", "micro"):
-        area = boundaries.union([g.geom for g in changed])
-        rows = buildings.meeting(conn, area)
-        xs, ys, hh = [], [], []
-        for _code, wkb, units in rows:
-            if not units:
-                continue
-            spots = unit_entrances(shapely.from_wkb(bytes(wkb)), len(units))
-            xs += list(spots[:, 0])
-            ys += list(spots[:, 1])
-            hh += list(units)
-        counts = boundaries.unit_households(
-            [g.geom for g in changed], [g.code for g in changed], pd.DataFrame({"x": xs, "y": ys, "households": hh})
-        )
-    else:
+    counts, shares = {}, {}
+    for level in sorted({g.level for g in changed}):
+        mine = [g for g in changed if g.level == level]
+        counts.update(_counts(conn, plan, level, mine, children))
+        closed = [g for g in plan.closed_grids if g.level == level]
+        closed_hh, closed_pop = sum(g.households for g in closed), sum(g.population for g in closed)
+        if not closed_hh or "population" in given:
+            continue
+        new_hh = {g.code: counts[g.code] for g in mine}
+        total = sum(new_hh.values())
+        pop = closed_pop if total == closed_hh else int(round(total * closed_pop / closed_hh))
+        shares.update(zip(new_hh, apportion(pop, list(new_hh.values()))))
+    out = []
+    for g in plan.open:
+        if g.code in counts and "households" not in given:
+            g = dataclasses.replace(g, households=counts[g.code], population=shares.get(g.code, g.population))
+        out.append(g)
+    plan.open = out
+
+
+def _counts(conn, plan: boundaries.Plan, level: str, changed: list[Grid], children: list[Grid]) -> dict[str, int]:
+    """Households of the opened grids of one level (see _households)."""
+    if level not in ("courtyard", "micro"):
         kids = {}
         for c in children:
             p = plan.reparent.get(c.code, c.parent_code)
             kids[p] = kids.get(p, 0) + c.households
-        counts = {g.code: kids.get(g.code, g.households) for g in changed}
-    # population follows households, shared out so the new grids add up as their households do
-    new_hh = {g.code: counts[g.code] for g in plan.open if g.code in counts}
-    total = closed_pop if sum(new_hh.values()) == closed_hh else int(round(sum(new_hh.values()) * (ratio or 0)))
-    shares = dict(zip(new_hh, apportion(total, list(new_hh.values()))))
-    out = []
-    for g in plan.open:
-        if g.code in counts and "households" not in given:
-            pop = g.population if "population" in given or ratio is None else shares[g.code]
-            g = dataclasses.replace(g, households=counts[g.code], population=pop)
-        out.append(g)
-    plan.open = out
+        return {g.code: kids.get(g.code, g.households) for g in changed}
+    rows = buildings.meeting(conn, boundaries.union([g.geom for g in changed]))
+    xs, ys, hh = [], [], []
+    for _code, wkb, units in rows:
+        if not units:
+            continue
+        spots = unit_entrances(shapely.from_wkb(bytes(wkb)), len(units))
+        xs += list(spots[:, 0])
+        ys += list(spots[:, 1])
+        hh += list(units)
+    return boundaries.unit_households(
+        [g.geom for g in changed], [g.code for g in changed], pd.DataFrame({"x": xs, "y": ys, "households": hh})
+    )
 
 
 def _problem(p) -> dict:
@@ -351,8 +419,10 @@ def apply(
         level = plan.open[0].level if plan.open else plan.closed_grids[0].level
         siblings = nearby if level != SPECIAL else plan.closed_grids
         children = grids.children(conn, plan.close)
+        if plan.line is not None:
+            children = _cascade(conn, plan, op, children, option_names or {})
         boundaries.reparent_children(plan, children)
-        _households(conn, plan, op, level, children)
+        _households(conn, plan, op, children)
         family = ([parent] if parent else []) + siblings + children
         problems = boundaries.check(plan, family)
         if problems:
@@ -378,12 +448,15 @@ def apply(
         opened = grids.open_versions(conn, plan.open, at)
         grids.reparent(conn, plan.reparent, at)
         if level == "courtyard":
-            moved = boundaries.moves(plan, plan.closed_grids, *found["buildings"], limit=None)["items"]
+            moved = boundaries.moves(_at_level(plan, level), plan.closed_grids, *found["buildings"], limit=None)[
+                "items"
+            ]
             report["buildings_moved"] = buildings.move(
                 conn, {str(m["id"]): m["to"] for m in moved if m["to"] is not None}, at
             )
-        if level == LEVELS[-1]:  # under the preview's names: the commit does what the preview said
-            done = points.reassign(conn, plan.touched)
+        micro = [c for c in plan.touched if c in {g.code for g in plan.open + plan.closed_grids if g.level == "micro"}]
+        if micro:  # under the preview's names: the commit does what the preview said
+            done = points.reassign(conn, micro)
             report["reassigned"] = {
                 "residents": done["resident"],
                 "reports": done["report"],
@@ -399,8 +472,10 @@ def apply(
 def _report(op: dict, plan: boundaries.Plan, level: str, found: dict) -> dict:
     """The impact preview: who changes grid (``found``: the points in the edited area), households
     before and after, the band."""
+    edited = _at_level(plan, level)
+    closed = [g for g in plan.closed_grids if g.level == level]
     moved = (
-        {name: boundaries.moves(plan, plan.closed_grids, *found[name]) for name in found}
+        {name: boundaries.moves(edited, closed, *found[name]) for name in found}
         if plan.op != "update"
         else {name: {"count": 0, "items": []} for name in found}
     )
@@ -420,7 +495,6 @@ def _report(op: dict, plan: boundaries.Plan, level: str, found: dict) -> dict:
         }
         for g in plan.open
     }
-    hh_after = {g.code: g.households for g in plan.open}
     return {
         "op": op["op"],
         "level": level,
@@ -430,7 +504,9 @@ def _report(op: dict, plan: boundaries.Plan, level: str, found: dict) -> dict:
         "notes": plan.notes,
         "moved": moved,
         "grids": {"before": before, "after": after},
-        "out_of_band": boundaries.band_flags(level, hh_after),
+        "out_of_band": boundaries.band_flags(
+            LEVELS[-1], {g.code: g.households for g in plan.open if g.level == LEVELS[-1]}
+        ),  # micro-grids the edit opens, at either level of a cascaded split
         "band": list(HOUSEHOLD_BAND),
     }
 
