@@ -48,8 +48,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 
-from .. import geo
-from ..errors import InputError
+from ... import geo
+from ...errors import InputError
 
 POLICIES = ("keep", "over", "under")
 #: Cut directions tried per bisection (spread over 180 degrees).

@@ -1,0 +1,295 @@
+"""Micro-grids of a compound in three dimensions: whole buildings, whole units, or floors of a unit.
+
+A micro-grid is its ground *and* its share of the buildings on it.  :func:`plan` walks the courtyard's
+units in one order (:mod:`.route`), cuts the walk into runs of 50-70 households at least cost
+(:mod:`.floors`: households outside the band first, then grids across parts, floor cuts, party-wall
+cuts, balance), and draws each run on the unit cells of :mod:`.ground`:
+
+* a unit held by one grid gives it its whole cell;
+* a unit split at floors gives its footprint slice to every grid holding some of its floors (their
+  ground overlaps exactly there: the one overlap integrity allows), and its open ground to the grid
+  that reaches another building through it (split across the footprint when both neighbours do).
+
+Every grid is checked to be one piece (several only across the parts of a courtyard split by a road:
+then it is declared ``multipart``); the walk is opened at up to ``ROTATIONS`` places and the cheapest
+plan that draws wins.  The search stops after ``budget_s`` seconds with the best plan drawn so far; a
+courtyard is never left as one grid when its total can be split.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+
+from ... import geo
+from ...errors import InputError
+from .floors import DEFAULT_WEIGHTS, FLOOR, UNIT, Unit, Weights, blocks_of, cut, even_floors, out_of_band
+from .ground import Ground, polygons
+from .route import rotations, route
+
+#: Places to open the closed walk at (each a full cut of the sequence).
+ROTATIONS = 12
+
+
+@dataclass(frozen=True)
+class Building:
+    """A building of the courtyard: code, footprint (storage lon/lat) and its units, unit 1 first."""
+
+    code: str
+    footprint: object
+    units: tuple[Unit, ...]
+
+    @classmethod
+    def from_totals(cls, code: str, footprint, households: list[int], floors: int | None):
+        """A building known only by its units' households and its height (floors spread evenly)."""
+        height = floors or max(1, -(-max(households) // 2))  # unknown height: two flats a floor
+        return cls(code, footprint, tuple(Unit(code, n, even_floors(h, height)) for n, h in enumerate(households, 1)))
+
+
+@dataclass(frozen=True)
+class Share:
+    """Floors ``floor_from..floor_to`` of one unit, held by one micro-grid."""
+
+    building: str
+    unit: int
+    floor_from: int
+    floor_to: int
+    households: int
+
+
+@dataclass(frozen=True)
+class Stairs:
+    """Minutes of the visit model that come from height: a floor climbed (and come down) costs
+    ``per_floor_min`` for every unit share, up to its top floor."""
+
+    per_floor_min: float = 0.3
+
+    def minutes(self, shares) -> float:
+        return self.per_floor_min * sum(s.floor_to - 1 for s in shares)
+
+
+DEFAULT_STAIRS = Stairs()
+
+
+@dataclass
+class CompoundPlan:
+    courtyard: str
+    households: int
+    grids: list = field(default_factory=list)  # dicts: code, households, geometry, shares, multipart, ...
+    cost: float = 0.0
+    rotations_tried: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    def figures(self, band_min: int, band_max: int) -> dict:
+        """What a street office reads: grids and households in band, households out of band, units split
+        by floor, buildings shared, the largest grid."""
+        sizes = [g["households"] for g in self.grids]
+        holders: dict = {}
+        for g in self.grids:
+            for s in g["shares"]:
+                holders.setdefault((s.building, s.unit), set()).add(g["code"])
+                holders.setdefault((s.building,), set()).add(g["code"])
+        in_band = [band_min <= h <= band_max for h in sizes]
+        return {
+            "grids": len(sizes),
+            "grids_in_band": int(sum(in_band)),
+            "households_in_band": int(sum(h for h, ok in zip(sizes, in_band) if ok)),
+            "households_out_of_band": int(sum(h for h, ok in zip(sizes, in_band) if not ok)),
+            "distance_from_band": out_of_band(sizes, band_min, band_max),
+            "units_split_by_floor": sum(1 for k, v in holders.items() if len(k) == 2 and len(v) > 1),
+            "buildings_shared": sum(1 for k, v in holders.items() if len(k) == 1 and len(v) > 1),
+            "largest_grid": max(sizes) if sizes else 0,
+            "multipart": sum(1 for g in self.grids if g["multipart"]),
+        }
+
+
+def _check(courtyard, parts_ll, buildings) -> None:
+    if not buildings:
+        raise InputError(f"courtyard {courtyard} has no buildings: nothing to partition")
+    whole = shapely.union_all(parts_ll)
+    for b in buildings:
+        if b.footprint is None or b.footprint.is_empty or b.footprint.area <= 0:
+            raise InputError(f"building {b.code} of courtyard {courtyard} has an empty footprint")
+        if not b.units:
+            raise InputError(f"building {b.code} of courtyard {courtyard} has no units")
+        for u in b.units:
+            if u.households <= 0 or min(u.floor_households) < 0:
+                raise InputError(
+                    f"unit {u.number} of building {b.code} has {u.households} households "
+                    f"({list(u.floor_households)} by floor)"
+                )
+        if not shapely.intersects(whole, b.footprint.representative_point()):
+            raise InputError(f"building {b.code} lies outside its courtyard {courtyard}")
+
+
+def plan(
+    courtyard: str,
+    outline,
+    buildings: list[Building],
+    band_min: int = 50,
+    band_max: int = 70,
+    policy: str = "keep",
+    *,
+    budget_s: float = 8.0,
+    weights: Weights = DEFAULT_WEIGHTS,
+    visit=None,
+    stairs: Stairs = DEFAULT_STAIRS,
+) -> CompoundPlan:
+    """Propose micro-grids for one courtyard (storage lon/lat).  Bad input raises InputError naming the
+    building or unit; a courtyard whose grids cannot be drawn comes back with ``error`` set."""
+    t0 = time.perf_counter()
+    parts_ll = [p for p in shapely.get_parts(outline) if p.geom_type == "Polygon" and p.area > 0]
+    _check(courtyard, parts_ll, buildings)
+    units = [u for b in buildings for u in b.units]
+    first_unit = np.cumsum([0] + [len(b.units) for b in buildings])
+    total = int(sum(u.households for u in units))
+    out = CompoundPlan(courtyard, total)
+    parts_local = geo.to_local(parts_ll)
+    feet_local = geo.to_local([b.footprint for b in buildings])
+    home = [int(np.argmax(shapely.area(shapely.intersection(parts_local, f)))) for f in feet_local]
+    grounds, part_u, empty_parts = [], [], []
+    for p, part in enumerate(parts_local):
+        mine = [i for i, h in enumerate(home) if h == p]
+        if not mine:
+            empty_parts.append(p)
+            continue
+        grounds.append(Ground(part, [feet_local[i] for i in mine], [len(buildings[i].units) for i in mine]))
+        part_u.append([u for i in mine for u in range(first_unit[i], first_unit[i + 1])])
+    part_ids = [p for p in range(len(parts_local)) if p not in empty_parts]
+    stops, steps = route(grounds, part_u)
+    tried = []
+    for r in rotations(steps, ROTATIONS):
+        seq = stops[r:] + stops[:r]
+        seq_steps = (steps[r:] + steps[:r])[:-1]
+        blocks, kinds = blocks_of(units, [s[0] for s in seq], band_max, seq_steps)
+        starts, cost = cut([b.households for b in blocks], kinds, band_min, band_max, policy, weights)
+        tried.append((cost, r, seq, blocks, kinds, starts))
+        if time.perf_counter() - t0 > budget_s / 2:
+            break
+    tried.sort(key=lambda t: t[:2])
+    out.rotations_tried = len(tried)
+    for cost, r, seq, blocks, kinds, starts in tried:
+        grids = _draw(courtyard, seq, blocks, kinds, starts, units, grounds, part_ids, parts_ll, empty_parts)
+        if grids is not None:
+            out.grids, out.cost = grids, cost
+            break
+        if time.perf_counter() - t0 > budget_s:
+            break
+    if not out.grids:
+        out.error = (
+            f"no plan of its {len(units)} units ({total} households) keeps every grid in one piece "
+            f"({len(tried)} walks tried in {time.perf_counter() - t0:.1f} s)"
+        )
+    else:
+        _measure(out, units, visit, stairs, band_min, band_max)
+    out.seconds = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def _draw(courtyard, seq, blocks, kinds, starts, units, grounds, part_ids, parts_ll, empty_parts):
+    """Grid dicts for the runs starting at ``starts``, or None when one would not be one piece."""
+    n = len(blocks)
+    run_of = np.zeros(n, dtype=np.int64)
+    run_of[starts[1:]] = 1
+    run_of = np.cumsum(run_of)
+    stop_of = {s[0]: s for s in seq}
+    span: dict[int, list[int]] = {}
+    for i, b in enumerate(blocks):
+        span.setdefault(b.unit, []).append(i)
+    pieces = [{} for _ in starts]  # run -> part -> [local geometries]
+    shares = [[] for _ in starts]
+    for u, idx in span.items():
+        _, p, c = stop_of[u]
+        g = grounds[p]
+        runs = sorted(set(run_of[idx].tolist()))
+        for r in runs:
+            mine = [blocks[i] for i in idx if run_of[i] == r]
+            entrance = tuple(shapely.get_coordinates(shapely.centroid(g.slices[c]))[0])
+            shares[r].append((mine[0].floor_from, mine[-1].floor_to, sum(b.households for b in mine), u, entrance))
+        if len(runs) == 1:
+            pieces[runs[0]].setdefault(p, []).append(g.cells[c])
+            continue
+        for r in runs:
+            pieces[r].setdefault(p, []).append(g.slices[c])
+        lo, hi = idx[0], idx[-1]
+        need_first = lo > 0 and kinds[lo - 1] not in (UNIT, FLOOR) and run_of[lo - 1] == runs[0]
+        need_last = hi < n - 1 and kinds[hi] not in (UNIT, FLOOR) and run_of[hi + 1] == runs[-1]
+        if g.ground[c].is_empty:
+            continue
+        if need_first and need_last:
+            before, after = stop_of[blocks[lo - 1].unit], stop_of[blocks[hi + 1].unit]
+            towards = _halves(
+                g.ground[c], g.slices[c], grounds[before[1]].cells[before[2]], grounds[after[1]].cells[after[2]]
+            )
+            pieces[runs[0]][p].append(towards[0])
+            pieces[runs[-1]][p].append(towards[1])
+        else:
+            pieces[runs[-1] if need_last else runs[0]][p].append(g.ground[c])
+    grids = []
+    for r in range(len(starts)):
+        geoms, multipart = [], len(pieces[r]) > 1
+        for p, geom_list in pieces[r].items():
+            merged = polygons(shapely.union_all(geom_list))
+            if len(merged) != 1:
+                return None
+            ll = shapely.intersection(geo.from_local([merged[0]])[0], parts_ll[part_ids[p]])
+            geoms += [q for q in shapely.get_parts(ll) if q.geom_type == "Polygon" and q.area > 0]
+        grids.append(
+            {"code": f"{courtyard}{r + 1:02d}", "parts": geoms, "multipart": multipart, "raw_shares": shares[r]}
+        )
+    for p in empty_parts:  # a part without buildings (a park across the road) joins the nearest grid
+        near = int(np.argmin([shapely.distance(shapely.union_all(gr["parts"]), parts_ll[p]) for gr in grids]))
+        grids[near]["parts"].append(parts_ll[p])
+        grids[near]["multipart"] = True
+    for gr in grids:
+        parts = gr.pop("parts")
+        gr["geometry"] = parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+    return grids
+
+
+def _halves(ground, slice_, before, after):
+    """The open ground of a unit split between the grid coming from ``before`` and the one going on to
+    ``after``: cut by the line through the slice's centre across the direction between them."""
+    c = np.array(shapely.get_coordinates(shapely.centroid(slice_))[0])
+    d = np.array(shapely.get_coordinates(shapely.centroid(after))[0]) - np.array(
+        shapely.get_coordinates(shapely.centroid(before))[0]
+    )
+    if np.hypot(*d) < 1e-9:
+        return ground, shapely.Polygon()
+    d = d / np.hypot(*d)
+    v = np.array([-d[1], d[0]])
+    x0, y0, x1, y1 = shapely.bounds(shapely.union(ground, slice_))
+    reach = 2 * ((x1 - x0) + (y1 - y0)) + 1.0
+    back = shapely.Polygon([c + v * reach, c - v * reach, c - v * reach - d * reach, c + v * reach - d * reach])
+    return shapely.intersection(ground, back), shapely.difference(ground, back)
+
+
+def _measure(out: CompoundPlan, units, visit, stairs, band_min, band_max):
+    """Shares, households, Polsby-Popper and visit minutes of every grid of ``out``."""
+    from . import polsby_popper
+
+    pp = polsby_popper([g["geometry"] for g in out.grids])
+    for g, ppv in zip(out.grids, pp):
+        raw = sorted(g.pop("raw_shares"), key=lambda s: (s[3], s[0]))
+        g["shares"] = [Share(units[u].building, units[u].number, f0, f1, h) for f0, f1, h, u, _ in raw]
+        g["households"] = int(sum(s.households for s in g["shares"]))
+        g["in_band"] = band_min <= g["households"] <= band_max
+        g["polsby_popper"] = round(float(ppv), 3)
+        g["units"] = [
+            f"{s.building}/{s.unit}"
+            + ("" if (s.floor_from, s.floor_to) == (1, units[u].floors) else f"@{s.floor_from}-{s.floor_to}")
+            for s, (*_, u, _) in zip(g["shares"], raw)
+        ]
+        entrances = np.array([e for *_, e in raw])
+        metric = shapely.get_coordinates(geo.to_metric(geo.from_local([shapely.multipoints(entrances)]))[0])
+        minutes = visit.minutes(np.unique(metric, axis=0), g["households"]) if visit is not None else 0.0
+        minutes += stairs.minutes(g["shares"])
+        g["visit_minutes"] = round(float(minutes), 1)
+        g["over_time"] = bool(visit is not None and minutes > visit.limit_min)
+
+
+__all__ = ["Building", "CompoundPlan", "Share", "Stairs", "plan"]
