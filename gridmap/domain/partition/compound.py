@@ -27,7 +27,7 @@ import shapely
 from ... import geo
 from ...errors import InputError
 from .floors import DEFAULT_WEIGHTS, FLOOR, UNIT, Unit, Weights, blocks_of, cut, even_floors, out_of_band
-from .ground import Ground, polygons
+from .ground import SNAP_M, Ground, polygons
 from .route import rotations, route
 
 #: Places to open the closed walk at (each a full cut of the sequence).
@@ -161,12 +161,19 @@ def plan(
         part_u.append([u for i in mine for u in range(first_unit[i], first_unit[i + 1])])
     part_ids = [p for p in range(len(parts_local)) if p not in empty_parts]
     stops, steps = route(grounds, part_u)
+    # every cell of every part under one number, for the cut's one-piece test across jumps
+    offset = np.cumsum([0] + [len(g.cells) for g in grounds])
+    neighbours = [{int(offset[p] + m) for m in nb} for p, g in enumerate(grounds) for nb in g.neighbours]
+    cell_of = {u: int(offset[p] + c) for u, p, c in stops}
     tried = []
     for r in rotations(steps, ROTATIONS):
         seq = stops[r:] + stops[:r]
         seq_steps = (steps[r:] + steps[:r])[:-1]
         blocks, kinds = blocks_of(units, [s[0] for s in seq], band_max, seq_steps)
-        starts, cost = cut([b.households for b in blocks], kinds, band_min, band_max, policy, weights)
+        cells = [cell_of[b.unit] for b in blocks]
+        starts, cost = cut(
+            [b.households for b in blocks], kinds, band_min, band_max, policy, weights, cells, neighbours
+        )
         tried.append((cost, r, seq, blocks, kinds, starts))
         if time.perf_counter() - t0 > budget_s / 2:
             break
@@ -233,7 +240,7 @@ def _draw(courtyard, seq, blocks, kinds, starts, units, grounds, part_ids, parts
     for r in range(len(starts)):
         geoms, multipart = [], len(pieces[r]) > 1
         for p, geom_list in pieces[r].items():
-            merged = polygons(shapely.union_all(geom_list))
+            merged = polygons(shapely.union_all(geom_list, grid_size=SNAP_M))
             if len(merged) != 1:
                 return None
             ll = shapely.intersection(geo.from_local([merged[0]])[0], parts_ll[part_ids[p]])

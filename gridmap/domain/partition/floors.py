@@ -10,7 +10,7 @@ This module does the cutting, exactly, by dynamic programming over the sequence:
   units (floors 1-16 of unit 2 with unit 1, floors 17-33 with unit 3).
 * **Positions** between consecutive blocks have a kind: ``FLOOR`` (inside a unit), ``UNIT`` (a party
   wall inside a building), ``BUILDING`` (two buildings whose ground cells touch), ``JUMP`` (two
-  buildings whose cells do not touch: a run across it would be two pieces, so none may cross it) and
+  cells that do not touch: a run may cross it only when its cells are one piece all the same) and
   ``PART`` (two parts of a courtyard cut in two by a road: a run across it is a declared multi-part
   grid).
 * **Cost of a plan**, lexicographic through its weights: households outside the band (the distance of
@@ -109,6 +109,7 @@ class Weights:
     out_of_band: float = 1e6  # per household a grid lies outside min..max
     wrong_side: float = 1e3  # multiplies ``out_of_band`` for the side the policy does not want
     part_crossing: float = 1e4  # per grid across two parts of the courtyard
+    jump_crossing: float = 50.0  # per grid wrapping round a jump of the walk (in one piece all the same)
     floor_cut: float = 100.0  # per cut between two floors of a unit
     unit_cut: float = 30.0  # per cut at a party wall
     balance: float = 1.0  # per household a grid lies from the band's middle
@@ -117,12 +118,24 @@ class Weights:
 DEFAULT_WEIGHTS = Weights()
 
 
-def cut(hh, kinds, band_min: int, band_max: int, policy: str = "keep", weights: Weights = DEFAULT_WEIGHTS):
+def cut(
+    hh,
+    kinds,
+    band_min: int,
+    band_max: int,
+    policy: str = "keep",
+    weights: Weights = DEFAULT_WEIGHTS,
+    cells=None,
+    neighbours=None,
+):
     """Cut blocks of households ``hh`` (kinds of the positions between them: ``kinds``, len(hh) - 1) into
     runs at least cost.  Returns (run starts, cost); the runs are ``hh[s[i]:s[i+1]]``.
 
-    No run crosses a JUMP.  Every sequence can be cut (a run may be out of the band), so this never
-    fails; a run holds at most ``2 * band_max`` households unless one block alone is larger."""
+    A run crosses a JUMP only when ``cells`` (the ground cell of each block) and ``neighbours`` (the
+    cells touching each cell) are given and the run's cells form one piece: a run that wraps round
+    the walk's far end (units 5, 6, 7 and 0 of a cycle whose step 5 -> 0 jumps, where 7 touches 0) is
+    as good as a contiguous one.  Every sequence can be cut (a run may be out of the band), so this
+    never fails; a run holds at most ``2 * band_max`` households unless one block alone is larger."""
     hh = np.asarray(hh, dtype=np.int64)
     n = len(hh)
     if n == 0:
@@ -146,8 +159,7 @@ def cut(hh, kinds, band_min: int, band_max: int, policy: str = "keep", weights: 
     best[0] = 0.0
     back = np.zeros(n + 1, dtype=np.int64)
     for j in range(1, n + 1):
-        lo = max(int(np.searchsorted(cum, cum[j] - cap, side="left")), int(last_jump[j - 1]))
-        lo = min(lo, j - 1)
+        lo = min(int(np.searchsorted(cum, cum[j] - cap, side="left")), j - 1)
         i = np.arange(lo, j)
         h = cum[j] - cum[i]
         cost = (
@@ -157,6 +169,9 @@ def cut(hh, kinds, band_min: int, band_max: int, policy: str = "keep", weights: 
             + weights.part_crossing * (parts[j - 1] - parts[i])
             + weights.balance * np.abs(h - target)
         )
+        if last_jump[j - 1] > lo:  # runs starting before the last jump: only when in one piece
+            ok = _in_one_piece(cells, neighbours, lo, j, int(last_jump[j - 1]))
+            cost = np.where(ok, cost + weights.jump_crossing * (i < last_jump[j - 1]), np.inf)
         k = int(np.argmin(cost))
         best[j] = cost[k] + cut_cost[j]
         back[j] = i[k]
@@ -166,6 +181,37 @@ def cut(hh, kinds, band_min: int, band_max: int, policy: str = "keep", weights: 
         j = int(back[j])
         starts.append(j)
     return starts[::-1], float(best[n])
+
+
+def _in_one_piece(cells, neighbours, lo: int, j: int, jump: int) -> np.ndarray:
+    """For each start i in lo..j-1, whether blocks i..j-1 lie on cells forming one piece (True from
+    ``jump`` on: runs after the last jump are contiguous in the walk).  Grown from j-1 down with a
+    union-find, so the whole window costs one pass."""
+    ok = np.ones(j - lo, bool)
+    if cells is None:
+        ok[: jump - lo] = False
+        return ok
+    parent: dict = {}
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    pieces = 0
+    for i in range(j - 1, lo - 1, -1):
+        c = int(cells[i])
+        if c not in parent:
+            parent[c] = c
+            pieces += 1
+            for nb in neighbours[c]:
+                if nb in parent and find(nb) != find(c):
+                    parent[find(nb)] = find(c)
+                    pieces -= 1
+        if i < jump:
+            ok[i - lo] = pieces == 1
+    return ok
 
 
 def out_of_band(sizes, band_min: int, band_max: int) -> int:

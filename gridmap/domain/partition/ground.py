@@ -28,6 +28,9 @@ import shapely
 MIN_EDGE_M = 0.5
 #: Pieces of less than this (m², local plane) are overlay noise, not ground.
 NOISE_M2 = 0.01
+#: Unions of cells snap-round to a micrometre: a slice and its ground meet along a footprint edge at a
+#: party-wall point computed twice, equal only to ~1e-10 m, and an unsnapped union may leave them apart.
+SNAP_M = 1e-6
 
 
 def polygons(geom) -> list:
@@ -118,7 +121,7 @@ class Ground:
             pieces[0].append(open_ground)
         ground = [shapely.union_all(p) if p else shapely.Polygon() for p in pieces]
         self.ground = self._attach_orphans(ground)
-        self.cells = [shapely.union(s, g) if not g.is_empty else s for s, g in zip(self.slices, self.ground)]
+        self.cells = [shapely.union_all([s, g], grid_size=SNAP_M) for s, g in zip(self.slices, self.ground)]
         self.edges = self._edges()
         self.neighbours = [set() for _ in range(k)]
         for a, b in self.edges:
@@ -134,7 +137,9 @@ class Ground:
                 (keep if shapely.dwithin(part, s, 1e-6) else orphans).append(part)
             own.append(keep)
         for part in sorted(orphans, key=lambda p: -p.area):
-            cells = np.array([shapely.union_all([s] + o) for s, o in zip(self.slices, own)], dtype=object)
+            cells = np.array(
+                [shapely.union_all([s, *o], grid_size=SNAP_M) for s, o in zip(self.slices, own)], dtype=object
+            )
             shared = shapely.length(shapely.intersection(part.boundary, shapely.boundary(cells)))
             own[int(np.argmax(shared))].append(part)
         return [shapely.union_all(o) if o else shapely.Polygon() for o in own]

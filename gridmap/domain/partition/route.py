@@ -138,14 +138,16 @@ def route(parts: list, part_units: list[list[int]]):
 
 
 def rotations(steps: list, limit: int) -> list[int]:
-    """Up to ``limit`` places to open the cycle: after every JUMP (opening there removes it), then at
-    steps between buildings or parts, spread evenly."""
+    """Up to ``limit`` places to open the cycle: after every JUMP (opening there removes it), then
+    between buildings or parts, then at party walls, each group spread evenly along the walk."""
     n = len(steps)
-    jumps = [(i + 1) % n for i, k in enumerate(steps) if k == JUMP]
-    others = [(i + 1) % n for i, k in enumerate(steps) if k in (BUILDING, PART)]
-    if not jumps and not others:
-        return [0]
-    if len(others) > max(limit - len(jumps), 1):
-        pick = np.unique(np.linspace(0, len(others) - 1, max(limit - len(jumps), 1)).round().astype(int))
-        others = [others[i] for i in pick]
-    return list(dict.fromkeys(jumps + others))[: max(limit, len(jumps[:1]))]
+    picked: list[int] = []
+    for group in ((JUMP,), (BUILDING, PART), (UNIT,)):
+        at = [(i + 1) % n for i, k in enumerate(steps) if k in group]
+        room = limit - len(picked)
+        if group != (JUMP,) and len(at) > room > 0:
+            at = [at[i] for i in np.unique(np.linspace(0, len(at) - 1, room).round().astype(int))]
+        elif room <= 0 and group != (JUMP,):
+            at = []
+        picked += [a for a in at if a not in picked]
+    return picked or [0]
