@@ -26,12 +26,19 @@ import shapely
 
 from ... import geo
 from ...errors import InputError
-from .floors import DEFAULT_WEIGHTS, FLOOR, UNIT, Unit, Weights, blocks_of, cut, even_floors, out_of_band
-from .ground import SNAP_M, Ground, polygons
-from .route import rotations, route
+from . import route
+from .draw import draw
+from .floors import DEFAULT_WEIGHTS, Unit, Weights, blocks_of, cut, even_floors, out_of_band
+from .ground import Ground
+from .repair import repair
 
-#: Places to open the closed walk at (each a full cut of the sequence).
+#: Places to open each walk at (each a full cut of the sequence) ...
 ROTATIONS = 12
+#: ... and distinct plans drawn of the cheapest cuts, the best kept with compactness counted.
+DRAWN = 4
+#: Cost of a grid's shape: this many times (1 / Polsby-Popper - 1), so a grid of PP 0.5 costs as much
+#: as 20 households from the band's middle, less than one party-wall cut (see floors.Weights).
+COMPACTNESS = 20.0
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,7 @@ class CompoundPlan:
     households: int
     grids: list = field(default_factory=list)  # dicts: code, households, geometry, shares, multipart, ...
     cost: float = 0.0
-    rotations_tried: int = 0
+    rotations_tried: int = 0  # cuts of the walks computed
     seconds: float = 0.0
     error: str | None = None
 
@@ -160,36 +167,49 @@ def plan(
         grounds.append(Ground(part, [feet_local[i] for i in mine], [len(buildings[i].units) for i in mine]))
         part_u.append([u for i in mine for u in range(first_unit[i], first_unit[i + 1])])
     part_ids = [p for p in range(len(parts_local)) if p not in empty_parts]
-    stops, steps = route(grounds, part_u)
     # every cell of every part under one number, for the cut's one-piece test across jumps
     offset = np.cumsum([0] + [len(g.cells) for g in grounds])
     neighbours = [{int(offset[p] + m) for m in nb} for p, g in enumerate(grounds) for nb in g.neighbours]
-    cell_of = {u: int(offset[p] + c) for u, p, c in stops}
-    tried = []
-    for r in rotations(steps, ROTATIONS):
-        seq = stops[r:] + stops[:r]
-        seq_steps = (steps[r:] + steps[:r])[:-1]
-        blocks, kinds = blocks_of(units, [s[0] for s in seq], band_max, seq_steps)
-        cells = [cell_of[b.unit] for b in blocks]
-        starts, cost = cut(
-            [b.households for b in blocks], kinds, band_min, band_max, policy, weights, cells, neighbours
+    walks = [route.tour(grounds, part_u), route.hilbert(grounds, part_u)]
+    cell_of = {u: int(offset[p] + c) for u, p, c in walks[0]}
+    candidates = []
+    for stops in walks:
+        steps = route.steps_of(stops, grounds)
+        for r in route.rotations(steps, ROTATIONS):
+            seq = stops[r:] + stops[:r]
+            blocks, kinds = blocks_of(units, [s[0] for s in seq], band_max, (steps[r:] + steps[:r])[:-1])
+            hh = [b.households for b in blocks]
+            cells = [cell_of[b.unit] for b in blocks]
+            starts, cost = cut(hh, kinds, band_min, band_max, policy, weights, cells, neighbours)
+            candidates.append((cost, len(candidates), seq, blocks, starts))
+            if time.perf_counter() - t0 > budget_s / 2:
+                break
+    candidates.sort(key=lambda c: c[:2])
+    out.rotations_tried = len(candidates)
+    best, seen = None, set()
+    for cost, _, seq, blocks, starts in candidates:
+        if time.perf_counter() - t0 > budget_s or len(seen) >= DRAWN:
+            break
+        run_of = np.cumsum(np.isin(np.arange(len(blocks)), starts[1:]))
+        run_of = repair(blocks, run_of, [cell_of[b.unit] for b in blocks], neighbours, band_min, band_max)
+        key = frozenset(
+            frozenset((b.unit, b.floor_from) for b, r in zip(blocks, run_of) if r == k)
+            for k in range(int(run_of.max()) + 1)
         )
-        tried.append((cost, r, seq, blocks, kinds, starts))
-        if time.perf_counter() - t0 > budget_s / 2:
-            break
-    tried.sort(key=lambda t: t[:2])
-    out.rotations_tried = len(tried)
-    for cost, r, seq, blocks, kinds, starts in tried:
-        grids = _draw(courtyard, seq, blocks, kinds, starts, units, grounds, part_ids, parts_ll, empty_parts)
+        if key in seen:
+            continue
+        seen.add(key)
+        grids = draw(courtyard, seq, blocks, run_of, units, grounds, part_ids, parts_ll, empty_parts)
         if grids is not None:
-            out.grids, out.cost = grids, cost
-            break
-        if time.perf_counter() - t0 > budget_s:
-            break
+            score = _score(grids, blocks, run_of, units, band_min, band_max, weights)
+            if best is None or score < best[0]:
+                best = (score, grids)
+    if best is not None:
+        out.grids, out.cost = best[1], best[0]
     if not out.grids:
         out.error = (
             f"no plan of its {len(units)} units ({total} households) keeps every grid in one piece "
-            f"({len(tried)} walks tried in {time.perf_counter() - t0:.1f} s)"
+            f"({len(candidates)} cuts tried in {time.perf_counter() - t0:.1f} s)"
         )
     else:
         _measure(out, units, visit, stairs, band_min, band_max)
@@ -197,82 +217,27 @@ def plan(
     return out
 
 
-def _draw(courtyard, seq, blocks, kinds, starts, units, grounds, part_ids, parts_ll, empty_parts):
-    """Grid dicts for the runs starting at ``starts``, or None when one would not be one piece."""
-    n = len(blocks)
-    run_of = np.zeros(n, dtype=np.int64)
-    run_of[starts[1:]] = 1
-    run_of = np.cumsum(run_of)
-    stop_of = {s[0]: s for s in seq}
-    span: dict[int, list[int]] = {}
-    for i, b in enumerate(blocks):
-        span.setdefault(b.unit, []).append(i)
-    pieces = [{} for _ in starts]  # run -> part -> [local geometries]
-    shares = [[] for _ in starts]
-    for u, idx in span.items():
-        _, p, c = stop_of[u]
-        g = grounds[p]
-        runs = sorted(set(run_of[idx].tolist()))
-        for r in runs:
-            mine = [blocks[i] for i in idx if run_of[i] == r]
-            entrance = tuple(shapely.get_coordinates(shapely.centroid(g.slices[c]))[0])
-            shares[r].append((mine[0].floor_from, mine[-1].floor_to, sum(b.households for b in mine), u, entrance))
-        if len(runs) == 1:
-            pieces[runs[0]].setdefault(p, []).append(g.cells[c])
-            continue
-        for r in runs:
-            pieces[r].setdefault(p, []).append(g.slices[c])
-        lo, hi = idx[0], idx[-1]
-        need_first = lo > 0 and kinds[lo - 1] not in (UNIT, FLOOR) and run_of[lo - 1] == runs[0]
-        need_last = hi < n - 1 and kinds[hi] not in (UNIT, FLOOR) and run_of[hi + 1] == runs[-1]
-        if g.ground[c].is_empty:
-            continue
-        if need_first and need_last:
-            before, after = stop_of[blocks[lo - 1].unit], stop_of[blocks[hi + 1].unit]
-            towards = _halves(
-                g.ground[c], g.slices[c], grounds[before[1]].cells[before[2]], grounds[after[1]].cells[after[2]]
-            )
-            pieces[runs[0]][p].append(towards[0])
-            pieces[runs[-1]][p].append(towards[1])
-        else:
-            pieces[runs[-1] if need_last else runs[0]][p].append(g.ground[c])
-    grids = []
-    for r in range(len(starts)):
-        geoms, multipart = [], len(pieces[r]) > 1
-        for p, geom_list in pieces[r].items():
-            merged = polygons(shapely.union_all(geom_list, grid_size=SNAP_M))
-            if len(merged) != 1:
-                return None
-            ll = shapely.intersection(geo.from_local([merged[0]])[0], parts_ll[part_ids[p]])
-            geoms += [q for q in shapely.get_parts(ll) if q.geom_type == "Polygon" and q.area > 0]
-        grids.append(
-            {"code": f"{courtyard}{r + 1:02d}", "parts": geoms, "multipart": multipart, "raw_shares": shares[r]}
-        )
-    for p in empty_parts:  # a part without buildings (a park across the road) joins the nearest grid
-        near = int(np.argmin([shapely.distance(shapely.union_all(gr["parts"]), parts_ll[p]) for gr in grids]))
-        grids[near]["parts"].append(parts_ll[p])
-        grids[near]["multipart"] = True
-    for gr in grids:
-        parts = gr.pop("parts")
-        gr["geometry"] = parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
-    return grids
-
-
-def _halves(ground, slice_, before, after):
-    """The open ground of a unit split between the grid coming from ``before`` and the one going on to
-    ``after``: cut by the line through the slice's centre across the direction between them."""
-    c = np.array(shapely.get_coordinates(shapely.centroid(slice_))[0])
-    d = np.array(shapely.get_coordinates(shapely.centroid(after))[0]) - np.array(
-        shapely.get_coordinates(shapely.centroid(before))[0]
+def _score(grids, blocks, run_of, units, band_min, band_max, weights) -> float:
+    """The cost of a drawn plan: the cut's terms recounted after repair (households out of band, grids
+    across parts, floor cuts, party-wall cuts, balance) plus COMPACTNESS per grid for its shape."""
+    size = np.bincount(run_of, weights=[b.households for b in blocks]).astype(np.int64)
+    grids_of_unit: dict = {}
+    grids_of_building: dict = {}
+    for b, r in zip(blocks, run_of):
+        grids_of_unit.setdefault(b.unit, set()).add(int(r))
+        grids_of_building.setdefault(units[b.unit].building, set()).add(int(r))
+    floor_cuts = sum(len(v) - 1 for v in grids_of_unit.values())
+    wall_cuts = max(sum(len(v) - 1 for v in grids_of_building.values()) - floor_cuts, 0)
+    local = geo.to_local([g["geometry"] for g in grids])
+    pp = 4 * np.pi * shapely.area(local) / np.maximum(shapely.length(local), 1e-9) ** 2
+    return float(
+        weights.out_of_band * out_of_band(size, band_min, band_max)
+        + weights.part_crossing * sum(g["multipart"] for g in grids)
+        + weights.floor_cut * floor_cuts
+        + weights.unit_cut * wall_cuts
+        + weights.balance * np.abs(size - (band_min + band_max) / 2).sum()
+        + COMPACTNESS * (1 / np.maximum(pp, 1e-3) - 1).sum()
     )
-    if np.hypot(*d) < 1e-9:
-        return ground, shapely.Polygon()
-    d = d / np.hypot(*d)
-    v = np.array([-d[1], d[0]])
-    x0, y0, x1, y1 = shapely.bounds(shapely.union(ground, slice_))
-    reach = 2 * ((x1 - x0) + (y1 - y0)) + 1.0
-    back = shapely.Polygon([c + v * reach, c - v * reach, c - v * reach - d * reach, c + v * reach - d * reach])
-    return shapely.intersection(ground, back), shapely.difference(ground, back)
 
 
 def _measure(out: CompoundPlan, units, visit, stairs, band_min, band_max):

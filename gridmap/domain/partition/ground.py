@@ -129,20 +129,24 @@ class Ground:
             self.neighbours[b].add(a)
 
     def _attach_orphans(self, ground: list) -> list:
-        """Ground pieces that do not touch their own slice join the cell they share most edge with."""
+        """Ground pieces that do not share an edge with their own slice (cut off by a concave outline or
+        touching it at a corner only) join the cell they share most edge with."""
         own, orphans = [], []
         for s, g in zip(self.slices, ground):
             keep = []
             for part in polygons(g):
-                (keep if shapely.dwithin(part, s, 1e-6) else orphans).append(part)
+                joined = len(polygons(shapely.union_all([s, part], grid_size=SNAP_M))) == 1
+                (keep if joined else orphans).append(part)
             own.append(keep)
         for part in sorted(orphans, key=lambda p: -p.area):
             cells = np.array(
                 [shapely.union_all([s, *o], grid_size=SNAP_M) for s, o in zip(self.slices, own)], dtype=object
             )
-            shared = shapely.length(shapely.intersection(part.boundary, shapely.boundary(cells)))
+            # shared edge, measured as the area of a 1 cm band along the piece's outline (robust to the
+            # micrometre mismatch of edges computed twice; a corner touch shares next to nothing)
+            shared = shapely.area(shapely.intersection(shapely.buffer(part.boundary, 0.01), cells))
             own[int(np.argmax(shared))].append(part)
-        return [shapely.union_all(o) if o else shapely.Polygon() for o in own]
+        return [shapely.union_all(o, grid_size=SNAP_M) if o else shapely.Polygon() for o in own]
 
     def _edges(self) -> list[tuple[int, int]]:
         cells = np.array(self.cells, dtype=object)

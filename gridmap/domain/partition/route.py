@@ -93,48 +93,82 @@ def _improve(order, cost, rounds: int = 30) -> np.ndarray:
     return order
 
 
-def route(parts: list, part_units: list[list[int]]):
-    """The walk over every unit of every part.
+def _part_chain(centres: np.ndarray) -> list[int]:
+    """Parts in a chain, each next the nearest to the last one."""
+    order = [0]
+    while len(order) < len(centres):
+        rest = [p for p in range(len(centres)) if p not in order]
+        order.append(min(rest, key=lambda p: float(np.hypot(*(centres[p] - centres[order[-1]])))))
+    return order
 
-    Parameters
-    ----------
-    parts : one :class:`.ground.Ground` per courtyard part.
-    part_units : per part, the global unit index of each of its cells (in the Ground's cell order).
 
-    Returns (stops, steps): ``stops`` a list of (global unit index, part, cell index) in walking order,
-    as a cycle; ``steps[i]`` the kind of the step from stop i to stop i + 1 (the last closes the
-    cycle): UNIT within a building, BUILDING between touching cells of two buildings, JUMP between
-    cells that do not touch, PART between parts.
-    """
+def _centres(g) -> np.ndarray:
+    return shapely.get_coordinates(shapely.centroid(np.array(g.slices, dtype=object)))
+
+
+def tour(parts: list, part_units: list[list[int]]) -> list[tuple[int, int, int]]:
+    """The walk over every unit of every part as a closed tour of the unit cells (a cycle of stops:
+    global unit index, part, cell).  ``part_units``: per part, the global unit of each of its cells."""
     tours = []
     for g in parts:
-        xy = np.array([shapely.get_coordinates(shapely.centroid(s))[0] for s in g.slices])
+        xy = _centres(g)
         adj = np.zeros((len(xy), len(xy)), bool)
         for a, b in g.edges:
             adj[a, b] = adj[b, a] = True
         b_of = np.array([o[0] for o in g.owner])
         # leaving a building costs a little: finish a building before the next one
         extra = (b_of[:, None] != b_of[None, :]) * BUILDING_STEP_M
-        tours.append((closed_tour(xy, adj, extra), xy))
-    order = [0]  # parts in a chain, each next the nearest to the last one
-    centres = np.array([t[1].mean(0) for t in tours])
-    while len(order) < len(tours):
-        rest = [p for p in range(len(tours)) if p not in order]
-        order.append(min(rest, key=lambda p: float(np.hypot(*(centres[p] - centres[order[-1]])))))
-    stops = [(part_units[p][c], p, c) for p in order for c in tours[p][0]]
+        tours.append(closed_tour(xy, adj, extra))
+    order = _part_chain(np.array([_centres(g).mean(0) for g in parts]))
+    return [(part_units[p][c], p, c) for p in order for c in tours[p]]
+
+
+def hilbert(parts: list, part_units: list[list[int]], bits: int = 10) -> list[tuple[int, int, int]]:
+    """The units in the order of a Hilbert curve through their slices' centres, part by part: runs of
+    it are compact blobs rather than strips along a tour (their cells need not touch in that order; the
+    cut keeps only runs whose cells are one piece)."""
+    order = _part_chain(np.array([_centres(g).mean(0) for g in parts]))
+    out = []
+    for p in order:
+        xy = _centres(parts[p])
+        span = np.maximum(np.ptp(xy, axis=0).max(), 1e-9)
+        q = np.floor((xy - xy.min(0)) / span * ((1 << bits) - 1)).astype(np.int64)
+        keys = [_hilbert_index(int(x), int(y), bits) for x, y in q]
+        out += [(part_units[p][c], p, int(c)) for c in np.argsort(keys, kind="stable")]
+    return out
+
+
+def _hilbert_index(x: int, y: int, bits: int) -> int:
+    """The distance of cell (x, y) along the Hilbert curve of a 2^bits square (the classic xy2d)."""
+    d = 0
+    s = 1 << (bits - 1)
+    while s > 0:
+        rx = 1 if x & s else 0
+        ry = 1 if y & s else 0
+        d += s * s * ((3 * rx) ^ ry)
+        if ry == 0:
+            if rx == 1:
+                x, y = s - 1 - x, s - 1 - y
+            x, y = y, x
+        s >>= 1
+    return d
+
+
+def steps_of(stops: list, parts: list) -> list:
+    """The kind of each step of the cycle ``stops`` (the last one closes it): UNIT across a party wall,
+    BUILDING between touching cells of two buildings, JUMP between cells that do not touch, PART
+    between courtyard parts, None from a unit to itself (a cycle of one)."""
     steps = []
     for (_, p, c), (_, q, d) in zip(stops, stops[1:] + stops[:1]):
         if p != q:
             steps.append(PART)
-        elif c == d:  # a cycle of one unit
+        elif c == d:
             steps.append(None)
         else:
             g = parts[p]
             touch = d in g.neighbours[c]
             steps.append(JUMP if not touch else UNIT if g.owner[c][0] == g.owner[d][0] else BUILDING)
-    if len(order) == 1 and len(stops) > 1 and steps[-1] == PART:
-        steps[-1] = JUMP
-    return stops, steps
+    return steps
 
 
 def rotations(steps: list, limit: int) -> list[int]:
