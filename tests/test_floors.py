@@ -237,3 +237,30 @@ def test_a_grid_in_two_pieces_is_disconnected_unless_multipart():
     out = check_connected(["A", "B", "C"], [two, two, noisy], [False, True, False])
     assert [p.codes for p in out] == [["A"]] and out[0].kind == "disconnected"
     assert np.isclose(out[0].area_m2, 2500, rtol=0.02)
+
+
+def test_ground_cells_tile_the_courtyard_and_hold_their_slices():
+    from gridmap.domain.partition.ground import Ground
+
+    outline = shapely.difference(box(0, 0, 200, 160), box(80, 80, 140, 160))  # a U
+    feet = [box(20, 20, 68, 34), box(100, 20, 148, 34), box(20, 100, 56, 114), box(150, 100, 186, 114)]
+    g = Ground(outline, feet, [4, 4, 3, 3])
+    assert len(g.cells) == 14
+    assert abs(shapely.union_all(g.cells).symmetric_difference(outline).area) < 0.01
+    for s, c in zip(g.slices, g.cells):
+        assert shapely.difference(s, c).area < 0.01
+    areas = sum(c.area for c in g.cells)
+    assert abs(areas - outline.area) < 0.01  # no overlaps
+    # a slab's units are neighbours across their party walls
+    assert {(0, 1), (1, 2), (2, 3)} <= set(g.edges)
+
+
+def test_repair_moves_a_unit_the_walk_left_behind():
+    from gridmap.domain.partition.floors import Block
+    from gridmap.domain.partition.repair import repair
+
+    blocks = [Block(i, 1, 6, h) for i, h in enumerate([40, 20, 40, 20])]
+    neighbours = [{1, 3}, {0, 2}, {1, 3}, {2, 0}]  # four cells in a ring
+    run_of = repair(blocks, [0, 0, 0, 1], [0, 1, 2, 3], neighbours, 50, 70)
+    sizes = sorted(np.bincount(run_of, weights=[b.households for b in blocks]).astype(int))
+    assert sizes == [60, 60]

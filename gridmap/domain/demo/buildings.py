@@ -104,51 +104,42 @@ def _gap(floors: int) -> float:
 
 
 def place(courtyard, plan: list, rng) -> list:
-    """Footprints (local plane) for the buildings of ``plan`` inside ``courtyard``: in rows along its
-    long axis while there is room, then at random free spots; a footprint that fits nowhere shrinks."""
+    """Footprints (local plane) for the buildings of ``plan`` inside ``courtyard``, spread over it as an
+    estate is: slots in rows along its long axis (row spacing by the tallest building's sunlight gap),
+    an evenly spaced choice of them when there are more than buildings, random free spots for the rest
+    (shrinking when nothing fits)."""
     room = courtyard.buffer(-MARGIN_M)
     if room.is_empty:
         room = courtyard.buffer(-0.5)
     shapely.prepare(room)
     rect = shapely.minimum_rotated_rectangle(room)
-    corners = np.asarray(rect.exterior.coords)[:4] if rect.geom_type == "Polygon" else None
     angle = 0.0
-    if corners is not None:
+    if rect.geom_type == "Polygon":
+        corners = np.asarray(rect.exterior.coords)[:4]
         e1, e2 = corners[1] - corners[0], corners[2] - corners[1]
         long = e1 if np.hypot(*e1) >= np.hypot(*e2) else e2
         angle = math.atan2(long[1], long[0])
-    sizes = []
-    for name, units, floors in plan:
-        w, d = KINDS[name].unit_size
-        sizes.append((w * len(units), d, floors))
-    # candidate spots: rows across the short axis, buildings along each row
+    sizes = [(KINDS[name].unit_size[0] * len(units), KINDS[name].unit_size[1]) for name, units, _ in plan]
+    w_max, d_max = max(w for w, _ in sizes), max(d for _, d in sizes)
+    tallest = max(f for *_, f in plan)
     c, s = math.cos(angle), math.sin(angle)
-    xy = shapely.get_coordinates(room.exterior if room.geom_type == "Polygon" else room.envelope.exterior)
-    u = xy @ np.array([c, s])
-    v = xy @ np.array([-s, c])
-    feet, order = [None] * len(plan), list(range(len(plan)))
-    placed: list = []
-    row_v = v.min() + 1.0
-    i = 0
-    tallest = max(f for *_, f in sizes) if sizes else 1
-    while i < len(order) and row_v < v.max():
-        depth = max(sizes[k][1] for k in order[i : i + 1])
-        x = u.min() + 1.0
-        while i < len(order) and x < u.max():
-            w, d, _ = sizes[order[i]]
-            cu, cv = x + w / 2, row_v + d / 2
-            fp = _rect(cu * c - cv * s, cu * s + cv * c, w, d, angle)
-            if room.contains(fp):
-                feet[order[i]] = fp
-                placed.append(fp)
-                i += 1
-                x += w + 6.0 + rng.uniform(0, 6)
-            else:
-                x += 4.0
-        row_v += depth + _gap(tallest)
-    for k in order[i:]:
-        feet[k] = _random_spot(room, *sizes[k][:2], angle, placed, rng)
-        placed.append(feet[k])
+    x0, y0, x1, y1 = shapely.bounds(shapely.affinity.rotate(room, -angle, origin=(0, 0), use_radians=True))
+    slots = []
+    for row, v in enumerate(np.arange(y0 + d_max / 2, y1, d_max + _gap(tallest))):
+        us = np.arange(x0 + w_max / 2, x1, w_max + 8.0)
+        for u in us if row % 2 == 0 else us[::-1]:  # rows walked alternately: neighbours stay near
+            if room.contains(_rect(u * c - v * s, u * s + v * c, w_max, d_max, angle)):
+                slots.append((u * c - v * s, u * s + v * c))
+    feet = [None] * len(plan)
+    if slots:
+        chosen = np.unique(np.linspace(0, len(slots) - 1, min(len(slots), len(plan))).round().astype(int))
+        for k, slot in zip(range(len(plan)), chosen):
+            feet[k] = _rect(*slots[slot], *sizes[k], angle)
+    placed = [f for f in feet if f is not None]
+    for k in range(len(plan)):
+        if feet[k] is None:
+            feet[k] = _random_spot(room, *sizes[k], angle, placed, rng)
+            placed.append(feet[k])
     return feet
 
 

@@ -1,19 +1,19 @@
 """Micro-grids of a compound in three dimensions: whole buildings, whole units, or floors of a unit.
 
-A micro-grid is its ground *and* its share of the buildings on it.  :func:`plan` walks the courtyard's
-units in one order (:mod:`.route`), cuts the walk into runs of 50-70 households at least cost
-(:mod:`.floors`: households outside the band first, then grids across parts, floor cuts, party-wall
-cuts, balance), and draws each run on the unit cells of :mod:`.ground`:
+A micro-grid is its ground *and* its share of the buildings on it.  :func:`plan`:
 
-* a unit held by one grid gives it its whole cell;
-* a unit split at floors gives its footprint slice to every grid holding some of its floors (their
-  ground overlaps exactly there: the one overlap integrity allows), and its open ground to the grid
-  that reaches another building through it (split across the footprint when both neighbours do).
+1. cuts the courtyard into one cell per unit (:mod:`.ground`: footprints sliced at party walls, the
+   open ground to the nearest slice), per part of a courtyard cut by a road;
+2. walks the units in two orders (a closed tour and a Hilbert curve, :mod:`.route`), each opened at up
+   to ``ROTATIONS`` places, and cuts every walk into runs at least cost (:mod:`.floors`: households
+   outside the band first, then grids across parts, floor cuts, party-wall cuts, balance; units of at
+   most ``max`` households are never split, taller ones at any floor);
+3. moves units across grid borders where the walk could not reach a grouping (:mod:`.repair`);
+4. draws the ``DRAWN`` cheapest distinct plans (:mod:`.draw`: every grid one piece, several only across
+   parts, then declared ``multipart``) and keeps the cheapest with compactness counted.
 
-Every grid is checked to be one piece (several only across the parts of a courtyard split by a road:
-then it is declared ``multipart``); the walk is opened at up to ``ROTATIONS`` places and the cheapest
-plan that draws wins.  The search stops after ``budget_s`` seconds with the best plan drawn so far; a
-courtyard is never left as one grid when its total can be split.
+The search stops after ``budget_s`` seconds with the best plan drawn so far.  A courtyard whose total
+can be split is never left as one grid: the cut always yields the plan nearest the band.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from .repair import repair
 #: Places to open each walk at (each a full cut of the sequence) ...
 ROTATIONS = 12
 #: ... and distinct plans drawn of the cheapest cuts, the best kept with compactness counted.
-DRAWN = 4
+DRAWN = 8
 #: Cost of a grid's shape: this many times (1 / Polsby-Popper - 1), so a grid of PP 0.5 costs as much
 #: as 20 households from the band's middle, less than one party-wall cut (see floors.Weights).
-COMPACTNESS = 20.0
+COMPACTNESS = 100
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,15 @@
-"""The order in which the planner walks a courtyard's units: building after building along a closed
-route, each building's units along its long axis, in the direction that continues the route.
+"""The orders in which the planner walks a courtyard's units (the cut, :mod:`.floors`, makes grids of
+runs of a walk).
 
-The cut (:mod:`.floors`) only makes grids of consecutive units, so consecutive units should be
-neighbours on the ground: the route is a shortest closed tour over the buildings' footprint centroids
-(nearest neighbour, then 2-opt) where a step between two buildings whose cells do not touch costs
-``JUMP_PENALTY`` times the courtyard's size extra; a grid never crosses such a step.  A closed tour
-lets the planner start anywhere on it (:func:`rotations`), so groupings that wrap round a U-shaped
-courtyard are reachable too.  Each building then takes the orientation whose first unit's cell
-touches the previous building's last unit's cell (else the nearer end).
+* :func:`tour`: a short closed tour over the unit cells' centres (nearest neighbour from a few starts,
+  then 2-opt and Or-opt), where a step between cells that do not touch costs ``JUMP_PENALTY`` times the
+  courtyard's size extra and leaving a building ``BUILDING_STEP_M``: consecutive units are neighbours
+  on the ground, and a building's units come together along its long axis.  A closed tour lets the
+  planner open it anywhere (:func:`rotations`), so groupings that wrap round a U are reachable too.
+* :func:`hilbert`: the units along a Hilbert curve through their centres: its runs are compact blobs
+  rather than strips along the tour (its steps need not touch: the cut keeps only runs in one piece).
 
-Parts of a courtyard cut in two by a road get their own tours, joined nearest part next; the steps
+Parts of a courtyard cut in two by a road are walked one after the other, nearest part next; the steps
 between parts are ``PART`` positions (a grid across one is a declared multi-part grid).
 """
 
