@@ -33,7 +33,7 @@ from .ground import Ground
 from .repair import repair
 
 #: Places to open each walk at (each a full cut of the sequence) ...
-ROTATIONS = 12
+ROTATIONS = 8
 #: ... and distinct plans drawn of the cheapest cuts, the best kept with compactness counted.
 DRAWN = 8
 #: Cost of a grid's shape: this many times (1 / Polsby-Popper - 1), so a grid of PP 0.5 costs as much
@@ -155,8 +155,10 @@ def plan(
     first_unit = np.cumsum([0] + [len(b.units) for b in buildings])
     total = int(sum(u.households for u in units))
     out = CompoundPlan(courtyard, total)
-    parts_local = geo.to_local(parts_ll)
-    feet_local = geo.to_local([b.footprint for b in buildings])
+    # the local plane, moved to the courtyard: small coordinates keep the snapping of cell unions exact
+    origin = shapely.get_coordinates(shapely.centroid(geo.to_local([parts_ll[0]])[0]))[0]
+    parts_local = shapely.transform(geo.to_local(parts_ll), lambda c: c - origin)
+    feet_local = shapely.transform(geo.to_local([b.footprint for b in buildings]), lambda c: c - origin)
     home = [int(np.argmax(shapely.area(shapely.intersection(parts_local, f)))) for f in feet_local]
     grounds, part_u, empty_parts = [], [], []
     for p, part in enumerate(parts_local):
@@ -173,9 +175,11 @@ def plan(
     walks = [route.tour(grounds, part_u), route.hilbert(grounds, part_u)]
     cell_of = {u: int(offset[p] + c) for u, p, c in walks[0]}
     candidates = []
+    n_blocks = sum(1 if u.households <= band_max else u.floors for u in units)
+    rotations = max(3, min(ROTATIONS, ROTATIONS * 120 // max(n_blocks, 1)))  # fewer for a long walk
     for stops in walks:
         steps = route.steps_of(stops, grounds)
-        for r in route.rotations(steps, ROTATIONS):
+        for r in route.rotations(steps, rotations):
             seq = stops[r:] + stops[:r]
             blocks, kinds = blocks_of(units, [s[0] for s in seq], band_max, (steps[r:] + steps[:r])[:-1])
             hh = [b.households for b in blocks]
@@ -199,7 +203,7 @@ def plan(
         if key in seen:
             continue
         seen.add(key)
-        grids = draw(courtyard, seq, blocks, run_of, units, grounds, part_ids, parts_ll, empty_parts)
+        grids = draw(courtyard, seq, blocks, run_of, units, grounds, part_ids, parts_ll, empty_parts, origin)
         if grids is not None:
             score = _score(grids, blocks, run_of, units, band_min, band_max, weights)
             if best is None or score < best[0]:
@@ -212,7 +216,7 @@ def plan(
             f"({len(candidates)} cuts tried in {time.perf_counter() - t0:.1f} s)"
         )
     else:
-        _measure(out, units, visit, stairs, band_min, band_max)
+        _measure(out, units, visit, stairs, band_min, band_max, origin)
     out.seconds = round(time.perf_counter() - t0, 3)
     return out
 
@@ -240,7 +244,7 @@ def _score(grids, blocks, run_of, units, band_min, band_max, weights) -> float:
     )
 
 
-def _measure(out: CompoundPlan, units, visit, stairs, band_min, band_max):
+def _measure(out: CompoundPlan, units, visit, stairs, band_min, band_max, origin):
     """Shares, households, Polsby-Popper and visit minutes of every grid of ``out``."""
     from . import polsby_popper
 
@@ -257,7 +261,7 @@ def _measure(out: CompoundPlan, units, visit, stairs, band_min, band_max):
             for s, (*_, u, _) in zip(g["shares"], raw)
         ]
         entrances = np.array([e for *_, e in raw])
-        metric = shapely.get_coordinates(geo.to_metric(geo.from_local([shapely.multipoints(entrances)]))[0])
+        metric = shapely.get_coordinates(geo.to_metric(geo.from_local([shapely.multipoints(entrances + origin)]))[0])
         minutes = visit.minutes(np.unique(metric, axis=0), g["households"]) if visit is not None else 0.0
         minutes += stairs.minutes(g["shares"])
         g["visit_minutes"] = round(float(minutes), 1)

@@ -18,11 +18,12 @@ from ... import geo
 from .ground import SNAP_M, polygons
 
 
-def draw(courtyard, seq, blocks, run_of, units, grounds, part_ids, parts_ll, empty_parts):
+def draw(courtyard, seq, blocks, run_of, units, grounds, part_ids, parts_ll, empty_parts, origin=(0.0, 0.0)):
     """Grid dicts for the assignment ``run_of`` (block -> grid), or None when a grid would not be one
     piece.  A unit split at floors gives its slice to every grid holding floors of it, and its open
     ground to the grid that must reach other units through it: a grid that holds no unit behind a party
-    wall of it (two such grids: the ground is halved across the footprint; three: no plan)."""
+    wall of it (two such grids: the ground is halved across the footprint; three: no plan).  Cells are on
+    the local plane moved by ``origin``."""
     stop_of = {s[0]: s for s in seq}
     span: dict[int, list[int]] = {}
     for i, b in enumerate(blocks):
@@ -75,7 +76,9 @@ def draw(courtyard, seq, blocks, run_of, units, grounds, part_ids, parts_ll, emp
             merged = polygons(shapely.union_all(geom_list, grid_size=SNAP_M))
             if len(merged) != 1:
                 return None
-            ll = shapely.intersection(geo.from_local([merged[0]])[0], parts_ll[part_ids[p]])
+            ll = shapely.intersection(
+                geo.from_local([shapely.transform(merged[0], lambda c: c + origin)])[0], parts_ll[part_ids[p]]
+            )
             geoms += [q for q in shapely.get_parts(ll) if q.geom_type == "Polygon" and q.area > 0]
         grids.append(
             {"code": f"{courtyard}{r + 1:02d}", "parts": geoms, "multipart": multipart, "raw_shares": shares[r]}

@@ -21,7 +21,7 @@ This module does the cutting, exactly, by dynamic programming over the sequence:
   times more, so the other side is chosen whenever the total allows it.
 
 The minimum over all runs is found exactly in O(blocks x window) (each grid holds at most
-``2 * max`` households, so a run starts at most that many blocks back); each step is one NumPy
+``min + max`` households, so a run starts at most that many blocks back); each step is one NumPy
 expression over the window.
 """
 
@@ -135,7 +135,8 @@ def cut(
     cells touching each cell) are given and the run's cells form one piece: a run that wraps round
     the walk's far end (units 5, 6, 7 and 0 of a cycle whose step 5 -> 0 jumps, where 7 touches 0) is
     as good as a contiguous one.  Every sequence can be cut (a run may be out of the band), so this
-    never fails; a run holds at most ``2 * band_max`` households unless one block alone is larger."""
+    never fails; a run holds at most ``min + max`` households unless one block alone is larger (a larger run
+    could be cut in two runs of at least ``min``)."""
     hh = np.asarray(hh, dtype=np.int64)
     n = len(hh)
     if n == 0:
@@ -154,7 +155,7 @@ def cut(
     cut_cost[kind_at == UNIT] = weights.unit_cut
     parts = np.cumsum(kind_at == PART)  # PART positions at or before q
     last_jump = np.maximum.accumulate(np.where(kind_at == JUMP, np.arange(n + 1), 0))
-    cap = max(2 * band_max, int(hh.max()))
+    cap = max(band_min + band_max, int(hh.max()))
     best = np.full(n + 1, np.inf)
     best[0] = 0.0
     back = np.zeros(n + 1, dtype=np.int64)

@@ -24,13 +24,17 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
+#: Sample spacing along footprint outlines (metres) ...
+SPACING_M = 3.0
+#: ... widened so no courtyard has more samples than this.
+MAX_SAMPLES = 800
 #: Shared edge (metres) for two cells to count as neighbours.
 MIN_EDGE_M = 0.5
 #: Pieces of less than this (m², local plane) are overlay noise, not ground.
 NOISE_M2 = 0.01
-#: Unions of cells snap-round to a micrometre: a slice and its ground meet along a footprint edge at a
+#: Unions of cells snap-round to 10 micrometres: a slice and its ground meet along a footprint edge at a
 #: party-wall point computed twice, equal only to ~1e-10 m, and an unsnapped union may leave them apart.
-SNAP_M = 1e-6
+SNAP_M = 1e-5
 
 
 def polygons(geom) -> list:
@@ -84,46 +88,66 @@ def slice_of(points, footprint, n: int) -> np.ndarray:
     return np.clip(np.floor(a * n), 0, n - 1).astype(np.int64)
 
 
+def _overlay(op, a, b):
+    """``op(a, b)``, snap-rounded to SNAP_M when GEOS cannot node the exact inputs (nearly coincident
+    Voronoi vertices on a footprint corner)."""
+    try:
+        return op(a, b)
+    except shapely.errors.GEOSException:
+        return op(a, b, grid_size=SNAP_M)
+
+
+def _minus_footprints(cells, feet):
+    """(index, cell minus the footprints it meets) for every non-empty cell: the open ground of each
+    Voronoi cell.  One difference per cell and footprint that meet (an STRtree query), rather than
+    one with the courtyard minus every footprint, a polygon with as many holes as buildings."""
+    cells = np.array(cells, dtype=object)
+    c_idx, f_idx = shapely.STRtree(feet).query(cells, predicate="intersects")
+    for c, f in zip(c_idx, f_idx):
+        cells[c] = _overlay(shapely.difference, cells[c], feet[f])
+    return [(int(i), cells[i]) for i in np.flatnonzero(~shapely.is_empty(cells)) if cells[i].area > 0]
+
+
 class Ground:
     """The cells of one courtyard part (local plane): ``slices[k]``, ``ground[k]`` (open ground of cell
     k, possibly empty or several pieces each touching the slice), ``cells[k]`` = their union, and
     ``owner[k]`` = (building index, unit index).  ``edges``: pairs of cells that share an edge."""
 
-    def __init__(self, outline, footprints: list, unit_counts: list[int], spacing: float = 3.0):
+    def __init__(self, outline, footprints: list, unit_counts: list[int]):
         shapely.prepare(outline)
-        feet = [shapely.intersection(f, outline) for f in footprints]
+        feet = np.array([shapely.intersection(f, outline) for f in footprints], dtype=object)
         self.owner, self.slices = [], []
         for b, (f, n) in enumerate(zip(feet, unit_counts)):
             for j, s in enumerate(unit_slices(f, n)):
                 self.owner.append((b, j))
                 self.slices.append(s)
         first = np.cumsum([0] + list(unit_counts))[:-1]
-        open_ground = shapely.difference(outline, shapely.union_all(feet))
-        # sample points along each footprint's outline, labelled with their slice
+        # sample points along each footprint's outline, labelled with their slice; spacing grows with
+        # the total outline so an estate of a hundred villas does not cost a hundred times one slab
+        spacing = max(SPACING_M, float(shapely.length(feet).sum()) / MAX_SAMPLES)
         pts, labels = [], []
         for b, (f, n) in enumerate(zip(feet, unit_counts)):
-            ring = shapely.segmentize(shapely.boundary(f), spacing)
-            xy = shapely.get_coordinates(ring)
+            xy = shapely.get_coordinates(shapely.segmentize(shapely.boundary(f), spacing))
             pts.append(xy)
             labels.append(first[b] + slice_of(xy, f, n))
         xy = np.concatenate(pts)
         lab = np.concatenate(labels)
         xy, keep = np.unique(xy.round(6), axis=0, return_index=True)
         lab = lab[keep]
-        k = len(self.slices)
-        pieces = [[] for _ in range(k)]
-        if len(xy) >= 2 and not open_ground.is_empty:
+        pieces = [[] for _ in range(len(self.slices))]
+        if len(xy) >= 2:
             vor = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(xy), extend_to=outline, ordered=True))
-            clipped = shapely.intersection(vor, open_ground)
-            for c in np.flatnonzero(~shapely.is_empty(clipped)):
-                pieces[lab[c]].append(clipped[c])
-        elif not open_ground.is_empty:
-            pieces[0].append(open_ground)
+            bad = ~shapely.is_valid(vor)
+            vor[bad] = shapely.make_valid(vor[bad])
+            for c, piece in _minus_footprints(_overlay(shapely.intersection, vor, outline), feet):
+                pieces[lab[c]].append(piece)
+        else:
+            pieces[0].append(shapely.difference(outline, shapely.union_all(feet)))
         ground = [shapely.union_all(p) if p else shapely.Polygon() for p in pieces]
         self.ground = self._attach_orphans(ground)
         self.cells = [shapely.union_all([s, g], grid_size=SNAP_M) for s, g in zip(self.slices, self.ground)]
         self.edges = self._edges()
-        self.neighbours = [set() for _ in range(k)]
+        self.neighbours = [set() for _ in range(len(self.slices))]
         for a, b in self.edges:
             self.neighbours[a].add(b)
             self.neighbours[b].add(a)

@@ -34,7 +34,7 @@ def closed_tour(xy: np.ndarray, adjacent: np.ndarray, extra=0.0) -> list[int]:
         return list(range(n))
     d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
     cost = d + extra + (~adjacent) * JUMP_PENALTY * (d.max() + 1.0)
-    starts = np.unique(np.linspace(0, n - 1, min(n, 4)).round().astype(int))
+    starts = np.unique(np.linspace(0, n - 1, min(n, 4 if n <= 50 else 2)).round().astype(int))
     best, best_len = None, np.inf
     for start in starts:
         order = _improve(_nearest(cost, int(start)), cost)
@@ -76,8 +76,8 @@ def _improve(order, cost, rounds: int = 30) -> np.ndarray:
             if n < length + 3:
                 break
             for i in range(n):
-                seg = np.roll(order, -i)[:length]
-                rest = np.roll(order, -i)[length:]
+                rolled = np.concatenate([order[i:], order[:i]])
+                seg, rest = rolled[:length], rolled[length:]
                 p, q = rest[-1], rest[0]  # the stops around the segment
                 gain = cost[p, seg[0]] + cost[seg[-1], q] - cost[p, q]
                 a, b = rest[:-1], rest[1:]
@@ -179,9 +179,9 @@ def rotations(steps: list, limit: int) -> list[int]:
     for group in ((JUMP,), (BUILDING, PART), (UNIT,)):
         at = [(i + 1) % n for i, k in enumerate(steps) if k in group]
         room = limit - len(picked)
-        if group != (JUMP,) and len(at) > room > 0:
+        if len(at) > room > 0:
             at = [at[i] for i in np.unique(np.linspace(0, len(at) - 1, room).round().astype(int))]
-        elif room <= 0 and group != (JUMP,):
+        elif room <= 0:
             at = []
         picked += [a for a in at if a not in picked]
     return picked or [0]
