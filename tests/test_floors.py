@@ -264,3 +264,56 @@ def test_repair_moves_a_unit_the_walk_left_behind():
     run_of = repair(blocks, [0, 0, 0, 1], [0, 1, 2, 3], neighbours, 50, 70)
     sizes = sorted(np.bincount(run_of, weights=[b.households for b in blocks]).astype(int))
     assert sizes == [60, 60]
+
+
+def test_memberships_answer_floors_and_shared_towers():
+    from gridmap.domain.membership import Memberships, read_rows
+
+    rows = read_rows(
+        [
+            {"building": "B1", "unit": "1", "floor_from": "1", "floor_to": "16", "micro_code": "G1"},
+            {"building": "B1", "unit": "1", "floor_from": "17", "floor_to": "33", "micro_code": "G2"},
+            {"building": "B1", "unit": "2", "floor_from": "1", "floor_to": "33", "micro_code": "G2"},
+        ]
+    )
+    m = Memberships(rows)
+    assert [m.grid_of("B1", 1, f) for f in (1, 16, 17, 33)] == ["G1", "G1", "G2", "G2"]
+    assert m.grid_of("B1", 1, 34) is None and m.grid_of("B9", 1, 1) is None
+    assert [h["code"] for h in m.holders("B1")] == ["G1", "G2"] and m.shared("B1")
+    assert m.holders("B1")[1]["floors"] == [
+        {"unit": 1, "floor_from": 17, "floor_to": 33, "households": None},
+        {"unit": 2, "floor_from": 1, "floor_to": 33, "households": None},
+    ]
+    with pytest.raises(
+        InputError,
+        match=r"row 2: floors must satisfy 1 <= floor_from <= floor_to, got 9..3 "
+        r"\(and 1 more bad rows\)",
+    ):
+        read_rows(
+            [
+                {"building": "B1", "unit": "1", "floor_from": "1", "floor_to": "2", "micro_code": "G"},
+                {"building": "B1", "unit": "1", "floor_from": "9", "floor_to": "3", "micro_code": "G"},
+                {"building": "B1", "unit": "x", "floor_from": "1", "floor_to": "3", "micro_code": "G"},
+            ]
+        )
+    with pytest.raises(InputError, match="row 1: missing micro_code"):
+        read_rows([{"building": "B1", "unit": "1", "floor_from": "1", "floor_to": "2", "micro_code": " "}])
+
+
+def test_stored_geometry_sees_slivers_of_long_edges_and_densify_removes_them():
+    from gridmap.domain import stored_geometry as sg
+
+    # a 3 km oblique courtyard edge stored as one segment; its two children meet at a vertex computed on
+    # the lon/lat line (as a generator cutting in a plane affine to lon/lat does)
+    a, b = (113.60, 34.70), (113.625, 34.715)
+    mid = (a[0] + (b[0] - a[0]) / 3, a[1] + (b[1] - a[1]) / 3)
+    parent = shapely.Polygon([a, b, (b[0], 34.69), (a[0], 34.69)])
+    left = shapely.Polygon([a, mid, (mid[0], 34.69), (a[0], 34.69)])
+    right = shapely.Polygon([mid, b, (b[0], 34.69), (mid[0], 34.69)])
+    gaps, over = sg.pieces(parent, [left, right])
+    assert gaps or over  # the geodesic reading parts from the lon/lat one by centimetres over 3 km
+    assert max(a for _, a in gaps + over) > 1.0
+    dense = sg.densify([parent, left, right])
+    gaps, over = sg.pieces(dense[0], dense[1:])
+    assert gaps == [] and over == []
+    assert sg.longest_segment_deg(dense).max() <= sg.MAX_SEGMENT_DEG + 1e-12
