@@ -317,3 +317,17 @@ def test_stored_geometry_sees_slivers_of_long_edges_and_densify_removes_them():
     gaps, over = sg.pieces(dense[0], dense[1:])
     assert gaps == [] and over == []
     assert sg.longest_segment_deg(dense).max() <= sg.MAX_SEGMENT_DEG + 1e-12
+
+
+def test_memberships_derived_from_geometry_put_each_unit_where_its_slice_is():
+    from gridmap.domain.membership import derive
+
+    west, east = ll(box(0, 0, 50, 40)), ll(box(50, 0, 100, 40))
+    slab = ll(box(30, 10, 70, 20))  # four units of 10 m: two each side of x = 50
+    rows = derive([("G2", east), ("G1", west)], [("B1", slab, [(1, 6, 12), (2, 6, 12), (3, 6, 12), (4, 6, 12)])])
+    assert [(r.code, r.unit, r.floor_to, r.households) for r in rows] == [
+        ("G1", 1, 6, 12),
+        ("G1", 2, 6, 12),
+        ("G2", 3, 6, 12),
+        ("G2", 4, 6, 12),
+    ]

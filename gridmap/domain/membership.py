@@ -106,3 +106,36 @@ def read_rows(records) -> list[ShareRow]:
         more = f" (and {len(errors) - 1} more bad rows)" if len(errors) > 1 else ""
         raise InputError(errors[0] + more)
     return out
+
+
+def derive(grids: list[tuple[str, object]], buildings: list[tuple[str, object, list[tuple[int, int, int]]]]):
+    """Whole-unit shares from geometry alone, for micro-grids that came without a membership file: each
+    unit belongs to the micro-grid holding the middle of its slice of the footprint (slices side by side
+    along the long axis, as the partitioner cuts them; lowest code on a boundary, the nearest grid when
+    none holds it).
+
+    ``grids``: (code, lon/lat geometry); ``buildings``: (code, lon/lat footprint, [(unit number, floors,
+    households)]).  Returns ShareRow objects with households."""
+    import numpy as np
+    import shapely
+
+    from .. import geo
+    from .partition.ground import unit_slices
+
+    if not grids:
+        return []
+    codes = [c for c, _ in sorted(grids, key=lambda g: g[0])]
+    geoms = np.array([g for _, g in sorted(grids, key=lambda g: g[0])], dtype=object)
+    tree = shapely.STRtree(geoms)
+    out = []
+    for code, footprint, units in buildings:
+        local = geo.to_local([footprint])[0]
+        slices = unit_slices(local, len(units)) if len(units) > 1 else [local]
+        mids = geo.from_local(
+            [shapely.point_on_surface(s) if not s.is_empty else shapely.point_on_surface(local) for s in slices]
+        )
+        for (number, floors, households), mid in zip(units, mids):
+            hits = sorted(tree.query(mid, predicate="covered_by").tolist())
+            at = hits[0] if hits else int(tree.nearest(mid))
+            out.append(ShareRow(codes[at], code, int(number), 1, int(floors), int(households)))
+    return out
