@@ -26,7 +26,12 @@ from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
+import shapely
+
+from .. import geo
 from ..errors import InputError
+from .partition.ground import unit_slices
 
 COLUMNS = ("building", "unit", "floor_from", "floor_to", "micro_code")
 
@@ -116,11 +121,6 @@ def derive(grids: list[tuple[str, object]], buildings: list[tuple[str, object, l
 
     ``grids``: (code, lon/lat geometry); ``buildings``: (code, lon/lat footprint, [(unit number, floors,
     households)]).  Returns ShareRow objects with households."""
-    import numpy as np
-    import shapely
-
-    from .. import geo
-    from .partition.ground import unit_slices
 
     if not grids:
         return []

@@ -23,6 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 import shapely
+from pyproj import Geod
 
 #: Longest stored segment, in degrees (1e-4: about 11 m north-south, 9 m east-west at 35°N).
 MAX_SEGMENT_DEG = 1e-4
@@ -37,8 +38,6 @@ def densify(geoms, max_segment_deg: float = MAX_SEGMENT_DEG):
 
 @lru_cache(maxsize=1)
 def _geod():
-    from pyproj import Geod
-
     return Geod(ellps="WGS84")
 
 

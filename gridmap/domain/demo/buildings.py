@@ -28,6 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from ... import geo
+from ..stored_geometry import densify
+
 #: Open ground kept along the courtyard's edge (metres).
 MARGIN_M = 4.0
 
@@ -172,8 +175,6 @@ def bench_compounds(n: int, seed: int, *, smallest: int = 30, largest: int = 250
     household, buildings placed by :func:`place`.  Yields dicts with ``code``, ``shape``, ``kind``,
     ``outline`` (storage lon/lat, densified as stored data must be), ``households`` and ``buildings``
     (code, footprint lon/lat, units as households per floor, floors)."""
-    from ... import geo
-    from ..stored_geometry import densify
 
     rng = np.random.default_rng([seed, 14])
     for i in range(n):

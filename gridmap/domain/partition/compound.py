@@ -29,6 +29,7 @@ from ...errors import InputError
 from . import route
 from .draw import draw
 from .floors import DEFAULT_WEIGHTS, Unit, Weights, blocks_of, cut, even_floors, out_of_band
+from .geometry import polsby_popper
 from .ground import Ground
 from .repair import repair
 
@@ -191,7 +192,7 @@ def plan(
     candidates.sort(key=lambda c: c[:2])
     out.rotations_tried = len(candidates)
     best, seen = None, set()
-    for cost, _, seq, blocks, starts in candidates:
+    for _cost, _, seq, blocks, starts in candidates:
         if time.perf_counter() - t0 > budget_s or len(seen) >= DRAWN:
             break
         run_of = np.cumsum(np.isin(np.arange(len(blocks)), starts[1:]))
@@ -246,7 +247,6 @@ def _score(grids, blocks, run_of, units, band_min, band_max, weights) -> float:
 
 def _measure(out: CompoundPlan, units, visit, stairs, band_min, band_max, origin):
     """Shares, households, Polsby-Popper and visit minutes of every grid of ``out``."""
-    from . import polsby_popper
 
     pp = polsby_popper([g["geometry"] for g in out.grids])
     for g, ppv in zip(out.grids, pp):
