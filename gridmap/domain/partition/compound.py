@@ -191,9 +191,11 @@ def plan(
                 break
     candidates.sort(key=lambda c: c[:2])
     out.rotations_tried = len(candidates)
-    best, seen = None, set()
+    best, seen, attempted = None, set(), set()
     for _cost, _, seq, blocks, starts in candidates:
-        if time.perf_counter() - t0 > budget_s or len(seen) >= DRAWN:
+        # stop at the budget or after DRAWN plans drawn, but never before one is drawn: a courtyard always
+        # gets a plan when one of the cuts draws
+        if best is not None and (time.perf_counter() - t0 > budget_s or len(seen) >= DRAWN):
             break
         run_of = np.cumsum(np.isin(np.arange(len(blocks)), starts[1:]))
         run_of = repair(blocks, run_of, [cell_of[b.unit] for b in blocks], neighbours, band_min, band_max)
@@ -201,11 +203,12 @@ def plan(
             frozenset((b.unit, b.floor_from) for b, r in zip(blocks, run_of) if r == k)
             for k in range(int(run_of.max()) + 1)
         )
-        if key in seen:
+        if key in attempted:
             continue
-        seen.add(key)
+        attempted.add(key)
         grids = draw(courtyard, seq, blocks, run_of, units, grounds, part_ids, parts_ll, empty_parts, origin)
         if grids is not None:
+            seen.add(key)
             score = _score(grids, blocks, run_of, units, band_min, band_max, weights)
             if best is None or score < best[0]:
                 best = (score, grids)
