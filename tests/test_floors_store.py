@@ -4,6 +4,7 @@ integrity rule failing on data made to break it (and agreeing with PostGIS on th
 
 import json
 
+import pandas as pd
 import shapely
 import sqlalchemy as sa
 
@@ -120,8 +121,8 @@ def test_siblings_may_overlap_on_a_shared_tower_only(engine, cli, tmp_path):
     with engine.begin() as conn:  # grow one of them over the other's open ground
         conn.execute(
             sa.text(
-                "UPDATE grid SET geom = ST_Multi(ST_Union(geom, (SELECT ST_Buffer(ST_Centroid(g.geom), 0.0002) FROM grid g "
-                "WHERE g.code = :b AND g.valid_to IS NULL))) WHERE code = :a AND valid_to IS NULL"
+                "UPDATE grid SET geom = ST_Multi(ST_Union(geom, (SELECT ST_Buffer(ST_Centroid(g.geom), 0.0002) "
+                "FROM grid g WHERE g.code = :b AND g.valid_to IS NULL))) WHERE code = :a AND valid_to IS NULL"
             ),
             {"a": a, "b": b},
         )
@@ -179,3 +180,40 @@ def test_courtyard_in_two_parts_and_all_going_on_past_a_failure(engine, cli, tmp
     ]
     assert report["summary"]["micro_grids"] == 14 and report["written"]["opened"] == 14
     assert cli("validate", "--level", "micro").exit_code == 0
+
+
+def test_lookup_of_a_shared_tower_by_point_and_by_address_with_floor(engine, cli, tmp_path):
+    cf.load(cli, tower_city(), tmp_path)
+    assert cli("partition", "--courtyard", YARD.format(1)).exit_code == 0
+    rows = shares_of(engine, YARD.format(1))
+    holders = sorted({r[0] for r in rows})
+    lon, lat = shapely.get_coordinates(cf.frame([{"geometry": cf.rect(418, 408, 418.1, 408.1)}]).geometry[0].centroid)[
+        0
+    ]
+    body = json.loads(cli("lookup", lon, lat).output)
+    assert body["inside"] and body["shared_building"]["building"] == f"{YARD.format(1)}B001"
+    assert body["micro_grids"] == holders  # every grid sharing the tower, with its floors
+    assert {
+        (h["code"], f["unit"], f["floor_from"], f["floor_to"])
+        for h in body["shared_building"]["grids"]
+        for f in h["floors"]
+    } == {(r[0], r[2], r[3], r[4]) for r in rows}
+    # an address with a floor, or a room, answers with exactly the grid holding that floor
+    for unit, floor in ((1, 1), (1, 33), (2, 17)):
+        want = next(r[0] for r in rows if r[2] == unit and r[3] <= floor <= r[4])
+        for address in (f"测试10011花园1号楼{unit}单元{floor}层", f"测试10011花园1号楼{unit}单元{floor}02室"):
+            res = cli("lookup", "--address", address)
+            assert res.exit_code == 0, res.output
+            body = json.loads(res.output)
+            assert body["micro"] == want and body["address"]["floor"] == floor
+            assert next(c["code"] for c in body["chain"] if c["level"] == "micro") == want
+    # batch assignment uses the floor column when the address has none
+    src = tmp_path / "households.csv"
+    src.write_text("address,floor\n测试10011花园1号楼1单元,1\n测试10011花园1号楼1单元,33\n", encoding="utf-8")
+    out = tmp_path / "placed.csv"
+    res = cli("assign", src, out, "--address-col", "address")
+    assert res.exit_code == 0, res.output
+    placed = pd.read_csv(out)
+    assert placed["micro_code"].astype(str).tolist() == [
+        next(r[0] for r in rows if r[2] == 1 and r[3] <= f <= r[4]) for f in (1, 33)
+    ]

@@ -134,9 +134,12 @@ def with_floors(conn: Connection, codes) -> list:
     ).all()
 
 
-def footprints(conn: Connection, at: datetime | None = None) -> dict:
-    """Footprints (lon/lat) of the building versions valid at ``at``, by code."""
+def footprints(conn: Connection, at: datetime | None = None, codes=None) -> dict:
+    """Footprints (lon/lat) of the building versions valid at ``at`` (all, or ``codes``), by code."""
     where, params = as_of(at)
+    if codes is not None:
+        where += " AND code = ANY(:codes)"
+        params["codes"] = list(codes)
     rows = conn.execute(sa.text(f"SELECT code, ST_AsBinary(geom) FROM building WHERE {where}"), params).all()
     return {code: shapely.from_wkb(bytes(wkb)) for code, wkb in rows}
 
