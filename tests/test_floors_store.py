@@ -217,3 +217,22 @@ def test_lookup_of_a_shared_tower_by_point_and_by_address_with_floor(engine, cli
     assert placed["micro_code"].astype(str).tolist() == [
         next(r[0] for r in rows if r[2] == 1 and r[3] <= f <= r[4]) for f in (1, 33)
     ]
+
+
+def test_an_edit_that_leaves_a_grid_in_two_pieces_is_rejected(engine, cli, tmp_path):
+    cf.load(cli, cf.city(), tmp_path)
+    code, sibling = f"{YARD.format(1)}01", f"{YARD.format(1)}02"
+    # micro-grid 01 (0..1000 x 0..1000) keeps two squares at its ends; its sibling takes the middle strip
+    two = shapely.MultiPolygon([cf.rect(0, 0, 400, 1000), cf.rect(600, 0, 1000, 1000)])
+    path = cf.write([{"code": code, "geometry": two}], tmp_path, "two")
+    res = cli("edit", "replace", code, path, "--gap-to", sibling, "--format", "json")
+    assert res.exit_code == 2
+    assert f"grid {code} is in 2 separate pieces" in res.output and "not declared multipart" in res.output
+    with engine.connect() as conn:  # nothing written
+        assert conn.execute(sa.text("SELECT count(*) FROM grid WHERE code = :c"), {"c": code}).scalar() == 1
+    # a move of the same border that keeps both in one piece goes through, and validates as stored
+    one = cf.rect(0, 0, 600, 1000)
+    path = cf.write([{"code": code, "geometry": one}], tmp_path, "one")
+    res = cli("edit", "replace", code, path, "--gap-to", sibling)
+    assert res.exit_code == 0, res.output
+    assert cli("validate").exit_code == 0
