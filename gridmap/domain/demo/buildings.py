@@ -51,7 +51,7 @@ KINDS = {
     "villa": Kind("villa", (2, 3), (1, 1), (1, 1), (11.0, 11.0)),
 }
 #: Estate kinds by share of courtyards, from small to large totals (towers hold the big ones).
-ESTATES = (("villa", 0.05), ("slab", 0.35), ("midrise", 0.2), ("mixed", 0.12), ("tower", 0.28))
+ESTATES = (("villa", 0.04), ("slab", 0.18), ("midrise", 0.12), ("mixed", 0.12), ("tower", 0.54))
 
 
 def estate_kind(households: int, rng) -> str:
@@ -61,7 +61,7 @@ def estate_kind(households: int, rng) -> str:
     w = np.array([p for _, p in ESTATES])
     if households > 150:
         w[0] = 0.0
-    w[-1] *= 1.0 + min(households / 400.0, 2.0)
+    w[-1] *= 1.0 + min(households / 100.0, 4.0)
     return str(rng.choice(names, p=w / w.sum()))
 
 
@@ -75,9 +75,14 @@ def _building(kind: Kind, rng) -> tuple[list[tuple[int, ...]], int]:
     return [(per,) * floors for _ in range(n_units)], floors
 
 
+#: The next lower kind of estate, for a courtyard too small for one building of its kind.
+LOWER = {"tower": "midrise", "mixed": "midrise", "midrise": "slab"}
+
+
 def households_plan(target: int, estate: str, rng) -> list[tuple[str, list[tuple[int, ...]], int]]:
     """Whole buildings (kind, units, floors) of an ``estate`` holding about ``target`` households: they
-    are added while the total stays nearer the target than without them (at least one building)."""
+    are added while the total stays nearer the target than without them, the rest in lower blocks; a
+    courtyard too small for even one building of its kind gets the next lower kind."""
     out, total = [], 0
     while True:
         if estate == "mixed":
@@ -86,8 +91,11 @@ def households_plan(target: int, estate: str, rng) -> list[tuple[str, list[tuple
             name = estate
         units, floors = _building(KINDS[name], rng)
         size = sum(sum(u) for u in units)
+        if not out and size > 1.45 * target and estate in LOWER:
+            estate = LOWER[estate]
+            continue
         if out and abs(target - total - size) >= abs(target - total):
-            if estate in ("tower", "mixed", "midrise") and target - total >= 24:  # the rest in lower blocks
+            if estate in LOWER and target - total >= 24:  # the rest in lower blocks
                 estate = "slab"
                 continue
             return out
