@@ -24,10 +24,12 @@ from ..domain.counts import apportion
 from ..domain.levels import HOUSEHOLD_BAND, LEVELS, SPECIAL, check_level, parent_level
 from ..domain.partition import unit_entrances
 from ..domain.risk import Rules
+from ..domain.stored_geometry import densify
 from ..domain.wording import count
 from ..errors import Conflict, EditRejected, InputError, NotFound, PreconditionFailed, PreconditionRequired
-from ..store import audit, buildings, db, grids, points, risk
+from ..store import audit, buildings, db, grids, points, risk, shares
 from . import codes as code_issue
+from . import memberships
 
 _KEYS = {
     "replace": {"code", "geometry", "properties", "gap_to"},
@@ -119,12 +121,13 @@ def _check_unissued(conn, codes) -> None:
 
 
 def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around: list) -> boundaries.Plan:
-    """The plan of ``op``; drawn geometries are first snapped to the vertices of the grids ``around``
-    the edit (its grids, their parent, siblings and children)."""
+    """The plan of ``op``; drawn geometries are first densified (no stored edge longer than about 10 m,
+    so the geometry as stored reads the same in lon/lat and on the ellipsoid) and snapped to the vertices
+    of the grids ``around`` the edit (its grids, their parent, siblings and children)."""
     kind, crs = op["op"], op["crs"]
 
     def _geometry(value, crs, what):
-        return boundaries.snap(_read_geometry(value, crs, what), around)
+        return boundaries.snap(densify([_read_geometry(value, crs, what)])[0], around)
 
     def get(code):
         if code not in targeted:
@@ -454,14 +457,22 @@ def apply(
             report["buildings_moved"] = buildings.move(
                 conn, {str(m["id"]): m["to"] for m in moved if m["to"] is not None}, at
             )
-        micro = [c for c in plan.touched if c in {g.code for g in plan.open + plan.closed_grids if g.level == "micro"}]
-        if micro:  # under the preview's names: the commit does what the preview said
-            done = points.reassign(conn, micro)
+        micro = [g.code for g in plan.open if g.level == "micro"]
+        touched = [
+            c for c in plan.touched if c in set(micro) | {g.code for g in plan.closed_grids if g.level == "micro"}
+        ]
+        if touched:  # under the preview's names: the commit does what the preview said
+            done = points.reassign(conn, touched)
             report["reassigned"] = {
                 "residents": done["resident"],
                 "reports": done["report"],
                 "risk_elements": done["risk_element"],
             }
+            # a micro-grid that keeps its code keeps its floors; units whose grid is gone (split, merge,
+            # retire) go, whole, to the grid now holding them
+            report["shares"] = shares.copy_forward(conn, micro, at)
+            parents = sorted({g.parent_code for g in plan.open if g.level == "micro" and g.parent_code})
+            report["shares"] += memberships.fill(conn, parents)
         risk.refresh_rollup(conn, rules)
         codes = sorted(set(plan.touched) | set(plan.reparent))
         report["edit_id"] = audit.log(conn, actor, op["op"], reason, {"codes": codes, "report": report}, codes)

@@ -85,6 +85,16 @@ def insert(conn: Connection, frame: pd.DataFrame, valid_from: datetime) -> int:
     return len(out)
 
 
+def set_multipart(conn: Connection, codes) -> int:
+    """Declare the current versions of ``codes`` allowed in several pieces (a grid across a road)."""
+    codes = list(codes)
+    if not codes:
+        return 0
+    return conn.execute(
+        sa.text("UPDATE grid SET multipart = true WHERE valid_to IS NULL AND code = ANY(:codes)"), {"codes": codes}
+    ).rowcount
+
+
 def open_versions(conn: Connection, grids: list[Grid], at: datetime) -> dict[str, int]:
     """Insert new versions (keeping each code's ``attrs``); their ids."""
     if not grids:
@@ -227,13 +237,6 @@ def current_codes(conn: Connection, level: str | None = None) -> set[str]:
     return set(conn.execute(sa.text(sql), params).scalars())
 
 
-def codes_like(conn: Connection, prefix: str) -> set[str]:
-    """Every code ever issued (``grid_code``) starting with ``prefix``: new codes go beyond them."""
-    return set(
-        conn.execute(sa.text("SELECT code FROM grid_code WHERE code LIKE :p"), {"p": _like(prefix) + "%"}).scalars()
-    )
-
-
 def last_numbers(conn: Connection, prefixes, width: int) -> dict[str, int]:
     """For each prefix, the highest ``width``-digit number ever issued after it (0 when none)."""
     rows = conn.execute(
@@ -322,7 +325,7 @@ def frame(eng: Engine, *, level: str | None = None, at: datetime | None = None) 
         where += " AND level = :level"
         params["level"] = level
     sql = (
-        f"SELECT code, name, level, kind, parent_code, households, population, valid_from, valid_to, "
+        f"SELECT code, name, level, kind, parent_code, households, population, multipart, valid_from, valid_to, "
         f"ST_AsBinary(geom) AS wkb FROM grid WHERE {where} ORDER BY id"
     )
     with eng.connect() as conn:
@@ -337,6 +340,7 @@ def frame(eng: Engine, *, level: str | None = None, at: datetime | None = None) 
             "parent_code",
             "households",
             "population",
+            "multipart",
             "valid_from",
             "valid_to",
             "wkb",
