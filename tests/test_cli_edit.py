@@ -18,12 +18,6 @@ M1, M2 = Y1 + "01", Y1 + "02"
 
 
 @pytest.fixture
-def city(engine, cli, tmp_path):
-    cf.load(cli, cf.city(), tmp_path)
-    return engine
-
-
-@pytest.fixture
 def run(database_url):
     """The real command with stdout and stderr apart."""
     runner = CliRunner()

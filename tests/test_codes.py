@@ -12,7 +12,7 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from test_edits import etag_of, ll, post, pt
+from test_edits import etag_of, ll, post, pt, retire
 
 from gridmap.domain.boundaries import Grid
 from gridmap.errors import Conflict
@@ -25,24 +25,13 @@ M1, M2 = Y1 + "01", Y1 + "02"
 
 
 @pytest.fixture
-def city(engine, cli, tmp_path):
-    cf.load(cli, cf.city(), tmp_path)
-    return engine
-
-
-@pytest.fixture
 def planner(city, bearer):
     return bearer("planner")
 
 
 def _retire_m2(client, planner):
     """Retire M2 (its area goes to M1): code 02 is then retired for good."""
-    res = post(
-        client,
-        planner,
-        {"op": "retire", "code": M2, "gap_to": M1, "if_match": {M1: etag_of(client, M1)}},
-        if_match=etag_of(client, M2),
-    )
+    res = retire(client, planner, M2, M1)
     assert res.status_code == 201, res.get_json()
 
 

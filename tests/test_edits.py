@@ -48,12 +48,6 @@ def pt(x, y):
     return p.x, p.y
 
 
-@pytest.fixture
-def city(engine, cli, tmp_path):
-    cf.load(cli, cf.city(), tmp_path)
-    return engine
-
-
 def token(engine, role: str, name: str | None = None) -> dict:
     name = name or f"t-{role}"
     with engine.begin() as conn:
@@ -78,6 +72,12 @@ def post(client, headers, body, if_match=None):
     if if_match:
         h["If-Match"] = if_match
     return client.post("/api/v1/edits", json=body, headers=h)
+
+
+def retire(client, headers, code, gap_to):
+    """Commit the retirement of ``code``, its area to ``gap_to``; the response."""
+    body = {"op": "retire", "code": code, "gap_to": gap_to, "if_match": {gap_to: etag_of(client, gap_to)}}
+    return post(client, headers, body, if_match=etag_of(client, code))
 
 
 def add_report(engine, x, y, text="路灯不亮"):
@@ -314,12 +314,7 @@ def test_retire_needs_a_taker(client, planner, city, cli):
     res = post(client, planner, {"op": "retire", "code": M2}, if_match=etag_of(client, M2))
     assert res.status_code == 422
     assert [p["kind"] for p in res.get_json()["error"]["detail"]["problems"]] == ["gap"]
-    res = post(
-        client,
-        planner,
-        {"op": "retire", "code": M2, "gap_to": M1, "if_match": {M1: etag_of(client, M1)}},
-        if_match=etag_of(client, M2),
-    )
+    res = retire(client, planner, M2, M1)
     assert res.status_code == 201, res.get_json()
     assert report_grid(city, rid) == M1
     validate_ok(cli)

@@ -204,12 +204,6 @@ def test_one_item_with_its_etag(demo_client, demo_url):
 # --- Part 4 and datetime on the small test city -----------------------------------------------------
 
 
-@pytest.fixture
-def city(engine, cli, tmp_path):
-    cf.load(cli, cf.city(), tmp_path)
-    return engine
-
-
 def etag(client, level, code):
     res = client.get(f"/ogc/collections/{level}/items/{code}")
     assert res.status_code == 200, res.get_json()

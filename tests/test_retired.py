@@ -6,18 +6,10 @@ info panel says the same; search finds retired codes and says so instead of read
 from __future__ import annotations
 
 import pytest
-from test_edits import etag_of, post, pt
-
-import cityfactory as cf
+from test_edits import etag_of, post, pt, retire
 
 Y1 = "410199001001001"
 M1, M2 = Y1 + "01", Y1 + "02"
-
-
-@pytest.fixture
-def city(engine, cli, tmp_path):
-    cf.load(cli, cf.city(), tmp_path)
-    return engine
 
 
 @pytest.fixture
@@ -62,13 +54,7 @@ def test_search_finds_a_retired_code_and_says_so(client, split_y1):
 
 
 def test_search_of_a_retired_micro_grid_code(client, city, bearer):
-    planner = bearer("planner")
-    res = post(
-        client,
-        planner,
-        {"op": "retire", "code": M2, "gap_to": M1, "if_match": {M1: etag_of(client, M1)}},
-        if_match=etag_of(client, M2),
-    )
+    res = retire(client, bearer("planner"), M2, M1)
     assert res.status_code == 201, res.get_json()
     body = client.get("/api/v1/search", query_string={"q": M2}).get_json()
     assert [(h["type"], h["code"], h["successors"]) for h in body["results"]] == [("retired", M2, [M1])]

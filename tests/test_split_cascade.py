@@ -5,19 +5,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from test_edits import etag_of, post, pt, validate_ok
-
-import cityfactory as cf
 
 Y1 = "410199001001001"
 M1, M2 = Y1 + "01", Y1 + "02"
-
-
-@pytest.fixture
-def city(engine, cli, tmp_path):
-    cf.load(cli, cf.city(), tmp_path)
-    return engine
 
 
 def _cut(tmp_path):
