@@ -398,7 +398,8 @@ def _compound(ycode: str, yname: str, ygeom, n_micro: int, rng, out: dict) -> in
                 "geometry": fp,
             }
         )
-    result = compound.plan(ycode, yard_ll, blds, budget_s=PLAN_BUDGET_S)
+    # a lighter search than `gridmap partition` runs: the demo needs valid, plausible grids, fast
+    result = compound.plan(ycode, yard_ll, blds, budget_s=PLAN_BUDGET_S, rotations=3, drawn=1)
     if result.error:
         raise RuntimeError(f"demo courtyard {ycode}: {result.error}")
     for n, g in enumerate(result.grids, 1):
