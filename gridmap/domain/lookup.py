@@ -31,7 +31,9 @@ import shapely
 from scipy import ndimage
 
 from .. import geo
+from .cells import segment_cells
 from .levels import LEVELS, SPECIAL
+from .nearest import Nearest
 
 MIXED = -2
 OUTSIDE = -1
@@ -104,7 +106,12 @@ class Located:
 
 
 class GridIndex:
-    """The in-memory index of one version of the grids (see the module docstring)."""
+    """The in-memory index of one version of the grids (see the module docstring).
+
+    ``key`` names the version set it was built from (the persisted copy's name); ``epoch`` the grid
+    epoch it is true at.  Built from a frame of grids (``code``, ``name``, ``level``,
+    ``parent_code``, ``geometry`` of micro and special grids), or loaded by :meth:`from_state`.
+    """
 
     def __init__(
         self,
@@ -115,95 +122,153 @@ class GridIndex:
         epoch=None,
         at=None,
         people: dict | None = None,
+        key: str | None = None,
     ):
-        self.epoch, self.at = epoch, at
+        self.epoch, self.at, self.key, self.database = epoch, at, key, None
+        self.cell_m, self.max_cells = cell_m, max_cells
+        self.people, self.people_loaded = people or {}, people is not None
         frame = frame.sort_values("code", kind="stable").reset_index(drop=True)
-        self.code = frame["code"].to_numpy(dtype=object)
-        self.name = frame["name"].to_numpy(dtype=object)
-        self.level = frame["level"].to_numpy(dtype=object)
-        self.people = people or {}
-        names, name_id = np.unique(self.name.astype(str), return_inverse=True)
-        self._name_id = name_id
-        self._code_dtype = pd.CategoricalDtype(pd.Index(self.code.astype(str)))
-        self._name_dtype = pd.CategoricalDtype(pd.Index(names))
-        row = {c: i for i, c in enumerate(self.code)}
-        parent = np.array([row.get(p, -1) if isinstance(p, str) else -1 for p in frame["parent_code"]], dtype=np.int64)
+        self._set_rows(frame["code"], frame["name"], frame["level"], frame["parent_code"])
         geoms = np.asarray(frame["geometry"].to_numpy(), dtype=object)
+        self._set_geoms(geoms[self.micro], geoms[self.special])
+        self._build_cells()
+
+    # --- rows, chains, geometries ---------------------------------------------------------
+    def _set_rows(self, code, name, level, parent_code):
+        """Row arrays (ascending code), micro and special row numbers, and every micro-grid's chain."""
+        self.code = np.asarray(code, dtype=object)
+        self.name = np.asarray(name, dtype=object)
+        self.level = np.asarray(level, dtype=object)
+        self.parent_code = np.asarray(parent_code, dtype=object)
+        row = {c: i for i, c in enumerate(self.code)}
+        parent = np.array([row.get(p, -1) if isinstance(p, str) else -1 for p in self.parent_code], dtype=np.int64)
         self.micro = np.flatnonzero(self.level == "micro")  # ascending code: lowest code first
-        self.micro_geom = geoms[self.micro]
-        shapely.prepare(self.micro_geom)
+        self.special = np.flatnonzero(self.level == SPECIAL)
         # chain rows for every micro-grid, one array per level (-1 when missing)
         self.chain = {"micro": self.micro}
         cur = self.micro
-        for level in reversed(CHAIN[:-1]):
+        for lv in reversed(CHAIN[:-1]):
             cur = np.where(cur >= 0, parent[np.maximum(cur, 0)], -1)
-            self.chain[level] = np.where((cur >= 0) & (self.level[np.maximum(cur, 0)] == level), cur, -1)
-        self.special = np.flatnonzero(self.level == SPECIAL)
-        self.special_geom = geoms[self.special]
-        self.micro_tree = shapely.STRtree(self.micro_geom)
-        self.special_tree = shapely.STRtree(self.special_geom)
-        self._local_tree = None
-        self._build_cells(cell_m, max_cells)
+            self.chain[lv] = np.where((cur >= 0) & (self.level[np.maximum(cur, 0)] == lv), cur, -1)
+        self._categories = None
+
+    def _set_geoms(self, micro_geom, special_geom):
+        self.micro_geom = np.asarray(micro_geom, dtype=object)
+        self.special_geom = np.asarray(special_geom, dtype=object)
+        self._micro_tree = self._special_tree = self._nearest = None
+
+    @property
+    def micro_tree(self) -> shapely.STRtree:
+        """STRtree of the micro-grids, built on first use (a loaded index rarely needs it)."""
+        if self._micro_tree is None:
+            self._micro_tree = shapely.STRtree(self.micro_geom)
+        return self._micro_tree
+
+    @property
+    def special_tree(self) -> shapely.STRtree:
+        if self._special_tree is None:
+            self._special_tree = shapely.STRtree(self.special_geom)
+        return self._special_tree
+
+    def _prepared(self, numbers) -> np.ndarray:
+        """Micro-grids ``numbers``, prepared for point tests (only those a lookup reaches, once)."""
+        geoms = self.micro_geom[numbers]
+        todo = ~shapely.is_prepared(geoms)
+        if todo.any():
+            shapely.prepare(geoms[todo])
+        return geoms
 
     # --- cells ----------------------------------------------------------------------
-    def _build_cells(self, cell_m, max_cells):
+    def _frame_cells(self, bounds):
+        """Cell size and origin for micro-grids within ``bounds``: the origin snapped to whole cells
+        and the size to the half-degree of latitude, so an index updated in place and one rebuilt
+        after the same edit share their cells."""
+        x0, y0, x1, y1 = bounds
+        lat = round((y0 + y1) / 2 * 2) / 2
+        dx = self.cell_m / (111_320.0 * np.cos(np.radians(lat)))
+        dy = self.cell_m / 110_574.0
+        while ((x1 - x0) / dx + 4) * ((y1 - y0) / dy + 4) > self.max_cells:
+            dx, dy = dx * 1.25, dy * 1.25
+        self.x0 = (np.floor(x0 / dx) - 1) * dx
+        self.y0 = (np.floor(y0 / dy) - 1) * dy
+        self.dx, self.dy = dx, dy
+        return int(np.ceil((x1 - self.x0) / dx)) + 2, int(np.ceil((y1 - self.y0) / dy)) + 2
+
+    def _build_cells(self):
         if not len(self.micro):
             self.x0 = self.y0 = 0.0
             self.dx = self.dy = 1.0
             self.cells = np.full((1, 1), OUTSIDE, dtype=np.int32)
             self.special_blocks = np.zeros((1, 1), dtype=bool)
-            self.mixed_cells = self.cand_start = np.zeros(1, dtype=np.int64)
+            self.mixed_cells = self.cand_start = np.zeros(1, dtype=np.int32)
             self.cand = np.zeros(0, dtype=np.int32)
             return
-        x0, y0, x1, y1 = shapely.total_bounds(self.micro_geom)
-        lat = (y0 + y1) / 2
-        dx = cell_m / (111_320.0 * np.cos(np.radians(lat)))
-        dy = cell_m / 110_574.0
-        while ((x1 - x0) / dx + 2) * ((y1 - y0) / dy + 2) > max_cells:
-            dx, dy = dx * 1.25, dy * 1.25
-        self.x0, self.y0, self.dx, self.dy = x0 - dx, y0 - dy, dx, dy
-        nx = int(np.ceil((x1 - self.x0) / dx)) + 2
-        ny = int(np.ceil((y1 - self.y0) / dy)) + 2
-        parts, part_of = shapely.get_parts(self.micro_geom, return_index=True)
+        nx, ny = self._frame_cells(shapely.total_bounds(self.micro_geom))
+        cell, grid = self.ring_cells(np.arange(len(self.micro)), (0, 0, nx, ny), (ny, nx))
+        self._set_candidates(cell, grid)
+        # 2 bytes a cell while micro-grids are fewer than 65,534 (MIXED and OUTSIDE wrap to the top)
+        dtype = np.uint16 if len(self.micro) < 65_534 else np.int32
+        mixed = np.zeros(ny * nx, dtype=bool)
+        mixed[self.mixed_cells] = True
+        self.cells = self.label_window(mixed.reshape(ny, nx), 0, 0).astype(dtype)
+        self._set_special_blocks()
+
+    def ring_cells(self, numbers, window, shape):
+        """(flat cell, micro number) pairs, sorted and unique, of every cell inside ``window``
+        (col0, row0, col1, row1) of a grid of ``shape`` (rows, cols) that the rings of micro-grids
+        ``numbers`` pass through."""
+        ny, nx = shape
+        parts, part_of = shapely.get_parts(self.micro_geom[numbers], return_index=True)
         rings, ring_of_part = shapely.get_rings(parts, return_index=True)
         coords, ring_of = shapely.get_coordinates(rings, return_index=True)
-        owner = part_of[ring_of_part[ring_of]]
-        gx = (coords[:, 0] - self.x0) / dx
-        gy = (coords[:, 1] - self.y0) / dy
+        owner = np.asarray(numbers, dtype=np.int64)[part_of[ring_of_part[ring_of]]]
+        gx = (coords[:, 0] - self.x0) / self.dx
+        gy = (coords[:, 1] - self.y0) / self.dy
         same = ring_of[:-1] == ring_of[1:]
-        cell, grid = _segment_cells(gx[:-1][same], gy[:-1][same], gx[1:][same], gy[1:][same], owner[:-1][same], nx, ny)
-        # candidates of each mixed cell (CSR, sorted by cell then micro number = lowest code first)
-        key = cell * np.int64(len(self.micro)) + grid
+        cell, grid = segment_cells(gx[:-1][same], gy[:-1][same], gx[1:][same], gy[1:][same], owner[:-1][same], nx, ny)
+        c0, r0, c1, r1 = window
+        cy, cx = np.divmod(cell, nx)
+        inside = (cx >= c0) & (cx < c1) & (cy >= r0) & (cy < r1)
+        n = np.int64(max(len(self.micro), 1))
+        key = cell[inside] * n + grid[inside]
         key.sort()  # sort-based dedupe: several times faster here than np.unique's hashing
-        key = key[np.concatenate(([True], key[1:] != key[:-1]))]
-        cell, grid = np.divmod(key, np.int64(len(self.micro)))
-        starts = np.flatnonzero(np.concatenate(([True], cell[1:] != cell[:-1])))
+        key = key[np.concatenate(([True], key[1:] != key[:-1]))] if len(key) else key
+        return np.divmod(key, n)
+
+    def _set_candidates(self, cell, grid):
+        """Candidates of each mixed cell (CSR, by cell then micro number = lowest code first)."""
+        starts = np.flatnonzero(np.concatenate(([True], cell[1:] != cell[:-1]))) if len(cell) else np.zeros(0, int)
         self.mixed_cells = cell[starts].astype(np.int32)
         self.cand_start = np.append(starts, len(grid)).astype(np.int32)
         self.cand = grid.astype(np.int32)
-        mixed = np.zeros(ny * nx, dtype=bool)
-        mixed[self.mixed_cells] = True
-        mixed = mixed.reshape(ny, nx)
+
+    def label_window(self, mixed, row0, col0, numbers=None) -> np.ndarray:
+        """Cell values for a window of the grid whose mixed cells are ``mixed`` (bool, rows x cols,
+        its top-left cell at ``row0``, ``col0``): MIXED, or the micro number (OUTSIDE) of each pure
+        region, found by one exact test of its first cell in raster order (against the micro-grids
+        ``numbers`` only, when given: those meeting the window)."""
+        ny, nx = mixed.shape
         labels, n = ndimage.label(~mixed)
         # first cell of each region in raster order; blocks bottom-up, reversed, so the first write wins last
         first = np.full(n + 1, -1, dtype=np.int64)
         for r in range(((ny - 1) // 256) * 256, -1, -256):
             block = labels[r : r + 256].ravel()
             first[block[::-1]] = r * nx + np.arange(block.size - 1, -1, -1)
-        rep = first[1:]
-        cy, cx = np.divmod(rep, nx)
-        px = self.x0 + (cx + 0.5) * dx
-        py = self.y0 + (cy + 0.5) * dy
-        hit = self._exact(px, py)  # one exact test per pure region
-        region = np.concatenate([[MIXED], hit])
-        # 2 bytes a cell while micro-grids are fewer than 65,534 (MIXED and OUTSIDE wrap to the top)
-        dtype = np.uint16 if len(self.micro) < 65_534 else np.int32
-        self.cells = region.astype(dtype)[labels]
-        # blocks of SPECIAL_BLOCK x SPECIAL_BLOCK cells that a special grid's bounding box touches
+        cy, cx = np.divmod(first[1:], nx)
+        px = self.x0 + (col0 + cx + 0.5) * self.dx
+        py = self.y0 + (row0 + cy + 0.5) * self.dy
+        region = np.concatenate([[MIXED], self._exact(px, py, numbers)])  # one exact test per pure region
+        return region[labels]
+
+    def _set_special_blocks(self):
+        """Blocks of SPECIAL_BLOCK x SPECIAL_BLOCK cells that a special grid's bounding box touches."""
+        ny, nx = self.cells.shape
         self.special_blocks = np.zeros((ny // SPECIAL_BLOCK + 1, nx // SPECIAL_BLOCK + 1), dtype=bool)
         for bx0, by0, bx1, by1 in shapely.bounds(self.special_geom):
-            i0, j0 = int((bx0 - self.x0) // dx) // SPECIAL_BLOCK, int((by0 - self.y0) // dy) // SPECIAL_BLOCK
-            i1, j1 = int((bx1 - self.x0) // dx) // SPECIAL_BLOCK, int((by1 - self.y0) // dy) // SPECIAL_BLOCK
+            if not np.isfinite(bx0):
+                continue
+            i0, j0 = int((bx0 - self.x0) // self.dx) // SPECIAL_BLOCK, int((by0 - self.y0) // self.dy) // SPECIAL_BLOCK
+            i1, j1 = int((bx1 - self.x0) // self.dx) // SPECIAL_BLOCK, int((by1 - self.y0) // self.dy) // SPECIAL_BLOCK
             self.special_blocks[max(j0, 0) : j1 + 1, max(i0, 0) : i1 + 1] = True
 
     @property
@@ -227,13 +292,73 @@ class GridIndex:
             "epoch": self.epoch,
         }
 
+    # --- persistence (arrays in, arrays out; the files are the store's business) -------------
+    STATE_ARRAYS = ("cells", "special_blocks", "mixed_cells", "cand_start", "cand")
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(JSON-ready metadata, named arrays) that :meth:`from_state` turns back into this index."""
+        arrays = {name: getattr(self, name) for name in self.STATE_ARRAYS}
+        for name in ("code", "name", "level", "parent_code"):
+            arrays[name] = np.array([v if isinstance(v, str) else "" for v in getattr(self, name)], dtype=str)
+        for name in ("micro", "special"):
+            geoms = getattr(self, f"{name}_geom")
+            if len(geoms):
+                kind, coords, offsets = shapely.to_ragged_array(geoms)
+                arrays[f"{name}_coords"] = coords
+                for k, o in enumerate(offsets):
+                    arrays[f"{name}_offsets{k}"] = o
+        nearest_meta, nearest_arrays = self.nearest_index().state()
+        arrays.update({f"nearest_{k}": v for k, v in nearest_arrays.items()})
+        meta = {
+            "nearest": nearest_meta,
+            "epoch": self.epoch,
+            "key": self.key,
+            "cell_m": self.cell_m,
+            "max_cells": self.max_cells,
+            "origin": [self.x0, self.y0, self.dx, self.dy],
+        }
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays) -> GridIndex:
+        """The index :meth:`state` described (``arrays`` may be memory-mapped)."""
+        self = cls.__new__(cls)
+        self.epoch, self.key, self.at, self.database = meta["epoch"], meta["key"], None, meta.get("database")
+        self.people, self.people_loaded = {}, False
+        self.cell_m, self.max_cells = meta["cell_m"], meta["max_cells"]
+        self.x0, self.y0, self.dx, self.dy = meta["origin"]
+        parent = arrays["parent_code"].astype(object)
+        parent[parent == ""] = None
+        self._set_rows(arrays["code"].astype(object), arrays["name"].astype(object), arrays["level"], parent)
+        geoms = {}
+        for name in ("micro", "special"):
+            if f"{name}_coords" in arrays:
+                offsets = tuple(arrays[f"{name}_offsets{k}"] for k in range(3))
+                geoms[name] = shapely.from_ragged_array(
+                    shapely.GeometryType.MULTIPOLYGON, arrays[f"{name}_coords"], offsets
+                )
+            else:
+                geoms[name] = np.zeros(0, dtype=object)
+        self._set_geoms(geoms["micro"], geoms["special"])
+        for name in cls.STATE_ARRAYS:
+            setattr(self, name, arrays[name])
+        near = {k[len("nearest_") :]: v for k, v in arrays.items() if k.startswith("nearest_")}
+        self._nearest = Nearest.from_state(meta["nearest"], near)
+        return self
+
     # --- lookups ----------------------------------------------------------------------
-    def _exact(self, x, y) -> np.ndarray:
-        """Micro-grid number (index into self.micro) covering each point, lowest code first; -1 if none."""
+    def _exact(self, x, y, numbers=None) -> np.ndarray:
+        """Micro-grid number (index into self.micro) covering each point, lowest code first; -1 if
+        none.  ``numbers``: only these micro-grids (ascending) can cover the points."""
         out = np.full(len(x), OUTSIDE, dtype=np.int64)
         if not len(x) or not len(self.micro):
             return out
-        pts, grids = self.micro_tree.query(shapely.points(x, y), predicate="intersects")
+        if numbers is None:
+            pts, grids = self.micro_tree.query(shapely.points(x, y), predicate="intersects")
+        else:
+            numbers = np.asarray(numbers, dtype=np.int64)
+            pts, grids = shapely.STRtree(self.micro_geom[numbers]).query(shapely.points(x, y), predicate="intersects")
+            grids = numbers[grids]
         if len(pts):
             best = np.full(len(x), np.iinfo(np.int64).max)
             np.minimum.at(best, pts, grids)
@@ -280,7 +405,7 @@ class GridIndex:
             if not len(todo):
                 break
             cand = self.cand[lo[todo] + k]
-            hit = shapely.intersects_xy(self.micro_geom[cand], px[todo], py[todo])
+            hit = shapely.intersects_xy(self._prepared(cand), px[todo], py[todo])
             out[todo[hit]] = cand[hit]
             todo = todo[~hit]
             k += 1
@@ -291,14 +416,26 @@ class GridIndex:
         return out
 
     def nearest(self, x, y):
-        """Nearest micro-grid number and distance in metres (EPSG:4547) for points outside every grid."""
-        if self._local_tree is None:
-            self._local_tree = shapely.STRtree(geo.to_local(self.micro_geom))
-        pts = geo.to_local(shapely.points(x, y))
-        _, idx = self._local_tree.query_nearest(pts, all_matches=False)
-        metric_pts = geo.to_metric(shapely.points(x, y))
-        metric_grids = geo.to_metric(self.micro_geom[idx])
-        return idx, shapely.distance(metric_pts, metric_grids)
+        """Nearest micro-grid number and distance in metres (EPSG:4547) for points outside every grid
+        (:mod:`gridmap.domain.nearest`; its outer segments are found on first use)."""
+        return self.nearest_index().query(x, y)
+
+    def nearest_index(self) -> Nearest:
+        """The outer segments of the micro-grids, found on first use."""
+        if self._nearest is None:
+            self._nearest = Nearest(self.micro_geom)
+        return self._nearest
+
+    def categories(self):
+        """(code dtype, name dtype, name number per row) for categorical chain columns, made once."""
+        if self._categories is None:
+            names, name_id = np.unique(self.name.astype(str), return_inverse=True)
+            self._categories = (
+                pd.CategoricalDtype(pd.Index(self.code.astype(str))),
+                pd.CategoricalDtype(pd.Index(names)),
+                name_id,
+            )
+        return self._categories
 
     def chain_rows(self, micro_numbers: np.ndarray) -> dict[str, np.ndarray]:
         """Row numbers (into code/name) of each level of the chain; -1 where absent."""
@@ -323,7 +460,7 @@ class GridIndex:
             slot = int(self.mixed_cells.searchsorted(self.mixed_cells.dtype.type(cy * nx + cx)))
             m = OUTSIDE
             for c in self.cand[self.cand_start[slot] : self.cand_start[slot + 1]]:
-                if shapely.intersects_xy(self.micro_geom[c], x, y):
+                if shapely.intersects_xy(self._prepared([c])[0], x, y):
                     m = int(c)
                     break
             else:
@@ -395,12 +532,13 @@ class GridIndex:
         found = self.locate(x, y)
         rows = self.chain_rows(found.micro)
         # categoricals: one integer per point and column, no million-string columns to build
+        code_dtype, name_dtype, name_id = self.categories()
         out = {}
         for level in CHAIN:
             r = rows[level]
-            out[f"{level}_code"] = pd.Categorical.from_codes(r, dtype=self._code_dtype)
+            out[f"{level}_code"] = pd.Categorical.from_codes(r, dtype=code_dtype)
             out[f"{level}_name"] = pd.Categorical.from_codes(
-                np.where(r >= 0, self._name_id[np.maximum(r, 0)], -1), dtype=self._name_dtype
+                np.where(r >= 0, name_id[np.maximum(r, 0)], -1), dtype=name_dtype
             )
         specials = {}
         if len(found.special_points):
@@ -416,36 +554,6 @@ class GridIndex:
             ids[i] = label_id[v]
         out["special_codes"] = pd.Categorical.from_codes(ids, categories=pd.Index(labels, dtype=object))
         return pd.DataFrame(out)
-
-
-def _segment_cells(ax, ay, bx, by, owner, nx, ny):
-    """Flat cell numbers of every cell a segment (in cell units) passes through or touches, with the
-    segment's owner per cell: its endpoints' cells, and the cells on both sides of every crossing of a
-    cell line (both rows, or columns, when the crossing falls on a cell corner)."""
-    eps = 1e-9
-    cells, owners = [], []
-
-    def add(ix, iy, who):
-        cells.append(np.clip(iy, 0, ny - 1) * nx + np.clip(ix, 0, nx - 1))
-        owners.append(who)
-
-    add(np.floor(ax).astype(np.int64), np.floor(ay).astype(np.int64), owner)
-    add(np.floor(bx).astype(np.int64), np.floor(by).astype(np.int64), owner)
-    for p0, q0, p1, q1, vertical in ((ax, ay, bx, by, True), (ay, ax, by, bx, False)):
-        k0 = np.ceil(np.minimum(p0, p1)).astype(np.int64)
-        k1 = np.floor(np.maximum(p0, p1)).astype(np.int64)
-        n = np.maximum(k1 - k0 + 1, 0)
-        seg = np.repeat(np.arange(len(p0)), n)
-        if not len(seg):
-            continue
-        k = k0[seg] + (np.arange(len(seg)) - np.repeat(np.cumsum(n) - n, n))
-        dp = p1[seg] - p0[seg]
-        t = (k - p0[seg]) / np.where(dp != 0, dp, 1.0)
-        q = q0[seg] + t * (q1[seg] - q0[seg])
-        for qq in (np.floor(q - eps).astype(np.int64), np.floor(q + eps).astype(np.int64)):
-            for kk in (k - 1, k):
-                add(kk, qq, owner[seg]) if vertical else add(qq, kk, owner[seg])
-    return np.concatenate(cells), np.concatenate(owners).astype(np.int64)
 
 
 def assign_table(index: GridIndex, lon, lat, crs: str, problems=None):

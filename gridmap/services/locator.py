@@ -1,48 +1,75 @@
 """Point lookups for the API, the CLI and scripts, on an index kept true to the database.
 
-Staleness: every lookup reads the grid epoch (one primary-key row, bumped by a
-statement trigger on every write to ``grid``, ``building`` and ``unit``, see the
-migrations) over a per-thread autocommit connection with a prepared statement
-(about 0.1 ms on loopback).  When it has moved, the index is rebuilt from PostGIS
-before answering, inside one REPEATABLE READ transaction so the epoch and the
-grids it describes agree.  So
-the first lookup after a committed boundary change already sees it; a rebuild of
-the Zhengzhou-scale city takes a few seconds, paid once per change.
-Indexes for past dates (``at=``) are built on demand and the last few are kept.
+Staleness: every lookup reads the grid epoch (one primary-key row, bumped by a statement trigger on
+every write to ``grid``, ``building`` and ``unit``, see the migrations) over a per-thread autocommit
+connection with a prepared statement (about 0.1 ms on loopback).  When it has moved, the index is
+brought up to date before answering, inside one REPEATABLE READ transaction so the epoch and the
+grids it describes agree:
+
+* **incrementally** when the grid change log (``grid_change``) names the codes changed since the
+  index's epoch: only the cells those grids touch are labelled again
+  (:mod:`gridmap.domain.index_update`), tens of milliseconds;
+* else **from disk**: indexes are persisted under ``GRIDMAP_HOME/index``, keyed by a digest of the
+  grid versions in force (:mod:`gridmap.store.index_files`), so a new process or server worker
+  loads one instead of building it; a persisted index of an older epoch is loaded and updated;
+* else **built** from PostGIS (seconds at city scale) and persisted.
+
+While an update runs, a lookup whose point lies outside the changed grids' old and new outlines
+answers from the previous index (its answer is the same); others wait for the update.
+
+``at=`` is resolved to the versions in force: they change only at the instants a version starts or
+ends, so every ``at`` between two such instants shares one index (``at`` on or after the last one is
+the current index).  Past indexes are kept in a small LRU and persisted like the current one, so a
+flood of distinct timestamps cannot force rebuilds: there are only as many past indexes as the
+history has instants, each built once.
 """
 
 from __future__ import annotations
 
+import bisect
+import copy
 import ctypes
 import re
 import threading
 from collections import OrderedDict
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import psycopg
+import shapely
 from sqlalchemy.engine import Engine
 
 from .. import geo
 from ..domain.address import Building, Gazetteer
-from ..domain.lookup import GridIndex, check_point, check_points
+from ..domain.index_update import updated
+from ..domain.lookup import SPECIAL, GridIndex, check_point, check_points
 from ..errors import InputError, PayloadTooLarge
-from ..store import buildings, grids
+from ..store import buildings, grid_changes, grids, index_files
 
 #: Points per POST /api/v1/lookup request; more gets 413.
 MAX_BATCH = 10_000
 DATED_KEPT = 4
+#: More changed codes than this since an index's epoch: rebuild rather than update.
+MAX_INCREMENTAL = 5_000
 
 
 class Locator:
-    """Answers lookups from an in-memory :class:`GridIndex` that follows the database."""
+    """Answers lookups from an in-memory :class:`GridIndex` that follows the database.
 
-    def __init__(self, engine: Engine, *, cell_m: float = 25.0):
+    ``home``: the data folder to persist indexes under (None: never persisted).  ``background``:
+    persist in a thread (a server) rather than before returning (a command)."""
+
+    def __init__(self, engine: Engine, *, home: Path | None = None, cell_m: float = 25.0, background=False):
         self.engine = engine
+        self.home = home
         self.cell_m = cell_m
+        self.background = background
         self._lock = threading.Lock()
         self._current: GridIndex | None = None
         self._dated: OrderedDict = OrderedDict()
+        self._instants: tuple[int, list[datetime]] | None = None
+        self._pending: tuple[int, tuple | None] | None = None
         self._gazetteer: tuple[int, Gazetteer] | None = None
         self._local = threading.local()
 
@@ -60,34 +87,151 @@ class Locator:
                 if attempt == 2:
                     raise
 
-    def index(self, at: datetime | None = None) -> GridIndex:
-        """The index for the version valid at ``at`` (None: current), rebuilt if the grids changed."""
+    def index(self, at: datetime | None = None, *, point=None) -> GridIndex:
+        """The index for the versions valid at ``at`` (None: current), brought up to date first.
+        ``point`` (storage lon, lat): may be answered by the previous index during an update that
+        does not touch it."""
         epoch = self.epoch()
-        cached = self._cached(epoch, at)
+        if at is not None:
+            return self._dated_index(epoch, at)
+        current = self._current
+        if current is not None and current.epoch == epoch:
+            return current
+        pending = self._pending
+        if point is not None and current is not None and pending is not None and pending[0] >= epoch:
+            box = pending[1]
+            if box is not None and not (box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]):
+                return current
+        with self._lock:
+            current = self._current
+            if current is not None and current.epoch >= epoch:
+                return current
+            self._current = self._refresh(current)
+            release_freed_memory()
+            return self._current
+
+    # --- keeping the current index true ------------------------------------------------------
+    def _snapshot(self):
+        return self.engine.connect().execution_options(isolation_level="REPEATABLE READ")
+
+    def _refresh(self, current: GridIndex | None) -> GridIndex:
+        """The current index at the database's epoch: updated, loaded, or built (then persisted)."""
+        with self._snapshot() as conn, conn.begin():
+            epoch = grids.epoch(conn)
+            if current is not None:
+                index = self._update(conn, current, epoch)
+                if index is not None:
+                    self._persist(index)
+                    return index
+            database = grids.database_id(conn)
+            key = grids.version_digest(conn)
+            index = self._load(key)
+            if index is not None:
+                index.epoch = epoch
+                return index
+            older = index_files.latest(self.home, database) if self.home else None
+            base = self._load(older[0]) if older and older[1]["epoch"] < epoch else None
+            index = self._update(conn, base, epoch) if base is not None else None
+            if index is None:
+                index = GridIndex(grids.index_frame(conn), cell_m=self.cell_m, epoch=epoch)
+            index.key, index.database = key, database
+            self._persist(index, synchronous=True)
+            return index
+
+    def _update(self, conn, base: GridIndex, epoch: int) -> GridIndex | None:
+        """``base`` brought to ``epoch`` from the change log; None when a rebuild is needed."""
+        codes = grid_changes.codes_since(conn, base.epoch, epoch)
+        if codes is None or len(codes) > MAX_INCREMENTAL:
+            return None
+        if not codes:  # buildings or units only
+            index = copy.copy(base)
+            index.epoch = epoch
+            return index
+        frame = grids.index_frame(conn, None, codes)
+        self._pending = (epoch, _affected_box(base, frame, codes))
+        try:
+            index = updated(base, frame, codes, epoch=epoch)
+        finally:
+            self._pending = None
+        if index is not None:
+            index.database = base.database
+        return index
+
+    def _load(self, key: str) -> GridIndex | None:
+        found = index_files.load(self.home, key) if self.home else None
+        if found is None:
+            return None
+        meta, arrays = found
+        return GridIndex.from_state(meta, arrays)
+
+    def _persist(self, index: GridIndex, *, synchronous=False) -> None:
+        """Save ``index`` under its version digest (computed now if unknown), in a thread for a server."""
+        if self.home is None:
+            return
+        if self.background and not synchronous:
+            threading.Thread(target=self._persist_now, args=(index,), daemon=True).start()
+        else:
+            self._persist_now(index)
+
+    def _persist_now(self, index: GridIndex) -> None:
+        if index.key is None:
+            with self._snapshot() as conn, conn.begin():
+                if grids.epoch(conn) != index.epoch:
+                    return  # moved on already: the next index will be persisted instead
+                index.key = grids.version_digest(conn, index.at)
+        meta, arrays = index.state()
+        meta.update(database=index.database, current=index.at is None)
+        try:
+            index_files.save(self.home, index.key, meta, arrays)
+        except OSError:  # a read-only or full disk costs speed, not answers
+            pass
+
+    # --- past versions ------------------------------------------------------------------------
+    def _dated_index(self, epoch: int, at: datetime) -> GridIndex:
+        """The index of the versions in force at ``at``: one per interval between version instants."""
+        instants = self._instants[1] if self._instants and self._instants[0] == epoch else None
+        if instants is None:
+            with self.engine.connect() as conn:
+                instants = grids.version_instants(conn)
+            self._instants = (epoch, instants)
+        i = bisect.bisect_right(instants, at)
+        if i == len(instants):
+            return self.index(None)
+        since = instants[i - 1] if i else None  # None: before the first version, no grids
+        cached = self._dated.get(since)
         if cached is not None:
+            self._dated.move_to_end(since)
             return cached
         with self._lock:
-            cached = self._cached(epoch, at)
+            cached = self._dated.get(since)
             if cached is not None:
                 return cached
-            with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
-                with conn.begin():
-                    epoch = grids.epoch(conn)
-                    index = GridIndex(
-                        grids.index_frame(conn, at),
-                        cell_m=self.cell_m,
-                        epoch=epoch,
-                        at=at,
-                        people=grids.people_by_grid(conn) if at is None else {},
-                    )
+            with self._snapshot() as conn, conn.begin():
+                when = since if since is not None else instants[0] if instants else at
+                key = grids.version_digest(conn, when) if since is not None else "empty"
+                index = self._load(key) if since is not None else None
+                if index is None:
+                    frame = grids.index_frame(conn, when)
+                    if since is None:
+                        frame = frame.iloc[:0]
+                    index = GridIndex(frame, cell_m=self.cell_m, epoch=epoch, key=key)
+                    index.at = since
+                    if since is not None:
+                        self._persist(index, synchronous=True)
+                index.at = since
             release_freed_memory()
-            if at is None:
-                self._current = index
-            else:
-                self._dated[(epoch, at)] = index
-                while len(self._dated) > DATED_KEPT:
-                    self._dated.popitem(last=False)
+            self._dated[since] = index
+            while len(self._dated) > DATED_KEPT:
+                self._dated.popitem(last=False)
             return index
+
+    def _with_people(self, index: GridIndex) -> GridIndex:
+        """``index`` with the people responsible for its micro-grids (current grids only; read once)."""
+        if index.at is None and not index.people_loaded:
+            with self.engine.connect() as conn:
+                index.people = grids.people_by_grid(conn)
+            index.people_loaded = True
+        return index
 
     def gazetteer(self) -> Gazetteer:
         """The address gazetteer of the current buildings (rebuilt when the epoch moves)."""
@@ -107,14 +251,9 @@ class Locator:
         """Resolve an address to its building point, then answer as for a point."""
         found = self.gazetteer().resolve(address)
         b = found.building
-        body = self.index(at).answers(np.array([b.lon]), np.array([b.lat]))[0]
+        body = self._with_people(self.index(at)).answers(np.array([b.lon]), np.array([b.lat]))[0]
         body.update(address={"text": address, "building": b.code, "unit": found.unit})
         return body
-
-    def _cached(self, epoch, at):
-        if at is None:
-            return self._current if self._current is not None and self._current.epoch == epoch else None
-        return self._dated.get((epoch, at))
 
     def lookup(self, lon, lat, *, crs=None, at: datetime | None = None) -> dict:
         """One point; InputError naming the problem for bad coordinates."""
@@ -122,7 +261,7 @@ class Locator:
         x, y, problem = check_point(_number(lon, "lon"), _number(lat, "lat"), crs)
         if problem is not None:
             raise InputError(f"{problem}: lon={lon}, lat={lat} ({crs})")
-        body = self.index(at).answer_one(x, y)
+        body = self._with_people(self.index(at, point=(x, y))).answer_one(x, y)
         body.update(input={"lon": lon, "lat": lat, "crs": crs}, at=at.isoformat() if at else None)
         return body
 
@@ -144,7 +283,7 @@ class Locator:
                 shape_errors[i] = "lon and lat must be numbers"
         x, y, problems = check_points(lon, lat, crs)
         good = np.array([problems[i] is None and i not in shape_errors for i in range(len(points))], dtype=bool)
-        answers = iter(self.index(at).answers(x[good], y[good]))
+        answers = iter(self._with_people(self.index(at)).answers(x[good], y[good]))
         out = []
         for i, p in enumerate(points):
             ident = p.get("id") if isinstance(p, dict) else None
@@ -154,6 +293,19 @@ class Locator:
                 body = {"error": shape_errors.get(i) or problems[i]}
             out.append({"id": ident, **body} if ident is not None else body)
         return out
+
+
+def _affected_box(base: GridIndex, frame, codes) -> tuple | None:
+    """Bounds of the changed grids' old and new outlines, when all of them are micro or special grids
+    (points elsewhere answer the same before and after); None when any other level changed."""
+    old = base.code.searchsorted(np.array(sorted(codes), dtype=object))
+    old = old[(old < len(base.code)) & np.isin(base.code[np.minimum(old, len(base.code) - 1)], list(codes))]
+    if not set(base.level[old]) <= {"micro", SPECIAL} or not set(frame["level"]) <= {"micro", SPECIAL}:
+        return None
+    geoms = list(frame["geometry"])
+    row_geom = {**dict(zip(base.micro, base.micro_geom)), **dict(zip(base.special, base.special_geom))}
+    geoms += [row_geom[r] for r in old]
+    return tuple(shapely.total_bounds(np.array(geoms, dtype=object))) if geoms else None
 
 
 def release_freed_memory() -> None:

@@ -482,10 +482,14 @@ def epoch_raw(dbapi_conn) -> int:
     return dbapi_conn.execute("SELECT epoch FROM grid_epoch WHERE id = 1", prepare=True).fetchone()[0]
 
 
-def index_frame(conn: Connection, at: datetime | None = None) -> pd.DataFrame:
+def index_frame(conn: Connection, at: datetime | None = None, codes=None) -> pd.DataFrame:
     """Grids valid at ``at`` for the lookup index: every level's code, name, parent; geometry of
-    micro-grids and special grids only (the chain above comes from parent links)."""
+    micro-grids and special grids only (the chain above comes from parent links).  ``codes``: only
+    these grids (an index's update)."""
     where, params = as_of(at)
+    if codes is not None:
+        where += " AND code = ANY(:codes)"
+        params["codes"] = list(codes)
     rows = conn.execute(
         sa.text(
             f"SELECT code, name, level, parent_code, CASE WHEN level IN ('micro', 'special') "
@@ -496,6 +500,39 @@ def index_frame(conn: Connection, at: datetime | None = None) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=["code", "name", "level", "parent_code", "wkb"])
     out["geometry"] = shapely.from_wkb(out.pop("wkb").map(lambda b: None if b is None else bytes(b)).to_numpy())
     return out
+
+
+def version_digest(conn: Connection, at: datetime | None = None) -> str:
+    """A digest of the grid versions valid at ``at`` (their ids and start times), and of the database
+    they live in: equal digests, equal grids, however ``at`` was written."""
+    where, params = as_of(at)
+    return conn.execute(
+        sa.text(
+            "SELECT md5((SELECT oid::text FROM pg_database WHERE datname = current_database()) || ':' || "
+            "coalesce(string_agg(id::text || '@' || extract(epoch FROM valid_from)::text, ',' ORDER BY id), '')) "
+            f"FROM grid WHERE {where}"
+        ),
+        params,
+    ).scalar_one()
+
+
+def version_instants(conn: Connection) -> list[datetime]:
+    """Every instant a grid version started or ended, ascending: the versions in force are the same
+    from one instant until the next."""
+    rows = conn.execute(
+        sa.text("SELECT valid_from FROM grid UNION SELECT valid_to FROM grid WHERE valid_to IS NOT NULL ORDER BY 1")
+    )
+    return [r[0] for r in rows]
+
+
+def database_id(conn: Connection) -> str:
+    """Which database this is (server address, name and oid), for persisted indexes."""
+    return conn.execute(
+        sa.text(
+            "SELECT coalesce(inet_server_addr()::text, 'local') || ':' || coalesce(inet_server_port(), 0) || '/' "
+            "|| current_database() || '#' || (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    ).scalar_one()
 
 
 def lookup_sql(conn: Connection, lon: float, lat: float, at: datetime | None = None) -> dict | None:
