@@ -527,58 +527,81 @@ class GridIndex:
             )
         return out
 
-    def table(self, x, y) -> pd.DataFrame:
-        """Chain columns for arrays of storage lon/lat points (batch assignment)."""
-        found = self.locate(x, y)
-        rows = self.chain_rows(found.micro)
-        # categoricals: one integer per point and column, no million-string columns to build
-        code_dtype, name_dtype, name_id = self.categories()
-        out = {}
-        for level in CHAIN:
-            r = rows[level]
-            out[f"{level}_code"] = pd.Categorical.from_codes(r, dtype=code_dtype)
-            out[f"{level}_name"] = pd.Categorical.from_codes(
-                np.where(r >= 0, name_id[np.maximum(r, 0)], -1), dtype=name_dtype
-            )
-        specials = {}
-        if len(found.special_points):
-            order = np.lexsort((found.special_ids, found.special_points))
-            points = found.special_points[order]
-            codes = self.code[self.special[found.special_ids[order]]]
-            first, starts = np.unique(points, return_index=True)
-            specials = {int(i): ";".join(group) for i, group in zip(first, np.split(codes, starts[1:]))}
-        labels = sorted(set(specials.values()))
-        label_id = {v: k for k, v in enumerate(labels)}
-        ids = np.full(len(found.micro), -1, dtype=np.int64)
-        for i, v in specials.items():
-            ids[i] = label_id[v]
-        out["special_codes"] = pd.Categorical.from_codes(ids, categories=pd.Index(labels, dtype=object))
-        return pd.DataFrame(out)
+    def special_labels(self, found: Located, n: int) -> tuple[np.ndarray, list[str]]:
+        """Per point the number of its label (special grid codes joined by ``;``; -1 none), and the labels."""
+        ids = np.full(n, -1, dtype=np.int64)
+        if not len(found.special_points):
+            return ids, []
+        order = np.lexsort((found.special_ids, found.special_points))
+        points = found.special_points[order]
+        codes = self.code[self.special[found.special_ids[order]]]
+        first, starts = np.unique(points, return_index=True)
+        joined = np.array([";".join(group) for group in np.split(codes, starts[1:])], dtype=object)
+        labels, label_of = np.unique(joined.astype(str), return_inverse=True)
+        ids[first] = label_of
+        return ids, list(labels)
 
 
-def assign_table(index: GridIndex, lon, lat, crs: str, problems=None):
-    """Chain columns plus ``status`` (placed / outside / bad), ``error`` and, for points outside
-    every grid, the nearest micro-grid and its distance in metres.  ``problems``: reasons known
+STATUS = ("placed", "outside", "bad")
+
+
+@dataclass
+class Assigned:
+    """Batch answers as arrays: chain row numbers per level (-1 none), special-grid label numbers and
+    labels, status number (into STATUS), error text (None when fine), the nearest micro-grid's row
+    (-1) and distance in metres for points outside every grid, and the storage lon/lat (NaN when bad)."""
+
+    rows: dict
+    special: np.ndarray
+    special_labels: list
+    status: np.ndarray
+    error: np.ndarray
+    nearest: np.ndarray
+    distance: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+
+def assign_arrays(index: GridIndex, lon, lat, crs: str, problems=None) -> Assigned:
+    """Every point's answer as arrays (see :class:`Assigned`).  ``problems``: reasons known
     beforehand (unresolvable addresses), None where the row is fine."""
     x, y, checked = check_points(lon, lat, crs)
     if problems is not None:
         checked = np.where(problems != None, problems, checked)  # noqa: E711
-    problems = checked
-    good = problems == None  # noqa: E711
-    table = index.table(np.where(good, x, np.nan), np.where(good, y, np.nan))
-    placed = table["micro_code"].notna().to_numpy()
-    status = np.where(~good, "bad", np.where(placed, "placed", "outside"))
-    nearest = np.full(len(x), None, dtype=object)
+    good = checked == None  # noqa: E711
+    x, y = np.where(good, x, np.nan), np.where(good, y, np.nan)
+    found = index.locate(x, y)
+    rows = index.chain_rows(found.micro)
+    special, labels = index.special_labels(found, len(x))
+    status = np.where(~good, 2, np.where(found.micro >= 0, 0, 1)).astype(np.int8)
+    nearest = np.full(len(x), -1, dtype=np.int64)
     distance = np.full(len(x), np.nan)
-    out_idx = np.flatnonzero(status == "outside")
-    if len(out_idx) and len(index.micro):
-        j, d = index.nearest(x[out_idx], y[out_idx])
-        nearest[out_idx] = index.code[index.micro[j]]
-        distance[out_idx] = np.round(d, 1)
-    table["status"] = pd.Categorical(status, categories=["placed", "outside", "bad"])
-    table["error"] = problems
-    table["nearest_micro_code"] = nearest
-    table["nearest_distance_m"] = distance
-    table["lon_wgs84"] = np.where(good, x, np.nan)
-    table["lat_wgs84"] = np.where(good, y, np.nan)
-    return table
+    out = np.flatnonzero(status == 1)
+    if len(out) and len(index.micro):
+        j, d = index.nearest(x[out], y[out])
+        nearest[out] = index.micro[j]
+        distance[out] = np.round(d, 1)
+    return Assigned(rows, special, labels, status, checked, nearest, distance, x, y)
+
+
+def assign_table(index: GridIndex, lon, lat, crs: str, problems=None) -> pd.DataFrame:
+    """:func:`assign_arrays` as a DataFrame: chain columns (categoricals), ``status`` (placed /
+    outside / bad), ``error``, ``nearest_micro_code``, ``nearest_distance_m``, ``lon_wgs84``,
+    ``lat_wgs84``."""
+    a = assign_arrays(index, lon, lat, crs, problems)
+    code_dtype, name_dtype, name_id = index.categories()
+    out = {}
+    for level in CHAIN:
+        r = a.rows[level]
+        out[f"{level}_code"] = pd.Categorical.from_codes(r, dtype=code_dtype)
+        out[f"{level}_name"] = pd.Categorical.from_codes(
+            np.where(r >= 0, name_id[np.maximum(r, 0)], -1), dtype=name_dtype
+        )
+    out["special_codes"] = pd.Categorical.from_codes(a.special, categories=pd.Index(a.special_labels, dtype=object))
+    out["status"] = pd.Categorical.from_codes(a.status, categories=list(STATUS))
+    out["error"] = a.error
+    out["nearest_micro_code"] = np.where(a.nearest >= 0, index.code[np.maximum(a.nearest, 0)], None)
+    out["nearest_distance_m"] = a.distance
+    out["lon_wgs84"] = a.x
+    out["lat_wgs84"] = a.y
+    return pd.DataFrame(out)
