@@ -437,6 +437,19 @@ class GridIndex:
             )
         return self._categories
 
+    def level_values(self, level: str):
+        """(position of each row among the rows of ``level``, -1 for other rows; their codes;
+        number of each one's name among the level's distinct names; those names), made once:
+        per-level dictionaries for columnar answers."""
+        cache = self.__dict__.setdefault("_level_values", {})
+        if level not in cache:
+            rows = np.flatnonzero(self.level == level)
+            pos = np.full(len(self.code) + 1, -1, dtype=np.int64)  # the extra slot answers row -1
+            pos[rows] = np.arange(len(rows))
+            names, name_of = np.unique(self.name[rows].astype(str), return_inverse=True)
+            cache[level] = (pos, self.code[rows].astype(str), name_of, names)
+        return cache[level]
+
     def chain_rows(self, micro_numbers: np.ndarray) -> dict[str, np.ndarray]:
         """Row numbers (into code/name) of each level of the chain; -1 where absent."""
         if not len(self.micro):  # no grids in this version: nothing is inside
@@ -470,23 +483,31 @@ class GridIndex:
             specials = sorted(int(s) for s in self.special_tree.query(shapely.Point(x, y), predicate="intersects"))
         return m, specials
 
+    def chain_of(self, m: int) -> list[dict]:
+        """The chain (top first) of micro-grid number ``m``, as JSON-ready objects, made once per grid
+        (answers share it)."""
+        cache = self.__dict__.setdefault("_chains", {})
+        chain = cache.get(m)
+        if chain is None:
+            chain = cache[m] = [
+                {"level": level, "code": self.code[r], "name": self.name[r]}
+                for level in CHAIN
+                if (r := int(self.chain[level][m])) >= 0
+            ]
+        return chain
+
     def answer_one(self, x: float, y: float) -> dict:
         """:meth:`answers` for one point."""
         m, specials = self.locate_one(x, y)
         if m < 0:
             return self.answers(np.array([x]), np.array([y]))[0]  # outside: nearest grid, rare
-        chain = []
-        for level in CHAIN:
-            r = int(self.chain[level][m])
-            if r >= 0:
-                chain.append({"level": level, "code": self.code[r], "name": self.name[r]})
         micro_code = self.code[self.micro[m]]
         return {
             "lon": float(x),
             "lat": float(y),
             "inside": True,
             "micro": micro_code,
-            "chain": chain,
+            "chain": self.chain_of(m),
             "specials": [{"code": self.code[self.special[s]], "name": self.name[self.special[s]]} for s in specials],
             "people": self.people.get(micro_code, []),
         }
@@ -496,8 +517,7 @@ class GridIndex:
         x = np.asarray(x, dtype="float64")
         y = np.asarray(y, dtype="float64")
         found = self.locate(x, y)
-        rows = self.chain_rows(found.micro)
-        out = [{"lon": float(a), "lat": float(b)} for a, b in zip(x, y)]
+        out = [{"lon": a, "lat": b} for a, b in zip(x.tolist(), y.tolist())]
         outside = np.flatnonzero(found.micro < 0)
         for i in outside:
             out[i].update(inside=False, chain=[], specials=[], people=[], nearest=None)
@@ -507,23 +527,18 @@ class GridIndex:
                 r = self.micro[j]
                 out[i]["nearest"] = {"code": self.code[r], "name": self.name[r], "distance_m": round(float(d), 1)}
         specials: dict[int, list[dict]] = {}
-        for i, s in zip(found.special_points, found.special_ids):
-            specials.setdefault(int(i), []).append(
-                {"code": self.code[self.special[s]], "name": self.name[self.special[s]]}
-            )
-        for i in np.flatnonzero(found.micro >= 0):
-            chain = [
-                {"level": lv, "code": self.code[rows[lv][i]], "name": self.name[rows[lv][i]]}
-                for lv in CHAIN
-                if rows[lv][i] >= 0
-            ]
-            micro_code = chain[-1]["code"]
+        for i, s in zip(found.special_points.tolist(), found.special_ids.tolist()):
+            specials.setdefault(i, []).append({"code": self.code[self.special[s]], "name": self.name[self.special[s]]})
+        none: list = []
+        for i, m in zip(np.flatnonzero(found.micro >= 0).tolist(), found.micro[found.micro >= 0].tolist()):
+            micro_code = self.code[self.micro[m]]
+            sp = specials.get(i, none)
             out[i].update(
                 inside=True,
                 micro=micro_code,
-                chain=chain,
-                specials=sorted(specials.get(int(i), []), key=lambda s: s["code"]),
-                people=self.people.get(micro_code, []),
+                chain=self.chain_of(m),
+                specials=sorted(sp, key=lambda s: s["code"]) if len(sp) > 1 else sp,
+                people=self.people.get(micro_code, none),
             )
         return out
 

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import shapely
 
 from .. import geo
-from ..domain.lookup import CHAIN, STATUS, Assigned, GridIndex, assign_arrays
+from ..domain.lookup import STATUS, Assigned, GridIndex, assign_arrays
 from ..errors import InputError
 from ..store import points
 from . import point_files
@@ -121,30 +120,6 @@ def _concat(parts: list[Assigned]) -> Assigned:
     )
 
 
-def answer_columns(index: GridIndex, a: Assigned) -> dict[str, pa.Array]:
-    """The chain's columns as Arrow arrays (dictionary arrays over the index's codes and names)."""
-    codes = pa.array(index.code.astype(str))
-    _, name_dtype, name_id = index.categories()
-    names = pa.array(np.asarray(name_dtype.categories, dtype=str))
-
-    def dictionary(numbers, values):
-        return pa.DictionaryArray.from_arrays(pa.array(numbers.astype(np.int32), mask=numbers < 0), values)
-
-    out = {}
-    for level in CHAIN:
-        r = a.rows[level]
-        out[f"{level}_code"] = dictionary(r, codes)
-        out[f"{level}_name"] = dictionary(np.where(r >= 0, name_id[np.maximum(r, 0)], -1), names)
-    out["special_codes"] = dictionary(a.special, pa.array(a.special_labels, type=pa.string()))
-    out["status"] = dictionary(a.status.astype(np.int64), pa.array(STATUS))
-    out["error"] = pa.array(a.error, type=pa.string())
-    out["nearest_micro_code"] = dictionary(a.nearest, codes)
-    out["nearest_distance_m"] = pa.array(a.distance, from_pandas=True)
-    out["lon_wgs84"] = pa.array(a.x, from_pandas=True)
-    out["lat_wgs84"] = pa.array(a.y, from_pandas=True)
-    return out
-
-
 def assign_file(
     locator: Locator,
     src,
@@ -170,7 +145,7 @@ def assign_file(
         locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col, at=at, progress=progress
     )
     table = found.rows.table
-    for name, column in answer_columns(found.index, found.answers).items():
+    for name, column in point_files.answer_columns(found.index, found.answers).items():
         if name in table.column_names:  # a column of the input by the same name is replaced
             table = table.drop_columns([name])
         table = table.append_column(name, column)

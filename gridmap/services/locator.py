@@ -43,9 +43,10 @@ from sqlalchemy.engine import Engine
 from .. import geo
 from ..domain.address import Building, Gazetteer
 from ..domain.index_update import updated
-from ..domain.lookup import SPECIAL, GridIndex, check_point, check_points
+from ..domain.lookup import SPECIAL, GridIndex, assign_arrays, check_point, check_points
 from ..errors import InputError, PayloadTooLarge
 from ..store import buildings, grid_changes, grids, index_files
+from . import point_files
 
 #: Points per POST /api/v1/lookup request; more gets 413.
 MAX_BATCH = 10_000
@@ -267,32 +268,46 @@ class Locator:
 
     def lookup_many(self, points: list, *, crs=None, at: datetime | None = None) -> list[dict]:
         """Many points ({"lon", "lat", optional "id"}); a bad point gets an "error" instead of stopping."""
-        if len(points) > MAX_BATCH:
-            raise PayloadTooLarge(f"{len(points)} points in one request; at most {MAX_BATCH}")
+        lon, lat, ids, shape_errors = batch_points(points)
         crs = geo.parse_crs(crs)
-        lon = np.full(len(points), np.nan)
-        lat = np.full(len(points), np.nan)
-        shape_errors = {}
-        for i, p in enumerate(points):
-            if not isinstance(p, dict) or "lon" not in p or "lat" not in p:
-                shape_errors[i] = "each point must be an object with lon and lat"
-                continue
-            try:
-                lon[i], lat[i] = float(p["lon"]), float(p["lat"])
-            except (TypeError, ValueError):
-                shape_errors[i] = "lon and lat must be numbers"
         x, y, problems = check_points(lon, lat, crs)
-        good = np.array([problems[i] is None and i not in shape_errors for i in range(len(points))], dtype=bool)
+        problems = np.where(shape_errors != None, shape_errors, problems)  # noqa: E711
+        good = problems == None  # noqa: E711
         answers = iter(self._with_people(self.index(at)).answers(x[good], y[good]))
         out = []
-        for i, p in enumerate(points):
-            ident = p.get("id") if isinstance(p, dict) else None
-            if good[i]:
-                body = next(answers)
-            else:
-                body = {"error": shape_errors.get(i) or problems[i]}
+        for ident, ok, problem in zip(ids, good.tolist(), problems.tolist()):
+            body = next(answers) if ok else {"error": problem}
             out.append({"id": ident, **body} if ident is not None else body)
         return out
+
+    def lookup_columns(self, lon, lat, *, crs=None, at: datetime | None = None, problems=None) -> dict:
+        """Many points as columns (Arrow arrays): the chain's codes and names per level, special grids,
+        status, error, nearest micro-grid and distance (:func:`point_files.answer_columns`)."""
+        if len(lon) > MAX_BATCH:
+            raise PayloadTooLarge(f"{len(lon)} points in one request; at most {MAX_BATCH}")
+        index = self.index(at)
+        return point_files.answer_columns(index, assign_arrays(index, lon, lat, geo.parse_crs(crs), problems))
+
+
+def batch_points(points: list):
+    """(lon, lat, ids, shape errors) of a list of {"lon", "lat", "id"?} objects; PayloadTooLarge
+    beyond :data:`MAX_BATCH`."""
+    if len(points) > MAX_BATCH:
+        raise PayloadTooLarge(f"{len(points)} points in one request; at most {MAX_BATCH}")
+    lon = np.full(len(points), np.nan)
+    lat = np.full(len(points), np.nan)
+    ids = [None] * len(points)
+    errors = np.full(len(points), None, dtype=object)
+    for i, p in enumerate(points):
+        if not isinstance(p, dict) or "lon" not in p or "lat" not in p:
+            errors[i] = "each point must be an object with lon and lat"
+            continue
+        ids[i] = p.get("id")
+        try:
+            lon[i], lat[i] = float(p["lon"]), float(p["lat"])
+        except (TypeError, ValueError):
+            errors[i] = "lon and lat must be numbers"
+    return lon, lat, ids, errors
 
 
 def _affected_box(base: GridIndex, frame, codes) -> tuple | None:

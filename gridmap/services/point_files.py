@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..domain.lookup import CHAIN, STATUS, Assigned, GridIndex
 from ..errors import InputError
 
 PLAIN = (".csv", ".parquet", ".xlsx")
@@ -231,3 +232,35 @@ def _plain(table: pa.Table) -> pa.Table:
         columns.append(column)
         names.append(name)
     return pa.table(columns, names=names)
+
+
+def answer_columns(index: GridIndex, a: Assigned) -> dict[str, pa.Array]:
+    """The chain's columns as Arrow arrays: dictionary arrays over each level's own codes and names."""
+
+    def dictionary(numbers, values):
+        return pa.DictionaryArray.from_arrays(pa.array(numbers.astype(np.int32), mask=numbers < 0), pa.array(values))
+
+    out = {}
+    for level in CHAIN:
+        pos, codes, name_of, names = index.level_values(level)
+        p = pos[a.rows[level]]  # row -1 reads the extra slot: -1
+        out[f"{level}_code"] = dictionary(p, codes)
+        out[f"{level}_name"] = dictionary(np.where(p >= 0, name_of[np.maximum(p, 0)], -1), names)
+    out["special_codes"] = dictionary(a.special, np.array(a.special_labels, dtype=str))
+    out["status"] = dictionary(a.status.astype(np.int64), np.array(STATUS))
+    out["error"] = pa.array(a.error, type=pa.string())
+    pos, codes, _, _ = index.level_values("micro")
+    out["nearest_micro_code"] = dictionary(pos[a.nearest], codes)
+    out["nearest_distance_m"] = pa.array(a.distance, from_pandas=True)
+    out["lon_wgs84"] = pa.array(a.x, from_pandas=True)
+    out["lat_wgs84"] = pa.array(a.y, from_pandas=True)
+    return out
+
+
+def parquet_bytes(columns: dict[str, pa.Array]) -> bytes:
+    """Columns as one Parquet file in memory."""
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table(columns), sink)
+    return sink.getvalue().to_pybytes()
