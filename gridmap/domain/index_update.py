@@ -60,6 +60,7 @@ def updated(index: GridIndex, frame: pd.DataFrame, changed, *, epoch, key=None) 
         np.insert(index.level[kept].astype(object), pos, frame["level"].to_numpy(dtype=object)),
         np.insert(index.parent_code[kept], pos, frame["parent_code"].to_numpy(dtype=object)),
     )
+    new.version = np.insert(index.version[kept], pos, frame["id"].to_numpy(dtype=np.int64))
     geoms = np.insert(geom_rows[kept], pos, np.asarray(frame["geometry"].to_numpy(), dtype=object))
     new._set_geoms(geoms[new.micro], geoms[new.special])
     new._set_special_blocks()

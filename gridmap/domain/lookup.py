@@ -129,6 +129,7 @@ class GridIndex:
         self.people, self.people_loaded = people or {}, people is not None
         frame = frame.sort_values("code", kind="stable").reset_index(drop=True)
         self._set_rows(frame["code"], frame["name"], frame["level"], frame["parent_code"])
+        self.version = frame["id"].to_numpy(dtype=np.int64) if "id" in frame else np.zeros(len(frame), np.int64)
         geoms = np.asarray(frame["geometry"].to_numpy(), dtype=object)
         self._set_geoms(geoms[self.micro], geoms[self.special])
         self._build_cells()
@@ -300,6 +301,7 @@ class GridIndex:
         arrays = {name: getattr(self, name) for name in self.STATE_ARRAYS}
         for name in ("code", "name", "level", "parent_code"):
             arrays[name] = np.array([v if isinstance(v, str) else "" for v in getattr(self, name)], dtype=str)
+        arrays["version"] = self.version
         for name in ("micro", "special"):
             geoms = getattr(self, f"{name}_geom")
             if len(geoms):
@@ -330,6 +332,7 @@ class GridIndex:
         parent = arrays["parent_code"].astype(object)
         parent[parent == ""] = None
         self._set_rows(arrays["code"].astype(object), arrays["name"].astype(object), arrays["level"], parent)
+        self.version = np.asarray(arrays["version"])
         geoms = {}
         for name in ("micro", "special"):
             if f"{name}_coords" in arrays:

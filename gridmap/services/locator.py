@@ -132,18 +132,25 @@ class Locator:
                 return index
             older = index_files.latest(self.home, database) if self.home else None
             base = self._load(older[0]) if older and older[1]["epoch"] < epoch else None
-            index = self._update(conn, base, epoch) if base is not None else None
+            index = self._update(conn, base, epoch, check=True) if base is not None else None
             if index is None:
                 index = GridIndex(grids.index_frame(conn), cell_m=self.cell_m, epoch=epoch)
             index.key, index.database = key, database
             self._persist(index, synchronous=True)
             return index
 
-    def _update(self, conn, base: GridIndex, epoch: int) -> GridIndex | None:
-        """``base`` brought to ``epoch`` from the change log; None when a rebuild is needed."""
+    def _update(self, conn, base: GridIndex, epoch: int, *, check=False) -> GridIndex | None:
+        """``base`` brought to ``epoch`` from the change log; None when a rebuild is needed.  ``check``
+        (a base from disk): the grids the log says are unchanged must be the very versions ``base``
+        holds, or it is not used (a database emptied and reloaded, a log pruned)."""
         codes = grid_changes.codes_since(conn, base.epoch, epoch)
         if codes is None or len(codes) > MAX_INCREMENTAL:
             return None
+        if check:
+            same, ids = grids.current_versions(conn, codes)
+            keep = ~np.isin(base.code, list(codes))
+            if list(base.code[keep]) != same or not np.array_equal(base.version[keep], ids):
+                return None
         if not codes:  # buildings or units only
             index = copy.copy(base)
             index.epoch = epoch

@@ -492,12 +492,12 @@ def index_frame(conn: Connection, at: datetime | None = None, codes=None) -> pd.
         params["codes"] = list(codes)
     rows = conn.execute(
         sa.text(
-            f"SELECT code, name, level, parent_code, CASE WHEN level IN ('micro', 'special') "
+            f"SELECT id, code, name, level, parent_code, CASE WHEN level IN ('micro', 'special') "
             f"THEN ST_AsBinary(geom) END AS wkb FROM grid WHERE {where}"
         ),
         params,
     ).all()
-    out = pd.DataFrame(rows, columns=["code", "name", "level", "parent_code", "wkb"])
+    out = pd.DataFrame(rows, columns=["id", "code", "name", "level", "parent_code", "wkb"])
     out["geometry"] = shapely.from_wkb(out.pop("wkb").map(lambda b: None if b is None else bytes(b)).to_numpy())
     return out
 
@@ -514,6 +514,15 @@ def version_digest(conn: Connection, at: datetime | None = None) -> str:
         ),
         params,
     ).scalar_one()
+
+
+def current_versions(conn: Connection, skip) -> tuple[list[str], list[int]]:
+    """(codes, version ids) of the current grids, by code, leaving out the codes ``skip``."""
+    rows = conn.execute(
+        sa.text('SELECT code, id FROM grid WHERE valid_to IS NULL AND NOT code = ANY(:skip) ORDER BY code COLLATE "C"'),
+        {"skip": list(skip)},
+    ).all()
+    return [r[0] for r in rows], [r[1] for r in rows]
 
 
 def version_instants(conn: Connection) -> list[datetime]:
