@@ -53,7 +53,7 @@ def updated(index: GridIndex, frame: pd.DataFrame, changed, *, epoch, key=None) 
     geom_rows[index.special] = index.special_geom
 
     new = copy.copy(index)
-    new.epoch, new.key, new.people, new.people_loaded = epoch, key, {}, False
+    new.epoch, new.key, new.people, new.people_loaded, new.source = epoch, key, {}, False, "updated"
     new._set_rows(
         np.insert(index.code[kept], pos, frame["code"].to_numpy(dtype=object)),
         np.insert(index.name[kept], pos, frame["name"].to_numpy(dtype=object)),

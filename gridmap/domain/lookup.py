@@ -125,6 +125,7 @@ class GridIndex:
         key: str | None = None,
     ):
         self.epoch, self.at, self.key, self.database = epoch, at, key, None
+        self.source = "built"  # or "disk" (from_state), "updated" (index_update)
         self.cell_m, self.max_cells = cell_m, max_cells
         self.people, self.people_loaded = people or {}, people is not None
         frame = frame.sort_values("code", kind="stable").reset_index(drop=True)
@@ -291,6 +292,7 @@ class GridIndex:
             "pure_share": round(pure, 4),
             "cell_deg": [self.dx, self.dy],
             "epoch": self.epoch,
+            "source": self.source,
         }
 
     # --- persistence (arrays in, arrays out; the files are the store's business) -------------
@@ -326,6 +328,7 @@ class GridIndex:
         """The index :meth:`state` described (``arrays`` may be memory-mapped)."""
         self = cls.__new__(cls)
         self.epoch, self.key, self.at, self.database = meta["epoch"], meta["key"], None, meta.get("database")
+        self.source = "disk"
         self.people, self.people_loaded = {}, False
         self.cell_m, self.max_cells = meta["cell_m"], meta["max_cells"]
         self.x0, self.y0, self.dx, self.dy = meta["origin"]
