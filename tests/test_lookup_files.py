@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from test_lookup import Y1, lonlat
 
 from gridmap.services import locator as lookups
 
 import cityfactory as cf
-from test_lookup import Y1, lonlat
 
 ROWS = [lonlat(350, 350), lonlat(2500, 3500), (float("nan"), 34.7), lonlat(-800, 100), (34.75, 113.7)]
 EXPECTED_STATUS = ["placed", "placed", "bad", "outside", "bad"]

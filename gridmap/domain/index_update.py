@@ -85,15 +85,15 @@ def updated(index: GridIndex, frame: pd.DataFrame, changed, *, epoch, key=None) 
 
 
 def _window(index: GridIndex, geoms):
-    """(col0, row0, col1, row1) of the cells around ``geoms`` with one cell of margin; None when they
-    reach the edge of the cell grid."""
+    """(col0, row0, col1, row1) of the cells around ``geoms`` with one cell of margin; None when that
+    margin falls off the cell grid (the grids grew beyond it: a rebuild makes a larger one)."""
     ny, nx = index.cells.shape
     x0, y0, x1, y1 = shapely.total_bounds(geoms)
     c0 = int(np.floor((x0 - index.x0) / index.dx)) - 1
     r0 = int(np.floor((y0 - index.y0) / index.dy)) - 1
     c1 = int(np.floor((x1 - index.x0) / index.dx)) + 2
     r1 = int(np.floor((y1 - index.y0) / index.dy)) + 2
-    if c0 < 1 or r0 < 1 or c1 > nx - 1 or r1 > ny - 1:
+    if c0 < 0 or r0 < 0 or c1 > nx or r1 > ny:
         return None
     return c0, r0, c1, r1
 
