@@ -39,6 +39,8 @@ MIXED = -2
 OUTSIDE = -1
 #: Special grids are looked for only in blocks of this many cells a side that their bounds touch.
 SPECIAL_BLOCK = 8
+#: Version of the persisted form (:meth:`GridIndex.state`): another is rebuilt, never read.
+STATE_FORMAT = 2
 #: Chain levels above the micro-grid, top first.
 CHAIN = LEVELS
 
@@ -314,6 +316,7 @@ class GridIndex:
         nearest_meta, nearest_arrays = self.nearest_index().state()
         arrays.update({f"nearest_{k}": v for k, v in nearest_arrays.items()})
         meta = {
+            "format": STATE_FORMAT,
             "nearest": nearest_meta,
             "epoch": self.epoch,
             "key": self.key,
@@ -325,7 +328,10 @@ class GridIndex:
 
     @classmethod
     def from_state(cls, meta: dict, arrays) -> GridIndex:
-        """The index :meth:`state` described (``arrays`` may be memory-mapped)."""
+        """The index :meth:`state` described (``arrays`` may be memory-mapped); ValueError when they
+        are of another format or incomplete."""
+        if meta.get("format") != STATE_FORMAT or not {"code", "version", *cls.STATE_ARRAYS} <= set(arrays):
+            raise ValueError("not a lookup index of this version")
         self = cls.__new__(cls)
         self.epoch, self.key, self.at, self.database = meta["epoch"], meta["key"], None, meta.get("database")
         self.source = "disk"

@@ -169,8 +169,10 @@ class Locator:
         found = index_files.load(self.home, key) if self.home else None
         if found is None:
             return None
-        meta, arrays = found
-        return GridIndex.from_state(meta, arrays)
+        try:
+            return GridIndex.from_state(*found)
+        except (ValueError, KeyError):  # another version's or a damaged copy: rebuilt, never trusted
+            return None
 
     def _persist(self, index: GridIndex, *, synchronous=False) -> None:
         """Save ``index`` under its version digest (computed now if unknown), in a thread for a server."""
@@ -287,13 +289,14 @@ class Locator:
             out.append({"id": ident, **body} if ident is not None else body)
         return out
 
-    def lookup_columns(self, lon, lat, *, crs=None, at: datetime | None = None, problems=None) -> dict:
-        """Many points as columns (Arrow arrays): the chain's codes and names per level, special grids,
-        status, error, nearest micro-grid and distance (:func:`point_files.answer_columns`)."""
+    def lookup_columns(self, lon, lat, *, crs=None, at: datetime | None = None, problems=None, arrow=False) -> dict:
+        """Many points as columns: the chain's codes and names per level, special grids, status, error,
+        nearest micro-grid and distance; JSON-ready lists, or Arrow arrays with ``arrow``."""
         if len(lon) > MAX_BATCH:
             raise PayloadTooLarge(f"{len(lon)} points in one request; at most {MAX_BATCH}")
         index = self.index(at)
-        return point_files.answer_columns(index, assign_arrays(index, lon, lat, geo.parse_crs(crs), problems))
+        answers = assign_arrays(index, lon, lat, geo.parse_crs(crs), problems)
+        return (point_files.answer_columns if arrow else point_files.answer_lists)(index, answers)
 
 
 def batch_points(points: list):

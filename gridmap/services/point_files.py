@@ -10,6 +10,7 @@ through GDAL (pyogrio), with point geometries built vectorised.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -234,26 +235,60 @@ def _plain(table: pa.Table) -> pa.Table:
     return pa.table(columns, names=names)
 
 
+_DICTIONARIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _dictionaries(index: GridIndex, level: str) -> tuple[pa.Array, pa.Array]:
+    """Arrow arrays of a level's codes and distinct names, made once per index."""
+    made = _DICTIONARIES.setdefault(index, {})
+    if level not in made:
+        _, codes, _, names = index.level_values(level)
+        made[level] = (pa.array(codes), pa.array(names))
+    return made[level]
+
+
 def answer_columns(index: GridIndex, a: Assigned) -> dict[str, pa.Array]:
     """The chain's columns as Arrow arrays: dictionary arrays over each level's own codes and names."""
 
     def dictionary(numbers, values):
-        return pa.DictionaryArray.from_arrays(pa.array(numbers.astype(np.int32), mask=numbers < 0), pa.array(values))
+        return pa.DictionaryArray.from_arrays(pa.array(numbers.astype(np.int32), mask=numbers < 0), values)
 
     out = {}
     for level in CHAIN:
-        pos, codes, name_of, names = index.level_values(level)
+        pos, _, name_of, _ = index.level_values(level)
+        codes, names = _dictionaries(index, level)
         p = pos[a.rows[level]]  # row -1 reads the extra slot: -1
         out[f"{level}_code"] = dictionary(p, codes)
         out[f"{level}_name"] = dictionary(np.where(p >= 0, name_of[np.maximum(p, 0)], -1), names)
-    out["special_codes"] = dictionary(a.special, np.array(a.special_labels, dtype=str))
-    out["status"] = dictionary(a.status.astype(np.int64), np.array(STATUS))
+    out["special_codes"] = dictionary(a.special, pa.array(a.special_labels, type=pa.string()))
+    out["status"] = dictionary(a.status.astype(np.int64), pa.array(STATUS))
     out["error"] = pa.array(a.error, type=pa.string())
-    pos, codes, _, _ = index.level_values("micro")
-    out["nearest_micro_code"] = dictionary(pos[a.nearest], codes)
+    pos = index.level_values("micro")[0]
+    out["nearest_micro_code"] = dictionary(pos[a.nearest], _dictionaries(index, "micro")[0])
     out["nearest_distance_m"] = pa.array(a.distance, from_pandas=True)
     out["lon_wgs84"] = pa.array(a.x, from_pandas=True)
     out["lat_wgs84"] = pa.array(a.y, from_pandas=True)
+    return out
+
+
+def answer_lists(index: GridIndex, a: Assigned) -> dict[str, list]:
+    """The same columns as :func:`answer_columns`, as JSON-ready lists (null where absent)."""
+
+    def pick(values, numbers):
+        return np.where(numbers >= 0, values[np.maximum(numbers, 0)], None).tolist()
+
+    out = {}
+    for level in CHAIN:
+        r = a.rows[level]
+        out[f"{level}_code"] = pick(index.code, r)
+        out[f"{level}_name"] = pick(index.name, r)
+    out["special_codes"] = pick(np.array(a.special_labels + [""], dtype=object), a.special)
+    out["status"] = np.array(STATUS, dtype=object)[a.status].tolist()
+    out["error"] = a.error.tolist()
+    out["nearest_micro_code"] = pick(index.code, a.nearest)
+    out["nearest_distance_m"] = np.where(np.isnan(a.distance), None, a.distance).tolist()
+    out["lon_wgs84"] = np.where(np.isnan(a.x), None, a.x).tolist()
+    out["lat_wgs84"] = np.where(np.isnan(a.y), None, a.y).tolist()
     return out
 
 

@@ -56,12 +56,13 @@ def lookup_many():
             results = locator().lookup_many(points, crs=crs, at=at)
             return _json({"results": results, "crs": crs or "wgs84"})
         lon, lat, ids, problems = batch_points(points)
-    columns = locator().lookup_columns(lon, lat, crs=crs, at=at, problems=problems)
-    if any(i is not None for i in ids):
-        columns = {"id": pa.array(ids), **columns}
-    if fmt == "parquet":
+    parquet = fmt == "parquet"
+    columns = locator().lookup_columns(lon, lat, crs=crs, at=at, problems=problems, arrow=parquet)
+    if ids.count(None) != len(ids):
+        columns = {"id": pa.array(ids) if parquet else ids, **columns}
+    if parquet:
         return Response(point_files.parquet_bytes(columns), mimetype=PARQUET)
-    return _json({"crs": crs or "wgs84", "columns": {name: column.to_pylist() for name, column in columns.items()}})
+    return _json({"crs": crs or "wgs84", "columns": columns})
 
 
 def _json(body) -> Response:
