@@ -200,7 +200,10 @@ def write(table: pa.Table, path: Path, suffix: str, *, lon, lat, crs: str | None
             import json
 
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"geo": json.dumps(geo_meta)})
-        pq.write_table(table, path)
+        # min/max statistics only for plain columns: over the chain's dictionary columns they cost
+        # most of the write and, rows being in the input's order, could not skip a row group anyway
+        plain = [f.name for f in table.schema if not pa.types.is_dictionary(f.type)]
+        pq.write_table(table, path, write_statistics=plain)
     elif suffix == ".csv":
         from pyarrow import csv
 
