@@ -73,7 +73,8 @@ def median(fn, repeat):
     return statistics.median(times), out
 
 
-def random_points(eng, n, seed):
+def random_points(eng, n, seed, inside=True):
+    """``n`` points uniform inside the city's districts (``inside``), or over its bounding box outside them."""
     with eng.connect() as conn:
         wkb = conn.execute(
             sa.text("SELECT ST_AsBinary(ST_Union(geom)) FROM grid WHERE level = 'district' AND valid_to IS NULL")
@@ -87,7 +88,7 @@ def random_points(eng, n, seed):
     while have < n:
         x = rng.uniform(x0, x1, n)
         y = rng.uniform(y0, y1, n)
-        keep = shapely.contains_xy(city, x, y)
+        keep = shapely.contains_xy(city, x, y) == inside
         xs.append(x[keep])
         ys.append(y[keep])
         have += int(keep.sum())
@@ -286,24 +287,9 @@ def e2e_points(eng, n, seed, inside=0.95):
     """``n`` points: ``inside`` of them uniform inside the city, the rest uniform over its bounding box
     outside it (as a points file with lon/lat columns would hold)."""
     x, y = random_points(eng, int(n * inside), seed)
-    with eng.connect() as conn:
-        wkb = conn.execute(
-            sa.text("SELECT ST_AsBinary(ST_Union(geom)) FROM grid WHERE level = 'district' AND valid_to IS NULL")
-        ).scalar_one()
-    city = shapely.from_wkb(bytes(wkb))
-    shapely.prepare(city)
-    x0, y0, x1, y1 = city.bounds
-    rng = np.random.default_rng(seed + 1)
-    ox, oy, have = [], [], 0
-    while have < n - len(x):
-        a, b = rng.uniform(x0, x1, n), rng.uniform(y0, y1, n)
-        keep = ~shapely.contains_xy(city, a, b)
-        ox.append(a[keep])
-        oy.append(b[keep])
-        have += int(keep.sum())
-    ox, oy = [np.concatenate(ox)[: n - len(x)]], [np.concatenate(oy)[: n - len(x)]]
-    lon, lat = np.concatenate([x, *ox]), np.concatenate([y, *oy])
-    order = rng.permutation(len(lon))
+    ox, oy = random_points(eng, n - len(x), seed + 1, inside=False)
+    lon, lat = np.concatenate([x, ox]), np.concatenate([y, oy])
+    order = np.random.default_rng(seed + 2).permutation(len(lon))
     return pd.DataFrame({"id": np.arange(len(lon)), "lon": lon[order], "lat": lat[order]})
 
 
