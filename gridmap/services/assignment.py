@@ -30,19 +30,50 @@ ASSIGN_FORMATS = point_files.FORMATS
 CHUNK = 1_000_000
 
 
-def resolve_addresses(locator: Locator, addresses):
-    """(lon, lat, problems) in storage CRS for address strings; problems say why a row failed."""
+def resolve_addresses(locator: Locator, addresses, floors=None):
+    """(lon, lat, problems, homes) in storage CRS for address strings; problems say why a row failed;
+    ``homes[i]`` is (building, unit, floor) when the address, or the row's ``floors[i]``, names the floor
+    (the unit may be implied by a one-unit building), else None."""
     gaz = locator.gazetteer()
     lon = np.full(len(addresses), np.nan)
     lat = np.full(len(addresses), np.nan)
     problems = np.full(len(addresses), None, dtype=object)
+    homes = np.full(len(addresses), None, dtype=object)
     for i, text in enumerate(addresses):
         try:
-            b = gaz.resolve(text).building
-            lon[i], lat[i] = b.lon, b.lat
+            found = gaz.resolve(text)
         except InputError as exc:
             problems[i] = exc.message
-    return lon, lat, problems
+            continue
+        b = found.building
+        lon[i], lat[i] = b.lon, b.lat
+        floor = found.floor if found.floor is not None else _floor(floors[i] if floors is not None else None)
+        unit = found.unit or (1 if b.units == 1 else None)
+        if floor is not None and unit is not None:
+            homes[i] = (b.code, unit, floor)
+    return lon, lat, problems, homes
+
+
+def _floor(value) -> int | None:
+    """A floor column's value as a whole number, or None when empty or not a number."""
+    try:
+        return int(str(value).strip()) if value is not None and str(value).strip() not in ("", "nan") else None
+    except ValueError:
+        return None
+
+
+def _by_floor(locator: Locator, index: GridIndex, answers: Assigned, homes) -> None:
+    """Rows whose household's floor is known take the micro-grid holding that floor (a tower shared by
+    several micro-grids), not the one at the building's point."""
+    rows = [i for i, h in enumerate(homes) if h is not None]
+    if not rows:
+        return
+    members = locator.memberships()[0]
+    for i in rows:
+        code = members.grid_of(*homes[i])
+        r = int(np.searchsorted(index.code, code)) if code is not None else -1
+        if 0 <= r < len(index.code) and index.code[r] == code:
+            answers.rows["micro"][i] = r
 
 
 @dataclass
@@ -77,9 +108,10 @@ def locate_file(
     if address_col and (lon_col or lat_col):
         raise InputError("give either --address-col or --lon-col/--lat-col, not both")
     rows = point_files.read(src, lon_col, lat_col, address_col)
-    known = None
+    known = homes = None
     if address_col is not None:
-        lon, lat, known = resolve_addresses(locator, rows.column(address_col))
+        floors = rows.column("floor") if "floor" in rows.table.column_names else None
+        lon, lat, known, homes = resolve_addresses(locator, rows.column(address_col), floors)
         source_crs = "EPSG:4326"
     else:
         lon, lat = rows.lon, rows.lat
@@ -95,7 +127,10 @@ def locate_file(
         )
         if progress:
             progress(stop - start)
-    return Located(rows, _concat(parts), index, source_crs, lon, lat)
+    answers = _concat(parts)
+    if homes is not None and at is None:
+        _by_floor(locator, index, answers, homes)
+    return Located(rows, answers, index, source_crs, lon, lat)
 
 
 def _concat(parts: list[Assigned]) -> Assigned:
