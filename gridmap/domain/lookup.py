@@ -218,14 +218,17 @@ class GridIndex:
         self._set_special_blocks()
 
     def ring_cells(self, numbers, window, shape):
-        """(flat cell, micro number) pairs, sorted and unique, of every cell inside ``window``
-        (col0, row0, col1, row1) of a grid of ``shape`` (rows, cols) that the rings of micro-grids
-        ``numbers`` pass through."""
+        """(flat cell, micro number) pairs, sorted and unique: every cell inside ``window`` (col0, row0,
+        col1, row1) of a grid of ``shape`` (rows, cols) that the rings of micro-grids ``numbers`` pass
+        through, with those grids and every one of them covering the cell's centre.  The latter are
+        the grids that may hold a whole crossed cell: overlapping grids (a tower two micro-grids share)
+        must be candidates there too, or the lowest code could be missed."""
         ny, nx = shape
+        numbers = np.asarray(numbers, dtype=np.int64)
         parts, part_of = shapely.get_parts(self.micro_geom[numbers], return_index=True)
         rings, ring_of_part = shapely.get_rings(parts, return_index=True)
         coords, ring_of = shapely.get_coordinates(rings, return_index=True)
-        owner = np.asarray(numbers, dtype=np.int64)[part_of[ring_of_part[ring_of]]]
+        owner = numbers[part_of[ring_of_part[ring_of]]]
         gx = (coords[:, 0] - self.x0) / self.dx
         gy = (coords[:, 1] - self.y0) / self.dy
         same = ring_of[:-1] == ring_of[1:]
@@ -233,8 +236,15 @@ class GridIndex:
         c0, r0, c1, r1 = window
         cy, cx = np.divmod(cell, nx)
         inside = (cx >= c0) & (cx < c1) & (cy >= r0) & (cy < r1)
+        cell, grid = cell[inside], grid[inside]
+        crossed = np.unique(cell)
+        cy, cx = np.divmod(crossed, nx)
+        centres = shapely.points(self.x0 + (cx + 0.5) * self.dx, self.y0 + (cy + 0.5) * self.dy)
+        whole = len(numbers) == len(self.micro)
+        tree = self.micro_tree if whole else shapely.STRtree(self.micro_geom[numbers])
+        at, holder = tree.query(centres, predicate="intersects")
         n = np.int64(max(len(self.micro), 1))
-        key = cell[inside] * n + grid[inside]
+        key = np.concatenate([cell * n + grid, crossed[at] * n + (holder if whole else numbers[holder])])
         key.sort()  # sort-based dedupe: several times faster here than np.unique's hashing
         key = key[np.concatenate(([True], key[1:] != key[:-1]))] if len(key) else key
         return np.divmod(key, n)

@@ -52,6 +52,8 @@ from . import point_files
 #: Points per POST /api/v1/lookup request; more gets 413.
 MAX_BATCH = 10_000
 DATED_KEPT = 4
+#: Seconds a server waits after an update before persisting the index then in force.
+PERSIST_DELAY = 30.0
 #: More changed codes than this since an index's epoch: rebuild rather than update.
 MAX_INCREMENTAL = 5_000
 
@@ -74,6 +76,7 @@ class Locator:
         self._pending: tuple[int, tuple | None] | None = None
         self._gazetteer: tuple[int, Gazetteer] | None = None
         self._members: tuple | None = None
+        self._persist_timer: threading.Timer | None = None
         self._local = threading.local()
 
     def epoch(self) -> int:
@@ -181,8 +184,18 @@ class Locator:
         if self.home is None:
             return
         if self.background and not synchronous:
-            threading.Thread(target=self._persist_now, args=(index,), daemon=True).start()
+            # a server persists the index in force a while later, once for a burst of edits: writing
+            # ~100 MB after every edit would cost the lookups running beside it
+            if self._persist_timer is None or not self._persist_timer.is_alive():
+                self._persist_timer = threading.Timer(PERSIST_DELAY, self._persist_current)
+                self._persist_timer.daemon = True
+                self._persist_timer.start()
         else:
+            self._persist_now(index)
+
+    def _persist_current(self) -> None:
+        index = self._current
+        if index is not None:
             self._persist_now(index)
 
     def _persist_now(self, index: GridIndex) -> None:
@@ -218,19 +231,17 @@ class Locator:
             cached = self._dated.get(since)
             if cached is not None:
                 return cached
-            with self._snapshot() as conn, conn.begin():
-                when = since if since is not None else instants[0] if instants else at
-                key = grids.version_digest(conn, when) if since is not None else "empty"
-                index = self._load(key) if since is not None else None
-                if index is None:
-                    frame = grids.index_frame(conn, when)
-                    if since is None:
-                        frame = frame.iloc[:0]
-                    index = GridIndex(frame, cell_m=self.cell_m, epoch=epoch, key=key)
-                    index.at = since
-                    if since is not None:
+            if since is None:  # before the first version: no grids
+                index = GridIndex(grids.empty_index_frame(), cell_m=self.cell_m, epoch=epoch, key="empty")
+            else:
+                with self._snapshot() as conn, conn.begin():
+                    key = grids.version_digest(conn, since)
+                    index = self._load(key)
+                    if index is None:
+                        index = GridIndex(grids.index_frame(conn, since), cell_m=self.cell_m, epoch=epoch, key=key)
+                        index.at = since
                         self._persist(index, synchronous=True)
-                index.at = since
+            index.at = since
             release_freed_memory()
             self._dated[since] = index
             while len(self._dated) > DATED_KEPT:

@@ -513,6 +513,11 @@ def index_frame(conn: Connection, at: datetime | None = None, codes=None) -> pd.
     return out
 
 
+def empty_index_frame() -> pd.DataFrame:
+    """:func:`index_frame`'s columns without rows (before the first version)."""
+    return pd.DataFrame({c: [] for c in ("id", "code", "name", "level", "parent_code", "geometry")})
+
+
 def version_digest(conn: Connection, at: datetime | None = None) -> str:
     """A digest of the grid versions valid at ``at`` (their ids and start times), and of the database
     they live in: equal digests, equal grids, however ``at`` was written."""
