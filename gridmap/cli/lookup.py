@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from ..services.assignment import assign_file, record_file
 from ..services.locator import Locator
 from .common import AT, CRS, engine, settings
 
@@ -61,7 +60,9 @@ def _summary_line(summary, dst=None):
 @_rows_options
 @AT
 def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at):
-    """Add the grid chain to every row of SRC (CSV, GeoJSON, GeoPackage, Parquet) and write DST."""
+    """Add the grid chain to every row of SRC (CSV, Excel, Parquet, GeoJSON, GeoPackage) and write DST."""
+    from ..services.assignment import assign_file  # deferred: Arrow and the file readers, not for `lookup`
+
     with tqdm(desc="assign", unit=" rows", file=sys.stderr, disable=None) as bar:
         summary = assign_file(
             Locator(engine(), home=settings().home),
@@ -84,6 +85,8 @@ def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at):
 @click.option("--text-col", default="text", show_default=True, help="Reports: the column with the report text.")
 def record_cmd(what, src, crs, lon_col, lat_col, address_col, text_col):
     """Store reports or residents from SRC with their micro-grid (one transaction)."""
+    from ..services.assignment import record_file  # deferred, as in assign
+
     summary = record_file(
         Locator(engine(), home=settings().home),
         what[:-1],

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import shapely
-from scipy import ndimage
 
 from .. import geo
 from .cells import segment_cells
@@ -40,7 +39,7 @@ OUTSIDE = -1
 #: Special grids are looked for only in blocks of this many cells a side that their bounds touch.
 SPECIAL_BLOCK = 8
 #: Version of the persisted form (:meth:`GridIndex.state`): another is rebuilt, never read.
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 #: Chain levels above the micro-grid, top first.
 CHAIN = LEVELS
 
@@ -156,10 +155,27 @@ class GridIndex:
             self.chain[lv] = np.where((cur >= 0) & (self.level[np.maximum(cur, 0)] == lv), cur, -1)
         self._categories = None
 
-    def _set_geoms(self, micro_geom, special_geom):
-        self.micro_geom = np.asarray(micro_geom, dtype=object)
+    def _set_geoms(self, micro_geom, special_geom, wkb=None):
+        """The micro and special grids' geometries; or, from a persisted index, ``wkb`` (the micro-grids'
+        WKB as one byte buffer and offsets), decoded grid by grid as lookups reach them: a command
+        answering a few points decodes a few polygons, not the city's."""
+        self._micro_geom = np.asarray(micro_geom, dtype=object)
+        self._micro_wkb = wkb
         self.special_geom = np.asarray(special_geom, dtype=object)
         self._micro_tree = self._special_tree = self._nearest = None
+
+    @property
+    def micro_geom(self) -> np.ndarray:
+        """Every micro-grid's geometry (all decoded on first use when loaded from disk)."""
+        if self._micro_wkb is not None:
+            self._decode(np.flatnonzero(shapely.is_missing(self._micro_geom)))
+            self._micro_wkb = None
+        return self._micro_geom
+
+    def _decode(self, numbers) -> None:
+        buffer, offsets = self._micro_wkb
+        if len(numbers):
+            self._micro_geom[numbers] = shapely.from_wkb([bytes(buffer[offsets[i] : offsets[i + 1]]) for i in numbers])
 
     @property
     def micro_tree(self) -> shapely.STRtree:
@@ -176,7 +192,10 @@ class GridIndex:
 
     def _prepared(self, numbers) -> np.ndarray:
         """Micro-grids ``numbers``, prepared for point tests (only those a lookup reaches, once)."""
-        geoms = self.micro_geom[numbers]
+        if self._micro_wkb is not None:
+            todo = np.asarray(numbers, dtype=np.int64)
+            self._decode(np.unique(todo[shapely.is_missing(self._micro_geom[todo])]))
+        geoms = self._micro_geom[numbers]
         todo = ~shapely.is_prepared(geoms)
         if todo.any():
             shapely.prepare(geoms[todo])
@@ -262,6 +281,8 @@ class GridIndex:
         region, found by one exact test of its first cell in raster order (against the micro-grids
         ``numbers`` only, when given: those meeting the window)."""
         ny, nx = mixed.shape
+        from scipy import ndimage  # deferred: its import costs a loaded index's start about 0.3 s
+
         labels, n = ndimage.label(~mixed)
         # first cell of each region in raster order; blocks bottom-up, reversed, so the first write wins last
         first = np.full(n + 1, -1, dtype=np.int64)
@@ -321,13 +342,14 @@ class GridIndex:
         for name in ("code", "name", "level", "parent_code"):
             arrays[name] = np.array([v if isinstance(v, str) else "" for v in getattr(self, name)], dtype=str)
         arrays["version"] = self.version
-        for name in ("micro", "special"):
-            geoms = getattr(self, f"{name}_geom")
-            if len(geoms):
-                kind, coords, offsets = shapely.to_ragged_array(geoms)
-                arrays[f"{name}_coords"] = coords
-                for k, o in enumerate(offsets):
-                    arrays[f"{name}_offsets{k}"] = o
+        wkb = shapely.to_wkb(self.micro_geom)
+        arrays["micro_wkb_offsets"] = np.concatenate([[0], np.cumsum([len(b) for b in wkb])]).astype(np.int64)
+        arrays["micro_wkb"] = np.frombuffer(b"".join(wkb), dtype=np.uint8)
+        if len(self.special_geom):
+            kind, coords, offsets = shapely.to_ragged_array(self.special_geom)
+            arrays["special_coords"] = coords
+            for k, o in enumerate(offsets):
+                arrays[f"special_offsets{k}"] = o
         nearest_meta, nearest_arrays = self.nearest_index().state()
         arrays.update({f"nearest_{k}": v for k, v in nearest_arrays.items()})
         meta = {
@@ -345,7 +367,8 @@ class GridIndex:
     def from_state(cls, meta: dict, arrays) -> GridIndex:
         """The index :meth:`state` described (``arrays`` may be memory-mapped); ValueError when they
         are of another format or incomplete."""
-        if meta.get("format") != STATE_FORMAT or not {"code", "version", *cls.STATE_ARRAYS} <= set(arrays):
+        needed = {"code", "version", "micro_wkb", "micro_wkb_offsets", *cls.STATE_ARRAYS}
+        if meta.get("format") != STATE_FORMAT or not needed <= set(arrays):
             raise ValueError("not a lookup index of this version")
         self = cls.__new__(cls)
         self.epoch, self.key, self.at, self.database = meta["epoch"], meta["key"], None, meta.get("database")
@@ -357,16 +380,12 @@ class GridIndex:
         parent[parent == ""] = None
         self._set_rows(arrays["code"].astype(object), arrays["name"].astype(object), arrays["level"], parent)
         self.version = np.asarray(arrays["version"])
-        geoms = {}
-        for name in ("micro", "special"):
-            if f"{name}_coords" in arrays:
-                offsets = tuple(arrays[f"{name}_offsets{k}"] for k in range(3))
-                geoms[name] = shapely.from_ragged_array(
-                    shapely.GeometryType.MULTIPOLYGON, arrays[f"{name}_coords"], offsets
-                )
-            else:
-                geoms[name] = np.zeros(0, dtype=object)
-        self._set_geoms(geoms["micro"], geoms["special"])
+        special = np.zeros(0, dtype=object)
+        if "special_coords" in arrays:
+            offsets = tuple(arrays[f"special_offsets{k}"] for k in range(3))
+            special = shapely.from_ragged_array(shapely.GeometryType.MULTIPOLYGON, arrays["special_coords"], offsets)
+        micro = np.full(len(self.micro), None, dtype=object)
+        self._set_geoms(micro, special, wkb=(arrays["micro_wkb"], arrays["micro_wkb_offsets"]))
         for name in cls.STATE_ARRAYS:
             setattr(self, name, arrays[name])
         near = {k[len("nearest_") :]: v for k, v in arrays.items() if k.startswith("nearest_")}

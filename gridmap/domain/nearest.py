@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
-from scipy import ndimage
 
 from .. import geo
 from .cells import segment_cells
@@ -67,6 +66,8 @@ class Nearest:
         self.start = self._starts(blocks, nx, ny)
         occupied = (self.start[1:] > self.start[:-1]).reshape(ny, nx)
         # nearest occupied block of every block (by centre distance: where the bound starts)
+        from scipy import ndimage  # deferred: a loaded index never needs it
+
         self.near_y, self.near_x = ndimage.distance_transform_edt(
             ~occupied, return_distances=False, return_indices=True
         ).astype(np.int32)

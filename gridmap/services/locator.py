@@ -44,7 +44,6 @@ from .. import geo
 from ..domain.address import Building, Gazetteer
 from ..domain.index_update import updated
 from ..domain.lookup import SPECIAL, GridIndex, assign_arrays, check_point, check_points
-from ..domain.membership import Memberships, ShareRow
 from ..errors import InputError, PayloadTooLarge
 from ..store import buildings, grid_changes, grids, index_files, shares
 from . import point_files
@@ -171,12 +170,16 @@ class Locator:
         return index
 
     def _load(self, key: str) -> GridIndex | None:
-        found = index_files.load(self.home, key) if self.home else None
-        if found is None:
+        if self.home is None:
+            return None
+        found = index_files.load(self.home, key)
+        if found is None:  # none, or damaged: cleared so the rebuilt one can be written
+            index_files.discard(self.home, key)
             return None
         try:
             return GridIndex.from_state(*found)
-        except (ValueError, KeyError):  # another version's or a damaged copy: rebuilt, never trusted
+        except (ValueError, KeyError):  # another version's or a damaged copy: removed, rebuilt, never trusted
+            index_files.discard(self.home, key)
             return None
 
     def _persist(self, index: GridIndex, *, synchronous=False) -> None:
@@ -248,6 +251,10 @@ class Locator:
                 self._dated.popitem(last=False)
             return index
 
+    def warm(self) -> GridIndex:
+        """The current index and its people, ready before the first request (a server worker's start)."""
+        return self._with_people(self.index())
+
     def _with_people(self, index: GridIndex) -> GridIndex:
         """``index`` with the people responsible for its micro-grids (current grids only; read once)."""
         if index.at is None and not index.people_loaded:
@@ -270,9 +277,12 @@ class Locator:
                 self._gazetteer = (epoch, Gazetteer(courtyards, found))
         return self._gazetteer[1]
 
-    def memberships(self) -> tuple[Memberships, shapely.STRtree, list[str]]:
+    def memberships(self) -> tuple:
         """The current micro-grids' shares, and the footprints of the buildings several of them share
         (an STRtree and the buildings' codes), rebuilt when the epoch moves (``grid_share`` bumps it)."""
+        # deferred: the membership model pulls in the partitioner (scipy), ~0.3 s of a command's start
+        from ..domain.membership import Memberships, ShareRow
+
         epoch = self.epoch()
         if self._members is None or self._members[0] != epoch:
             with self.engine.connect() as conn:
@@ -331,7 +341,11 @@ class Locator:
         x, y, problem = check_point(_number(lon, "lon"), _number(lat, "lat"), crs)
         if problem is not None:
             raise InputError(f"{problem}: lon={lon}, lat={lat} ({crs})")
-        body = self._with_people(self.index(at, point=(x, y))).answer_one(x, y)
+        index = self.index(at, point=(x, y))
+        body = index.answer_one(x, y)
+        if at is None and body.get("micro") and not index.people_loaded:  # one grid's people, not the city's
+            with self.engine.connect() as conn:
+                body["people"] = grids.people_by_grid(conn, codes=[body["micro"]]).get(body["micro"], [])
         if at is None and body.get("inside"):
             self._shared([body], [x], [y])
         body.update(input={"lon": lon, "lat": lat, "crs": crs}, at=at.isoformat() if at else None)

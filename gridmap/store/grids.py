@@ -254,16 +254,17 @@ def insert_people(conn: Connection, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
-def people_by_grid(conn: Connection, level: str = "micro") -> dict[str, list[dict]]:
-    """People responsible for the current grids of ``level``, by grid code."""
+def people_by_grid(conn: Connection, level: str = "micro", codes=None) -> dict[str, list[dict]]:
+    """People responsible for the current grids of ``level`` (only ``codes``, when given), by grid code."""
     out: dict[str, list[dict]] = {}
+    only = "" if codes is None else " AND g.code = ANY(:codes)"
     rows = conn.execute(
         sa.text(
             "SELECT p.grid_code, p.name, p.role, p.phone FROM grid_person p JOIN grid g "
-            "ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level ORDER BY p.id"
+            f"ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level{only} ORDER BY p.id"
         ),
-        {"level": level},
-    )
+        {"level": level, "codes": list(codes or [])},
+    ).all()
     for code, name, role, phone in rows:
         out.setdefault(code, []).append({"name": name, "role": role, "phone": phone})
     return out

@@ -72,6 +72,11 @@ def save(home: Path, key: str, meta: dict, arrays: dict) -> None:
     _prune(root)
 
 
+def discard(home: Path, key: str) -> None:
+    """Remove the persisted index ``key`` (unreadable or of another format), so it can be written again."""
+    shutil.rmtree(folder(home) / key, ignore_errors=True)
+
+
 def _prune(root: Path) -> None:
     kept = sorted((p for p in root.glob("[!.]*") if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
     for path in kept[KEEP:]:
