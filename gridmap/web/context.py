@@ -28,7 +28,7 @@ def locator() -> Locator:
     """The app's locator (one in-memory index per process, kept true to the database)."""
     loc = current_app.extensions.get(LOCATOR)
     if loc is None:
-        loc = current_app.extensions[LOCATOR] = Locator(engine())
+        loc = current_app.extensions[LOCATOR] = Locator(engine(), home=settings().home, background=True)
     return loc
 
 

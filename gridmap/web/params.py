@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+import numpy as np
+import orjson
 from flask import request
 
 from ..domain.dates import parse_at
@@ -173,8 +175,14 @@ def datetime_param(*, instant_only: bool = False):
 
 
 def json_body(kind: type | tuple, hint: str):
-    """The request's JSON body when it is a ``kind`` (dict and/or list); InputError ``hint`` otherwise."""
-    body = request.get_json(silent=True)
+    """The request's JSON body when it is a ``kind`` (dict and/or list); InputError ``hint`` otherwise.
+    Parsed by orjson: a 10,000-point lookup batch in a few milliseconds, not tens."""
+    body = None
+    if request.is_json:
+        try:
+            body = orjson.loads(request.get_data(cache=True))
+        except orjson.JSONDecodeError:
+            body = None
     if not isinstance(body, kind):
         raise InputError(hint)
     return body
@@ -209,3 +217,51 @@ def body_str(body: dict, key: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise InputError(f"{key} must be a string, got {value!r}")
     return value
+
+
+#: The media type of a Parquet answer (``Accept`` of ``POST /api/v1/lookup``).
+PARQUET = "application/vnd.apache.parquet"
+BATCH_FORMATS = ("objects", "columns", "parquet")
+
+
+def batch_format(options: dict) -> str:
+    """How a batch lookup answers: ``parquet`` when the client accepts only that, else ``format``
+    (body, then query string), default ``objects``; InputError for another value."""
+    if request.accept_mimetypes.best == PARQUET:
+        return "parquet"
+    value = options.get("format") or request.args.get("format") or "objects"
+    if value not in BATCH_FORMATS:
+        raise InputError(f"format must be one of {', '.join(BATCH_FORMATS)}, got {str(value)[:40]!r}")
+    return value
+
+
+def point_columns(body: dict):
+    """(lon, lat, ids, problems) of a columnar batch ``{"lon": [..], "lat": [..], "id"?: [..]}``."""
+    body_keys(body, ("lon", "lat", "id", "crs", "at", "format"))
+    lon, lat, ids = body.get("lon"), body.get("lat"), body.get("id")
+    if not isinstance(lon, list) or not isinstance(lat, list) or len(lon) != len(lat):
+        raise InputError("lon and lat must be lists of the same length (or send points: [{lon, lat}, ...])")
+    if ids is not None and (not isinstance(ids, list) or len(ids) != len(lon)):
+        raise InputError("id must be a list as long as lon and lat")
+    problems = np.full(len(lon), None, dtype=object)
+    values = [_floats(lon), _floats(lat)]
+    if not (_all_numbers(lon) and _all_numbers(lat)):  # the rare bad batch: find its rows
+        bad = [i for i, (a, b) in enumerate(zip(lon, lat)) if not _is_number(a) or not _is_number(b)]
+        problems[bad] = "lon and lat must be numbers"
+    return values[0], values[1], ids if ids is not None else [None] * len(lon), problems
+
+
+def _all_numbers(column: list) -> bool:
+    """Every entry an int or a float (not a bool, a string or null), checked at C speed."""
+    return set(map(type, column)) <= {int, float}
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _floats(column: list) -> np.ndarray:
+    try:
+        return np.array(column, dtype="float64")
+    except (TypeError, ValueError):  # some entry is not a number: those rows fail, not the request
+        return np.array([float(v) if _is_number(v) else float("nan") for v in column], dtype="float64")

@@ -28,7 +28,7 @@ def app_from_env():
     app = create_app(settings=settings)
     if settings.warm and settings.lookup_engine == "index":
         with app.app_context():
-            locator().index()  # build the current index now, not on the first request
+            locator().warm()  # load (or build) the current index now, not on the first request
     return app
 
 
