@@ -11,6 +11,7 @@ from ..services import boundary_edits
 from . import params
 from .auth import current_actor, require
 from .context import engine, risk_rules
+from .privacy import private, private_each
 
 bp = Blueprint("edits", __name__, url_prefix="/api/v1")
 
@@ -61,10 +62,12 @@ def post_edit():
 @bp.get("/grids/<code>/history")
 def grid_history(code: str):
     """Every version of a grid, oldest first, with its ETag and outline, and the edits that named it."""
-    return jsonify(boundary_edits.history(engine(), code))
+    body = boundary_edits.history(engine(), code)
+    private_each(body["edits"], "actor")  # staff names are personal data too
+    return jsonify(body)
 
 
 @bp.get("/edits/<int:edit_id>")
 def get_edit(edit_id: int):
     """One logged edit with its stored impact report."""
-    return jsonify(boundary_edits.edit_record(engine(), edit_id))
+    return jsonify(private(boundary_edits.edit_record(engine(), edit_id), "actor"))

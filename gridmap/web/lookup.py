@@ -9,6 +9,7 @@ from ..services.locator import postgis_lookup
 from . import params
 from .auth import READ, require
 from .context import engine, locator, settings
+from .privacy import private, private_each
 
 bp = Blueprint("lookup", __name__, url_prefix="/api/v1")
 
@@ -19,14 +20,16 @@ def lookup_one():
     """The chain of grids for one point (``lon``, ``lat``, optional ``crs``) or ``address``; optional ``at``."""
     args = request.args
     if "address" in args:
-        return jsonify(locator().lookup_address(args["address"], at=params.at()))
+        return jsonify(private(locator().lookup_address(args["address"], at=params.at()), "people"))
     missing = [k for k in ("lon", "lat") if k not in args]
     if missing:
         raise InputError(f"missing {' and '.join(missing)}: /api/v1/lookup?lon=113.68&lat=34.75[&crs=gcj02]")
     at = params.at()
     if settings().lookup_engine == "postgis":  # the benchmark's competitor
-        return jsonify(postgis_lookup(engine(), args["lon"], args["lat"], crs=args.get("crs"), at=at))
-    return jsonify(locator().lookup(args["lon"], args["lat"], crs=args.get("crs"), at=at))
+        found = postgis_lookup(engine(), args["lon"], args["lat"], crs=args.get("crs"), at=at)
+    else:
+        found = locator().lookup(args["lon"], args["lat"], crs=args.get("crs"), at=at)
+    return jsonify(private(found, "people"))
 
 
 @bp.post("/lookup")
@@ -38,6 +41,7 @@ def lookup_many():
     points = body if isinstance(body, list) else body.get("points")
     if not isinstance(points, list):
         raise InputError('points must be a list of {"lon": .., "lat": ..}')
-    crs = options.get("crs") or request.args.get("crs")
-    at = params.at(value=options.get("at"))
-    return jsonify({"results": locator().lookup_many(points, crs=crs, at=at), "crs": crs or "wgs84"})
+    crs = params.body_str(options, "crs", 64) or request.args.get("crs")
+    at = params.at(value=params.body_str(options, "at", 64))
+    results = private_each(locator().lookup_many(points, crs=crs, at=at), "people")
+    return jsonify({"results": results, "crs": crs or "wgs84"})
