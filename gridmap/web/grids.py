@@ -70,7 +70,7 @@ def grid_panel(code: str):
 @bp.get("/search")
 def search():
     """Grids by code or name, and addresses through the gazetteer: ``q=``; each hit has a bbox to fly to."""
-    q = (request.args.get("q") or "").strip()
+    q = params.text("q", 200)
     if not q:
         raise InputError("q is required: /api/v1/search?q=410102 or a grid name or an address")
     limit = params.integer("limit", 10, 1, 100)

@@ -20,7 +20,8 @@ def lookup_one():
     """The chain of grids for one point (``lon``, ``lat``, optional ``crs``) or ``address``; optional ``at``."""
     args = request.args
     if "address" in args:
-        return jsonify(private(locator().lookup_address(args["address"], at=params.at()), "people"))
+        address = params.text("address", 200) or ""
+        return jsonify(private(locator().lookup_address(address, at=params.at()), "people"))
     missing = [k for k in ("lon", "lat") if k not in args]
     if missing:
         raise InputError(f"missing {' and '.join(missing)}: /api/v1/lookup?lon=113.68&lat=34.75[&crs=gcj02]")

@@ -48,6 +48,11 @@ def known(*allowed: str) -> None:
     _unknown(request.args, allowed, "query parameter")
 
 
+def text(name: str, max_len: int = values.NAME_MAX) -> str | None:
+    """Query parameter ``name`` as stripped text of at most ``max_len`` characters (absent or blank: None)."""
+    return values.text(request.args.get(name), name, max_len=max_len, required=False)
+
+
 def integer(name: str, default: int | None, lo: int, hi: int) -> int | None:
     """Query parameter ``name`` as a whole number in ``lo..hi`` (absent or empty: ``default``)."""
     value = _arg(name)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from flask import g, request
 
 from ..domain import roles
+from ..errors import Unauthorized
 from .auth import authenticate
 
 #: The lowest role that may read personal data.
@@ -26,12 +27,18 @@ ROLE = "viewer"
 
 
 def sees_private() -> bool:
-    """Whether this request may read personal data: a token of :data:`ROLE` or above.  No token: False;
-    a bad one: Unauthorized (401), so a mistyped token is not silently treated as anonymous."""
+    """Whether this request may read personal data: a live token of :data:`ROLE` or above.  No token,
+    or one that is not good (unknown, revoked, expired): False — an open read stays open, it just
+    leaves the personal fields out."""
     cached = g.get("gridmap_sees_private")
     if cached is None:
-        has_token = "gridmap_actor" in g or bool(request.headers.get("Authorization", "").strip())
-        cached = g.gridmap_sees_private = has_token and roles.allows(authenticate().role, ROLE)
+        cached = False
+        if "gridmap_actor" in g or request.headers.get("Authorization", "").strip():
+            try:
+                cached = roles.allows(authenticate().role, ROLE)
+            except Unauthorized:
+                cached = False
+        g.gridmap_sees_private = cached
     return cached
 
 
