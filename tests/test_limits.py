@@ -14,7 +14,7 @@ from shapely.geometry import mapping
 from gridmap import geo
 from gridmap.domain import budget, values
 from gridmap.domain.risk import Rules
-from gridmap.errors import Busy, WorkLimit
+from gridmap.errors import Busy, EditRejected, WorkLimit
 from gridmap.services import boundary_edits as edits
 
 import cityfactory as cf
@@ -138,7 +138,8 @@ def test_an_edit_past_its_budget_stops_and_writes_nothing(city):
     with budget.limit(60.0, gone), pytest.raises(WorkLimit, match="went away"):
         edits.apply(city, op, actor="t", rules=Rules())
     assert written(city) == before
-    assert edits.apply(city, op, actor="t", rules=Rules(), dry_run=True)["dry_run"]  # outside a budget: runs
+    with pytest.raises(EditRejected, match="not covered"):  # outside a budget the checks run to their verdict
+        edits.apply(city, op, actor="t", rules=Rules(), dry_run=True)
 
 
 def test_an_edit_waits_for_locks_only_so_long(city, client, planner, monkeypatch):

@@ -16,6 +16,8 @@ from gridmap.web import create_app
 #: Keys that only ever hold personal data (grid names are public, so "name" is checked per route).
 PERSONAL = {"people", "phone", "reason", "marked_by", "attrs", "text", "actor"}
 SEES = {"viewer", "dispatcher", "planner", "admin"}
+#: The OpenAPI document names the personal fields in its schemas; it holds no data.
+SCHEMAS = {"/api/v1/openapi.json", "/ogc/api"}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +91,7 @@ def test_every_get_route_per_identity(world):
         for identity, headers in tokens.items():
             res = client.get(url, headers=headers)
             assert res.status_code < 500, (url, identity, res.status_code)
-            if not res.is_json:
+            if not res.is_json or url in SCHEMAS:
                 continue
             found = _keys(res.get_json()) & PERSONAL
             if identity in SEES:

@@ -135,9 +135,9 @@ def vertices(geometry, field: str, limit: int = MAX_VERTICES) -> int:
 
 def _positions(value, field: str, depth: int, found: list, limit: int) -> None:
     """Count positions into ``found[0]``, stopping as soon as there are more than ``limit``."""
-    if not isinstance(value, list) or depth > 3:
+    if not isinstance(value, (list, tuple)) or depth > 3:
         raise InputError(f"{field}: coordinates must be nested lists of [lon, lat] positions")
-    if value and not isinstance(value[0], list):  # a position
+    if value and not isinstance(value[0], (list, tuple)):  # a position
         if len(value) not in (2, 3):
             raise InputError(f"{field}: a position is [lon, lat], got {shown(value)}")
         for x in value:

@@ -383,7 +383,7 @@ def apply(
     op = parse(op)
     targets = _targets(op)
     if_match = {k: _tag(v) for k, v in (if_match or {}).items()}
-    with eng.begin() as conn:
+    with db.translated(), eng.begin() as conn:
         db.limit_time(conn, statement_ms=STATEMENT_TIMEOUT_MS, lock_ms=LOCK_TIMEOUT_MS)
         found = grids.current(conn, targets)
         parent_code = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from pathlib import Path
@@ -100,6 +101,19 @@ def fault(exc: BaseException) -> GridmapError | None:
     if unreachable or isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
         return DatabaseUnavailable("the database cannot be reached just now; try again shortly")
     return None
+
+
+@contextlib.contextmanager
+def translated():
+    """Run the block with database failures raised as the gridmap errors :func:`fault` names (the
+    others, bugs, as they are)."""
+    try:
+        yield
+    except (sa.exc.SQLAlchemyError, psycopg.Error) as exc:
+        error = fault(exc)
+        if error is None:
+            raise
+        raise error from None
 
 
 def has_schema(eng: Engine) -> bool:

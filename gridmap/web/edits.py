@@ -15,6 +15,9 @@ from .privacy import private, private_each
 
 bp = Blueprint("edits", __name__, url_prefix="/api/v1")
 
+#: Personal fields of a logged edit: who made it (staff names) and why (free text may name people).
+EDIT_PRIVATE = ("actor", "reason")
+
 
 def if_match_of(body: dict, codes_hint: list[str]) -> dict[str, str]:
     """Versions the edit is based on: ``if_match`` in the body ({code: etag}), or the If-Match
@@ -63,11 +66,11 @@ def post_edit():
 def grid_history(code: str):
     """Every version of a grid, oldest first, with its ETag and outline, and the edits that named it."""
     body = boundary_edits.history(engine(), code)
-    private_each(body["edits"], "actor")  # staff names are personal data too
+    private_each(body["edits"], *EDIT_PRIVATE)
     return jsonify(body)
 
 
 @bp.get("/edits/<int:edit_id>")
 def get_edit(edit_id: int):
     """One logged edit with its stored impact report."""
-    return jsonify(private(boundary_edits.edit_record(engine(), edit_id), "actor"))
+    return jsonify(private(boundary_edits.edit_record(engine(), edit_id), *EDIT_PRIVATE))
