@@ -224,7 +224,7 @@ def _finite_float(text: str) -> float:
 
 
 def _check_depth(body) -> None:
-    level, depth = [body], 0
+    level, depth = [body] if isinstance(body, (dict, list)) else [], 0
     while level:
         depth += 1
         if depth > MAX_DEPTH:
