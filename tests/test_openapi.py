@@ -140,7 +140,7 @@ def test_schemathesis_finds_no_server_error(api_schema, city_copy):
     assert operations == sum(len(ops_) for ops_ in api_schema.raw_schema["paths"].values()) - 1
 
 
-def test_schemathesis_stateful_and_negative_phases_find_no_server_error(city_copy):
+def test_schemathesis_stateful_and_negative_phases_find_no_server_error(city_copy, tmp_path):
     """schemathesis' own runner against `gridmap serve` (the guard, granian, worker threads): generated
     data valid and invalid (``--mode all``), then its stateful phase, which follows the links it infers
     (a created feature's Location into reads, patches and deletes); a 5xx anywhere fails."""
@@ -163,6 +163,7 @@ def test_schemathesis_stateful_and_negative_phases_find_no_server_error(city_cop
             capture_output=True,
             text=True,
             timeout=600,
+            cwd=tmp_path,  # its cache folder (.schemathesis) goes there, not into the checkout
         )
     assert res.returncode == 0, res.stdout[-4000:]
     assert re.search(r"✅ Stateful", res.stdout) and re.search(r"✅ Fuzzing", res.stdout), res.stdout[-2000:]
