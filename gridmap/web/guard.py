@@ -11,6 +11,9 @@ app run, in a bounded pool of threads, with the body in memory.
 The request's ``environ`` carries ``gridmap.cancelled``, a :class:`threading.Event` set when the
 client goes away, so long checks can stop (see :mod:`gridmap.domain.budget`).
 
+The loop is uvloop (granian picks it when installed; it is a dependency): the guard's loop work is
+per request, and asyncio's own loop made it a larger share of a lookup.
+
 Why not a2wsgi: its WSGI bridge reads the body from the worker thread (the stall again) and has no
 way to tell the app that its client left.
 """
