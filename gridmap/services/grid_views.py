@@ -100,11 +100,12 @@ def extent(eng: Engine) -> tuple[float, float, float, float] | None:
         return grids.extent(conn)
 
 
-def micro_household_histogram(eng: Engine, width: int) -> dict:
-    """Histogram of households per current micro-grid in bins of ``width``, with the share in the band."""
+def micro_household_histogram(eng: Engine, width: int, band: tuple[int, int] = HOUSEHOLD_BAND) -> dict:
+    """Histogram of households per current micro-grid in bins of ``width``, with the share in ``band``
+    (the settings' household band)."""
     with eng.connect() as conn:
         values = np.asarray(grids.micro_households(conn), dtype=int)
-    lo_band, hi_band = HOUSEHOLD_BAND
+    lo_band, hi_band = band
     if len(values) == 0:
         return {"bin": width, "bins": [], "count": 0, "band": [lo_band, hi_band], "in_band": 0}
     lo = values.min() // width * width

@@ -48,8 +48,10 @@ def stats():
 
 @bp.get("/stats/micro-households")
 def micro_household_histogram():
-    """Histogram of households per current micro-grid (``bin=`` width, default 5)."""
-    return jsonify(grid_views.micro_household_histogram(engine(), params.integer("bin", 5, 1, 1000)))
+    """Histogram of households per current micro-grid (``bin=`` width, default 5), against the settings'
+    household band."""
+    width = params.integer("bin", 5, 1, 1000)
+    return jsonify(grid_views.micro_household_histogram(engine(), width, settings().household_band))
 
 
 @bp.get("/grids/<code>/panel")

@@ -554,6 +554,35 @@ def _edit_paths() -> dict:
     }
 
 
+def _session_paths() -> dict:
+    t = "map"
+    me = {
+        "type": "object",
+        "required": ["name", "role", "may_edit"],
+        "properties": {"name": {"type": "string"}, "role": {"type": "string"}, "may_edit": {"type": "boolean"}},
+    }
+    credentials = {
+        "type": "object",
+        "required": ["name", "password"],
+        "additionalProperties": False,
+        "properties": {"name": {"type": "string"}, "password": {"type": "string"}},
+    }
+    return {
+        "/api/v1/session": {
+            "get": _op("who the token belongs to", t, {**_ok("name and role", me), **_errors(401)}, security=True),
+            "post": _op(
+                "sign in with a user name and password: a fresh expiring token",
+                t,
+                {**_ok("the token, name and role", {"type": "object"}, status="201"), **_errors(400, 401)},
+                body={"required": True, "content": _content(credentials)},
+            ),
+            "delete": _op(
+                "sign out: the token is revoked", t, {**_ok("signed out", status="204"), **_errors(401)}, security=True
+            ),
+        }
+    }
+
+
 def _page_paths(layers_dir: Path) -> dict:
     t = "map"
     return {
@@ -757,7 +786,14 @@ def document() -> dict:
         },
         "servers": [{"url": server}],
         "tags": [{"name": n} for n in ("JSON API", "risk", "edits", "map", "OGC API – Features")],
-        "paths": {**_api_paths(), **_risk_paths(), **_edit_paths(), **_page_paths(layers_dir), **_ogc_paths()},
+        "paths": {
+            **_api_paths(),
+            **_risk_paths(),
+            **_edit_paths(),
+            **_page_paths(layers_dir),
+            **_session_paths(),
+            **_ogc_paths(),
+        },
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {
