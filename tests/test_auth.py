@@ -506,8 +506,8 @@ def test_roles_order_and_ingest_apart():
 
 
 def test_the_map_page_asks_for_a_token_and_uses_it(town, database_url, identities, request):
-    """With AUTH_READ=viewer, the page (open) gets 401s, shows the token box; with a viewer token
-    typed in, its API calls and vector tiles carry it."""
+    """With AUTH_READ=viewer, the page (open) gets 401s and opens its sign-in form saying why; with a
+    viewer token typed in, its API calls and vector tiles carry it, kept for this tab only."""
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.skip("needs Debian's chromium and chromium-driver (make test installs them)")
     from selenium.webdriver.common.by import By
@@ -516,12 +516,18 @@ def test_the_map_page_asks_for_a_token_and_uses_it(town, database_url, identitie
     with serving(database_url, "--workers", "1", env={"GRIDMAP_AUTH_READ": "viewer"}) as (base, _port):
         driver = request.getfixturevalue("browser")
         driver.get(f"{base}/")
-        _wait(driver, _attr("token") + " === 'asked'")
-        box = driver.find_element(By.ID, "gridmap-token")
+        driver.execute_script("localStorage.clear(); sessionStorage.clear();")
+        driver.get(f"{base}/")
+        _wait(driver, _attr("signin") + " === 'open'")
+        box = driver.find_element(By.ID, "gridmap-signin")
         assert "needs a token" in box.text and not driver.execute_script("return " + _attr("stats"))
-        box.find_element(By.TAG_NAME, "input").send_keys(identities["viewer"]["Authorization"].split()[1], Keys.ENTER)
+        token = identities["viewer"]["Authorization"].split()[1]
+        box.find_element(By.NAME, "token").send_keys(token, Keys.ENTER)
         _wait(driver, _attr("stats") + " === 'ready'")
         drawn = "Array.from(document.body.attributes).some(a => a.name.startsWith('data-drawn-') && +a.value > 0)"
         _wait(driver, drawn)
-        assert not driver.find_elements(By.ID, "gridmap-token")
-        assert driver.execute_script("return localStorage.getItem('gridmap.token')").startswith("gm_")
+        assert not driver.find_elements(By.ID, "gridmap-signin")
+        _wait(driver, _attr("signed-in") + " === 'viewer'")
+        assert driver.execute_script("return sessionStorage.getItem('gridmap.token')") == token
+        assert driver.execute_script("return localStorage.getItem('gridmap.token')") is None
+        driver.execute_script("sessionStorage.clear();")

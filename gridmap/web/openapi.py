@@ -298,7 +298,25 @@ def _api_paths() -> dict:
             )
         },
         "/api/v1/stats": {
-            "get": _op("grids, households and population per level", t, _ok("the counts", {"type": "object"}))
+            "get": _op(
+                "grids, households and population per level",
+                t,
+                {**_ok("the counts", {"type": "object"}), **_errors(400)},
+                [AT],
+            )
+        },
+        "/api/v1/labels": {
+            "get": _op(
+                "where the map writes grid names: a point inside each grid of a level in a box",
+                t,
+                {**_ok("code, name, lon, lat per grid", {"type": "object"}), **_errors(400)},
+                [
+                    _q("level", LEVEL, "a grid level", required=True),
+                    {**BBOX, "required": True},
+                    AT,
+                    CRS_OUT,
+                ],
+            )
         },
         "/api/v1/lookup": {
             "get": _op(
@@ -408,7 +426,7 @@ def _api_paths() -> dict:
                 "histogram of households per micro-grid",
                 t,
                 {**_ok("the histogram", {"type": "object"}), **_errors(400)},
-                [_q("bin", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 5}, "bin width")],
+                [_q("bin", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 5}, "bin width"), AT],
             )
         },
     }
