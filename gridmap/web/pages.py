@@ -72,7 +72,7 @@ class GridmapApp(MacroElement):
 
 PANELS = """
 <div class="gridmap-title">gridmap 一张图<small>网格化基层治理</small><span id="gridmap-user"></span></div>
-<div id="gridmap-search" class="gm-box"><input type="search" placeholder="编码、名称或地址 code, name, address"
+<div id="gridmap-search" class="gm-box"><input type="search" placeholder="编码、名称、地址 code, name, address"
   aria-label="search"><button type="button">搜索</button><ul></ul></div>
 <div id="gridmap-asof" class="gm-box"><label>边界日期 boundaries as of <input type="text" inputmode="numeric"
   placeholder="年-月-日 YYYY-MM-DD" size="13" aria-label="boundaries as of"></label>
