@@ -119,7 +119,7 @@
       gm.mark("asof-empty", "0");
       note("网格、名称、统计与面板按 " + gm.esc(day) + " — grids, names, statistics and panel as of that day. " +
            "<b>风险颜色、风险要素和上报仍为今天 risk colours, risk elements and reports are today's</b> " +
-           "(no history is kept for them).");
+           "(no history is kept for them); search finds today's grids.");
     });
   }
 
