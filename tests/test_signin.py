@@ -31,7 +31,8 @@ def test_password_is_set_hashed_and_signs_in(engine, cli, client):
         "may_edit": True,
     }
     # the sign-in token is an ordinary, expiring token: it lists under the user with its label
-    (listed,) = [u for u in users.list_users(engine.connect()) if u["name"] == "王规划"]
+    with engine.connect() as conn:
+        (listed,) = [u for u in users.list_users(conn) if u["name"] == "王规划"]
     (token,) = listed["tokens"]
     assert token["label"] == "sign-in" and token["expires_at"] is not None
     # signing out revokes it at once
