@@ -91,9 +91,13 @@ def cli(database_url):
     """Run the real ``gridmap`` command against the test database: cli("validate", "--format", "json")."""
     runner = CliRunner()
 
-    def run(*args, url=None):
+    def run(*args, url=None, input=None):
         return runner.invoke(
-            main, [str(a) for a in args], env={"GRIDMAP_DATABASE_URL": url or database_url}, catch_exceptions=False
+            main,
+            [str(a) for a in args],
+            env={"GRIDMAP_DATABASE_URL": url or database_url},
+            catch_exceptions=False,
+            input=input,
         )
 
     return run

@@ -131,6 +131,8 @@ def test_schemathesis_finds_no_server_error(api_schema, city_copy):
     for result in api_schema.get_all_operations():
         operation = result.ok()
         operations += 1
+        if (operation.method.upper(), operation.path) == ("DELETE", "/api/v1/session"):
+            continue  # signing out would revoke the planner token every later request carries (test_signin.py)
         for mode, n in ((GenerationMode.POSITIVE, EXAMPLES), (GenerationMode.NEGATIVE, EXAMPLES // 3)):
             problem = _no_server_error(operation, operation.as_strategy(generation_mode=mode), headers, n)
             if problem:

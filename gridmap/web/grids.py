@@ -47,14 +47,28 @@ def grids_of_level():
 
 @bp.get("/stats")
 def stats():
-    """Counts, households and population per level of the current version."""
-    return jsonify(grid_views.stats(engine()))
+    """Counts, households and population per level of the current version (``at=``: of a past date)."""
+    return jsonify(grid_views.stats(engine(), params.at()))
 
 
 @bp.get("/stats/micro-households")
 def micro_household_histogram():
-    """Histogram of households per current micro-grid (``bin=`` width, default 5)."""
-    return jsonify(grid_views.micro_household_histogram(engine(), params.integer("bin", 5, 1, 1000)))
+    """Histogram of households per current micro-grid (``bin=`` width, default 5), against the settings'
+    household band."""
+    width = params.integer("bin", 5, 1, 1000)
+    band = settings().household_band
+    return jsonify(grid_views.micro_household_histogram(engine(), width, band, params.at()))
+
+
+@bp.get("/labels")
+def labels():
+    """Names to write on the map: ``level=`` and ``bbox=`` required, ``at=`` a past date, ``crs=`` the base map."""
+    level = request.args.get("level")
+    box = params.bbox()
+    if not level or box is None:
+        raise InputError("level and bbox are required: /api/v1/labels?level=street&bbox=113.6,34.7,113.7,34.8")
+    check_level(level)
+    return jsonify(grid_views.labels(engine(), level, box, at=params.at(), crs=params.basemap_crs()))
 
 
 @bp.get("/grids/<code>/panel")
