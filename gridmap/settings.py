@@ -22,6 +22,12 @@ DEFAULT_DB_NAME = "gridmap"
 DEFAULT_PG_BIN = "/usr/lib/postgresql/15/bin"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 LOOKUP_ENGINES = ("index", "postgis")
+#: Request-body limit of `gridmap serve` in bytes (10,000 batch points or a 20,000-vertex outline
+#: are under 2 MB); larger bodies get 413 before they are read.
+MAX_BODY = 4 * 1024 * 1024
+#: Seconds a client has to send a whole request body (408 after), and its headers (connection closed).
+BODY_TIMEOUT = 10.0
+HEADER_TIMEOUT = 10.0
 #: The shipped layer definitions (package data, see README "Layout").
 PACKAGE_LAYERS = Path(str(resources.files("gridmap") / "resources" / "layers"))
 
@@ -78,6 +84,10 @@ class Settings:
     lookup_engine: str = "index"
     #: Build the lookup index when a server worker starts.
     warm: bool = False
+    #: Request threads per server worker, the request-body limit (bytes) and its read timeout (s).
+    threads: int = 8
+    max_body: int = MAX_BODY
+    body_timeout: float = BODY_TIMEOUT
     secret_key: str | None = None
     #: Who runs the CLI ($USER), for the audit log.
     user: str = "cli"
@@ -99,6 +109,9 @@ class Settings:
         "auth_read": "GRIDMAP_AUTH_READ",
         "lookup_engine": "GRIDMAP_LOOKUP_ENGINE",
         "warm": "GRIDMAP_WARM_INDEX",
+        "threads": "GRIDMAP_THREADS",
+        "max_body": "GRIDMAP_MAX_BODY",
+        "body_timeout": "GRIDMAP_BODY_TIMEOUT",
         "secret_key": "GRIDMAP_SECRET_KEY",
         "user": "USER",
         "timezone": "GRIDMAP_TZ",
@@ -131,6 +144,9 @@ class Settings:
             auth_read=get("auth_read"),
             lookup_engine=get("lookup_engine") or "index",
             warm=get("warm") == "1",
+            threads=int(get("threads") or 8),
+            max_body=int(get("max_body") or MAX_BODY),
+            body_timeout=float(get("body_timeout") or BODY_TIMEOUT),
             secret_key=get("secret_key"),
             user=get("user") or "cli",
             timezone=_timezone(get("timezone") or DEFAULT_TIMEZONE),

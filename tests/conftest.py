@@ -77,6 +77,15 @@ def demo_url() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def demo_viewer(demo_url) -> dict:
+    """Headers with a viewer token in the demo database: personal data needs one (web/privacy.py)."""
+    name = f"test-viewer-{os.urandom(4).hex()}"
+    with db.engine(demo_url).begin() as conn:
+        users.add_user(conn, name, "viewer")
+        return {"Authorization": "Bearer " + users.issue_token(conn, name)}
+
+
 @pytest.fixture
 def cli(database_url):
     """Run the real ``gridmap`` command against the test database: cli("validate", "--format", "json")."""

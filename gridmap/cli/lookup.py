@@ -9,9 +9,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from ..services.assignment import assign_file, record_file
 from ..services.locator import Locator
-from .common import AT, CRS, engine
+from .common import AT, CRS, engine, settings
 
 
 @click.command("lookup")
@@ -22,7 +21,7 @@ from .common import AT, CRS, engine
 @AT
 def lookup_cmd(lon, lat, crs, address, at):
     """The chain of grids (district .. micro-grid), special grids and people for one point."""
-    locator = Locator(engine())
+    locator = Locator(engine(), home=settings().home)
     if address and (lon is not None or lat is not None):
         raise click.UsageError("give LON LAT or --address TEXT, not both")
     if address:
@@ -61,10 +60,12 @@ def _summary_line(summary, dst=None):
 @_rows_options
 @AT
 def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at):
-    """Add the grid chain to every row of SRC (CSV, GeoJSON, GeoPackage, Parquet) and write DST."""
+    """Add the grid chain to every row of SRC (CSV, Excel, Parquet, GeoJSON, GeoPackage) and write DST."""
+    from ..services.assignment import assign_file  # deferred: Arrow and the file readers, not for `lookup`
+
     with tqdm(desc="assign", unit=" rows", file=sys.stderr, disable=None) as bar:
         summary = assign_file(
-            Locator(engine()),
+            Locator(engine(), home=settings().home),
             src,
             dst,
             crs=crs,
@@ -84,8 +85,10 @@ def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at):
 @click.option("--text-col", default="text", show_default=True, help="Reports: the column with the report text.")
 def record_cmd(what, src, crs, lon_col, lat_col, address_col, text_col):
     """Store reports or residents from SRC with their micro-grid (one transaction)."""
+    from ..services.assignment import record_file  # deferred, as in assign
+
     summary = record_file(
-        Locator(engine()),
+        Locator(engine(), home=settings().home),
         what[:-1],
         src,
         crs=crs,

@@ -254,16 +254,17 @@ def insert_people(conn: Connection, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
-def people_by_grid(conn: Connection, level: str = "micro") -> dict[str, list[dict]]:
-    """People responsible for the current grids of ``level``, by grid code."""
+def people_by_grid(conn: Connection, level: str = "micro", codes=None) -> dict[str, list[dict]]:
+    """People responsible for the current grids of ``level`` (only ``codes``, when given), by grid code."""
     out: dict[str, list[dict]] = {}
+    only = "" if codes is None else " AND g.code = ANY(:codes)"
     rows = conn.execute(
         sa.text(
             "SELECT p.grid_code, p.name, p.role, p.phone FROM grid_person p JOIN grid g "
-            "ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level ORDER BY p.id"
+            f"ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level{only} ORDER BY p.id"
         ),
-        {"level": level},
-    )
+        {"level": level, "codes": list(codes or [])},
+    ).all()
     for code, name, role, phone in rows:
         out.setdefault(code, []).append({"name": name, "role": role, "phone": phone})
     return out
@@ -518,20 +519,71 @@ def epoch_raw(dbapi_conn) -> int:
     return dbapi_conn.execute("SELECT epoch FROM grid_epoch WHERE id = 1", prepare=True).fetchone()[0]
 
 
-def index_frame(conn: Connection, at: datetime | None = None) -> pd.DataFrame:
+def index_frame(conn: Connection, at: datetime | None = None, codes=None) -> pd.DataFrame:
     """Grids valid at ``at`` for the lookup index: every level's code, name, parent; geometry of
-    micro-grids and special grids only (the chain above comes from parent links)."""
+    micro-grids and special grids only (the chain above comes from parent links).  ``codes``: only
+    these grids (an index's update)."""
     where, params = as_of(at)
+    if codes is not None:
+        where += " AND code = ANY(:codes)"
+        params["codes"] = list(codes)
     rows = conn.execute(
         sa.text(
-            f"SELECT code, name, level, parent_code, CASE WHEN level IN ('micro', 'special') "
+            f"SELECT id, code, name, level, parent_code, CASE WHEN level IN ('micro', 'special') "
             f"THEN ST_AsBinary(geom) END AS wkb FROM grid WHERE {where}"
         ),
         params,
     ).all()
-    out = pd.DataFrame(rows, columns=["code", "name", "level", "parent_code", "wkb"])
+    out = pd.DataFrame(rows, columns=["id", "code", "name", "level", "parent_code", "wkb"])
     out["geometry"] = shapely.from_wkb(out.pop("wkb").map(lambda b: None if b is None else bytes(b)).to_numpy())
     return out
+
+
+def empty_index_frame() -> pd.DataFrame:
+    """:func:`index_frame`'s columns without rows (before the first version)."""
+    return pd.DataFrame({c: [] for c in ("id", "code", "name", "level", "parent_code", "geometry")})
+
+
+def version_digest(conn: Connection, at: datetime | None = None) -> str:
+    """A digest of the grid versions valid at ``at`` (their ids and start times), and of the database
+    they live in: equal digests, equal grids, however ``at`` was written."""
+    where, params = as_of(at)
+    return conn.execute(
+        sa.text(
+            "SELECT md5((SELECT oid::text FROM pg_database WHERE datname = current_database()) || ':' || "
+            "coalesce(string_agg(id::text || '@' || extract(epoch FROM valid_from)::text, ',' ORDER BY id), '')) "
+            f"FROM grid WHERE {where}"
+        ),
+        params,
+    ).scalar_one()
+
+
+def current_versions(conn: Connection, skip) -> tuple[list[str], list[int]]:
+    """(codes, version ids) of the current grids, by code, leaving out the codes ``skip``."""
+    rows = conn.execute(
+        sa.text('SELECT code, id FROM grid WHERE valid_to IS NULL AND NOT code = ANY(:skip) ORDER BY code COLLATE "C"'),
+        {"skip": list(skip)},
+    ).all()
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def version_instants(conn: Connection) -> list[datetime]:
+    """Every instant a grid version started or ended, ascending: the versions in force are the same
+    from one instant until the next."""
+    rows = conn.execute(
+        sa.text("SELECT valid_from FROM grid UNION SELECT valid_to FROM grid WHERE valid_to IS NOT NULL ORDER BY 1")
+    )
+    return [r[0] for r in rows]
+
+
+def database_id(conn: Connection) -> str:
+    """Which database this is (server address, name and oid), for persisted indexes."""
+    return conn.execute(
+        sa.text(
+            "SELECT coalesce(inet_server_addr()::text, 'local') || ':' || coalesce(inet_server_port(), 0) || '/' "
+            "|| current_database() || '#' || (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    ).scalar_one()
 
 
 def lookup_sql(conn: Connection, lon: float, lat: float, at: datetime | None = None) -> dict | None:

@@ -11,6 +11,10 @@ from ..services import grid_views
 from ..services.layers import layer_for
 from . import params
 from .context import engine, locator, risk_rules, settings
+from .privacy import private, private_each
+
+#: Personal fields of the reports a panel lists (see :mod:`.privacy`).
+REPORT_PRIVATE = ("text", "address")
 
 bp = Blueprint("grids", __name__, url_prefix="/api/v1")
 
@@ -20,6 +24,7 @@ def grid(code: str):
     """One grid as a GeoJSON Feature with its parent chain (``at=`` for a past date; ``crs=gcj02``
     to draw it on a GCJ-02 base map)."""
     feature = grid_views.grid(engine(), code, at=params.at(), crs=params.basemap_crs())
+    private(feature["properties"], "people")
     response = jsonify(feature)
     response.headers["ETag"] = feature["properties"]["version"]  # the If-Match of an edit based on it
     return response
@@ -32,7 +37,7 @@ def grids_of_level():
     if not level:
         raise InputError("level is required: /api/v1/grids?level=street")
     check_level(level)
-    simplify_m = params.number("simplify_m", None, 0)
+    simplify_m = params.number("simplify_m", None, 0, 100_000)
     if simplify_m is None:
         simplify_m = float(layer_for(settings().layers_dir, level)["simplify_m"])
     response = jsonify(grid_views.level(engine(), level, simplify_m=simplify_m, bbox=params.bbox()))
@@ -70,13 +75,16 @@ def labels():
 def grid_panel(code: str):
     """Everything the map's info panel shows for one current grid: its chain, code, households,
     population, responsible people, risk elements by colour and overdue, and open reports."""
-    return jsonify(grid_views.panel(engine(), code, risk_rules()))
+    body = grid_views.panel(engine(), code, risk_rules())
+    private(body["properties"], "people")
+    private_each(body["properties"]["reports"]["latest"], *REPORT_PRIVATE)
+    return jsonify(body)
 
 
 @bp.get("/search")
 def search():
     """Grids by code or name, and addresses through the gazetteer: ``q=``; each hit has a bbox to fly to."""
-    q = (request.args.get("q") or "").strip()
+    q = params.text("q", 200)
     if not q:
         raise InputError("q is required: /api/v1/search?q=410102 or a grid name or an address")
     limit = params.integer("limit", 10, 1, 100)
