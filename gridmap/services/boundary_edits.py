@@ -22,7 +22,6 @@ from ..domain.boundaries import Grid
 from ..domain.levels import HOUSEHOLD_BAND, LEVELS, SPECIAL, check_level, parent_level
 from ..domain.partition import unit_entrances
 from ..domain.risk import Rules
-from ..domain.stored_geometry import densify
 from ..errors import EditRejected, InputError, NotFound, PayloadTooLarge, PreconditionFailed, PreconditionRequired
 from ..store import audit, buildings, db, grids, points, risk, shares
 from . import memberships
@@ -211,13 +210,14 @@ def _next_codes(conn, parent: Grid | None, level: str, width_like: str | None, n
 
 
 def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around: list) -> boundaries.Plan:
-    """The plan of ``op``; drawn geometries are first densified (no stored edge longer than about 10 m,
-    so the geometry as stored reads the same in lon/lat and on the ellipsoid) and snapped to the vertices
-    of the grids ``around`` the edit (its grids, their parent, siblings and children)."""
+    """The plan of ``op``; drawn geometries are first snapped to the vertices of the grids ``around``
+    the edit (its grids, their parent, siblings and children): the snapper also inserts those vertices
+    into drawn edges that run along them, so a boundary drawn along densified neighbours is as dense
+    as they are and the geometry as stored reads the same in lon/lat and on the ellipsoid."""
     kind, crs = op["op"], op["crs"]
 
     def _geometry(value, crs, what):
-        return boundaries.snap(densify([_read_geometry(value, crs, what)])[0], around)
+        return boundaries.snap(_read_geometry(value, crs, what), around)
 
     def get(code):
         if code not in targeted:
@@ -478,15 +478,26 @@ def apply(
             )
         if level == LEVELS[-1]:
             report["reassigned"] = points.reassign(conn, plan.touched)
-            # a micro-grid that keeps its code keeps its floors; units whose grid is gone (split, merge,
-            # retire) go, whole, to the grid now holding them
-            report["shares"] = shares.copy_forward(conn, [g.code for g in plan.open], at)
-            report["shares"] += memberships.fill(conn, sorted({g.parent_code for g in plan.open if g.parent_code}))
+        report["shares"] = _follow_shares(conn, plan, level, at)
         risk.refresh_rollup(conn, rules)
         codes = sorted(set(plan.touched) | set(plan.reparent))
         report["edit_id"] = audit.log(conn, actor, op["op"], reason, {"codes": codes, "report": report}, codes)
         report.update(valid_from=at.isoformat(), etags={c: etag(v) for c, v in opened.items()})
         return report
+
+
+def _follow_shares(conn, plan: boundaries.Plan, level: str, at) -> int:
+    """Micro-grids' floors after an edit: a new version of a micro-grid (edited, or moved under a new
+    courtyard) keeps its old version's shares, except of buildings its ground no longer reaches; units
+    left without a grid (split, merge, retire, a moved boundary) go, whole, to the grid now holding them."""
+    micro = sorted({g.code for g in plan.open if g.level == LEVELS[-1]} | set(plan.reparent))
+    if not micro and level != LEVELS[-2]:
+        return 0
+    kept = shares.copy_forward(conn, micro, at)
+    shares.prune_off_ground(conn, micro)
+    yards = {g.parent_code for g in plan.open if g.level == LEVELS[-1]} | set(plan.reparent.values())
+    yards |= {g.code for g in plan.open if g.level == LEVELS[-2]}
+    return kept + memberships.fill(conn, sorted(y for y in yards if y))
 
 
 def _report(op: dict, plan: boundaries.Plan, level: str, found: dict) -> dict:
