@@ -211,10 +211,10 @@ def test_assign_files_with_bad_rows(city_locator, cli, tmp_path, suffix):
 
 
 def test_assign_refuses_unknown_format(city_locator, cli, tmp_path):
-    src = tmp_path / "in.xlsx"
+    src = tmp_path / "in.ods"
     src.write_text("x")
     res = cli("assign", src, tmp_path / "out.csv")
-    assert res.exit_code == 2 and "unsupported file type '.xlsx'" in res.output
+    assert res.exit_code == 2 and "unsupported file type '.ods'" in res.output
 
 
 @pytest.mark.parametrize(

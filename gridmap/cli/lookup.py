@@ -9,10 +9,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from ..services.assignment import assign_file, record_residents
 from ..services.locator import Locator
-from ..services.report_intake import Columns, record_reports, summary_line
-from .common import AT, CRS, ENCODING, EXIT_PROBLEMS, engine
+from .common import AT, CRS, ENCODING, EXIT_PROBLEMS, engine, settings
 
 
 @click.command("lookup")
@@ -23,7 +21,7 @@ from .common import AT, CRS, ENCODING, EXIT_PROBLEMS, engine
 @AT
 def lookup_cmd(lon, lat, crs, address, at):
     """The chain of grids (district .. micro-grid), special grids and people for one point."""
-    locator = Locator(engine())
+    locator = Locator(engine(), home=settings().home)
     if address and (lon is not None or lat is not None):
         raise click.UsageError("give LON LAT or --address TEXT, not both")
     if address:
@@ -63,10 +61,12 @@ def _summary_line(summary, dst=None):
 @AT
 @ENCODING
 def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at, encoding):
-    """Add the grid chain to every row of SRC (CSV, GeoJSON, GeoPackage, Parquet) and write DST."""
+    """Add the grid chain to every row of SRC (CSV, Excel, Parquet, GeoJSON, GeoPackage) and write DST."""
+    from ..services.assignment import assign_file  # deferred: Arrow and the file readers, not for `lookup`
+
     with tqdm(desc="assign", unit=" rows", file=sys.stderr, disable=None) as bar:
         summary = assign_file(
-            Locator(engine()),
+            Locator(engine(), home=settings().home),
             src,
             dst,
             crs=crs,
@@ -102,8 +102,10 @@ def record_cmd():
 def record_reports_cmd(src, crs, lon_col, lat_col, address_col, text_col, id_col, time_col, source, rejects):
     """Store the reports of SRC; a re-run updates changed ones and skips the rest.  Exit 1 when rows
     were rejected (written, with the reason, to a CSV this command reads back)."""
+    from ..services.report_intake import Columns, record_reports, summary_line  # deferred, as in assign
+
     summary = record_reports(
-        Locator(engine()),
+        Locator(engine(), home=settings().home),
         src,
         columns=Columns(text=text_col, id=id_col, time=time_col, source=source),
         rejects=rejects,
@@ -123,5 +125,7 @@ def record_reports_cmd(src, crs, lon_col, lat_col, address_col, text_col, id_col
 @CRS
 def record_residents_cmd(src, address_col, crs):
     """Store residents from SRC placed by their address (optional name column)."""
-    summary = record_residents(Locator(engine()), src, address_col=address_col, crs=crs)
+    from ..services.assignment import record_residents  # deferred, as in assign
+
+    summary = record_residents(Locator(engine(), home=settings().home), src, address_col=address_col, crs=crs)
     click.echo("recorded residents: " + _summary_line(summary), err=True)

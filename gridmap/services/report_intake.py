@@ -22,7 +22,7 @@ import pandas as pd
 from ..domain import dates
 from ..errors import InputError
 from ..store import db, points
-from .assignment import locate_file, point_wkb, summarise
+from .assignment import locate_frame, point_wkb, summarise
 from .files import check_output, write_csv
 from .locator import Locator
 
@@ -56,7 +56,7 @@ def record_reports(
     rows, placed/outside/bad, inserted/updated/unchanged, rejected, rejects (the file).
     Raises InputError for a bad file or a named column it lacks."""
     src = Path(src)
-    out, source_crs, lon, lat = locate_file(
+    out, source_crs, lon, lat = locate_frame(
         locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col
     )
     original = [c for c in out.attrs["input_columns"] if c != REASON]

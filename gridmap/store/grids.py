@@ -292,16 +292,17 @@ def insert_people(conn: Connection, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
-def people_by_grid(conn: Connection, level: str = "micro") -> dict[str, list[dict]]:
-    """People responsible for the current grids of ``level``, by grid code."""
+def people_by_grid(conn: Connection, level: str = "micro", codes=None) -> dict[str, list[dict]]:
+    """People responsible for the current grids of ``level`` (only ``codes``, when given), by grid code."""
     out: dict[str, list[dict]] = {}
+    only = "" if codes is None else " AND g.code = ANY(:codes)"
     rows = conn.execute(
         sa.text(
             "SELECT p.grid_code, p.name, p.role, p.phone FROM grid_person p JOIN grid g "
-            "ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level ORDER BY p.id"
+            f"ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level{only} ORDER BY p.id"
         ),
-        {"level": level},
-    )
+        {"level": level, "codes": list(codes or [])},
+    ).all()
     for code, name, role, phone in rows:
         out.setdefault(code, []).append({"name": name, "role": role, "phone": phone})
     return out
@@ -490,21 +491,45 @@ def search_retired(conn: Connection, q: str, limit: int = 10) -> list[dict]:
     ]
 
 
-def micro_households(conn: Connection) -> list[int]:
-    """Households of every current micro-grid (the statistics panel's histogram)."""
+def micro_households(conn: Connection, at: datetime | None = None) -> list[int]:
+    """Households of every micro-grid current (or valid at ``at``): the statistics panel's histogram."""
+    when, params = as_of(at)
     return [
-        r[0] for r in conn.execute(sa.text("SELECT households FROM grid WHERE valid_to IS NULL AND level = 'micro'"))
+        r[0] for r in conn.execute(sa.text(f"SELECT households FROM grid WHERE {when} AND level = 'micro'"), params)
     ]
 
 
-def stats(conn: Connection) -> dict:
-    """Counts and households per level of the current version, plus buildings and units."""
+def labels(conn: Connection, level: str, bbox, at: datetime | None = None, limit: int = 500) -> list[dict]:
+    """Code, name and a point inside each grid of ``level`` meeting ``bbox`` (current, or valid at ``at``),
+    largest first, at most ``limit``: where the map writes grid names."""
+    when, params = as_of(at)
+    rows = conn.execute(
+        sa.text(f"""
+        SELECT code, name, ST_X(p) AS lon, ST_Y(p) AS lat FROM (
+            SELECT code, name, ST_PointOnSurface(geom) AS p, ST_Area(geom) AS a FROM grid
+            WHERE {when} AND level = :level AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)) s
+        ORDER BY a DESC, code LIMIT :limit"""),
+        {**params, "level": level, "limit": limit, **dict(zip(("x0", "y0", "x1", "y1"), bbox))},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def first_valid_from(conn: Connection) -> datetime | None:
+    """When the oldest stored grid version begins (None without grids): no boundaries exist before it."""
+    return conn.execute(sa.text("SELECT min(valid_from) FROM grid")).scalar_one()
+
+
+def stats(conn: Connection, at: datetime | None = None) -> dict:
+    """Counts and households per level of the current version (or the one valid at ``at``), plus
+    buildings and units."""
+    when, params = as_of(at)
     rows = (
         conn.execute(
-            sa.text("""
+            sa.text(f"""
         SELECT level, count(*) AS grids, coalesce(sum(households), 0) AS households,
                coalesce(sum(population), 0) AS population
-        FROM grid WHERE valid_to IS NULL GROUP BY level""")
+        FROM grid WHERE {when} GROUP BY level"""),
+            params,
         )
         .mappings()
         .all()
@@ -517,9 +542,10 @@ def stats(conn: Connection) -> dict:
     }
     b = (
         conn.execute(
-            sa.text("""
+            sa.text(f"""
         SELECT count(DISTINCT b.id) AS buildings, count(u.number) AS units, coalesce(sum(u.households), 0) AS hh
-        FROM building b LEFT JOIN unit u ON u.building_id = b.id WHERE b.valid_to IS NULL""")
+        FROM building b LEFT JOIN unit u ON u.building_id = b.id WHERE {as_of(at, "b")[0]}"""),
+            params,
         )
         .mappings()
         .one()
@@ -578,20 +604,71 @@ def epoch_raw(dbapi_conn) -> int:
     return dbapi_conn.execute("SELECT epoch FROM grid_epoch WHERE id = 1", prepare=True).fetchone()[0]
 
 
-def index_frame(conn: Connection, at: datetime | None = None) -> pd.DataFrame:
+def index_frame(conn: Connection, at: datetime | None = None, codes=None) -> pd.DataFrame:
     """Grids valid at ``at`` for the lookup index: every level's code, name, parent; geometry of
-    micro-grids and special grids only (the chain above comes from parent links)."""
+    micro-grids and special grids only (the chain above comes from parent links).  ``codes``: only
+    these grids (an index's update)."""
     where, params = as_of(at)
+    if codes is not None:
+        where += " AND code = ANY(:codes)"
+        params["codes"] = list(codes)
     rows = conn.execute(
         sa.text(
-            f"SELECT code, name, level, parent_code, CASE WHEN level IN ('micro', 'special') "
+            f"SELECT id, code, name, level, parent_code, CASE WHEN level IN ('micro', 'special') "
             f"THEN ST_AsBinary(geom) END AS wkb FROM grid WHERE {where}"
         ),
         params,
     ).all()
-    out = pd.DataFrame(rows, columns=["code", "name", "level", "parent_code", "wkb"])
+    out = pd.DataFrame(rows, columns=["id", "code", "name", "level", "parent_code", "wkb"])
     out["geometry"] = shapely.from_wkb(out.pop("wkb").map(lambda b: None if b is None else bytes(b)).to_numpy())
     return out
+
+
+def empty_index_frame() -> pd.DataFrame:
+    """:func:`index_frame`'s columns without rows (before the first version)."""
+    return pd.DataFrame({c: [] for c in ("id", "code", "name", "level", "parent_code", "geometry")})
+
+
+def version_digest(conn: Connection, at: datetime | None = None) -> str:
+    """A digest of the grid versions valid at ``at`` (their ids and start times), and of the database
+    they live in: equal digests, equal grids, however ``at`` was written."""
+    where, params = as_of(at)
+    return conn.execute(
+        sa.text(
+            "SELECT md5((SELECT oid::text FROM pg_database WHERE datname = current_database()) || ':' || "
+            "coalesce(string_agg(id::text || '@' || extract(epoch FROM valid_from)::text, ',' ORDER BY id), '')) "
+            f"FROM grid WHERE {where}"
+        ),
+        params,
+    ).scalar_one()
+
+
+def current_versions(conn: Connection, skip) -> tuple[list[str], list[int]]:
+    """(codes, version ids) of the current grids, by code, leaving out the codes ``skip``."""
+    rows = conn.execute(
+        sa.text('SELECT code, id FROM grid WHERE valid_to IS NULL AND NOT code = ANY(:skip) ORDER BY code COLLATE "C"'),
+        {"skip": list(skip)},
+    ).all()
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def version_instants(conn: Connection) -> list[datetime]:
+    """Every instant a grid version started or ended, ascending: the versions in force are the same
+    from one instant until the next."""
+    rows = conn.execute(
+        sa.text("SELECT valid_from FROM grid UNION SELECT valid_to FROM grid WHERE valid_to IS NOT NULL ORDER BY 1")
+    )
+    return [r[0] for r in rows]
+
+
+def database_id(conn: Connection) -> str:
+    """Which database this is (server address, name and oid), for persisted indexes."""
+    return conn.execute(
+        sa.text(
+            "SELECT coalesce(inet_server_addr()::text, 'local') || ':' || coalesce(inet_server_port(), 0) || '/' "
+            "|| current_database() || '#' || (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    ).scalar_one()
 
 
 def lookup_sql(conn: Connection, lon: float, lat: float, at: datetime | None = None) -> dict | None:
