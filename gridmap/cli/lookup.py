@@ -85,7 +85,7 @@ def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at):
 @click.option("--text-col", default="text", show_default=True, help="Reports: the column with the report text.")
 def record_cmd(what, src, crs, lon_col, lat_col, address_col, text_col):
     """Store reports or residents from SRC with their micro-grid (one transaction)."""
-    from ..services.assignment import record_file  # deferred, as in assign
+    from ..services.assignment import record_file  # deferred: Arrow and the file readers, as in assign
 
     summary = record_file(
         Locator(engine(), home=settings().home),
