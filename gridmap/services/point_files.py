@@ -11,6 +11,8 @@ through GDAL (pyogrio), with point geometries built vectorised.
 from __future__ import annotations
 
 import codecs
+import csv as std_csv
+import json
 import weakref
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import pyarrow.compute as pc
 
 from ..domain.lookup import CHAIN, STATUS, Assigned, GridIndex
 from ..errors import InputError
+from .files import write_csv
 
 PLAIN = (".csv", ".parquet", ".xlsx")
 GEO = (".geojson", ".json", ".gpkg")
@@ -44,7 +47,7 @@ def read(path: Path, lon_col=None, lat_col=None, address_col=None) -> Points:
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # deferred: only for files of this kind (short CLI start)
 
             table = pq.read_table(path)
         elif suffix == ".csv":
@@ -80,7 +83,7 @@ def _need(path, table, columns, hint):
 
 def _read_csv(path: Path) -> pa.Table:
     """A CSV as text columns, UTF-8 (with or without a BOM) or GBK/GB18030."""
-    from pyarrow import csv
+    from pyarrow import csv  # deferred: only for files of this kind (short CLI start)
 
     with open(path, "rb") as f:
         head = f.read(1 << 20)
@@ -108,7 +111,6 @@ def _read_csv(path: Path) -> pa.Table:
 
 
 def _csv_header(head: bytes, encoding: str) -> list[str]:
-    import csv as std_csv
 
     text = head.decode(encoding, errors="ignore").lstrip("\ufeff")
     return next(std_csv.reader([text.splitlines()[0] if text else ""]), [])
@@ -126,7 +128,6 @@ def _numbers(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def _geo_metadata(table: pa.Table) -> dict | None:
-    import json
 
     raw = (table.schema.metadata or {}).get(b"geo")
     return json.loads(raw) if raw else None
@@ -144,7 +145,7 @@ def _geo_crs(geo_meta) -> str | None:
         return f"EPSG:{ident['code']}"
     if ident.get("authority") == "OGC" and str(ident.get("code")).upper() == "CRS84":
         return None
-    from pyproj import CRS
+    from pyproj import CRS  # deferred: only for files of this kind (short CLI start)
 
     return CRS.from_user_input(crs).to_string()
 
@@ -161,7 +162,7 @@ def _wkb_points(column: pa.ChunkedArray):
             if np.all(rows[:, 0] == 1) and np.all(rows[:, 1:5].view("<u4").ravel() == 1):
                 xy = rows[:, 5:].copy().view("<f8")
                 return xy[:, 0].copy(), xy[:, 1].copy()
-    import shapely
+    import shapely  # deferred: only for files of this kind (short CLI start)
 
     geoms = shapely.from_wkb(column.to_numpy(zero_copy_only=False))
     point = shapely.get_type_id(geoms) == 0
@@ -169,7 +170,7 @@ def _wkb_points(column: pa.ChunkedArray):
 
 
 def _read_geo(path, lon_col, lat_col, address_col) -> Points:
-    import geopandas as gpd
+    import geopandas as gpd  # deferred: only for files of this kind (short CLI start)
 
     try:
         gdf = gpd.read_file(path, engine="pyogrio")
@@ -207,11 +208,9 @@ def write(
     ``crs``) only where the format needs a geometry; a CSV in ``encoding`` (default UTF-8 with a BOM,
     which Excel needs to read it as UTF-8)."""
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # deferred: only for files of this kind (short CLI start)
 
         if geo_meta:  # the input's geometry column came through untouched: keep it GeoParquet
-            import json
-
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"geo": json.dumps(geo_meta)})
         # min/max statistics only for plain columns: over the chain's dictionary columns they cost
         # most of the write and, rows being in the input's order, could not skip a row group anyway
@@ -224,8 +223,8 @@ def write(
             raise InputError(f"{table.num_rows} rows do not fit an Excel sheet (at most {EXCEL_ROWS - 1}): write CSV")
         _plain(table).to_pandas().to_excel(path, index=False, engine="openpyxl")
     else:
-        import geopandas as gpd
-        import shapely
+        import geopandas as gpd  # deferred: only for files of this kind (short CLI start)
+        import shapely  # deferred: only for files of this kind (short CLI start)
 
         frame = _plain(table).to_pandas()
         finite = np.isfinite(lon) & np.isfinite(lat)
@@ -240,11 +239,9 @@ def _write_csv(table: pa.Table, path: Path, encoding: str) -> None:
     """Arrow's fast writer for UTF-8 (a BOM first for ``utf-8-sig``); GBK/GB18030 through
     :func:`.files.write_csv`, which names a value the encoding cannot hold."""
     if encoding not in ("utf-8", "utf-8-sig"):
-        from .files import write_csv
-
         write_csv(table.to_pandas(), path, encoding)
         return
-    from pyarrow import csv
+    from pyarrow import csv  # deferred: only for files of this kind (short CLI start)
 
     with open(path, "wb") as out:
         if encoding == "utf-8-sig":
@@ -329,7 +326,7 @@ def answer_lists(index: GridIndex, a: Assigned) -> dict[str, list]:
 
 def parquet_bytes(columns: dict[str, pa.Array]) -> bytes:
     """Columns as one Parquet file in memory."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # deferred: only for files of this kind (short CLI start)
 
     sink = pa.BufferOutputStream()
     pq.write_table(pa.table(columns), sink)

@@ -20,7 +20,6 @@ Pure: the real boundaries and division lists come in as :class:`Sources` (read b
 
 from __future__ import annotations
 
-import json
 import math
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -393,7 +392,8 @@ def _compound(ycode: str, yname: str, ygeom, n_micro: int, rng, out: dict) -> in
                 "courtyard_code": ycode,
                 "floors": floors,
                 "units": ";".join(str(sum(u)) for u in units),
-                "floor_households": json.dumps([list(u) for u in units]),
+                # a list of lists of ints: its repr is the JSON the importer reads (no json module in domain)
+                "floor_households": repr([[int(h) for h in u] for u in units]),
                 "kind": kind,
                 "geometry": fp,
             }
