@@ -102,7 +102,8 @@ def record_cmd():
 def record_reports_cmd(src, crs, lon_col, lat_col, address_col, text_col, id_col, time_col, source, rejects):
     """Store the reports of SRC; a re-run updates changed ones and skips the rest.  Exit 1 when rows
     were rejected (written, with the reason, to a CSV this command reads back)."""
-    from ..services.report_intake import Columns, record_reports, summary_line  # deferred, as in assign
+    # deferred: Arrow and the file readers, as in assign
+    from ..services.report_intake import Columns, record_reports, summary_line
 
     summary = record_reports(
         Locator(engine(), home=settings().home),
@@ -125,7 +126,7 @@ def record_reports_cmd(src, crs, lon_col, lat_col, address_col, text_col, id_col
 @CRS
 def record_residents_cmd(src, address_col, crs):
     """Store residents from SRC placed by their address (optional name column)."""
-    from ..services.assignment import record_residents  # deferred, as in assign
+    from ..services.assignment import record_residents  # deferred: Arrow and the file readers, as in assign
 
     summary = record_residents(Locator(engine(), home=settings().home), src, address_col=address_col, crs=crs)
     click.echo("recorded residents: " + _summary_line(summary), err=True)
