@@ -48,6 +48,20 @@ class ImportRejected(GridmapError):
     code = "import_rejected"
 
 
+class Conflict(GridmapError):
+    """The request clashes with what is stored: a grid code retired or issued for another level (409)."""
+
+    status = 409
+    code = "conflict"
+
+
+class Gone(GridmapError):
+    """The named object existed but was retired (410). ``detail`` has its last state and where it went."""
+
+    status = 410
+    code = "gone"
+
+
 class DatabaseUnavailable(GridmapError):
     """The database cannot be reached or is not set up (503)."""
 

@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .domain.dates import DEFAULT_TIMEZONE, zone
 from .domain.levels import HOUSEHOLD_BAND
 from .errors import InputError
 
@@ -20,7 +20,6 @@ from .errors import InputError
 DEFAULT_PG_PORT = 55432
 DEFAULT_DB_NAME = "gridmap"
 DEFAULT_PG_BIN = "/usr/lib/postgresql/15/bin"
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 LOOKUP_ENGINES = ("index", "postgis")
 #: Request-body limit of `gridmap serve` in bytes (10,000 batch points or a 20,000-vertex outline
 #: are under 2 MB); larger bodies get 413 before they are read.
@@ -38,15 +37,6 @@ def _checkout_home() -> Path:
     if (repo / "setup.cfg").exists():
         return repo / ".gridmap"
     return Path.cwd() / ".gridmap"
-
-
-def _timezone(name: str) -> str:
-    """An IANA zone name the system knows; InputError naming GRIDMAP_TZ otherwise."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InputError(f"GRIDMAP_TZ must be an IANA time zone such as Asia/Shanghai, got {name!r}") from None
-    return name
 
 
 def _band(text: str) -> tuple[int, int]:
@@ -149,7 +139,7 @@ class Settings:
             body_timeout=float(get("body_timeout") or BODY_TIMEOUT),
             secret_key=get("secret_key"),
             user=get("user") or "cli",
-            timezone=_timezone(get("timezone") or DEFAULT_TIMEZONE),
+            timezone=get("timezone") or DEFAULT_TIMEZONE,
             household_band=_band(get("household_band")) if get("household_band") else HOUSEHOLD_BAND,
         )
         given = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -158,7 +148,9 @@ class Settings:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
         if "external_database_url" in given:
             given["external_database_url"] = _sqlalchemy_url(given["external_database_url"])
-        return replace(settings, **given)
+        settings = replace(settings, **given)
+        zone(settings.timezone)  # an unknown zone is an error now, not at the first time shown
+        return settings
 
     @classmethod
     def export(cls, **values) -> None:

@@ -21,6 +21,8 @@ from gridmap.settings import Settings
 from gridmap.store import cluster, db, users
 from gridmap.web import create_app
 
+import cityfactory
+
 OUTPUT = Path(__file__).resolve().parent / "output"
 DEMO_SEED = 7
 
@@ -47,6 +49,13 @@ def engine(database_url):
         db.truncate_all(conn)
         users.truncate(conn)
     return eng
+
+
+@pytest.fixture
+def city(engine, cli, tmp_path):
+    """The small test city (tests/cityfactory.py) imported through the real CLI; its engine."""
+    cityfactory.load(cli, cityfactory.city(), tmp_path)
+    return engine
 
 
 @pytest.fixture

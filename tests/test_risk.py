@@ -369,7 +369,7 @@ def test_visits_update_last_visit_and_overdue(city, cli, tmp_path, database_url,
     assert res.exit_code == 0 and "recorded 2 visits to 1 elements" in res.output
     with city.connect() as conn:
         last = conn.execute(sa.text("SELECT last_visit_at FROM risk_element WHERE id = 1")).scalar_one()
-    assert last.isoformat() == datetime.fromisoformat(two_days).isoformat()  # the latest visit, not the last row
+    assert last == datetime.fromisoformat(two_days)  # the latest visit, not the last row
     assert client.get("/api/v1/risk/grids/" + Y1).get_json()["overdue"] == 0
     with city.connect() as conn:
         assert conn.execute(sa.text(f"SELECT overdue FROM grid_risk WHERE code = '{Y1}'")).scalar_one() == 0
@@ -449,7 +449,7 @@ def test_elements_filters(filled, bearer):
         "overdue",
         "micro_code",
     }
-    assert props["overdue"] is True and props["next_visit_due"] == (NOW - timedelta(days=1)).isoformat()
+    assert props["overdue"] is True and datetime.fromisoformat(props["next_visit_due"]) == NOW - timedelta(days=1)
     assert body["features"][0]["geometry"]["type"] == "Point"
     assert ids(filled.get(f"/api/v1/risk/elements?grid={STREET}" + at).get_json()) == [1, 2, 3]
     assert ids(filled.get(f"/api/v1/risk/elements?grid={Y1}" + at).get_json()) == [1, 2]

@@ -10,7 +10,7 @@ import click
 from tqdm import tqdm
 
 from ..services.locator import Locator
-from .common import AT, CRS, engine, settings
+from .common import AT, CRS, ENCODING, EXIT_PROBLEMS, engine, settings
 
 
 @click.command("lookup")
@@ -59,7 +59,8 @@ def _summary_line(summary, dst=None):
 @click.argument("dst", type=click.Path(path_type=Path))
 @_rows_options
 @AT
-def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at):
+@ENCODING
+def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at, encoding):
     """Add the grid chain to every row of SRC (CSV, Excel, Parquet, GeoJSON, GeoPackage) and write DST."""
     from ..services.assignment import assign_file  # deferred: Arrow and the file readers, not for `lookup`
 
@@ -74,27 +75,58 @@ def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at):
             address_col=address_col,
             at=at,
             progress=bar.update,
+            encoding=encoding,
         )
     click.echo(_summary_line(summary, dst), err=True)
 
 
-@click.command("record")
-@click.argument("what", type=click.Choice(["reports", "residents"]))
+@click.group("record")
+def record_cmd():
+    """Store reports or residents from a file with their micro-grid (one transaction)."""
+
+
+@record_cmd.command("reports")
 @click.argument("src", type=click.Path(path_type=Path))
 @_rows_options
-@click.option("--text-col", default="text", show_default=True, help="Reports: the column with the report text.")
-def record_cmd(what, src, crs, lon_col, lat_col, address_col, text_col):
-    """Store reports or residents from SRC with their micro-grid (one transaction)."""
-    from ..services.assignment import record_file  # deferred: Arrow and the file readers, as in assign
+@click.option("--text-col", default="text", show_default=True, help="The column with the report's text.")
+@click.option("--id-col", default=None, help="The column with the report's id in its source (default: id, if present).")
+@click.option(
+    "--time-col", default=None, help="The column with the report's own time (default: reported_at, if present)."
+)
+@click.option(
+    "--source", default="file", show_default=True, help="The channel the file comes from (ids are per source)."
+)
+@click.option(
+    "--rejects", type=click.Path(path_type=Path), help="Write rejected rows here (default: SRC.rejected.csv)."
+)
+def record_reports_cmd(src, crs, lon_col, lat_col, address_col, text_col, id_col, time_col, source, rejects):
+    """Store the reports of SRC; a re-run updates changed ones and skips the rest.  Exit 1 when rows
+    were rejected (written, with the reason, to a CSV this command reads back)."""
+    # deferred: Arrow and the file readers, as in assign
+    from ..services.report_intake import Columns, record_reports, summary_line
 
-    summary = record_file(
+    summary = record_reports(
         Locator(engine(), home=settings().home),
-        what[:-1],
         src,
+        columns=Columns(text=text_col, id=id_col, time=time_col, source=source),
+        rejects=rejects,
         crs=crs,
         lon_col=lon_col,
         lat_col=lat_col,
         address_col=address_col,
-        text_col=text_col,
     )
-    click.echo(f"recorded {what}: " + _summary_line(summary), err=True)
+    click.echo(summary_line(summary), err=True)
+    if summary["rejected"]:
+        click.get_current_context().exit(EXIT_PROBLEMS)
+
+
+@record_cmd.command("residents")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("--address-col", required=True, help="The column with the household's address.")
+@CRS
+def record_residents_cmd(src, address_col, crs):
+    """Store residents from SRC placed by their address (optional name column)."""
+    from ..services.assignment import record_residents  # deferred: Arrow and the file readers, as in assign
+
+    summary = record_residents(Locator(engine(), home=settings().home), src, address_col=address_col, crs=crs)
+    click.echo("recorded residents: " + _summary_line(summary), err=True)

@@ -21,7 +21,14 @@ from .common import engine, settings
     type=click.IntRange(min=1),
     help="Worker processes (each holds its own lookup index).",
 )
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1), help="Request threads per worker.")
+@click.option(
+    "--threads",
+    # granian warns above 2 per core + 1 (mp.py); more threads than that only queue on the GIL
+    default=min(8, (os.cpu_count() or 1) * 2 + 1),
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Request threads per worker (default: 2 per core + 1, as many as granian deems sensible).",
+)
 @click.option(
     "--lookup-engine",
     default="index",

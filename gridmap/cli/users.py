@@ -7,9 +7,10 @@ import json
 
 import click
 
+from ..domain import dates
 from ..domain.roles import ROLES
 from ..services import users as user_service
-from .common import engine
+from .common import engine, settings
 
 
 @click.group()
@@ -59,7 +60,7 @@ def users_list(fmt):
     """Users, their roles and tokens (prefix, label, created, last used, expiry, revoked; never the secret)."""
     found = user_service.list_users(engine())
     if fmt == "json":
-        click.echo(json.dumps(found, ensure_ascii=False, indent=2, default=lambda v: v.isoformat()))
+        click.echo(json.dumps(found, ensure_ascii=False, indent=2, default=lambda v: dates.iso(v, settings().timezone)))
         return
 
     def when(v):

@@ -76,6 +76,7 @@ class Plan:
     reparent: dict[str, str] = field(default_factory=dict)  # child code -> new parent code
     notes: list[str] = field(default_factory=list)
     closed_grids: list[Grid] = field(default_factory=list)  # the versions that end, as they were
+    line: object = None  # a split's (snapped) line, to cut the children with it (cascade)
 
     @property
     def touched(self) -> list[str]:
@@ -233,6 +234,19 @@ def split_by_line(geom, line) -> list:
     return sorted(pieces, key=lambda p: -p.area)
 
 
+def children_cut(children: list[Grid], line, tolerance: float = integrity.DEFAULT_TOLERANCE_M2) -> dict[str, list]:
+    """The children ``line`` cuts in two or more pieces over ``tolerance`` m²: code -> pieces."""
+    out = {}
+    for child in children:
+        if not child.geom.intersects(line):
+            continue
+        pieces = [q for poly in shapely.get_parts(child.geom) for q in shapely.get_parts(split(poly, line))]
+        big = [q for q, a in zip(pieces, geo.area_m2(pieces)) if a > tolerance] if len(pieces) > 1 else []
+        if len(big) > 1:
+            out[child.code] = sorted(big, key=lambda q: -q.area)
+    return out
+
+
 def plan_split(target: Grid, parts: list[Grid]) -> Plan:
     """``target`` retires (unless a part reuses its code); ``parts`` are its successors."""
     if len(parts) < 2:
@@ -382,12 +396,13 @@ def check(plan: Plan, family: list[Grid], *, tolerance: float = integrity.DEFAUL
 
 
 def holder(geoms: list, codes: list[str], x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """For each point, the code of the first geometry covering it (None when none does)."""
+    """For each point, the lowest code among the geometries covering it (None when none does): the
+    lookups' rule, so a point on a shared edge is placed as the commit will place it."""
     out = np.full(len(x), None, dtype=object)
     if not len(x):
         return out
     pts = shapely.points(x, y)
-    for g, code in zip(geoms, codes):
+    for code, g in sorted(zip(codes, geoms), key=lambda p: p[0]):
         shapely.prepare(g)
         hit = shapely.covers(g, pts) & (out == None)  # noqa: E711
         out[hit] = code

@@ -44,7 +44,11 @@ STATE_FORMAT = 3
 CHAIN = LEVELS
 
 
-NOT_NUMBERS = "coordinates are not numbers"
+#: The problems a point can have: one wording for the API, the CLI and files (issue #15 item 13).
+NOT_NUMBERS = "lon and lat must be numbers"
+NOT_A_POINT = "each point must be an object with lon and lat, or with address"
+#: Decimals of the WGS84 lon/lat in answers: 1e-7° is about 1 cm.
+DECIMALS = 7
 SWAPPED = "coordinates look like swapped lat/lon: lon must come first"
 OUT_OF_RANGE = "coordinates out of range (lon -180..180, lat -90..90)"
 OUTSIDE_CHINA = "coordinates outside China (check crs)"
@@ -549,8 +553,8 @@ class GridIndex:
             return self.answers(np.array([x]), np.array([y]))[0]  # outside: nearest grid, rare
         micro_code = self.code[self.micro[m]]
         return {
-            "lon": float(x),
-            "lat": float(y),
+            "lon": round(float(x), DECIMALS),
+            "lat": round(float(y), DECIMALS),
             "inside": True,
             "micro": micro_code,
             "chain": self.chain_of(m),
@@ -563,7 +567,7 @@ class GridIndex:
         x = np.asarray(x, dtype="float64")
         y = np.asarray(y, dtype="float64")
         found = self.locate(x, y)
-        out = [{"lon": a, "lat": b} for a, b in zip(x.tolist(), y.tolist())]
+        out = [{"lon": round(a, DECIMALS), "lat": round(b, DECIMALS)} for a, b in zip(x.tolist(), y.tolist())]
         outside = np.flatnonzero(found.micro < 0)
         for i in outside:
             out[i].update(inside=False, chain=[], specials=[], people=[], nearest=None)

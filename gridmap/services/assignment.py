@@ -167,8 +167,10 @@ def assign_file(
     address_col=None,
     at: datetime | None = None,
     progress=None,
+    encoding: str = "utf-8-sig",
 ) -> dict:
-    """Add the grid chain to every row of ``src`` and write ``dst`` (format by suffix).
+    """Add the grid chain to every row of ``src`` and write ``dst`` (format by suffix; a CSV in
+    ``encoding``, default UTF-8 with a BOM).
 
     Rows that cannot be placed carry ``status`` and ``error`` instead of stopping the run; ``dst`` is
     written to a temporary file and renamed, so it is never half-written.  Returns the summary.
@@ -196,6 +198,7 @@ def assign_file(
             crs=found.crs,
             layer=dst.stem,
             geo_meta=found.rows.geo_meta,
+            encoding=encoding,
         )
         os.replace(tmp, dst)
     finally:
@@ -204,7 +207,11 @@ def assign_file(
     return summarise(found.answers.status, found.crs)
 
 
-def summarise(status: np.ndarray, crs) -> dict:
+def summarise(status, crs) -> dict:
+    """Rows placed, outside and bad: ``status`` numbers (into STATUS), or a located frame's rows."""
+    if isinstance(status, pd.DataFrame):
+        status = pd.Categorical(status["status"].astype(object), categories=list(STATUS)).codes
+    status = np.asarray(status, dtype=np.int64)
     counts = np.bincount(status, minlength=len(STATUS))
     return {
         "rows": int(len(status)),
@@ -213,70 +220,58 @@ def summarise(status: np.ndarray, crs) -> dict:
     }
 
 
-def record_file(
-    locator: Locator,
-    table: str,
-    src,
-    *,
-    crs=None,
-    lon_col=None,
-    lat_col=None,
-    address_col=None,
-    text_col="text",
-    name_col="name",
-) -> dict:
-    """Store every row of ``src`` as a report or resident with its micro-grid, in one transaction.
-    Rows that cannot be placed are kept (without a point or grid): a report is never dropped."""
+def locate_frame(locator: Locator, src, **options) -> tuple[pd.DataFrame, str, np.ndarray, np.ndarray]:
+    """:func:`locate_file` as a DataFrame (the file's columns, then the chain's; ``attrs["input_columns"]``
+    names the file's own), the source CRS and the rows' lon/lat: for the record commands."""
+    found = locate_file(locator, src, **options)
+    frame = point_files.plain(found.rows.table).to_pandas()
+    chain = pd.DataFrame(point_files.answer_lists(found.index, found.answers))
+    chain["lon_wgs84"], chain["lat_wgs84"] = found.answers.x, found.answers.y
+    chain["nearest_distance_m"] = found.answers.distance
+    out = pd.concat([frame.drop(columns=[c for c in chain.columns if c in frame.columns]), chain], axis=1)
+    out.attrs["input_columns"] = list(frame.columns)  # the file's own columns, before the chain's
+    return out, found.crs, found.lon, found.lat
+
+
+def record_residents(locator: Locator, src, *, address_col: str, crs=None, name_col="name") -> dict:
+    """Store every row of ``src`` as a resident placed by its address, in one transaction (rows
+    that cannot be placed are kept without a grid).  Reports: :mod:`.report_intake`."""
     src = Path(src)
-    if table == "resident" and not address_col:
+    if not address_col:
         raise InputError("residents are recorded by their address: give --address-col")
-    found = locate_file(locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col)
-    a, n = found.answers, len(found.answers.status)
-    placed = np.isfinite(a.x)
-    geom = np.full(n, None, dtype=object)
-    if placed.any():
-        pts = shapely.set_srid(shapely.points(a.x[placed], a.y[placed]), geo.STORAGE_SRID)
-        geom[placed] = shapely.to_wkb(pts, hex=True, include_srid=True)
-    micro_rows = a.rows["micro"]
-    micro = np.where(micro_rows >= 0, found.index.code[np.maximum(micro_rows, 0)], None)
-    columns = found.rows.table.column_names
-    address = pd.Series(found.rows.column(address_col)) if address_col else pd.Series([None] * n)
-    lon, lat = found.lon, found.lat
-    source_crs = found.crs
-    if table == "report":
-        if text_col not in columns:
-            raise InputError(f"{src.name}: no column {text_col!r} with the report's text")
-        rows = pd.DataFrame(
-            {
-                "text": found.rows.column(text_col),
-                "address": address,
-                "source_lon": None if lon is None or address_col else lon,
-                "source_lat": None if lat is None or address_col else lat,
-                "source_crs": source_crs,
-                "geom": geom,
-                "micro_code": micro,
-            }
-        )
-    else:
-        rows = pd.DataFrame(
-            {
-                "name": found.rows.column(name_col) if name_col in columns else None,
-                "address": address,
-                "building_code": None,
-                "unit": None,
-                "geom": geom,
-                "micro_code": micro,
-            }
-        )
-        if address_col:
-            gaz = locator.gazetteer()
-            for i, text in enumerate(address):
-                try:
-                    place = gaz.resolve(text)
-                    rows.loc[i, "building_code"], rows.loc[i, "unit"] = place.building.code, place.unit
-                except InputError:
-                    pass
-            rows["unit"] = rows["unit"].astype("Int64")
+    out, source_crs, _, _ = locate_frame(locator, src, crs=crs, address_col=address_col)
+    geom = point_wkb(out)
+    address = out[address_col]
+    rows = pd.DataFrame(
+        {
+            "name": out[name_col] if name_col in out.columns else None,
+            "address": address,
+            "building_code": None,
+            "unit": None,
+            "geom": geom,
+            "micro_code": out["micro_code"].astype(object).where(out["micro_code"].notna(), None),
+        }
+    )
+    gaz = locator.gazetteer()
+    for i, text in enumerate(address):
+        try:
+            found = gaz.resolve(text)
+            rows.loc[i, "building_code"], rows.loc[i, "unit"] = found.building.code, found.unit
+        except InputError:
+            pass
+    rows["unit"] = rows["unit"].astype("Int64")
     with locator.engine.begin() as conn:
-        points.insert(conn, table, rows)
-    return summarise(a.status, source_crs)
+        points.insert(conn, "resident", rows)
+    return summarise(out, source_crs)
+
+
+def point_wkb(out: pd.DataFrame) -> np.ndarray:
+    """The rows' WGS84 points as hex EWKB (None where a row has none), for COPY."""
+    x = pd.to_numeric(out["lon_wgs84"], errors="coerce").to_numpy(dtype="float64")
+    y = pd.to_numeric(out["lat_wgs84"], errors="coerce").to_numpy(dtype="float64")
+    placed = np.isfinite(x)
+    geom = np.full(len(out), None, dtype=object)
+    if placed.any():
+        pts = shapely.set_srid(shapely.points(x[placed], y[placed]), geo.STORAGE_SRID)
+        geom[placed] = shapely.to_wkb(pts, hex=True, include_srid=True)
+    return geom

@@ -12,7 +12,7 @@ from ..store import cluster, db
 
 def engine(settings: Settings) -> Engine:
     """The pooled engine of the configured database (not checked)."""
-    return db.engine(settings.database_url)
+    return db.engine(settings.database_url, settings.timezone)
 
 
 def _hint(settings: Settings) -> str:

@@ -13,8 +13,8 @@ from .. import geo
 from ..domain import risk as risk_domain
 from ..domain.levels import HOUSEHOLD_BAND
 from ..domain.risk import Rules
-from ..errors import InputError, NotFound
-from ..store import grids, points, risk, shares
+from ..errors import Gone, InputError, NotFound
+from ..store import audit, db, grids, points, risk, shares
 from .boundary_edits import etag
 from .locator import Locator
 
@@ -25,12 +25,40 @@ def grid(eng: Engine, code: str, *, at: datetime | None = None, crs: str = "wgs8
     with eng.connect() as conn:
         feature = grids.feature(conn, code, at)
         if feature is None:
-            when = f" at {at.isoformat()}" if at else ""
+            if at is None:
+                _raise_if_retired(conn, code)
+            when = f" at {db.iso(conn, at)}" if at else ""
             raise NotFound(f"no grid with code {code!r}{when}")
         feature["properties"]["chain"] = grids.chain(conn, code, at)
     feature["geometry"] = geo.onto_basemap(feature["geometry"], crs)
     feature["properties"]["version"] = etag(feature["properties"].pop("version_id"))
     return feature
+
+
+def _raise_if_retired(conn, code: str) -> None:
+    """Raise Gone (410) when ``code`` was retired: its last version, when and by which edit it was
+    retired, and the current grids that hold its area now."""
+    issued = grids.issued(conn, [code]).get(code)
+    if issued is None or issued[1] is None:
+        return
+    last = grids.feature(conn, code, last=True)
+    last["properties"]["version"] = etag(last["properties"].pop("version_id"))
+    logged = audit.entries_for(conn, code)
+    by = logged[-1] if logged else None  # nothing touches a code after it is retired
+    retired_by = None if by is None else {**by, "at": db.iso(conn, by["at"])}
+    now_in = grids.successors(conn, code)
+    how = f" by edit {by['id']} ({by['action']} by {by['actor']})" if by else ""
+    where = f"; its area is now in {', '.join(s['code'] for s in now_in)}" if now_in else ""
+    raise Gone(
+        f"grid {code} was retired on {db.iso(conn, issued[1])}{how}{where}",
+        {
+            "code": code,
+            "retired_at": db.iso(conn, issued[1]),
+            "retired_by": retired_by,
+            "successors": now_in,
+            "last_version": last,
+        },
+    )
 
 
 def level(eng: Engine, level_name: str, *, simplify_m: float, bbox=None) -> dict:
@@ -45,6 +73,7 @@ def panel(eng: Engine, code: str, rules: Rules) -> dict:
     with eng.connect() as conn:
         feature = grids.feature(conn, code)
         if feature is None:
+            _raise_if_retired(conn, code)
             raise NotFound(f"no current grid with code {code!r}")
         props = feature["properties"]
         props["version"] = etag(props.pop("version_id"))
@@ -93,6 +122,11 @@ def search(eng: Engine, locator: Locator, q: str, *, limit: int, crs: str) -> di
     When nothing is found and ``q`` is no address the gazetteer can place, ``address_error`` says why."""
     with eng.connect() as conn:
         hits = [{**h, "type": "grid"} for h in grids.search(conn, q, limit)]
+        for h in grids.search_retired(conn, q, limit - len(hits)) if len(hits) < limit else []:
+            now_in = [s["code"] for s in grids.successors(conn, h["code"])]
+            where = f"; its area is now in {', '.join(now_in)}" if now_in else ""
+            message = f"{h['code']} {h['name']} was retired on {h['retired_at']}{where}"
+            hits.append({**h, "type": "retired", "successors": now_in, "message": message})
     address_error = None
     if len(hits) < limit:
         try:
@@ -128,8 +162,8 @@ def stats(eng: Engine, at: datetime | None = None) -> dict:
     with eng.connect() as conn:
         body = grids.stats(conn, at)
         first = grids.first_valid_from(conn)
-    body["at"] = at.isoformat() if at else None
-    body["first_valid_from"] = first.isoformat() if first else None
+    body["at"] = db.iso(eng, at)
+    body["first_valid_from"] = db.iso(eng, first)
     return body
 
 

@@ -43,9 +43,9 @@ from sqlalchemy.engine import Engine
 from .. import geo
 from ..domain.address import Building, Gazetteer
 from ..domain.index_update import updated
-from ..domain.lookup import SPECIAL, GridIndex, assign_arrays, check_point, check_points
+from ..domain.lookup import NOT_A_POINT, NOT_NUMBERS, SPECIAL, GridIndex, assign_arrays, check_point, check_points
 from ..errors import InputError, PayloadTooLarge
-from ..store import buildings, grid_changes, grids, index_files, shares
+from ..store import buildings, db, grid_changes, grids, index_files, shares
 from . import point_files
 
 #: Points per POST /api/v1/lookup request; more gets 413.
@@ -348,14 +348,28 @@ class Locator:
                 body["people"] = grids.people_by_grid(conn, codes=[body["micro"]]).get(body["micro"], [])
         if at is None and body.get("inside"):
             self._shared([body], [x], [y])
-        body.update(input={"lon": lon, "lat": lat, "crs": crs}, at=at.isoformat() if at else None)
+        body.update(input={"lon": lon, "lat": lat, "crs": crs}, at=db.iso(self.engine, at))
         return body
 
     def lookup_many(self, points: list, *, crs=None, at: datetime | None = None) -> list[dict]:
-        """Many points ({"lon", "lat", optional "id"}); a bad point gets an "error" instead of stopping."""
+        """Many points ({"lon", "lat", optional "id"}, or {"address", optional "id"}, as ``GET`` takes);
+        a bad point gets an "error" instead of stopping.  Each answer echoes its ``input`` as given."""
         lon, lat, ids, shape_errors = batch_points(points)
+        addresses = {
+            i: p["address"]
+            for i, p in enumerate(points)
+            if isinstance(p, dict) and isinstance(p.get("address"), str) and "lon" not in p and "lat" not in p
+        }
+        for i in addresses:
+            ids[i], shape_errors[i] = points[i].get("id"), None
         crs = geo.parse_crs(crs)
         x, y, problems = check_points(lon, lat, crs)
+        for i, text in addresses.items():  # placed at their building, in storage lon/lat
+            try:
+                b = self.gazetteer().resolve(text).building
+                x[i], y[i], problems[i] = b.lon, b.lat, None
+            except InputError as exc:
+                shape_errors[i] = exc.message
         problems = np.where(shape_errors != None, shape_errors, problems)  # noqa: E711
         good = problems == None  # noqa: E711
         placed = self._with_people(self.index(at)).answers(x[good], y[good])
@@ -363,8 +377,12 @@ class Locator:
             self._shared(placed, x[good], y[good])
         answers = iter(placed)
         out = []
-        for ident, ok, problem in zip(ids, good.tolist(), problems.tolist()):
+        for i, (p, ident, ok, problem) in enumerate(zip(points, ids, good.tolist(), problems.tolist())):
             body = next(answers) if ok else {"error": problem}
+            if i in addresses:
+                body["input"] = {"address": addresses[i]}
+            elif isinstance(p, dict) and "lon" in p and "lat" in p:
+                body["input"] = {"lon": p["lon"], "lat": p["lat"], "crs": crs}
             out.append({"id": ident, **body} if ident is not None else body)
         return out
 
@@ -389,13 +407,13 @@ def batch_points(points: list):
     errors = np.full(len(points), None, dtype=object)
     for i, p in enumerate(points):
         if not isinstance(p, dict) or "lon" not in p or "lat" not in p:
-            errors[i] = "each point must be an object with lon and lat"
+            errors[i] = NOT_A_POINT
             continue
         ids[i] = p.get("id")
         try:
             lon[i], lat[i] = float(p["lon"]), float(p["lat"])
         except (TypeError, ValueError):
-            errors[i] = "lon and lat must be numbers"
+            errors[i] = NOT_NUMBERS
     return lon, lat, ids, errors
 
 

@@ -10,6 +10,7 @@ through GDAL (pyogrio), with point geometries built vectorised.
 
 from __future__ import annotations
 
+import codecs
 import csv as std_csv
 import json
 import weakref
@@ -22,6 +23,7 @@ import pyarrow.compute as pc
 
 from ..domain.lookup import CHAIN, STATUS, Assigned, GridIndex
 from ..errors import InputError
+from .files import write_csv
 
 PLAIN = (".csv", ".parquet", ".xlsx")
 GEO = (".geojson", ".json", ".gpkg")
@@ -190,9 +192,21 @@ def _read_geo(path, lon_col, lat_col, address_col) -> Points:
     return Points(table, _numbers(table.column(lon_col)), _numbers(table.column(lat_col)), crs)
 
 
-def write(table: pa.Table, path: Path, suffix: str, *, lon, lat, crs: str | None, layer: str, geo_meta=None) -> None:
+def write(
+    table: pa.Table,
+    path: Path,
+    suffix: str,
+    *,
+    lon,
+    lat,
+    crs: str | None,
+    layer: str,
+    geo_meta=None,
+    encoding: str = "utf-8-sig",
+) -> None:
     """Write ``table`` to ``path`` in the format of ``suffix``; points from ``lon``/``lat`` (in
-    ``crs``) only where the format needs a geometry."""
+    ``crs``) only where the format needs a geometry; a CSV in ``encoding`` (default UTF-8 with a BOM,
+    which Excel needs to read it as UTF-8)."""
     if suffix == ".parquet":
         import pyarrow.parquet as pq  # deferred: only for files of this kind (short CLI start)
 
@@ -203,9 +217,7 @@ def write(table: pa.Table, path: Path, suffix: str, *, lon, lat, crs: str | None
         plain = [f.name for f in table.schema if not pa.types.is_dictionary(f.type)]
         pq.write_table(table, path, write_statistics=plain)
     elif suffix == ".csv":
-        from pyarrow import csv  # deferred: only for files of this kind (short CLI start)
-
-        csv.write_csv(_plain(table), path)
+        _write_csv(_plain(table), path, encoding)
     elif suffix == ".xlsx":
         if table.num_rows >= EXCEL_ROWS:
             raise InputError(f"{table.num_rows} rows do not fit an Excel sheet (at most {EXCEL_ROWS - 1}): write CSV")
@@ -221,6 +233,25 @@ def write(table: pa.Table, path: Path, suffix: str, *, lon, lat, crs: str | None
         gdf = gpd.GeoDataFrame(frame, geometry=points, crs=None if crs in ("gcj02", "bd09") else crs)
         path.unlink(missing_ok=True)
         gdf.to_file(path, driver="GPKG" if suffix == ".gpkg" else "GeoJSON", engine="pyogrio", layer=layer)
+
+
+def _write_csv(table: pa.Table, path: Path, encoding: str) -> None:
+    """Arrow's fast writer for UTF-8 (a BOM first for ``utf-8-sig``); GBK/GB18030 through
+    :func:`.files.write_csv`, which names a value the encoding cannot hold."""
+    if encoding not in ("utf-8", "utf-8-sig"):
+        write_csv(table.to_pandas(), path, encoding)
+        return
+    from pyarrow import csv  # deferred: only for files of this kind (short CLI start)
+
+    with open(path, "wb") as out:
+        if encoding == "utf-8-sig":
+            out.write(codecs.BOM_UTF8)
+        csv.write_csv(table, out)
+
+
+def plain(table: pa.Table) -> pa.Table:
+    """:func:`_plain`, for the record commands' frames."""
+    return _plain(table)
 
 
 def _plain(table: pa.Table) -> pa.Table:

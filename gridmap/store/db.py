@@ -14,6 +14,8 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ..domain import dates
+from ..domain.dates import DEFAULT_TIMEZONE
 from ..errors import Busy, DatabaseUnavailable, GridmapError, WorkLimit
 from ..geo import STORAGE_SRID
 
@@ -44,15 +46,32 @@ DATA_TABLES = (
     "person",
 )
 
-_ENGINES: dict[str, Engine] = {}
+_ENGINES: dict[tuple[str, str], Engine] = {}
 
 
-def engine(url: str) -> Engine:
-    """A pooled engine for ``url``, one per URL and process."""
-    eng = _ENGINES.get(url)
+def engine(url: str, timezone: str = DEFAULT_TIMEZONE) -> Engine:
+    """A pooled engine for ``url``, one per URL, zone and process.  Its sessions run in ``timezone``
+    (the office's), so every time read back carries the office offset and SQL's dates are office days."""
+    eng = _ENGINES.get((url, timezone))
     if eng is None:
-        eng = _ENGINES[url] = sa.create_engine(url, pool_pre_ping=True)
+        eng = _ENGINES[url, timezone] = sa.create_engine(
+            url, pool_pre_ping=True, connect_args={"options": f"-c TimeZone={timezone}"}
+        )
+        _ZONE_OF[eng] = timezone
     return eng
+
+
+_ZONE_OF: dict[Engine, str] = {}
+
+
+def zone_of(bind: Engine | Connection) -> str:
+    """The office zone the engine (or a connection's engine) was made with."""
+    return _ZONE_OF.get(bind.engine if isinstance(bind, Connection) else bind, DEFAULT_TIMEZONE)
+
+
+def iso(bind: Engine | Connection, value) -> str | None:
+    """A time as ISO 8601 in the office zone of ``bind`` (see :func:`gridmap.domain.dates.iso`)."""
+    return dates.iso(value, zone_of(bind))
 
 
 def _forget_inherited_connections() -> None:

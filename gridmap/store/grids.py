@@ -6,6 +6,7 @@ This is the only module that closes or opens grid versions.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
 
 import pandas as pd
@@ -14,7 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..domain.boundaries import Grid
-from .db import close_versions, copy_frame, ewkb_hex
+from ..domain.levels import ALL_LEVELS
+from ..errors import Conflict
+from .db import close_versions, copy_frame, ewkb_hex, iso
 
 _COLS = "id, code, name, level, kind, parent_code, households, population, ST_AsBinary(geom) AS wkb"
 
@@ -77,7 +80,8 @@ def insert(conn: Connection, frame: pd.DataFrame, valid_from: datetime) -> int:
             "valid_from": valid_from.isoformat(),
         }
     )
-    copy_frame(conn, "grid", list(out.columns), out)
+    with code_rules():
+        copy_frame(conn, "grid", list(out.columns), out)
     return len(out)
 
 
@@ -109,16 +113,21 @@ def open_versions(conn: Connection, grids: list[Grid], at: datetime) -> dict[str
     )
     ids = {}
     for row in frame.itertuples(index=False):
-        ids[row.code] = conn.execute(
-            sa.text("""
+        with code_rules():
+            ids[row.code] = _insert_version(conn, row, at)
+    return ids
+
+
+def _insert_version(conn: Connection, row, at: datetime) -> int:
+    return conn.execute(
+        sa.text("""
             INSERT INTO grid (code, name, level, kind, parent_code, households, population, geom, valid_from, attrs)
             VALUES (:code, :name, :level, :kind, :parent_code, :households, :population, ST_GeomFromEWKB(
                     decode(:geom, 'hex')), :at,
                     coalesce((SELECT attrs FROM grid WHERE code = :code ORDER BY valid_from DESC LIMIT 1), '{}'))
             RETURNING id"""),
-            {**row._asdict(), "at": at},
-        ).scalar_one()
-    return ids
+        {**row._asdict(), "at": at},
+    ).scalar_one()
 
 
 def reparent(conn: Connection, moves: dict[str, str], at: datetime) -> int:
@@ -228,11 +237,26 @@ def current_codes(conn: Connection, level: str | None = None) -> set[str]:
     return set(conn.execute(sa.text(sql), params).scalars())
 
 
-def codes_like(conn: Connection, prefix: str) -> set[str]:
-    """Every code (any version) starting with ``prefix``: new codes must not reuse a retired one."""
-    return set(
-        conn.execute(sa.text("SELECT DISTINCT code FROM grid WHERE code LIKE :p"), {"p": _like(prefix) + "%"}).scalars()
-    )
+def last_numbers(conn: Connection, prefixes, width: int) -> dict[str, int]:
+    """For each prefix, the highest ``width``-digit number ever issued after it (0 when none)."""
+    rows = conn.execute(
+        sa.text("""
+        SELECT left(code, length(code) - :w) AS prefix, max(right(code, :w)::int) AS n
+        FROM grid_code
+        WHERE left(code, length(code) - :w) = ANY(:prefixes) AND right(code, :w) ~ ('^[0-9]{' || :w || '}$')
+        GROUP BY 1"""),
+        {"w": width, "prefixes": sorted(set(prefixes))},
+    ).all()
+    found = {p: int(n) for p, n in rows}
+    return {p: found.get(p, 0) for p in prefixes}
+
+
+def issued(conn: Connection, codes) -> dict[str, tuple[str, datetime | None]]:
+    """Codes of ``codes`` ever issued: their level and when they were retired (None: still live)."""
+    rows = conn.execute(
+        sa.text("SELECT code, level, retired_at FROM grid_code WHERE code = ANY(:c)"), {"c": sorted(set(codes))}
+    ).all()
+    return {c: (level, retired) for c, level, retired in rows}
 
 
 def _like(text: str) -> str:
@@ -241,7 +265,21 @@ def _like(text: str) -> str:
 
 
 def code_exists(conn: Connection, code: str) -> bool:
-    return conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM grid WHERE code = :c)"), {"c": code}).scalar_one()
+    """Whether ``code`` was ever issued (current or retired)."""
+    return conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM grid_code WHERE code = :c)"), {"c": code}).scalar_one()
+
+
+@contextmanager
+def code_rules():
+    """Turn the database's refusal of a retired code, or of a code issued for another level
+    (migration 0007's trigger), into Conflict (409) with the trigger's message."""
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+        if constraint in ("grid_code_retired", "grid_code_level"):
+            raise Conflict(str(getattr(exc.orig.diag, "message_primary", "") or exc.orig)) from None
+        raise
 
 
 # --- people ------------------------------------------------------------------------------
@@ -329,16 +367,17 @@ def chain(conn: Connection, code: str, at: datetime | None = None) -> list[dict]
     return [dict(r._mapping) for r in conn.execute(sa.text(sql), {"code": code, **params})]
 
 
-def feature(conn: Connection, code: str, at: datetime | None = None) -> dict | None:
-    """One grid as a GeoJSON Feature (RFC 7946), with its people; None when unknown."""
-    where, params = as_of(at)
+def feature(conn: Connection, code: str, at: datetime | None = None, *, last: bool = False) -> dict | None:
+    """One grid as a GeoJSON Feature (RFC 7946), with its people; None when unknown.  ``last``: its
+    latest version, current or not (a retired grid's last state)."""
+    where, params = ("TRUE", {}) if last else as_of(at)
     row = (
         conn.execute(
             sa.text(f"""
         SELECT id, code, name, level, kind, parent_code, households, population, valid_from, valid_to,
                ST_AsGeoJSON(ST_ForcePolygonCCW(geom), 7)::json AS geometry,
                ST_Area(ST_Transform(geom, 4547)) AS area_m2
-        FROM grid WHERE code = :code AND {where}"""),
+        FROM grid WHERE code = :code AND {where} ORDER BY valid_from DESC LIMIT 1"""),
             {"code": code, **params},
         )
         .mappings()
@@ -347,13 +386,14 @@ def feature(conn: Connection, code: str, at: datetime | None = None) -> dict | N
     if row is None:
         return None
     props = {k: row[k] for k in ("code", "name", "level", "kind", "parent_code", "households", "population")}
-    props["valid_from"] = row["valid_from"].isoformat()
-    props["valid_to"] = row["valid_to"].isoformat() if row["valid_to"] else None
+    props["valid_from"] = iso(conn, row["valid_from"])
+    props["valid_to"] = iso(conn, row["valid_to"])
     props["area_m2"] = round(row["area_m2"], 1)
     props["version_id"] = row["id"]  # the web layer turns it into the version's ETag
-    props["children"] = conn.execute(
-        sa.text(f"SELECT count(*) FROM grid WHERE parent_code = :code AND {where}"), {"code": code, **params}
-    ).scalar_one()
+    if not last:
+        props["children"] = conn.execute(
+            sa.text(f"SELECT count(*) FROM grid WHERE parent_code = :code AND {where}"), {"code": code, **params}
+        ).scalar_one()
     props["people"] = [
         dict(r._mapping)
         for r in conn.execute(
@@ -408,6 +448,49 @@ def search(conn: Connection, q: str, limit: int = 10) -> list[dict]:
     ]
 
 
+def successors(conn: Connection, code: str, min_m2: float = 1.0) -> list[dict]:
+    """Current grids of the same level holding part of ``code``'s last version: where a retired grid's
+    area went, largest share first (pieces under ``min_m2`` m², EPSG:4547, are ignored)."""
+    rows = conn.execute(
+        sa.text("""
+        WITH last AS (SELECT geom, level FROM grid WHERE code = :code ORDER BY valid_from DESC LIMIT 1)
+        SELECT code, name, area_m2 FROM (
+            SELECT g.code, g.name, ST_Area(ST_Transform(ST_Intersection(g.geom, l.geom), 4547)) AS area_m2
+            FROM grid g, last l
+            WHERE g.valid_to IS NULL AND g.level = l.level AND g.code <> :code AND g.geom && l.geom
+              AND ST_Intersects(g.geom, l.geom)) s
+        WHERE area_m2 > :min ORDER BY area_m2 DESC, code"""),
+        {"code": code, "min": min_m2},
+    ).all()
+    return [{"code": c, "name": n, "area_m2": round(float(a), 1)} for c, n, a in rows]
+
+
+def search_retired(conn: Connection, q: str, limit: int = 10) -> list[dict]:
+    """Retired grids whose code starts with ``q``: their last name and bounds, when they were retired."""
+    rows = conn.execute(
+        sa.text("""
+        SELECT c.code, c.level, c.retired_at, l.name, l.kind,
+               ST_XMin(l.b) AS x0, ST_YMin(l.b) AS y0, ST_XMax(l.b) AS x1, ST_YMax(l.b) AS y1
+        FROM grid_code c
+        CROSS JOIN LATERAL (SELECT name, kind, geom::box2d AS b FROM grid g WHERE g.code = c.code
+                            ORDER BY valid_from DESC LIMIT 1) l
+        WHERE c.retired_at IS NOT NULL AND c.code LIKE :prefix
+        ORDER BY c.code = :q DESC, c.code LIMIT :limit"""),
+        {"q": q, "prefix": _like(q) + "%", "limit": limit},
+    ).mappings()
+    return [
+        {
+            "code": r["code"],
+            "name": r["name"],
+            "level": r["level"],
+            "kind": r["kind"],
+            "retired_at": iso(conn, r["retired_at"]),
+            "bbox": [r["x0"], r["y0"], r["x1"], r["y1"]],
+        }
+        for r in rows
+    ]
+
+
 def micro_households(conn: Connection, at: datetime | None = None) -> list[int]:
     """Households of every micro-grid current (or valid at ``at``): the statistics panel's histogram."""
     when, params = as_of(at)
@@ -451,9 +534,11 @@ def stats(conn: Connection, at: datetime | None = None) -> dict:
         .mappings()
         .all()
     )
-    levels = {
-        r["level"]: {"grids": r["grids"], "households": int(r["households"]), "population": int(r["population"])}
-        for r in rows
+    found = {r["level"]: r for r in rows}
+    levels = {  # district → micro, then special
+        level: {"grids": r["grids"], "households": int(r["households"]), "population": int(r["population"])}
+        for level in ALL_LEVELS
+        if (r := found.get(level)) is not None
     }
     b = (
         conn.execute(
@@ -472,7 +557,7 @@ def stats(conn: Connection, at: datetime | None = None) -> dict:
         "units": b["units"],
         "building_households": int(b["hh"]),
         "epoch": epoch["epoch"] if epoch else 0,
-        "changed_at": epoch["changed_at"].isoformat() if epoch else None,
+        "changed_at": iso(conn, epoch["changed_at"]) if epoch else None,
     }
 
 

@@ -40,7 +40,8 @@ def lookup_one():
 @bp.post("/lookup")
 @require(READ, "ingest")  # a batch lookup is a read
 def lookup_many():
-    """Many points: a JSON list of {"lon", "lat", "id"?}, or {"points": [...], "crs": ..., "at": ...},
+    """Many points: a JSON list of {"lon", "lat", "id"?} or {"address", "id"?}, or {"points": [...], "crs":
+    ..., "at": ...}; one such object alone is a batch of one (what ``GET`` takes, ``POST`` takes too);
     or columns {"lon": [...], "lat": [...], "id"?: [...]}.  The answer: one object per point, or
     columns with ``"format": "columns"`` (or ``?format=columns``), or a Parquet file of those columns
     for ``Accept: application/vnd.apache.parquet``."""
@@ -49,6 +50,8 @@ def lookup_many():
     crs = params.body_str(options, "crs", 64) or request.args.get("crs")
     at = params.at(value=params.body_str(options, "at", 64))
     fmt = params.batch_format(options)
+    if isinstance(body, dict) and "points" not in body and _one_point(body):
+        body = {**body, "points": [{k: v for k, v in body.items() if k in ("lon", "lat", "address", "id")}]}
     if isinstance(body, dict) and "points" not in body:
         lon, lat, ids, problems = params.point_columns(body)
         fmt = fmt if fmt != "objects" else "columns"
@@ -67,6 +70,14 @@ def lookup_many():
     if parquet:
         return Response(point_files.parquet_bytes(columns), mimetype=PARQUET)
     return _json({"crs": crs or "wgs84", "columns": columns})
+
+
+def _one_point(body: dict) -> bool:
+    """A lone point object ({"address"} or scalar {"lon", "lat"}), not columns of lists."""
+    if "address" in body:
+        return True
+    scalar = not isinstance(body.get("lon"), list) and not isinstance(body.get("lat"), list)
+    return ("lon" in body or "lat" in body) and scalar
 
 
 def _json(body) -> Response:

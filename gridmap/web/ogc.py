@@ -13,14 +13,14 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from ..domain import roles, values
+from ..domain import dates, roles, values
 from ..domain.levels import ALL_LEVELS, LABELS
 from ..domain.values import shown
 from ..errors import GridmapError, InputError, NotFound
 from ..services import boundary_edits, features
 from . import openapi, params
 from .auth import authenticate, current_actor, require
-from .context import engine, risk_rules
+from .context import engine, risk_rules, settings
 from .params import CRS84
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
@@ -92,7 +92,7 @@ def _json(body, mimetype: str = "application/json", status: int = 200, headers: 
 
 
 def _stamp(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return dates.iso(value, settings().timezone)
 
 
 @bp.get("/", strict_slashes=False)

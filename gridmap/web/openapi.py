@@ -72,6 +72,8 @@ def _errors(*statuses: int) -> dict:
         401: "no usable token",
         403: "the token's role may not do this",
         404: "no such object",
+        409: "a grid code that was retired or issued for another level: a code is never issued again",
+        410: "the grid was retired: detail has its last version, when and by which edit, and where its area went",
         412: "If-Match names a version that is no longer current",
         413: "too many items",
         415: "not a JSON body",
@@ -281,7 +283,7 @@ def _api_paths() -> dict:
             "get": _op(
                 "one grid as a GeoJSON Feature with its parent chain",
                 t,
-                {**_ok("the grid", _ref("GridFeature")), **_errors(400, 404)},
+                {**_ok("the grid", _ref("GridFeature")), **_errors(400, 404, 410)},
                 [CODE, AT, CRS_OUT],
             )
         },
@@ -388,13 +390,13 @@ def _api_paths() -> dict:
             "get": _op(
                 "what the map's info panel shows for one current grid",
                 t,
-                {**_ok("the panel", {"type": "object"}), **_errors(404)},
+                {**_ok("the panel", {"type": "object"}), **_errors(404, 410)},
                 [CODE],
             )
         },
         "/api/v1/search": {
             "get": _op(
-                "grids by code or name, and addresses",
+                "grids by code or name, retired codes (type retired: when, where their area went), and addresses",
                 t,
                 {**_ok("the hits", {"type": "object"}), **_errors(400)},
                 [
@@ -509,7 +511,7 @@ def _edit_paths() -> dict:
                 {
                     **_ok("the dry run's impact preview", _ref("EditReport")),
                     **_ok("committed: the report with the new versions' ETags", _ref("EditReport"), status="201"),
-                    **_errors(400, 401, 403, 404, 412, 422, 428),
+                    **_errors(400, 401, 403, 404, 409, 412, 422, 428),
                 },
                 [_header("If-Match", "the ETag of the version of the edited grid (code) the edit is based on")],
                 {
@@ -649,7 +651,7 @@ def _ogc_paths() -> dict:
     reason = _q("reason", {"type": "string"}, "why (kept in the edit log)")
     gap_to = _q("gap_to", {"type": "string"}, "the sibling grid that takes the area this edit leaves")
     if_match = _header("If-Match", "the ETag of the version this edit is based on")
-    writes = _errors(400, 401, 403, 404, 412, 415, 422, 428)
+    writes = _errors(400, 401, 403, 404, 409, 412, 415, 422, 428)
     item_body = {"required": True, "content": _content(_ref("ReplaceGridFeature"), geo, "application/json")}
     return {
         "/ogc/": {

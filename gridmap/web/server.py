@@ -78,6 +78,7 @@ def serve(
         interface=Interfaces.ASGI,
         factory=True,
         workers=workers,
+        websockets=False,  # the guard serves HTTP only: saying so at every start is noise
         log_access=False,
         http1_settings=HTTP1Settings(header_read_timeout=int(header_timeout * 1000)),
     ).serve()

@@ -509,12 +509,26 @@ def build(
             r["geometry"] = g
     for level in ("street", "community", "courtyard", "micro", "special"):
         for r in merged[level]:
-            r["population"] = int(round(r["households"] * 2.7))
-    for d in merged["district"]:
-        d["population"] = int(round(d["households"] * 2.7))
+            r["population"] = int(round(r["households"] * 2.7))  # micro and special; the rest re-summed below
+    _sum_population(merged)
     elements, visits, reports = demo_risk.generate(merged["micro"], merged["person"], seed, anchor)
     progress and progress("risk elements")
     return merged, {"risk_element": elements, "risk_visit": visits, "report": reports}
+
+
+def _sum_population(merged: dict) -> None:
+    """Each level's population is its children's sum, from the micro-grids up (as households are)."""
+    for level, child in (
+        ("courtyard", "micro"),
+        ("community", "courtyard"),
+        ("street", "community"),
+        ("district", "street"),
+    ):
+        sums: dict[str, int] = {}
+        for r in merged[child]:
+            sums[r["parent_code"]] = sums.get(r["parent_code"], 0) + r["population"]
+        for r in merged[level]:
+            r["population"] = sums.get(r["code"], 0)
 
 
 # --- courtyards for the partition benchmark ------------------------------------------
