@@ -20,7 +20,6 @@ Pure: the real boundaries and division lists come in as :class:`Sources` (read b
 
 from __future__ import annotations
 
-import json
 import math
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -393,7 +392,7 @@ def _compound(ycode: str, yname: str, ygeom, n_micro: int, rng, out: dict) -> in
                 "courtyard_code": ycode,
                 "floors": floors,
                 "units": ";".join(str(sum(u)) for u in units),
-                "floor_households": json.dumps([list(u) for u in units]),
+                "floor_households": [list(u) for u in units],  # written as JSON by the service
                 "kind": kind,
                 "geometry": fp,
             }
