@@ -240,7 +240,9 @@
                 esc(risk.colour || "none") + "</span> " + colours) +
             row("逾期 overdue", '<span id="gm-panel-overdue">' + esc(risk.overdue || 0) + "</span>") +
             row("待办上报 open reports", '<span id="gm-panel-reports">' + esc(p.reports.open) + "</span>") +
-            (floors ? row("楼栋单元楼层 floors", '<span id="gm-panel-floors">' + floors + "</span>") : "") +
+            // folded: a grid of many units must not push the planner's buttons under the legend
+            (floors ? row("楼栋单元楼层 floors", '<details id="gm-panel-floors"><summary>' +
+              esc((p.shares || []).length) + " 栋 buildings</summary>" + floors + "</details>") : "") +
             "</table>" + (reports ? "<ul>" + reports + "</ul>" : "");
           mark("panel", p.code);
           // planners' edit tools (static/gridmap-edit.js) add their buttons to the panel
