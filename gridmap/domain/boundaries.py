@@ -355,11 +355,23 @@ def _pieces(grids: list[Grid], tolerance: float) -> list:
     )
 
 
-def check(plan: Plan, family: list[Grid], *, tolerance: float = integrity.DEFAULT_TOLERANCE_M2) -> list:
-    """Problems the plan creates in its family (parent, siblings, children of the edited grids)."""
-    before = integrity.validate(_frame(family), tolerance=tolerance) + _pieces(family, tolerance)
+def _shared(grids: list[Grid], towers) -> dict:
+    """Every pair of micro-grids may overlap on the footprints of towers shared by floors (``towers``,
+    lon/lat, or None): a grid holding floors of a tower keeps its footprint through an edit."""
+    if towers is None or towers.is_empty:
+        return {}
+    codes = sorted(g.code for g in grids if g.level == LEVELS[-1])
+    return {(a, b): towers for i, a in enumerate(codes) for b in codes[i + 1 :]}
+
+
+def check(plan: Plan, family: list[Grid], *, tolerance: float = integrity.DEFAULT_TOLERANCE_M2, towers=None) -> list:
+    """Problems the plan creates in its family (parent, siblings, children of the edited grids).
+    ``towers``: footprints of buildings several micro-grids share by floors (overlaps there are allowed)."""
+    before = integrity.validate(_frame(family), tolerance=tolerance, allowed_overlaps=_shared(family, towers))
+    before += _pieces(family, tolerance)
     result = after(plan, family)
-    now = integrity.validate(_frame(result), tolerance=tolerance) + _pieces(result, tolerance)
+    now = integrity.validate(_frame(result), tolerance=tolerance, allowed_overlaps=_shared(result, towers))
+    now += _pieces(result, tolerance)
     judged = set(plan.touched) | set(plan.reparent)
     parents = {g.parent_code for g in plan.open} | {g.parent_code for g in family if g.code in plan.close}
     old = {}

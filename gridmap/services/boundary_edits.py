@@ -527,7 +527,7 @@ def apply(
         _households(conn, plan, op, children)
         family = ([parent] if parent else []) + siblings + children
         budget.check("counting households")
-        problems = boundaries.check(plan, family)
+        problems = boundaries.check(plan, family, towers=_towers(conn, family))
         budget.check("checking the edit")
         if problems:
             problems.sort(key=lambda p: -(p.area_m2 or float("inf")))  # the worst first (no area: invalid)
@@ -575,6 +575,18 @@ def apply(
         report["edit_id"] = audit.log(conn, actor, op["op"], reason, {"codes": codes, "report": report}, codes)
         report.update(valid_from=db.iso(conn, at), etags={c: etag(v) for c, v in opened.items()})
         return report
+
+
+def _towers(conn, family: list[Grid]):
+    """Footprints of the buildings several current micro-grids of the family share by floors."""
+    micro = [g.code for g in family if g.level == LEVELS[-1]]
+    if not micro:
+        return None
+    held = shares.of_grids(conn, codes=micro)
+    counts = held.groupby("building_code")["code"].nunique()
+    shared = counts[counts > 1].index.tolist()
+    feet = buildings.footprints(conn, codes=shared) if shared else {}
+    return shapely.union_all(list(feet.values())) if feet else None
 
 
 def _follow_shares(conn, plan: boundaries.Plan, level: str, at) -> int:

@@ -112,8 +112,7 @@ def _legend(levels, rules) -> str:
     )
     items.append(
         '<div><span class="gm-swatch" style="border-color:#555;background:repeating-linear-gradient('
-        '45deg,#555 0 1px,transparent 1px 5px)"></span>共享楼栋 tower shared by several micro-grids '
-        "(each holds some floors: see the panel)</div>"
+        '45deg,#555 0 1px,transparent 1px 5px)"></span>共享楼栋 shared tower</div>'
     )
     return "".join(items)
 

@@ -392,8 +392,7 @@ def _compound(ycode: str, yname: str, ygeom, n_micro: int, rng, out: dict) -> in
                 "courtyard_code": ycode,
                 "floors": floors,
                 "units": ";".join(str(sum(u)) for u in units),
-                # a list of lists of ints: its repr is the JSON the importer reads (no json module in domain)
-                "floor_households": repr([[int(h) for h in u] for u in units]),
+                "floor_households": [list(u) for u in units],  # written as JSON by the service
                 "kind": kind,
                 "geometry": fp,
             }

@@ -284,7 +284,9 @@
               row("负责人 people", people) +
               riskRows(p.risk || {}) +
               row("待办上报 open reports", '<span id="gm-panel-reports">' + esc(p.reports.open) + "</span>")) +
-            (floors ? row("楼栋单元楼层 floors", '<span id="gm-panel-floors">' + floors + "</span>") : "") +
+            // folded: a grid of many units must not push the planner's buttons under the legend
+            (floors ? row("楼栋单元楼层 floors", '<details id="gm-panel-floors"><summary>' +
+              esc((p.shares || []).length) + " 栋 buildings</summary>" + floors + "</details>") : "") +
             "</table>" + (reports ? "<ul>" + reports + "</ul><small>时间 times: " + esc(cfg.timezone) +
                           "</small>" : "");
           mark("panel", p.code);
