@@ -229,7 +229,7 @@ def answers(index, x, y):
     return codes, chain, names, specials
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=EDITS)
 def test_incremental_update_equals_rebuild(demo_frame, edits):
     base = GridIndex(demo_frame, epoch=1)
