@@ -10,8 +10,12 @@ class GridmapError(Exception):
 
     status = 500
     code = "error"
+    #: Longest message sent: one that quotes an input never echoes more than a prefix of it.
+    MAX_MESSAGE = 500
 
     def __init__(self, message: str, detail=None):
+        if len(message) > self.MAX_MESSAGE:
+            message = message[: self.MAX_MESSAGE - 1] + "…"
         super().__init__(message)
         self.message = message
         self.detail = detail
@@ -49,6 +53,7 @@ class DatabaseUnavailable(GridmapError):
 
     status = 503
     code = "database_unavailable"
+    http_headers = {"Retry-After": "5"}
 
 
 class PayloadTooLarge(GridmapError):
@@ -101,3 +106,21 @@ class Forbidden(GridmapError):
 
     status = 403
     code = "forbidden"
+
+
+class WorkLimit(GridmapError):
+    """A request's work ran past its time budget, or its client went away; it stopped, nothing was
+    written (503, with ``Retry-After``)."""
+
+    status = 503
+    code = "work_limit"
+    http_headers = {"Retry-After": "30"}
+
+
+class Busy(GridmapError):
+    """The rows a write needs are held by another write for longer than the lock timeout (503, with
+    ``Retry-After``); nothing was written."""
+
+    status = 503
+    code = "busy"
+    http_headers = {"Retry-After": "5"}

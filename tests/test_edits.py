@@ -136,7 +136,7 @@ def test_replace_with_gap_to_preview_then_commit(client, city, planner, cli):
     assert etag_of(client, M1) == done["etags"][M1]
     validate_ok(cli)
     # the same report is stored with the edit
-    stored = client.get(f"/api/v1/edits/{done['edit_id']}").get_json()
+    stored = client.get(f"/api/v1/edits/{done['edit_id']}", headers=planner).get_json()  # names: a token
     assert stored["actor"] == "王规划" and stored["reason"] == "新楼盘道路调整"
     assert stored["detail"]["report"]["moved"]["reports"]["count"] == 1
 
@@ -343,7 +343,8 @@ def test_update_attributes_is_a_new_version(client, planner, city):
         ({"op": "paint"}, "op must be one of"),
         ({"op": "replace", "code": M1, "geometry": {"type": "Point", "coordinates": [113.7, 34.75]}}, "Polygon"),
         ({"op": "replace", "code": M1, "geometry": "POLYGON"}, "GeoJSON geometry"),
-        ({"op": "replace", "code": "nope", "geometry": None}, "no current grid"),
+        ({"op": "replace", "code": "nope", "geometry": None}, "code must be a grid code"),
+        ({"op": "replace", "code": M1[:-2] + "99", "geometry": None}, "no current grid"),
         ({"op": "retire", "code": M1, "colour": "red"}, "does not take colour"),
     ],
 )
@@ -421,7 +422,8 @@ def test_history_and_past_dates(client, planner, city):
         if_match=etag_of(client, M1),
     )
     assert res.status_code == 201
-    h = client.get(f"/api/v1/grids/{M1}/history").get_json()
+    assert all("actor" not in e for e in client.get(f"/api/v1/grids/{M1}/history").get_json()["edits"])
+    h = client.get(f"/api/v1/grids/{M1}/history", headers=planner).get_json()  # staff names: a token
     assert [v["valid_to"] is None for v in h["versions"]] == [False, True]
     assert h["versions"][0]["valid_to"] == h["versions"][1]["valid_from"]
     assert h["versions"][0]["area_m2"] == pytest.approx(1_000_000 * SCALE, rel=1e-3)

@@ -9,10 +9,13 @@ import shutil
 from pathlib import Path
 
 import mercantile
+import pytest
 import shapely
 import sqlalchemy as sa
 
 from gridmap import geo
+from gridmap.errors import InputError
+from gridmap.settings import Settings
 from gridmap.web import create_app
 
 import cityfactory as cf
@@ -161,3 +164,12 @@ def test_a_malformed_toml_file_is_one_line(cli, engine, tmp_path, monkeypatch, d
     message = res.get_json()["error"]["message"]
     assert res.status_code == 400 and message.startswith(f"{folder / 'levels.toml'}: not valid TOML")
     assert "line 1" in message and "\n" not in message
+
+
+def test_household_band_setting():
+    """GRIDMAP_HOUSEHOLD_BAND feeds the map's histogram; a malformed one is an error naming it."""
+    assert Settings.from_env(environ={}).household_band == (50, 70)
+    assert Settings.from_env(environ={"GRIDMAP_HOUSEHOLD_BAND": "45-65"}).household_band == (45, 65)
+    for bad in ("70-50", "50", "a-b", "0-10"):
+        with pytest.raises(InputError, match="GRIDMAP_HOUSEHOLD_BAND must be MIN-MAX"):
+            Settings.from_env(environ={"GRIDMAP_HOUSEHOLD_BAND": bad})

@@ -23,8 +23,8 @@ def test_map_page_uses_only_local_assets(demo_client):
         assert f"/tiles/{layer}/{{z}}/{{x}}/{{y}}.pbf" in html
 
 
-def test_grid_with_chain(demo_client):
-    res = demo_client.get("/api/v1/grids/410104006010001")
+def test_grid_with_chain(demo_client, demo_viewer):
+    res = demo_client.get("/api/v1/grids/410104006010001", headers=demo_viewer)  # people: a viewer token
     assert res.status_code == 200
     feature = res.get_json()
     assert feature["type"] == "Feature" and feature["geometry"]["type"] == "MultiPolygon"
@@ -75,8 +75,8 @@ def test_stats(demo_client):
     assert body["levels"]["micro"]["grids"] == 1878 and body["buildings"] > 1878
 
 
-def test_grid_panel(demo_client):
-    res = demo_client.get("/api/v1/grids/410104006010001/panel")
+def test_grid_panel(demo_client, demo_viewer):
+    res = demo_client.get("/api/v1/grids/410104006010001/panel", headers=demo_viewer)
     assert res.status_code == 200
     p = res.get_json()["properties"]
     assert [c["level"] for c in p["chain"]] == ["district", "street", "community", "courtyard"]

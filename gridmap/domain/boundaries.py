@@ -35,7 +35,7 @@ from shapely.ops import split
 
 from .. import geo
 from ..errors import InputError
-from . import integrity, integrity_shares
+from . import integrity, integrity_shares, values
 from .levels import HOUSEHOLD_BAND, LEVELS, SPECIAL, check_level
 
 OPS = ("replace", "update", "split", "merge", "move_boundary", "create", "retire")
@@ -168,10 +168,12 @@ def _with_props(g: Grid, props: dict | None) -> Grid:
     if unknown:
         raise InputError(f"unknown properties: {', '.join(sorted(unknown))} (name, households, population, kind)")
     for key in ("households", "population"):
-        if key in props and (not isinstance(props[key], int) or isinstance(props[key], bool) or props[key] < 0):
-            raise InputError(f"{key} must be a whole number >= 0, got {props[key]!r}")
-    if "name" in props and (not isinstance(props["name"], str) or not props["name"].strip()):
-        raise InputError("name must be a non-empty text")
+        if key in props:
+            values.count(props[key], key)
+    if "name" in props:
+        props["name"] = values.text(props["name"], "name")
+    if "kind" in props:
+        values.kind(props["kind"], "kind", g.level)
     return replace(g, **props)
 
 

@@ -39,7 +39,7 @@ import pandas as pd
 import shapely
 
 from .. import geo
-from . import stored_geometry
+from . import budget, stored_geometry
 from .levels import LEVELS, SPECIAL, parent_level
 
 DEFAULT_TOLERANCE_M2 = 1.0
@@ -162,12 +162,17 @@ def validate(
     problems += _parents(g, checked)
     linked = checked & (g.parent >= 0) & _right_parent_level(g)
     outside_deg = np.zeros(len(g.code))  # square degrees, for the gap bound
+    budget.check("checking that children lie inside their parents")
     problems += _outside(g, linked, tolerance, outside_deg)
     tiling = linked & (g.level != SPECIAL)
     overlap_deg = np.zeros(len(g.code))
+    budget.check("checking overlaps")
     problems += _overlaps(g, checked & (g.level != SPECIAL), tolerance, overlap_deg, allowed_overlaps or {})
+    budget.check("checking gaps")
     problems += _gaps(g, tiling, tolerance, outside_deg, overlap_deg)
+    budget.check("checking gaps as stored")
     problems = _as_stored(g, tiling, tolerance, problems)
+    budget.check("checking special grids")
     problems += _specials(g, linked & (g.level == SPECIAL), tolerance)
     problems += _households(g, tiling, checked, building_households or {})
     problems.sort(key=lambda p: (KINDS.index(p.kind), p.codes))

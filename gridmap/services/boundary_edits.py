@@ -10,7 +10,6 @@ the first's versions: if it was based on an older one (``if_match``), it fails w
 from __future__ import annotations
 
 import dataclasses
-import re
 
 import pandas as pd
 import shapely
@@ -18,15 +17,19 @@ from shapely.geometry import mapping, shape
 from sqlalchemy.engine import Engine
 
 from .. import geo
-from ..domain import boundaries
+from ..domain import boundaries, budget, values
 from ..domain.boundaries import Grid
 from ..domain.levels import HOUSEHOLD_BAND, LEVELS, SPECIAL, check_level, parent_level
 from ..domain.partition import unit_entrances
 from ..domain.risk import Rules
-from ..domain.stored_geometry import densify
-from ..errors import EditRejected, InputError, NotFound, PreconditionFailed, PreconditionRequired
+from ..errors import EditRejected, InputError, NotFound, PayloadTooLarge, PreconditionFailed, PreconditionRequired
 from ..store import audit, buildings, db, grids, points, risk, shares
 from . import memberships
+
+#: An edit's statements may each run this long, and wait this long for the rows another edit holds
+#: (then 503 with Retry-After), so no edit holds its locks for minutes.
+STATEMENT_TIMEOUT_MS = 20_000
+LOCK_TIMEOUT_MS = 5_000
 
 _KEYS = {
     "replace": {"code", "geometry", "properties", "gap_to"},
@@ -87,7 +90,90 @@ def parse(op) -> dict:
         raise InputError(
             f"{kind} does not take {', '.join(sorted(unknown))}; it takes {', '.join(sorted(_KEYS[kind]))}"
         )
-    return {**op, "crs": geo.parse_crs(op.get("crs"))}
+    crs = op.get("crs")
+    if crs is not None and not isinstance(crs, str):
+        raise InputError(f"crs must be text such as gcj02 or EPSG:4326, got {values.shown(crs)}")
+    _check_fields(op)
+    return {**op, "crs": geo.parse_crs(crs)}
+
+
+def _check_fields(op: dict) -> None:
+    """Every field of an edit has the right type, size and format (InputError or PayloadTooLarge naming
+    it) before anything is read or locked.  Codes are checked against their level once it is known."""
+    kind = op["op"]
+    for key in ("code", "other", "gap_to"):
+        if op.get(key) is not None:
+            values.code(op[key], key)
+    if op.get("gap_to") is not None and op.get("gap_to") == op.get("code"):
+        raise InputError(f"gap_to must be another grid than {op['code']}: the grid itself cannot take its area")
+    if kind == "move_boundary" and op.get("other") == op.get("code"):
+        raise InputError("move_boundary needs two different grids: code and other")
+    if kind == "merge":
+        codes = op.get("codes")
+        if not isinstance(codes, list) or not 2 <= len(codes) <= 50:
+            raise InputError("merge needs codes: a list of 2 to 50 sibling grid codes")
+        for c in codes:
+            values.code(c, "codes")
+        values.text(op.get("name"), "name", required=False)
+    if kind == "split":
+        for key, check in (("codes", values.code), ("names", values.text)):
+            given = op.get(key)
+            if given is not None and (not isinstance(given, list) or len(given) > 50):
+                raise InputError(f"{key} must be a list (one per part, at most 50), got {values.shown(given)}")
+            for v in given or []:
+                if v is not None:
+                    check(v, key)
+        parts = op.get("parts")
+        if parts is not None and (not isinstance(parts, list) or not 2 <= len(parts) <= 50):
+            raise InputError('parts must be a list of 2 to 50 {"geometry": …, "code"?: …, "name"?: …}')
+        for i, part in enumerate(parts or []):
+            if isinstance(part, dict) and "type" not in part:
+                unknown = set(part) - {"geometry", "code", "name"}
+                if unknown:
+                    raise InputError(f"part {i + 1} takes geometry, code and name, not {sorted(unknown)[0]}")
+                if part.get("code") is not None:
+                    values.code(part["code"], f"part {i + 1} code")
+                values.text(part.get("name"), f"part {i + 1} name", required=False)
+    props = op.get("properties")
+    if props is not None:
+        if not isinstance(props, dict):
+            raise InputError(f"properties must be a JSON object, got {values.shown(props)}")
+        _check_props(props, "properties")
+    if kind == "create":
+        spec = op.get("grid")
+        if not isinstance(spec, dict):
+            raise InputError('create needs grid: {"level", "parent_code", "name", "geometry", "code"?}')
+        level = values.level(spec.get("level"), "grid.level")
+        if spec.get("parent_code") is not None:
+            values.code(spec["parent_code"], "grid.parent_code")
+        values.kind(spec.get("kind"), "grid.kind", level)
+        _check_props({k: spec[k] for k in ("name", "households", "population") if k in spec}, "grid")
+    if "carve" in op and not isinstance(op["carve"], bool):
+        raise InputError(f"carve must be true or false, got {values.shown(op['carve'])}")
+    total = 0
+    for what, geometry in _geometries(op):
+        total += values.vertices(geometry, what)
+    if total > values.EDIT_VERTICES:
+        raise PayloadTooLarge(f"the edit has {total} vertices in all; at most {values.EDIT_VERTICES} are allowed")
+
+
+def _check_props(props: dict, where: str) -> None:
+    if "name" in props:
+        values.text(props["name"], f"{where}.name")
+    for key in ("households", "population"):
+        if props.get(key) is not None:
+            values.count(props[key], f"{where}.{key}")
+
+
+def _geometries(op: dict):
+    """(field, GeoJSON geometry) of every geometry an edit carries."""
+    for key in ("geometry", "line"):
+        if op.get(key) is not None:
+            yield key, op[key]
+    if isinstance(op.get("grid"), dict) and op["grid"].get("geometry") is not None:
+        yield "grid.geometry", op["grid"]["geometry"]
+    for i, part in enumerate(op.get("parts") or []):
+        yield f"part {i + 1}", part.get("geometry") if isinstance(part, dict) and "type" not in part else part
 
 
 def _targets(op: dict) -> list[str]:
@@ -124,13 +210,14 @@ def _next_codes(conn, parent: Grid | None, level: str, width_like: str | None, n
 
 
 def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around: list) -> boundaries.Plan:
-    """The plan of ``op``; drawn geometries are first densified (no stored edge longer than about 10 m,
-    so the geometry as stored reads the same in lon/lat and on the ellipsoid) and snapped to the vertices
-    of the grids ``around`` the edit (its grids, their parent, siblings and children)."""
+    """The plan of ``op``; drawn geometries are first snapped to the vertices of the grids ``around``
+    the edit (its grids, their parent, siblings and children): the snapper also inserts those vertices
+    into drawn edges that run along them, so a boundary drawn along densified neighbours is as dense
+    as they are and the geometry as stored reads the same in lon/lat and on the ellipsoid."""
     kind, crs = op["op"], op["crs"]
 
     def _geometry(value, crs, what):
-        return boundaries.snap(densify([_read_geometry(value, crs, what)])[0], around)
+        return boundaries.snap(_read_geometry(value, crs, what), around)
 
     def get(code):
         if code not in targeted:
@@ -174,6 +261,8 @@ def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around
         fresh = iter(_next_codes(conn, parent, target.level, target.code, len(missing)))
         codes = [c or next(fresh) for c in codes]
         for c in codes:
+            if c != target.code:
+                values.code(c, "codes", target.level, target.parent_code)
             if c != target.code and grids.code_exists(conn, c):
                 raise InputError(f"code {c} is already used (a code is never reused)")
         names = [n or f"{target.name}-{i + 1}" for i, n in enumerate(names)]
@@ -209,9 +298,7 @@ def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around
     if code is None:
         sibling = next(iter(grids.siblings(conn, parent.code if parent else None, level)), None)
         code = _next_codes(conn, parent, level, sibling.code if sibling else None, 1)[0]
-    elif not isinstance(code, str) or not re.fullmatch(r"[0-9A-Za-z_.-]{1,64}", code):
-        raise InputError(f"code must be 1-64 letters, digits, '.', '_' or '-', got {code!r}")
-    elif grids.code_exists(conn, code):
+    elif values.code(code, "code", level, parent.code if parent else None) and grids.code_exists(conn, code):
         raise InputError(f"code {code} is already used (a code is never reused)")
     geom = _geometry(spec.get("geometry"), crs, "geometry")
     new = Grid(
@@ -299,7 +386,8 @@ def apply(
     op = parse(op)
     targets = _targets(op)
     if_match = {k: _tag(v) for k, v in (if_match or {}).items()}
-    with eng.begin() as conn:
+    with db.translated(), eng.begin() as conn:
+        db.limit_time(conn, statement_ms=STATEMENT_TIMEOUT_MS, lock_ms=LOCK_TIMEOUT_MS)
         found = grids.current(conn, targets)
         parent_code = None
         if op["op"] == "create":
@@ -349,7 +437,9 @@ def apply(
             + ([parent.geom] if parent else [])
             + [c.geom for c in grids.children(conn, list(targeted))]
         )
+        budget.check("snapping the drawn outline")
         plan = _plan(conn, op, targeted, parent, around)
+        budget.check("planning the edit")
         # a create closes the siblings it carves from; every other op closes some of its own grids
         plan.closed_grids = [g for g in (nearby if op["op"] == "create" else targeted.values()) if g.code in plan.close]
         level = plan.open[0].level if plan.open else plan.closed_grids[0].level
@@ -358,7 +448,9 @@ def apply(
         boundaries.reparent_children(plan, children)
         _households(conn, plan, op, level, children)
         family = ([parent] if parent else []) + siblings + children
+        budget.check("counting households")
         problems = boundaries.check(plan, family)
+        budget.check("checking the edit")
         if problems:
             problems.sort(key=lambda p: -(p.area_m2 or float("inf")))  # the worst first (no area: invalid)
             first = problems[0]
@@ -386,15 +478,26 @@ def apply(
             )
         if level == LEVELS[-1]:
             report["reassigned"] = points.reassign(conn, plan.touched)
-            # a micro-grid that keeps its code keeps its floors; units whose grid is gone (split, merge,
-            # retire) go, whole, to the grid now holding them
-            report["shares"] = shares.copy_forward(conn, [g.code for g in plan.open], at)
-            report["shares"] += memberships.fill(conn, sorted({g.parent_code for g in plan.open if g.parent_code}))
+        report["shares"] = _follow_shares(conn, plan, level, at)
         risk.refresh_rollup(conn, rules)
         codes = sorted(set(plan.touched) | set(plan.reparent))
         report["edit_id"] = audit.log(conn, actor, op["op"], reason, {"codes": codes, "report": report}, codes)
         report.update(valid_from=at.isoformat(), etags={c: etag(v) for c, v in opened.items()})
         return report
+
+
+def _follow_shares(conn, plan: boundaries.Plan, level: str, at) -> int:
+    """Micro-grids' floors after an edit: a new version of a micro-grid (edited, or moved under a new
+    courtyard) keeps its old version's shares, except of buildings its ground no longer reaches; units
+    left without a grid (split, merge, retire, a moved boundary) go, whole, to the grid now holding them."""
+    micro = sorted({g.code for g in plan.open if g.level == LEVELS[-1]} | set(plan.reparent))
+    if not micro and level != LEVELS[-2]:
+        return 0
+    kept = shares.copy_forward(conn, micro, at)
+    shares.prune_off_ground(conn, micro)
+    yards = {g.parent_code for g in plan.open if g.level == LEVELS[-1]} | set(plan.reparent.values())
+    yards |= {g.code for g in plan.open if g.level == LEVELS[-2]}
+    return kept + memberships.fill(conn, sorted(y for y in yards if y))
 
 
 def _report(op: dict, plan: boundaries.Plan, level: str, found: dict) -> dict:

@@ -10,6 +10,7 @@ import shapely
 from sqlalchemy.engine import Engine
 
 from .. import geo
+from ..domain import risk as risk_domain
 from ..domain.levels import HOUSEHOLD_BAND
 from ..domain.risk import Rules
 from ..errors import InputError, NotFound
@@ -49,6 +50,10 @@ def panel(eng: Engine, code: str, rules: Rules) -> dict:
         props["version"] = etag(props.pop("version_id"))
         props["chain"] = grids.chain(conn, code)
         props["risk"] = risk.grid_summary(conn, code, rules)
+        summary = props["risk"]
+        props["risk"]["rule"] = risk_domain.explain_colour(
+            summary["red"], summary["yellow"], summary["blue"], props["level"], rules
+        )
         props["reports"] = points.open_reports_below(conn, code, props["level"])
         if props["level"] == "micro":
             props["shares"] = _floors_held(conn, code)
@@ -117,10 +122,33 @@ def search(eng: Engine, locator: Locator, q: str, *, limit: int, crs: str) -> di
     return body
 
 
-def stats(eng: Engine) -> dict:
-    """Counts, households and population per level of the current version."""
+def stats(eng: Engine, at: datetime | None = None) -> dict:
+    """Counts, households and population per level of the current version (or the one valid at ``at``),
+    and when the oldest version begins (``first_valid_from``: nothing exists before it)."""
     with eng.connect() as conn:
-        return grids.stats(conn)
+        body = grids.stats(conn, at)
+        first = grids.first_valid_from(conn)
+    body["at"] = at.isoformat() if at else None
+    body["first_valid_from"] = first.isoformat() if first else None
+    return body
+
+
+def labels(eng: Engine, level_name: str, bbox, *, at: datetime | None = None, crs: str = "wgs84") -> dict:
+    """Where the map writes the names of ``level``'s grids in ``bbox`` (``crs`` base map frame)."""
+    box = geo.bbox_between(bbox, crs, "wgs84")
+    with eng.connect() as conn:
+        rows = grids.labels(conn, level_name, box, at)
+    if rows and crs != "wgs84":
+        xs, ys = geo.transform_xy([r["lon"] for r in rows], [r["lat"] for r in rows], "EPSG:4326", crs)
+        for r, x, y in zip(rows, xs, ys):
+            r["lon"], r["lat"] = float(x), float(y)
+    return {"level": level_name, "labels": [{**r, "lon": round(r["lon"], 7), "lat": round(r["lat"], 7)} for r in rows]}
+
+
+def first_valid_from(eng: Engine) -> datetime | None:
+    """When the oldest grid version begins (None without grids)."""
+    with eng.connect() as conn:
+        return grids.first_valid_from(conn)
 
 
 def extent(eng: Engine) -> tuple[float, float, float, float] | None:
@@ -129,11 +157,14 @@ def extent(eng: Engine) -> tuple[float, float, float, float] | None:
         return grids.extent(conn)
 
 
-def micro_household_histogram(eng: Engine, width: int) -> dict:
-    """Histogram of households per current micro-grid in bins of ``width``, with the share in the band."""
+def micro_household_histogram(
+    eng: Engine, width: int, band: tuple[int, int] = HOUSEHOLD_BAND, at: datetime | None = None
+) -> dict:
+    """Histogram of households per current micro-grid (or valid at ``at``) in bins of ``width``, with the
+    share in ``band`` (the settings' household band)."""
     with eng.connect() as conn:
-        values = np.asarray(grids.micro_households(conn), dtype=int)
-    lo_band, hi_band = HOUSEHOLD_BAND
+        values = np.asarray(grids.micro_households(conn, at), dtype=int)
+    lo_band, hi_band = band
     if len(values) == 0:
         return {"bin": width, "bins": [], "count": 0, "band": [lo_band, hi_band], "in_band": 0}
     lo = values.min() // width * width

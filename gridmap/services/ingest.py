@@ -89,12 +89,23 @@ def read_csv(path: Path) -> pd.DataFrame:
     """A CSV as text columns, in UTF-8 or GBK/GB18030; InputError naming the file otherwise."""
     for encoding in CSV_ENCODINGS:
         try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+            return _refuse_nul(pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding), path)
         except UnicodeDecodeError:
             continue
         except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
             raise InputError(f"cannot read {Path(path).name}: {str(exc).strip().splitlines()[0]}") from None
     raise InputError(f"cannot read {Path(path).name}: neither UTF-8 nor GBK/GB18030 text; save it as CSV UTF-8")
+
+
+def _refuse_nul(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """InputError naming the first row and column holding a NUL character (no text field can hold one)."""
+    for column in frame.columns:
+        has = frame[column].str.contains("\x00", regex=False)
+        if has.any() or "\x00" in str(column):
+            row = int(has.to_numpy().argmax()) + 1 if has.any() else 0
+            where = f"row {row}, column {str(column).replace(chr(0), '')!r}" if row else "the header"
+            raise InputError(f"cannot read {Path(path).name}: {where} holds a NUL character (\\0)")
+    return frame
 
 
 def read_table(

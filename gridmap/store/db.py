@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psycopg
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..errors import DatabaseUnavailable
+from ..errors import Busy, DatabaseUnavailable, GridmapError, WorkLimit
 from ..geo import STORAGE_SRID
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -73,6 +75,45 @@ def check(eng: Engine, hint: str) -> None:
             f"cannot reach the database {eng.url.render_as_string(hide_password=True)}: "
             f"{str(exc.orig).strip().splitlines()[0]}; {hint}"
         ) from None
+
+
+def limit_time(conn: Connection, *, statement_ms: int, lock_ms: int) -> None:
+    """Bound the rest of ``conn``'s transaction: each statement at most ``statement_ms``, each wait for
+    a lock at most ``lock_ms`` (PostgreSQL cancels them; see :func:`gridmap.store.db.fault`)."""
+    conn.execute(
+        sa.text("SELECT set_config('statement_timeout', :s, true), set_config('lock_timeout', :l, true)"),
+        {"s": str(statement_ms), "l": str(lock_ms)},
+    )
+
+
+def fault(exc: BaseException) -> GridmapError | None:
+    """The gridmap error for a database failure: Busy for a lock wait past ``lock_timeout``,
+    WorkLimit for a statement past ``statement_timeout``, DatabaseUnavailable when the database cannot
+    be reached or the connection broke; None for anything else (a bug, left to propagate)."""
+    orig = getattr(exc, "orig", exc)
+    if isinstance(orig, psycopg.errors.LockNotAvailable):
+        return Busy("the grids this needs are being changed by another request; try again in a few seconds")
+    if isinstance(orig, psycopg.errors.QueryCanceled):
+        return WorkLimit("a database statement ran past its time limit and was cancelled; nothing was written")
+    unreachable = isinstance(orig, (psycopg.OperationalError, psycopg.InterfaceError)) or (
+        isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+    )
+    if unreachable or isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+        return DatabaseUnavailable("the database cannot be reached just now; try again shortly")
+    return None
+
+
+@contextlib.contextmanager
+def translated():
+    """Run the block with database failures raised as the gridmap errors :func:`fault` names (the
+    others, bugs, as they are)."""
+    try:
+        yield
+    except (sa.exc.SQLAlchemyError, psycopg.Error) as exc:
+        error = fault(exc)
+        if error is None:
+            raise
+        raise error from None
 
 
 def has_schema(eng: Engine) -> bool:

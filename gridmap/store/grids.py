@@ -408,21 +408,45 @@ def search(conn: Connection, q: str, limit: int = 10) -> list[dict]:
     ]
 
 
-def micro_households(conn: Connection) -> list[int]:
-    """Households of every current micro-grid (the statistics panel's histogram)."""
+def micro_households(conn: Connection, at: datetime | None = None) -> list[int]:
+    """Households of every micro-grid current (or valid at ``at``): the statistics panel's histogram."""
+    when, params = as_of(at)
     return [
-        r[0] for r in conn.execute(sa.text("SELECT households FROM grid WHERE valid_to IS NULL AND level = 'micro'"))
+        r[0] for r in conn.execute(sa.text(f"SELECT households FROM grid WHERE {when} AND level = 'micro'"), params)
     ]
 
 
-def stats(conn: Connection) -> dict:
-    """Counts and households per level of the current version, plus buildings and units."""
+def labels(conn: Connection, level: str, bbox, at: datetime | None = None, limit: int = 500) -> list[dict]:
+    """Code, name and a point inside each grid of ``level`` meeting ``bbox`` (current, or valid at ``at``),
+    largest first, at most ``limit``: where the map writes grid names."""
+    when, params = as_of(at)
+    rows = conn.execute(
+        sa.text(f"""
+        SELECT code, name, ST_X(p) AS lon, ST_Y(p) AS lat FROM (
+            SELECT code, name, ST_PointOnSurface(geom) AS p, ST_Area(geom) AS a FROM grid
+            WHERE {when} AND level = :level AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)) s
+        ORDER BY a DESC, code LIMIT :limit"""),
+        {**params, "level": level, "limit": limit, **dict(zip(("x0", "y0", "x1", "y1"), bbox))},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def first_valid_from(conn: Connection) -> datetime | None:
+    """When the oldest stored grid version begins (None without grids): no boundaries exist before it."""
+    return conn.execute(sa.text("SELECT min(valid_from) FROM grid")).scalar_one()
+
+
+def stats(conn: Connection, at: datetime | None = None) -> dict:
+    """Counts and households per level of the current version (or the one valid at ``at``), plus
+    buildings and units."""
+    when, params = as_of(at)
     rows = (
         conn.execute(
-            sa.text("""
+            sa.text(f"""
         SELECT level, count(*) AS grids, coalesce(sum(households), 0) AS households,
                coalesce(sum(population), 0) AS population
-        FROM grid WHERE valid_to IS NULL GROUP BY level""")
+        FROM grid WHERE {when} GROUP BY level"""),
+            params,
         )
         .mappings()
         .all()
@@ -433,9 +457,10 @@ def stats(conn: Connection) -> dict:
     }
     b = (
         conn.execute(
-            sa.text("""
+            sa.text(f"""
         SELECT count(DISTINCT b.id) AS buildings, count(u.number) AS units, coalesce(sum(u.households), 0) AS hh
-        FROM building b LEFT JOIN unit u ON u.building_id = b.id WHERE b.valid_to IS NULL""")
+        FROM building b LEFT JOIN unit u ON u.building_id = b.id WHERE {as_of(at, "b")[0]}"""),
+            params,
         )
         .mappings()
         .one()

@@ -13,6 +13,7 @@ from . import params
 from .auth import READ, require
 from .context import engine, locator, settings
 from .params import PARQUET
+from .privacy import private, private_each
 
 bp = Blueprint("lookup", __name__, url_prefix="/api/v1")
 
@@ -23,14 +24,17 @@ def lookup_one():
     """The chain of grids for one point (``lon``, ``lat``, optional ``crs``) or ``address``; optional ``at``."""
     args = request.args
     if "address" in args:
-        return jsonify(locator().lookup_address(args["address"], at=params.at()))
+        address = params.text("address", 200) or ""
+        return jsonify(private(locator().lookup_address(address, at=params.at()), "people"))
     missing = [k for k in ("lon", "lat") if k not in args]
     if missing:
         raise InputError(f"missing {' and '.join(missing)}: /api/v1/lookup?lon=113.68&lat=34.75[&crs=gcj02]")
     at = params.at()
     if settings().lookup_engine == "postgis":  # the benchmark's competitor
-        return jsonify(postgis_lookup(engine(), args["lon"], args["lat"], crs=args.get("crs"), at=at))
-    return jsonify(locator().lookup(args["lon"], args["lat"], crs=args.get("crs"), at=at))
+        found = postgis_lookup(engine(), args["lon"], args["lat"], crs=args.get("crs"), at=at)
+    else:
+        found = locator().lookup(args["lon"], args["lat"], crs=args.get("crs"), at=at)
+    return jsonify(private(found, "people"))
 
 
 @bp.post("/lookup")
@@ -42,8 +46,8 @@ def lookup_many():
     for ``Accept: application/vnd.apache.parquet``."""
     body = params.json_body((list, dict), 'send JSON: a list of {"lon": .., "lat": ..} or {"points": [...], "crs": ..}')
     options = body if isinstance(body, dict) else {}
-    crs = options.get("crs") or request.args.get("crs")
-    at = params.at(value=options.get("at"))
+    crs = params.body_str(options, "crs", 64) or request.args.get("crs")
+    at = params.at(value=params.body_str(options, "at", 64))
     fmt = params.batch_format(options)
     if isinstance(body, dict) and "points" not in body:
         lon, lat, ids, problems = params.point_columns(body)
@@ -53,7 +57,7 @@ def lookup_many():
         if not isinstance(points, list):
             raise InputError('points must be a list of {"lon": .., "lat": ..}')
         if fmt == "objects":
-            results = locator().lookup_many(points, crs=crs, at=at)
+            results = private_each(locator().lookup_many(points, crs=crs, at=at), "people")
             return _json({"results": results, "crs": crs or "wgs84"})
         lon, lat, ids, problems = batch_points(points)
     parquet = fmt == "parquet"

@@ -298,7 +298,25 @@ def _api_paths() -> dict:
             )
         },
         "/api/v1/stats": {
-            "get": _op("grids, households and population per level", t, _ok("the counts", {"type": "object"}))
+            "get": _op(
+                "grids, households and population per level",
+                t,
+                {**_ok("the counts", {"type": "object"}), **_errors(400)},
+                [AT],
+            )
+        },
+        "/api/v1/labels": {
+            "get": _op(
+                "where the map writes grid names: a point inside each grid of a level in a box",
+                t,
+                {**_ok("code, name, lon, lat per grid", {"type": "object"}), **_errors(400)},
+                [
+                    _q("level", LEVEL, "a grid level", required=True),
+                    {**BBOX, "required": True},
+                    AT,
+                    CRS_OUT,
+                ],
+            )
         },
         "/api/v1/lookup": {
             "get": _op(
@@ -408,7 +426,7 @@ def _api_paths() -> dict:
                 "histogram of households per micro-grid",
                 t,
                 {**_ok("the histogram", {"type": "object"}), **_errors(400)},
-                [_q("bin", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 5}, "bin width")],
+                [_q("bin", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 5}, "bin width"), AT],
             )
         },
     }
@@ -551,6 +569,35 @@ def _edit_paths() -> dict:
                 [_path("edit_id", {"type": "integer", "minimum": 0}, "the edit's id")],
             )
         },
+    }
+
+
+def _session_paths() -> dict:
+    t = "map"
+    me = {
+        "type": "object",
+        "required": ["name", "role", "may_edit"],
+        "properties": {"name": {"type": "string"}, "role": {"type": "string"}, "may_edit": {"type": "boolean"}},
+    }
+    credentials = {
+        "type": "object",
+        "required": ["name", "password"],
+        "additionalProperties": False,
+        "properties": {"name": {"type": "string"}, "password": {"type": "string"}},
+    }
+    return {
+        "/api/v1/session": {
+            "get": _op("who the token belongs to", t, {**_ok("name and role", me), **_errors(401)}, security=True),
+            "post": _op(
+                "sign in with a user name and password: a fresh expiring token",
+                t,
+                {**_ok("the token, name and role", {"type": "object"}, status="201"), **_errors(400, 401)},
+                body={"required": True, "content": _content(credentials)},
+            ),
+            "delete": _op(
+                "sign out: the token is revoked", t, {**_ok("signed out", status="204"), **_errors(401)}, security=True
+            ),
+        }
     }
 
 
@@ -757,7 +804,14 @@ def document() -> dict:
         },
         "servers": [{"url": server}],
         "tags": [{"name": n} for n in ("JSON API", "risk", "edits", "map", "OGC API – Features")],
-        "paths": {**_api_paths(), **_risk_paths(), **_edit_paths(), **_page_paths(layers_dir), **_ogc_paths()},
+        "paths": {
+            **_api_paths(),
+            **_risk_paths(),
+            **_edit_paths(),
+            **_page_paths(layers_dir),
+            **_session_paths(),
+            **_ogc_paths(),
+        },
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {
