@@ -108,9 +108,12 @@ def _relabel(new: GridIndex, old: GridIndex, renumber, window):
     b = shapely.bounds(new.micro_geom)
     meeting = np.flatnonzero((b[:, 0] <= wx1) & (b[:, 2] >= wx0) & (b[:, 1] <= wy1) & (b[:, 3] >= wy0))
     cell, grid = new.ring_cells(meeting, window, (ny, nx))
-    # cells: renumber the old labels, then label the window again
-    table = np.arange(65_536 if old.cells.dtype == np.uint16 else 0, dtype=np.int64)
-    if len(table):
+    # cells: renumber the old labels (unless no number moved), then label the window again
+    same = len(renumber) == len(new.micro) and np.array_equal(renumber, np.arange(len(renumber)))
+    if same:
+        cells = old.cells.copy()
+    elif old.cells.dtype == np.uint16:
+        table = np.arange(65_536, dtype=np.int64)
         table[: len(renumber)] = renumber
         table[list(_U16_MARKERS)] = _U16_MARKERS
         cells = table[old.cells].astype(old.cells.dtype)
@@ -121,13 +124,22 @@ def _relabel(new: GridIndex, old: GridIndex, renumber, window):
     mixed[cy - r0, cx - c0] = True
     cells[r0:r1, c0:c1] = new.label_window(mixed, r0, c0, numbers=meeting).astype(old.cells.dtype)
     new.cells = cells
-    # candidates: old ones outside the window, renumbered (still sorted), then the window's
-    counts = np.diff(old.cand_start)
-    old_cell = np.repeat(old.mixed_cells.astype(np.int64), counts)
-    oy, ox = np.divmod(old_cell, nx)
-    outside = ~((ox >= c0) & (ox < c1) & (oy >= r0) & (oy < r1))
+    # candidates, sorted by flat cell: the window's rows are one contiguous stretch of them, so only
+    # that stretch is merged; before and after it the old ones stand (renumbered)
+    lo, hi = np.searchsorted(old.mixed_cells, [r0 * nx, r1 * nx])
+    e0, e1 = old.cand_start[lo], old.cand_start[hi]
+    band_cell = np.repeat(old.mixed_cells[lo:hi].astype(np.int64), np.diff(old.cand_start[lo : hi + 1]))
+    band_grid = old.cand[e0:e1].astype(np.int64)
+    bx = band_cell % nx
+    keep = (bx < c0) | (bx >= c1)
     n = np.int64(max(len(new.micro), 1))
-    keys = np.concatenate([old_cell[outside] * n + renumber[old.cand[outside]], cell * n + grid])
-    keys.sort(kind="stable")  # two sorted runs: a merge
-    cell, grid = np.divmod(keys, n)
-    new._set_candidates(cell, grid)
+    keys = np.concatenate([band_cell[keep] * n + renumber[band_grid[keep]], cell * n + grid])
+    keys.sort()
+    band_cell, band_grid = np.divmod(keys, n)
+    first = np.flatnonzero(np.concatenate(([True], band_cell[1:] != band_cell[:-1]))) if len(keys) else keys[:0]
+    grids = old.cand if same else renumber[old.cand]
+    new.mixed_cells = np.concatenate([old.mixed_cells[:lo], band_cell[first], old.mixed_cells[hi:]]).astype(np.int32)
+    new.cand_start = np.concatenate(
+        [old.cand_start[:lo], e0 + first, old.cand_start[hi:] - e1 + e0 + len(keys)]
+    ).astype(np.int32)
+    new.cand = np.concatenate([grids[:e0], band_grid, grids[e1:]]).astype(np.int32)

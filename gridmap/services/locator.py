@@ -430,13 +430,13 @@ def _set_micro(body: dict, index: GridIndex, code: str) -> None:
 def _affected_box(base: GridIndex, frame, codes) -> tuple | None:
     """Bounds of the changed grids' old and new outlines, when all of them are micro or special grids
     (points elsewhere answer the same before and after); None when any other level changed."""
-    old = base.code.searchsorted(np.array(sorted(codes), dtype=object))
-    old = old[(old < len(base.code)) & np.isin(base.code[np.minimum(old, len(base.code) - 1)], list(codes))]
-    if not set(base.level[old]) <= {"micro", SPECIAL} or not set(frame["level"]) <= {"micro", SPECIAL}:
+    rows = [r for r in base.code.searchsorted(sorted(codes)) if r < len(base.code) and base.code[r] in codes]
+    if not set(base.level[rows]) <= {"micro", SPECIAL} or not set(frame["level"]) <= {"micro", SPECIAL}:
         return None
     geoms = list(frame["geometry"])
-    row_geom = {**dict(zip(base.micro, base.micro_geom)), **dict(zip(base.special, base.special_geom))}
-    geoms += [row_geom[r] for r in old]
+    for r in rows:
+        kind, numbers = ("micro", base.micro) if base.level[r] == "micro" else ("special", base.special)
+        geoms.append(getattr(base, f"{kind}_geom")[numbers.searchsorted(r)])
     return tuple(shapely.total_bounds(np.array(geoms, dtype=object))) if geoms else None
 
 
