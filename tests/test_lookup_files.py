@@ -89,7 +89,7 @@ def test_gbk_csv_and_bad_numbers_are_rows_not_failures(city, cli, tmp_path):
     assert res.exit_code == 0, res.output
     out = read_back(dst)
     assert list(out["名称"]) == ["宇通花园", "坏行"] and list(out["status"]) == ["placed", "bad"]
-    assert out["error"][1] == "coordinates are not numbers"
+    assert out["error"][1] == "lon and lat must be numbers"
 
 
 def test_excel_too_large_is_one_line(city, cli, tmp_path, monkeypatch):

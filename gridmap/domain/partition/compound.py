@@ -26,6 +26,7 @@ import shapely
 
 from ... import geo
 from ...errors import InputError
+from ..levels import HOUSEHOLD_BAND
 from . import route
 from .draw import draw
 from .floors import DEFAULT_WEIGHTS, Unit, Weights, blocks_of, cut, even_floors, out_of_band
@@ -138,8 +139,8 @@ def plan(
     courtyard: str,
     outline,
     buildings: list[Building],
-    band_min: int = 50,
-    band_max: int = 70,
+    band_min: int = HOUSEHOLD_BAND[0],
+    band_max: int = HOUSEHOLD_BAND[1],
     policy: str = "keep",
     *,
     budget_s: float = 8.0,
