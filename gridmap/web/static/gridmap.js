@@ -358,6 +358,9 @@
       getJSON(cfg.api + "/search?" + q({q: text, crs: crs})).then(function (res) {
         var live = res.results.filter(function (h) { return h.type !== "retired"; });
         var gone = res.results.filter(function (h) { return h.type === "retired"; });
+        // a retired code typed whole is the answer, even when live grids (its old children) share its prefix
+        var goneExact = gone.filter(function (h) { return h.code === text; });
+        if (goneExact.length && !live.some(function (h) { return h.code === text; })) { live = []; gone = goneExact; }
         if (!live.length) {
           list.innerHTML = gone.length ? gone.map(retired).join("") : "<li class='gm-none'>没有结果 no match" +
             (res.address_error ? "<br><small>" + esc(res.address_error) + "</small>" : "") + "</li>";
