@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from gridmap.domain import coverage, people
+from gridmap.domain import coverage, party, people
 from gridmap.errors import InputError
 
 KEY = b"k" * 32
@@ -70,7 +70,7 @@ def test_roles_accept_chinese_labels():
 
 PLACES = people.Places(
     grids={"C1": "community", "Y1": "courtyard", "M1": "micro", "M2": "micro"},
-    buildings={"Y1B001": [1, 2]},
+    buildings={"Y1B001": ("Y1", [1, 2])},
     orgs=frozenset({"P1"}),
 )
 
@@ -166,3 +166,29 @@ def test_worker_load_shares_a_grid_between_its_workers():
     second = load.set_index("name").loc["乙"]
     assert (second["households"], second["households_share"], second["open_cases"]) == (50, 25.0, 3)
     assert list(load["name"]) == ["甲", "乙", "丙"]
+
+
+def test_party_organisations_name_every_bad_row():
+    rows = [
+        {"code": "P1", "name": "锦艺社区党委", "kind": "党委", "grids": "C1"},
+        {"code": "P2", "name": "第一党支部", "kind": "党支部", "parent": "P1", "grids": "Y1；M1、M2"},
+        {"code": "P3", "name": "第一党小组", "kind": "group", "parent": "P2", "grids": "M9"},
+        {"code": "P2", "name": "重复", "kind": "branch", "parent": "P1"},
+        {"code": "P4", "name": "倒挂", "kind": "branch", "parent": "P5"},
+        {"code": "P5", "name": "小组", "kind": "党小组", "parent": "P0"},
+        {"code": "P6", "name": "未知", "kind": "cell"},
+    ]
+    orgs, problems = party.check_orgs(rows, PLACES.grids, current={"P0": "group"})
+    assert [o["code"] for o in orgs] == ["P1", "P2", "P4", "P5"]
+    assert orgs[1]["grids"] == ["Y1", "M1", "M2"]
+    assert [(p["row"], p["problem"]) for p in problems] == [
+        (3, "unknown grid 'M9'"),
+        (4, "duplicate: organisation P2 repeats row 2"),
+        (5, "a 党支部 cannot sit under a 党小组 (P5)"),
+        (6, "a 党小组 cannot sit under a 党小组 (P0)"),
+        (
+            7,
+            "unknown organisation kind 'cell': one of committee (党委), general_branch (党总支), branch (党支部), "
+            "group (党小组)",
+        ),
+    ]

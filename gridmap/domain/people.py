@@ -153,11 +153,11 @@ def hash_id_card(value: str, key: bytes) -> str:
 
 @dataclass(frozen=True)
 class Places:
-    """What a roster may point at: current grids (code → level), buildings (code → unit numbers),
-    party organisations (codes)."""
+    """What a roster may point at: current grids (code → level), buildings (code → (courtyard code,
+    unit numbers)), party organisations (codes)."""
 
     grids: Mapping[str, str]
-    buildings: Mapping[str, Iterable[int]]
+    buildings: Mapping[str, tuple[str, Iterable[int]]]
     orgs: frozenset = frozenset()
 
 
@@ -170,7 +170,10 @@ def _text(row: Mapping, key: str) -> str | None:
 
 
 def check_row(row: Mapping, places: Places, key: bytes) -> dict:
-    """One roster row (canonical column names) checked and cleaned; InputError naming its first problem."""
+    """One roster row (canonical column names) checked and cleaned; InputError naming its first problem.
+
+    Building and unit leads get the grid code of their building's courtyard (a post always has a grid).
+    """
     name = _text(row, "name")
     if not name:
         raise InputError("missing name")
@@ -191,11 +194,13 @@ def check_row(row: Mapping, places: Places, key: bytes) -> dict:
             raise InputError(f"a {role} ({LABELS[role]}) needs a building code")
         if building not in places.buildings:
             raise InputError(f"unknown building {building!r}")
+        courtyard, units = places.buildings[building]
         if kind == "unit":
-            if not unit or not unit.isdigit() or int(unit) not in set(places.buildings[building]):
+            if not unit or not unit.isdigit() or int(unit) not in set(units):
                 raise InputError(f"unknown unit {unit!r} of building {building}")
         else:
             unit = None
+        grid = courtyard  # a building's post belongs to the courtyard the building stands in
     org = _text(row, "org")
     if org and org not in places.orgs:
         raise InputError(f"unknown party organisation {org!r}")
