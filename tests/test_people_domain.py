@@ -115,25 +115,42 @@ def test_roster_duplicate_of_a_current_post():
 
 def test_chinese_headers():
     assert people.canonical_columns(["网格编码", "职务", "姓名", "联系电话", "身份证号"]) == {
-        "网格编码": "grid", "职务": "role", "姓名": "name", "联系电话": "phone", "身份证号": "id_card"}  # fmt: skip
+        "网格编码": "grid",
+        "职务": "role",
+        "姓名": "name",
+        "联系电话": "phone",
+        "身份证号": "id_card",
+    }
 
 
 def _city():
     grids = pd.DataFrame(
         [
-            ("S1", "street", None, 0), ("C1", "community", "S1", 0), ("C2", "community", "S1", 0),
-            ("Y1", "courtyard", "C1", 0), ("Y2", "courtyard", "C2", 0),
-            ("M1", "micro", "Y1", 60), ("M2", "micro", "Y1", 70), ("M3", "micro", "Y2", 50),
-            ("M4", "micro", "Y2", 64), ("X1", "special", "C2", 0),
+            ("S1", "street", None, 0),
+            ("C1", "community", "S1", 0),
+            ("C2", "community", "S1", 0),
+            ("Y1", "courtyard", "C1", 0),
+            ("Y2", "courtyard", "C2", 0),
+            ("M1", "micro", "Y1", 60),
+            ("M2", "micro", "Y1", 70),
+            ("M3", "micro", "Y2", 50),
+            ("M4", "micro", "Y2", 64),
+            ("X1", "special", "C2", 0),
         ],
         columns=["code", "level", "parent_code", "households"],
-    )  # fmt: skip
+    )
     grids["name"] = grids["code"] + "网格"
     posts = pd.DataFrame(
-        [(1, "甲", "grid_worker", "M1"), (1, "甲", "grid_worker", "M2"), (1, "甲", "grid_worker", "M3"),
-         (2, "乙", "grid_worker", "M3"), (3, "丙", "grid_worker", "X1"), (4, "丁", "grid_leader", "Y1")],
+        [
+            (1, "甲", "grid_worker", "M1"),
+            (1, "甲", "grid_worker", "M2"),
+            (1, "甲", "grid_worker", "M3"),
+            (2, "乙", "grid_worker", "M3"),
+            (3, "丙", "grid_worker", "X1"),
+            (4, "丁", "grid_leader", "Y1"),
+        ],
         columns=["person_id", "name", "role", "grid_code"],
-    )  # fmt: skip
+    )
     return grids, posts
 
 
@@ -157,12 +174,22 @@ def test_coverage_gaps_on_a_known_city():
 
 def test_worker_load_shares_a_grid_between_its_workers():
     grids, posts = _city()
-    counts = pd.DataFrame({"code": ["M1", "M3"], "risk_elements": [2, 5], "overdue_visits": [1, 0],
-                           "open_cases": [0, 3]})  # fmt: skip
+    counts = pd.DataFrame(
+        {"code": ["M1", "M3"], "risk_elements": [2, 5], "overdue_visits": [1, 0], "open_cases": [0, 3]}
+    )
     load = coverage.load(grids, posts, counts, max_households=150)
     first = load.iloc[0].to_dict()
-    assert first == {"person_id": 1, "name": "甲", "grids": 3, "households": 180, "risk_elements": 7,
-                     "overdue_visits": 1, "open_cases": 3, "households_share": 155.0, "overloaded": True}  # fmt: skip
+    assert first == {
+        "person_id": 1,
+        "name": "甲",
+        "grids": 3,
+        "households": 180,
+        "risk_elements": 7,
+        "overdue_visits": 1,
+        "open_cases": 3,
+        "households_share": 155.0,
+        "overloaded": True,
+    }
     second = load.set_index("name").loc["乙"]
     assert (second["households"], second["households_share"], second["open_cases"]) == (50, 25.0, 3)
     assert list(load["name"]) == ["甲", "乙", "丙"]

@@ -40,8 +40,9 @@ def test_signature_copied_to_another_grid_is_refused():
         qr.verify(target, sig, {1: SECRET})
     # nor does a grid's signature pass for a building of the same code, or under another server's key
     with pytest.raises(qr.BadSignature):
-        qr.verify(qr.Target("b", "41010200100100101"), qr.sign(qr.Target("g", "41010200100100101"), SECRET),
-                  {1: SECRET})  # fmt: skip
+        qr.verify(
+            qr.Target("b", "41010200100100101"), qr.sign(qr.Target("g", "41010200100100101"), SECRET), {1: SECRET}
+        )
     with pytest.raises(qr.BadSignature):
         qr.verify(qr.Target("g", "41010200100100101"), sig, {1: b"t" * 32})
 
@@ -87,8 +88,15 @@ def _labels(n):
     out = []
     for i in range(n):
         code = f"4101020010010{i:04d}"
-        out.append(qr_sheets.Label(qr.url(qr.Target("g", code), SECRET, BASE), f"锦艺小区第{i + 1}网格", code,
-                                   "微网格", "138****5678" if i % 2 else None))  # fmt: skip
+        out.append(
+            qr_sheets.Label(
+                qr.url(qr.Target("g", code), SECRET, BASE),
+                f"锦艺小区第{i + 1}网格",
+                code,
+                "微网格",
+                "138****5678" if i % 2 else None,
+            )
+        )
     return out
 
 

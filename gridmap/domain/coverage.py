@@ -48,8 +48,9 @@ def gaps(grids: pd.DataFrame, posts: pd.DataFrame, org_grids: pd.DataFrame) -> p
     return out[["code", "name", "level", "community", "problem"]].sort_values("code", ignore_index=True)
 
 
-def load(grids: pd.DataFrame, posts: pd.DataFrame, counts: pd.DataFrame | None = None,
-         max_households: int = MAX_HOUSEHOLDS) -> pd.DataFrame:  # fmt: skip
+def load(
+    grids: pd.DataFrame, posts: pd.DataFrame, counts: pd.DataFrame | None = None, max_households: int = MAX_HOUSEHOLDS
+) -> pd.DataFrame:
     """Each grid worker's load: ``person_id``, ``name``, ``grids``, ``households``, ``risk_elements``,
     ``overdue_visits``, ``open_cases``, ``households_share``, ``overloaded``; heaviest first.
 
@@ -65,8 +66,10 @@ def load(grids: pd.DataFrame, posts: pd.DataFrame, counts: pd.DataFrame | None =
     work = work.merge(per_grid, on="grid_code", how="inner").merge(sharing, on="grid_code")
     work["households_share"] = work["households"] / work["sharing"]
     out = work.groupby(["person_id", "name"], as_index=False).agg(
-        grids=("grid_code", "nunique"), **{c: (c, "sum") for c in LOAD_COLUMNS},
-        households_share=("households_share", "sum"))  # fmt: skip
+        grids=("grid_code", "nunique"),
+        **{c: (c, "sum") for c in LOAD_COLUMNS},
+        households_share=("households_share", "sum"),
+    )
     out["households_share"] = out["households_share"].round(1)
     out["overloaded"] = out["households_share"] > max_households
     return out.sort_values(["households_share", "open_cases"], ascending=False, ignore_index=True)
@@ -77,8 +80,10 @@ def summary(grids: pd.DataFrame, gap_frame: pd.DataFrame, load_frame: pd.DataFra
     small = int(grids["level"].isin(("micro", "special")).sum())
     no_worker = int((gap_frame["problem"].str.startswith("no grid worker")).sum())
     return {
-        "grids_needing_worker": small, "grids_without_worker": no_worker,
+        "grids_needing_worker": small,
+        "grids_without_worker": no_worker,
         "communities": int((grids["level"] == "community").sum()),
         "communities_without_org": int(len(gap_frame) - no_worker),
-        "workers": int(len(load_frame)), "overloaded": int(load_frame["overloaded"].sum()),
-    }  # fmt: skip
+        "workers": int(len(load_frame)),
+        "overloaded": int(load_frame["overloaded"].sum()),
+    }

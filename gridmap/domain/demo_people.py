@@ -28,8 +28,16 @@ def id_card(region: str, rng) -> str:
 
 
 def _post(role, name, phone, grid=None, building=None, unit=None, org=None, id_number=None) -> dict:
-    return {"grid": grid, "building": building, "unit": unit, "role": role, "name": name, "phone": phone,
-            "id_card": id_number, "org": org}  # fmt: skip
+    return {
+        "grid": grid,
+        "building": building,
+        "unit": unit,
+        "role": role,
+        "name": name,
+        "phone": phone,
+        "id_card": id_number,
+        "org": org,
+    }
 
 
 def build(city: dict, names, seed: int) -> tuple[list[dict], list[dict]]:
@@ -46,8 +54,13 @@ def build(city: dict, names, seed: int) -> tuple[list[dict], list[dict]]:
     micro_by_yard: dict[str, list[str]] = {}
     for m in city["micro"]:
         micro_by_yard.setdefault(m["parent_code"], []).append(m["code"])
-    empty = set(rng.choice([m["code"] for m in city["micro"]], max(1, round(NO_WORKER * len(city["micro"]))),
-                           replace=False)) if city["micro"] else set()  # fmt: skip
+    empty = (
+        set(
+            rng.choice([m["code"] for m in city["micro"]], max(1, round(NO_WORKER * len(city["micro"]))), replace=False)
+        )
+        if city["micro"]
+        else set()
+    )
     for codes in micro_by_yard.values():
         previous = None
         for code in codes:
@@ -65,8 +78,15 @@ def build(city: dict, names, seed: int) -> tuple[list[dict], list[dict]]:
             previous = worker
     skip_org = city["community"][int(rng.integers(len(city["community"])))]["code"] if city["community"] else None
     for s in city["street"]:
-        orgs.append({"code": f"P{s['code']}", "name": f"{s['name']}党工委", "kind": "committee", "parent": None,
-                     "grids": s["code"]})  # fmt: skip
+        orgs.append(
+            {
+                "code": f"P{s['code']}",
+                "name": f"{s['name']}党工委",
+                "kind": "committee",
+                "parent": None,
+                "grids": s["code"],
+            }
+        )
     street_of = {c["code"]: c["parent_code"] for c in city["community"]}
     for c in city["community"]:
         lead = given.get((c["code"], "secretary")) or {"name": names.person(), "phone": names.phone()}
@@ -74,8 +94,15 @@ def build(city: dict, names, seed: int) -> tuple[list[dict], list[dict]]:
         if c["code"] == skip_org:
             continue
         org = f"P{c['code']}"
-        orgs.append({"code": org, "name": f"{c['name']}党支部", "kind": "branch", "parent": f"P{street_of[c['code']]}",
-                     "grids": c["code"]})  # fmt: skip
+        orgs.append(
+            {
+                "code": org,
+                "name": f"{c['name']}党支部",
+                "kind": "branch",
+                "parent": f"P{street_of[c['code']]}",
+                "grids": c["code"],
+            }
+        )
         roster.append(_post("party_secretary", lead["name"], lead["phone"], grid=c["code"], org=org))
     community_of = {y["code"]: y["parent_code"] for y in city["courtyard"]}
     for y in city["courtyard"]:
@@ -86,8 +113,15 @@ def build(city: dict, names, seed: int) -> tuple[list[dict], list[dict]]:
             continue
         org = f"P{y['code']}"
         cover = ";".join(micro_by_yard.get(y["code"], [y["code"]]))
-        orgs.append({"code": org, "name": f"{y['name']}党小组", "kind": "group",
-                     "parent": f"P{community_of[y['code']]}", "grids": cover})  # fmt: skip
+        orgs.append(
+            {
+                "code": org,
+                "name": f"{y['name']}党小组",
+                "kind": "group",
+                "parent": f"P{community_of[y['code']]}",
+                "grids": cover,
+            }
+        )
         for _ in range(int(rng.integers(2, 5))):
             roster.append(_post("party_member", names.person(), names.phone(), grid=y["code"], org=org))
     for b in city["building"]:

@@ -16,8 +16,17 @@ from .people import ORG_KINDS
 KIND_ALIASES = {**{label: kind for kind, label in ORG_KINDS.items()}, **{k: k for k in ORG_KINDS}}
 #: Rank of each kind: a parent must rank above its child.
 RANK = {kind: i for i, kind in enumerate(reversed(tuple(ORG_KINDS)))}
-COLUMN_ALIASES = {"编码": "code", "组织编码": "code", "名称": "name", "组织名称": "name", "类型": "kind",
-                  "上级": "parent", "上级编码": "parent", "覆盖网格": "grids", "网格": "grids"}  # fmt: skip
+COLUMN_ALIASES = {
+    "编码": "code",
+    "组织编码": "code",
+    "名称": "name",
+    "组织名称": "name",
+    "类型": "kind",
+    "上级": "parent",
+    "上级编码": "parent",
+    "覆盖网格": "grids",
+    "网格": "grids",
+}
 _SPLIT = re.compile(r"[;；、,，\s]+")
 
 
@@ -25,8 +34,9 @@ def check_kind(value: str) -> str:
     """The canonical kind for ``value`` (English or Chinese); InputError naming the kinds."""
     kind = KIND_ALIASES.get(str(value).strip())
     if kind is None:
-        raise InputError(f"unknown organisation kind {value!r}: one of "
-                         + ", ".join(f"{k} ({v})" for k, v in ORG_KINDS.items()))  # fmt: skip
+        raise InputError(
+            f"unknown organisation kind {value!r}: one of " + ", ".join(f"{k} ({v})" for k, v in ORG_KINDS.items())
+        )
     return kind
 
 
@@ -59,8 +69,16 @@ def check_orgs(rows: Iterable[Mapping], grids: Mapping[str, str], current: Mappi
                 raise InputError(
                     f"unknown grid {unknown[0]!r}" + (f" (and {len(unknown) - 1} more)" if unknown[1:] else "")
                 )
-            orgs.append({"code": code, "name": name, "kind": kind, "parent_code": _cell(row, "parent") or None,
-                         "grids": cover, "row": i})  # fmt: skip
+            orgs.append(
+                {
+                    "code": code,
+                    "name": name,
+                    "kind": kind,
+                    "parent_code": _cell(row, "parent") or None,
+                    "grids": cover,
+                    "row": i,
+                }
+            )
             seen[code] = i
         except InputError as exc:
             problems.append({"row": i, "code": code or None, "problem": exc.message})

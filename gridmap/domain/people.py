@@ -119,6 +119,24 @@ def mask_phone(phone: str | None) -> str | None:
     return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
 
 
+def tel_uri(phone: str) -> str:
+    """An RFC 3966 ``tel:`` URI a phone dials: ``0371-67881234-801`` → ``tel:037167881234,801`` (the
+    comma pauses before the extension)."""
+    parts = phone.split("-")
+    if len(parts) == 3:
+        return f"tel:{parts[0]}{parts[1]},{parts[2]}"
+    return "tel:" + "".join(parts)
+
+
+def mask_name(name: str | None) -> str | None:
+    """What the public page shows of a name: ``张伟`` → ``张*``, ``王小明`` → ``王*明``, ``欧阳娜娜`` → ``欧**娜``."""
+    if not name or len(name) < 2:
+        return name
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
 def check_id_card(value: str) -> str:
     """An 18-character resident ID number, upper-case; InputError when its length, birth date or
     check digit (GB 11643) is wrong."""
@@ -207,12 +225,16 @@ def check_row(row: Mapping, places: Places, key: bytes) -> dict:
     phone = _text(row, "phone")
     id_card = _text(row, "id_card")
     return {
-        "name": name, "role": role, "grid_code": grid, "building_code": building,
-        "unit": int(unit) if unit else None, "org_code": org,
+        "name": name,
+        "role": role,
+        "grid_code": grid,
+        "building_code": building,
+        "unit": int(unit) if unit else None,
+        "org_code": org,
         "phone": normalise_phone(phone) if phone else None,
         "id_hash": hash_id_card(id_card, key) if id_card else None,
         "valid_from": _text(row, "valid_from"),
-    }  # fmt: skip
+    }
 
 
 def post_key(post: Mapping) -> tuple:
@@ -236,8 +258,9 @@ def check_roster(rows: Iterable[Mapping], places: Places, key: bytes, existing: 
         k = post_key(post)
         if k in seen:
             where = f"row {seen[k]}" if seen[k] else "a current post"
-            problems.append({"row": i, "code": code, "problem": f"duplicate: {post['name']} as {post['role']} "
-                             f"here repeats {where}"})  # fmt: skip
+            problems.append(
+                {"row": i, "code": code, "problem": f"duplicate: {post['name']} as {post['role']} here repeats {where}"}
+            )
             continue
         seen[k] = i
         posts.append(post)
