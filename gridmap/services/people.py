@@ -29,6 +29,7 @@ LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
 #: Who sees a phone number whole; everyone else (viewers, the public page) sees it masked.
 PHONE_ROLE = "dispatcher"
 ROSTER_ROLES = ("roster", "admin")
+PARTY_ROLES = ("party_member", "party_secretary")
 
 
 def read_rows(path: Path, aliases) -> list[dict]:
@@ -91,59 +92,34 @@ def import_roster(
     return _write_posts(conn, checked, current, keys, replace=replace, at=at, actor=actor, source=path.name)
 
 
+def _who(post: dict):
+    return post["id_hash"] or (post["name"], post["phone"])
+
+
 def _write_posts(conn, checked, current, keys, *, replace, at, actor, source) -> dict:
+    """Persons first (found again by ID hash, else name and phone), then the posts not yet held."""
     ids = store.person_ids(conn)
-    new_people, seen = [], set()
-    for p in checked:
-        who = p["id_hash"] or (p["name"], p["phone"])
-        if who not in ids and who not in seen:
-            seen.add(who)
-            new_people.append({**p, "party_member": p["role"] in ("party_member", "party_secretary")})
-    for p, pid in zip(new_people, store.insert_persons(conn, new_people), strict=True):
-        ids[p["id_hash"] or (p["name"], p["phone"])] = pid
-    held = {k: i for k, i in zip(keys, current["id"], strict=True)}
-    wanted = {domain.post_key(p) for p in checked}
+    new_people = list({_who(p): p for p in checked if _who(p) not in ids}.values())
+    for p in new_people:
+        p["party_member"] = p["role"] in PARTY_ROLES
+    ids.update(zip(map(_who, new_people), store.insert_persons(conn, new_people), strict=True))
+    held = dict(zip(keys, current["id"], strict=True))
     closed = 0
     if replace:
+        wanted = {domain.post_key(p) for p in checked}
         scope = {(p["role"], p["grid_code"], p["building_code"], p["unit"]) for p in checked}
-        stale = [i for k, i in held.items() if k[1:] in scope and k not in wanted]
-        closed = store.close_posts(conn, stale, at)
+        closed = store.close_posts(conn, [i for k, i in held.items() if k[1:] in scope and k not in wanted], at)
     fresh = [p for p in checked if domain.post_key(p) not in held]
-    frame = pd.DataFrame(
-        {
-            "person_id": [ids[p["id_hash"] or (p["name"], p["phone"])] for p in fresh],
-            "grid_code": [p["grid_code"] for p in fresh],
-            "role": [p["role"] for p in fresh],
-            "building_code": [p["building_code"] for p in fresh],
-            "unit": [p["unit"] for p in fresh],
-            "valid_from": [_when(p["valid_from"], at) for p in fresh],
-        }
-    )
-    opened = store.insert_posts(conn, frame)
-    store.mark_party_members(
-        conn,
-        {
-            ids[p["id_hash"] or (p["name"], p["phone"])]
-            for p in checked
-            if p["role"] in ("party_member", "party_secretary")
-        },
-    )
+    rows = [{"person_id": ids[_who(p)], "grid_code": p["grid_code"], "role": p["role"],
+             "building_code": p["building_code"], "unit": p["unit"], "valid_from": _when(p["valid_from"], at)}
+            for p in fresh]  # fmt: skip
+    opened = store.insert_posts(conn, rows)
+    store.mark_party_members(conn, {ids[_who(p)] for p in checked if p["role"] in PARTY_ROLES})
     party_store.set_secretaries(
-        conn,
-        {
-            p["org_code"]: ids[p["id_hash"] or (p["name"], p["phone"])]
-            for p in checked
-            if p["role"] == "party_secretary" and p["org_code"]
-        },
+        conn, {p["org_code"]: ids[_who(p)] for p in checked if p["role"] == "party_secretary" and p["org_code"]}
     )
-    summary = {
-        "file": source,
-        "rows": len(checked),
-        "people_added": len(new_people),
-        "posts_opened": opened,
-        "posts_kept": len(checked) - len(fresh),
-        "posts_closed": closed,
-    }
+    summary = {"file": source, "rows": len(checked), "people_added": len(new_people), "posts_opened": opened,
+               "posts_kept": len(checked) - len(fresh), "posts_closed": closed}  # fmt: skip
     log_edit(conn, actor, "people_import", None, summary)
     return summary
 
@@ -204,19 +180,9 @@ def move_post(
     levels = store.grid_levels(conn)
     domain.check_row({"grid": grid_code, "role": old["role"], "name": old["name"]}, domain.Places(levels, {}), b"")
     store.close_posts(conn, [post_id], at)
-    frame = pd.DataFrame(
-        [
-            {
-                "person_id": old["person_id"],
-                "grid_code": grid_code,
-                "role": old["role"],
-                "building_code": None,
-                "unit": None,
-                "valid_from": at,
-            }
-        ]
-    )
-    store.insert_posts(conn, frame)
+    new = {"person_id": old["person_id"], "grid_code": grid_code, "role": old["role"], "building_code": None,
+           "unit": None, "valid_from": at}  # fmt: skip
+    store.insert_posts(conn, [new])
     log_edit(conn, actor, "post_move", None, {"post": post_id, "from": old["grid_code"], "to": grid_code})
     return {"ended": post_id, "person_id": old["person_id"], "from": old["grid_code"], "to": grid_code}
 

@@ -8,6 +8,12 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+
+def org_kinds(conn: Connection) -> dict[str, str]:
+    """Current party organisation codes → kind."""
+    return dict(conn.execute(sa.text("SELECT code, kind FROM party_org WHERE valid_to IS NULL")).all())
+
+
 ORG_FIELDS = ("code", "name", "kind", "parent_code", "parent_name", "secretary_name", "secretary_phone")
 
 
@@ -66,7 +72,7 @@ def set_secretaries(conn: Connection, secretary: dict[str, int]) -> None:
     if secretary:
         conn.execute(
             sa.text(
-                "UPDATE party_org o SET secretary_id = s.pid FROM unnest(:c, CAST(:p AS bigint[])) "
+                "UPDATE party_org o SET secretary_id = s.pid FROM unnest(CAST(:c AS text[]), CAST(:p AS bigint[])) "
                 "AS s(code, pid) WHERE o.code = s.code"
             ),
             {"c": list(secretary), "p": list(secretary.values())},

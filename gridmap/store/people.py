@@ -58,11 +58,6 @@ def building_units(conn: Connection) -> dict[str, tuple[str, list[int]]]:
     return {code: (yard, list(units)) for code, yard, units in rows}
 
 
-def org_kinds(conn: Connection) -> dict[str, str]:
-    """Current party organisation codes → kind."""
-    return dict(conn.execute(sa.text("SELECT code, kind FROM party_org WHERE valid_to IS NULL")).all())
-
-
 # --- people and posts ---------------------------------------------------------------------------
 
 
@@ -75,45 +70,46 @@ def person_ids(conn: Connection) -> dict:
 
 
 def insert_persons(conn: Connection, people: list[dict]) -> list[int]:
-    """Insert ``people`` (name, phone, id_hash, party_member); their new ids in order."""
+    """Insert ``people`` (name, phone, id_hash, party_member); their new ids in order (taken from the
+    sequence first, so the order does not rest on what INSERT … RETURNING happens to return)."""
     if not people:
         return []
-    rows = conn.execute(
+    ids = list(conn.execute(sa.text(
+        "SELECT nextval(pg_get_serial_sequence('person', 'id')) FROM generate_series(1, :n)"), {"n": len(people)}
+    ).scalars())
+    conn.execute(
         sa.text(
-            "INSERT INTO person (name, phone, id_card_hash, party_member) "
-            "SELECT * FROM unnest(:n, :p, :h, :m) RETURNING id"
+            "INSERT INTO person (id, name, phone, id_card_hash, party_member) SELECT * FROM "
+            "unnest(CAST(:i AS bigint[]), CAST(:n AS text[]), CAST(:p AS text[]), CAST(:h AS text[]), "
+            "CAST(:m AS boolean[]))"
         ),
         {
+            "i": ids,
             "n": [p["name"] for p in people],
             "p": [p["phone"] for p in people],
             "h": [p["id_hash"] for p in people],
             "m": [bool(p["party_member"]) for p in people],
         },
     )
-    return [r[0] for r in rows]
+    return ids
 
 
 def mark_party_members(conn: Connection, ids) -> None:
     conn.execute(sa.text("UPDATE person SET party_member = true WHERE id = ANY(:ids)"), {"ids": list(ids)})
 
 
-def insert_posts(conn: Connection, posts: pd.DataFrame) -> int:
-    """Insert posts (person_id, grid_code, role, building_code, unit, valid_from)."""
-    if posts.empty:
+def insert_posts(conn: Connection, posts: list[dict]) -> int:
+    """Insert posts (``person_id``, ``grid_code``, ``role``, ``building_code``, ``unit``, ``valid_from``)."""
+    if not posts:
         return 0
+    cols = ("person_id", "grid_code", "role", "building_code", "unit", "valid_from")
     conn.execute(
         sa.text(
             "INSERT INTO grid_post (person_id, grid_code, role, building_code, unit, valid_from) "
-            "SELECT * FROM unnest(:pid, :g, :r, :b, CAST(:u AS integer[]), CAST(:f AS timestamptz[]))"
+            "SELECT * FROM unnest(CAST(:person_id AS bigint[]), CAST(:grid_code AS text[]), CAST(:role AS text[]), "
+            "CAST(:building_code AS text[]), CAST(:unit AS integer[]), CAST(:valid_from AS timestamptz[]))"
         ),
-        {
-            "pid": posts["person_id"].astype("int64").tolist(),
-            "g": posts["grid_code"].tolist(),
-            "r": posts["role"].tolist(),
-            "b": posts["building_code"].tolist(),
-            "u": [None if pd.isna(u) else int(u) for u in posts["unit"]],
-            "f": posts["valid_from"].tolist(),
-        },
+        {c: [p[c] for p in posts] for c in cols},
     )
     return len(posts)
 
