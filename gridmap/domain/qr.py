@@ -20,6 +20,7 @@ from urllib.parse import quote
 from ..errors import InputError
 
 KINDS = {"g": "grid", "b": "building", "u": "unit"}
+KIND_LABELS = {"g": "网格", "b": "楼栋", "u": "单元"}
 SIG_BYTES = 9
 _SIG = re.compile(r"[A-Za-z0-9_-]{12}")
 _CODE = re.compile(r"[0-9A-Za-z_-]{1,40}")
@@ -72,9 +73,9 @@ def parse(code: str, args) -> tuple[Target, str]:
     the signature is missing or malformed, or ``k``/``v`` are not allowed values."""
     sig = args.get("s") or ""
     if not sig:
-        raise InputError("this link has no signature (s=…): scan the code on the wall again")
+        raise InputError("链接不完整，请重新扫描墙上的二维码 / this link has no signature (s=…): scan the code again")
     if not _SIG.fullmatch(sig):
-        raise InputError("this link's signature is malformed: scan the code on the wall again")
+        raise InputError("链接已损坏，请重新扫描墙上的二维码 / this link's signature is malformed: scan the code again")
     version = args.get("v", "1")
     if not str(version).isdigit():
         raise InputError(f"key version v={version!r} must be a number")
@@ -88,9 +89,12 @@ def verify(target: Target, sig: str, secrets: dict[int, bytes]) -> Target:
     (a forged code, a code copied to another grid, or a retired key)."""
     secret = secrets.get(target.version)
     if secret is None:
-        raise BadSignature("this QR code's key has been retired: ask the community for a new code")
+        raise BadSignature(
+            "此二维码已停用，请联系社区更换 / this QR code's key has been retired: ask the community for a new code"
+        )
     if not hmac.compare_digest(sign(target, secret), sig):
         raise BadSignature(
+            f"此二维码与{KIND_LABELS[target.kind]} {target.code} 不符，可能是伪造或从别处复制的，不能通过它上报 / "
             f"this QR code does not belong to {KINDS[target.kind]} {target.code}: it may have been forged "
             "or copied from another place; nothing can be reported through it"
         )

@@ -14,13 +14,14 @@ from sqlalchemy.engine import Connection
 from ..domain import coverage as cover
 from ..domain import party as party_domain
 from ..domain import people as domain
-from ..domain.roles import allows
+from ..domain.roles import ROSTER, allows
 from ..errors import InputError, NotFound
 from ..ingest import Problems, read_csv
 from ..store import party as party_store
 from ..store import people as store
 from ..store import risk as risk_store
 from ..store import secrets
+from ..store.grids import chain as grid_chain
 from ..store.grids import log_edit
 
 ID_CARD_SECRET = "id_card"
@@ -28,7 +29,6 @@ ID_CARD_SECRET = "id_card"
 LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
 #: Who sees a phone number whole; everyone else (viewers, the public page) sees it masked.
 PHONE_ROLE = "dispatcher"
-ROSTER_ROLES = ("roster", "admin")
 PARTY_ROLES = ("party_member", "party_secretary")
 
 
@@ -65,31 +65,35 @@ def _reject(path: Path, problems: list[dict]) -> None:
     sink.raise_if_any()
 
 
-def import_roster(
-    conn: Connection, path, *, replace: bool = False, at: datetime | None = None, actor: str = "cli"
-) -> dict:
-    """Check every row of a roster file and write its posts; ImportRejected naming each bad row
-    (unknown grid, building, unit or organisation, unknown role, duplicate, bad phone or ID number).
+def import_roster(conn: Connection, path, **kw) -> dict:
+    """Import a roster file (CSV in UTF-8 or GBK, or Excel); see :func:`import_rows`."""
+    path = Path(path)
+    return import_rows(conn, read_rows(path, domain.canonical_columns), source=path, **kw)
 
-    With ``replace``, the file is the whole truth for the (role, place) pairs it names: current
-    posts there held by someone not in the file are closed at ``at`` (their history stays).
+
+def import_rows(conn: Connection, rows: list[dict], *, source: Path, replace: bool = False,
+                at: datetime | None = None, actor: str = "cli") -> dict:  # fmt: skip
+    """Check every roster row and write the posts; ImportRejected naming each bad row (unknown grid,
+    building, unit or organisation, unknown role, duplicate, bad phone or ID number), nothing written.
+
+    With ``replace``, the rows are the whole truth for the (role, place) pairs they name: current
+    posts there held by someone not in the rows are closed at ``at`` (their history stays).
     """
-    path, at = Path(path), at or datetime.now(UTC)
-    rows = read_rows(path, domain.canonical_columns)
-    missing = {"role", "name"} - set(rows[0])
-    if missing or not {"grid", "building"} & set(rows[0]):
-        raise InputError(f"{path.name}: needs columns role, name and grid (or building); has {', '.join(rows[0])}")
+    at = at or datetime.now(UTC)
+    if not rows:
+        raise InputError(f"{source.name}: no rows")
+    columns = set().union(*(r.keys() for r in rows))
+    if {"role", "name"} - columns or not {"grid", "building"} & columns:
+        raise InputError(f"{source.name}: needs columns role, name and grid (or building); has {', '.join(columns)}")
     key = secrets.get_or_create(conn, ID_CARD_SECRET)
     places = domain.Places(store.grid_levels(conn), store.building_units(conn), frozenset(party_store.org_kinds(conn)))
     current = store.current_post_keys(conn)
-    keys = [
-        (w, r, g, b, None if pd.isna(u) else int(u))
-        for w, r, g, b, u in current[["who", "role", "grid_code", "building_code", "unit"]].itertuples(index=False)
-    ]
+    keys = [(w, r, g, b, None if pd.isna(u) else int(u)) for w, r, g, b, u in
+            current[["who", "role", "grid_code", "building_code", "unit"]].itertuples(index=False)]  # fmt: skip
     checked, problems = domain.check_roster(rows, places, key, existing=[] if replace else keys)
     if problems:
-        _reject(path, problems)
-    return _write_posts(conn, checked, current, keys, replace=replace, at=at, actor=actor, source=path.name)
+        _reject(source, problems)
+    return _write_posts(conn, checked, current, keys, replace=replace, at=at, actor=actor, source=source.name)
 
 
 def _who(post: dict):
@@ -138,11 +142,13 @@ def import_orgs(conn: Connection, path, *, at: datetime | None = None, actor: st
 
 
 def present(post: dict, role: str | None) -> dict:
-    """A post as ``role`` may see it: the phone whole for dispatchers and above, masked otherwise."""
+    """A post as ``role`` may see it: the phone whole for dispatchers and above and the roster keeper,
+    masked otherwise."""
     out = {k: post[k] for k in ("id", "person_id", "name", "role", "grid_code", "building_code", "unit")}
     out["role_label"] = domain.LABELS[post["role"]]
-    out["phone"] = post["phone"] if allows(role, PHONE_ROLE) else domain.mask_phone(post["phone"])
-    out["phone_masked"] = not allows(role, PHONE_ROLE)
+    whole = allows(role, PHONE_ROLE) or allows(role, ROSTER)
+    out["phone"] = post["phone"] if whole else domain.mask_phone(post["phone"])
+    out["phone_masked"] = not whole
     for k in ("valid_from", "valid_to"):
         out[k] = post[k].astimezone(LOCAL_ZONE).isoformat() if post[k] else None
     return out
@@ -203,3 +209,15 @@ def coverage(conn: Connection, rules, *, at: datetime | None = None, max_househo
     gaps = cover.gaps(grids, posts, party_store.org_grids(conn))
     load = cover.load(grids, posts, counts, max_households)
     return cover.summary(grids, gaps, load), gaps, load
+
+
+def organisations(conn: Connection, code: str, role: str | None) -> list[dict]:
+    """The party organisations covering grid ``code`` or a grid above it, smallest kind first, the
+    secretary's phone as ``role`` may see it; NotFound for an unknown grid."""
+    chain = [g["code"] for g in grid_chain(conn, code)]
+    if not chain:
+        raise NotFound(f"no current grid {code!r}")
+    whole = allows(role, PHONE_ROLE) or allows(role, ROSTER)
+    return [{**o, "kind_label": party_domain.ORG_KINDS[o["kind"]],
+             "secretary_phone": o["secretary_phone"] if whole else domain.mask_phone(o["secretary_phone"])}
+            for o in party_store.covering(conn, chain)]  # fmt: skip

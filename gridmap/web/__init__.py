@@ -17,7 +17,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.json.sort_keys = False
 
-    from . import api, auth, edit_api, ogc, openapi, pages, risk_api, tiles
+    from . import api, auth, edit_api, ogc, openapi, pages, people, risk_api, scan, tiles
 
     app.register_blueprint(api.bp)
     app.register_blueprint(risk_api.bp)
@@ -26,6 +26,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(tiles.bp)
     app.register_blueprint(ogc.bp)  # OGC API – Features at /ogc
     app.register_blueprint(openapi.bp)  # /api/v1/openapi.json
+    app.register_blueprint(people.bp)  # grid people, party organisations, QR codes to print
+    app.register_blueprint(scan.bp)  # /g/<code>: the page a QR code opens
     app.before_request(_refuse_nul)
     auth.init_app(app)  # who may call what: every view's require(), enforced before each request
 

@@ -1,0 +1,88 @@
+"""The page a QR code on a wall opens: ``/g/<code>?s=<signature>`` (``&k=b|u`` for buildings and unit
+entrances).  Public, no login, Chinese first, phone-sized, no script or font from elsewhere.
+
+A link that is malformed, forged, copied to another grid or out of date gets a page that says so
+(400/403/404) and files nothing.  The report and call endpoints answer JSON.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, render_template, request, url_for
+
+from ..config import project_home
+from ..domain import scan as rules
+from ..errors import GridmapError, InputError
+from ..services import scan as service
+from ..services.qr import verify
+from .api import engine
+from .auth import public
+
+bp = Blueprint("scan", __name__, template_folder="templates")
+#: The whole request may carry the form and one photo, a little over the photo limit.
+MAX_REQUEST = rules.MAX_PHOTO + 64 * 1024
+
+
+def _link_args() -> dict:
+    return {k: request.args[k] for k in ("s", "k", "v") if k in request.args}
+
+
+def _client(conn) -> str:
+    return service.client_key(conn, request.remote_addr or "", request.headers.get("User-Agent", ""))
+
+
+def public_matters() -> list[tuple[str, str]]:
+    """The matters a resident may choose (code, name); empty until the event centre's catalogue is
+    wired in, and the page then shows no choice (the report goes in without one)."""
+    return list(current_app.config.get("PUBLIC_MATTERS", {}).items())
+
+
+@bp.get("/g/<code>")
+@public
+def page(code: str):
+    """The scanned page; a clear error page when the link cannot be trusted or is out of date."""
+    try:
+        with engine().begin() as conn:
+            target = verify(conn, code, request.args)
+            data = service.page(conn, target)
+    except GridmapError as exc:
+        return render_template("scan.html", error=exc.message, page=None), exc.status
+    args = _link_args()
+    config = {"call_url": url_for("scan.call", code=code, **args), "min_text": rules.MIN_TEXT,
+              "max_photo": rules.MAX_PHOTO}  # fmt: skip
+    html = render_template(
+        "scan.html", page=data, error=None, matters=public_matters(), js_config=config,
+        report_url=url_for("scan.report", code=code, **args), max_text=rules.MAX_TEXT,
+        max_photo_mb=rules.MAX_PHOTO // 1048576,
+    )  # fmt: skip
+    return html, 200, {"Cache-Control": "no-store", "Content-Language": "zh-CN"}
+
+
+@bp.post("/g/<code>/report")
+@public
+def report(code: str):
+    """File a report (multipart: ``text``, optional ``matter``, ``photo``, ``phone``, ``lon``/``lat``)."""
+    request.max_content_length = MAX_REQUEST
+    with engine().begin() as conn:
+        target = verify(conn, code, request.args)
+        client = _client(conn)
+    photo = request.files.get("photo")
+    data = photo.read() if photo and photo.filename else None
+    result = service.submit(
+        engine(), target, request.form.to_dict(), data, client=client, media_dir=project_home() / "media",
+        matters=dict(public_matters()),
+    )  # fmt: skip
+    return jsonify(result), 201
+
+
+@bp.post("/g/<code>/call")
+@public
+def call(code: str):
+    """The ``tel:`` link of one person serving this place (``post``: the id on the page)."""
+    post = request.args.get("post", "")
+    if not post.isdigit():
+        raise InputError("post must be the number of a person on the page")
+    limiter = current_app.extensions.setdefault("gridmap.call_limiter", service.CallLimiter())
+    with engine().begin() as conn:
+        target = verify(conn, code, request.args)
+        limiter.take(_client(conn))
+        return jsonify({"tel": service.call_number(conn, target, int(post))})
