@@ -74,8 +74,15 @@ def _visible_posts(conn: Connection, where: dict) -> list[dict]:
     return out
 
 
-def page(conn: Connection, target: qr.Target) -> dict:
-    """What the scanned page shows: the place, its chain, the people (masked), the party organisation."""
+def open_page(eng: Engine, code: str, args) -> dict:
+    """What the page of a scanned link shows; InputError / BadSignature / NotFound when the link is
+    malformed, forged or copied, or its place no longer current."""
+    with eng.connect() as conn:
+        return _page(conn, qr_service.verify(conn, code, args))
+
+
+def _page(conn: Connection, target: qr.Target) -> dict:
+    """The place, its chain, the people serving it (masked), the party organisation."""
     where = _where(conn, target)
     people = [
         {
@@ -111,7 +118,7 @@ def page(conn: Connection, target: qr.Target) -> dict:
     }
 
 
-def client_key(conn: Connection, remote: str, agent: str) -> str:
+def _client(conn: Connection, remote: str, agent: str) -> str:
     """A stable pseudonym of a phone (address and browser), keyed so no address is stored."""
     key = qr_service.keys(conn)[1]
     return hmac.new(key, f"{remote}|{agent}".encode(), hashlib.sha256).hexdigest()[:20]
@@ -133,30 +140,27 @@ class CallLimiter:
         self.counts[client] = n + 1
 
 
-def call_number(conn: Connection, target: qr.Target, post_id: int) -> str:
-    """The ``tel:`` URI of one callable person serving ``target``; NotFound for anyone else."""
-    where = _where(conn, target)
-    for p in _visible_posts(conn, where):
-        if p["id"] == post_id and p["role"] in CALLABLE and p["phone"]:
-            return people_domain.tel_uri(p["phone"])
+def call_number(eng: Engine, code: str, args, post_id: int, *, remote: str, agent: str, limiter: CallLimiter) -> str:
+    """The ``tel:`` URI of one callable person serving the scanned place, counted against the
+    caller's limit; NotFound for anyone else, RateLimited past the limit."""
+    with eng.connect() as conn:
+        target = qr_service.verify(conn, code, args)
+        limiter.take(_client(conn, remote, agent))
+        for p in _visible_posts(conn, _where(conn, target)):
+            if p["id"] == post_id and p["role"] in CALLABLE and p["phone"]:
+                return people_domain.tel_uri(p["phone"])
     raise NotFound(f"no one to call as {post_id} here")
 
 
-def submit(
-    engine: Engine,
-    target: qr.Target,
-    form: dict,
-    photo: bytes | None,
-    *,
-    client: str,
-    media_dir: Path,
-    matters: dict[str, str],
-    now: datetime | None = None,
-) -> dict:
+def submit(eng: Engine, code: str, args, form: dict, photo: bytes | None, *, remote: str, agent: str,
+           media_dir: Path, matters: dict[str, str], now: datetime | None = None) -> dict:  # fmt: skip
     """File a report from the scanned page (``matters``: the public catalogue, code → name);
-    InputError / PayloadTooLarge for a bad form (nothing written), RateLimited (429) past the
-    hourly limits, NotFound for a place no longer current."""
+    BadSignature (403) for a forged or copied code, InputError / PayloadTooLarge for a bad form,
+    RateLimited (429) past the hourly limits, NotFound for a place no longer current; in every
+    such case nothing is written."""
     now = now or datetime.now(UTC)
+    with eng.connect() as conn:  # a link that cannot be trusted is refused before its form is read
+        qr_service.verify(conn, code, args)
     text = domain.check_text(form.get("text"))
     position = domain.check_position(form.get("lon"), form.get("lat"))
     phone = people_domain.normalise_phone(form["phone"]) if (form.get("phone") or "").strip() else None
@@ -171,7 +175,9 @@ def submit(
         tmp = media_dir / f".{uuid.uuid4().hex}.part"
         tmp.write_bytes(photo)
     try:
-        with engine.begin() as conn:
+        with eng.begin() as conn:
+            target = qr_service.verify(conn, code, args)
+            client = _client(conn, remote, agent)
             where = _where(conn, target)
             store.lock_grid(conn, where["grid"])
             why = domain.limit_message(
@@ -184,8 +190,9 @@ def submit(
             if phone:
                 store.insert_contact(conn, report_id, phone)
             if photo:
-                final = media_dir / f"{report_id}-{hashlib.sha256(photo).hexdigest()[:12]}.{kind[1]}"
-                store.insert_media(conn, report_id, str(final), kind[0], len(photo), hashlib.sha256(photo).hexdigest())
+                digest = hashlib.sha256(photo).hexdigest()
+                final = media_dir / f"{report_id}-{digest[:12]}.{kind[1]}"
+                store.insert_media(conn, report_id, str(final), kind[0], len(photo), digest)
                 os.replace(tmp, final)
         return {"id": report_id, "grid": where["grid"], "location": case["attrs"]["location"]}
     except BaseException:

@@ -115,6 +115,7 @@ def build_map() -> folium.Map:
     root.header.add_child(CssLink(static("gridmap.css")))
     root.header.add_child(JavascriptLink(static("gridmap.js")))
     root.header.add_child(JavascriptLink(static("gridmap-edit.js")))
+    root.header.add_child(JavascriptLink(static("gridmap-people.js")))
     if base["url"]:
         folium.TileLayer(base["url"], attr=base["attribution"] or " ", name="底图 base map",
                          max_zoom=base["max_zoom"], overlay=False, control=False).add_to(fmap)

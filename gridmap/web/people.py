@@ -7,13 +7,12 @@ masked to viewers.  Edits need the roster keeper or an admin.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..errors import InputError
 from ..services import people as service
 from ..services import qr as qr_service
+from ..services import roster
 from .api import engine, int_arg, risk_rules
 from .auth import authenticate, current_actor, require
 
@@ -45,9 +44,14 @@ def _json_body() -> dict:
 def list_people():
     """Posts (current, or valid at ``at``), filtered by ``grid`` and ``role``."""
     grid = request.args.get("grid")
-    with engine().connect() as conn:
-        posts = service.list_posts(conn, _role(), grids=[grid] if grid else None, post_role=request.args.get("role"),
-                                   at=_at(), limit=int_arg("limit", 1000, 1, 10000))  # fmt: skip
+    posts = service.list_posts(
+        engine(),
+        _role(),
+        grids=[grid] if grid else None,
+        post_role=request.args.get("role"),
+        at=_at(),
+        limit=int_arg("limit", 1000, 1, 10000),
+    )
     return jsonify({"posts": posts, "count": len(posts), "time_zone": str(service.LOCAL_ZONE)})
 
 
@@ -55,17 +59,15 @@ def list_people():
 @require(*READERS)
 def grid_people(code: str):
     """The people and party organisations of one grid (the map panel)."""
-    with engine().connect() as conn:
-        posts = service.list_posts(conn, _role(), grids=[code], at=_at())
-        orgs = service.organisations(conn, code, _role())
+    posts = service.list_posts(engine(), _role(), grids=[code], at=_at())
+    orgs = service.organisations(engine(), code, _role())
     return jsonify({"grid": code, "posts": posts, "organisations": orgs, "time_zone": str(service.LOCAL_ZONE)})
 
 
 @bp.get("/people/<int:person_id>/history")
 @require(*READERS)
 def person_history(person_id: int):
-    with engine().connect() as conn:
-        return jsonify({"person": person_id, "posts": service.person_history(conn, person_id, _role())})
+    return jsonify({"person": person_id, "posts": service.person_history(engine(), person_id, _role())})
 
 
 @bp.post("/people")
@@ -76,9 +78,7 @@ def add_people():
     rows = body.get("rows")
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise InputError("rows must be a list of objects with grid (or building), role, name, phone")
-    with engine().begin() as conn:
-        summary = service.import_rows(conn, rows, source=Path("request body"), replace=bool(body.get("replace")),
-                                      actor=current_actor())  # fmt: skip
+    summary = roster.import_rows(engine(), rows, replace=bool(body.get("replace")), actor=current_actor())
     return jsonify(summary), 201
 
 
@@ -89,15 +89,13 @@ def move_post(post_id: int):
     grid = _json_body().get("grid")
     if not isinstance(grid, str) or not grid:
         raise InputError("grid must be the code of the grid the post moves to")
-    with engine().begin() as conn:
-        return jsonify(service.move_post(conn, post_id, grid, actor=current_actor()))
+    return jsonify(service.move_post(engine(), post_id, grid, actor=current_actor()))
 
 
 @bp.delete("/posts/<int:post_id>")
 @require(*EDITORS)
 def end_post(post_id: int):
-    with engine().begin() as conn:
-        return jsonify(service.end_post(conn, post_id, actor=current_actor()))
+    return jsonify(service.end_post(engine(), post_id, actor=current_actor()))
 
 
 @bp.get("/people/coverage")
@@ -105,10 +103,10 @@ def end_post(post_id: int):
 def coverage():
     """Grids without a worker or party organisation, and each worker's load (heaviest first)."""
     limit = int_arg("limit", 100, 1, 100000)
-    with engine().connect() as conn:
-        summary, gaps, load = service.coverage(conn, risk_rules())
-    return jsonify({"summary": summary, "gaps": gaps.head(limit).to_dict("records"),
-                    "load": load.head(limit).to_dict("records")})  # fmt: skip
+    summary, gaps, load = service.coverage(engine(), risk_rules())
+    return jsonify(
+        {"summary": summary, "gaps": gaps.head(limit).to_dict("records"), "load": load.head(limit).to_dict("records")}
+    )
 
 
 @bp.get("/qr/<code>")
@@ -117,6 +115,5 @@ def qr_image(code: str):
     """One code to print: ``kind`` g (grid), b (building) or u (unit entrance), ``format`` svg or png."""
     fmt = request.args.get("format", "svg")
     base = current_app.config.get("PUBLIC_URL") or request.host_url
-    with engine().begin() as conn:
-        data = qr_service.image(conn, request.args.get("kind", "g"), code, fmt, base=base)
+    data = qr_service.image(engine(), request.args.get("kind", "g"), code, fmt, base=base)
     return Response(data, mimetype="image/svg+xml" if fmt == "svg" else "image/png")

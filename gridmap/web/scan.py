@@ -13,7 +13,6 @@ from ..config import project_home
 from ..domain import scan as rules
 from ..errors import GridmapError, InputError
 from ..services import scan as service
-from ..services.qr import verify
 from .api import engine
 from .auth import public
 
@@ -26,8 +25,9 @@ def _link_args() -> dict:
     return {k: request.args[k] for k in ("s", "k", "v") if k in request.args}
 
 
-def _client(conn) -> str:
-    return service.client_key(conn, request.remote_addr or "", request.headers.get("User-Agent", ""))
+def _who() -> dict:
+    """What tells one phone from another for the limits (kept only as a keyed pseudonym)."""
+    return {"remote": request.remote_addr or "", "agent": request.headers.get("User-Agent", "")}
 
 
 def public_matters() -> list[tuple[str, str]]:
@@ -41,19 +41,25 @@ def public_matters() -> list[tuple[str, str]]:
 def page(code: str):
     """The scanned page; a clear error page when the link cannot be trusted or is out of date."""
     try:
-        with engine().begin() as conn:
-            target = verify(conn, code, request.args)
-            data = service.page(conn, target)
+        data = service.open_page(engine(), code, request.args)
     except GridmapError as exc:
         return render_template("scan.html", error=exc.message, page=None), exc.status
     args = _link_args()
-    config = {"call_url": url_for("scan.call", code=code, **args), "min_text": rules.MIN_TEXT,
-              "max_photo": rules.MAX_PHOTO}  # fmt: skip
+    config = {
+        "call_url": url_for("scan.call", code=code, **args),
+        "min_text": rules.MIN_TEXT,
+        "max_photo": rules.MAX_PHOTO,
+    }
     html = render_template(
-        "scan.html", page=data, error=None, matters=public_matters(), js_config=config,
-        report_url=url_for("scan.report", code=code, **args), max_text=rules.MAX_TEXT,
+        "scan.html",
+        page=data,
+        error=None,
+        matters=public_matters(),
+        js_config=config,
+        report_url=url_for("scan.report", code=code, **args),
+        max_text=rules.MAX_TEXT,
         max_photo_mb=rules.MAX_PHOTO // 1048576,
-    )  # fmt: skip
+    )
     return html, 200, {"Cache-Control": "no-store", "Content-Language": "zh-CN"}
 
 
@@ -62,15 +68,18 @@ def page(code: str):
 def report(code: str):
     """File a report (multipart: ``text``, optional ``matter``, ``photo``, ``phone``, ``lon``/``lat``)."""
     request.max_content_length = MAX_REQUEST
-    with engine().begin() as conn:
-        target = verify(conn, code, request.args)
-        client = _client(conn)
     photo = request.files.get("photo")
     data = photo.read() if photo and photo.filename else None
     result = service.submit(
-        engine(), target, request.form.to_dict(), data, client=client, media_dir=project_home() / "media",
+        engine(),
+        code,
+        request.args,
+        request.form.to_dict(),
+        data,
+        **_who(),
+        media_dir=project_home() / "media",
         matters=dict(public_matters()),
-    )  # fmt: skip
+    )
     return jsonify(result), 201
 
 
@@ -82,7 +91,4 @@ def call(code: str):
     if not post.isdigit():
         raise InputError("post must be the number of a person on the page")
     limiter = current_app.extensions.setdefault("gridmap.call_limiter", service.CallLimiter())
-    with engine().begin() as conn:
-        target = verify(conn, code, request.args)
-        limiter.take(_client(conn))
-        return jsonify({"tel": service.call_number(conn, target, int(post))})
+    return jsonify({"tel": service.call_number(engine(), code, request.args, int(post), **_who(), limiter=limiter)})

@@ -191,9 +191,6 @@
           var chain = p.chain.map(function (c) {
             return '<a href="#" data-code="' + esc(c.code) + '">' + esc(c.name) + "</a>";
           }).join(" › ");
-          var people = (p.people || []).map(function (m) {
-            return esc(m.name) + " <small>" + esc(m.role) + (m.phone ? " · " + esc(m.phone) : "") + "</small>";
-          }).join("<br>") || "—";
           var colours = ["red", "yellow", "blue"].map(function (c) {
             return '<span class="gm-dot gm-' + c + '"></span>' + (risk[c] || 0);
           }).join(" ");
@@ -211,7 +208,7 @@
             row("人口 population", esc(p.population)) +
             row("面积 area", esc(Math.round(p.area_m2).toLocaleString()) + " m²") +
             row("下级 children", esc(p.children)) +
-            row("负责人 people", people) +
+            row("负责人 people", '<span id="gm-panel-people">—</span>') +
             row("风险 risk", '<span class="gm-risk-colour gm-' + esc(risk.colour || "none") + '">' +
                 esc(risk.colour || "none") + "</span> " + colours) +
             row("逾期 overdue", '<span id="gm-panel-overdue">' + esc(risk.overdue || 0) + "</span>") +
@@ -220,6 +217,8 @@
           mark("panel", p.code);
           // planners' edit tools (static/gridmap-edit.js) add their buttons to the panel
           if (window.gridmapEditPanel) window.gridmapEditPanel(panel, p, res[1]);
+          // who serves the grid and the print-QR button (static/gridmap-people.js)
+          if (window.gridmapPeoplePanel) window.gridmapPeoplePanel(panel, p);
         })
         .catch(function (err) { panel.innerHTML = '<div class="gm-error">' + esc(err.message) + "</div>"; });
     }
