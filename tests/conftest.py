@@ -5,6 +5,7 @@ Databases: ``gridmap_test`` is emptied before each test that asks for ``engine``
 only read.  Set GRIDMAP_TEST_DATABASE_URL (and GRIDMAP_TEST_DEMO_DATABASE_URL) to
 use an existing PostGIS instead of the local cluster.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,11 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gridmap import ops
 from gridmap.cli import main
-from gridmap.store import cluster, db
-from gridmap.store import grids as store
-from gridmap.store import users
+from gridmap.services import resources
+from gridmap.services.demo import load_demo
+from gridmap.settings import Settings
+from gridmap.store import cluster, db, users
 from gridmap.web import create_app
 
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -27,8 +28,9 @@ DEMO_SEED = 7
 def _database(env_var: str, name: str) -> str:
     url = os.environ.get(env_var)
     if not url:
-        cluster.start()
-        url = cluster.ensure_database(name, fresh=True)
+        settings = Settings.from_env()
+        cluster.start(settings)
+        url = cluster.ensure_database(settings, name, fresh=True)
     db.migrate(url)
     return url
 
@@ -42,7 +44,7 @@ def database_url() -> str:
 def engine(database_url):
     eng = db.engine(database_url)
     with eng.begin() as conn:
-        store.truncate_all(conn)
+        db.truncate_all(conn)
         users.truncate(conn)
     return eng
 
@@ -58,13 +60,20 @@ def bearer(engine):
                 users.add_user(conn, f"test-{role}", role)
                 made[role] = {"Authorization": "Bearer " + users.issue_token(conn, f"test-{role}")}
         return made[role]
+
     return make
 
 
 @pytest.fixture(scope="session")
 def demo_url() -> str:
     url = _database("GRIDMAP_TEST_DEMO_DATABASE_URL", "gridmap_test_demo")
-    ops.load_demo(db.engine(url), "guancheng", DEMO_SEED, fresh=True)
+    load_demo(
+        db.engine(url),
+        "guancheng",
+        DEMO_SEED,
+        rules=resources.load_rules(Settings.from_env().risk_rules_path),
+        fresh=True,
+    )
     return url
 
 
@@ -74,8 +83,10 @@ def cli(database_url):
     runner = CliRunner()
 
     def run(*args, url=None):
-        return runner.invoke(main, [str(a) for a in args], env={"GRIDMAP_DATABASE_URL": url or database_url},
-                             catch_exceptions=False)
+        return runner.invoke(
+            main, [str(a) for a in args], env={"GRIDMAP_DATABASE_URL": url or database_url}, catch_exceptions=False
+        )
+
     return run
 
 

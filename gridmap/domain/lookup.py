@@ -19,6 +19,7 @@ then the **lowest code wins**, so a point on a shared edge or vertex resolves to
 exactly one micro-grid, deterministically.  Special grids are tested only for
 points in cells that a special grid's bounding box touches.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,6 @@ import shapely
 from scipy import ndimage
 
 from .. import geo
-from ..errors import InputError
 from .levels import LEVELS, SPECIAL
 
 MIXED = -2
@@ -85,8 +85,9 @@ def check_points(lon, lat, crs: str = "EPSG:4326"):
         out_of_range = ~nan & ~swapped & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
         problems[out_of_range] = OUT_OF_RANGE
     bad = problems != None  # noqa: E711
-    x, y = geo.transform_xy(np.where(bad, 114.0 if geographic else 0.0, lon),
-                            np.where(bad, 34.0 if geographic else 0.0, lat), crs)
+    x, y = geo.transform_xy(
+        np.where(bad, 114.0 if geographic else 0.0, lon), np.where(bad, 34.0 if geographic else 0.0, lat), crs
+    )
     outside = ~bad & ~((x >= lo_x) & (x <= hi_x) & (y >= lo_y) & (y <= hi_y))
     problems[outside] = OUTSIDE_CHINA
     return x, y, problems
@@ -105,8 +106,16 @@ class Located:
 class GridIndex:
     """The in-memory index of one version of the grids (see the module docstring)."""
 
-    def __init__(self, frame: pd.DataFrame, *, cell_m: float = 25.0, max_cells: int = 24_000_000,
-                 epoch=None, at=None, people: dict | None = None):
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        *,
+        cell_m: float = 25.0,
+        max_cells: int = 24_000_000,
+        epoch=None,
+        at=None,
+        people: dict | None = None,
+    ):
         self.epoch, self.at = epoch, at
         frame = frame.sort_values("code", kind="stable").reset_index(drop=True)
         self.code = frame["code"].to_numpy(dtype=object)
@@ -118,8 +127,7 @@ class GridIndex:
         self._code_dtype = pd.CategoricalDtype(pd.Index(self.code.astype(str)))
         self._name_dtype = pd.CategoricalDtype(pd.Index(names))
         row = {c: i for i, c in enumerate(self.code)}
-        parent = np.array([row.get(p, -1) if isinstance(p, str) else -1 for p in frame["parent_code"]],
-                          dtype=np.int64)
+        parent = np.array([row.get(p, -1) if isinstance(p, str) else -1 for p in frame["parent_code"]], dtype=np.int64)
         geoms = np.asarray(frame["geometry"].to_numpy(), dtype=object)
         self.micro = np.flatnonzero(self.level == "micro")  # ascending code: lowest code first
         self.micro_geom = geoms[self.micro]
@@ -180,7 +188,7 @@ class GridIndex:
         # first cell of each region in raster order; blocks bottom-up, reversed, so the first write wins last
         first = np.full(n + 1, -1, dtype=np.int64)
         for r in range(((ny - 1) // 256) * 256, -1, -256):
-            block = labels[r: r + 256].ravel()
+            block = labels[r : r + 256].ravel()
             first[block[::-1]] = r * nx + np.arange(block.size - 1, -1, -1)
         rep = first[1:]
         cy, cx = np.divmod(rep, nx)
@@ -196,18 +204,28 @@ class GridIndex:
         for bx0, by0, bx1, by1 in shapely.bounds(self.special_geom):
             i0, j0 = int((bx0 - self.x0) // dx) // SPECIAL_BLOCK, int((by0 - self.y0) // dy) // SPECIAL_BLOCK
             i1, j1 = int((bx1 - self.x0) // dx) // SPECIAL_BLOCK, int((by1 - self.y0) // dy) // SPECIAL_BLOCK
-            self.special_blocks[max(j0, 0): j1 + 1, max(i0, 0): i1 + 1] = True
+            self.special_blocks[max(j0, 0) : j1 + 1, max(i0, 0) : i1 + 1] = True
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the cell arrays (geometries are extra)."""
-        return (self.cells.nbytes + self.special_blocks.nbytes + self.mixed_cells.nbytes + self.cand.nbytes
-                + self.cand_start.nbytes)
+        return (
+            self.cells.nbytes
+            + self.special_blocks.nbytes
+            + self.mixed_cells.nbytes
+            + self.cand.nbytes
+            + self.cand_start.nbytes
+        )
 
     def stats(self) -> dict:
         pure = 1.0 - len(self.mixed_cells) / self.cells.size
-        return {"micro_grids": int(len(self.micro)), "cells": int(self.cells.size), "pure_share": round(pure, 4),
-                "cell_deg": [self.dx, self.dy], "epoch": self.epoch}
+        return {
+            "micro_grids": int(len(self.micro)),
+            "cells": int(self.cells.size),
+            "pure_share": round(pure, 4),
+            "cell_deg": [self.dx, self.dy],
+            "epoch": self.epoch,
+        }
 
     # --- lookups ----------------------------------------------------------------------
     def _exact(self, x, y) -> np.ndarray:
@@ -304,7 +322,7 @@ class GridIndex:
             # the key in the array's own dtype: a mismatch makes numpy cast (copy) the whole array per call
             slot = int(self.mixed_cells.searchsorted(self.mixed_cells.dtype.type(cy * nx + cx)))
             m = OUTSIDE
-            for c in self.cand[self.cand_start[slot]: self.cand_start[slot + 1]]:
+            for c in self.cand[self.cand_start[slot] : self.cand_start[slot + 1]]:
                 if shapely.intersects_xy(self.micro_geom[c], x, y):
                     m = int(c)
                     break
@@ -326,10 +344,15 @@ class GridIndex:
             if r >= 0:
                 chain.append({"level": level, "code": self.code[r], "name": self.name[r]})
         micro_code = self.code[self.micro[m]]
-        return {"lon": float(x), "lat": float(y), "inside": True, "micro": micro_code, "chain": chain,
-                "specials": [{"code": self.code[self.special[s]], "name": self.name[self.special[s]]}
-                             for s in specials],
-                "people": self.people.get(micro_code, [])}
+        return {
+            "lon": float(x),
+            "lat": float(y),
+            "inside": True,
+            "micro": micro_code,
+            "chain": chain,
+            "specials": [{"code": self.code[self.special[s]], "name": self.name[self.special[s]]} for s in specials],
+            "people": self.people.get(micro_code, []),
+        }
 
     def answers(self, x, y) -> list[dict]:
         """The whole answer (JSON-ready) for each storage lon/lat point."""
@@ -348,15 +371,23 @@ class GridIndex:
                 out[i]["nearest"] = {"code": self.code[r], "name": self.name[r], "distance_m": round(float(d), 1)}
         specials: dict[int, list[dict]] = {}
         for i, s in zip(found.special_points, found.special_ids):
-            specials.setdefault(int(i), []).append({"code": self.code[self.special[s]],
-                                                    "name": self.name[self.special[s]]})
+            specials.setdefault(int(i), []).append(
+                {"code": self.code[self.special[s]], "name": self.name[self.special[s]]}
+            )
         for i in np.flatnonzero(found.micro >= 0):
-            chain = [{"level": lv, "code": self.code[rows[lv][i]], "name": self.name[rows[lv][i]]}
-                     for lv in CHAIN if rows[lv][i] >= 0]
+            chain = [
+                {"level": lv, "code": self.code[rows[lv][i]], "name": self.name[rows[lv][i]]}
+                for lv in CHAIN
+                if rows[lv][i] >= 0
+            ]
             micro_code = chain[-1]["code"]
-            out[i].update(inside=True, micro=micro_code, chain=chain,
-                          specials=sorted(specials.get(int(i), []), key=lambda s: s["code"]),
-                          people=self.people.get(micro_code, []))
+            out[i].update(
+                inside=True,
+                micro=micro_code,
+                chain=chain,
+                specials=sorted(specials.get(int(i), []), key=lambda s: s["code"]),
+                people=self.people.get(micro_code, []),
+            )
         return out
 
     def table(self, x, y) -> pd.DataFrame:
@@ -369,7 +400,8 @@ class GridIndex:
             r = rows[level]
             out[f"{level}_code"] = pd.Categorical.from_codes(r, dtype=self._code_dtype)
             out[f"{level}_name"] = pd.Categorical.from_codes(
-                np.where(r >= 0, self._name_id[np.maximum(r, 0)], -1), dtype=self._name_dtype)
+                np.where(r >= 0, self._name_id[np.maximum(r, 0)], -1), dtype=self._name_dtype
+            )
         specials = {}
         if len(found.special_points):
             order = np.lexsort((found.special_ids, found.special_points))
@@ -414,3 +446,31 @@ def _segment_cells(ax, ay, bx, by, owner, nx, ny):
             for kk in (k - 1, k):
                 add(kk, qq, owner[seg]) if vertical else add(qq, kk, owner[seg])
     return np.concatenate(cells), np.concatenate(owners).astype(np.int64)
+
+
+def assign_table(index: GridIndex, lon, lat, crs: str, problems=None):
+    """Chain columns plus ``status`` (placed / outside / bad), ``error`` and, for points outside
+    every grid, the nearest micro-grid and its distance in metres.  ``problems``: reasons known
+    beforehand (unresolvable addresses), None where the row is fine."""
+    x, y, checked = check_points(lon, lat, crs)
+    if problems is not None:
+        checked = np.where(problems != None, problems, checked)  # noqa: E711
+    problems = checked
+    good = problems == None  # noqa: E711
+    table = index.table(np.where(good, x, np.nan), np.where(good, y, np.nan))
+    placed = table["micro_code"].notna().to_numpy()
+    status = np.where(~good, "bad", np.where(placed, "placed", "outside"))
+    nearest = np.full(len(x), None, dtype=object)
+    distance = np.full(len(x), np.nan)
+    out_idx = np.flatnonzero(status == "outside")
+    if len(out_idx) and len(index.micro):
+        j, d = index.nearest(x[out_idx], y[out_idx])
+        nearest[out_idx] = index.code[index.micro[j]]
+        distance[out_idx] = np.round(d, 1)
+    table["status"] = pd.Categorical(status, categories=["placed", "outside", "bad"])
+    table["error"] = problems
+    table["nearest_micro_code"] = nearest
+    table["nearest_distance_m"] = distance
+    table["lon_wgs84"] = np.where(good, x, np.nan)
+    table["lat_wgs84"] = np.where(good, y, np.nan)
+    return table

@@ -1,5 +1,6 @@
 """SQL for the map: Mapbox vector tiles straight from PostGIS (``ST_AsMVT``), reports in a box,
 search and the grid panel's counts."""
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -8,8 +9,10 @@ from sqlalchemy.engine import Connection
 from ..domain.tiling import BUFFER, EXTENT, Frame, Tile
 
 #: Grid properties carried by every grid tile (the page styles and labels with them).
-GRID_PROPS = ("g.code, g.name, g.level, g.kind, g.households, r.colour AS risk, coalesce(r.overdue, 0) AS overdue, "
-              "g.valid_from::text AS valid_from")
+GRID_PROPS = (
+    "g.code, g.name, g.level, g.kind, g.households, r.colour AS risk, coalesce(r.overdue, 0) AS overdue, "
+    "g.valid_from::text AS valid_from"
+)
 
 
 def _geom(frame: Frame, column: str) -> str:
@@ -20,8 +23,16 @@ def _geom(frame: Frame, column: str) -> str:
 
 
 def _params(tile: Tile, frame: Frame, name: str) -> dict:
-    p = {"z": tile.z, "x": tile.x, "y": tile.y, "name": name,
-         "qx0": frame.query[0], "qy0": frame.query[1], "qx1": frame.query[2], "qy1": frame.query[3]}
+    p = {
+        "z": tile.z,
+        "x": tile.x,
+        "y": tile.y,
+        "name": name,
+        "qx0": frame.query[0],
+        "qy0": frame.query[1],
+        "qx1": frame.query[2],
+        "qy1": frame.query[3],
+    }
     if frame.shift is not None:
         p.update(zip(("a", "b", "d", "e", "xoff", "yoff"), frame.shift))
     return p
@@ -35,15 +46,16 @@ def _simplify(tile: Tile, column: str) -> str:
     return f"ST_Simplify({column}, {tol_deg!r}, true)"
 
 
-def grid_tile(conn: Connection, tile: Tile, frame: Frame, name: str, *, level: str, risk_only: bool = False,
-              at=None) -> bytes:
+def grid_tile(
+    conn: Connection, tile: Tile, frame: Frame, name: str, *, level: str, risk_only: bool = False, at=None
+) -> bytes:
     """Grids of ``level`` in ``tile`` as one MVT layer ``name`` (with each grid's rolled-up risk
     colour): the current ones, or those valid at ``at``; ``risk_only`` keeps the grids that have a colour."""
     join = "JOIN" if risk_only else "LEFT JOIN"
     when = "g.valid_to IS NULL" if at is None else "g.valid_from <= :at AND (g.valid_to IS NULL OR g.valid_to > :at)"
     sql = f"""
     SELECT ST_AsMVT(t, :name, {EXTENT}, 'geom') FROM (
-        SELECT {GRID_PROPS}, {_geom(frame, _simplify(tile, 'g.geom'))} AS geom
+        SELECT {GRID_PROPS}, {_geom(frame, _simplify(tile, "g.geom"))} AS geom
         FROM grid g {join} grid_risk r ON r.code = g.code
         WHERE {when} AND g.level = :level
           AND g.geom && ST_MakeEnvelope(:qx0, :qy0, :qx1, :qy1, 4326)
@@ -53,8 +65,16 @@ def grid_tile(conn: Connection, tile: Tile, frame: Frame, name: str, *, level: s
     return bytes(conn.execute(sa.text(sql), params).scalar_one() or b"")
 
 
-def risk_tile(conn: Connection, tile: Tile, frame: Frame, name: str, *, overdue_sql: str,
-              colour: str | None = None, kind: str | None = None) -> bytes:
+def risk_tile(
+    conn: Connection,
+    tile: Tile,
+    frame: Frame,
+    name: str,
+    *,
+    overdue_sql: str,
+    colour: str | None = None,
+    kind: str | None = None,
+) -> bytes:
     """Risk elements (points and polygons) in ``tile``, optionally of one colour and kind, with their
     overdue state (``overdue_sql``: a boolean SQL expression over alias ``e`` and ``:at``)."""
     where = ""
@@ -68,19 +88,18 @@ def risk_tile(conn: Connection, tile: Tile, frame: Frame, name: str, *, overdue_
     sql = f"""
     SELECT ST_AsMVT(t, :name, {EXTENT}, 'geom') FROM (
         SELECT e.id, e.kind, e.colour, e.name, e.micro_code, ({overdue_sql}) AS overdue,
-               {_geom(frame, 'e.geom')} AS geom
+               {_geom(frame, "e.geom")} AS geom
         FROM risk_element e
         WHERE e.geom && ST_MakeEnvelope(:qx0, :qy0, :qx1, :qy1, 4326) {where}
     ) t WHERE t.geom IS NOT NULL"""
-    return bytes(conn.execute(sa.text(sql), {**_params(tile, frame, name), **params}).scalar_one()
-                 or b"")
+    return bytes(conn.execute(sa.text(sql), {**_params(tile, frame, name), **params}).scalar_one() or b"")
 
 
 def building_tile(conn: Connection, tile: Tile, frame: Frame, name: str) -> bytes:
     """Current building footprints in ``tile`` (the map's own context where no base map is drawn)."""
     sql = f"""
     SELECT ST_AsMVT(t, :name, {EXTENT}, 'geom') FROM (
-        SELECT b.code, b.name, b.number, b.floors, b.households, {_geom(frame, 'b.geom')} AS geom
+        SELECT b.code, b.name, b.number, b.floors, b.households, {_geom(frame, "b.geom")} AS geom
         FROM building b
         WHERE b.valid_to IS NULL AND b.geom && ST_MakeEnvelope(:qx0, :qy0, :qx1, :qy1, 4326)
     ) t WHERE t.geom IS NOT NULL"""
@@ -89,77 +108,7 @@ def building_tile(conn: Connection, tile: Tile, frame: Frame, name: str) -> byte
 
 def data_epochs(conn: Connection) -> tuple[int, int]:
     """(grid epoch, layer epoch): a cached tile is fresh while both are unchanged."""
-    row = conn.execute(sa.text(
-        "SELECT (SELECT epoch FROM grid_epoch WHERE id = 1), "
-        "(SELECT coalesce(sum(epoch), 0) FROM layer_epoch)")).first()
+    row = conn.execute(
+        sa.text("SELECT (SELECT epoch FROM grid_epoch WHERE id = 1), (SELECT coalesce(sum(epoch), 0) FROM layer_epoch)")
+    ).first()
     return int(row[0] or 0), int(row[1] or 0)
-
-
-def reports(conn: Connection, bbox, *, status: str | None = None, limit: int = 5000) -> dict:
-    """Reports with a point in ``bbox`` as a FeatureCollection, newest first, with the total matched."""
-    params = {"limit": limit}
-    where = "r.geom IS NOT NULL"
-    if bbox is not None:
-        where += " AND r.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
-        params.update(dict(zip(("x0", "y0", "x1", "y1"), bbox)))
-    if status:
-        where += " AND r.status = :status"
-        params["status"] = status
-    total = conn.execute(sa.text(f"SELECT count(*) FROM report r WHERE {where}"), params).scalar_one()
-    rows = conn.execute(sa.text(f"""
-        SELECT r.id, r.text, r.address, r.status, r.micro_code, r.received_at,
-               ST_X(r.geom) AS lon, ST_Y(r.geom) AS lat
-        FROM report r WHERE {where} ORDER BY r.received_at DESC, r.id DESC LIMIT :limit"""), params).mappings().all()
-    features = [{"type": "Feature", "id": r["id"],
-                 "geometry": {"type": "Point", "coordinates": [round(r["lon"], 7), round(r["lat"], 7)]},
-                 "properties": {"id": r["id"], "text": r["text"], "address": r["address"], "status": r["status"],
-                                "micro_code": r["micro_code"], "received_at": r["received_at"].isoformat()}}
-                for r in rows]
-    return {"type": "FeatureCollection", "features": features, "numberMatched": total,
-            "numberReturned": len(features)}
-
-
-def open_reports_below(conn: Connection, code: str, level: str, limit: int = 20) -> dict:
-    """Open reports in the micro-grids below grid ``code`` (of ``level``): count and the newest few."""
-    micro = _micro_below(level)
-    params = {"code": code, "limit": limit}
-    total = conn.execute(sa.text(f"""
-        WITH RECURSIVE {micro} SELECT count(*) FROM report r JOIN below b ON b.code = r.micro_code
-        WHERE r.status = 'open'"""), params).scalar_one()
-    rows = conn.execute(sa.text(f"""
-        WITH RECURSIVE {micro} SELECT r.id, r.text, r.address, r.received_at, r.micro_code
-        FROM report r JOIN below b ON b.code = r.micro_code WHERE r.status = 'open'
-        ORDER BY r.received_at DESC, r.id DESC LIMIT :limit"""), params).mappings().all()
-    return {"open": total, "latest": [{**dict(r), "received_at": r["received_at"].isoformat()} for r in rows]}
-
-
-def _micro_below(level: str) -> str:
-    """A recursive CTE ``below(code)`` of the current micro-grids under ``:code`` (itself if micro)."""
-    return """below(code, level) AS (
-        SELECT code, level FROM grid WHERE code = :code AND valid_to IS NULL
-        UNION ALL
-        SELECT g.code, g.level FROM grid g JOIN below b ON g.parent_code = b.code
-        WHERE g.valid_to IS NULL AND b.level <> 'micro')"""
-
-
-def search(conn: Connection, q: str, limit: int = 10) -> list[dict]:
-    """Current grids whose code starts with ``q`` or whose name contains it, best first, with bounds."""
-    rows = conn.execute(sa.text("""
-        SELECT code, name, level, kind, ST_XMin(b) AS x0, ST_YMin(b) AS y0, ST_XMax(b) AS x1, ST_YMax(b) AS y1
-        FROM (SELECT code, name, level, kind, geom::box2d AS b,
-                     CASE WHEN code = :q THEN 0 WHEN name = :q THEN 1 WHEN code LIKE :prefix THEN 2 ELSE 3 END AS rank
-              FROM grid WHERE valid_to IS NULL AND (code LIKE :prefix OR name LIKE :contains)) s
-        ORDER BY rank, length(name), code LIMIT :limit"""),
-        {"q": q, "prefix": _like(q) + "%", "contains": "%" + _like(q) + "%", "limit": limit}).mappings().all()
-    return [{"code": r["code"], "name": r["name"], "level": r["level"], "kind": r["kind"],
-             "bbox": [r["x0"], r["y0"], r["x1"], r["y1"]]} for r in rows]
-
-
-def _like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def micro_households(conn: Connection) -> list[int]:
-    """Households of every current micro-grid (the statistics panel's histogram)."""
-    return [r[0] for r in conn.execute(sa.text(
-        "SELECT households FROM grid WHERE valid_to IS NULL AND level = 'micro'"))]

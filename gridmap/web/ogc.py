@@ -5,20 +5,22 @@ One collection per grid level (its id is the level's name); a feature's id is th
 ``datetime=`` picks versions: an instant gives the versions valid then (like ``at=`` elsewhere), an
 interval (``a/b``, ``../b``, ``a/..``) every version overlapping it; without it, the current ones.
 """
+
 from __future__ import annotations
 
-import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from .. import edits, ops
+from ..domain import roles
 from ..domain.levels import ALL_LEVELS, LABELS
 from ..errors import GridmapError, InputError, NotFound
-from ..store import ogc as store
-from .api import engine, int_arg
-from .auth import require
+from ..services import boundary_edits, features
+from . import openapi, params
+from .auth import authenticate, current_actor, require
+from .context import engine, risk_rules
+from .params import CRS84
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 
@@ -29,9 +31,9 @@ class UnsupportedMediaType(GridmapError):
     status = 415
     code = "unsupported_media_type"
 
+
 GEOJSON = "application/geo+json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 GREGORIAN = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -50,71 +52,14 @@ FORMATS = ("json", "geojson", "html")
 
 # --- request parsing ------------------------------------------------------------------
 
+
 def _params(allowed: tuple[str, ...]) -> None:
     """400 for a query parameter this endpoint does not define (OGC API – Features Part 1, /req/core/
     query-param-unknown), and for an ``f`` other than json."""
-    unknown = sorted(set(request.args) - set(allowed) - {"f"})
-    if unknown:
-        raise InputError(f"unknown query parameter {unknown[0]!r} (known: {', '.join(sorted({*allowed, 'f'}))})")
+    params.known(*allowed, "f")
     f = request.args.get("f")
     if f is not None and f not in FORMATS:
         raise InputError(f"f must be json (the only format; html and geojson are answered with JSON), got {f!r}")
-
-
-def _crs84(name: str) -> None:
-    """``crs``/``bbox-crs`` (clients such as GDAL send them when a collection names its storage CRS):
-    only CRS84, the one CRS served."""
-    value = request.args.get(name)
-    if value is not None and value.strip("<>") not in (CRS84, "OGC:CRS84"):
-        raise InputError(f"{name} must be {CRS84} (the only CRS served), got {value!r}")
-
-
-def parse_bbox(text: str | None):
-    """``minlon,minlat,maxlon,maxlat`` (or the 6-number 3D form) in CRS84; InputError naming ``bbox``."""
-    if text is None:
-        return None
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) not in (4, 6) or not all(math.isfinite(v) for v in values):
-        raise InputError(f"bbox must be 4 numbers minlon,minlat,maxlon,maxlat (or 6 with heights), got {text!r}")
-    x0, y0, x1, y1 = values if len(values) == 4 else (values[0], values[1], values[3], values[4])
-    if not (-180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= 90 and -90 <= y1 <= 90):
-        raise InputError(f"bbox must be in lon/lat degrees (CRS84: lon -180..180, lat -90..90), got {text!r}")
-    if y0 > y1:
-        raise InputError(f"bbox: minlat {y0} is above maxlat {y1}")
-    if x0 > x1:
-        raise InputError(f"bbox: minlon {x0} is east of maxlon {x1} (a bbox across the antimeridian is not "
-                         f"supported)")
-    return x0, y0, x1, y1
-
-
-def _instant(text: str) -> datetime:
-    try:
-        return ops.parse_at(text)
-    except InputError:
-        raise InputError(f"datetime: {text!r} is not an RFC 3339 date-time such as 2026-01-31T08:00:00Z, "
-                         f"nor an interval such as 2026-01-01T00:00:00Z/..") from None
-
-
-def parse_datetime(text: str | None, *, instant_only: bool = False):
-    """``datetime=``: (instant, None), (None, (start, end)) with None for an open end, or (None, None)."""
-    if text is None:
-        return None, None
-    if "/" not in text:
-        if text in ("", ".."):
-            raise InputError(f"datetime: {text!r} is neither an instant nor an interval")
-        return _instant(text), None
-    if instant_only:
-        raise InputError(f"datetime must be an instant here (an item is one version), got the interval {text!r}")
-    parts = text.split("/")
-    if len(parts) != 2:
-        raise InputError(f"datetime: an interval has one '/', got {text!r}")
-    start, end = (None if p in ("", "..") else _instant(p) for p in parts)
-    if start is not None and end is not None and start > end:
-        raise InputError(f"datetime: the interval {text!r} ends before it starts")
-    return None, (start, end)
 
 
 def _level(level: str) -> str:
@@ -124,6 +69,7 @@ def _level(level: str) -> str:
 
 
 # --- responses ----------------------------------------------------------------------
+
 
 def _url(endpoint: str, **values) -> str:
     return url_for(endpoint, _external=True, **values)
@@ -145,31 +91,31 @@ def _json(body, mimetype: str = "application/json", status: int = 200, headers: 
 
 
 def _stamp(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @bp.get("/", strict_slashes=False)
 def landing():
     """The landing page: links to the API definition, the conformance declaration and the collections."""
     _params(())
-    return _json({
-        "title": "gridmap",
-        "description": "Nested governance grids (district → street → community → courtyard → micro-grid, and "
-                       "special grids) as OGC API – Features, one collection per level.",
-        "links": [
-            _link(_url("ogc.landing"), "self", title="this document"),
-            _link(_url("ogc.api_definition"), "service-desc", OPENAPI, "the API definition (OpenAPI 3.0)"),
-            _link(_url("ogc.conformance"), "conformance", title="conformance classes implemented"),
-            _link(_url("ogc.collections"), "data", title="the grid levels"),
-        ],
-    })
+    return _json(
+        {
+            "title": "gridmap",
+            "description": "Nested governance grids (district → street → community → courtyard → micro-grid, and "
+            "special grids) as OGC API – Features, one collection per level.",
+            "links": [
+                _link(_url("ogc.landing"), "self", title="this document"),
+                _link(_url("ogc.api_definition"), "service-desc", OPENAPI, "the API definition (OpenAPI 3.0)"),
+                _link(_url("ogc.conformance"), "conformance", title="conformance classes implemented"),
+                _link(_url("ogc.collections"), "data", title="the grid levels"),
+            ],
+        }
+    )
 
 
 @bp.get("/api")
 def api_definition():
     """The OpenAPI 3.0 document of the whole app (the OGC routes and the JSON API alike)."""
-    from . import openapi
-
     _params(())
     return _json(openapi.document(), OPENAPI)
 
@@ -197,8 +143,7 @@ def _collection(level: str, extent: dict | None) -> dict:
         body["extent"] = {}
         if extent["bbox"]:
             body["extent"]["spatial"] = {"bbox": [[round(v, 7) for v in extent["bbox"]]], "crs": CRS84}
-        body["extent"]["temporal"] = {"interval": [[_stamp(extent["start"]), _stamp(extent["end"])]],
-                                      "trs": GREGORIAN}
+        body["extent"]["temporal"] = {"interval": [[_stamp(extent["start"]), _stamp(extent["end"])]], "trs": GREGORIAN}
     return body
 
 
@@ -206,21 +151,20 @@ def _collection(level: str, extent: dict | None) -> dict:
 def collections():
     """One collection per grid level, with the bbox of its current grids and the span of its versions."""
     _params(())
-    with engine().connect() as conn:
-        extents = store.level_extents(conn)
-    return _json({
-        "links": [_link(_url("ogc.collections"), "self")],
-        "collections": [_collection(level, extents.get(level)) for level in ALL_LEVELS],
-    })
+    extents = features.level_extents(engine())
+    return _json(
+        {
+            "links": [_link(_url("ogc.collections"), "self")],
+            "collections": [_collection(level, extents.get(level)) for level in ALL_LEVELS],
+        }
+    )
 
 
 @bp.get("/collections/<level>")
 def collection(level: str):
     _params(())
     _level(level)
-    with engine().connect() as conn:
-        extents = store.level_extents(conn)
-    return _json(_collection(level, extents.get(level)))
+    return _json(_collection(level, features.level_extents(engine()).get(level)))
 
 
 def _page_url(offset: int) -> str:
@@ -235,26 +179,35 @@ def items(level: str):
     ``offset``; ``next``/``prev`` links page through them."""
     _params(("bbox", "bbox-crs", "crs", "datetime", "limit", "offset"))
     _level(level)
-    _crs84("crs")
-    _crs84("bbox-crs")
-    limit = int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = int_arg("offset", 0, 0, 2**53)
-    bbox = parse_bbox(request.args.get("bbox"))
-    at, interval = parse_datetime(request.args.get("datetime"))
-    with engine().connect() as conn:
-        matched, features = store.items(conn, level, bbox=bbox, at=at, interval=interval, limit=limit,
-                                        offset=offset)
-    for feature in features:
+    params.crs84("crs")
+    params.crs84("bbox-crs")
+    limit = params.integer("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = params.integer("offset", 0, 0, 2**53)
+    bbox = params.bbox()
+    at, interval = params.datetime_param()
+    matched, page = features.items(engine(), level, bbox=bbox, at=at, interval=interval, limit=limit, offset=offset)
+    for feature in page:
         feature["links"] = [_link(_url("ogc.item", level=level, code=feature["id"]), "self", GEOJSON)]
-    links = [_link(request.url, "self", GEOJSON, "this page"),
-             _link(_url("ogc.collection", level=level), "collection", title=f"the {level} collection")]
-    if offset + len(features) < matched:
+    links = [
+        _link(request.url, "self", GEOJSON, "this page"),
+        _link(_url("ogc.collection", level=level), "collection", title=f"the {level} collection"),
+    ]
+    if offset + len(page) < matched:
         links.append(_link(_page_url(offset + limit), "next", GEOJSON, "the next page"))
     if offset > 0:
         links.append(_link(_page_url(max(0, offset - limit)), "prev", GEOJSON, "the previous page"))
-    return _json({"type": "FeatureCollection", "features": features, "numberMatched": matched,
-                  "numberReturned": len(features), "timeStamp": _stamp(datetime.now(timezone.utc)),
-                  "links": links}, GEOJSON, headers={"Content-Crs": f"<{CRS84}>"})
+    return _json(
+        {
+            "type": "FeatureCollection",
+            "features": page,
+            "numberMatched": matched,
+            "numberReturned": len(page),
+            "timeStamp": _stamp(datetime.now(UTC)),
+            "links": links,
+        },
+        GEOJSON,
+        headers={"Content-Crs": f"<{CRS84}>"},
+    )
 
 
 @bp.get("/collections/<level>/items/<code>", provide_automatic_options=False)
@@ -263,22 +216,23 @@ def item(level: str, code: str):
     The ``ETag`` names the version (send it back as ``If-Match`` when changing the grid)."""
     _params(("datetime", "crs"))
     _level(level)
-    _crs84("crs")
-    at, _ = parse_datetime(request.args.get("datetime"), instant_only=True)
-    with engine().connect() as conn:
-        found = store.item(conn, level, code, at)
+    params.crs84("crs")
+    at, _ = params.datetime_param(instant_only=True)
+    found = features.item(engine(), level, code, at)
     if found is None:
         when = f" at {at.isoformat()}" if at else ""
         raise NotFound(f"no {level} grid with code {code!r}{when}")
     version, feature = found
-    feature["links"] = [_link(_url("ogc.item", level=level, code=code), "self", GEOJSON),
-                        _link(_url("ogc.collection", level=level), "collection")]
-    return _json(feature, GEOJSON, headers={"ETag": edits.etag(version), "Content-Crs": f"<{CRS84}>"})
+    feature["links"] = [
+        _link(_url("ogc.item", level=level, code=code), "self", GEOJSON),
+        _link(_url("ogc.collection", level=level), "collection"),
+    ]
+    return _json(feature, GEOJSON, headers={"ETag": boundary_edits.etag(version), "Content-Crs": f"<{CRS84}>"})
 
 
 # --- Part 4: create, replace, update, delete --------------------------------------------------------
 #
-# Every write goes through gridmap.edits.apply, the engine behind POST /api/v1/edits and the CLI, so a
+# Every write goes through gridmap.services.boundary_edits.apply, the engine behind POST /api/v1/edits and the CLI, so a
 # grid created or changed here passes exactly the same checks (inside its parent, no gap, no overlap,
 # households) and lands as a new dated version with its edit-log entry.
 
@@ -306,17 +260,20 @@ def _body(types: tuple[str, ...]) -> dict:
 def _feature_parts(body: dict, *, partial: bool) -> tuple[dict | None, dict]:
     """(geometry or None, properties) of a GeoJSON Feature (or, ``partial``, a merge patch of one)."""
     if body.get("type", "Feature" if partial else None) != "Feature":
-        raise InputError(f"the body must be a GeoJSON Feature (\"type\": \"Feature\"), got type {body.get('type')!r}")
+        raise InputError(f'the body must be a GeoJSON Feature ("type": "Feature"), got type {body.get("type")!r}')
     unknown = sorted(set(body) - {"type", "id", "geometry", "properties", "links", "bbox"})
     if unknown:
         raise InputError(f"unknown Feature member {unknown[0]!r} (a Feature has type, id, geometry, properties)")
     geometry = body.get("geometry")
     if geometry is None and not partial:
         raise InputError("geometry is required: the grid's Polygon or MultiPolygon")
-    if geometry is not None and (not isinstance(geometry, dict)
-                                 or geometry.get("type") not in ("Polygon", "MultiPolygon")):
-        raise InputError(f"geometry must be a GeoJSON Polygon or MultiPolygon, got "
-                         f"{geometry.get('type') if isinstance(geometry, dict) else geometry!r}")
+    if geometry is not None and (
+        not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon")
+    ):
+        raise InputError(
+            f"geometry must be a GeoJSON Polygon or MultiPolygon, got "
+            f"{geometry.get('type') if isinstance(geometry, dict) else geometry!r}"
+        )
     props = body.get("properties") or {}
     if not isinstance(props, dict):
         raise InputError("properties must be a JSON object")
@@ -326,32 +283,32 @@ def _feature_parts(body: dict, *, partial: bool) -> tuple[dict | None, dict]:
     return geometry, {k: v for k, v in props.items() if k not in SERVER_SET}
 
 
-def _query_flag(name: str) -> bool:
-    value = request.args.get(name)
-    if value in (None, "", "false", "0"):
-        return False
-    if value in ("true", "1"):
-        return True
-    raise InputError(f"{name} must be true or false, got {value!r}")
+def _write_params(*extra: str) -> tuple[bool, str | None]:
+    """The query of a write: only ``dry_run``, ``reason`` and ``extra``; (dry_run, reason)."""
+    _params(("dry_run", "reason", *extra))
+    return params.flag("dry_run", False), request.args.get("reason") or None
 
 
-def _edit(op: dict, *, code: str | None = None) -> dict:
-    """Run ``op`` through the shared edit engine with the request's dry_run, reason and If-Match."""
-    from .auth import current_actor
-
-    dry_run = _query_flag("dry_run")
+def _edit(op: dict, dry_run: bool, reason: str | None, *, code: str | None = None) -> dict:
+    """Run ``op`` through the shared edit engine with the request's If-Match."""
     header = request.headers.get("If-Match")
-    return edits.apply(engine(), op, actor=current_actor(), reason=request.args.get("reason") or None,
-                       dry_run=dry_run, if_match={code: header} if code and header else None)
+    return boundary_edits.apply(
+        engine(),
+        op,
+        actor=current_actor(),
+        rules=risk_rules(),
+        reason=reason,
+        dry_run=dry_run,
+        if_match={code: header} if code and header else None,
+    )
 
 
 def _written(level: str, code: str, status: int) -> Response:
     """The grid's new current version, with its ETag (and Location, on create)."""
-    with engine().connect() as conn:
-        version, feature = store.item(conn, level, code)
+    version, feature = features.item(engine(), level, code)
     feature["links"] = [_link(_url("ogc.item", level=level, code=code), "self", GEOJSON)]
     response = _json(feature, GEOJSON, status)
-    response.headers["ETag"] = edits.etag(version)
+    response.headers["ETag"] = boundary_edits.etag(version)
     if status == 201:
         response.headers["Location"] = _url("ogc.item", level=level, code=code)
     return response
@@ -359,9 +316,6 @@ def _written(level: str, code: str, status: int) -> Response:
 
 def _writes_allowed() -> bool:
     """Whether this caller may write (for ``Allow``): a token of the planner role or above."""
-    from ..domain import roles
-    from .auth import authenticate
-
     if not request.headers.get("Authorization"):
         return False
     try:
@@ -394,7 +348,7 @@ def item_options(level: str, code: str):
 def create_item(level: str):
     """Create a grid from a GeoJSON Feature: its ``id`` (or ``properties.code``) is the code, the parent
     is ``properties.parent_code``.  201 with ``Location`` and ``ETag``; ``dry_run=true``: the report."""
-    _params(("dry_run", "reason"))
+    dry_run, reason = _write_params()
     _level(level)
     body = _body(FEATURE_TYPES)
     geometry, props = _feature_parts(body, partial=False)
@@ -409,15 +363,14 @@ def create_item(level: str):
     grid.update(level=level, geometry=geometry)
     if code is not None:
         grid["code"] = code
-    report = _edit({"op": "create", "grid": grid})
+    report = _edit({"op": "create", "grid": grid}, dry_run, reason)
     if report["dry_run"]:
         return jsonify(report)
     return _written(level, report["opened"][0], 201)
 
 
 def _current(level: str, code: str) -> dict:
-    with engine().connect() as conn:
-        found = store.item(conn, level, code)
+    found = features.item(engine(), level, code)
     if found is None:
         raise NotFound(f"no current {level} grid with code {code!r}")
     return found[1]["properties"]
@@ -432,15 +385,17 @@ def _changes(level: str, code: str, props: dict) -> dict:
     for key, value in props.items():
         if key in FIXED:
             if value != current[key]:
-                raise InputError(f"{key} cannot change here ({current[key]!r} → {value!r}): it is fixed by the "
-                                 f"grid's code and collection")
+                raise InputError(
+                    f"{key} cannot change here ({current[key]!r} → {value!r}): it is fixed by the "
+                    f"grid's code and collection"
+                )
         elif value != current[key]:
             out[key] = value
     return out
 
 
 def _update(level: str, code: str, *, partial: bool) -> Response:
-    _params(("dry_run", "reason", "gap_to"))
+    dry_run, reason = _write_params("gap_to")
     _level(level)
     body = _body(PATCH_TYPES if partial else FEATURE_TYPES)
     geometry, props = _feature_parts(body, partial=partial)
@@ -456,7 +411,7 @@ def _update(level: str, code: str, *, partial: bool) -> Response:
             op["geometry"] = geometry
         if gap_to is not None:
             op["gap_to"] = gap_to
-    report = _edit(op, code=code)
+    report = _edit(op, dry_run, reason, code=code)
     if report["dry_run"]:
         return jsonify(report)
     return _written(level, code, 200)
@@ -482,13 +437,13 @@ def patch_item(level: str, code: str):
 def delete_item(level: str, code: str):
     """Retire a grid (its current version ends; history is kept).  In a level that tiles its parent,
     ``gap_to`` must name the sibling taking the area, or the edit is rejected (422) naming the gap."""
-    _params(("dry_run", "reason", "gap_to"))
+    dry_run, reason = _write_params("gap_to")
     _level(level)
     _current(level, code)
     op = {"op": "retire", "code": code}
     if request.args.get("gap_to"):
         op["gap_to"] = request.args["gap_to"]
-    report = _edit(op, code=code)
+    report = _edit(op, dry_run, reason, code=code)
     if report["dry_run"]:
         return jsonify(report)
     return Response(status=204)
