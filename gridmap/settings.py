@@ -57,6 +57,10 @@ class Settings:
     #: Build the lookup index when a server worker starts.
     warm: bool = False
     secret_key: str | None = None
+    #: GRIDMAP_PUBLIC_URL: the address residents' phones reach; QR codes hold it (issue 13).
+    public_url: str | None = None
+    #: The zone times are shown and exported in (roster dates without a zone are read in it too).
+    time_zone: str = "Asia/Shanghai"
     #: Who runs the CLI ($USER), for the audit log.
     user: str = "cli"
 
@@ -74,6 +78,8 @@ class Settings:
         "lookup_engine": "GRIDMAP_LOOKUP_ENGINE",
         "warm": "GRIDMAP_WARM_INDEX",
         "secret_key": "GRIDMAP_SECRET_KEY",
+        "public_url": "GRIDMAP_PUBLIC_URL",
+        "time_zone": "GRIDMAP_TIME_ZONE",
         "user": "USER",
     }
 
@@ -104,6 +110,8 @@ class Settings:
             lookup_engine=get("lookup_engine") or "index",
             warm=get("warm") == "1",
             secret_key=get("secret_key"),
+            public_url=get("public_url"),
+            time_zone=get("time_zone") or "Asia/Shanghai",
             user=get("user") or "cli",
         )
         given = {k: v for k, v in (overrides or {}).items() if v is not None}

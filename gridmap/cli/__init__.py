@@ -13,6 +13,7 @@ from .edit import edit, history_cmd
 from .files import export_cmd, import_cmd
 from .lookup import assign_cmd, lookup_cmd, record_cmd
 from .partition import partition_cmd
+from .people import people, qr
 from .risk import risk
 from .serve import serve
 from .users import users
@@ -41,5 +42,7 @@ for command in (
     users,
     edit,
     history_cmd,
+    people,
+    qr,
 ):
     main.add_command(command)

@@ -13,7 +13,7 @@ import hmac
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import phonenumbers
 
@@ -224,6 +224,12 @@ def check_row(row: Mapping, places: Places, key: bytes) -> dict:
         raise InputError(f"unknown party organisation {org!r}")
     phone = _text(row, "phone")
     id_card = _text(row, "id_card")
+    valid_from = _text(row, "valid_from")
+    if valid_from:
+        try:
+            datetime.fromisoformat(valid_from)
+        except ValueError:
+            raise InputError(f"valid_from {valid_from!r} is not a date such as 2026-03-01") from None
     return {
         "name": name,
         "role": role,
@@ -233,7 +239,7 @@ def check_row(row: Mapping, places: Places, key: bytes) -> dict:
         "org_code": org,
         "phone": normalise_phone(phone) if phone else None,
         "id_hash": hash_id_card(id_card, key) if id_card else None,
-        "valid_from": _text(row, "valid_from"),
+        "valid_from": valid_from,
     }
 
 

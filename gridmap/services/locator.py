@@ -26,8 +26,9 @@ from sqlalchemy.engine import Engine
 from .. import geo
 from ..domain.address import Building, Gazetteer
 from ..domain.lookup import GridIndex, check_point, check_points
+from ..domain.people import mask_name, mask_phone
 from ..errors import InputError, PayloadTooLarge
-from ..store import buildings, grids
+from ..store import buildings, grids, people
 
 #: Points per POST /api/v1/lookup request; more gets 413.
 MAX_BATCH = 10_000
@@ -78,7 +79,7 @@ class Locator:
                         cell_m=self.cell_m,
                         epoch=epoch,
                         at=at,
-                        people=grids.people_by_grid(conn) if at is None else {},
+                        people=_public(people.workers_by_grid(conn)) if at is None else {},
                     )
             release_freed_memory()
             if at is None:
@@ -154,6 +155,14 @@ class Locator:
                 body = {"error": shape_errors.get(i) or problems[i]}
             out.append({"id": ident, **body} if ident is not None else body)
         return out
+
+
+def _public(found: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Grid workers as an open lookup may show them: names and phones masked (personal data)."""
+    return {
+        code: [{**p, "name": mask_name(p["name"]), "phone": mask_phone(p["phone"])} for p in rows]
+        for code, rows in found.items()
+    }
 
 
 def release_freed_memory() -> None:

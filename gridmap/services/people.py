@@ -15,12 +15,12 @@ from ..domain import party as party_domain
 from ..domain import people as domain
 from ..domain.roles import ROSTER, allows
 from ..errors import InputError, NotFound
+from ..store import audit
 from ..store import party as party_store
 from ..store import people as store
 from ..store import risk as risk_store
 from ..store.grids import chain as grid_chain
-from ..store.grids import log_edit
-from .roster import LOCAL_ZONE
+from .roster import zone_of
 
 #: Who sees a phone number whole (with the roster keeper); everyone else sees it masked.
 PHONE_ROLE = "dispatcher"
@@ -30,7 +30,7 @@ def _whole(role: str | None) -> bool:
     return allows(role, PHONE_ROLE) or allows(role, ROSTER)
 
 
-def present(post: dict, role: str | None) -> dict:
+def present(post: dict, role: str | None, zone: str | None = None) -> dict:
     """A post as ``role`` may see it: the phone whole for dispatchers and above and the roster keeper,
     masked otherwise."""
     out = {k: post[k] for k in ("id", "person_id", "name", "role", "grid_code", "building_code", "unit")}
@@ -38,26 +38,29 @@ def present(post: dict, role: str | None) -> dict:
     out["phone"] = post["phone"] if _whole(role) else domain.mask_phone(post["phone"])
     out["phone_masked"] = not _whole(role)
     for k in ("valid_from", "valid_to"):
-        out[k] = post[k].astimezone(LOCAL_ZONE).isoformat() if post[k] else None
+        out[k] = post[k].astimezone(zone_of(zone)).isoformat() if post[k] else None
     return out
 
 
-def list_posts(eng: Engine, role: str | None, *, grids=None, post_role=None, at=None, limit=None) -> list[dict]:
-    """Posts (current, or valid at ``at``) as ``role`` may see them; InputError for an unknown role."""
+def list_posts(
+    eng: Engine, role: str | None, *, grids=None, post_role=None, at=None, limit=None, zone: str | None = None
+) -> list[dict]:
+    """Posts (current, or valid at ``at``) as ``role`` may see them, times in ``zone`` (default
+    Asia/Shanghai); InputError for an unknown role."""
     if post_role:
         post_role = domain.check_role(post_role)
     with eng.connect() as conn:
         found = store.posts(conn, grids=grids, role=post_role, at=at, limit=limit)
-    return [present(p, role) for p in found]
+    return [present(p, role, zone) for p in found]
 
 
-def person_history(eng: Engine, person_id: int, role: str | None) -> list[dict]:
+def person_history(eng: Engine, person_id: int, role: str | None, zone: str | None = None) -> list[dict]:
     """Every post a person held, oldest first; NotFound for an unknown person."""
     with eng.connect() as conn:
         found = store.history(conn, person_id)
     if not found:
         raise NotFound(f"no person {person_id}")
-    return [present(p, role) for p in found]
+    return [present(p, role, zone) for p in found]
 
 
 def move_post(eng: Engine, post_id: int, grid_code: str, *, at: datetime | None = None, actor: str = "api") -> dict:
@@ -73,19 +76,33 @@ def move_post(eng: Engine, post_id: int, grid_code: str, *, at: datetime | None 
         places = domain.Places(store.grid_levels(conn), {})
         domain.check_row({"grid": grid_code, "role": old["role"], "name": old["name"]}, places, b"")
         store.close_posts(conn, [post_id], at)
-        new = {"person_id": old["person_id"], "grid_code": grid_code, "role": old["role"], "building_code": None,
-               "unit": None, "valid_from": at}  # fmt: skip
+        new = {
+            "person_id": old["person_id"],
+            "grid_code": grid_code,
+            "role": old["role"],
+            "building_code": None,
+            "unit": None,
+            "valid_from": at,
+        }
         store.insert_posts(conn, [new])
-        log_edit(conn, actor, "post_move", None, {"post": post_id, "from": old["grid_code"], "to": grid_code})
+        audit.log(
+            conn,
+            actor,
+            "post move",
+            None,
+            {"post": post_id, "from": old["grid_code"], "to": grid_code},
+            {old["grid_code"], grid_code},
+        )
     return {"ended": post_id, "person_id": old["person_id"], "from": old["grid_code"], "to": grid_code}
 
 
 def end_post(eng: Engine, post_id: int, *, at: datetime | None = None, actor: str = "api") -> dict:
     """End a current post at ``at``; NotFound when there is no such current post."""
     with eng.begin() as conn:
-        if not store.close_posts(conn, [post_id], at or datetime.now(UTC)):
+        old = store.post(conn, post_id)
+        if old is None or not store.close_posts(conn, [post_id], at or datetime.now(UTC)):
             raise NotFound(f"no current post {post_id}")
-        log_edit(conn, actor, "post_end", None, {"post": post_id})
+        audit.log(conn, actor, "post end", None, {"post": post_id}, {old["grid_code"]})
     return {"ended": post_id}
 
 
@@ -110,5 +127,7 @@ def organisations(eng: Engine, code: str, role: str | None) -> list[dict]:
             raise NotFound(f"no current grid {code!r}")
         found = party_store.covering(conn, chain)
     phone = (lambda p: p) if _whole(role) else domain.mask_phone
-    return [{**o, "kind_label": party_domain.ORG_KINDS[o["kind"]], "secretary_phone": phone(o["secretary_phone"])}
-            for o in found]  # fmt: skip
+    return [
+        {**o, "kind_label": party_domain.ORG_KINDS[o["kind"]], "secretary_phone": phone(o["secretary_phone"])}
+        for o in found
+    ]

@@ -80,8 +80,9 @@ def _check_base(base: str) -> str:
     return base
 
 
-def sheet(eng: Engine, community: str, out: Path, *, base: str, kinds=("g", "b", "u"),
-          since: datetime | None = None) -> dict:  # fmt: skip
+def sheet(
+    eng: Engine, community: str, out: Path, *, base: str, kinds=("g", "b", "u"), since: datetime | None = None
+) -> dict:
     """Write the A4 sheets of one community to ``out``; NotFound for an unknown community,
     InputError when nothing changed since ``since`` or ``base`` is not an http(s) address."""
     _check_base(base)
@@ -95,8 +96,9 @@ def sheet(eng: Engine, community: str, out: Path, *, base: str, kinds=("g", "b",
     return {"file": path, "community": community, "codes": count, "pages": -(-count // qr_sheets.PER_PAGE)}
 
 
-def city_sheets(eng: Engine, out_dir: Path, *, base: str, kinds=("g", "b", "u"), since: datetime | None = None,
-                workers: int = 1) -> dict:  # fmt: skip
+def city_sheets(
+    eng: Engine, out_dir: Path, *, base: str, kinds=("g", "b", "u"), since: datetime | None = None, workers: int = 1
+) -> dict:
     """One PDF per community into ``out_dir``, ``workers`` processes at a time; counts."""
     _check_base(base)
     out_dir = Path(out_dir)

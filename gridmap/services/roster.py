@@ -14,15 +14,14 @@ from sqlalchemy.engine import Connection, Engine
 from ..domain import party as party_domain
 from ..domain import people as domain
 from ..errors import InputError
-from ..ingest import Problems, read_csv
+from ..store import audit, secrets
 from ..store import party as party_store
 from ..store import people as store
-from ..store import secrets
-from ..store.grids import log_edit
+from .ingest import Problems, read_csv
 
 ID_CARD_SECRET = "id_card"
-#: Dates without a zone in a street office's file are local dates.
-LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
+#: Dates without a zone in a street office's file are local dates (the settings' time_zone).
+LOCAL_ZONE = "Asia/Shanghai"
 PARTY_ROLES = ("party_member", "party_secretary")
 
 
@@ -42,14 +41,24 @@ def read_rows(path: Path, aliases) -> list[dict]:
     return frame.rename(columns=aliases(frame.columns)).to_dict("records")
 
 
-def _when(value: str | None, default: datetime) -> datetime:
-    if not value:
-        return default
+def zone_of(name: str | None) -> ZoneInfo:
+    """The zone called ``name`` (default Asia/Shanghai); InputError for an unknown one."""
     try:
-        at = datetime.fromisoformat(value)
+        return ZoneInfo(name or LOCAL_ZONE)
+    except (ValueError, KeyError):
+        raise InputError(f"unknown time zone {name!r} (GRIDMAP_TIME_ZONE): use a name such as Asia/Shanghai") from None
+
+
+def local_time(value: str | None, zone: str | None = None) -> datetime | None:
+    """A date or date-time as written in a roster or on the command line, in ``zone`` when it names
+    none; None when empty; InputError when malformed."""
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(str(value))
     except ValueError:
-        raise InputError(f"valid_from {value!r} is not a date such as 2026-03-01") from None
-    return at if at.tzinfo else at.replace(tzinfo=LOCAL_ZONE)
+        raise InputError(f"{value!r} is not a date such as 2026-03-01") from None
+    return at if at.tzinfo else at.replace(tzinfo=zone_of(zone))
 
 
 def _reject(path: Path, problems: list[dict]) -> None:
@@ -73,8 +82,16 @@ def import_rows(eng: Engine, rows: list[dict], **kw) -> dict:
         return write_roster(conn, rows, source=Path("request body"), **kw)
 
 
-def write_roster(conn: Connection, rows: list[dict], *, source: Path, replace: bool = False,
-                 at: datetime | None = None, actor: str = "cli") -> dict:  # fmt: skip
+def write_roster(
+    conn: Connection,
+    rows: list[dict],
+    *,
+    source: Path,
+    replace: bool = False,
+    at: datetime | None = None,
+    actor: str = "cli",
+    zone: str | None = None,
+) -> dict:
     """Check every roster row and write the posts; ImportRejected naming each bad row (unknown grid,
     building, unit or organisation, unknown role, duplicate, bad phone or ID number), nothing written.
 
@@ -89,44 +106,55 @@ def write_roster(conn: Connection, rows: list[dict], *, source: Path, replace: b
         raise InputError(f"{source.name}: needs columns role, name and grid (or building); has {', '.join(columns)}")
     key = secrets.get_or_create(conn, ID_CARD_SECRET)
     places = domain.Places(store.grid_levels(conn), store.building_units(conn), frozenset(party_store.org_kinds(conn)))
-    current = store.current_post_keys(conn)
-    keys = [(w, r, g, b, None if pd.isna(u) else int(u)) for w, r, g, b, u in
-            current[["who", "role", "grid_code", "building_code", "unit"]].itertuples(index=False)]  # fmt: skip
-    checked, problems = domain.check_roster(rows, places, key, existing=[] if replace else keys)
+    held = store.current_post_keys(conn)
+    checked, problems = domain.check_roster(rows, places, key, existing=[] if replace else held)
     if problems:
         _reject(source, problems)
-    return _write_posts(conn, checked, current, keys, replace=replace, at=at, actor=actor, source=source.name)
+    return _write_posts(conn, checked, held, replace=replace, at=at, actor=actor, source=source.name, zone=zone)
 
 
 def _who(post: dict):
     return post["id_hash"] or (post["name"], post["phone"])
 
 
-def _write_posts(conn, checked, current, keys, *, replace, at, actor, source) -> dict:
+def _write_posts(conn, checked, held, *, replace, at, actor, source, zone) -> dict:
     """Persons first (found again by ID hash, else name and phone), then the posts not yet held."""
     ids = store.person_ids(conn)
     new_people = list({_who(p): p for p in checked if _who(p) not in ids}.values())
     for p in new_people:
         p["party_member"] = p["role"] in PARTY_ROLES
     ids.update(zip(map(_who, new_people), store.insert_persons(conn, new_people), strict=True))
-    held = dict(zip(keys, current["id"], strict=True))
     closed = 0
     if replace:
         wanted = {domain.post_key(p) for p in checked}
         scope = {(p["role"], p["grid_code"], p["building_code"], p["unit"]) for p in checked}
         closed = store.close_posts(conn, [i for k, i in held.items() if k[1:] in scope and k not in wanted], at)
     fresh = [p for p in checked if domain.post_key(p) not in held]
-    rows = [{"person_id": ids[_who(p)], "grid_code": p["grid_code"], "role": p["role"],
-             "building_code": p["building_code"], "unit": p["unit"], "valid_from": _when(p["valid_from"], at)}
-            for p in fresh]  # fmt: skip
+    rows = [
+        {
+            "person_id": ids[_who(p)],
+            "grid_code": p["grid_code"],
+            "role": p["role"],
+            "building_code": p["building_code"],
+            "unit": p["unit"],
+            "valid_from": local_time(p["valid_from"], zone) or at,
+        }
+        for p in fresh
+    ]
     opened = store.insert_posts(conn, rows)
     store.mark_party_members(conn, {ids[_who(p)] for p in checked if p["role"] in PARTY_ROLES})
     party_store.set_secretaries(
         conn, {p["org_code"]: ids[_who(p)] for p in checked if p["role"] == "party_secretary" and p["org_code"]}
     )
-    summary = {"file": source, "rows": len(checked), "people_added": len(new_people), "posts_opened": opened,
-               "posts_kept": len(checked) - len(fresh), "posts_closed": closed}  # fmt: skip
-    log_edit(conn, actor, "people_import", None, summary)
+    summary = {
+        "file": source,
+        "rows": len(checked),
+        "people_added": len(new_people),
+        "posts_opened": opened,
+        "posts_kept": len(checked) - len(fresh),
+        "posts_closed": closed,
+    }
+    audit.log(conn, actor, "people import", None, summary, {p["grid_code"] for p in checked})
     return summary
 
 
@@ -138,8 +166,9 @@ def import_orgs(eng: Engine, path, **kw) -> dict:
         return write_orgs(conn, rows, source=path, **kw)
 
 
-def write_orgs(conn: Connection, rows: list[dict], *, source: Path, at: datetime | None = None,
-               actor: str = "cli") -> dict:  # fmt: skip
+def write_orgs(
+    conn: Connection, rows: list[dict], *, source: Path, at: datetime | None = None, actor: str = "cli"
+) -> dict:
     """Check and write party organisations (code, name, kind, parent, grids); ImportRejected naming
     each bad row (unknown grid, kind or parent, duplicate code, a parent of a smaller kind)."""
     at = at or datetime.now(UTC)
@@ -149,5 +178,5 @@ def write_orgs(conn: Connection, rows: list[dict], *, source: Path, at: datetime
     if problems:
         _reject(source, problems)
     summary = {"file": source.name, **party_store.upsert(conn, orgs, at)}
-    log_edit(conn, actor, "party_org_import", None, summary)
+    audit.log(conn, actor, "party organisation import", None, summary, {g for o in orgs for g in o["grids"]})
     return summary

@@ -152,8 +152,19 @@ def call_number(eng: Engine, code: str, args, post_id: int, *, remote: str, agen
     raise NotFound(f"no one to call as {post_id} here")
 
 
-def submit(eng: Engine, code: str, args, form: dict, photo: bytes | None, *, remote: str, agent: str,
-           media_dir: Path, matters: dict[str, str], now: datetime | None = None) -> dict:  # fmt: skip
+def submit(
+    eng: Engine,
+    code: str,
+    args,
+    form: dict,
+    photo: bytes | None,
+    *,
+    remote: str,
+    agent: str,
+    media_dir: Path,
+    matters: dict[str, str],
+    now: datetime | None = None,
+) -> dict:
     """File a report from the scanned page (``matters``: the public catalogue, code → name);
     BadSignature (403) for a forged or copied code, InputError / PayloadTooLarge for a bad form,
     RateLimited (429) past the hourly limits, NotFound for a place no longer current; in every

@@ -234,31 +234,6 @@ def code_exists(conn: Connection, code: str) -> bool:
     return conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM grid WHERE code = :c)"), {"c": code}).scalar_one()
 
 
-# --- people ------------------------------------------------------------------------------
-
-
-def insert_people(conn: Connection, frame: pd.DataFrame) -> int:
-    copy_frame(
-        conn, "grid_person", ["grid_code", "name", "role", "phone"], frame[["grid_code", "name", "role", "phone"]]
-    )
-    return len(frame)
-
-
-def people_by_grid(conn: Connection, level: str = "micro") -> dict[str, list[dict]]:
-    """People responsible for the current grids of ``level``, by grid code."""
-    out: dict[str, list[dict]] = {}
-    rows = conn.execute(
-        sa.text(
-            "SELECT p.grid_code, p.name, p.role, p.phone FROM grid_person p JOIN grid g "
-            "ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level ORDER BY p.id"
-        ),
-        {"level": level},
-    )
-    for code, name, role, phone in rows:
-        out.setdefault(code, []).append({"name": name, "role": role, "phone": phone})
-    return out
-
-
 # --- reads ------------------------------------------------------------------------------
 
 
@@ -318,7 +293,8 @@ def chain(conn: Connection, code: str, at: datetime | None = None) -> list[dict]
 
 
 def feature(conn: Connection, code: str, at: datetime | None = None) -> dict | None:
-    """One grid as a GeoJSON Feature (RFC 7946), with its people; None when unknown."""
+    """One grid as a GeoJSON Feature (RFC 7946); None when unknown.  (Its people are personal data:
+    ``/api/v1/grids/<code>/people``, with a role.)"""
     where, params = as_of(at)
     row = (
         conn.execute(
@@ -342,12 +318,6 @@ def feature(conn: Connection, code: str, at: datetime | None = None) -> dict | N
     props["children"] = conn.execute(
         sa.text(f"SELECT count(*) FROM grid WHERE parent_code = :code AND {where}"), {"code": code, **params}
     ).scalar_one()
-    props["people"] = [
-        dict(r._mapping)
-        for r in conn.execute(
-            sa.text("SELECT name, role, phone FROM grid_person WHERE grid_code = :code ORDER BY id"), {"code": code}
-        )
-    ]
     return {"type": "Feature", "id": row["code"], "geometry": row["geometry"], "properties": props}
 
 

@@ -74,9 +74,12 @@ def insert_persons(conn: Connection, people: list[dict]) -> list[int]:
     sequence first, so the order does not rest on what INSERT … RETURNING happens to return)."""
     if not people:
         return []
-    ids = list(conn.execute(sa.text(
-        "SELECT nextval(pg_get_serial_sequence('person', 'id')) FROM generate_series(1, :n)"), {"n": len(people)}
-    ).scalars())
+    ids = list(
+        conn.execute(
+            sa.text("SELECT nextval(pg_get_serial_sequence('person', 'id')) FROM generate_series(1, :n)"),
+            {"n": len(people)},
+        ).scalars()
+    )
     conn.execute(
         sa.text(
             "INSERT INTO person (id, name, phone, id_card_hash, party_member) SELECT * FROM "
@@ -114,9 +117,9 @@ def insert_posts(conn: Connection, posts: list[dict]) -> int:
     return len(posts)
 
 
-def current_post_keys(conn: Connection, grid_codes=None) -> pd.DataFrame:
-    """Current posts (of ``grid_codes``, or all) with who holds them: ``id``, ``who`` (ID hash or
-    (name, phone)), ``role``, ``grid_code``, ``building_code``, ``unit``."""
+def current_post_keys(conn: Connection, grid_codes=None) -> dict[tuple, int]:
+    """Current posts (of ``grid_codes``, or all) by who holds which role where: (who — the ID hash,
+    else (name, phone) —, role, grid code, building code, unit) → post id."""
     where = " AND p.grid_code = ANY(:codes)" if grid_codes is not None else ""
     rows = conn.execute(
         sa.text(
@@ -125,8 +128,7 @@ def current_post_keys(conn: Connection, grid_codes=None) -> pd.DataFrame:
         ),
         {"codes": list(grid_codes or [])},
     )
-    out = [(i, h or (n, ph), r, g, b, u) for i, h, n, ph, r, g, b, u in rows]
-    return pd.DataFrame(out, columns=["id", "who", "role", "grid_code", "building_code", "unit"])
+    return {(h or (n, ph), r, g, b, u): i for i, h, n, ph, r, g, b, u in rows}
 
 
 def close_posts(conn: Connection, ids, at: datetime) -> int:
@@ -209,3 +211,19 @@ def coverage_frames(conn: Connection, overdue_sql: str, at: datetime) -> tuple[p
         columns=["code", "risk_elements", "overdue_visits", "open_cases"],
     )
     return grids, posts, counts
+
+
+def workers_by_grid(conn: Connection, level: str = "micro") -> dict[str, list[dict]]:
+    """The current grid workers of the current grids of ``level`` (name, role, phone), by grid code."""
+    out: dict[str, list[dict]] = {}
+    rows = conn.execute(
+        sa.text(
+            "SELECT p.grid_code, pe.name, p.role, pe.phone FROM grid_post p JOIN person pe ON pe.id = p.person_id "
+            "JOIN grid g ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level "
+            "WHERE p.valid_to IS NULL AND p.role = 'grid_worker' ORDER BY p.id"
+        ),
+        {"level": level},
+    )
+    for code, name, role, phone in rows:
+        out.setdefault(code, []).append({"name": name, "role": role, "phone": phone})
+    return out

@@ -2,19 +2,21 @@
 
 Names are personal data: every read needs a viewer token (or the roster keeper's), whatever
 ``AUTH_READ`` says; phone numbers come whole only to dispatchers and above and the roster keeper,
-masked to viewers.  Edits need the roster keeper or an admin.
+masked to viewers.  Edits need the roster keeper or an admin.  Handlers parse (:mod:`.params`),
+call a service, and write JSON.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from ..errors import InputError
 from ..services import people as service
 from ..services import qr as qr_service
 from ..services import roster
-from .api import engine, int_arg, risk_rules
+from . import params
 from .auth import authenticate, current_actor, require
+from .context import engine, risk_rules, settings
 
 bp = Blueprint("people", __name__, url_prefix="/api/v1")
 READERS = ("viewer", "roster")
@@ -22,63 +24,66 @@ EDITORS = ("roster",)  # and admin, who may do what the roster keeper does
 PRINTERS = ("dispatcher", "roster")
 
 
+def _zone() -> dict:
+    return {"time_zone": settings().time_zone}
+
+
 def _role() -> str:
     return authenticate().role
-
-
-def _at():
-    from ..ops import parse_at
-
-    return parse_at(request.args.get("at"))
-
-
-def _json_body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InputError("the body must be a JSON object")
-    return body
 
 
 @bp.get("/people")
 @require(*READERS)
 def list_people():
     """Posts (current, or valid at ``at``), filtered by ``grid`` and ``role``."""
+    params.known("grid", "role", "at", "limit")
     grid = request.args.get("grid")
     posts = service.list_posts(
         engine(),
         _role(),
         grids=[grid] if grid else None,
         post_role=request.args.get("role"),
-        at=_at(),
-        limit=int_arg("limit", 1000, 1, 10000),
+        at=params.at(),
+        limit=params.integer("limit", 1000, 1, 10000),
+        zone=settings().time_zone,
     )
-    return jsonify({"posts": posts, "count": len(posts), "time_zone": str(service.LOCAL_ZONE)})
+    return jsonify({"posts": posts, "count": len(posts), **_zone()})
 
 
 @bp.get("/grids/<code>/people")
 @require(*READERS)
 def grid_people(code: str):
     """The people and party organisations of one grid (the map panel)."""
-    posts = service.list_posts(engine(), _role(), grids=[code], at=_at())
+    params.known("at")
+    posts = service.list_posts(engine(), _role(), grids=[code], at=params.at(), zone=settings().time_zone)
     orgs = service.organisations(engine(), code, _role())
-    return jsonify({"grid": code, "posts": posts, "organisations": orgs, "time_zone": str(service.LOCAL_ZONE)})
+    return jsonify({"grid": code, "posts": posts, "organisations": orgs, **_zone()})
 
 
 @bp.get("/people/<int:person_id>/history")
 @require(*READERS)
 def person_history(person_id: int):
-    return jsonify({"person": person_id, "posts": service.person_history(engine(), person_id, _role())})
+    """Every post one person has held, oldest first."""
+    params.known()
+    return jsonify(
+        {
+            "person": person_id,
+            "posts": service.person_history(engine(), person_id, _role(), settings().time_zone),
+            **_zone(),
+        }
+    )
 
 
 @bp.post("/people")
 @require(*EDITORS)
 def add_people():
     """Roster rows as JSON (``{"rows": [...], "replace": false}``), all or none."""
-    body = _json_body()
+    body = params.json_body(dict, 'the body must be {"rows": [{"grid": …, "role": …, "name": …, "phone": …}]}')
+    params.body_keys(body, ("rows", "replace"))
     rows = body.get("rows")
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise InputError("rows must be a list of objects with grid (or building), role, name, phone")
-    summary = roster.import_rows(engine(), rows, replace=bool(body.get("replace")), actor=current_actor())
+    summary = roster.import_rows(engine(), rows, replace=params.body_bool(body, "replace"), actor=current_actor())
     return jsonify(summary), 201
 
 
@@ -86,8 +91,10 @@ def add_people():
 @require(*EDITORS)
 def move_post(post_id: int):
     """Move a post to another grid (``{"grid": CODE}``): the old one ends now, history stays."""
-    grid = _json_body().get("grid")
-    if not isinstance(grid, str) or not grid:
+    body = params.json_body(dict, 'the body must be {"grid": CODE}')
+    params.body_keys(body, ("grid",))
+    grid = params.body_str(body, "grid")
+    if not grid:
         raise InputError("grid must be the code of the grid the post moves to")
     return jsonify(service.move_post(engine(), post_id, grid, actor=current_actor()))
 
@@ -95,6 +102,7 @@ def move_post(post_id: int):
 @bp.delete("/posts/<int:post_id>")
 @require(*EDITORS)
 def end_post(post_id: int):
+    """End a post now (its history stays)."""
     return jsonify(service.end_post(engine(), post_id, actor=current_actor()))
 
 
@@ -102,18 +110,24 @@ def end_post(post_id: int):
 @require(*READERS)
 def coverage():
     """Grids without a worker or party organisation, and each worker's load (heaviest first)."""
-    limit = int_arg("limit", 100, 1, 100000)
-    summary, gaps, load = service.coverage(engine(), risk_rules())
-    return jsonify(
-        {"summary": summary, "gaps": gaps.head(limit).to_dict("records"), "load": load.head(limit).to_dict("records")}
-    )
+    params.known("limit", "max_households")
+    limit = params.integer("limit", 100, 1, 100000)
+    most = params.integer("max_households", 140, 1, 100000)
+    summary, gaps, load = service.coverage(engine(), risk_rules(), max_households=most)
+    body = {
+        "summary": summary,
+        "gaps": gaps.head(limit).to_dict("records"),
+        "load": load.head(limit).to_dict("records"),
+    }
+    return jsonify(body)
 
 
 @bp.get("/qr/<code>")
 @require(*PRINTERS)
 def qr_image(code: str):
     """One code to print: ``kind`` g (grid), b (building) or u (unit entrance), ``format`` svg or png."""
-    fmt = request.args.get("format", "svg")
-    base = current_app.config.get("PUBLIC_URL") or request.host_url
-    data = qr_service.image(engine(), request.args.get("kind", "g"), code, fmt, base=base)
+    params.known("kind", "format")
+    fmt = params.choice("format", ("svg", "png")) or "svg"
+    kind = params.choice("kind", ("g", "b", "u")) or "g"
+    data = qr_service.image(engine(), kind, code, fmt, base=settings().public_url or request.host_url)
     return Response(data, mimetype="image/svg+xml" if fmt == "svg" else "image/png")

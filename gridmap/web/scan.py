@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template, request, url_for
 
-from ..config import project_home
 from ..domain import scan as rules
 from ..errors import GridmapError, InputError
 from ..services import scan as service
-from .api import engine
 from .auth import public
+from .context import engine, settings
 
 bp = Blueprint("scan", __name__, template_folder="templates")
 #: The whole request may carry the form and one photo, a little over the photo limit.
@@ -77,7 +76,7 @@ def report(code: str):
         request.form.to_dict(),
         data,
         **_who(),
-        media_dir=project_home() / "media",
+        media_dir=settings().home / "media",
         matters=dict(public_matters()),
     )
     return jsonify(result), 201

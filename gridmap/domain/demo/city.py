@@ -198,7 +198,9 @@ def _place(cell, w, h, placed, rng):
 # --- names ------------------------------------------------------------------------
 
 
-class _Names:
+class Names:
+    """Chinese names for the demo: courtyards, communities, people and their mobile numbers."""
+
     def __init__(self, rng):
         self.rng = rng
 
@@ -250,7 +252,7 @@ def _plan(scale: Scale, seed: int, sources: Sources) -> list[dict]:
     share = extra * areas / areas.sum()
     counts = np.floor(share).astype(int)
     counts[np.argsort(-(share - counts))[: extra - counts.sum()]] += 1
-    names = _Names(rng)
+    names = Names(rng)
     for (code, p), k in zip(plan.items(), counts):
         for j in range(k):
             short = p["district"]["name"].rstrip("区县市")
@@ -301,7 +303,7 @@ def _build_district(args) -> dict:
     """Generate everything under one district (run in a worker process)."""
     plan, seed = args
     rng = np.random.default_rng([seed, 1, plan["order"]])
-    names = _Names(rng)
+    names = Names(rng)
     outline = geo.to_local([plan["wgs84"]])[0]
     out = {k: [] for k in ("street", "community", "courtyard", "micro", "special", "building", "person")}
     street_geoms = split(outline, len(plan["streets"]), rng, iterations=8)

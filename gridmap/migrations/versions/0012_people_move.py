@@ -18,8 +18,9 @@ down_revision = "0011"
 branch_labels = None
 depends_on = None
 
-POST_ROLES = ("'grid_leader', 'grid_worker', 'building_lead', 'unit_lead', 'party_secretary', 'party_member', "
-              "'volunteer'")  # fmt: skip
+POST_ROLES = (
+    "'grid_leader', 'grid_worker', 'building_lead', 'unit_lead', 'party_secretary', 'party_member', 'volunteer'"
+)
 EPOCH_TABLES = ("grid_post", "party_org_grid")
 
 
@@ -35,8 +36,10 @@ def upgrade() -> None:
                 ELSE 'volunteer' END
     FROM grid_person gp JOIN person p ON p.name = gp.name AND p.phone IS NOT DISTINCT FROM gp.phone
          AND p.attrs->>'moved_from' = 'grid_person'""")
-    op.execute("UPDATE person SET party_member = true WHERE id IN (SELECT person_id FROM grid_post "
-               "WHERE role IN ('party_secretary', 'party_member'))")  # fmt: skip
+    op.execute(
+        "UPDATE person SET party_member = true WHERE id IN (SELECT person_id FROM grid_post "
+        "WHERE role IN ('party_secretary', 'party_member'))"
+    )
     op.execute("DROP TABLE grid_person")
     for table in EPOCH_TABLES:
         op.execute(f"""

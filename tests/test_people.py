@@ -1,0 +1,208 @@
+"""Grid people end to end on the real PostGIS, the real CLI and the real app: roster import (good,
+GBK and Excel, each kind of bad row, all or nothing), coverage and load on a known case, phones per
+role, dated moves, party organisations, and the move of the old grid_person table."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from gridmap.services import people as people_service
+
+import cityfactory as cf
+
+M1, M2, M3 = "41019900100100101", "41019900100100102", "41019900100100201"
+YARD, COMMUNITY, BUILDING = "410199001001001", "410199001001", "410199001001001B001"
+ID = "11010519491231002X"
+
+
+def _posts(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM grid_post")).scalar_one()
+
+
+@pytest.fixture
+def city(engine, cli, tmp_path):
+    cf.load(cli, cf.city(), tmp_path)
+    return tmp_path
+
+
+def _roster(folder, rows, name="roster.csv", encoding="utf-8"):
+    path = folder / name
+    frame = pd.DataFrame(rows)
+    if path.suffix == ".xlsx":
+        frame.to_excel(path, index=False)
+    else:
+        frame.to_csv(path, index=False, encoding=encoding)
+    return path
+
+
+GOOD = [
+    {"网格编码": M1, "职务": "网格员", "姓名": "张伟", "电话": "138 1234 5678", "身份证号": ID},
+    {"网格编码": M2, "职务": "网格员", "姓名": "张伟", "电话": "13812345678", "身份证号": ID},
+    {"网格编码": YARD, "职务": "网格长", "姓名": "王芳", "电话": "0371-67881234"},
+    {"楼栋编码": BUILDING, "职务": "楼栋长", "姓名": "赵磊", "电话": "13512345678"},
+    {"楼栋编码": BUILDING, "单元": "2", "职务": "单元长", "姓名": "钱七", "电话": "13612345678"},
+]
+
+
+def test_import_gbk_roster_with_chinese_headers(city, cli, engine):
+    res = cli("people", "import", _roster(city, GOOD, encoding="gb18030"))
+    assert res.exit_code == 0, res.output
+    assert "5 roster rows" in res.output and "4 new people" in res.output
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT pe.name, pe.phone, p.role, p.grid_code, p.building_code, p.unit, pe.id_card_hash "
+                "FROM grid_post p JOIN person pe ON pe.id = p.person_id ORDER BY p.id"
+            )
+        ).all()
+    assert [r[:6] for r in rows] == [
+        ("张伟", "13812345678", "grid_worker", M1, None, None),
+        ("张伟", "13812345678", "grid_worker", M2, None, None),
+        ("王芳", "0371-67881234", "grid_leader", YARD, None, None),
+        ("赵磊", "13512345678", "building_lead", YARD, BUILDING, None),
+        ("钱七", "13612345678", "unit_lead", YARD, BUILDING, 2),
+    ]
+    assert rows[0][6].startswith("h1:") and ID not in rows[0][6]  # the ID number is never stored in clear
+    again = cli("people", "import", _roster(city, GOOD[:1], "again.csv"))
+    assert again.exit_code == 2 and "row 1 (code 41019900100100101): duplicate" in again.output
+
+
+def test_import_excel(city, cli, engine):
+    res = cli("people", "import", _roster(city, GOOD, "roster.xlsx"))
+    assert res.exit_code == 0, res.output
+    assert _posts(engine) == 5
+
+
+@pytest.mark.parametrize(
+    "bad, problem",
+    [
+        (
+            {"网格编码": "41019900100100999", "职务": "网格员", "姓名": "李娜", "电话": "13912345678"},
+            "unknown grid '41019900100100999'",
+        ),
+        ({"网格编码": M3, "职务": "大队长", "姓名": "李娜", "电话": "13912345678"}, "unknown role '大队长'"),
+        (
+            {"网格编码": M1, "职务": "网格员", "姓名": "张伟", "电话": "13812345678", "身份证号": ID},
+            "duplicate: 张伟 as grid_worker here repeats row 1",
+        ),
+        ({"网格编码": M3, "职务": "网格员", "姓名": "李娜", "电话": "1391234"}, "'1391234' is not a Chinese mobile"),
+        ({"网格编码": M3, "职务": "网格员", "姓名": "李娜", "身份证号": ID[:-1] + "3"}, "fails its check digit"),
+        (
+            {"楼栋编码": BUILDING, "单元": "9", "职务": "单元长", "姓名": "李娜"},
+            f"unknown unit '9' of building {BUILDING}",
+        ),
+    ],
+)
+def test_each_bad_row_rejects_the_whole_file(city, cli, engine, bad, problem):
+    res = cli("people", "import", _roster(city, [GOOD[0], GOOD[2], bad]))
+    assert res.exit_code == 2
+    line = res.output.strip().splitlines()[-1]
+    assert line.startswith("gridmap: error: import of roster.csv rejected, nothing written: row 3") and problem in line
+    assert _posts(engine) == 0
+
+
+def test_coverage_and_load_on_a_known_case(city, cli, engine):
+    assert cli("people", "import", _roster(city, GOOD)).exit_code == 0
+    orgs = [
+        {"code": "P1", "name": "测试11社区党支部", "kind": "党支部", "grids": COMMUNITY},
+        {"code": "P2", "name": "第一党小组", "kind": "党小组", "parent": "P1", "grids": f"{M1};{M2}"},
+    ]
+    res = cli("people", "import", _roster(city, orgs, "orgs.csv"), "--orgs")
+    assert res.exit_code == 0 and "imported 2 party organisations" in res.output, res.output
+    res = cli("people", "coverage", "--format", "json", "--max-households", "100")
+    body = json.loads(res.output)
+    # 16 micro-grids and 1 school in the test city; 张伟 serves M1 and M2 (60 households each)
+    assert body["summary"] == {
+        "grids_needing_worker": 17,
+        "grids_without_worker": 15,
+        "communities": 4,
+        "communities_without_org": 3,
+        "workers": 1,
+        "overloaded": 1,
+    }
+    assert {g["code"] for g in body["gaps"] if g["problem"].startswith("no party")} == {
+        "410199001002",
+        "410199002001",
+        "410199002002",
+    }
+    (load,) = body["load"]
+    assert (load["name"], load["grids"], load["households"], load["households_share"], load["overloaded"]) == (
+        "张伟",
+        2,
+        120,
+        120.0,
+        True,
+    )
+    text = cli("people", "coverage", "--max-households", "100")
+    assert "15 of 17 micro/special grids have no grid worker" in text.output and "OVERLOADED" in text.output
+
+
+def test_phones_per_role_and_no_names_without_one(city, cli, client, bearer):
+    assert cli("people", "import", _roster(city, GOOD)).exit_code == 0
+    assert client.get("/api/v1/people").status_code == 401
+    assert client.get(f"/api/v1/grids/{M1}/people").status_code == 401
+    assert client.get("/api/v1/people", headers=bearer("ingest")).status_code == 403
+    seen = {}
+    for role in ("viewer", "dispatcher", "planner", "admin", "roster"):
+        res = client.get("/api/v1/people", query_string={"grid": M1}, headers=bearer(role))
+        assert res.status_code == 200, res.json
+        seen[role] = res.json["posts"][0]["phone"]
+    assert seen == {
+        "viewer": "138****5678",
+        "dispatcher": "13812345678",
+        "planner": "13812345678",
+        "admin": "13812345678",
+        "roster": "13812345678",
+    }
+    panel = client.get(f"/api/v1/grids/{M1}", headers=bearer("viewer")).json["properties"]
+    assert "people" not in panel  # the grid itself no longer carries names (open reads)
+    lookup = client.get("/api/v1/lookup", query_string={"code": M1}).json
+    assert "13812345678" not in json.dumps(lookup, ensure_ascii=False)
+
+
+def test_dated_move_keeps_history(city, cli, client, bearer, engine):
+    assert cli("people", "import", _roster(city, GOOD[:1])).exit_code == 0
+    (post,) = client.get("/api/v1/people", headers=bearer("roster")).json["posts"]
+    before = post["valid_from"]
+    assert (
+        client.patch(f"/api/v1/posts/{post['id']}", json={"grid": M3}, headers=bearer("dispatcher")).status_code == 403
+    )
+    bad = client.patch(f"/api/v1/posts/{post['id']}", json={"grid": YARD}, headers=bearer("roster"))
+    assert bad.status_code == 400 and "serves a micro or special grid" in bad.json["error"]["message"]
+    moved = client.patch(f"/api/v1/posts/{post['id']}", json={"grid": M3}, headers=bearer("roster"))
+    assert moved.status_code == 200 and moved.json["from"] == M1 and moved.json["to"] == M3
+    now = client.get("/api/v1/people", headers=bearer("viewer")).json["posts"]
+    assert [p["grid_code"] for p in now] == [M3]
+    then = client.get("/api/v1/people", query_string={"at": before}, headers=bearer("viewer")).json["posts"]
+    assert [p["grid_code"] for p in then] == [M1]
+    history = client.get(f"/api/v1/people/{post['person_id']}/history", headers=bearer("viewer")).json["posts"]
+    assert [(p["grid_code"], p["valid_to"] is None) for p in history] == [(M1, False), (M3, True)]
+    assert history[0]["valid_to"].endswith("+08:00")  # shown in Asia/Shanghai
+    ended = client.delete(f"/api/v1/posts/{now[0]['id']}", headers=bearer("admin"))
+    assert ended.status_code == 200 and client.get("/api/v1/people", headers=bearer("viewer")).json["posts"] == []
+
+
+def test_replace_closes_who_is_no_longer_there(city, cli, engine):
+    assert cli("people", "import", _roster(city, GOOD[:3])).exit_code == 0
+    new = [{"网格编码": M1, "职务": "网格员", "姓名": "孙丽", "电话": "13700000000"}]
+    res = cli("people", "import", _roster(city, new, "new.csv"), "--replace")
+    assert res.exit_code == 0 and "1 posts opened, 0 kept, 1 closed" in res.output, res.output
+    current = people_service.list_posts(engine, "admin", grids=[M1, M2])
+    assert sorted((p["grid_code"], p["name"]) for p in current) == [(M1, "孙丽"), (M2, "张伟")]
+
+
+def test_api_import_is_all_or_nothing(city, client, bearer, engine):
+    rows = [
+        {"grid": M1, "role": "grid_worker", "name": "张伟", "phone": "13812345678"},
+        {"grid": M2, "role": "grid_worker", "name": "李娜", "phone": "not a phone"},
+    ]
+    res = client.post("/api/v1/people", json={"rows": rows}, headers=bearer("roster"))
+    assert res.status_code == 422 and res.json["error"]["detail"]["problems"][0]["row"] == 2
+    assert _posts(engine) == 0
+    assert client.post("/api/v1/people", json={"rows": rows[:1]}, headers=bearer("planner")).status_code == 403
+    assert client.post("/api/v1/people", json={"rows": rows[:1]}, headers=bearer("roster")).status_code == 201
