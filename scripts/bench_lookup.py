@@ -58,7 +58,8 @@ def bench_db(seed: int) -> str:
     with eng.connect() as conn:
         n = conn.execute(sa.text("SELECT count(*) FROM grid WHERE level = 'micro' AND valid_to IS NULL")).scalar()
         elements = conn.execute(sa.text("SELECT count(*) FROM risk_element")).scalar()
-    if n != SCALE_MICRO or not elements:  # loaded before the demo had risk elements: load again
+        posts = conn.execute(sa.text("SELECT count(*) FROM grid_post")).scalar()
+    if n != SCALE_MICRO or not elements or not posts:  # loaded before the demo had risk elements or people
         print("loading the Zhengzhou-scale city into gridmap_bench ...", flush=True)
         load_demo(eng, "zhengzhou", seed, rules=load_rules(settings.risk_rules_path), fresh=True)
     return url

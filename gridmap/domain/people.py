@@ -187,6 +187,15 @@ def _text(row: Mapping, key: str) -> str | None:
     return text or None
 
 
+def _whole(text: str | None) -> int | None:
+    """A unit number as a spreadsheet may write it (``2``, ``2.0``); None when it is not one."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return int(value) if value.is_integer() and value > 0 else None
+
+
 def check_row(row: Mapping, places: Places, key: bytes) -> dict:
     """One roster row (canonical column names) checked and cleaned; InputError naming its first problem.
 
@@ -214,8 +223,10 @@ def check_row(row: Mapping, places: Places, key: bytes) -> dict:
             raise InputError(f"unknown building {building!r}")
         courtyard, units = places.buildings[building]
         if kind == "unit":
-            if not unit or not unit.isdigit() or int(unit) not in set(units):
+            number = _whole(unit)
+            if number is None or number not in set(units):
                 raise InputError(f"unknown unit {unit!r} of building {building}")
+            unit = str(number)
         else:
             unit = None
         grid = courtyard  # a building's post belongs to the courtyard the building stands in

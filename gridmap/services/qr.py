@@ -58,7 +58,7 @@ def verify(conn: Connection, code: str, args) -> qr.Target:
     return qr.verify(target, sig, keys(conn))
 
 
-def _labels(eng: Engine, communities, *, base: str, kinds, since) -> list[tuple[str, list[qr_sheets.Label]]]:
+def labels(eng: Engine, communities, *, base: str, kinds, since) -> list[tuple[str, list[qr_sheets.Label]]]:
     """(community code, its labels) for each community (all when None) with something to print."""
     with eng.begin() as conn:
         found = keys(conn)
@@ -89,7 +89,7 @@ def sheet(
     with eng.connect() as conn:
         if not label_store.community_exists(conn, community):
             raise NotFound(f"no current community {community!r}")
-    groups = _labels(eng, [community], base=base, kinds=kinds, since=since)
+    groups = labels(eng, [community], base=base, kinds=kinds, since=since)
     if not groups:
         raise InputError(f"nothing to print for community {community}" + (f" since {since.date()}" if since else ""))
     ((path, count),) = qr_sheets.write_sheets([(Path(out), groups[0][1], f"{community} 网格二维码")])
@@ -103,8 +103,8 @@ def city_sheets(
     _check_base(base)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    groups = _labels(eng, None, base=base, kinds=kinds, since=since)
-    jobs = [(out_dir / f"{c}.pdf", labels, f"{c} 网格二维码") for c, labels in groups]
+    groups = labels(eng, None, base=base, kinds=kinds, since=since)
+    jobs = [(out_dir / f"{c}.pdf", found, f"{c} 网格二维码") for c, found in groups]
     done = qr_sheets.write_sheets(jobs, workers)
     return {"files": len(done), "codes": sum(n for _, n in done)}
 

@@ -129,5 +129,5 @@ def build(city: dict, names, seed: int) -> tuple[list[dict], list[dict]]:
         units = str(b.get("units") or "").split(";")
         if len(units) > 1:  # a one-stairwell building's lead is its unit lead too
             for n in range(1, len(units) + 1):
-                roster.append(_post("unit_lead", names.person(), names.phone(), building=b["code"], unit=n))
+                roster.append(_post("unit_lead", names.person(), names.phone(), building=b["code"], unit=str(n)))
     return roster, orgs

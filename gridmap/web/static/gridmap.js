@@ -108,6 +108,10 @@
         return {stroke: true, color: d.colour, weight: d.weight, fill: true, fillColor: d.fill || d.colour,
                 fillOpacity: d.fill_opacity};
       });
+      else if (d.source === "coverage") tileLayer(d, function () {  // grids with no grid worker
+        return {stroke: true, color: d.colour, weight: 1.5, dashArray: "4 3", fill: true, fillColor: d.colour,
+                fillOpacity: d.fill_opacity};
+      });
     });
     function syncZoom() {
       var z = map.getZoom();
