@@ -34,7 +34,7 @@ STAFF = ("viewer", "dispatcher", "planner", "admin")
 #: identities that must be refused with 401 wherever a token is needed (revoked, expired and disabled
 #: ones belong to admins: the highest role does not save a dead token)
 DEAD = ("no token", "not bearer", "unknown token", "revoked", "expired", "disabled user")
-IDENTITIES = DEAD + STAFF + ("ingest",)
+IDENTITIES = DEAD + STAFF + ("ingest", "roster")
 
 #: The specification (issue 6 item 5), written independently of gridmap/web/auth.py: who may call
 #: each write route.  A write route missing here must be planner+ (the boundary edits and OGC
@@ -42,10 +42,16 @@ IDENTITIES = DEAD + STAFF + ("ingest",)
 WRITE_SPEC = {
     ("POST", "/api/v1/partition"): {"planner", "admin"},
     ("POST", "/api/v1/risk/visits"): {"dispatcher", "planner", "admin", "ingest"},
+    # the grid people (issue 13): the roster keeper and admins
+    ("POST", "/api/v1/people"): {"roster", "admin"},
+    ("PATCH", "/api/v1/posts/<int:post_id>"): {"roster", "admin"},
+    ("DELETE", "/api/v1/posts/<int:post_id>"): {"roster", "admin"},
 }
 DEFAULT_WRITE = {"planner", "admin"}
 #: Writes-by-method that are reads: open, or viewer+ and ingest with AUTH_READ=viewer.
 READ_POSTS = {("POST", "/api/v1/lookup")}
+#: Writes anyone may make: the scanned QR page's report and call button (the signed link is the check).
+PUBLIC_POSTS = {("POST", "/g/<code>/report"), ("POST", "/g/<code>/call")}
 
 
 def app_for(database_url, **config):
@@ -61,7 +67,7 @@ def identities(engine):
         "unknown token": {"Authorization": "Bearer " + roles.new_token()},
     }
     with engine.begin() as conn:
-        for role in STAFF + ("ingest",):
+        for role in STAFF + ("ingest", "roster"):
             users.add_user(conn, f"u-{role}", role)
             heads[role] = {"Authorization": "Bearer " + users.issue_token(conn, f"u-{role}", label="test")}
         for dead in ("revoked", "expired", "disabled user"):
@@ -175,6 +181,9 @@ def test_write_routes_allow_the_specified_roles(database_url):
         if (method, rule) in READ_POSTS:
             assert auth.access(app, endpoint, method) == (auth.READ, "ingest"), rule
             continue
+        if (method, rule) in PUBLIC_POSTS:
+            assert auth.access(app, endpoint, method) == (auth.PUBLIC,), rule
+            continue
         expected = WRITE_SPEC.get((method, rule), DEFAULT_WRITE)
         assert allowed_roles(app, method, endpoint) == expected, f"{method} {rule}"
 
@@ -249,7 +258,8 @@ def test_every_write_route_refuses_and_admits_as_declared(town, database_url, id
     for method, rule, endpoint in write_routes(app):
         if (method, rule) in READ_POSTS:
             continue  # open by default: below, with AUTH_READ=viewer
-        admitted = allowed_roles(app, method, endpoint)
+        public = (method, rule) in PUBLIC_POSTS
+        admitted = set(IDENTITIES) if public else allowed_roles(app, method, endpoint)
         for identity in IDENTITIES:
             res = client.open(fill(rule), method=method, json={}, headers=identities[identity])
             if identity in admitted:
@@ -300,11 +310,10 @@ def test_auth_read_viewer_makes_every_read_need_a_token(town, database_url, iden
         needed = auth.access(app, app.url_map.bind("").match(url, "GET")[0], "GET")
         for identity in IDENTITIES:
             res = client.get(url, headers=identities[identity])
+            wanted = [("viewer" if n == auth.READ else n) for n in needed]
             if auth.PUBLIC in needed:
                 assert res.status_code not in (401, 403), (url, identity)
-            elif identity in DEAD:
-                check_refusal(res, identity, f"GET {rule}")
-            elif identity == "ingest" and "ingest" not in needed:
+            elif identity in DEAD or not roles.allowed_by_any(identity, wanted):
                 check_refusal(res, identity, f"GET {rule}")
             else:
                 assert res.status_code not in (401, 403), (url, identity, res.get_json())
