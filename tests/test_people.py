@@ -1,22 +1,36 @@
 """Grid people end to end on the real PostGIS, the real CLI and the real app: roster import (good,
 GBK and Excel, each kind of bad row, all or nothing), coverage and load on a known case, phones per
-role, dated moves, party organisations, and the move of the old grid_person table."""
+role, dated moves, party organisations, the coverage map layer, and the move of the old grid_person
+table (migration 0012)."""
 
 from __future__ import annotations
 
 import json
 
+import mercantile
 import pandas as pd
 import pytest
+import shapely
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from test_tiles import decode
 
+from gridmap import geo
 from gridmap.services import people as people_service
+from gridmap.store.db import MIGRATIONS
 
 import cityfactory as cf
 
 M1, M2, M3 = "41019900100100101", "41019900100100102", "41019900100100201"
 YARD, COMMUNITY, BUILDING = "410199001001001", "410199001001", "410199001001001B001"
 ID = "11010519491231002X"
+
+
+def cf_lonlat(x: float, y: float) -> tuple[float, float]:
+    """Metres on the test city's plane (from its south-west corner) as lon, lat."""
+    p = geo.from_local([shapely.Point(cf.X0 + x, cf.Y0 + y)])[0]
+    return p.x, p.y
 
 
 def _posts(engine) -> int:
@@ -206,3 +220,57 @@ def test_api_import_is_all_or_nothing(city, client, bearer, engine):
     assert _posts(engine) == 0
     assert client.post("/api/v1/people", json={"rows": rows[:1]}, headers=bearer("planner")).status_code == 403
     assert client.post("/api/v1/people", json={"rows": rows[:1]}, headers=bearer("roster")).status_code == 201
+
+
+def test_coverage_layer_shades_grids_without_a_worker(city, cli, client, bearer):
+    """The map layer "no-worker": micro-grids and special grids no grid worker serves, and it follows a
+    new post at once (posts move the layer epoch, so no stale cached tile)."""
+    t = mercantile.tile(*cf_lonlat(500, 1000), 13)  # over the test city's first courtyard
+
+    def gaps() -> set[str]:
+        res = client.get(f"/tiles/no-worker/{t.z}/{t.x}/{t.y}.pbf")
+        assert res.status_code == 200
+        layer = decode(res.data).get("no-worker", {"features": []})
+        return {f["properties"]["code"] for f in layer["features"]}
+
+    assert {M1, M2, "410199001001S01"} <= gaps()
+    assert cli("people", "import", _roster(city, GOOD[:2])).exit_code == 0
+    after = gaps()
+    assert M1 not in after and M2 not in after and "410199001001S01" in after
+    assert '"no-worker"' in client.get("/").get_data(as_text=True)  # on the map page, with its tile URL
+
+
+def test_migration_moves_grid_person_into_posts(engine, database_url):
+    """Migration 0012 on a database that still has the old table: each (name, phone) one person, each
+    row a current post, the old secretary a party secretary, nothing lost; then grid_person is gone."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    command.downgrade(config, "0011")
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO grid_person (grid_code, name, role, phone) VALUES "
+                    f"('{M1}', '王芳', 'grid_worker', '13900000000'), ('{M2}', '王芳', 'grid_worker', '13900000000'), "
+                    f"('{COMMUNITY}', '李娜', 'secretary', NULL), ('{YARD}', '赵磊', '楼长', '13500000000')"
+                )
+            )
+    finally:
+        command.upgrade(config, "head")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT pe.name, p.grid_code, p.role, pe.party_member, pe.attrs->'old_roles' FROM grid_post p "
+                "JOIN person pe ON pe.id = p.person_id ORDER BY pe.name, p.grid_code"
+            )
+        ).all()
+        gone = conn.execute(sa.text("SELECT to_regclass('grid_person')")).scalar_one()
+        people = conn.execute(sa.text("SELECT count(*) FROM person")).scalar_one()
+    assert [tuple(r) for r in rows] == [
+        ("李娜", COMMUNITY, "party_secretary", True, ["secretary"]),
+        ("王芳", M1, "grid_worker", False, ["grid_worker"]),
+        ("王芳", M2, "grid_worker", False, ["grid_worker"]),
+        ("赵磊", YARD, "volunteer", False, ["楼长"]),
+    ]
+    assert gone is None and people == 3
