@@ -17,8 +17,9 @@ from alembic.config import Config
 from test_tiles import decode
 
 from gridmap import geo
+from gridmap.domain.risk import Rules
 from gridmap.services import people as people_service
-from gridmap.store.db import MIGRATIONS
+from gridmap.store import db
 
 import cityfactory as cf
 
@@ -244,7 +245,7 @@ def test_migration_moves_grid_person_into_posts(engine, database_url):
     """Migration 0012 on a database that still has the old table: each (name, phone) one person, each
     row a current post, the old secretary a party secretary, nothing lost; then grid_person is gone."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", str(db.MIGRATIONS))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     command.downgrade(config, "0011")
     try:
@@ -274,3 +275,34 @@ def test_migration_moves_grid_person_into_posts(engine, database_url):
         ("赵磊", YARD, "volunteer", False, ["楼长"]),
     ]
     assert gone is None and people == 3
+
+
+def test_demo_city_roster_with_a_few_gaps(demo_url):
+    """The demo's roster (issue 13 item 7): a worker on (almost) every micro-grid, some sharing or with two,
+    a leader per courtyard, building and unit leads, a branch per community and a group per courtyard,
+    and a few gaps for coverage to find."""
+    eng = db.engine(demo_url)
+    summary, gaps, load = people_service.coverage(eng, Rules())
+    micro = int((gaps["level"] == "micro").sum())
+    assert 0 < micro <= 0.02 * summary["grids_needing_worker"]
+    assert summary["communities_without_org"] == 1 and not (gaps["level"] == "special").any()
+    assert (load["grids"] == 2).any() and load["households_share"].max() > load["households_share"].median()
+    with eng.connect() as conn:
+        counts = dict(
+            conn.execute(sa.text("SELECT role, count(*) FROM grid_post WHERE valid_to IS NULL GROUP BY role")).all()
+        )
+        yards, leaders, buildings, leads, groups, branches, secretaries = conn.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM grid WHERE level = 'courtyard' AND valid_to IS NULL), "
+                "(SELECT count(DISTINCT p.grid_code) FROM grid_post p JOIN grid g ON g.code = p.grid_code "
+                " AND g.level = 'courtyard' AND g.valid_to IS NULL WHERE p.role = 'grid_leader'), "
+                "(SELECT count(*) FROM building WHERE valid_to IS NULL), "
+                "(SELECT count(DISTINCT building_code) FROM grid_post WHERE role = 'building_lead'), "
+                "(SELECT count(*) FROM party_org WHERE kind = 'group'), "
+                "(SELECT count(*) FROM party_org WHERE kind = 'branch'), "
+                "(SELECT count(secretary_id) FROM party_org WHERE kind = 'branch')"
+            )
+        ).one()
+    assert leaders == yards and leads == buildings and counts["unit_lead"] > buildings
+    assert branches == summary["communities"] - 1 == secretaries and groups < yards
+    assert {"grid_worker", "grid_leader", "party_secretary", "party_member", "volunteer"} <= set(counts)

@@ -3,10 +3,10 @@
 Pure and seeded.  Built on the city's own person rows (a worker per micro-grid, a leader per
 courtyard, a secretary per community, whose names the risk visits already use), it adds what a
 street office's export holds: a second worker on some micro-grids and one worker serving two
-neighbouring ones, a lead per building and per unit, volunteers and party members, a party
-committee per street, a branch per community and a group per courtyard.  A few gaps are left on
-purpose, for ``gridmap people coverage`` to find: micro-grids with no worker, a community with no
-party organisation.
+neighbouring ones, a worker for each special grid, a lead per building and per unit, volunteers
+and party members, a party committee per street, a branch per community and a group per
+courtyard.  A few gaps are left on purpose, for ``gridmap people coverage`` to find: micro-grids
+with no worker, a community with no party organisation.
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ def build(city: dict, names, seed: int) -> tuple[list[dict], list[dict]]:
             if rng.random() < SECOND_WORKER:
                 roster.append(_post("grid_worker", names.person(), names.phone(), grid=code, id_number=ident(code)))
             previous = worker
+    for g in city.get("special", []):  # a school's or market's own grid worker
+        roster.append(_post("grid_worker", names.person(), names.phone(), grid=g["code"], id_number=ident(g["code"])))
     skip_org = city["community"][int(rng.integers(len(city["community"])))]["code"] if city["community"] else None
     for s in city["street"]:
         orgs.append(
