@@ -12,6 +12,7 @@ import pytest
 import shapely
 import sqlalchemy as sa
 import zxingcpp
+from PIL import Image
 
 from gridmap import geo
 from gridmap.domain import scan as scan_rules
@@ -184,3 +185,19 @@ def test_call_button_reveals_one_number_to_a_signed_link(city, client, engine):
     assert called.status_code == 200 and called.json == {"tel": "tel:13812345678"}
     assert client.post(f"/g/{M1}/call?s=AAAAAAAAAAAA&post={post}").status_code == 403
     assert client.post(link.replace("?", "/call?") + "&post=999").status_code == 404
+
+
+def test_print_one_code_from_the_panel(city, client, bearer):
+    res = client.get(f"/api/v1/qr/{M1}", query_string={"format": "png"}, headers=bearer("dispatcher"))
+    assert res.status_code == 200 and res.mimetype == "image/png"
+    (found,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(res.data)))
+    assert found.text.startswith(f"http://localhost/g/{M1}?s=")
+    opened = client.get(urlsplit(found.text).path + "?" + urlsplit(found.text).query)
+    assert opened.status_code == 200
+    svg = client.get(f"/api/v1/qr/{BUILDING}", query_string={"kind": "b"}, headers=bearer("roster"))
+    assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
+    assert client.get(f"/api/v1/qr/{M1}", headers=bearer("viewer")).status_code == 403
+    assert client.get("/api/v1/qr/41019900100199999", headers=bearer("dispatcher")).status_code == 404
+    assert (
+        client.get(f"/api/v1/qr/{M1}", query_string={"format": "gif"}, headers=bearer("dispatcher")).status_code == 400
+    )

@@ -22,7 +22,7 @@ from .common import AT, engine, rules
     "--level",
     required=True,
     type=click.Choice(ingest.IMPORT_LEVELS),
-    help="Grid level of the rows, or building / person.",
+    help="Grid level of the rows, or building / person (a roster) / party_org.",
 )
 @click.option(
     "--crs",
