@@ -25,6 +25,7 @@ import argparse
 import io
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -64,14 +65,19 @@ SELECT count(*) FROM grid c WHERE c.valid_to IS NULL AND c.level = 'community' A
   SELECT 1 FROM party_org_grid o JOIN below ON below.code = o.grid_code WHERE o.valid_to IS NULL)"""
 
 
-def run(args: list[str], env: dict) -> tuple[float, str]:
-    """Wall time and stdout of one `gridmap` command; RuntimeError when it fails."""
+def run(args: list[str], env: dict) -> tuple[float, str, float]:
+    """Wall time, stdout and CPU time (its processes, user + system) of one `gridmap` command;
+    RuntimeError when it fails.  The CPU time tells what the wall time would be on an idle machine
+    when the machine is shared: CPU / cores, for work spread evenly over them."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     done = subprocess.run([GRIDMAP, *args], env=env, capture_output=True, text=True)
     took = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         raise RuntimeError(f"gridmap {' '.join(args)}: {done.stderr.strip()}")
-    return took, done.stdout
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return took, done.stdout, cpu
 
 
 def widget_pdf(labels) -> bytes:
@@ -95,9 +101,15 @@ def widget_pdf(labels) -> bytes:
 def bench_sheets(eng, env, workers: int, units: bool, sample: int) -> dict:
     kinds = "grid,building,unit" if units else "grid,building"
     with tempfile.TemporaryDirectory(prefix="gridmap-qr-") as tmp:
-        took, out = run(["qr", "sheet", "--out", tmp, "--kinds", kinds, "--workers", str(workers), "--base", BASE], env)
+        took, out, cpu = run(
+            ["qr", "sheet", "--out", tmp, "--kinds", kinds, "--workers", str(workers), "--base", BASE], env
+        )
         size = sum(p.stat().st_size for p in Path(tmp).glob("*.pdf"))
-    print(f"QR sheets ({kinds}): {out.strip()} in {took:.1f} s ({size / 1e6:.0f} MB of PDF)", flush=True)
+    print(
+        f"QR sheets ({kinds}): {out.strip()} in {took:.1f} s wall, {cpu:.1f} s CPU over its processes "
+        f"({size / 1e6:.0f} MB of PDF; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
+        flush=True,
+    )
     groups = qr_service.labels(eng, None, base=BASE, kinds=("g", "b"), since=None)
     labels = [label for _, ls in groups for label in ls][:sample]
     t = time.perf_counter()
@@ -183,7 +195,8 @@ def bench_page(url: str, eng, requests: int, seed: int, port: int = 5131) -> dic
 
 def bench_coverage(url: str, eng, repeat: int) -> dict:
     env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
-    cli = statistics.median(run(["people", "coverage", "--format", "json"], env)[0] for _ in range(repeat))
+    runs = [run(["people", "coverage", "--format", "json"], env) for _ in range(repeat)]
+    cli, cpu = statistics.median(r[0] for r in runs), statistics.median(r[2] for r in runs)
     rules = load_rules(Settings.from_env().risk_rules_path)
     service, (summary, _gaps, _load) = median(lambda: people_service.coverage(eng, rules), repeat)
 
@@ -193,8 +206,9 @@ def bench_coverage(url: str, eng, repeat: int) -> dict:
 
     theirs, counts = median(sql, repeat)
     print(
-        f"coverage: `gridmap people coverage` {cli:.2f} s (service alone {service:.2f} s: gaps and every "
-        f"worker's load); the gaps alone as one PostGIS query {theirs:.2f} s",
+        f"coverage: `gridmap people coverage` {cli:.2f} s wall, {cpu:.2f} s CPU (service alone {service:.2f} s: "
+        f"gaps and every worker's load); the gaps alone as one PostGIS query {theirs:.2f} s; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
         flush=True,
     )
     print(f"  {summary}; PostGIS gaps {counts}", flush=True)
@@ -210,6 +224,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sample", type=int, default=1500)
     ap.add_argument("--units", action="store_true", help="also print every unit entrance's code")
+    ap.add_argument("--only", choices=("coverage", "page", "sheets"), help="run one part")
     args = ap.parse_args()
     url = bench_db(args.seed)
     eng = db.engine(url)
@@ -223,9 +238,12 @@ def main() -> None:
         ).one()
     print(f"city: {counts[0]:,} micro-grids, {counts[1]:,} buildings, {counts[2]:,} current posts", flush=True)
     env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
-    bench_coverage(url, eng, args.repeat)
-    bench_page(url, eng, args.requests, args.seed)
-    bench_sheets(eng, env, args.workers, args.units, args.sample)
+    if args.only in (None, "coverage"):
+        bench_coverage(url, eng, args.repeat)
+    if args.only in (None, "page"):
+        bench_page(url, eng, args.requests, args.seed)
+    if args.only in (None, "sheets"):
+        bench_sheets(eng, env, args.workers, args.units, args.sample)
 
 
 if __name__ == "__main__":

@@ -103,8 +103,8 @@ def org_grids(conn: Connection) -> pd.DataFrame:
             "SELECT o.code, g.grid_code FROM party_org_grid g JOIN party_org o ON o.id = g.org_id "
             "WHERE g.valid_to IS NULL AND o.valid_to IS NULL"
         )
-    ).all()
-    return pd.DataFrame(rows, columns=["org_code", "grid_code"])
+    )
+    return pd.DataFrame([tuple(r) for r in rows], columns=["org_code", "grid_code"])
 
 
 def list_orgs(conn: Connection) -> list[dict]:

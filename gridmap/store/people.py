@@ -175,40 +175,43 @@ def delete_person_data(conn: Connection) -> None:
     conn.execute(sa.text("TRUNCATE party_org_grid, party_org, grid_post, person RESTART IDENTITY CASCADE"))
 
 
+def frame(result, columns) -> pd.DataFrame:
+    """Rows as a frame, through plain tuples (pandas inspects Row objects one by one: seconds per 100k)."""
+    return pd.DataFrame([tuple(r) for r in result], columns=columns)
+
+
+COVERAGE_COUNTS = """
+WITH r AS (SELECT micro_code AS code, count(*) AS n, count(*) FILTER (WHERE {overdue}) AS o
+           FROM risk_element e WHERE micro_code IS NOT NULL GROUP BY micro_code),
+     c AS (SELECT micro_code AS code, count(*) AS n FROM report
+           WHERE status = 'open' AND micro_code IS NOT NULL GROUP BY micro_code)
+SELECT coalesce(r.code, c.code), coalesce(r.n, 0), coalesce(r.o, 0), coalesce(c.n, 0)
+FROM r FULL JOIN c ON c.code = r.code
+"""
+
+
 def coverage_frames(conn: Connection, overdue_sql: str, at: datetime) -> tuple[pd.DataFrame, ...]:
     """What coverage and load are computed from, all current: grids (``code``, ``name``, ``level``,
     ``parent_code``, ``households``), posts (``person_id``, ``name``, ``role``, ``grid_code``), and per
     micro-grid counts (``code``, ``risk_elements``, ``overdue_visits``, ``open_cases``).
     ``overdue_sql``: SQL boolean over the risk element ``e`` (bind ``:at``)."""
-    grids = pd.DataFrame(
-        conn.execute(
-            sa.text("SELECT code, name, level, parent_code, households FROM grid WHERE valid_to IS NULL")
-        ).all(),
-        columns=["code", "name", "level", "parent_code", "households"],
+    grids = frame(
+        conn.execute(sa.text("SELECT code, name, level, parent_code, households FROM grid WHERE valid_to IS NULL")),
+        ["code", "name", "level", "parent_code", "households"],
     )
-    posts = pd.DataFrame(
+    posts = frame(
         conn.execute(
             sa.text(
                 "SELECT p.person_id, pe.name, p.role, p.grid_code "
                 "FROM grid_post p JOIN person pe ON pe.id = p.person_id "
                 "WHERE p.valid_to IS NULL AND p.role = 'grid_worker'"
             )
-        ).all(),
-        columns=["person_id", "name", "role", "grid_code"],
+        ),
+        ["person_id", "name", "role", "grid_code"],
     )
-    counts = pd.DataFrame(
-        conn.execute(
-            sa.text(
-                "WITH r AS (SELECT micro_code AS code, count(*) AS n, count(*) FILTER (WHERE "
-                f"{overdue_sql}) AS o FROM risk_element e WHERE micro_code IS NOT NULL GROUP BY micro_code), "
-                "c AS (SELECT micro_code AS code, count(*) AS n FROM report WHERE status = 'open' "
-                "AND micro_code IS NOT NULL GROUP BY micro_code) "
-                "SELECT coalesce(r.code, c.code), coalesce(r.n, 0), coalesce(r.o, 0), coalesce(c.n, 0) "
-                "FROM r FULL JOIN c ON c.code = r.code"
-            ),
-            {"at": at},
-        ).all(),
-        columns=["code", "risk_elements", "overdue_visits", "open_cases"],
+    counts = frame(
+        conn.execute(sa.text(COVERAGE_COUNTS.format(overdue=overdue_sql)), {"at": at}),
+        ["code", "risk_elements", "overdue_visits", "open_cases"],
     )
     return grids, posts, counts
 
