@@ -1,7 +1,7 @@
 """Grid people end to end on the real PostGIS, the real CLI and the real app: roster import (good,
 GBK and Excel, each kind of bad row, all or nothing), coverage and load on a known case, phones per
 role, dated moves, party organisations, the coverage map layer, and the move of the old grid_person
-table (migration 0012)."""
+table (migration 0013_people_move)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import shapely
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from test_tiles import decode
 
 from gridmap import geo
@@ -174,10 +175,68 @@ def test_phones_per_role_and_no_names_without_one(city, cli, client, bearer):
         "admin": "13812345678",
         "roster": "13812345678",
     }
-    panel = client.get(f"/api/v1/grids/{M1}", headers=bearer("viewer")).json["properties"]
-    assert "people" not in panel  # the grid itself no longer carries names (open reads)
-    lookup = client.get("/api/v1/lookup", query_string={"code": M1}).json
-    assert "13812345678" not in json.dumps(lookup, ensure_ascii=False)
+
+
+WHOLE, MASKED = "13812345678", "138****5678"
+
+
+@pytest.mark.parametrize(
+    "identity, phone",
+    [
+        ("anonymous", None),  # nothing personal: no people at all
+        ("ingest", None),
+        ("roster", None),  # the roster keeper reads the people routes, not the map's
+        ("viewer", MASKED),
+        ("dispatcher", WHOLE),
+        ("planner", WHOLE),
+        ("admin", WHOLE),
+    ],
+)
+def test_map_routes_show_people_as_the_role_may(city, cli, client, bearer, identity, phone):
+    """The grid, its panel and a lookup carry the grid's people through the one privacy filter: left out
+    without a viewer token, phones masked for viewers, whole for dispatchers and above."""
+    assert cli("people", "import", _roster(city, GOOD)).exit_code == 0
+    headers = {} if identity == "anonymous" else bearer(identity)
+    lon, lat = cf_lonlat(350, 350)
+    answers = {
+        "grid": client.get(f"/api/v1/grids/{M1}", headers=headers),
+        "panel": client.get(f"/api/v1/grids/{M1}/panel", headers=headers),
+        "lookup": client.get("/api/v1/lookup", query_string={"lon": lon, "lat": lat}, headers=headers),
+    }
+    for what, res in answers.items():
+        assert res.status_code == 200, (what, res.json)
+        body = res.json.get("properties", res.json)
+        text = json.dumps(res.json, ensure_ascii=False)
+        if phone is None:
+            assert "people" not in body and "张伟" not in text and "5678" not in text, (what, identity)
+        else:
+            assert [(p["name"], p["role"], p["phone"]) for p in body["people"]] == [("张伟", "grid_worker", phone)]
+            assert (WHOLE in text) == (phone == WHOLE), (what, identity)
+
+
+@pytest.mark.parametrize(
+    "identity, status, leader_phone",
+    [
+        ("anonymous", 401, None),
+        ("ingest", 403, None),
+        ("viewer", 200, "0371-****1234"),
+        ("dispatcher", 200, "0371-67881234"),
+        ("admin", 200, "0371-67881234"),
+        ("roster", 200, "0371-67881234"),
+    ],
+)
+def test_grid_people_route_per_role(city, cli, client, bearer, identity, status, leader_phone):
+    """``/grids/<code>/people`` (the panel's people): a courtyard's leader, a landline masked after its
+    area code for viewers, and the posts say whether their phones are masked."""
+    assert cli("people", "import", _roster(city, GOOD)).exit_code == 0
+    res = client.get(f"/api/v1/grids/{YARD}/people", headers={} if identity == "anonymous" else bearer(identity))
+    assert res.status_code == status, res.json
+    if status != 200:
+        assert "王芳" not in res.get_data(as_text=True)
+        return
+    (leader,) = [p for p in res.json["posts"] if p["role"] == "grid_leader"]
+    assert (leader["name"], leader["phone"]) == ("王芳", leader_phone)
+    assert leader["phone_masked"] is (identity == "viewer")
 
 
 def test_dated_move_keeps_history(city, cli, client, bearer, engine):
@@ -207,7 +266,7 @@ def test_replace_closes_who_is_no_longer_there(city, cli, engine):
     new = [{"网格编码": M1, "职务": "网格员", "姓名": "孙丽", "电话": "13700000000"}]
     res = cli("people", "import", _roster(city, new, "new.csv"), "--replace")
     assert res.exit_code == 0 and "1 posts opened, 0 kept, 1 closed" in res.output, res.output
-    current = people_service.list_posts(engine, "admin", grids=[M1, M2])
+    current = people_service.list_posts(engine, grids=[M1, M2])
     assert sorted((p["grid_code"], p["name"]) for p in current) == [(M1, "孙丽"), (M2, "张伟")]
 
 
@@ -242,12 +301,14 @@ def test_coverage_layer_shades_grids_without_a_worker(city, cli, client, bearer)
 
 
 def test_migration_moves_grid_person_into_posts(engine, database_url):
-    """Migration 0012 on a database that still has the old table: each (name, phone) one person, each
-    row a current post, the old secretary a party secretary, nothing lost; then grid_person is gone."""
+    """Migration 0013_people_move on a database that still has the old table: each (name, phone) one
+    person, each row a current post, the old secretary a party secretary, nothing lost; then grid_person
+    is gone.  It steps down to the revision before it (whatever that is once the chain is relinked)."""
     config = Config()
     config.set_main_option("script_location", str(db.MIGRATIONS))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    command.downgrade(config, "0011")
+    before = ScriptDirectory.from_config(config).get_revision("0013_people_move").down_revision
+    command.downgrade(config, before)
     try:
         with engine.begin() as conn:
             conn.execute(
@@ -306,3 +367,25 @@ def test_demo_city_roster_with_a_few_gaps(demo_url):
     assert leaders == yards and leads == buildings and counts["unit_lead"] > buildings
     assert branches == summary["communities"] - 1 == secretaries and groups < yards
     assert {"grid_worker", "grid_leader", "party_secretary", "party_member", "volunteer"} <= set(counts)
+
+
+def test_people_routes_check_their_values(city, cli, client, bearer):
+    """Request values go through web/params.py and domain/values.py: a malformed grid code, an unknown
+    role, a name longer than any name may be — 4xx naming the problem, nothing written."""
+    assert cli("people", "import", _roster(city, GOOD[:1])).exit_code == 0
+    viewer, roster = bearer("viewer"), bearer("roster")
+    bad_grid = client.get("/api/v1/people", query_string={"grid": "M1; DROP"}, headers=viewer)
+    assert bad_grid.status_code == 400 and "grid must be a grid code" in bad_grid.json["error"]["message"]
+    bad_role = client.get("/api/v1/people", query_string={"role": "boss"}, headers=viewer)
+    assert bad_role.status_code == 400 and "unknown role 'boss'" in bad_role.json["error"]["message"]
+    unknown = client.get("/api/v1/people", query_string={"who": "x"}, headers=viewer)
+    assert unknown.status_code == 400 and "unknown query parameter 'who'" in unknown.json["error"]["message"]
+    path = client.get("/api/v1/grids/not-a-code/people", headers=viewer)
+    assert path.status_code == 400 and "the grid code must be a grid code" in path.json["error"]["message"]
+    (post,) = client.get("/api/v1/people", headers=roster).json["posts"]
+    moved = client.patch(f"/api/v1/posts/{post['id']}", json={"grid": 410199}, headers=roster)
+    assert moved.status_code == 400 and "grid must be a grid code" in moved.json["error"]["message"]
+    long = [{"grid": M2, "role": "grid_worker", "name": "张" * 101, "phone": "13812345678"}]
+    res = client.post("/api/v1/people", json={"rows": long}, headers=roster)
+    assert res.status_code == 422 and "101 characters long" in json.dumps(res.json, ensure_ascii=False)
+    assert [p["grid_code"] for p in client.get("/api/v1/people", headers=roster).json["posts"]] == [M1]

@@ -201,3 +201,26 @@ def test_print_one_code_from_the_panel(city, client, bearer):
     assert (
         client.get(f"/api/v1/qr/{M1}", query_string={"format": "gif"}, headers=bearer("dispatcher")).status_code == 400
     )
+
+
+def test_the_page_masks_for_every_caller_and_checks_its_values(city, client, engine, bearer):
+    """The scanned page is public: a staff token changes nothing on it (names and phones masked through
+    web/privacy.public_page); its query, form and call values are checked (web/params.py) before
+    anything is written."""
+    link = _link(engine, M1)
+    for headers in ({}, bearer("admin"), bearer("roster")):
+        page = client.get(link, headers=headers)
+        assert page.status_code == 200 and "张*" in page.text and "138****5678" in page.text
+        assert "张伟" not in page.text and "13812345678" not in page.text
+    odd = client.get(link + "&debug=1")
+    assert odd.status_code == 400 and "unknown query parameter &#39;debug&#39;" in odd.text  # an HTML page
+    report = link.replace("?", "/report?")
+    extra = client.post(report, data={"text": "路灯坏了", "name": "张三"})
+    assert extra.status_code == 400 and extra.json["error"]["message"].startswith("unknown form field 'name'")
+    long = client.post(report, data={"text": "路灯坏了", "matter": "x" * 3000})
+    assert long.status_code == 400 and "matter is 3000 characters long" in long.json["error"]["message"]
+    assert _reports(engine) == 0
+    call = link.replace("?", "/call?")
+    for bad in ("abc", "0", "1.5"):
+        res = client.post(call + f"&post={bad}")
+        assert res.status_code == 400 and "post" in res.json["error"]["message"], bad

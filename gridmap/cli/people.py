@@ -46,7 +46,7 @@ def people_import(file, orgs, replace):
             f"({summary['created']} new, coverage +{summary['coverage_opened']} −{summary['coverage_closed']})"
         )
         return
-    summary = roster.import_roster(engine(), file, replace=replace, actor=settings().user, zone=settings().time_zone)
+    summary = roster.import_roster(engine(), file, replace=replace, actor=settings().user, zone=settings().timezone)
     click.echo(
         f"imported {summary['rows']} roster rows from {file.name}: {summary['people_added']} new people, "
         f"{summary['posts_opened']} posts opened, {summary['posts_kept']} kept, "
@@ -61,9 +61,9 @@ def people_import(file, orgs, replace):
 @AT
 @FORMAT
 def people_list(grid, role, phones, at, fmt):
-    """Posts, current or as of --at (times in GRIDMAP_TIME_ZONE, default Asia/Shanghai)."""
+    """Posts, current or as of --at (times in GRIDMAP_TZ, default Asia/Shanghai)."""
     posts = people_service.list_posts(
-        engine(), "admin", grids=[grid] if grid else None, post_role=role, at=at, zone=settings().time_zone
+        engine(), grids=[grid] if grid else None, post_role=role, at=at, zone=settings().timezone
     )
     if not phones:
         for p in posts:
@@ -78,7 +78,7 @@ def people_list(grid, role, phones, at, fmt):
             f"{p['id']:>7}  {where:<34} {LABELS[p['role']]:<6} {p['name']:<8} {p['phone'] or '':<18} "
             f"from {p['valid_from'][:16]}"
         )
-    click.echo(f"{len(posts)} posts (times in {settings().time_zone})", err=True)
+    click.echo(f"{len(posts)} posts (times in {settings().timezone})", err=True)
 
 
 @people.command("coverage")
@@ -170,7 +170,7 @@ def _kinds(value: str) -> tuple[str, ...]:
 @BASE
 def qr_sheet(community, out, changed_since, workers, kinds, base):
     """A4 sheets of stickers: the code, the place's name and code, the grid worker's masked phone."""
-    since = roster.local_time(changed_since, settings().time_zone)
+    since = roster.local_time(changed_since, settings().timezone)
     if community:
         check_output(out, (".pdf",))
         done = qr_service.sheet(engine(), community, out, base=_base(base), kinds=_kinds(kinds), since=since)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 
 from ..errors import InputError
 from .people import ORG_KINDS
+from .values import shown
 
 KIND_ALIASES = {**{label: kind for kind, label in ORG_KINDS.items()}, **{k: k for k in ORG_KINDS}}
 #: Rank of each kind: a parent must rank above its child.
@@ -35,7 +36,7 @@ def check_kind(value: str) -> str:
     kind = KIND_ALIASES.get(str(value).strip())
     if kind is None:
         raise InputError(
-            f"unknown organisation kind {value!r}: one of " + ", ".join(f"{k} ({v})" for k, v in ORG_KINDS.items())
+            f"unknown organisation kind {shown(value)}: one of " + ", ".join(f"{k} ({v})" for k, v in ORG_KINDS.items())
         )
     return kind
 
@@ -67,7 +68,7 @@ def check_orgs(rows: Iterable[Mapping], grids: Mapping[str, str], current: Mappi
             unknown = [g for g in cover if g not in grids]
             if unknown:
                 raise InputError(
-                    f"unknown grid {unknown[0]!r}" + (f" (and {len(unknown) - 1} more)" if unknown[1:] else "")
+                    f"unknown grid {shown(unknown[0])}" + (f" (and {len(unknown) - 1} more)" if unknown[1:] else "")
                 )
             orgs.append(
                 {
@@ -87,7 +88,7 @@ def check_orgs(rows: Iterable[Mapping], grids: Mapping[str, str], current: Mappi
         parent = org["parent_code"]
         why = None
         if parent and parent not in kinds:
-            why = f"unknown parent organisation {parent!r}"
+            why = f"unknown parent organisation {shown(parent)}"
         elif parent and RANK[kinds[parent]] <= RANK[org["kind"]]:
             why = f"a {ORG_KINDS[org['kind']]} cannot sit under a {ORG_KINDS[kinds[parent]]} ({parent})"
         if why:

@@ -18,6 +18,8 @@ from datetime import date, datetime
 import phonenumbers
 
 from ..errors import InputError
+from . import values
+from .values import shown
 
 #: role → (Chinese label, what it is attached to: "grid" (levels listed), "building" or "unit")
 ROLES = {
@@ -85,7 +87,7 @@ def check_role(value: str) -> str:
     """The canonical role for ``value`` (an English name or a Chinese label); InputError naming the roles."""
     role = ROLE_ALIASES.get(str(value).strip())
     if role is None:
-        raise InputError(f"unknown role {value!r}: one of " + ", ".join(f"{r} ({LABELS[r]})" for r in ROLES))
+        raise InputError(f"unknown role {shown(value)}: one of " + ", ".join(f"{r} ({LABELS[r]})" for r in ROLES))
     return role
 
 
@@ -98,9 +100,9 @@ def normalise_phone(value: str) -> str:
     try:
         number = phonenumbers.parse(main, "CN")
     except phonenumbers.NumberParseException:
-        raise InputError(f"{value!r} is not a phone number") from None
+        raise InputError(f"{shown(value)} is not a phone number") from None
     if number.country_code != 86 or not phonenumbers.is_valid_number(number):
-        raise InputError(f"{value!r} is not a Chinese mobile or landline number (landlines need their area code)")
+        raise InputError(f"{shown(value)} is not a Chinese mobile or landline number (landlines need their area code)")
     national = str(number.national_number)
     if phonenumbers.number_type(number) in (phonenumbers.PhoneNumberType.MOBILE,):
         return national
@@ -142,16 +144,16 @@ def check_id_card(value: str) -> str:
     check digit (GB 11643) is wrong."""
     text = str(value).strip().upper()
     if not re.fullmatch(r"\d{17}[\dX]", text):
-        raise InputError(f"ID-card number {mask_id_card(text)!r} must be 17 digits and a digit or X")
+        raise InputError(f"ID-card number {shown(mask_id_card(text))} must be 17 digits and a digit or X")
     try:
         born = date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
     except ValueError:
-        raise InputError(f"ID-card number {mask_id_card(text)!r} has no valid birth date") from None
+        raise InputError(f"ID-card number {shown(mask_id_card(text))} has no valid birth date") from None
     if born.year < 1900 or born > date.today():
-        raise InputError(f"ID-card number {mask_id_card(text)!r} has an impossible birth date")
+        raise InputError(f"ID-card number {shown(mask_id_card(text))} has an impossible birth date")
     expected = _ID_CHECK[sum(int(d) * w for d, w in zip(text[:17], _ID_WEIGHTS, strict=True)) % 11]
     if text[17] != expected:
-        raise InputError(f"ID-card number {mask_id_card(text)!r} fails its check digit")
+        raise InputError(f"ID-card number {shown(mask_id_card(text))} fails its check digit")
     return text
 
 
@@ -204,6 +206,7 @@ def check_row(row: Mapping, places: Places, key: bytes) -> dict:
     name = _text(row, "name")
     if not name:
         raise InputError("missing name")
+    name = values.text(name, "name")  # at most values.NAME_MAX characters, as every name
     role = check_role(_text(row, "role") or "")
     kind = ROLES[role][1]
     grid, building, unit = _text(row, "grid"), _text(row, "building"), _text(row, "unit")
@@ -211,7 +214,7 @@ def check_row(row: Mapping, places: Places, key: bytes) -> dict:
         if not grid:
             raise InputError(f"a {role} ({LABELS[role]}) needs a grid code")
         if grid not in places.grids:
-            raise InputError(f"unknown grid {grid!r}")
+            raise InputError(f"unknown grid {shown(grid)}")
         allowed = ROLE_LEVELS.get(role)
         if allowed and places.grids[grid] not in allowed:
             raise InputError(f"a {role} serves a {' or '.join(allowed)} grid, {grid} is a {places.grids[grid]}")
@@ -220,19 +223,19 @@ def check_row(row: Mapping, places: Places, key: bytes) -> dict:
         if not building:
             raise InputError(f"a {role} ({LABELS[role]}) needs a building code")
         if building not in places.buildings:
-            raise InputError(f"unknown building {building!r}")
+            raise InputError(f"unknown building {shown(building)}")
         courtyard, units = places.buildings[building]
         if kind == "unit":
             number = _whole(unit)
             if number is None or number not in set(units):
-                raise InputError(f"unknown unit {unit!r} of building {building}")
+                raise InputError(f"unknown unit {shown(unit)} of building {building}")
             unit = str(number)
         else:
             unit = None
         grid = courtyard  # a building's post belongs to the courtyard the building stands in
     org = _text(row, "org")
     if org and org not in places.orgs:
-        raise InputError(f"unknown party organisation {org!r}")
+        raise InputError(f"unknown party organisation {shown(org)}")
     phone = _text(row, "phone")
     id_card = _text(row, "id_card")
     valid_from = _text(row, "valid_from")
@@ -240,7 +243,7 @@ def check_row(row: Mapping, places: Places, key: bytes) -> dict:
         try:
             datetime.fromisoformat(valid_from)
         except ValueError:
-            raise InputError(f"valid_from {valid_from!r} is not a date such as 2026-03-01") from None
+            raise InputError(f"valid_from {shown(valid_from)} is not a date such as 2026-03-01") from None
     return {
         "name": name,
         "role": role,

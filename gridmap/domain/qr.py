@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from ..errors import InputError
+from .values import shown
 
 KINDS = {"g": "grid", "b": "building", "u": "unit"}
 KIND_LABELS = {"g": "网格", "b": "楼栋", "u": "单元"}
@@ -44,9 +45,9 @@ class Target:
 
 def _check(target: Target) -> None:
     if target.kind not in KINDS:
-        raise InputError(f"unknown QR kind {target.kind!r}: one of {', '.join(KINDS)}")
+        raise InputError(f"unknown QR kind {shown(target.kind)}: one of {', '.join(KINDS)}")
     if not _CODE.fullmatch(target.code):
-        raise InputError(f"{target.code!r} is not a grid, building or unit code")
+        raise InputError(f"{shown(target.code)} is not a grid, building or unit code")
     if not 1 <= target.version <= 999:
         raise InputError(f"QR key version {target.version} must be 1..999")
 
@@ -78,7 +79,7 @@ def parse(code: str, args) -> tuple[Target, str]:
         raise InputError("链接已损坏，请重新扫描墙上的二维码 / this link's signature is malformed: scan the code again")
     version = args.get("v", "1")
     if not str(version).isdigit():
-        raise InputError(f"key version v={version!r} must be a number")
+        raise InputError(f"key version v={shown(version)} must be a number")
     target = Target(args.get("k", "g"), code, int(version))
     _check(target)
     return target, sig
@@ -110,5 +111,5 @@ def split_unit(code: str) -> tuple[str, int]:
     """``B-CODE-U3`` → (``B-CODE``, 3); InputError for a code that is not a unit entrance."""
     head, sep, n = code.rpartition("-U")
     if not sep or not head or not n.isdigit():
-        raise InputError(f"{code!r} is not a unit-entrance code (BUILDING-Un)")
+        raise InputError(f"{shown(code)} is not a unit-entrance code (BUILDING-Un)")
     return head, int(n)

@@ -12,7 +12,7 @@ from ..domain import party as party_domain
 from ..domain import people as people_domain
 from ..domain.levels import parent_level
 from ..domain.risk import Rules
-from ..store import audit, buildings, grids, points, risk
+from ..store import audit, buildings, db, grids, points, risk
 from . import ingest, memberships, roster
 
 
@@ -68,6 +68,7 @@ def import_file(
             fields=fields or ingest.Fields(),
             existing_codes=existing,
             parent_codes=grids.current_codes(conn, plevel) if plevel else None,
+            issued_of=lambda codes: {c: (lv, db.iso(conn, r)) for c, (lv, r) in grids.issued(conn, codes).items()},
         )
         if replace:
             grids.close(conn, frame["code"], at)

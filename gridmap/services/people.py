@@ -1,7 +1,8 @@
-"""The grid people as each role may see them, a post moved or ended, and coverage and load.
+"""The grid people, a post moved or ended, and coverage and load.
 
-Names and phones are personal data: phones come whole to dispatchers and above and to the roster
-keeper, masked (138****5678) to everyone else; the web layer lets no one without a role read them.
+Names and phones are personal data and come from here as stored; who sees them, and phones whole or
+masked (138****5678), is the web layer's one privacy rule (:mod:`gridmap.web.privacy`); the CLI
+masks phones unless asked (``people list --phones``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sqlalchemy.engine import Engine
 from ..domain import coverage as cover
 from ..domain import party as party_domain
 from ..domain import people as domain
-from ..domain.roles import ROSTER, allows
+from ..domain.values import shown
 from ..errors import InputError, NotFound
 from ..store import audit
 from ..store import party as party_store
@@ -22,45 +23,34 @@ from ..store import risk as risk_store
 from ..store.grids import chain as grid_chain
 from .roster import zone_of
 
-#: Who sees a phone number whole (with the roster keeper); everyone else sees it masked.
-PHONE_ROLE = "dispatcher"
 
-
-def _whole(role: str | None) -> bool:
-    return allows(role, PHONE_ROLE) or allows(role, ROSTER)
-
-
-def present(post: dict, role: str | None, zone: str | None = None) -> dict:
-    """A post as ``role`` may see it: the phone whole for dispatchers and above and the roster keeper,
-    masked otherwise."""
+def present(post: dict, zone: str | None = None) -> dict:
+    """A post for an answer: who, which role (with its Chinese label), where, when (in ``zone``)."""
     out = {k: post[k] for k in ("id", "person_id", "name", "role", "grid_code", "building_code", "unit")}
     out["role_label"] = domain.LABELS[post["role"]]
-    out["phone"] = post["phone"] if _whole(role) else domain.mask_phone(post["phone"])
-    out["phone_masked"] = not _whole(role)
+    out["phone"] = post["phone"]
     for k in ("valid_from", "valid_to"):
         out[k] = post[k].astimezone(zone_of(zone)).isoformat() if post[k] else None
     return out
 
 
-def list_posts(
-    eng: Engine, role: str | None, *, grids=None, post_role=None, at=None, limit=None, zone: str | None = None
-) -> list[dict]:
-    """Posts (current, or valid at ``at``) as ``role`` may see them, times in ``zone`` (default
-    Asia/Shanghai); InputError for an unknown role."""
+def list_posts(eng: Engine, *, grids=None, post_role=None, at=None, limit=None, zone: str | None = None) -> list[dict]:
+    """Posts (current, or valid at ``at``), times in ``zone`` (default Asia/Shanghai); InputError for
+    an unknown role."""
     if post_role:
         post_role = domain.check_role(post_role)
     with eng.connect() as conn:
         found = store.posts(conn, grids=grids, role=post_role, at=at, limit=limit)
-    return [present(p, role, zone) for p in found]
+    return [present(p, zone) for p in found]
 
 
-def person_history(eng: Engine, person_id: int, role: str | None, zone: str | None = None) -> list[dict]:
+def person_history(eng: Engine, person_id: int, zone: str | None = None) -> list[dict]:
     """Every post a person held, oldest first; NotFound for an unknown person."""
     with eng.connect() as conn:
         found = store.history(conn, person_id)
     if not found:
         raise NotFound(f"no person {person_id}")
-    return [present(p, role, zone) for p in found]
+    return [present(p, zone) for p in found]
 
 
 def move_post(eng: Engine, post_id: int, grid_code: str, *, at: datetime | None = None, actor: str = "api") -> dict:
@@ -118,16 +108,12 @@ def coverage(eng: Engine, rules, *, at: datetime | None = None, max_households: 
     return cover.summary(grids, gaps, load), gaps, load
 
 
-def organisations(eng: Engine, code: str, role: str | None) -> list[dict]:
-    """The party organisations covering grid ``code`` or a grid above it, smallest kind first, the
-    secretary's phone as ``role`` may see it; NotFound for an unknown grid."""
+def organisations(eng: Engine, code: str) -> list[dict]:
+    """The party organisations covering grid ``code`` or a grid above it, smallest kind first, with
+    their secretary's name and phone; NotFound for an unknown grid."""
     with eng.connect() as conn:
         chain = [g["code"] for g in grid_chain(conn, code)]
         if not chain:
-            raise NotFound(f"no current grid {code!r}")
+            raise NotFound(f"no current grid {shown(code)}")
         found = party_store.covering(conn, chain)
-    phone = (lambda p: p) if _whole(role) else domain.mask_phone
-    return [
-        {**o, "kind_label": party_domain.ORG_KINDS[o["kind"]], "secretary_phone": phone(o["secretary_phone"])}
-        for o in found
-    ]
+    return [{**o, "kind_label": party_domain.ORG_KINDS[o["kind"]]} for o in found]

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..domain import qr
 from ..domain.levels import LABELS as LEVEL_LABELS
 from ..domain.people import mask_phone
+from ..domain.values import shown
 from ..errors import InputError, NotFound
 from ..store import labels as label_store
 from ..store import secrets
@@ -75,7 +76,7 @@ def labels(eng: Engine, communities, *, base: str, kinds, since) -> list[tuple[s
 def _check_base(base: str) -> str:
     if not base.startswith(("http://", "https://")):
         raise InputError(
-            f"the public address {base!r} must start with http:// or https:// (GRIDMAP_PUBLIC_URL or --base)"
+            f"the public address {shown(base)} must start with http:// or https:// (GRIDMAP_PUBLIC_URL or --base)"
         )
     return base
 
@@ -88,7 +89,7 @@ def sheet(
     _check_base(base)
     with eng.connect() as conn:
         if not label_store.community_exists(conn, community):
-            raise NotFound(f"no current community {community!r}")
+            raise NotFound(f"no current community {shown(community)}")
     groups = labels(eng, [community], base=base, kinds=kinds, since=since)
     if not groups:
         raise InputError(f"nothing to print for community {community}" + (f" since {since.date()}" if since else ""))
@@ -113,9 +114,9 @@ def image(eng: Engine, kind: str, code: str, fmt: str, *, base: str) -> bytes:
     """One code as SVG or PNG; NotFound when ``code`` is not a current grid, building or unit."""
     _check_base(base)
     if kind not in qr.KINDS:
-        raise InputError(f"unknown QR kind {kind!r}: one of {', '.join(qr.KINDS)}")
+        raise InputError(f"unknown QR kind {shown(kind)}: one of {', '.join(qr.KINDS)}")
     with eng.begin() as conn:
         if not label_store.exists(conn, kind, code):
-            raise NotFound(f"no current {qr.KINDS[kind]} {code!r}")
+            raise NotFound(f"no current {qr.KINDS[kind]} {shown(code)}")
         url = sign_url(conn, kind, code, base)
     return qr_sheets.code_image(url, fmt)

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..domain import party as party_domain
 from ..domain import people as domain
+from ..domain.values import shown
 from ..errors import InputError
 from ..store import audit, secrets
 from ..store import party as party_store
@@ -20,7 +21,7 @@ from ..store import people as store
 from .ingest import Problems, read_csv
 
 ID_CARD_SECRET = "id_card"
-#: Dates without a zone in a street office's file are local dates (the settings' time_zone).
+#: Dates without a zone in a street office's file are local dates (the settings' timezone, GRIDMAP_TZ).
 LOCAL_ZONE = "Asia/Shanghai"
 PARTY_ROLES = ("party_member", "party_secretary")
 
@@ -35,7 +36,7 @@ def read_rows(path: Path, aliases) -> list[dict]:
     elif suffix in (".xlsx", ".xlsm"):
         frame = pd.read_excel(path, dtype=str, engine="openpyxl").fillna("")
     else:
-        raise InputError(f"unsupported file type {suffix or path.name!r} for {path.name}: use .csv or .xlsx")
+        raise InputError(f"unsupported file type {shown(suffix or path.name)} for {path.name}: use .csv or .xlsx")
     if frame.empty:
         raise InputError(f"{path.name}: no rows")
     return frame.rename(columns=aliases(frame.columns)).to_dict("records")
@@ -46,7 +47,7 @@ def zone_of(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or LOCAL_ZONE)
     except (ValueError, KeyError):
-        raise InputError(f"unknown time zone {name!r} (GRIDMAP_TIME_ZONE): use a name such as Asia/Shanghai") from None
+        raise InputError(f"unknown time zone {shown(name)} (GRIDMAP_TZ): use a name such as Asia/Shanghai") from None
 
 
 def local_time(value: str | None, zone: str | None = None) -> datetime | None:
@@ -57,7 +58,7 @@ def local_time(value: str | None, zone: str | None = None) -> datetime | None:
     try:
         at = datetime.fromisoformat(str(value))
     except ValueError:
-        raise InputError(f"{value!r} is not a date such as 2026-03-01") from None
+        raise InputError(f"{shown(value)} is not a date such as 2026-03-01") from None
     return at if at.tzinfo else at.replace(tzinfo=zone_of(zone))
 
 

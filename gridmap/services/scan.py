@@ -1,6 +1,7 @@
 """The page a resident reaches by scanning a QR code, and the report filed from it (channel ``qr``).
 
-The page shows who serves the place with masked names and phones; a call button asks for one
+The page shows who serves the place, names and phones masked by the web layer's privacy rule
+(:func:`gridmap.web.privacy.public_page`); a call button asks for one
 worker's number (``call_number``), which is given only for a correctly signed code and counted
 against the caller's limit, so the numbers cannot be gathered by walking the codes.  A report is
 checked whole before anything is written; its photo is written under a temporary name, the rows
@@ -25,6 +26,7 @@ from ..domain import qr
 from ..domain import scan as domain
 from ..domain.levels import LABELS as LEVEL_LABELS
 from ..domain.party import ORG_KINDS
+from ..domain.values import shown
 from ..errors import InputError, NotFound, RateLimited
 from ..store import party as party_store
 from ..store import people as people_store
@@ -82,15 +84,16 @@ def open_page(eng: Engine, code: str, args) -> dict:
 
 
 def _page(conn: Connection, target: qr.Target) -> dict:
-    """The place, its chain, the people serving it (masked), the party organisation."""
+    """The place, its chain, the people serving it, the party organisation (names and phones as
+    stored: the page masks them)."""
     where = _where(conn, target)
     people = [
         {
             "id": p["id"],
             "role": p["role"],
             "role_label": people_domain.LABELS[p["role"]],
-            "name": people_domain.mask_name(p["name"]),
-            "phone": people_domain.mask_phone(p["phone"]),
+            "name": p["name"],
+            "phone": p["phone"],
             "callable": p["role"] in CALLABLE and bool(p["phone"]),
             "where": p["grid_code"] if not p["building_code"] else None,
         }
@@ -111,7 +114,7 @@ def _page(conn: Connection, target: qr.Target) -> dict:
                 "name": o["name"],
                 "kind_label": ORG_KINDS[o["kind"]],
                 "parent": o["parent_name"],
-                "secretary": people_domain.mask_name(o["secretary_name"]),
+                "secretary": o["secretary_name"],
             }
             for o in orgs[:2]
         ],
@@ -177,7 +180,7 @@ def submit(
     phone = people_domain.normalise_phone(form["phone"]) if (form.get("phone") or "").strip() else None
     matter = (form.get("matter") or "").strip() or None
     if matter and matter not in matters:
-        raise InputError(f"事项 {matter!r} 不在公开目录中 / unknown matter {matter!r}")
+        raise InputError(f"事项 {shown(matter)} 不在公开目录中 / unknown matter {shown(matter)}")
     kind = domain.photo_type(photo) if photo else None
     media_dir = Path(media_dir)
     tmp = final = None

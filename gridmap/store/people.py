@@ -216,16 +216,18 @@ def coverage_frames(conn: Connection, overdue_sql: str, at: datetime) -> tuple[p
     return grids, posts, counts
 
 
-def workers_by_grid(conn: Connection, level: str = "micro") -> dict[str, list[dict]]:
-    """The current grid workers of the current grids of ``level`` (name, role, phone), by grid code."""
+def workers_by_grid(conn: Connection, level: str = "micro", codes=None) -> dict[str, list[dict]]:
+    """The current grid workers of the current grids of ``level`` (only ``codes``, when given) — name,
+    role, phone as stored — by grid code.  Callers show them through the web layer's privacy rule."""
     out: dict[str, list[dict]] = {}
+    only = "" if codes is None else " AND g.code = ANY(:codes)"
     rows = conn.execute(
         sa.text(
             "SELECT p.grid_code, pe.name, p.role, pe.phone FROM grid_post p JOIN person pe ON pe.id = p.person_id "
-            "JOIN grid g ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level "
+            f"JOIN grid g ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level{only} "
             "WHERE p.valid_to IS NULL AND p.role = 'grid_worker' ORDER BY p.id"
         ),
-        {"level": level},
+        {"level": level, "codes": list(codes or [])},
     )
     for code, name, role, phone in rows:
         out.setdefault(code, []).append({"name": name, "role": role, "phone": phone})

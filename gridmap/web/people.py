@@ -2,34 +2,45 @@
 
 Names are personal data: every read needs a viewer token (or the roster keeper's), whatever
 ``AUTH_READ`` says; phone numbers come whole only to dispatchers and above and the roster keeper,
-masked to viewers.  Edits need the roster keeper or an admin.  Handlers parse (:mod:`.params`),
-call a service, and write JSON.
+masked to viewers — the one rule of :mod:`.privacy` (:data:`.privacy.ROSTER_READERS`,
+:data:`.privacy.ROSTER_PHONES`).  Edits need the roster keeper or an admin.
+Handlers parse (:mod:`.params`), call a service, and write JSON.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
+from ..domain import values
 from ..errors import InputError
 from ..services import people as service
 from ..services import qr as qr_service
 from ..services import roster
 from . import params
-from .auth import authenticate, current_actor, require
+from .auth import current_actor, require
 from .context import engine, risk_rules, settings
+from .privacy import ROSTER_PHONES, ROSTER_READERS, private_each, sees_phones
 
 bp = Blueprint("people", __name__, url_prefix="/api/v1")
 READERS = ("viewer", "roster")
 EDITORS = ("roster",)  # and admin, who may do what the roster keeper does
 PRINTERS = ("dispatcher", "roster")
+#: Personal fields of a post and of a party organisation (see :mod:`.privacy`).
+POST_PRIVATE = ("name", "phone")
+ORG_PRIVATE = ("secretary_name", "secretary_phone")
 
 
 def _zone() -> dict:
-    return {"time_zone": settings().time_zone}
+    return {"time_zone": settings().timezone}
 
 
-def _role() -> str:
-    return authenticate().role
+def _shown(posts: list[dict]) -> list[dict]:
+    """Posts as the caller may see them, saying whether the phones are masked."""
+    private_each(posts, *POST_PRIVATE, readers=ROSTER_READERS, phones=ROSTER_PHONES)
+    masked = not sees_phones(ROSTER_PHONES)
+    for post in posts:
+        post["phone_masked"] = masked
+    return posts
 
 
 @bp.get("/people")
@@ -37,17 +48,16 @@ def _role() -> str:
 def list_people():
     """Posts (current, or valid at ``at``), filtered by ``grid`` and ``role``."""
     params.known("grid", "role", "at", "limit")
-    grid = request.args.get("grid")
+    grid = params.code("grid")
     posts = service.list_posts(
         engine(),
-        _role(),
         grids=[grid] if grid else None,
-        post_role=request.args.get("role"),
+        post_role=params.text("role"),
         at=params.at(),
         limit=params.integer("limit", 1000, 1, 10000),
-        zone=settings().time_zone,
+        zone=settings().timezone,
     )
-    return jsonify({"posts": posts, "count": len(posts), **_zone()})
+    return jsonify({"posts": _shown(posts), "count": len(posts), **_zone()})
 
 
 @bp.get("/grids/<code>/people")
@@ -55,9 +65,12 @@ def list_people():
 def grid_people(code: str):
     """The people and party organisations of one grid (the map panel)."""
     params.known("at")
-    posts = service.list_posts(engine(), _role(), grids=[code], at=params.at(), zone=settings().time_zone)
-    orgs = service.organisations(engine(), code, _role())
-    return jsonify({"grid": code, "posts": posts, "organisations": orgs, **_zone()})
+    code = values.code(code, "the grid code")
+    posts = service.list_posts(engine(), grids=[code], at=params.at(), zone=settings().timezone)
+    orgs = private_each(
+        service.organisations(engine(), code), *ORG_PRIVATE, readers=ROSTER_READERS, phones=ROSTER_PHONES
+    )
+    return jsonify({"grid": code, "posts": _shown(posts), "organisations": orgs, **_zone()})
 
 
 @bp.get("/people/<int:person_id>/history")
@@ -68,7 +81,7 @@ def person_history(person_id: int):
     return jsonify(
         {
             "person": person_id,
-            "posts": service.person_history(engine(), person_id, _role(), settings().time_zone),
+            "posts": _shown(service.person_history(engine(), person_id, settings().timezone)),
             **_zone(),
         }
     )
@@ -93,7 +106,7 @@ def move_post(post_id: int):
     """Move a post to another grid (``{"grid": CODE}``): the old one ends now, history stays."""
     body = params.json_body(dict, 'the body must be {"grid": CODE}')
     params.body_keys(body, ("grid",))
-    grid = params.body_str(body, "grid")
+    grid = params.body_code(body, "grid")
     if not grid:
         raise InputError("grid must be the code of the grid the post moves to")
     return jsonify(service.move_post(engine(), post_id, grid, actor=current_actor()))
@@ -117,7 +130,7 @@ def coverage():
     body = {
         "summary": summary,
         "gaps": gaps.head(limit).to_dict("records"),
-        "load": load.head(limit).to_dict("records"),
+        "load": private_each(load.head(limit).to_dict("records"), "name", readers=ROSTER_READERS),
     }
     return jsonify(body)
 
@@ -127,6 +140,7 @@ def coverage():
 def qr_image(code: str):
     """One code to print: ``kind`` g (grid), b (building) or u (unit entrance), ``format`` svg or png."""
     params.known("kind", "format")
+    code = values.text(code, "the code", max_len=values.NAME_MAX)
     fmt = params.choice("format", ("svg", "png")) or "svg"
     kind = params.choice("kind", ("g", "b", "u")) or "g"
     data = qr_service.image(engine(), kind, code, fmt, base=settings().public_url or request.host_url)

@@ -7,21 +7,31 @@ A link that is malformed, forged, copied to another grid or out of date gets a p
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, current_app, jsonify, render_template, request, url_for
 
 from ..domain import scan as rules
 from ..errors import GridmapError, InputError
 from ..services import scan as service
+from . import params
 from .auth import public
 from .context import engine, settings
+from .privacy import public_page
 
 bp = Blueprint("scan", __name__, template_folder="templates")
 #: The whole request may carry the form and one photo, a little over the photo limit.
 MAX_REQUEST = rules.MAX_PHOTO + 64 * 1024
+#: The report route and its body limit, for the server's guard (its own limit may be lower).
+UPLOAD = (re.compile(r"/g/[^/]+/report"), MAX_REQUEST)
+#: What a signed link carries: signature, kind (b, u; g when absent), key version.
+LINK_ARGS = ("s", "k", "v")
+#: The report form's fields (the photo comes as a file).
+FORM_FIELDS = ("text", "matter", "phone", "lon", "lat")
 
 
 def _link_args() -> dict:
-    return {k: request.args[k] for k in ("s", "k", "v") if k in request.args}
+    return {k: request.args[k] for k in LINK_ARGS if k in request.args}
 
 
 def _who() -> dict:
@@ -40,9 +50,12 @@ def public_matters() -> list[tuple[str, str]]:
 def page(code: str):
     """The scanned page; a clear error page when the link cannot be trusted or is out of date."""
     try:
+        params.known(*LINK_ARGS)
         data = service.open_page(engine(), code, request.args)
     except GridmapError as exc:
         return render_template("scan.html", error=exc.message, page=None), exc.status
+    public_page(data["people"], names=("name",), phones=("phone",))  # the same masks for everyone
+    public_page(data["orgs"], names=("secretary",))
     args = _link_args()
     config = {
         "call_url": url_for("scan.call", code=code, **args),
@@ -67,13 +80,15 @@ def page(code: str):
 def report(code: str):
     """File a report (multipart: ``text``, optional ``matter``, ``photo``, ``phone``, ``lon``/``lat``)."""
     request.max_content_length = MAX_REQUEST
+    params.known(*LINK_ARGS)
+    form = params.form(FORM_FIELDS)
     photo = request.files.get("photo")
     data = photo.read() if photo and photo.filename else None
     result = service.submit(
         engine(),
         code,
         request.args,
-        request.form.to_dict(),
+        form,
         data,
         **_who(),
         media_dir=settings().home / "media",
@@ -86,8 +101,9 @@ def report(code: str):
 @public
 def call(code: str):
     """The ``tel:`` link of one person serving this place (``post``: the id on the page)."""
-    post = request.args.get("post", "")
-    if not post.isdigit():
+    params.known(*LINK_ARGS, "post")
+    post = params.integer("post", None, 1, 2**63 - 1)
+    if post is None:
         raise InputError("post must be the number of a person on the page")
     limiter = current_app.extensions.setdefault("gridmap.call_limiter", service.CallLimiter())
-    return jsonify({"tel": service.call_number(engine(), code, request.args, int(post), **_who(), limiter=limiter)})
+    return jsonify({"tel": service.call_number(engine(), code, request.args, post, **_who(), limiter=limiter)})

@@ -6,15 +6,20 @@ upgrade.  Roles map as named (``grid_worker``, ``grid_leader``, …); the old ``
 ``party_secretary``; any other old role becomes ``volunteer`` and is kept in the person's
 ``attrs.old_roles`` so nothing is lost.
 
-Revision ID: 0012
-Revises: 0011
+Self-contained: it reads and writes only ``grid_person`` (0001), ``person``, ``grid_post`` and
+``party_org_grid`` (0011) and ``layer_bump_epoch()`` (0004), so it may follow any later revision;
+putting it after another is a change of ``down_revision`` alone (its revision id is its own name,
+unique whatever number the others take).
+
+Revision ID: 0013_people_move
+Revises: 0012
 Create Date: 2026-11-29
 """
 
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013_people_move"
+down_revision = "0012"  # 0012_user_password
 branch_labels = None
 depends_on = None
 
