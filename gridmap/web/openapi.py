@@ -281,7 +281,8 @@ def _api_paths() -> dict:
         "/api/v1/openapi.json": {"get": _op("this OpenAPI document", t, _ok("the document", {"type": "object"}))},
         "/api/v1/grids/{code}": {
             "get": _op(
-                "one grid as a GeoJSON Feature with its parent chain",
+                "one grid as a GeoJSON Feature with its parent chain; its people (properties.people) with a viewer "
+                "token, phones masked below dispatcher",
                 t,
                 {**_ok("the grid", _ref("GridFeature")), **_errors(400, 404, 410)},
                 [CODE, AT, CRS_OUT],
@@ -322,7 +323,8 @@ def _api_paths() -> dict:
         },
         "/api/v1/lookup": {
             "get": _op(
-                "the grid chain of one point or address",
+                "the grid chain of one point or address (the micro-grid's grid workers with a viewer token, phones "
+                "masked below dispatcher)",
                 t,
                 {**_ok("the chain", {"type": "object"}), **_errors(400)},
                 [
@@ -388,7 +390,8 @@ def _api_paths() -> dict:
         },
         "/api/v1/grids/{code}/panel": {
             "get": _op(
-                "what the map's info panel shows for one current grid",
+                "what the map's info panel shows for one current grid (people with a viewer token, phones masked "
+                "below dispatcher)",
                 t,
                 {**_ok("the panel", {"type": "object"}), **_errors(404, 410)},
                 [CODE],
