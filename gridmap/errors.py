@@ -122,6 +122,17 @@ class Forbidden(GridmapError):
     code = "forbidden"
 
 
+class RateLimited(GridmapError):
+    """Too many requests of one kind in a while (429); ``retry_after`` seconds go out as Retry-After."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, detail=None, *, retry_after: int = 3600):
+        super().__init__(message, detail)
+        self.http_headers = {"Retry-After": str(int(retry_after))}
+
+
 class WorkLimit(GridmapError):
     """A request's work ran past its time budget, or its client went away; it stopped, nothing was
     written (503, with ``Retry-After``)."""

@@ -79,9 +79,12 @@ class Settings:
     max_body: int = MAX_BODY
     body_timeout: float = BODY_TIMEOUT
     secret_key: str | None = None
+    #: GRIDMAP_PUBLIC_URL: the address residents' phones reach; QR codes hold it (issue 13).
+    public_url: str | None = None
     #: Who runs the CLI ($USER), for the audit log.
     user: str = "cli"
-    #: GRIDMAP_TZ: the office's time zone, in which times are shown and exported (an IANA name).
+    #: GRIDMAP_TZ: the office's time zone, in which times are shown and exported (an IANA name); a
+    #: street office's roster dates without a zone are read in it too.
     timezone: str = DEFAULT_TIMEZONE
     #: GRIDMAP_HOUSEHOLD_BAND: households a micro-grid should hold, ``MIN-MAX`` (the map's histogram).
     household_band: tuple[int, int] = HOUSEHOLD_BAND
@@ -103,6 +106,7 @@ class Settings:
         "max_body": "GRIDMAP_MAX_BODY",
         "body_timeout": "GRIDMAP_BODY_TIMEOUT",
         "secret_key": "GRIDMAP_SECRET_KEY",
+        "public_url": "GRIDMAP_PUBLIC_URL",
         "user": "USER",
         "timezone": "GRIDMAP_TZ",
         "household_band": "GRIDMAP_HOUSEHOLD_BAND",
@@ -138,6 +142,7 @@ class Settings:
             max_body=int(get("max_body") or MAX_BODY),
             body_timeout=float(get("body_timeout") or BODY_TIMEOUT),
             secret_key=get("secret_key"),
+            public_url=get("public_url"),
             user=get("user") or "cli",
             timezone=get("timezone") or DEFAULT_TIMEZONE,
             household_band=_band(get("household_band")) if get("household_band") else HOUSEHOLD_BAND,

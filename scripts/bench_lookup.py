@@ -59,7 +59,8 @@ def bench_db(seed: int) -> str:
         n = conn.execute(sa.text("SELECT count(*) FROM grid WHERE level = 'courtyard' AND valid_to IS NULL")).scalar()
         elements = conn.execute(sa.text("SELECT count(*) FROM risk_element")).scalar()
         shares = conn.execute(sa.text("SELECT count(*) FROM grid_share")).scalar()
-    if n != SCALE_COURTYARDS or not elements or not shares:  # an older demo (no risk elements, no floors): again
+        posts = conn.execute(sa.text("SELECT count(*) FROM grid_post")).scalar()
+    if n != SCALE_COURTYARDS or not elements or not shares or not posts:  # an older demo (no risk, floors, people)
         print("loading the Zhengzhou-scale city into gridmap_bench ...", flush=True)
         load_demo(eng, "zhengzhou", seed, rules=load_rules(settings.risk_rules_path), fresh=True)
     return url

@@ -34,7 +34,7 @@ STAFF = ("viewer", "dispatcher", "planner", "admin")
 #: identities that must be refused with 401 wherever a token is needed (revoked, expired and disabled
 #: ones belong to admins: the highest role does not save a dead token)
 DEAD = ("no token", "not bearer", "unknown token", "revoked", "expired", "disabled user")
-IDENTITIES = DEAD + STAFF + ("ingest",)
+IDENTITIES = DEAD + STAFF + ("ingest", "roster")
 
 #: The specification (issue 6 item 5), written independently of gridmap/web/auth.py: who may call
 #: each write route.  A write route missing here must be planner+ (the boundary edits and OGC
@@ -42,14 +42,20 @@ IDENTITIES = DEAD + STAFF + ("ingest",)
 WRITE_SPEC = {
     ("POST", "/api/v1/partition"): {"planner", "admin"},
     ("POST", "/api/v1/risk/visits"): {"dispatcher", "planner", "admin", "ingest"},
-    ("POST", "/api/v1/session"): {"viewer", "dispatcher", "planner", "admin", "ingest"},  # public: signing in
-    ("DELETE", "/api/v1/session"): {"viewer", "dispatcher", "planner", "admin", "ingest"},  # signing out
+    # the grid people (issue 13): the roster keeper and admins
+    ("POST", "/api/v1/people"): {"roster", "admin"},
+    ("PATCH", "/api/v1/posts/<int:post_id>"): {"roster", "admin"},
+    ("DELETE", "/api/v1/posts/<int:post_id>"): {"roster", "admin"},
+    ("POST", "/api/v1/session"): {"viewer", "dispatcher", "planner", "admin", "ingest", "roster"},  # public: signing in
+    ("DELETE", "/api/v1/session"): {"viewer", "dispatcher", "planner", "admin", "ingest", "roster"},  # signing out
 }
 #: Writes that change the caller's own token (signing out revokes it): test_signin.py tries them.
 OWN_TOKEN = {("DELETE", "/api/v1/session")}
 DEFAULT_WRITE = {"planner", "admin"}
 #: Writes-by-method that are reads: open, or viewer+ and ingest with AUTH_READ=viewer.
 READ_POSTS = {("POST", "/api/v1/lookup")}
+#: Writes anyone may make: the scanned QR page's report and call button (the signed link is the check).
+PUBLIC_POSTS = {("POST", "/g/<code>/report"), ("POST", "/g/<code>/call")}
 
 
 def app_for(database_url, **config):
@@ -65,7 +71,7 @@ def identities(engine):
         "unknown token": {"Authorization": "Bearer " + roles.new_token()},
     }
     with engine.begin() as conn:
-        for role in STAFF + ("ingest",):
+        for role in STAFF + ("ingest", "roster"):
             users.add_user(conn, f"u-{role}", role)
             heads[role] = {"Authorization": "Bearer " + users.issue_token(conn, f"u-{role}", label="test")}
         for dead in ("revoked", "expired", "disabled user"):
@@ -181,6 +187,9 @@ def test_write_routes_allow_the_specified_roles(database_url):
         if (method, rule) in READ_POSTS:
             assert auth.access(app, endpoint, method) == (auth.READ, "ingest"), rule
             continue
+        if (method, rule) in PUBLIC_POSTS:
+            assert auth.access(app, endpoint, method) == (auth.PUBLIC,), rule
+            continue
         expected = WRITE_SPEC.get((method, rule), DEFAULT_WRITE)
         assert allowed_roles(app, method, endpoint) == expected, f"{method} {rule}"
 
@@ -258,7 +267,7 @@ def test_every_write_route_refuses_and_admits_as_declared(town, database_url, id
         if (method, rule) in OWN_TOKEN:
             continue  # it would revoke the identities' tokens for the routes after it
         admitted = allowed_roles(app, method, endpoint)
-        public = auth.PUBLIC in auth.access(app, endpoint, method)  # signing in: any caller, token or not
+        public = auth.PUBLIC in auth.access(app, endpoint, method)  # signing in, the scanned page: any caller
         for identity in IDENTITIES:
             res = client.open(fill(rule), method=method, json={}, headers=identities[identity])
             if public or identity in admitted:
@@ -276,7 +285,7 @@ def test_read_posts_follow_the_read_rule(town, database_url, identities):
     closed = app_for(database_url, AUTH_READ="viewer").test_client()
     for identity in IDENTITIES:
         res = closed.post("/api/v1/lookup", json=points, headers=identities[identity])
-        if identity in DEAD:
+        if identity in DEAD or identity == "roster":  # the roster keeper reads the grid people only
             check_refusal(res, identity, "POST /api/v1/lookup")
         else:  # viewer and above, and ingest (scripts run lookups)
             assert res.status_code == 200 and res.get_json()["results"][0]["inside"] is True, identity
@@ -309,11 +318,10 @@ def test_auth_read_viewer_makes_every_read_need_a_token(town, database_url, iden
         needed = auth.access(app, app.url_map.bind("").match(url, "GET")[0], "GET")
         for identity in IDENTITIES:
             res = client.get(url, headers=identities[identity])
+            wanted = [("viewer" if n == auth.READ else n) for n in needed]
             if auth.PUBLIC in needed:
                 assert res.status_code not in (401, 403), (url, identity)
-            elif identity in DEAD:
-                check_refusal(res, identity, f"GET {rule}")
-            elif identity == "ingest" and "ingest" not in needed:
+            elif identity in DEAD or not roles.allowed_by_any(identity, wanted):
                 check_refusal(res, identity, f"GET {rule}")
             else:
                 assert res.status_code not in (401, 403), (url, identity, res.get_json())

@@ -37,8 +37,9 @@ def server(demo_url):
         yield base
 
 
-@pytest.fixture(scope="module")
-def browser():
+def chromium(width: int = 1400, height: int = 900, *, phone: bool = False):
+    """A headless Chromium that reaches nothing but 127.0.0.1, logging network and console; ``phone``
+    emulates a phone's screen (touch, device pixel ratio 3) at ``width`` x ``height``."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
@@ -49,15 +50,23 @@ def browser():
         "--disable-component-update",
         "--no-first-run",
         "--disable-sync",
-        "--window-size=1400,900",
+        f"--window-size={width},{height}",
         # nothing but the app: names resolve nowhere, and anything else goes to a dead proxy
         "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
         "--proxy-server=http://127.0.0.1:9",
         "--proxy-bypass-list=127.0.0.1",
     ):
         options.add_argument(flag)
+    if phone:
+        metrics = {"width": width, "height": height, "pixelRatio": 3}
+        options.add_experimental_option("mobileEmulation", {"deviceMetrics": metrics})
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
+    return webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = chromium()
     yield driver
     driver.quit()
 

@@ -10,6 +10,8 @@ import urllib.request
 
 import pytest
 
+from gridmap.web import scan
+
 from servers import serving
 
 LIMIT = 100_000
@@ -121,3 +123,28 @@ def test_an_error_never_echoes_the_whole_input(served):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{base}/api/v1/lookup?lon=113.7&lat=34.75&crs={'y' * 20_000}", timeout=10)
     assert err.value.code == 400 and len(err.value.read()) < 700
+
+
+def test_the_scanned_pages_photo_route_alone_takes_a_larger_body(served):
+    """The QR page's report carries a resident's photo (up to 5 MB): the guard lets that one POST route
+    past the server's limit (here 100 kB) up to the photo limit, and no other route or method."""
+    _, port = served
+    photo_sized = 2 * LIMIT  # over the server's limit, under the photo limit
+    for path, method, expected in (
+        ("/g/41010400600100101/report", "POST", 400),  # read, then refused by the app: no signature
+        ("/api/v1/lookup", "POST", 413),
+        ("/g/41010400600100101/report/x", "POST", 413),
+    ):
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Length: {photo_sized}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        s = _raw(port, head)
+        if expected != 413:
+            s.sendall(b"\0" * photo_sized)
+        assert _status(s) == expected, (path, method)
+        s.close()
+    too_big = f"POST /g/41010400600100101/report HTTP/1.1\r\nHost: x\r\nContent-Length: {scan.MAX_REQUEST + 1}\r\n\r\n"
+    s = _raw(port, too_big.encode())
+    assert _status(s) == 413  # past the photo limit: refused before a byte is read
+    s.close()

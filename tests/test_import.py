@@ -194,7 +194,7 @@ def test_buildings_and_people(engine, cli, tmp_path):
     assert cli("import", people, "--level", "person").exit_code == 0
     people.write_text("grid_code,name,role,phone\nnope,王芳,grid_worker,13900000000\n")
     res = cli("import", people, "--level", "person")
-    assert res.exit_code == 2 and "unknown grid code nope" in res.output
+    assert res.exit_code == 2 and "row 1 (code nope): unknown grid 'nope'" in res.output
 
 
 def test_building_with_bad_units_is_rejected(engine, cli, tmp_path):

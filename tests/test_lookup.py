@@ -45,6 +45,7 @@ def test_chain_specials_and_people(city_locator, cli, tmp_path):
     assert body["inside"] and body["micro"] == Y1 + "01"
     assert [c["code"] for c in body["chain"]] == ["410199", "410199001", "410199001001", Y1, Y1 + "01"]
     assert body["specials"] == [{"code": "410199001001S01", "name": "测试小学"}]
+    # the grid worker as stored; the web layer shows them per role (test_people, test_privacy)
     assert body["people"] == [{"name": "王芳", "role": "grid_worker", "phone": "13900000000"}]
 
 

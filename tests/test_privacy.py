@@ -1,6 +1,8 @@
 """Personal data is private by default (web/privacy.py): every GET route, anonymously and with a token
 of each role, on open reads.  Anonymous callers, bad tokens and ingest tokens get no names or phones of
-people, no risk reasons or markers, no report texts, no staff names; viewers and above get them."""
+people, no risk reasons or markers, no report texts, no staff names; viewers and above get them, with
+phone numbers masked (138****5678) for viewers and whole for dispatchers and above.  The roster
+keeper reads the grid people routes (as a dispatcher would) and nothing personal elsewhere."""
 
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from gridmap.web import create_app
 #: Keys that only ever hold personal data (grid names are public, so "name" is checked per route).
 PERSONAL = {"people", "phone", "reason", "marked_by", "attrs", "text", "actor"}
 SEES = {"viewer", "dispatcher", "planner", "admin"}
+#: Who sees phone numbers whole (the roster keeper too, on the grid people routes).
+WHOLE_PHONES = {"dispatcher", "planner", "admin"}
+PHONE_KEYS = {"phone", "secretary_phone"}
 #: The OpenAPI document names the personal fields in its schemas; it holds no data.
 SCHEMAS = {"/api/v1/openapi.json", "/ogc/api"}
 
@@ -34,10 +39,13 @@ def world(demo_url):
         code, lon, lat = conn.execute(
             sa.text(
                 "SELECT e.micro_code, ST_X(e.geom), ST_Y(e.geom) FROM risk_element e "
-                "JOIN grid_person p ON p.grid_code = e.micro_code "
+                "JOIN grid_post p ON p.grid_code = e.micro_code AND p.valid_to IS NULL AND p.role = 'grid_worker' "
                 "WHERE e.kind = 'person' AND e.colour = 'red' AND GeometryType(e.geom) = 'POINT' LIMIT 1"
             )
         ).one()
+        person = conn.execute(
+            sa.text("SELECT person_id FROM grid_post WHERE grid_code = :c AND valid_to IS NULL LIMIT 1"), {"c": code}
+        ).scalar_one()
     tokens["anonymous"] = {}
     tokens["bad token"] = {"Authorization": "Bearer gm_not-a-token"}
     app = create_app({"DATABASE_URL": demo_url, "TESTING": True})
@@ -51,6 +59,7 @@ def world(demo_url):
         "x": str(tile.x),
         "y": str(tile.y),
         "filename": "gridmap.css",
+        "person_id": str(person),
     }
     query = {
         "/api/v1/lookup": f"?lon={lon}&lat={lat}",
@@ -83,10 +92,24 @@ def _keys(value) -> set:
     return set()
 
 
+def _phones(value, key=None) -> list[str]:
+    """Every phone number in an answer, at any depth."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _phones(v, k)]
+    if isinstance(value, list):
+        return [p for v in value for p in _phones(v, key)]
+    return [value] if key in PHONE_KEYS and isinstance(value, str) else []
+
+
+def _people_route(url: str) -> bool:
+    return url.startswith("/api/v1/people") or url.split("?")[0].endswith("/people")
+
+
 def test_every_get_route_per_identity(world):
     app, tokens, fill, query, _ = world
     client = app.test_client()
     seen_personal = set()
+    whole = {identity: 0 for identity in tokens}
     for url in _urls(app, fill, query):
         for identity, headers in tokens.items():
             res = client.get(url, headers=headers)
@@ -94,12 +117,19 @@ def test_every_get_route_per_identity(world):
             if not res.is_json or url in SCHEMAS:
                 continue
             found = _keys(res.get_json()) & PERSONAL
-            if identity in SEES:
+            roster_here = identity == "roster" and _people_route(url)
+            if identity in SEES or roster_here:
                 seen_personal |= found
             else:
                 assert not found, f"{identity} got {sorted(found)} from {url}"
-    # the routes do carry personal data, for those who may read it
+            phones = _phones(res.get_json())
+            if identity in WHOLE_PHONES or roster_here:
+                whole[identity] += sum("*" not in p for p in phones)
+            else:
+                assert all("****" in p for p in phones), f"{identity} got a whole phone number from {url}"
+    # the routes do carry personal data, for those who may read it, and whole phones for those who may
     assert {"people", "phone", "reason", "marked_by", "text"} <= seen_personal
+    assert all(whole[role] > 0 for role in WHOLE_PHONES | {"roster"}), whole
 
 
 def test_person_elements_have_no_place_or_name_for_strangers(world):

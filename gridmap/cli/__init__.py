@@ -31,6 +31,8 @@ COMMANDS = {
     "users": "users:users",
     "edit": "edit:edit",
     "history": "edit:history_cmd",
+    "people": "people:people",
+    "qr": "people:qr",
 }
 
 

@@ -22,7 +22,7 @@ from .common import AT, ENCODING, engine, rules
     "--level",
     required=True,
     type=click.Choice(ingest.IMPORT_LEVELS),
-    help="Grid level of the rows, or building / person / share (a membership CSV: "
+    help="Grid level of the rows, or building / person (a roster) / party_org / share (a membership CSV: "
     "building,unit,floor_from,floor_to,micro_code).",
 )
 @click.option(

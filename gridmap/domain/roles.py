@@ -3,7 +3,8 @@
 Staff roles are ordered, each allowed what the one below it is: ``viewer`` reads the map,
 ``dispatcher`` also records visits, ``planner`` also changes grids (partition, edits), ``admin``
 everything.  ``ingest`` is outside the order: the role of scripts, which may record reports, risk
-elements and visits and run lookups, nothing else (not even read the map).
+elements and visits and run lookups, nothing else (not even read the map).  ``roster`` is outside
+it too: the street office's roster keeper, who reads and edits the grid people and nothing else.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from ..errors import InputError
 #: Staff roles, lowest first.
 ORDER = ("viewer", "dispatcher", "planner", "admin")
 INGEST = "ingest"
-ROLES = ORDER + (INGEST,)
+#: Keeps the roster of grid people (issue 13): edits people, posts and party organisations, nothing else.
+ROSTER = "roster"
+ROLES = ORDER + (INGEST, ROSTER)
 
 
 def check_role(role: str) -> str:
@@ -32,8 +35,8 @@ def allows(role: str | None, needed: str) -> bool:
     order, or exactly ``ingest`` where ``ingest`` is needed (admins may do what scripts do)."""
     if role is None or role not in ROLES:
         return False
-    if needed == INGEST:
-        return role in (INGEST, "admin")
+    if needed in (INGEST, ROSTER):
+        return role in (needed, "admin")
     check_role(needed)
     return role in ORDER and ORDER.index(role) >= ORDER.index(needed)
 
@@ -45,7 +48,7 @@ def allowed_by_any(role: str | None, needed) -> bool:
 
 def describe(needed) -> str:
     """``("dispatcher", "ingest")`` → ``"dispatcher+, ingest"`` (``+``: or any role above it)."""
-    return ", ".join(n if n == INGEST or n == ORDER[-1] else n + "+" for n in needed)
+    return ", ".join(n if n in (INGEST, ROSTER) or n == ORDER[-1] else n + "+" for n in needed)
 
 
 # --- tokens ---------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from .. import geo
 from ..domain.demo import city
+from ..domain.demo import people as demo_people
 from ..domain.demo.risk import anchor_today
 from ..domain.lookup import GridIndex, assign_table
 from ..domain.risk import Rules
@@ -78,9 +79,11 @@ def generate(
             frame.to_file(path, engine="pyogrio")
         manifest["files"].append({"level": level, "file": name, "crs": crs})
         manifest["counts"][level] = len(level_rows)
-    pd.DataFrame(rows["person"]).to_csv(out_dir / "people.csv", index=False)
-    manifest["files"].append({"level": "person", "file": "people.csv", "crs": None})
-    manifest["counts"]["person"] = len(rows["person"])
+    people, orgs = demo_people.build(rows, city.Names(np.random.default_rng([seed, 14])), seed)
+    for level, name, frame in (("party_org", "party_orgs.csv", orgs), ("person", "people.csv", people)):
+        pd.DataFrame(frame).to_csv(out_dir / name, index=False)  # organisations first: posts name them
+        manifest["files"].append({"level": level, "file": name, "crs": None})
+        manifest["counts"][level] = len(frame)
     for level, frame in risk_frames.items():
         frame.to_csv(out_dir / RISK_FILES[level], index=False)
         manifest["files"].append({"level": level, "file": RISK_FILES[level], "crs": "EPSG:4326"})

@@ -12,9 +12,10 @@ from sqlalchemy.engine import Engine
 from .. import geo
 from ..domain import risk as risk_domain
 from ..domain.levels import HOUSEHOLD_BAND
+from ..domain.people import LABELS as ROLE_LABELS
 from ..domain.risk import Rules
 from ..errors import Gone, InputError, NotFound
-from ..store import audit, db, grids, points, risk, shares
+from ..store import audit, db, grids, people, points, risk, shares
 from .boundary_edits import etag
 from .locator import Locator
 
@@ -30,9 +31,19 @@ def grid(eng: Engine, code: str, *, at: datetime | None = None, crs: str = "wgs8
             when = f" at {db.iso(conn, at)}" if at else ""
             raise NotFound(f"no grid with code {code!r}{when}")
         feature["properties"]["chain"] = grids.chain(conn, code, at)
+        feature["properties"]["people"] = _people(conn, code, at)
     feature["geometry"] = geo.onto_basemap(feature["geometry"], crs)
     feature["properties"]["version"] = etag(feature["properties"].pop("version_id"))
     return feature
+
+
+def _people(conn, code: str, at: datetime | None = None) -> list[dict]:
+    """The people holding posts on grid ``code`` at ``at`` (now when None): name, role, phone as stored
+    (personal data: the web layer shows them as the caller's role may see them)."""
+    return [
+        {"name": p["name"], "role": p["role"], "role_label": ROLE_LABELS[p["role"]], "phone": p["phone"]}
+        for p in people.posts(conn, grids=[code], at=at)
+    ]
 
 
 def _raise_if_retired(conn, code: str) -> None:
@@ -78,6 +89,7 @@ def panel(eng: Engine, code: str, rules: Rules) -> dict:
         props = feature["properties"]
         props["version"] = etag(props.pop("version_id"))
         props["chain"] = grids.chain(conn, code)
+        props["people"] = _people(conn, code)
         props["risk"] = risk.grid_summary(conn, code, rules)
         summary = props["risk"]
         props["risk"]["rule"] = risk_domain.explain_colour(

@@ -8,10 +8,12 @@ from pathlib import Path
 from sqlalchemy.engine import Connection
 
 from .. import geo
+from ..domain import party as party_domain
+from ..domain import people as people_domain
 from ..domain.levels import parent_level
 from ..domain.risk import Rules
 from ..store import audit, buildings, db, grids, points, risk
-from . import ingest, memberships
+from . import ingest, memberships, roster
 
 
 def import_file(
@@ -42,9 +44,11 @@ def import_file(
         summary = memberships.import_csv(conn, path)
         audit.log(conn, actor, "import share", None, summary, [])
         return summary
-    if kind == "person":
-        frame = ingest.read_people(path, grid_codes=grids.current_codes(conn))
-        n = grids.insert_people(conn, frame)
+    if kind in ("person", "party_org"):  # the roster: people and their posts, party organisations
+        write = roster.write_roster if kind == "person" else roster.write_orgs
+        aliases = people_domain.canonical_columns if kind == "person" else party_domain.canonical_columns
+        done = write(conn, roster.read_rows(path, aliases), source=path, at=at, actor=actor)  # logs itself
+        return {"file": path.name, "level": level, "rows": done["rows" if kind == "person" else "organisations"]}
     elif kind == "building":
         f = fields or ingest.Fields(parent="courtyard_code")
         existing = set() if replace else buildings.current_codes(conn)

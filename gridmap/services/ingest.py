@@ -394,30 +394,13 @@ def _floor_households(frame: pd.DataFrame, units: list, problems: Problems, code
     return out
 
 
-def read_people(path, *, grid_codes: set[str]) -> pd.DataFrame:
-    """Read people responsible for grids: grid_code, name, role, phone. Raises ImportRejected/InputError."""
-    path = Path(path)
-    frame, _, _ = read_table(path, None, need_geometry=False)
-    problems = Problems(path)
-    grid = _text_column(frame, "grid_code", path)
-    names = _text_column(frame, "name", path)
-    roles = _text_column(frame, "role", path)
-    phones = _text_column(frame, "phone", path, required=False)
-    for i, g in enumerate(grid):
-        if g not in grid_codes:
-            problems.add(i + 1, f"unknown grid code {g}", g)
-    problems.add_mask([n is None for n in names], grid, "missing name")
-    problems.add_mask([r is None for r in roles], grid, "missing role")
-    problems.raise_if_any()
-    return pd.DataFrame({"grid_code": grid, "name": names, "role": roles, "phone": phones})
-
-
 def level_kind(level: str) -> str:
-    """'grid', 'building', 'person' or 'share' (a membership CSV) for an import --level value."""
-    if level in ("building", "person", "share"):
+    """'grid', 'building', 'person' (a roster), 'party_org' or 'share' (a membership CSV) for an import
+    --level value."""
+    if level in ("building", "person", "party_org", "share"):
         return level
     check_level(level)
     return "grid"
 
 
-IMPORT_LEVELS = LEVELS + (SPECIAL, "building", "person", "share")
+IMPORT_LEVELS = LEVELS + (SPECIAL, "building", "person", "party_org", "share")

@@ -18,7 +18,9 @@ from .resources import mtime, read_toml
 REQUIRED = ("level", "label", "colour", "fill", "weight", "fill_opacity", "min_zoom", "max_zoom", "show", "simplify_m")
 OVERLAY_REQUIRED = ("name", "label", "source", "min_zoom", "max_zoom", "show", "group")
 REPORT_REQUIRED = ("colour", "radius")
-SOURCES = ("risk", "grid", "report", "building")
+SOURCES = ("risk", "grid", "report", "building", "coverage")
+#: Overlay sources drawn as vector tiles (reports come as GeoJSON).
+TILE_SOURCES = ("risk", "grid", "building", "coverage")
 BASEMAP_CRS = ("wgs84", "gcj02")
 
 
@@ -96,7 +98,7 @@ def tile_layers(folder: Path) -> dict[str, dict]:
     """Every layer served as vector tiles, by name: the grid levels and the risk/grid overlays."""
     layers = {e["level"]: {**e, "name": e["level"], "source": "grid", "risk_only": False} for e in level_layers(folder)}
     for e in overlay_layers(folder):
-        if e["source"] in ("risk", "grid", "building"):
+        if e["source"] in TILE_SOURCES:
             layers[e["name"]] = {**e, "risk_only": e["source"] == "grid"}
     return layers
 

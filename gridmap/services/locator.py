@@ -45,7 +45,7 @@ from ..domain.address import Building, Gazetteer
 from ..domain.index_update import updated
 from ..domain.lookup import NOT_A_POINT, NOT_NUMBERS, SPECIAL, GridIndex, assign_arrays, check_point, check_points
 from ..errors import InputError, PayloadTooLarge
-from ..store import buildings, db, grid_changes, grids, index_files, shares
+from ..store import buildings, db, grid_changes, grids, index_files, people, shares
 from . import point_files
 
 #: Points per POST /api/v1/lookup request; more gets 413.
@@ -259,7 +259,7 @@ class Locator:
         """``index`` with the people responsible for its micro-grids (current grids only; read once)."""
         if index.at is None and not index.people_loaded:
             with self.engine.connect() as conn:
-                index.people = grids.people_by_grid(conn)
+                index.people = people.workers_by_grid(conn)
             index.people_loaded = True
         return index
 
@@ -345,7 +345,7 @@ class Locator:
         body = index.answer_one(x, y)
         if at is None and body.get("micro") and not index.people_loaded:  # one grid's people, not the city's
             with self.engine.connect() as conn:
-                body["people"] = grids.people_by_grid(conn, codes=[body["micro"]]).get(body["micro"], [])
+                body["people"] = people.workers_by_grid(conn, codes=[body["micro"]]).get(body["micro"], [])
         if at is None and body.get("inside"):
             self._shared([body], [x], [y])
         body.update(input={"lon": lon, "lat": lat, "crs": crs}, at=db.iso(self.engine, at))

@@ -49,6 +49,8 @@ def render(conn, spec: dict, tile: tiling.Tile, crs: str, rules: Rules, at=None,
         return tiles.grid_tile(conn, tile, frame, spec["name"], level=spec["level"], risk_only=spec["risk_only"], at=at)
     if spec["source"] == "building":
         return tiles.building_tile(conn, tile, frame, spec["name"])
+    if spec["source"] == "coverage":
+        return tiles.coverage_tile(conn, tile, frame, spec["name"])
     return tiles.risk_tile(
         conn,
         tile,

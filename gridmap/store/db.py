@@ -23,7 +23,6 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 #: Every data table (users are kept across `demo load --fresh`).
 DATA_TABLES = (
     "grid",
-    "grid_person",
     "building",
     "unit",
     "edit_log",
@@ -184,7 +183,7 @@ def copy_frame(conn: Connection, table: str, columns: list[str], frame: pd.DataF
 
 
 def analyze(conn: Connection) -> None:
-    for table in ("grid", "building", "unit", "grid_person", "risk_element", "risk_visit", "report"):
+    for table in ("grid", "building", "unit", "person", "grid_post", "risk_element", "risk_visit", "report"):
         conn.execute(sa.text(f"ANALYZE {table}"))
 
 

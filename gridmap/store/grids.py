@@ -1,4 +1,4 @@
-"""SQL for grids and their people: versions (as of a date, lock, close, open, re-parent, history),
+"""SQL for grids: versions (as of a date, lock, close, open, re-parent, history),
 current-version reads, chains, search, statistics and the lookup index's inputs.
 
 This is the only module that closes or opens grid versions.
@@ -282,32 +282,6 @@ def code_rules():
         raise
 
 
-# --- people ------------------------------------------------------------------------------
-
-
-def insert_people(conn: Connection, frame: pd.DataFrame) -> int:
-    copy_frame(
-        conn, "grid_person", ["grid_code", "name", "role", "phone"], frame[["grid_code", "name", "role", "phone"]]
-    )
-    return len(frame)
-
-
-def people_by_grid(conn: Connection, level: str = "micro", codes=None) -> dict[str, list[dict]]:
-    """People responsible for the current grids of ``level`` (only ``codes``, when given), by grid code."""
-    out: dict[str, list[dict]] = {}
-    only = "" if codes is None else " AND g.code = ANY(:codes)"
-    rows = conn.execute(
-        sa.text(
-            "SELECT p.grid_code, p.name, p.role, p.phone FROM grid_person p JOIN grid g "
-            f"ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level{only} ORDER BY p.id"
-        ),
-        {"level": level, "codes": list(codes or [])},
-    ).all()
-    for code, name, role, phone in rows:
-        out.setdefault(code, []).append({"name": name, "role": role, "phone": phone})
-    return out
-
-
 # --- reads ------------------------------------------------------------------------------
 
 
@@ -368,8 +342,9 @@ def chain(conn: Connection, code: str, at: datetime | None = None) -> list[dict]
 
 
 def feature(conn: Connection, code: str, at: datetime | None = None, *, last: bool = False) -> dict | None:
-    """One grid as a GeoJSON Feature (RFC 7946), with its people; None when unknown.  ``last``: its
-    latest version, current or not (a retired grid's last state)."""
+    """One grid as a GeoJSON Feature (RFC 7946); None when unknown.  ``last``: its latest version,
+    current or not (a retired grid's last state).  (Its people are personal data: the services add
+    them from :mod:`.people` and the web layer shows them as the caller's role may see them.)"""
     where, params = ("TRUE", {}) if last else as_of(at)
     row = (
         conn.execute(
@@ -394,12 +369,6 @@ def feature(conn: Connection, code: str, at: datetime | None = None, *, last: bo
         props["children"] = conn.execute(
             sa.text(f"SELECT count(*) FROM grid WHERE parent_code = :code AND {where}"), {"code": code, **params}
         ).scalar_one()
-    props["people"] = [
-        dict(r._mapping)
-        for r in conn.execute(
-            sa.text("SELECT name, role, phone FROM grid_person WHERE grid_code = :code ORDER BY id"), {"code": code}
-        )
-    ]
     return {"type": "Feature", "id": row["code"], "geometry": row["geometry"], "properties": props}
 
 

@@ -83,17 +83,6 @@ class Grid(Base):
     )
 
 
-class GridPerson(Base):
-    """A person responsible for a grid (grid worker, grid leader, secretary...)."""
-
-    __tablename__ = "grid_person"
-    id = Column(BigInteger, primary_key=True)
-    grid_code = Column(Text, nullable=False, index=True)
-    name = Column(Text, nullable=False)
-    role = Column(Text, nullable=False)
-    phone = Column(Text)
-
-
 class Building(Base):
     """A building footprint inside a courtyard; households live in its units."""
 
@@ -538,7 +527,6 @@ class AppSecret(Base):
 
 
 grid = Grid.__table__
-grid_person = GridPerson.__table__
 building = Building.__table__
 unit = Unit.__table__
 grid_epoch = GridEpoch.__table__

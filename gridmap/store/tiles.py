@@ -111,6 +111,21 @@ def building_tile(conn: Connection, tile: Tile, frame: Frame, name: str) -> byte
     return bytes(conn.execute(sa.text(sql), _params(tile, frame, name)).scalar_one() or b"")
 
 
+def coverage_tile(conn: Connection, tile: Tile, frame: Frame, name: str) -> bytes:
+    """Current micro-grids and special grids in ``tile`` that no current grid worker serves (the gaps
+    of ``gridmap people coverage``); codes and names only, no person."""
+    sql = f"""
+    SELECT ST_AsMVT(t, :name, {EXTENT}, 'geom') FROM (
+        SELECT g.code, g.name, g.level, g.households, {_geom(frame, _simplify(tile, "g.geom"))} AS geom
+        FROM grid g
+        WHERE g.valid_to IS NULL AND g.level IN ('micro', 'special')
+          AND g.geom && ST_MakeEnvelope(:qx0, :qy0, :qx1, :qy1, 4326)
+          AND NOT EXISTS (SELECT 1 FROM grid_post p WHERE p.grid_code = g.code AND p.valid_to IS NULL
+                          AND p.role = 'grid_worker')
+    ) t WHERE t.geom IS NOT NULL"""
+    return bytes(conn.execute(sa.text(sql), _params(tile, frame, name)).scalar_one() or b"")
+
+
 def data_epochs(conn: Connection) -> tuple[int, int]:
     """(grid epoch, layer epoch): a cached tile is fresh while both are unchanged."""
     row = conn.execute(

@@ -10,7 +10,23 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import GridmapError, InputError
 from ..settings import Settings
-from . import auth, edits, faults, grids, lookup, ogc, openapi, pages, partition, reports, risk, session, tiles
+from . import (
+    auth,
+    edits,
+    faults,
+    grids,
+    lookup,
+    ogc,
+    openapi,
+    pages,
+    partition,
+    people,
+    reports,
+    risk,
+    scan,
+    session,
+    tiles,
+)
 from .context import SETTINGS
 
 #: ``test_config`` keys that set a setting (the rest go to Flask's config as they are).
@@ -52,6 +68,8 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
         ogc.bp,
         openapi.bp,
         session.bp,
+        people.bp,  # grid people, party organisations, QR codes to print
+        scan.bp,  # /g/<code>: the page a QR code opens
     ):
         app.register_blueprint(blueprint)
     app.before_request(_refuse_nul)

@@ -8,6 +8,10 @@ read by the event loop (a stalled client costs a coroutine, not a thread), limit
 (408 when the whole body has not arrived within ``body_timeout`` seconds).  Only then does the Flask
 app run, in a bounded pool of threads, with the body in memory.
 
+One kind of route may take a larger body than the server's limit: the scanned QR page's report,
+which carries a resident's photo (``uploads``: a path pattern and its size, for POST only; see
+:data:`gridmap.web.scan.UPLOAD`).
+
 The request's ``environ`` carries ``gridmap.cancelled``, a :class:`threading.Event` set when the
 client goes away, so long checks can stop (see :mod:`gridmap.domain.budget`).
 
@@ -40,11 +44,21 @@ def _error(status: int, code: str, message: str) -> tuple[int, list, bytes]:
 
 class Guard:
     """ASGI app serving ``wsgi_app`` with a body limit (bytes), a body read timeout (seconds) and
-    ``threads`` request threads."""
+    ``threads`` request threads; ``uploads``: (compiled path pattern, bytes) of POST routes whose
+    bodies may be larger."""
 
-    def __init__(self, wsgi_app, *, max_body: int = MAX_BODY, body_timeout: float = BODY_TIMEOUT, threads: int = 8):
+    def __init__(
+        self,
+        wsgi_app,
+        *,
+        max_body: int = MAX_BODY,
+        body_timeout: float = BODY_TIMEOUT,
+        threads: int = 8,
+        uploads=(),
+    ):
         self.app = wsgi_app
         self.max_body = max_body
+        self.uploads = tuple(uploads)
         self.body_timeout = body_timeout
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gridmap-request")
 
@@ -58,9 +72,10 @@ class Guard:
         if _bodiless(scope):  # reads (lookups, tiles): straight to a thread, nothing to wait for
             environ = _environ(scope, b"", cancelled)
             return await _send(send, *await loop.run_in_executor(self.pool, _call_wsgi, self.app, environ))
-        refused = self._refuse_by_headers(scope)
+        limit = self._limit(scope)
+        refused = self._refuse_by_headers(scope, limit)
         if refused is None:
-            body, refused = await self._read_body(receive)
+            body, refused = await self._read_body(receive, limit)
         if refused is not None:
             return await _send(send, *refused)
         if body is None:  # the client went away while sending
@@ -75,22 +90,30 @@ class Guard:
         watch.cancel()
         return await _send(send, *work.result())
 
-    def _refuse_by_headers(self, scope):
+    def _limit(self, scope) -> int:
+        """The body limit of this request: the server's, or an upload route's when larger."""
+        if scope.get("method") == "POST":
+            for pattern, size in self.uploads:
+                if pattern.fullmatch(scope.get("path", "")):
+                    return max(size, self.max_body)
+        return self.max_body
+
+    def _refuse_by_headers(self, scope, limit: int):
         """413 or 400 from the headers alone, before any of the body is read."""
         length = _header(scope, b"content-length")
         if length is None:
             return None
         if not length.isdigit():
             return _error(400, "bad_request", "Content-Length must be a whole number of bytes")
-        if int(length) > self.max_body:
+        if int(length) > limit:
             return _error(
                 413,
                 "payload_too_large",
-                f"the request body of {int(length)} bytes is over the limit of {self.max_body} bytes",
+                f"the request body of {int(length)} bytes is over the limit of {limit} bytes",
             )
         return None
 
-    async def _read_body(self, receive):
+    async def _read_body(self, receive, limit: int):
         """(body, None), (None, an error response) or (None, None) when the client left."""
         chunks, size = [], 0
         try:
@@ -101,9 +124,9 @@ class Guard:
                         return None, None
                     chunk = message.get("body", b"")
                     size += len(chunk)
-                    if size > self.max_body:
+                    if size > limit:
                         return None, _error(
-                            413, "payload_too_large", f"the request body is over the limit of {self.max_body} bytes"
+                            413, "payload_too_large", f"the request body is over the limit of {limit} bytes"
                         )
                     chunks.append(chunk)
                     if not message.get("more_body", False):

@@ -281,7 +281,8 @@ def _api_paths() -> dict:
         "/api/v1/openapi.json": {"get": _op("this OpenAPI document", t, _ok("the document", {"type": "object"}))},
         "/api/v1/grids/{code}": {
             "get": _op(
-                "one grid as a GeoJSON Feature with its parent chain",
+                "one grid as a GeoJSON Feature with its parent chain; its people (properties.people) with a viewer "
+                "token, phones masked below dispatcher",
                 t,
                 {**_ok("the grid", _ref("GridFeature")), **_errors(400, 404, 410)},
                 [CODE, AT, CRS_OUT],
@@ -322,7 +323,8 @@ def _api_paths() -> dict:
         },
         "/api/v1/lookup": {
             "get": _op(
-                "the grid chain of one point or address",
+                "the grid chain of one point or address (the micro-grid's grid workers with a viewer token, phones "
+                "masked below dispatcher)",
                 t,
                 {**_ok("the chain", {"type": "object"}), **_errors(400)},
                 [
@@ -388,7 +390,8 @@ def _api_paths() -> dict:
         },
         "/api/v1/grids/{code}/panel": {
             "get": _op(
-                "what the map's info panel shows for one current grid",
+                "what the map's info panel shows for one current grid (people with a viewer token, phones masked "
+                "below dispatcher)",
                 t,
                 {**_ok("the panel", {"type": "object"}), **_errors(404, 410)},
                 [CODE],
@@ -790,6 +793,151 @@ def _ogc_paths() -> dict:
     }
 
 
+def _people_paths() -> dict:
+    """Grid people, party organisations, QR codes, and the page a QR code opens (issue 13)."""
+    t, post = "people", _path("post_id", {"type": "integer"}, "a post's id")
+    read = {**_errors(400, 401, 403)}
+    edit = {**_errors(400, 401, 403, 404, 422)}
+    signed = [
+        _path("code", {"type": "string"}, "a grid, building or unit-entrance code"),
+        _q("s", {"type": "string"}, "the code's signature", required=True),
+        _q("k", {"type": "string", "enum": ["g", "b", "u"]}, "grid (default), building or unit entrance"),
+        _q("v", {"type": "integer", "minimum": 1}, "the signing key's version (default 1)"),
+    ]
+    row = {"type": "object", "description": "grid or building (+ unit), role, name, phone, id_card, org, valid_from"}
+    form = {
+        "type": "object",
+        "required": ["text"],
+        "properties": {
+            "text": {"type": "string", "minLength": 2, "maxLength": 500},
+            "matter": {"type": "string"},
+            "phone": {"type": "string"},
+            "lon": {"type": "number"},
+            "lat": {"type": "number"},
+            "photo": {"type": "string", "format": "binary"},
+        },
+    }
+    return {
+        "/api/v1/people": {
+            "get": _op(
+                "posts (who holds which role where), phones masked below dispatcher",
+                t,
+                {**_ok("the posts", {"type": "object"}), **read},
+                [
+                    _q("grid", {"type": "string"}, "a grid code"),
+                    _q("role", {"type": "string"}, "a role"),
+                    AT,
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "at most"),
+                ],
+                security=True,
+            ),
+            "post": _op(
+                "add roster rows, all or none",
+                t,
+                {**_ok("what was written", {"type": "object"}, status="201"), **edit},
+                body={
+                    "required": True,
+                    "content": _content(
+                        {
+                            "type": "object",
+                            "required": ["rows"],
+                            "additionalProperties": False,
+                            "properties": {"rows": {"type": "array", "items": row}, "replace": {"type": "boolean"}},
+                        }
+                    ),
+                },
+                security=True,
+            ),
+        },
+        "/api/v1/people/{person_id}/history": {
+            "get": _op(
+                "every post one person has held",
+                t,
+                {**_ok("the posts", {"type": "object"}), **_errors(401, 403, 404)},
+                [_path("person_id", {"type": "integer"}, "a person's id")],
+                security=True,
+            )
+        },
+        "/api/v1/people/coverage": {
+            "get": _op(
+                "grids with no grid worker or party organisation, and each worker's load",
+                t,
+                {**_ok("summary, gaps and load", {"type": "object"}), **read},
+                [
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 100000}, "rows of each list"),
+                    _q("max_households", {"type": "integer", "minimum": 1}, "the overload threshold"),
+                ],
+                security=True,
+            )
+        },
+        "/api/v1/grids/{code}/people": {
+            "get": _op(
+                "the people and party organisations of one grid",
+                t,
+                {**_ok("posts and organisations", {"type": "object"}), **_errors(400, 401, 403, 404)},
+                [CODE, AT],
+                security=True,
+            )
+        },
+        "/api/v1/posts/{post_id}": {
+            "patch": _op(
+                "move a post to another grid (the old one ends now)",
+                t,
+                {**_ok("the move", {"type": "object"}), **edit},
+                [post],
+                body={"required": True, "content": _content({"type": "object", "required": ["grid"]})},
+                security=True,
+            ),
+            "delete": _op("end a post now", t, {**_ok("ended", {"type": "object"}), **edit}, [post], security=True),
+        },
+        "/api/v1/qr/{code}": {
+            "get": _op(
+                "one QR code to print",
+                t,
+                {**_ok("the code", {"type": "string"}, "image/svg+xml", "image/png"), **_errors(400, 401, 403, 404)},
+                [
+                    CODE,
+                    _q("kind", {"type": "string", "enum": ["g", "b", "u"]}, "grid, building or unit entrance"),
+                    _q("format", {"type": "string", "enum": ["svg", "png"]}, "the image format"),
+                ],
+                security=True,
+            )
+        },
+        "/g/{code}": {
+            "get": _op(
+                "the page a QR code opens (HTML, Chinese first)",
+                t,
+                {**_ok("the page", {"type": "string"}, "text/html"), **_errors(400, 403, 404)},
+                signed,
+            )
+        },
+        "/g/{code}/report": {
+            "post": _op(
+                "file a report from the scanned page (channel qr)",
+                t,
+                {
+                    **_ok("the case", {"type": "object"}, status="201"),
+                    **_errors(400, 403, 404, 413),
+                    "429": {
+                        "description": "too many reports from this phone or on this grid this hour",
+                        "content": _content(_ref("Error")),
+                    },
+                },
+                signed,
+                body={"required": True, "content": _content(form, "multipart/form-data")},
+            )
+        },
+        "/g/{code}/call": {
+            "post": _op(
+                "the tel: link of one person serving the place",
+                t,
+                {**_ok("the link", {"type": "object"}), **_errors(400, 403, 404)},
+                [*signed, _q("post", {"type": "integer"}, "the person's post id on the page", required=True)],
+            )
+        },
+    }
+
+
 def document() -> dict:
     """The whole app's OpenAPI 3.0 document (its tile layers: the app's, or the environment's outside one)."""
     server = request.url_root if has_request_context() else "/"
@@ -805,11 +953,12 @@ def document() -> dict:
             '{"error": {"code", "message"}}.',
         },
         "servers": [{"url": server}],
-        "tags": [{"name": n} for n in ("JSON API", "risk", "edits", "map", "OGC API – Features")],
+        "tags": [{"name": n} for n in ("JSON API", "risk", "edits", "people", "map", "OGC API – Features")],
         "paths": {
             **_api_paths(),
             **_risk_paths(),
             **_edit_paths(),
+            **_people_paths(),
             **_page_paths(layers_dir),
             **_session_paths(),
             **_ogc_paths(),

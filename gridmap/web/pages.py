@@ -14,7 +14,7 @@ from flask import Blueprint, Response, url_for
 from jinja2 import Template
 
 from ..services import grid_views
-from ..services.layers import basemap, level_layers, overlay_layers
+from ..services.layers import TILE_SOURCES, basemap, level_layers, overlay_layers
 from .auth import public
 from .context import engine, risk_rules, settings
 
@@ -158,6 +158,7 @@ def build_map() -> folium.Map:
     root.header.add_child(JavascriptLink(static("gridmap.js")))
     root.header.add_child(JavascriptLink(static("gridmap-view.js")))
     root.header.add_child(JavascriptLink(static("gridmap-edit.js")))
+    root.header.add_child(JavascriptLink(static("gridmap-people.js")))
     if base["url"]:
         folium.TileLayer(
             base["url"],
@@ -182,7 +183,7 @@ def build_map() -> folium.Map:
         group = folium.FeatureGroup(name=d["label"], show=d["show"]).add_to(fmap)
         groups[d["name"]] = group.get_name()
         entry = dict(d)
-        if d["source"] in ("risk", "grid", "building"):
+        if d["source"] in TILE_SOURCES:
             entry["url"] = tile_url(d["name"])
         if d["source"] == "risk":
             style = risk["styles"].get(d.get("colour_filter"), {})

@@ -40,7 +40,7 @@ def _arg(name: str) -> str | None:
 
 
 def _unknown(given, allowed, what: str) -> None:
-    unknown = sorted(set(given) - set(allowed))
+    unknown = sorted(set(given) - set(allowed), key=str)  # a multipart part without a name has the key None
     if unknown:
         raise InputError(f"unknown {what} {shown(unknown[0])} (known: {', '.join(sorted(allowed))})")
 
@@ -53,6 +53,19 @@ def known(*allowed: str) -> None:
 def text(name: str, max_len: int = values.NAME_MAX) -> str | None:
     """Query parameter ``name`` as stripped text of at most ``max_len`` characters (absent or blank: None)."""
     return values.text(request.args.get(name), name, max_len=max_len, required=False)
+
+
+def code(name: str, level: str | None = None) -> str | None:
+    """Query parameter ``name`` as a grid code of ``level``'s format (any level's when None); absent: None."""
+    value = _arg(name)
+    return None if value is None else values.code(value, name, level)
+
+
+def form(allowed) -> dict:
+    """The request's form fields (multipart or urlencoded) as stripped text of at most
+    :data:`values.TEXT_MAX` characters (blank: None); 400 for a field the route does not define."""
+    _unknown(request.form, allowed, "form field")
+    return {k: values.text(v, k, max_len=values.TEXT_MAX, required=False) for k, v in request.form.items()}
 
 
 def integer(name: str, default: int | None, lo: int, hi: int) -> int | None:

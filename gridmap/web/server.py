@@ -27,6 +27,7 @@ from ..settings import BODY_TIMEOUT, HEADER_TIMEOUT, MAX_BODY, Settings
 from . import create_app
 from .context import locator
 from .guard import Guard
+from .scan import UPLOAD
 
 
 def app_from_env():
@@ -36,7 +37,13 @@ def app_from_env():
     if settings.warm and settings.lookup_engine == "index":
         with app.app_context():
             locator().warm()  # load (or build) the current index now, not on the first request
-    return Guard(app, max_body=settings.max_body, body_timeout=settings.body_timeout, threads=settings.threads)
+    return Guard(
+        app,
+        max_body=settings.max_body,
+        body_timeout=settings.body_timeout,
+        threads=settings.threads,
+        uploads=(UPLOAD,),  # the scanned page's report carries a photo
+    )
 
 
 def check_bind(host: str, port: int) -> None:

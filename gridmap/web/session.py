@@ -15,8 +15,8 @@ from .auth import authenticate, bearer_token, public, require
 from .context import engine
 
 bp = Blueprint("session", __name__, url_prefix="/api/v1")
-#: Staff of any role, and scripts, may ask who they are and sign out.
-ANYONE_SIGNED_IN = ("viewer", "ingest")
+#: Staff of any role (the roster keeper too), and scripts, may ask who they are and sign out.
+ANYONE_SIGNED_IN = ("viewer", roles.INGEST, roles.ROSTER)
 
 
 def _me(name: str, role: str) -> dict:

@@ -204,7 +204,9 @@ def _place(cell, w, h, placed, rng):
 # --- names ------------------------------------------------------------------------
 
 
-class _Names:
+class Names:
+    """Chinese names for the demo: courtyards, communities, people and their mobile numbers."""
+
     def __init__(self, rng):
         self.rng = rng
 
@@ -256,7 +258,7 @@ def _plan(scale: Scale, seed: int, sources: Sources) -> list[dict]:
     share = extra * areas / areas.sum()
     counts = np.floor(share).astype(int)
     counts[np.argsort(-(share - counts))[: extra - counts.sum()]] += 1
-    names = _Names(rng)
+    names = Names(rng)
     for (code, p), k in zip(plan.items(), counts):
         for j in range(k):
             short = p["district"]["name"].rstrip("区县市")
@@ -307,7 +309,7 @@ def _build_district(args) -> dict:
     """Generate everything under one district (run in a worker process)."""
     plan, seed = args
     rng = np.random.default_rng([seed, 1, plan["order"]])
-    names = _Names(rng)
+    names = Names(rng)
     # the district densified first, so every level below inherits short edges along its outline
     wgs84 = densify([plan["wgs84"]])[0]
     outline = geo.to_local([wgs84])[0]

@@ -135,6 +135,10 @@
         return {stroke: true, color: d.colour, weight: shared ? d.weight + 1 : d.weight, fill: true,
                 fillColor: shared ? hatch(d.colour) : (d.fill || d.colour), fillOpacity: shared ? 0.9 : d.fill_opacity};
       });
+      else if (d.source === "coverage") tileLayer(d, function () {  // grids with no grid worker
+        return {stroke: true, color: d.colour, weight: 1.5, dashArray: "4 3", fill: true, fillColor: d.colour,
+                fillOpacity: d.fill_opacity};
+      });
     });
     function syncZoom() {
       var z = map.getZoom();
@@ -251,7 +255,7 @@
           highlight.clearLayers(); highlight.addData(feature);
           state.selected = code;
           var people = (p.people || []).map(function (m) {
-            return esc(m.name) + " <small>" + esc(m.role) + (m.phone ? " · " + esc(m.phone) : "") + "</small>";
+            return esc(m.name) + " <small>" + esc(m.role_label || m.role) + (m.phone ? " · " + esc(m.phone) : "") + "</small>";
           }).join("<br>") || "—";
           var reports = dated ? "" : (p.reports.latest || []).slice(0, 5).map(function (r) {
             return "<li>" + esc(r.text) + " <small>" + esc(when(r.received_at, true)) + "</small></li>";
@@ -281,7 +285,7 @@
             (dated ? "" :
               row("面积 area", esc(Math.round(p.area_m2).toLocaleString()) + " m²") +
               row("下级 children", esc(p.children)) +
-              row("负责人 people", people) +
+              row("负责人 people", '<span id="gm-panel-people">' + people + "</span>") +
               riskRows(p.risk || {}) +
               row("待办上报 open reports", '<span id="gm-panel-reports">' + esc(p.reports.open) + "</span>")) +
             // folded: a grid of many units must not push the planner's buttons under the legend
@@ -293,6 +297,8 @@
           if (gridmap.onSelect) gridmap.onSelect(p.code);
           // planners' edit tools (static/gridmap-edit.js) add their buttons to the panel
           if (!dated && window.gridmapEditPanel) window.gridmapEditPanel(panel, p, feature);
+          // who serves the grid, its party organisation and the print-QR button (static/gridmap-people.js)
+          if (!dated && window.gridmapPeoplePanel) window.gridmapPeoplePanel(panel, p);
         })
         .catch(function (err) { panel.innerHTML = '<div class="gm-error">' + esc(err.message) + "</div>"; });
     }
