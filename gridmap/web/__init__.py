@@ -23,12 +23,16 @@ SETTING_KEYS = {
     "LAYERS": "layers_dir",
     "TIMEZONE": "timezone",
     "HOUSEHOLD_BAND": "household_band",
+    "STATEMENT_TIMEOUT_MS": "statement_timeout_ms",
+    "LOCK_TIMEOUT_MS": "lock_timeout_ms",
+    "SIGN_IN_LIMIT": "sign_in_limit",
 }
 
 
 def create_app(test_config: dict | None = None, settings: Settings | None = None) -> Flask:
     """Build the app with ``settings`` (default: from the environment, with ``test_config``'s
-    DATABASE_URL, AUTH_READ, LOOKUP_ENGINE, RISK_RULES, BASEMAP_CRS and LAYERS on top)."""
+    DATABASE_URL, AUTH_READ, LOOKUP_ENGINE, RISK_RULES, BASEMAP_CRS, LAYERS and the other
+    :data:`SETTING_KEYS` on top)."""
     config = dict(test_config or {})
     overrides = {SETTING_KEYS[k]: config.pop(k) for k in list(config) if k in SETTING_KEYS}
     for key in ("risk_rules", "layers_dir"):
