@@ -10,7 +10,22 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import GridmapError, InputError
 from ..settings import Settings
-from . import auth, edits, faults, grids, lookup, ogc, openapi, pages, partition, reports, risk, session, tiles
+from . import (
+    auth,
+    edits,
+    faults,
+    grids,
+    lookup,
+    ogc,
+    openapi,
+    pages,
+    partition,
+    reports,
+    risk,
+    session,
+    throttle,
+    tiles,
+)
 from .context import SETTINGS
 
 #: ``test_config`` keys that set a setting (the rest go to Flask's config as they are).
@@ -61,6 +76,7 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
     app.before_request(_refuse_nul)
     auth.init_app(app, settings.auth_read)  # who may call what: every view's require(), enforced before each request
     faults.init_app(app)  # database outages are 503s; every request's work has a time budget
+    throttle.init_app(app, settings.sign_in_limit)  # failed sign-ins per address and per user name are bounded
 
     @app.errorhandler(GridmapError)
     def _gridmap_error(exc: GridmapError):
