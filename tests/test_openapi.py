@@ -165,6 +165,9 @@ def test_schemathesis_stateful_and_negative_phases_find_no_server_error(city_cop
                 "--mode=all",
                 "--max-examples=5",
                 "--checks=not_a_server_error",
+                # signing out would revoke the planner token every later request carries, and leave the
+                # stateful phase's writes (POST, then PATCH and DELETE of the created grid) at 401
+                "--exclude-name=DELETE /api/v1/session",
                 f"--header=Authorization: {headers['Authorization']}",
                 "--seed=17",
                 "--workers=1",
