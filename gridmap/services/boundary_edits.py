@@ -341,11 +341,11 @@ def _cascade(conn, plan: boundaries.Plan, op: dict, children: list[Grid], names:
                 "area_m2": round(float(geo.area_m2([kids[code].geom])[0]), 1),
                 "geometry": mapping(geo.rfc7946([kids[code].geom])[0]),
             }
-            for code, pieces in cut.items()
+            for code, pieces in sorted(cut.items())  # by code: the children come in no fixed order
         ]
         raise EditRejected(
-            f"split rejected: the line cuts {level} grids {', '.join(cut)} of {op['code']}; split them along it "
-            f"too with {names.get('cascade', 'cascade')}, or draw the line along their edges",
+            f"split rejected: the line cuts {level} grids {', '.join(sorted(cut))} of {op['code']}; split them "
+            f"along it too with {names.get('cascade', 'cascade')}, or draw the line along their edges",
             {"problems": problems},
         )
     owner = {}  # piece -> the new part holding it
