@@ -149,3 +149,15 @@ class Busy(GridmapError):
     status = 503
     code = "busy"
     http_headers = {"Retry-After": "5"}
+
+
+class TooManyAttempts(GridmapError):
+    """Too many failed attempts (sign-ins) from one client address or for one user name within the
+    window (429, with ``Retry-After``: the seconds until the oldest failure leaves the window)."""
+
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, retry_after: int, detail=None):
+        super().__init__(message, detail)
+        self.http_headers = {"Retry-After": str(retry_after)}

@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 
+from limits import parse as parse_rate
+
 from .domain.dates import DEFAULT_TIMEZONE, zone
 from .domain.levels import HOUSEHOLD_BAND
 from .errors import InputError
@@ -27,6 +29,12 @@ MAX_BODY = 4 * 1024 * 1024
 #: Seconds a client has to send a whole request body (408 after), and its headers (connection closed).
 BODY_TIMEOUT = 10.0
 HEADER_TIMEOUT = 10.0
+#: Bounds of a write transaction (boundary edits, partition commits): each statement at most this many
+#: milliseconds, each wait for another write's row locks at most this many (then 503 busy / exit 2).
+STATEMENT_TIMEOUT_MS = 20_000
+LOCK_TIMEOUT_MS = 5_000
+#: Failed sign-ins allowed per client address and per user name in a moving window (then 429).
+SIGN_IN_LIMIT = "10 per 5 minutes"
 #: The shipped layer definitions (package data, see README "Layout").
 PACKAGE_LAYERS = Path(str(resources.files("gridmap") / "resources" / "layers"))
 
@@ -45,6 +53,26 @@ def _band(text: str) -> tuple[int, int]:
     if sep and lo.strip().isdigit() and hi.strip().isdigit() and 0 < int(lo) <= int(hi):
         return int(lo), int(hi)
     raise InputError(f"GRIDMAP_HOUSEHOLD_BAND must be MIN-MAX households such as 50-70, got {text!r}")
+
+
+def _milliseconds(get, field: str, default: int) -> int:
+    """A positive whole number of milliseconds from the environment; InputError naming the variable."""
+    text = get(field)
+    if text is None:
+        return default
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise InputError(f"{Settings.ENV[field]} must be a positive whole number of milliseconds, got {text!r}")
+    return int(text)
+
+
+def _rate(text: str) -> str:
+    """A rate such as ``10 per 5 minutes`` (the limits library's notation); InputError naming
+    GRIDMAP_SIGN_IN_LIMIT otherwise."""
+    try:
+        parse_rate(text)
+    except ValueError:
+        raise InputError(f"GRIDMAP_SIGN_IN_LIMIT must be a rate such as '10 per 5 minutes', got {text!r}") from None
+    return text
 
 
 def _sqlalchemy_url(url: str | None) -> str | None:
@@ -78,6 +106,11 @@ class Settings:
     threads: int = 8
     max_body: int = MAX_BODY
     body_timeout: float = BODY_TIMEOUT
+    #: GRIDMAP_STATEMENT_TIMEOUT_MS, GRIDMAP_LOCK_TIMEOUT_MS: bounds of a write transaction.
+    statement_timeout_ms: int = STATEMENT_TIMEOUT_MS
+    lock_timeout_ms: int = LOCK_TIMEOUT_MS
+    #: GRIDMAP_SIGN_IN_LIMIT: failed sign-ins per address and per user name, e.g. ``10 per 5 minutes``.
+    sign_in_limit: str = SIGN_IN_LIMIT
     secret_key: str | None = None
     #: GRIDMAP_PUBLIC_URL: the address residents' phones reach; QR codes hold it (issue 13).
     public_url: str | None = None
@@ -105,6 +138,9 @@ class Settings:
         "threads": "GRIDMAP_THREADS",
         "max_body": "GRIDMAP_MAX_BODY",
         "body_timeout": "GRIDMAP_BODY_TIMEOUT",
+        "statement_timeout_ms": "GRIDMAP_STATEMENT_TIMEOUT_MS",
+        "lock_timeout_ms": "GRIDMAP_LOCK_TIMEOUT_MS",
+        "sign_in_limit": "GRIDMAP_SIGN_IN_LIMIT",
         "secret_key": "GRIDMAP_SECRET_KEY",
         "public_url": "GRIDMAP_PUBLIC_URL",
         "user": "USER",
@@ -141,6 +177,9 @@ class Settings:
             threads=int(get("threads") or 8),
             max_body=int(get("max_body") or MAX_BODY),
             body_timeout=float(get("body_timeout") or BODY_TIMEOUT),
+            statement_timeout_ms=_milliseconds(get, "statement_timeout_ms", STATEMENT_TIMEOUT_MS),
+            lock_timeout_ms=_milliseconds(get, "lock_timeout_ms", LOCK_TIMEOUT_MS),
+            sign_in_limit=_rate(get("sign_in_limit") or SIGN_IN_LIMIT),
             secret_key=get("secret_key"),
             public_url=get("public_url"),
             user=get("user") or "cli",

@@ -97,14 +97,15 @@ def demo_viewer(demo_url) -> dict:
 
 @pytest.fixture
 def cli(database_url):
-    """Run the real ``gridmap`` command against the test database: cli("validate", "--format", "json")."""
+    """Run the real ``gridmap`` command against the test database: cli("validate", "--format", "json");
+    ``env`` adds environment variables (settings)."""
     runner = CliRunner()
 
-    def run(*args, url=None, input=None):
+    def run(*args, url=None, input=None, env=None):
         return runner.invoke(
             main,
             [str(a) for a in args],
-            env={"GRIDMAP_DATABASE_URL": url or database_url},
+            env={"GRIDMAP_DATABASE_URL": url or database_url, **(env or {})},
             catch_exceptions=False,
             input=input,
         )

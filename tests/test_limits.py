@@ -4,7 +4,9 @@ field, answers 4xx, and writes nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 
 import pytest
 import shapely
@@ -16,6 +18,8 @@ from gridmap.domain import budget, values
 from gridmap.domain.risk import Rules
 from gridmap.errors import Busy, EditRejected, WorkLimit
 from gridmap.services import boundary_edits as edits
+from gridmap.store import db
+from gridmap.web import create_app
 
 import cityfactory as cf
 
@@ -142,20 +146,57 @@ def test_an_edit_past_its_budget_stops_and_writes_nothing(city):
         edits.apply(city, op, actor="t", rules=Rules(), dry_run=True)
 
 
-def test_an_edit_waits_for_locks_only_so_long(city, client, planner, monkeypatch):
-    """Another transaction holds M1's row: the edit gives up after its lock timeout with 503 busy."""
-    monkeypatch.setattr(edits, "LOCK_TIMEOUT_MS", 300)
-    with city.connect() as holder:
-        holder.execute(sa.text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL FOR UPDATE"), {"c": M1})
+@contextlib.contextmanager
+def holding(engine, code: str):
+    """Another transaction holding ``code``'s current row, as a slow edit would.  PostgreSQL ends it
+    after 20 s idle, so code that waits for locks without bound finishes (and fails its test) instead
+    of hanging."""
+    with engine.connect() as holder:
+        holder.execute(sa.text("SET idle_in_transaction_session_timeout = '20s'"))
+        holder.execute(sa.text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL FOR UPDATE"), {"c": code})
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sa.exc.DBAPIError):
+                holder.rollback()
+
+
+def test_an_edit_waits_for_locks_only_so_long(city, database_url, planner):
+    """Another transaction holds M1's row: the edit gives up after its lock timeout (settings'
+    lock_timeout_ms) with 503 busy."""
+    quick = db.engine(database_url, lock_ms=300)
+    client = create_app({"DATABASE_URL": database_url, "TESTING": True, "LOCK_TIMEOUT_MS": 300}).test_client()
+    with holding(city, M1):
         with pytest.raises(Busy):
-            edits.apply(city, {"op": "update", "code": M1, "properties": {"name": "x"}}, actor="t", rules=Rules())
+            edits.apply(quick, {"op": "update", "code": M1, "properties": {"name": "x"}}, actor="t", rules=Rules())
         res = client.post(
             "/api/v1/edits",
             json={"op": "update", "code": M1, "properties": {"name": "x"}},
             headers={**planner, "If-Match": '"*"'},
         )
         assert res.status_code == 503 and res.headers["Retry-After"] and res.get_json()["error"]["code"] == "busy"
-        holder.rollback()
+
+
+def test_a_partition_waits_for_locks_only_so_long(city, database_url, cli, planner):
+    """Partitioning writes under the same bounds as an edit: with a micro-grid of the courtyard held by
+    another transaction, the commit gives up after the lock timeout (settings' lock_timeout_ms): the CLI
+    with one line and exit 2, the API with 503 busy and Retry-After, like an edit; nothing is written.
+    Once the lock is gone the same partition commits."""
+    client = create_app({"DATABASE_URL": database_url, "TESTING": True, "LOCK_TIMEOUT_MS": 300}).test_client()
+    before = written(city)
+    with holding(city, M1):
+        started = time.monotonic()
+        res = cli("partition", "--courtyard", Y1, env={"GRIDMAP_LOCK_TIMEOUT_MS": "300"})
+        assert time.monotonic() - started < 15, "the partition waited for the lock without bound"
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1, res.output
+        assert lines[0].startswith("gridmap: error:") and "being changed by another request" in lines[0]
+        res = client.post("/api/v1/partition", json={"courtyard": Y1, "commit": True}, headers=planner)
+        assert res.status_code == 503 and res.headers["Retry-After"], res.get_data(as_text=True)
+        assert res.get_json()["error"]["code"] == "busy"
+    assert written(city) == before
+    assert cli("partition", "--courtyard", Y1).exit_code == 0
+    assert written(city) != before
 
 
 def test_loose_query_and_body_values_are_refused(city, client, bearer):

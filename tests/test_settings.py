@@ -177,3 +177,35 @@ def test_household_band_setting():
     for bad in ("70-50", "50", "a-b", "0-10"):
         with pytest.raises(InputError, match="GRIDMAP_HOUSEHOLD_BAND must be MIN-MAX"):
             Settings.from_env(environ={"GRIDMAP_HOUSEHOLD_BAND": bad})
+
+
+def test_write_bounds_and_sign_in_limit_settings():
+    """GRIDMAP_STATEMENT_TIMEOUT_MS and GRIDMAP_LOCK_TIMEOUT_MS bound every write transaction of the
+    engine the settings make (edits and partitions); GRIDMAP_SIGN_IN_LIMIT is a rate; malformed values
+    are errors naming the variable."""
+    from gridmap.services import database
+    from gridmap.store import db
+
+    plain = Settings.from_env(environ={})
+    assert (plain.statement_timeout_ms, plain.lock_timeout_ms, plain.sign_in_limit) == (
+        20_000,
+        5_000,
+        "10 per 5 minutes",
+    )
+    env = {
+        "GRIDMAP_DATABASE_URL": "postgresql://u@h:1/d",
+        "GRIDMAP_STATEMENT_TIMEOUT_MS": "1500",
+        "GRIDMAP_LOCK_TIMEOUT_MS": "250",
+        "GRIDMAP_SIGN_IN_LIMIT": "3 per minute",
+    }
+    s = Settings.from_env(environ=env)
+    assert (s.statement_timeout_ms, s.lock_timeout_ms, s.sign_in_limit) == (1500, 250, "3 per minute")
+    assert db._WRITE_BOUNDS[database.engine(s)] == (1500, 250)
+    assert database.engine(s) is not database.engine(
+        Settings.from_env(environ={**env, "GRIDMAP_LOCK_TIMEOUT_MS": "5000"})
+    )
+    for name, bad in (("GRIDMAP_LOCK_TIMEOUT_MS", "-1"), ("GRIDMAP_STATEMENT_TIMEOUT_MS", "2s")):
+        with pytest.raises(InputError, match=f"{name} must be a positive whole number of milliseconds"):
+            Settings.from_env(environ={name: bad})
+    with pytest.raises(InputError, match="GRIDMAP_SIGN_IN_LIMIT must be a rate"):
+        Settings.from_env(environ={"GRIDMAP_SIGN_IN_LIMIT": "ten a minute"})

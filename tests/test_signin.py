@@ -3,9 +3,14 @@ user name and password, who a token belongs to, signing out.  The page itself: t
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import sqlalchemy as sa
 
 from gridmap.store import users
+from gridmap.web import create_app
 
 
 def _user(engine, name="王规划", role="planner"):
@@ -84,3 +89,72 @@ def test_who_am_i_needs_a_token_even_with_open_reads(engine, client, bearer):
     assert res.status_code == 401
     assert client.get("/api/v1/session", headers=bearer("dispatcher")).get_json()["may_edit"] is False
     assert client.get("/api/v1/session", headers=bearer("ingest")).get_json()["role"] == "ingest"
+
+
+def _sign_in(client, name, password, address="10.0.0.1"):
+    return client.post(
+        "/api/v1/session", json={"name": name, "password": password}, environ_base={"REMOTE_ADDR": address}
+    )
+
+
+def _app(database_url, limit):
+    return create_app({"DATABASE_URL": database_url, "TESTING": True, "SIGN_IN_LIMIT": limit})
+
+
+def test_failed_sign_ins_are_bounded_per_address_and_per_user(engine, cli, database_url):
+    """A password guesser gets 10 failures per 5 minutes from one address, and 10 per user name from
+    any number of addresses; then 429 with Retry-After and a JSON body naming the problem, before any
+    password is checked (the right one too).  Other addresses and users are not held up."""
+    _user(engine)
+    cli("users", "password", "王规划", input="correct horse\ncorrect horse\n")
+    client = create_app({"DATABASE_URL": database_url, "TESTING": True}).test_client()
+    for n in range(10):
+        assert _sign_in(client, "王规划", f"guess {n}").status_code == 401
+    for password in ("guess 10", "correct horse"):
+        res = _sign_in(client, "王规划", password)
+        assert res.status_code == 429, res.get_json()
+        error = res.get_json()["error"]
+        assert error["code"] == "too_many_attempts" and "too many failed sign-ins" in error["message"]
+        assert error["detail"]["limit"] == "10 per 5 minutes"
+        assert 290 <= int(res.headers["Retry-After"]) <= 300 and error["detail"]["retry_after"] == int(
+            res.headers["Retry-After"]
+        )
+    # the user name is held from every address; the address for every user name
+    res = _sign_in(client, "王规划", "correct horse", address="10.0.0.2")
+    assert res.status_code == 429 and "this user name" in res.get_json()["error"]["message"]
+    res = _sign_in(client, "someone else", "anything", address="10.0.0.1")
+    assert res.status_code == 429 and "this client address" in res.get_json()["error"]["message"]
+    # spraying many names from one address stops at the address's limit
+    for n in range(10):
+        assert _sign_in(client, f"user {n}", "password", address="10.0.0.3").status_code == 401
+    assert _sign_in(client, "user 10", "password", address="10.0.0.3").status_code == 429
+    # nobody else is held up, and a successful sign-in is not counted
+    other = create_app({"DATABASE_URL": database_url, "TESTING": True}).test_client()
+    for _ in range(12):
+        assert _sign_in(other, "王规划", "correct horse", address="10.0.0.4").status_code == 201
+
+
+def test_the_failure_window_moves(engine, database_url):
+    """Failures leave the window as it moves: after Retry-After seconds the next guess is checked again."""
+    client = _app(database_url, "2 per 2 seconds").test_client()
+    assert [_sign_in(client, "nobody", "x").status_code for _ in range(3)] == [401, 401, 429]
+    wait = int(_sign_in(client, "nobody", "x").headers["Retry-After"])
+    assert 1 <= wait <= 2
+    time.sleep(wait + 0.1)
+    assert _sign_in(client, "nobody", "x").status_code == 401
+
+
+def test_the_failure_limit_holds_across_threads(engine, database_url):
+    """20 concurrent guesses against a limit of 5: exactly 5 are checked (401), the rest refused (429),
+    however the request threads interleave."""
+    app = _app(database_url, "5 per minute")
+    start = threading.Barrier(20)
+
+    def guess(n):
+        client = app.test_client()
+        start.wait()
+        return _sign_in(client, "王规划", f"guess {n}").status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        statuses = list(pool.map(guess, range(20)))
+    assert sorted(statuses) == [401] * 5 + [429] * 15, statuses

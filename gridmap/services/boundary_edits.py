@@ -37,11 +37,6 @@ from ..store import audit, buildings, db, grids, points, risk, shares
 from . import codes as code_issue
 from . import memberships
 
-#: An edit's statements may each run this long, and wait this long for the rows another edit holds
-#: (then 503 with Retry-After), so no edit holds its locks for minutes.
-STATEMENT_TIMEOUT_MS = 20_000
-LOCK_TIMEOUT_MS = 5_000
-
 _KEYS = {
     "replace": {"code", "geometry", "properties", "gap_to"},
     "update": {"code", "properties"},
@@ -346,11 +341,11 @@ def _cascade(conn, plan: boundaries.Plan, op: dict, children: list[Grid], names:
                 "area_m2": round(float(geo.area_m2([kids[code].geom])[0]), 1),
                 "geometry": mapping(geo.rfc7946([kids[code].geom])[0]),
             }
-            for code, pieces in cut.items()
+            for code, pieces in sorted(cut.items())  # by code: the children come in no fixed order
         ]
         raise EditRejected(
-            f"split rejected: the line cuts {level} grids {', '.join(cut)} of {op['code']}; split them along it "
-            f"too with {names.get('cascade', 'cascade')}, or draw the line along their edges",
+            f"split rejected: the line cuts {level} grids {', '.join(sorted(cut))} of {op['code']}; split them "
+            f"along it too with {names.get('cascade', 'cascade')}, or draw the line along their edges",
             {"problems": problems},
         )
     owner = {}  # piece -> the new part holding it
@@ -463,7 +458,9 @@ def apply(
     targets = _targets(op)
     if_match = {k: _tag(v) for k, v in (if_match or {}).items()}
     with db.translated(), eng.begin() as conn:
-        db.limit_time(conn, statement_ms=STATEMENT_TIMEOUT_MS, lock_ms=LOCK_TIMEOUT_MS)
+        # each statement, and each wait for the rows another write holds, is bounded (settings'
+        # statement_timeout_ms, lock_timeout_ms: then 503 with Retry-After), so no edit holds its locks for minutes
+        db.limit_time(conn)
         found = grids.current(conn, targets)
         parent_code = None
         if op["op"] == "create":

@@ -11,8 +11,14 @@ from ..store import cluster, db
 
 
 def engine(settings: Settings) -> Engine:
-    """The pooled engine of the configured database (not checked)."""
-    return db.engine(settings.database_url, settings.timezone)
+    """The pooled engine of the configured database (not checked), its write transactions bounded by
+    the settings' statement and lock timeouts."""
+    return db.engine(
+        settings.database_url,
+        settings.timezone,
+        statement_ms=settings.statement_timeout_ms,
+        lock_ms=settings.lock_timeout_ms,
+    )
 
 
 def _hint(settings: Settings) -> str:

@@ -369,9 +369,13 @@ def _write_preview(collection: dict, out: Path) -> None:
 
 def _commit(eng: Engine, plans, names, population, *, rules: Rules, actor, reason, at, report) -> dict:
     """Close the courtyards' current micro-grids and open the proposed ones with their shares, in one
-    transaction."""
+    transaction.  Raises Busy when another write holds the grids past the lock timeout, WorkLimit when a
+    statement runs past the statement timeout (nothing is written either way)."""
     yards = sorted({p.courtyard for p in plans})
-    with eng.begin() as conn:
+    with db.translated(), eng.begin() as conn:
+        # bounded like an edit's (settings' statement_timeout_ms, lock_timeout_ms): a partition waiting
+        # on grids an edit holds gives up with Busy (503 / exit 2) instead of queueing every write behind it
+        db.limit_time(conn)
         at = at or db.now(conn)
         frame = _frame(plans, names, population)
         old = grids.current_children(conn, yards)

@@ -18,6 +18,7 @@ from ..domain import dates
 from ..domain.dates import DEFAULT_TIMEZONE
 from ..errors import Busy, DatabaseUnavailable, GridmapError, WorkLimit
 from ..geo import STORAGE_SRID
+from ..settings import LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 #: Every data table (users are kept across `demo load --fresh`).
@@ -45,22 +46,34 @@ DATA_TABLES = (
     "person",
 )
 
-_ENGINES: dict[tuple[str, str], Engine] = {}
+_ENGINES: dict[tuple[str, str, int, int], Engine] = {}
 
 
-def engine(url: str, timezone: str = DEFAULT_TIMEZONE) -> Engine:
-    """A pooled engine for ``url``, one per URL, zone and process.  Its sessions run in ``timezone``
-    (the office's), so every time read back carries the office offset and SQL's dates are office days."""
-    eng = _ENGINES.get((url, timezone))
+def engine(
+    url: str,
+    timezone: str = DEFAULT_TIMEZONE,
+    *,
+    statement_ms: int = STATEMENT_TIMEOUT_MS,
+    lock_ms: int = LOCK_TIMEOUT_MS,
+) -> Engine:
+    """A pooled engine for ``url``, one per URL, zone, write bounds and process.  Its sessions run in
+    ``timezone`` (the office's), so every time read back carries the office offset and SQL's dates are
+    office days; its write transactions are bounded by ``statement_ms`` and ``lock_ms`` (see
+    :func:`limit_time`)."""
+    key = (url, timezone, statement_ms, lock_ms)
+    eng = _ENGINES.get(key)
     if eng is None:
-        eng = _ENGINES[url, timezone] = sa.create_engine(
+        eng = _ENGINES[key] = sa.create_engine(
             url, pool_pre_ping=True, connect_args={"options": f"-c TimeZone={timezone}"}
         )
         _ZONE_OF[eng] = timezone
+        _WRITE_BOUNDS[eng] = (statement_ms, lock_ms)
     return eng
 
 
 _ZONE_OF: dict[Engine, str] = {}
+#: Engine -> (statement_timeout, lock_timeout) in ms of its write transactions.
+_WRITE_BOUNDS: dict[Engine, tuple[int, int]] = {}
 
 
 def zone_of(bind: Engine | Connection) -> str:
@@ -95,9 +108,11 @@ def check(eng: Engine, hint: str) -> None:
         ) from None
 
 
-def limit_time(conn: Connection, *, statement_ms: int, lock_ms: int) -> None:
-    """Bound the rest of ``conn``'s transaction: each statement at most ``statement_ms``, each wait for
-    a lock at most ``lock_ms`` (PostgreSQL cancels them; see :func:`gridmap.store.db.fault`)."""
+def limit_time(conn: Connection) -> None:
+    """Bound the rest of ``conn``'s transaction by its engine's write bounds (settings
+    ``statement_timeout_ms`` and ``lock_timeout_ms``): each statement at most so long, each wait for a
+    lock at most so long.  PostgreSQL cancels them; :func:`fault` names the error (Busy, WorkLimit)."""
+    statement_ms, lock_ms = _WRITE_BOUNDS.get(conn.engine, (STATEMENT_TIMEOUT_MS, LOCK_TIMEOUT_MS))
     conn.execute(
         sa.text("SELECT set_config('statement_timeout', :s, true), set_config('lock_timeout', :l, true)"),
         {"s": str(statement_ms), "l": str(lock_ms)},

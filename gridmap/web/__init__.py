@@ -25,6 +25,7 @@ from . import (
     risk,
     scan,
     session,
+    throttle,
     tiles,
 )
 from .context import SETTINGS
@@ -39,12 +40,16 @@ SETTING_KEYS = {
     "LAYERS": "layers_dir",
     "TIMEZONE": "timezone",
     "HOUSEHOLD_BAND": "household_band",
+    "STATEMENT_TIMEOUT_MS": "statement_timeout_ms",
+    "LOCK_TIMEOUT_MS": "lock_timeout_ms",
+    "SIGN_IN_LIMIT": "sign_in_limit",
 }
 
 
 def create_app(test_config: dict | None = None, settings: Settings | None = None) -> Flask:
     """Build the app with ``settings`` (default: from the environment, with ``test_config``'s
-    DATABASE_URL, AUTH_READ, LOOKUP_ENGINE, RISK_RULES, BASEMAP_CRS and LAYERS on top)."""
+    DATABASE_URL, AUTH_READ, LOOKUP_ENGINE, RISK_RULES, BASEMAP_CRS, LAYERS and the other
+    :data:`SETTING_KEYS` on top)."""
     config = dict(test_config or {})
     overrides = {SETTING_KEYS[k]: config.pop(k) for k in list(config) if k in SETTING_KEYS}
     for key in ("risk_rules", "layers_dir"):
@@ -75,6 +80,7 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
     app.before_request(_refuse_nul)
     auth.init_app(app, settings.auth_read)  # who may call what: every view's require(), enforced before each request
     faults.init_app(app)  # database outages are 503s; every request's work has a time budget
+    throttle.init_app(app, settings.sign_in_limit)  # failed sign-ins per address and per user name are bounded
 
     @app.errorhandler(GridmapError)
     def _gridmap_error(exc: GridmapError):

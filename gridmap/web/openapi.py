@@ -66,6 +66,64 @@ def _ok(
     return {status: response}
 
 
+#: Responses any route may give whatever it does, described once under ``components/responses``:
+#: the request guard's (:mod:`.guard`) for a body too large (413) or too slow (408), and the faults'
+#: (:mod:`.faults`) when the database cannot be reached, another write holds the grids, or the work
+#: ran past its time (503), and the sign-in throttle's (429).
+SHARED = {
+    408: "RequestTimeout",
+    413: "PayloadTooLarge",
+    429: "TooManyAttempts",
+    503: "Unavailable",
+}
+
+
+def _shared_responses() -> dict:
+    def retry_after(what: str) -> dict:
+        return {"Retry-After": {"description": what, "schema": {"type": "integer", "minimum": 0}}}
+
+    def error(description: str, headers: dict | None = None) -> dict:
+        return {"description": description, "content": _content(_ref("Error"))} | (
+            {"headers": headers} if headers else {}
+        )
+
+    return {
+        "RequestTimeout": error(
+            "the request body did not arrive within the body timeout (GRIDMAP_BODY_TIMEOUT, default 10 s)"
+        ),
+        "PayloadTooLarge": error(
+            "too large: a body over the size limit (GRIDMAP_MAX_BODY, default 4 MiB; refused from its "
+            "Content-Length before it is read), or more points or vertices than a request may carry"
+        ),
+        "TooManyAttempts": error(
+            "too many failed sign-ins from this client address or for this user name (GRIDMAP_SIGN_IN_LIMIT, "
+            "default 10 per 5 minutes); nothing was checked",
+            retry_after("seconds until the oldest failure leaves the window"),
+        ),
+        "Unavailable": error(
+            "try again later: the database cannot be reached (database_unavailable), another write holds the "
+            "grids past the lock timeout (busy), or the work ran past its time limit (work_limit); nothing "
+            "was written",
+            retry_after("seconds to wait before trying again"),
+        ),
+    }
+
+
+def _with_shared(paths: dict) -> dict:
+    """Every operation may answer 503; one with a body also 408 and 413 (the guard reads every body)."""
+    for operations in paths.values():
+        for op in operations.values():
+            responses = op["responses"]
+            wanted = [503] + ([408, 413] if "requestBody" in op else [])
+            for status in wanted:
+                responses.setdefault(str(status), _shared(status))
+    return paths
+
+
+def _shared(status: int) -> dict:
+    return {"$ref": f"#/components/responses/{SHARED[status]}"}
+
+
 def _errors(*statuses: int) -> dict:
     text = {
         400: "bad input: the message names the parameter and the problem",
@@ -75,13 +133,14 @@ def _errors(*statuses: int) -> dict:
         409: "a grid code that was retired or issued for another level: a code is never issued again",
         410: "the grid was retired: detail has its last version, when and by which edit, and where its area went",
         412: "If-Match names a version that is no longer current",
-        413: "too many items",
         415: "not a JSON body",
         422: "rejected: the problems are listed",
         428: "If-Match is required",
-        503: "database unavailable",
     }
-    return {str(s): {"description": text[s], "content": _content(_ref("Error"))} for s in statuses}
+    return {
+        str(s): _shared(s) if s in SHARED else {"description": text[s], "content": _content(_ref("Error"))}
+        for s in statuses
+    }
 
 
 def _op(
@@ -596,7 +655,7 @@ def _session_paths() -> dict:
             "post": _op(
                 "sign in with a user name and password: a fresh expiring token",
                 t,
-                {**_ok("the token, name and role", {"type": "object"}, status="201"), **_errors(400, 401)},
+                {**_ok("the token, name and role", {"type": "object"}, status="201"), **_errors(400, 401, 429)},
                 body={"required": True, "content": _content(credentials)},
             ),
             "delete": _op(
@@ -954,17 +1013,20 @@ def document() -> dict:
         },
         "servers": [{"url": server}],
         "tags": [{"name": n} for n in ("JSON API", "risk", "edits", "people", "map", "OGC API – Features")],
-        "paths": {
-            **_api_paths(),
-            **_risk_paths(),
-            **_edit_paths(),
-            **_people_paths(),
-            **_page_paths(layers_dir),
-            **_session_paths(),
-            **_ogc_paths(),
-        },
+        "paths": _with_shared(
+            {
+                **_api_paths(),
+                **_risk_paths(),
+                **_edit_paths(),
+                **_people_paths(),
+                **_page_paths(layers_dir),
+                **_session_paths(),
+                **_ogc_paths(),
+            }
+        ),
         "components": {
             "schemas": _schemas(),
+            "responses": _shared_responses(),
             "securitySchemes": {
                 "bearer": {
                     "type": "http",

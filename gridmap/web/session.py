@@ -5,12 +5,12 @@ user name and password, and signing out.  The page keeps the token the way a bro
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
 from ..domain import roles
 from ..errors import InputError
 from ..services import users
-from . import params
+from . import params, throttle
 from .auth import authenticate, bearer_token, public, require
 from .context import engine
 
@@ -34,13 +34,15 @@ def whoami():
 @bp.post("/session")
 @public  # signing in is how one gets a token
 def sign_in():
-    """``{"name", "password"}`` → 201 with a fresh expiring token; 401 for a wrong name or password."""
+    """``{"name", "password"}`` → 201 with a fresh expiring token; 401 for a wrong name or password; 429
+    with Retry-After after too many failures from the client's address or for the name (:mod:`.throttle`)."""
     body = params.json_body(dict, 'send {"name": "…", "password": "…"}')
     params.body_keys(body, ("name", "password"))
     name, password = params.body_str(body, "name"), params.body_str(body, "password")
     if not name or not password:
         raise InputError("name and password are required")
-    found = users.sign_in(engine(), name, password)
+    with throttle.sign_in_attempt(request.remote_addr or "", name):
+        found = users.sign_in(engine(), name, password)
     return jsonify({**_me(found["name"], found["role"]), **found}), 201
 
 
