@@ -151,13 +151,11 @@ class Busy(GridmapError):
     http_headers = {"Retry-After": "5"}
 
 
-class TooManyAttempts(GridmapError):
+class TooManyAttempts(RateLimited):
     """Too many failed attempts (sign-ins) from one client address or for one user name within the
     window (429, with ``Retry-After``: the seconds until the oldest failure leaves the window)."""
 
-    status = 429
     code = "too_many_attempts"
 
     def __init__(self, message: str, retry_after: int, detail=None):
-        super().__init__(message, detail)
-        self.http_headers = {"Retry-After": str(retry_after)}
+        super().__init__(message, detail, retry_after=retry_after)

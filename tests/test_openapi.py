@@ -191,8 +191,8 @@ def test_shared_responses_are_described_once_and_referenced(demo_client):
     429 on sign-in."""
     doc = demo_client.get("/api/v1/openapi.json").get_json()
     shared = doc["components"]["responses"]
-    assert set(shared) == {"RequestTimeout", "PayloadTooLarge", "TooManyAttempts", "Unavailable"}
-    for name in ("TooManyAttempts", "Unavailable"):
+    assert set(shared) == {"RequestTimeout", "PayloadTooLarge", "TooManyRequests", "Unavailable"}
+    for name in ("TooManyRequests", "Unavailable"):
         assert "Retry-After" in shared[name]["headers"]
     for name, response in shared.items():
         assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}, name

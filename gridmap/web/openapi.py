@@ -73,7 +73,7 @@ def _ok(
 SHARED = {
     408: "RequestTimeout",
     413: "PayloadTooLarge",
-    429: "TooManyAttempts",
+    429: "TooManyRequests",
     503: "Unavailable",
 }
 
@@ -95,10 +95,12 @@ def _shared_responses() -> dict:
             "too large: a body over the size limit (GRIDMAP_MAX_BODY, default 4 MiB; refused from its "
             "Content-Length before it is read), or more points or vertices than a request may carry"
         ),
-        "TooManyAttempts": error(
-            "too many failed sign-ins from this client address or for this user name (GRIDMAP_SIGN_IN_LIMIT, "
-            "default 10 per 5 minutes); nothing was checked",
-            retry_after("seconds until the oldest failure leaves the window"),
+        "TooManyRequests": error(
+            "too many attempts of one kind in a while, nothing was done: failed sign-ins from this client "
+            "address or for this user name (too_many_attempts; GRIDMAP_SIGN_IN_LIMIT, default 10 per 5 "
+            "minutes), or reports and number reveals from one phone or on one grid on the QR page "
+            "(rate_limited)",
+            retry_after("seconds until another attempt may be made"),
         ),
         "Unavailable": error(
             "try again later: the database cannot be reached (database_unavailable), another write holds the "
@@ -976,11 +978,7 @@ def _people_paths() -> dict:
                 t,
                 {
                     **_ok("the case", {"type": "object"}, status="201"),
-                    **_errors(400, 403, 404, 413),
-                    "429": {
-                        "description": "too many reports from this phone or on this grid this hour",
-                        "content": _content(_ref("Error")),
-                    },
+                    **_errors(400, 403, 404, 413, 429),
                 },
                 signed,
                 body={"required": True, "content": _content(form, "multipart/form-data")},
@@ -990,7 +988,7 @@ def _people_paths() -> dict:
             "post": _op(
                 "the tel: link of one person serving the place",
                 t,
-                {**_ok("the link", {"type": "object"}), **_errors(400, 403, 404)},
+                {**_ok("the link", {"type": "object"}), **_errors(400, 403, 404, 429)},
                 [*signed, _q("post", {"type": "integer"}, "the person's post id on the page", required=True)],
             )
         },
