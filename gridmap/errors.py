@@ -101,3 +101,11 @@ class Forbidden(GridmapError):
 
     status = 403
     code = "forbidden"
+
+
+class Conflict(GridmapError):
+    """The request is well formed but the object's state does not allow it (409): an event action
+    not allowed from the case's current state.  ``detail`` names what is allowed instead."""
+
+    status = 409
+    code = "conflict"
