@@ -294,12 +294,13 @@ def _departments(data: dict, where, problems: _Problems) -> dict[str, Department
             continue
         titles = {k: v for k, v in entry.items() if k != "name"}
         for level, title in titles.items():
-            if level not in LEVELS_UP[2:] or not isinstance(title, str):
-                problems.add(
-                    where(("departments", kind, level)),
-                    f"departments.{kind}.{level}",
-                    'must be community, street or district = "title"',
-                )
+            if level not in LEVELS_UP[2:]:
+                why = "unknown key (allowed: name, community, street, district)"
+            elif not isinstance(title, str):
+                why = f"must be the department's title at {level} level, a string"
+            else:
+                continue
+            problems.add(where(("departments", kind, level)), f"departments.{kind}.{level}", why)
         out[kind] = Department(kind, entry["name"], titles)
     return out
 

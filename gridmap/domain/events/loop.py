@@ -34,14 +34,14 @@ STATES = {
     "closed": "结案",
     "assessed": "考核",
     "reopen_requested": "申请重办",
-    "split": "已拆分",
+    "split_up": "已拆分",
     "merged": "已合并",
     "cancelled": "已撤销",
 }
 FINAL = ("merged", "cancelled")
 #: States whose deadline clock runs (suspended pauses it; later states have stopped it).
 CLOCK_RUNNING = ("filed", "dispatched")
-OPEN = ("reported", "filed", "dispatched", "suspended", "disposed", "verified", "split", "reopen_requested")
+OPEN = ("reported", "filed", "dispatched", "suspended", "disposed", "verified", "split_up", "reopen_requested")
 ROLES = ("reporter", "dispatcher", "handler", "verifier", "supervisor", "system")
 RATING_OK = 3  # a rating of 3..5 is satisfied; 1..2 opens a reopen request
 
@@ -115,7 +115,7 @@ reported         merge      dispatcher              merged            has_target
 filed            dispatch   dispatcher,system       dispatched        has_assignee
 filed            escalate   system                  filed             can_climb
 filed            supervise  supervisor              filed             has_note
-filed            split      dispatcher              split             has_children
+filed            split      dispatcher              split_up          has_children
 filed            merge      dispatcher              merged            has_target
 filed            cancel     dispatcher              cancelled         has_note
 dispatched       dispose    handler                 disposed          is_assignee,disposal_checked
@@ -124,7 +124,7 @@ dispatched       suspend    handler,dispatcher      suspended         has_note
 dispatched       reassign   dispatcher              dispatched        has_assignee
 dispatched       escalate   system                  dispatched        can_climb
 dispatched       supervise  supervisor              dispatched        has_note
-dispatched       split      dispatcher              split             has_children
+dispatched       split      dispatcher              split_up          has_children
 dispatched       merge      dispatcher              merged            has_target
 suspended        resume     handler,dispatcher      dispatched        -
 suspended        supervise  supervisor              suspended         has_note
@@ -132,7 +132,7 @@ suspended        cancel     dispatcher              cancelled         has_note
 disposed         verify     verifier                verified          not_disposer
 disposed         reject     verifier                dispatched        not_disposer,has_note
 verified         close      dispatcher,system       closed            -
-split            close      system                  closed            children_closed
+split_up         close      system                  closed            children_closed
 closed           rate       reporter                assessed          rating_open,satisfied
 closed           rate       reporter                reopen_requested  rating_open,unsatisfied
 closed           assess     system                  assessed          rating_over
@@ -159,6 +159,8 @@ def check_table(table: tuple[Step, ...]) -> None:
         for guard in step.guards:
             if guard not in GUARDS:
                 raise ValueError(f"{where}: unknown guard {guard!r}")
+        if step.action in STATES:  # python-statemachine keeps states and events as one namespace
+            raise ValueError(f"{where}: action {step.action!r} is also a state's name")
         key = (step.state, step.action, step.guards)
         if key in seen:
             raise ValueError(f"{where}: repeats an earlier row")
