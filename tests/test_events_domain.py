@@ -170,19 +170,19 @@ def test_deadline_forms():
 
 # --- the loop -------------------------------------------------------------------------------------
 
-GOOD = dict(
-    note="现场已处理",
-    matter_known=True,
-    assignee="department:1",
-    is_assignee=True,
-    actor="verifier-2",
-    disposer="handler-1",
-    disposal_checked=True,
-    can_climb=True,
-    target=7,
-    children=2,
-    children_open=0,
-)
+GOOD = {
+    "note": "现场已处理",
+    "matter_known": True,
+    "assignee": "department:1",
+    "is_assignee": True,
+    "actor": "verifier-2",
+    "disposer": "handler-1",
+    "disposal_checked": True,
+    "can_climb": True,
+    "target": 7,
+    "children": 2,
+    "children_open": 0,
+}
 #: How to make each guard fail.
 BAD = {
     "has_note": {"note": "  "},
@@ -255,7 +255,7 @@ def test_the_verifier_must_not_be_the_disposer():
 
 
 def test_rating_decides_between_assessed_and_a_reopen_request():
-    base = dict(roles=frozenset({"reporter"}), rating_window_open=True)
+    base = {"roles": frozenset({"reporter"}), "rating_window_open": True}
     assert LOOP.fire("closed", "rate", Context(rating=3, **base)).target == "assessed"
     assert LOOP.fire("closed", "rate", Context(rating=2, **base)).target == "reopen_requested"
     assert LOOP.fire("reopen_requested", "reopen", Context(roles=frozenset({"dispatcher"}))).target == "dispatched"
