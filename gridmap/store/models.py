@@ -9,9 +9,10 @@ children.
 """
 from __future__ import annotations
 
+import sqlalchemy as sa
 from geoalchemy2 import Geometry
-from sqlalchemy import (BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Integer, MetaData,
-                        Text, func, text)
+from sqlalchemy import (ARRAY, BigInteger, Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey, Integer,
+                        LargeBinary, MetaData, SmallInteger, Text, func, text)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 
@@ -52,6 +53,7 @@ class Grid(Base):
     valid_from = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
     valid_to = Column(DateTime(timezone=True))
     attrs = Column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    multipart = Column(Boolean, nullable=False, server_default=text("false"))  # allowed in several pieces
     __table_args__ = (
         CheckConstraint(f"level IN ({_in(ALL_LEVELS)})", name="level"),
         CheckConstraint(f"(level = 'special') = (kind IS NOT NULL) AND (kind IS NULL OR kind IN ({_in(SPECIAL_KINDS)}))",
@@ -99,7 +101,13 @@ class Unit(Base):
     building_id = Column(BigInteger, ForeignKey("building.id", ondelete="CASCADE"), primary_key=True)
     number = Column(Integer, primary_key=True)
     households = Column(Integer, nullable=False)
-    __table_args__ = (CheckConstraint("households > 0", name="households"),)
+    floors = Column(Integer)
+    floor_households = Column(ARRAY(Integer))  # households on floors 1..floors, summing to households
+    __table_args__ = (CheckConstraint("households > 0", name="households"),
+                      CheckConstraint("floors > 0", name="floors"),
+                      CheckConstraint("floor_households IS NULL OR (floors IS NOT NULL AND cardinality(floor_households) "
+                                      "= floors AND int_array_sum(floor_households) = households)",
+                                      name="floor_households"))
 
 
 class GridEpoch(Base):
@@ -125,6 +133,7 @@ class EditLog(Base):
     action = Column(Text, nullable=False)
     reason = Column(Text)
     detail = Column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    codes = Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))  # the grid codes it touched
 
 
 class RiskElement(Base):
@@ -209,6 +218,269 @@ class ApiToken(Base):
     revoked_at = Column(DateTime(timezone=True))
 
 
+
+class GridCode(Base):
+    """Every grid code ever issued, with its level; a retired code is never issued again (triggers,
+    migration 0007)."""
+
+    __tablename__ = "grid_code"
+    code = Column(Text, primary_key=True)
+    level = Column(Text, nullable=False)
+    issued_at = Column(DateTime(timezone=True), nullable=False)
+    retired_at = Column(DateTime(timezone=True))
+
+
+class GridShare(Base):
+    """A micro-grid version's share of a building: floors ``floor_from``..``floor_to`` of one unit."""
+
+    __tablename__ = "grid_share"
+    grid_id = Column(BigInteger, ForeignKey("grid.id", ondelete="CASCADE"), primary_key=True)
+    building_code = Column(Text, primary_key=True)
+    unit = Column(Integer, primary_key=True)
+    floor_from = Column(Integer, primary_key=True)
+    floor_to = Column(Integer, nullable=False)
+    households = Column(Integer, nullable=False)
+    __table_args__ = (CheckConstraint("households >= 0", name="households"),
+                      CheckConstraint("floor_to >= floor_from", name="floors"))
+
+
+class GridChange(Base):
+    """The codes each grid epoch touched (``*``: everything), for incremental lookup indexes."""
+
+    __tablename__ = "grid_change"
+    id = Column(BigInteger, primary_key=True)
+    epoch = Column(BigInteger, nullable=False, index=True)
+    code = Column(Text, nullable=False)
+    at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class Resident(Base):
+    """A household member placed by their address (down to floor and room when known)."""
+
+    __tablename__ = "resident"
+    id = Column(BigInteger, primary_key=True)
+    name = Column(Text)
+    address = Column(Text, nullable=False)
+    building_code = Column(Text)
+    unit = Column(Integer)
+    floor = Column(Integer)
+    room = Column(Text)
+    geom = Column(Geometry("POINT", srid=STORAGE_SRID, spatial_index=False))
+    micro_code = Column(Text)
+    assigned_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+#: The loop's states (migration 0010); ``status`` is ``closed`` exactly in the last three.
+CASE_STATES = ("reported", "filed", "dispatched", "disposing", "disposed", "verified", "closed", "suspended",
+               "cancelled", "merged")
+HANDLING_LEVELS = ("micro", "courtyard", "community", "street", "district", "city")
+
+
+class Report(Base):
+    """A report from any channel, and the case it becomes in the event centre's closed loop."""
+
+    __tablename__ = "report"
+    id = Column(BigInteger, primary_key=True)
+    received_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    reported_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    source = Column(Text, nullable=False, server_default="api")
+    external_id = Column(Text)  # unique with source
+    text = Column(Text, nullable=False)
+    address = Column(Text)
+    source_lon = Column(Float)
+    source_lat = Column(Float)
+    source_crs = Column(Text)
+    geom = Column(Geometry("POINT", srid=STORAGE_SRID, spatial_index=False))
+    micro_code = Column(Text)
+    courtyard_code = Column(Text)
+    community_code = Column(Text)
+    street_code = Column(Text)
+    district_code = Column(Text)
+    special_code = Column(Text)
+    outside = Column(Boolean, nullable=False, server_default=sa.text("false"))
+    status = Column(Text, nullable=False, server_default="open")  # kept equal to state by a trigger
+    state = Column(Text, nullable=False, server_default="reported")
+    matter_code = Column(Text)
+    handling_level = Column(Text)
+    department_code = Column(Text)
+    assignee = Column(Text)
+    route = Column(JSONB, nullable=False, server_default=sa.text("'{}'::jsonb"))  # why it went where it went
+    due_at = Column(DateTime(timezone=True))
+    warn_at = Column(DateTime(timezone=True))
+    warned_at = Column(DateTime(timezone=True))
+    paused_at = Column(DateTime(timezone=True))
+    paused_seconds = Column(BigInteger, nullable=False, server_default="0")
+    escalations = Column(SmallInteger, nullable=False, server_default="0")
+    escalated_at = Column(DateTime(timezone=True))
+    supervised_at = Column(DateTime(timezone=True))
+    disposed_by = Column(Text)
+    verified_by = Column(Text)
+    closed_at = Column(DateTime(timezone=True))
+    rating = Column(SmallInteger)
+    rating_reasons = Column(ARRAY(Text))
+    rated_at = Column(DateTime(timezone=True))
+    reopened = Column(SmallInteger, nullable=False, server_default="0")
+    parent_id = Column(BigInteger, ForeignKey("report.id"))
+    merged_into = Column(BigInteger, ForeignKey("report.id"))
+    version = Column(Integer, nullable=False, server_default="1")
+    attrs = Column(JSONB, nullable=False, server_default=sa.text("'{}'::jsonb"))
+    assigned_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    __table_args__ = (
+        CheckConstraint(f"state IN ({_in(CASE_STATES)})", name="state"),
+        CheckConstraint(f"handling_level IN ({_in(HANDLING_LEVELS)})", name="handling_level"),
+        CheckConstraint("rating BETWEEN 1 AND 5", name="rating"),
+        CheckConstraint("verified_by IS NULL OR verified_by IS DISTINCT FROM disposed_by", name="verifier"),
+    )
+
+
+class ReportLog(Base):
+    """One transition of a case: who (and in which role), when, from which state to which, and why."""
+
+    __tablename__ = "report_log"
+    id = Column(BigInteger, primary_key=True)
+    report_id = Column(BigInteger, ForeignKey("report.id", ondelete="CASCADE"), nullable=False)
+    at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    actor = Column(Text, nullable=False)
+    role = Column(Text)
+    action = Column(Text, nullable=False)
+    from_state = Column(Text)
+    to_state = Column(Text)
+    note = Column(Text)
+    detail = Column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+
+
+class ReportMedia(Base):
+    """A photo of a case: a file under the project's data folder or a media URL, never both."""
+
+    __tablename__ = "report_media"
+    id = Column(BigInteger, primary_key=True)
+    report_id = Column(BigInteger, ForeignKey("report.id", ondelete="CASCADE"), nullable=False, index=True)
+    log_id = Column(BigInteger, ForeignKey("report_log.id", ondelete="SET NULL"))
+    stage = Column(Text, nullable=False)
+    path = Column(Text)
+    url = Column(Text)
+    content_type = Column(Text)
+    bytes = Column(BigInteger)
+    sha256 = Column(Text)
+    at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    added_by = Column(Text)
+    __table_args__ = (CheckConstraint("stage IN ('report', 'before', 'after', 'other')", name="stage"),
+                      CheckConstraint("(path IS NULL) <> (url IS NULL)", name="where"))
+
+
+class ReportContact(Base):
+    """A reporter or follower of a case (personal data: readable with a role only)."""
+
+    __tablename__ = "report_contact"
+    id = Column(BigInteger, primary_key=True)
+    report_id = Column(BigInteger, ForeignKey("report.id", ondelete="CASCADE"), nullable=False, index=True)
+    kind = Column(Text, nullable=False)
+    name = Column(Text)
+    phone = Column(Text)
+    email = Column(Text)
+    account_id = Column(Text)
+    device_id = Column(Text)
+    channel = Column(Text)
+    at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    __table_args__ = (CheckConstraint("kind IN ('reporter', 'follower')", name="kind"),)
+
+
+class Department(Base):
+    """A department handling matters at one level of the grid chain (``grid_code``: the grid it serves)."""
+
+    __tablename__ = "department"
+    id = Column(BigInteger, primary_key=True)
+    code = Column(Text, nullable=False, unique=True)
+    name = Column(Text, nullable=False)
+    level = Column(Text, nullable=False)
+    grid_code = Column(Text)
+    categories = Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    active = Column(Boolean, nullable=False, server_default=text("true"))
+    __table_args__ = (CheckConstraint(f"level IN ({_in(HANDLING_LEVELS)})", name="level"),)
+
+
+class DepartmentMember(Base):
+    """A user who works in a department."""
+
+    __tablename__ = "department_member"
+    department_id = Column(BigInteger, ForeignKey("department.id", ondelete="CASCADE"), primary_key=True)
+    user_id = Column(BigInteger, ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True)
+
+
+#: Posts a person may hold on a grid (migration 0011).
+POST_ROLES = ("grid_leader", "grid_worker", "building_lead", "unit_lead", "party_secretary", "party_member",
+              "volunteer")
+
+
+class Person(Base):
+    """A person who serves one or more grids; ID-card numbers only as a keyed hash."""
+
+    __tablename__ = "person"
+    id = Column(BigInteger, primary_key=True)
+    name = Column(Text, nullable=False)
+    phone = Column(Text)
+    id_card_hash = Column(Text, unique=True)
+    gender = Column(Text)
+    party_member = Column(Boolean, nullable=False, server_default=text("false"))
+    created_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    attrs = Column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    __table_args__ = (CheckConstraint("name <> ''", name="name"), CheckConstraint("gender IN ('f', 'm')", name="gender"))
+
+
+class GridPost(Base):
+    """A person's role on a grid over ``[valid_from, valid_to)``; building and unit leads name their building."""
+
+    __tablename__ = "grid_post"
+    id = Column(BigInteger, primary_key=True)
+    person_id = Column(BigInteger, ForeignKey("person.id", ondelete="CASCADE"), nullable=False, index=True)
+    grid_code = Column(Text, nullable=False)
+    role = Column(Text, nullable=False)
+    building_code = Column(Text)
+    unit = Column(Integer)
+    valid_from = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    valid_to = Column(DateTime(timezone=True))
+    __table_args__ = (
+        CheckConstraint(f"role IN ({_in(POST_ROLES)})", name="role"),
+        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="validity"),
+        CheckConstraint("role NOT IN ('building_lead', 'unit_lead') OR building_code IS NOT NULL", name="building"),
+        CheckConstraint("role <> 'unit_lead' OR unit IS NOT NULL", name="unit"),
+    )
+
+
+class PartyOrg(Base):
+    """A party organisation (committee, general branch, branch, group) in a tree by ``parent_code``."""
+
+    __tablename__ = "party_org"
+    id = Column(BigInteger, primary_key=True)
+    code = Column(Text, nullable=False, unique=True)
+    name = Column(Text, nullable=False)
+    kind = Column(Text, nullable=False)
+    parent_code = Column(Text, ForeignKey("party_org.code"))
+    secretary_id = Column(BigInteger, ForeignKey("person.id", ondelete="SET NULL"))
+    valid_from = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    valid_to = Column(DateTime(timezone=True))
+    __table_args__ = (CheckConstraint("kind IN ('committee', 'general_branch', 'branch', 'group')", name="kind"),
+                      CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="validity"))
+
+
+class PartyOrgGrid(Base):
+    """A grid an organisation covers, dated."""
+
+    __tablename__ = "party_org_grid"
+    org_id = Column(BigInteger, ForeignKey("party_org.id", ondelete="CASCADE"), primary_key=True)
+    grid_code = Column(Text, primary_key=True)
+    valid_from = Column(DateTime(timezone=True), primary_key=True, server_default=func.now())
+    valid_to = Column(DateTime(timezone=True))
+
+
+class AppSecret(Base):
+    """A key shared by every server on this database (QR signatures, ID-card hashing); never served."""
+
+    __tablename__ = "app_secret"
+    name = Column(Text, primary_key=True)
+    value = Column(LargeBinary, nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
 grid = Grid.__table__
 grid_person = GridPerson.__table__
 building = Building.__table__
@@ -220,3 +492,18 @@ risk_visit = RiskVisit.__table__
 grid_risk = GridRisk.__table__
 app_user = AppUser.__table__
 api_token = ApiToken.__table__
+grid_code = GridCode.__table__
+grid_share = GridShare.__table__
+grid_change = GridChange.__table__
+resident = Resident.__table__
+report = Report.__table__
+report_log = ReportLog.__table__
+report_media = ReportMedia.__table__
+report_contact = ReportContact.__table__
+department = Department.__table__
+department_member = DepartmentMember.__table__
+person = Person.__table__
+grid_post = GridPost.__table__
+party_org = PartyOrg.__table__
+party_org_grid = PartyOrgGrid.__table__
+app_secret = AppSecret.__table__
