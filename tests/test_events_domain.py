@@ -526,3 +526,15 @@ def test_a_case_as_a_request_hides_personal_fields_without_a_role():
     assert set(public) == set(open311.REQUEST_FIELDS)
     xml = ET.fromstring(open311.encode([public], "requests", "xml")[0])
     assert xml.tag == "service_requests" and xml.find("request/service_request_id").text == "42"
+
+
+def test_a_paused_deadline_keeps_its_working_time_left():
+    # paused Monday 12 Oct 10:00 with a 14:00 deadline: 3 working hours left (10–12, 13–14)
+    moved = clock.carry(at("2026-10-12T14:00"), at("2026-10-12T10:00"), at("2026-10-14T16:00"), True, CAL)
+    assert moved == at("2026-10-15T10:00")  # 16–18 on Wednesday, then 09–10 on Thursday
+    assert clock.carry(at("2026-10-12T09:30"), at("2026-10-12T10:00"), at("2026-10-14T16:00"), True, CAL) == at(
+        "2026-10-12T09:30"
+    )
+    assert clock.carry(at("2026-10-12T14:00"), at("2026-10-12T10:00"), at("2026-10-13T10:00"), False, CAL) == at(
+        "2026-10-13T14:00"
+    )

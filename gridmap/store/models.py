@@ -270,9 +270,9 @@ class Resident(Base):
     assigned_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
-#: The loop's states (migration 0010); ``status`` is ``closed`` exactly in the last three.
+#: The loop's states (migrations 0010, 0012); ``status`` is ``closed`` in closed, cancelled, merged, assessed.
 CASE_STATES = ("reported", "filed", "dispatched", "disposing", "disposed", "verified", "closed", "suspended",
-               "cancelled", "merged")
+               "cancelled", "merged", "assessed", "reopen_requested", "split_up")
 HANDLING_LEVELS = ("micro", "courtyard", "community", "street", "district", "city")
 
 
@@ -325,6 +325,7 @@ class Report(Base):
     version = Column(Integer, nullable=False, server_default="1")
     attrs = Column(JSONB, nullable=False, server_default=sa.text("'{}'::jsonb"))
     assigned_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    tick_at = Column(DateTime(timezone=True))  # next instant the clock's tick looks at this case (0012)
     __table_args__ = (
         CheckConstraint(f"state IN ({_in(CASE_STATES)})", name="state"),
         CheckConstraint(f"handling_level IN ({_in(HANDLING_LEVELS)})", name="handling_level"),

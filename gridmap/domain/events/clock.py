@@ -157,3 +157,21 @@ def status(clock: Clock, now: datetime, cal: WorkCalendar, warn_ratio: float = 0
         return "paused"
     share = used(clock, now, cal) / clock.budget
     return "overdue" if share >= 1.0 else "warning" if share >= warn_ratio else "on_time"
+
+
+def carry(instant: datetime | None, paused_at: datetime, resumed_at: datetime, working: bool, cal: WorkCalendar):
+    """Where an instant of a paused clock (a deadline, a warning) lands after resuming at ``resumed_at``:
+    the time that was left at the pause, counted again from the resume (None stays None)."""
+    if instant is None or instant <= paused_at:
+        return instant
+    if working:
+        return cal.add_working(resumed_at, cal.working_seconds(paused_at, instant))
+    return resumed_at + (instant - paused_at)
+
+
+def next_tick(warn_at, warned_at, due_at, can_climb: bool):
+    """When the tick must next look at a case: its warning if not yet given, else its deadline while it
+    can still climb; None when there is nothing left to do (paused cases are never ticked)."""
+    if warn_at is not None and warned_at is None:
+        return warn_at
+    return due_at if can_climb else None
