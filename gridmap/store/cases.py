@@ -213,3 +213,11 @@ def nearby_open(conn: Connection, matter: str, lon: float, lat: float, radius_m:
         {"lon": lon, "lat": lat, "matter": matter, "since": since, "radius": radius_m, "exclude": exclude},
     )
     return [tuple(r) for r in rows]
+
+
+def by_external_id(conn: Connection, source: str, external_id: str) -> int | None:
+    """The case already received from ``source`` with that id (intake is idempotent per channel)."""
+    return conn.execute(
+        sa.text("SELECT id FROM report WHERE source = :source AND external_id = :ext"),
+        {"source": source, "ext": external_id},
+    ).scalar()

@@ -80,3 +80,13 @@ def listing(conn: Connection, grid_code: str | None = None) -> list[dict]:
         {"grid": grid_code},
     ).mappings()
     return [dict(r) for r in rows]
+
+
+def of_user_name(conn: Connection, name: str) -> list[tuple[str, str | None]]:
+    """(department code, grid code) of every active department the user called ``name`` belongs to."""
+    rows = conn.execute(
+        sa.text("""SELECT d.code, d.grid_code FROM department d JOIN department_member m ON m.department_id = d.id
+                   JOIN app_user u ON u.id = m.user_id WHERE u.name = :name AND d.active ORDER BY d.code"""),
+        {"name": name},
+    )
+    return [tuple(r) for r in rows]
