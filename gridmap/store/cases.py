@@ -221,3 +221,19 @@ def by_external_id(conn: Connection, source: str, external_id: str) -> int | Non
         sa.text("SELECT id FROM report WHERE source = :source AND external_id = :ext"),
         {"source": source, "ext": external_id},
     ).scalar()
+
+
+def known_external_ids(conn: Connection, source: str, ids: list[str]) -> set[str]:
+    """Which of ``ids`` were already received from ``source``."""
+    rows = conn.execute(
+        sa.text("SELECT external_id FROM report WHERE source = :source AND external_id = ANY(:ids)"),
+        {"source": source, "ids": ids},
+    )
+    return {r[0] for r in rows}
+
+
+def copy_contacts(conn: Connection, frame: pd.DataFrame) -> int:
+    """COPY reporters (report_id, kind, channel, name, phone)."""
+    columns = ["report_id", "kind", "channel", "name", "phone"]
+    copy_frame(conn, "report_contact", columns, frame[columns])
+    return len(frame)
