@@ -101,4 +101,12 @@ def create(centre: Centre, got: open311.Intake, *, actor: str) -> list[dict]:
                     media_urls=(got.media_url,) if got.media_url else (), attributes=got.attributes)  # fmt: skip
     filed = intake(centre, report, actor=actor)
     notice = filed["route"]["why"] if filed["route"] else None
-    return [{"service_request_id": filed["id"], "service_notice": notice, "account_id": got.account_id}]
+    # the reporter key doubles as the spec's token: GET tokens/{token} finds the request again
+    return [
+        {
+            "service_request_id": filed["id"],
+            "service_notice": notice,
+            "account_id": got.account_id,
+            "token": filed.get("reporter_key"),
+        }
+    ]

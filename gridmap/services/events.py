@@ -224,3 +224,28 @@ def require_int(value, what: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise InputError(f"{what} must be a whole number, got {value!r}") from None
+
+
+def departments_list(centre: Centre, grid: str | None) -> list[dict]:
+    with centre.engine.connect() as conn:
+        return departments.listing(conn, grid)
+
+
+def duplicates_of(centre: Centre, case_id: int) -> list[dict]:
+    """Open cases of the same matter within its radius and window of case ``case_id``."""
+    with centre.engine.connect() as conn:
+        case = cases.get(conn, case_id)
+        if case is None:
+            raise NotFound(f"no case {case_id}")
+        matter = centre.catalogue.matters.get(case["matter_code"])
+        if matter is None:
+            return []
+        place = {"lon": case["lon"], "lat": case["lat"]}
+        found = suggest_duplicates(conn, centre, matter, place, case["received_at"], exclude=case_id)
+    return [d.__dict__ for d in found]
+
+
+def case_of_key(centre: Centre, key: str) -> int | None:
+    """The case whose reporter key is ``key`` (Open311 tokens), or None."""
+    with centre.engine.connect() as conn:
+        return cases.by_reporter_key(conn, _key_hash(key))

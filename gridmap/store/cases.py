@@ -237,3 +237,7 @@ def copy_contacts(conn: Connection, frame: pd.DataFrame) -> int:
     columns = ["report_id", "kind", "channel", "name", "phone"]
     copy_frame(conn, "report_contact", columns, frame[columns])
     return len(frame)
+
+
+def by_reporter_key(conn: Connection, key_hash: str) -> int | None:
+    return conn.execute(sa.text("SELECT id FROM report WHERE attrs->>'reporter_key' = :h"), {"h": key_hash}).scalar()

@@ -7,7 +7,8 @@
 
 And ``tick_at``: the next instant the clock's tick must look at a case (its 80 % warning, then its
 deadline while it can still climb; NULL while paused, stopped or at the top), indexed where set,
-so a tick over 200,000 open cases reads only the due ones and takes each with ``SKIP LOCKED``.
+so a tick over 200,000 open cases reads only the due ones and takes each with ``SKIP LOCKED``; and
+an index on the hash of each case's reporter key (``attrs.reporter_key``, also its Open311 token).
 
 Revision ID: 0012
 Revises: 0011
@@ -46,10 +47,13 @@ def upgrade() -> None:
     op.execute(_status_function(CLOSED_NEW))
     op.execute("ALTER TABLE report ADD COLUMN tick_at timestamptz")
     op.execute("CREATE INDEX ix_report_tick_at ON report (tick_at) WHERE tick_at IS NOT NULL")
+    # a reporter key (also the Open311 token) finds its case again
+    op.execute("CREATE INDEX ix_report_reporter_key ON report ((attrs->>'reporter_key')) WHERE attrs ? 'reporter_key'")
 
 
 def downgrade() -> None:
     op.execute("DROP INDEX IF EXISTS ix_report_tick_at")
+    op.execute("DROP INDEX IF EXISTS ix_report_reporter_key")
     op.execute("ALTER TABLE report DROP COLUMN tick_at")
     op.execute("UPDATE report SET state = 'closed' WHERE state IN ('assessed', 'reopen_requested')")
     op.execute("UPDATE report SET state = 'dispatched' WHERE state IN ('split_up')")
