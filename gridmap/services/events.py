@@ -23,6 +23,7 @@ from ..domain.events.intake import Report
 from ..domain.events.loop import LOOP, Context
 from ..errors import GridmapError, InputError, NotFound
 from ..store import cases, departments
+from . import matters
 
 SYSTEM = "system"
 
@@ -249,3 +250,10 @@ def case_of_key(centre: Centre, key: str) -> int | None:
     """The case whose reporter key is ``key`` (Open311 tokens), or None."""
     with centre.engine.connect() as conn:
         return cases.by_reporter_key(conn, _key_hash(key))
+
+
+def make_centre(settings, engine: Engine, locator) -> Centre:
+    """The event centre of ``settings``: its catalogue (layers folder), calendar and time zone."""
+    catalogue = matters.load(settings.layers_dir)
+    tz = getattr(settings, "timezone", "Asia/Shanghai")
+    return Centre(engine, catalogue, matters.calendar(catalogue, tz), locator, tz, Path(settings.home) / "media")
