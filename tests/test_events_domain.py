@@ -3,6 +3,7 @@ assessment and Open311 encoding.  Real libraries (python-statemachine, chinese-c
 
 from __future__ import annotations
 
+import itertools
 import json
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
@@ -538,3 +539,32 @@ def test_a_paused_deadline_keeps_its_working_time_left():
     assert clock.carry(at("2026-10-12T14:00"), at("2026-10-12T10:00"), at("2026-10-13T10:00"), False, CAL) == at(
         "2026-10-13T14:00"
     )
+
+
+# --- the demo's year of cases ---------------------------------------------------------------------
+
+
+def test_demo_year_of_cases_follows_the_loop_and_ends_in_a_mix_of_states():
+    from gridmap.domain.demo import cases as demo_cases
+
+    cat = shipped()
+    micros = [
+        {"micro_code": f"M{i}", "courtyard_code": f"Y{i}", "community_code": "C1", "street_code": "S1",
+         "district_code": "D1", "lon": 113.68 + i * 0.001, "lat": 34.75}
+        for i in range(20)
+    ]  # fmt: skip
+    grids = [{"code": "C1", "level": "community", "name": "社区"}, {"code": "S1", "level": "street", "name": "街道"},
+             {"code": "D1", "level": "district", "name": "区"}]  # fmt: skip
+    depts = {(r["categories"][0], r["grid_code"]): r["code"] for r in demo_cases.department_rows(cat, grids)}
+    workers = {m["micro_code"]: ("person:1",) for m in micros}
+    now = at("2026-11-20T10:00")
+    rows, logs = demo_cases.generate(cat, CAL, micros, depts, workers, now, 600, seed=3)
+    states = {r["state"] for r in rows}
+    assert {"assessed", "dispatched"} <= states and len(states) >= 4
+    assert any(r["escalations"] for r in rows) and any(r["reopened"] for r in rows)
+    assert any(r["state"] in ("filed", "dispatched") and r["due_at"] < now for r in rows)  # overdue today
+    for row, log in zip(rows, logs, strict=True):
+        assert log[-1]["to_state"] == row["state"]
+        assert all(a["at"] <= b["at"] <= now for a, b in itertools.pairwise(log))
+        for entry in log[2:]:  # after report and file: each step is one the loop allows from the state before
+            assert entry["action"] in LOOP.actions(entry["from_state"])
