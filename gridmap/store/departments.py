@@ -90,3 +90,28 @@ def of_user_name(conn: Connection, name: str) -> list[tuple[str, str | None]]:
         {"name": name},
     )
     return [tuple(r) for r in rows]
+
+
+def grids_with_departments(conn: Connection) -> list[dict]:
+    """Current community, street and district grids (code, level, name): where departments sit."""
+    rows = conn.execute(
+        sa.text("""SELECT code, level, name FROM grid WHERE valid_to IS NULL
+                   AND level IN ('community', 'street', 'district') ORDER BY code""")
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def micro_chains(conn: Connection) -> list[dict]:
+    """Every current micro-grid with its chain's codes and a point inside it (lon, lat)."""
+    rows = conn.execute(
+        sa.text("""SELECT m.code AS micro_code, y.code AS courtyard_code, c.code AS community_code,
+                          s.code AS street_code, d.code AS district_code,
+                          ST_X(ST_PointOnSurface(m.geom)) AS lon, ST_Y(ST_PointOnSurface(m.geom)) AS lat
+                   FROM grid m
+                   JOIN grid y ON y.code = m.parent_code AND y.valid_to IS NULL
+                   JOIN grid c ON c.code = y.parent_code AND c.valid_to IS NULL
+                   JOIN grid s ON s.code = c.parent_code AND s.valid_to IS NULL
+                   JOIN grid d ON d.code = s.parent_code AND d.valid_to IS NULL
+                   WHERE m.level = 'micro' AND m.valid_to IS NULL ORDER BY m.code""")
+    ).mappings()
+    return [dict(r) for r in rows]
