@@ -1,0 +1,425 @@
+"""The event centre against the real PostGIS and the real Flask app: intake and routing, the loop
+with its log, deadlines and escalation (two tickers at once), duplicates, merge and split, rating
+and reopening, the queue and statistics, photos, and the CLI."""
+
+from __future__ import annotations
+
+import io
+import threading
+import xml.etree.ElementTree as ET
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+import shapely
+import sqlalchemy as sa
+
+from gridmap.domain.demo import cases as demo_cases
+from gridmap.domain.events.assessment import assess
+from gridmap.services import event_clock, events, matters
+from gridmap.services.locator import Locator
+from gridmap.settings import Settings
+from gridmap.store import departments
+
+import cityfactory as cf
+
+MICRO = "41019900100100101"  # courtyard 410199001001001 (x 0..1000), below y = 1000
+COMMUNITY, STREET, DISTRICT = "410199001001", "410199001", "410199"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def lonlat(x, y):
+    p = cf.geo.from_local([shapely.Point(cf.X0 + x, cf.Y0 + y)])[0]
+    return p.x, p.y
+
+
+def catalogue():
+    return matters.load(Settings.from_env().layers_dir)
+
+
+def pick(auto: bool, level: str, kind: str | None = None, verify: str | None = None):
+    """A matter of the shipped catalogue with these properties (the tests do not pin codes)."""
+    return next(m for m in catalogue().matters.values()
+                if m.auto == auto and m.level == level and (kind is None or m.handlers[level] == kind)
+                and (verify is None or m.verify == verify))  # fmt: skip
+
+
+@pytest.fixture
+def city(engine, cli, tmp_path, bearer):
+    """The test city, a department of each kind at its communities, streets and district, a grid
+    worker on MICRO, and users: a handler in the community's 城市管理 and 网格工作站, a verifier."""
+    cf.load(cli, cf.city(), tmp_path)
+    headers = {r: bearer(r) for r in ("dispatcher", "handler", "verifier", "supervisor", "admin", "viewer", "ingest")}
+    with engine.begin() as conn:
+        departments.insert_many(conn, demo_cases.department_rows(catalogue(), departments.grids_with_departments(conn)))
+        pid = conn.execute(
+            sa.text("INSERT INTO person (name, phone) VALUES ('王网格', '13800000001') RETURNING id")
+        ).scalar()
+        conn.execute(sa.text("INSERT INTO grid_post (person_id, grid_code, role) VALUES (:p, :g, 'grid_worker')"),
+                     {"p": pid, "g": MICRO})  # fmt: skip
+        uid = conn.execute(sa.text("SELECT id FROM app_user WHERE name = 'test-handler'")).scalar()
+        for code in (f"{COMMUNITY}-cg", f"{COMMUNITY}-zz"):
+            assert departments.add_member(conn, code, uid)
+    return headers
+
+
+def centre(engine):
+    return events.make_centre(Settings.from_env(), engine, Locator(engine))
+
+
+def file(client, headers, matter, x=300, y=500, **extra):
+    lon, lat = lonlat(x, y)
+    body = {"matter": matter.code, "lon": lon, "lat": lat, "text": "井盖没了，很危险", "channel": "app",
+            "contact": {"name": "李四", "phone": "13900000000"}, **extra}  # fmt: skip
+    res = client.post("/api/v1/events", json=body, headers=headers)
+    assert res.status_code == 201, res.get_json()
+    return res.get_json()
+
+
+def act(client, case_id, action, headers=None, **body):
+    return client.post(f"/api/v1/events/{case_id}/{action}", json=body, headers=headers or {})
+
+
+# --- intake and routing ---------------------------------------------------------------------------
+
+
+def test_an_automatic_matter_goes_to_the_communitys_department_and_says_why(client, city):
+    matter = pick(True, "community", "cg")
+    got = file(client, city["ingest"], matter)
+    assert got["state"] == "dispatched" and got["inside"]
+    assert got["route"]["department"] == f"{COMMUNITY}-cg"
+    assert matter.code in got["route"]["why"] and COMMUNITY in got["route"]["why"]
+    assert got["chain"]["micro"] == MICRO and got["reporter_key"]
+    case = client.get(f"/api/v1/events/{got['id']}", headers=city["dispatcher"]).get_json()
+    assert [e["action"] for e in case["timeline"]] == ["report", "file", "dispatch"]
+    assert case["text"] == "井盖没了，很危险" and case["contacts"][0]["phone"] == "13900000000"
+
+
+def test_personal_data_is_not_readable_without_a_role(client, city):
+    got = file(client, city["ingest"], pick(True, "community", "cg"))
+    for headers in ({}, city["viewer"]):
+        case = client.get(f"/api/v1/events/{got['id']}", headers=headers).get_json()
+        assert "text" not in case and "contacts" not in case and case["address"] is None
+        assert all(e["note"] is None and e["media"] == [] for e in case["timeline"])
+
+
+def test_micro_matters_go_to_the_grid_worker_and_manual_ones_to_the_streets_queue(client, city):
+    micro = file(client, city["ingest"], pick(True, "micro"))
+    assert (micro["state"], micro["route"]["grid"], micro["route"]["workers"]) == ("dispatched", MICRO, 1)
+    manual = file(client, city["ingest"], pick(False, "community"))
+    assert (manual["state"], manual["route"]["queue"]) == ("filed", STREET)
+    assert "by hand" in manual["route"]["why"]
+
+
+def test_a_case_outside_every_grid_is_kept_flagged_and_queued_for_the_city(client, city):
+    got = file(client, city["ingest"], pick(True, "community", "cg"), x=-3000, y=500)
+    assert (got["inside"], got["state"], got["route"]["queue"]) == (False, "filed", "")
+    case = client.get(f"/api/v1/events/{got['id']}", headers=city["dispatcher"]).get_json()
+    assert case["outside"] is True and case["micro_code"] is None and case["lon"] is not None
+
+
+def test_routing_is_simulated_without_filing(client, city, engine):
+    lon, lat = lonlat(300, 500)
+    res = client.get(f"/api/v1/events/route?matter={pick(True, 'community', 'cg').code}&lon={lon}&lat={lat}")
+    assert res.status_code == 200 and res.get_json()["route"]["department"] == f"{COMMUNITY}-cg"
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM report")).scalar() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [({"lon": 1}, "matter is required"), ({"matter": "nope", "lon": 1, "lat": 2}, "unknown matter"),
+     ({"matter": "01001"}, "a location is required"), ({"matter": "01001", "lon": "x", "lat": 1}, "lon must be a number"),
+     ({"matter": "01001", "lon": 1, "lat": 2, "colour": 1}, "unknown field 'colour'")],
+)  # fmt: skip
+def test_bad_reports_are_400_naming_the_field(client, city, body, message):
+    res = client.post("/api/v1/events", json=body, headers=city["ingest"])
+    assert res.status_code == 400 and message in res.get_json()["error"]["message"]
+
+
+# --- the loop ---------------------------------------------------------------------------------------
+
+
+def test_the_whole_loop_with_photos_each_step_logged(client, city, engine):
+    matter = pick(True, "community", "cg", verify="site")
+    got = file(client, city["ingest"], matter)
+    cid, lon, lat = got["id"], *lonlat(310, 505)
+    # a disposal without an after-photo near the case is refused, naming the rule
+    res = act(client, cid, "dispose", city["handler"], note="已更换井盖")
+    assert res.status_code == 409 and "after-photo" in res.get_json()["error"]["message"]
+    res = client.post(f"/api/v1/events/{cid}/dispose", headers=city["handler"],
+                      data={"note": "已更换井盖", "lon": str(lon), "lat": str(lat), "after": (io.BytesIO(PNG), "a.png")})  # fmt: skip
+    assert res.status_code == 200, res.get_json()
+    assert act(client, cid, "verify", city["verifier"], note="现场核实").get_json()["state"] == "verified"
+    assert act(client, cid, "close", city["dispatcher"]).get_json()["state"] == "closed"
+    rated = client.post(f"/api/v1/events/{cid}/rate", json={"rating": 5, "reasons": ["及时"]},
+                        headers={"X-Reporter-Key": got["reporter_key"]})  # fmt: skip
+    assert rated.get_json()["state"] == "assessed"
+    case = client.get(f"/api/v1/events/{cid}", headers=city["dispatcher"]).get_json()
+    steps = [(e["action"], e["from_state"], e["to_state"]) for e in case["timeline"]]
+    assert steps[3:] == [("dispose", "dispatched", "disposed"), ("verify", "disposed", "verified"),
+                         ("close", "verified", "closed"), ("rate", "closed", "assessed")]  # fmt: skip
+    photo = next(m for e in case["timeline"] for m in e["media"])
+    assert photo["stage"] == "after" and photo["file"]
+    served = client.get(f"/api/v1/events/{cid}/media/{photo['id']}", headers=city["dispatcher"])
+    assert served.status_code == 200 and served.data == PNG
+    assert client.get(f"/api/v1/events/{cid}/media/{photo['id']}").status_code in (401, 403)
+
+
+def test_refusals_name_what_is_allowed(client, city):
+    cid = file(client, city["ingest"], pick(True, "community", "cg"))["id"]
+    res = act(client, cid, "close", city["dispatcher"])  # not from dispatched
+    assert res.status_code == 409 and "suspend" in res.get_json()["error"]["detail"]["allowed"]
+    res = act(client, cid, "dispose", city["viewer"], note="x")  # no loop role
+    assert res.status_code == 403 and "handler" in res.get_json()["error"]["message"]
+    res = act(client, cid, "dispose", city["supervisor"], note="x")  # not a handler
+    assert res.status_code == 403 and res.get_json()["error"]["detail"]["allowed"] == ["supervise"]
+    assert act(client, cid, "dispose").status_code == 403  # nobody at all
+
+
+def test_the_verifier_must_not_be_the_disposer_and_stale_versions_are_refused(client, city):
+    matter = pick(True, "community", "cg", verify="site")
+    got = file(client, city["ingest"], matter)
+    lon, lat = lonlat(300, 500)
+    res = act(client, got["id"], "dispose", city["admin"], note="ok", lon=lon, lat=lat,
+              media_urls=["https://example.org/after.jpg"])  # fmt: skip
+    assert res.status_code == 200
+    res = act(client, got["id"], "verify", city["admin"])
+    assert res.status_code == 409 and "must not be the disposer" in res.get_json()["error"]["message"]
+    res = act(client, got["id"], "verify", city["verifier"], version=1)
+    assert res.status_code == 412
+
+
+def test_an_unhappy_rating_opens_a_reopen_request(client, city, engine):
+    got = file(client, city["ingest"], pick(True, "micro"))
+    cid = got["id"]
+    assert (
+        act(client, cid, "dispose", city["handler"], note="done", media_urls=["https://e.org/a.jpg"]).status_code == 200
+    )
+    act(client, cid, "verify", city["verifier"])
+    act(client, cid, "close", city["dispatcher"])
+    res = client.post(f"/api/v1/events/{cid}/rate", json={"rating": 2}, headers={"X-Reporter-Key": "wrong"})
+    assert res.status_code == 403
+    res = client.post(f"/api/v1/events/{cid}/rate", json={"rating": 2}, headers={"X-Reporter-Key": got["reporter_key"]})
+    assert res.get_json()["state"] == "reopen_requested"
+    assert act(client, cid, "reopen", city["dispatcher"]).get_json()["state"] == "dispatched"
+    case = client.get(f"/api/v1/events/{cid}", headers=city["dispatcher"]).get_json()
+    assert case["reopened"] == 1 and case["closed_at"] is None and case["due_at"] is not None
+
+
+def test_suspending_pauses_the_clock_and_resuming_moves_the_deadline(client, city, engine):
+    cid = file(client, city["ingest"], pick(True, "community", "cg"))["id"]
+    before = client.get(f"/api/v1/events/{cid}", headers=city["dispatcher"]).get_json()
+    assert act(client, cid, "suspend", city["handler"]).status_code == 409  # a note is required
+    assert act(client, cid, "suspend", city["handler"], note="等待配件").get_json()["state"] == "suspended"
+    with engine.begin() as conn:  # the pause began a working day ago
+        conn.execute(sa.text("UPDATE report SET paused_at = paused_at - interval '1 day' WHERE id = :id"), {"id": cid})
+    paused = client.get(f"/api/v1/events/{cid}", headers=city["dispatcher"]).get_json()
+    assert paused["tick_at"] is None and paused["paused_at"] is not None
+    assert act(client, cid, "resume", city["handler"]).get_json()["state"] == "dispatched"
+    after = client.get(f"/api/v1/events/{cid}", headers=city["dispatcher"]).get_json()
+    assert after["due_at"] > before["due_at"] and after["paused_seconds"] >= 86_400
+
+
+# --- deadlines and escalation -------------------------------------------------------------------------
+
+
+def _levels(engine, cid):
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT handling_level, department_code, assignee, escalations, tick_at "
+                                    "FROM report WHERE id = :id"), {"id": cid}).one()  # fmt: skip
+
+
+def test_escalation_climbs_every_level_up_the_chain_then_stops(client, city, engine):
+    cen, matter = centre(engine), pick(True, "micro")
+    cid = file(client, city["ingest"], matter)["id"]
+    with engine.connect() as conn:
+        warn_at = conn.execute(sa.text("SELECT warn_at FROM report WHERE id = :id"), {"id": cid}).scalar()
+    assert event_clock.tick(cen, warn_at + timedelta(seconds=1)) == {"warned": 1, "escalated": 0, "at_top": 0}
+    assert event_clock.tick(cen, warn_at + timedelta(seconds=2))["warned"] == 0  # once
+    seen, when = [_levels(engine, cid)[0]], cen.now()
+    for _ in range(6):
+        when += timedelta(days=60)  # far past any deadline of the level reached
+        event_clock.tick(cen, when)
+        seen.append(_levels(engine, cid)[0])
+    assert seen[:5] == ["micro", "courtyard", "community", "street", "district"]
+    assert seen[5:] == ["district", "district"]
+    level, dept, assignee, escalations, tick_at = _levels(engine, cid)
+    assert (dept, escalations, tick_at) == (f"{DISTRICT}-{matter.handlers['district']}", 4, None)
+    case = client.get(f"/api/v1/events/{cid}", headers=city["dispatcher"]).get_json()
+    actions = [e["action"] for e in case["timeline"]]
+    assert actions.count("escalate") == 4 and actions.count("overdue") == 1 and actions.count("warn") == 1
+
+
+def test_two_tickers_at_once_escalate_each_due_case_exactly_once(client, city, engine):
+    cen = centre(engine)
+    ids = [file(client, city["ingest"], pick(True, "community", "cg"), x=100 + i * 30)["id"] for i in range(40)]
+    with engine.begin() as conn:  # all of them past their deadline, warned already
+        conn.execute(sa.text("UPDATE report SET due_at = now() - interval '1 hour', warned_at = now(), "
+                             "tick_at = now() - interval '1 hour' WHERE id = ANY(:ids)"), {"ids": ids})  # fmt: skip
+    results, barrier = [], threading.Barrier(2)
+
+    def run():
+        barrier.wait()
+        results.append(event_clock.tick(cen, cen.now(), batch=7))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r["escalated"] for r in results) == len(ids)
+    with engine.connect() as conn:
+        per_case = conn.execute(sa.text("SELECT report_id, count(*) FROM report_log WHERE action = 'escalate' "
+                                        "GROUP BY report_id"), {}).all()  # fmt: skip
+    assert sorted(r[0] for r in per_case) == sorted(ids) and {r[1] for r in per_case} == {1}
+
+
+# --- duplicates, merge, split ---------------------------------------------------------------------------
+
+
+def test_duplicates_are_suggested_and_a_merge_keeps_the_reporters(client, city, engine):
+    matter = pick(True, "community", "cg")
+    first = file(client, city["ingest"], matter)
+    second = file(client, city["ingest"], matter, x=320, y=520, contact={"name": "赵六", "phone": "13700000000"})
+    assert [d["case_id"] for d in second["duplicates"]] == [first["id"]]
+    assert second["duplicates"][0]["distance_m"] < matter.duplicate_radius_m
+    far = file(client, city["ingest"], matter, x=1900, y=1900)
+    assert far["duplicates"] == []
+    res = act(client, second["id"], "merge", city["dispatcher"], target=first["id"], note="同一井盖")
+    assert res.get_json()["state"] == "merged"
+    kept = client.get(f"/api/v1/events/{first['id']}", headers=city["dispatcher"]).get_json()
+    assert {c["phone"] for c in kept["contacts"]} == {"13900000000", "13700000000"}
+    assert "merged_in" in [e["action"] for e in kept["timeline"]]
+    assert act(client, far["id"], "merge", city["dispatcher"], target=far["id"]).status_code == 400
+
+
+def test_a_split_case_closes_when_its_children_are_done(client, city, engine):
+    parent = file(client, city["ingest"], pick(False, "community"))
+    manual = pick(False, "street")
+    children = [{"matter": manual.code, "note": "交通部分"}, {"matter": manual.code, "note": "市场部分"}]
+    assert act(client, parent["id"], "split", city["dispatcher"], children=children[:1]).status_code == 409
+    assert act(client, parent["id"], "split", city["dispatcher"], children=children).get_json()["state"] == "split_up"
+    with engine.connect() as conn:
+        kids = [r[0] for r in conn.execute(sa.text("SELECT id FROM report WHERE parent_id = :p ORDER BY id"),
+                                           {"p": parent["id"]})]  # fmt: skip
+    assert len(kids) == 2
+    act(client, kids[0], "cancel", city["dispatcher"], note="重复")
+    assert client.get(f"/api/v1/events/{parent['id']}").get_json()["state"] == "split_up"
+    act(client, kids[1], "cancel", city["dispatcher"], note="已由其他部门处理")
+    assert client.get(f"/api/v1/events/{parent['id']}").get_json()["state"] == "closed"
+
+
+# --- queue and statistics -------------------------------------------------------------------------------
+
+
+def test_the_queue_of_a_street_by_deadline_and_stats_match_their_definitions(client, city, engine):
+    cg, manual = pick(True, "community", "cg"), pick(False, "community")
+    ids = [file(client, city["ingest"], m, x=100 + 40 * i)["id"] for i, m in enumerate([cg, manual, cg, manual])]
+    res = client.get(f"/api/v1/events?grid={STREET}&state=filed", headers=city["dispatcher"]).get_json()
+    assert res["total"] == 2 and {c["id"] for c in res["cases"]} == {ids[1], ids[3]}
+    page = client.get(f"/api/v1/events?grid={STREET}", headers=city["dispatcher"]).get_json()["cases"]
+    assert [c["due_at"] for c in page] == sorted(c["due_at"] for c in page)
+    assert client.get(f"/api/v1/events?grid={STREET}").status_code == 401
+    assert client.get("/api/v1/events?grid=nope", headers=city["dispatcher"]).status_code == 404
+    with engine.begin() as conn:  # one closed late, one closed on time with a rating
+        conn.execute(sa.text("UPDATE report SET state = 'closed', closed_at = due_at + interval '2 hours', "
+                             "escalations = 1 WHERE id = :id"), {"id": ids[0]})  # fmt: skip
+        conn.execute(sa.text("UPDATE report SET state = 'assessed', closed_at = received_at + interval '1 hour', "
+                             "rating = 4, reopened = 1 WHERE id = :id"), {"id": ids[2]})  # fmt: skip
+        frame = pd.read_sql(sa.text("SELECT community_code, received_at AS filed_at, closed_at, due_at, escalations, "
+                                    "reopened > 0 AS reopened, rating::float AS rating FROM report"), conn)  # fmt: skip
+    got = client.get(f"/api/v1/events/stats?group=community&grid={STREET}").get_json()["rows"]
+    want = assess(frame, "community_code")
+    for row in got:
+        exp = want.loc[row["key"]]
+        assert row["cases"] == exp.cases and row["closed"] == exp.closed and row["escalations"] == exp.escalations
+        for key in ("on_time_rate", "median_hours", "reopen_rate", "satisfaction"):
+            assert row[key] == pytest.approx(exp[key]) if exp[key] is not None else row[key] is None
+    csv_text = client.get(f"/api/v1/events/stats?group=community&grid={STREET}&format=csv").data.decode("utf-8-sig")
+    assert csv_text.splitlines()[0].startswith("key,cases,closed") and COMMUNITY in csv_text
+
+
+# --- Open311 GeoReport v2 -------------------------------------------------------------------------------
+
+
+def _token(headers):
+    return headers["Authorization"].split()[1]
+
+
+def test_open311_services_and_a_request_filed_and_read_in_json_and_xml(client, city):
+    services = client.get("/open311/v2/services.json").get_json()
+    assert len(services) == len(catalogue().matters) and {"service_code", "group"} <= set(services[0])
+    assert client.get("/open311/v2/services.xml").data.startswith(b"<?xml")
+    matter = pick(True, "community", "cg")
+    lon, lat = lonlat(300, 500)
+    form = {"api_key": _token(city["ingest"]), "service_code": matter.code, "lat": lat, "long": lon,
+            "description": "井盖丢失", "first_name": "三", "last_name": "张", "phone": "13600000000"}  # fmt: skip
+    res = client.post("/open311/v2/requests.xml", data=form)
+    assert res.status_code == 201 and res.content_type.startswith("text/xml")
+    rid = int(ET.fromstring(res.data).find("request/service_request_id").text)
+    one = client.get(f"/open311/v2/requests/{rid}.json").get_json()
+    assert one[0]["service_request_id"] == rid and one[0]["status"] == "open" and one[0]["description"] is None
+    mine = client.get(f"/open311/v2/requests/{rid}.json", headers=city["dispatcher"]).get_json()
+    assert mine[0]["description"] == "井盖丢失"
+    listed = client.get(f"/open311/v2/requests.json?service_code={matter.code}&status=open").get_json()
+    assert [r["service_request_id"] for r in listed] == [rid]
+    assert client.get("/open311/v2/requests.json?status=closed").get_json() == []
+
+
+@pytest.mark.parametrize(
+    ("form", "status", "message"),
+    [({"service_code": None}, 400, "service_code is required"), ({"service_code": "99999"}, 400, "not found"),
+     ({"lat": "91"}, 400, "lat must be between"), ({"lat": None, "long": None}, 400, "a location is required"),
+     ({"api_key": "gm_nope"}, 403, "invalid api_key"), ({"api_key": None}, 403, "api_key is required")],
+)  # fmt: skip
+def test_bad_open311_posts_get_the_specs_errors_in_both_formats(client, city, form, status, message):
+    lon, lat = lonlat(300, 500)
+    base = {"api_key": _token(city["ingest"]), "service_code": pick(True, "community", "cg").code, "lat": lat,
+            "long": lon}  # fmt: skip
+    data = {k: v for k, v in {**base, **form}.items() if v is not None}
+    res = client.post("/open311/v2/requests.json", data=data)
+    assert res.status_code == status
+    assert res.get_json() == [{"code": status, "description": res.get_json()[0]["description"]}]
+    assert message in res.get_json()[0]["description"]
+    xml = client.post("/open311/v2/requests.xml", data=data)
+    assert xml.status_code == status and b"<errors><error><code>" + str(status).encode() in xml.data
+
+
+def test_open311_unknown_things_are_404_in_the_specs_shape(client, city):
+    assert client.get("/open311/v2/services/nope.json").get_json()[0]["code"] == 404
+    assert client.get("/open311/v2/requests/999999.xml").status_code == 404
+    assert client.get("/open311/v2/tokens/nope.json").status_code == 404
+
+
+# --- command line -----------------------------------------------------------------------------------------
+
+
+def test_cli_matters_and_events(cli, city, tmp_path, engine):
+    res = cli("matters", "list", "--auto")
+    assert res.exit_code == 0 and "145 matters (145 automatic)" in res.output
+    assert cli("matters", "check").exit_code == 0
+    bad = tmp_path / "matters.toml"
+    bad.write_text(
+        (Settings.from_env().layers_dir / "matters.toml").read_text("utf-8").replace('micro = "grid"', "micro = 5")
+    )
+    (tmp_path / "matters.csv").write_text((Settings.from_env().layers_dir / "matters.csv").read_text("utf-8"))
+    res = cli("matters", "check", bad)
+    assert res.exit_code == 1 and f"{bad}:" in res.output
+    lon, lat = lonlat(300, 500)
+    res = cli("events", "route", "--matter", pick(True, "community", "cg").code, lon, lat)
+    assert res.exit_code == 0 and f"{COMMUNITY}-cg" in res.output
+    rows = pd.DataFrame({"matter": [pick(True, "community", "cg").code, pick(False, "street").code, "nope"],
+                         "lon": [lon, lon, lon], "lat": [lat, lat, lat], "text": ["a", "b", "c"],
+                         "external_id": ["h1", "h2", "h3"]})  # fmt: skip
+    rows.to_csv(tmp_path / "hotline.csv", index=False)
+    res = cli("events", "import", tmp_path / "hotline.csv")
+    assert res.exit_code == 2 and "row 3" in res.output and "unknown matter 'nope'" in res.output
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM report")).scalar() == 0  # all or nothing
+    rows.iloc[:2].to_csv(tmp_path / "hotline.csv", index=False)
+    res = cli("events", "import", tmp_path / "hotline.csv")
+    assert res.exit_code == 0 and "filed 2 cases" in res.output and "1 dispatched automatically" in res.output
+    res = cli("events", "import", tmp_path / "hotline.csv")
+    assert res.exit_code == 2 and "already received" in res.output
+    assert cli("events", "tick").exit_code == 0
