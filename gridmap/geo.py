@@ -261,3 +261,23 @@ def from_local(geoms):
     scale = np.array([_LOCAL_KX, _LOCAL_KY])
     origin = np.array(LOCAL_ORIGIN)
     return shapely.transform(np.asarray(geoms, dtype=object), lambda c: c / scale + origin)
+
+
+# --- responses drawn on a base map (wgs84 or gcj02) ------------------------------------
+
+def onto_basemap(geometry: dict | None, crs: str) -> dict | None:
+    """A GeoJSON geometry (storage lon/lat) moved onto a ``crs`` base map (unchanged for wgs84)."""
+    if crs == "wgs84" or geometry is None:
+        return geometry
+    g = transform_geoms([shapely.geometry.shape(geometry)], f"EPSG:{STORAGE_SRID}", crs)[0]
+    return shapely.geometry.mapping(g)
+
+
+def bbox_between(bbox, src: str, dst: str):
+    """A (minx, miny, maxx, maxy) box from one frame to another ("wgs84" is storage lon/lat)."""
+    if src == dst or bbox is None:
+        return bbox
+    src = f"EPSG:{STORAGE_SRID}" if src == "wgs84" else src
+    dst = f"EPSG:{STORAGE_SRID}" if dst == "wgs84" else dst
+    x, y = transform_xy([bbox[0], bbox[2]], [bbox[1], bbox[3]], src, dst)
+    return [float(x[0]), float(y[0]), float(x[1]), float(y[1])]

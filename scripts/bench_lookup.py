@@ -33,11 +33,12 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gridmap import ops  # noqa: E402
 from gridmap.domain.lookup import GridIndex  # noqa: E402
-from gridmap.lookups import _release_freed_memory  # noqa: E402
-from gridmap.store import cluster, db  # noqa: E402
-from gridmap.store import grids as store  # noqa: E402
+from gridmap.services.demo import load_demo  # noqa: E402
+from gridmap.services.locator import release_freed_memory  # noqa: E402
+from gridmap.services.resources import load_rules  # noqa: E402
+from gridmap.settings import Settings  # noqa: E402
+from gridmap.store import cluster, db, grids  # noqa: E402
 
 SCALE_MICRO = 42453
 
@@ -48,8 +49,9 @@ def rss_mb() -> float:
 
 
 def bench_db(seed: int) -> str:
-    cluster.start()
-    url = cluster.ensure_database("gridmap_bench")
+    settings = Settings.from_env()
+    cluster.start(settings)
+    url = cluster.ensure_database(settings, "gridmap_bench")
     db.migrate(url)
     eng = db.engine(url)
     with eng.connect() as conn:
@@ -57,7 +59,7 @@ def bench_db(seed: int) -> str:
         elements = conn.execute(sa.text("SELECT count(*) FROM risk_element")).scalar()
     if n != SCALE_MICRO or not elements:  # loaded before the demo had risk elements: load again
         print("loading the Zhengzhou-scale city into gridmap_bench ...", flush=True)
-        ops.load_demo(eng, "zhengzhou", seed, fresh=True)
+        load_demo(eng, "zhengzhou", seed, rules=load_rules(settings.risk_rules_path), fresh=True)
     return url
 
 
@@ -258,8 +260,8 @@ def main():
 
     def build():
         with eng.connect() as conn:
-            index = GridIndex(store.index_frame(conn), epoch=store.epoch(conn))
-        _release_freed_memory()
+            index = GridIndex(grids.index_frame(conn), epoch=grids.epoch(conn))
+        release_freed_memory()
         return index
 
     index = build()

@@ -40,7 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gridmap import geo  # noqa: E402
 from gridmap.domain import partition as P  # noqa: E402
-from gridmap.domain.demo_city import bench_courtyards  # noqa: E402
+from gridmap.domain.partition.cells import Cells  # noqa: E402
+from gridmap.domain.partition.geometry import polygons  # noqa: E402
+from gridmap.domain.demo.city import bench_courtyards  # noqa: E402
 
 BAND = P.Band(50, 70)
 
@@ -54,7 +56,7 @@ def prepare(courtyards):
         xy = np.array([[i.x, i.y] for i in items])
         pts, inverse = np.unique(xy, axis=0, return_inverse=True)
         inverse = inverse.ravel()
-        cells = P._Cells(y["outline"], pts) if len(pts) > 1 else None
+        cells = Cells(y["outline"], pts) if len(pts) > 1 else None
         hh = np.bincount(inverse, weights=[i.households for i in items], minlength=len(pts)).astype(np.int64)
         units = [set() for _ in pts]
         for item, atom in zip(items, inverse):
@@ -195,7 +197,7 @@ def score(yards, results):
             inter = shapely.intersection(np.array(geoms, dtype=object)[a[pairs]], np.array(geoms, dtype=object)[b[pairs]])
             overlap += float(geo.area_m2(inter).sum())
         overlap += float(geo.area_m2([shapely.difference(union, y["outline"])])[0])
-        broken += sum(len(P._polygons(g)) != 1 for g in geoms)
+        broken += sum(len(polygons(g)) != 1 for g in geoms)
         seen = {}
         for n, (_, _, units) in enumerate(grids):
             for u in units:
@@ -212,13 +214,14 @@ def city(workers: int, seed: int) -> None:
     from tqdm import tqdm
 
     from bench_lookup import bench_db  # the same Zhengzhou-scale database, loaded when missing
-    from gridmap import partitions
+    from gridmap.domain.risk import Rules
+    from gridmap.services import partitioning
     from gridmap.store import db
 
     eng = db.engine(bench_db(20241))
     t = time.perf_counter()
     with tqdm(total=17091, unit="courtyard", desc="partition --all", mininterval=2) as bar:
-        report = partitions.run(eng, everything=True, dry_run=True, band=BAND, seed=seed, workers=workers,
+        report = partitioning.run(eng, rules=Rules(), everything=True, dry_run=True, band=BAND, seed=seed, workers=workers,
                                 progress=bar.update)
     dt = time.perf_counter() - t
     s = report["summary"]

@@ -28,9 +28,13 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gridmap import config, ops  # noqa: E402
-from gridmap.domain import demo_city  # noqa: E402
+from gridmap.domain.demo.city import SCALES  # noqa: E402
+from gridmap.services import demo, validation  # noqa: E402
+from gridmap.services.resources import load_rules  # noqa: E402
+from gridmap.settings import Settings  # noqa: E402
 from gridmap.store import cluster, db  # noqa: E402
+
+SETTINGS = Settings.from_env()
 
 SQL_CHECKS = {
     "outside_parent": """
@@ -61,17 +65,17 @@ def median_of(fn, repeat):
 
 
 def fresh_url(name: str) -> str:
-    if config.external_database_url():
+    if SETTINGS.external_database_url:
         raise SystemExit("bench_store.py needs the local cluster (unset GRIDMAP_DATABASE_URL)")
-    cluster.start()
-    url = cluster.ensure_database(name, fresh=True)
+    cluster.start(SETTINGS)
+    url = cluster.ensure_database(SETTINGS, name, fresh=True)
     db.migrate(url)
     return url
 
 
 def our_load(url, folder, manifest):
     eng = db.engine(url)
-    ops.load_manifest(eng, folder, manifest, fresh=True)
+    demo.load_manifest(eng, folder, manifest, rules=load_rules(SETTINGS.risk_rules_path), fresh=True)
 
 
 def geopandas_load(url, folder, manifest):
@@ -93,7 +97,7 @@ def sql_validate(url, tol=1.0):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", default="zhengzhou", choices=list(demo_city.SCALES))
+    parser.add_argument("--scale", default="zhengzhou", choices=list(SCALES))
     parser.add_argument("--seed", type=int, default=20241)
     parser.add_argument("--repeat", type=int, default=3, help="runs per gridmap phase (median printed)")
     parser.add_argument("--competitor-repeat", type=int, default=1, help="runs per competitor phase")
@@ -104,11 +108,11 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory(prefix="gridmap-bench-") as tmp:
         folder = Path(tmp)
-        t_gen, manifest = median_of(lambda: demo_city.generate(args.scale, args.seed, folder), 1)
+        t_gen, manifest = median_of(lambda: demo.generate(args.scale, args.seed, folder), 1)
         print(f"generated {args.scale}: {json.dumps(manifest['counts'])} in {t_gen:.1f} s", flush=True)
         t_load, _ = median_of(lambda: our_load(url, folder, manifest), args.repeat)
         print(f"gridmap load: {t_load:.1f} s", flush=True)
-        t_val, problems = median_of(lambda: ops.validate(db.engine(url)), args.repeat)
+        t_val, problems = median_of(lambda: validation.validate(db.engine(url)), args.repeat)
         print(f"gridmap validate: {t_val:.1f} s, {len(problems)} problems", flush=True)
         t_gpd, _ = median_of(lambda: geopandas_load(url, folder, manifest), args.competitor_repeat)
         print(f"geopandas to_postgis: {t_gpd:.1f} s", flush=True)

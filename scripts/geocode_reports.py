@@ -17,10 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gridmap import ops  # noqa: E402
 from gridmap.errors import GridmapError  # noqa: E402
-from gridmap.lookups import Locator, assign_file, record_file  # noqa: E402
-from gridmap.store.db import engine  # noqa: E402
+from gridmap.services.assignment import assign_file, record_file  # noqa: E402
+from gridmap.services.database import ready_engine  # noqa: E402
+from gridmap.services.locator import Locator  # noqa: E402
+from gridmap.settings import Settings  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -37,8 +38,7 @@ def main(argv=None) -> int:
     if not args.out and not args.store:
         parser.error("give --out FILE, --store, or both")
     try:
-        eng = engine()
-        ops.ensure_schema(eng)
+        eng = ready_engine(Settings.from_env())
         locator = Locator(eng)
         options = dict(crs=args.crs, lon_col=args.lon_col, lat_col=args.lat_col, address_col=args.address_col)
         if args.out:

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gridmap import ops
 from gridmap.cli import main
-from gridmap.store import cluster, db
-from gridmap.store import grids as store
-from gridmap.store import users
+from gridmap.services import resources
+from gridmap.services.demo import load_demo
+from gridmap.settings import Settings
+from gridmap.store import cluster, db, users
 from gridmap.web import create_app
 
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -27,8 +27,9 @@ DEMO_SEED = 7
 def _database(env_var: str, name: str) -> str:
     url = os.environ.get(env_var)
     if not url:
-        cluster.start()
-        url = cluster.ensure_database(name, fresh=True)
+        settings = Settings.from_env()
+        cluster.start(settings)
+        url = cluster.ensure_database(settings, name, fresh=True)
     db.migrate(url)
     return url
 
@@ -42,7 +43,7 @@ def database_url() -> str:
 def engine(database_url):
     eng = db.engine(database_url)
     with eng.begin() as conn:
-        store.truncate_all(conn)
+        db.truncate_all(conn)
         users.truncate(conn)
     return eng
 
@@ -64,7 +65,8 @@ def bearer(engine):
 @pytest.fixture(scope="session")
 def demo_url() -> str:
     url = _database("GRIDMAP_TEST_DEMO_DATABASE_URL", "gridmap_test_demo")
-    ops.load_demo(db.engine(url), "guancheng", DEMO_SEED, fresh=True)
+    load_demo(db.engine(url), "guancheng", DEMO_SEED, rules=resources.load_rules(Settings.from_env().risk_rules_path),
+              fresh=True)
     return url
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from gridmap import lookups
+from gridmap.services.locator import Locator
 from gridmap.domain.address import chinese_number, normalise
 from gridmap.errors import InputError
 from gridmap.store import db
@@ -32,7 +32,7 @@ def test_normalise():
 
 @pytest.fixture(scope="module")
 def demo_locator(demo_url):
-    return lookups.Locator(db.engine(demo_url))
+    return Locator(db.engine(demo_url))
 
 
 @pytest.fixture(scope="module")

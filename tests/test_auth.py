@@ -428,16 +428,16 @@ def test_users_on_a_database_not_upgraded(engine, database_url):
 
 
 def test_demo_load_gives_a_demo_admin_token_once(engine, database_url, capsys):
-    from gridmap import cli as cli_module
+    from gridmap.cli.demo import demo_admin
 
-    cli_module._demo_admin(engine)
+    demo_admin(engine)
     out = capsys.readouterr()
     token = out.out.strip()
     assert "added user demo-admin (role admin)" in out.err and token.startswith("gm_")
     res = app_for(database_url).test_client().post("/api/v1/partition", json={},
                                                    headers={"Authorization": "Bearer " + token})
     assert res.status_code == 400  # admitted (an empty body is the handler's complaint)
-    cli_module._demo_admin(engine)  # a second load makes no new user and prints no token
+    demo_admin(engine)  # a second load makes no new user and prints no token
     out = capsys.readouterr()
     assert out.out == "" and "gridmap users token demo-admin" in out.err
     with engine.connect() as conn:

@@ -35,22 +35,23 @@ def test_unreachable_database_is_one_line(tmp_path):
 def test_db_start_takes_the_next_free_port_when_the_default_is_taken(tmp_path, monkeypatch):
     import socket
 
-    from gridmap import config
+    from gridmap.settings import DEFAULT_PG_PORT, Settings
     from gridmap.store import cluster
 
     monkeypatch.setenv("GRIDMAP_HOME", str(tmp_path))
     monkeypatch.delenv("GRIDMAP_PG_PORT", raising=False)
-    assert config.pg_port() == config.DEFAULT_PG_PORT
+    settings = Settings.from_env()
+    assert settings.pg_port() == DEFAULT_PG_PORT
     holder = socket.socket()
     try:
-        if cluster._port_free(config.DEFAULT_PG_PORT):  # take it ourselves when no cluster holds it
-            holder.bind(("127.0.0.1", config.DEFAULT_PG_PORT))
+        if cluster._port_free(DEFAULT_PG_PORT):  # take it ourselves when no cluster holds it
+            holder.bind(("127.0.0.1", DEFAULT_PG_PORT))
             holder.listen()
-        cluster._choose_port()
-        port = config.pg_port()
-        assert port != config.DEFAULT_PG_PORT and cluster._port_free(port)
+        cluster._choose_port(settings)
+        port = settings.pg_port()
+        assert port != DEFAULT_PG_PORT and cluster._port_free(port)
         assert (tmp_path / "pg.port").read_text().strip() == str(port)
     finally:
         holder.close()
     monkeypatch.setenv("GRIDMAP_PG_PORT", "55999")
-    assert config.pg_port() == 55999  # the variable still wins
+    assert Settings.from_env().pg_port() == 55999  # the variable still wins

@@ -5,13 +5,13 @@ import pyogrio
 import pytest
 import sqlalchemy as sa
 
-from gridmap import ops
-from gridmap.domain import demo_city
+from gridmap.services import demo as demo_city
+from gridmap.services import grid_views, validation
 from gridmap.store import db
 
 
 def test_guancheng_loaded_counts_and_names(demo_url):
-    stats = ops.stats(db.engine(demo_url))
+    stats = grid_views.stats(db.engine(demo_url))
     counts = {level: v["grids"] for level, v in stats["levels"].items()}
     assert {k: counts[k] for k in ("district", "street", "community", "courtyard", "micro")} == {
         "district": 1, "street": 14, "community": 155, "courtyard": 756, "micro": 1878}
@@ -27,7 +27,7 @@ def test_guancheng_loaded_counts_and_names(demo_url):
 
 
 def test_guancheng_validates_clean(demo_url):
-    assert ops.validate(db.engine(demo_url)) == []
+    assert validation.validate(db.engine(demo_url)) == []
 
 
 def test_generator_is_deterministic(tmp_path):

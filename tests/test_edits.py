@@ -18,7 +18,9 @@ import sqlalchemy as sa
 from shapely.geometry import mapping
 
 import cityfactory as cf
-from gridmap import edits, geo
+from gridmap import geo
+from gridmap.domain.risk import Rules
+from gridmap.services import boundary_edits as edits
 from gridmap.errors import PreconditionFailed
 from gridmap.store import users
 
@@ -302,7 +304,8 @@ def test_two_concurrent_edits_exactly_one_wins(city):
         barrier.wait()
         try:
             edits.apply(city, {"op": "move_boundary", "code": M1, "other": M2,
-                               "geometry": ll(cf.rect(0, 0, 1000, y))}, actor=f"planner{y}", if_match=base)
+                               "geometry": ll(cf.rect(0, 0, 1000, y))}, actor=f"planner{y}", rules=Rules(),
+                        if_match=base)
             results.append("won")
         except PreconditionFailed:
             results.append("412")
@@ -333,7 +336,9 @@ def test_history_and_past_dates(client, planner, city):
     assert [v["valid_to"] is None for v in h["versions"]] == [False, True]
     assert h["versions"][0]["valid_to"] == h["versions"][1]["valid_from"]
     assert h["versions"][0]["area_m2"] == pytest.approx(1_000_000 * SCALE, rel=1e-3)
-    assert [(e["action"], e["actor"], e["reason"]) for e in h["edits"]] == [("replace", "王规划", "调整")]
+    # the import that opened M1, then the edit (imports and partitions are in a grid's history too: #11)
+    assert [(e["action"], e["actor"], e["reason"]) for e in h["edits"]] == [("import micro", "cli", None),
+                                                                             ("replace", "王规划", "调整")]
     at = before.isoformat()
     old = client.get(f"/api/v1/grids/{M1}", query_string={"at": at}).get_json()
     assert geo.area_m2([shapely.geometry.shape(old["geometry"])])[0] == pytest.approx(1_000_000 * SCALE, rel=1e-3)
@@ -366,7 +371,9 @@ def test_cli_edit_and_history(cli, city, tmp_path):
     assert res.exit_code == 0, res.output
     assert "committed edit" in res.output
     res = cli("history", M1)
-    assert res.exit_code == 0 and res.output.count("\nedit ") + res.output.startswith("edit ") == 1
+    edits_shown = [ln for ln in res.output.splitlines() if ln.startswith("edit ")]
+    assert res.exit_code == 0 and [ln.split("  ")[2] for ln in edits_shown] == ["import micro by cli",
+                                                                                "replace by cli: CLI 调整"]
     assert "CLI 调整" in res.output and len([ln for ln in res.output.splitlines() if ln.startswith('"v')]) == 2
 
 

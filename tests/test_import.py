@@ -7,7 +7,7 @@ import shapely
 import sqlalchemy as sa
 
 from gridmap import geo
-from gridmap.domain.demo_city import DATA
+from gridmap.services.resources import DEMO_DATA as DATA
 
 import cityfactory as cf
 

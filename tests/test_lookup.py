@@ -10,7 +10,7 @@ import pytest
 import shapely
 from shapely.geometry import MultiPolygon
 
-from gridmap import lookups
+from gridmap.services import locator as lookups
 from gridmap.domain.lookup import GridIndex
 from gridmap.store import db
 from gridmap.store import grids as store

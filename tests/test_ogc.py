@@ -20,7 +20,8 @@ from shapely.geometry import box, mapping, shape
 
 import cityfactory as cf
 from servers import serving
-from gridmap import edits, geo
+from gridmap import geo
+from gridmap.services import boundary_edits as edits
 from gridmap.domain.levels import ALL_LEVELS
 from gridmap.store import db
 from gridmap.web import ogc

@@ -15,9 +15,9 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from gridmap import ops
+from gridmap.domain.risk import Rules
+from gridmap.services.demo import load_demo
 from gridmap.store import db
-from gridmap.store import grids as store
 from gridmap.store import users
 from gridmap.web import create_app
 from gridmap.web.openapi import document
@@ -70,15 +70,15 @@ def city_copy(database_url):
     """The demo city in the (writable) test database, and a planner's token for the writes."""
     eng = db.engine(database_url)
     with eng.begin() as conn:
-        store.truncate_all(conn)
+        db.truncate_all(conn)
         users.truncate(conn)
-    ops.load_demo(eng, "guancheng", DEMO_SEED, fresh=True)
+    load_demo(eng, "guancheng", DEMO_SEED, rules=Rules(), fresh=True)
     with eng.begin() as conn:
         users.add_user(conn, "schemathesis", "planner")
         token = users.issue_token(conn, "schemathesis")
     yield database_url, {"Authorization": f"Bearer {token}"}
     with eng.begin() as conn:
-        store.truncate_all(conn)
+        db.truncate_all(conn)
         users.truncate(conn)
 
 

@@ -248,7 +248,7 @@ def test_partition_api_previews_and_commits(client, cli, tmp_path, bearer):
     assert res.status_code == 200 and body["dry_run"] is True and "written" not in body
     assert len(body["preview_geojson"]["features"]) == 2
     res = client.post("/api/v1/partition", json={"courtyard": YARD.format(2), "min": "50"}, headers=planner)
-    assert res.status_code == 400 and "min must be an integer" in res.get_json()["error"]["message"]
+    assert res.status_code == 400 and "min must be a whole number" in res.get_json()["error"]["message"]
     res = client.post("/api/v1/partition", json={"courtyard": "nope"}, headers=planner)
     assert res.status_code == 404
     res = client.post("/api/v1/partition", json={"courtyard": YARD.format(2), "commit": True}, headers=planner)
@@ -276,7 +276,7 @@ def test_entrances_spread_along_the_long_side_whatever_the_corner_order():
 def test_units_in_a_row_still_fill_the_band():
     # a benchmark courtyard whose 8 units stand in one row: no straight cut and no split of their
     # Voronoi cells fits 66..70 households a side; empty filler cells let a grid reach round a unit
-    from gridmap.domain.demo_city import bench_courtyards
+    from gridmap.domain.demo.city import bench_courtyards
 
     y = next(bench_courtyards(1, 1))
     buildings = [BuildingIn(b["code"], b["footprint"], b["units"], b["floors"]) for b in y["buildings"]]
@@ -291,7 +291,7 @@ def test_u_shaped_bench_courtyard_takes_a_unit_across_the_u():
     # the benchmark's one miss before subset cuts (bench_partition.py: bench_courtyards(60, 1), seed 1):
     # a U of 103 households, units 21, 9, 9, 8 in the arm and 20, 22, 12, 2 across the base; the only
     # groupings into 50-53 / 50-53 take one unit across the U, which no straight cut or tree cut finds
-    from gridmap.domain.demo_city import bench_courtyards
+    from gridmap.domain.demo.city import bench_courtyards
 
     y = list(bench_courtyards(11, 1))[10]
     assert y["shape"] == "U" and y["households"] == 103
@@ -325,7 +325,7 @@ def test_hand_built_u_takes_a_unit_across_the_u(arm, base, seed):
 
 
 def test_household_sums_decide_whether_a_plan_is_searched():
-    from gridmap.domain.partition import _packable
+    from gridmap.domain.partition.subsets import packable as _packable
 
     two, five = [(50, 70, 60.0)] * 2, [(50, 70, 58.8)] * 5
     assert _packable([21, 9, 9, 8, 20, 22, 12, 2], two)  # 50 + 53

@@ -9,6 +9,9 @@ import shapely
 import sqlalchemy as sa
 
 from gridmap.domain import risk
+from gridmap.errors import InputError
+from gridmap.services.resources import load_rules
+from gridmap.settings import PACKAGE_LAYERS, Settings
 from gridmap.store import db
 from gridmap.store import risk as store
 from gridmap.web import create_app
@@ -122,12 +125,12 @@ def city(engine, cli, tmp_path, monkeypatch):
     import shutil
 
     folder = tmp_path / "plain-layers"
-    shutil.copytree(risk.DEFAULT_LAYERS, folder)
+    shutil.copytree(PACKAGE_LAYERS, folder)
     text = (folder / "risk.toml").read_text(encoding="utf-8")
     (folder / "risk.toml").write_text(re.sub(r"\[rollup\.levels\.[a-z]+\]\n(?:[a-z_]+ = \d+\n)*", "", text),
                                       encoding="utf-8")
     monkeypatch.setenv("GRIDMAP_LAYERS", str(folder))
-    assert risk.load_rules().levels == {}
+    assert load_rules(Settings.from_env().risk_rules_path).levels == {}
     cf.load(cli, cf.city(), tmp_path)
     return engine
 
@@ -324,7 +327,7 @@ def test_elements_filters(filled):
     ("overdue=maybe", 400, "overdue must be true or false"), ("bbox=1,2,3", 400, "bbox must be"),
     ("limit=0", 400, "limit must be between 1 and 10000"), ("limit=x", 400, "limit must be a whole number"),
     ("offset=-1", 400, "offset must be between"), ("at=yesterday", 400, "at: 'yesterday' is not an ISO date"),
-    ("colur=red", 400, "unknown parameter 'colur'"), ("grid=999", 404, "no current grid with code '999'")])
+    ("colur=red", 400, "unknown query parameter 'colur'"), ("grid=999", 404, "no current grid with code '999'")])
 def test_elements_bad_parameters(filled, query, status, message):
     res = filled.get(f"/api/v1/risk/elements?{query}")
     assert res.status_code == status and message in res.get_json()["error"]["message"]
@@ -417,9 +420,9 @@ def test_rules_from_a_layers_folder(filled, tmp_path, monkeypatch, database_url,
     folder.mkdir()
     (folder / "risk.toml").write_text(RISK_TOML)
     monkeypatch.setenv("GRIDMAP_LAYERS", str(folder))
-    rules = risk.load_rules()
+    rules = load_rules(Settings.from_env().risk_rules_path)
     assert rules.visit_days == {"red": 1, "yellow": 2, "blue": 3} and rules.thresholds("micro") == (1, 1, 1)
-    assert risk.load_rules(risk.DEFAULT_LAYERS).visit_days == {"red": 7, "yellow": 30, "blue": 90}
+    assert load_rules(PACKAGE_LAYERS).visit_days == {"red": 7, "yellow": 30, "blue": 90}
     res = cli("risk", "rollup", "--format", "json")
     by_level = __import__("json").loads(res.output)["by_level"]
     # one red: red in its micro-grid (override), yellow above (red threshold 2, yellow threshold 1)
@@ -442,15 +445,15 @@ def test_rules_from_a_layers_folder(filled, tmp_path, monkeypatch, database_url,
 def test_bad_rules_name_the_file_and_key(tmp_path, old, new, message):
     path = tmp_path / "risk.toml"
     path.write_text(RISK_TOML.replace(old, new, 1))
-    with pytest.raises(ValueError) as err:
-        risk.load_rules(path)
+    with pytest.raises(InputError) as err:
+        load_rules(path)
     assert str(err.value).startswith(str(path)) and message in str(err.value)
-    with pytest.raises(ValueError, match="no such risk rules file"):
-        risk.load_rules(tmp_path / "nowhere")
+    with pytest.raises(InputError, match="no such risk rules file"):
+        load_rules(tmp_path / "nowhere")
 
 
 def test_shipped_rules_are_the_documented_defaults():
-    rules = risk.load_rules(risk.DEFAULT_LAYERS)
+    rules = load_rules(PACKAGE_LAYERS)
     assert rules.visit_days == {"red": 7, "yellow": 30, "blue": 90}
     assert (rules.red_threshold, rules.yellow_threshold, rules.blue_threshold) == (1, 3, 1)
     assert set(rules.styles) == {"red", "yellow", "blue", "overdue"}
@@ -460,7 +463,7 @@ def test_shipped_rules_are_the_documented_defaults():
 
 def test_demo_has_every_kind_and_colour_overdue_visits_and_reports(demo_url, demo_client):
     eng = db.engine(demo_url)
-    rules = risk.load_rules(risk.DEFAULT_LAYERS)
+    rules = load_rules(PACKAGE_LAYERS)
     with eng.connect() as conn:
         summary = store.summary(conn, rules)
         unplaced = conn.execute(sa.text("SELECT count(*) FROM risk_element WHERE micro_code IS NULL")).scalar_one()
@@ -486,7 +489,7 @@ def test_demo_has_every_kind_and_colour_overdue_visits_and_reports(demo_url, dem
 
 
 def test_demo_risk_is_deterministic():
-    from gridmap.domain import demo_risk
+    from gridmap.domain.demo import risk as demo_risk
 
     micro = [{"code": f"M{i}", "name": f"某小区第{i}网格", "households": 60,
               "geometry": shapely.box(113.7 + i * 0.01, 34.7, 113.705 + i * 0.01, 34.705)} for i in range(20)]

@@ -16,7 +16,11 @@ from gridmap import geo
 from gridmap.domain import tiling
 from gridmap.store import db
 from gridmap.web import create_app
-from gridmap.web import layers as layer_defs
+from gridmap.errors import InputError
+from gridmap.services import layers as layer_defs
+from gridmap.services.resources import load_rules
+from gridmap.settings import PACKAGE_LAYERS
+from gridmap.store.risk import overdue_sql
 
 EXTENT = tiling.EXTENT
 
@@ -102,11 +106,8 @@ def test_risk_tiles_split_by_colour_with_overdue(demo_client, demo_url, sample):
         seen[colour] = feats
     assert seen["red"], "the sample micro-grid has a red element, so its z14 tile has one"
     with db.engine(demo_url).connect() as conn:
-        from gridmap.domain.risk import load_rules
-        from gridmap.store.risk import overdue_sql
-
         truth = dict(conn.execute(sa.text(
-            f"SELECT e.id, {overdue_sql(load_rules(), 'e', 'now()')} FROM risk_element e WHERE e.colour = 'red'")).all())
+            f"SELECT e.id, {overdue_sql(load_rules(PACKAGE_LAYERS), 'e', 'now()')} FROM risk_element e WHERE e.colour = 'red'")).all())
     for f in seen["red"]:
         assert bool(f["properties"]["overdue"]) == truth[f["properties"]["id"]]
 
@@ -209,7 +210,7 @@ def test_reports_and_search_shift_for_gcj02(demo_client, sample):
 
 def test_adding_a_layer_is_editing_a_file(tmp_path, monkeypatch, demo_url, sample):
     folder = tmp_path / "layers"
-    shutil.copytree(layer_defs.layers_dir(), folder)
+    shutil.copytree(PACKAGE_LAYERS, folder)
     with open(folder / "overlays.toml", "a", encoding="utf-8") as f:
         f.write('\n[[overlay]]\nname = "red-people"\nlabel = "红色人员 Red people"\nsource = "risk"\n'
                 'colour_filter = "red"\nkind_filter = "person"\nmin_zoom = 12\nmax_zoom = 22\nshow = true\n'
@@ -223,5 +224,5 @@ def test_adding_a_layer_is_editing_a_file(tmp_path, monkeypatch, demo_url, sampl
     with open(folder / "overlays.toml", "a", encoding="utf-8") as f:
         f.write('\n[[overlay]]\nname = "broken"\nlabel = "x"\nsource = "satellite"\nmin_zoom = 1\nmax_zoom = 2\n'
                 'show = true\ngroup = "x"\n')
-    with pytest.raises(ValueError, match="overlay 'broken' has source 'satellite'"):
+    with pytest.raises(InputError, match="overlay 'broken' has source 'satellite'"):
         layer_defs.overlay_layers(folder)

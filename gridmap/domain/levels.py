@@ -9,6 +9,9 @@ LEVELS = ("district", "street", "community", "courtyard", "micro")
 SPECIAL = "special"
 ALL_LEVELS = LEVELS + (SPECIAL,)
 SPECIAL_KINDS = ("mall", "market", "school", "enterprise", "other")
+#: Households per micro-grid (Zhengzhou's rule): the partitioner's default band, the edit preview's
+#: out-of-band flags and the statistics histogram all use this one pair.
+HOUSEHOLD_BAND = (50, 70)
 
 LABELS = {
     "district": "区县", "street": "街道/乡镇", "community": "社区/村",

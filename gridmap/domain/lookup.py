@@ -30,7 +30,6 @@ import shapely
 from scipy import ndimage
 
 from .. import geo
-from ..errors import InputError
 from .levels import LEVELS, SPECIAL
 
 MIXED = -2
@@ -414,3 +413,31 @@ def _segment_cells(ax, ay, bx, by, owner, nx, ny):
             for kk in (k - 1, k):
                 add(kk, qq, owner[seg]) if vertical else add(qq, kk, owner[seg])
     return np.concatenate(cells), np.concatenate(owners).astype(np.int64)
+
+
+def assign_table(index: GridIndex, lon, lat, crs: str, problems=None):
+    """Chain columns plus ``status`` (placed / outside / bad), ``error`` and, for points outside
+    every grid, the nearest micro-grid and its distance in metres.  ``problems``: reasons known
+    beforehand (unresolvable addresses), None where the row is fine."""
+    x, y, checked = check_points(lon, lat, crs)
+    if problems is not None:
+        checked = np.where(problems != None, problems, checked)  # noqa: E711
+    problems = checked
+    good = problems == None  # noqa: E711
+    table = index.table(np.where(good, x, np.nan), np.where(good, y, np.nan))
+    placed = table["micro_code"].notna().to_numpy()
+    status = np.where(~good, "bad", np.where(placed, "placed", "outside"))
+    nearest = np.full(len(x), None, dtype=object)
+    distance = np.full(len(x), np.nan)
+    out_idx = np.flatnonzero(status == "outside")
+    if len(out_idx) and len(index.micro):
+        j, d = index.nearest(x[out_idx], y[out_idx])
+        nearest[out_idx] = index.code[index.micro[j]]
+        distance[out_idx] = np.round(d, 1)
+    table["status"] = pd.Categorical(status, categories=["placed", "outside", "bad"])
+    table["error"] = problems
+    table["nearest_micro_code"] = nearest
+    table["nearest_distance_m"] = distance
+    table["lon_wgs84"] = np.where(good, x, np.nan)
+    table["lat_wgs84"] = np.where(good, y, np.nan)
+    return table

@@ -3,16 +3,13 @@ colours through the grid chain.  Pure: no SQL (``gridmap.store.risk`` fetches an
 
 Elements are people (人), places (地), things (物), events (事), situations (情) and organisations
 (组织) marked red (high risk), yellow (medium) or blue (low / ordinary).  Rules come from
-``layers/risk.toml`` (see the comments there for every key).
+``layers/risk.toml`` (see the comments there for every key), read by
+:func:`gridmap.services.resources.load_rules` and checked here by :func:`parse_rules`.
 """
 from __future__ import annotations
 
-import os
 import re
-import tomllib
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,7 +23,6 @@ KIND_LABELS = {"person": "人", "place": "地", "thing": "物", "event": "事", 
 COLOURS = ("red", "yellow", "blue")
 COLOUR_LABELS = {"red": "红", "yellow": "黄", "blue": "蓝"}
 
-DEFAULT_LAYERS = Path(__file__).resolve().parents[2] / "layers"
 _THRESHOLDS = ("red_threshold", "yellow_threshold", "blue_threshold")
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")
 _STYLE_KEYS = {
@@ -60,33 +56,11 @@ class Rules:
                 "styles": self.styles}
 
 
-def layers_dir() -> Path:
-    """GRIDMAP_LAYERS (read now, so a process can point at another folder), else the checkout's layers/."""
-    return Path(os.environ.get("GRIDMAP_LAYERS") or DEFAULT_LAYERS)
-
-
-def load_rules(path=None) -> Rules:
-    """Rules from ``path`` (a risk.toml, or a folder holding one; default: the layers folder).
+def parse_rules(data: dict, path: str) -> Rules:
+    """Rules from the parsed TOML ``data`` of the file ``path``.
 
     ValueError naming the file and the key for a missing, unknown or ill-typed key.
     """
-    path = Path(path) if path is not None else layers_dir()
-    if path.is_dir() or path.suffix != ".toml":
-        path = path / "risk.toml"
-    try:
-        stamp = path.stat().st_mtime_ns
-    except OSError:
-        raise ValueError(f"{path}: no such risk rules file") from None
-    return _load(str(path.resolve()), stamp)
-
-
-@lru_cache(maxsize=8)
-def _load(path: str, _mtime_ns: int) -> Rules:  # the mtime in the key: an edited file is re-read
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: not valid TOML: {exc}") from None
 
     def fail(key, why):
         raise ValueError(f"{path}: {key}: {why}")

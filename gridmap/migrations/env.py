@@ -1,8 +1,8 @@
-"""Alembic environment: the URL comes from gridmap's config (or the caller's connection)."""
+"""Alembic environment: the URL comes from gridmap's settings (or the caller's connection)."""
 from alembic import context
 from sqlalchemy import create_engine
 
-from gridmap.config import database_url
+from gridmap.settings import Settings
 from gridmap.store.models import Base
 
 config = context.config
@@ -16,7 +16,7 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or database_url())
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or Settings.from_env().database_url)
     with engine.connect() as conn:
         context.configure(connection=conn, target_metadata=target_metadata)
         with context.begin_transaction():

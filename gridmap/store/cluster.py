@@ -12,14 +12,16 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
 
-from .. import config
-from ..errors import DatabaseUnavailable
+import psycopg
 
-PG_BIN = Path(os.environ.get("GRIDMAP_PG_BIN", "/usr/lib/postgresql/15/bin"))
+from ..errors import DatabaseUnavailable
+from ..settings import DEFAULT_DB_NAME, DEFAULT_PG_PORT, Settings
+
 POSTGIS_CONTROL = Path("/usr/share/postgresql/15/extension/postgis.control")
 
 #: Settings for a fast local server: bulk loads and validation are the heavy work.
@@ -42,8 +44,8 @@ def _run(args, **kw):
     return subprocess.run(_as_postgres() + [str(a) for a in args], capture_output=True, text=True, **kw)
 
 
-def data_dir() -> Path:
-    return config.project_home() / "pg"
+def data_dir(settings: Settings) -> Path:
+    return settings.home / "pg"
 
 
 def _postgres_can_use(folder: Path) -> bool:
@@ -53,11 +55,11 @@ def _postgres_can_use(folder: Path) -> bool:
                           capture_output=True).returncode == 0
 
 
-def _prepare_dir() -> Path:
+def _prepare_dir(settings: Settings) -> Path:
     """Create the data folder, owned by the server's user, and return it."""
-    home = config.project_home()
+    home = settings.home
     home.mkdir(parents=True, exist_ok=True)
-    link = data_dir()
+    link = data_dir(settings)
     if link.is_symlink() or link.exists():
         return link.resolve()
     if _postgres_can_use(home):
@@ -74,50 +76,49 @@ def _prepare_dir() -> Path:
     return target
 
 
-def status() -> dict:
+def status(settings: Settings) -> dict:
     """Whether the local cluster exists and runs, with its folder, port and URL."""
-    folder = data_dir()
+    folder = data_dir(settings)
     initialised = (folder / "PG_VERSION").exists()
     running = False
     if initialised:
-        running = _run([PG_BIN / "pg_ctl", "-D", folder.resolve(), "status"]).returncode == 0
+        running = _run([settings.pg_bin / "pg_ctl", "-D", folder.resolve(), "status"]).returncode == 0
     return {"data_dir": str(folder), "initialised": initialised, "running": running,
-            "port": config.pg_port(), "url": config.local_database_url()}
+            "port": settings.pg_port(), "url": settings.local_database_url()}
 
 
-def start() -> dict:
+def start(settings: Settings) -> dict:
     """Create (first time) and start the cluster; create the database with PostGIS. Idempotent."""
-    if not (PG_BIN / "pg_ctl").exists():
-        raise DatabaseUnavailable(f"PostgreSQL 15 binaries not found in {PG_BIN} (set GRIDMAP_PG_BIN)")
+    pg_bin = settings.pg_bin
+    if not (pg_bin / "pg_ctl").exists():
+        raise DatabaseUnavailable(f"PostgreSQL 15 binaries not found in {pg_bin} (set GRIDMAP_PG_BIN)")
     if not POSTGIS_CONTROL.exists():
         raise DatabaseUnavailable(
             "PostGIS is not installed: apt-get install -y postgresql-15-postgis-3 "
             "(or run scripts/install_system.sh postgis as root)")
-    folder = _prepare_dir()
+    folder = _prepare_dir(settings)
     if not (folder / "PG_VERSION").exists():
-        res = _run([PG_BIN / "initdb", "-D", folder, "-U", "postgres", "--auth=trust",
+        res = _run([pg_bin / "initdb", "-D", folder, "-U", "postgres", "--auth=trust",
                     "-E", "UTF8", "--locale=C.UTF-8"])
         if res.returncode:
             raise DatabaseUnavailable(f"initdb failed: {res.stderr.strip().splitlines()[-1]}")
         with open(folder / "postgresql.auto.conf", "a") as conf:
             for key, value in SERVER_SETTINGS.items():
                 conf.write(f"{key} = '{value}'\n")
-    if not status()["running"]:
-        _choose_port()
-        opts = f"-p {config.pg_port()} -k {folder}"
-        res = _run([PG_BIN / "pg_ctl", "-D", folder, "-l", folder / "server.log", "-o", opts, "-w", "-t", "60", "start"])
+    if not status(settings)["running"]:
+        _choose_port(settings)
+        opts = f"-p {settings.pg_port()} -k {folder}"
+        res = _run([pg_bin / "pg_ctl", "-D", folder, "-l", folder / "server.log", "-o", opts, "-w", "-t", "60", "start"])
         if res.returncode:
             raise DatabaseUnavailable(
-                f"could not start PostgreSQL on 127.0.0.1:{config.pg_port()} (see {folder / 'server.log'}); "
+                f"could not start PostgreSQL on 127.0.0.1:{settings.pg_port()} (see {folder / 'server.log'}); "
                 "is the port taken? set GRIDMAP_PG_PORT")
-    _wait_ready()
-    ensure_database(config.DEFAULT_DB_NAME)
-    return status()
+    _wait_ready(settings)
+    ensure_database(settings, DEFAULT_DB_NAME)
+    return status(settings)
 
 
 def _port_free(port: int) -> bool:
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind(("127.0.0.1", port))
@@ -126,44 +127,42 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _choose_port() -> None:
+def _choose_port(settings: Settings) -> None:
     """When the port is taken (another checkout's cluster, say) and GRIDMAP_PG_PORT does not fix
     it, take the next free one and record it for this checkout."""
-    if os.environ.get("GRIDMAP_PG_PORT") or _port_free(config.pg_port()):
+    if settings.pg_port_override or _port_free(settings.pg_port()):
         return
-    for port in range(config.DEFAULT_PG_PORT + 1, config.DEFAULT_PG_PORT + 200):
+    for port in range(DEFAULT_PG_PORT + 1, DEFAULT_PG_PORT + 200):
         if _port_free(port):
-            config.port_file().write_text(f"{port}\n")
+            settings.port_file.write_text(f"{port}\n")
             return
 
 
-def _wait_ready(timeout: float = 30.0) -> None:
+def _wait_ready(settings: Settings, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ok = subprocess.run([PG_BIN / "pg_isready", "-h", "127.0.0.1", "-p", str(config.pg_port())],
+        ok = subprocess.run([settings.pg_bin / "pg_isready", "-h", "127.0.0.1", "-p", str(settings.pg_port())],
                             capture_output=True).returncode == 0
         if ok:
             return
         time.sleep(0.2)
-    raise DatabaseUnavailable(f"PostgreSQL on 127.0.0.1:{config.pg_port()} did not become ready")
+    raise DatabaseUnavailable(f"PostgreSQL on 127.0.0.1:{settings.pg_port()} did not become ready")
 
 
-def ensure_database(name: str, *, fresh: bool = False) -> str:
+def ensure_database(settings: Settings, name: str, *, fresh: bool = False) -> str:
     """Create database ``name`` on the local cluster (dropping it first when ``fresh``)."""
-    import psycopg
-
-    admin = f"host=127.0.0.1 port={config.pg_port()} user=postgres dbname=postgres"
+    admin = f"host=127.0.0.1 port={settings.pg_port()} user=postgres dbname=postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         if fresh:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
-    return config.local_database_url(name)
+    return settings.local_database_url(name)
 
 
-def stop() -> dict:
+def stop(settings: Settings) -> dict:
     """Stop the cluster if it runs."""
-    if status()["running"]:
-        _run([PG_BIN / "pg_ctl", "-D", data_dir().resolve(), "-m", "fast", "-w", "stop"])
-    return status()
+    if status(settings)["running"]:
+        _run([settings.pg_bin / "pg_ctl", "-D", data_dir(settings).resolve(), "-m", "fast", "-w", "stop"])
+    return status(settings)

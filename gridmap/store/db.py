@@ -1,24 +1,32 @@
-"""Engines, connections and migrations."""
+"""Engines, connections, migrations, and the bulk-write helpers every table module shares."""
+
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import shapely
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Engine
 
-from .. import config
 from ..errors import DatabaseUnavailable
+from ..geo import STORAGE_SRID
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-
+#: Every data table (users are kept across `demo load --fresh`).
+DATA_TABLES = ("grid", "grid_person", "building", "unit", "edit_log", "resident", "report", "risk_visit",
+               "risk_element", "grid_risk")
 
 _ENGINES: dict[str, Engine] = {}
 
 
-def engine(url: str | None = None) -> Engine:
-    """A pooled engine for ``url`` (default: the database configured now), one per URL and process."""
-    url = url or config.database_url()
+def engine(url: str) -> Engine:
+    """A pooled engine for ``url``, one per URL and process."""
     eng = _ENGINES.get(url)
     if eng is None:
         eng = _ENGINES[url] = sa.create_engine(url, pool_pre_ping=True)
@@ -35,38 +43,64 @@ def _forget_inherited_connections() -> None:
 os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
-def check(eng: Engine) -> None:
-    """Raise DatabaseUnavailable with a hint when the database cannot be reached."""
+def check(eng: Engine, hint: str) -> None:
+    """Raise DatabaseUnavailable ending in ``hint`` when the database cannot be reached."""
     try:
         with eng.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as exc:
-        hint = ("set GRIDMAP_DATABASE_URL or run `gridmap db start`" if not config.external_database_url()
-                else "check GRIDMAP_DATABASE_URL")
-        raise DatabaseUnavailable(f"cannot reach the database {eng.url.render_as_string(hide_password=True)}: "
-                                  f"{str(exc.orig).strip().splitlines()[0]}; {hint}") from None
+        raise DatabaseUnavailable(
+            f"cannot reach the database {eng.url.render_as_string(hide_password=True)}: "
+            f"{str(exc.orig).strip().splitlines()[0]}; {hint}"
+        ) from None
 
 
-def alembic_config(url: str):
-    from alembic.config import Config
+def has_schema(eng: Engine) -> bool:
+    with eng.connect() as conn:
+        return conn.execute(sa.text("SELECT to_regclass('grid')")).scalar() is not None
 
+
+def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 
-def migrate(url: str | None = None) -> str:
+def migrate(url: str) -> str:
     """Bring the schema to the newest migration; return the revision."""
-    from alembic import command
-
-    url = url or config.database_url()
-    check(engine(url))
     command.upgrade(alembic_config(url), "head")
     with engine(url).connect() as conn:
         return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
 
 
-def raw_connection(eng: Engine):
-    """The psycopg connection under a pooled SQLAlchemy connection (for COPY)."""
-    return eng.raw_connection()
+def now(conn: Connection):
+    """The transaction's clock (every version a transaction writes starts at the same instant)."""
+    return conn.execute(sa.text("SELECT now()")).scalar_one()
+
+
+def ewkb_hex(geoms) -> np.ndarray:
+    """Geometries as hex EWKB in the storage SRID (for COPY and ST_GeomFromEWKB)."""
+    return shapely.to_wkb(shapely.set_srid(np.asarray(geoms, dtype=object), STORAGE_SRID), hex=True,
+                          include_srid=True)
+
+
+def copy_frame(conn: Connection, table: str, columns: list[str], frame: pd.DataFrame) -> None:
+    """COPY ``frame`` (columns in order) into ``table`` on the connection's transaction."""
+    buf = io.StringIO()
+    # \r\n ends rows, so the csv writer quotes a value holding a bare \r too (PostgreSQL ends a row there)
+    frame.to_csv(buf, index=False, header=False, na_rep="\\N", lineterminator="\r\n")
+    data = buf.getvalue()
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')") as copy:
+        copy.write(data)
+
+
+def analyze(conn: Connection) -> None:
+    for table in ("grid", "building", "unit", "grid_person", "risk_element", "risk_visit", "report"):
+        conn.execute(sa.text(f"ANALYZE {table}"))
+
+
+def truncate_all(conn: Connection) -> None:
+    """Empty every data table (tests and `demo load --fresh`)."""
+    conn.execute(sa.text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY"))

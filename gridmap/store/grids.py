@@ -1,37 +1,156 @@
-"""SQL for grids, buildings, units and people: bulk writes, current-version reads, chains and stats."""
+"""SQL for grids and their people: versions (as of a date, lock, close, open, re-parent, history),
+current-version reads, chains, search, statistics and the lookup index's inputs.
+
+This is the only module that closes or opens grid versions.
+"""
+
 from __future__ import annotations
 
-import io
-import json
 from datetime import datetime
 
-import numpy as np
 import pandas as pd
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..geo import STORAGE_SRID
+from ..domain.boundaries import Grid
+from .db import copy_frame, ewkb_hex
+
+_COLS = "id, code, name, level, kind, parent_code, households, population, ST_AsBinary(geom) AS wkb"
 
 
-def _as_of(at: datetime | None) -> tuple[str, dict]:
+def as_of(at: datetime | None, alias: str = "") -> tuple[str, dict]:
     """WHERE fragment selecting the versions valid at ``at`` (None: the current ones)."""
+    p = f"{alias}." if alias else ""
     if at is None:
-        return "valid_to IS NULL", {}
-    return "valid_from <= :at AND (valid_to IS NULL OR valid_to > :at)", {"at": at}
+        return f"{p}valid_to IS NULL", {}
+    return f"{p}valid_from <= :at AND ({p}valid_to IS NULL OR {p}valid_to > :at)", {"at": at}
 
 
-def count_grids(conn: Connection, *, level: str | None = None, at: datetime | None = None) -> int:
-    where, params = _as_of(at)
-    if level is not None:
-        where += " AND level = :level"
-        params["level"] = level
-    return conn.execute(sa.text(f"SELECT count(*) FROM grid WHERE {where}"), params).scalar_one()
+def _grids(rows) -> list[Grid]:
+    return [Grid(code=r.code, name=r.name, level=r.level, parent_code=r.parent_code,
+                 geom=shapely.from_wkb(bytes(r.wkb)), households=int(r.households), population=int(r.population),
+                 kind=r.kind, version=int(r.id)) for r in rows]
 
 
-def current_codes(conn: Connection, level: str | None = None, table: str = "grid") -> set[str]:
-    """Codes of current rows of ``table`` (grids optionally of one level)."""
-    sql = f"SELECT code FROM {table} WHERE valid_to IS NULL"
+# --- versions ---------------------------------------------------------------------------
+
+def lock(conn: Connection, codes) -> dict[str, int]:
+    """Lock the current versions of ``codes`` until the transaction ends; their version ids.
+    Every edit locks its grids' parent too, so two edits in one parent run one after the other."""
+    rows = conn.execute(sa.text("SELECT code, id FROM grid WHERE code = ANY(:codes) AND valid_to IS NULL "
+                                "ORDER BY code FOR UPDATE"), {"codes": sorted(set(codes))}).all()
+    return {code: int(i) for code, i in rows}
+
+
+def close(conn: Connection, codes, at: datetime) -> int:
+    """End the current versions of ``codes`` at ``at`` (history is kept). Returns how many were closed."""
+    return conn.execute(sa.text("UPDATE grid SET valid_to = :at WHERE valid_to IS NULL AND code = ANY(:codes)"),
+                        {"at": at, "codes": list(codes)}).rowcount
+
+
+def insert(conn: Connection, frame: pd.DataFrame, valid_from: datetime) -> int:
+    """Bulk-insert checked grids (see ingest.read_grids) as versions starting at ``valid_from``."""
+    out = pd.DataFrame({
+        "code": frame["code"], "name": frame["name"], "level": frame["level"], "kind": frame["kind"],
+        "parent_code": frame["parent_code"], "households": frame["households"],
+        "population": frame["population"], "geom": ewkb_hex(frame["geometry"]),
+        "valid_from": valid_from.isoformat(),
+    })
+    copy_frame(conn, "grid", list(out.columns), out)
+    return len(out)
+
+
+def open_versions(conn: Connection, grids: list[Grid], at: datetime) -> dict[str, int]:
+    """Insert new versions (keeping each code's ``attrs``); their ids."""
+    if not grids:
+        return {}
+    frame = pd.DataFrame({"code": [g.code for g in grids], "name": [g.name for g in grids],
+                          "level": [g.level for g in grids], "kind": [g.kind for g in grids],
+                          "parent_code": [g.parent_code for g in grids],
+                          "households": [int(g.households) for g in grids],
+                          "population": [int(g.population) for g in grids],
+                          "geom": ewkb_hex([g.geom for g in grids])})
+    ids = {}
+    for row in frame.itertuples(index=False):
+        ids[row.code] = conn.execute(sa.text("""
+            INSERT INTO grid (code, name, level, kind, parent_code, households, population, geom, valid_from, attrs)
+            VALUES (:code, :name, :level, :kind, :parent_code, :households, :population, ST_GeomFromEWKB(
+                    decode(:geom, 'hex')), :at,
+                    coalesce((SELECT attrs FROM grid WHERE code = :code ORDER BY valid_from DESC LIMIT 1), '{}'))
+            RETURNING id"""), {**row._asdict(), "at": at}).scalar_one()
+    return ids
+
+
+def reparent(conn: Connection, moves: dict[str, str], at: datetime) -> int:
+    """New versions of children under their new parents (same geometry and counts)."""
+    if not moves:
+        return 0
+    codes = list(moves)
+    conn.execute(sa.text("""
+        CREATE TEMP TABLE _moves (code text PRIMARY KEY, parent text) ON COMMIT DROP"""))
+    conn.execute(sa.text("INSERT INTO _moves VALUES (:c, :p)"), [{"c": c, "p": p} for c, p in moves.items()])
+    conn.execute(sa.text("""
+        CREATE TEMP TABLE _old ON COMMIT DROP AS
+        SELECT g.* FROM grid g WHERE g.code = ANY(:codes) AND g.valid_to IS NULL"""), {"codes": codes})
+    close(conn, codes, at)
+    return conn.execute(sa.text("""
+        INSERT INTO grid (code, name, level, kind, parent_code, households, population, geom, valid_from, attrs)
+        SELECT o.code, o.name, o.level, o.kind, m.parent, o.households, o.population, o.geom, :at, o.attrs
+        FROM _old o JOIN _moves m ON m.code = o.code"""), {"at": at}).rowcount
+
+
+def versions_of(conn: Connection, code: str) -> list[dict]:
+    """Every version of ``code``, oldest first, with its area (m², EPSG:4547) and outline as GeoJSON."""
+    rows = conn.execute(sa.text("""
+        SELECT id, name, level, kind, parent_code, households, population, valid_from, valid_to,
+               ST_Area(ST_Transform(geom, 4547)) AS area_m2, ST_AsGeoJSON(ST_ForcePolygonCCW(geom), 7)::json AS g
+        FROM grid WHERE code = :code ORDER BY valid_from"""), {"code": code}).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def versions(conn: Connection, codes) -> dict[str, int]:
+    """The current version id of each of ``codes``."""
+    rows = conn.execute(sa.text("SELECT code, id FROM grid WHERE code = ANY(:codes) AND valid_to IS NULL"),
+                        {"codes": list(codes)}).all()
+    return {code: int(i) for code, i in rows}
+
+
+# --- current grids as domain objects ----------------------------------------------------
+
+def current(conn: Connection, codes) -> dict[str, Grid]:
+    rows = conn.execute(sa.text(f"SELECT {_COLS} FROM grid WHERE code = ANY(:codes) AND valid_to IS NULL"),
+                        {"codes": list(codes)}).all()
+    return {g.code: g for g in _grids(rows)}
+
+
+def siblings(conn: Connection, parent_code: str | None, level: str) -> list[Grid]:
+    """Current grids of ``level`` under ``parent_code`` (all districts for the top level)."""
+    if parent_code is None:
+        rows = conn.execute(sa.text(f"SELECT {_COLS} FROM grid WHERE level = :level AND valid_to IS NULL"),
+                            {"level": level}).all()
+    else:
+        rows = conn.execute(sa.text(f"SELECT {_COLS} FROM grid WHERE parent_code = :p AND level = :level "
+                                    "AND valid_to IS NULL"), {"p": parent_code, "level": level}).all()
+    return _grids(rows)
+
+
+def children(conn: Connection, parents) -> list[Grid]:
+    rows = conn.execute(sa.text(f"SELECT {_COLS} FROM grid WHERE parent_code = ANY(:p) AND valid_to IS NULL "
+                                "AND level <> 'special'"), {"p": list(parents)}).all()
+    return _grids(rows)
+
+
+def current_children(conn: Connection, parents, level: str = "micro") -> list[str]:
+    """Codes of the current grids of ``level`` under ``parents``."""
+    return conn.execute(sa.text("SELECT code FROM grid WHERE level = :level AND valid_to IS NULL "
+                                "AND parent_code = ANY(:parents) ORDER BY code"),
+                        {"level": level, "parents": list(parents)}).scalars().all()
+
+
+def current_codes(conn: Connection, level: str | None = None) -> set[str]:
+    """Codes of current grids (optionally of one level)."""
+    sql = "SELECT code FROM grid WHERE valid_to IS NULL"
     params = {}
     if level is not None:
         sql += " AND level = :level"
@@ -39,81 +158,53 @@ def current_codes(conn: Connection, level: str | None = None, table: str = "grid
     return set(conn.execute(sa.text(sql), params).scalars())
 
 
-def _ewkb_hex(geoms) -> np.ndarray:
-    return shapely.to_wkb(shapely.set_srid(np.asarray(geoms, dtype=object), STORAGE_SRID), hex=True,
-                          include_srid=True)
+def codes_like(conn: Connection, prefix: str) -> set[str]:
+    """Every code (any version) starting with ``prefix``: new codes must not reuse a retired one."""
+    return set(conn.execute(sa.text("SELECT DISTINCT code FROM grid WHERE code LIKE :p"),
+                            {"p": _like(prefix) + "%"}).scalars())
 
 
-def _copy(conn: Connection, table: str, columns: list[str], frame: pd.DataFrame) -> None:
-    """COPY ``frame`` (columns in order) into ``table`` on the connection's transaction."""
-    buf = io.StringIO()
-    # \r\n ends rows, so the csv writer quotes a value holding a bare \r too (PostgreSQL ends a row there)
-    frame.to_csv(buf, index=False, header=False, na_rep="\\N", lineterminator="\r\n")
-    data = buf.getvalue()
-    cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')") as copy:
-        copy.write(data)
+def _like(text: str) -> str:
+    """``text`` with LIKE's wildcards escaped."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def close_current(conn: Connection, table: str, codes, at: datetime) -> int:
-    """End the current versions of ``codes`` at ``at`` (history is kept). Returns how many were closed."""
-    res = conn.execute(sa.text(f"UPDATE {table} SET valid_to = :at WHERE valid_to IS NULL AND code = ANY(:codes)"),
-                       {"at": at, "codes": list(codes)})
-    return res.rowcount
+def code_exists(conn: Connection, code: str) -> bool:
+    return conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM grid WHERE code = :c)"), {"c": code}).scalar_one()
 
 
-def insert_grids(conn: Connection, frame: pd.DataFrame, valid_from: datetime) -> int:
-    """Bulk-insert checked grids (see ingest.read_grids) as versions starting at ``valid_from``."""
-    out = pd.DataFrame({
-        "code": frame["code"], "name": frame["name"], "level": frame["level"], "kind": frame["kind"],
-        "parent_code": frame["parent_code"], "households": frame["households"],
-        "population": frame["population"], "geom": _ewkb_hex(frame["geometry"]),
-        "valid_from": valid_from.isoformat(),
-    })
-    _copy(conn, "grid", list(out.columns), out)
-    return len(out)
-
-
-def insert_buildings(conn: Connection, frame: pd.DataFrame, valid_from: datetime) -> int:
-    """Bulk-insert checked buildings and their units."""
-    ids = conn.execute(sa.text("SELECT nextval('building_id_seq') FROM generate_series(1, :n)"),
-                       {"n": len(frame)}).scalars().all()
-    out = pd.DataFrame({
-        "id": ids, "code": frame["code"], "courtyard_code": frame["courtyard_code"], "name": frame["name"],
-        "number": frame["number"], "floors": frame["floors"], "households": frame["households"],
-        "geom": _ewkb_hex(frame["geometry"]), "valid_from": valid_from.isoformat(),
-    })
-    _copy(conn, "building", list(out.columns), out)
-    counts = frame["units"].map(len).to_numpy()
-    units = pd.DataFrame({
-        "building_id": np.repeat(np.asarray(ids), counts),
-        "number": np.concatenate([np.arange(1, c + 1) for c in counts]) if len(counts) else [],
-        "households": np.concatenate([np.asarray(u, dtype="int64") for u in frame["units"]]) if len(counts) else [],
-    })
-    _copy(conn, "unit", list(units.columns), units)
-    return len(out)
-
+# --- people ------------------------------------------------------------------------------
 
 def insert_people(conn: Connection, frame: pd.DataFrame) -> int:
-    _copy(conn, "grid_person", ["grid_code", "name", "role", "phone"], frame[["grid_code", "name", "role", "phone"]])
+    copy_frame(conn, "grid_person", ["grid_code", "name", "role", "phone"],
+               frame[["grid_code", "name", "role", "phone"]])
     return len(frame)
 
 
-def log_edit(conn: Connection, actor: str, action: str, reason: str | None, detail: dict) -> None:
-    conn.execute(sa.text("INSERT INTO edit_log (actor, action, reason, detail) VALUES (:a, :b, :r, :d)"),
-                 {"a": actor, "b": action, "r": reason, "d": json.dumps(detail, ensure_ascii=False)})
+def people_by_grid(conn: Connection, level: str = "micro") -> dict[str, list[dict]]:
+    """People responsible for the current grids of ``level``, by grid code."""
+    out: dict[str, list[dict]] = {}
+    rows = conn.execute(sa.text(
+        "SELECT p.grid_code, p.name, p.role, p.phone FROM grid_person p JOIN grid g "
+        "ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level ORDER BY p.id"), {"level": level})
+    for code, name, role, phone in rows:
+        out.setdefault(code, []).append({"name": name, "role": role, "phone": phone})
+    return out
 
 
-def analyze(conn: Connection) -> None:
-    for table in ("grid", "building", "unit", "grid_person", "risk_element", "risk_visit", "report"):
-        conn.execute(sa.text(f"ANALYZE {table}"))
+# --- reads ------------------------------------------------------------------------------
+
+def count(conn: Connection, *, level: str | None = None, at: datetime | None = None) -> int:
+    where, params = as_of(at)
+    if level is not None:
+        where += " AND level = :level"
+        params["level"] = level
+    return conn.execute(sa.text(f"SELECT count(*) FROM grid WHERE {where}"), params).scalar_one()
 
 
-# --- reads --------------------------------------------------------------------
-
-def grid_frame(eng: Engine, *, level: str | None = None, at: datetime | None = None) -> pd.DataFrame:
+def frame(eng: Engine, *, level: str | None = None, at: datetime | None = None) -> pd.DataFrame:
     """Grids valid at ``at`` (default now) with shapely geometries, for validation and export."""
-    where, params = _as_of(at)
+    where, params = as_of(at)
     if level is not None:
         where += " AND level = :level"
         params["level"] = level
@@ -121,39 +212,31 @@ def grid_frame(eng: Engine, *, level: str | None = None, at: datetime | None = N
            f"ST_AsBinary(geom) AS wkb FROM grid WHERE {where} ORDER BY id")
     with eng.connect() as conn:
         rows = conn.execute(sa.text(sql), params).all()
-    frame = pd.DataFrame(rows, columns=["code", "name", "level", "kind", "parent_code", "households",
-                                        "population", "valid_from", "valid_to", "wkb"])
-    frame["geometry"] = shapely.from_wkb(frame.pop("wkb").map(bytes).to_numpy()) if len(frame) else []
-    return frame
-
-
-def building_households(eng: Engine, at: datetime | None = None) -> dict[str, int]:
-    """Households of the buildings of each courtyard, summed from their units."""
-    where, params = _as_of(at)
-    sql = (f"SELECT b.courtyard_code, sum(u.households) FROM building b JOIN unit u ON u.building_id = b.id "
-           f"WHERE {where.replace('valid_', 'b.valid_')} GROUP BY b.courtyard_code")
-    with eng.connect() as conn:
-        return {code: int(n) for code, n in conn.execute(sa.text(sql), params)}
+    out = pd.DataFrame(rows, columns=["code", "name", "level", "kind", "parent_code", "households",
+                                      "population", "valid_from", "valid_to", "wkb"])
+    out["geometry"] = shapely.from_wkb(out.pop("wkb").map(bytes).to_numpy()) if len(out) else []
+    return out
 
 
 def chain(conn: Connection, code: str, at: datetime | None = None) -> list[dict]:
     """The grid ``code`` and its ancestors, top first, as valid at ``at``."""
-    where, params = _as_of(at)
+    where, params = as_of(at)
+    g_where, _ = as_of(at, "g")
     sql = f"""
     WITH RECURSIVE up AS (
         SELECT code, name, level, parent_code, 0 AS depth FROM grid WHERE code = :code AND {where}
         UNION ALL
         SELECT g.code, g.name, g.level, g.parent_code, up.depth + 1
         FROM grid g JOIN up ON g.code = up.parent_code
-        WHERE {where.replace('valid_', 'g.valid_')} AND up.depth < 10
+        WHERE {g_where} AND up.depth < 10
     )
     SELECT code, name, level FROM up ORDER BY depth DESC"""
     return [dict(r._mapping) for r in conn.execute(sa.text(sql), {"code": code, **params})]
 
 
-def grid_feature(conn: Connection, code: str, at: datetime | None = None) -> dict | None:
+def feature(conn: Connection, code: str, at: datetime | None = None) -> dict | None:
     """One grid as a GeoJSON Feature (RFC 7946), with its people; None when unknown."""
-    where, params = _as_of(at)
+    where, params = as_of(at)
     row = conn.execute(sa.text(f"""
         SELECT id, code, name, level, kind, parent_code, households, population, valid_from, valid_to,
                ST_AsGeoJSON(ST_ForcePolygonCCW(geom), 7)::json AS geometry,
@@ -191,6 +274,25 @@ def level_collection(conn: Connection, level: str, *, simplify_m: float = 0.0, b
     return conn.execute(sa.text(sql), params).scalar_one()
 
 
+def search(conn: Connection, q: str, limit: int = 10) -> list[dict]:
+    """Current grids whose code starts with ``q`` or whose name contains it, best first, with bounds."""
+    rows = conn.execute(sa.text("""
+        SELECT code, name, level, kind, ST_XMin(b) AS x0, ST_YMin(b) AS y0, ST_XMax(b) AS x1, ST_YMax(b) AS y1
+        FROM (SELECT code, name, level, kind, geom::box2d AS b,
+                     CASE WHEN code = :q THEN 0 WHEN name = :q THEN 1 WHEN code LIKE :prefix THEN 2 ELSE 3 END AS rank
+              FROM grid WHERE valid_to IS NULL AND (code LIKE :prefix OR name LIKE :contains)) s
+        ORDER BY rank, length(name), code LIMIT :limit"""),
+        {"q": q, "prefix": _like(q) + "%", "contains": "%" + _like(q) + "%", "limit": limit}).mappings().all()
+    return [{"code": r["code"], "name": r["name"], "level": r["level"], "kind": r["kind"],
+             "bbox": [r["x0"], r["y0"], r["x1"], r["y1"]]} for r in rows]
+
+
+def micro_households(conn: Connection) -> list[int]:
+    """Households of every current micro-grid (the statistics panel's histogram)."""
+    return [r[0] for r in conn.execute(sa.text(
+        "SELECT households FROM grid WHERE valid_to IS NULL AND level = 'micro'"))]
+
+
 def stats(conn: Connection) -> dict:
     """Counts and households per level of the current version, plus buildings and units."""
     rows = conn.execute(sa.text("""
@@ -218,10 +320,18 @@ def extent(conn: Connection) -> tuple[float, float, float, float] | None:
     return None if row is None or row[0] is None else tuple(row)
 
 
-def truncate_all(conn: Connection) -> None:
-    """Empty every data table (tests and `demo load --fresh`)."""
-    conn.execute(sa.text("TRUNCATE grid, grid_person, building, unit, edit_log, resident, report, risk_visit, "
-                         "risk_element, grid_risk RESTART IDENTITY"))
+def courtyards(conn: Connection, *, codes=None, community: str | None = None) -> list:
+    """Current courtyards (code, name, parent, WKB, households, population) chosen by codes, by
+    community, or all."""
+    where, params = "level = 'courtyard' AND valid_to IS NULL", {}
+    if codes is not None:
+        where += " AND code = ANY(:codes)"
+        params["codes"] = list(codes)
+    if community is not None:
+        where += " AND parent_code = :community"
+        params["community"] = community
+    return conn.execute(sa.text(f"SELECT code, name, parent_code, ST_AsBinary(geom), households, population "
+                                f"FROM grid WHERE {where} ORDER BY code"), params).all()
 
 
 # --- lookup support -------------------------------------------------------------------
@@ -239,23 +349,12 @@ def epoch_raw(dbapi_conn) -> int:
 def index_frame(conn: Connection, at: datetime | None = None) -> pd.DataFrame:
     """Grids valid at ``at`` for the lookup index: every level's code, name, parent; geometry of
     micro-grids and special grids only (the chain above comes from parent links)."""
-    where, params = _as_of(at)
+    where, params = as_of(at)
     rows = conn.execute(sa.text(
         f"SELECT code, name, level, parent_code, CASE WHEN level IN ('micro', 'special') "
         f"THEN ST_AsBinary(geom) END AS wkb FROM grid WHERE {where}"), params).all()
-    frame = pd.DataFrame(rows, columns=["code", "name", "level", "parent_code", "wkb"])
-    frame["geometry"] = shapely.from_wkb(frame.pop("wkb").map(lambda b: None if b is None else bytes(b)).to_numpy())
-    return frame
-
-
-def people_by_grid(conn: Connection, level: str = "micro") -> dict[str, list[dict]]:
-    """People responsible for the current grids of ``level``, by grid code."""
-    out: dict[str, list[dict]] = {}
-    rows = conn.execute(sa.text(
-        "SELECT p.grid_code, p.name, p.role, p.phone FROM grid_person p JOIN grid g "
-        "ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level ORDER BY p.id"), {"level": level})
-    for code, name, role, phone in rows:
-        out.setdefault(code, []).append({"name": name, "role": role, "phone": phone})
+    out = pd.DataFrame(rows, columns=["code", "name", "level", "parent_code", "wkb"])
+    out["geometry"] = shapely.from_wkb(out.pop("wkb").map(lambda b: None if b is None else bytes(b)).to_numpy())
     return out
 
 
@@ -263,8 +362,7 @@ def lookup_sql(conn: Connection, lon: float, lat: float, at: datetime | None = N
     """One point answered by PostGIS alone, in one statement (``ST_Covers`` on the GiST index, lowest
     code wins): micro-grid, chain top first and special grids; None outside.  The reference for the
     in-memory index, and the HTTP benchmark's competitor."""
-    where, params = _as_of(at)
-    g_where = where.replace("valid_", "g.valid_")
+    g_where, params = as_of(at, "g")
     row = conn.execute(sa.text(f"""
         WITH RECURSIVE pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS p),
         micro AS (
@@ -285,49 +383,3 @@ def lookup_sql(conn: Connection, lon: float, lat: float, at: datetime | None = N
     if row[0] is None:
         return None
     return {"micro": row[0], "chain": row[1], "specials": row[2]}
-
-
-def gazetteer_rows(conn: Connection):
-    """(courtyards, buildings) for the address gazetteer: courtyard code, name, community and street
-    names; building code, courtyard code, number text, unit count and an interior point."""
-    courtyards = conn.execute(sa.text("""
-        SELECT y.code, y.name, c.name, s.name FROM grid y
-        LEFT JOIN grid c ON c.code = y.parent_code AND c.valid_to IS NULL
-        LEFT JOIN grid s ON s.code = c.parent_code AND s.valid_to IS NULL
-        WHERE y.level = 'courtyard' AND y.valid_to IS NULL""")).all()
-    buildings = conn.execute(sa.text("""
-        SELECT b.code, b.courtyard_code, b.number, count(u.number), ST_X(p), ST_Y(p)
-        FROM building b LEFT JOIN unit u ON u.building_id = b.id,
-             LATERAL ST_PointOnSurface(b.geom) AS p
-        WHERE b.valid_to IS NULL GROUP BY b.id, p""")).all()
-    return courtyards, buildings
-
-
-def courtyard_inputs(conn: Connection, *, courtyards=None, community: str | None = None) -> tuple[list, list]:
-    """Current courtyards (code, name, parent, WKB, households, population) chosen by codes, by
-    community, or all; and their
-    current buildings (code, courtyard code, floors, WKB, unit households in unit order)."""
-    where, params = "level = 'courtyard' AND valid_to IS NULL", {}
-    if courtyards is not None:
-        where += " AND code = ANY(:codes)"
-        params["codes"] = list(courtyards)
-    if community is not None:
-        where += " AND parent_code = :community"
-        params["community"] = community
-    yards = conn.execute(sa.text(f"SELECT code, name, parent_code, ST_AsBinary(geom), households, population FROM grid "
-                                 f"WHERE {where} "
-                                 "ORDER BY code"), params).all()
-    buildings = conn.execute(sa.text("""
-        SELECT b.code, b.courtyard_code, b.floors, ST_AsBinary(b.geom),
-               array_remove(array_agg(u.households ORDER BY u.number), NULL)
-        FROM building b LEFT JOIN unit u ON u.building_id = b.id
-        WHERE b.valid_to IS NULL AND b.courtyard_code = ANY(:codes)
-        GROUP BY b.id ORDER BY b.courtyard_code, b.code"""), {"codes": [y[0] for y in yards]}).all()
-    return yards, buildings
-
-
-def current_children(conn: Connection, parents, level: str = "micro") -> list[str]:
-    """Codes of the current grids of ``level`` under ``parents``."""
-    return conn.execute(sa.text("SELECT code FROM grid WHERE level = :level AND valid_to IS NULL "
-                                "AND parent_code = ANY(:parents) ORDER BY code"),
-                        {"level": level, "parents": list(parents)}).scalars().all()

@@ -1,11 +1,15 @@
-"""SQL for residents and reports: stored with their micro-grid, reassigned when boundaries move."""
+"""SQL for residents and reports (points with their micro-grid): writes, reassignment when boundaries
+move, the report listings, and the points an edited area holds."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .grids import _copy
+from . import risk
+from .db import copy_frame
 
 TABLES = ("resident", "report")
 _COLUMNS = {
@@ -20,7 +24,7 @@ _OPTIONAL = {"report": ("status", "received_at")}
 def insert(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     """Bulk-insert rows (``geom`` as EWKB hex, or None) into ``resident`` or ``report``."""
     columns = _COLUMNS[table] + [c for c in _OPTIONAL.get(table, ()) if c in frame.columns]
-    _copy(conn, table, columns, frame[columns])
+    copy_frame(conn, table, columns, frame[columns])
     return len(frame)
 
 
@@ -38,8 +42,7 @@ def reassign(conn: Connection, codes) -> dict[str, int]:
                 SELECT 1 FROM grid c WHERE c.code = ANY(:codes) AND c.level = 'micro' AND c.valid_to IS NULL
                   AND ST_Covers(c.geom, t.geom)))"""), {"codes": list(codes)})
         counts[table] = res.rowcount
-    from . import risk  # risk elements: by their representative point, no assigned_at to stamp
-
+    # risk elements: by their representative point, no assigned_at to stamp
     counts["risk_element"] = risk.reassign(conn, codes)
     return counts
 
@@ -47,3 +50,72 @@ def reassign(conn: Connection, codes) -> dict[str, int]:
 def count_by_micro(conn: Connection, table: str) -> dict[str | None, int]:
     rows = conn.execute(sa.text(f"SELECT micro_code, count(*) FROM {table} GROUP BY micro_code"))
     return {code: n for code, n in rows}
+
+
+def points_in(conn: Connection, area) -> dict[str, tuple]:
+    """Residents, reports, risk elements and buildings whose (representative) point lies in ``area``:
+    per table (ids, lon, lat)."""
+    queries = {
+        "residents": "SELECT id, geom AS p FROM resident",
+        "reports": "SELECT id, geom AS p FROM report",
+        "risk_elements": "SELECT id, ST_PointOnSurface(geom) AS p FROM risk_element "
+                         "WHERE geom && ST_GeomFromWKB(:wkb, 4326)",
+        "buildings": "SELECT code AS id, ST_PointOnSurface(geom) AS p FROM building "
+                     "WHERE valid_to IS NULL AND geom && ST_GeomFromWKB(:wkb, 4326)",
+    }
+    out = {}
+    for name, sql in queries.items():
+        rows = conn.execute(sa.text(f"""
+            SELECT id, ST_X(p), ST_Y(p) FROM ({sql}) s
+            WHERE p && ST_GeomFromWKB(:wkb, 4326) AND ST_Covers(ST_GeomFromWKB(:wkb, 4326), p)
+            ORDER BY id"""), {"wkb": shapely.to_wkb(area)}).all()
+        out[name] = (np.array([r[0] for r in rows], dtype=object), np.array([r[1] for r in rows], dtype=float),
+                     np.array([r[2] for r in rows], dtype=float))
+    return out
+
+
+def reports(conn: Connection, bbox, *, status: str | None = None, limit: int = 5000) -> dict:
+    """Reports with a point in ``bbox`` as a FeatureCollection, newest first, with the total matched."""
+    params = {"limit": limit}
+    where = "r.geom IS NOT NULL"
+    if bbox is not None:
+        where += " AND r.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
+        params.update(dict(zip(("x0", "y0", "x1", "y1"), bbox)))
+    if status:
+        where += " AND r.status = :status"
+        params["status"] = status
+    total = conn.execute(sa.text(f"SELECT count(*) FROM report r WHERE {where}"), params).scalar_one()
+    rows = conn.execute(sa.text(f"""
+        SELECT r.id, r.text, r.address, r.status, r.micro_code, r.received_at,
+               ST_X(r.geom) AS lon, ST_Y(r.geom) AS lat
+        FROM report r WHERE {where} ORDER BY r.received_at DESC, r.id DESC LIMIT :limit"""), params).mappings().all()
+    features = [{"type": "Feature", "id": r["id"],
+                 "geometry": {"type": "Point", "coordinates": [round(r["lon"], 7), round(r["lat"], 7)]},
+                 "properties": {"id": r["id"], "text": r["text"], "address": r["address"], "status": r["status"],
+                                "micro_code": r["micro_code"], "received_at": r["received_at"].isoformat()}}
+                for r in rows]
+    return {"type": "FeatureCollection", "features": features, "numberMatched": total,
+            "numberReturned": len(features)}
+
+
+def open_reports_below(conn: Connection, code: str, level: str, limit: int = 20) -> dict:
+    """Open reports in the micro-grids below grid ``code`` (of ``level``): count and the newest few."""
+    micro = _micro_below(level)
+    params = {"code": code, "limit": limit}
+    total = conn.execute(sa.text(f"""
+        WITH RECURSIVE {micro} SELECT count(*) FROM report r JOIN below b ON b.code = r.micro_code
+        WHERE r.status = 'open'"""), params).scalar_one()
+    rows = conn.execute(sa.text(f"""
+        WITH RECURSIVE {micro} SELECT r.id, r.text, r.address, r.received_at, r.micro_code
+        FROM report r JOIN below b ON b.code = r.micro_code WHERE r.status = 'open'
+        ORDER BY r.received_at DESC, r.id DESC LIMIT :limit"""), params).mappings().all()
+    return {"open": total, "latest": [{**dict(r), "received_at": r["received_at"].isoformat()} for r in rows]}
+
+
+def _micro_below(level: str) -> str:
+    """A recursive CTE ``below(code)`` of the current micro-grids under ``:code`` (itself if micro)."""
+    return """below(code, level) AS (
+        SELECT code, level FROM grid WHERE code = :code AND valid_to IS NULL
+        UNION ALL
+        SELECT g.code, g.level FROM grid g JOIN below b ON g.parent_code = b.code
+        WHERE g.valid_to IS NULL AND b.level <> 'micro')"""

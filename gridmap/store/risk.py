@@ -16,7 +16,8 @@ from sqlalchemy.engine import Connection
 from ..domain import risk as domain
 from ..domain.levels import ALL_LEVELS, SPECIAL
 from ..domain.risk import COLOURS, KINDS, Rules
-from .grids import _copy
+from ..errors import NotFound
+from .db import copy_frame
 
 ELEMENT_COLUMNS = ["id", "kind", "colour", "name", "reason", "marked_by", "marked_at", "geom", "micro_code",
                    "attrs"]
@@ -55,14 +56,14 @@ def insert_elements(conn: Connection, frame: pd.DataFrame) -> list[int]:
     out["attrs"] = out["attrs"].fillna("{}") if "attrs" in out else "{}"
     # last_visit_at only from loaders that also insert the visits (the trigger keeps it true after)
     columns = ELEMENT_COLUMNS + (["last_visit_at"] if "last_visit_at" in out else [])
-    _copy(conn, "risk_element", columns, out[columns])
+    copy_frame(conn, "risk_element", columns, out[columns])
     return list(ids)
 
 
 def insert_visits(conn: Connection, frame: pd.DataFrame) -> int:
     """COPY checked visits; the trigger of migration 0003 moves each element's ``last_visit_at``."""
     if len(frame):
-        _copy(conn, "risk_visit", VISIT_COLUMNS, frame[VISIT_COLUMNS])
+        copy_frame(conn, "risk_visit", VISIT_COLUMNS, frame[VISIT_COLUMNS])
     return len(frame)
 
 
@@ -120,7 +121,7 @@ def refresh_rollup(conn: Connection, rules: Rules, at: datetime | None = None) -
                    ["code", "level", "parent_code"])
     rolled = domain.rollup(counts, chain, rules, specials)
     rolled["computed_at"] = at.isoformat()
-    _copy(conn, "grid_risk", ["code", "level", "colour", *cols, "computed_at"],
+    copy_frame(conn, "grid_risk", ["code", "level", "colour", *cols, "computed_at"],
           rolled[["code", "level", "colour", *cols, "computed_at"]])
     return len(rolled)
 
@@ -156,8 +157,6 @@ def _filters(conn: Connection, rules: Rules, *, grid=None, kind=None, colour=Non
     if grid is not None:
         found = current_grid(conn, grid)
         if found is None:
-            from ..errors import NotFound
-
             raise NotFound(f"no current grid with code {grid!r}")
         where.append(_below_sql(found[1]))
         params["grid"] = grid

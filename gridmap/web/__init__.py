@@ -1,33 +1,42 @@
-"""The web layer: a thin Flask app over the store and the domain."""
+"""The web layer: a thin Flask app over the services.  Blueprints parse (:mod:`.params`), call a
+service and write JSON; gridmap errors become HTTP responses here, once."""
+
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from pathlib import Path
+
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .. import config
 from ..errors import GridmapError, InputError
+from ..settings import Settings
+from . import auth, edits, grids, lookup, ogc, openapi, pages, partition, reports, risk, tiles
+from .context import SETTINGS
+
+#: ``test_config`` keys that set a setting (the rest go to Flask's config as they are).
+SETTING_KEYS = {"DATABASE_URL": "external_database_url", "AUTH_READ": "auth_read", "LOOKUP_ENGINE": "lookup_engine",
+                "RISK_RULES": "risk_rules", "BASEMAP_CRS": "basemap_crs", "LAYERS": "layers_dir"}
 
 
-def create_app(test_config: dict | None = None) -> Flask:
-    """Build the app. ``test_config`` may set DATABASE_URL (default: gridmap's configured database)."""
+def create_app(test_config: dict | None = None, settings: Settings | None = None) -> Flask:
+    """Build the app with ``settings`` (default: from the environment, with ``test_config``'s
+    DATABASE_URL, AUTH_READ, LOOKUP_ENGINE, RISK_RULES, BASEMAP_CRS and LAYERS on top)."""
+    config = dict(test_config or {})
+    overrides = {SETTING_KEYS[k]: config.pop(k) for k in list(config) if k in SETTING_KEYS}
+    for key in ("risk_rules", "layers_dir"):
+        if overrides.get(key) is not None:
+            overrides[key] = Path(overrides[key])
+    settings = Settings.from_env(overrides) if settings is None else settings
     app = Flask(__name__)
-    app.config.update(DATABASE_URL=None, JSON_SORT_KEYS=False, AUTH_READ=None)  # AUTH_READ: see web/auth.py
-    if test_config:
-        app.config.update(test_config)
+    app.config.update(JSON_SORT_KEYS=False, SECRET_KEY=settings.secret_key, **config)
+    app.extensions[SETTINGS] = settings
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-
-    from . import api, auth, edit_api, ogc, openapi, pages, risk_api, tiles
-
-    app.register_blueprint(api.bp)
-    app.register_blueprint(risk_api.bp)
-    app.register_blueprint(edit_api.bp)  # boundary edits, history
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(tiles.bp)
-    app.register_blueprint(ogc.bp)  # OGC API – Features at /ogc
-    app.register_blueprint(openapi.bp)  # /api/v1/openapi.json
+    for blueprint in (grids.bp, lookup.bp, partition.bp, reports.bp, risk.bp, edits.bp, pages.bp, tiles.bp,
+                      ogc.bp, openapi.bp):
+        app.register_blueprint(blueprint)
     app.before_request(_refuse_nul)
-    auth.init_app(app)  # who may call what: every view's require(), enforced before each request
+    auth.init_app(app, settings.auth_read)  # who may call what: every view's require(), enforced before each request
 
     @app.errorhandler(GridmapError)
     def _gridmap_error(exc: GridmapError):
@@ -43,14 +52,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def _refuse_nul():
     """PostgreSQL text cannot hold a NUL character: a request carrying one is a 400 saying where, not a 500."""
-    from flask import request
-
     where = ("the path" if "\x00" in request.path else
              next((f"query parameter {k!r}" for k, v in request.args.items(multi=True) if "\x00" in k + v), None) or
              ("the JSON body" if request.is_json and b"\\u0000" in request.get_data() else None))
     if where:
         raise InputError(f"{where} contains a NUL character (\\u0000), which no text field can hold")
-
-
-def database_url(app: Flask) -> str:
-    return app.config.get("DATABASE_URL") or config.database_url()

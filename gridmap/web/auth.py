@@ -29,15 +29,14 @@ at once); ``last_used_at`` is written at most once a minute per token.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
 from ..domain import roles
 from ..errors import Forbidden, InputError, Unauthorized
-from ..store import db
-from ..store import users as store
+from ..services import users
+from .context import engine
 
 #: Pseudo-role: a read.  Anyone with ``AUTH_READ=open``; ``viewer`` and above with ``AUTH_READ=viewer``.
 READ = "read"
@@ -111,16 +110,17 @@ def route_table(app: Flask) -> list[tuple[str, str, str]]:
     return sorted(rows, key=lambda r: (r[1], r[0]))
 
 
-def read_mode(value: str | None = None) -> str:
-    """``AUTH_READ``: ``open`` (default) or ``viewer``; anything else is an error naming the setting."""
-    value = (value if value is not None else os.environ.get(ENV_READ)) or "open"
+def read_mode(value: str | None) -> str:
+    """``AUTH_READ`` (the settings' ``auth_read``): ``open`` (default) or ``viewer``; anything else is an
+    error naming the setting."""
+    value = value or "open"
     if value not in READ_MODES:
         raise InputError(f"{ENV_READ} (AUTH_READ) must be open or viewer, got {value!r}")
     return value
 
 
-def init_app(app: Flask) -> None:
-    app.config["AUTH_READ"] = read_mode(app.config.get("AUTH_READ"))
+def init_app(app: Flask, auth_read: str | None) -> None:
+    app.config["AUTH_READ"] = read_mode(auth_read)
     app.before_request(_check)
 
 
@@ -153,15 +153,11 @@ def authenticate() -> Actor:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("the Authorization header must be 'Bearer <token>'", invalid_token=True)
-    from . import database_url
-
-    with db.engine(database_url(current_app)).begin() as conn:
-        found = store.resolve(conn, roles.token_hash(token))
-        if found is None:
-            raise Unauthorized("unknown token", invalid_token=True)
-        if found["refused"]:
-            raise Unauthorized(found["refused"], invalid_token=True)
-        store.touch(conn, found)
+    found = users.authenticate(engine(), token)
+    if found is None:
+        raise Unauthorized("unknown token", invalid_token=True)
+    if found["refused"]:
+        raise Unauthorized(found["refused"], invalid_token=True)
     g.gridmap_actor = Actor(found["name"], found["role"])
     return g.gridmap_actor
 

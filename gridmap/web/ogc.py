@@ -7,18 +7,19 @@ interval (``a/b``, ``../b``, ``a/..``) every version overlapping it; without it,
 """
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from .. import edits, ops
+from ..domain import roles
 from ..domain.levels import ALL_LEVELS, LABELS
 from ..errors import GridmapError, InputError, NotFound
-from ..store import ogc as store
-from .api import engine, int_arg
-from .auth import require
+from ..services import boundary_edits, features
+from . import openapi, params
+from .auth import authenticate, current_actor, require
+from .context import engine, risk_rules
+from .params import CRS84
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 
@@ -31,7 +32,6 @@ class UnsupportedMediaType(GridmapError):
 
 GEOJSON = "application/geo+json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 GREGORIAN = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -53,68 +53,10 @@ FORMATS = ("json", "geojson", "html")
 def _params(allowed: tuple[str, ...]) -> None:
     """400 for a query parameter this endpoint does not define (OGC API – Features Part 1, /req/core/
     query-param-unknown), and for an ``f`` other than json."""
-    unknown = sorted(set(request.args) - set(allowed) - {"f"})
-    if unknown:
-        raise InputError(f"unknown query parameter {unknown[0]!r} (known: {', '.join(sorted({*allowed, 'f'}))})")
+    params.known(*allowed, "f")
     f = request.args.get("f")
     if f is not None and f not in FORMATS:
         raise InputError(f"f must be json (the only format; html and geojson are answered with JSON), got {f!r}")
-
-
-def _crs84(name: str) -> None:
-    """``crs``/``bbox-crs`` (clients such as GDAL send them when a collection names its storage CRS):
-    only CRS84, the one CRS served."""
-    value = request.args.get(name)
-    if value is not None and value.strip("<>") not in (CRS84, "OGC:CRS84"):
-        raise InputError(f"{name} must be {CRS84} (the only CRS served), got {value!r}")
-
-
-def parse_bbox(text: str | None):
-    """``minlon,minlat,maxlon,maxlat`` (or the 6-number 3D form) in CRS84; InputError naming ``bbox``."""
-    if text is None:
-        return None
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) not in (4, 6) or not all(math.isfinite(v) for v in values):
-        raise InputError(f"bbox must be 4 numbers minlon,minlat,maxlon,maxlat (or 6 with heights), got {text!r}")
-    x0, y0, x1, y1 = values if len(values) == 4 else (values[0], values[1], values[3], values[4])
-    if not (-180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= 90 and -90 <= y1 <= 90):
-        raise InputError(f"bbox must be in lon/lat degrees (CRS84: lon -180..180, lat -90..90), got {text!r}")
-    if y0 > y1:
-        raise InputError(f"bbox: minlat {y0} is above maxlat {y1}")
-    if x0 > x1:
-        raise InputError(f"bbox: minlon {x0} is east of maxlon {x1} (a bbox across the antimeridian is not "
-                         f"supported)")
-    return x0, y0, x1, y1
-
-
-def _instant(text: str) -> datetime:
-    try:
-        return ops.parse_at(text)
-    except InputError:
-        raise InputError(f"datetime: {text!r} is not an RFC 3339 date-time such as 2026-01-31T08:00:00Z, "
-                         f"nor an interval such as 2026-01-01T00:00:00Z/..") from None
-
-
-def parse_datetime(text: str | None, *, instant_only: bool = False):
-    """``datetime=``: (instant, None), (None, (start, end)) with None for an open end, or (None, None)."""
-    if text is None:
-        return None, None
-    if "/" not in text:
-        if text in ("", ".."):
-            raise InputError(f"datetime: {text!r} is neither an instant nor an interval")
-        return _instant(text), None
-    if instant_only:
-        raise InputError(f"datetime must be an instant here (an item is one version), got the interval {text!r}")
-    parts = text.split("/")
-    if len(parts) != 2:
-        raise InputError(f"datetime: an interval has one '/', got {text!r}")
-    start, end = (None if p in ("", "..") else _instant(p) for p in parts)
-    if start is not None and end is not None and start > end:
-        raise InputError(f"datetime: the interval {text!r} ends before it starts")
-    return None, (start, end)
 
 
 def _level(level: str) -> str:
@@ -168,8 +110,6 @@ def landing():
 @bp.get("/api")
 def api_definition():
     """The OpenAPI 3.0 document of the whole app (the OGC routes and the JSON API alike)."""
-    from . import openapi
-
     _params(())
     return _json(openapi.document(), OPENAPI)
 
@@ -206,8 +146,7 @@ def _collection(level: str, extent: dict | None) -> dict:
 def collections():
     """One collection per grid level, with the bbox of its current grids and the span of its versions."""
     _params(())
-    with engine().connect() as conn:
-        extents = store.level_extents(conn)
+    extents = features.level_extents(engine())
     return _json({
         "links": [_link(_url("ogc.collections"), "self")],
         "collections": [_collection(level, extents.get(level)) for level in ALL_LEVELS],
@@ -218,9 +157,7 @@ def collections():
 def collection(level: str):
     _params(())
     _level(level)
-    with engine().connect() as conn:
-        extents = store.level_extents(conn)
-    return _json(_collection(level, extents.get(level)))
+    return _json(_collection(level, features.level_extents(engine()).get(level)))
 
 
 def _page_url(offset: int) -> str:
@@ -235,25 +172,23 @@ def items(level: str):
     ``offset``; ``next``/``prev`` links page through them."""
     _params(("bbox", "bbox-crs", "crs", "datetime", "limit", "offset"))
     _level(level)
-    _crs84("crs")
-    _crs84("bbox-crs")
-    limit = int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = int_arg("offset", 0, 0, 2**53)
-    bbox = parse_bbox(request.args.get("bbox"))
-    at, interval = parse_datetime(request.args.get("datetime"))
-    with engine().connect() as conn:
-        matched, features = store.items(conn, level, bbox=bbox, at=at, interval=interval, limit=limit,
-                                        offset=offset)
-    for feature in features:
+    params.crs84("crs")
+    params.crs84("bbox-crs")
+    limit = params.integer("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = params.integer("offset", 0, 0, 2**53)
+    bbox = params.bbox()
+    at, interval = params.datetime_param()
+    matched, page = features.items(engine(), level, bbox=bbox, at=at, interval=interval, limit=limit, offset=offset)
+    for feature in page:
         feature["links"] = [_link(_url("ogc.item", level=level, code=feature["id"]), "self", GEOJSON)]
     links = [_link(request.url, "self", GEOJSON, "this page"),
              _link(_url("ogc.collection", level=level), "collection", title=f"the {level} collection")]
-    if offset + len(features) < matched:
+    if offset + len(page) < matched:
         links.append(_link(_page_url(offset + limit), "next", GEOJSON, "the next page"))
     if offset > 0:
         links.append(_link(_page_url(max(0, offset - limit)), "prev", GEOJSON, "the previous page"))
-    return _json({"type": "FeatureCollection", "features": features, "numberMatched": matched,
-                  "numberReturned": len(features), "timeStamp": _stamp(datetime.now(timezone.utc)),
+    return _json({"type": "FeatureCollection", "features": page, "numberMatched": matched,
+                  "numberReturned": len(page), "timeStamp": _stamp(datetime.now(timezone.utc)),
                   "links": links}, GEOJSON, headers={"Content-Crs": f"<{CRS84}>"})
 
 
@@ -263,22 +198,21 @@ def item(level: str, code: str):
     The ``ETag`` names the version (send it back as ``If-Match`` when changing the grid)."""
     _params(("datetime", "crs"))
     _level(level)
-    _crs84("crs")
-    at, _ = parse_datetime(request.args.get("datetime"), instant_only=True)
-    with engine().connect() as conn:
-        found = store.item(conn, level, code, at)
+    params.crs84("crs")
+    at, _ = params.datetime_param(instant_only=True)
+    found = features.item(engine(), level, code, at)
     if found is None:
         when = f" at {at.isoformat()}" if at else ""
         raise NotFound(f"no {level} grid with code {code!r}{when}")
     version, feature = found
     feature["links"] = [_link(_url("ogc.item", level=level, code=code), "self", GEOJSON),
                         _link(_url("ogc.collection", level=level), "collection")]
-    return _json(feature, GEOJSON, headers={"ETag": edits.etag(version), "Content-Crs": f"<{CRS84}>"})
+    return _json(feature, GEOJSON, headers={"ETag": boundary_edits.etag(version), "Content-Crs": f"<{CRS84}>"})
 
 
 # --- Part 4: create, replace, update, delete --------------------------------------------------------
 #
-# Every write goes through gridmap.edits.apply, the engine behind POST /api/v1/edits and the CLI, so a
+# Every write goes through gridmap.services.boundary_edits.apply, the engine behind POST /api/v1/edits and the CLI, so a
 # grid created or changed here passes exactly the same checks (inside its parent, no gap, no overlap,
 # households) and lands as a new dated version with its edit-log entry.
 
@@ -326,32 +260,21 @@ def _feature_parts(body: dict, *, partial: bool) -> tuple[dict | None, dict]:
     return geometry, {k: v for k, v in props.items() if k not in SERVER_SET}
 
 
-def _query_flag(name: str) -> bool:
-    value = request.args.get(name)
-    if value in (None, "", "false", "0"):
-        return False
-    if value in ("true", "1"):
-        return True
-    raise InputError(f"{name} must be true or false, got {value!r}")
-
-
 def _edit(op: dict, *, code: str | None = None) -> dict:
     """Run ``op`` through the shared edit engine with the request's dry_run, reason and If-Match."""
-    from .auth import current_actor
-
-    dry_run = _query_flag("dry_run")
+    dry_run = params.flag("dry_run", False)
     header = request.headers.get("If-Match")
-    return edits.apply(engine(), op, actor=current_actor(), reason=request.args.get("reason") or None,
-                       dry_run=dry_run, if_match={code: header} if code and header else None)
+    return boundary_edits.apply(engine(), op, actor=current_actor(), rules=risk_rules(),
+                                reason=request.args.get("reason") or None, dry_run=dry_run,
+                                if_match={code: header} if code and header else None)
 
 
 def _written(level: str, code: str, status: int) -> Response:
     """The grid's new current version, with its ETag (and Location, on create)."""
-    with engine().connect() as conn:
-        version, feature = store.item(conn, level, code)
+    version, feature = features.item(engine(), level, code)
     feature["links"] = [_link(_url("ogc.item", level=level, code=code), "self", GEOJSON)]
     response = _json(feature, GEOJSON, status)
-    response.headers["ETag"] = edits.etag(version)
+    response.headers["ETag"] = boundary_edits.etag(version)
     if status == 201:
         response.headers["Location"] = _url("ogc.item", level=level, code=code)
     return response
@@ -359,9 +282,6 @@ def _written(level: str, code: str, status: int) -> Response:
 
 def _writes_allowed() -> bool:
     """Whether this caller may write (for ``Allow``): a token of the planner role or above."""
-    from ..domain import roles
-    from .auth import authenticate
-
     if not request.headers.get("Authorization"):
         return False
     try:
@@ -416,8 +336,7 @@ def create_item(level: str):
 
 
 def _current(level: str, code: str) -> dict:
-    with engine().connect() as conn:
-        found = store.item(conn, level, code)
+    found = features.item(engine(), level, code)
     if found is None:
         raise NotFound(f"no current {level} grid with code {code!r}")
     return found[1]["properties"]

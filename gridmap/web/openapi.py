@@ -9,9 +9,16 @@ schemathesis sends requests generated from the parameters and bodies below to th
 """
 from __future__ import annotations
 
-from flask import Blueprint, has_request_context, jsonify, request
+from pathlib import Path
 
+from flask import Blueprint, has_app_context, has_request_context, jsonify, request
+
+from ..domain.boundaries import OPS
 from ..domain.levels import ALL_LEVELS, LEVELS, SPECIAL_KINDS
+from ..domain.risk import COLOURS, KINDS
+from ..services.layers import tile_layers
+from ..settings import Settings
+from .context import settings
 
 bp = Blueprint("openapi", __name__)
 
@@ -214,8 +221,6 @@ def _api_paths() -> dict:
 
 
 def _risk_paths() -> dict:
-    from ..domain.risk import COLOURS, KINDS
-
     t = "risk"
     return {
         "/api/v1/risk/elements": {"get": _op(
@@ -246,8 +251,6 @@ def _risk_paths() -> dict:
 
 
 def _edit_paths() -> dict:
-    from ..domain.edits import OPS
-
     t = "edits"
     geometry = _ref("GridGeometry")
     return {
@@ -282,9 +285,7 @@ def _edit_paths() -> dict:
     }
 
 
-def _page_paths() -> dict:
-    from .layers import tile_layers
-
+def _page_paths(layers_dir: Path) -> dict:
     t = "map"
     return {
         "/": {"get": _op("the map page (HTML)", t, _ok("the page", {"type": "string"}, "text/html"))},
@@ -295,7 +296,7 @@ def _page_paths() -> dict:
             "a Mapbox vector tile of a grid level or overlay", t,
             {**_ok("the tile (empty outside the layer's zooms)", {"type": "string", "format": "binary"},
                    "application/vnd.mapbox-vector-tile"), **_errors(400, 404)},
-            [_path("layer", {"type": "string", "enum": sorted(tile_layers())}, "the layer"),
+            [_path("layer", {"type": "string", "enum": sorted(tile_layers(layers_dir))}, "the layer"),
              _path("z", {"type": "integer", "minimum": 0}, "zoom"),
              _path("x", {"type": "integer", "minimum": 0}, "column"),
              _path("y", {"type": "integer", "minimum": 0}, "row"),
@@ -379,8 +380,9 @@ def _ogc_paths() -> dict:
 
 
 def document() -> dict:
-    """The whole app's OpenAPI 3.0 document."""
+    """The whole app's OpenAPI 3.0 document (its tile layers: the app's, or the environment's outside one)."""
     server = request.url_root if has_request_context() else "/"
+    layers_dir = (settings() if has_app_context() else Settings.from_env()).layers_dir
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": "gridmap", "version": "1.0.0",
@@ -390,7 +392,7 @@ def document() -> dict:
                                 '{"error": {"code", "message"}}.'},
         "servers": [{"url": server}],
         "tags": [{"name": n} for n in ("JSON API", "risk", "edits", "map", "OGC API – Features")],
-        "paths": {**_api_paths(), **_risk_paths(), **_edit_paths(), **_page_paths(), **_ogc_paths()},
+        "paths": {**_api_paths(), **_risk_paths(), **_edit_paths(), **_page_paths(layers_dir), **_ogc_paths()},
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",

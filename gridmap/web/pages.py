@@ -12,10 +12,10 @@ from branca.element import CssLink, Element, JavascriptLink, MacroElement
 from flask import Blueprint, Response, url_for
 from jinja2 import Template
 
-from ..store import grids as store
-from .api import engine, risk_rules
+from ..services import grid_views
+from ..services.layers import basemap, level_layers, overlay_layers
 from .auth import public
-from .layers import basemap, level_layers, overlay_layers
+from .context import engine, risk_rules, settings
 
 bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/static")
 
@@ -101,9 +101,9 @@ def _risk_cfg(rules) -> dict:
 def build_map() -> folium.Map:
     """The one map: grid levels, risk shading, risk elements and reports, each its own layer."""
     rules = risk_rules()
-    base = basemap()
-    with engine().connect() as conn:
-        bounds = store.extent(conn)
+    base = basemap(settings())
+    folder = settings().layers_dir
+    bounds = grid_views.extent(engine())
     fit = ((bounds[1], bounds[0]), (bounds[3], bounds[2])) if bounds else DEFAULT_BOUNDS
     static = lambda f: url_for("pages.static", filename=f)  # noqa: E731
     fmap = LocalMap(location=[(fit[0][0] + fit[1][0]) / 2, (fit[0][1] + fit[1][1]) / 2], zoom_start=11,
@@ -123,12 +123,12 @@ def build_map() -> folium.Map:
     tile_url = lambda name: url_for("tiles.tile", layer=name, z=0, x=0, y=0).replace(  # noqa: E731
         "/0/0/0.pbf", "/{z}/{x}/{y}.pbf") + crs_arg
     groups, levels, overlays = {}, [], []
-    for d in level_layers():
+    for d in level_layers(folder):
         group = folium.FeatureGroup(name=d["label"], show=d["show"]).add_to(fmap)
         groups[d["level"]] = group.get_name()
         levels.append({**d, "name": d["level"], "url": tile_url(d["level"])})
     risk = _risk_cfg(rules)
-    for d in overlay_layers():
+    for d in overlay_layers(folder):
         group = folium.FeatureGroup(name=d["label"], show=d["show"]).add_to(fmap)
         groups[d["name"]] = group.get_name()
         entry = dict(d)
@@ -138,11 +138,11 @@ def build_map() -> folium.Map:
             style = risk["styles"].get(d.get("colour_filter"), {})
             entry.update(colour=style.get("fill", "#888"), radius=style.get("radius", 5))
         overlays.append(entry)
-    cfg = {"api": url_for("api.stats").rsplit("/", 1)[0], "basemap": base, "levels": levels,
+    cfg = {"api": url_for("grids.stats").rsplit("/", 1)[0], "basemap": base, "levels": levels,
            "overlays": overlays, "risk": risk}
     fmap.add_child(GridmapApp(cfg, groups))
     folium.LayerControl(collapsed=True).add_to(fmap)
-    root.html.add_child(Element(PANELS.replace("{legend}", _legend(level_layers(), rules))))
+    root.html.add_child(Element(PANELS.replace("{legend}", _legend(level_layers(folder), rules))))
     return fmap
 
 

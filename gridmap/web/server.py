@@ -4,26 +4,29 @@ Why granian and not waitress: on the lookup benchmark a single-process waitress 
 ~1 ms of Python per request in its own I/O loop and saturated at ~860 req/s on this
 2-core machine; granian does the HTTP work in Rust and runs one worker per core, each
 with its own in-memory lookup index (see README, "Point → grid chain").
+
+Workers build their app from the environment (GRIDMAP_LOOKUP_ENGINE and GRIDMAP_WARM_INDEX carry
+the command's options to them, read by :class:`gridmap.settings.Settings`).
 """
+
 from __future__ import annotations
 
-import os
 import socket
 
-from ..errors import InputError
+from granian import Granian
+from granian.constants import Interfaces
 
-ENV_ENGINE = "GRIDMAP_LOOKUP_ENGINE"
-ENV_WARM = "GRIDMAP_WARM_INDEX"
+from ..errors import InputError
+from ..settings import Settings
+from . import create_app
+from .context import locator
 
 
 def app_from_env():
-    """The app factory granian's workers call (settings come through the environment)."""
-    from . import create_app
-
-    app = create_app({"LOOKUP_ENGINE": os.environ.get(ENV_ENGINE, "index")})
-    if os.environ.get(ENV_WARM) == "1" and app.config["LOOKUP_ENGINE"] == "index":
-        from .api import locator
-
+    """The app factory granian's workers call."""
+    settings = Settings.from_env()
+    app = create_app(settings=settings)
+    if settings.warm and settings.lookup_engine == "index":
         with app.app_context():
             locator().index()  # build the current index now, not on the first request
     return app
@@ -46,11 +49,8 @@ def check_bind(host: str, port: int) -> None:
 
 def serve(host: str = "127.0.0.1", port: int = 5000, *, workers: int = 2, threads: int = 8,
           lookup_engine: str = "index", warm: bool = True) -> None:
-    """Serve the app until interrupted (call :func:`check_bind` first for a one-line error)."""
-    from granian import Granian
-    from granian.constants import Interfaces
-
-    os.environ[ENV_ENGINE] = lookup_engine
-    os.environ[ENV_WARM] = "1" if warm else "0"
+    """Serve the app until interrupted (call :func:`check_bind` first for a one-line error).  The workers
+    get ``lookup_engine`` and ``warm`` through their environment."""
+    Settings.export(lookup_engine=lookup_engine, warm=warm)
     Granian("gridmap.web.server:app_from_env", address=host, port=port, interface=Interfaces.WSGI,
             factory=True, workers=workers, blocking_threads=threads, log_access=False).serve()

@@ -1,0 +1,5 @@
+"""``python -m gridmap.cli …`` runs the ``gridmap`` command."""
+
+from . import main
+
+main()

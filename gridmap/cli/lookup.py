@@ -1,0 +1,79 @@
+"""``gridmap lookup``, ``gridmap assign`` and ``gridmap record``: points and files placed in their grids."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from ..services.assignment import assign_file, record_file
+from ..services.locator import Locator
+from .common import AT, CRS, engine
+
+
+@click.command("lookup")
+@click.argument("lon", required=False)
+@click.argument("lat", required=False)
+@CRS
+@click.option("--address", help="Look up a standard address (e.g. 二里岗街道宇通花园1号楼1单元) instead.")
+@AT
+def lookup_cmd(lon, lat, crs, address, at):
+    """The chain of grids (district .. micro-grid), special grids and people for one point."""
+    locator = Locator(engine())
+    if address and (lon is not None or lat is not None):
+        raise click.UsageError("give LON LAT or --address TEXT, not both")
+    if address:
+        body = locator.lookup_address(address, at=at)
+    elif lon is None or lat is None:
+        raise click.UsageError("give LON LAT, or --address TEXT")
+    else:
+        body = locator.lookup(lon, lat, crs=crs, at=at)
+    click.echo(json.dumps(body, ensure_ascii=False, indent=2))
+
+
+ROWS_OPTIONS = [
+    CRS,
+    click.option("--lon-col", default=None, help="Longitude column (default: lon, or the geometry of a geo file)."),
+    click.option("--lat-col", default=None, help="Latitude column (default: lat)."),
+    click.option("--address-col", default=None, help="Place rows by this address column instead of coordinates."),
+]
+
+
+def _rows_options(fn):
+    for option in reversed(ROWS_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def _summary_line(summary, dst=None):
+    tail = f" -> {dst}" if dst else ""
+    return (f"{summary['rows']} rows: {summary['placed']} placed, {summary['outside']} outside, "
+            f"{summary['bad']} bad{tail}")
+
+
+@click.command("assign")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@_rows_options
+@AT
+def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at):
+    """Add the grid chain to every row of SRC (CSV, GeoJSON, GeoPackage, Parquet) and write DST."""
+    with tqdm(desc="assign", unit=" rows", file=sys.stderr, disable=None) as bar:
+        summary = assign_file(Locator(engine()), src, dst, crs=crs, lon_col=lon_col, lat_col=lat_col,
+                              address_col=address_col, at=at, progress=bar.update)
+    click.echo(_summary_line(summary, dst), err=True)
+
+
+@click.command("record")
+@click.argument("what", type=click.Choice(["reports", "residents"]))
+@click.argument("src", type=click.Path(path_type=Path))
+@_rows_options
+@click.option("--text-col", default="text", show_default=True, help="Reports: the column with the report text.")
+def record_cmd(what, src, crs, lon_col, lat_col, address_col, text_col):
+    """Store reports or residents from SRC with their micro-grid (one transaction)."""
+    summary = record_file(Locator(engine()), what[:-1], src, crs=crs, lon_col=lon_col, lat_col=lat_col,
+                          address_col=address_col, text_col=text_col)
+    click.echo(f"recorded {what}: " + _summary_line(summary), err=True)

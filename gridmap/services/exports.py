@@ -1,0 +1,47 @@
+"""Exporting one level's grids as GeoJSON (RFC 7946), GeoPackage, Shapefile or CSV."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import geopandas as gpd
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from .. import geo
+from ..domain.levels import check_level
+from ..errors import InputError
+from ..store import grids
+from .files import check_output
+
+#: format -> (GDAL driver, accepted file name endings)
+EXPORT_FORMATS = {"geojson": ("GeoJSON", (".geojson", ".json")), "gpkg": ("GPKG", (".gpkg",)),
+                  "shp": ("ESRI Shapefile", (".shp",)), "csv": (None, (".csv",))}
+
+
+def export_level(eng: Engine, level: str, fmt: str, out, *, at: datetime | None = None) -> int:
+    """Write the grids of ``level`` valid at ``at`` to ``out``. GeoJSON follows RFC 7946."""
+    check_level(level)
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(f"unknown format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+    out = check_output(out, EXPORT_FORMATS[fmt][1])
+    frame = grids.frame(eng, level=level, at=at)
+    for col in ("valid_from", "valid_to"):
+        frame[col] = frame[col].map(lambda v: v.isoformat() if v is not None and not pd.isna(v) else None)
+    if out.exists():
+        out.unlink()
+    if fmt == "csv":
+        frame["wkt"] = frame.pop("geometry").map(lambda g: g.wkt)
+        frame.to_csv(out, index=False)
+        return len(frame)
+    geoms = geo.rfc7946(frame.pop("geometry").to_numpy())
+    if fmt == "shp":  # dBase field names are at most 10 characters
+        frame = frame.rename(columns={"parent_code": "parent"})
+    gdf = gpd.GeoDataFrame(frame, geometry=list(geoms), crs=f"EPSG:{geo.STORAGE_SRID}")
+    driver = EXPORT_FORMATS[fmt][0]
+    # full precision: RFC 7946's suggested 7 decimals (~1 cm) moves vertices that lie on a parent's
+    # long edge off it, and a round trip would then fail validation by square metres
+    options = {"RFC7946": "YES", "WRITE_BBOX": "YES", "COORDINATE_PRECISION": 15} if fmt == "geojson" else {}
+    gdf.to_file(out, driver=driver, engine="pyogrio", layer_options=options or None,
+                **({"encoding": "UTF-8"} if fmt == "shp" else {}))
+    return len(gdf)

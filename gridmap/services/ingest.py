@@ -1,0 +1,318 @@
+"""Reading grid, building and people files, and checking every row before anything is written.
+
+An import is all-or-nothing: :func:`read_grids` and friends return a clean frame
+or raise :class:`ImportRejected` listing every bad row; the store then writes the
+frame in one transaction.  Rows are numbered from 1 in file order (a CSV's header
+line is not a row).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from .. import geo
+from ..domain.levels import LEVELS, SPECIAL, SPECIAL_KINDS, check_level, parent_level
+from ..errors import ImportRejected, InputError
+
+FORMATS = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".shp": "shp", ".csv": "csv",
+           ".parquet": "parquet"}
+WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "WKT")
+MAX_LISTED = 1000
+
+
+@dataclass
+class Fields:
+    """Which source columns hold the code, name and parent code."""
+
+    code: str = "code"
+    name: str = "name"
+    parent: str = "parent_code"
+
+
+class Problems:
+    """Collects row problems; raises them all at once."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.items: list[dict] = []
+
+    def add(self, row: int, problem: str, code=None) -> None:
+        self.items.append({"row": int(row), "code": None if code is None else str(code), "problem": problem})
+
+    def add_mask(self, mask, codes, problem) -> None:
+        """Add ``problem`` (a string, or a callable of the row index) for each row where mask is true."""
+        for i in np.flatnonzero(np.asarray(mask)):
+            self.add(i + 1, problem(i) if callable(problem) else problem, codes[i] if codes is not None else None)
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        self.items.sort(key=lambda p: p["row"])
+        first = self.items[0]
+        where = f"row {first['row']}" + (f" (code {first['code']})" if first["code"] else "")
+        more = len(self.items) - 1
+        tail = f"; and {more} more problem{'s' if more > 1 else ''}" if more else ""
+        raise ImportRejected(
+            f"import of {self.path.name} rejected, nothing written: {where}: {first['problem']}{tail}",
+            detail={"file": str(self.path), "problems": self.items[:MAX_LISTED], "count": len(self.items)})
+
+
+def file_format(path: Path) -> str:
+    """The format of ``path`` by its suffix, or InputError naming the supported ones."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"unsupported file type {path.suffix or path.name!r}: use "
+                         + ", ".join(sorted(set(FORMATS))))
+    return fmt
+
+
+#: CSV encodings tried in order: UTF-8 (with or without Excel's BOM), then GB18030, the superset of
+#: GBK that Excel on Chinese Windows writes.  A UTF-8 file of Chinese text almost never decodes as
+#: GB18030 and the reverse fails fast, so trying them in this order guesses right.
+CSV_ENCODINGS = ("utf-8-sig", "gb18030")
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A CSV as text columns, in UTF-8 or GBK/GB18030; InputError naming the file otherwise."""
+    for encoding in CSV_ENCODINGS:
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+        except UnicodeDecodeError:
+            continue
+        except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+            raise InputError(f"cannot read {Path(path).name}: {str(exc).strip().splitlines()[0]}") from None
+    raise InputError(f"cannot read {Path(path).name}: neither UTF-8 nor GBK/GB18030 text; save it as CSV UTF-8")
+
+
+def read_table(path: Path, crs: str | None, *, need_geometry: bool = True) -> tuple[pd.DataFrame, np.ndarray | None, str]:
+    """Read any supported file into (attributes, geometries, source CRS)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    fmt = file_format(path)
+    if fmt == "csv":
+        frame = read_csv(path)
+        if not need_geometry:
+            return frame, None, geo.parse_crs(crs)
+        column = next((c for c in WKT_COLUMNS if c in frame.columns), None)
+        if column is None:
+            raise InputError(f"{path.name}: a CSV needs a WKT geometry column named one of {', '.join(WKT_COLUMNS)}")
+        wkt = frame.pop(column).replace("", None).to_numpy(dtype=object)
+        try:
+            geoms = shapely.from_wkt(wkt, on_invalid="raise")
+        except shapely.errors.GEOSException:
+            geoms = np.array([wkt_or_none(w) for w in wkt], dtype=object)
+        return frame, geoms, geo.parse_crs(crs)
+    try:
+        gdf = gpd.read_parquet(path) if fmt == "parquet" else gpd.read_file(path, engine="pyogrio", use_arrow=True)
+    except Exception as exc:  # pyogrio/GDAL raise many types; all mean "cannot read this file"
+        raise InputError(f"cannot read {path.name}: {exc}") from None
+    source = geo.parse_crs(crs) if crs else (gdf.crs.to_string() if gdf.crs is not None else "EPSG:4326")
+    if source.lower() in ("ogc:crs84", "urn:ogc:def:crs:ogc:1.3:crs84"):
+        source = "EPSG:4326"
+    geoms = gdf.geometry.to_numpy() if need_geometry else None
+    return pd.DataFrame(gdf.drop(columns=gdf.geometry.name)), geoms, source
+
+
+def wkt_or_none(text):
+    try:
+        return shapely.from_wkt(text) if text else None
+    except shapely.errors.GEOSException:
+        return "bad-wkt"
+
+
+def _text_column(frame: pd.DataFrame, name: str, path: Path, required=True) -> np.ndarray:
+    if name not in frame.columns:
+        if not required:
+            return np.full(len(frame), None, dtype=object)
+        raise InputError(f"{path.name}: no column {name!r} (columns: {', '.join(map(str, frame.columns))})")
+    col = frame[name]
+    if pd.api.types.is_float_dtype(col):
+        col = col.map(lambda v: None if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v)))
+    out = col.astype(object).where(col.notna(), None).to_numpy()
+    return np.array([None if v is None or str(v).strip() == "" else str(v).strip() for v in out], dtype=object)
+
+
+def _int_column(frame: pd.DataFrame, name: str, problems: Problems, codes) -> np.ndarray:
+    if name not in frame.columns:
+        return np.zeros(len(frame), dtype="int64")
+    values = pd.to_numeric(frame[name].replace("", "0"), errors="coerce")
+    bad = values.isna() | (values < 0) | (values % 1 != 0)
+    problems.add_mask(bad, codes, lambda i: f"{name} must be a whole number >= 0, got {frame[name].iloc[i]!r}")
+    return values.fillna(0).astype("int64").to_numpy()
+
+
+def _check_geometries(geoms, source_crs: str, problems: Problems, codes, *, what="Polygon or MultiPolygon"):
+    """Check type, validity and place of every geometry; return them in storage CRS as MultiPolygons."""
+    geoms = np.array([g if isinstance(g, shapely.Geometry) or g is None else None for g in geoms], dtype=object)
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    problems.add_mask(missing, codes, "missing or unreadable geometry")
+    types = shapely.get_type_id(geoms)
+    wrong = ~missing & ~np.isin(types, (3, 6))
+    problems.add_mask(wrong, codes, lambda i: f"wrong geometry type {geoms[i].geom_type} (expected {what})")
+    ok = ~missing & ~wrong
+    out = geo.transform_geoms(geoms, source_crs)
+    # lon/lat sources are checked as given (so swapped axes are recognised), others once in lon/lat
+    _check_place(geoms if geo.is_geographic(source_crs) else out, ok, problems, codes)
+    valid = shapely.is_valid(out)
+    bad = ok & ~valid
+    problems.add_mask(bad, codes, lambda i: f"invalid geometry: {shapely.is_valid_reason(out[i])}")
+    polys = ok & (types == 3)
+    if polys.any():
+        out[polys] = shapely.multipolygons(out[polys][:, None])
+    return out
+
+
+def _check_place(geoms, ok, problems: Problems, codes):
+    bounds = shapely.bounds(geoms)
+    for i in np.flatnonzero(ok):
+        why = geo.bounds_problem(*bounds[i])
+        if why:
+            problems.add(i + 1, why, codes[i])
+
+
+def _check_codes(codes, existing: set[str], problems: Problems, what="code"):
+    missing = np.array([c is None for c in codes])
+    problems.add_mask(missing, None, f"missing {what}")
+    first_seen: dict[str, int] = {}
+    for i, c in enumerate(codes):
+        if c is None:
+            continue
+        if c in first_seen:
+            problems.add(i + 1, f"duplicate code {c} (also row {first_seen[c]})", c)
+        else:
+            first_seen[c] = i + 1
+        if c in existing:
+            problems.add(i + 1, f"code {c} already exists in the current version (use --replace to version it)", c)
+
+
+def _check_parents(parents, parent_codes: set[str], plevel: str, problems: Problems, codes):
+    for i, p in enumerate(parents):
+        if p is None:
+            problems.add(i + 1, f"missing parent code (a grid of this level needs a parent {plevel})", codes[i])
+        elif p not in parent_codes:
+            problems.add(i + 1, f"unknown parent code {p} (no current {plevel} has it)", codes[i])
+
+
+def read_grids(path, level: str, *, crs=None, fields: Fields = Fields(), existing_codes: set[str] = frozenset(),
+               parent_codes: set[str] | None = None) -> pd.DataFrame:
+    """Read and check a grid file; return columns code, name, level, kind, parent_code, households,
+    population, geometry (MultiPolygon, storage CRS).
+
+    ``existing_codes``: codes already current (duplicates are errors); ``parent_codes``: current codes of
+    the parent level.  Raises ImportRejected with every bad row, InputError for a bad file or option.
+    """
+    check_level(level)
+    path = Path(path)
+    frame, geoms, source = read_table(path, crs)
+    if len(frame) == 0:
+        raise InputError(f"{path.name} has no rows")
+    problems = Problems(path)
+    codes = _text_column(frame, fields.code, path)
+    names = _text_column(frame, fields.name, path)
+    _check_codes(codes, set(existing_codes), problems)
+    problems.add_mask([n is None for n in names], codes, "missing name")
+    plevel = parent_level(level)
+    parents = _text_column(frame, fields.parent, path, required=plevel is not None)
+    if plevel is not None:
+        _check_parents(parents, parent_codes or set(), plevel, problems, codes)
+    kinds = _text_column(frame, "kind", path, required=False)
+    if level == SPECIAL:
+        for i, k in enumerate(kinds):
+            if k not in SPECIAL_KINDS:
+                problems.add(i + 1, f"special grid kind {k!r} is not one of {', '.join(SPECIAL_KINDS)}", codes[i])
+    else:
+        kinds = np.full(len(frame), None, dtype=object)
+    households = _int_column(frame, "households", problems, codes)
+    population = _int_column(frame, "population", problems, codes)
+    out_geoms = _check_geometries(geoms, source, problems, codes)
+    problems.raise_if_any()
+    return pd.DataFrame({
+        "code": codes, "name": names, "level": level, "kind": kinds, "parent_code": parents if plevel else None,
+        "households": households, "population": population, "geometry": out_geoms,
+    })
+
+
+def parse_units(text) -> list[int]:
+    """Units' households from ``"12;12;18"`` (or a JSON list); ValueError when malformed or not > 0."""
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        raise ValueError("no units")
+    if isinstance(text, (list, tuple, np.ndarray)):
+        values = list(text)
+    else:
+        s = str(text).strip()
+        values = json.loads(s) if s.startswith("[") else [v for v in s.replace(",", ";").split(";") if v.strip()]
+    units = [int(v) for v in values]
+    if not units:
+        raise ValueError("no units")
+    bad = [u for u in units if u <= 0]
+    if bad:
+        raise ValueError(f"unit households must be > 0, got {bad[0]}")
+    return units
+
+
+def read_buildings(path, *, crs=None, fields: Fields = Fields(parent="courtyard_code"),
+                   existing_codes: set[str] = frozenset(), courtyard_codes: set[str] = frozenset()) -> pd.DataFrame:
+    """Read and check a building file: code, name, courtyard code, number, floors, units
+    (households per unit as ``"12;12;18"``), footprint.  Raises ImportRejected/InputError."""
+    path = Path(path)
+    frame, geoms, source = read_table(path, crs)
+    problems = Problems(path)
+    codes = _text_column(frame, fields.code, path)
+    _check_codes(codes, set(existing_codes), problems)
+    names = _text_column(frame, fields.name, path, required=False)
+    numbers = _text_column(frame, "number", path, required=False)
+    parents = _text_column(frame, fields.parent, path)
+    _check_parents(parents, set(courtyard_codes), "courtyard", problems, codes)
+    floors = _int_column(frame, "floors", problems, codes)
+    if "units" not in frame.columns:
+        raise InputError(f"{path.name}: no column 'units' (households per unit, e.g. \"12;12;18\")")
+    units = []
+    for i, text in enumerate(frame["units"].to_numpy()):
+        try:
+            units.append(parse_units(text))
+        except (ValueError, TypeError) as exc:
+            problems.add(i + 1, f"bad units {text!r}: {exc}", codes[i])
+            units.append([])
+    out_geoms = _check_geometries(geoms, source, problems, codes)
+    problems.raise_if_any()
+    return pd.DataFrame({
+        "code": codes, "name": [n or (num or c) for n, num, c in zip(names, numbers, codes)], "number": numbers,
+        "courtyard_code": parents, "floors": floors, "units": units,
+        "households": [sum(u) for u in units], "geometry": out_geoms,
+    })
+
+
+def read_people(path, *, grid_codes: set[str]) -> pd.DataFrame:
+    """Read people responsible for grids: grid_code, name, role, phone. Raises ImportRejected/InputError."""
+    path = Path(path)
+    frame, _, _ = read_table(path, None, need_geometry=False)
+    problems = Problems(path)
+    grid = _text_column(frame, "grid_code", path)
+    names = _text_column(frame, "name", path)
+    roles = _text_column(frame, "role", path)
+    phones = _text_column(frame, "phone", path, required=False)
+    for i, g in enumerate(grid):
+        if g not in grid_codes:
+            problems.add(i + 1, f"unknown grid code {g}", g)
+    problems.add_mask([n is None for n in names], grid, "missing name")
+    problems.add_mask([r is None for r in roles], grid, "missing role")
+    problems.raise_if_any()
+    return pd.DataFrame({"grid_code": grid, "name": names, "role": roles, "phone": phones})
+
+
+def level_kind(level: str) -> str:
+    """'grid', 'building' or 'person' for an import --level value."""
+    if level in ("building", "person"):
+        return level
+    check_level(level)
+    return "grid"
+
+
+IMPORT_LEVELS = LEVELS + (SPECIAL, "building", "person")

@@ -1,0 +1,150 @@
+"""Every environment variable and app setting gridmap reads, read once into one frozen object.
+
+``Settings.from_env()`` is the only place that looks at ``os.environ``; the CLI builds one per
+command, :func:`gridmap.web.create_app` one per app (``test_config`` keys override it, as in
+Flask's tutorial app).  Nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from importlib import resources
+from pathlib import Path
+
+#: Port of the project's own PostGIS cluster (override with GRIDMAP_PG_PORT).
+DEFAULT_PG_PORT = 55432
+DEFAULT_DB_NAME = "gridmap"
+DEFAULT_PG_BIN = "/usr/lib/postgresql/15/bin"
+LOOKUP_ENGINES = ("index", "postgis")
+#: The shipped layer definitions (package data, see README "Layout").
+PACKAGE_LAYERS = Path(str(resources.files("gridmap") / "resources" / "layers"))
+
+
+def _checkout_home() -> Path:
+    """State folder when GRIDMAP_HOME is unset: the checkout's ``.gridmap``, else the current folder's."""
+    repo = Path(__file__).resolve().parent.parent
+    if (repo / "setup.cfg").exists():
+        return repo / ".gridmap"
+    return Path.cwd() / ".gridmap"
+
+
+def _sqlalchemy_url(url: str | None) -> str | None:
+    if url and url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url or None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a gridmap process is configured with.  Field = environment variable (see ``ENV``)."""
+
+    home: Path
+    #: GRIDMAP_DATABASE_URL: an existing PostGIS; then no local cluster is started.
+    external_database_url: str | None = None
+    #: GRIDMAP_PG_PORT: the local cluster's port, fixed (else the recorded one, else 55432).
+    pg_port_override: int | None = None
+    pg_bin: Path = Path(DEFAULT_PG_BIN)
+    db_name: str = DEFAULT_DB_NAME
+    layers_dir: Path = PACKAGE_LAYERS
+    #: The risk rules in force: a risk.toml or a folder holding one (default: ``layers_dir``).
+    risk_rules: Path | None = None
+    basemap_url: str | None = None
+    basemap_crs: str | None = None
+    #: GRIDMAP_AUTH_READ: ``open`` or ``viewer`` (checked by :func:`gridmap.web.auth.read_mode`).
+    auth_read: str | None = None
+    lookup_engine: str = "index"
+    #: Build the lookup index when a server worker starts.
+    warm: bool = False
+    secret_key: str | None = None
+    #: Who runs the CLI ($USER), for the audit log.
+    user: str = "cli"
+
+    ENV = {
+        "home": "GRIDMAP_HOME",
+        "external_database_url": "GRIDMAP_DATABASE_URL",
+        "pg_port_override": "GRIDMAP_PG_PORT",
+        "pg_bin": "GRIDMAP_PG_BIN",
+        "db_name": "GRIDMAP_DB_NAME",
+        "layers_dir": "GRIDMAP_LAYERS",
+        "risk_rules": "GRIDMAP_RISK_RULES",
+        "basemap_url": "GRIDMAP_BASEMAP_URL",
+        "basemap_crs": "GRIDMAP_BASEMAP_CRS",
+        "auth_read": "GRIDMAP_AUTH_READ",
+        "lookup_engine": "GRIDMAP_LOOKUP_ENGINE",
+        "warm": "GRIDMAP_WARM_INDEX",
+        "secret_key": "GRIDMAP_SECRET_KEY",
+        "user": "USER",
+    }
+
+    @classmethod
+    def from_env(cls, overrides: dict | None = None, environ=None) -> Settings:
+        """Settings from the environment (``environ``, default ``os.environ``), then ``overrides``
+        (field names; None values are ignored)."""
+        env = os.environ if environ is None else environ
+
+        def get(field: str) -> str | None:
+            return env.get(cls.ENV[field]) or None
+
+        port = get("pg_port_override")
+        home = get("home")
+        layers = get("layers_dir")
+        settings = cls(
+            home=Path(home).resolve() if home else _checkout_home(),
+            external_database_url=_sqlalchemy_url(get("external_database_url")),
+            pg_port_override=int(port) if port else None,
+            pg_bin=Path(get("pg_bin") or DEFAULT_PG_BIN),
+            db_name=get("db_name") or DEFAULT_DB_NAME,
+            layers_dir=Path(layers) if layers else PACKAGE_LAYERS,
+            risk_rules=Path(get("risk_rules")) if get("risk_rules") else None,
+            # an empty GRIDMAP_BASEMAP_URL means "no base map", so it is kept when set
+            basemap_url=env.get(cls.ENV["basemap_url"]),
+            basemap_crs=get("basemap_crs"),
+            auth_read=get("auth_read"),
+            lookup_engine=get("lookup_engine") or "index",
+            warm=get("warm") == "1",
+            secret_key=get("secret_key"),
+            user=get("user") or "cli",
+        )
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        unknown = set(given) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        if "external_database_url" in given:
+            given["external_database_url"] = _sqlalchemy_url(given["external_database_url"])
+        return replace(settings, **given)
+
+    @classmethod
+    def export(cls, **values) -> None:
+        """Put settings (field names) into this process's environment, for the worker processes it
+        starts (a server's workers build their own Settings from it)."""
+        for field, value in values.items():
+            os.environ[cls.ENV[field]] = "1" if value is True else "0" if value is False else str(value)
+
+    @property
+    def port_file(self) -> Path:
+        """Where `gridmap db start` records the port it chose when the default was taken."""
+        return self.home / "pg.port"
+
+    def pg_port(self) -> int:
+        """GRIDMAP_PG_PORT, else the port recorded for this checkout's cluster, else 55432."""
+        if self.pg_port_override:
+            return self.pg_port_override
+        try:
+            return int(self.port_file.read_text().strip())
+        except (OSError, ValueError):
+            return DEFAULT_PG_PORT
+
+    def local_database_url(self, dbname: str | None = None) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.pg_port()}/{dbname or self.db_name}"
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL everything uses."""
+        return self.external_database_url or self.local_database_url()
+
+    @property
+    def risk_rules_path(self) -> Path:
+        """The risk.toml in force: ``risk_rules`` (a file or a folder), else the layers folder's."""
+        path = self.risk_rules or self.layers_dir
+        return path / "risk.toml" if path.is_dir() or path.suffix != ".toml" else path

@@ -1,0 +1,38 @@
+"""What the blueprints get from the app: its settings, the database engine, the locator (one lookup
+index per process) and the risk rules in force."""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy.engine import Engine
+
+from ..domain.risk import Rules
+from ..services import database, resources
+from ..services.locator import Locator
+from ..settings import Settings
+
+SETTINGS = "gridmap.settings"
+LOCATOR = "gridmap.locator"
+
+
+def settings() -> Settings:
+    """The app's settings (built once by :func:`gridmap.web.create_app`)."""
+    return current_app.extensions[SETTINGS]
+
+
+def engine() -> Engine:
+    return database.engine(settings())
+
+
+def locator() -> Locator:
+    """The app's locator (one in-memory index per process, kept true to the database)."""
+    loc = current_app.extensions.get(LOCATOR)
+    if loc is None:
+        loc = current_app.extensions[LOCATOR] = Locator(engine())
+    return loc
+
+
+def risk_rules() -> Rules:
+    """The risk rules in force: the settings' ``risk_rules`` (``RISK_RULES`` in ``test_config``), else the
+    layers folder's risk.toml (re-read when the file changes)."""
+    return resources.load_rules(settings().risk_rules_path)
