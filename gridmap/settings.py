@@ -59,6 +59,10 @@ class Settings:
     secret_key: str | None = None
     #: Who runs the CLI ($USER), for the audit log.
     user: str = "cli"
+    #: GRIDMAP_TIMEZONE: the zone times are shown and exported in (and the working calendar's day).
+    timezone: str = "Asia/Shanghai"
+    #: GRIDMAP_EVENTS_TICK: seconds between the event centre's clock ticks in each server worker (0: none).
+    events_tick: int = 0
 
     ENV = {
         "home": "GRIDMAP_HOME",
@@ -75,6 +79,8 @@ class Settings:
         "warm": "GRIDMAP_WARM_INDEX",
         "secret_key": "GRIDMAP_SECRET_KEY",
         "user": "USER",
+        "timezone": "GRIDMAP_TIMEZONE",
+        "events_tick": "GRIDMAP_EVENTS_TICK",
     }
 
     @classmethod
@@ -105,6 +111,8 @@ class Settings:
             warm=get("warm") == "1",
             secret_key=get("secret_key"),
             user=get("user") or "cli",
+            timezone=get("timezone") or "Asia/Shanghai",
+            events_tick=int(get("events_tick") or 0),
         )
         given = {k: v for k, v in (overrides or {}).items() if v is not None}
         unknown = set(given) - {f.name for f in fields(cls)}

@@ -568,3 +568,11 @@ def test_demo_year_of_cases_follows_the_loop_and_ends_in_a_mix_of_states():
         assert all(a["at"] <= b["at"] <= now for a, b in itertools.pairwise(log))
         for entry in log[2:]:  # after report and file: each step is one the loop allows from the state before
             assert entry["action"] in LOOP.actions(entry["from_state"])
+
+
+def test_default_level_kinds_are_checked():
+    err = _problem(
+        HEAD.replace('micro = "grid"', "micro = 5").replace('street = "zz"\n', 'street = "cg2"\n', 1) + MATTERS
+    )
+    assert any("levels.micro: 5 is not a department kind" in p for p in err.detail)
+    assert any("levels.street: 'cg2' is not a department kind" in p for p in err.detail)

@@ -10,8 +10,10 @@ from .common import Group
 from .db import db
 from .demo import demo
 from .edit import edit, history_cmd
+from .events import events_cmd
 from .files import export_cmd, import_cmd
 from .lookup import assign_cmd, lookup_cmd, record_cmd
+from .matters import matters
 from .partition import partition_cmd
 from .risk import risk
 from .serve import serve
@@ -26,5 +28,5 @@ def main():
 
 
 for command in (db, import_cmd, export_cmd, validate_cmd, partition_cmd, stats_cmd, lookup_cmd, assign_cmd,
-                record_cmd, demo, serve, risk, users, edit, history_cmd):
+                record_cmd, demo, serve, risk, users, edit, history_cmd, matters, events_cmd):
     main.add_command(command)

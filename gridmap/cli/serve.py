@@ -21,7 +21,9 @@ from .common import engine, settings
               help="Answer lookups from the in-memory index, or by one PostGIS query each (for comparison).")
 @click.option("--warm/--no-warm", default=True, show_default=True,
               help="Build the current lookup index when a worker starts rather than on its first lookup.")
-def serve(host, port, workers, threads, lookup_engine, warm):
+@click.option("--tick-seconds", default=60, show_default=True, type=click.IntRange(min=0),
+              help="Each worker runs the event centre's clock tick this often (0: leave it to cron).")
+def serve(host, port, workers, threads, lookup_engine, warm, tick_seconds):
     """Serve the map and API (granian, one process per worker)."""
     # deferred: the web app (Flask, folium, granian) adds ~0.6 s to every other command's start
     from ..web import auth, server
@@ -33,4 +35,5 @@ def serve(host, port, workers, threads, lookup_engine, warm):
     reads = "open" if read == "open" else "viewer token or above"
     click.echo(f"reads: {reads} ({auth.ENV_READ}); writes: a token of the route's role; {n} active users"
                + ("" if n else ": every write gets 401 until `gridmap users add NAME --role admin`"), err=True)
-    server.serve(host, port, workers=workers, threads=threads, lookup_engine=lookup_engine, warm=warm)
+    server.serve(host, port, workers=workers, threads=threads, lookup_engine=lookup_engine, warm=warm,
+                 tick_seconds=tick_seconds)

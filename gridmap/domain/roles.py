@@ -15,7 +15,10 @@ from ..errors import InputError
 #: Staff roles, lowest first.
 ORDER = ("viewer", "dispatcher", "planner", "admin")
 INGEST = "ingest"
-ROLES = ORDER + (INGEST,)
+#: The event centre's roles (issue 12), outside the order: each reads what a viewer reads and takes
+#: its own part of the loop (domain/events/loop.py); an admin may do what they do.
+EVENT = ("handler", "verifier", "supervisor")
+ROLES = ORDER + (INGEST,) + EVENT
 
 
 def check_role(role: str) -> str:
@@ -32,6 +35,10 @@ def allows(role: str | None, needed: str) -> bool:
     if needed == INGEST:
         return role in (INGEST, "admin")
     check_role(needed)
+    if needed in EVENT:
+        return role in (needed, "admin")
+    if role in EVENT:
+        return needed == ORDER[0]
     return role in ORDER and ORDER.index(role) >= ORDER.index(needed)
 
 
@@ -42,7 +49,7 @@ def allowed_by_any(role: str | None, needed) -> bool:
 
 def describe(needed) -> str:
     """``("dispatcher", "ingest")`` → ``"dispatcher+, ingest"`` (``+``: or any role above it)."""
-    return ", ".join(n if n == INGEST or n == ORDER[-1] else n + "+" for n in needed)
+    return ", ".join(n if n in (INGEST, ORDER[-1], *EVENT) else n + "+" for n in needed)
 
 
 # --- tokens ---------------------------------------------------------------------------------------

@@ -163,7 +163,7 @@ def _write(conn, centre: Centre, frame, reported, ext, src_lon, src_lat, channel
         {
             "id": ids,
             "received_at": now,
-            "reported_at": reported.fillna(now).to_numpy(),
+            "reported_at": np.where(reported.isna().to_numpy(), now, reported.astype(object).to_numpy()),
             "source": channel,
             "external_id": None if ext is None else ext.astype(object).where(ext.notna(), None).to_numpy(),
             "text": frame["text"].astype(str).to_numpy() if "text" in frame.columns else "",

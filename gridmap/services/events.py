@@ -43,6 +43,11 @@ class Centre:
         return datetime.now(ZoneInfo(self.tz))
 
 
+def iso(value, tz: str):
+    """An aware datetime as ISO 8601 in ``tz`` (with its offset); anything else unchanged."""
+    return value.astimezone(ZoneInfo(tz)).isoformat(timespec="seconds") if isinstance(value, datetime) else value
+
+
 def chain_of(answer: dict) -> dict[str, str]:
     """Level → code from a lookup answer (empty outside every grid)."""
     return {c["level"]: c["code"] for c in answer.get("chain", []) if c["level"] in LEVELS_UP}
@@ -174,8 +179,9 @@ def intake(centre: Centre, report: Report, *, actor: str) -> dict:
             cases.add_media(conn, case_id, log_ids[0], "report", {"url": url}, actor)
         dups = suggest_duplicates(conn, centre, matter, place, now, exclude=case_id)
     return {"id": case_id, "existing": False, "state": steps[-1].target, "matter": matter.code,
-            "inside": place["inside"], "chain": chain, "route": route_json(r), "due_at": values["due_at"],
-            "warn_at": values["warn_at"], "duplicates": [d.__dict__ for d in dups], "reporter_key": key}  # fmt: skip
+            "inside": place["inside"], "chain": chain, "route": route_json(r), "due_at": iso(values["due_at"], centre.tz),
+            "warn_at": iso(values["warn_at"], centre.tz), "time_zone": centre.tz,
+            "duplicates": [d.__dict__ for d in dups], "reporter_key": key}  # fmt: skip
 
 
 def suggest_duplicates(conn: Connection, centre: Centre, matter: Matter, place: dict, now, exclude=None) -> list:
@@ -216,7 +222,9 @@ def view(centre: Centre, case_id: int, *, personal: bool) -> dict:
         out["address"] = None
         for entry in timeline:
             entry.update(note=None, media=[], actor=entry["role"])
-    out["timeline"] = timeline
+    out["timeline"] = [{k: iso(v, centre.tz) for k, v in e.items()} for e in timeline]
+    out = {k: iso(v, centre.tz) for k, v in out.items()}
+    out["time_zone"] = centre.tz
     return out
 
 

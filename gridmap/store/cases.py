@@ -30,6 +30,7 @@ _JSON = ("route", "attrs", "detail")
 
 
 def _check(columns) -> list[str]:
+    columns = list(columns)
     bad = [c for c in columns if c not in COLUMNS]
     if bad:
         raise ValueError(f"not a case column: {bad[0]}")  # a programming error, not user input

@@ -20,7 +20,9 @@ from ..geo import STORAGE_SRID
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 #: Every data table (users are kept across `demo load --fresh`).
 DATA_TABLES = ("grid", "grid_person", "building", "unit", "edit_log", "resident", "report", "risk_visit",
-               "risk_element", "grid_risk")
+               "risk_element", "grid_risk", "report_log", "report_media", "report_contact", "department",
+               "department_member", "person", "grid_post", "grid_code", "grid_change", "grid_share", "party_org",
+               "party_org_grid")
 
 _ENGINES: dict[str, Engine] = {}
 

@@ -142,4 +142,4 @@ def count_users(conn: Connection, *, active: bool = True) -> int:
 def truncate(conn: Connection) -> None:
     """Forget every user and token (tests; ``truncate_all`` keeps them: reloading data is no reason
     to lock people out)."""
-    conn.execute(sa.text("TRUNCATE app_user, api_token RESTART IDENTITY"))
+    conn.execute(sa.text("TRUNCATE app_user, api_token, department_member RESTART IDENTITY"))  # members name users

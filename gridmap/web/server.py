@@ -18,7 +18,7 @@ from granian.constants import Interfaces
 
 from ..errors import InputError
 from ..settings import Settings
-from . import create_app
+from . import create_app, ticker
 from .context import locator
 
 
@@ -29,6 +29,8 @@ def app_from_env():
     if settings.warm and settings.lookup_engine == "index":
         with app.app_context():
             locator().index()  # build the current index now, not on the first request
+    if settings.events_tick > 0:
+        ticker.start(app, settings.events_tick)
     return app
 
 
@@ -48,9 +50,9 @@ def check_bind(host: str, port: int) -> None:
 
 
 def serve(host: str = "127.0.0.1", port: int = 5000, *, workers: int = 2, threads: int = 8,
-          lookup_engine: str = "index", warm: bool = True) -> None:
+          lookup_engine: str = "index", warm: bool = True, tick_seconds: int = 0) -> None:
     """Serve the app until interrupted (call :func:`check_bind` first for a one-line error).  The workers
     get ``lookup_engine`` and ``warm`` through their environment."""
-    Settings.export(lookup_engine=lookup_engine, warm=warm)
+    Settings.export(lookup_engine=lookup_engine, warm=warm, events_tick=tick_seconds)
     Granian("gridmap.web.server:app_from_env", address=host, port=port, interface=Interfaces.WSGI,
             factory=True, workers=workers, blocking_threads=threads, log_access=False).serve()

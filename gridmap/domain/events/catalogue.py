@@ -334,6 +334,12 @@ def _attributes(data: dict, where, problems: _Problems) -> tuple[Attribute, ...]
     return tuple(out)
 
 
+def _kind_ok(kind, level: str, departments: dict) -> bool:
+    if kind == GRID_KIND:
+        return level in ("micro", "courtyard")
+    return isinstance(kind, str) and kind in departments and level in departments[kind].titles
+
+
 def _matter(entry: dict, at: str, defaults: Defaults, departments: dict, problems: _Problems) -> Matter | None:
     """One matter from a TOML table or a CSV row (strings); None after adding its problems."""
     before = len(problems.items)
@@ -422,6 +428,14 @@ def parse(
             )
     defaults = _defaults(data, where, problems)
     departments = _departments(data, where, problems)
+    for level, kind in defaults.level_kinds.items():
+        if level in LEVELS_UP and not _kind_ok(kind, level, departments):
+            problems.add(
+                where(("levels", level)),
+                f"levels.{level}",
+                f"{kind!r} is not a department kind at {level} "
+                "level (see [departments]; 'grid' only at micro and courtyard)",
+            )
     attributes = _attributes(data, where, problems)
     entries = [(dict(m), where(("matter", i))) for i, m in enumerate(data.get("matter", []))]
     if csv_text is not None:
