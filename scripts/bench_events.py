@@ -43,13 +43,13 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_lookup import bench_db, random_points  # noqa: E402
-
 from gridmap.domain.demo import cases as demo_cases  # noqa: E402
 from gridmap.services import event_clock, event_import, events  # noqa: E402
 from gridmap.services.locator import Locator  # noqa: E402
 from gridmap.settings import Settings  # noqa: E402
 from gridmap.store import db, departments, users  # noqa: E402
+
+from bench_lookup import bench_db, random_points  # noqa: E402
 
 GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
 
@@ -60,8 +60,15 @@ def hotline(eng, n: int, seed: int, catalogue) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     codes = np.array(list(catalogue.matters))
     weights = np.array([3.0 if m.auto else 1.0 for m in catalogue.matters.values()])
-    return pd.DataFrame({"matter": rng.choice(codes, n, p=weights / weights.sum()), "lon": x.round(7),
-                         "lat": y.round(7), "text": "市民来电反映", "external_id": [f"b{seed}-{i}" for i in range(n)]})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "matter": rng.choice(codes, n, p=weights / weights.sum()),
+            "lon": x.round(7),
+            "lat": y.round(7),
+            "text": "市民来电反映",
+            "external_id": [f"b{seed}-{i}" for i in range(n)],
+        }
+    )
 
 
 def ensure_departments(eng, centre) -> int:
@@ -89,7 +96,8 @@ def history(eng, centre, n: int, open_target: int, seed: int) -> None:
             UPDATE report SET received_at = now() - random() * interval '365 days'
             WHERE matter_code IS NOT NULL""")
         )
-        conn.execute(sa.text("""
+        conn.execute(
+            sa.text("""
             WITH keep AS (SELECT id FROM report WHERE matter_code IS NOT NULL ORDER BY received_at DESC LIMIT :k)
             UPDATE report r SET state = CASE WHEN random() < 0.85 THEN 'assessed' ELSE 'closed' END,
                    closed_at = r.received_at + random() * interval '5 days',
@@ -97,7 +105,9 @@ def history(eng, centre, n: int, open_target: int, seed: int) -> None:
                    rating = CASE WHEN random() < 0.8 THEN 3 + floor(random() * 3)::int END,
                    escalations = CASE WHEN random() < 0.1 THEN 1 ELSE 0 END,
                    reopened = CASE WHEN random() < 0.05 THEN 1 ELSE 0 END
-            WHERE r.matter_code IS NOT NULL AND r.id NOT IN (SELECT id FROM keep)"""), {"k": open_target})  # fmt: skip
+            WHERE r.matter_code IS NOT NULL AND r.id NOT IN (SELECT id FROM keep)"""),
+            {"k": open_target},
+        )
         conn.execute(sa.text("ANALYZE report"))
         conn.execute(sa.text("ANALYZE report_log"))
 
@@ -113,8 +123,12 @@ def bench_import(url, eng, centre, rows: int, seed: int, repeat: int) -> tuple[f
             path = Path(tmp) / f"hotline{i}.csv"
             frame.assign(external_id=frame["external_id"] + f"-{i}").to_csv(path, index=False)
             t = time.perf_counter()
-            subprocess.run([GRIDMAP, "events", "import", str(path), "--channel", f"bench{seed}"], check=True,
-                           env={**os.environ, "GRIDMAP_DATABASE_URL": url}, stderr=subprocess.DEVNULL)  # fmt: skip
+            subprocess.run(
+                [GRIDMAP, "events", "import", str(path), "--channel", f"bench{seed}"],
+                check=True,
+                env={**os.environ, "GRIDMAP_DATABASE_URL": url},
+                stderr=subprocess.DEVNULL,
+            )
             ours.append(time.perf_counter() - t)
             t = time.perf_counter()
             read = pd.read_csv(path)
@@ -156,8 +170,12 @@ class Raw:
 
 def _post_forms(eng, catalogue, token: str, n: int, seed: int) -> list[bytes]:
     frame = hotline(eng, n, seed, catalogue)
-    return [urlencode({"api_key": token, "service_code": r.matter, "lat": r.lat, "long": r.lon,
-                       "description": "随手拍"}).encode() for r in frame.itertuples()]  # fmt: skip
+    return [
+        urlencode(
+            {"api_key": token, "service_code": r.matter, "lat": r.lat, "long": r.lon, "description": "随手拍"}
+        ).encode()
+        for r in frame.itertuples()
+    ]
 
 
 def _post_worker(args) -> int:
@@ -171,9 +189,12 @@ def _post_worker(args) -> int:
 
 
 def serve(url: str, port: int, workers: int = 2):
-    proc = subprocess.Popen([GRIDMAP, "serve", "--port", str(port), "--workers", str(workers)],
-                            env={**os.environ, "GRIDMAP_DATABASE_URL": url}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [GRIDMAP, "serve", "--port", str(port), "--workers", str(workers)],
+        env={**os.environ, "GRIDMAP_DATABASE_URL": url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 180
     while True:
         try:
@@ -242,11 +263,14 @@ def bench_http(url, eng, centre, port: int, seed: int, requests: int) -> dict:
 def bench_tick(eng, centre, due: int) -> tuple[float, dict, int]:
     """Make ``due`` open cases due (past warning and deadline), then time one tick."""
     with eng.begin() as conn:
-        conn.execute(sa.text("""
+        conn.execute(
+            sa.text("""
             UPDATE report SET due_at = now() - interval '1 minute', warned_at = now() - interval '1 hour',
                    tick_at = now() - interval '1 minute'
             WHERE id IN (SELECT id FROM report WHERE status = 'open' AND state IN ('filed', 'dispatched')
-                         AND matter_code IS NOT NULL ORDER BY id LIMIT :n)"""), {"n": due})  # fmt: skip
+                         AND matter_code IS NOT NULL ORDER BY id LIMIT :n)"""),
+            {"n": due},
+        )
         open_cases = conn.execute(sa.text("SELECT count(*) FROM report WHERE status = 'open'")).scalar()
     t = time.perf_counter()
     done = event_clock.tick(centre)
@@ -275,22 +299,44 @@ def main():
     http = bench_http(url, eng, centre, args.port, args.seed + 2, args.requests)
     tick_s, tick_done, open_cases = bench_tick(eng, centre, args.due)
     rows = args.import_rows
-    print(json.dumps({"cases": total, "import_s": ours, "to_postgis_s": theirs, **http, "tick_s": tick_s,
-                      "tick": tick_done, "open": open_cases}, default=float))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "cases": total,
+                "import_s": ours,
+                "to_postgis_s": theirs,
+                **http,
+                "tick_s": tick_s,
+                "tick": tick_done,
+                "open": open_cases,
+            },
+            default=float,
+        )
+    )
     print(f"\n| measure ({total:,} cases in the database) | gridmap | competitor | ratio / target |")
     print("|---|---|---|---|")
-    print(f"| import {rows:,} hotline rows (cases/s) | {rows / ours:,.0f} | to_postgis {rows / theirs:,.0f} "
-          f"| {theirs / ours:.2f}x; >= 20,000: {'met' if rows / ours >= 20000 else 'NOT met'} |")  # fmt: skip
-    print(f"| Open311 POST requests.json p50 / p95 (ms) | {http['post_p50']:.1f} / {http['post_p95']:.1f} | | "
-          f"p50 <= 10: {'met' if http['post_p50'] <= 10 else 'NOT met'} |")  # fmt: skip
-    print(f"| Open311 POST, 8 clients, 2 workers (cases/s) | {http['post_rate']:,.0f} | | "
-          f">= 300: {'met' if http['post_rate'] >= 300 else 'NOT met'} |")  # fmt: skip
+    print(
+        f"| import {rows:,} hotline rows (cases/s) | {rows / ours:,.0f} | to_postgis {rows / theirs:,.0f} "
+        f"| {theirs / ours:.2f}x; >= 20,000: {'met' if rows / ours >= 20000 else 'NOT met'} |"
+    )
+    print(
+        f"| Open311 POST requests.json p50 / p95 (ms) | {http['post_p50']:.1f} / {http['post_p95']:.1f} | | "
+        f"p50 <= 10: {'met' if http['post_p50'] <= 10 else 'NOT met'} |"
+    )
+    print(
+        f"| Open311 POST, 8 clients, 2 workers (cases/s) | {http['post_rate']:,.0f} | | "
+        f">= 300: {'met' if http['post_rate'] >= 300 else 'NOT met'} |"
+    )
     for name in ("queue", "stats"):
         p95 = http[f"{name}_p95"]
-        print(f"| {name} of a street p50 / p95 (ms) | {http[f'{name}_p50']:.1f} / {p95:.1f} | | "
-              f"p95 <= 50: {'met' if p95 <= 50 else 'NOT met'} |")  # fmt: skip
-    print(f"| tick: {tick_done['escalated']} escalated among {open_cases:,} open (s) | {tick_s:.2f} | | "
-          f"<= 1: {'met' if tick_s <= 1 else 'NOT met'} |")  # fmt: skip
+        print(
+            f"| {name} of a street p50 / p95 (ms) | {http[f'{name}_p50']:.1f} / {p95:.1f} | | "
+            f"p95 <= 50: {'met' if p95 <= 50 else 'NOT met'} |"
+        )
+    print(
+        f"| tick: {tick_done['escalated']} escalated among {open_cases:,} open (s) | {tick_s:.2f} | | "
+        f"<= 1: {'met' if tick_s <= 1 else 'NOT met'} |"
+    )
 
 
 if __name__ == "__main__":

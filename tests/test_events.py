@@ -39,9 +39,14 @@ def catalogue():
 
 def pick(auto: bool, level: str, kind: str | None = None, verify: str | None = None):
     """A matter of the shipped catalogue with these properties (the tests do not pin codes)."""
-    return next(m for m in catalogue().matters.values()
-                if m.auto == auto and m.level == level and (kind is None or m.handlers[level] == kind)
-                and (verify is None or m.verify == verify))  # fmt: skip
+    return next(
+        m
+        for m in catalogue().matters.values()
+        if m.auto == auto
+        and m.level == level
+        and (kind is None or m.handlers[level] == kind)
+        and (verify is None or m.verify == verify)
+    )
 
 
 @pytest.fixture
@@ -55,8 +60,10 @@ def city(engine, cli, tmp_path, bearer):
         pid = conn.execute(
             sa.text("INSERT INTO person (name, phone) VALUES ('王网格', '13800000001') RETURNING id")
         ).scalar()
-        conn.execute(sa.text("INSERT INTO grid_post (person_id, grid_code, role) VALUES (:p, :g, 'grid_worker')"),
-                     {"p": pid, "g": MICRO})  # fmt: skip
+        conn.execute(
+            sa.text("INSERT INTO grid_post (person_id, grid_code, role) VALUES (:p, :g, 'grid_worker')"),
+            {"p": pid, "g": MICRO},
+        )
         uid = conn.execute(sa.text("SELECT id FROM app_user WHERE name = 'test-handler'")).scalar()
         for code in (f"{COMMUNITY}-cg", f"{COMMUNITY}-zz"):
             assert departments.add_member(conn, code, uid)
@@ -69,8 +76,15 @@ def centre(engine):
 
 def file(client, headers, matter, x=300, y=500, **extra):
     lon, lat = lonlat(x, y)
-    body = {"matter": matter.code, "lon": lon, "lat": lat, "text": "井盖没了，很危险", "channel": "app",
-            "contact": {"name": "李四", "phone": "13900000000"}, **extra}  # fmt: skip
+    body = {
+        "matter": matter.code,
+        "lon": lon,
+        "lat": lat,
+        "text": "井盖没了，很危险",
+        "channel": "app",
+        "contact": {"name": "李四", "phone": "13900000000"},
+        **extra,
+    }
     res = client.post("/api/v1/events", json=body, headers=headers)
     assert res.status_code == 201, res.get_json()
     return res.get_json()
@@ -128,10 +142,14 @@ def test_routing_is_simulated_without_filing(client, city, engine):
 
 @pytest.mark.parametrize(
     ("body", "message"),
-    [({"lon": 1}, "matter is required"), ({"matter": "nope", "lon": 1, "lat": 2}, "unknown matter"),
-     ({"matter": "01001"}, "a location is required"), ({"matter": "01001", "lon": "x", "lat": 1}, "lon must be a number"),
-     ({"matter": "01001", "lon": 1, "lat": 2, "colour": 1}, "unknown field 'colour'")],
-)  # fmt: skip
+    [
+        ({"lon": 1}, "matter is required"),
+        ({"matter": "nope", "lon": 1, "lat": 2}, "unknown matter"),
+        ({"matter": "01001"}, "a location is required"),
+        ({"matter": "01001", "lon": "x", "lat": 1}, "lon must be a number"),
+        ({"matter": "01001", "lon": 1, "lat": 2, "colour": 1}, "unknown field 'colour'"),
+    ],
+)
 def test_bad_reports_are_400_naming_the_field(client, city, body, message):
     res = client.post("/api/v1/events", json=body, headers=city["ingest"])
     assert res.status_code == 400 and message in res.get_json()["error"]["message"]
@@ -147,18 +165,28 @@ def test_the_whole_loop_with_photos_each_step_logged(client, city, engine):
     # a disposal without an after-photo near the case is refused, naming the rule
     res = act(client, cid, "dispose", city["handler"], note="已更换井盖")
     assert res.status_code == 409 and "after-photo" in res.get_json()["error"]["message"]
-    res = client.post(f"/api/v1/events/{cid}/dispose", headers=city["handler"],
-                      data={"note": "已更换井盖", "lon": str(lon), "lat": str(lat), "after": (io.BytesIO(PNG), "a.png")})  # fmt: skip
+    res = client.post(
+        f"/api/v1/events/{cid}/dispose",
+        headers=city["handler"],
+        data={"note": "已更换井盖", "lon": str(lon), "lat": str(lat), "after": (io.BytesIO(PNG), "a.png")},
+    )
     assert res.status_code == 200, res.get_json()
     assert act(client, cid, "verify", city["verifier"], note="现场核实").get_json()["state"] == "verified"
     assert act(client, cid, "close", city["dispatcher"]).get_json()["state"] == "closed"
-    rated = client.post(f"/api/v1/events/{cid}/rate", json={"rating": 5, "reasons": ["及时"]},
-                        headers={"X-Reporter-Key": got["reporter_key"]})  # fmt: skip
+    rated = client.post(
+        f"/api/v1/events/{cid}/rate",
+        json={"rating": 5, "reasons": ["及时"]},
+        headers={"X-Reporter-Key": got["reporter_key"]},
+    )
     assert rated.get_json()["state"] == "assessed"
     case = client.get(f"/api/v1/events/{cid}", headers=city["dispatcher"]).get_json()
     steps = [(e["action"], e["from_state"], e["to_state"]) for e in case["timeline"]]
-    assert steps[3:] == [("dispose", "dispatched", "disposed"), ("verify", "disposed", "verified"),
-                         ("close", "verified", "closed"), ("rate", "closed", "assessed")]  # fmt: skip
+    assert steps[3:] == [
+        ("dispose", "dispatched", "disposed"),
+        ("verify", "disposed", "verified"),
+        ("close", "verified", "closed"),
+        ("rate", "closed", "assessed"),
+    ]
     photo = next(m for e in case["timeline"] for m in e["media"])
     assert photo["stage"] == "after" and photo["file"]
     served = client.get(f"/api/v1/events/{cid}/media/{photo['id']}", headers=city["dispatcher"])
@@ -182,8 +210,16 @@ def test_the_verifier_must_not_be_the_disposer_and_stale_versions_are_refused(cl
     matter = pick(True, "community", "cg", verify="site")
     got = file(client, city["ingest"], matter)
     lon, lat = lonlat(300, 500)
-    res = act(client, got["id"], "dispose", city["admin"], note="ok", lon=lon, lat=lat,
-              media_urls=["https://example.org/after.jpg"])  # fmt: skip
+    res = act(
+        client,
+        got["id"],
+        "dispose",
+        city["admin"],
+        note="ok",
+        lon=lon,
+        lat=lat,
+        media_urls=["https://example.org/after.jpg"],
+    )
     assert res.status_code == 200
     res = act(client, got["id"], "verify", city["admin"])
     assert res.status_code == 409 and "must not be the disposer" in res.get_json()["error"]["message"]
@@ -228,8 +264,12 @@ def test_suspending_pauses_the_clock_and_resuming_moves_the_deadline(client, cit
 
 def _levels(engine, cid):
     with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT handling_level, department_code, assignee, escalations, tick_at "
-                                    "FROM report WHERE id = :id"), {"id": cid}).one()  # fmt: skip
+        return conn.execute(
+            sa.text(
+                "SELECT handling_level, department_code, assignee, escalations, tick_at FROM report WHERE id = :id"
+            ),
+            {"id": cid},
+        ).one()
 
 
 def test_escalation_climbs_every_level_up_the_chain_then_stops(client, city, engine):
@@ -257,8 +297,13 @@ def test_two_tickers_at_once_escalate_each_due_case_exactly_once(client, city, e
     cen = centre(engine)
     ids = [file(client, city["ingest"], pick(True, "community", "cg"), x=100 + i * 30)["id"] for i in range(40)]
     with engine.begin() as conn:  # all of them past their deadline, warned already
-        conn.execute(sa.text("UPDATE report SET due_at = now() - interval '1 hour', warned_at = now(), "
-                             "tick_at = now() - interval '1 hour' WHERE id = ANY(:ids)"), {"ids": ids})  # fmt: skip
+        conn.execute(
+            sa.text(
+                "UPDATE report SET due_at = now() - interval '1 hour', warned_at = now(), "
+                "tick_at = now() - interval '1 hour' WHERE id = ANY(:ids)"
+            ),
+            {"ids": ids},
+        )
     results, barrier = [], threading.Barrier(2)
 
     def run():
@@ -272,8 +317,9 @@ def test_two_tickers_at_once_escalate_each_due_case_exactly_once(client, city, e
         t.join()
     assert sum(r["escalated"] for r in results) == len(ids)
     with engine.connect() as conn:
-        per_case = conn.execute(sa.text("SELECT report_id, count(*) FROM report_log WHERE action = 'escalate' "
-                                        "GROUP BY report_id"), {}).all()  # fmt: skip
+        per_case = conn.execute(
+            sa.text("SELECT report_id, count(*) FROM report_log WHERE action = 'escalate' GROUP BY report_id"), {}
+        ).all()
     assert sorted(r[0] for r in per_case) == sorted(ids) and {r[1] for r in per_case} == {1}
 
 
@@ -303,8 +349,12 @@ def test_a_split_case_closes_when_its_children_are_done(client, city, engine):
     assert act(client, parent["id"], "split", city["dispatcher"], children=children[:1]).status_code == 409
     assert act(client, parent["id"], "split", city["dispatcher"], children=children).get_json()["state"] == "split_up"
     with engine.connect() as conn:
-        kids = [r[0] for r in conn.execute(sa.text("SELECT id FROM report WHERE parent_id = :p ORDER BY id"),
-                                           {"p": parent["id"]})]  # fmt: skip
+        kids = [
+            r[0]
+            for r in conn.execute(
+                sa.text("SELECT id FROM report WHERE parent_id = :p ORDER BY id"), {"p": parent["id"]}
+            )
+        ]
     assert len(kids) == 2
     act(client, kids[0], "cancel", city["dispatcher"], note="重复")
     assert client.get(f"/api/v1/events/{parent['id']}").get_json()["state"] == "split_up"
@@ -325,12 +375,27 @@ def test_the_queue_of_a_street_by_deadline_and_stats_match_their_definitions(cli
     assert client.get(f"/api/v1/events?grid={STREET}").status_code == 401
     assert client.get("/api/v1/events?grid=nope", headers=city["dispatcher"]).status_code == 404
     with engine.begin() as conn:  # one closed late, one closed on time with a rating
-        conn.execute(sa.text("UPDATE report SET state = 'closed', closed_at = due_at + interval '2 hours', "
-                             "escalations = 1 WHERE id = :id"), {"id": ids[0]})  # fmt: skip
-        conn.execute(sa.text("UPDATE report SET state = 'assessed', closed_at = received_at + interval '1 hour', "
-                             "rating = 4, reopened = 1 WHERE id = :id"), {"id": ids[2]})  # fmt: skip
-        frame = pd.read_sql(sa.text("SELECT community_code, received_at AS filed_at, closed_at, due_at, escalations, "
-                                    "reopened > 0 AS reopened, rating::float AS rating FROM report"), conn)  # fmt: skip
+        conn.execute(
+            sa.text(
+                "UPDATE report SET state = 'closed', closed_at = due_at + interval '2 hours', "
+                "escalations = 1 WHERE id = :id"
+            ),
+            {"id": ids[0]},
+        )
+        conn.execute(
+            sa.text(
+                "UPDATE report SET state = 'assessed', closed_at = received_at + interval '1 hour', "
+                "rating = 4, reopened = 1 WHERE id = :id"
+            ),
+            {"id": ids[2]},
+        )
+        frame = pd.read_sql(
+            sa.text(
+                "SELECT community_code, received_at AS filed_at, closed_at, due_at, escalations, "
+                "reopened > 0 AS reopened, rating::float AS rating FROM report"
+            ),
+            conn,
+        )
     got = client.get(f"/api/v1/events/stats?group=community&grid={STREET}").get_json()["rows"]
     want = assess(frame, "community_code")
     for row in got:
@@ -355,8 +420,16 @@ def test_open311_services_and_a_request_filed_and_read_in_json_and_xml(client, c
     assert client.get("/open311/v2/services.xml").data.startswith(b"<?xml")
     matter = pick(True, "community", "cg")
     lon, lat = lonlat(300, 500)
-    form = {"api_key": _token(city["ingest"]), "service_code": matter.code, "lat": lat, "long": lon,
-            "description": "井盖丢失", "first_name": "三", "last_name": "张", "phone": "13600000000"}  # fmt: skip
+    form = {
+        "api_key": _token(city["ingest"]),
+        "service_code": matter.code,
+        "lat": lat,
+        "long": lon,
+        "description": "井盖丢失",
+        "first_name": "三",
+        "last_name": "张",
+        "phone": "13600000000",
+    }
     res = client.post("/open311/v2/requests.xml", data=form)
     assert res.status_code == 201 and res.content_type.startswith("text/xml")
     rid = int(ET.fromstring(res.data).find("request/service_request_id").text)
@@ -371,14 +444,23 @@ def test_open311_services_and_a_request_filed_and_read_in_json_and_xml(client, c
 
 @pytest.mark.parametrize(
     ("form", "status", "message"),
-    [({"service_code": None}, 400, "service_code is required"), ({"service_code": "99999"}, 400, "not found"),
-     ({"lat": "91"}, 400, "lat must be between"), ({"lat": None, "long": None}, 400, "a location is required"),
-     ({"api_key": "gm_nope"}, 403, "invalid api_key"), ({"api_key": None}, 403, "api_key is required")],
-)  # fmt: skip
+    [
+        ({"service_code": None}, 400, "service_code is required"),
+        ({"service_code": "99999"}, 400, "not found"),
+        ({"lat": "91"}, 400, "lat must be between"),
+        ({"lat": None, "long": None}, 400, "a location is required"),
+        ({"api_key": "gm_nope"}, 403, "invalid api_key"),
+        ({"api_key": None}, 403, "api_key is required"),
+    ],
+)
 def test_bad_open311_posts_get_the_specs_errors_in_both_formats(client, city, form, status, message):
     lon, lat = lonlat(300, 500)
-    base = {"api_key": _token(city["ingest"]), "service_code": pick(True, "community", "cg").code, "lat": lat,
-            "long": lon}  # fmt: skip
+    base = {
+        "api_key": _token(city["ingest"]),
+        "service_code": pick(True, "community", "cg").code,
+        "lat": lat,
+        "long": lon,
+    }
     data = {k: v for k, v in {**base, **form}.items() if v is not None}
     res = client.post("/open311/v2/requests.json", data=data)
     assert res.status_code == status
@@ -411,9 +493,15 @@ def test_cli_matters_and_events(cli, city, tmp_path, engine):
     lon, lat = lonlat(300, 500)
     res = cli("events", "route", "--matter", pick(True, "community", "cg").code, lon, lat)
     assert res.exit_code == 0 and f"{COMMUNITY}-cg" in res.output
-    rows = pd.DataFrame({"matter": [pick(True, "community", "cg").code, pick(False, "street").code, "nope"],
-                         "lon": [lon, lon, lon], "lat": [lat, lat, lat], "text": ["a", "b", "c"],
-                         "external_id": ["h1", "h2", "h3"]})  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            "matter": [pick(True, "community", "cg").code, pick(False, "street").code, "nope"],
+            "lon": [lon, lon, lon],
+            "lat": [lat, lat, lat],
+            "text": ["a", "b", "c"],
+            "external_id": ["h1", "h2", "h3"],
+        }
+    )
     rows.to_csv(tmp_path / "hotline.csv", index=False)
     res = cli("events", "import", tmp_path / "hotline.csv")
     assert res.exit_code == 2 and "row 3" in res.output and "unknown matter 'nope'" in res.output

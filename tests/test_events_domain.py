@@ -549,12 +549,22 @@ def test_demo_year_of_cases_follows_the_loop_and_ends_in_a_mix_of_states():
 
     cat = shipped()
     micros = [
-        {"micro_code": f"M{i}", "courtyard_code": f"Y{i}", "community_code": "C1", "street_code": "S1",
-         "district_code": "D1", "lon": 113.68 + i * 0.001, "lat": 34.75}
+        {
+            "micro_code": f"M{i}",
+            "courtyard_code": f"Y{i}",
+            "community_code": "C1",
+            "street_code": "S1",
+            "district_code": "D1",
+            "lon": 113.68 + i * 0.001,
+            "lat": 34.75,
+        }
         for i in range(20)
-    ]  # fmt: skip
-    grids = [{"code": "C1", "level": "community", "name": "社区"}, {"code": "S1", "level": "street", "name": "街道"},
-             {"code": "D1", "level": "district", "name": "区"}]  # fmt: skip
+    ]
+    grids = [
+        {"code": "C1", "level": "community", "name": "社区"},
+        {"code": "S1", "level": "street", "name": "街道"},
+        {"code": "D1", "level": "district", "name": "区"},
+    ]
     depts = {(r["categories"][0], r["grid_code"]): r["code"] for r in demo_cases.department_rows(cat, grids)}
     workers = {m["micro_code"]: ("person:1",) for m in micros}
     now = at("2026-11-20T10:00")

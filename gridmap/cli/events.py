@@ -44,9 +44,18 @@ def import_cmd(file, crs, lon_col, lat_col, address_col, matter_col, channel):
     all rows or none."""
     centre = _centre()
     with tqdm(unit=" rows", unit_scale=True, desc=file.name, disable=None) as bar:
-        done = event_import.import_file(centre, file, actor=settings().user, crs=crs, lon_col=lon_col,
-                                        lat_col=lat_col, address_col=address_col, matter_col=matter_col,
-                                        channel=channel, progress=bar.update)  # fmt: skip
+        done = event_import.import_file(
+            centre,
+            file,
+            actor=settings().user,
+            crs=crs,
+            lon_col=lon_col,
+            lat_col=lat_col,
+            address_col=address_col,
+            matter_col=matter_col,
+            channel=channel,
+            progress=bar.update,
+        )
     click.echo(
         f"filed {done['cases']} cases from {file}: {done['dispatched']} dispatched automatically, "
         f"{done['queued']} in the dispatchers' queues, {done['outside']} outside every grid",
@@ -87,8 +96,9 @@ def tick_cmd(at):
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500))
 def queue_cmd(grid, matter, state, overdue, limit):
     """Open cases below --grid by deadline (times in the configured zone)."""
-    page = event_views.queue(_centre(), grid=grid, matter=matter, states=state.split(",") if state else None,
-                             overdue=overdue, size=limit)  # fmt: skip
+    page = event_views.queue(
+        _centre(), grid=grid, matter=matter, states=state.split(",") if state else None, overdue=overdue, size=limit
+    )
     for c in page["cases"]:
         flag = "OVERDUE" if c["overdue"] else ""
         click.echo(f"{c['id']}\t{c['state']}\t{c['due_at']}\t{c['matter_code']} {c['matter_name']}\t{flag}")
@@ -115,5 +125,7 @@ def stats_cmd(group, grid, fmt):
         for r in figures["rows"]:
             rate = "-" if r["on_time_rate"] is None else f"{r['on_time_rate']:.0%}"
             sat = "-" if r["satisfaction"] is None else f"{r['satisfaction']:.2f}"
-            click.echo(f"{r['key']}\t{r['cases']} cases\t{r['open']} open\t{r['overdue']} overdue\ton time {rate}"
-                       f"\tescalations {r['escalations']}\tsatisfaction {sat}")  # fmt: skip
+            click.echo(
+                f"{r['key']}\t{r['cases']} cases\t{r['open']} open\t{r['overdue']} overdue\ton time {rate}"
+                f"\tescalations {r['escalations']}\tsatisfaction {sat}"
+            )

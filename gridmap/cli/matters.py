@@ -25,12 +25,30 @@ def matters():
 def list_cmd(category, auto, fmt):
     """The matters in force, one line each (code, category, level, deadline, auto, name)."""
     catalogue = catalogue_files.load(settings().layers_dir)
-    rows = [m for m in catalogue.matters.values()
-            if (category is None or m.category == category) and (auto is None or m.auto == auto)]  # fmt: skip
+    rows = [
+        m
+        for m in catalogue.matters.values()
+        if (category is None or m.category == category) and (auto is None or m.auto == auto)
+    ]
     if fmt == "json":
-        click.echo(json.dumps([{"code": m.code, "name": m.name, "category": m.category, "auto": m.auto,
-                                "level": m.level, "deadline": str(m.deadline), "handlers": m.handlers}
-                               for m in rows], ensure_ascii=False, indent=1))  # fmt: skip
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "code": m.code,
+                        "name": m.name,
+                        "category": m.category,
+                        "auto": m.auto,
+                        "level": m.level,
+                        "deadline": str(m.deadline),
+                        "handlers": m.handlers,
+                    }
+                    for m in rows
+                ],
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
         return
     for m in rows:
         click.echo(f"{m.code}\t{m.category}\t{m.level}\t{m.deadline}\t{'auto' if m.auto else 'queue'}\t{m.name}")
@@ -51,8 +69,10 @@ def check_cmd(file):
             click.echo(f"gridmap: error: {line}", err=True)
         raise SystemExit(1) from None
     n = len(catalogue.matters)
-    click.echo(f"{path}: {n} matters in {len(catalogue.categories())} categories, "
-               f"{sum(m.auto for m in catalogue.matters.values())} automatic; no problems")  # fmt: skip
+    click.echo(
+        f"{path}: {n} matters in {len(catalogue.categories())} categories, "
+        f"{sum(m.auto for m in catalogue.matters.values())} automatic; no problems"
+    )
 
 
 @matters.command("import")

@@ -91,13 +91,21 @@ def context(conn, centre: Centre, case: dict, req: Request) -> Context:
     if req.department and dept is None:
         raise InputError(f"no department {req.department!r} (GET /api/v1/departments lists them)")
     return Context(
-        roles=_roles(case, req), actor=req.actor, note=req.note, is_assignee=_is_assignee(conn, case, req),
-        disposer=case["disposed_by"], assignee=req.department, matter_known=matter is not None,
+        roles=_roles(case, req),
+        actor=req.actor,
+        note=req.note,
+        is_assignee=_is_assignee(conn, case, req),
+        disposer=case["disposed_by"],
+        assignee=req.department,
+        matter_known=matter is not None,
         can_climb=matter is not None and can_climb(matter, case["handling_level"], chain),
         disposal_checked=req.action == "dispose" and _disposal_checked(centre, case, req),
-        target=req.target, children=len(req.children), children_open=cases.children_open(conn, case["id"]),
-        rating=req.rating, rating_window_open=window,
-    )  # fmt: skip
+        target=req.target,
+        children=len(req.children),
+        children_open=cases.children_open(conn, case["id"]),
+        rating=req.rating,
+        rating_window_open=window,
+    )
 
 
 def _restart(centre: Centre, case: dict, now, level=None) -> dict:
@@ -115,9 +123,17 @@ def effects(conn, centre: Centre, case: dict, req: Request, step: Step, now) -> 
         out.update(matter_code=matter.code, **_restart(centre, {**case, "matter_code": matter.code}, now))
     elif a in ("dispatch", "reassign"):
         dept = departments.get(conn, req.department)
-        out.update(department_code=dept["code"], assignee=None, handling_level=dept["level"],
-                   route={"level": dept["level"], "grid": dept["grid_code"], "department": dept["code"],
-                          "why": f"{a} by {req.actor}" + (f": {req.note}" if req.note else "")})  # fmt: skip
+        out.update(
+            department_code=dept["code"],
+            assignee=None,
+            handling_level=dept["level"],
+            route={
+                "level": dept["level"],
+                "grid": dept["grid_code"],
+                "department": dept["code"],
+                "why": f"{a} by {req.actor}" + (f": {req.note}" if req.note else ""),
+            },
+        )
     elif a == "send_back":
         out.update(department_code=None, assignee=None)
     elif a == "suspend":
@@ -135,8 +151,13 @@ def effects(conn, centre: Centre, case: dict, req: Request, step: Step, now) -> 
     elif a == "rate":
         out.update(rating=req.rating, rating_reasons=list(req.reasons), rated_at=now)
     elif a == "reopen":
-        out.update(reopened=case["reopened"] + 1, closed_at=None, disposed_by=None, verified_by=None,
-                   **_restart(centre, case, now))  # fmt: skip
+        out.update(
+            reopened=case["reopened"] + 1,
+            closed_at=None,
+            disposed_by=None,
+            verified_by=None,
+            **_restart(centre, case, now),
+        )
     elif a == "supervise":
         out.update(supervised_at=now)
     elif a == "cancel":
@@ -174,9 +195,22 @@ def _merge(conn, case: dict, req: Request, now) -> None:
     if target is None or target["status"] != "open":
         raise Conflict(f"case {req.target} is not an open case to merge into")
     cases.move_contacts(conn, case["id"], req.target)
-    cases.log(conn, [{"report_id": req.target, "at": now, "actor": req.actor, "role": req.role, "action": "merged_in",
-                      "from_state": target["state"], "to_state": target["state"], "note": req.note,
-                      "detail": {"case": case["id"]}}])  # fmt: skip
+    cases.log(
+        conn,
+        [
+            {
+                "report_id": req.target,
+                "at": now,
+                "actor": req.actor,
+                "role": req.role,
+                "action": "merged_in",
+                "from_state": target["state"],
+                "to_state": target["state"],
+                "note": req.note,
+                "detail": {"case": case["id"]},
+            }
+        ],
+    )
 
 
 def _split(conn, centre: Centre, case: dict, req: Request, now) -> None:
@@ -190,18 +224,51 @@ def _split(conn, centre: Centre, case: dict, req: Request, now) -> None:
             raise InputError(f"no department {child['department']!r}")
         state = "dispatched" if dept or r.assigned else "filed"
         level = dept["level"] if dept else (r.level or case["handling_level"])
-        values = {key: case[key] for key in ("text", "address", "source_lon", "source_lat", "source_crs", "lon", "lat",
-                                             "outside", "special_code", *cases.CHAIN_COLUMNS)}  # fmt: skip
-        values.update(received_at=now, reported_at=case["reported_at"], source="split", state=state,
-                      matter_code=matter.code, handling_level=level,
-                      department_code=dept["code"] if dept else r.department,
-                      assignee=None if dept else (f"grid:{r.grid}" if r.workers else None),
-                      route=route_json(r) if not dept else {"department": dept["code"], "why": f"split by {req.actor}"},
-                      parent_id=case["id"], **clock_columns(centre, matter, now, level, chain))  # fmt: skip
+        values = {
+            key: case[key]
+            for key in (
+                "text",
+                "address",
+                "source_lon",
+                "source_lat",
+                "source_crs",
+                "lon",
+                "lat",
+                "outside",
+                "special_code",
+                *cases.CHAIN_COLUMNS,
+            )
+        }
+        values.update(
+            received_at=now,
+            reported_at=case["reported_at"],
+            source="split",
+            state=state,
+            matter_code=matter.code,
+            handling_level=level,
+            department_code=dept["code"] if dept else r.department,
+            assignee=None if dept else (f"grid:{r.grid}" if r.workers else None),
+            route=route_json(r) if not dept else {"department": dept["code"], "why": f"split by {req.actor}"},
+            parent_id=case["id"],
+            **clock_columns(centre, matter, now, level, chain),
+        )
         child_id = cases.insert(conn, values)
-        cases.log(conn, [{"report_id": child_id, "at": now, "actor": req.actor, "role": req.role,
-                          "action": "split_from", "from_state": None, "to_state": state,
-                          "note": child.get("note") or req.note, "detail": {"parent": case["id"]}}])  # fmt: skip
+        cases.log(
+            conn,
+            [
+                {
+                    "report_id": child_id,
+                    "at": now,
+                    "actor": req.actor,
+                    "role": req.role,
+                    "action": "split_from",
+                    "from_state": None,
+                    "to_state": state,
+                    "note": child.get("note") or req.note,
+                    "detail": {"parent": case["id"]},
+                }
+            ],
+        )
 
 
 def act(centre: Centre, case_id: int, req: Request) -> dict:
@@ -213,16 +280,31 @@ def act(centre: Centre, case_id: int, req: Request) -> dict:
         if case is None:
             raise NotFound(f"no case {case_id}")
         if req.version is not None and req.version != case["version"]:
-            raise PreconditionFailed(f"case {case_id} is at version {case['version']}, not {req.version}: reload it",
-                                     detail={"version": case["version"]})  # fmt: skip
+            raise PreconditionFailed(
+                f"case {case_id} is at version {case['version']}, not {req.version}: reload it",
+                detail={"version": case["version"]},
+            )
         if req.action == "rate" and (not isinstance(req.rating, int) or not 1 <= req.rating <= 5):
             raise InputError("rate needs a rating: a whole number from 1 to 5")
         step = LOOP.fire(case["state"], req.action, context(conn, centre, case, req))
         values = {"state": step.target, **effects(conn, centre, case, req, step, now)}
         version = cases.update(conn, case_id, values)
-        (log_id,) = cases.log(conn, [{"report_id": case_id, "at": now, "actor": req.actor, "role": req.role,
-                                      "action": step.action, "from_state": step.state, "to_state": step.target,
-                                      "note": req.note or None, "detail": _detail(req)}])  # fmt: skip
+        (log_id,) = cases.log(
+            conn,
+            [
+                {
+                    "report_id": case_id,
+                    "at": now,
+                    "actor": req.actor,
+                    "role": req.role,
+                    "action": step.action,
+                    "from_state": step.state,
+                    "to_state": step.target,
+                    "note": req.note or None,
+                    "detail": _detail(req),
+                }
+            ],
+        )
         for item in req.media:
             cases.add_media(conn, case_id, log_id, item.get("stage", "other"), item, req.actor)
         if step.target in DONE and case["parent_id"]:
@@ -231,8 +313,16 @@ def act(centre: Centre, case_id: int, req: Request) -> dict:
 
 
 def _detail(req: Request) -> dict:
-    out = {k: v for k, v in (("department", req.department), ("matter", req.matter), ("target", req.target),
-                             ("rating", req.rating)) if v is not None}  # fmt: skip
+    out = {
+        k: v
+        for k, v in (
+            ("department", req.department),
+            ("matter", req.matter),
+            ("target", req.target),
+            ("rating", req.rating),
+        )
+        if v is not None
+    }
     if req.reasons:
         out["reasons"] = list(req.reasons)
     if req.children:
@@ -247,6 +337,19 @@ def _close_parent(conn, centre: Centre, parent_id: int, now) -> None:
         return
     step = LOOP.fire("split_up", "close", Context(roles=frozenset({SYSTEM}), children_open=0))
     cases.update(conn, parent_id, {"state": step.target, "closed_at": now, "tick_at": None})
-    cases.log(conn, [{"report_id": parent_id, "at": now, "actor": SYSTEM, "role": SYSTEM, "action": "close",
-                      "from_state": step.state, "to_state": step.target, "note": "every child case is done",
-                      "detail": {}}])  # fmt: skip
+    cases.log(
+        conn,
+        [
+            {
+                "report_id": parent_id,
+                "at": now,
+                "actor": SYSTEM,
+                "role": SYSTEM,
+                "action": "close",
+                "from_state": step.state,
+                "to_state": step.target,
+                "note": "every child case is done",
+                "detail": {},
+            }
+        ],
+    )

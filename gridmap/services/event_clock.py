@@ -49,12 +49,22 @@ def _batch(conn, centre: Centre, due: list[dict], now, done: dict) -> None:
             up = routing.escalation(centre.catalogue, matter, case["handling_level"], chain, depts, workers)
             if up is not None and case["state"] in ("filed", "dispatched"):
                 step = LOOP.fire(case["state"], "escalate", Context(roles=frozenset({SYSTEM}), can_climb=True))
-                values = {"handling_level": up.level, "department_code": up.department,
-                          "assignee": f"grid:{up.grid}" if up.workers else None, "route": route_json(up),
-                          "escalations": case["escalations"] + 1, "escalated_at": now,
-                          **clock_columns(centre, matter, now, up.level, chain)}  # fmt: skip
-                entry = {"action": step.action, "from_state": step.state, "to_state": step.target, "note": up.why,
-                         "detail": {"from_level": case["handling_level"], "to_level": up.level}}  # fmt: skip
+                values = {
+                    "handling_level": up.level,
+                    "department_code": up.department,
+                    "assignee": f"grid:{up.grid}" if up.workers else None,
+                    "route": route_json(up),
+                    "escalations": case["escalations"] + 1,
+                    "escalated_at": now,
+                    **clock_columns(centre, matter, now, up.level, chain),
+                }
+                entry = {
+                    "action": step.action,
+                    "from_state": step.state,
+                    "to_state": step.target,
+                    "note": up.why,
+                    "detail": {"from_level": case["handling_level"], "to_level": up.level},
+                }
                 done["escalated"] += 1
             else:
                 values = {"tick_at": None}
@@ -67,9 +77,12 @@ def _batch(conn, centre: Centre, due: list[dict], now, done: dict) -> None:
                 }
                 done["at_top"] += 1
         elif case["warned_at"] is None and case["warn_at"] is not None and case["warn_at"] <= now:
-            values = {"warned_at": now,
-                      "tick_at": clock.next_tick(case["warn_at"], now, case["due_at"],
-                                                 can_climb(matter, case["handling_level"], chain))}  # fmt: skip
+            values = {
+                "warned_at": now,
+                "tick_at": clock.next_tick(
+                    case["warn_at"], now, case["due_at"], can_climb(matter, case["handling_level"], chain)
+                ),
+            }
             entry = {
                 "action": "warn",
                 "from_state": case["state"],

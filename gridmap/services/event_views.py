@@ -15,8 +15,18 @@ from ..store import case_views
 from .events import Centre, intake
 
 QUEUE_STATES = ("reported", "filed", "dispatched", "suspended", "disposed", "verified", "reopen_requested", "split_up")
-STATS_COLUMNS = ("key", "cases", "closed", "open", "overdue", "on_time_rate", "median_hours", "escalations",
-                 "reopen_rate", "satisfaction")  # fmt: skip
+STATS_COLUMNS = (
+    "key",
+    "cases",
+    "closed",
+    "open",
+    "overdue",
+    "on_time_rate",
+    "median_hours",
+    "escalations",
+    "reopen_rate",
+    "satisfaction",
+)
 
 
 def _scope(conn, grid: str | None) -> tuple[str, str | None]:
@@ -43,13 +53,29 @@ def queue(centre: Centre, *, grid=None, matter=None, states=None, overdue=None, 
     tz = ZoneInfo(centre.tz)
     with centre.engine.connect() as conn:
         level, code = _scope(conn, grid)
-        rows, total = case_views.queue(conn, scope=level, code=code, now=centre.now(), matter=matter,
-                                       states=list(states) if states else None, overdue=overdue,
-                                       descending=descending, limit=size, offset=(page - 1) * size)  # fmt: skip
+        rows, total = case_views.queue(
+            conn,
+            scope=level,
+            code=code,
+            now=centre.now(),
+            matter=matter,
+            states=list(states) if states else None,
+            overdue=overdue,
+            descending=descending,
+            limit=size,
+            offset=(page - 1) * size,
+        )
     names = {c: m.name for c, m in centre.catalogue.matters.items()}
     items = [{**{k: _local(v, tz) for k, v in r.items()}, "matter_name": names.get(r["matter_code"])} for r in rows]
-    return {"grid": code, "level": level, "total": total, "page": page, "page_size": size, "time_zone": centre.tz,
-            "cases": items}  # fmt: skip
+    return {
+        "grid": code,
+        "level": level,
+        "total": total,
+        "page": page,
+        "page_size": size,
+        "time_zone": centre.tz,
+        "cases": items,
+    }
 
 
 def stats(centre: Centre, *, group: str = "street", grid=None, since=None, until=None) -> dict:
@@ -76,9 +102,16 @@ def requests(centre: Centre, query: open311.Query, *, personal: bool) -> list[di
     """GET requests: the filtered page as GeoReport service requests."""
     codes = [c for c in query.service_codes]
     with centre.engine.connect() as conn:
-        rows = case_views.requests(conn, ids=list(query.ids), codes=codes, statuses=list(query.statuses),
-                                   start=query.start, end=query.end, limit=query.page_size,
-                                   offset=(query.page - 1) * query.page_size)  # fmt: skip
+        rows = case_views.requests(
+            conn,
+            ids=list(query.ids),
+            codes=codes,
+            statuses=list(query.statuses),
+            start=query.start,
+            end=query.end,
+            limit=query.page_size,
+            offset=(query.page - 1) * query.page_size,
+        )
     names = {c: m.name for c, m in centre.catalogue.matters.items()}
     return [open311.request({**r, "matter_name": names.get(r["matter"])}, centre.tz, personal=personal) for r in rows]
 
@@ -94,11 +127,29 @@ def request(centre: Centre, case_id: int, *, personal: bool) -> list[dict]:
 def create(centre: Centre, got: open311.Intake, *, actor: str) -> list[dict]:
     """POST requests: the case filed from a checked body; [{service_request_id, service_notice, account_id}]."""
     name = " ".join(p for p in (got.first_name, got.last_name) if p) or None
-    contact = {k: v for k, v in (("name", name), ("email", got.email), ("phone", got.phone),
-                                 ("account_id", got.account_id), ("device_id", got.device_id)) if v}  # fmt: skip
-    report = Report(matter=got.service_code, lon=got.long, lat=got.lat, crs=got.crs, address=got.address,
-                    text=got.description, channel="open311", contact=contact,
-                    media_urls=(got.media_url,) if got.media_url else (), attributes=got.attributes)  # fmt: skip
+    contact = {
+        k: v
+        for k, v in (
+            ("name", name),
+            ("email", got.email),
+            ("phone", got.phone),
+            ("account_id", got.account_id),
+            ("device_id", got.device_id),
+        )
+        if v
+    }
+    report = Report(
+        matter=got.service_code,
+        lon=got.long,
+        lat=got.lat,
+        crs=got.crs,
+        address=got.address,
+        text=got.description,
+        channel="open311",
+        contact=contact,
+        media_urls=(got.media_url,) if got.media_url else (),
+        attributes=got.attributes,
+    )
     filed = intake(centre, report, actor=actor)
     notice = filed["route"]["why"] if filed["route"] else None
     # the reporter key doubles as the spec's token: GET tokens/{token} finds the request again

@@ -64,15 +64,21 @@ def locate(centre: Centre, report: Report) -> dict:
         except GridmapError:  # an address not in the gazetteer: the case is kept, flagged outside
             return {"lon": None, "lat": None, "chain": {}, "inside": False, "special": None}
     specials = answer.get("specials") or []
-    return {"lon": answer["lon"], "lat": answer["lat"], "chain": chain_of(answer), "inside": bool(answer.get("inside")),
-            "special": specials[0]["code"] if specials else None}  # fmt: skip
+    return {
+        "lon": answer["lon"],
+        "lat": answer["lat"],
+        "chain": chain_of(answer),
+        "inside": bool(answer.get("inside")),
+        "special": specials[0]["code"] if specials else None,
+    }
 
 
 def route(conn: Connection, centre: Centre, matter: Matter, chain: dict[str, str]) -> routing.Route:
     """Where a case of ``matter`` with ``chain`` would go now."""
     codes = list(chain.values())
-    return routing.route(centre.catalogue, matter, chain, departments.for_grids(conn, codes),
-                         departments.workers_for(conn, codes))  # fmt: skip
+    return routing.route(
+        centre.catalogue, matter, chain, departments.for_grids(conn, codes), departments.workers_for(conn, codes)
+    )
 
 
 def can_climb(matter: Matter, level: str | None, chain: dict[str, str]) -> bool:
@@ -82,8 +88,15 @@ def can_climb(matter: Matter, level: str | None, chain: dict[str, str]) -> bool:
 
 
 def route_json(r: routing.Route) -> dict:
-    return {"level": r.level, "grid": r.grid, "kind": r.kind, "department": r.department, "workers": len(r.workers),
-            "queue": r.queue, "why": r.why}  # fmt: skip
+    return {
+        "level": r.level,
+        "grid": r.grid,
+        "kind": r.kind,
+        "department": r.department,
+        "workers": len(r.workers),
+        "queue": r.queue,
+        "why": r.why,
+    }
 
 
 def simulate(centre: Centre, matter_code: str, report: Report) -> dict:
@@ -92,8 +105,14 @@ def simulate(centre: Centre, matter_code: str, report: Report) -> dict:
     place = locate(centre, report)
     with centre.engine.connect() as conn:
         r = route(conn, centre, matter, place["chain"])
-    return {"matter": matter.code, "name": matter.name, "auto": matter.auto, "inside": place["inside"],
-            "chain": place["chain"], "route": route_json(r)}  # fmt: skip
+    return {
+        "matter": matter.code,
+        "name": matter.name,
+        "auto": matter.auto,
+        "inside": place["inside"],
+        "chain": place["chain"],
+        "route": route_json(r),
+    }
 
 
 def clock_columns(centre: Centre, matter: Matter, start: datetime, level: str | None, chain: dict) -> dict:
@@ -101,8 +120,12 @@ def clock_columns(centre: Centre, matter: Matter, start: datetime, level: str | 
     run = clock.start(matter.deadline, start, centre.cal)
     due = clock.when_used(run, 1.0, centre.cal)
     warn = clock.when_used(run, centre.catalogue.defaults.warn_ratio, centre.cal)
-    return {"due_at": due, "warn_at": warn, "warned_at": None,
-            "tick_at": clock.next_tick(warn, None, due, can_climb(matter, level, chain))}  # fmt: skip
+    return {
+        "due_at": due,
+        "warn_at": warn,
+        "warned_at": None,
+        "tick_at": clock.next_tick(warn, None, due, can_climb(matter, level, chain)),
+    }
 
 
 def _key_hash(key: str) -> str:
@@ -134,16 +157,29 @@ def intake(centre: Centre, report: Report, *, actor: str) -> dict:
         if r.assigned:
             steps.append(LOOP.fire("filed", "dispatch", ctx))
         values = {
-            "received_at": now, "reported_at": report.reported_at or now, "source": report.channel,
-            "external_id": report.external_id, "text": report.text, "address": report.address,
-            "source_lon": report.lon, "source_lat": report.lat, "source_crs": report.crs,
-            "lon": place["lon"], "lat": place["lat"], "outside": not place["inside"], "special_code": place["special"],
-            **{f"{lv}_code": chain.get(lv) for lv in LEVELS_UP}, "state": steps[-1].target,
-            "matter_code": matter.code, "handling_level": level or "city", "department_code": r.department,
-            "assignee": f"grid:{r.grid}" if r.workers else None, "route": route_json(r),
+            "received_at": now,
+            "reported_at": report.reported_at or now,
+            "source": report.channel,
+            "external_id": report.external_id,
+            "text": report.text,
+            "address": report.address,
+            "source_lon": report.lon,
+            "source_lat": report.lat,
+            "source_crs": report.crs,
+            "lon": place["lon"],
+            "lat": place["lat"],
+            "outside": not place["inside"],
+            "special_code": place["special"],
+            **{f"{lv}_code": chain.get(lv) for lv in LEVELS_UP},
+            "state": steps[-1].target,
+            "matter_code": matter.code,
+            "handling_level": level or "city",
+            "department_code": r.department,
+            "assignee": f"grid:{r.grid}" if r.workers else None,
+            "route": route_json(r),
             "attrs": {"reporter_key": _key_hash(key), "attributes": report.attributes},
             **clock_columns(centre, matter, now, level, chain),
-        }  # fmt: skip
+        }
         case_id = cases.insert(conn, values)
         entries = [
             {
@@ -178,10 +214,20 @@ def intake(centre: Centre, report: Report, *, actor: str) -> dict:
         for url in report.media_urls:
             cases.add_media(conn, case_id, log_ids[0], "report", {"url": url}, actor)
         dups = suggest_duplicates(conn, centre, matter, place, now, exclude=case_id)
-    return {"id": case_id, "existing": False, "state": steps[-1].target, "matter": matter.code,
-            "inside": place["inside"], "chain": chain, "route": route_json(r), "due_at": iso(values["due_at"], centre.tz),
-            "warn_at": iso(values["warn_at"], centre.tz), "time_zone": centre.tz,
-            "duplicates": [d.__dict__ for d in dups], "reporter_key": key}  # fmt: skip
+    return {
+        "id": case_id,
+        "existing": False,
+        "state": steps[-1].target,
+        "matter": matter.code,
+        "inside": place["inside"],
+        "chain": chain,
+        "route": route_json(r),
+        "due_at": iso(values["due_at"], centre.tz),
+        "warn_at": iso(values["warn_at"], centre.tz),
+        "time_zone": centre.tz,
+        "duplicates": [d.__dict__ for d in dups],
+        "reporter_key": key,
+    }
 
 
 def suggest_duplicates(conn: Connection, centre: Centre, matter: Matter, place: dict, now, exclude=None) -> list:
@@ -193,8 +239,9 @@ def suggest_duplicates(conn: Connection, centre: Centre, matter: Matter, place: 
     if not rows:
         return []
     ids, dx, dy, times = zip(*rows, strict=True)
-    return duplicates.suggest(0.0, 0.0, now, ids, dx, dy, times, radius_m=matter.duplicate_radius_m,
-                              window_h=matter.duplicate_window_h)  # fmt: skip
+    return duplicates.suggest(
+        0.0, 0.0, now, ids, dx, dy, times, radius_m=matter.duplicate_radius_m, window_h=matter.duplicate_window_h
+    )
 
 
 def reporter_key_matches(case: dict, key: str | None) -> bool:

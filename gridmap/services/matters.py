@@ -65,8 +65,9 @@ def install(source: Path, layers_dir: Path) -> cat.Catalogue:
     if source.suffix.lower() == ".csv":
         toml_text = target.read_text("utf-8")
         name = tomllib.loads(toml_text).get("matters_csv") or "matters.csv"
-        checked = cat.parse(toml_text, source=str(target), csv_text=source.read_text("utf-8-sig"),
-                            csv_source=str(source))  # fmt: skip
+        checked = cat.parse(
+            toml_text, source=str(target), csv_text=source.read_text("utf-8-sig"), csv_source=str(source)
+        )
         shutil.copyfile(source, target.parent / name)
         return checked
     text, csv_text, csv_name = _texts(source)

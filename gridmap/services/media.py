@@ -47,8 +47,9 @@ def save_uploads(settings, case_id: int, files) -> list[dict]:
             target.parent.mkdir(parents=True, exist_ok=True)
             if not target.exists():
                 target.write_bytes(data)
-            out.append({"stage": FIELDS[name], "path": str(rel), "content_type": kind[0], "bytes": len(data),
-                        "sha256": sha})  # fmt: skip
+            out.append(
+                {"stage": FIELDS[name], "path": str(rel), "content_type": kind[0], "bytes": len(data), "sha256": sha}
+            )
     return out
 
 

@@ -47,9 +47,16 @@ def queue(
     sql = _QUEUE.format(column=SCOPES[scope], direction="DESC" if descending else "ASC")
     rows = conn.execute(
         sa.text(sql),
-        {"code": code, "matter": matter, "states": states, "overdue": overdue, "now": now, "limit": limit,
-         "offset": offset},
-    ).mappings()  # fmt: skip
+        {
+            "code": code,
+            "matter": matter,
+            "states": states,
+            "overdue": overdue,
+            "now": now,
+            "limit": limit,
+            "offset": offset,
+        },
+    ).mappings()
     page = [dict(r) for r in rows]
     return [{k: v for k, v in r.items() if k != "total"} for r in page], (page[0]["total"] if page else 0)
 
@@ -77,8 +84,13 @@ def stats(conn: Connection, *, group: str, scope: str, code: str | None, now, si
     """Assessment figures per ``group`` value (a level or department) within ``scope`` = ``code``."""
     sql = _STATS.format(group=SCOPES[group], scope=SCOPES[scope])
     rows = conn.execute(sa.text(sql), {"code": code, "since": since, "until": until, "now": now}).mappings()
-    return [{k: (float(v) if k in ("on_time_rate", "reopen_rate", "satisfaction") and v is not None else v)
-             for k, v in r.items()} for r in rows]  # fmt: skip
+    return [
+        {
+            k: (float(v) if k in ("on_time_rate", "reopen_rate", "satisfaction") and v is not None else v)
+            for k, v in r.items()
+        }
+        for r in rows
+    ]
 
 
 _REQUESTS = """
@@ -104,9 +116,16 @@ def requests(conn: Connection, *, ids=None, codes=None, statuses=None, start=Non
     """Cases as Open311 lists them, newest first."""
     rows = conn.execute(
         sa.text(_REQUESTS),
-        {"ids": ids or None, "codes": codes or None, "statuses": statuses or None, "start": start, "end": end,
-         "limit": limit, "offset": offset},
-    ).mappings()  # fmt: skip
+        {
+            "ids": ids or None,
+            "codes": codes or None,
+            "statuses": statuses or None,
+            "start": start,
+            "end": end,
+            "limit": limit,
+            "offset": offset,
+        },
+    ).mappings()
     return [dict(r) for r in rows]
 
 

@@ -19,12 +19,45 @@ from .db import copy_frame
 CHAIN_COLUMNS = ("micro_code", "courtyard_code", "community_code", "street_code", "district_code")
 #: Columns a service may write (besides id): anything else is a bug, refused.
 COLUMNS = (
-    "received_at", "reported_at", "source", "external_id", "text", "address", "source_lon", "source_lat",
-    "source_crs", "geom", *CHAIN_COLUMNS, "special_code", "outside", "state", "matter_code", "handling_level",
-    "department_code", "assignee", "route", "due_at", "warn_at", "warned_at", "tick_at", "paused_at",
-    "paused_seconds", "escalations", "escalated_at", "supervised_at", "disposed_by", "verified_by", "closed_at",
-    "rating", "rating_reasons", "rated_at", "reopened", "parent_id", "merged_into", "attrs",
-)  # fmt: skip
+    "received_at",
+    "reported_at",
+    "source",
+    "external_id",
+    "text",
+    "address",
+    "source_lon",
+    "source_lat",
+    "source_crs",
+    "geom",
+    *CHAIN_COLUMNS,
+    "special_code",
+    "outside",
+    "state",
+    "matter_code",
+    "handling_level",
+    "department_code",
+    "assignee",
+    "route",
+    "due_at",
+    "warn_at",
+    "warned_at",
+    "tick_at",
+    "paused_at",
+    "paused_seconds",
+    "escalations",
+    "escalated_at",
+    "supervised_at",
+    "disposed_by",
+    "verified_by",
+    "closed_at",
+    "rating",
+    "rating_reasons",
+    "rated_at",
+    "reopened",
+    "parent_id",
+    "merged_into",
+    "attrs",
+)
 LOG_COLUMNS = ("report_id", "at", "actor", "role", "action", "from_state", "to_state", "note", "detail")
 _JSON = ("route", "attrs", "detail")
 
@@ -119,9 +152,18 @@ def add_media(conn: Connection, report_id: int, log_id: int | None, stage: str, 
     return conn.execute(
         sa.text("""INSERT INTO report_media (report_id, log_id, stage, path, url, content_type, bytes, sha256, added_by)
                    VALUES (:rid, :log, :stage, :path, :url, :ctype, :bytes, :sha, :by) RETURNING id"""),
-        {"rid": report_id, "log": log_id, "stage": stage, "path": item.get("path"), "url": item.get("url"),
-         "ctype": item.get("content_type"), "bytes": item.get("bytes"), "sha": item.get("sha256"), "by": added_by},
-    ).scalar_one()  # fmt: skip
+        {
+            "rid": report_id,
+            "log": log_id,
+            "stage": stage,
+            "path": item.get("path"),
+            "url": item.get("url"),
+            "ctype": item.get("content_type"),
+            "bytes": item.get("bytes"),
+            "sha": item.get("sha256"),
+            "by": added_by,
+        },
+    ).scalar_one()
 
 
 _SELECT = "SELECT r.*, ST_X(r.geom) AS lon, ST_Y(r.geom) AS lat FROM report r"

@@ -20,8 +20,19 @@ from .context import centre, settings
 
 bp = Blueprint("events", __name__, url_prefix="/api/v1")
 CASE_ROLES = ("dispatcher", "handler", "verifier", "supervisor")
-ACTION_KEYS = ("note", "version", "department", "matter", "target", "children", "rating", "reasons", "lon", "lat",
-               "media_urls")  # fmt: skip
+ACTION_KEYS = (
+    "note",
+    "version",
+    "department",
+    "matter",
+    "target",
+    "children",
+    "rating",
+    "reasons",
+    "lon",
+    "lat",
+    "media_urls",
+)
 
 
 def _actor() -> auth.Actor | None:
@@ -41,10 +52,22 @@ def matters():
     """The matter catalogue in force (``category=`` to filter)."""
     params.known("category")
     category = params.choice("category", tuple(centre().catalogue.categories()))
-    out = [{"code": m.code, "name": m.name, "category": m.category, "auto": m.auto, "level": m.level,
-            "deadline": str(m.deadline), "handlers": m.handlers, "duplicate_radius_m": m.duplicate_radius_m,
-            "duplicate_window_h": m.duplicate_window_h, "verify": m.verify}
-           for m in centre().catalogue.matters.values() if category is None or m.category == category]  # fmt: skip
+    out = [
+        {
+            "code": m.code,
+            "name": m.name,
+            "category": m.category,
+            "auto": m.auto,
+            "level": m.level,
+            "deadline": str(m.deadline),
+            "handlers": m.handlers,
+            "duplicate_radius_m": m.duplicate_radius_m,
+            "duplicate_window_h": m.duplicate_window_h,
+            "verify": m.verify,
+        }
+        for m in centre().catalogue.matters.values()
+        if category is None or m.category == category
+    ]
     return jsonify({"count": len(out), "categories": centre().catalogue.categories(), "matters": out})
 
 
@@ -72,10 +95,18 @@ def queue():
     params.known("grid", "matter", "state", "overdue", "sort", "page", "page_size")
     states = [s for s in (request.args.get("state") or "").split(",") if s] or None
     sort = params.choice("sort", ("deadline", "-deadline")) or "deadline"
-    return jsonify(event_views.queue(centre(), grid=request.args.get("grid"), matter=request.args.get("matter"),
-                                     states=states, overdue=params.flag("overdue"), descending=sort == "-deadline",
-                                     page=params.integer("page", 1, 1, 10**6),
-                                     size=params.integer("page_size", 50, 1, 500)))  # fmt: skip
+    return jsonify(
+        event_views.queue(
+            centre(),
+            grid=request.args.get("grid"),
+            matter=request.args.get("matter"),
+            states=states,
+            overdue=params.flag("overdue"),
+            descending=sort == "-deadline",
+            page=params.integer("page", 1, 1, 10**6),
+            size=params.integer("page_size", 50, 1, 500),
+        )
+    )
 
 
 @bp.get("/events/route")
@@ -92,11 +123,19 @@ def stats():
     """Assessment per ``group=`` (district, street, community, courtyard, micro, department) below
     ``grid=``, cases received ``since=``/``until=``; ``format=csv`` for a spreadsheet."""
     params.known("group", "grid", "since", "until", "format")
-    figures = event_views.stats(centre(), group=request.args.get("group") or "street", grid=request.args.get("grid"),
-                                since=params.at("since"), until=params.at("until"))  # fmt: skip
+    figures = event_views.stats(
+        centre(),
+        group=request.args.get("group") or "street",
+        grid=request.args.get("grid"),
+        since=params.at("since"),
+        until=params.at("until"),
+    )
     if params.choice("format", ("json", "csv")) == "csv":
-        return Response(event_views.stats_csv(figures), mimetype="text/csv",
-                        headers={"Content-Disposition": "attachment; filename=event-stats.csv"})  # fmt: skip
+        return Response(
+            event_views.stats_csv(figures),
+            mimetype="text/csv",
+            headers={"Content-Disposition": "attachment; filename=event-stats.csv"},
+        )
     return jsonify(figures)
 
 
@@ -133,15 +172,22 @@ def act(case_id: int, action: str):
         raise InputError("media_urls must be a list of http(s) URLs")
     stage = "after" if action == "dispose" else "other"
     req = case_actions.Request(
-        action=action, actor=actor.name if actor else "reporter", role=actor.role if actor else None,
-        note=str(body.get("note") or ""), version=events.require_int(version, "version") if version else None,
-        department=body.get("department"), matter=body.get("matter"),
+        action=action,
+        actor=actor.name if actor else "reporter",
+        role=actor.role if actor else None,
+        note=str(body.get("note") or ""),
+        version=events.require_int(version, "version") if version else None,
+        department=body.get("department"),
+        matter=body.get("matter"),
         target=events.require_int(body["target"], "target") if body.get("target") is not None else None,
-        children=tuple(body.get("children") or ()), rating=_rating(body.get("rating")),
-        reasons=tuple(body.get("reasons") or ()), reporter_key=key,
-        lon=params_number(body.get("lon"), "lon"), lat=params_number(body.get("lat"), "lat"),
+        children=tuple(body.get("children") or ()),
+        rating=_rating(body.get("rating")),
+        reasons=tuple(body.get("reasons") or ()),
+        reporter_key=key,
+        lon=params_number(body.get("lon"), "lon"),
+        lat=params_number(body.get("lat"), "lat"),
         media=tuple(stored) + tuple({"stage": stage, "url": u} for u in urls),
-    )  # fmt: skip
+    )
     return jsonify(case_actions.act(centre(), case_id, req))
 
 

@@ -31,23 +31,56 @@ PATHS = (
     (4, ("dispatch", "dispose_late", "verify", "close", "rate")),
 )
 ROLE_OF = {
-    "dispatch": "dispatcher", "dispose": "handler", "dispose_late": "handler", "verify": "verifier",
-    "close": "dispatcher", "rate": "reporter", "rate_low": "reporter", "assess": "system", "escalate": "system",
-    "reopen": "dispatcher", "suspend": "handler", "resume": "handler", "send_back": "handler", "reject": "verifier",
+    "dispatch": "dispatcher",
+    "dispose": "handler",
+    "dispose_late": "handler",
+    "verify": "verifier",
+    "close": "dispatcher",
+    "rate": "reporter",
+    "rate_low": "reporter",
+    "assess": "system",
+    "escalate": "system",
+    "reopen": "dispatcher",
+    "suspend": "handler",
+    "resume": "handler",
+    "send_back": "handler",
+    "reject": "verifier",
     "cancel": "dispatcher",
-}  # fmt: skip
+}
 #: Demo variants of the loop's actions: an unhappy rating, a disposal long past the deadline.
 REAL = {"rate_low": "rate", "dispose_late": "dispose"}
 #: Hours after the previous step (median), before scaling by the matter's deadline where it is work.
-DELAY = {"dispatch": 0.7, "verify": 3.0, "close": 1.0, "rate": 20.0, "rate_low": 20.0, "assess": 14 * 24.0,
-         "reopen": 6.0, "suspend": 2.0, "resume": 30.0, "send_back": 1.5, "reject": 4.0, "cancel": 2.0}  # fmt: skip
+DELAY = {
+    "dispatch": 0.7,
+    "verify": 3.0,
+    "close": 1.0,
+    "rate": 20.0,
+    "rate_low": 20.0,
+    "assess": 14 * 24.0,
+    "reopen": 6.0,
+    "suspend": 2.0,
+    "resume": 30.0,
+    "send_back": 1.5,
+    "reject": 4.0,
+    "cancel": 2.0,
+}
 
 
 def _ctx(action: str, rating: int | None = None) -> Context:
     """A context in which ``action`` passes every guard (the demo writes only what the loop allows)."""
-    return Context(roles=frozenset({ROLE_OF[action]}), actor="v", disposer="h", note="demo", is_assignee=True,
-                   assignee="d", matter_known=True, can_climb=True, disposal_checked=True,
-                   rating=rating, rating_window_open=action != "assess")  # fmt: skip
+    return Context(
+        roles=frozenset({ROLE_OF[action]}),
+        actor="v",
+        disposer="h",
+        note="demo",
+        is_assignee=True,
+        assignee="d",
+        matter_known=True,
+        can_climb=True,
+        disposal_checked=True,
+        rating=rating,
+        rating_window_open=action != "assess",
+    )
 
 
 def _steps(path: tuple, auto: bool) -> list[str]:
@@ -69,8 +102,16 @@ def check_paths() -> dict[tuple, list[str]]:
     return out
 
 
-def generate(catalogue: Catalogue, cal: clock.WorkCalendar, micros: list[dict], departments: dict, workers: dict,
-             now: datetime, n: int, seed: int = 7) -> tuple[list[dict], list[list[dict]]]:  # fmt: skip
+def generate(
+    catalogue: Catalogue,
+    cal: clock.WorkCalendar,
+    micros: list[dict],
+    departments: dict,
+    workers: dict,
+    now: datetime,
+    n: int,
+    seed: int = 7,
+) -> tuple[list[dict], list[list[dict]]]:
     """``n`` cases over the year before ``now`` in ``micros`` (dicts with the chain's ``*_code`` and
     ``lon``/``lat``): (case rows, each case's log rows)."""
     rng = np.random.default_rng(seed)
@@ -125,12 +166,23 @@ def _life(catalogue, cal, matter, chain, r, micro, t0, now, path, states, rng, h
 
     jitter = rng.uniform(-0.00025, 0.00025, 2)
     channel = str(rng.choice(["hotline", "app", "wechat", "patrol", "qr"]))
-    row = {"received_at": t0, "reported_at": t0, "source": channel,
-           "text": f"{matter.name}（演示）", "lon": micro["lon"] + jitter[0], "lat": micro["lat"] + jitter[1],
-           **{f"{lv}_code": chain.get(lv) for lv in LEVELS_UP}, "outside": False, "matter_code": matter.code,
-           "handling_level": r.level or matter.level, "department_code": r.department,
-           "assignee": f"grid:{r.grid}" if r.workers else None, "route": {"why": r.why},
-           "escalations": 0, "reopened": 0}  # fmt: skip
+    row = {
+        "received_at": t0,
+        "reported_at": t0,
+        "source": channel,
+        "text": f"{matter.name}（演示）",
+        "lon": micro["lon"] + jitter[0],
+        "lat": micro["lat"] + jitter[1],
+        **{f"{lv}_code": chain.get(lv) for lv in LEVELS_UP},
+        "outside": False,
+        "matter_code": matter.code,
+        "handling_level": r.level or matter.level,
+        "department_code": r.department,
+        "assignee": f"grid:{r.grid}" if r.workers else None,
+        "route": {"why": r.why},
+        "escalations": 0,
+        "reopened": 0,
+    }
     due, warn = deadline(t0)
     log = [_entry(t0, "report", None, "reported", "reporter"), _entry(t0, "file", "reported", "filed", "system")]
     state, t, paused = "filed", t0, None
@@ -185,10 +237,18 @@ def _life(catalogue, cal, matter, chain, r, micro, t0, now, path, states, rng, h
         log.append(_entry(t, real, state, target, ROLE_OF[action], note))
         state = target
     open_ = state not in ("closed", "assessed", "cancelled", "reopen_requested")
-    row.update(state=state, due_at=due, warn_at=warn, paused_at=paused,
-               warned_at=warn if open_ and warn <= now else None,
-               tick_at=(None if paused or not open_ or state in ("disposed", "verified") else
-                        clock.next_tick(warn, warn if warn <= now else None, due, True)))  # fmt: skip
+    row.update(
+        state=state,
+        due_at=due,
+        warn_at=warn,
+        paused_at=paused,
+        warned_at=warn if open_ and warn <= now else None,
+        tick_at=(
+            None
+            if paused or not open_ or state in ("disposed", "verified")
+            else clock.next_tick(warn, warn if warn <= now else None, due, True)
+        ),
+    )
     return row, log
 
 
@@ -199,12 +259,27 @@ def department_rows(catalogue: Catalogue, grids: list[dict]) -> list[dict]:
         for kind, dept in catalogue.departments.items():
             title = dept.titles.get(g["level"])
             if title:
-                out.append({"code": f"{g['code']}-{kind}", "name": f"{g['name']}{title}", "level": g["level"],
-                            "grid_code": g["code"], "categories": [kind]})  # fmt: skip
+                out.append(
+                    {
+                        "code": f"{g['code']}-{kind}",
+                        "name": f"{g['name']}{title}",
+                        "level": g["level"],
+                        "grid_code": g["code"],
+                        "categories": [kind],
+                    }
+                )
     return out
 
 
 def _entry(at, action, src, dst, role, note=None) -> dict:
     actor = {"system": "system", "reporter": "reporter"}.get(role, f"demo-{role}")
-    return {"at": at, "actor": actor, "role": role, "action": action, "from_state": src, "to_state": dst,
-            "note": note, "detail": {}}  # fmt: skip
+    return {
+        "at": at,
+        "actor": actor,
+        "role": role,
+        "action": action,
+        "from_state": src,
+        "to_state": dst,
+        "note": note,
+        "detail": {},
+    }

@@ -15,8 +15,20 @@ from .catalogue import Catalogue
 CHANNELS = ("hotline", "app", "wechat", "patrol", "qr", "open311", "map", "api")
 MAX_TEXT = 4000
 CONTACT_KEYS = ("name", "phone", "email", "account_id", "device_id")
-KEYS = ("matter", "lon", "lat", "crs", "address", "text", "channel", "external_id", "reported_at", "contact",
-        "media_urls", "attributes")  # fmt: skip
+KEYS = (
+    "matter",
+    "lon",
+    "lat",
+    "crs",
+    "address",
+    "text",
+    "channel",
+    "external_id",
+    "reported_at",
+    "contact",
+    "media_urls",
+    "attributes",
+)
 #: The loop's roles a user's role gives (``reporter`` comes with a case's reporter key, ``system`` is the server).
 LOOP_ROLES = {
     "dispatcher": frozenset({"dispatcher"}),

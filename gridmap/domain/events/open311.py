@@ -28,14 +28,42 @@ from .loop import STATES
 
 CLOSED_STATES = ("closed", "assessed", "merged", "cancelled")
 REQUEST_FIELDS = (
-    "service_request_id", "status", "status_notes", "service_name", "service_code", "description",
-    "agency_responsible", "service_notice", "requested_datetime", "updated_datetime", "expected_datetime",
-    "address", "address_id", "zipcode", "lat", "long", "media_url",
-)  # fmt: skip
+    "service_request_id",
+    "status",
+    "status_notes",
+    "service_name",
+    "service_code",
+    "description",
+    "agency_responsible",
+    "service_notice",
+    "requested_datetime",
+    "updated_datetime",
+    "expected_datetime",
+    "address",
+    "address_id",
+    "zipcode",
+    "lat",
+    "long",
+    "media_url",
+)
 POST_KEYS = (
-    "api_key", "jurisdiction_id", "service_code", "lat", "long", "address_string", "address_id", "email",
-    "device_id", "account_id", "first_name", "last_name", "phone", "description", "media_url", "crs",
-)  # fmt: skip
+    "api_key",
+    "jurisdiction_id",
+    "service_code",
+    "lat",
+    "long",
+    "address_string",
+    "address_id",
+    "email",
+    "device_id",
+    "account_id",
+    "first_name",
+    "last_name",
+    "phone",
+    "description",
+    "media_url",
+    "crs",
+)
 MAX_DESCRIPTION = 4000  # the spec's limit
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000  # the spec's default cap is 1000 requests
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -186,10 +214,22 @@ def parse_post(form: Mapping, catalogue: Catalogue) -> Intake:
     if unknown:
         raise Open311Error(400, f"unknown field {unknown[0]!r}")
     return Intake(
-        code, lat, lon, address, address_id, crs, description, media, _attributes(catalogue, matter, given),
-        email, _one(form, "phone"), _one(form, "first_name"), _one(form, "last_name"), _one(form, "device_id"),
+        code,
+        lat,
+        lon,
+        address,
+        address_id,
+        crs,
+        description,
+        media,
+        _attributes(catalogue, matter, given),
+        email,
+        _one(form, "phone"),
+        _one(form, "first_name"),
+        _one(form, "last_name"),
+        _one(form, "device_id"),
         _one(form, "account_id"),
-    )  # fmt: skip
+    )
 
 
 def _attributes(catalogue: Catalogue, matter, given: dict) -> dict:
@@ -250,8 +290,22 @@ def parse_query(args: Mapping, tz: str = "Asia/Shanghai") -> Query:
     if start and end and end < start:
         raise Open311Error(400, "end_date is before start_date")
     page, size = _whole(args, "page", 1, 10**9), _whole(args, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    unknown = [k for k in args if k not in ("service_request_id", "service_code", "start_date", "end_date", "status",
-                                              "page", "page_size", "jurisdiction_id", "api_key")]  # fmt: skip
+    unknown = [
+        k
+        for k in args
+        if k
+        not in (
+            "service_request_id",
+            "service_code",
+            "start_date",
+            "end_date",
+            "status",
+            "page",
+            "page_size",
+            "jurisdiction_id",
+            "api_key",
+        )
+    ]
     if unknown:
         raise Open311Error(400, f"unknown parameter {unknown[0]!r}")
     return Query(tuple(ids), codes, start, end, statuses, page, size)

@@ -22,8 +22,10 @@ down_revision = "0011"
 branch_labels = None
 depends_on = None
 
-OLD = ("'reported', 'filed', 'dispatched', 'disposing', 'disposed', 'verified', 'closed', 'suspended', "
-       "'cancelled', 'merged'")
+OLD = (
+    "'reported', 'filed', 'dispatched', 'disposing', 'disposed', 'verified', 'closed', 'suspended', "
+    "'cancelled', 'merged'"
+)
 NEW = OLD + ", 'assessed', 'reopen_requested', 'split_up'"
 CLOSED_OLD = "'closed', 'cancelled', 'merged'"
 CLOSED_NEW = CLOSED_OLD + ", 'assessed'"
