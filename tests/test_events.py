@@ -513,3 +513,34 @@ def test_cli_matters_and_events(cli, city, tmp_path, engine):
     res = cli("events", "import", tmp_path / "hotline.csv")
     assert res.exit_code == 2 and "already received" in res.output
     assert cli("events", "tick").exit_code == 0
+
+
+def test_a_georeport_client_lists_services_and_reads_a_request_from_a_running_server(city, database_url, engine):
+    """``georeport`` (PyPI; written elsewhere) against `gridmap serve`, in both encodings.  It has no
+    POST, so the request is filed with a plain form POST as any Open311 client sends it."""
+    import requests  # noqa: PLC0415
+    from georeport import GeoReport  # noqa: PLC0415 (a test-only dependency, imported where it is used)
+
+    from servers import serving  # noqa: PLC0415
+
+    matter = pick(True, "community", "cg")
+    lon, lat = lonlat(300, 500)
+    with serving(database_url, "--workers", "1") as (base, _port):
+        root = base + "/open311/v2"
+        for fmt in ("json", "xml"):
+            client = GeoReport(root, output_format=fmt)
+            services = client.get_service_list()
+            assert len(services) == len(catalogue().matters)
+            assert {s["service_code"] for s in services} >= {matter.code}
+            definition = client.get_service_definition(matter.code)
+            assert definition["service_code"] == matter.code
+        filed = requests.post(f"{root}/requests.json", timeout=30, data={
+            "api_key": _token(city["ingest"]), "service_code": matter.code, "lat": lat, "long": lon,
+            "description": "井盖丢失"}).json()  # fmt: skip
+        rid = filed[0]["service_request_id"]
+        for fmt in ("json", "xml"):
+            got = GeoReport(root, output_format=fmt).get_service_request(str(rid))
+            assert str(got["service_request_id"]) == str(rid) and got["status"] == "open"
+            assert got["service_code"] == matter.code
+        listed = GeoReport(root).get_service_requests(service_code=matter.code)
+        assert [r["service_request_id"] for r in listed] == [rid]

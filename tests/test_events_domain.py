@@ -1,5 +1,6 @@
 """The event centre's pure parts: catalogue, loop, working-day clock, routing, duplicates,
-assessment and Open311 encoding.  Real libraries (python-statemachine, chinese-calendar), no database."""
+assessment and Open311 (with the web layer's encoding).  Real libraries (python-statemachine,
+chinese-calendar), no database."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from statemachine.exceptions import InvalidDefinition
 
-from gridmap.domain.demo import matters as demo_matters
 from gridmap.domain.events import catalogue, clock, duplicates, open311, routing
 from gridmap.domain.events.assessment import assess
 from gridmap.domain.events.catalogue import Deadline
 from gridmap.domain.events.loop import GUARDS, LOOP, ROLES, STATES, TABLE, Context, Loop, Step, check_table
 from gridmap.errors import Conflict, Forbidden, InputError, NotFound
+from gridmap.services import matters as matters_files
+from gridmap.web.open311 import encode
 
 LAYERS = Path(__file__).resolve().parents[1] / "gridmap" / "resources" / "layers"
 TZ = ZoneInfo("Asia/Shanghai")
@@ -75,11 +77,11 @@ deadline = "5wd"
 
 
 def small():
-    return catalogue.parse(HEAD + MATTERS, source="t.toml")
+    return matters_files.parse(HEAD + MATTERS, source="t.toml")
 
 
 def shipped():
-    return catalogue.parse(
+    return matters_files.parse(
         (LAYERS / "matters.toml").read_text("utf-8"),
         source="matters.toml",
         csv_text=(LAYERS / "matters.csv").read_text("utf-8"),
@@ -102,7 +104,7 @@ def test_shipped_catalogue_has_504_matters_145_automatic_in_realistic_categories
 
 
 def test_shipped_csv_is_what_the_generator_writes():
-    assert (LAYERS / "matters.csv").read_text("utf-8") == demo_matters.csv_text()
+    assert (LAYERS / "matters.csv").read_text("utf-8") == matters_files.demo_csv_text()
 
 
 def test_matter_lookup_names_unknown_code():
@@ -112,7 +114,7 @@ def test_matter_lookup_names_unknown_code():
 
 def _problem(toml_text, csv_text=None) -> InputError:
     with pytest.raises(InputError) as err:
-        catalogue.parse(toml_text, source="m.toml", csv_text=csv_text, csv_source="m.csv")
+        matters_files.parse(toml_text, source="m.toml", csv_text=csv_text, csv_source="m.csv")
     return err.value
 
 
@@ -425,18 +427,18 @@ def test_assessment_follows_its_definitions():
 
 def test_services_and_definitions_in_json_and_xml():
     cat = shipped()
-    body, ctype = open311.encode(open311.services(cat), "services", "json")
+    body, ctype = encode(open311.services(cat), "services", "json")
     listed = json.loads(body)
     assert ctype.startswith("application/json") and len(listed) == len(cat.matters)
     assert set(listed[0]) == {"service_code", "service_name", "description", "metadata", "type", "keywords", "group"}
-    body, ctype = open311.encode(open311.services(cat), "services", "xml")
+    body, ctype = encode(open311.services(cat), "services", "xml")
     root = ET.fromstring(body)
     assert ctype.startswith("text/xml") and root.tag == "services" and len(root.findall("service")) == len(cat.matters)
     assert root.find("service/metadata").text == "true"
     safety = next(m for m in cat.matters.values() if m.category == "安全生产")
     definition = open311.definition(cat, safety.code)
     assert [a["code"] for a in definition["attributes"]] == ["urgency", "hazard"]
-    xml = ET.fromstring(open311.encode(definition, "definition", "xml")[0])
+    xml = ET.fromstring(encode(definition, "definition", "xml")[0])
     assert xml.tag == "service_definition"
     assert [v.find("key").text for v in xml.findall("attributes/attribute[code='hazard']/values/value")] == [
         "general",
@@ -473,9 +475,9 @@ def test_bad_posts_get_the_specs_400(fields, message):
     with pytest.raises(open311.Open311Error) as err:
         open311.parse_post(body, shipped())
     assert err.value.status == 400 and message in err.value.message
-    payload, _ = open311.encode(err.value.body(), "errors", "json")
+    payload, _ = encode(err.value.body(), "errors", "json")
     assert json.loads(payload) == [{"code": 400, "description": err.value.message}]
-    xml = ET.fromstring(open311.encode(err.value.body(), "errors", "xml")[0])
+    xml = ET.fromstring(encode(err.value.body(), "errors", "xml")[0])
     assert (xml.tag, xml.find("error/code").text) == ("errors", "400")
 
 
@@ -499,7 +501,7 @@ def test_request_filters():
         ({"start_date": "yesterday"}, "W3C date-time"),
         ({"page_size": "5000"}, "page_size must be a whole number from 1 to 1000"),
         ({"start_date": "2026-10-02", "end_date": "2026-10-01"}, "end_date is before start_date"),
-        ({"service_request_id": "1,x"}, "service_request_id must be numbers"),
+        ({"service_request_id": "1,x"}, "service_request_id must be case numbers"),
         ({"sort": "asc"}, "unknown parameter 'sort'"),
     ):
         with pytest.raises(open311.Open311Error, match=message):
@@ -525,7 +527,7 @@ def test_a_case_as_a_request_hides_personal_fields_without_a_role():
     assert open311.request(case, personal=True)["description"] == case["description"]
     assert open311.request({**case, "state": "assessed"})["status"] == "closed"
     assert set(public) == set(open311.REQUEST_FIELDS)
-    xml = ET.fromstring(open311.encode([public], "requests", "xml")[0])
+    xml = ET.fromstring(encode([public], "requests", "xml")[0])
     assert xml.tag == "service_requests" and xml.find("request/service_request_id").text == "42"
 
 

@@ -87,5 +87,5 @@ def import_cmd(file):
 @click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
 def generate_cmd(out):
     """Write the demo catalogue's CSV (504 matters, 145 automatic) to OUT."""
-    out.write_text(demo_matters.csv_text(), encoding="utf-8")
+    out.write_text(catalogue_files.demo_csv_text(), encoding="utf-8")
     click.echo(f"wrote {demo_matters.TOTAL} matters ({demo_matters.AUTO} automatic) to {out}", err=True)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from ..domain.events import open311
 from ..domain.events.intake import Report
 from ..errors import InputError, NotFound
-from ..store import case_views
+from ..store import case_views, cases
 from .events import Centre, intake
 
 QUEUE_STATES = ("reported", "filed", "dispatched", "suspended", "disposed", "verified", "reopen_requested", "split_up")
@@ -99,8 +100,11 @@ def stats_csv(figures: dict) -> str:
 
 
 def requests(centre: Centre, query: open311.Query, *, personal: bool) -> list[dict]:
-    """GET requests: the filtered page as GeoReport service requests."""
-    codes = [c for c in query.service_codes]
+    """GET requests: the filtered page as GeoReport service requests (the spec's default without ids or
+    dates: the last 90 days)."""
+    codes = list(query.service_codes)
+    if not query.ids and query.start is None and query.end is None:
+        query = replace(query, start=centre.now() - timedelta(days=90))
     with centre.engine.connect() as conn:
         rows = case_views.requests(
             conn,
@@ -118,6 +122,8 @@ def requests(centre: Centre, query: open311.Query, *, personal: bool) -> list[di
 
 def request(centre: Centre, case_id: int, *, personal: bool) -> list[dict]:
     """GET requests/{id}: a one-item list, or 404 in the spec's shape."""
+    if not 0 < case_id <= cases.MAX_ID:
+        raise open311.Open311Error(404, f"service_request_id {case_id} not found")
     found = requests(centre, open311.Query(ids=(case_id,), page_size=1), personal=personal)
     if not found:
         raise open311.Open311Error(404, f"service_request_id {case_id} not found")

@@ -276,10 +276,14 @@ def view(centre: Centre, case_id: int, *, personal: bool) -> dict:
 
 
 def require_int(value, what: str) -> int:
+    """A whole number that can name a row (1 .. 2**63 - 1); InputError naming ``what`` otherwise."""
     try:
-        return int(value)
+        out = int(value)
     except (TypeError, ValueError):
         raise InputError(f"{what} must be a whole number, got {value!r}") from None
+    if isinstance(value, bool) or not 0 < out <= cases.MAX_ID:
+        raise InputError(f"{what} must be a whole number from 1 to {cases.MAX_ID}, got {value!r}")
+    return out
 
 
 def departments_list(centre: Centre, grid: str | None) -> list[dict]:

@@ -3,11 +3,14 @@ parsed and checked once per change of the files; the working calendar it defines
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 import tomllib
 from functools import lru_cache
 from pathlib import Path
 
+from ..domain.demo import matters as demo_matters
 from ..domain.events import catalogue as cat
 from ..domain.events.clock import WorkCalendar
 from ..errors import InputError
@@ -34,6 +37,32 @@ def _texts(toml_path: Path) -> tuple[str, str | None, str | None]:
         raise InputError(f"{toml_path}: matters_csv {name!r}: cannot read {csv_path} ({exc.strerror})") from None
 
 
+def parse(
+    toml_text: str, *, source: str = "matters.toml", csv_text: str | None = None, csv_source: str = "matters.csv"
+) -> cat.Catalogue:
+    """The catalogue from the TOML's text and the CSV's text (if any); InputError as :func:`catalogue.check`."""
+    try:
+        data = tomllib.loads(toml_text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{source}: not valid TOML: {exc}") from None
+    columns, rows = None, None
+    if csv_text is not None:
+        reader = csv.DictReader(io.StringIO(csv_text.lstrip("\ufeff")))
+        columns, rows = list(reader.fieldnames or ()), []
+        for row in reader:
+            rows.append((row, reader.line_num))
+    return cat.check(data, toml_text, source=source, csv_columns=columns, csv_rows=rows, csv_source=csv_source)
+
+
+def demo_csv_text() -> str:
+    """The demo catalogue (:mod:`gridmap.domain.demo.matters`) as CSV text, header first."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cat.CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(demo_matters.rows())
+    return buf.getvalue()
+
+
 def _stamp(path: Path) -> tuple:
     files = [path, *(p for p in path.parent.glob("*.csv"))]
     return tuple((str(p), p.stat().st_mtime_ns) for p in files if p.exists())
@@ -49,7 +78,7 @@ def load(layers_dir: Path) -> cat.Catalogue:
 @lru_cache(maxsize=8)
 def _load(path: Path, _stamp: tuple) -> cat.Catalogue:  # the mtimes in the key: an edited file is re-read
     text, csv_text, csv_name = _texts(path)
-    return cat.parse(text, source=str(path), csv_text=csv_text, csv_source=csv_name or "matters.csv")
+    return parse(text, source=str(path), csv_text=csv_text, csv_source=csv_name or "matters.csv")
 
 
 def calendar(catalogue: cat.Catalogue, tz: str) -> WorkCalendar:
@@ -65,13 +94,11 @@ def install(source: Path, layers_dir: Path) -> cat.Catalogue:
     if source.suffix.lower() == ".csv":
         toml_text = target.read_text("utf-8")
         name = tomllib.loads(toml_text).get("matters_csv") or "matters.csv"
-        checked = cat.parse(
-            toml_text, source=str(target), csv_text=source.read_text("utf-8-sig"), csv_source=str(source)
-        )
+        checked = parse(toml_text, source=str(target), csv_text=source.read_text("utf-8-sig"), csv_source=str(source))
         shutil.copyfile(source, target.parent / name)
         return checked
     text, csv_text, csv_name = _texts(source)
-    checked = cat.parse(text, source=str(source), csv_text=csv_text, csv_source=csv_name or "matters.csv")
+    checked = parse(text, source=str(source), csv_text=csv_text, csv_source=csv_name or "matters.csv")
     shutil.copyfile(source, target)
     if csv_name:
         shutil.copyfile(csv_name, target.parent / Path(csv_name).name)

@@ -58,6 +58,8 @@ COLUMNS = (
     "merged_into",
     "attrs",
 )
+#: The largest id a bigint holds: a larger one names no case (and must not reach PostgreSQL).
+MAX_ID = 2**63 - 1
 LOG_COLUMNS = ("report_id", "at", "actor", "role", "action", "from_state", "to_state", "note", "detail")
 _JSON = ("route", "attrs", "detail")
 
@@ -171,11 +173,15 @@ _SELECT = "SELECT r.*, ST_X(r.geom) AS lon, ST_Y(r.geom) AS lat FROM report r"
 
 def lock(conn: Connection, case_id: int) -> dict | None:
     """The case's row, locked until the transaction ends (a transition), or None."""
+    if not 0 < case_id <= MAX_ID:
+        return None
     row = conn.execute(sa.text(f"{_SELECT} WHERE r.id = :id FOR UPDATE"), {"id": case_id}).mappings().first()
     return dict(row) if row else None
 
 
 def get(conn: Connection, case_id: int) -> dict | None:
+    if not 0 < case_id <= MAX_ID:
+        return None
     row = conn.execute(sa.text(f"{_SELECT} WHERE r.id = :id"), {"id": case_id}).mappings().first()
     return dict(row) if row else None
 
@@ -219,6 +225,8 @@ def contacts(conn: Connection, case_id: int) -> list[dict]:
 
 
 def media_item(conn: Connection, media_id: int) -> dict | None:
+    if not 0 < media_id <= MAX_ID:
+        return None
     row = conn.execute(sa.text("SELECT * FROM report_media WHERE id = :id"), {"id": media_id}).mappings().first()
     return dict(row) if row else None
 

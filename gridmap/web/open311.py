@@ -6,6 +6,10 @@ request, tokens; every answer in ``.json`` or ``.xml``; errors as ``[{code, desc
 
 from __future__ import annotations
 
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+
 from flask import Blueprint, Response, request
 
 from ..domain import roles
@@ -20,8 +24,55 @@ bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 FORMAT = "<any(json, xml):fmt>"
 
 
+# --- the spec's two encodings (XML is mandatory in GeoReport v2, JSON optional) --------------------
+
+
+def _xml_value(parent: ET.Element, key: str, value) -> None:
+    el = ET.SubElement(parent, key)
+    if isinstance(value, bool):
+        el.text = "true" if value else "false"
+    elif isinstance(value, list):
+        child = key[:-1] if key.endswith("s") else "item"
+        for item in value:
+            _xml_item(el, child, item)
+    elif value is not None:
+        el.text = str(value)
+
+
+def _xml_item(parent: ET.Element, tag: str, item: Mapping) -> None:
+    el = ET.SubElement(parent, tag)
+    for key, value in item.items():
+        _xml_value(el, key, value)
+
+
+#: Root and item element names of each answer in XML, as the spec's examples have them.
+XML_SHAPES = {
+    "services": ("services", "service"),
+    "requests": ("service_requests", "request"),
+    "errors": ("errors", "error"),
+    "definition": ("service_definition", None),
+}
+
+
+def encode(payload, shape: str, fmt: str) -> tuple[bytes, str]:
+    """(body, content type) of ``payload`` (a list, or a dict for ``definition``) as json or xml."""
+    if fmt == "json":
+        return json.dumps(payload, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8"
+    if fmt != "xml":
+        raise open311.Open311Error(404, f"format {fmt!r} unknown: use .json or .xml")
+    root_tag, item_tag = XML_SHAPES[shape]
+    root = ET.Element(root_tag)
+    if item_tag is None:
+        for key, value in payload.items():
+            _xml_value(root, key, value)
+    else:
+        for item in payload:
+            _xml_item(root, item_tag, item)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True), "text/xml; charset=utf-8"
+
+
 def _send(payload, shape: str, fmt: str, status: int = 200) -> Response:
-    body, ctype = open311.encode(payload, shape, fmt)
+    body, ctype = encode(payload, shape, fmt)
     return Response(body, status=status, content_type=ctype)
 
 

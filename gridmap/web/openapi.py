@@ -18,6 +18,7 @@ from ..domain.levels import ALL_LEVELS, LEVELS, SPECIAL_KINDS
 from ..domain.risk import COLOURS, KINDS
 from ..services.layers import tile_layers
 from ..settings import Settings
+from . import openapi_events
 from .context import settings
 
 bp = Blueprint("openapi", __name__)
@@ -391,8 +392,10 @@ def document() -> dict:
                                 "Features (Part 1 read, Part 4 transactions) under /ogc. Errors are "
                                 '{"error": {"code", "message"}}.'},
         "servers": [{"url": server}],
-        "tags": [{"name": n} for n in ("JSON API", "risk", "edits", "map", "OGC API – Features")],
-        "paths": {**_api_paths(), **_risk_paths(), **_edit_paths(), **_page_paths(layers_dir), **_ogc_paths()},
+        "tags": [{"name": n} for n in ("JSON API", "risk", "edits", "events", "Open311 GeoReport v2", "map",
+                                       "OGC API – Features")],
+        "paths": {**_api_paths(), **_risk_paths(), **_edit_paths(), **_page_paths(layers_dir), **_ogc_paths(),
+                  **openapi_events.paths()},
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",

@@ -1,6 +1,6 @@
 """The demo matter catalogue: 504 matter types in eleven categories, 145 of them auto-dispatched,
-as Zhengzhou's event centre lists them (事项清单, 首批145个事项自动派单).  Pure: returns rows and
-CSV text; ``gridmap matters generate`` writes them beside ``matters.toml``.
+as Zhengzhou's event centre lists them (事项清单, 首批145个事项自动派单).  Pure: returns rows;
+``gridmap matters generate`` writes them as the CSV beside ``matters.toml``.
 
 Names follow the city-management standard's pattern (部件 and 事件: an object and what is wrong
 with it, GB/T 30428) where a category is made of such pairs, and are listed one by one elsewhere.
@@ -10,8 +10,6 @@ the automatic ones; disputes and anything needing judgement go to a dispatcher.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 
 from ..events.catalogue import CSV_COLUMNS
@@ -333,12 +331,3 @@ def _handlers(row: dict, kind: str, level: str) -> None:
             row[lv] = kind
     if level in ("micro", "courtyard"):
         row["micro"] = row["courtyard"] = "grid"
-
-
-def csv_text() -> str:
-    """The demo catalogue as CSV text (UTF-8, header first)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows())
-    return buf.getvalue()

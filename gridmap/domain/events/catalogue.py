@@ -1,6 +1,6 @@
 """The matter catalogue (事项清单): which matters exist, who handles each at which level, how long
-they may take, how duplicates are found and how disposal is verified.  Pure: parses text given to
-it (``services`` reads the files).
+they may take, how duplicates are found and how disposal is verified.  Pure: checks what
+``services/matters.py`` read from the files.
 
 The catalogue is a TOML file (defaults, department kinds, Open311 attributes, optionally the
 matters as ``[[matter]]`` tables) and, beside it, an optional CSV with one matter per row (the
@@ -14,10 +14,7 @@ the grid workers of the micro-grid (or courtyard) itself.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-import tomllib
 from dataclasses import dataclass, field
 
 from ...errors import InputError, NotFound
@@ -402,18 +399,21 @@ def _matter(entry: dict, at: str, defaults: Defaults, departments: dict, problem
     )
 
 
-def parse(
-    toml_text: str, *, source: str = "matters.toml", csv_text: str | None = None, csv_source: str = "matters.csv"
+def check(
+    data: dict,
+    toml_text: str,
+    *,
+    source: str = "matters.toml",
+    csv_columns: list[str] | None = None,
+    csv_rows: list[tuple[dict, int]] | None = None,
+    csv_source: str = "matters.csv",
 ) -> Catalogue:
-    """The catalogue from TOML text and an optional CSV's text.
+    """The catalogue from parsed TOML ``data`` (its ``toml_text`` gives the line numbers) and the
+    rows of an optional CSV (each with its line number; ``csv_columns`` its header).
 
     Raises InputError: its message is the first ``file:line: key: why``, ``detail`` lists all.
     """
     problems = _Problems()
-    try:
-        data = tomllib.loads(toml_text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{source}: not valid TOML: {exc}") from None
     lines = _toml_lines(toml_text)
 
     def where(path: tuple) -> str:
@@ -438,18 +438,11 @@ def parse(
             )
     attributes = _attributes(data, where, problems)
     entries = [(dict(m), where(("matter", i))) for i, m in enumerate(data.get("matter", []))]
-    if csv_text is not None:
-        reader = csv.DictReader(io.StringIO(csv_text.lstrip("\ufeff")))
-        for column in reader.fieldnames or ():
-            if column not in CSV_COLUMNS:
-                problems.add(f"{csv_source}:1", column, f"unknown column (allowed: {', '.join(CSV_COLUMNS)})")
-        for row in reader:
-            entries.append(
-                (
-                    {k: v for k, v in row.items() if k in CSV_COLUMNS and v is not None},
-                    f"{csv_source}:{reader.line_num}",
-                )
-            )
+    for column in csv_columns or ():
+        if column not in CSV_COLUMNS:
+            problems.add(f"{csv_source}:1", column, f"unknown column (allowed: {', '.join(CSV_COLUMNS)})")
+    for row, line in csv_rows or ():
+        entries.append(({k: v for k, v in row.items() if k in CSV_COLUMNS and v is not None}, f"{csv_source}:{line}"))
     matters: dict[str, Matter] = {}
     for entry, at in entries:
         matter = _matter(entry, at, defaults, departments, problems)

@@ -1,7 +1,6 @@
 """Open311 GeoReport v2 as pure functions: the catalogue as services, cases as service
-requests, POST bodies and GET filters checked, and both encodings the spec requires (JSON and
-XML, errors as ``[{code, description}]`` / ``<errors><error>…``).  No HTTP here: the web layer
-calls these and sends what they return.
+requests, POST bodies and GET filters checked, errors as the spec's ``[{code, description}]``.  No
+HTTP here: the web layer (``web/open311.py``) encodes these as JSON or XML and sends them.
 
 Mapping: a matter is a service (``group`` = its category, ``type`` = realtime); a case is a
 service request whose ``status`` is ``open`` until it is closed, assessed, merged or cancelled,
@@ -13,10 +12,8 @@ the web layer drops them for callers without a role.
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -275,8 +272,8 @@ def parse_query(args: Mapping, tz: str = "Asia/Shanghai") -> Query:
     ids = []
     for part in (_one(args, "service_request_id") or "").split(","):
         if part.strip():
-            if not part.strip().isdigit():
-                raise Open311Error(400, f"service_request_id must be numbers, got {part.strip()!r}")
+            if not part.strip().isdigit() or int(part) >= 2**63:
+                raise Open311Error(400, f"service_request_id must be case numbers, got {part.strip()!r}")
             ids.append(int(part))
     codes = tuple(c.strip() for c in (_one(args, "service_code") or "").split(",") if c.strip())
     statuses = tuple(s.strip() for s in (_one(args, "status") or "").split(",") if s.strip())
@@ -357,47 +354,3 @@ def request(case: Mapping, tz: str = "Asia/Shanghai", *, personal: bool = False)
         "media_url": case.get("media_url") if personal else None,
     }
     return out
-
-
-def _xml_value(parent: ET.Element, key: str, value) -> None:
-    el = ET.SubElement(parent, key)
-    if isinstance(value, bool):
-        el.text = "true" if value else "false"
-    elif isinstance(value, list):
-        child = key[:-1] if key.endswith("s") else "item"
-        for item in value:
-            _xml_item(el, child, item)
-    elif value is not None:
-        el.text = str(value)
-
-
-def _xml_item(parent: ET.Element, tag: str, item: Mapping) -> None:
-    el = ET.SubElement(parent, tag)
-    for key, value in item.items():
-        _xml_value(el, key, value)
-
-
-#: Root and item element names of each answer in XML, as the spec's examples have them.
-XML_SHAPES = {
-    "services": ("services", "service"),
-    "requests": ("service_requests", "request"),
-    "errors": ("errors", "error"),
-    "definition": ("service_definition", None),
-}
-
-
-def encode(payload, shape: str, fmt: str) -> tuple[bytes, str]:
-    """(body, content type) of ``payload`` (a list, or a dict for ``definition``) as json or xml."""
-    if fmt == "json":
-        return json.dumps(payload, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8"
-    if fmt != "xml":
-        raise Open311Error(404, f"format {fmt!r} unknown: use .json or .xml")
-    root_tag, item_tag = XML_SHAPES[shape]
-    root = ET.Element(root_tag)
-    if item_tag is None:
-        for key, value in payload.items():
-            _xml_value(root, key, value)
-    else:
-        for item in payload:
-            _xml_item(root, item_tag, item)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True), "text/xml; charset=utf-8"

@@ -1,0 +1,336 @@
+"""The event centre's part of the OpenAPI document: ``/api/v1/matters``, ``/api/v1/departments``,
+``/api/v1/events…`` and Open311 GeoReport v2 under ``/open311/v2`` (see :mod:`.openapi`)."""
+
+from __future__ import annotations
+
+from ..domain.events.catalogue import LEVELS_UP
+from ..domain.events.intake import CHANNELS
+from ..domain.events.loop import ACTIONS
+
+JSON_OBJ = {"type": "object"}
+ERROR = {"$ref": "#/components/schemas/Error"}
+FMT = {
+    "name": "fmt",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "enum": ["json", "xml"]},
+    "description": "the answer's encoding (the spec requires XML; JSON is the common one)",
+}
+CASE = {
+    "name": "case_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+    "description": "a case (service request) id",
+}
+OPEN311_ERROR = {
+    "type": "array",
+    "items": {"type": "object", "properties": {"code": {"type": "integer"}, "description": {"type": "string"}}},
+}
+
+
+def _q(name, schema, description, required=False):
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+def _resp(
+    ok: str, schema=JSON_OBJ, status: str = "200", errors=(400,), error_schema=ERROR, types=("application/json",)
+):
+    out = {status: {"description": ok, "content": {t: {"schema": schema} for t in types}}}
+    for s in errors:
+        out[str(s)] = {
+            "description": "the error, naming the problem",
+            "content": {t: {"schema": error_schema} for t in types},
+        }
+    return out
+
+
+def _op(summary, responses, params=(), body=None, security=False, tag="events"):
+    op = {"summary": summary, "tags": [tag], "parameters": list(params), "responses": responses}
+    if body is not None:
+        op["requestBody"] = body
+    if security:
+        op["security"] = [{"bearer": []}]
+    return op
+
+
+REPORT = {
+    "type": "object",
+    "required": ["matter"],
+    "additionalProperties": False,
+    "properties": {
+        "matter": {"type": "string"},
+        "lon": {"type": "number"},
+        "lat": {"type": "number"},
+        "crs": {"type": "string", "enum": ["wgs84", "gcj02", "bd09", "cgcs2000"]},
+        "address": {"type": "string"},
+        "text": {"type": "string", "maxLength": 4000},
+        "channel": {"type": "string", "enum": list(CHANNELS)},
+        "external_id": {"type": "string"},
+        "reported_at": {"type": "string", "format": "date-time"},
+        "contact": {"type": "object", "properties": {k: {"type": "string"} for k in ("name", "phone", "email")}},
+        "media_urls": {"type": "array", "items": {"type": "string", "format": "uri"}},
+        "attributes": {"type": "object"},
+    },
+}
+ACTION_BODY = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "note": {"type": "string"},
+        "version": {"type": "integer"},
+        "department": {"type": "string"},
+        "matter": {"type": "string"},
+        "target": {"type": "integer"},
+        "rating": {"type": "integer"},
+        "reasons": {"type": "array", "items": {"type": "string"}},
+        "lon": {"type": "number"},
+        "lat": {"type": "number"},
+        "children": {"type": "array", "items": {"type": "object"}},
+        "media_urls": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+def paths() -> dict:
+    """Every event-centre and Open311 operation."""
+    grid = _q("grid", {"type": "string"}, "a grid code: its subtree")
+    return {
+        "/api/v1/matters": {
+            "get": _op(
+                "the matter catalogue in force",
+                _resp("the matters"),
+                [_q("category", {"type": "string"}, "only this category")],
+            )
+        },
+        "/api/v1/departments": {
+            "get": _op(
+                "departments with member counts",
+                _resp("the departments", errors=()),
+                [_q("grid", {"type": "string"}, "one grid's departments")],
+            )
+        },
+        "/api/v1/events": {
+            "post": _op(
+                "file a report: located, duplicate-checked, routed; the reporter key comes back",
+                _resp("the case, why it went where it went, duplicates", status="201", errors=(400, 401, 403)),
+                body={"required": True, "content": {"application/json": {"schema": REPORT}}},
+                security=True,
+            ),
+            "get": _op(
+                "the dispatchers' queue: open cases below a grid, by deadline",
+                _resp("a page of cases", errors=(400, 401, 403, 404)),
+                [
+                    grid,
+                    _q("matter", {"type": "string"}, "a matter code"),
+                    _q("state", {"type": "string"}, "comma list of open states"),
+                    _q("overdue", {"type": "boolean"}, "overdue or not"),
+                    _q("sort", {"type": "string", "enum": ["deadline", "-deadline"]}, "deadline order"),
+                    _q("page", {"type": "integer", "minimum": 1}, "page"),
+                    _q("page_size", {"type": "integer", "minimum": 1, "maximum": 500}, "page size"),
+                ],
+                security=True,
+            ),
+        },
+        "/api/v1/events/route": {
+            "get": _op(
+                "where a report would go, without filing it",
+                _resp("the route and why", errors=(400, 404)),
+                [
+                    _q("matter", {"type": "string"}, "a matter code", True),
+                    _q("lon", {"type": "number"}, "longitude"),
+                    _q("lat", {"type": "number"}, "latitude"),
+                    _q("crs", {"type": "string"}, "wgs84, gcj02, bd09"),
+                    _q("address", {"type": "string"}, "an address instead of lon/lat"),
+                ],
+            )
+        },
+        "/api/v1/events/stats": {
+            "get": _op(
+                "assessment: cases, on-time rate, median hours, escalations, reopen rate, satisfaction",
+                _resp("the figures (or CSV)", errors=(400, 404)),
+                [
+                    grid,
+                    _q("group", {"type": "string", "enum": [*LEVELS_UP, "department"]}, "per what"),
+                    _q("since", {"type": "string"}, "received from (ISO)"),
+                    _q("until", {"type": "string"}, "received before"),
+                    _q("format", {"type": "string", "enum": ["json", "csv"]}, "json (default) or csv"),
+                ],
+            )
+        },
+        "/api/v1/events/{case_id}": {
+            "get": _op(
+                "a case and its timeline (texts, names, photos only for the event centre's roles)",
+                _resp("the case", errors=(404,)),
+                [CASE],
+            )
+        },
+        "/api/v1/events/{case_id}/duplicates": {
+            "get": _op(
+                "open cases of the same matter near this one",
+                _resp("the candidates", errors=(401, 403, 404)),
+                [CASE],
+                security=True,
+            )
+        },
+        "/api/v1/events/{case_id}/{action}": {
+            "post": _op(
+                "take an action of the loop (the answer names the allowed ones when refused)",
+                _resp("the new state and version", errors=(400, 403, 404, 409, 412)),
+                [
+                    CASE,
+                    {
+                        "name": "action",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": list(ACTIONS)},
+                        "description": "an action of the loop",
+                    },
+                    {
+                        "name": "X-Reporter-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "the reporter's key (to rate)",
+                    },
+                    {
+                        "name": "If-Match",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "the case version acted on",
+                    },
+                ],
+                body={"required": False, "content": {"application/json": {"schema": ACTION_BODY}}},
+                security=True,
+            )
+        },
+        "/api/v1/events/{case_id}/media/{media_id}": {
+            "get": _op(
+                "a stored photo of a case",
+                {"200": {"description": "the image", "content": {"image/*": {}}}, **_resp("", errors=(401, 403, 404))},
+                [
+                    CASE,
+                    {
+                        "name": "media_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer"},
+                        "description": "the photo",
+                    },
+                ],
+                security=True,
+            )
+        },
+        **_open311(),
+    }
+
+
+def _open311() -> dict:
+    t, types = "Open311 GeoReport v2", ("application/json", "text/xml")
+    resp = {"error_schema": OPEN311_ERROR, "types": types}
+    post = {
+        "type": "object",
+        "required": ["service_code"],
+        "properties": {
+            k: {"type": "string"}
+            for k in (
+                "api_key",
+                "service_code",
+                "address_string",
+                "address_id",
+                "email",
+                "device_id",
+                "account_id",
+                "first_name",
+                "last_name",
+                "phone",
+                "description",
+                "media_url",
+                "jurisdiction_id",
+            )
+        }
+        | {"lat": {"type": "number"}, "long": {"type": "number"}},
+    }
+    return {
+        "/open311/v2/services.{fmt}": {
+            "get": _op(
+                "every matter as a service", _resp("services", {"type": "array"}, errors=(), **resp), [FMT], tag=t
+            )
+        },
+        "/open311/v2/services/{code}.{fmt}": {
+            "get": _op(
+                "a service's attributes",
+                _resp("the definition", errors=(404,), **resp),
+                [
+                    {
+                        "name": "code",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "description": "service_code",
+                    },
+                    FMT,
+                ],
+                tag=t,
+            )
+        },
+        "/open311/v2/requests.{fmt}": {
+            "get": _op(
+                "service requests by the spec's filters and page/page_size",
+                _resp("requests", {"type": "array"}, errors=(400,), **resp),
+                [
+                    FMT,
+                    *(
+                        _q(k, {"type": "string"}, k)
+                        for k in (
+                            "service_request_id",
+                            "service_code",
+                            "start_date",
+                            "end_date",
+                            "status",
+                            "jurisdiction_id",
+                        )
+                    ),
+                    _q("page", {"type": "integer", "minimum": 1}, "page"),
+                    _q("page_size", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size"),
+                ],
+                tag=t,
+            ),
+            "post": _op(
+                "file a request (api_key: an ingest token)",
+                _resp(
+                    "[{service_request_id, service_notice, account_id, token}]",
+                    {"type": "array"},
+                    status="201",
+                    errors=(400, 403),
+                    **resp,
+                ),
+                [FMT],
+                body={"required": True, "content": {"application/x-www-form-urlencoded": {"schema": post}}},
+                tag=t,
+            ),
+        },
+        "/open311/v2/requests/{case_id}.{fmt}": {
+            "get": _op(
+                "one request", _resp("a one-item list", {"type": "array"}, errors=(404,), **resp), [CASE, FMT], tag=t
+            )
+        },
+        "/open311/v2/tokens/{token}.{fmt}": {
+            "get": _op(
+                "the request a token stands for",
+                _resp("[{service_request_id, token}]", {"type": "array"}, errors=(404,), **resp),
+                [
+                    {
+                        "name": "token",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "description": "the token from POST requests",
+                    },
+                    FMT,
+                ],
+                tag=t,
+            )
+        },
+    }
