@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from gridmap.domain.demo import cases as demo_cases
 from gridmap.domain.events.assessment import assess
-from gridmap.services import event_clock, events, matters
+from gridmap.services import event_clock, event_demo, events, matters
 from gridmap.services.locator import Locator
 from gridmap.settings import Settings
 from gridmap.store import departments
@@ -544,3 +544,17 @@ def test_a_georeport_client_lists_services_and_reads_a_request_from_a_running_se
             assert got["service_code"] == matter.code
         listed = GeoReport(root).get_service_requests(service_code=matter.code)
         assert [r["service_request_id"] for r in listed] == [rid]
+
+
+def test_the_demo_year_of_cases_loads_with_departments(city, engine):
+    with engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE department, department_member RESTART IDENTITY CASCADE"))
+    done = event_demo.load(centre(engine), seed=5, per_micro=20)
+    assert done["cases"] == 20 * 16 and done["departments"] > 0 and done["open"] > 0
+    with engine.connect() as conn:
+        states = dict(conn.execute(sa.text("SELECT state, count(*) FROM report GROUP BY state")).all())
+        bad = conn.execute(
+            sa.text("""SELECT count(*) FROM report r WHERE r.state <> (SELECT to_state FROM report_log l
+                                      WHERE l.report_id = r.id ORDER BY at DESC, id DESC LIMIT 1)""")
+        ).scalar()
+    assert bad == 0 and states.get("assessed", 0) > 0 and sum(states.values()) == done["cases"]
