@@ -21,6 +21,8 @@ from gridmap.store import cluster, db, users
 from gridmap.web import create_app
 
 OUTPUT = Path(__file__).resolve().parent / "output"
+#: Fixtures kept beside the tests that use them (the event centre's test city).
+pytest_plugins = ("eventcity",)
 DEMO_SEED = 7
 
 

@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 
 from ..domain.events import open311
 from ..domain.events.intake import Report
+from ..domain.events.loop import LOOP
 from ..errors import InputError, NotFound
 from ..store import case_views, cases
-from .events import Centre, intake
+from .events import SYSTEM_ONLY, Centre, intake
 
 QUEUE_STATES = ("reported", "filed", "dispatched", "suspended", "disposed", "verified", "reopen_requested", "split_up")
 STATS_COLUMNS = (
@@ -44,7 +45,18 @@ def _local(value, tz: ZoneInfo):
     return value.astimezone(tz).isoformat(timespec="seconds") if isinstance(value, datetime) else value
 
 
-def queue(centre: Centre, *, grid=None, matter=None, states=None, overdue=None, descending=False, page=1, size=50):
+def queue(
+    centre: Centre,
+    *,
+    grid=None,
+    matter=None,
+    states=None,
+    overdue=None,
+    descending=False,
+    page=1,
+    size=50,
+    roles=frozenset(),
+):
     """A page of the open cases below ``grid``, by deadline (times in the centre's zone, stated)."""
     for s in states or ():
         if s not in QUEUE_STATES:
@@ -67,7 +79,14 @@ def queue(centre: Centre, *, grid=None, matter=None, states=None, overdue=None, 
             offset=(page - 1) * size,
         )
     names = {c: m.name for c, m in centre.catalogue.matters.items()}
-    items = [{**{k: _local(v, tz) for k, v in r.items()}, "matter_name": names.get(r["matter_code"])} for r in rows]
+    items = [
+        {
+            **{k: _local(v, tz) for k, v in r.items()},
+            "matter_name": names.get(r["matter_code"]),
+            "actions": [a for a in LOOP.actions(r["state"], roles) if a not in SYSTEM_ONLY],
+        }
+        for r in rows
+    ]
     return {
         "grid": code,
         "level": level,

@@ -26,6 +26,8 @@ from ..store import cases, departments
 from . import matters
 
 SYSTEM = "system"
+#: Actions only the server takes (the tick, a split's last child): never offered to a person.
+SYSTEM_ONLY = frozenset(s.action for s in LOOP.table if s.roles == (SYSTEM,))
 
 
 @dataclass(frozen=True)
@@ -250,8 +252,9 @@ def reporter_key_matches(case: dict, key: str | None) -> bool:
     return bool(key) and stored is not None and secrets.compare_digest(stored, _key_hash(key))
 
 
-def view(centre: Centre, case_id: int, *, personal: bool) -> dict:
-    """A case with its timeline; names, phones, texts and photos only when ``personal`` (a role that may)."""
+def view(centre: Centre, case_id: int, *, personal: bool, roles=frozenset()) -> dict:
+    """A case with its timeline and the actions ``roles`` (the loop's) may take now; names, phones, texts
+    and photos only when ``personal`` (a role that may)."""
     with centre.engine.connect() as conn:
         case = cases.get(conn, case_id)
         if case is None:
@@ -269,6 +272,7 @@ def view(centre: Centre, case_id: int, *, personal: bool) -> dict:
         out["address"] = None
         for entry in timeline:
             entry.update(note=None, media=[], actor=entry["role"])
+    out["actions"] = [a for a in LOOP.actions(case["state"], roles) if a not in SYSTEM_ONLY]
     out["timeline"] = [{k: iso(v, centre.tz) for k, v in e.items()} for e in timeline]
     out = {k: iso(v, centre.tz) for k, v in out.items()}
     out["time_zone"] = centre.tz

@@ -19,7 +19,7 @@ REQUIRED = ("level", "label", "colour", "fill", "weight", "fill_opacity", "min_z
             "simplify_m")
 OVERLAY_REQUIRED = ("name", "label", "source", "min_zoom", "max_zoom", "show", "group")
 REPORT_REQUIRED = ("colour", "radius")
-SOURCES = ("risk", "grid", "report", "building")
+SOURCES = ("risk", "grid", "report", "building", "case")
 BASEMAP_CRS = ("wgs84", "gcj02")
 
 
@@ -86,7 +86,7 @@ def tile_layers(folder: Path) -> dict[str, dict]:
     layers = {e["level"]: {**e, "name": e["level"], "source": "grid", "risk_only": False}
               for e in level_layers(folder)}
     for e in overlay_layers(folder):
-        if e["source"] in ("risk", "grid", "building"):
+        if e["source"] in ("risk", "grid", "building", "case"):
             layers[e["name"]] = {**e, "risk_only": e["source"] == "grid"}
     return layers
 

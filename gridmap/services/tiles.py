@@ -2,7 +2,7 @@
 
 Each worker keeps the tiles it has made in an LRU cache (cachetools) keyed by the grid and layer
 epochs, which every write moves, so a cached tile is never stale; risk tiles are also keyed by the
-minute, since "overdue" moves with the clock.
+minute, since "overdue" moves with the clock (risk elements and the event centre's cases).
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ def render(conn, spec: dict, tile: tiling.Tile, crs: str, rules: Rules, at=None)
                                at=at)
     if spec["source"] == "building":
         return tiles.building_tile(conn, tile, frame, spec["name"])
+    if spec["source"] == "case":
+        return tiles.case_tile(conn, tile, frame, spec["name"])
     return tiles.risk_tile(conn, tile, frame, spec["name"], overdue_sql=risk.overdue_sql(rules, alias="e",
                                                                                         at_param="now()"),
                            colour=spec.get("colour_filter"), kind=spec.get("kind_filter"))
@@ -59,7 +61,7 @@ def tile(eng: Engine, cache: TileCache, spec: dict, t: tiling.Tile, crs: str, ru
     """(tile bytes, ETag) of layer ``spec`` at ``t`` for a ``crs`` base map, from ``cache`` when fresh."""
     with eng.connect() as conn:
         epochs = tiles.data_epochs(conn)
-        minute = int(time.time() // 60) if spec["source"] == "risk" else 0
+        minute = int(time.time() // 60) if spec["source"] in ("risk", "case") else 0
         key = (spec["name"], t, crs, epochs, minute, at)
         hit = cache.get(key)
         if hit is None:

@@ -10,7 +10,22 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import GridmapError, InputError
 from ..settings import Settings
-from . import auth, edits, events, grids, lookup, ogc, open311, openapi, pages, partition, reports, risk, tiles
+from . import (
+    auth,
+    edits,
+    events,
+    grids,
+    lookup,
+    ogc,
+    open311,
+    openapi,
+    pages,
+    partition,
+    queue_page,
+    reports,
+    risk,
+    tiles,
+)
 from .context import SETTINGS
 
 #: ``test_config`` keys that set a setting (the rest go to Flask's config as they are).
@@ -33,7 +48,7 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     for blueprint in (grids.bp, lookup.bp, partition.bp, reports.bp, risk.bp, edits.bp, pages.bp, tiles.bp,
-                      ogc.bp, openapi.bp, events.bp, open311.bp):
+                      ogc.bp, openapi.bp, events.bp, open311.bp, queue_page.bp):
         app.register_blueprint(blueprint)
     app.before_request(_refuse_nul)
     auth.init_app(app, settings.auth_read)  # who may call what: every view's require(), enforced before each request

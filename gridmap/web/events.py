@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request, send_file
 
-from ..domain.events.intake import PERSONAL_READERS
+from ..domain.events.intake import LOOP_ROLES, PERSONAL_READERS
 from ..domain.events.intake import check as check_report
 from ..errors import Forbidden, InputError, NotFound
 from ..services import case_actions, event_views, events, media
@@ -45,6 +45,12 @@ def _actor() -> auth.Actor | None:
 def _personal() -> bool:
     actor = _actor()
     return actor is not None and actor.role in PERSONAL_READERS
+
+
+def _loop_roles() -> frozenset:
+    """The loop's roles of the caller (none without a token)."""
+    actor = _actor()
+    return LOOP_ROLES.get(actor.role, frozenset()) if actor else frozenset()
 
 
 @bp.get("/matters")
@@ -105,6 +111,7 @@ def queue():
             descending=sort == "-deadline",
             page=params.integer("page", 1, 1, 10**6),
             size=params.integer("page_size", 50, 1, 500),
+            roles=_loop_roles(),
         )
     )
 
@@ -142,7 +149,7 @@ def stats():
 @bp.get("/events/<int:case_id>")
 def case(case_id: int):
     """A case with its timeline; texts, names, phones and photos only for the event centre's roles."""
-    return jsonify(events.view(centre(), case_id, personal=_personal()))
+    return jsonify(events.view(centre(), case_id, personal=_personal(), roles=_loop_roles()))
 
 
 @bp.get("/events/<int:case_id>/duplicates")

@@ -222,6 +222,12 @@ def paths() -> dict:
                 security=True,
             )
         },
+        "/events": {
+            "get": _op(
+                "the dispatchers' queue page (HTML; its script asks for a token)",
+                {"200": {"description": "the page", "content": {"text/html": {}}}},
+            )
+        },
         **_open311(),
     }
 

@@ -86,6 +86,9 @@ def _legend(levels, rules) -> str:
     items.append(f'<div>{fills}网格风险底色 grid shading: its elements\' colour (roll-up)</div>')
     items.append('<div><span class="gm-dot gm-report"></span>群众上报 open report '
                  '<span class="gm-cluster">12</span> 聚合 cluster of reports</div>')
+    items.append('<div><span class="gm-dot gm-case-filed"></span>待派遣 queued <span class="gm-dot gm-case-dispatched">'
+                 '</span>处置中 with a handler <span class="gm-dot gm-case-disposed"></span>待核查 to verify '
+                 '<span class="gm-dot gm-case-overdue"></span>超时 overdue (事件 open cases)</div>')
     return "<h4>图例 legend</h4>" + "".join(items)
 
 
@@ -115,6 +118,7 @@ def build_map() -> folium.Map:
     root.header.add_child(CssLink(static("gridmap.css")))
     root.header.add_child(JavascriptLink(static("gridmap.js")))
     root.header.add_child(JavascriptLink(static("gridmap-edit.js")))
+    root.header.add_child(JavascriptLink(static("gridmap-events.js")))
     if base["url"]:
         folium.TileLayer(base["url"], attr=base["attribution"] or " ", name="底图 base map",
                          max_zoom=base["max_zoom"], overlay=False, control=False).add_to(fmap)
@@ -132,7 +136,7 @@ def build_map() -> folium.Map:
         group = folium.FeatureGroup(name=d["label"], show=d["show"]).add_to(fmap)
         groups[d["name"]] = group.get_name()
         entry = dict(d)
-        if d["source"] in ("risk", "grid", "building"):
+        if d["source"] in ("risk", "grid", "building", "case"):
             entry["url"] = tile_url(d["name"])
         if d["source"] == "risk":
             style = risk["styles"].get(d.get("colour_filter"), {})

@@ -86,7 +86,7 @@
         return style(p, z);
       };
       var layer = L.vectorGrid.protobuf(d.url, {
-        rendererFactory: L.canvas.tile, vectorTileLayerStyles: styles, interactive: false,
+        rendererFactory: L.canvas.tile, vectorTileLayerStyles: styles, interactive: !!d.interactive,
         minZoom: d.min_zoom, maxZoom: 22, maxNativeZoom: 22, pane: d.pane || "overlayPane",
         fetchOptions: {headers: authHeaders()}
       });
@@ -100,6 +100,7 @@
       state.tiles[d.name] = layer;
       return layer;
     }
+    gridmap.tileLayer = tileLayer;  // for the layers other scripts add (static/gridmap-events.js)
     cfg.levels.forEach(function (d) { tileLayer(d, gridStyle(d)); });
     cfg.overlays.forEach(function (d) {
       if (d.source === "risk") tileLayer(d, riskStyle(d));
@@ -220,6 +221,8 @@
           mark("panel", p.code);
           // planners' edit tools (static/gridmap-edit.js) add their buttons to the panel
           if (window.gridmapEditPanel) window.gridmapEditPanel(panel, p, res[1]);
+          // and other scripts their sections (static/gridmap-events.js: the grid's cases)
+          (window.gridmapPanelHooks || []).forEach(function (hook) { hook(panel, p); });
         })
         .catch(function (err) { panel.innerHTML = '<div class="gm-error">' + esc(err.message) + "</div>"; });
     }
@@ -231,6 +234,7 @@
     L.DomEvent.disableClickPropagation(panel);
     L.DomEvent.disableScrollPropagation(panel);
     map.on("click", function (e) {
+      if (state.caseClicked && Date.now() - state.caseClicked < 400) return;  // a case marker took this click
       getJSON(cfg.api + "/lookup?" + q({lon: e.latlng.lng.toFixed(7), lat: e.latlng.lat.toFixed(7), crs: crs}))
         .then(function (res) {
           if (!res.chain || !res.chain.length) { mark("panel", "outside"); return; }
@@ -311,6 +315,7 @@
           (h.bins.length ? h.bins[h.bins.length - 1].to : "") + "</span></div>" + risk;
         mark("stats", "ready");
       });
+    if (window.gridmapEventsInit) window.gridmapEventsInit(map, cfg, syncZoom);
     mark("ready", "1");
   };
 })();
