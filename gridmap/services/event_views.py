@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from .. import geo
 from ..domain.events import open311
 from ..domain.events.intake import Report
 from ..domain.events.loop import LOOP
@@ -186,3 +187,12 @@ def create(centre: Centre, got: open311.Intake, *, actor: str) -> list[dict]:
             "token": filed.get("reporter_key"),
         }
     ]
+
+
+def nearest(centre: Centre, lon: float, lat: float, radius_m: float, crs: str | None = None) -> dict:
+    """The open case nearest to a point of the map (``crs``: the base map's) within ``radius_m``: id and metres."""
+    source = geo.parse_crs(crs)
+    x, y = geo.transform_xy([lon], [lat], source)
+    with centre.engine.connect() as conn:
+        found = case_views.nearest_open(conn, float(x[0]), float(y[0]), radius_m)
+    return {"id": found[0], "distance_m": round(found[1], 1)} if found else {"id": None}

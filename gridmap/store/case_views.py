@@ -134,3 +134,16 @@ def grid_level(conn: Connection, code: str) -> str | None:
     return conn.execute(
         sa.text("SELECT level FROM grid WHERE code = :code AND valid_to IS NULL LIMIT 1"), {"code": code}
     ).scalar()
+
+
+def nearest_open(conn: Connection, lon: float, lat: float, radius_m: float) -> tuple[int, float] | None:
+    """(id, metres) of the open case nearest to the point within ``radius_m``, or None (the map's click)."""
+    deg = radius_m / 80_000.0  # a box in degrees that holds the circle at China's latitudes (lon: 1 deg > 80 km)
+    row = conn.execute(
+        sa.text("""WITH p AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g)
+                   SELECT r.id, ST_Distance(r.geom::geography, p.g::geography) AS d FROM report r, p
+                   WHERE r.status = 'open' AND r.matter_code IS NOT NULL AND r.geom && ST_Expand(p.g, :deg)
+                   ORDER BY d, r.id LIMIT 1"""),
+        {"lon": lon, "lat": lat, "deg": deg},
+    ).first()
+    return (row[0], float(row[1])) if row is not None and row[1] <= radius_m else None

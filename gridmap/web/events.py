@@ -125,6 +125,17 @@ def route():
     return jsonify(events.simulate(centre(), report.matter, report))
 
 
+@bp.get("/events/near")
+def near():
+    """The open case nearest to ``lon=``/``lat=`` (``crs=`` the map's) within ``radius_m=`` (at most 500)."""
+    params.known("lon", "lat", "radius_m", "crs")
+    lon, lat = params.number("lon", None, -180, 180), params.number("lat", None, -90, 90)
+    if lon is None or lat is None:
+        raise InputError("lon and lat are required")
+    radius = params.number("radius_m", 20.0, 0.1, 500.0)
+    return jsonify(event_views.nearest(centre(), lon, lat, radius, request.args.get("crs")))
+
+
 @bp.get("/events/stats")
 def stats():
     """Assessment per ``group=`` (district, street, community, courtyard, micro, department) below

@@ -145,6 +145,18 @@ def paths() -> dict:
                 ],
             )
         },
+        "/api/v1/events/near": {
+            "get": _op(
+                "the open case nearest to a point of the map within a radius (the map's click)",
+                _resp("{id, distance_m}, or {id: null}"),
+                [
+                    _q("lon", {"type": "number", "minimum": -180, "maximum": 180}, "longitude", True),
+                    _q("lat", {"type": "number", "minimum": -90, "maximum": 90}, "latitude", True),
+                    _q("radius_m", {"type": "number", "minimum": 0.1, "maximum": 500}, "metres (default 20)"),
+                    _q("crs", {"type": "string", "enum": ["wgs84", "gcj02"]}, "the map's frame"),
+                ],
+            )
+        },
         "/api/v1/events/stats": {
             "get": _op(
                 "assessment: cases, on-time rate, median hours, escalations, reopen rate, satisfaction",

@@ -55,7 +55,8 @@ def _handler(
     """The route to ``level``'s handler of ``matter`` in ``chain``, or to the queue saying what is missing."""
     grid, kind = chain[level], matter.handlers[level]
     title = catalogue.department_title(kind, level)
-    rule = f"matter {matter.code} {matter.name} ({matter.line or catalogue.source}) {how} at {level} level"
+    where = (matter.line or catalogue.source).rsplit("/", 1)[-1]  # the catalogue row, without the server's folders
+    rule = f"matter {matter.code} {matter.name} ({where}) {how} at {level} level"
     if kind == GRID_KIND:
         found = tuple(workers.get(grid, ()))
         if found:

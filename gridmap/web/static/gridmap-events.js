@@ -23,15 +23,27 @@
 
   window.gridmapEventsInit = function (map, cfg, syncZoom) {
     var gm = window.gridmap, esc = gm.esc, panel = document.getElementById("gridmap-panel");
-    cfg.overlays.filter(function (d) { return d.source === "case"; }).forEach(function (d) {
-      var layer = gm.tileLayer(Object.assign({}, d, {interactive: true}), caseStyle(d));
-      layer.on("click", function (e) {
-        gm.state.caseClicked = Date.now();
-        L.DomEvent.stop(e);
-        showCase(e.layer.properties.id);
-      });
-    });
+    var defs = cfg.overlays.filter(function (d) { return d.source === "case"; });
+    defs.forEach(function (d) { gm.tileLayer(d, caseStyle(d)); });
     syncZoom();
+
+    /* a click within a few pixels of an open case opens the case (the server finds it: VectorGrid's
+     * own hit-testing does not work with this Leaflet), anywhere else the grid panel as before */
+    window.gridmapClickHook = function (e) {
+      var d = defs[0];
+      if (!d || map.getZoom() < d.min_zoom || !map.hasLayer(cfg.groups[d.name])) return Promise.resolve(false);
+      var p = map.latLngToContainerPoint(e.latlng);
+      var edge = map.containerPointToLatLng([p.x + d.radius + 4, p.y]);
+      var metres = Math.max(1, map.distance(e.latlng, edge));
+      return gm.getJSON(cfg.api + "/events/near?" + gm.q({lon: e.latlng.lng.toFixed(7), lat: e.latlng.lat.toFixed(7),
+                                                          radius_m: metres.toFixed(1), crs: cfg.basemap.crs}))
+        .then(function (res) {
+          if (!res.id) return false;
+          showCase(res.id);
+          return true;
+        })
+        .catch(function () { return false; });
+    };
 
     function photo(m, caseId) {
       if (m.url) return '<a href="' + esc(m.url) + '" target="_blank" rel="noopener">' + esc(m.stage) + " 照片</a>";

@@ -234,12 +234,16 @@
     L.DomEvent.disableClickPropagation(panel);
     L.DomEvent.disableScrollPropagation(panel);
     map.on("click", function (e) {
-      if (state.caseClicked && Date.now() - state.caseClicked < 400) return;  // a case marker took this click
-      getJSON(cfg.api + "/lookup?" + q({lon: e.latlng.lng.toFixed(7), lat: e.latlng.lat.toFixed(7), crs: crs}))
-        .then(function (res) {
-          if (!res.chain || !res.chain.length) { mark("panel", "outside"); return; }
-          showPanel(visibleLevel(res.chain).code);
-        });
+      // other scripts may take a click first (static/gridmap-events.js: a case under the pointer)
+      var taken = window.gridmapClickHook ? window.gridmapClickHook(e) : Promise.resolve(false);
+      taken.then(function (done) {
+        if (done) return;
+        getJSON(cfg.api + "/lookup?" + q({lon: e.latlng.lng.toFixed(7), lat: e.latlng.lat.toFixed(7), crs: crs}))
+          .then(function (res) {
+            if (!res.chain || !res.chain.length) { mark("panel", "outside"); return; }
+            showPanel(visibleLevel(res.chain).code);
+          });
+      });
     });
 
     /* ---- search: grid code, grid name or address ---- */
