@@ -29,7 +29,7 @@ def _click_at(driver, lat, lon):
     ).click().perform()
 
 
-def test_cases_on_the_map_and_in_the_queue(browser, city, client, engine, database_url, output_dir):
+def test_cases_on_the_map_and_in_the_queue(browser, city, client, engine, database_url, output_dir):  # noqa: F811
     queued = file(client, city["ingest"], pick(False, "community"), x=700, y=300)
     auto = file(client, city["ingest"], pick(True, "community", "cg"), x=300, y=500)
     lon, lat = lonlat(300, 500)
