@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install system browser db bench bench-lookup bench-partition bench-tiles serve clean
+.PHONY: demo test lint install system browser db bench bench-lookup bench-partition bench-tiles serve clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,7 +30,11 @@ demo: db
 serve: db
 	$(BIN)/gridmap serve --host 127.0.0.1 --port 5000
 
-test: db browser
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint db browser
 	$(BIN)/pytest
 
 bench: db

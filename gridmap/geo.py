@@ -9,6 +9,7 @@
   implementation ``prcoords`` (which is scalar and GPL-licensed, hence not a
   run-time dependency).
 """
+
 from __future__ import annotations
 
 import re
@@ -62,10 +63,9 @@ def parse_crs(value: str | int | None) -> str:
         try:
             CRS.from_user_input(code)
         except CRSError:
-            raise InputError(f"unknown CRS {value!r}: EPSG:{match.group(1)} is not in PROJ")
+            raise InputError(f"unknown CRS {value!r}: EPSG:{match.group(1)} is not in PROJ") from None
         return code
-    raise InputError(
-        f"unknown CRS {value!r}: use wgs84, cgcs2000, gcj02, bd09 or EPSG:<code>")
+    raise InputError(f"unknown CRS {value!r}: use wgs84, cgcs2000, gcj02, bd09 or EPSG:<code>")
 
 
 @lru_cache(maxsize=64)
@@ -78,6 +78,7 @@ def is_geographic(crs: str) -> bool:
 
 # --- GCJ-02 / BD-09 -----------------------------------------------------------
 
+
 def _in_gcj_box(lon, lat):
     return (lon >= _GCJ_BOX[0]) & (lon <= _GCJ_BOX[2]) & (lat >= _GCJ_BOX[1]) & (lat <= _GCJ_BOX[3])
 
@@ -86,16 +87,44 @@ def _gcj_delta(lon, lat):
     """Offset (dlon, dlat) in degrees that GCJ-02 adds to a WGS84 point."""
     x = lon - 105.0
     y = lat - 35.0
-    common = (2 * np.sin(x * 6 * np.pi) + 2 * np.sin(x * 2 * np.pi))
-    dlat_m = (-100 + 2 * x + 3 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * np.sqrt(np.abs(x))
-              + (common + 2 * np.sin(y * np.pi) + 4 * np.sin(y / 3 * np.pi)
-                 + 16 * np.sin(y / 12 * np.pi) + 32 * np.sin(y / 30 * np.pi)) * 20 / 3)
-    dlon_m = (300 + x + 2 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * np.sqrt(np.abs(x))
-              + (common + 2 * np.sin(x * np.pi) + 4 * np.sin(x / 3 * np.pi)
-                 + 15 * np.sin(x / 12 * np.pi) + 30 * np.sin(x / 30 * np.pi)) * 20 / 3)
+    common = 2 * np.sin(x * 6 * np.pi) + 2 * np.sin(x * 2 * np.pi)
+    dlat_m = (
+        -100
+        + 2 * x
+        + 3 * y
+        + 0.2 * y * y
+        + 0.1 * x * y
+        + 0.2 * np.sqrt(np.abs(x))
+        + (
+            common
+            + 2 * np.sin(y * np.pi)
+            + 4 * np.sin(y / 3 * np.pi)
+            + 16 * np.sin(y / 12 * np.pi)
+            + 32 * np.sin(y / 30 * np.pi)
+        )
+        * 20
+        / 3
+    )
+    dlon_m = (
+        300
+        + x
+        + 2 * y
+        + 0.1 * x * x
+        + 0.1 * x * y
+        + 0.1 * np.sqrt(np.abs(x))
+        + (
+            common
+            + 2 * np.sin(x * np.pi)
+            + 4 * np.sin(x / 3 * np.pi)
+            + 15 * np.sin(x / 12 * np.pi)
+            + 30 * np.sin(x / 30 * np.pi)
+        )
+        * 20
+        / 3
+    )
     rad = np.radians(lat)
     magic = 1 - _GCJ_EE * np.sin(rad) ** 2
-    lat_arc = np.radians(_GCJ_A * (1 - _GCJ_EE) / magic ** 1.5)
+    lat_arc = np.radians(_GCJ_A * (1 - _GCJ_EE) / magic**1.5)
     lon_arc = np.radians(_GCJ_A * np.cos(rad) / np.sqrt(magic))
     inside = _in_gcj_box(lon, lat)
     return np.where(inside, dlon_m / lon_arc, 0.0), np.where(inside, dlat_m / lat_arc, 0.0)
@@ -151,6 +180,7 @@ def bd09_to_wgs84(lon, lat):
 
 
 # --- generic transforms --------------------------------------------------------
+
 
 @lru_cache(maxsize=32)
 def _transformer(src: str, dst: str) -> Transformer:
@@ -224,10 +254,8 @@ def bounds_problem(minx, miny, maxx, maxy) -> str | None:
     if lo_x <= minx and maxx <= hi_x and lo_y <= miny and maxy <= hi_y:
         return None
     if lo_y <= minx and maxx <= hi_y and lo_x <= miny and maxy <= hi_x:
-        return (f"coordinates look like swapped lat/lon (x={minx:.6g}, y={miny:.6g}): "
-                "x must be the longitude")
-    return (f"coordinates outside China (bounds {minx:.6g}, {miny:.6g}, {maxx:.6g}, {maxy:.6g}); "
-            "check --crs")
+        return f"coordinates look like swapped lat/lon (x={minx:.6g}, y={miny:.6g}): x must be the longitude"
+    return f"coordinates outside China (bounds {minx:.6g}, {miny:.6g}, {maxx:.6g}, {maxy:.6g}); check --crs"
 
 
 # --- a local plane affine to lon/lat --------------------------------------------------
@@ -264,6 +292,7 @@ def from_local(geoms):
 
 
 # --- responses drawn on a base map (wgs84 or gcj02) ------------------------------------
+
 
 def onto_basemap(geometry: dict | None, crs: str) -> dict | None:
     """A GeoJSON geometry (storage lon/lat) moved onto a ``crs`` base map (unchanged for wgs84)."""

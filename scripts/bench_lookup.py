@@ -17,6 +17,7 @@ Every point's micro-grid must be identical across the three (ties: lowest code).
 Targets (issue 3): >= 5x geopandas, >= 100x PostGIS, index <= 200 MB and <= 10 s,
 HTTP p50 <= 1 ms and >= 3x the PostGIS-per-request throughput.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,8 +75,9 @@ def median(fn, repeat):
 
 def random_points(eng, n, seed):
     with eng.connect() as conn:
-        wkb = conn.execute(sa.text("SELECT ST_AsBinary(ST_Union(geom)) FROM grid WHERE level = 'district' "
-                                   "AND valid_to IS NULL")).scalar_one()
+        wkb = conn.execute(
+            sa.text("SELECT ST_AsBinary(ST_Union(geom)) FROM grid WHERE level = 'district' AND valid_to IS NULL")
+        ).scalar_one()
     city = shapely.from_wkb(bytes(wkb))
     shapely.prepare(city)
     x0, y0, x1, y1 = city.bounds
@@ -104,14 +106,19 @@ def postgis_micro(eng, x, y):
         conn.execute(sa.text("DROP TABLE IF EXISTS bench_points"))
         conn.execute(sa.text("CREATE UNLOGGED TABLE bench_points (id int PRIMARY KEY, geom geometry(Point, 4326))"))
         buf = io.StringIO()
-        pd.DataFrame({"id": np.arange(len(x)), "geom": shapely.to_wkb(shapely.set_srid(shapely.points(x, y), 4326),
-                                                                         hex=True, include_srid=True)}).to_csv(
-            buf, index=False, header=False)
+        pd.DataFrame(
+            {
+                "id": np.arange(len(x)),
+                "geom": shapely.to_wkb(shapely.set_srid(shapely.points(x, y), 4326), hex=True, include_srid=True),
+            }
+        ).to_csv(buf, index=False, header=False)
         with conn.connection.driver_connection.cursor().copy("COPY bench_points FROM STDIN WITH (FORMAT csv)") as c:
             c.write(buf.getvalue())
         conn.execute(sa.text("ANALYZE bench_points"))
-    sql = ("SELECT p.id, min(g.code) FROM bench_points p JOIN grid g ON g.level = 'micro' AND g.valid_to IS NULL "
-           "AND ST_Covers(g.geom, p.geom) GROUP BY p.id")
+    sql = (
+        "SELECT p.id, min(g.code) FROM bench_points p JOIN grid g ON g.level = 'micro' AND g.valid_to IS NULL "
+        "AND ST_Covers(g.geom, p.geom) GROUP BY p.id"
+    )
     t = time.perf_counter()
     with eng.connect() as conn:
         rows = conn.execute(sa.text(sql)).all()
@@ -174,8 +181,12 @@ def http_bench(url, engine_name, xs, ys, port, requests=2000, connections=8, sec
 
     env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
     exe = Path(sys.executable).with_name("gridmap")
-    server = subprocess.Popen([str(exe), "serve", "--port", str(port), "--lookup-engine", engine_name],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(exe), "serve", "--port", str(port), "--lookup-engine", engine_name],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     paths = [f"lon={a:.7f}&lat={b:.7f}" for a, b in zip(xs, ys)]
     try:
         deadline = time.monotonic() + 120
@@ -208,9 +219,21 @@ def http_bench(url, engine_name, xs, ys, port, requests=2000, connections=8, sec
             (Path(tmp) / "lookup.lua").write_text(WRK_SCRIPT)
             runs = []
             for _ in range(repeat):
-                out = subprocess.run([wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(Path(tmp) / "lookup.lua"),
-                                      f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True,
-                                     env={**os.environ, "GRIDMAP_BENCH_POINTS": str(Path(tmp) / "points.txt")}).stdout
+                out = subprocess.run(
+                    [
+                        wrk,
+                        "-t1",
+                        f"-c{connections}",
+                        f"-d{seconds}s",
+                        "-s",
+                        str(Path(tmp) / "lookup.lua"),
+                        f"http://127.0.0.1:{port}/",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env={**os.environ, "GRIDMAP_BENCH_POINTS": str(Path(tmp) / "points.txt")},
+                ).stdout
                 if "Non-2xx" in out:
                     raise RuntimeError("wrk saw error responses:\n" + out)
                 runs.append(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)))
@@ -230,12 +253,18 @@ def http_pair(url, x, y, requests):
 
 def http_report(ours, theirs):
     (p50, p95, rps), (pp50, pp95, prps) = ours, theirs
-    print(f"| HTTP GET /api/v1/lookup p50 / p95 ms (index vs PostGIS per request) | {p50:.2f} / {p95:.2f} | "
-          f"{pp50:.2f} / {pp95:.2f} | |")
-    print(f"| HTTP throughput, wrk 8 connections, req/s (index vs PostGIS per request) | {rps:.0f} | {prps:.0f} | "
-          f"{rps / prps:.1f}x |")
-    print(f"HTTP targets: p50 {p50:.2f} ms (<= 1: {'met' if p50 <= 1 else 'NOT met'}), "
-          f"throughput {rps / prps:.1f}x (>= 3: {'met' if rps / prps >= 3 else 'NOT met'})")
+    print(
+        f"| HTTP GET /api/v1/lookup p50 / p95 ms (index vs PostGIS per request) | {p50:.2f} / {p95:.2f} | "
+        f"{pp50:.2f} / {pp95:.2f} | |"
+    )
+    print(
+        f"| HTTP throughput, wrk 8 connections, req/s (index vs PostGIS per request) | {rps:.0f} | {prps:.0f} | "
+        f"{rps / prps:.1f}x |"
+    )
+    print(
+        f"HTTP targets: p50 {p50:.2f} ms (<= 1: {'met' if p50 <= 1 else 'NOT met'}), "
+        f"throughput {rps / prps:.1f}x (>= 3: {'met' if rps / prps >= 3 else 'NOT met'})"
+    )
 
 
 def main():

@@ -14,6 +14,7 @@ Competitors, same files, same database server:
              gridmap's overlays are: unsnapped, GEOS reports centimetre-wide slivers as gaps
 Target (issue 2): load + validate of the Zhengzhou-scale city <= 60 s on this 2-core machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -119,25 +120,41 @@ def main():
     t_sql, sql_counts = median_of(lambda: sql_validate(url), args.competitor_repeat)
     print(f"PostGIS SQL validate: {t_sql:.1f} s, {sql_counts}", flush=True)
 
-    rows = [("generate (not in target)", t_gen, None, None),
-            ("load: gridmap vs geopandas.to_postgis", t_load, t_gpd, t_gpd / t_load),
-            ("validate: gridmap vs PostGIS SQL", t_val, t_sql, t_sql / t_val)]
+    rows = [
+        ("generate (not in target)", t_gen, None, None),
+        ("load: gridmap vs geopandas.to_postgis", t_load, t_gpd, t_gpd / t_load),
+        ("validate: gridmap vs PostGIS SQL", t_val, t_sql, t_sql / t_val),
+    ]
     total = t_load + t_val
     print()
     print(f"| phase ({args.scale}, medians) | gridmap s | competitor s | competitor / gridmap |")
     print("|---|---:|---:|---:|")
     for name, ours, theirs, ratio in rows:
-        print(f"| {name} | {ours:.1f} | {'' if theirs is None else f'{theirs:.1f}'} | "
-              f"{'' if ratio is None else f'{ratio:.1f}x'} |")
+        print(
+            f"| {name} | {ours:.1f} | {'' if theirs is None else f'{theirs:.1f}'} | "
+            f"{'' if ratio is None else f'{ratio:.1f}x'} |"
+        )
     verdict = "PASS" if total <= 60 else "FAIL"
     print(f"\nload + validate = {total:.1f} s (target <= 60 s): {verdict}")
     same = (len(problems) == 0) == (sum(sql_counts.values()) == 0)
     print(f"gridmap and SQL agree the city is {'whole' if not problems else 'broken'}: {same}")
     if args.json:
-        args.json.write_text(json.dumps({"scale": args.scale, "counts": manifest["counts"], "generate_s": t_gen,
-                                         "load_s": t_load, "validate_s": t_val, "geopandas_load_s": t_gpd,
-                                         "sql_validate_s": t_sql, "problems": len(problems),
-                                         "sql_problems": sql_counts}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "scale": args.scale,
+                    "counts": manifest["counts"],
+                    "generate_s": t_gen,
+                    "load_s": t_load,
+                    "validate_s": t_val,
+                    "geopandas_load_s": t_gpd,
+                    "sql_validate_s": t_sql,
+                    "problems": len(problems),
+                    "sql_problems": sql_counts,
+                },
+                indent=2,
+            )
+        )
     return 0 if verdict == "PASS" and same else 1
 
 

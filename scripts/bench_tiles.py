@@ -15,6 +15,7 @@ kept-alive connection:
 Prints medians and p95 in milliseconds and the ratios.  Targets (issue 5): micro z15 p95 <= 30 ms,
 courtyard z13 p95 <= 60 ms, first page load <= 1 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,9 @@ import numpy as np
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_lookup import bench_db, random_points  # noqa: E402
-
 from gridmap.store import db  # noqa: E402
+
+from bench_lookup import bench_db, random_points  # noqa: E402
 
 GRIDMAP = Path(sys.executable).with_name("gridmap")
 
@@ -48,8 +49,12 @@ def free_port() -> int:
 
 def serve(url: str, port: int, workers: int):
     env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
-    proc = subprocess.Popen([str(GRIDMAP), "serve", "--port", str(port), "--workers", str(workers), "--no-warm"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(GRIDMAP), "serve", "--port", str(port), "--workers", str(workers), "--no-warm"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -93,8 +98,13 @@ def pct(values, q) -> float:
 
 
 def row(name, times, sizes=None) -> dict:
-    return {"what": name, "n": len(times), "p50": pct(times, 50), "p95": pct(times, 95),
-            "kb": statistics.median(sizes) / 1024 if sizes else float("nan")}
+    return {
+        "what": name,
+        "n": len(times),
+        "p50": pct(times, 50),
+        "p95": pct(times, 95),
+        "kb": statistics.median(sizes) / 1024 if sizes else float("nan"),
+    }
 
 
 def print_table(rows):
@@ -114,13 +124,15 @@ def bench_layer(client, layer: str, level: str, tiles, rows) -> dict:
         warm.append(client.get(f"/tiles/{layer}/{t.z}/{t.x}/{t.y}.pbf")[0])
     for t in tiles:
         b = mercantile.bounds(t)
-        dt, _, body = client.get(f"/api/v1/grids?level={level}&bbox={b.west},{b.south},{b.east},{b.north}"
-                                 f"&simplify_m=0")
+        dt, _, body = client.get(f"/api/v1/grids?level={level}&bbox={b.west},{b.south},{b.east},{b.north}&simplify_m=0")
         geojson.append(dt)
         gsizes.append(len(body))
     z = tiles[0].z
-    rows += [row(f"{layer} z{z} MVT, cold", cold, sizes), row(f"{layer} z{z} MVT, warm (cache)", warm, sizes),
-             row(f"{layer} z{z} same box as GeoJSON (competitor)", geojson, gsizes)]
+    rows += [
+        row(f"{layer} z{z} MVT, cold", cold, sizes),
+        row(f"{layer} z{z} MVT, warm (cache)", warm, sizes),
+        row(f"{layer} z{z} same box as GeoJSON (competitor)", geojson, gsizes),
+    ]
     return {"cold": cold, "geojson": geojson, "nonempty": features, "n": len(tiles)}
 
 
@@ -154,12 +166,15 @@ def main():
     url = bench_db(args.seed)
     eng = db.engine(url)
     with eng.connect() as conn:
-        counts = dict(conn.execute(sa.text(
-            "SELECT level, count(*) FROM grid WHERE valid_to IS NULL GROUP BY level")).all())
+        counts = dict(
+            conn.execute(sa.text("SELECT level, count(*) FROM grid WHERE valid_to IS NULL GROUP BY level")).all()
+        )
         elements = conn.execute(sa.text("SELECT count(*) FROM risk_element")).scalar_one()
         reports = conn.execute(sa.text("SELECT count(*) FROM report")).scalar_one()
-    print(f"city: {counts.get('micro', 0):,} micro-grids, {counts.get('courtyard', 0):,} courtyards, "
-          f"{elements:,} risk elements, {reports:,} reports")
+    print(
+        f"city: {counts.get('micro', 0):,} micro-grids, {counts.get('courtyard', 0):,} courtyards, "
+        f"{elements:,} risk elements, {reports:,} reports"
+    )
     xs, ys = random_points(eng, 20 * args.tiles, args.seed)
     port = free_port()
     proc = serve(url, port, args.workers)
@@ -171,22 +186,28 @@ def main():
         court = bench_layer(client, "courtyard", "courtyard", tiles_at(xs, ys, 13, args.tiles), rows)
         for layer, z in (("risk-red", 13), ("risk-blue", 15), ("shade-community", 10), ("shade-micro", 15)):
             tiles = tiles_at(xs[::-1], ys[::-1], z, args.tiles)
-            rows.append(row(f"{layer} z{z} MVT, cold", [client.get(
-                f"/tiles/{layer}/{t.z}/{t.x}/{t.y}.pbf")[0] for t in tiles]))
+            rows.append(
+                row(f"{layer} z{z} MVT, cold", [client.get(f"/tiles/{layer}/{t.z}/{t.x}/{t.y}.pbf")[0] for t in tiles])
+            )
         ours = [page_load(Client(port)) for _ in range(args.repeat)]
         theirs = [page_load_geojson(Client(port)) for _ in range(min(args.repeat, 3))]
         print_table(rows)
         p_ours = statistics.median(o[0] for o in ours)
         p_theirs = statistics.median(t[0] for t in theirs)
-        print(f"\nfirst page load (HTML + {ours[0][1]} assets, {ours[0][2] / 1024:.0f} kB): median {p_ours * 1000:.1f} ms "
-              f"of {len(ours)}; former page (HTML + assets + every level as GeoJSON, "
-              f"{theirs[0][1] / 1024 / 1024:.1f} MB): median {p_theirs * 1000:.0f} ms of {len(theirs)} "
-              f"({p_theirs / p_ours:.0f}x)")
+        print(
+            f"\nfirst page load (HTML + {ours[0][1]} assets, {ours[0][2] / 1024:.0f} kB): "
+            f"median {p_ours * 1000:.1f} ms "
+            f"of {len(ours)}; former page (HTML + assets + every level as GeoJSON, "
+            f"{theirs[0][1] / 1024 / 1024:.1f} MB): median {p_theirs * 1000:.0f} ms of {len(theirs)} "
+            f"({p_theirs / p_ours:.0f}x)"
+        )
         for name, r, target in (("micro z15", micro, 30), ("courtyard z13", court, 60)):
             p95 = pct(r["cold"], 95)
-            print(f"{name}: cold p95 {p95:.2f} ms (target <= {target} ms: {'met' if p95 <= target else 'MISSED'}); "
-                  f"GeoJSON of the same boxes p50 {pct(r['geojson'], 50):.2f} ms vs MVT p50 {pct(r['cold'], 50):.2f} ms "
-                  f"({pct(r['geojson'], 50) / pct(r['cold'], 50):.1f}x); {r['nonempty']}/{r['n']} tiles non-empty")
+            print(
+                f"{name}: cold p95 {p95:.2f} ms (target <= {target} ms: {'met' if p95 <= target else 'MISSED'}); "
+                f"GeoJSON of the same boxes p50 {pct(r['geojson'], 50):.2f} ms vs MVT p50 {pct(r['cold'], 50):.2f} ms "
+                f"({pct(r['geojson'], 50) / pct(r['cold'], 50):.1f}x); {r['nonempty']}/{r['n']} tiles non-empty"
+            )
         print(f"first page load: {p_ours * 1000:.1f} ms (target <= 1000 ms: {'met' if p_ours <= 1 else 'MISSED'})")
     finally:
         proc.terminate()

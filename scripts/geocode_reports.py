@@ -9,6 +9,7 @@ BD-09 or any EPSG code; or a standard address).  ``--out`` writes the assigned r
 records them in the report table (one transaction; reports that cannot be placed are kept
 without a grid).  Prints one summary line; exits 2 with one error line on bad input.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,12 +44,17 @@ def main(argv=None) -> int:
         options = dict(crs=args.crs, lon_col=args.lon_col, lat_col=args.lat_col, address_col=args.address_col)
         if args.out:
             s = assign_file(locator, args.src, args.out, **options)
-            print(f"assigned {s['rows']} reports: {s['placed']} placed, {s['outside']} outside, {s['bad']} bad "
-                  f"-> {args.out}", file=sys.stderr)
+            print(
+                f"assigned {s['rows']} reports: {s['placed']} placed, {s['outside']} outside, {s['bad']} bad "
+                f"-> {args.out}",
+                file=sys.stderr,
+            )
         if args.store:
             s = record_file(locator, "report", args.src, text_col=args.text_col, **options)
-            print(f"stored {s['rows']} reports: {s['placed']} placed, {s['outside']} outside, {s['bad']} bad",
-                  file=sys.stderr)
+            print(
+                f"stored {s['rows']} reports: {s['placed']} placed, {s['outside']} outside, {s['bad']} bad",
+                file=sys.stderr,
+            )
     except GridmapError as exc:
         print(f"geocode_reports: error: {exc.message}", file=sys.stderr)
         return 2

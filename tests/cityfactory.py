@@ -7,6 +7,7 @@ households, one building of two 30-household units per micro-grid, and one
 special grid (a school) inside the first community.  Tests bend it to make
 problems on purpose.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,30 +32,74 @@ def rect(x0, y0, x1, y1):
 
 def city() -> dict[str, list[dict]]:
     out = {k: [] for k in LEVEL_FILES}
-    out["district"].append({"code": "410199", "name": "测试区", "parent_code": None, "households": 960,
-                            "geometry": rect(0, 0, 4000, 4000)})
+    out["district"].append(
+        {"code": "410199", "name": "测试区", "parent_code": None, "households": 960, "geometry": rect(0, 0, 4000, 4000)}
+    )
     for si, (sx0, sx1) in enumerate(((0, 2000), (2000, 4000))):
         scode = f"410199{si + 1:03d}"
-        out["street"].append({"code": scode, "name": f"测试{si + 1}街道", "parent_code": "410199",
-                              "households": 480, "geometry": rect(sx0, 0, sx1, 4000)})
+        out["street"].append(
+            {
+                "code": scode,
+                "name": f"测试{si + 1}街道",
+                "parent_code": "410199",
+                "households": 480,
+                "geometry": rect(sx0, 0, sx1, 4000),
+            }
+        )
         for ci, (cy0, cy1) in enumerate(((0, 2000), (2000, 4000))):
             ccode = f"{scode}{ci + 1:03d}"
-            out["community"].append({"code": ccode, "name": f"测试{si + 1}{ci + 1}社区", "parent_code": scode,
-                                     "households": 240, "geometry": rect(sx0, cy0, sx1, cy1)})
+            out["community"].append(
+                {
+                    "code": ccode,
+                    "name": f"测试{si + 1}{ci + 1}社区",
+                    "parent_code": scode,
+                    "households": 240,
+                    "geometry": rect(sx0, cy0, sx1, cy1),
+                }
+            )
             for yi, (yx0, yx1) in enumerate(((sx0, sx0 + 1000), (sx0 + 1000, sx1))):
                 ycode = f"{ccode}{yi + 1:03d}"
-                out["courtyard"].append({"code": ycode, "name": f"测试{ccode[-4:]}{yi + 1}花园", "parent_code": ccode,
-                                         "households": 120, "geometry": rect(yx0, cy0, yx1, cy1)})
+                out["courtyard"].append(
+                    {
+                        "code": ycode,
+                        "name": f"测试{ccode[-4:]}{yi + 1}花园",
+                        "parent_code": ccode,
+                        "households": 120,
+                        "geometry": rect(yx0, cy0, yx1, cy1),
+                    }
+                )
                 for mi, (my0, my1) in enumerate(((cy0, cy0 + 1000), (cy0 + 1000, cy1))):
                     mcode = f"{ycode}{mi + 1:02d}"
-                    out["micro"].append({"code": mcode, "name": f"{mcode}网格", "parent_code": ycode,
-                                         "households": 60, "geometry": rect(yx0, my0, yx1, my1)})
-                    out["building"].append({"code": f"{ycode}B{mi + 1:03d}", "name": f"{mi + 1}号楼",
-                                            "number": f"{mi + 1}号楼", "courtyard_code": ycode, "floors": 15,
-                                            "units": "30;30",
-                                            "geometry": rect(yx0 + 100, my0 + 100, yx0 + 160, my0 + 115)})
-    out["special"].append({"code": "410199001001S01", "name": "测试小学", "kind": "school",
-                           "parent_code": "410199001001", "households": 0, "geometry": rect(300, 300, 400, 400)})
+                    out["micro"].append(
+                        {
+                            "code": mcode,
+                            "name": f"{mcode}网格",
+                            "parent_code": ycode,
+                            "households": 60,
+                            "geometry": rect(yx0, my0, yx1, my1),
+                        }
+                    )
+                    out["building"].append(
+                        {
+                            "code": f"{ycode}B{mi + 1:03d}",
+                            "name": f"{mi + 1}号楼",
+                            "number": f"{mi + 1}号楼",
+                            "courtyard_code": ycode,
+                            "floors": 15,
+                            "units": "30;30",
+                            "geometry": rect(yx0 + 100, my0 + 100, yx0 + 160, my0 + 115),
+                        }
+                    )
+    out["special"].append(
+        {
+            "code": "410199001001S01",
+            "name": "测试小学",
+            "kind": "school",
+            "parent_code": "410199001001",
+            "households": 0,
+            "geometry": rect(300, 300, 400, 400),
+        }
+    )
     return out
 
 

@@ -5,6 +5,7 @@ Databases: ``gridmap_test`` is emptied before each test that asks for ``engine``
 only read.  Set GRIDMAP_TEST_DATABASE_URL (and GRIDMAP_TEST_DEMO_DATABASE_URL) to
 use an existing PostGIS instead of the local cluster.
 """
+
 from __future__ import annotations
 
 import os
@@ -61,14 +62,20 @@ def bearer(engine):
                 users.add_user(conn, f"test-{role}", role)
                 made[role] = {"Authorization": "Bearer " + users.issue_token(conn, f"test-{role}")}
         return made[role]
+
     return make
 
 
 @pytest.fixture(scope="session")
 def demo_url() -> str:
     url = _database("GRIDMAP_TEST_DEMO_DATABASE_URL", "gridmap_test_demo")
-    load_demo(db.engine(url), "guancheng", DEMO_SEED, rules=resources.load_rules(Settings.from_env().risk_rules_path),
-              fresh=True)
+    load_demo(
+        db.engine(url),
+        "guancheng",
+        DEMO_SEED,
+        rules=resources.load_rules(Settings.from_env().risk_rules_path),
+        fresh=True,
+    )
     return url
 
 
@@ -78,8 +85,10 @@ def cli(database_url):
     runner = CliRunner()
 
     def run(*args, url=None):
-        return runner.invoke(main, [str(a) for a in args], env={"GRIDMAP_DATABASE_URL": url or database_url},
-                             catch_exceptions=False)
+        return runner.invoke(
+            main, [str(a) for a in args], env={"GRIDMAP_DATABASE_URL": url or database_url}, catch_exceptions=False
+        )
+
     return run
 
 

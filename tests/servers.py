@@ -1,4 +1,5 @@
 """`gridmap serve` for tests that need the real server (browser, GDAL, worker processes)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -20,13 +21,20 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(database_url: str, *args: str, env: dict | None = None, timeout: float = 60):
-    """`gridmap serve ARGS` over ``database_url`` on a free loopback port; yields (base URL, port)
-    once it answers HTTP, and stops it on exit."""
+def serving(
+    database_url: str, *args: str, env: dict | None = None, timeout: float = 60, gridmap: str = GRIDMAP, cwd=None
+):
+    """`gridmap serve ARGS` (the ``gridmap`` command given, default this venv's) over ``database_url`` on
+    a free loopback port; yields (base URL, port) once it answers HTTP, and stops it on exit."""
     port = free_port()
-    proc = subprocess.Popen([GRIDMAP, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
-                            env={**os.environ, "GRIDMAP_DATABASE_URL": database_url, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [gridmap, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+        env={**os.environ, "GRIDMAP_DATABASE_URL": database_url, **(env or {})},
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -37,7 +45,7 @@ def serving(database_url: str, *args: str, env: dict | None = None, timeout: flo
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     proc.kill()
-                    raise RuntimeError("gridmap serve did not come up: " + proc.stderr.read()[-2000:])
+                    raise RuntimeError("gridmap serve did not come up: " + proc.stderr.read()[-2000:]) from None
                 time.sleep(0.2)
         yield base, port
     finally:

@@ -1,5 +1,6 @@
 """Roles and tokens: every identity on every write route, read access, hashed tokens, `gridmap users`,
 and the walk over ``app.url_map`` that fails on a write route without a declared role."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,12 +13,13 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from flask import Blueprint
 
-import cityfactory as cf
 from gridmap.cli import main
 from gridmap.domain import roles
 from gridmap.errors import InputError
 from gridmap.store import users
 from gridmap.web import auth, create_app
+
+import cityfactory as cf
 from servers import serving
 
 try:  # the headless Chromium of test_browser.py, for the map page's token box
@@ -41,13 +43,23 @@ WRITE_SPEC = {
     ("POST", "/api/v1/partition"): {"planner", "admin"},
     ("POST", "/api/v1/risk/visits"): {"dispatcher", "planner", "admin", "ingest"},
     # issue 12: anyone with a token files a report; the event centre's roles read the map too
-    ("POST", "/api/v1/events"): {"viewer", "dispatcher", "planner", "admin", "ingest", "handler", "verifier",
-                                 "supervisor"},
+    ("POST", "/api/v1/events"): {
+        "viewer",
+        "dispatcher",
+        "planner",
+        "admin",
+        "ingest",
+        "handler",
+        "verifier",
+        "supervisor",
+    },
 }
 #: Writes whose view checks the caller itself: a case's actions (a token, or the reporter's key; the
 #: loop's table says who may take which action) and Open311 intake (its api_key form field).
-SELF_CHECKED_POSTS = {("POST", "/api/v1/events/<int:case_id>/<action>"),
-                      ("POST", "/open311/v2/requests.<any(json, xml):fmt>")}
+SELF_CHECKED_POSTS = {
+    ("POST", "/api/v1/events/<int:case_id>/<action>"),
+    ("POST", "/open311/v2/requests.<any(json, xml):fmt>"),
+}
 DEFAULT_WRITE = {"planner", "admin"}
 #: Writes-by-method that are reads: open, or viewer+ and ingest with AUTH_READ=viewer.
 READ_POSTS = {("POST", "/api/v1/lookup")}
@@ -60,8 +72,11 @@ def app_for(database_url, **config):
 @pytest.fixture
 def identities(engine):
     """Request headers per identity, each with its own user."""
-    heads = {"no token": {}, "not bearer": {"Authorization": "Basic dXNlcjpwYXNz"},
-             "unknown token": {"Authorization": "Bearer " + roles.new_token()}}
+    heads = {
+        "no token": {},
+        "not bearer": {"Authorization": "Basic dXNlcjpwYXNz"},
+        "unknown token": {"Authorization": "Bearer " + roles.new_token()},
+    }
     with engine.begin() as conn:
         for role in STAFF + ("ingest",):
             users.add_user(conn, f"u-{role}", role)
@@ -74,8 +89,10 @@ def identities(engine):
             if dead == "revoked":
                 users.revoke_token(conn, roles.token_prefix(token))
             elif dead == "expired":
-                conn.execute(sa.text("UPDATE api_token SET expires_at = now() - interval '1 second' "
-                                     "WHERE token_hash = :h"), {"h": roles.token_hash(token)})
+                conn.execute(
+                    sa.text("UPDATE api_token SET expires_at = now() - interval '1 second' WHERE token_hash = :h"),
+                    {"h": roles.token_hash(token)},
+                )
             else:
                 users.disable_user(conn, name)
     return heads
@@ -86,8 +103,11 @@ def town(engine, cli, tmp_path):
     """The small test city with one red risk element (id 1) to visit."""
     cf.load(cli, cf.city(), tmp_path)
     path = tmp_path / "elements.csv"
-    path.write_text("kind,colour,name,reason,marked_by,marked_at,lon,lat\n"
-                    "person,red,张某,测试,王芳,2026-11-01T09:00:00+08:00,113.703,34.753\n", encoding="utf-8")
+    path.write_text(
+        "kind,colour,name,reason,marked_by,marked_at,lon,lat\n"
+        "person,red,张某,测试,王芳,2026-11-01T09:00:00+08:00,113.703,34.753\n",
+        encoding="utf-8",
+    )
     res = cli("risk", "import", path)
     assert res.exit_code == 0, res.output
     return engine
@@ -108,9 +128,12 @@ def check_refusal(res, identity, where):
 
 # --- the declarations -----------------------------------------------------------------------------
 
+
 def write_routes(app):
-    return sorted({(m, r.rule, r.endpoint) for r in app.url_map.iter_rules() for m in r.methods - SAFE},
-                  key=lambda t: (t[1], t[0]))
+    return sorted(
+        {(m, r.rule, r.endpoint) for r in app.url_map.iter_rules() for m in r.methods - SAFE},
+        key=lambda t: (t[1], t[0]),
+    )
 
 
 def undeclared(app):
@@ -131,6 +154,7 @@ def test_an_undeclared_write_route_is_caught_and_refused(engine, database_url, i
     @bp.post("/api/v1/careless")
     def careless():
         return {"wrote": True}
+
     app.register_blueprint(bp)
     assert undeclared(app) == ["POST /api/v1/careless"]  # so the test above can fail
     res = app.test_client().post("/api/v1/careless", json={}, headers=identities["admin"])
@@ -146,6 +170,7 @@ def test_roles_per_method_on_one_view(engine, database_url, identities):
     @auth.require("planner", methods=["POST"])
     def mixed():
         return {"ok": True}
+
     app.register_blueprint(bp)
     client = app.test_client()
     assert client.get("/api/v1/mixed").status_code == 200
@@ -194,6 +219,7 @@ def test_readme_lists_every_route_with_its_role(database_url):
 
 # --- every identity on every write route ------------------------------------------------------------
 
+
 def test_partition_by_every_identity(town, database_url, identities):
     client = app_for(database_url).test_client()
     for identity in IDENTITIES:
@@ -203,8 +229,9 @@ def test_partition_by_every_identity(town, database_url, identities):
         else:
             check_refusal(res, identity, "POST /api/v1/partition")
     # a commit is logged under the user's name
-    res = client.post("/api/v1/partition", json={"courtyard": YARD, "commit": True, "reason": "test"},
-                      headers=identities["planner"])
+    res = client.post(
+        "/api/v1/partition", json={"courtyard": YARD, "commit": True, "reason": "test"}, headers=identities["planner"]
+    )
     assert res.status_code == 200 and res.get_json()["written"]["opened"] == 2
     with town.connect() as conn:
         actor = conn.execute(sa.text("SELECT actor FROM edit_log WHERE action = 'partition'")).scalar_one()
@@ -221,8 +248,11 @@ def test_visits_by_every_identity(town, database_url, identities):
             check_refusal(res, identity, "POST /api/v1/risk/visits")
     with town.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM risk_visit")).scalar_one() == 4
-        actors = conn.execute(sa.text("SELECT actor FROM edit_log WHERE action = 'record risk visit' "
-                                      "ORDER BY id")).scalars().all()
+        actors = (
+            conn.execute(sa.text("SELECT actor FROM edit_log WHERE action = 'record risk visit' ORDER BY id"))
+            .scalars()
+            .all()
+        )
     assert actors == ["u-dispatcher", "u-planner", "u-admin", "u-ingest"]
 
 
@@ -274,10 +304,15 @@ def test_read_posts_follow_the_read_rule(town, database_url, identities):
 
 # --- reads ------------------------------------------------------------------------------------------
 
+
 def test_reads_are_open_by_default(town, database_url, identities):
     client = app_for(database_url).test_client()
-    for url in ("/api/v1/stats", "/api/v1/lookup?lon=113.703&lat=34.753", "/api/v1/risk/summary",
-                "/tiles/street/12/3341/1624.pbf"):
+    for url in (
+        "/api/v1/stats",
+        "/api/v1/lookup?lon=113.703&lat=34.753",
+        "/api/v1/risk/summary",
+        "/tiles/street/12/3341/1624.pbf",
+    ):
         assert client.get(url).status_code == 200, url
         assert client.get(url, headers=identities["unknown token"]).status_code == 200, url
 
@@ -332,14 +367,16 @@ def test_a_bad_read_setting_is_a_clear_error(database_url, monkeypatch):
 
 # --- tokens -----------------------------------------------------------------------------------------
 
+
 def test_refusals_say_why(town, database_url, identities):
     client = app_for(database_url).test_client()
     messages = {}
     for identity in DEAD:
         res = client.post("/api/v1/partition", json={"courtyard": YARD}, headers=identities[identity])
         messages[identity] = res.get_json()["error"]["message"]
-        assert res.headers["WWW-Authenticate"] == ('Bearer realm="gridmap"' if identity == "no token" else
-                                                   'Bearer realm="gridmap", error="invalid_token"')
+        assert res.headers["WWW-Authenticate"] == (
+            'Bearer realm="gridmap"' if identity == "no token" else 'Bearer realm="gridmap", error="invalid_token"'
+        )
     assert messages["no token"].startswith("POST /api/v1/partition needs a token: send 'Authorization: Bearer <token>'")
     assert messages["not bearer"] == "the Authorization header must be 'Bearer <token>'"
     assert messages["unknown token"] == "unknown token"
@@ -347,8 +384,9 @@ def test_refusals_say_why(town, database_url, identities):
     assert re.fullmatch(r"token gm_\S{8} expired on .+", messages["expired"]), messages
     assert messages["disabled user"] == "user 'u-disabled-user' is disabled"
     res = client.post("/api/v1/partition", json={"courtyard": YARD}, headers=identities["dispatcher"])
-    assert res.get_json()["error"]["message"] == ("POST /api/v1/partition needs the role planner+ ('+': or above); "
-                                                  "'u-dispatcher' is dispatcher")
+    assert res.get_json()["error"]["message"] == (
+        "POST /api/v1/partition needs the role planner+ ('+': or above); 'u-dispatcher' is dispatcher"
+    )
 
 
 def test_tokens_are_stored_hashed(cli, engine):
@@ -361,8 +399,10 @@ def test_tokens_are_stored_hashed(cli, engine):
         # no row of any table holds the token (or its secret part) in any column
         tables = conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars().all()
         for table in tables:
-            hits = conn.execute(sa.text(f'SELECT count(*) FROM "{table}" t WHERE t::text LIKE :s'),
-                                {"s": "%" + token[len(row.prefix):] + "%"}).scalar_one()
+            hits = conn.execute(
+                sa.text(f'SELECT count(*) FROM "{table}" t WHERE t::text LIKE :s'),
+                {"s": "%" + token[len(row.prefix) :] + "%"},
+            ).scalar_one()
             assert hits == 0, table
     assert row.token_hash == hashlib.sha256(token.encode()).hexdigest() == roles.token_hash(token)
     assert row.prefix == token[:11]
@@ -375,6 +415,7 @@ def test_last_used_is_written_at_most_once_a_minute(town, database_url, identiti
     def last_used():
         with town.connect() as conn:
             return conn.execute(sa.text("SELECT last_used_at FROM api_token WHERE prefix = :p"), {"p": prefix}).scalar()
+
     assert last_used() is None
     client.post("/api/v1/partition", json={"courtyard": YARD}, headers=identities["planner"])
     first = last_used()
@@ -382,14 +423,17 @@ def test_last_used_is_written_at_most_once_a_minute(town, database_url, identiti
     client.post("/api/v1/partition", json={"courtyard": YARD}, headers=identities["planner"])
     assert last_used() == first
     with town.begin() as conn:
-        conn.execute(sa.text("UPDATE api_token SET last_used_at = now() - interval '61 seconds' WHERE prefix = :p"),
-                     {"p": prefix})
+        conn.execute(
+            sa.text("UPDATE api_token SET last_used_at = now() - interval '61 seconds' WHERE prefix = :p"),
+            {"p": prefix},
+        )
     before = last_used()
     client.post("/api/v1/partition", json={"courtyard": YARD}, headers=identities["planner"])
     assert last_used() > before
 
 
 # --- gridmap users ----------------------------------------------------------------------------------
+
 
 def test_users_commands(cli, engine, database_url):
     client = app_for(database_url).test_client()
@@ -399,7 +443,8 @@ def test_users_commands(cli, engine, database_url):
     assert "shown this once" in res.stderr and first not in res.stderr
     res = cli("users", "add", "王芳", "--role", "admin")
     assert res.exit_code == 2 and res.output.strip() == (
-        "gridmap: error: user '王芳' exists already (`gridmap users token 王芳` gives it another token)")
+        "gridmap: error: user '王芳' exists already (`gridmap users token 王芳` gives it another token)"
+    )
     res = cli("users", "add", "x", "--role", "boss")
     assert res.exit_code == 2 and "'boss' is not one of" in res.output
     res = cli("users", "token", "王芳", "--label", "phone", "--expires-days", "30")
@@ -407,10 +452,12 @@ def test_users_commands(cli, engine, database_url):
     second = res.stdout.strip()
     assert second != first and second.startswith("gm_")
     assert cli("users", "token", "nobody").output.strip() == (
-        "gridmap: error: no user 'nobody' (`gridmap users list` shows them)")
+        "gridmap: error: no user 'nobody' (`gridmap users list` shows them)"
+    )
 
     def visit(token):
         return client.post("/api/v1/risk/visits", json={}, headers={"Authorization": "Bearer " + token})
+
     assert visit(first).status_code == 400 and visit(second).status_code == 400  # past auth: the body is bad
 
     res = cli("users", "list")
@@ -449,7 +496,8 @@ def test_users_on_a_database_not_upgraded(engine, database_url):
         with engine.begin() as conn:
             conn.execute(sa.text("ALTER TABLE api_token_away RENAME TO api_token"))
     assert res.exit_code == 2 and res.output.strip() == (
-        "gridmap: error: the database has no users tables: run `gridmap db upgrade`")
+        "gridmap: error: the database has no users tables: run `gridmap db upgrade`"
+    )
 
 
 def test_demo_load_gives_a_demo_admin_token_once(engine, database_url, capsys):
@@ -459,8 +507,11 @@ def test_demo_load_gives_a_demo_admin_token_once(engine, database_url, capsys):
     out = capsys.readouterr()
     token = out.out.strip()
     assert "added user demo-admin (role admin)" in out.err and token.startswith("gm_")
-    res = app_for(database_url).test_client().post("/api/v1/partition", json={},
-                                                   headers={"Authorization": "Bearer " + token})
+    res = (
+        app_for(database_url)
+        .test_client()
+        .post("/api/v1/partition", json={}, headers={"Authorization": "Bearer " + token})
+    )
     assert res.status_code == 400  # admitted (an empty body is the handler's complaint)
     demo_admin(engine)  # a second load makes no new user and prints no token
     out = capsys.readouterr()
@@ -471,9 +522,17 @@ def test_demo_load_gives_a_demo_admin_token_once(engine, database_url, capsys):
 
 # --- the roles themselves ---------------------------------------------------------------------------
 
+
 def test_roles_order_and_ingest_apart():
-    assert [r for r in roles.ROLES if roles.allows(r, "viewer")] == ["viewer", "dispatcher", "planner", "admin",
-                                                                     "handler", "verifier", "supervisor"]
+    assert [r for r in roles.ROLES if roles.allows(r, "viewer")] == [
+        "viewer",
+        "dispatcher",
+        "planner",
+        "admin",
+        "handler",
+        "verifier",
+        "supervisor",
+    ]
     for event_role in roles.EVENT:  # the event centre's roles: outside the order, admins may act for them
         assert [r for r in roles.ROLES if roles.allows(r, event_role)] == ["admin", event_role]
     assert [r for r in roles.ROLES if roles.allows(r, "dispatcher")] == ["dispatcher", "planner", "admin"]
@@ -489,6 +548,7 @@ def test_roles_order_and_ingest_apart():
 
 
 # --- the map page asks for a token ------------------------------------------------------------------
+
 
 def test_the_map_page_asks_for_a_token_and_uses_it(town, database_url, identities, request):
     """With AUTH_READ=viewer, the page (open) gets 401s, shows the token box; with a viewer token

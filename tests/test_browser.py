@@ -3,6 +3,7 @@ against the real app served by `gridmap serve`, with every host but 127.0.0.1 un
 
 Saves tests/output/map.png (the whole-map view with the info panel open) for a person to look at.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ import shapely
 import sqlalchemy as sa
 
 from gridmap.store import db
+
 from servers import serving
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -24,8 +26,9 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                                reason="needs Debian's chromium and chromium-driver (make test installs them)")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (make test installs them)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +41,20 @@ def server(demo_url):
 def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync", "--window-size=1400,900",
-                 # nothing but the app: names resolve nowhere, and anything else goes to a dead proxy
-                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-                 "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=127.0.0.1"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--window-size=1400,900",
+        # nothing but the app: names resolve nowhere, and anything else goes to a dead proxy
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+        "--proxy-server=http://127.0.0.1:9",
+        "--proxy-bypass-list=127.0.0.1",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
@@ -57,10 +69,13 @@ def _wait(driver, js: str, timeout: float = 30):
 
 def _go(driver, lat, lon, zoom):
     """Set the view, again if the page's own first fit to the city's bounds lands after it."""
+
     def there(d):
-        d.execute_script(f"if (gridmap.map.getZoom() !== {zoom}) gridmap.map.setView([{lat}, {lon}], {zoom}, "
-                         "{animate: false});")
+        d.execute_script(
+            f"if (gridmap.map.getZoom() !== {zoom}) gridmap.map.setView([{lat}, {lon}], {zoom}, {{animate: false}});"
+        )
         return d.execute_script(f"return gridmap.map.getZoom() === {zoom};")
+
     WebDriverWait(driver, 15, poll_frequency=0.3).until(there)
 
 
@@ -80,15 +95,24 @@ def _requests(driver) -> list[str]:
 def _sample(demo_url) -> dict:
     """A micro-grid with a red element, its interior point, and a courtyard to search for."""
     with db.engine(demo_url).connect() as conn:
-        row = conn.execute(sa.text("""
+        row = (
+            conn.execute(
+                sa.text("""
             SELECT g.code, g.parent_code, ST_X(p) AS lon, ST_Y(p) AS lat FROM (
                 SELECT g.code, g.parent_code, ST_PointOnSurface(g.geom) AS p
                 FROM grid g JOIN grid_risk r ON r.code = g.code
                 WHERE g.valid_to IS NULL AND g.level = 'micro' AND r.colour = 'red'
-                ORDER BY g.code LIMIT 1) g""")).mappings().one()
-        far = conn.execute(sa.text("""
+                ORDER BY g.code LIMIT 1) g""")
+            )
+            .mappings()
+            .one()
+        )
+        far = conn.execute(
+            sa.text("""
             SELECT code FROM grid WHERE valid_to IS NULL AND level = 'courtyard' AND code <> :c
-            ORDER BY code DESC LIMIT 1"""), {"c": row["parent_code"]}).scalar_one()
+            ORDER BY code DESC LIMIT 1"""),
+            {"c": row["parent_code"]},
+        ).scalar_one()
     return {**row, "far_courtyard": far}
 
 
@@ -105,12 +129,14 @@ def test_one_map_in_chromium(server, browser, demo_url, output_dir):
         _wait(browser, f"+{_attr('drawn-' + layer)} > 0")
 
     # click the grid: the panel shows its code, chain, households and risk counts
-    size = browser.execute_script("var p = gridmap.map.latLngToContainerPoint("
-                                  f"[{sample['lat']}, {sample['lon']}]); return [p.x, p.y];")
+    size = browser.execute_script(
+        f"var p = gridmap.map.latLngToContainerPoint([{sample['lat']}, {sample['lon']}]); return [p.x, p.y];"
+    )
     container = browser.find_element(By.CSS_SELECTOR, ".folium-map")
     rect = container.rect
     ActionChains(browser).move_to_element_with_offset(
-        container, int(size[0] - rect["width"] / 2), int(size[1] - rect["height"] / 2)).click().perform()
+        container, int(size[0] - rect["width"] / 2), int(size[1] - rect["height"] / 2)
+    ).click().perform()
     _wait(browser, _attr("panel") + f" === {json.dumps(sample['code'])}")
     panel = browser.find_element(By.ID, "gridmap-panel")
     assert browser.find_element(By.ID, "gm-panel-code").text == sample["code"]
@@ -126,10 +152,13 @@ def test_one_map_in_chromium(server, browser, demo_url, output_dir):
     _wait(browser, _attr("panel") + f" === {json.dumps(sample['far_courtyard'])}")
     centre = browser.execute_script("var c = gridmap.map.getCenter(); return [c.lng, c.lat];")
     with db.engine(demo_url).connect() as conn:
-        inside = conn.execute(sa.text(
-            "SELECT ST_Intersects(ST_Expand(geom, 0.0005), ST_SetSRID(ST_MakePoint(:x, :y), 4326)) FROM grid "
-            "WHERE code = :c AND valid_to IS NULL"), {"x": centre[0], "y": centre[1],
-                                                     "c": sample["far_courtyard"]}).scalar_one()
+        inside = conn.execute(
+            sa.text(
+                "SELECT ST_Intersects(ST_Expand(geom, 0.0005), ST_SetSRID(ST_MakePoint(:x, :y), 4326)) FROM grid "
+                "WHERE code = :c AND valid_to IS NULL"
+            ),
+            {"x": centre[0], "y": centre[1], "c": sample["far_courtyard"]},
+        ).scalar_one()
     assert inside, f"map centre {centre} is not on courtyard {sample['far_courtyard']}"
     _wait(browser, f"(gridmap.state.loadedTiles['micro'] || 0) > {tiles_before}")  # drawn there
     time.sleep(0.5)
@@ -147,18 +176,21 @@ def test_one_map_in_chromium(server, browser, demo_url, output_dir):
 def test_planner_splits_a_grid_on_the_map(browser, engine, cli, tmp_path, database_url, output_dir):
     """A planner selects a micro-grid, splits it with a line, sees the preview and commits: the
     database then holds two new micro-grids and the old one's history."""
-    import cityfactory as cf
     from gridmap import geo
     from gridmap.store import users
+
+    import cityfactory as cf
 
     cf.load(cli, cf.city(), tmp_path)
     with engine.begin() as conn:
         users.add_user(conn, "李规划", "planner")
         secret = users.issue_token(conn, "李规划")
     m1 = "41019900100100101"
-    (lon, lat), = [(p.x, p.y) for p in geo.from_local([shapely.Point(cf.X0 + 500, cf.Y0 + 700)])]
-    a, b = [(p.x, p.y) for p in geo.from_local([shapely.Point(cf.X0 - 20, cf.Y0 + 500),
-                                                shapely.Point(cf.X0 + 1020, cf.Y0 + 500)])]
+    ((lon, lat),) = [(p.x, p.y) for p in geo.from_local([shapely.Point(cf.X0 + 500, cf.Y0 + 700)])]
+    a, b = [
+        (p.x, p.y)
+        for p in geo.from_local([shapely.Point(cf.X0 - 20, cf.Y0 + 500), shapely.Point(cf.X0 + 1020, cf.Y0 + 500)])
+    ]
     with serving(database_url, "--workers", "1") as (url, _port):
         browser.get(url + "/")
         browser.execute_script(f"localStorage.setItem('gridmap.token', {json.dumps(secret)});")
@@ -171,8 +203,10 @@ def test_planner_splits_a_grid_on_the_map(browser, engine, cli, tmp_path, databa
         browser.find_element(By.CSS_SELECTOR, "#gridmap-panel .gm-split").click()
         _wait(browser, _attr("edit") + " === 'drawing'")
         # the line a planner draws with Geoman's line tool, handed over as Geoman hands it over
-        browser.execute_script(f"gridmap.map.fire('pm:create', {{shape: 'Line', layer: L.polyline("
-                               f"[[{a[1]}, {a[0]}], [{b[1]}, {b[0]}]])}});")
+        browser.execute_script(
+            f"gridmap.map.fire('pm:create', {{shape: 'Line', layer: L.polyline("
+            f"[[{a[1]}, {a[0]}], [{b[1]}, {b[0]}]])}});"
+        )
         _wait(browser, _attr("edit") + " === 'previewed'")
         preview = browser.find_element(By.CSS_SELECTOR, "#gridmap-panel .gm-edit-out").text
         assert "预览 preview" in preview and m1 in preview and "60 → retired" in preview
@@ -181,14 +215,21 @@ def test_planner_splits_a_grid_on_the_map(browser, engine, cli, tmp_path, databa
         tiles_before = browser.execute_script("return gridmap.state.loadedTiles['micro'] || 0;")
         _wait(browser, _attr("edit") + " === 'committed'")
         # the panel moves to the first new part, and the map redraws with the new boundaries
-        _wait(browser, f"({_attr('panel')} || '').startsWith({json.dumps(m1[:-2])}) && "
-                       f"{_attr('panel')} !== {json.dumps(m1)}")
+        _wait(
+            browser,
+            f"({_attr('panel')} || '').startsWith({json.dumps(m1[:-2])}) && {_attr('panel')} !== {json.dumps(m1)}",
+        )
         _wait(browser, f"(gridmap.state.loadedTiles['micro'] || 0) > {tiles_before}")
         time.sleep(0.5)
         browser.save_screenshot(str(output_dir / "map-edit.png"))
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT code, valid_to IS NULL FROM grid WHERE parent_code = :p AND level = 'micro' "
-                                    "ORDER BY code, valid_from"), {"p": m1[:-2]}).all()
+        rows = conn.execute(
+            sa.text(
+                "SELECT code, valid_to IS NULL FROM grid WHERE parent_code = :p AND level = 'micro' "
+                "ORDER BY code, valid_from"
+            ),
+            {"p": m1[:-2]},
+        ).all()
         reason = conn.execute(sa.text("SELECT actor, reason FROM edit_log ORDER BY id DESC LIMIT 1")).one()
     assert (m1, False) in rows and sum(1 for _, current in rows if current) == 3  # M2 and the two parts
     assert tuple(reason) == ("李规划", "地图上分割")

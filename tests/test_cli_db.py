@@ -1,4 +1,5 @@
 """`gridmap db`: the project's own PostGIS, and GRIDMAP_DATABASE_URL taking over."""
+
 import json
 
 from click.testing import CliRunner
@@ -11,7 +12,11 @@ def test_local_cluster_status_and_url(database_url):
     res = runner.invoke(main, ["db", "status"], env={"GRIDMAP_DATABASE_URL": ""})
     info = json.loads(res.output)
     if "GRIDMAP_TEST_DATABASE_URL" not in __import__("os").environ:
-        assert res.exit_code == 0 and info["running"] and info["url"].startswith("postgresql+psycopg://postgres@127.0.0.1:")
+        assert (
+            res.exit_code == 0
+            and info["running"]
+            and info["url"].startswith("postgresql+psycopg://postgres@127.0.0.1:")
+        )
     res = runner.invoke(main, ["db", "url"], env={"GRIDMAP_DATABASE_URL": ""})
     assert res.output.strip() == info["url"]
 

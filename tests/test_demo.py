@@ -1,4 +1,5 @@
 """The demo city: real names and codes, exact counts at both scales, a whole hierarchy."""
+
 import json
 
 import pyogrio
@@ -14,7 +15,12 @@ def test_guancheng_loaded_counts_and_names(demo_url):
     stats = grid_views.stats(db.engine(demo_url))
     counts = {level: v["grids"] for level, v in stats["levels"].items()}
     assert {k: counts[k] for k in ("district", "street", "community", "courtyard", "micro")} == {
-        "district": 1, "street": 14, "community": 155, "courtyard": 756, "micro": 1878}
+        "district": 1,
+        "street": 14,
+        "community": 155,
+        "courtyard": 756,
+        "micro": 1878,
+    }
     households = {level: v["households"] for level, v in stats["levels"].items() if level != "special"}
     assert len(set(households.values())) == 1 and stats["building_households"] == households["micro"]
     with db.engine(demo_url).connect() as conn:
@@ -34,8 +40,9 @@ def test_generator_is_deterministic(tmp_path):
     a = demo_city.generate("guancheng", 3, tmp_path / "a")
     b = demo_city.generate("guancheng", 3, tmp_path / "b")
     assert a == b
-    assert (tmp_path / "a" / "micro.gpkg").read_bytes() != b"" and \
-        pyogrio.read_dataframe(tmp_path / "a" / "micro.gpkg").equals(pyogrio.read_dataframe(tmp_path / "b" / "micro.gpkg"))
+    assert (tmp_path / "a" / "micro.gpkg").read_bytes() != b"" and pyogrio.read_dataframe(
+        tmp_path / "a" / "micro.gpkg"
+    ).equals(pyogrio.read_dataframe(tmp_path / "b" / "micro.gpkg"))
 
 
 @pytest.mark.slow
@@ -43,7 +50,12 @@ def test_zhengzhou_scale_counts(tmp_path):
     manifest = demo_city.generate("zhengzhou", 11, tmp_path)
     counts = manifest["counts"]
     assert {k: counts[k] for k in ("district", "street", "community", "courtyard", "micro")} == {
-        "district": 12, "street": 216, "community": 3503, "courtyard": 17091, "micro": 42453}
+        "district": 12,
+        "street": 216,
+        "community": 3503,
+        "courtyard": 17091,
+        "micro": 42453,
+    }
     assert 2_400_000 <= counts["households"] <= 2_650_000
     for entry in manifest["files"]:
         if entry["level"] in counts and entry["file"].endswith((".gpkg", ".geojson")):

@@ -6,6 +6,7 @@ The city (tests/cityfactory.py): courtyard Y1 = 410199001001001 is x 0..1000, y 
 micro-grids M1 (y 0..1000) and M2 (y 1000..2000), each with one building of two 30-household units
 near its south-west corner; courtyard Y2 = ...002 is x 1000..2000.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,12 +18,13 @@ import shapely
 import sqlalchemy as sa
 from shapely.geometry import mapping
 
-import cityfactory as cf
 from gridmap import geo
 from gridmap.domain.risk import Rules
-from gridmap.services import boundary_edits as edits
 from gridmap.errors import PreconditionFailed
+from gridmap.services import boundary_edits as edits
 from gridmap.store import users
+
+import cityfactory as cf
 
 Y1, Y2 = "410199001001001", "410199001001002"
 M1, M2 = Y1 + "01", Y1 + "02"
@@ -81,11 +83,14 @@ def post(client, headers, body, if_match=None):
 def add_report(engine, x, y, text="路灯不亮"):
     lon, lat = pt(x, y)
     with engine.begin() as conn:
-        return conn.execute(sa.text(
-            "INSERT INTO report (text, geom, micro_code) VALUES (:t, ST_SetSRID(ST_MakePoint(:x, :y), 4326), "
-            "(SELECT code FROM grid WHERE level = 'micro' AND valid_to IS NULL AND "
-            "ST_Covers(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) ORDER BY code LIMIT 1)) RETURNING id"),
-            {"t": text, "x": lon, "y": lat}).scalar_one()
+        return conn.execute(
+            sa.text(
+                "INSERT INTO report (text, geom, micro_code) VALUES (:t, ST_SetSRID(ST_MakePoint(:x, :y), 4326), "
+                "(SELECT code FROM grid WHERE level = 'micro' AND valid_to IS NULL AND "
+                "ST_Covers(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) ORDER BY code LIMIT 1)) RETURNING id"
+            ),
+            {"t": text, "x": lon, "y": lat},
+        ).scalar_one()
 
 
 def report_grid(engine, rid):
@@ -100,6 +105,7 @@ def validate_ok(cli):
 
 
 # --- replace ---------------------------------------------------------------------------
+
 
 def test_replace_with_gap_to_preview_then_commit(client, city, planner, cli):
     rid = add_report(city, 500, 950)  # in M1 now; in M2 once M1 ends at y = 900
@@ -117,8 +123,12 @@ def test_replace_with_gap_to_preview_then_commit(client, city, planner, cli):
     assert after[M2]["area_m2"] == pytest.approx(1_100_000 * SCALE, rel=1e-3)
     assert r["out_of_band"] == []
     assert report_grid(city, rid) == M1  # a dry run writes nothing
-    res = post(client, planner, {**body, "reason": "新楼盘道路调整", "if_match": {M2: etag_of(client, M2)}},
-               if_match=etag_of(client, M1))
+    res = post(
+        client,
+        planner,
+        {**body, "reason": "新楼盘道路调整", "if_match": {M2: etag_of(client, M2)}},
+        if_match=etag_of(client, M1),
+    )
     assert res.status_code == 201, res.get_json()
     done = res.get_json()
     assert done["edit_id"] > 0 and set(done["etags"]) == {M1, M2}
@@ -133,8 +143,9 @@ def test_replace_with_gap_to_preview_then_commit(client, city, planner, cli):
 
 def test_replace_leaving_a_gap_is_rejected_with_the_gap(client, planner, city):
     version = etag_of(client, M1)
-    res = post(client, planner, {"op": "replace", "code": M1, "geometry": ll(cf.rect(0, 0, 1000, 900))},
-               if_match=version)
+    res = post(
+        client, planner, {"op": "replace", "code": M1, "geometry": ll(cf.rect(0, 0, 1000, 900))}, if_match=version
+    )
     assert res.status_code == 422
     err = res.get_json()["error"]
     assert err["code"] == "edit_rejected" and "not covered by any of its children" in err["message"]
@@ -145,12 +156,19 @@ def test_replace_leaving_a_gap_is_rejected_with_the_gap(client, planner, city):
     assert etag_of(client, M1) == version  # nothing written
 
 
-@pytest.mark.parametrize("geom, kind", [
-    (cf.rect(0, 0, 1000, 1100), "overlap"),             # into M2
-    (cf.rect(-50, 0, 1000, 1000), "outside_parent"),   # out of courtyard Y1 (and out of the city)
-    (shapely.Polygon([(cf.X0, cf.Y0), (cf.X0 + 1000, cf.Y0 + 1000), (cf.X0 + 1000, cf.Y0),
-                      (cf.X0, cf.Y0 + 1000)]), "invalid_geometry"),  # a bow tie
-])
+@pytest.mark.parametrize(
+    "geom, kind",
+    [
+        (cf.rect(0, 0, 1000, 1100), "overlap"),  # into M2
+        (cf.rect(-50, 0, 1000, 1000), "outside_parent"),  # out of courtyard Y1 (and out of the city)
+        (
+            shapely.Polygon(
+                [(cf.X0, cf.Y0), (cf.X0 + 1000, cf.Y0 + 1000), (cf.X0 + 1000, cf.Y0), (cf.X0, cf.Y0 + 1000)]
+            ),
+            "invalid_geometry",
+        ),  # a bow tie
+    ],
+)
 def test_replace_rejections(client, planner, city, geom, kind):
     res = post(client, planner, {"op": "replace", "code": M1, "geometry": ll(geom)}, if_match=etag_of(client, M1))
     assert res.status_code == 422, res.get_json()
@@ -160,8 +178,18 @@ def test_replace_rejections(client, planner, city, geom, kind):
 
 def test_a_child_sticking_out_is_rejected(client, planner, city):
     """Courtyard Y1 shrinks to x 0..900 (Y2 takes the strip): its micro-grids would stick out."""
-    res = post(client, planner, {"op": "replace", "code": Y1, "geometry": ll(cf.rect(0, 0, 900, 2000)),
-                                 "gap_to": Y2, "if_match": {Y2: etag_of(client, Y2)}}, if_match=etag_of(client, Y1))
+    res = post(
+        client,
+        planner,
+        {
+            "op": "replace",
+            "code": Y1,
+            "geometry": ll(cf.rect(0, 0, 900, 2000)),
+            "gap_to": Y2,
+            "if_match": {Y2: etag_of(client, Y2)},
+        },
+        if_match=etag_of(client, Y1),
+    )
     assert res.status_code == 422
     problems = res.get_json()["error"]["detail"]["problems"]
     out = [p for p in problems if p["kind"] == "outside_parent"]
@@ -171,10 +199,19 @@ def test_a_child_sticking_out_is_rejected(client, planner, city):
 
 # --- move boundary, split, merge, create, retire -----------------------------------------
 
+
 def test_move_boundary_changes_both_sides(client, planner, city, cli):
-    res = post(client, planner, {"op": "move_boundary", "code": M1, "other": M2,
-                                 "geometry": ll(cf.rect(0, 0, 1000, 1200)),
-                                 "if_match": {M1: etag_of(client, M1), M2: etag_of(client, M2)}})
+    res = post(
+        client,
+        planner,
+        {
+            "op": "move_boundary",
+            "code": M1,
+            "other": M2,
+            "geometry": ll(cf.rect(0, 0, 1000, 1200)),
+            "if_match": {M1: etag_of(client, M1), M2: etag_of(client, M2)},
+        },
+    )
     assert res.status_code == 201, res.get_json()
     after = res.get_json()["grids"]["after"]
     assert after[M1]["area_m2"] == pytest.approx(1_200_000 * SCALE, rel=1e-3)
@@ -184,16 +221,29 @@ def test_move_boundary_changes_both_sides(client, planner, city, cli):
 
 def test_move_boundary_into_another_sibling_is_rejected(client, planner, city):
     grab = shapely.union(cf.rect(0, 0, 1000, 1000), cf.rect(1000, 0, 1100, 500))  # reaches into courtyard Y2
-    res = post(client, planner, {"op": "move_boundary", "code": M1, "other": M2, "geometry": ll(grab),
-                                 "if_match": {M1: etag_of(client, M1), M2: etag_of(client, M2)}})
+    res = post(
+        client,
+        planner,
+        {
+            "op": "move_boundary",
+            "code": M1,
+            "other": M2,
+            "geometry": ll(grab),
+            "if_match": {M1: etag_of(client, M1), M2: etag_of(client, M2)},
+        },
+    )
     assert res.status_code == 422
     assert "outside_parent" in {p["kind"] for p in res.get_json()["error"]["detail"]["problems"]}
 
 
 def test_split_courtyard_by_a_line_children_and_buildings_follow(client, planner, city, cli):
     a, b = pt(-10, 1000), pt(1010, 1000)
-    res = post(client, planner, {"op": "split", "code": Y1, "line": {"type": "LineString", "coordinates": [a, b]},
-                                 "names": ["南院", "北院"]}, if_match=etag_of(client, Y1))
+    res = post(
+        client,
+        planner,
+        {"op": "split", "code": Y1, "line": {"type": "LineString", "coordinates": [a, b]}, "names": ["南院", "北院"]},
+        if_match=etag_of(client, Y1),
+    )
     assert res.status_code == 201, res.get_json()
     r = res.get_json()
     parts = r["opened"]
@@ -203,8 +253,11 @@ def test_split_courtyard_by_a_line_children_and_buildings_follow(client, planner
     assert sorted(a["households"] for a in r["grids"]["after"].values()) == [60, 60]
     validate_ok(cli)
     with city.connect() as conn:
-        yards = set(conn.execute(sa.text("SELECT courtyard_code FROM building WHERE valid_to IS NULL "
-                                         "AND code LIKE :p"), {"p": Y1 + "B%"}).scalars())
+        yards = set(
+            conn.execute(
+                sa.text("SELECT courtyard_code FROM building WHERE valid_to IS NULL AND code LIKE :p"), {"p": Y1 + "B%"}
+            ).scalars()
+        )
     assert yards == set(parts)
     assert client.get(f"/api/v1/grids/{Y1}").status_code == 404  # retired, but its history stays
     assert len(client.get(f"/api/v1/grids/{Y1}/history").get_json()["versions"]) == 1
@@ -212,15 +265,27 @@ def test_split_courtyard_by_a_line_children_and_buildings_follow(client, planner
 
 def test_split_across_a_child_is_rejected(client, planner, city):
     a, b = pt(-10, 500), pt(1010, 500)  # cuts M1 in half
-    res = post(client, planner, {"op": "split", "code": Y1, "line": {"type": "LineString", "coordinates": [a, b]}},
-               if_match=etag_of(client, Y1))
+    res = post(
+        client,
+        planner,
+        {"op": "split", "code": Y1, "line": {"type": "LineString", "coordinates": [a, b]}},
+        if_match=etag_of(client, Y1),
+    )
     assert res.status_code == 422
     assert "outside_parent" in {p["kind"] for p in res.get_json()["error"]["detail"]["problems"]}
 
 
 def test_merge_flags_the_band_and_rejects_non_siblings(client, planner, city, cli):
-    res = post(client, planner, {"op": "merge", "codes": [M1, M2], "name": "合并网格",
-                                 "if_match": {M1: etag_of(client, M1), M2: etag_of(client, M2)}})
+    res = post(
+        client,
+        planner,
+        {
+            "op": "merge",
+            "codes": [M1, M2],
+            "name": "合并网格",
+            "if_match": {M1: etag_of(client, M1), M2: etag_of(client, M2)},
+        },
+    )
     assert res.status_code == 201, res.get_json()
     r = res.get_json()
     assert r["opened"] == [M1] and r["grids"]["after"][M1]["households"] == 120 and r["out_of_band"] == [M1]
@@ -249,30 +314,39 @@ def test_retire_needs_a_taker(client, planner, city, cli):
     res = post(client, planner, {"op": "retire", "code": M2}, if_match=etag_of(client, M2))
     assert res.status_code == 422
     assert [p["kind"] for p in res.get_json()["error"]["detail"]["problems"]] == ["gap"]
-    res = post(client, planner, {"op": "retire", "code": M2, "gap_to": M1, "if_match": {M1: etag_of(client, M1)}},
-               if_match=etag_of(client, M2))
+    res = post(
+        client,
+        planner,
+        {"op": "retire", "code": M2, "gap_to": M1, "if_match": {M1: etag_of(client, M1)}},
+        if_match=etag_of(client, M2),
+    )
     assert res.status_code == 201, res.get_json()
     assert report_grid(city, rid) == M1
     validate_ok(cli)
 
 
 def test_update_attributes_is_a_new_version(client, planner, city):
-    res = post(client, planner, {"op": "update", "code": M1, "properties": {"name": "幸福网格"}},
-               if_match=etag_of(client, M1))
+    res = post(
+        client, planner, {"op": "update", "code": M1, "properties": {"name": "幸福网格"}}, if_match=etag_of(client, M1)
+    )
     assert res.status_code == 201
     assert client.get(f"/api/v1/grids/{M1}").get_json()["properties"]["name"] == "幸福网格"
-    bad = post(client, planner, {"op": "update", "code": M1, "properties": {"households": -1}},
-               if_match=etag_of(client, M1))
+    bad = post(
+        client, planner, {"op": "update", "code": M1, "properties": {"households": -1}}, if_match=etag_of(client, M1)
+    )
     assert bad.status_code == 400 and "households" in bad.get_json()["error"]["message"]
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"op": "paint"}, "op must be one of"),
-    ({"op": "replace", "code": M1, "geometry": {"type": "Point", "coordinates": [113.7, 34.75]}}, "Polygon"),
-    ({"op": "replace", "code": M1, "geometry": "POLYGON"}, "GeoJSON geometry"),
-    ({"op": "replace", "code": "nope", "geometry": None}, "no current grid"),
-    ({"op": "retire", "code": M1, "colour": "red"}, "does not take colour"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"op": "paint"}, "op must be one of"),
+        ({"op": "replace", "code": M1, "geometry": {"type": "Point", "coordinates": [113.7, 34.75]}}, "Polygon"),
+        ({"op": "replace", "code": M1, "geometry": "POLYGON"}, "GeoJSON geometry"),
+        ({"op": "replace", "code": "nope", "geometry": None}, "no current grid"),
+        ({"op": "retire", "code": M1, "colour": "red"}, "does not take colour"),
+    ],
+)
 def test_bad_edits_are_400_or_404(client, planner, city, body, message):
     res = post(client, planner, {**body, "dry_run": True})
     assert res.status_code in (400, 404)
@@ -280,6 +354,7 @@ def test_bad_edits_are_400_or_404(client, planner, city, body, message):
 
 
 # --- versions, concurrency, history ----------------------------------------------------------
+
 
 def test_commit_needs_if_match_and_a_stale_one_gets_412(client, planner, city):
     body = {"op": "update", "code": M1, "properties": {"name": "A"}}
@@ -303,9 +378,13 @@ def test_two_concurrent_edits_exactly_one_wins(city):
     def run(y):
         barrier.wait()
         try:
-            edits.apply(city, {"op": "move_boundary", "code": M1, "other": M2,
-                               "geometry": ll(cf.rect(0, 0, 1000, y))}, actor=f"planner{y}", rules=Rules(),
-                        if_match=base)
+            edits.apply(
+                city,
+                {"op": "move_boundary", "code": M1, "other": M2, "geometry": ll(cf.rect(0, 0, 1000, y))},
+                actor=f"planner{y}",
+                rules=Rules(),
+                if_match=base,
+            )
             results.append("won")
         except PreconditionFailed:
             results.append("412")
@@ -328,17 +407,29 @@ def test_history_and_past_dates(client, planner, city):
         before = conn.execute(sa.text("SELECT now()")).scalar_one()
     lon, lat = pt(500, 950)
     assert client.get(f"/api/v1/lookup?lon={lon}&lat={lat}").get_json()["micro"] == M1
-    res = post(client, planner, {"op": "replace", "code": M1, "geometry": ll(cf.rect(0, 0, 1000, 900)),
-                                 "gap_to": M2, "reason": "调整", "if_match": {M2: etag_of(client, M2)}},
-               if_match=etag_of(client, M1))
+    res = post(
+        client,
+        planner,
+        {
+            "op": "replace",
+            "code": M1,
+            "geometry": ll(cf.rect(0, 0, 1000, 900)),
+            "gap_to": M2,
+            "reason": "调整",
+            "if_match": {M2: etag_of(client, M2)},
+        },
+        if_match=etag_of(client, M1),
+    )
     assert res.status_code == 201
     h = client.get(f"/api/v1/grids/{M1}/history").get_json()
     assert [v["valid_to"] is None for v in h["versions"]] == [False, True]
     assert h["versions"][0]["valid_to"] == h["versions"][1]["valid_from"]
     assert h["versions"][0]["area_m2"] == pytest.approx(1_000_000 * SCALE, rel=1e-3)
     # the import that opened M1, then the edit (imports and partitions are in a grid's history too: #11)
-    assert [(e["action"], e["actor"], e["reason"]) for e in h["edits"]] == [("import micro", "cli", None),
-                                                                             ("replace", "王规划", "调整")]
+    assert [(e["action"], e["actor"], e["reason"]) for e in h["edits"]] == [
+        ("import micro", "cli", None),
+        ("replace", "王规划", "调整"),
+    ]
     at = before.isoformat()
     old = client.get(f"/api/v1/grids/{M1}", query_string={"at": at}).get_json()
     assert geo.area_m2([shapely.geometry.shape(old["geometry"])])[0] == pytest.approx(1_000_000 * SCALE, rel=1e-3)
@@ -349,8 +440,11 @@ def test_history_and_past_dates(client, planner, city):
 
 # --- roles and the CLI ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("role, status", [(None, 401), ("viewer", 403), ("dispatcher", 403), ("ingest", 403),
-                                          ("planner", 200), ("admin", 200)])
+
+@pytest.mark.parametrize(
+    "role, status",
+    [(None, 401), ("viewer", 403), ("dispatcher", 403), ("ingest", 403), ("planner", 200), ("admin", 200)],
+)
 def test_edit_roles(client, city, role, status):
     headers = token(city, role) if role else {}
     res = post(client, headers, {"op": "update", "code": M1, "properties": {"name": "x"}, "dry_run": True})
@@ -372,10 +466,11 @@ def test_cli_edit_and_history(cli, city, tmp_path):
     assert "committed edit" in res.output
     res = cli("history", M1)
     edits_shown = [ln for ln in res.output.splitlines() if ln.startswith("edit ")]
-    assert res.exit_code == 0 and [ln.split("  ")[2] for ln in edits_shown] == ["import micro by cli",
-                                                                                "replace by cli: CLI 调整"]
+    assert res.exit_code == 0 and [ln.split("  ")[2] for ln in edits_shown] == [
+        "import micro by cli",
+        "replace by cli: CLI 调整",
+    ]
     assert "CLI 调整" in res.output and len([ln for ln in res.output.splitlines() if ln.startswith('"v')]) == 2
-
 
 
 def test_map_tiles_show_a_past_date(client, planner, city):
@@ -385,8 +480,11 @@ def test_map_tiles_show_a_past_date(client, planner, city):
 
     with city.connect() as conn:
         before = conn.execute(sa.text("SELECT now()")).scalar_one().isoformat()
-    res = post(client, planner, {"op": "merge", "codes": [M1, M2],
-                                 "if_match": {M1: etag_of(client, M1), M2: etag_of(client, M2)}})
+    res = post(
+        client,
+        planner,
+        {"op": "merge", "codes": [M1, M2], "if_match": {M1: etag_of(client, M1), M2: etag_of(client, M2)}},
+    )
     assert res.status_code == 201
     lon, lat = pt(500, 1000)
     t = mercantile.tile(lon, lat, 15)
@@ -422,12 +520,17 @@ def test_gap_to_leaves_no_slivers_and_the_neighbour_stays_editable(client, plann
     served = shapely.geometry.shape(client.get(f"/api/v1/grids/{M1}").get_json()["geometry"])
     x0, y0, x1, y1 = served.bounds
     shrunk = _rounded(mapping(shapely.box(x0, y0, x1, y1 - (y1 - y0) * 0.1)), 6)  # as Leaflet would send it
-    res = post(client, planner, {"op": "replace", "code": M1, "geometry": shrunk, "gap_to": M2,
-                                 "if_match": {M2: etag_of(client, M2)}}, if_match=etag_of(client, M1))
+    res = post(
+        client,
+        planner,
+        {"op": "replace", "code": M1, "geometry": shrunk, "gap_to": M2, "if_match": {M2: etag_of(client, M2)}},
+        if_match=etag_of(client, M1),
+    )
     assert res.status_code == 201, res.get_json()
     with city.connect() as conn:
-        parts = conn.execute(sa.text("SELECT ST_NumGeometries(geom) FROM grid WHERE code = :c AND valid_to IS NULL"),
-                             {"c": M2}).scalar_one()
+        parts = conn.execute(
+            sa.text("SELECT ST_NumGeometries(geom) FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": M2}
+        ).scalar_one()
     assert parts == 1
     validate_ok(cli)
     again = _rounded(client.get(f"/api/v1/grids/{M2}").get_json()["geometry"], 7)

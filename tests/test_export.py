@@ -1,4 +1,5 @@
 """Export of every format; GeoJSON is RFC 7946; an export imports back unchanged."""
+
 import json
 
 import numpy as np
@@ -66,10 +67,13 @@ def test_geojson_round_trip_of_demo_city_validates_clean(demo_url, engine, cli, 
     assert res.exit_code == 0 and report["count"] == 0 and report["grids_checked"] == 1 + 14 + 155 + 756 + 1878
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--format", "geojson", "streets.gpkg"], "streets.gpkg: the file name should end in .geojson or .json"),
-    (["--format", "csv", "no/such/folder/streets.csv"], "no such folder no/such/folder"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--format", "geojson", "streets.gpkg"], "streets.gpkg: the file name should end in .geojson or .json"),
+        (["--format", "csv", "no/such/folder/streets.csv"], "no such folder no/such/folder"),
+    ],
+)
 def test_export_refuses_bad_output_path(loaded, cli, args, message, monkeypatch):
     monkeypatch.chdir(loaded)
     res = cli("export", "--level", "street", *args)

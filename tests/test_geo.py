@@ -1,4 +1,5 @@
 """Coordinate systems: GCJ-02/BD-09 against the reference implementation prcoords, CRS parsing, place checks."""
+
 import numpy as np
 import prcoords
 import pytest
@@ -45,9 +46,18 @@ def test_outside_china_no_offset():
     assert lon.tolist() == [2.35, -74.0] and lat.tolist() == [48.85, 40.7]
 
 
-@pytest.mark.parametrize("text, expected", [("wgs84", "EPSG:4326"), ("CGCS2000", "EPSG:4490"), ("gcj02", "gcj02"),
-                                            ("BD09", "bd09"), ("EPSG:4547", "EPSG:4547"), ("4326", "EPSG:4326"),
-                                            (None, "EPSG:4326")])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("wgs84", "EPSG:4326"),
+        ("CGCS2000", "EPSG:4490"),
+        ("gcj02", "gcj02"),
+        ("BD09", "bd09"),
+        ("EPSG:4547", "EPSG:4547"),
+        ("4326", "EPSG:4326"),
+        (None, "EPSG:4326"),
+    ],
+)
 def test_parse_crs(text, expected):
     assert geo.parse_crs(text) == expected
 

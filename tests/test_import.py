@@ -1,7 +1,7 @@
 """Import of every format through the real CLI into the real PostGIS; the all-or-nothing rule."""
+
 import json
 
-import numpy as np
 import pytest
 import shapely
 import sqlalchemy as sa
@@ -28,9 +28,17 @@ def test_import_each_format(engine, cli, tmp_path, fmt):
         assert f"imported {len(city[level])} {level} rows" in res.output
     assert count(engine) == 1 + 2 + 4
     with engine.connect() as conn:
-        row = conn.execute(sa.text(
-            "SELECT name, parent_code, households, ST_Area(ST_Transform(geom, 4547)) AS a, ST_SRID(geom) AS srid, "
-            "GeometryType(geom) AS t FROM grid WHERE code = '410199002001'")).mappings().one()
+        row = (
+            conn.execute(
+                sa.text(
+                    "SELECT name, parent_code, households, ST_Area(ST_Transform(geom, 4547)) AS a, "
+                    "ST_SRID(geom) AS srid, "
+                    "GeometryType(geom) AS t FROM grid WHERE code = '410199002001'"
+                )
+            )
+            .mappings()
+            .one()
+        )
     assert row["name"] == "测试21社区" and row["parent_code"] == "410199002" and row["households"] == 240
     assert row["srid"] == 4326 and row["t"] == "MULTIPOLYGON"
     assert row["a"] == pytest.approx(cf.area_m2(cf.rect(2000, 0, 4000, 2000)), rel=1e-6)
@@ -51,8 +59,16 @@ def test_import_converts_crs(engine, cli, tmp_path, crs):
 def test_real_district_imports_with_gcj02(engine, cli):
     path = DATA / "districts_gcj02" / "410104.geojson"
     # the shipped files are bare geometries: give them a code and name through a small wrapper
-    feature = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {
-        "code": "410104", "name": "管城回族区"}, "geometry": json.loads(path.read_text())}]}
+    feature = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"code": "410104", "name": "管城回族区"},
+                "geometry": json.loads(path.read_text()),
+            }
+        ],
+    }
     wrapped = path.parent.parent / "_tmp_guancheng.geojson"
     try:
         wrapped.write_text(json.dumps(feature, ensure_ascii=False))
@@ -65,15 +81,26 @@ def test_real_district_imports_with_gcj02(engine, cli):
 
 
 BAD_CASES = {
-    "invalid geometry": (lambda rows: rows[1].update(geometry=shapely.Polygon(
-        [(cf.X0, cf.Y0), (cf.X0 + 2000, cf.Y0 + 4000), (cf.X0 + 2000, cf.Y0), (cf.X0, cf.Y0 + 4000)])),
-        "row 2 (code 410199002): invalid geometry: Self-intersection"),
-    "unknown parent": (lambda rows: rows[1].update(parent_code="410198"),
-                       "row 2 (code 410199002): unknown parent code 410198"),
-    "duplicate code": (lambda rows: rows[1].update(code="410199001"),
-                       "row 2 (code 410199001): duplicate code 410199001 (also row 1)"),
-    "wrong type": (lambda rows: rows[1].update(geometry=shapely.LineString([(cf.X0, cf.Y0), (cf.X0 + 9, cf.Y0 + 9)])),
-                   "row 2 (code 410199002): wrong geometry type LineString"),
+    "invalid geometry": (
+        lambda rows: rows[1].update(
+            geometry=shapely.Polygon(
+                [(cf.X0, cf.Y0), (cf.X0 + 2000, cf.Y0 + 4000), (cf.X0 + 2000, cf.Y0), (cf.X0, cf.Y0 + 4000)]
+            )
+        ),
+        "row 2 (code 410199002): invalid geometry: Self-intersection",
+    ),
+    "unknown parent": (
+        lambda rows: rows[1].update(parent_code="410198"),
+        "row 2 (code 410199002): unknown parent code 410198",
+    ),
+    "duplicate code": (
+        lambda rows: rows[1].update(code="410199001"),
+        "row 2 (code 410199001): duplicate code 410199001 (also row 1)",
+    ),
+    "wrong type": (
+        lambda rows: rows[1].update(geometry=shapely.LineString([(cf.X0, cf.Y0), (cf.X0 + 9, cf.Y0 + 9)])),
+        "row 2 (code 410199002): wrong geometry type LineString",
+    ),
     "missing parent": (lambda rows: rows[1].update(parent_code=None), "row 2 (code 410199002): missing parent code"),
 }
 
@@ -89,7 +116,9 @@ def test_bad_row_rejects_whole_file(engine, cli, tmp_path, case):
     res = cli("import", path, "--level", "street")
     assert res.exit_code == 2
     lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("gridmap: error: import of streets.geojson rejected, nothing written")
+    assert len(lines) == 1 and lines[0].startswith(
+        "gridmap: error: import of streets.geojson rejected, nothing written"
+    )
     assert message in lines[0]
     assert count(engine, where="level = 'street'") == 0
     assert count(engine, "edit_log", "action = 'import street'") == 0
@@ -145,10 +174,13 @@ def test_overlapping_versions_are_impossible(engine, cli, tmp_path):
     cf.load(cli, city, tmp_path, levels=("district",))
     with pytest.raises(sa.exc.IntegrityError, match="overlap in time"):
         with engine.begin() as conn:
-            conn.execute(sa.text(
-                "INSERT INTO grid (code, name, level, geom, valid_from, valid_to) "
-                "SELECT code, name, level, geom, valid_from - interval '1 day', valid_from + interval '1 hour' "
-                "FROM grid WHERE code = '410199'"))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO grid (code, name, level, geom, valid_from, valid_to) "
+                    "SELECT code, name, level, geom, valid_from - interval '1 day', valid_from + interval '1 hour' "
+                    "FROM grid WHERE code = '410199'"
+                )
+            )
 
 
 def test_buildings_and_people(engine, cli, tmp_path):

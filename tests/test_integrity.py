@@ -1,4 +1,5 @@
 """`gridmap validate`: each kind of problem built on purpose, with its area and place."""
+
 import json
 import re
 
@@ -94,9 +95,13 @@ def test_households_must_add_up(engine, cli, tmp_path):
 def test_invalid_geometry_and_parent_problems(engine, cli, tmp_path):
     cf.load(cli, cf.city(), tmp_path)
     with engine.begin() as conn:
-        conn.execute(sa.text(  # a bow-tie can only arrive by SQL: imports reject it
-            "UPDATE grid SET geom = ST_Multi(ST_GeomFromText('POLYGON((113.70 34.75, 113.71 34.76, 113.71 34.75, "
-            "113.70 34.76, 113.70 34.75))', 4326)) WHERE code = :c"), {"c": "410199001001S01"})
+        conn.execute(
+            sa.text(  # a bow-tie can only arrive by SQL: imports reject it
+                "UPDATE grid SET geom = ST_Multi(ST_GeomFromText('POLYGON((113.70 34.75, 113.71 34.76, 113.71 34.75, "
+                "113.70 34.76, 113.70 34.75))', 4326)) WHERE code = :c"
+            ),
+            {"c": "410199001001S01"},
+        )
         conn.execute(sa.text("UPDATE grid SET parent_code = NULL WHERE code = :c"), {"c": M1})
         conn.execute(sa.text("UPDATE grid SET parent_code = 'ghost' WHERE code = :c"), {"c": M2})
         conn.execute(sa.text("UPDATE grid SET parent_code = '410199001' WHERE code = '410199002002001'"))

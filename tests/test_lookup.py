@@ -1,7 +1,8 @@
 """Point -> grid chain: boundaries, holes, multipolygons, outside points, every CRS, dates, staleness."""
+
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -10,8 +11,8 @@ import pytest
 import shapely
 from shapely.geometry import MultiPolygon
 
-from gridmap.services import locator as lookups
 from gridmap.domain.lookup import GridIndex
+from gridmap.services import locator as lookups
 from gridmap.store import db
 from gridmap.store import grids as store
 
@@ -47,13 +48,16 @@ def test_chain_specials_and_people(city_locator, cli, tmp_path):
     assert body["people"] == [{"name": "王芳", "role": "grid_worker", "phone": "13900000000"}]
 
 
-@pytest.mark.parametrize("x, y, expected", [
-    (500, 1000, Y1 + "01"),        # shared edge of 01 and 02: lowest code
-    (1000, 500, Y1 + "01"),        # edge between two courtyards: 410199001001001.. < ..002..
-    (1000, 1000, Y1 + "01"),       # vertex shared by four micro-grids
-    (2000, 2000, "41019900100100202"),  # street corner: four communities meet; lowest code wins
-    (0, 0, Y1 + "01"),             # the city's outer corner: covers includes the boundary
-])
+@pytest.mark.parametrize(
+    "x, y, expected",
+    [
+        (500, 1000, Y1 + "01"),  # shared edge of 01 and 02: lowest code
+        (1000, 500, Y1 + "01"),  # edge between two courtyards: 410199001001001.. < ..002..
+        (1000, 1000, Y1 + "01"),  # vertex shared by four micro-grids
+        (2000, 2000, "41019900100100202"),  # street corner: four communities meet; lowest code wins
+        (0, 0, Y1 + "01"),  # the city's outer corner: covers includes the boundary
+    ],
+)
 def test_boundary_points_resolve_to_exactly_one_lowest_code(city_locator, engine, x, y, expected):
     assert micro_at(city_locator, x, y) == expected
     assert lookups.sql_lookup(engine, *lonlat(x, y))["micro"] == expected
@@ -69,8 +73,8 @@ def test_holes_and_multipolygons(engine, cli, tmp_path):
     island["geometry"] = MultiPolygon([cf.rect(0, 1000, 1000, 2000), inner])
     cf.load(cli, city, tmp_path)
     locator = lookups.Locator(engine)
-    assert micro_at(locator, 500, 500) == Y1 + "02"      # in the hole: the island
-    assert micro_at(locator, 450, 400) == Y1 + "01"      # on the hole's edge: lowest code
+    assert micro_at(locator, 500, 500) == Y1 + "02"  # in the hole: the island
+    assert micro_at(locator, 450, 400) == Y1 + "01"  # on the hole's edge: lowest code
     assert micro_at(locator, 200, 200) == Y1 + "01"
     assert micro_at(locator, 500, 1500) == Y1 + "02"
 
@@ -117,7 +121,7 @@ def test_at_date_and_index_sees_change_immediately(city_locator, cli, tmp_path):
     before_any = city_locator.lookup(*lonlat(500, 1100))
     assert before_any["micro"] == Y1 + "02"
     time.sleep(0.01)
-    moment = datetime.now(timezone.utc)
+    moment = datetime.now(UTC)
     time.sleep(0.01)
     m1, m2 = cf.find(city, "micro", Y1 + "01"), cf.find(city, "micro", Y1 + "02")
     m1["geometry"], m2["geometry"] = cf.rect(0, 0, 1000, 1200), cf.rect(0, 1200, 1000, 2000)
@@ -129,9 +133,16 @@ def test_at_date_and_index_sees_change_immediately(city_locator, cli, tmp_path):
     assert json.loads(res.output)["micro"] == Y1 + "02"
 
 
-@pytest.mark.parametrize("lon, lat, message", [
-    ("nan", "34.7", "not numbers"), ("34.75", "113.70", "swapped lat/lon"), ("200", "34", "out of range"),
-    ("2.35", "48.85", "outside China"), ("abc", "34", "lon must be a number")])
+@pytest.mark.parametrize(
+    "lon, lat, message",
+    [
+        ("nan", "34.7", "not numbers"),
+        ("34.75", "113.70", "swapped lat/lon"),
+        ("200", "34", "out of range"),
+        ("2.35", "48.85", "outside China"),
+        ("abc", "34", "lon must be a number"),
+    ],
+)
 def test_bad_coordinates_are_400(client, lon, lat, message):
     res = client.get(f"/api/v1/lookup?lon={lon}&lat={lat}")
     assert res.status_code == 400 and message in res.get_json()["error"]["message"]
@@ -141,8 +152,12 @@ def test_http_lookup_and_batch(city_locator, client):
     lon, lat = lonlat(2500, 3500)
     res = client.get(f"/api/v1/lookup?lon={lon}&lat={lat}")
     assert res.status_code == 200 and res.get_json()["micro"] == "41019900200200102"
-    points = [{"id": "a", "lon": lon, "lat": lat}, {"id": "b", "lon": "x", "lat": 1}, {"lon": 34.7, "lat": 113.7},
-              {"lon": lonlat(-500, 0)[0], "lat": lonlat(-500, 0)[1]}]
+    points = [
+        {"id": "a", "lon": lon, "lat": lat},
+        {"id": "b", "lon": "x", "lat": 1},
+        {"lon": 34.7, "lat": 113.7},
+        {"lon": lonlat(-500, 0)[0], "lat": lonlat(-500, 0)[1]},
+    ]
     res = client.post("/api/v1/lookup", json={"points": points})
     results = res.get_json()["results"]
     assert res.status_code == 200 and len(results) == 4
@@ -198,10 +213,13 @@ def test_assign_refuses_unknown_format(city_locator, cli, tmp_path):
     assert res.exit_code == 2 and "unsupported file type '.xlsx'" in res.output
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--address-col", "addr", "--lon-col", "lon"], "give either --address-col or --lon-col/--lat-col, not both"),
-    ([], "no such folder"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--address-col", "addr", "--lon-col", "lon"], "give either --address-col or --lon-col/--lat-col, not both"),
+        ([], "no such folder"),
+    ],
+)
 def test_assign_refuses_bad_options_in_one_line(city_locator, cli, tmp_path, extra, message):
     src = tmp_path / "in.csv"
     src.write_text("lon,lat,addr\n113.7,34.75,x\n")
@@ -246,7 +264,7 @@ def test_single_point_path_agrees_with_batch(demo_url):
 
 
 def test_date_before_any_grid_answers_outside(city_locator):
-    body = city_locator.lookup(*lonlat(500, 500), at=datetime(2001, 1, 1, tzinfo=timezone.utc))
+    body = city_locator.lookup(*lonlat(500, 500), at=datetime(2001, 1, 1, tzinfo=UTC))
     assert body["inside"] is False and body["nearest"] is None and body["chain"] == []
 
 

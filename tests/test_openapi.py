@@ -4,12 +4,14 @@ sending requests generated from it to the real app over the demo city, finds no 
 The schemathesis run writes (edits through /ogc and /api/v1/edits, visits, partitions with a planner's
 token), so it works on a copy of the demo city loaded into the test database, not the shared demo one.
 """
+
 from __future__ import annotations
 
 import re
 
 import pytest
 import schemathesis
+from conftest import DEMO_SEED
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -17,12 +19,9 @@ from schemathesis.checks import not_a_server_error
 
 from gridmap.domain.risk import Rules
 from gridmap.services.demo import load_demo
-from gridmap.store import db
-from gridmap.store import users
+from gridmap.store import db, users
 from gridmap.web import create_app
 from gridmap.web.openapi import document
-
-from conftest import DEMO_SEED
 
 #: Examples per operation: enough to reach past the 400s into every handler, and the run stays under a minute.
 EXAMPLES = 30
@@ -99,8 +98,13 @@ def api_schema(city_copy):
 def _no_server_error(operation, strategy, headers, examples: int) -> str | None:
     """Run ``examples`` generated requests of one operation; the first 5xx, described, or None."""
 
-    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck),
-              phases=[Phase.explicit, Phase.generate])
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate],
+    )
     @given(case=strategy)
     def run(case):
         case.call_and_validate(headers=headers, checks=[not_a_server_error])

@@ -1,5 +1,6 @@
 """The partitioner: hard rules on many generated courtyards, the band, infeasible totals and
 their policy, determinism, bad input, and a committed partition passing `gridmap validate`."""
+
 import json
 import math
 
@@ -10,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box
 
-import cityfactory as cf
 from gridmap import geo
 from gridmap.domain.partition import Band, BuildingIn, partition, tour_length, unit_entrances
 from gridmap.errors import InputError
+
+import cityfactory as cf
 
 X0, Y0 = cf.X0, cf.Y0
 TOL_M2 = 1.0
@@ -119,11 +121,21 @@ def test_hard_rules_and_band_on_generated_courtyards(case):
         assert plan.in_band == len(plan.grids) - 1
 
 
-@pytest.mark.parametrize("total, policy, sizes", [
-    (30, "keep", [30]), (85, "keep", [85]), (85, "under", [50, 35]), (99, "keep", [50, 49]), (99, "over", [99]),
-    (141, "keep", [70, 71]), (145, "keep", [70, 75]), (145, "under", [50, 50, 45]), (120, "keep", [60, 60]),
-    (1000, "keep", None),
-])
+@pytest.mark.parametrize(
+    "total, policy, sizes",
+    [
+        (30, "keep", [30]),
+        (85, "keep", [85]),
+        (85, "under", [50, 35]),
+        (99, "keep", [50, 49]),
+        (99, "over", [99]),
+        (141, "keep", [70, 71]),
+        (145, "keep", [70, 75]),
+        (145, "under", [50, 50, 45]),
+        (120, "keep", [60, 60]),
+        (1000, "keep", None),
+    ],
+)
 def test_infeasible_totals_and_policy(total, policy, sizes):
     band = Band(50, 70, policy)
     leaves, applied = band.leaves(total)
@@ -172,13 +184,18 @@ def test_deterministic_for_a_seed():
     assert [g["units"] for g in a.grids] == [g["units"] for g in b.grids]
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda bs: [], "courtyard 410199001001001 has no buildings"),
-    (lambda bs: bs[:1] + [BuildingIn("B9", bs[1].footprint, [10, 0])], "building B9 unit 2 has 0 households"),
-    (lambda bs: bs[:1] + [BuildingIn("B9", bs[1].footprint, [-4])], "building B9 unit 1 has -4 households"),
-    (lambda bs: bs + [BuildingIn("B9", ll(box(400, 0, 430, 12)), [30])],
-     "building B9 lies outside its courtyard 410199001001001"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda bs: [], "courtyard 410199001001001 has no buildings"),
+        (lambda bs: bs[:1] + [BuildingIn("B9", bs[1].footprint, [10, 0])], "building B9 unit 2 has 0 households"),
+        (lambda bs: bs[:1] + [BuildingIn("B9", bs[1].footprint, [-4])], "building B9 unit 1 has -4 households"),
+        (
+            lambda bs: bs + [BuildingIn("B9", ll(box(400, 0, 430, 12)), [30])],
+            "building B9 lies outside its courtyard 410199001001001",
+        ),
+    ],
+)
 def test_bad_input_names_the_object(change, message):
     outline, buildings = _yard([[30, 30], [30, 30]])
     with pytest.raises(InputError, match=message):
@@ -223,8 +240,10 @@ def test_commit_replaces_micro_grids_with_a_version_that_validates(engine, cli, 
     res = cli("validate")
     assert res.exit_code == 0, res.output
     with engine.connect() as conn:
-        closed = conn.exec_driver_sql("SELECT count(*) FROM grid WHERE level = 'micro' AND valid_to IS NOT NULL "
-                                      f"AND parent_code = '{YARD.format(1)}'").scalar()
+        closed = conn.exec_driver_sql(
+            "SELECT count(*) FROM grid WHERE level = 'micro' AND valid_to IS NOT NULL "
+            f"AND parent_code = '{YARD.format(1)}'"
+        ).scalar()
         logged = conn.exec_driver_sql("SELECT count(*) FROM edit_log WHERE action = 'partition'").scalar()
     assert closed == 2 and logged == 1  # the old version stays in history
 
@@ -287,6 +306,7 @@ def test_units_in_a_row_still_fill_the_band():
 
 # --- groupings that take a unit across the courtyard (subset cuts) ------------------------------
 
+
 def test_u_shaped_bench_courtyard_takes_a_unit_across_the_u():
     # the benchmark's one miss before subset cuts (bench_partition.py: bench_courtyards(60, 1), seed 1):
     # a U of 103 households, units 21, 9, 9, 8 in the arm and 20, 22, 12, 2 across the base; the only
@@ -314,8 +334,10 @@ def test_hand_built_u_takes_a_unit_across_the_u(arm, base, seed):
     # the same units by hand: 47 households up one arm, 56 along the base; 2 grids of 50-70 need
     # 50-53 a side, so one arm unit goes with the base or the reverse, round the notch
     outline = ll(U_SMALL)
-    buildings = [BuildingIn("B001", ll(box(110, 60, 122, 120)), arm, 8),
-                 BuildingIn("B002", ll(box(20, 14, 80, 26)), base, 8)]
+    buildings = [
+        BuildingIn("B001", ll(box(110, 60, 122, 120)), arm, 8),
+        BuildingIn("B002", ll(box(20, 14, 80, 26)), base, 8),
+    ]
     plan = partition("410199001001001", outline, buildings, Band(), seed=seed)
     check_hard_rules(plan, outline, buildings, Band())
     assert plan.note is None and plan.in_band == len(plan.grids) == 2

@@ -1,4 +1,5 @@
 """`gridmap serve`: the real server (granian worker processes) answers like the app in-process."""
+
 import json
 import os
 import subprocess
@@ -7,6 +8,7 @@ import urllib.request
 import pytest
 
 from servers import GRIDMAP, serving
+
 
 @pytest.fixture(scope="module")
 def served(demo_url):
@@ -37,7 +39,12 @@ def test_workers_answer_like_the_app(served, demo_client):
 
 def test_port_in_use_is_one_line(served, demo_url):
     _, port = served
-    res = subprocess.run([GRIDMAP, "serve", "--port", str(port)], env={**os.environ, "GRIDMAP_DATABASE_URL": demo_url},
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [GRIDMAP, "serve", "--port", str(port)],
+        env={**os.environ, "GRIDMAP_DATABASE_URL": demo_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 2
     assert res.stderr.strip() == f"gridmap: error: cannot serve on 127.0.0.1:{port}: Address already in use"

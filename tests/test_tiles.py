@@ -1,5 +1,6 @@
 """Vector tiles from the real app over the real demo city: content, properties, empty tiles
 outside the city, caching headers, bad input, the GCJ-02 overlay shift, and layers as files."""
+
 from __future__ import annotations
 
 import shutil
@@ -14,13 +15,13 @@ from shapely.geometry import shape
 
 from gridmap import geo
 from gridmap.domain import tiling
-from gridmap.store import db
-from gridmap.web import create_app
 from gridmap.errors import InputError
 from gridmap.services import layers as layer_defs
 from gridmap.services.resources import load_rules
 from gridmap.settings import PACKAGE_LAYERS
+from gridmap.store import db
 from gridmap.store.risk import overdue_sql
+from gridmap.web import create_app
 
 EXTENT = tiling.EXTENT
 
@@ -34,12 +35,17 @@ def decode(data: bytes) -> dict:
 def sample(demo_url):
     """A micro-grid with risk elements, and its vertices."""
     with db.engine(demo_url).connect() as conn:
-        row = conn.execute(sa.text("""
+        row = (
+            conn.execute(
+                sa.text("""
             SELECT g.code, g.households, r.colour, ST_AsBinary(g.geom) AS wkb,
                    ST_X(ST_PointOnSurface(g.geom)) AS lon, ST_Y(ST_PointOnSurface(g.geom)) AS lat
             FROM grid g JOIN grid_risk r ON r.code = g.code
             WHERE g.valid_to IS NULL AND g.level = 'micro' AND r.colour = 'red' ORDER BY g.code LIMIT 1""")
-        ).mappings().one()
+            )
+            .mappings()
+            .one()
+        )
     return {**row, "geom": shapely.from_wkb(bytes(row["wkb"]))}
 
 
@@ -106,8 +112,14 @@ def test_risk_tiles_split_by_colour_with_overdue(demo_client, demo_url, sample):
         seen[colour] = feats
     assert seen["red"], "the sample micro-grid has a red element, so its z14 tile has one"
     with db.engine(demo_url).connect() as conn:
-        truth = dict(conn.execute(sa.text(
-            f"SELECT e.id, {overdue_sql(load_rules(PACKAGE_LAYERS), 'e', 'now()')} FROM risk_element e WHERE e.colour = 'red'")).all())
+        truth = dict(
+            conn.execute(
+                sa.text(
+                    f"SELECT e.id, {overdue_sql(load_rules(PACKAGE_LAYERS), 'e', 'now()')} FROM risk_element e "
+                    "WHERE e.colour = 'red'"
+                )
+            ).all()
+        )
     for f in seen["red"]:
         assert bool(f["properties"]["overdue"]) == truth[f["properties"]["id"]]
 
@@ -134,8 +146,12 @@ def test_tile_cache_follows_writes(database_url, engine, cli, tmp_path):
     cf.load(cli, cf.city(), tmp_path)
     client = create_app({"DATABASE_URL": database_url, "TESTING": True}).test_client()
     with engine.connect() as conn:
-        lon, lat = conn.execute(sa.text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid "
-                                        "WHERE level = 'street' LIMIT 1) s")).one()
+        lon, lat = conn.execute(
+            sa.text(
+                "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid "
+                "WHERE level = 'street' LIMIT 1) s"
+            )
+        ).one()
     t = tile_of(lon, lat, 14)
     before = decode(get_tile(client, "street", t).data)["street"]["features"]
     with engine.begin() as conn:
@@ -145,13 +161,16 @@ def test_tile_cache_follows_writes(database_url, engine, cli, tmp_path):
     assert all(f["properties"]["name"].endswith("(renamed)") for f in after)
 
 
-@pytest.mark.parametrize("path, status, message", [
-    ("/tiles/nope/1/0/0.pbf", 404, "no tile layer 'nope'"),
-    ("/tiles/micro/23/0/0.pbf", 400, "zoom 23 is outside 0..22"),
-    ("/tiles/micro/3/8/0.pbf", 400, "tile 3/8/0 does not exist"),
-    ("/tiles/micro/a/0/0.pbf", 400, "tile coordinates must be integers"),
-    ("/tiles/micro/3/1/1.pbf?crs=bd09", 400, "crs must be wgs84 or gcj02"),
-])
+@pytest.mark.parametrize(
+    "path, status, message",
+    [
+        ("/tiles/nope/1/0/0.pbf", 404, "no tile layer 'nope'"),
+        ("/tiles/micro/23/0/0.pbf", 400, "zoom 23 is outside 0..22"),
+        ("/tiles/micro/3/8/0.pbf", 400, "tile 3/8/0 does not exist"),
+        ("/tiles/micro/a/0/0.pbf", 400, "tile coordinates must be integers"),
+        ("/tiles/micro/3/1/1.pbf?crs=bd09", 400, "crs must be wgs84 or gcj02"),
+    ],
+)
 def test_bad_tile_requests(demo_client, path, status, message):
     res = demo_client.get(path)
     assert res.status_code == status and message in res.get_json()["error"]["message"]
@@ -175,8 +194,11 @@ def test_gcj02_shift_matches_the_exact_transform(demo_client, sample):
         assert d <= 0.5 * px + 1, f"z{z}: the shifted vertex is {d / px:.2f} px from its exact GCJ-02 place"
     # on a WGS84 base map the same tile does not hold that vertex: the shift is real (~600 m)
     plain = decode(get_tile(demo_client, "micro", moved).data).get("micro", {"features": []})["features"]
-    plain_vertices = [shapely.points(shapely.get_coordinates(shape(f["geometry"]))) for f in plain
-                      if f["properties"]["code"] == sample["code"]]
+    plain_vertices = [
+        shapely.points(shapely.get_coordinates(shape(f["geometry"])))
+        for f in plain
+        if f["properties"]["code"] == sample["code"]
+    ]
     assert not plain_vertices or float(shapely.distance(plain_vertices[0], exact).min()) > 50 * px
 
 
@@ -212,9 +234,11 @@ def test_adding_a_layer_is_editing_a_file(tmp_path, monkeypatch, demo_url, sampl
     folder = tmp_path / "layers"
     shutil.copytree(PACKAGE_LAYERS, folder)
     with open(folder / "overlays.toml", "a", encoding="utf-8") as f:
-        f.write('\n[[overlay]]\nname = "red-people"\nlabel = "红色人员 Red people"\nsource = "risk"\n'
-                'colour_filter = "red"\nkind_filter = "person"\nmin_zoom = 12\nmax_zoom = 22\nshow = true\n'
-                'group = "risk"\n')
+        f.write(
+            '\n[[overlay]]\nname = "red-people"\nlabel = "红色人员 Red people"\nsource = "risk"\n'
+            'colour_filter = "red"\nkind_filter = "person"\nmin_zoom = 12\nmax_zoom = 22\nshow = true\n'
+            'group = "risk"\n'
+        )
     monkeypatch.setenv("GRIDMAP_LAYERS", str(folder))
     client = create_app({"DATABASE_URL": demo_url, "TESTING": True}).test_client()
     assert "/tiles/red-people/{z}/{x}/{y}.pbf" in client.get("/").get_data(as_text=True)
@@ -222,7 +246,9 @@ def test_adding_a_layer_is_editing_a_file(tmp_path, monkeypatch, demo_url, sampl
     feats = decode(get_tile(client, "red-people", t).data).get("red-people", {"features": []})["features"]
     assert all(f["properties"]["kind"] == "person" and f["properties"]["colour"] == "red" for f in feats)
     with open(folder / "overlays.toml", "a", encoding="utf-8") as f:
-        f.write('\n[[overlay]]\nname = "broken"\nlabel = "x"\nsource = "satellite"\nmin_zoom = 1\nmax_zoom = 2\n'
-                'show = true\ngroup = "x"\n')
+        f.write(
+            '\n[[overlay]]\nname = "broken"\nlabel = "x"\nsource = "satellite"\nmin_zoom = 1\nmax_zoom = 2\n'
+            'show = true\ngroup = "x"\n'
+        )
     with pytest.raises(InputError, match="overlay 'broken' has source 'satellite'"):
         layer_defs.overlay_layers(folder)

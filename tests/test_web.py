@@ -1,4 +1,5 @@
 """The real Flask app over the real demo database."""
+
 import re
 
 import pytest
@@ -13,7 +14,7 @@ def test_map_page_uses_only_local_assets(demo_client):
     assert "/static/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js" in urls
     assert "/static/vendor/markercluster/leaflet.markercluster.js" in urls
     assert not [u for u in urls if "//" in u]
-    assert not re.search(r"https?://(?!www\.w3\.org)", html.replace('http-equiv', ''))
+    assert not re.search(r"https?://(?!www\.w3\.org)", html.replace("http-equiv", ""))
     for url in urls:
         assert demo_client.get(url).status_code == 200, url
     for level in ("district", "street", "community", "courtyard", "micro", "special"):
@@ -41,9 +42,15 @@ def test_unknown_grid_is_404_json(demo_client):
     assert res.get_json()["error"] == {"code": "not_found", "message": "no grid with code '999'"}
 
 
-@pytest.mark.parametrize("query, message", [
-    ("level=planet", "unknown level 'planet'"), ("", "level is required"),
-    ("level=street&bbox=1,2,3", "bbox must be"), ("level=street&simplify_m=x", "simplify_m must be a number")])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("level=planet", "unknown level 'planet'"),
+        ("", "level is required"),
+        ("level=street&bbox=1,2,3", "bbox must be"),
+        ("level=street&simplify_m=x", "simplify_m must be a number"),
+    ],
+)
 def test_level_collection_bad_input(demo_client, query, message):
     res = demo_client.get(f"/api/v1/grids?{query}")
     assert res.status_code == 400 and message in res.get_json()["error"]["message"]
@@ -88,9 +95,11 @@ def test_panel_counts_open_reports_below(demo_client, demo_url):
     from gridmap.store import db
 
     with db.engine(demo_url).connect() as conn:
-        code, n = conn.execute(sa.text("""
+        code, n = conn.execute(
+            sa.text("""
             SELECT g.parent_code, count(*) FROM report r JOIN grid g ON g.code = r.micro_code AND g.valid_to IS NULL
-            WHERE r.status = 'open' GROUP BY g.parent_code ORDER BY count(*) DESC, g.parent_code LIMIT 1""")).one()
+            WHERE r.status = 'open' GROUP BY g.parent_code ORDER BY count(*) DESC, g.parent_code LIMIT 1""")
+        ).one()
     p = demo_client.get(f"/api/v1/grids/{code}/panel").get_json()["properties"]
     assert p["level"] == "courtyard" and p["reports"]["open"] == n
 

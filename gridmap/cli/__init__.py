@@ -27,6 +27,23 @@ def main():
     """gridmap: electronic grid map ("一张图") for community grid governance on PostGIS."""
 
 
-for command in (db, import_cmd, export_cmd, validate_cmd, partition_cmd, stats_cmd, lookup_cmd, assign_cmd,
-                record_cmd, demo, serve, risk, users, edit, history_cmd, matters, events_cmd):
+for command in (
+    db,
+    import_cmd,
+    export_cmd,
+    validate_cmd,
+    partition_cmd,
+    stats_cmd,
+    lookup_cmd,
+    assign_cmd,
+    record_cmd,
+    demo,
+    serve,
+    risk,
+    users,
+    edit,
+    history_cmd,
+    matters,
+    events_cmd,
+):
     main.add_command(command)

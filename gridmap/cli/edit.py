@@ -36,16 +36,26 @@ def _one_geometry(path: Path) -> dict:
 
 
 def _edit_options(fn):
-    for opt in reversed([
-        click.option("--crs", help="CRS of the geometry files (wgs84, cgcs2000, gcj02, bd09, EPSG:n); default wgs84."),
-        click.option("--dry-run", is_flag=True, help="Check and preview the impact; write nothing."),
-        click.option("--reason", help="Why (kept in the audit log with the impact report)."),
-        click.option("--if-match", "if_match", multiple=True, metavar="CODE=ETAG",
-                     help="Fail (412) unless CODE is still at version ETAG (repeatable)."),
-        click.option("--actor", default=lambda: settings().user, show_default="$USER",
-                     help="Who edits (for the audit log)."),
-        click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True),
-    ]):
+    for opt in reversed(
+        [
+            click.option(
+                "--crs", help="CRS of the geometry files (wgs84, cgcs2000, gcj02, bd09, EPSG:n); default wgs84."
+            ),
+            click.option("--dry-run", is_flag=True, help="Check and preview the impact; write nothing."),
+            click.option("--reason", help="Why (kept in the audit log with the impact report)."),
+            click.option(
+                "--if-match",
+                "if_match",
+                multiple=True,
+                metavar="CODE=ETAG",
+                help="Fail (412) unless CODE is still at version ETAG (repeatable).",
+            ),
+            click.option(
+                "--actor", default=lambda: settings().user, show_default="$USER", help="Who edits (for the audit log)."
+            ),
+            click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True),
+        ]
+    ):
         fn = opt(fn)
     return fn
 
@@ -59,13 +69,16 @@ def _run_edit(op: dict, crs, dry_run, reason, if_match, actor, fmt):
         if not sep or not code or not tag:
             raise InputError(f"--if-match takes CODE=ETAG, got {item!r}")
         pairs[code] = tag
-    report = boundary_edits.apply(engine(), op, actor=actor, rules=rules(), reason=reason, dry_run=dry_run,
-                                  if_match=pairs)
+    report = boundary_edits.apply(
+        engine(), op, actor=actor, rules=rules(), reason=reason, dry_run=dry_run, if_match=pairs
+    )
     if fmt == "json":
         click.echo(json.dumps(report, ensure_ascii=False, indent=2, default=str))
         return
-    click.echo(f"{report['op']} ({report['level']}): closes {', '.join(report['closed']) or '-'}; "
-               f"opens {', '.join(report['opened']) or '-'}")
+    click.echo(
+        f"{report['op']} ({report['level']}): closes {', '.join(report['closed']) or '-'}; "
+        f"opens {', '.join(report['opened']) or '-'}"
+    )
     for code, v in report["grids"]["before"].items():
         a = report["grids"]["after"].get(code)
         after = f"{a['households']} households, {a['area_m2']:,.0f} m²" if a else "retired"
@@ -84,8 +97,11 @@ def _run_edit(op: dict, crs, dry_run, reason, if_match, actor, fmt):
     if report["dry_run"]:
         click.echo("dry run: nothing written", err=True)
     else:
-        click.echo(f"committed edit {report['edit_id']} (valid from {report['valid_from']}); new versions: "
-                   + ", ".join(f"{c} {t}" for c, t in report["etags"].items()), err=True)
+        click.echo(
+            f"committed edit {report['edit_id']} (valid from {report['valid_from']}); new versions: "
+            + ", ".join(f"{c} {t}" for c, t in report["etags"].items()),
+            err=True,
+        )
 
 
 @click.group()
@@ -109,16 +125,29 @@ def edit_apply(file, crs, dry_run, reason, if_match, actor, fmt):
 @_edit_options
 def edit_replace(code, geometry, gap_to, crs, dry_run, reason, if_match, actor, fmt):
     """Give grid CODE the outline in GEOMETRY (GeoJSON)."""
-    _run_edit({"op": "replace", "code": code, "geometry": _one_geometry(geometry), "gap_to": gap_to},
-              crs, dry_run, reason, if_match, actor, fmt)
+    _run_edit(
+        {"op": "replace", "code": code, "geometry": _one_geometry(geometry), "gap_to": gap_to},
+        crs,
+        dry_run,
+        reason,
+        if_match,
+        actor,
+        fmt,
+    )
 
 
 @edit.command("split")
 @click.argument("code")
-@click.option("--line", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A GeoJSON LineString crossing the grid.")
-@click.option("--parts", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A GeoJSON FeatureCollection of the parts (properties code and name optional).")
+@click.option(
+    "--line",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A GeoJSON LineString crossing the grid.",
+)
+@click.option(
+    "--parts",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A GeoJSON FeatureCollection of the parts (properties code and name optional).",
+)
 @_edit_options
 def edit_split(code, line, parts, crs, dry_run, reason, if_match, actor, fmt):
     """Split grid CODE by a line or into given parts; its children follow their parts."""
@@ -127,8 +156,14 @@ def edit_split(code, line, parts, crs, dry_run, reason, if_match, actor, fmt):
         op["line"] = _one_geometry(line)
     if parts:
         data = _read_geojson(parts)
-        op["parts"] = [{"geometry": f.get("geometry"), "code": (f.get("properties") or {}).get("code"),
-                        "name": (f.get("properties") or {}).get("name")} for f in data.get("features") or []]
+        op["parts"] = [
+            {
+                "geometry": f.get("geometry"),
+                "code": (f.get("properties") or {}).get("code"),
+                "name": (f.get("properties") or {}).get("name"),
+            }
+            for f in data.get("features") or []
+        ]
     _run_edit(op, crs, dry_run, reason, if_match, actor, fmt)
 
 
@@ -148,8 +183,15 @@ def edit_merge(codes, name, crs, dry_run, reason, if_match, actor, fmt):
 @_edit_options
 def edit_move_boundary(code, other, geometry, crs, dry_run, reason, if_match, actor, fmt):
     """Move the boundary between siblings CODE and OTHER: CODE gets GEOMETRY, OTHER the rest of both."""
-    _run_edit({"op": "move_boundary", "code": code, "other": other, "geometry": _one_geometry(geometry)},
-              crs, dry_run, reason, if_match, actor, fmt)
+    _run_edit(
+        {"op": "move_boundary", "code": code, "other": other, "geometry": _one_geometry(geometry)},
+        crs,
+        dry_run,
+        reason,
+        if_match,
+        actor,
+        fmt,
+    )
 
 
 @edit.command("create")
@@ -190,7 +232,11 @@ def history_cmd(code, fmt):
         click.echo(json.dumps(h, ensure_ascii=False, indent=2))
         return
     for v in h["versions"]:
-        click.echo(f"{v['version']}  {v['valid_from']} .. {v['valid_to'] or 'now'}  {v['name']}  parent "
-                   f"{v['parent_code'] or '-'}  {v['households']} households  {v['area_m2']:,.0f} m²")
+        click.echo(
+            f"{v['version']}  {v['valid_from']} .. {v['valid_to'] or 'now'}  {v['name']}  parent "
+            f"{v['parent_code'] or '-'}  {v['households']} households  {v['area_m2']:,.0f} m²"
+        )
     for e in h["edits"]:
-        click.echo(f"edit {e['id']}  {e['at']}  {e['action']} by {e['actor']}" + (f": {e['reason']}" if e["reason"] else ""))
+        click.echo(
+            f"edit {e['id']}  {e['at']}  {e['action']} by {e['actor']}" + (f": {e['reason']}" if e["reason"] else "")
+        )

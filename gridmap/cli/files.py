@@ -18,10 +18,17 @@ from .common import AT, engine, rules
 
 @click.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--level", required=True, type=click.Choice(ingest.IMPORT_LEVELS),
-              help="Grid level of the rows, or building / person.")
-@click.option("--crs", default=None, help="Source CRS: wgs84, cgcs2000, gcj02, bd09 or EPSG:n "
-              "(default: the file's own, else WGS84).")
+@click.option(
+    "--level",
+    required=True,
+    type=click.Choice(ingest.IMPORT_LEVELS),
+    help="Grid level of the rows, or building / person.",
+)
+@click.option(
+    "--crs",
+    default=None,
+    help="Source CRS: wgs84, cgcs2000, gcj02, bd09 or EPSG:n (default: the file's own, else WGS84).",
+)
 @click.option("--code-field", default="code", show_default=True)
 @click.option("--name-field", default="name", show_default=True)
 @click.option("--parent-field", default=None, help="Default: parent_code (courtyard_code for buildings).")

@@ -50,8 +50,9 @@ def _rows_options(fn):
 
 def _summary_line(summary, dst=None):
     tail = f" -> {dst}" if dst else ""
-    return (f"{summary['rows']} rows: {summary['placed']} placed, {summary['outside']} outside, "
-            f"{summary['bad']} bad{tail}")
+    return (
+        f"{summary['rows']} rows: {summary['placed']} placed, {summary['outside']} outside, {summary['bad']} bad{tail}"
+    )
 
 
 @click.command("assign")
@@ -62,8 +63,17 @@ def _summary_line(summary, dst=None):
 def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at):
     """Add the grid chain to every row of SRC (CSV, GeoJSON, GeoPackage, Parquet) and write DST."""
     with tqdm(desc="assign", unit=" rows", file=sys.stderr, disable=None) as bar:
-        summary = assign_file(Locator(engine()), src, dst, crs=crs, lon_col=lon_col, lat_col=lat_col,
-                              address_col=address_col, at=at, progress=bar.update)
+        summary = assign_file(
+            Locator(engine()),
+            src,
+            dst,
+            crs=crs,
+            lon_col=lon_col,
+            lat_col=lat_col,
+            address_col=address_col,
+            at=at,
+            progress=bar.update,
+        )
     click.echo(_summary_line(summary, dst), err=True)
 
 
@@ -74,6 +84,14 @@ def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at):
 @click.option("--text-col", default="text", show_default=True, help="Reports: the column with the report text.")
 def record_cmd(what, src, crs, lon_col, lat_col, address_col, text_col):
     """Store reports or residents from SRC with their micro-grid (one transaction)."""
-    summary = record_file(Locator(engine()), what[:-1], src, crs=crs, lon_col=lon_col, lat_col=lat_col,
-                          address_col=address_col, text_col=text_col)
+    summary = record_file(
+        Locator(engine()),
+        what[:-1],
+        src,
+        crs=crs,
+        lon_col=lon_col,
+        lat_col=lat_col,
+        address_col=address_col,
+        text_col=text_col,
+    )
     click.echo(f"recorded {what}: " + _summary_line(summary), err=True)

@@ -19,13 +19,30 @@ from .common import engine, rules
 @click.option("--courtyard", metavar="CODE", help="Partition this courtyard.")
 @click.option("--community", metavar="CODE", help="Partition every courtyard of this community.")
 @click.option("--all", "everything", is_flag=True, help="Partition every current courtyard.")
-@click.option("--min", "band_min", default=HOUSEHOLD_BAND[0], show_default=True, type=click.IntRange(min=1),
-              help="Fewest households per micro-grid.")
-@click.option("--max", "band_max", default=HOUSEHOLD_BAND[1], show_default=True, type=click.IntRange(min=1),
-              help="Most households per micro-grid.")
-@click.option("--policy", default="keep", show_default=True, type=click.Choice(["keep", "over", "under"]),
-              help="For totals no grid count can split into the band: keep one grid over (over), under "
-                   "(under) or whichever is nearer the band (keep).")
+@click.option(
+    "--min",
+    "band_min",
+    default=HOUSEHOLD_BAND[0],
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Fewest households per micro-grid.",
+)
+@click.option(
+    "--max",
+    "band_max",
+    default=HOUSEHOLD_BAND[1],
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most households per micro-grid.",
+)
+@click.option(
+    "--policy",
+    default="keep",
+    show_default=True,
+    type=click.Choice(["keep", "over", "under"]),
+    help="For totals no grid count can split into the band: keep one grid over (over), under "
+    "(under) or whichever is nearer the band (keep).",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same proposal.")
 @click.option("--dry-run", is_flag=True, help="Propose and report; write nothing to the database.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write the proposed micro-grids as GeoJSON.")
@@ -38,8 +55,19 @@ def partition_cmd(courtyard, community, everything, band_min, band_max, policy, 
     band = Band(band_min, band_max, policy)
     eng = engine()
     with tqdm(desc="partition", unit=" courtyards", file=sys.stderr, disable=None if everything else True) as bar:
-        report = partitioning.run(eng, rules=rules(), courtyard=courtyard, community=community, everything=everything, band=band,
-                                seed=seed, dry_run=dry_run, out=out, reason=reason, progress=bar.update)
+        report = partitioning.run(
+            eng,
+            rules=rules(),
+            courtyard=courtyard,
+            community=community,
+            everything=everything,
+            band=band,
+            seed=seed,
+            dry_run=dry_run,
+            out=out,
+            reason=reason,
+            progress=bar.update,
+        )
     if fmt == "json":
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
         return
@@ -50,28 +78,44 @@ def partition_cmd(courtyard, community, everything, band_min, band_max, policy, 
         if c["policy"]:
             notes.append(f"{c['note'] or 'infeasible total'}, policy {c['policy']}")
         if c["split_units"]:
-            notes.append("split by floors: " + ", ".join(f"{u['building']} unit {u['unit']} ({u['households']} hh "
-                                                         f"in {len(u['parts'])})" for u in c["split_units"]))
+            notes.append(
+                "split by floors: "
+                + ", ".join(
+                    f"{u['building']} unit {u['unit']} ({u['households']} hh in {len(u['parts'])})"
+                    for u in c["split_units"]
+                )
+            )
         if c["over_time"]:
             notes.append("over 2 h: " + ", ".join(c["over_time"]))
         if courtyard or notes:
-            click.echo(f"{c['courtyard']}: {c['households']} households -> {c['grids']} micro-grids, "
-                       f"{c['in_band']} in band" + ("; " + "; ".join(notes) if notes else ""))
+            click.echo(
+                f"{c['courtyard']}: {c['households']} households -> {c['grids']} micro-grids, "
+                f"{c['in_band']} in band" + ("; " + "; ".join(notes) if notes else "")
+            )
         if courtyard:
             for g in c["micro_grids"]:
-                click.echo(f"  {g['code']}: {g['households']} households, Polsby-Popper {g['polsby_popper']:.2f}, "
-                           f"visit {g['visit_minutes']:.0f} min, {len(g['units'])} units")
+                click.echo(
+                    f"  {g['code']}: {g['households']} households, Polsby-Popper {g['polsby_popper']:.2f}, "
+                    f"visit {g['visit_minutes']:.0f} min, {len(g['units'])} units"
+                )
     s = report["summary"]
     share = f"{s['in_band_share']:.1%}" if s["in_band_share"] is not None else "-"
-    click.echo(f"{s['courtyards']} courtyards, {s['households']} households -> {s['micro_grids']} micro-grids, "
-               f"{s['in_band']} in {band_min}-{band_max} ({share}); {s['infeasible_totals']} infeasible totals, "
-               f"{s['units_too_coarse']} with units too coarse for the band, "
-               f"{s['split_units']} split units, {s['over_time']} over 2 h, {s['failed']} failed; "
-               f"median Polsby-Popper {s['polsby_popper_median']}", err=True)
+    click.echo(
+        f"{s['courtyards']} courtyards, {s['households']} households -> {s['micro_grids']} micro-grids, "
+        f"{s['in_band']} in {band_min}-{band_max} ({share}); {s['infeasible_totals']} infeasible totals, "
+        f"{s['units_too_coarse']} with units too coarse for the band, "
+        f"{s['split_units']} split units, {s['over_time']} over 2 h, {s['failed']} failed; "
+        f"median Polsby-Popper {s['polsby_popper_median']}",
+        err=True,
+    )
     if "written" in report:
         w = report["written"]
-        click.echo(f"wrote a new version: {w['closed']} micro-grids closed, {w['opened']} opened "
-                   f"(valid from {w['valid_from']})", err=True)
+        click.echo(
+            f"wrote a new version: {w['closed']} micro-grids closed, {w['opened']} opened "
+            f"(valid from {w['valid_from']})",
+            err=True,
+        )
     else:
-        click.echo("dry run: nothing written" + (f"; preview in {report['preview']}" if "preview" in report else ""),
-                   err=True)
+        click.echo(
+            "dry run: nothing written" + (f"; preview in {report['preview']}" if "preview" in report else ""), err=True
+        )

@@ -13,16 +13,34 @@ from .common import engine, settings
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=min(2, os.cpu_count() or 1), show_default=True, type=click.IntRange(min=1),
-              help="Worker processes (each holds its own lookup index).")
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1),
-              help="Request threads per worker.")
-@click.option("--lookup-engine", default="index", show_default=True, type=click.Choice(["index", "postgis"]),
-              help="Answer lookups from the in-memory index, or by one PostGIS query each (for comparison).")
-@click.option("--warm/--no-warm", default=True, show_default=True,
-              help="Build the current lookup index when a worker starts rather than on its first lookup.")
-@click.option("--tick-seconds", default=60, show_default=True, type=click.IntRange(min=0),
-              help="Each worker runs the event centre's clock tick this often (0: leave it to cron).")
+@click.option(
+    "--workers",
+    default=min(2, os.cpu_count() or 1),
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes (each holds its own lookup index).",
+)
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1), help="Request threads per worker.")
+@click.option(
+    "--lookup-engine",
+    default="index",
+    show_default=True,
+    type=click.Choice(["index", "postgis"]),
+    help="Answer lookups from the in-memory index, or by one PostGIS query each (for comparison).",
+)
+@click.option(
+    "--warm/--no-warm",
+    default=True,
+    show_default=True,
+    help="Build the current lookup index when a worker starts rather than on its first lookup.",
+)
+@click.option(
+    "--tick-seconds",
+    default=60,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Each worker runs the event centre's clock tick this often (0: leave it to cron).",
+)
 def serve(host, port, workers, threads, lookup_engine, warm, tick_seconds):
     """Serve the map and API (granian, one process per worker)."""
     # deferred: the web app (Flask, folium, granian) adds ~0.6 s to every other command's start
@@ -33,7 +51,11 @@ def serve(host, port, workers, threads, lookup_engine, warm, tick_seconds):
     server.check_bind(host, port)
     click.echo(f"gridmap on http://{host}:{port}/ ({workers} workers, lookups: {lookup_engine})", err=True)
     reads = "open" if read == "open" else "viewer token or above"
-    click.echo(f"reads: {reads} ({auth.ENV_READ}); writes: a token of the route's role; {n} active users"
-               + ("" if n else ": every write gets 401 until `gridmap users add NAME --role admin`"), err=True)
-    server.serve(host, port, workers=workers, threads=threads, lookup_engine=lookup_engine, warm=warm,
-                 tick_seconds=tick_seconds)
+    click.echo(
+        f"reads: {reads} ({auth.ENV_READ}); writes: a token of the route's role; {n} active users"
+        + ("" if n else ": every write gets 401 until `gridmap users add NAME --role admin`"),
+        err=True,
+    )
+    server.serve(
+        host, port, workers=workers, threads=threads, lookup_engine=lookup_engine, warm=warm, tick_seconds=tick_seconds
+    )

@@ -22,9 +22,12 @@ def show_token(token: str, name: str) -> None:
     click.echo(token)
 
 
-ROLE = click.option("--role", required=True, type=click.Choice(ROLES),
-                    help="viewer < dispatcher < planner < admin; ingest: scripts (reports, risk elements, visits, "
-                         "lookups).")
+ROLE = click.option(
+    "--role",
+    required=True,
+    type=click.Choice(ROLES),
+    help="viewer < dispatcher < planner < admin; ingest: scripts (reports, risk elements, visits, lookups).",
+)
 LABEL = click.option("--label", help="What the token is for (shown by `users list`).")
 EXPIRES = click.option("--expires-days", type=click.IntRange(min=1), help="The token stops working after N days.")
 
@@ -61,14 +64,16 @@ def users_list(fmt):
 
     def when(v):
         return v.strftime("%Y-%m-%d %H:%M") if v else "-"
+
     for u in found:
         state = f"disabled {when(u['disabled_at'])}" if u["disabled_at"] else "active"
         click.echo(f"{u['name']}\t{u['role']}\t{state}\tcreated {when(u['created_at'])}")
         for t in u["tokens"]:
-            status = (f"revoked {when(t['revoked_at'])}" if t["revoked_at"] else "expired" if t["expired"]
-                      else "live")
-            click.echo(f"  {t['prefix']}…\t{status}\tcreated {when(t['created_at'])}\tlast used "
-                       f"{when(t['last_used_at'])}\texpires {when(t['expires_at'])}\t{t['label'] or ''}".rstrip())
+            status = f"revoked {when(t['revoked_at'])}" if t["revoked_at"] else "expired" if t["expired"] else "live"
+            click.echo(
+                f"  {t['prefix']}…\t{status}\tcreated {when(t['created_at'])}\tlast used "
+                f"{when(t['last_used_at'])}\texpires {when(t['expires_at'])}\t{t['label'] or ''}".rstrip()
+            )
     click.echo(f"{len(found)} user{'' if len(found) == 1 else 's'}", err=True)
 
 

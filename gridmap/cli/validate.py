@@ -16,8 +16,13 @@ from .common import AT, EXIT_PROBLEMS, engine
 @click.command("validate")
 @click.option("--level", type=click.Choice(ALL_LEVELS), help="Only check grids of this level against parents.")
 @click.option("--format", "fmt", default="text", type=click.Choice(["text", "json", "geojson"]), show_default=True)
-@click.option("--tolerance", default=integrity.DEFAULT_TOLERANCE_M2, show_default=True, type=click.FloatRange(min=0),
-              help="Ignore gaps, overlaps and outside pieces of at most this many m².")
+@click.option(
+    "--tolerance",
+    default=integrity.DEFAULT_TOLERANCE_M2,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Ignore gaps, overlaps and outside pieces of at most this many m².",
+)
 @AT
 def validate_cmd(level, fmt, tolerance, at):
     """Prove the hierarchy whole; exit 1 when any problem is found."""
@@ -25,16 +30,29 @@ def validate_cmd(level, fmt, tolerance, at):
     problems = validation.validate(eng, level=level, tolerance=tolerance, at=at)
     checked = validation.grid_count(eng, level=level, at=at)
     if fmt == "json":
-        click.echo(json.dumps({"problems": [p.to_dict() for p in problems], "count": len(problems),
-                               "grids_checked": checked, "tolerance_m2": tolerance}, ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "problems": [p.to_dict() for p in problems],
+                    "count": len(problems),
+                    "grids_checked": checked,
+                    "tolerance_m2": tolerance,
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
     elif fmt == "geojson":
         click.echo(json.dumps(validation.problems_geojson(problems), ensure_ascii=False))
     else:
         for p in problems:
             where = f" at {p.location[0]:.6f},{p.location[1]:.6f}" if p.location else ""
             click.echo(f"{p.kind}: {p.message}{where}")
-        click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found in {checked} grids "
-                   f"(tolerance {tolerance:g} m²)", err=True)
+        click.echo(
+            f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found in {checked} grids "
+            f"(tolerance {tolerance:g} m²)",
+            err=True,
+        )
     sys.exit(EXIT_PROBLEMS if problems else 0)
 
 

@@ -7,6 +7,7 @@ numerals or full-width digits, a missing or present street / community prefix,
 spaces.  A courtyard name found in several streets needs the street to decide;
 the error says so.
 """
+
 from __future__ import annotations
 
 import re
@@ -40,10 +41,11 @@ def normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).replace(" ", "").replace("-", "")
 
     def repl(m):
-        following = text[m.end(): m.end() + 2]
+        following = text[m.end() : m.end() + 2]
         if following[:1] in ("号", "栋", "幢", "楼", "座") or following == "单元":
             return str(chinese_number(m.group(0)))
         return m.group(0)
+
     return _CN_NUMBER.sub(repl, text)
 
 
@@ -89,20 +91,23 @@ class Gazetteer:
         if match is None:
             raise InputError(f"no building number in {address!r} (expected e.g. 3号楼 / 3栋 / 三幢)")
         head = text[: match.start()]
-        name = next((n for n in self.names if head.endswith(n)), None) or \
-            next((n for n in self.names if n in head), None)
+        name = next((n for n in self.names if head.endswith(n)), None) or next(
+            (n for n in self.names if n in head), None
+        )
         if name is None:
             raise InputError(f"no known courtyard in {address!r}")
         candidates = self.by_name[name]
         prefix = head[: head.rfind(name)]
         if len(candidates) > 1 and prefix:
-            narrowed = [c for c in candidates if (c[2] and normalise(c[2]) in prefix)
-                        or (c[1] and normalise(c[1]) in prefix)]
+            narrowed = [
+                c for c in candidates if (c[2] and normalise(c[2]) in prefix) or (c[1] and normalise(c[1]) in prefix)
+            ]
             candidates = narrowed or candidates
         if len(candidates) > 1:
             streets = sorted({c[2] for c in candidates})
-            raise InputError(f"ambiguous address {address!r}: courtyard {name} exists in {', '.join(streets)}; "
-                             "add the street")
+            raise InputError(
+                f"ambiguous address {address!r}: courtyard {name} exists in {', '.join(streets)}; add the street"
+            )
         court = candidates[0][0]
         number = int(match.group("building"))
         building = self.buildings.get((court, number))

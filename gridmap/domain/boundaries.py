@@ -23,6 +23,7 @@ Operations (all on current versions; every changed grid gets a new dated version
 ``create``         a new grid; ``carve`` takes its area from the siblings it overlaps
 ``retire``         a grid; ``gap_to`` names the sibling that takes its area (and its children)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -39,8 +40,16 @@ from .levels import HOUSEHOLD_BAND, LEVELS, SPECIAL, check_level
 
 OPS = ("replace", "update", "split", "merge", "move_boundary", "create", "retire")
 #: Problems an edit is judged by (households are reported, not enforced: they follow from units).
-BLOCKING = ("invalid_geometry", "missing_parent", "unknown_parent", "wrong_parent_level", "outside_parent",
-            "overlap", "gap", "special_across_communities")
+BLOCKING = (
+    "invalid_geometry",
+    "missing_parent",
+    "unknown_parent",
+    "wrong_parent_level",
+    "outside_parent",
+    "overlap",
+    "gap",
+    "special_across_communities",
+)
 
 
 @dataclass(frozen=True)
@@ -61,8 +70,8 @@ class Grid:
 @dataclass
 class Plan:
     op: str
-    close: list[str] = field(default_factory=list)      # codes whose current version ends
-    open: list[Grid] = field(default_factory=list)      # versions that start
+    close: list[str] = field(default_factory=list)  # codes whose current version ends
+    open: list[Grid] = field(default_factory=list)  # versions that start
     reparent: dict[str, str] = field(default_factory=dict)  # child code -> new parent code
     notes: list[str] = field(default_factory=list)
     closed_grids: list[Grid] = field(default_factory=list)  # the versions that end, as they were
@@ -140,11 +149,13 @@ def union(geoms):
 
 def _sibling(grid: Grid, other: Grid, what: str) -> None:
     if other.parent_code != grid.parent_code or other.level != grid.level:
-        raise InputError(f"{what} {other.code} is not a sibling of {grid.code} "
-                         f"(same level and parent {grid.parent_code})")
+        raise InputError(
+            f"{what} {other.code} is not a sibling of {grid.code} (same level and parent {grid.parent_code})"
+        )
 
 
 # --- operations --------------------------------------------------------------------------
+
 
 def plan_update(target: Grid, props: dict) -> Plan:
     return Plan("update", close=[target.code], open=[_with_props(target, props)])
@@ -192,10 +203,19 @@ def plan_merge(targets: list[Grid], *, name: str | None = None) -> Plan:
     first = targets[0]
     for other in targets[1:]:
         _sibling(first, other, "merged grid")
-    merged = replace(first, geom=union([t.geom for t in targets]), name=name or first.name,
-                     households=sum(t.households for t in targets), population=sum(t.population for t in targets))
-    return Plan("merge", close=[t.code for t in targets], open=[merged],
-                notes=[f"{', '.join(t.code for t in targets[1:])} retire into {first.code}"])
+    merged = replace(
+        first,
+        geom=union([t.geom for t in targets]),
+        name=name or first.name,
+        households=sum(t.households for t in targets),
+        population=sum(t.population for t in targets),
+    )
+    return Plan(
+        "merge",
+        close=[t.code for t in targets],
+        open=[merged],
+        notes=[f"{', '.join(t.code for t in targets[1:])} retire into {first.code}"],
+    )
 
 
 def split_by_line(geom, line) -> list:
@@ -219,8 +239,17 @@ def plan_split(target: Grid, parts: list[Grid]) -> Plan:
         raise InputError(f"split parts need distinct codes, got {', '.join(codes)}")
     hh = _shares(target.households, [p.geom for p in parts])
     pop = _shares(target.population, [p.geom for p in parts])
-    opened = [replace(p, level=target.level, parent_code=target.parent_code, kind=target.kind,
-                      households=int(h), population=int(q)) for p, h, q in zip(parts, hh, pop)]
+    opened = [
+        replace(
+            p,
+            level=target.level,
+            parent_code=target.parent_code,
+            kind=target.kind,
+            households=int(h),
+            population=int(q),
+        )
+        for p, h, q in zip(parts, hh, pop)
+    ]
     return Plan("split", close=[target.code], open=opened)
 
 
@@ -254,9 +283,14 @@ def plan_retire(target: Grid, *, gap_to: Grid | None = None) -> Plan:
     if gap_to is not None:
         _sibling(target, gap_to, "gap_to")
         plan.close.append(gap_to.code)
-        plan.open.append(replace(gap_to, geom=union([gap_to.geom, target.geom]),
-                                 households=gap_to.households + target.households,
-                                 population=gap_to.population + target.population))
+        plan.open.append(
+            replace(
+                gap_to,
+                geom=union([gap_to.geom, target.geom]),
+                households=gap_to.households + target.households,
+                population=gap_to.population + target.population,
+            )
+        )
         plan.notes.append(f"{gap_to.code} takes the area of {target.code}")
     return plan
 
@@ -276,11 +310,17 @@ def reparent_children(plan: Plan, children: list[Grid]) -> None:
 
 # --- checking ----------------------------------------------------------------------------
 
+
 def _frame(grids: list[Grid]) -> pd.DataFrame:
-    return pd.DataFrame({"code": [g.code for g in grids], "level": [g.level for g in grids],
-                         "parent_code": [g.parent_code for g in grids],
-                         "households": [int(g.households) for g in grids],
-                         "geometry": [g.geom for g in grids]})
+    return pd.DataFrame(
+        {
+            "code": [g.code for g in grids],
+            "level": [g.level for g in grids],
+            "parent_code": [g.parent_code for g in grids],
+            "households": [int(g.households) for g in grids],
+            "geometry": [g.geom for g in grids],
+        }
+    )
 
 
 def after(plan: Plan, family: list[Grid]) -> list[Grid]:
@@ -329,6 +369,7 @@ def check(plan: Plan, family: list[Grid], *, tolerance: float = integrity.DEFAUL
 
 # --- who is affected -----------------------------------------------------------------------
 
+
 def holder(geoms: list, codes: list[str], x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """For each point, the code of the first geometry covering it (None when none does)."""
     out = np.full(len(x), None, dtype=object)
@@ -349,8 +390,10 @@ def moves(plan: Plan, closed: list[Grid], ids, x, y, limit: int | None = 50) -> 
     was = holder([g.geom for g in closed], [g.code for g in closed], x, y)
     now = holder([g.geom for g in plan.open], [g.code for g in plan.open], x, y)
     moved = np.flatnonzero(was != now)
-    return {"count": int(len(moved)),
-            "items": [{"id": _plain(ids[i]), "from": was[i], "to": now[i]} for i in moved[:limit]]}
+    return {
+        "count": int(len(moved)),
+        "items": [{"id": _plain(ids[i]), "from": was[i], "to": now[i]} for i in moved[:limit]],
+    }
 
 
 def _plain(v):
@@ -361,8 +404,11 @@ def unit_households(geoms: list, codes: list[str], units: pd.DataFrame) -> dict[
     """Households of each geometry counted from stairwell units at their entrances (``units``: x, y,
     households), the way the partitioner places them."""
     got = holder(geoms, codes, units["x"].to_numpy(), units["y"].to_numpy()) if len(units) else np.array([])
-    sums = pd.Series(units["households"].to_numpy() if len(units) else [], dtype="int64").groupby(got).sum() \
-        if len(units) else pd.Series(dtype="int64")
+    sums = (
+        pd.Series(units["households"].to_numpy() if len(units) else [], dtype="int64").groupby(got).sum()
+        if len(units)
+        else pd.Series(dtype="int64")
+    )
     return {c: int(sums.get(c, 0)) for c in codes}
 
 
@@ -372,4 +418,3 @@ def band_flags(level: str, households: dict[str, int], band: tuple[int, int] = H
         return []
     lo, hi = band
     return sorted(c for c, h in households.items() if not lo <= h <= hi)
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..errors import InputError
 
@@ -17,4 +17,4 @@ def parse_at(value: str | None) -> datetime | None:
         at = datetime.fromisoformat(value)
     except ValueError:
         raise InputError(f"{value!r} is not an ISO date such as 2026-01-31 or 2026-01-31T08:00+08:00") from None
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)

@@ -29,6 +29,7 @@ interiors meet are found with one STRtree query per level; a parent's gap area i
 then bounded by ``area(parent) - Σ area(children) + outside + overlaps``, and the
 exact gap is computed only where that bound exceeds the tolerance.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -46,8 +47,17 @@ DEFAULT_TOLERANCE_M2 = 1.0
 GRID_DEG = 1e-8
 #: m² per square degree at latitude 0 scale (times cos(latitude)); for area *bounds* only.
 _M2_PER_DEG2 = 111_320.0 * 110_574.0
-KINDS = ("invalid_geometry", "missing_parent", "unknown_parent", "wrong_parent_level", "outside_parent",
-         "overlap", "gap", "special_across_communities", "households_mismatch")
+KINDS = (
+    "invalid_geometry",
+    "missing_parent",
+    "unknown_parent",
+    "wrong_parent_level",
+    "outside_parent",
+    "overlap",
+    "gap",
+    "special_across_communities",
+    "households_mismatch",
+)
 
 
 @dataclass
@@ -114,8 +124,13 @@ def _piece(kind, codes, message, geom, tolerance) -> list[Problem]:
     return out
 
 
-def validate(frame: pd.DataFrame, *, building_households: dict[str, int] | None = None,
-             tolerance: float = DEFAULT_TOLERANCE_M2, level: str | None = None) -> list[Problem]:
+def validate(
+    frame: pd.DataFrame,
+    *,
+    building_households: dict[str, int] | None = None,
+    tolerance: float = DEFAULT_TOLERANCE_M2,
+    level: str | None = None,
+) -> list[Problem]:
     """Check the grids of one version (``frame`` from the store) and return every problem found.
 
     Parameters
@@ -152,8 +167,9 @@ def _invalid(g: _Grids, checked) -> list[Problem]:
     for i in np.flatnonzero(checked & ~g.valid):
         reason = shapely.is_valid_reason(g.geom[i])
         point = shapely.point_on_surface(shapely.make_valid(g.geom[i]))
-        out.append(Problem("invalid_geometry", [g.code[i]], f"invalid geometry: {reason}", None,
-                           (point.x, point.y), g.geom[i]))
+        out.append(
+            Problem("invalid_geometry", [g.code[i]], f"invalid geometry: {reason}", None, (point.x, point.y), g.geom[i])
+        )
     return out
 
 
@@ -170,19 +186,50 @@ def _parents(g: _Grids, checked) -> list[Problem]:
         point = shapely.point_on_surface(g.geom[i])
         loc = (point.x, point.y)
         if g.parent_code[i] is None:
-            out.append(Problem("missing_parent", [g.code[i]], f"{g.level[i]} {g.code[i]} has no parent {want}",
-                               None, loc, g.geom[i]))
+            out.append(
+                Problem(
+                    "missing_parent",
+                    [g.code[i]],
+                    f"{g.level[i]} {g.code[i]} has no parent {want}",
+                    None,
+                    loc,
+                    g.geom[i],
+                )
+            )
         elif g.parent[i] < 0:
-            out.append(Problem("unknown_parent", [g.code[i], g.parent_code[i]],
-                               f"parent {g.parent_code[i]} of {g.code[i]} is not a current grid", None, loc, g.geom[i]))
+            out.append(
+                Problem(
+                    "unknown_parent",
+                    [g.code[i], g.parent_code[i]],
+                    f"parent {g.parent_code[i]} of {g.code[i]} is not a current grid",
+                    None,
+                    loc,
+                    g.geom[i],
+                )
+            )
         elif g.level[g.parent[i]] != want:
-            out.append(Problem("wrong_parent_level", [g.code[i], g.parent_code[i]],
-                               f"{g.level[i]} {g.code[i]} has a {g.level[g.parent[i]]} as parent, expected a {want}",
-                               None, loc, g.geom[i]))
+            out.append(
+                Problem(
+                    "wrong_parent_level",
+                    [g.code[i], g.parent_code[i]],
+                    f"{g.level[i]} {g.code[i]} has a {g.level[g.parent[i]]} as parent, expected a {want}",
+                    None,
+                    loc,
+                    g.geom[i],
+                )
+            )
     # a district has no parent: a parent code on it is a wrong level
     for i in np.flatnonzero(checked & (g.level == LEVELS[0]) & (g.parent_code != None)):  # noqa: E711
-        out.append(Problem("wrong_parent_level", [g.code[i], g.parent_code[i]],
-                           f"district {g.code[i]} must not have a parent", None, None, g.geom[i]))
+        out.append(
+            Problem(
+                "wrong_parent_level",
+                [g.code[i], g.parent_code[i]],
+                f"district {g.code[i]} must not have a parent",
+                None,
+                None,
+                g.geom[i],
+            )
+        )
     return out
 
 
@@ -196,9 +243,13 @@ def _outside(g: _Grids, linked, tolerance, outside_deg) -> list[Problem]:
     outside_deg[idx] = shapely.area(diffs)
     out = []
     for i, d in zip(idx, diffs):
-        out += _piece("outside_parent", [g.code[i], g.parent_code[i]],
-                      f"{g.level[i]} {g.code[i]} sticks out of its parent {g.parent_code[i]} by {{area:.1f}} m²",
-                      d, tolerance)
+        out += _piece(
+            "outside_parent",
+            [g.code[i], g.parent_code[i]],
+            f"{g.level[i]} {g.code[i]} sticks out of its parent {g.parent_code[i]} by {{area:.1f}} m²",
+            d,
+            tolerance,
+        )
     return out
 
 
@@ -224,8 +275,13 @@ def _overlaps(g: _Grids, candidates, tolerance, overlap_deg) -> list[Problem]:
     np.add.at(overlap_deg, b, areas)
     out = []
     for i, j, geom in zip(a, b, inter):
-        out += _piece("overlap", [g.code[i], g.code[j]],
-                      f"{g.level[i]}s {g.code[i]} and {g.code[j]} overlap by {{area:.1f}} m²", geom, tolerance)
+        out += _piece(
+            "overlap",
+            [g.code[i], g.code[j]],
+            f"{g.level[i]}s {g.code[i]} and {g.code[j]} overlap by {{area:.1f}} m²",
+            geom,
+            tolerance,
+        )
     return out
 
 
@@ -267,9 +323,17 @@ def _specials(g: _Grids, specials, tolerance) -> list[Problem]:
     for i, j, geom, area in zip(s, c, inter, areas):
         if area > tolerance:
             point = shapely.point_on_surface(geom)
-            out.append(Problem("special_across_communities", [g.code[i], g.parent_code[i], g.code[j]],
-                               f"special grid {g.code[i]} of community {g.parent_code[i]} reaches "
-                               f"{area:.1f} m² into community {g.code[j]}", float(area), (point.x, point.y), geom))
+            out.append(
+                Problem(
+                    "special_across_communities",
+                    [g.code[i], g.parent_code[i], g.code[j]],
+                    f"special grid {g.code[i]} of community {g.parent_code[i]} reaches "
+                    f"{area:.1f} m² into community {g.code[j]}",
+                    float(area),
+                    (point.x, point.y),
+                    geom,
+                )
+            )
     return out
 
 
@@ -280,14 +344,28 @@ def _households(g: _Grids, tiling, checked, building_households: dict[str, int])
     for p, total in sums.items():
         if g.households[p] != total:
             point = shapely.point_on_surface(g.geom[p])
-            out.append(Problem("households_mismatch", [g.code[p]],
-                               f"{g.level[p]} {g.code[p]} has {g.households[p]} households, its children "
-                               f"{int(total)}", None, (point.x, point.y), g.geom[p]))
+            out.append(
+                Problem(
+                    "households_mismatch",
+                    [g.code[p]],
+                    f"{g.level[p]} {g.code[p]} has {g.households[p]} households, its children {int(total)}",
+                    None,
+                    (point.x, point.y),
+                    g.geom[p],
+                )
+            )
     for i in np.flatnonzero((g.level == "courtyard") & checked):
         have = building_households.get(g.code[i])
         if have is not None and have != g.households[i]:
             point = shapely.point_on_surface(g.geom[i])
-            out.append(Problem("households_mismatch", [g.code[i]],
-                               f"courtyard {g.code[i]} has {g.households[i]} households, its buildings' units "
-                               f"{have}", None, (point.x, point.y), g.geom[i]))
+            out.append(
+                Problem(
+                    "households_mismatch",
+                    [g.code[i]],
+                    f"courtyard {g.code[i]} has {g.households[i]} households, its buildings' units {have}",
+                    None,
+                    (point.x, point.y),
+                    g.geom[i],
+                )
+            )
     return out

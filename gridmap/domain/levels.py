@@ -1,4 +1,5 @@
 """Grid levels, how they nest, and the kinds of special grid."""
+
 from __future__ import annotations
 
 from ..errors import InputError
@@ -14,8 +15,12 @@ SPECIAL_KINDS = ("mall", "market", "school", "enterprise", "other")
 HOUSEHOLD_BAND = (50, 70)
 
 LABELS = {
-    "district": "区县", "street": "街道/乡镇", "community": "社区/村",
-    "courtyard": "小区/院落", "micro": "微网格", "special": "专属网格",
+    "district": "区县",
+    "street": "街道/乡镇",
+    "community": "社区/村",
+    "courtyard": "小区/院落",
+    "micro": "微网格",
+    "special": "专属网格",
 }
 
 

@@ -19,6 +19,7 @@ then the **lowest code wins**, so a point on a shared edge or vertex resolves to
 exactly one micro-grid, deterministically.  Special grids are tested only for
 points in cells that a special grid's bounding box touches.
 """
+
 from __future__ import annotations
 
 import math
@@ -84,8 +85,9 @@ def check_points(lon, lat, crs: str = "EPSG:4326"):
         out_of_range = ~nan & ~swapped & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
         problems[out_of_range] = OUT_OF_RANGE
     bad = problems != None  # noqa: E711
-    x, y = geo.transform_xy(np.where(bad, 114.0 if geographic else 0.0, lon),
-                            np.where(bad, 34.0 if geographic else 0.0, lat), crs)
+    x, y = geo.transform_xy(
+        np.where(bad, 114.0 if geographic else 0.0, lon), np.where(bad, 34.0 if geographic else 0.0, lat), crs
+    )
     outside = ~bad & ~((x >= lo_x) & (x <= hi_x) & (y >= lo_y) & (y <= hi_y))
     problems[outside] = OUTSIDE_CHINA
     return x, y, problems
@@ -104,8 +106,16 @@ class Located:
 class GridIndex:
     """The in-memory index of one version of the grids (see the module docstring)."""
 
-    def __init__(self, frame: pd.DataFrame, *, cell_m: float = 25.0, max_cells: int = 24_000_000,
-                 epoch=None, at=None, people: dict | None = None):
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        *,
+        cell_m: float = 25.0,
+        max_cells: int = 24_000_000,
+        epoch=None,
+        at=None,
+        people: dict | None = None,
+    ):
         self.epoch, self.at = epoch, at
         frame = frame.sort_values("code", kind="stable").reset_index(drop=True)
         self.code = frame["code"].to_numpy(dtype=object)
@@ -117,8 +127,7 @@ class GridIndex:
         self._code_dtype = pd.CategoricalDtype(pd.Index(self.code.astype(str)))
         self._name_dtype = pd.CategoricalDtype(pd.Index(names))
         row = {c: i for i, c in enumerate(self.code)}
-        parent = np.array([row.get(p, -1) if isinstance(p, str) else -1 for p in frame["parent_code"]],
-                          dtype=np.int64)
+        parent = np.array([row.get(p, -1) if isinstance(p, str) else -1 for p in frame["parent_code"]], dtype=np.int64)
         geoms = np.asarray(frame["geometry"].to_numpy(), dtype=object)
         self.micro = np.flatnonzero(self.level == "micro")  # ascending code: lowest code first
         self.micro_geom = geoms[self.micro]
@@ -179,7 +188,7 @@ class GridIndex:
         # first cell of each region in raster order; blocks bottom-up, reversed, so the first write wins last
         first = np.full(n + 1, -1, dtype=np.int64)
         for r in range(((ny - 1) // 256) * 256, -1, -256):
-            block = labels[r: r + 256].ravel()
+            block = labels[r : r + 256].ravel()
             first[block[::-1]] = r * nx + np.arange(block.size - 1, -1, -1)
         rep = first[1:]
         cy, cx = np.divmod(rep, nx)
@@ -195,18 +204,28 @@ class GridIndex:
         for bx0, by0, bx1, by1 in shapely.bounds(self.special_geom):
             i0, j0 = int((bx0 - self.x0) // dx) // SPECIAL_BLOCK, int((by0 - self.y0) // dy) // SPECIAL_BLOCK
             i1, j1 = int((bx1 - self.x0) // dx) // SPECIAL_BLOCK, int((by1 - self.y0) // dy) // SPECIAL_BLOCK
-            self.special_blocks[max(j0, 0): j1 + 1, max(i0, 0): i1 + 1] = True
+            self.special_blocks[max(j0, 0) : j1 + 1, max(i0, 0) : i1 + 1] = True
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the cell arrays (geometries are extra)."""
-        return (self.cells.nbytes + self.special_blocks.nbytes + self.mixed_cells.nbytes + self.cand.nbytes
-                + self.cand_start.nbytes)
+        return (
+            self.cells.nbytes
+            + self.special_blocks.nbytes
+            + self.mixed_cells.nbytes
+            + self.cand.nbytes
+            + self.cand_start.nbytes
+        )
 
     def stats(self) -> dict:
         pure = 1.0 - len(self.mixed_cells) / self.cells.size
-        return {"micro_grids": int(len(self.micro)), "cells": int(self.cells.size), "pure_share": round(pure, 4),
-                "cell_deg": [self.dx, self.dy], "epoch": self.epoch}
+        return {
+            "micro_grids": int(len(self.micro)),
+            "cells": int(self.cells.size),
+            "pure_share": round(pure, 4),
+            "cell_deg": [self.dx, self.dy],
+            "epoch": self.epoch,
+        }
 
     # --- lookups ----------------------------------------------------------------------
     def _exact(self, x, y) -> np.ndarray:
@@ -303,7 +322,7 @@ class GridIndex:
             # the key in the array's own dtype: a mismatch makes numpy cast (copy) the whole array per call
             slot = int(self.mixed_cells.searchsorted(self.mixed_cells.dtype.type(cy * nx + cx)))
             m = OUTSIDE
-            for c in self.cand[self.cand_start[slot]: self.cand_start[slot + 1]]:
+            for c in self.cand[self.cand_start[slot] : self.cand_start[slot + 1]]:
                 if shapely.intersects_xy(self.micro_geom[c], x, y):
                     m = int(c)
                     break
@@ -325,10 +344,15 @@ class GridIndex:
             if r >= 0:
                 chain.append({"level": level, "code": self.code[r], "name": self.name[r]})
         micro_code = self.code[self.micro[m]]
-        return {"lon": float(x), "lat": float(y), "inside": True, "micro": micro_code, "chain": chain,
-                "specials": [{"code": self.code[self.special[s]], "name": self.name[self.special[s]]}
-                             for s in specials],
-                "people": self.people.get(micro_code, [])}
+        return {
+            "lon": float(x),
+            "lat": float(y),
+            "inside": True,
+            "micro": micro_code,
+            "chain": chain,
+            "specials": [{"code": self.code[self.special[s]], "name": self.name[self.special[s]]} for s in specials],
+            "people": self.people.get(micro_code, []),
+        }
 
     def answers(self, x, y) -> list[dict]:
         """The whole answer (JSON-ready) for each storage lon/lat point."""
@@ -347,15 +371,23 @@ class GridIndex:
                 out[i]["nearest"] = {"code": self.code[r], "name": self.name[r], "distance_m": round(float(d), 1)}
         specials: dict[int, list[dict]] = {}
         for i, s in zip(found.special_points, found.special_ids):
-            specials.setdefault(int(i), []).append({"code": self.code[self.special[s]],
-                                                    "name": self.name[self.special[s]]})
+            specials.setdefault(int(i), []).append(
+                {"code": self.code[self.special[s]], "name": self.name[self.special[s]]}
+            )
         for i in np.flatnonzero(found.micro >= 0):
-            chain = [{"level": lv, "code": self.code[rows[lv][i]], "name": self.name[rows[lv][i]]}
-                     for lv in CHAIN if rows[lv][i] >= 0]
+            chain = [
+                {"level": lv, "code": self.code[rows[lv][i]], "name": self.name[rows[lv][i]]}
+                for lv in CHAIN
+                if rows[lv][i] >= 0
+            ]
             micro_code = chain[-1]["code"]
-            out[i].update(inside=True, micro=micro_code, chain=chain,
-                          specials=sorted(specials.get(int(i), []), key=lambda s: s["code"]),
-                          people=self.people.get(micro_code, []))
+            out[i].update(
+                inside=True,
+                micro=micro_code,
+                chain=chain,
+                specials=sorted(specials.get(int(i), []), key=lambda s: s["code"]),
+                people=self.people.get(micro_code, []),
+            )
         return out
 
     def table(self, x, y) -> pd.DataFrame:
@@ -368,7 +400,8 @@ class GridIndex:
             r = rows[level]
             out[f"{level}_code"] = pd.Categorical.from_codes(r, dtype=self._code_dtype)
             out[f"{level}_name"] = pd.Categorical.from_codes(
-                np.where(r >= 0, self._name_id[np.maximum(r, 0)], -1), dtype=self._name_dtype)
+                np.where(r >= 0, self._name_id[np.maximum(r, 0)], -1), dtype=self._name_dtype
+            )
         specials = {}
         if len(found.special_points):
             order = np.lexsort((found.special_ids, found.special_points))

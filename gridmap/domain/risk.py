@@ -6,6 +6,7 @@ Elements are people (人), places (地), things (物), events (事), situations 
 ``layers/risk.toml`` (see the comments there for every key), read by
 :func:`gridmap.services.resources.load_rules` and checked here by :func:`parse_rules`.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,7 @@ import pandas as pd
 from .levels import ALL_LEVELS, LEVELS, SPECIAL
 
 KINDS = ("person", "place", "thing", "event", "situation", "organisation")
-KIND_LABELS = {"person": "人", "place": "地", "thing": "物", "event": "事", "situation": "情",
-               "organisation": "组织"}
+KIND_LABELS = {"person": "人", "place": "地", "thing": "物", "event": "事", "situation": "情", "organisation": "组织"}
 #: Highest risk first: the order of the roll-up rule.
 COLOURS = ("red", "yellow", "blue")
 COLOUR_LABELS = {"red": "红", "yellow": "黄", "blue": "蓝"}
@@ -26,8 +26,14 @@ COLOUR_LABELS = {"red": "红", "yellow": "黄", "blue": "蓝"}
 _THRESHOLDS = ("red_threshold", "yellow_threshold", "blue_threshold")
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")
 _STYLE_KEYS = {
-    "red": {"label": str, "colour": "hex", "fill": "hex", "fill_opacity": "unit", "radius": "number",
-            "weight": "number"},
+    "red": {
+        "label": str,
+        "colour": "hex",
+        "fill": "hex",
+        "fill_opacity": "unit",
+        "radius": "number",
+        "weight": "number",
+    },
     "overdue": {"label": str, "colour": "hex", "weight": "number", "dash_array": str},
 }
 _STYLE_KEYS["yellow"] = _STYLE_KEYS["blue"] = _STYLE_KEYS["red"]
@@ -51,9 +57,11 @@ class Rules:
         return tuple(own.get(k, getattr(self, k)) for k in _THRESHOLDS)
 
     def to_dict(self) -> dict:
-        return {"visit_days": dict(self.visit_days),
-                "rollup": {**{k: getattr(self, k) for k in _THRESHOLDS}, "levels": self.levels},
-                "styles": self.styles}
+        return {
+            "visit_days": dict(self.visit_days),
+            "rollup": {**{k: getattr(self, k) for k in _THRESHOLDS}, "levels": self.levels},
+            "styles": self.styles,
+        }
 
 
 def parse_rules(data: dict, path: str) -> Rules:
@@ -150,8 +158,9 @@ def visit_interval(colours, rules: Rules) -> np.ndarray:
 
 def _instants(values) -> np.ndarray:
     """Aware datetimes / Timestamps / NaT -> datetime64[us] in UTC (NaT for missing)."""
-    return pd.to_datetime(pd.Series(values, dtype=object), utc=True).dt.tz_localize(None).to_numpy(
-        dtype="datetime64[us]")
+    return (
+        pd.to_datetime(pd.Series(values, dtype=object), utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    )
 
 
 def next_visit_due(colour, last_visit_at, marked_at, rules: Rules) -> np.ndarray:
@@ -186,8 +195,9 @@ def colour_of(red, yellow, blue, level, rules: Rules):
 COUNT_COLUMNS = ("red", "yellow", "blue", "overdue")
 
 
-def rollup(counts: pd.DataFrame, chain: pd.DataFrame, rules: Rules, specials: pd.DataFrame | None = None
-           ) -> pd.DataFrame:
+def rollup(
+    counts: pd.DataFrame, chain: pd.DataFrame, rules: Rules, specials: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Counts and colour of every grid with an element below it.
 
     ``counts``: one row per micro-grid code (``micro_code``) with ``red``, ``yellow``, ``blue`` and
@@ -205,7 +215,7 @@ def rollup(counts: pd.DataFrame, chain: pd.DataFrame, rules: Rules, specials: pd
     parts = [step.assign(level="micro")]
     for level in reversed(LEVELS[:-1]):  # courtyard, community, street, district
         up = step.index.to_series().map(parent)
-        keep = (up.map(level_of).to_numpy(dtype=object) == level)
+        keep = up.map(level_of).to_numpy(dtype=object) == level
         step = step[keep].groupby(up[keep].to_numpy(dtype=object))[cols].sum()
         parts.append(step.assign(level=level))
     if specials is not None and len(specials):
@@ -219,6 +229,9 @@ def rollup(counts: pd.DataFrame, chain: pd.DataFrame, rules: Rules, specials: pd
     out = out[(out[["red", "yellow", "blue"]].sum(axis=1) > 0)]
     out[cols] = out[cols].astype("int64")
     # object, not pandas' inferred str dtype, so "no colour" stays None (not NaN)
-    out["colour"] = pd.Series(colour_of(out["red"], out["yellow"], out["blue"], out["level"].to_numpy(dtype=object),
-                                        rules), index=out.index, dtype=object)
+    out["colour"] = pd.Series(
+        colour_of(out["red"], out["yellow"], out["blue"], out["level"].to_numpy(dtype=object), rules),
+        index=out.index,
+        dtype=object,
+    )
     return out[["code", "level", "colour", *cols]].sort_values("code").reset_index(drop=True)

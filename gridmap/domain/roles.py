@@ -5,6 +5,7 @@ Staff roles are ordered, each allowed what the one below it is: ``viewer`` reads
 everything.  ``ingest`` is outside the order: the role of scripts, which may record reports, risk
 elements and visits and run lookups, nothing else (not even read the map).
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -8,6 +8,7 @@ to the exact GCJ-02 shift (``geo.wgs84_to_gcj02``) at three corners of the tile:
 so smoothly that this stays within 0.35 screen pixel of the exact shift at every zoom (0.2 px from
 z12; tested against the exact transform).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ class Tile:
     y: int
 
     @classmethod
-    def parse(cls, z, x, y) -> "Tile":
+    def parse(cls, z, x, y) -> Tile:
         """A tile from URL parts; InputError naming the bad part."""
         try:
             z, x, y = int(z), int(x), int(y)

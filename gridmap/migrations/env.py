@@ -1,4 +1,5 @@
 """Alembic environment: the URL comes from gridmap's settings (or the caller's connection)."""
+
 from alembic import context
 from sqlalchemy import create_engine
 

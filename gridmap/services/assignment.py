@@ -25,7 +25,7 @@ ASSIGN_FORMATS = (".csv", ".geojson", ".json", ".gpkg", ".parquet")
 CHUNK = 100_000
 
 
-def resolve_addresses(locator: "Locator", addresses):
+def resolve_addresses(locator: Locator, addresses):
     """(lon, lat, problems) in storage CRS for address strings; problems say why a row failed."""
     gaz = locator.gazetteer()
     lon = np.full(len(addresses), np.nan)
@@ -54,8 +54,12 @@ def _read_rows(path, lon_col, lat_col, address_col):
         if lon_col is None and address_col is None:
             geoms = gdf.geometry.to_numpy()
             points = shapely.get_type_id(geoms) == 0
-            return frame, np.where(points, shapely.get_x(geoms), np.nan), np.where(
-                points, shapely.get_y(geoms), np.nan), crs
+            return (
+                frame,
+                np.where(points, shapely.get_x(geoms), np.nan),
+                np.where(points, shapely.get_y(geoms), np.nan),
+                crs,
+            )
     if address_col is not None:
         if address_col not in frame.columns:
             raise InputError(f"{path.name}: no column {address_col!r} (columns: {', '.join(map(str, frame.columns))})")
@@ -63,15 +67,26 @@ def _read_rows(path, lon_col, lat_col, address_col):
     lon_col, lat_col = lon_col or "lon", lat_col or "lat"
     missing = [c for c in (lon_col, lat_col) if c not in frame.columns]
     if missing:
-        raise InputError(f"{path.name}: no column {', '.join(map(repr, missing))} "
-                         f"(columns: {', '.join(map(str, frame.columns))}); use --lon-col/--lat-col or --address-col")
+        raise InputError(
+            f"{path.name}: no column {', '.join(map(repr, missing))} "
+            f"(columns: {', '.join(map(str, frame.columns))}); use --lon-col/--lat-col or --address-col"
+        )
     lon = pd.to_numeric(frame[lon_col], errors="coerce").to_numpy(dtype="float64")
     lat = pd.to_numeric(frame[lat_col], errors="coerce").to_numpy(dtype="float64")
     return frame, lon, lat, crs
 
 
-def locate_file(locator: "Locator", src, *, crs=None, lon_col=None, lat_col=None, address_col=None,
-                at: datetime | None = None, progress=None):
+def locate_file(
+    locator: Locator,
+    src,
+    *,
+    crs=None,
+    lon_col=None,
+    lat_col=None,
+    address_col=None,
+    at: datetime | None = None,
+    progress=None,
+):
     """Read ``src`` and add the chain columns to every row; returns (frame, source CRS)."""
     if src.suffix.lower() not in ASSIGN_FORMATS:
         raise InputError(f"unsupported file type {src.suffix!r} for {src.name}: use " + ", ".join(ASSIGN_FORMATS))
@@ -90,22 +105,38 @@ def locate_file(locator: "Locator", src, *, crs=None, lon_col=None, lat_col=None
         lon, lat, known = resolve_addresses(locator, frame[address_col].tolist())
         source_crs = "EPSG:4326"
     else:
-        source_crs = geo.parse_crs(crs) if crs else (
-            file_crs if file_crs and not file_crs.lower().endswith("crs84") else "EPSG:4326")
+        source_crs = (
+            geo.parse_crs(crs)
+            if crs
+            else (file_crs if file_crs and not file_crs.lower().endswith("crs84") else "EPSG:4326")
+        )
     index = locator.index(at)
     parts = []
     for start in range(0, len(frame), CHUNK):
         stop = min(start + CHUNK, len(frame))
-        parts.append(assign_table(index, lon[start:stop], lat[start:stop], source_crs,
-                                  None if known is None else known[start:stop]))
+        parts.append(
+            assign_table(
+                index, lon[start:stop], lat[start:stop], source_crs, None if known is None else known[start:stop]
+            )
+        )
         if progress:
             progress(stop - start)
     chain = pd.concat(parts, ignore_index=True) if parts else assign_table(index, lon[:0], lat[:0], source_crs)
     return pd.concat([frame.reset_index(drop=True), chain], axis=1), source_crs, lon, lat
 
 
-def assign_file(locator: Locator, src, dst, *, crs=None, lon_col=None, lat_col=None, address_col=None,
-                at: datetime | None = None, progress=None) -> dict:
+def assign_file(
+    locator: Locator,
+    src,
+    dst,
+    *,
+    crs=None,
+    lon_col=None,
+    lat_col=None,
+    address_col=None,
+    at: datetime | None = None,
+    progress=None,
+) -> dict:
     """Add the grid chain to every row of ``src`` and write ``dst`` (format by suffix).
 
     Rows that cannot be placed carry ``status`` and ``error`` instead of stopping the run; ``dst`` is
@@ -115,8 +146,9 @@ def assign_file(locator: Locator, src, dst, *, crs=None, lon_col=None, lat_col=N
     if dst.suffix.lower() not in ASSIGN_FORMATS:
         raise InputError(f"unsupported file type {dst.suffix!r} for {dst.name}: use " + ", ".join(ASSIGN_FORMATS))
     check_output(dst)
-    out, source_crs, lon, lat = locate_file(locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col,
-                                            address_col=address_col, at=at, progress=progress)
+    out, source_crs, lon, lat = locate_file(
+        locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col, at=at, progress=progress
+    )
     tmp = Path(tempfile.mkstemp(prefix=".gridmap-", suffix=dst.suffix, dir=dst.parent or ".")[1])
     try:
         _write_points(out, lon, lat, source_crs, tmp, dst)
@@ -129,19 +161,35 @@ def assign_file(locator: Locator, src, dst, *, crs=None, lon_col=None, lat_col=N
 
 def summarise(out, crs) -> dict:
     counts = out["status"].value_counts()
-    return {"rows": len(out), "placed": int(counts.get("placed", 0)), "outside": int(counts.get("outside", 0)),
-            "bad": int(counts.get("bad", 0)), "crs": crs}
+    return {
+        "rows": len(out),
+        "placed": int(counts.get("placed", 0)),
+        "outside": int(counts.get("outside", 0)),
+        "bad": int(counts.get("bad", 0)),
+        "crs": crs,
+    }
 
 
-def record_file(locator: Locator, table: str, src, *, crs=None, lon_col=None, lat_col=None, address_col=None,
-                text_col="text", name_col="name") -> dict:
+def record_file(
+    locator: Locator,
+    table: str,
+    src,
+    *,
+    crs=None,
+    lon_col=None,
+    lat_col=None,
+    address_col=None,
+    text_col="text",
+    name_col="name",
+) -> dict:
     """Store every row of ``src`` as a report or resident with its micro-grid, in one transaction.
     Rows that cannot be placed are kept (without a point or grid): a report is never dropped."""
     src = Path(src)
     if table == "resident" and not address_col:
         raise InputError("residents are recorded by their address: give --address-col")
-    out, source_crs, lon, lat = locate_file(locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col,
-                                            address_col=address_col)
+    out, source_crs, lon, lat = locate_file(
+        locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col
+    )
     placed = np.isfinite(out["lon_wgs84"].to_numpy())
     geom = np.full(len(out), None, dtype=object)
     if placed.any():
@@ -152,13 +200,28 @@ def record_file(locator: Locator, table: str, src, *, crs=None, lon_col=None, la
     if table == "report":
         if text_col not in out.columns:
             raise InputError(f"{src.name}: no column {text_col!r} with the report's text")
-        rows = pd.DataFrame({"text": out[text_col], "address": address,
-                             "source_lon": None if lon is None or address_col else lon,
-                             "source_lat": None if lat is None or address_col else lat,
-                             "source_crs": source_crs, "geom": geom, "micro_code": micro})
+        rows = pd.DataFrame(
+            {
+                "text": out[text_col],
+                "address": address,
+                "source_lon": None if lon is None or address_col else lon,
+                "source_lat": None if lat is None or address_col else lat,
+                "source_crs": source_crs,
+                "geom": geom,
+                "micro_code": micro,
+            }
+        )
     else:
-        rows = pd.DataFrame({"name": out[name_col] if name_col in out.columns else None, "address": address,
-                             "building_code": None, "unit": None, "geom": geom, "micro_code": micro})
+        rows = pd.DataFrame(
+            {
+                "name": out[name_col] if name_col in out.columns else None,
+                "address": address,
+                "building_code": None,
+                "unit": None,
+                "geom": geom,
+                "micro_code": micro,
+            }
+        )
         if address_col:
             gaz = locator.gazetteer()
             for i, text in enumerate(address):
@@ -189,5 +252,6 @@ def _write_points(out, lon, lat, crs, path, dst):
         gdf.to_parquet(path)
     else:
         path.unlink(missing_ok=True)
-        gdf.to_file(path, driver="GeoJSON" if suffix in (".geojson", ".json") else "GPKG", engine="pyogrio",
-                    layer=dst.stem)
+        gdf.to_file(
+            path, driver="GeoJSON" if suffix in (".geojson", ".json") else "GPKG", engine="pyogrio", layer=dst.stem
+        )

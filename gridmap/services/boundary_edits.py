@@ -6,6 +6,7 @@ No lost updates: the grids an edit touches and their parent are locked (``SELECT
 before anything is read, so two edits in one parent run one after the other, and the second sees
 the first's versions: if it was based on an older one (``if_match``), it fails with 412.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -81,7 +82,9 @@ def parse(op) -> dict:
         raise InputError(f"op must be one of {', '.join(boundaries.OPS)}, got {kind!r}")
     unknown = set(op) - _KEYS[kind] - {"op", "crs"}
     if unknown:
-        raise InputError(f"{kind} does not take {', '.join(sorted(unknown))}; it takes {', '.join(sorted(_KEYS[kind]))}")
+        raise InputError(
+            f"{kind} does not take {', '.join(sorted(unknown))}; it takes {', '.join(sorted(_KEYS[kind]))}"
+        )
     return {**op, "crs": geo.parse_crs(op.get("crs"))}
 
 
@@ -110,7 +113,7 @@ def _next_codes(conn, parent: Grid | None, level: str, width_like: str | None, n
     prefix = parent.code if parent is not None else ""
     taken = grids.codes_like(conn, prefix)
     width = len(width_like) - len(prefix) if width_like and width_like.startswith(prefix) else 2
-    numbers = [int(c[len(prefix):]) for c in taken if len(c) == len(prefix) + width and c[len(prefix):].isdigit()]
+    numbers = [int(c[len(prefix) :]) for c in taken if len(c) == len(prefix) + width and c[len(prefix) :].isdigit()]
     start = max(numbers, default=0) + 1
     out = [f"{prefix}{i:0{width}d}" for i in range(start, start + n)]
     if any(len(c) != len(prefix) + width for c in out):
@@ -141,7 +144,9 @@ def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around
     if kind == "move_boundary":
         if op.get("geometry") is None:
             raise InputError("move_boundary needs geometry: the new outline of the first grid")
-        return boundaries.plan_move_boundary(get(op["code"]), get(op["other"]), _geometry(op["geometry"], crs, "geometry"))
+        return boundaries.plan_move_boundary(
+            get(op["code"]), get(op["other"]), _geometry(op["geometry"], crs, "geometry")
+        )
     if kind == "merge":
         return boundaries.plan_merge([get(c) for c in op["codes"]], name=op.get("name"))
     if kind == "retire":
@@ -155,7 +160,7 @@ def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around
             given = [{} for _ in pieces]
         else:
             if not isinstance(op["parts"], list):
-                raise InputError("parts must be a list of {\"geometry\": …, \"code\"?: …, \"name\"?: …}")
+                raise InputError('parts must be a list of {"geometry": …, "code"?: …, "name"?: …}')
             given = [p if isinstance(p, dict) else {"geometry": p} for p in op["parts"]]
             pieces = [_geometry(p.get("geometry"), crs, f"part {i + 1}") for i, p in enumerate(given)]
         codes = op.get("codes") or [p.get("code") for p in given]
@@ -169,14 +174,22 @@ def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around
             if c != target.code and grids.code_exists(conn, c):
                 raise InputError(f"code {c} is already used (a code is never reused)")
         names = [n or f"{target.name}-{i + 1}" for i, n in enumerate(names)]
-        parts = [Grid(code=c, name=n, level=target.level, parent_code=target.parent_code,
-                      geom=boundaries.as_multi(g, f"part {i + 1}"), kind=target.kind)
-                 for i, (c, n, g) in enumerate(zip(codes, names, pieces))]
+        parts = [
+            Grid(
+                code=c,
+                name=n,
+                level=target.level,
+                parent_code=target.parent_code,
+                geom=boundaries.as_multi(g, f"part {i + 1}"),
+                kind=target.kind,
+            )
+            for i, (c, n, g) in enumerate(zip(codes, names, pieces))
+        ]
         return boundaries.plan_split(target, parts)
     # create
     spec = op.get("grid")
     if not isinstance(spec, dict):
-        raise InputError("create needs grid: {\"level\", \"parent_code\", \"name\", \"geometry\", \"code\"?}")
+        raise InputError('create needs grid: {"level", "parent_code", "name", "geometry", "code"?}')
     unknown = set(spec) - {"code", "name", "level", "parent_code", "kind", "households", "population", "geometry"}
     if unknown:
         raise InputError(f"unknown grid fields: {', '.join(sorted(unknown))}")
@@ -198,13 +211,23 @@ def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around
     elif grids.code_exists(conn, code):
         raise InputError(f"code {code} is already used (a code is never reused)")
     geom = _geometry(spec.get("geometry"), crs, "geometry")
-    new = Grid(code=code, name=spec["name"].strip(), level=level, parent_code=parent.code if parent else None,
-               geom=geom, households=int(spec.get("households") or 0), population=int(spec.get("population") or 0),
-               kind=spec.get("kind"))
+    new = Grid(
+        code=code,
+        name=spec["name"].strip(),
+        level=level,
+        parent_code=parent.code if parent else None,
+        geom=geom,
+        households=int(spec.get("households") or 0),
+        population=int(spec.get("population") or 0),
+        kind=spec.get("kind"),
+    )
     carve = []
     if op.get("carve") and level != SPECIAL:
-        carve = [s for s in grids.siblings(conn, new.parent_code, level)
-                 if s.geom.intersects(new.geom) and not s.geom.touches(new.geom)]
+        carve = [
+            s
+            for s in grids.siblings(conn, new.parent_code, level)
+            if s.geom.intersects(new.geom) and not s.geom.touches(new.geom)
+        ]
     return boundaries.plan_create(new, carve_from=carve)
 
 
@@ -212,7 +235,7 @@ def _households(conn, plan: boundaries.Plan, op: dict, level: str, children: lis
     """Counts of the opened versions: micro-grids and courtyards from their stairwell units (placed
     at their entrances, as the partitioner does), upper levels from their children; population
     follows households at the closed grids' ratio.  Counts given in the edit win."""
-    given = set((op.get("properties") or {})) | set((op.get("grid") or {}))
+    given = set(op.get("properties") or {}) | set(op.get("grid") or {})
     changed = [g for g in plan.open if g.level != SPECIAL]
     if not changed or plan.op == "update":
         return
@@ -230,8 +253,9 @@ def _households(conn, plan: boundaries.Plan, op: dict, level: str, children: lis
             xs += list(spots[:, 0])
             ys += list(spots[:, 1])
             hh += list(units)
-        counts = boundaries.unit_households([g.geom for g in changed], [g.code for g in changed],
-                                        pd.DataFrame({"x": xs, "y": ys, "households": hh}))
+        counts = boundaries.unit_households(
+            [g.geom for g in changed], [g.code for g in changed], pd.DataFrame({"x": xs, "y": ys, "households": hh})
+        )
     else:
         kids = {}
         for c in children:
@@ -255,10 +279,20 @@ def _problem(p) -> dict:
     return d
 
 
-def apply(eng: Engine, op: dict, *, actor: str, rules: Rules, reason: str | None = None, dry_run: bool = False,
-          if_match: dict[str, str] | None = None, require_match: bool = False) -> dict:
+def apply(
+    eng: Engine,
+    op: dict,
+    *,
+    actor: str,
+    rules: Rules,
+    reason: str | None = None,
+    dry_run: bool = False,
+    if_match: dict[str, str] | None = None,
+    require_match: bool = False,
+) -> dict:
     """Check an edit and, unless ``dry_run``, commit it (refreshing the risk roll-up with ``rules``, the
-    rules in force).  Returns the report (the impact preview); raises EditRejected (422), PreconditionFailed (412), PreconditionRequired (428), NotFound, InputError."""
+    rules in force).  Returns the report (the impact preview); raises EditRejected (422),
+    PreconditionFailed (412), PreconditionRequired (428), NotFound, InputError."""
     op = parse(op)
     targets = _targets(op)
     if_match = {k: _tag(v) for k, v in (if_match or {}).items()}
@@ -283,24 +317,35 @@ def apply(eng: Engine, op: dict, *, actor: str, rules: Rules, reason: str | None
             want = if_match.get(code)
             if want is None:
                 if require_match:
-                    how = (f"If-Match: {etag(locked[code])}" if code == targets[0] else
-                           f'"if_match": {{"{code}": "{etag(locked[code])}"}} in the body')
+                    how = (
+                        f"If-Match: {etag(locked[code])}"
+                        if code == targets[0]
+                        else f'"if_match": {{"{code}": "{etag(locked[code])}"}} in the body'
+                    )
                     raise PreconditionRequired(
                         f"say which version of {code} the edit is based on ({how})",
-                        {"etags": {c: etag(v) for c, v in locked.items() if c in targets}})
+                        {"etags": {c: etag(v) for c, v in locked.items() if c in targets}},
+                    )
                 continue
             if want != "*" and want != _tag(etag(locked[code])):
                 raise PreconditionFailed(
                     f"{code} has changed since version {want}: it is now {etag(locked[code])}; reload and redo "
-                    f"the edit", {"etags": {c: etag(v) for c, v in locked.items() if c in targets}})
+                    f"the edit",
+                    {"etags": {c: etag(v) for c, v in locked.items() if c in targets}},
+                )
         parent = grids.current(conn, [parent_code]).get(parent_code) if parent_code else None
         if parent_code and parent is None:
             raise InputError(f"parent {parent_code} is not a current grid")
         level = (op.get("grid") or {}).get("level") if op["op"] == "create" else next(iter(targeted.values())).level
-        nearby = grids.siblings(conn, parent.code if parent else None, level) \
-            if level in LEVELS or level is None else []
-        around = [g.geom for g in nearby] + [g.geom for g in targeted.values()] + ([parent.geom] if parent else []) \
+        nearby = (
+            grids.siblings(conn, parent.code if parent else None, level) if level in LEVELS or level is None else []
+        )
+        around = (
+            [g.geom for g in nearby]
+            + [g.geom for g in targeted.values()]
+            + ([parent.geom] if parent else [])
             + [c.geom for c in grids.children(conn, list(targeted))]
+        )
         plan = _plan(conn, op, targeted, parent, around)
         # a create closes the siblings it carves from; every other op closes some of its own grids
         plan.closed_grids = [g for g in (nearby if op["op"] == "create" else targeted.values()) if g.code in plan.close]
@@ -318,8 +363,9 @@ def apply(eng: Engine, op: dict, *, actor: str, rules: Rules, reason: str | None
             hint = ""
             if first.kind == "gap" and op["op"] in ("replace", "retire") and not op.get("gap_to"):
                 hint = "; name the sibling that takes it with gap_to"
-            raise EditRejected(f"{op['op']} rejected: {first.message}{hint}{more}",
-                               {"problems": [_problem(p) for p in problems]})
+            raise EditRejected(
+                f"{op['op']} rejected: {first.message}{hint}{more}", {"problems": [_problem(p) for p in problems]}
+            )
         area = boundaries.union([g.geom for g in plan.closed_grids] + [g.geom for g in plan.open])
         found = points.points_in(conn, area) if not shapely.is_empty(area) else {}
         report = _report(op, plan, level, found)
@@ -333,7 +379,8 @@ def apply(eng: Engine, op: dict, *, actor: str, rules: Rules, reason: str | None
         if level == "courtyard":
             moved = boundaries.moves(plan, plan.closed_grids, *found["buildings"], limit=None)["items"]
             report["buildings_moved"] = buildings.move(
-                conn, {str(m["id"]): m["to"] for m in moved if m["to"] is not None}, at)
+                conn, {str(m["id"]): m["to"] for m in moved if m["to"] is not None}, at
+            )
         if level == LEVELS[-1]:
             report["reassigned"] = points.reassign(conn, plan.touched)
         risk.refresh_rollup(conn, rules)
@@ -346,18 +393,39 @@ def apply(eng: Engine, op: dict, *, actor: str, rules: Rules, reason: str | None
 def _report(op: dict, plan: boundaries.Plan, level: str, found: dict) -> dict:
     """The impact preview: who changes grid (``found``: the points in the edited area), households
     before and after, the band."""
-    moved = {name: boundaries.moves(plan, plan.closed_grids, *found[name]) for name in found} \
-        if plan.op != "update" else {name: {"count": 0, "items": []} for name in found}
-    before = {g.code: {"households": g.households, "population": g.population,
-                       "area_m2": round(float(geo.area_m2([g.geom])[0]), 1)} for g in plan.closed_grids}
-    after = {g.code: {"households": g.households, "population": g.population,
-                      "area_m2": round(float(geo.area_m2([g.geom])[0]), 1)} for g in plan.open}
+    moved = (
+        {name: boundaries.moves(plan, plan.closed_grids, *found[name]) for name in found}
+        if plan.op != "update"
+        else {name: {"count": 0, "items": []} for name in found}
+    )
+    before = {
+        g.code: {
+            "households": g.households,
+            "population": g.population,
+            "area_m2": round(float(geo.area_m2([g.geom])[0]), 1),
+        }
+        for g in plan.closed_grids
+    }
+    after = {
+        g.code: {
+            "households": g.households,
+            "population": g.population,
+            "area_m2": round(float(geo.area_m2([g.geom])[0]), 1),
+        }
+        for g in plan.open
+    }
     hh_after = {g.code: g.households for g in plan.open}
     return {
-        "op": op["op"], "level": level, "closed": sorted(plan.close), "opened": [g.code for g in plan.open],
-        "children_moved": dict(sorted(plan.reparent.items())), "notes": plan.notes,
-        "moved": moved, "grids": {"before": before, "after": after},
-        "out_of_band": boundaries.band_flags(level, hh_after), "band": list(HOUSEHOLD_BAND),
+        "op": op["op"],
+        "level": level,
+        "closed": sorted(plan.close),
+        "opened": [g.code for g in plan.open],
+        "children_moved": dict(sorted(plan.reparent.items())),
+        "notes": plan.notes,
+        "moved": moved,
+        "grids": {"before": before, "after": after},
+        "out_of_band": boundaries.band_flags(level, hh_after),
+        "band": list(HOUSEHOLD_BAND),
     }
 
 
@@ -370,13 +438,32 @@ def history(eng: Engine, code: str) -> dict:
         raise NotFound(f"no grid with code {code!r}, now or ever")
     versions = []
     for v in found:
-        versions.append({"version": etag(v["id"]), "name": v["name"], "level": v["level"], "kind": v["kind"],
-                         "parent_code": v["parent_code"], "households": v["households"],
-                         "population": v["population"], "valid_from": v["valid_from"].isoformat(),
-                         "valid_to": v["valid_to"].isoformat() if v["valid_to"] else None,
-                         "area_m2": round(v["area_m2"], 1), "geometry": v["g"]})
-    edits = [{"id": e["id"], "at": e["at"].isoformat(), "actor": e["actor"], "action": e["action"],
-              "reason": e["reason"], "codes": e["codes"]} for e in logged]
+        versions.append(
+            {
+                "version": etag(v["id"]),
+                "name": v["name"],
+                "level": v["level"],
+                "kind": v["kind"],
+                "parent_code": v["parent_code"],
+                "households": v["households"],
+                "population": v["population"],
+                "valid_from": v["valid_from"].isoformat(),
+                "valid_to": v["valid_to"].isoformat() if v["valid_to"] else None,
+                "area_m2": round(v["area_m2"], 1),
+                "geometry": v["g"],
+            }
+        )
+    edits = [
+        {
+            "id": e["id"],
+            "at": e["at"].isoformat(),
+            "actor": e["actor"],
+            "action": e["action"],
+            "reason": e["reason"],
+            "codes": e["codes"],
+        }
+        for e in logged
+    ]
     return {"code": code, "versions": versions, "edits": edits}
 
 
@@ -386,4 +473,3 @@ def edit_record(eng: Engine, edit_id: int) -> dict:
     if row is None:
         raise NotFound(f"no edit {edit_id}")
     return {**row, "at": row["at"].isoformat()}
-

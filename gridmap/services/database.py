@@ -16,8 +16,11 @@ def engine(settings: Settings) -> Engine:
 
 
 def _hint(settings: Settings) -> str:
-    return "check GRIDMAP_DATABASE_URL" if settings.external_database_url else \
-        "set GRIDMAP_DATABASE_URL or run `gridmap db start`"
+    return (
+        "check GRIDMAP_DATABASE_URL"
+        if settings.external_database_url
+        else "set GRIDMAP_DATABASE_URL or run `gridmap db start`"
+    )
 
 
 def ready_engine(settings: Settings) -> Engine:

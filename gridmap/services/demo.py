@@ -8,7 +8,7 @@ import os
 import tempfile
 import time
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -34,27 +34,34 @@ RISK_FILES = {"risk_element": "risk_elements.csv", "risk_visit": "risk_visits.cs
 
 def sources() -> city.Sources:
     """The shipped real data the demo city is built in."""
-    return city.Sources(districts=resources.demo_districts(),
-                        streets=resources.demo_divisions("zhengzhou_streets.csv"),
-                        communities=resources.demo_divisions("guancheng_communities.csv"))
+    return city.Sources(
+        districts=resources.demo_districts(),
+        streets=resources.demo_divisions("zhengzhou_streets.csv"),
+        communities=resources.demo_divisions("guancheng_communities.csv"),
+    )
 
 
-def generate(scale_name: str, seed: int, out_dir, *, workers: int | None = None, progress=None,
-             anchor: datetime | None = None) -> dict:
+def generate(
+    scale_name: str, seed: int, out_dir, *, workers: int | None = None, progress=None, anchor: datetime | None = None
+) -> dict:
     """Generate the demo city into ``out_dir``; return its manifest (files in import order and counts).
 
     Risk elements, their visits and citizen reports are dated relative to ``anchor`` (default: today,
     midnight UTC), so their overdue states look live when loaded."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    anchor = anchor_today(anchor or datetime.now(timezone.utc))
-    rows, risk_frames = city.build(scale_name, seed, sources(), anchor, workers=workers or os.cpu_count() or 1,
-                                   progress=progress)
+    anchor = anchor_today(anchor or datetime.now(UTC))
+    rows, risk_frames = city.build(
+        scale_name, seed, sources(), anchor, workers=workers or os.cpu_count() or 1, progress=progress
+    )
     manifest = {"scale": scale_name, "seed": seed, "files": [], "counts": {}}
     for level, name, crs in city.FILES:
         level_rows = rows[level]
-        frame = gpd.GeoDataFrame(pd.DataFrame(level_rows).drop(columns="geometry"),
-                                 geometry=[r["geometry"] for r in level_rows], crs=None if crs == "gcj02" else crs)
+        frame = gpd.GeoDataFrame(
+            pd.DataFrame(level_rows).drop(columns="geometry"),
+            geometry=[r["geometry"] for r in level_rows],
+            crs=None if crs == "gcj02" else crs,
+        )
         path = out_dir / name
         if path.exists():
             path.unlink()
@@ -76,8 +83,9 @@ def generate(scale_name: str, seed: int, out_dir, *, workers: int | None = None,
     return manifest
 
 
-def load_demo(eng: Engine, scale: str, seed: int, *, rules: Rules, out_dir=None, fresh: bool = False,
-              progress=None) -> dict:
+def load_demo(
+    eng: Engine, scale: str, seed: int, *, rules: Rules, out_dir=None, fresh: bool = False, progress=None
+) -> dict:
     """Generate the demo city and import it in one transaction; returns timings and counts."""
     timings = {}
     t0 = time.perf_counter()
@@ -106,8 +114,7 @@ def load_manifest(eng: Engine, folder, manifest: dict, *, rules: Rules, fresh: b
         later = [e for e in manifest["files"] if e["level"] in RISK_LEVELS]
         for entry in manifest["files"]:
             if entry not in later:
-                import_file(conn, folder / entry["file"], entry["level"], rules=rules, crs=entry["crs"],
-                            actor="demo")
+                import_file(conn, folder / entry["file"], entry["level"], rules=rules, crs=entry["crs"], actor="demo")
                 progress and progress(f"imported {entry['level']}")
         # elements, visits and reports need the grids to be placed in: after them, same transaction
         if later:
@@ -144,9 +151,17 @@ def load_risk_files(conn: Connection, folder: Path, entries: list[dict], *, rule
     if visits is not None:
         # generated visits are right by construction (after the mark, in the past: tested), and the
         # foreign key holds the ids: no per-row check, which costs seconds at Zhengzhou scale
-        out["risk_visit"] = risk.insert_visits(conn, pd.DataFrame({
-            "element_id": ids[rows_of], "visited_at": iso_utc(when), "visitor": visits["visitor"],
-            "note": visits["note"]}))
+        out["risk_visit"] = risk.insert_visits(
+            conn,
+            pd.DataFrame(
+                {
+                    "element_id": ids[rows_of],
+                    "visited_at": iso_utc(when),
+                    "visitor": visits["visitor"],
+                    "note": visits["note"],
+                }
+            ),
+        )
     if "report" in by_level:
         e = by_level["report"]
         frame = pd.read_csv(folder / e["file"], dtype={"text": str, "status": str, "received_at": str})
@@ -154,9 +169,22 @@ def load_risk_files(conn: Connection, folder: Path, entries: list[dict], *, rule
         table = assign_table(index, frame["lon"].to_numpy(), frame["lat"].to_numpy(), crs)
         pts = shapely.set_srid(shapely.points(table["lon_wgs84"], table["lat_wgs84"]), geo.STORAGE_SRID)
         micro = table["micro_code"].astype(object).where(table["micro_code"].notna(), None)
-        out["report"] = points.insert(conn, "report", pd.DataFrame({
-            "text": frame["text"], "address": None, "source_lon": frame["lon"], "source_lat": frame["lat"],
-            "source_crs": crs, "geom": shapely.to_wkb(pts, hex=True, include_srid=True), "micro_code": micro,
-            "status": frame["status"], "received_at": frame["received_at"]}))
+        out["report"] = points.insert(
+            conn,
+            "report",
+            pd.DataFrame(
+                {
+                    "text": frame["text"],
+                    "address": None,
+                    "source_lon": frame["lon"],
+                    "source_lat": frame["lat"],
+                    "source_crs": crs,
+                    "geom": shapely.to_wkb(pts, hex=True, include_srid=True),
+                    "micro_code": micro,
+                    "status": frame["status"],
+                    "received_at": frame["received_at"],
+                }
+            ),
+        )
     out["grids_rolled_up"] = risk.refresh_rollup(conn, rules)
     return out

@@ -15,8 +15,12 @@ from ..store import grids
 from .files import check_output
 
 #: format -> (GDAL driver, accepted file name endings)
-EXPORT_FORMATS = {"geojson": ("GeoJSON", (".geojson", ".json")), "gpkg": ("GPKG", (".gpkg",)),
-                  "shp": ("ESRI Shapefile", (".shp",)), "csv": (None, (".csv",))}
+EXPORT_FORMATS = {
+    "geojson": ("GeoJSON", (".geojson", ".json")),
+    "gpkg": ("GPKG", (".gpkg",)),
+    "shp": ("ESRI Shapefile", (".shp",)),
+    "csv": (None, (".csv",)),
+}
 
 
 def export_level(eng: Engine, level: str, fmt: str, out, *, at: datetime | None = None) -> int:
@@ -42,6 +46,11 @@ def export_level(eng: Engine, level: str, fmt: str, out, *, at: datetime | None 
     # full precision: RFC 7946's suggested 7 decimals (~1 cm) moves vertices that lie on a parent's
     # long edge off it, and a round trip would then fail validation by square metres
     options = {"RFC7946": "YES", "WRITE_BBOX": "YES", "COORDINATE_PRECISION": 15} if fmt == "geojson" else {}
-    gdf.to_file(out, driver=driver, engine="pyogrio", layer_options=options or None,
-                **({"encoding": "UTF-8"} if fmt == "shp" else {}))
+    gdf.to_file(
+        out,
+        driver=driver,
+        engine="pyogrio",
+        layer_options=options or None,
+        **({"encoding": "UTF-8"} if fmt == "shp" else {}),
+    )
     return len(gdf)

@@ -15,8 +15,9 @@ def level_extents(eng: Engine) -> dict[str, dict]:
         return features.level_extents(conn)
 
 
-def items(eng: Engine, level: str, *, bbox=None, at: datetime | None = None, interval=None, limit: int,
-          offset: int) -> tuple[int, list[dict]]:
+def items(
+    eng: Engine, level: str, *, bbox=None, at: datetime | None = None, interval=None, limit: int, offset: int
+) -> tuple[int, list[dict]]:
     """(number matched, one page of features) of one level's grid versions."""
     with eng.connect() as conn:
         return features.items(conn, level, bbox=bbox, at=at, interval=interval, limit=limit, offset=offset)

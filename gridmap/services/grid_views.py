@@ -69,9 +69,17 @@ def search(eng: Engine, locator: Locator, q: str, *, limit: int, crs: str) -> di
             addr = found["address"]
             micro = found["chain"][-1]
             d = 0.0008  # ~80 m around the building
-            hits.append({"type": "address", "code": micro["code"], "name": q, "level": micro["level"],
-                         "building": addr["building"], "point": [found["lon"], found["lat"]],
-                         "bbox": [found["lon"] - d, found["lat"] - d, found["lon"] + d, found["lat"] + d]})
+            hits.append(
+                {
+                    "type": "address",
+                    "code": micro["code"],
+                    "name": q,
+                    "level": micro["level"],
+                    "building": addr["building"],
+                    "point": [found["lon"], found["lat"]],
+                    "bbox": [found["lon"] - d, found["lat"] - d, found["lon"] + d, found["lat"] + d],
+                }
+            )
     for h in hits:
         h["bbox"] = geo.bbox_between(h["bbox"], "wgs84", crs)
     body = {"query": q, "results": hits[:limit], "crs": crs}
@@ -102,6 +110,11 @@ def micro_household_histogram(eng: Engine, width: int) -> dict:
     lo = values.min() // width * width
     edges = np.arange(lo, values.max() + width + 1, width)
     counts, _ = np.histogram(values, bins=edges)
-    return {"bin": width, "count": int(len(values)), "median": float(np.median(values)),
-            "band": [lo_band, hi_band], "in_band": int(((values >= lo_band) & (values <= hi_band)).sum()),
-            "bins": [{"from": int(a), "to": int(a + width - 1), "grids": int(c)} for a, c in zip(edges[:-1], counts)]}
+    return {
+        "bin": width,
+        "count": int(len(values)),
+        "median": float(np.median(values)),
+        "band": [lo_band, hi_band],
+        "in_band": int(((values >= lo_band) & (values <= hi_band)).sum()),
+        "bins": [{"from": int(a), "to": int(a + width - 1), "grids": int(c)} for a, c in zip(edges[:-1], counts)],
+    }

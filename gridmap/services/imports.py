@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.engine import Connection
@@ -14,8 +14,18 @@ from ..store import audit, buildings, grids, points, risk
 from . import ingest
 
 
-def import_file(conn: Connection, path, level: str, *, rules: Rules, crs=None, fields: ingest.Fields | None = None,
-                replace: bool = False, actor: str = "cli", at: datetime | None = None) -> dict:
+def import_file(
+    conn: Connection,
+    path,
+    level: str,
+    *,
+    rules: Rules,
+    crs=None,
+    fields: ingest.Fields | None = None,
+    replace: bool = False,
+    actor: str = "cli",
+    at: datetime | None = None,
+) -> dict:
     """Check and write one file on ``conn``'s transaction (the caller commits). All rows or none.
 
     With ``replace``, rows whose code is current get a new version (the old one is closed at ``at``),
@@ -24,7 +34,7 @@ def import_file(conn: Connection, path, level: str, *, rules: Rules, crs=None, f
     """
     path = Path(path)
     kind = ingest.level_kind(level)
-    at = at or datetime.now(timezone.utc)
+    at = at or datetime.now(UTC)
     codes = []
     if kind == "person":
         frame = ingest.read_people(path, grid_codes=grids.current_codes(conn))
@@ -32,16 +42,23 @@ def import_file(conn: Connection, path, level: str, *, rules: Rules, crs=None, f
     elif kind == "building":
         f = fields or ingest.Fields(parent="courtyard_code")
         existing = set() if replace else buildings.current_codes(conn)
-        frame = ingest.read_buildings(path, crs=crs, fields=f, existing_codes=existing,
-                                      courtyard_codes=grids.current_codes(conn, "courtyard"))
+        frame = ingest.read_buildings(
+            path, crs=crs, fields=f, existing_codes=existing, courtyard_codes=grids.current_codes(conn, "courtyard")
+        )
         if replace:
             buildings.close(conn, frame["code"], at)
         n = buildings.insert(conn, frame, at)
     else:
         plevel = parent_level(level)
         existing = set() if replace else grids.current_codes(conn)
-        frame = ingest.read_grids(path, level, crs=crs, fields=fields or ingest.Fields(), existing_codes=existing,
-                                  parent_codes=grids.current_codes(conn, plevel) if plevel else None)
+        frame = ingest.read_grids(
+            path,
+            level,
+            crs=crs,
+            fields=fields or ingest.Fields(),
+            existing_codes=existing,
+            parent_codes=grids.current_codes(conn, plevel) if plevel else None,
+        )
         if replace:
             grids.close(conn, frame["code"], at)
         n = grids.insert(conn, frame, at)

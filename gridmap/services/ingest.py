@@ -5,6 +5,7 @@ or raise :class:`ImportRejected` listing every bad row; the store then writes th
 frame in one transaction.  Rows are numbered from 1 in file order (a CSV's header
 line is not a row).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,14 @@ from .. import geo
 from ..domain.levels import LEVELS, SPECIAL, SPECIAL_KINDS, check_level, parent_level
 from ..errors import ImportRejected, InputError
 
-FORMATS = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".shp": "shp", ".csv": "csv",
-           ".parquet": "parquet"}
+FORMATS = {
+    ".geojson": "geojson",
+    ".json": "geojson",
+    ".gpkg": "gpkg",
+    ".shp": "shp",
+    ".csv": "csv",
+    ".parquet": "parquet",
+}
 WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "WKT")
 MAX_LISTED = 1000
 
@@ -60,15 +67,15 @@ class Problems:
         tail = f"; and {more} more problem{'s' if more > 1 else ''}" if more else ""
         raise ImportRejected(
             f"import of {self.path.name} rejected, nothing written: {where}: {first['problem']}{tail}",
-            detail={"file": str(self.path), "problems": self.items[:MAX_LISTED], "count": len(self.items)})
+            detail={"file": str(self.path), "problems": self.items[:MAX_LISTED], "count": len(self.items)},
+        )
 
 
 def file_format(path: Path) -> str:
     """The format of ``path`` by its suffix, or InputError naming the supported ones."""
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise InputError(f"unsupported file type {path.suffix or path.name!r}: use "
-                         + ", ".join(sorted(set(FORMATS))))
+        raise InputError(f"unsupported file type {path.suffix or path.name!r}: use " + ", ".join(sorted(set(FORMATS))))
     return fmt
 
 
@@ -90,7 +97,9 @@ def read_csv(path: Path) -> pd.DataFrame:
     raise InputError(f"cannot read {Path(path).name}: neither UTF-8 nor GBK/GB18030 text; save it as CSV UTF-8")
 
 
-def read_table(path: Path, crs: str | None, *, need_geometry: bool = True) -> tuple[pd.DataFrame, np.ndarray | None, str]:
+def read_table(
+    path: Path, crs: str | None, *, need_geometry: bool = True
+) -> tuple[pd.DataFrame, np.ndarray | None, str]:
     """Read any supported file into (attributes, geometries, source CRS)."""
     path = Path(path)
     if not path.exists():
@@ -200,8 +209,15 @@ def _check_parents(parents, parent_codes: set[str], plevel: str, problems: Probl
             problems.add(i + 1, f"unknown parent code {p} (no current {plevel} has it)", codes[i])
 
 
-def read_grids(path, level: str, *, crs=None, fields: Fields = Fields(), existing_codes: set[str] = frozenset(),
-               parent_codes: set[str] | None = None) -> pd.DataFrame:
+def read_grids(
+    path,
+    level: str,
+    *,
+    crs=None,
+    fields: Fields = Fields(),
+    existing_codes: set[str] = frozenset(),
+    parent_codes: set[str] | None = None,
+) -> pd.DataFrame:
     """Read and check a grid file; return columns code, name, level, kind, parent_code, households,
     population, geometry (MultiPolygon, storage CRS).
 
@@ -233,10 +249,18 @@ def read_grids(path, level: str, *, crs=None, fields: Fields = Fields(), existin
     population = _int_column(frame, "population", problems, codes)
     out_geoms = _check_geometries(geoms, source, problems, codes)
     problems.raise_if_any()
-    return pd.DataFrame({
-        "code": codes, "name": names, "level": level, "kind": kinds, "parent_code": parents if plevel else None,
-        "households": households, "population": population, "geometry": out_geoms,
-    })
+    return pd.DataFrame(
+        {
+            "code": codes,
+            "name": names,
+            "level": level,
+            "kind": kinds,
+            "parent_code": parents if plevel else None,
+            "households": households,
+            "population": population,
+            "geometry": out_geoms,
+        }
+    )
 
 
 def parse_units(text) -> list[int]:
@@ -257,8 +281,14 @@ def parse_units(text) -> list[int]:
     return units
 
 
-def read_buildings(path, *, crs=None, fields: Fields = Fields(parent="courtyard_code"),
-                   existing_codes: set[str] = frozenset(), courtyard_codes: set[str] = frozenset()) -> pd.DataFrame:
+def read_buildings(
+    path,
+    *,
+    crs=None,
+    fields: Fields = Fields(parent="courtyard_code"),
+    existing_codes: set[str] = frozenset(),
+    courtyard_codes: set[str] = frozenset(),
+) -> pd.DataFrame:
     """Read and check a building file: code, name, courtyard code, number, floors, units
     (households per unit as ``"12;12;18"``), footprint.  Raises ImportRejected/InputError."""
     path = Path(path)
@@ -282,11 +312,18 @@ def read_buildings(path, *, crs=None, fields: Fields = Fields(parent="courtyard_
             units.append([])
     out_geoms = _check_geometries(geoms, source, problems, codes)
     problems.raise_if_any()
-    return pd.DataFrame({
-        "code": codes, "name": [n or (num or c) for n, num, c in zip(names, numbers, codes)], "number": numbers,
-        "courtyard_code": parents, "floors": floors, "units": units,
-        "households": [sum(u) for u in units], "geometry": out_geoms,
-    })
+    return pd.DataFrame(
+        {
+            "code": codes,
+            "name": [n or (num or c) for n, num, c in zip(names, numbers, codes)],
+            "number": numbers,
+            "courtyard_code": parents,
+            "floors": floors,
+            "units": units,
+            "households": [sum(u) for u in units],
+            "geometry": out_geoms,
+        }
+    )
 
 
 def read_people(path, *, grid_codes: set[str]) -> pd.DataFrame:

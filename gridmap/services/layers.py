@@ -15,8 +15,7 @@ from ..errors import InputError
 from ..settings import Settings
 from .resources import mtime, read_toml
 
-REQUIRED = ("level", "label", "colour", "fill", "weight", "fill_opacity", "min_zoom", "max_zoom", "show",
-            "simplify_m")
+REQUIRED = ("level", "label", "colour", "fill", "weight", "fill_opacity", "min_zoom", "max_zoom", "show", "simplify_m")
 OVERLAY_REQUIRED = ("name", "label", "source", "min_zoom", "max_zoom", "show", "group")
 REPORT_REQUIRED = ("colour", "radius")
 SOURCES = ("risk", "grid", "report", "building", "case")
@@ -69,9 +68,13 @@ def _overlay_layers(folder: Path, _levels_mtime_ns: int, _mtime_ns: int) -> tupl
         if missing:
             raise InputError(f"{path}: overlay entry {i + 1} lacks {', '.join(missing)}")
         if e["source"] not in SOURCES:
-            raise InputError(f"{path}: overlay {e['name']!r} has source {e['source']!r}; use one of {', '.join(SOURCES)}")
+            raise InputError(
+                f"{path}: overlay {e['name']!r} has source {e['source']!r}; use one of {', '.join(SOURCES)}"
+            )
         if e["source"] == "grid" and e.get("level") not in ALL_LEVELS:
-            raise InputError(f"{path}: overlay {e['name']!r} (source grid) needs a level, one of {', '.join(ALL_LEVELS)}")
+            raise InputError(
+                f"{path}: overlay {e['name']!r} (source grid) needs a level, one of {', '.join(ALL_LEVELS)}"
+            )
         if e["source"] == "report" and [k for k in REPORT_REQUIRED if k not in e]:
             raise InputError(f"{path}: overlay {e['name']!r} (source report) needs {' and '.join(REPORT_REQUIRED)}")
         if e["name"] in names:
@@ -83,8 +86,7 @@ def _overlay_layers(folder: Path, _levels_mtime_ns: int, _mtime_ns: int) -> tupl
 
 def tile_layers(folder: Path) -> dict[str, dict]:
     """Every layer served as vector tiles, by name: the grid levels and the risk/grid overlays."""
-    layers = {e["level"]: {**e, "name": e["level"], "source": "grid", "risk_only": False}
-              for e in level_layers(folder)}
+    layers = {e["level"]: {**e, "name": e["level"], "source": "grid", "risk_only": False} for e in level_layers(folder)}
     for e in overlay_layers(folder):
         if e["source"] in ("risk", "grid", "building", "case"):
             layers[e["name"]] = {**e, "risk_only": e["source"] == "grid"}
@@ -108,8 +110,12 @@ def basemap(settings: Settings) -> dict:
 @lru_cache(maxsize=8)
 def _basemap(folder: Path, _mtime_ns: int) -> dict:
     _, data = _load(folder, "basemap.toml")
-    return {"url": data.get("url", ""), "crs": data.get("crs", "wgs84"), "attribution": data.get("attribution", ""),
-            "max_zoom": int(data.get("max_zoom", 19))}
+    return {
+        "url": data.get("url", ""),
+        "crs": data.get("crs", "wgs84"),
+        "attribution": data.get("attribution", ""),
+        "max_zoom": int(data.get("max_zoom", 19)),
+    }
 
 
 def layer_for(folder: Path, level: str) -> dict:

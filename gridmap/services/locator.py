@@ -10,6 +10,7 @@ the first lookup after a committed boundary change already sees it; a rebuild of
 the Zhengzhou-scale city takes a few seconds, paid once per change.
 Indexes for past dates (``at=``) are built on demand and the last few are kept.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -72,8 +73,13 @@ class Locator:
             with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
                 with conn.begin():
                     epoch = grids.epoch(conn)
-                    index = GridIndex(grids.index_frame(conn, at), cell_m=self.cell_m, epoch=epoch, at=at,
-                                      people=grids.people_by_grid(conn) if at is None else {})
+                    index = GridIndex(
+                        grids.index_frame(conn, at),
+                        cell_m=self.cell_m,
+                        epoch=epoch,
+                        at=at,
+                        people=grids.people_by_grid(conn) if at is None else {},
+                    )
             release_freed_memory()
             if at is None:
                 self._current = index

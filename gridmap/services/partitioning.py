@@ -5,6 +5,7 @@ each courtyard (in worker processes when there are many), and either writes a pr
 replaces the courtyards' current micro-grids with a new dated version in one transaction
 (residents and reports of the touched grids are reassigned in the same transaction).
 """
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ import os
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -67,10 +68,25 @@ def _work(args):
     return out
 
 
-def run(eng: Engine, *, rules: Rules, courtyard: str | None = None, community: str | None = None, everything: bool = False,
-        band: Band = Band(), seed: int = 0, visit: VisitModel = VisitModel(), dry_run: bool = False,
-        out=None, actor: str = "cli", reason: str | None = None, at: datetime | None = None,
-        progress=None, workers: int | None = None, with_preview: bool = False) -> dict:
+def run(
+    eng: Engine,
+    *,
+    rules: Rules,
+    courtyard: str | None = None,
+    community: str | None = None,
+    everything: bool = False,
+    band: Band = Band(),
+    seed: int = 0,
+    visit: VisitModel = VisitModel(),
+    dry_run: bool = False,
+    out=None,
+    actor: str = "cli",
+    reason: str | None = None,
+    at: datetime | None = None,
+    progress=None,
+    workers: int | None = None,
+    with_preview: bool = False,
+) -> dict:
     """Propose micro-grids for the chosen courtyards; commit them unless ``dry_run`` (refreshing the risk
     roll-up with ``rules``, the rules in force). Returns the report (with the proposals as GeoJSON under
     ``preview_geojson`` when ``with_preview``)."""
@@ -88,7 +104,7 @@ def run(eng: Engine, *, rules: Rules, courtyard: str | None = None, community: s
     jobs = [(y[0], y[3], by_yard.get(y[0], [])) for y in yards]
     workers = workers or (min(os.cpu_count() or 1, 4) if len(jobs) >= PARALLEL_FROM else 1)
     size = max(1, min(50, len(jobs) // (workers * 8) or 1))
-    batches = [(jobs[i:i + size], band, seed, visit) for i in range(0, len(jobs), size)]
+    batches = [(jobs[i : i + size], band, seed, visit) for i in range(0, len(jobs), size)]
     results = []
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
@@ -116,8 +132,9 @@ def run(eng: Engine, *, rules: Rules, courtyard: str | None = None, community: s
             report["preview_geojson"] = collection
     if not dry_run:
         t1 = time.perf_counter()
-        report["written"] = _commit(eng, plans, names, ratio, rules=rules, actor=actor, reason=reason, at=at,
-                                    report=report)
+        report["written"] = _commit(
+            eng, plans, names, ratio, rules=rules, actor=actor, reason=reason, at=at, report=report
+        )
         report["seconds_write"] = round(time.perf_counter() - t1, 2)
     report["dry_run"] = dry_run
     return report
@@ -131,16 +148,23 @@ def _report(plans, band: Band, visit: VisitModel) -> dict:
     pp = [g["polsby_popper"] for g in grids]
     minutes = [g["visit_minutes"] for g in grids]
     return {
-        "band": [band.min, band.max], "policy": band.policy,
-        "visit_model": {"walk_m_per_min": visit.walk_m_per_min, "per_entrance_min": visit.per_entrance_min,
-                        "per_household_min": visit.per_household_min, "limit_min": visit.limit_min},
+        "band": [band.min, band.max],
+        "policy": band.policy,
+        "visit_model": {
+            "walk_m_per_min": visit.walk_m_per_min,
+            "per_entrance_min": visit.per_entrance_min,
+            "per_household_min": visit.per_household_min,
+            "limit_min": visit.limit_min,
+        },
         "summary": {
-            "courtyards": len(plans), "households": int(sum(p.households for p in plans)),
+            "courtyards": len(plans),
+            "households": int(sum(p.households for p in plans)),
             "micro_grids": len(grids),
             "in_band": sum(g["in_band"] for g in grids),
             "in_band_share": round(sum(g["in_band"] for g in grids) / len(grids), 4) if grids else None,
-            "in_band_share_feasible": (round(sum(g["in_band"] for g in feasible_grids) / len(feasible_grids), 4)
-                                       if feasible_grids else None),
+            "in_band_share_feasible": (
+                round(sum(g["in_band"] for g in feasible_grids) / len(feasible_grids), 4) if feasible_grids else None
+            ),
             "infeasible_totals": sum(1 for p in ok if p.note == "infeasible total"),
             "units_too_coarse": sum(1 for p in ok if p.note == "units too coarse for the band"),
             "failed": sum(1 for p in plans if p.error is not None),
@@ -160,24 +184,56 @@ def _frame(plans, names, ratio) -> pd.DataFrame:
             continue
         for n, g in enumerate(p.grids, 1):
             geom = shapely.from_wkb(g["geometry"]) if isinstance(g["geometry"], bytes) else g["geometry"]
-            rows.append({"code": g["code"], "name": f"{names.get(p.courtyard, p.courtyard)}第{n}网格",
-                         "level": "micro", "kind": None, "parent_code": p.courtyard,
-                         "households": g["households"],
-                         "population": int(round(g["households"] * ratio.get(p.courtyard, 0.0))),
-                         "geometry": shapely.multipolygons([geom]) if geom.geom_type == "Polygon" else geom,
-                         "in_band": g["in_band"], "polsby_popper": g["polsby_popper"],
-                         "visit_minutes": g["visit_minutes"], "over_time": g["over_time"]})
-    return pd.DataFrame(rows, columns=["code", "name", "level", "kind", "parent_code", "households", "population",
-                                       "geometry", "in_band", "polsby_popper", "visit_minutes", "over_time"])
+            rows.append(
+                {
+                    "code": g["code"],
+                    "name": f"{names.get(p.courtyard, p.courtyard)}第{n}网格",
+                    "level": "micro",
+                    "kind": None,
+                    "parent_code": p.courtyard,
+                    "households": g["households"],
+                    "population": int(round(g["households"] * ratio.get(p.courtyard, 0.0))),
+                    "geometry": shapely.multipolygons([geom]) if geom.geom_type == "Polygon" else geom,
+                    "in_band": g["in_band"],
+                    "polsby_popper": g["polsby_popper"],
+                    "visit_minutes": g["visit_minutes"],
+                    "over_time": g["over_time"],
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "code",
+            "name",
+            "level",
+            "kind",
+            "parent_code",
+            "households",
+            "population",
+            "geometry",
+            "in_band",
+            "polsby_popper",
+            "visit_minutes",
+            "over_time",
+        ],
+    )
 
 
 def preview_collection(plans, names, ratio) -> dict:
     """The proposed micro-grids as an RFC 7946 FeatureCollection."""
     frame = _frame(plans, names, ratio)
     geoms = geo.rfc7946(frame.pop("geometry").to_numpy())
-    features = [{"type": "Feature", "geometry": shapely.geometry.mapping(g), "properties": {
-        k: (None if isinstance(v, float) and np.isnan(v) else (v.item() if hasattr(v, "item") else v))
-        for k, v in row.items()}} for g, row in zip(geoms, frame.to_dict("records"))]
+    features = [
+        {
+            "type": "Feature",
+            "geometry": shapely.geometry.mapping(g),
+            "properties": {
+                k: (None if isinstance(v, float) and np.isnan(v) else (v.item() if hasattr(v, "item") else v))
+                for k, v in row.items()
+            },
+        }
+        for g, row in zip(geoms, frame.to_dict("records"))
+    ]
     return {"type": "FeatureCollection", "features": features}
 
 
@@ -189,7 +245,7 @@ def _write_preview(collection: dict, out: Path) -> None:
 
 def _commit(eng: Engine, plans, names, ratio, *, rules: Rules, actor, reason, at, report) -> dict:
     """Close the courtyards' current micro-grids and open the proposed ones, in one transaction."""
-    at = at or datetime.now(timezone.utc)
+    at = at or datetime.now(UTC)
     frame = _frame(plans, names, ratio)
     yards = sorted({p.courtyard for p in plans if p.error is None})
     with eng.begin() as conn:
@@ -199,7 +255,20 @@ def _commit(eng: Engine, plans, names, ratio, *, rules: Rules, actor, reason, at
         touched = sorted(set(old) | set(frame["code"]))
         moved = points.reassign(conn, touched)
         risk.refresh_rollup(conn, rules)  # elements may have moved to the new micro-grids
-        audit.log(conn, actor, "partition", reason, {
-            "courtyards": len(yards), "closed": closed, "opened": len(frame), "reassigned": moved,
-            "summary": report["summary"], "band": report["band"], "policy": report["policy"]}, touched)
+        audit.log(
+            conn,
+            actor,
+            "partition",
+            reason,
+            {
+                "courtyards": len(yards),
+                "closed": closed,
+                "opened": len(frame),
+                "reassigned": moved,
+                "summary": report["summary"],
+                "band": report["band"],
+                "policy": report["policy"],
+            },
+            touched,
+        )
     return {"closed": closed, "opened": len(frame), "reassigned": moved, "valid_from": at.isoformat()}

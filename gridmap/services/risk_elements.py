@@ -7,11 +7,12 @@ all-or-nothing: every row is checked first, and one bad row rejects the file (Im
 the first bad row and its problem, ``detail`` listing them all).  Rows are numbered from 1 in file
 order (a CSV header is not a row).
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,8 @@ import shapely
 from sqlalchemy.engine import Connection, Engine
 
 from .. import geo
-from ..domain.risk import COLOURS, KINDS, Rules, check_colour, check_kind
 from ..domain.lookup import GridIndex, assign_table
+from ..domain.risk import COLOURS, KINDS, Rules, check_colour, check_kind
 from ..errors import ImportRejected, InputError, NotFound
 from ..store import audit, risk
 from . import ingest
@@ -86,8 +87,10 @@ def _geometries(path: Path, frame: pd.DataFrame, geoms, source: str, cols: Eleme
             return np.array([ingest.wkt_or_none(t) for t in text], dtype=object), source
     missing = [c for c in (cols.lon, cols.lat) if c not in frame.columns]
     if missing:
-        raise InputError(f"{path.name}: no column {', '.join(map(repr, missing))} and no WKT column "
-                         f"(columns: {', '.join(map(str, frame.columns))}); use --lon-col/--lat-col or a wkt column")
+        raise InputError(
+            f"{path.name}: no column {', '.join(map(repr, missing))} and no WKT column "
+            f"(columns: {', '.join(map(str, frame.columns))}); use --lon-col/--lat-col or a wkt column"
+        )
     lon = pd.to_numeric(frame.pop(cols.lon), errors="coerce").to_numpy(dtype="float64")
     lat = pd.to_numeric(frame.pop(cols.lat), errors="coerce").to_numpy(dtype="float64")
     ok = np.isfinite(lon) & np.isfinite(lat)
@@ -96,8 +99,9 @@ def _geometries(path: Path, frame: pd.DataFrame, geoms, source: str, cols: Eleme
     return pts, source
 
 
-def read_elements(path, index: GridIndex, *, crs=None, columns: ElementColumns = ElementColumns(),
-                  now: datetime | None = None) -> tuple[pd.DataFrame, dict]:
+def read_elements(
+    path, index: GridIndex, *, crs=None, columns: ElementColumns = ElementColumns(), now: datetime | None = None
+) -> tuple[pd.DataFrame, dict]:
     """Read and check an element file and place every element in its micro-grid.
 
     Returns (frame ready for ``store.risk.insert_elements``, summary).  Raises ImportRejected with
@@ -105,7 +109,7 @@ def read_elements(path, index: GridIndex, *, crs=None, columns: ElementColumns =
     wrongly typed or invalid geometry, coordinates outside China), InputError for a bad file.
     """
     path = Path(path)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if path.suffix.lower() not in ELEMENT_FORMATS:
         raise InputError(f"unsupported file type {path.suffix!r} for {path.name}: use " + ", ".join(ELEMENT_FORMATS))
     fmt = ingest.file_format(path)
@@ -117,8 +121,9 @@ def read_elements(path, index: GridIndex, *, crs=None, columns: ElementColumns =
         if need not in frame.columns:
             raise InputError(f"{path.name}: no column {need!r} (columns: {', '.join(map(str, frame.columns))})")
     problems = ingest.Problems(path)
-    kind, colour, name, marked_by = (_texts(frame, c) for c in (columns.kind, columns.colour, columns.name,
-                                                                 columns.marked_by))
+    kind, colour, name, marked_by = (
+        _texts(frame, c) for c in (columns.kind, columns.colour, columns.name, columns.marked_by)
+    )
     reason = _texts(frame, columns.reason) if columns.reason in frame.columns else np.full(len(frame), None)
     for i in np.flatnonzero(~np.isin(kind, KINDS)):
         problems.add(i + 1, check_kind(kind[i]))
@@ -127,8 +132,9 @@ def read_elements(path, index: GridIndex, *, crs=None, columns: ElementColumns =
     problems.add_mask(name == None, None, "missing name")  # noqa: E711
     problems.add_mask(marked_by == None, None, "missing marked_by")  # noqa: E711
     if columns.marked_at in frame.columns:
-        marked_at = _instants(_texts(frame, columns.marked_at), problems, columns.marked_at, required=False,
-                              default=now)
+        marked_at = _instants(
+            _texts(frame, columns.marked_at), problems, columns.marked_at, required=False, default=now
+        )
         late = (marked_at > pd.Timestamp(now + CLOCK_SKEW)).to_numpy()
         problems.add_mask(late, None, lambda i: f"{columns.marked_at} {marked_at[i].isoformat()} is in the future")
     else:
@@ -139,8 +145,9 @@ def read_elements(path, index: GridIndex, *, crs=None, columns: ElementColumns =
     problems.add_mask(missing, None, "missing or unreadable geometry")
     types = shapely.get_type_id(geoms)
     wrong = ~missing & ~np.isin(types, (0, 3, 6))
-    problems.add_mask(wrong, None, lambda i: f"wrong geometry type {geoms[i].geom_type} "
-                                             "(expected Point, Polygon or MultiPolygon)")
+    problems.add_mask(
+        wrong, None, lambda i: f"wrong geometry type {geoms[i].geom_type} (expected Point, Polygon or MultiPolygon)"
+    )
     ok = ~missing & ~wrong
     out = np.full(len(geoms), None, dtype=object)
     if ok.any():
@@ -161,17 +168,37 @@ def read_elements(path, index: GridIndex, *, crs=None, columns: ElementColumns =
     micro = table["micro_code"].astype(object).where(table["micro_code"].notna(), None)
     mapped = {columns.kind, columns.colour, columns.name, columns.reason, columns.marked_by, columns.marked_at}
     extra = [c for c in frame.columns if c not in mapped]
-    attrs = [json.dumps({c: v for c, v in zip(extra, row) if v is not None and str(v) != ""}, ensure_ascii=False)
-             for row in frame[extra].itertuples(index=False)] if extra else ["{}"] * len(frame)
-    rows = pd.DataFrame({
-        "kind": kind, "colour": colour, "name": name, "reason": reason, "marked_by": marked_by,
-        "marked_at": iso_utc(marked_at),
-        "geom": shapely.to_wkb(shapely.set_srid(out, geo.STORAGE_SRID), hex=True, include_srid=True),
-        "micro_code": micro.to_numpy(), "attrs": attrs})
+    attrs = (
+        [
+            json.dumps({c: v for c, v in zip(extra, row) if v is not None and str(v) != ""}, ensure_ascii=False)
+            for row in frame[extra].itertuples(index=False)
+        ]
+        if extra
+        else ["{}"] * len(frame)
+    )
+    rows = pd.DataFrame(
+        {
+            "kind": kind,
+            "colour": colour,
+            "name": name,
+            "reason": reason,
+            "marked_by": marked_by,
+            "marked_at": iso_utc(marked_at),
+            "geom": shapely.to_wkb(shapely.set_srid(out, geo.STORAGE_SRID), hex=True, include_srid=True),
+            "micro_code": micro.to_numpy(),
+            "attrs": attrs,
+        }
+    )
     placed = int(micro.notna().sum())
-    summary = {"file": path.name, "rows": len(rows), "placed": placed, "outside": len(rows) - placed,
-               "crs": source, "by_colour": {c: int((colour == c).sum()) for c in COLOURS},
-               "by_kind": {k: int((kind == k).sum()) for k in KINDS}}
+    summary = {
+        "file": path.name,
+        "rows": len(rows),
+        "placed": placed,
+        "outside": len(rows) - placed,
+        "crs": source,
+        "by_colour": {c: int((colour == c).sum()) for c in COLOURS},
+        "by_kind": {k: int((kind == k).sum()) for k in KINDS},
+    }
     return rows, summary
 
 
@@ -179,7 +206,7 @@ def check_visits(name: str, frame: pd.DataFrame, conn: Connection, *, now: datet
     """Check visit rows (``element``, ``visited_at``, ``visitor``, optional ``note``); ImportRejected
     naming every bad row: unknown element, bad or future time, a visit before the element was
     marked (it would make a fresh element look visited), missing visitor."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     for need in ("element", "visited_at", "visitor"):
         if need not in frame.columns:
             raise InputError(f"{name}: no column {need!r} (columns: {', '.join(map(str, frame.columns))})")
@@ -187,8 +214,11 @@ def check_visits(name: str, frame: pd.DataFrame, conn: Connection, *, now: datet
     raw = pd.Series(_texts(frame, "element"), dtype=object)
     ids = pd.to_numeric(raw, errors="coerce")
     bad = (ids.isna() | (ids % 1 != 0)).to_numpy()
-    problems.add_mask(bad, None, lambda i: "missing element id" if raw[i] is None
-                      else f"element must be a whole number, got {raw[i]!r}")
+    problems.add_mask(
+        bad,
+        None,
+        lambda i: "missing element id" if raw[i] is None else f"element must be a whole number, got {raw[i]!r}",
+    )
     ids = ids.fillna(-1).astype("int64").to_numpy()
     marks = risk.element_marks(conn, np.unique(ids[ids >= 0]))
     marked = pd.Series(ids).map(marks)
@@ -199,8 +229,14 @@ def check_visits(name: str, frame: pd.DataFrame, conn: Connection, *, now: datet
     future = known & (when > pd.Timestamp(now + CLOCK_SKEW)).to_numpy()
     problems.add_mask(future, None, lambda i: f"visited_at {when[i].isoformat()} is in the future")
     early = known & ~future & (when < pd.to_datetime(marked, utc=True)).to_numpy()
-    problems.add_mask(early, None, lambda i: f"visited_at {when[i].isoformat()} is before element {ids[i]} was "
-                                             f"marked ({pd.Timestamp(marked[i]).isoformat()})")
+    problems.add_mask(
+        early,
+        None,
+        lambda i: (
+            f"visited_at {when[i].isoformat()} is before element {ids[i]} was "
+            f"marked ({pd.Timestamp(marked[i]).isoformat()})"
+        ),
+    )
     visitor = _texts(frame, "visitor")
     problems.add_mask(visitor == None, None, "missing visitor")  # noqa: E711
     note = _texts(frame, "note") if "note" in frame.columns else np.full(len(frame), None)
@@ -220,8 +256,10 @@ def read_visits_csv(path) -> pd.DataFrame:
 
 # --- services (CLI and web) -------------------------------------------------------------
 
-def import_elements(locator, path, *, rules: Rules, crs=None, columns: ElementColumns = ElementColumns(),
-                    actor: str = "cli") -> dict:
+
+def import_elements(
+    locator, path, *, rules: Rules, crs=None, columns: ElementColumns = ElementColumns(), actor: str = "cli"
+) -> dict:
     """Check, place and store every element of ``path`` in one transaction, then refresh the roll-up
     with ``rules`` (the rules in force)."""
     rows, report = read_elements(path, locator.index(), crs=crs, columns=columns)
@@ -241,15 +279,26 @@ def import_visits(eng: Engine, path, *, rules: Rules, actor: str = "cli") -> dic
         n = risk.insert_visits(conn, rows)
         rolled = risk.refresh_rollup(conn, rules)
         audit.log(conn, actor, "import risk visits", None, {"file": Path(path).name, "rows": n})
-    return {"file": Path(path).name, "rows": n, "elements": int(rows["element_id"].nunique()),
-            "grids_rolled_up": rolled}
+    return {
+        "file": Path(path).name,
+        "rows": n,
+        "elements": int(rows["element_id"].nunique()),
+        "grids_rolled_up": rolled,
+    }
 
 
-def record_visit(eng: Engine, element_id, visitor, *, rules: Rules, visited_at=None, note=None,
-                 actor: str = "api") -> dict:
+def record_visit(
+    eng: Engine, element_id, visitor, *, rules: Rules, visited_at=None, note=None, actor: str = "api"
+) -> dict:
     """Record one visit (now unless ``visited_at``), refresh the roll-up, log ``actor``; the element's new state."""
-    frame = pd.DataFrame({"element": [element_id], "visited_at": [visited_at or datetime.now(timezone.utc).isoformat()],
-                          "visitor": [visitor], "note": [note]})
+    frame = pd.DataFrame(
+        {
+            "element": [element_id],
+            "visited_at": [visited_at or datetime.now(UTC).isoformat()],
+            "visitor": [visitor],
+            "note": [note],
+        }
+    )
     with eng.begin() as conn:
         if risk.element(conn, rules, element_id_of(element_id)) is None:
             raise NotFound(f"no risk element with id {element_id}")
@@ -259,8 +308,13 @@ def record_visit(eng: Engine, element_id, visitor, *, rules: Rules, visited_at=N
             raise InputError(exc.detail["problems"][0]["problem"]) from None
         risk.insert_visits(conn, rows)
         risk.refresh_rollup(conn, rules)
-        audit.log(conn, actor, "record risk visit", None,
-                  {"element": int(rows["element_id"][0]), "visitor": visitor, "note": note})
+        audit.log(
+            conn,
+            actor,
+            "record risk visit",
+            None,
+            {"element": int(rows["element_id"][0]), "visitor": visitor, "note": note},
+        )
         return risk.element(conn, rules, int(rows["element_id"][0]))
 
 

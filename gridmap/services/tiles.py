@@ -45,19 +45,25 @@ def render(conn, spec: dict, tile: tiling.Tile, crs: str, rules: Rules, at=None)
         return b""
     frame = tiling.frame(tile, crs)
     if spec["source"] == "grid":
-        return tiles.grid_tile(conn, tile, frame, spec["name"], level=spec["level"], risk_only=spec["risk_only"],
-                               at=at)
+        return tiles.grid_tile(conn, tile, frame, spec["name"], level=spec["level"], risk_only=spec["risk_only"], at=at)
     if spec["source"] == "building":
         return tiles.building_tile(conn, tile, frame, spec["name"])
     if spec["source"] == "case":
         return tiles.case_tile(conn, tile, frame, spec["name"])
-    return tiles.risk_tile(conn, tile, frame, spec["name"], overdue_sql=risk.overdue_sql(rules, alias="e",
-                                                                                        at_param="now()"),
-                           colour=spec.get("colour_filter"), kind=spec.get("kind_filter"))
+    return tiles.risk_tile(
+        conn,
+        tile,
+        frame,
+        spec["name"],
+        overdue_sql=risk.overdue_sql(rules, alias="e", at_param="now()"),
+        colour=spec.get("colour_filter"),
+        kind=spec.get("kind_filter"),
+    )
 
 
-def tile(eng: Engine, cache: TileCache, spec: dict, t: tiling.Tile, crs: str, rules: Rules,
-         at: datetime | None = None) -> tuple[bytes, str]:
+def tile(
+    eng: Engine, cache: TileCache, spec: dict, t: tiling.Tile, crs: str, rules: Rules, at: datetime | None = None
+) -> tuple[bytes, str]:
     """(tile bytes, ETag) of layer ``spec`` at ``t`` for a ``crs`` base map, from ``cache`` when fresh."""
     with eng.connect() as conn:
         epochs = tiles.data_epochs(conn)

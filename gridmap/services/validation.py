@@ -14,14 +14,20 @@ from ..domain.levels import check_level
 from ..store import buildings, grids
 
 
-def validate(eng: Engine, *, level: str | None = None, tolerance: float = integrity.DEFAULT_TOLERANCE_M2,
-             at: datetime | None = None) -> list[integrity.Problem]:
+def validate(
+    eng: Engine,
+    *,
+    level: str | None = None,
+    tolerance: float = integrity.DEFAULT_TOLERANCE_M2,
+    at: datetime | None = None,
+) -> list[integrity.Problem]:
     """Run every integrity check on the version valid at ``at`` (default: current)."""
     if level is not None:
         check_level(level)
     frame = grids.frame(eng, at=at)
-    return integrity.validate(frame, building_households=buildings.households_by_courtyard(eng, at),
-                              tolerance=tolerance, level=level)
+    return integrity.validate(
+        frame, building_households=buildings.households_by_courtyard(eng, at), tolerance=tolerance, level=level
+    )
 
 
 def grid_count(eng: Engine, *, level: str | None = None, at: datetime | None = None) -> int:

@@ -11,7 +11,7 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .db import copy_frame, ewkb_hex
+from .db import close_versions, copy_frame, ewkb_hex
 from .grids import as_of
 
 
@@ -21,26 +21,38 @@ def current_codes(conn: Connection) -> set[str]:
 
 def close(conn: Connection, codes, at: datetime) -> int:
     """End the current versions of buildings ``codes`` at ``at``. Returns how many were closed."""
-    return conn.execute(sa.text("UPDATE building SET valid_to = :at WHERE valid_to IS NULL AND code = ANY(:codes)"),
-                        {"at": at, "codes": list(codes)}).rowcount
+    return close_versions(conn, "building", codes, at)
 
 
 def insert(conn: Connection, frame: pd.DataFrame, valid_from: datetime) -> int:
     """Bulk-insert checked buildings and their units."""
-    ids = conn.execute(sa.text("SELECT nextval('building_id_seq') FROM generate_series(1, :n)"),
-                       {"n": len(frame)}).scalars().all()
-    out = pd.DataFrame({
-        "id": ids, "code": frame["code"], "courtyard_code": frame["courtyard_code"], "name": frame["name"],
-        "number": frame["number"], "floors": frame["floors"], "households": frame["households"],
-        "geom": ewkb_hex(frame["geometry"]), "valid_from": valid_from.isoformat(),
-    })
+    ids = (
+        conn.execute(sa.text("SELECT nextval('building_id_seq') FROM generate_series(1, :n)"), {"n": len(frame)})
+        .scalars()
+        .all()
+    )
+    out = pd.DataFrame(
+        {
+            "id": ids,
+            "code": frame["code"],
+            "courtyard_code": frame["courtyard_code"],
+            "name": frame["name"],
+            "number": frame["number"],
+            "floors": frame["floors"],
+            "households": frame["households"],
+            "geom": ewkb_hex(frame["geometry"]),
+            "valid_from": valid_from.isoformat(),
+        }
+    )
     copy_frame(conn, "building", list(out.columns), out)
     counts = frame["units"].map(len).to_numpy()
-    units = pd.DataFrame({
-        "building_id": np.repeat(np.asarray(ids), counts),
-        "number": np.concatenate([np.arange(1, c + 1) for c in counts]) if len(counts) else [],
-        "households": np.concatenate([np.asarray(u, dtype="int64") for u in frame["units"]]) if len(counts) else [],
-    })
+    units = pd.DataFrame(
+        {
+            "building_id": np.repeat(np.asarray(ids), counts),
+            "number": np.concatenate([np.arange(1, c + 1) for c in counts]) if len(counts) else [],
+            "households": np.concatenate([np.asarray(u, dtype="int64") for u in frame["units"]]) if len(counts) else [],
+        }
+    )
     copy_frame(conn, "unit", list(units.columns), units)
     return len(out)
 
@@ -49,17 +61,26 @@ def move(conn: Connection, moves: dict[str, str], at: datetime) -> int:
     """New versions of buildings (and their units) under another courtyard."""
     n = 0
     for code, courtyard in moves.items():
-        old = conn.execute(sa.text("UPDATE building SET valid_to = :at WHERE code = :c AND valid_to IS NULL "
-                                   "RETURNING id"), {"at": at, "c": code}).scalar_one_or_none()
+        old = conn.execute(
+            sa.text("UPDATE building SET valid_to = :at WHERE code = :c AND valid_to IS NULL RETURNING id"),
+            {"at": at, "c": code},
+        ).scalar_one_or_none()
         if old is None:
             continue
-        new = conn.execute(sa.text("""
+        new = conn.execute(
+            sa.text("""
             INSERT INTO building (code, courtyard_code, name, number, floors, households, geom, valid_from)
             SELECT code, :y, name, number, floors, households, geom, :at FROM building WHERE id = :id
-            RETURNING id"""), {"y": courtyard, "at": at, "id": old}).scalar_one()
-        conn.execute(sa.text("INSERT INTO unit (building_id, number, households) "
-                             "SELECT :new, number, households FROM unit WHERE building_id = :old"),
-                     {"new": new, "old": old})
+            RETURNING id"""),
+            {"y": courtyard, "at": at, "id": old},
+        ).scalar_one()
+        conn.execute(
+            sa.text(
+                "INSERT INTO unit (building_id, number, households) "
+                "SELECT :new, number, households FROM unit WHERE building_id = :old"
+            ),
+            {"new": new, "old": old},
+        )
         n += 1
     return n
 
@@ -67,8 +88,10 @@ def move(conn: Connection, moves: dict[str, str], at: datetime) -> int:
 def households_by_courtyard(eng: Engine, at: datetime | None = None) -> dict[str, int]:
     """Households of the buildings of each courtyard, summed from their units."""
     where, params = as_of(at, "b")
-    sql = (f"SELECT b.courtyard_code, sum(u.households) FROM building b JOIN unit u ON u.building_id = b.id "
-           f"WHERE {where} GROUP BY b.courtyard_code")
+    sql = (
+        f"SELECT b.courtyard_code, sum(u.households) FROM building b JOIN unit u ON u.building_id = b.id "
+        f"WHERE {where} GROUP BY b.courtyard_code"
+    )
     with eng.connect() as conn:
         return {code: int(n) for code, n in conn.execute(sa.text(sql), params)}
 
@@ -76,35 +99,45 @@ def households_by_courtyard(eng: Engine, at: datetime | None = None) -> dict[str
 def in_courtyards(conn: Connection, codes) -> list:
     """Current buildings of the courtyards ``codes``: (code, courtyard code, floors, WKB, unit
     households in unit order)."""
-    return conn.execute(sa.text("""
+    return conn.execute(
+        sa.text("""
         SELECT b.code, b.courtyard_code, b.floors, ST_AsBinary(b.geom),
                array_remove(array_agg(u.households ORDER BY u.number), NULL)
         FROM building b LEFT JOIN unit u ON u.building_id = b.id
         WHERE b.valid_to IS NULL AND b.courtyard_code = ANY(:codes)
-        GROUP BY b.id ORDER BY b.courtyard_code, b.code"""), {"codes": list(codes)}).all()
+        GROUP BY b.id ORDER BY b.courtyard_code, b.code"""),
+        {"codes": list(codes)},
+    ).all()
 
 
 def meeting(conn: Connection, area) -> list[tuple]:
     """Current buildings meeting ``area``: (code, WKB footprint, unit households in order)."""
-    return conn.execute(sa.text("""
+    return conn.execute(
+        sa.text("""
         SELECT b.code, ST_AsBinary(b.geom), array_remove(array_agg(u.households ORDER BY u.number), NULL)
         FROM building b LEFT JOIN unit u ON u.building_id = b.id
         WHERE b.valid_to IS NULL AND b.geom && ST_GeomFromWKB(:wkb, 4326)
           AND ST_Intersects(b.geom, ST_GeomFromWKB(:wkb, 4326))
-        GROUP BY b.id ORDER BY b.code"""), {"wkb": shapely.to_wkb(area)}).all()
+        GROUP BY b.id ORDER BY b.code"""),
+        {"wkb": shapely.to_wkb(area)},
+    ).all()
 
 
 def gazetteer_rows(conn: Connection):
     """(courtyards, buildings) for the address gazetteer: courtyard code, name, community and street
     names; building code, courtyard code, number text, unit count and an interior point."""
-    courtyards = conn.execute(sa.text("""
+    courtyards = conn.execute(
+        sa.text("""
         SELECT y.code, y.name, c.name, s.name FROM grid y
         LEFT JOIN grid c ON c.code = y.parent_code AND c.valid_to IS NULL
         LEFT JOIN grid s ON s.code = c.parent_code AND s.valid_to IS NULL
-        WHERE y.level = 'courtyard' AND y.valid_to IS NULL""")).all()
-    buildings = conn.execute(sa.text("""
+        WHERE y.level = 'courtyard' AND y.valid_to IS NULL""")
+    ).all()
+    buildings = conn.execute(
+        sa.text("""
         SELECT b.code, b.courtyard_code, b.number, count(u.number), ST_X(p), ST_Y(p)
         FROM building b LEFT JOIN unit u ON u.building_id = b.id,
              LATERAL ST_PointOnSurface(b.geom) AS p
-        WHERE b.valid_to IS NULL GROUP BY b.id, p""")).all()
+        WHERE b.valid_to IS NULL GROUP BY b.id, p""")
+    ).all()
     return courtyards, buildings

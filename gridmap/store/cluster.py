@@ -7,6 +7,7 @@ closed to others), the cluster lives under /var/tmp and the project folder holds
 a symlink to it.  The server listens on 127.0.0.1 only, on a port of its own,
 with trust authentication: it is a development and test server.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,8 +52,10 @@ def data_dir(settings: Settings) -> Path:
 def _postgres_can_use(folder: Path) -> bool:
     if os.geteuid() != 0:
         return True
-    return subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(folder)],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(folder)], capture_output=True).returncode
+        == 0
+    )
 
 
 def _prepare_dir(settings: Settings) -> Path:
@@ -83,8 +86,13 @@ def status(settings: Settings) -> dict:
     running = False
     if initialised:
         running = _run([settings.pg_bin / "pg_ctl", "-D", folder.resolve(), "status"]).returncode == 0
-    return {"data_dir": str(folder), "initialised": initialised, "running": running,
-            "port": settings.pg_port(), "url": settings.local_database_url()}
+    return {
+        "data_dir": str(folder),
+        "initialised": initialised,
+        "running": running,
+        "port": settings.pg_port(),
+        "url": settings.local_database_url(),
+    }
 
 
 def start(settings: Settings) -> dict:
@@ -95,11 +103,13 @@ def start(settings: Settings) -> dict:
     if not POSTGIS_CONTROL.exists():
         raise DatabaseUnavailable(
             "PostGIS is not installed: apt-get install -y postgresql-15-postgis-3 "
-            "(or run scripts/install_system.sh postgis as root)")
+            "(or run scripts/install_system.sh postgis as root)"
+        )
     folder = _prepare_dir(settings)
     if not (folder / "PG_VERSION").exists():
-        res = _run([pg_bin / "initdb", "-D", folder, "-U", "postgres", "--auth=trust",
-                    "-E", "UTF8", "--locale=C.UTF-8"])
+        res = _run(
+            [pg_bin / "initdb", "-D", folder, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]
+        )
         if res.returncode:
             raise DatabaseUnavailable(f"initdb failed: {res.stderr.strip().splitlines()[-1]}")
         with open(folder / "postgresql.auto.conf", "a") as conf:
@@ -108,11 +118,14 @@ def start(settings: Settings) -> dict:
     if not status(settings)["running"]:
         _choose_port(settings)
         opts = f"-p {settings.pg_port()} -k {folder}"
-        res = _run([pg_bin / "pg_ctl", "-D", folder, "-l", folder / "server.log", "-o", opts, "-w", "-t", "60", "start"])
+        res = _run(
+            [pg_bin / "pg_ctl", "-D", folder, "-l", folder / "server.log", "-o", opts, "-w", "-t", "60", "start"]
+        )
         if res.returncode:
             raise DatabaseUnavailable(
                 f"could not start PostgreSQL on 127.0.0.1:{settings.pg_port()} (see {folder / 'server.log'}); "
-                "is the port taken? set GRIDMAP_PG_PORT")
+                "is the port taken? set GRIDMAP_PG_PORT"
+            )
     _wait_ready(settings)
     ensure_database(settings, DEFAULT_DB_NAME)
     return status(settings)
@@ -141,8 +154,12 @@ def _choose_port(settings: Settings) -> None:
 def _wait_ready(settings: Settings, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ok = subprocess.run([settings.pg_bin / "pg_isready", "-h", "127.0.0.1", "-p", str(settings.pg_port())],
-                            capture_output=True).returncode == 0
+        ok = (
+            subprocess.run(
+                [settings.pg_bin / "pg_isready", "-h", "127.0.0.1", "-p", str(settings.pg_port())], capture_output=True
+            ).returncode
+            == 0
+        )
         if ok:
             return
         time.sleep(0.2)

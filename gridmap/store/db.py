@@ -10,8 +10,6 @@ import numpy as np
 import pandas as pd
 import shapely
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import DatabaseUnavailable
@@ -19,10 +17,30 @@ from ..geo import STORAGE_SRID
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 #: Every data table (users are kept across `demo load --fresh`).
-DATA_TABLES = ("grid", "grid_person", "building", "unit", "edit_log", "resident", "report", "risk_visit",
-               "risk_element", "grid_risk", "report_log", "report_media", "report_contact", "department",
-               "department_member", "person", "grid_post", "grid_code", "grid_change", "grid_share", "party_org",
-               "party_org_grid")
+DATA_TABLES = (
+    "grid",
+    "grid_person",
+    "building",
+    "unit",
+    "edit_log",
+    "resident",
+    "report",
+    "risk_visit",
+    "risk_element",
+    "grid_risk",
+    "grid_code",
+    "grid_change",
+    "grid_share",
+    "report_log",
+    "report_media",
+    "report_contact",
+    "department_member",
+    "department",
+    "grid_post",
+    "party_org_grid",
+    "party_org",
+    "person",
+)
 
 _ENGINES: dict[str, Engine] = {}
 
@@ -62,16 +80,16 @@ def has_schema(eng: Engine) -> bool:
         return conn.execute(sa.text("SELECT to_regclass('grid')")).scalar() is not None
 
 
-def alembic_config(url: str) -> Config:
+def migrate(url: str) -> str:
+    """Bring the schema to the newest migration; return the revision."""
+    # deferred: alembic adds ~0.1 s to every command's start, and only migrations need it
+    from alembic import command
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return cfg
-
-
-def migrate(url: str) -> str:
-    """Bring the schema to the newest migration; return the revision."""
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(cfg, "head")
     with engine(url).connect() as conn:
         return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
 
@@ -81,10 +99,17 @@ def now(conn: Connection):
     return conn.execute(sa.text("SELECT now()")).scalar_one()
 
 
+def close_versions(conn: Connection, table: str, codes, at) -> int:
+    """End the current versions of ``codes`` in the dated ``table`` (grid, building) at ``at``; how many."""
+    return conn.execute(
+        sa.text(f"UPDATE {table} SET valid_to = :at WHERE valid_to IS NULL AND code = ANY(:codes)"),
+        {"at": at, "codes": list(codes)},
+    ).rowcount
+
+
 def ewkb_hex(geoms) -> np.ndarray:
     """Geometries as hex EWKB in the storage SRID (for COPY and ST_GeomFromEWKB)."""
-    return shapely.to_wkb(shapely.set_srid(np.asarray(geoms, dtype=object), STORAGE_SRID), hex=True,
-                          include_srid=True)
+    return shapely.to_wkb(shapely.set_srid(np.asarray(geoms, dtype=object), STORAGE_SRID), hex=True, include_srid=True)
 
 
 def copy_frame(conn: Connection, table: str, columns: list[str], frame: pd.DataFrame) -> None:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..domain.boundaries import Grid
-from .db import copy_frame, ewkb_hex
+from .db import close_versions, copy_frame, ewkb_hex
 
 _COLS = "id, code, name, level, kind, parent_code, households, population, ST_AsBinary(geom) AS wkb"
 
@@ -28,35 +28,55 @@ def as_of(at: datetime | None, alias: str = "") -> tuple[str, dict]:
 
 
 def _grids(rows) -> list[Grid]:
-    return [Grid(code=r.code, name=r.name, level=r.level, parent_code=r.parent_code,
-                 geom=shapely.from_wkb(bytes(r.wkb)), households=int(r.households), population=int(r.population),
-                 kind=r.kind, version=int(r.id)) for r in rows]
+    return [
+        Grid(
+            code=r.code,
+            name=r.name,
+            level=r.level,
+            parent_code=r.parent_code,
+            geom=shapely.from_wkb(bytes(r.wkb)),
+            households=int(r.households),
+            population=int(r.population),
+            kind=r.kind,
+            version=int(r.id),
+        )
+        for r in rows
+    ]
 
 
 # --- versions ---------------------------------------------------------------------------
 
+
 def lock(conn: Connection, codes) -> dict[str, int]:
     """Lock the current versions of ``codes`` until the transaction ends; their version ids.
     Every edit locks its grids' parent too, so two edits in one parent run one after the other."""
-    rows = conn.execute(sa.text("SELECT code, id FROM grid WHERE code = ANY(:codes) AND valid_to IS NULL "
-                                "ORDER BY code FOR UPDATE"), {"codes": sorted(set(codes))}).all()
+    rows = conn.execute(
+        sa.text("SELECT code, id FROM grid WHERE code = ANY(:codes) AND valid_to IS NULL ORDER BY code FOR UPDATE"),
+        {"codes": sorted(set(codes))},
+    ).all()
     return {code: int(i) for code, i in rows}
 
 
 def close(conn: Connection, codes, at: datetime) -> int:
     """End the current versions of ``codes`` at ``at`` (history is kept). Returns how many were closed."""
-    return conn.execute(sa.text("UPDATE grid SET valid_to = :at WHERE valid_to IS NULL AND code = ANY(:codes)"),
-                        {"at": at, "codes": list(codes)}).rowcount
+    return close_versions(conn, "grid", codes, at)
 
 
 def insert(conn: Connection, frame: pd.DataFrame, valid_from: datetime) -> int:
     """Bulk-insert checked grids (see ingest.read_grids) as versions starting at ``valid_from``."""
-    out = pd.DataFrame({
-        "code": frame["code"], "name": frame["name"], "level": frame["level"], "kind": frame["kind"],
-        "parent_code": frame["parent_code"], "households": frame["households"],
-        "population": frame["population"], "geom": ewkb_hex(frame["geometry"]),
-        "valid_from": valid_from.isoformat(),
-    })
+    out = pd.DataFrame(
+        {
+            "code": frame["code"],
+            "name": frame["name"],
+            "level": frame["level"],
+            "kind": frame["kind"],
+            "parent_code": frame["parent_code"],
+            "households": frame["households"],
+            "population": frame["population"],
+            "geom": ewkb_hex(frame["geometry"]),
+            "valid_from": valid_from.isoformat(),
+        }
+    )
     copy_frame(conn, "grid", list(out.columns), out)
     return len(out)
 
@@ -65,20 +85,29 @@ def open_versions(conn: Connection, grids: list[Grid], at: datetime) -> dict[str
     """Insert new versions (keeping each code's ``attrs``); their ids."""
     if not grids:
         return {}
-    frame = pd.DataFrame({"code": [g.code for g in grids], "name": [g.name for g in grids],
-                          "level": [g.level for g in grids], "kind": [g.kind for g in grids],
-                          "parent_code": [g.parent_code for g in grids],
-                          "households": [int(g.households) for g in grids],
-                          "population": [int(g.population) for g in grids],
-                          "geom": ewkb_hex([g.geom for g in grids])})
+    frame = pd.DataFrame(
+        {
+            "code": [g.code for g in grids],
+            "name": [g.name for g in grids],
+            "level": [g.level for g in grids],
+            "kind": [g.kind for g in grids],
+            "parent_code": [g.parent_code for g in grids],
+            "households": [int(g.households) for g in grids],
+            "population": [int(g.population) for g in grids],
+            "geom": ewkb_hex([g.geom for g in grids]),
+        }
+    )
     ids = {}
     for row in frame.itertuples(index=False):
-        ids[row.code] = conn.execute(sa.text("""
+        ids[row.code] = conn.execute(
+            sa.text("""
             INSERT INTO grid (code, name, level, kind, parent_code, households, population, geom, valid_from, attrs)
             VALUES (:code, :name, :level, :kind, :parent_code, :households, :population, ST_GeomFromEWKB(
                     decode(:geom, 'hex')), :at,
                     coalesce((SELECT attrs FROM grid WHERE code = :code ORDER BY valid_from DESC LIMIT 1), '{}'))
-            RETURNING id"""), {**row._asdict(), "at": at}).scalar_one()
+            RETURNING id"""),
+            {**row._asdict(), "at": at},
+        ).scalar_one()
     return ids
 
 
@@ -87,65 +116,96 @@ def reparent(conn: Connection, moves: dict[str, str], at: datetime) -> int:
     if not moves:
         return 0
     codes = list(moves)
-    conn.execute(sa.text("""
-        CREATE TEMP TABLE _moves (code text PRIMARY KEY, parent text) ON COMMIT DROP"""))
+    conn.execute(
+        sa.text("""
+        CREATE TEMP TABLE _moves (code text PRIMARY KEY, parent text) ON COMMIT DROP""")
+    )
     conn.execute(sa.text("INSERT INTO _moves VALUES (:c, :p)"), [{"c": c, "p": p} for c, p in moves.items()])
-    conn.execute(sa.text("""
+    conn.execute(
+        sa.text("""
         CREATE TEMP TABLE _old ON COMMIT DROP AS
-        SELECT g.* FROM grid g WHERE g.code = ANY(:codes) AND g.valid_to IS NULL"""), {"codes": codes})
+        SELECT g.* FROM grid g WHERE g.code = ANY(:codes) AND g.valid_to IS NULL"""),
+        {"codes": codes},
+    )
     close(conn, codes, at)
-    return conn.execute(sa.text("""
+    return conn.execute(
+        sa.text("""
         INSERT INTO grid (code, name, level, kind, parent_code, households, population, geom, valid_from, attrs)
         SELECT o.code, o.name, o.level, o.kind, m.parent, o.households, o.population, o.geom, :at, o.attrs
-        FROM _old o JOIN _moves m ON m.code = o.code"""), {"at": at}).rowcount
+        FROM _old o JOIN _moves m ON m.code = o.code"""),
+        {"at": at},
+    ).rowcount
 
 
 def versions_of(conn: Connection, code: str) -> list[dict]:
     """Every version of ``code``, oldest first, with its area (m², EPSG:4547) and outline as GeoJSON."""
-    rows = conn.execute(sa.text("""
+    rows = (
+        conn.execute(
+            sa.text("""
         SELECT id, name, level, kind, parent_code, households, population, valid_from, valid_to,
                ST_Area(ST_Transform(geom, 4547)) AS area_m2, ST_AsGeoJSON(ST_ForcePolygonCCW(geom), 7)::json AS g
-        FROM grid WHERE code = :code ORDER BY valid_from"""), {"code": code}).mappings().all()
+        FROM grid WHERE code = :code ORDER BY valid_from"""),
+            {"code": code},
+        )
+        .mappings()
+        .all()
+    )
     return [dict(r) for r in rows]
 
 
 def versions(conn: Connection, codes) -> dict[str, int]:
     """The current version id of each of ``codes``."""
-    rows = conn.execute(sa.text("SELECT code, id FROM grid WHERE code = ANY(:codes) AND valid_to IS NULL"),
-                        {"codes": list(codes)}).all()
+    rows = conn.execute(
+        sa.text("SELECT code, id FROM grid WHERE code = ANY(:codes) AND valid_to IS NULL"), {"codes": list(codes)}
+    ).all()
     return {code: int(i) for code, i in rows}
 
 
 # --- current grids as domain objects ----------------------------------------------------
 
+
 def current(conn: Connection, codes) -> dict[str, Grid]:
-    rows = conn.execute(sa.text(f"SELECT {_COLS} FROM grid WHERE code = ANY(:codes) AND valid_to IS NULL"),
-                        {"codes": list(codes)}).all()
+    rows = conn.execute(
+        sa.text(f"SELECT {_COLS} FROM grid WHERE code = ANY(:codes) AND valid_to IS NULL"), {"codes": list(codes)}
+    ).all()
     return {g.code: g for g in _grids(rows)}
 
 
 def siblings(conn: Connection, parent_code: str | None, level: str) -> list[Grid]:
     """Current grids of ``level`` under ``parent_code`` (all districts for the top level)."""
     if parent_code is None:
-        rows = conn.execute(sa.text(f"SELECT {_COLS} FROM grid WHERE level = :level AND valid_to IS NULL"),
-                            {"level": level}).all()
+        rows = conn.execute(
+            sa.text(f"SELECT {_COLS} FROM grid WHERE level = :level AND valid_to IS NULL"), {"level": level}
+        ).all()
     else:
-        rows = conn.execute(sa.text(f"SELECT {_COLS} FROM grid WHERE parent_code = :p AND level = :level "
-                                    "AND valid_to IS NULL"), {"p": parent_code, "level": level}).all()
+        rows = conn.execute(
+            sa.text(f"SELECT {_COLS} FROM grid WHERE parent_code = :p AND level = :level AND valid_to IS NULL"),
+            {"p": parent_code, "level": level},
+        ).all()
     return _grids(rows)
 
 
 def children(conn: Connection, parents) -> list[Grid]:
-    rows = conn.execute(sa.text(f"SELECT {_COLS} FROM grid WHERE parent_code = ANY(:p) AND valid_to IS NULL "
-                                "AND level <> 'special'"), {"p": list(parents)}).all()
+    rows = conn.execute(
+        sa.text(f"SELECT {_COLS} FROM grid WHERE parent_code = ANY(:p) AND valid_to IS NULL AND level <> 'special'"),
+        {"p": list(parents)},
+    ).all()
     return _grids(rows)
 
 
 def current_children(conn: Connection, parents, level: str = "micro") -> list[str]:
     """Codes of the current grids of ``level`` under ``parents``."""
-    return conn.execute(sa.text("SELECT code FROM grid WHERE level = :level AND valid_to IS NULL "
-                                "AND parent_code = ANY(:parents) ORDER BY code"),
-                        {"level": level, "parents": list(parents)}).scalars().all()
+    return (
+        conn.execute(
+            sa.text(
+                "SELECT code FROM grid WHERE level = :level AND valid_to IS NULL "
+                "AND parent_code = ANY(:parents) ORDER BY code"
+            ),
+            {"level": level, "parents": list(parents)},
+        )
+        .scalars()
+        .all()
+    )
 
 
 def current_codes(conn: Connection, level: str | None = None) -> set[str]:
@@ -160,8 +220,9 @@ def current_codes(conn: Connection, level: str | None = None) -> set[str]:
 
 def codes_like(conn: Connection, prefix: str) -> set[str]:
     """Every code (any version) starting with ``prefix``: new codes must not reuse a retired one."""
-    return set(conn.execute(sa.text("SELECT DISTINCT code FROM grid WHERE code LIKE :p"),
-                            {"p": _like(prefix) + "%"}).scalars())
+    return set(
+        conn.execute(sa.text("SELECT DISTINCT code FROM grid WHERE code LIKE :p"), {"p": _like(prefix) + "%"}).scalars()
+    )
 
 
 def _like(text: str) -> str:
@@ -175,24 +236,31 @@ def code_exists(conn: Connection, code: str) -> bool:
 
 # --- people ------------------------------------------------------------------------------
 
+
 def insert_people(conn: Connection, frame: pd.DataFrame) -> int:
-    copy_frame(conn, "grid_person", ["grid_code", "name", "role", "phone"],
-               frame[["grid_code", "name", "role", "phone"]])
+    copy_frame(
+        conn, "grid_person", ["grid_code", "name", "role", "phone"], frame[["grid_code", "name", "role", "phone"]]
+    )
     return len(frame)
 
 
 def people_by_grid(conn: Connection, level: str = "micro") -> dict[str, list[dict]]:
     """People responsible for the current grids of ``level``, by grid code."""
     out: dict[str, list[dict]] = {}
-    rows = conn.execute(sa.text(
-        "SELECT p.grid_code, p.name, p.role, p.phone FROM grid_person p JOIN grid g "
-        "ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level ORDER BY p.id"), {"level": level})
+    rows = conn.execute(
+        sa.text(
+            "SELECT p.grid_code, p.name, p.role, p.phone FROM grid_person p JOIN grid g "
+            "ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level ORDER BY p.id"
+        ),
+        {"level": level},
+    )
     for code, name, role, phone in rows:
         out.setdefault(code, []).append({"name": name, "role": role, "phone": phone})
     return out
 
 
 # --- reads ------------------------------------------------------------------------------
+
 
 def count(conn: Connection, *, level: str | None = None, at: datetime | None = None) -> int:
     where, params = as_of(at)
@@ -208,12 +276,27 @@ def frame(eng: Engine, *, level: str | None = None, at: datetime | None = None) 
     if level is not None:
         where += " AND level = :level"
         params["level"] = level
-    sql = (f"SELECT code, name, level, kind, parent_code, households, population, valid_from, valid_to, "
-           f"ST_AsBinary(geom) AS wkb FROM grid WHERE {where} ORDER BY id")
+    sql = (
+        f"SELECT code, name, level, kind, parent_code, households, population, valid_from, valid_to, "
+        f"ST_AsBinary(geom) AS wkb FROM grid WHERE {where} ORDER BY id"
+    )
     with eng.connect() as conn:
         rows = conn.execute(sa.text(sql), params).all()
-    out = pd.DataFrame(rows, columns=["code", "name", "level", "kind", "parent_code", "households",
-                                      "population", "valid_from", "valid_to", "wkb"])
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            "code",
+            "name",
+            "level",
+            "kind",
+            "parent_code",
+            "households",
+            "population",
+            "valid_from",
+            "valid_to",
+            "wkb",
+        ],
+    )
     out["geometry"] = shapely.from_wkb(out.pop("wkb").map(bytes).to_numpy()) if len(out) else []
     return out
 
@@ -237,11 +320,18 @@ def chain(conn: Connection, code: str, at: datetime | None = None) -> list[dict]
 def feature(conn: Connection, code: str, at: datetime | None = None) -> dict | None:
     """One grid as a GeoJSON Feature (RFC 7946), with its people; None when unknown."""
     where, params = as_of(at)
-    row = conn.execute(sa.text(f"""
+    row = (
+        conn.execute(
+            sa.text(f"""
         SELECT id, code, name, level, kind, parent_code, households, population, valid_from, valid_to,
                ST_AsGeoJSON(ST_ForcePolygonCCW(geom), 7)::json AS geometry,
                ST_Area(ST_Transform(geom, 4547)) AS area_m2
-        FROM grid WHERE code = :code AND {where}"""), {"code": code, **params}).mappings().first()
+        FROM grid WHERE code = :code AND {where}"""),
+            {"code": code, **params},
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         return None
     props = {k: row[k] for k in ("code", "name", "level", "kind", "parent_code", "households", "population")}
@@ -249,10 +339,15 @@ def feature(conn: Connection, code: str, at: datetime | None = None) -> dict | N
     props["valid_to"] = row["valid_to"].isoformat() if row["valid_to"] else None
     props["area_m2"] = round(row["area_m2"], 1)
     props["version_id"] = row["id"]  # the web layer turns it into the version's ETag
-    props["children"] = conn.execute(sa.text(
-        f"SELECT count(*) FROM grid WHERE parent_code = :code AND {where}"), {"code": code, **params}).scalar_one()
-    props["people"] = [dict(r._mapping) for r in conn.execute(sa.text(
-        "SELECT name, role, phone FROM grid_person WHERE grid_code = :code ORDER BY id"), {"code": code})]
+    props["children"] = conn.execute(
+        sa.text(f"SELECT count(*) FROM grid WHERE parent_code = :code AND {where}"), {"code": code, **params}
+    ).scalar_one()
+    props["people"] = [
+        dict(r._mapping)
+        for r in conn.execute(
+            sa.text("SELECT name, role, phone FROM grid_person WHERE grid_code = :code ORDER BY id"), {"code": code}
+        )
+    ]
     return {"type": "Feature", "id": row["code"], "geometry": row["geometry"], "properties": props}
 
 
@@ -276,47 +371,82 @@ def level_collection(conn: Connection, level: str, *, simplify_m: float = 0.0, b
 
 def search(conn: Connection, q: str, limit: int = 10) -> list[dict]:
     """Current grids whose code starts with ``q`` or whose name contains it, best first, with bounds."""
-    rows = conn.execute(sa.text("""
+    rows = (
+        conn.execute(
+            sa.text("""
         SELECT code, name, level, kind, ST_XMin(b) AS x0, ST_YMin(b) AS y0, ST_XMax(b) AS x1, ST_YMax(b) AS y1
         FROM (SELECT code, name, level, kind, geom::box2d AS b,
                      CASE WHEN code = :q THEN 0 WHEN name = :q THEN 1 WHEN code LIKE :prefix THEN 2 ELSE 3 END AS rank
               FROM grid WHERE valid_to IS NULL AND (code LIKE :prefix OR name LIKE :contains)) s
         ORDER BY rank, length(name), code LIMIT :limit"""),
-        {"q": q, "prefix": _like(q) + "%", "contains": "%" + _like(q) + "%", "limit": limit}).mappings().all()
-    return [{"code": r["code"], "name": r["name"], "level": r["level"], "kind": r["kind"],
-             "bbox": [r["x0"], r["y0"], r["x1"], r["y1"]]} for r in rows]
+            {"q": q, "prefix": _like(q) + "%", "contains": "%" + _like(q) + "%", "limit": limit},
+        )
+        .mappings()
+        .all()
+    )
+    return [
+        {
+            "code": r["code"],
+            "name": r["name"],
+            "level": r["level"],
+            "kind": r["kind"],
+            "bbox": [r["x0"], r["y0"], r["x1"], r["y1"]],
+        }
+        for r in rows
+    ]
 
 
 def micro_households(conn: Connection) -> list[int]:
     """Households of every current micro-grid (the statistics panel's histogram)."""
-    return [r[0] for r in conn.execute(sa.text(
-        "SELECT households FROM grid WHERE valid_to IS NULL AND level = 'micro'"))]
+    return [
+        r[0] for r in conn.execute(sa.text("SELECT households FROM grid WHERE valid_to IS NULL AND level = 'micro'"))
+    ]
 
 
 def stats(conn: Connection) -> dict:
     """Counts and households per level of the current version, plus buildings and units."""
-    rows = conn.execute(sa.text("""
+    rows = (
+        conn.execute(
+            sa.text("""
         SELECT level, count(*) AS grids, coalesce(sum(households), 0) AS households,
                coalesce(sum(population), 0) AS population
-        FROM grid WHERE valid_to IS NULL GROUP BY level""")).mappings().all()
-    levels = {r["level"]: {"grids": r["grids"], "households": int(r["households"]),
-                           "population": int(r["population"])} for r in rows}
-    b = conn.execute(sa.text("""
+        FROM grid WHERE valid_to IS NULL GROUP BY level""")
+        )
+        .mappings()
+        .all()
+    )
+    levels = {
+        r["level"]: {"grids": r["grids"], "households": int(r["households"]), "population": int(r["population"])}
+        for r in rows
+    }
+    b = (
+        conn.execute(
+            sa.text("""
         SELECT count(DISTINCT b.id) AS buildings, count(u.number) AS units, coalesce(sum(u.households), 0) AS hh
-        FROM building b LEFT JOIN unit u ON u.building_id = b.id WHERE b.valid_to IS NULL""")).mappings().one()
+        FROM building b LEFT JOIN unit u ON u.building_id = b.id WHERE b.valid_to IS NULL""")
+        )
+        .mappings()
+        .one()
+    )
     epoch = conn.execute(sa.text("SELECT epoch, changed_at FROM grid_epoch WHERE id = 1")).mappings().first()
-    return {"levels": levels, "buildings": b["buildings"], "units": b["units"],
-            "building_households": int(b["hh"]),
-            "epoch": epoch["epoch"] if epoch else 0,
-            "changed_at": epoch["changed_at"].isoformat() if epoch else None}
+    return {
+        "levels": levels,
+        "buildings": b["buildings"],
+        "units": b["units"],
+        "building_households": int(b["hh"]),
+        "epoch": epoch["epoch"] if epoch else 0,
+        "changed_at": epoch["changed_at"].isoformat() if epoch else None,
+    }
 
 
 def extent(conn: Connection) -> tuple[float, float, float, float] | None:
     """Bounds (minx, miny, maxx, maxy) of the current grids, None when empty."""
-    row = conn.execute(sa.text(
-        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-        "(SELECT ST_Extent(geom) AS e FROM grid WHERE valid_to IS NULL) s"
-    )).first()
+    row = conn.execute(
+        sa.text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+            "(SELECT ST_Extent(geom) AS e FROM grid WHERE valid_to IS NULL) s"
+        )
+    ).first()
     return None if row is None or row[0] is None else tuple(row)
 
 
@@ -330,11 +460,17 @@ def courtyards(conn: Connection, *, codes=None, community: str | None = None) ->
     if community is not None:
         where += " AND parent_code = :community"
         params["community"] = community
-    return conn.execute(sa.text(f"SELECT code, name, parent_code, ST_AsBinary(geom), households, population "
-                                f"FROM grid WHERE {where} ORDER BY code"), params).all()
+    return conn.execute(
+        sa.text(
+            f"SELECT code, name, parent_code, ST_AsBinary(geom), households, population "
+            f"FROM grid WHERE {where} ORDER BY code"
+        ),
+        params,
+    ).all()
 
 
 # --- lookup support -------------------------------------------------------------------
+
 
 def epoch(conn: Connection) -> int:
     """The grid change counter (bumped by every write to ``grid``)."""
@@ -350,9 +486,13 @@ def index_frame(conn: Connection, at: datetime | None = None) -> pd.DataFrame:
     """Grids valid at ``at`` for the lookup index: every level's code, name, parent; geometry of
     micro-grids and special grids only (the chain above comes from parent links)."""
     where, params = as_of(at)
-    rows = conn.execute(sa.text(
-        f"SELECT code, name, level, parent_code, CASE WHEN level IN ('micro', 'special') "
-        f"THEN ST_AsBinary(geom) END AS wkb FROM grid WHERE {where}"), params).all()
+    rows = conn.execute(
+        sa.text(
+            f"SELECT code, name, level, parent_code, CASE WHEN level IN ('micro', 'special') "
+            f"THEN ST_AsBinary(geom) END AS wkb FROM grid WHERE {where}"
+        ),
+        params,
+    ).all()
     out = pd.DataFrame(rows, columns=["code", "name", "level", "parent_code", "wkb"])
     out["geometry"] = shapely.from_wkb(out.pop("wkb").map(lambda b: None if b is None else bytes(b)).to_numpy())
     return out
@@ -363,7 +503,8 @@ def lookup_sql(conn: Connection, lon: float, lat: float, at: datetime | None = N
     code wins): micro-grid, chain top first and special grids; None outside.  The reference for the
     in-memory index, and the HTTP benchmark's competitor."""
     g_where, params = as_of(at, "g")
-    row = conn.execute(sa.text(f"""
+    row = conn.execute(
+        sa.text(f"""
         WITH RECURSIVE pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS p),
         micro AS (
             SELECT g.code FROM grid g, pt WHERE g.level = 'micro' AND {g_where} AND ST_Covers(g.geom, pt.p)
@@ -379,7 +520,8 @@ def lookup_sql(conn: Connection, lon: float, lat: float, at: datetime | None = N
                 FROM up),
                (SELECT coalesce(json_agg(json_build_object('code', g.code, 'name', g.name) ORDER BY g.code), '[]')
                 FROM grid g, pt WHERE g.level = 'special' AND {g_where} AND ST_Covers(g.geom, pt.p))"""),
-        {"lon": lon, "lat": lat, **params}).one()
+        {"lon": lon, "lat": lat, **params},
+    ).one()
     if row[0] is None:
         return None
     return {"micro": row[0], "chain": row[1], "specials": row[2]}

@@ -7,13 +7,29 @@ impossible, so "the boundaries valid on date D" is always one set.  Parents are
 referenced by code, not row id, so a parent's new version does not rewrite its
 children.
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
-from sqlalchemy import (ARRAY, BigInteger, Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey, Integer,
-                        LargeBinary, MetaData, SmallInteger, Text, func, text)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase
 
 from ..domain.levels import ALL_LEVELS, SPECIAL_KINDS
@@ -24,13 +40,15 @@ from ..geo import STORAGE_SRID
 
 
 class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s",
-        "pk": "pk_%(table_name)s",
-    })
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
 
 
 def _in(values):
@@ -56,8 +74,10 @@ class Grid(Base):
     multipart = Column(Boolean, nullable=False, server_default=text("false"))  # allowed in several pieces
     __table_args__ = (
         CheckConstraint(f"level IN ({_in(ALL_LEVELS)})", name="level"),
-        CheckConstraint(f"(level = 'special') = (kind IS NOT NULL) AND (kind IS NULL OR kind IN ({_in(SPECIAL_KINDS)}))",
-                        name="kind"),
+        CheckConstraint(
+            f"(level = 'special') = (kind IS NOT NULL) AND (kind IS NULL OR kind IN ({_in(SPECIAL_KINDS)}))",
+            name="kind",
+        ),
         CheckConstraint("households >= 0 AND population >= 0", name="counts"),
         CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="validity"),
     )
@@ -103,11 +123,15 @@ class Unit(Base):
     households = Column(Integer, nullable=False)
     floors = Column(Integer)
     floor_households = Column(ARRAY(Integer))  # households on floors 1..floors, summing to households
-    __table_args__ = (CheckConstraint("households > 0", name="households"),
-                      CheckConstraint("floors > 0", name="floors"),
-                      CheckConstraint("floor_households IS NULL OR (floors IS NOT NULL AND cardinality(floor_households) "
-                                      "= floors AND int_array_sum(floor_households) = households)",
-                                      name="floor_households"))
+    __table_args__ = (
+        CheckConstraint("households > 0", name="households"),
+        CheckConstraint("floors > 0", name="floors"),
+        CheckConstraint(
+            "floor_households IS NULL OR (floors IS NOT NULL AND cardinality(floor_households) "
+            "= floors AND int_array_sum(floor_households) = households)",
+            name="floor_households",
+        ),
+    )
 
 
 class GridEpoch(Base):
@@ -133,7 +157,9 @@ class EditLog(Base):
     action = Column(Text, nullable=False)
     reason = Column(Text)
     detail = Column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
-    codes = Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))  # the grid codes it touched
+    #: The grid codes the write touched (closed, opened, re-parented): what `gridmap history CODE` finds.
+    codes = Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    __table_args__ = (Index("ix_edit_log_codes", "codes", postgresql_using="gin"),)
 
 
 class RiskElement(Base):
@@ -198,8 +224,10 @@ class AppUser(Base):
     role = Column(Text, nullable=False)
     created_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
     disabled_at = Column(DateTime(timezone=True))
-    __table_args__ = (CheckConstraint(f"role IN ({_in(ROLES)})", name="role"),
-                      CheckConstraint("name <> ''", name="name"))
+    __table_args__ = (
+        CheckConstraint(f"role IN ({_in(ROLES)})", name="role"),
+        CheckConstraint("name <> ''", name="name"),
+    )
 
 
 class ApiToken(Base):
@@ -216,7 +244,6 @@ class ApiToken(Base):
     last_used_at = Column(DateTime(timezone=True))
     expires_at = Column(DateTime(timezone=True))
     revoked_at = Column(DateTime(timezone=True))
-
 
 
 class GridCode(Base):
@@ -240,8 +267,10 @@ class GridShare(Base):
     floor_from = Column(Integer, primary_key=True)
     floor_to = Column(Integer, nullable=False)
     households = Column(Integer, nullable=False)
-    __table_args__ = (CheckConstraint("households >= 0", name="households"),
-                      CheckConstraint("floor_to >= floor_from", name="floors"))
+    __table_args__ = (
+        CheckConstraint("households >= 0", name="households"),
+        CheckConstraint("floor_to >= floor_from", name="floors"),
+    )
 
 
 class GridChange(Base):
@@ -270,9 +299,22 @@ class Resident(Base):
     assigned_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
-#: The loop's states (migrations 0010, 0012); ``status`` is ``closed`` in closed, cancelled, merged, assessed.
-CASE_STATES = ("reported", "filed", "dispatched", "disposing", "disposed", "verified", "closed", "suspended",
-               "cancelled", "merged", "assessed", "reopen_requested", "split_up")
+#: The loop's states (migrations 0010, 0012); ``status`` is ``closed`` in closed, cancelled, merged and assessed.
+CASE_STATES = (
+    "reported",
+    "filed",
+    "dispatched",
+    "disposing",
+    "disposed",
+    "verified",
+    "closed",
+    "suspended",
+    "cancelled",
+    "merged",
+    "assessed",
+    "reopen_requested",
+    "split_up",
+)
 HANDLING_LEVELS = ("micro", "courtyard", "community", "street", "district", "city")
 
 
@@ -325,7 +367,7 @@ class Report(Base):
     version = Column(Integer, nullable=False, server_default="1")
     attrs = Column(JSONB, nullable=False, server_default=sa.text("'{}'::jsonb"))
     assigned_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
-    tick_at = Column(DateTime(timezone=True))  # next instant the clock's tick looks at this case (0012)
+    tick_at = Column(DateTime(timezone=True))  # the next instant the clock's tick looks at this case (0012)
     __table_args__ = (
         CheckConstraint(f"state IN ({_in(CASE_STATES)})", name="state"),
         CheckConstraint(f"handling_level IN ({_in(HANDLING_LEVELS)})", name="handling_level"),
@@ -365,8 +407,10 @@ class ReportMedia(Base):
     sha256 = Column(Text)
     at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
     added_by = Column(Text)
-    __table_args__ = (CheckConstraint("stage IN ('report', 'before', 'after', 'other')", name="stage"),
-                      CheckConstraint("(path IS NULL) <> (url IS NULL)", name="where"))
+    __table_args__ = (
+        CheckConstraint("stage IN ('report', 'before', 'after', 'other')", name="stage"),
+        CheckConstraint("(path IS NULL) <> (url IS NULL)", name="where"),
+    )
 
 
 class ReportContact(Base):
@@ -409,8 +453,15 @@ class DepartmentMember(Base):
 
 
 #: Posts a person may hold on a grid (migration 0011).
-POST_ROLES = ("grid_leader", "grid_worker", "building_lead", "unit_lead", "party_secretary", "party_member",
-              "volunteer")
+POST_ROLES = (
+    "grid_leader",
+    "grid_worker",
+    "building_lead",
+    "unit_lead",
+    "party_secretary",
+    "party_member",
+    "volunteer",
+)
 
 
 class Person(Base):
@@ -425,7 +476,10 @@ class Person(Base):
     party_member = Column(Boolean, nullable=False, server_default=text("false"))
     created_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
     attrs = Column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
-    __table_args__ = (CheckConstraint("name <> ''", name="name"), CheckConstraint("gender IN ('f', 'm')", name="gender"))
+    __table_args__ = (
+        CheckConstraint("name <> ''", name="name"),
+        CheckConstraint("gender IN ('f', 'm')", name="gender"),
+    )
 
 
 class GridPost(Base):
@@ -460,8 +514,10 @@ class PartyOrg(Base):
     secretary_id = Column(BigInteger, ForeignKey("person.id", ondelete="SET NULL"))
     valid_from = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
     valid_to = Column(DateTime(timezone=True))
-    __table_args__ = (CheckConstraint("kind IN ('committee', 'general_branch', 'branch', 'group')", name="kind"),
-                      CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="validity"))
+    __table_args__ = (
+        CheckConstraint("kind IN ('committee', 'general_branch', 'branch', 'group')", name="kind"),
+        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="validity"),
+    )
 
 
 class PartyOrgGrid(Base):
@@ -481,6 +537,7 @@ class AppSecret(Base):
     name = Column(Text, primary_key=True)
     value = Column(LargeBinary, nullable=False)
     created_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
 
 grid = Grid.__table__
 grid_person = GridPerson.__table__

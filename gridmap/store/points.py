@@ -1,5 +1,6 @@
 """SQL for residents and reports (points with their micro-grid): writes, reassignment when boundaries
 move, the report listings, and the points an edited area holds."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,13 +35,16 @@ def reassign(conn: Connection, codes) -> dict[str, int]:
     lookups: covers, lowest code wins."""
     counts = {}
     for table in TABLES:
-        res = conn.execute(sa.text(f"""
+        res = conn.execute(
+            sa.text(f"""
             UPDATE {table} t SET micro_code = (
                 SELECT g.code FROM grid g WHERE g.level = 'micro' AND g.valid_to IS NULL
                   AND ST_Covers(g.geom, t.geom) ORDER BY g.code LIMIT 1), assigned_at = now()
             WHERE t.geom IS NOT NULL AND (t.micro_code = ANY(:codes) OR EXISTS (
                 SELECT 1 FROM grid c WHERE c.code = ANY(:codes) AND c.level = 'micro' AND c.valid_to IS NULL
-                  AND ST_Covers(c.geom, t.geom)))"""), {"codes": list(codes)})
+                  AND ST_Covers(c.geom, t.geom)))"""),
+            {"codes": list(codes)},
+        )
         counts[table] = res.rowcount
     # risk elements: by their representative point, no assigned_at to stamp
     counts["risk_element"] = risk.reassign(conn, codes)
@@ -59,18 +63,24 @@ def points_in(conn: Connection, area) -> dict[str, tuple]:
         "residents": "SELECT id, geom AS p FROM resident",
         "reports": "SELECT id, geom AS p FROM report",
         "risk_elements": "SELECT id, ST_PointOnSurface(geom) AS p FROM risk_element "
-                         "WHERE geom && ST_GeomFromWKB(:wkb, 4326)",
+        "WHERE geom && ST_GeomFromWKB(:wkb, 4326)",
         "buildings": "SELECT code AS id, ST_PointOnSurface(geom) AS p FROM building "
-                     "WHERE valid_to IS NULL AND geom && ST_GeomFromWKB(:wkb, 4326)",
+        "WHERE valid_to IS NULL AND geom && ST_GeomFromWKB(:wkb, 4326)",
     }
     out = {}
     for name, sql in queries.items():
-        rows = conn.execute(sa.text(f"""
+        rows = conn.execute(
+            sa.text(f"""
             SELECT id, ST_X(p), ST_Y(p) FROM ({sql}) s
             WHERE p && ST_GeomFromWKB(:wkb, 4326) AND ST_Covers(ST_GeomFromWKB(:wkb, 4326), p)
-            ORDER BY id"""), {"wkb": shapely.to_wkb(area)}).all()
-        out[name] = (np.array([r[0] for r in rows], dtype=object), np.array([r[1] for r in rows], dtype=float),
-                     np.array([r[2] for r in rows], dtype=float))
+            ORDER BY id"""),
+            {"wkb": shapely.to_wkb(area)},
+        ).all()
+        out[name] = (
+            np.array([r[0] for r in rows], dtype=object),
+            np.array([r[1] for r in rows], dtype=float),
+            np.array([r[2] for r in rows], dtype=float),
+        )
     return out
 
 
@@ -87,30 +97,57 @@ def reports(conn: Connection, bbox, *, status: str | None = None, limit: int = 5
         where += " AND r.status = :status"
         params["status"] = status
     total = conn.execute(sa.text(f"SELECT count(*) FROM report r WHERE {where}"), params).scalar_one()
-    rows = conn.execute(sa.text(f"""
+    rows = (
+        conn.execute(
+            sa.text(f"""
         SELECT r.id, r.text, r.address, r.status, r.micro_code, r.received_at,
                ST_X(r.geom) AS lon, ST_Y(r.geom) AS lat
-        FROM report r WHERE {where} ORDER BY r.received_at DESC, r.id DESC LIMIT :limit"""), params).mappings().all()
-    features = [{"type": "Feature", "id": r["id"],
-                 "geometry": {"type": "Point", "coordinates": [round(r["lon"], 7), round(r["lat"], 7)]},
-                 "properties": {"id": r["id"], "text": r["text"], "address": r["address"], "status": r["status"],
-                                "micro_code": r["micro_code"], "received_at": r["received_at"].isoformat()}}
-                for r in rows]
-    return {"type": "FeatureCollection", "features": features, "numberMatched": total,
-            "numberReturned": len(features)}
+        FROM report r WHERE {where} ORDER BY r.received_at DESC, r.id DESC LIMIT :limit"""),
+            params,
+        )
+        .mappings()
+        .all()
+    )
+    features = [
+        {
+            "type": "Feature",
+            "id": r["id"],
+            "geometry": {"type": "Point", "coordinates": [round(r["lon"], 7), round(r["lat"], 7)]},
+            "properties": {
+                "id": r["id"],
+                "text": r["text"],
+                "address": r["address"],
+                "status": r["status"],
+                "micro_code": r["micro_code"],
+                "received_at": r["received_at"].isoformat(),
+            },
+        }
+        for r in rows
+    ]
+    return {"type": "FeatureCollection", "features": features, "numberMatched": total, "numberReturned": len(features)}
 
 
 def open_reports_below(conn: Connection, code: str, level: str, limit: int = 20) -> dict:
     """Open reports in the micro-grids below grid ``code`` (of ``level``): count and the newest few."""
     micro = _micro_below(level)
     params = {"code": code, "limit": limit}
-    total = conn.execute(sa.text(f"""
+    total = conn.execute(
+        sa.text(f"""
         WITH RECURSIVE {micro} SELECT count(*) FROM report r JOIN below b ON b.code = r.micro_code
-        WHERE r.status = 'open'"""), params).scalar_one()
-    rows = conn.execute(sa.text(f"""
+        WHERE r.status = 'open'"""),
+        params,
+    ).scalar_one()
+    rows = (
+        conn.execute(
+            sa.text(f"""
         WITH RECURSIVE {micro} SELECT r.id, r.text, r.address, r.received_at, r.micro_code
         FROM report r JOIN below b ON b.code = r.micro_code WHERE r.status = 'open'
-        ORDER BY r.received_at DESC, r.id DESC LIMIT :limit"""), params).mappings().all()
+        ORDER BY r.received_at DESC, r.id DESC LIMIT :limit"""),
+            params,
+        )
+        .mappings()
+        .all()
+    )
     return {"open": total, "latest": [{**dict(r), "received_at": r["received_at"].isoformat()} for r in rows]}
 
 

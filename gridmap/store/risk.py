@@ -4,10 +4,11 @@ The rules (visit intervals, thresholds) come from :mod:`gridmap.domain.risk`; he
 SQL fragments.  The roll-up itself is computed in pandas (``domain.risk.rollup``): this module
 fetches the counts and writes the result.
 """
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import sqlalchemy as sa
@@ -19,8 +20,7 @@ from ..domain.risk import COLOURS, KINDS, Rules
 from ..errors import NotFound
 from .db import copy_frame
 
-ELEMENT_COLUMNS = ["id", "kind", "colour", "name", "reason", "marked_by", "marked_at", "geom", "micro_code",
-                   "attrs"]
+ELEMENT_COLUMNS = ["id", "kind", "colour", "name", "reason", "marked_by", "marked_at", "geom", "micro_code", "attrs"]
 VISIT_COLUMNS = ["element_id", "visited_at", "visitor", "note"]
 #: Elements' own point: a polygon's representative point (GEOS point-on-surface, as shapely's).
 POINT_SQL = "ST_PointOnSurface({a}.geom)"
@@ -45,13 +45,17 @@ def overdue_sql(rules: Rules, alias: str = "e", at_param: str = ":at") -> str:
 
 # --- writes ------------------------------------------------------------------------
 
+
 def insert_elements(conn: Connection, frame: pd.DataFrame) -> list[int]:
     """COPY checked elements (``geom`` as EWKB hex, ``marked_at`` ISO text, ``attrs`` JSON text);
     returns their new ids in frame order."""
     if not len(frame):
         return []
-    ids = conn.execute(sa.text("SELECT nextval('risk_element_id_seq') FROM generate_series(1, :n)"),
-                       {"n": len(frame)}).scalars().all()
+    ids = (
+        conn.execute(sa.text("SELECT nextval('risk_element_id_seq') FROM generate_series(1, :n)"), {"n": len(frame)})
+        .scalars()
+        .all()
+    )
     out = frame.assign(id=ids)
     out["attrs"] = out["attrs"].fillna("{}") if "attrs" in out else "{}"
     # last_visit_at only from loaders that also insert the visits (the trigger keeps it true after)
@@ -69,8 +73,9 @@ def insert_visits(conn: Connection, frame: pd.DataFrame) -> int:
 
 def element_marks(conn: Connection, ids) -> dict[int, datetime]:
     """marked_at of the elements among ``ids`` that exist."""
-    rows = conn.execute(sa.text("SELECT id, marked_at FROM risk_element WHERE id = ANY(:ids)"),
-                        {"ids": [int(i) for i in ids]})
+    rows = conn.execute(
+        sa.text("SELECT id, marked_at FROM risk_element WHERE id = ANY(:ids)"), {"ids": [int(i) for i in ids]}
+    )
     return {i: m for i, m in rows}
 
 
@@ -78,21 +83,27 @@ def reassign(conn: Connection, codes) -> int:
     """Give a new micro-grid to the elements the changed micro-grids ``codes`` touch (held before,
     or whose point they cover now); lowest code wins, as in lookups."""
     point = POINT_SQL.format(a="t")
-    res = conn.execute(sa.text(f"""
+    res = conn.execute(
+        sa.text(f"""
         UPDATE risk_element t SET micro_code = (
             SELECT g.code FROM grid g WHERE g.level = 'micro' AND g.valid_to IS NULL
               AND g.geom && t.geom AND ST_Covers(g.geom, {point}) ORDER BY g.code LIMIT 1)
         WHERE t.micro_code = ANY(:codes) OR EXISTS (
             SELECT 1 FROM grid c WHERE c.code = ANY(:codes) AND c.level = 'micro' AND c.valid_to IS NULL
-              AND c.geom && t.geom AND ST_Covers(c.geom, {point}))"""), {"codes": list(codes)})
+              AND c.geom && t.geom AND ST_Covers(c.geom, {point}))"""),
+        {"codes": list(codes)},
+    )
     return res.rowcount
 
 
 # --- roll-up -------------------------------------------------------------------------
 
+
 def _count_columns(rules: Rules, alias: str = "e") -> str:
-    return (", ".join(f"count(*) FILTER (WHERE {alias}.colour = '{c}') AS {c}" for c in COLOURS)
-            + f", count(*) FILTER (WHERE {overdue_sql(rules, alias)}) AS overdue")
+    return (
+        ", ".join(f"count(*) FILTER (WHERE {alias}.colour = '{c}') AS {c}" for c in COLOURS)
+        + f", count(*) FILTER (WHERE {overdue_sql(rules, alias)}) AS overdue"
+    )
 
 
 def _frame(result, columns) -> pd.DataFrame:
@@ -103,43 +114,67 @@ def _frame(result, columns) -> pd.DataFrame:
 def refresh_rollup(conn: Connection, rules: Rules, at: datetime | None = None) -> int:
     """Recompute ``grid_risk`` for every current grid with an element below it, on the caller's
     transaction (overdue counted at ``at``, default now).  Returns the rows written."""
-    at = at or datetime.now(timezone.utc)
+    at = at or datetime.now(UTC)
     # two refreshes at once would both delete and then both insert: one at a time
     conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('gridmap.grid_risk'))"))
     conn.execute(sa.text("DELETE FROM grid_risk"))
     cols = ["red", "yellow", "blue", "overdue"]
-    counts = _frame(conn.execute(sa.text(
-        f"SELECT e.micro_code, {_count_columns(rules)} FROM risk_element e "
-        "WHERE e.micro_code IS NOT NULL GROUP BY e.micro_code"), {"at": at}), ["micro_code", *cols])
-    specials = _frame(conn.execute(sa.text(
-        f"SELECT g.code, {_count_columns(rules)} FROM grid g JOIN risk_element e "
-        f"ON e.geom && g.geom AND ST_Covers(g.geom, {POINT_SQL.format(a='e')}) "
-        "WHERE g.level = 'special' AND g.valid_to IS NULL GROUP BY g.code"), {"at": at}), ["code", *cols])
+    counts = _frame(
+        conn.execute(
+            sa.text(
+                f"SELECT e.micro_code, {_count_columns(rules)} FROM risk_element e "
+                "WHERE e.micro_code IS NOT NULL GROUP BY e.micro_code"
+            ),
+            {"at": at},
+        ),
+        ["micro_code", *cols],
+    )
+    specials = _frame(
+        conn.execute(
+            sa.text(
+                f"SELECT g.code, {_count_columns(rules)} FROM grid g JOIN risk_element e "
+                f"ON e.geom && g.geom AND ST_Covers(g.geom, {POINT_SQL.format(a='e')}) "
+                "WHERE g.level = 'special' AND g.valid_to IS NULL GROUP BY g.code"
+            ),
+            {"at": at},
+        ),
+        ["code", *cols],
+    )
     if counts.empty and specials.empty:
         return 0
-    chain = _frame(conn.execute(sa.text("SELECT code, level, parent_code FROM grid WHERE valid_to IS NULL")),
-                   ["code", "level", "parent_code"])
+    chain = _frame(
+        conn.execute(sa.text("SELECT code, level, parent_code FROM grid WHERE valid_to IS NULL")),
+        ["code", "level", "parent_code"],
+    )
     rolled = domain.rollup(counts, chain, rules, specials)
     rolled["computed_at"] = at.isoformat()
-    copy_frame(conn, "grid_risk", ["code", "level", "colour", *cols, "computed_at"],
-          rolled[["code", "level", "colour", *cols, "computed_at"]])
+    copy_frame(
+        conn,
+        "grid_risk",
+        ["code", "level", "colour", *cols, "computed_at"],
+        rolled[["code", "level", "colour", *cols, "computed_at"]],
+    )
     return len(rolled)
 
 
 # --- reads ---------------------------------------------------------------------------
 
+
 def current_grid(conn: Connection, code: str) -> tuple[str, str] | None:
     """(code, level) of the current grid ``code``, None when there is none."""
-    row = conn.execute(sa.text("SELECT code, level FROM grid WHERE code = :code AND valid_to IS NULL"),
-                       {"code": code}).first()
+    row = conn.execute(
+        sa.text("SELECT code, level FROM grid WHERE code = :code AND valid_to IS NULL"), {"code": code}
+    ).first()
     return None if row is None else (row[0], row[1])
 
 
 def _below_sql(level: str, alias: str = "e") -> str:
     """SQL boolean: element ``alias`` lies below the current grid ``:grid`` of ``level``."""
     if level == SPECIAL:
-        return (f"EXISTS (SELECT 1 FROM grid s WHERE s.code = :grid AND s.valid_to IS NULL "
-                f"AND {alias}.geom && s.geom AND ST_Covers(s.geom, {POINT_SQL.format(a=alias)}))")
+        return (
+            f"EXISTS (SELECT 1 FROM grid s WHERE s.code = :grid AND s.valid_to IS NULL "
+            f"AND {alias}.geom && s.geom AND ST_Covers(s.geom, {POINT_SQL.format(a=alias)}))"
+        )
     if level == "micro":
         return f"{alias}.micro_code = :grid"
     return f"""{alias}.micro_code IN (
@@ -151,8 +186,9 @@ def _below_sql(level: str, alias: str = "e") -> str:
         SELECT code FROM below WHERE level = 'micro')"""
 
 
-def _filters(conn: Connection, rules: Rules, *, grid=None, kind=None, colour=None, overdue=None, bbox=None,
-             at: datetime) -> tuple[str, dict]:
+def _filters(
+    conn: Connection, rules: Rules, *, grid=None, kind=None, colour=None, overdue=None, bbox=None, at: datetime
+) -> tuple[str, dict]:
     where, params = ["TRUE"], {"at": at}
     if grid is not None:
         found = current_grid(conn, grid)
@@ -178,35 +214,81 @@ def _iso(v):
     return v.isoformat() if v is not None else None
 
 
-def list_elements(conn: Connection, rules: Rules, *, grid=None, kind=None, colour=None, overdue=None, bbox=None,
-                  at: datetime | None = None, limit: int = 1000, offset: int = 0) -> dict:
+def list_elements(
+    conn: Connection,
+    rules: Rules,
+    *,
+    grid=None,
+    kind=None,
+    colour=None,
+    overdue=None,
+    bbox=None,
+    at: datetime | None = None,
+    limit: int = 1000,
+    offset: int = 0,
+) -> dict:
     """Elements matching the filters as an RFC 7946 FeatureCollection (ordered by id), with
     ``numberMatched`` (all matches) and ``numberReturned``.  NotFound for an unknown ``grid``."""
-    at = at or datetime.now(timezone.utc)
+    at = at or datetime.now(UTC)
     where, params = _filters(conn, rules, grid=grid, kind=kind, colour=colour, overdue=overdue, bbox=bbox, at=at)
     matched = conn.execute(sa.text(f"SELECT count(*) FROM risk_element e WHERE {where}"), params).scalar_one()
-    rows = conn.execute(sa.text(f"""
+    rows = (
+        conn.execute(
+            sa.text(f"""
         SELECT e.id, e.kind, e.colour, e.name, e.reason, e.marked_by, e.marked_at, e.last_visit_at,
                {next_due_sql(rules)} AS next_visit_due, {overdue_sql(rules)} AS overdue, e.micro_code, e.attrs,
                ST_AsGeoJSON(ST_ForcePolygonCCW(e.geom), 7) AS geometry
         FROM risk_element e WHERE {where} ORDER BY e.id LIMIT :limit OFFSET :offset"""),
-        {**params, "limit": limit, "offset": offset}).mappings().all()
-    features = [{"type": "Feature", "id": r["id"], "geometry": json.loads(r["geometry"]), "properties": {
-        "id": r["id"], "kind": r["kind"], "colour": r["colour"], "name": r["name"], "reason": r["reason"],
-        "marked_by": r["marked_by"], "marked_at": _iso(r["marked_at"]), "last_visit_at": _iso(r["last_visit_at"]),
-        "next_visit_due": _iso(r["next_visit_due"]), "overdue": r["overdue"], "micro_code": r["micro_code"],
-        "attrs": r["attrs"]}} for r in rows]
-    return {"type": "FeatureCollection", "numberMatched": matched, "numberReturned": len(features),
-            "timeStamp": at.isoformat(), "features": features}
+            {**params, "limit": limit, "offset": offset},
+        )
+        .mappings()
+        .all()
+    )
+    features = [
+        {
+            "type": "Feature",
+            "id": r["id"],
+            "geometry": json.loads(r["geometry"]),
+            "properties": {
+                "id": r["id"],
+                "kind": r["kind"],
+                "colour": r["colour"],
+                "name": r["name"],
+                "reason": r["reason"],
+                "marked_by": r["marked_by"],
+                "marked_at": _iso(r["marked_at"]),
+                "last_visit_at": _iso(r["last_visit_at"]),
+                "next_visit_due": _iso(r["next_visit_due"]),
+                "overdue": r["overdue"],
+                "micro_code": r["micro_code"],
+                "attrs": r["attrs"],
+            },
+        }
+        for r in rows
+    ]
+    return {
+        "type": "FeatureCollection",
+        "numberMatched": matched,
+        "numberReturned": len(features),
+        "timeStamp": at.isoformat(),
+        "features": features,
+    }
 
 
 def element(conn: Connection, rules: Rules, element_id: int, at: datetime | None = None) -> dict | None:
     """One element's properties (as in :func:`list_elements`), None when unknown."""
-    at = at or datetime.now(timezone.utc)
-    row = conn.execute(sa.text(f"""
+    at = at or datetime.now(UTC)
+    row = (
+        conn.execute(
+            sa.text(f"""
         SELECT e.id, e.kind, e.colour, e.name, e.reason, e.marked_by, e.marked_at, e.last_visit_at,
                {next_due_sql(rules)} AS next_visit_due, {overdue_sql(rules)} AS overdue, e.micro_code
-        FROM risk_element e WHERE e.id = :id"""), {"id": element_id, "at": at}).mappings().first()
+        FROM risk_element e WHERE e.id = :id"""),
+            {"id": element_id, "at": at},
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         return None
     return {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in row.items()}
@@ -218,11 +300,13 @@ def grid_summary(conn: Connection, code: str, rules: Rules, at: datetime | None 
     found = current_grid(conn, code)
     if found is None:
         return None
-    at = at or datetime.now(timezone.utc)
-    rows = conn.execute(sa.text(f"""
+    at = at or datetime.now(UTC)
+    rows = conn.execute(
+        sa.text(f"""
         SELECT e.kind, e.colour, count(*) AS n, count(*) FILTER (WHERE {overdue_sql(rules)}) AS overdue
         FROM risk_element e WHERE {_below_sql(found[1])} GROUP BY e.kind, e.colour"""),
-        {"grid": code, "at": at}).all()
+        {"grid": code, "at": at},
+    ).all()
     by_colour = {c: 0 for c in COLOURS}
     by_kind = {k: 0 for k in KINDS}
     late = 0
@@ -231,16 +315,26 @@ def grid_summary(conn: Connection, code: str, rules: Rules, at: datetime | None 
         by_kind[kind] += n
         late += o
     colour = domain.colour_of(by_colour["red"], by_colour["yellow"], by_colour["blue"], found[1], rules)[0]
-    return {"code": code, "level": found[1], "colour": colour, **by_colour, "overdue": late, "by_kind": by_kind,
-            "at": at.isoformat()}
+    return {
+        "code": code,
+        "level": found[1],
+        "colour": colour,
+        **by_colour,
+        "overdue": late,
+        "by_kind": by_kind,
+        "at": at.isoformat(),
+    }
 
 
 def summary(conn: Connection, rules: Rules, at: datetime | None = None) -> dict:
     """Counts by colour, by kind, overdue by colour, and rolled-up grids per colour per level."""
-    at = at or datetime.now(timezone.utc)
-    rows = conn.execute(sa.text(f"""
+    at = at or datetime.now(UTC)
+    rows = conn.execute(
+        sa.text(f"""
         SELECT e.kind, e.colour, count(*), count(*) FILTER (WHERE {overdue_sql(rules)})
-        FROM risk_element e GROUP BY e.kind, e.colour"""), {"at": at}).all()
+        FROM risk_element e GROUP BY e.kind, e.colour"""),
+        {"at": at},
+    ).all()
     by_colour = {c: 0 for c in COLOURS}
     by_kind = {k: 0 for k in KINDS}
     overdue = {c: 0 for c in COLOURS}
@@ -252,14 +346,22 @@ def summary(conn: Connection, rules: Rules, at: datetime | None = None) -> dict:
         kind_colour[kind][colour] += n
     grids = {lv: {c: 0 for c in (*COLOURS, "none")} for lv in ALL_LEVELS}
     computed = None
-    for level, colour, n, when in conn.execute(sa.text(
-            "SELECT level, colour, count(*), max(computed_at) FROM grid_risk GROUP BY level, colour")):
+    for level, colour, n, when in conn.execute(
+        sa.text("SELECT level, colour, count(*), max(computed_at) FROM grid_risk GROUP BY level, colour")
+    ):
         grids.setdefault(level, {c: 0 for c in (*COLOURS, "none")})[colour or "none"] = n
         computed = max(computed, when) if computed else when
-    return {"elements": sum(by_colour.values()), "by_colour": by_colour, "by_kind": by_kind,
-            "by_kind_colour": kind_colour, "overdue": {**overdue, "total": sum(overdue.values())},
-            "grids": grids, "rollup_computed_at": _iso(computed), "at": at.isoformat(),
-            "visit_days": dict(rules.visit_days)}
+    return {
+        "elements": sum(by_colour.values()),
+        "by_colour": by_colour,
+        "by_kind": by_kind,
+        "by_kind_colour": kind_colour,
+        "overdue": {**overdue, "total": sum(overdue.values())},
+        "grids": grids,
+        "rollup_computed_at": _iso(computed),
+        "at": at.isoformat(),
+        "visit_days": dict(rules.visit_days),
+    }
 
 
 def rollup_rows(conn: Connection, level: str | None = None) -> list[dict]:
@@ -270,4 +372,3 @@ def rollup_rows(conn: Connection, level: str | None = None) -> list[dict]:
         sql += " WHERE level = :level"
         params["level"] = level
     return [dict(r._mapping) for r in conn.execute(sa.text(sql + " ORDER BY code"), params)]
-

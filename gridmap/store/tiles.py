@@ -1,5 +1,6 @@
 """SQL for the map: Mapbox vector tiles straight from PostGIS (``ST_AsMVT``), reports in a box,
 search and the grid panel's counts."""
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -8,8 +9,10 @@ from sqlalchemy.engine import Connection
 from ..domain.tiling import BUFFER, EXTENT, Frame, Tile
 
 #: Grid properties carried by every grid tile (the page styles and labels with them).
-GRID_PROPS = ("g.code, g.name, g.level, g.kind, g.households, r.colour AS risk, coalesce(r.overdue, 0) AS overdue, "
-              "g.valid_from::text AS valid_from")
+GRID_PROPS = (
+    "g.code, g.name, g.level, g.kind, g.households, r.colour AS risk, coalesce(r.overdue, 0) AS overdue, "
+    "g.valid_from::text AS valid_from"
+)
 
 
 def _geom(frame: Frame, column: str) -> str:
@@ -20,8 +23,16 @@ def _geom(frame: Frame, column: str) -> str:
 
 
 def _params(tile: Tile, frame: Frame, name: str) -> dict:
-    p = {"z": tile.z, "x": tile.x, "y": tile.y, "name": name,
-         "qx0": frame.query[0], "qy0": frame.query[1], "qx1": frame.query[2], "qy1": frame.query[3]}
+    p = {
+        "z": tile.z,
+        "x": tile.x,
+        "y": tile.y,
+        "name": name,
+        "qx0": frame.query[0],
+        "qy0": frame.query[1],
+        "qx1": frame.query[2],
+        "qy1": frame.query[3],
+    }
     if frame.shift is not None:
         p.update(zip(("a", "b", "d", "e", "xoff", "yoff"), frame.shift))
     return p
@@ -35,15 +46,16 @@ def _simplify(tile: Tile, column: str) -> str:
     return f"ST_Simplify({column}, {tol_deg!r}, true)"
 
 
-def grid_tile(conn: Connection, tile: Tile, frame: Frame, name: str, *, level: str, risk_only: bool = False,
-              at=None) -> bytes:
+def grid_tile(
+    conn: Connection, tile: Tile, frame: Frame, name: str, *, level: str, risk_only: bool = False, at=None
+) -> bytes:
     """Grids of ``level`` in ``tile`` as one MVT layer ``name`` (with each grid's rolled-up risk
     colour): the current ones, or those valid at ``at``; ``risk_only`` keeps the grids that have a colour."""
     join = "JOIN" if risk_only else "LEFT JOIN"
     when = "g.valid_to IS NULL" if at is None else "g.valid_from <= :at AND (g.valid_to IS NULL OR g.valid_to > :at)"
     sql = f"""
     SELECT ST_AsMVT(t, :name, {EXTENT}, 'geom') FROM (
-        SELECT {GRID_PROPS}, {_geom(frame, _simplify(tile, 'g.geom'))} AS geom
+        SELECT {GRID_PROPS}, {_geom(frame, _simplify(tile, "g.geom"))} AS geom
         FROM grid g {join} grid_risk r ON r.code = g.code
         WHERE {when} AND g.level = :level
           AND g.geom && ST_MakeEnvelope(:qx0, :qy0, :qx1, :qy1, 4326)
@@ -53,8 +65,16 @@ def grid_tile(conn: Connection, tile: Tile, frame: Frame, name: str, *, level: s
     return bytes(conn.execute(sa.text(sql), params).scalar_one() or b"")
 
 
-def risk_tile(conn: Connection, tile: Tile, frame: Frame, name: str, *, overdue_sql: str,
-              colour: str | None = None, kind: str | None = None) -> bytes:
+def risk_tile(
+    conn: Connection,
+    tile: Tile,
+    frame: Frame,
+    name: str,
+    *,
+    overdue_sql: str,
+    colour: str | None = None,
+    kind: str | None = None,
+) -> bytes:
     """Risk elements (points and polygons) in ``tile``, optionally of one colour and kind, with their
     overdue state (``overdue_sql``: a boolean SQL expression over alias ``e`` and ``:at``)."""
     where = ""
@@ -68,19 +88,18 @@ def risk_tile(conn: Connection, tile: Tile, frame: Frame, name: str, *, overdue_
     sql = f"""
     SELECT ST_AsMVT(t, :name, {EXTENT}, 'geom') FROM (
         SELECT e.id, e.kind, e.colour, e.name, e.micro_code, ({overdue_sql}) AS overdue,
-               {_geom(frame, 'e.geom')} AS geom
+               {_geom(frame, "e.geom")} AS geom
         FROM risk_element e
         WHERE e.geom && ST_MakeEnvelope(:qx0, :qy0, :qx1, :qy1, 4326) {where}
     ) t WHERE t.geom IS NOT NULL"""
-    return bytes(conn.execute(sa.text(sql), {**_params(tile, frame, name), **params}).scalar_one()
-                 or b"")
+    return bytes(conn.execute(sa.text(sql), {**_params(tile, frame, name), **params}).scalar_one() or b"")
 
 
 def building_tile(conn: Connection, tile: Tile, frame: Frame, name: str) -> bytes:
     """Current building footprints in ``tile`` (the map's own context where no base map is drawn)."""
     sql = f"""
     SELECT ST_AsMVT(t, :name, {EXTENT}, 'geom') FROM (
-        SELECT b.code, b.name, b.number, b.floors, b.households, {_geom(frame, 'b.geom')} AS geom
+        SELECT b.code, b.name, b.number, b.floors, b.households, {_geom(frame, "b.geom")} AS geom
         FROM building b
         WHERE b.valid_to IS NULL AND b.geom && ST_MakeEnvelope(:qx0, :qy0, :qx1, :qy1, 4326)
     ) t WHERE t.geom IS NOT NULL"""
@@ -95,7 +114,7 @@ def case_tile(conn: Connection, tile: Tile, frame: Frame, name: str) -> bytes:
         SELECT r.id, r.state, r.matter_code AS matter, r.handling_level AS level,
                CASE WHEN r.paused_at IS NOT NULL THEN 'paused' WHEN r.due_at < now() THEN 'overdue'
                     WHEN r.warn_at <= now() THEN 'warning' ELSE 'on_time' END AS clock,
-               {_geom(frame, 'r.geom')} AS geom
+               {_geom(frame, "r.geom")} AS geom
         FROM report r
         WHERE r.status = 'open' AND r.matter_code IS NOT NULL
           AND r.geom && ST_MakeEnvelope(:qx0, :qy0, :qx1, :qy1, 4326)
@@ -105,7 +124,7 @@ def case_tile(conn: Connection, tile: Tile, frame: Frame, name: str) -> bytes:
 
 def data_epochs(conn: Connection) -> tuple[int, int]:
     """(grid epoch, layer epoch): a cached tile is fresh while both are unchanged."""
-    row = conn.execute(sa.text(
-        "SELECT (SELECT epoch FROM grid_epoch WHERE id = 1), "
-        "(SELECT coalesce(sum(epoch), 0) FROM layer_epoch)")).first()
+    row = conn.execute(
+        sa.text("SELECT (SELECT epoch FROM grid_epoch WHERE id = 1), (SELECT coalesce(sum(epoch), 0) FROM layer_epoch)")
+    ).first()
     return int(row[0] or 0), int(row[1] or 0)

@@ -29,8 +29,14 @@ from . import (
 from .context import SETTINGS
 
 #: ``test_config`` keys that set a setting (the rest go to Flask's config as they are).
-SETTING_KEYS = {"DATABASE_URL": "external_database_url", "AUTH_READ": "auth_read", "LOOKUP_ENGINE": "lookup_engine",
-                "RISK_RULES": "risk_rules", "BASEMAP_CRS": "basemap_crs", "LAYERS": "layers_dir"}
+SETTING_KEYS = {
+    "DATABASE_URL": "external_database_url",
+    "AUTH_READ": "auth_read",
+    "LOOKUP_ENGINE": "lookup_engine",
+    "RISK_RULES": "risk_rules",
+    "BASEMAP_CRS": "basemap_crs",
+    "LAYERS": "layers_dir",
+}
 
 
 def create_app(test_config: dict | None = None, settings: Settings | None = None) -> Flask:
@@ -47,8 +53,21 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
     app.extensions[SETTINGS] = settings
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-    for blueprint in (grids.bp, lookup.bp, partition.bp, reports.bp, risk.bp, edits.bp, pages.bp, tiles.bp,
-                      ogc.bp, openapi.bp, events.bp, open311.bp, queue_page.bp):
+    for blueprint in (
+        grids.bp,
+        lookup.bp,
+        partition.bp,
+        reports.bp,
+        risk.bp,
+        edits.bp,
+        pages.bp,
+        tiles.bp,
+        ogc.bp,
+        openapi.bp,
+        events.bp,
+        open311.bp,
+        queue_page.bp,
+    ):
         app.register_blueprint(blueprint)
     app.before_request(_refuse_nul)
     auth.init_app(app, settings.auth_read)  # who may call what: every view's require(), enforced before each request
@@ -67,8 +86,11 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
 
 def _refuse_nul():
     """PostgreSQL text cannot hold a NUL character: a request carrying one is a 400 saying where, not a 500."""
-    where = ("the path" if "\x00" in request.path else
-             next((f"query parameter {k!r}" for k, v in request.args.items(multi=True) if "\x00" in k + v), None) or
-             ("the JSON body" if request.is_json and b"\\u0000" in request.get_data() else None))
+    where = (
+        "the path"
+        if "\x00" in request.path
+        else next((f"query parameter {k!r}" for k, v in request.args.items(multi=True) if "\x00" in k + v), None)
+        or ("the JSON body" if request.is_json and b"\\u0000" in request.get_data() else None)
+    )
     if where:
         raise InputError(f"{where} contains a NUL character (\\u0000), which no text field can hold")

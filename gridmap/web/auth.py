@@ -27,6 +27,7 @@ enough: 403 naming the role needed.  Tokens are never taken from the query strin
 logs).  Each authenticated request costs one indexed query (no cache, so a revoked token is refused
 at once); ``last_used_at`` is written at most once a minute per token.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -67,9 +68,10 @@ def require(*needed: str, methods=None):
 
     def mark(view):
         table = view.__dict__.setdefault(_ATTR, {})
-        for m in (methods or ["*"]):
+        for m in methods or ["*"]:
             table[m.upper()] = tuple(needed)
         return view
+
     return mark
 
 
@@ -136,8 +138,9 @@ def _check():
     actor = authenticate()
     wanted = tuple("viewer" if n == READ else n for n in needed)
     if not roles.allowed_by_any(actor.role, wanted):
-        raise Forbidden(f"{where} needs the role {roles.describe(wanted)} ('+': or above); "
-                        f"{actor.name!r} is {actor.role}")
+        raise Forbidden(
+            f"{where} needs the role {roles.describe(wanted)} ('+': or above); {actor.name!r} is {actor.role}"
+        )
     return None
 
 
@@ -147,8 +150,10 @@ def authenticate() -> Actor:
         return g.gridmap_actor
     header = request.headers.get("Authorization", "").strip()
     if not header:
-        raise Unauthorized(f"{request.method} {request.path} needs a token: send 'Authorization: Bearer <token>' "
-                           "(an admin makes one with `gridmap users add NAME --role ROLE`)")
+        raise Unauthorized(
+            f"{request.method} {request.path} needs a token: send 'Authorization: Bearer <token>' "
+            "(an admin makes one with `gridmap users add NAME --role ROLE`)"
+        )
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:

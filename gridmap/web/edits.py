@@ -38,12 +38,23 @@ def post_edit():
     body.pop("dry_run", None)
     body.pop("reason", None)
     # the If-Match header is the version of the edit's first grid: code, or the first of a merge's codes
-    first = body.get("code") if isinstance(body.get("code"), str) else \
-        (body["codes"][0] if isinstance(body.get("codes"), list) and body["codes"] else None)
+    first = (
+        body.get("code")
+        if isinstance(body.get("code"), str)
+        else (body["codes"][0] if isinstance(body.get("codes"), list) and body["codes"] else None)
+    )
     codes = [first] if isinstance(first, str) else []
     match = if_match_of(body, codes)
-    report = boundary_edits.apply(engine(), body, actor=current_actor(), rules=risk_rules(), reason=reason,
-                                  dry_run=dry_run, if_match=match, require_match=not dry_run)
+    report = boundary_edits.apply(
+        engine(),
+        body,
+        actor=current_actor(),
+        rules=risk_rules(),
+        reason=reason,
+        dry_run=dry_run,
+        if_match=match,
+        require_match=not dry_run,
+    )
     return jsonify(report), (200 if dry_run else 201)
 
 

@@ -33,8 +33,7 @@ def lookup_one():
 @require(READ, "ingest")  # a batch lookup is a read
 def lookup_many():
     """Many points: a JSON list of {"lon", "lat", "id"?}, or {"points": [...], "crs": ..., "at": ...}."""
-    body = params.json_body((list, dict), 'send JSON: a list of {"lon": .., "lat": ..} or '
-                                          '{"points": [...], "crs": ..}')
+    body = params.json_body((list, dict), 'send JSON: a list of {"lon": .., "lat": ..} or {"points": [...], "crs": ..}')
     options = body if isinstance(body, dict) else {}
     points = body if isinstance(body, list) else body.get("points")
     if not isinstance(points, list):

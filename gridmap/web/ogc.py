@@ -5,9 +5,10 @@ One collection per grid level (its id is the level's name); a feature's id is th
 ``datetime=`` picks versions: an instant gives the versions valid then (like ``at=`` elsewhere), an
 interval (``a/b``, ``../b``, ``a/..``) every version overlapping it; without it, the current ones.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request, url_for
@@ -30,6 +31,7 @@ class UnsupportedMediaType(GridmapError):
     status = 415
     code = "unsupported_media_type"
 
+
 GEOJSON = "application/geo+json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 GREGORIAN = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
@@ -50,6 +52,7 @@ FORMATS = ("json", "geojson", "html")
 
 # --- request parsing ------------------------------------------------------------------
 
+
 def _params(allowed: tuple[str, ...]) -> None:
     """400 for a query parameter this endpoint does not define (OGC API – Features Part 1, /req/core/
     query-param-unknown), and for an ``f`` other than json."""
@@ -66,6 +69,7 @@ def _level(level: str) -> str:
 
 
 # --- responses ----------------------------------------------------------------------
+
 
 def _url(endpoint: str, **values) -> str:
     return url_for(endpoint, _external=True, **values)
@@ -87,24 +91,26 @@ def _json(body, mimetype: str = "application/json", status: int = 200, headers: 
 
 
 def _stamp(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @bp.get("/", strict_slashes=False)
 def landing():
     """The landing page: links to the API definition, the conformance declaration and the collections."""
     _params(())
-    return _json({
-        "title": "gridmap",
-        "description": "Nested governance grids (district → street → community → courtyard → micro-grid, and "
-                       "special grids) as OGC API – Features, one collection per level.",
-        "links": [
-            _link(_url("ogc.landing"), "self", title="this document"),
-            _link(_url("ogc.api_definition"), "service-desc", OPENAPI, "the API definition (OpenAPI 3.0)"),
-            _link(_url("ogc.conformance"), "conformance", title="conformance classes implemented"),
-            _link(_url("ogc.collections"), "data", title="the grid levels"),
-        ],
-    })
+    return _json(
+        {
+            "title": "gridmap",
+            "description": "Nested governance grids (district → street → community → courtyard → micro-grid, and "
+            "special grids) as OGC API – Features, one collection per level.",
+            "links": [
+                _link(_url("ogc.landing"), "self", title="this document"),
+                _link(_url("ogc.api_definition"), "service-desc", OPENAPI, "the API definition (OpenAPI 3.0)"),
+                _link(_url("ogc.conformance"), "conformance", title="conformance classes implemented"),
+                _link(_url("ogc.collections"), "data", title="the grid levels"),
+            ],
+        }
+    )
 
 
 @bp.get("/api")
@@ -137,8 +143,7 @@ def _collection(level: str, extent: dict | None) -> dict:
         body["extent"] = {}
         if extent["bbox"]:
             body["extent"]["spatial"] = {"bbox": [[round(v, 7) for v in extent["bbox"]]], "crs": CRS84}
-        body["extent"]["temporal"] = {"interval": [[_stamp(extent["start"]), _stamp(extent["end"])]],
-                                      "trs": GREGORIAN}
+        body["extent"]["temporal"] = {"interval": [[_stamp(extent["start"]), _stamp(extent["end"])]], "trs": GREGORIAN}
     return body
 
 
@@ -147,10 +152,12 @@ def collections():
     """One collection per grid level, with the bbox of its current grids and the span of its versions."""
     _params(())
     extents = features.level_extents(engine())
-    return _json({
-        "links": [_link(_url("ogc.collections"), "self")],
-        "collections": [_collection(level, extents.get(level)) for level in ALL_LEVELS],
-    })
+    return _json(
+        {
+            "links": [_link(_url("ogc.collections"), "self")],
+            "collections": [_collection(level, extents.get(level)) for level in ALL_LEVELS],
+        }
+    )
 
 
 @bp.get("/collections/<level>")
@@ -181,15 +188,26 @@ def items(level: str):
     matched, page = features.items(engine(), level, bbox=bbox, at=at, interval=interval, limit=limit, offset=offset)
     for feature in page:
         feature["links"] = [_link(_url("ogc.item", level=level, code=feature["id"]), "self", GEOJSON)]
-    links = [_link(request.url, "self", GEOJSON, "this page"),
-             _link(_url("ogc.collection", level=level), "collection", title=f"the {level} collection")]
+    links = [
+        _link(request.url, "self", GEOJSON, "this page"),
+        _link(_url("ogc.collection", level=level), "collection", title=f"the {level} collection"),
+    ]
     if offset + len(page) < matched:
         links.append(_link(_page_url(offset + limit), "next", GEOJSON, "the next page"))
     if offset > 0:
         links.append(_link(_page_url(max(0, offset - limit)), "prev", GEOJSON, "the previous page"))
-    return _json({"type": "FeatureCollection", "features": page, "numberMatched": matched,
-                  "numberReturned": len(page), "timeStamp": _stamp(datetime.now(timezone.utc)),
-                  "links": links}, GEOJSON, headers={"Content-Crs": f"<{CRS84}>"})
+    return _json(
+        {
+            "type": "FeatureCollection",
+            "features": page,
+            "numberMatched": matched,
+            "numberReturned": len(page),
+            "timeStamp": _stamp(datetime.now(UTC)),
+            "links": links,
+        },
+        GEOJSON,
+        headers={"Content-Crs": f"<{CRS84}>"},
+    )
 
 
 @bp.get("/collections/<level>/items/<code>", provide_automatic_options=False)
@@ -205,8 +223,10 @@ def item(level: str, code: str):
         when = f" at {at.isoformat()}" if at else ""
         raise NotFound(f"no {level} grid with code {code!r}{when}")
     version, feature = found
-    feature["links"] = [_link(_url("ogc.item", level=level, code=code), "self", GEOJSON),
-                        _link(_url("ogc.collection", level=level), "collection")]
+    feature["links"] = [
+        _link(_url("ogc.item", level=level, code=code), "self", GEOJSON),
+        _link(_url("ogc.collection", level=level), "collection"),
+    ]
     return _json(feature, GEOJSON, headers={"ETag": boundary_edits.etag(version), "Content-Crs": f"<{CRS84}>"})
 
 
@@ -240,17 +260,20 @@ def _body(types: tuple[str, ...]) -> dict:
 def _feature_parts(body: dict, *, partial: bool) -> tuple[dict | None, dict]:
     """(geometry or None, properties) of a GeoJSON Feature (or, ``partial``, a merge patch of one)."""
     if body.get("type", "Feature" if partial else None) != "Feature":
-        raise InputError(f"the body must be a GeoJSON Feature (\"type\": \"Feature\"), got type {body.get('type')!r}")
+        raise InputError(f'the body must be a GeoJSON Feature ("type": "Feature"), got type {body.get("type")!r}')
     unknown = sorted(set(body) - {"type", "id", "geometry", "properties", "links", "bbox"})
     if unknown:
         raise InputError(f"unknown Feature member {unknown[0]!r} (a Feature has type, id, geometry, properties)")
     geometry = body.get("geometry")
     if geometry is None and not partial:
         raise InputError("geometry is required: the grid's Polygon or MultiPolygon")
-    if geometry is not None and (not isinstance(geometry, dict)
-                                 or geometry.get("type") not in ("Polygon", "MultiPolygon")):
-        raise InputError(f"geometry must be a GeoJSON Polygon or MultiPolygon, got "
-                         f"{geometry.get('type') if isinstance(geometry, dict) else geometry!r}")
+    if geometry is not None and (
+        not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon")
+    ):
+        raise InputError(
+            f"geometry must be a GeoJSON Polygon or MultiPolygon, got "
+            f"{geometry.get('type') if isinstance(geometry, dict) else geometry!r}"
+        )
     props = body.get("properties") or {}
     if not isinstance(props, dict):
         raise InputError("properties must be a JSON object")
@@ -260,13 +283,24 @@ def _feature_parts(body: dict, *, partial: bool) -> tuple[dict | None, dict]:
     return geometry, {k: v for k, v in props.items() if k not in SERVER_SET}
 
 
-def _edit(op: dict, *, code: str | None = None) -> dict:
-    """Run ``op`` through the shared edit engine with the request's dry_run, reason and If-Match."""
-    dry_run = params.flag("dry_run", False)
+def _write_params(*extra: str) -> tuple[bool, str | None]:
+    """The query of a write: only ``dry_run``, ``reason`` and ``extra``; (dry_run, reason)."""
+    _params(("dry_run", "reason", *extra))
+    return params.flag("dry_run", False), request.args.get("reason") or None
+
+
+def _edit(op: dict, dry_run: bool, reason: str | None, *, code: str | None = None) -> dict:
+    """Run ``op`` through the shared edit engine with the request's If-Match."""
     header = request.headers.get("If-Match")
-    return boundary_edits.apply(engine(), op, actor=current_actor(), rules=risk_rules(),
-                                reason=request.args.get("reason") or None, dry_run=dry_run,
-                                if_match={code: header} if code and header else None)
+    return boundary_edits.apply(
+        engine(),
+        op,
+        actor=current_actor(),
+        rules=risk_rules(),
+        reason=reason,
+        dry_run=dry_run,
+        if_match={code: header} if code and header else None,
+    )
 
 
 def _written(level: str, code: str, status: int) -> Response:
@@ -314,7 +348,7 @@ def item_options(level: str, code: str):
 def create_item(level: str):
     """Create a grid from a GeoJSON Feature: its ``id`` (or ``properties.code``) is the code, the parent
     is ``properties.parent_code``.  201 with ``Location`` and ``ETag``; ``dry_run=true``: the report."""
-    _params(("dry_run", "reason"))
+    dry_run, reason = _write_params()
     _level(level)
     body = _body(FEATURE_TYPES)
     geometry, props = _feature_parts(body, partial=False)
@@ -329,7 +363,7 @@ def create_item(level: str):
     grid.update(level=level, geometry=geometry)
     if code is not None:
         grid["code"] = code
-    report = _edit({"op": "create", "grid": grid})
+    report = _edit({"op": "create", "grid": grid}, dry_run, reason)
     if report["dry_run"]:
         return jsonify(report)
     return _written(level, report["opened"][0], 201)
@@ -351,15 +385,17 @@ def _changes(level: str, code: str, props: dict) -> dict:
     for key, value in props.items():
         if key in FIXED:
             if value != current[key]:
-                raise InputError(f"{key} cannot change here ({current[key]!r} → {value!r}): it is fixed by the "
-                                 f"grid's code and collection")
+                raise InputError(
+                    f"{key} cannot change here ({current[key]!r} → {value!r}): it is fixed by the "
+                    f"grid's code and collection"
+                )
         elif value != current[key]:
             out[key] = value
     return out
 
 
 def _update(level: str, code: str, *, partial: bool) -> Response:
-    _params(("dry_run", "reason", "gap_to"))
+    dry_run, reason = _write_params("gap_to")
     _level(level)
     body = _body(PATCH_TYPES if partial else FEATURE_TYPES)
     geometry, props = _feature_parts(body, partial=partial)
@@ -375,7 +411,7 @@ def _update(level: str, code: str, *, partial: bool) -> Response:
             op["geometry"] = geometry
         if gap_to is not None:
             op["gap_to"] = gap_to
-    report = _edit(op, code=code)
+    report = _edit(op, dry_run, reason, code=code)
     if report["dry_run"]:
         return jsonify(report)
     return _written(level, code, 200)
@@ -401,13 +437,13 @@ def patch_item(level: str, code: str):
 def delete_item(level: str, code: str):
     """Retire a grid (its current version ends; history is kept).  In a level that tiles its parent,
     ``gap_to`` must name the sibling taking the area, or the edit is rejected (422) naming the gap."""
-    _params(("dry_run", "reason", "gap_to"))
+    dry_run, reason = _write_params("gap_to")
     _level(level)
     _current(level, code)
     op = {"op": "retire", "code": code}
     if request.args.get("gap_to"):
         op["gap_to"] = request.args["gap_to"]
-    report = _edit(op, code=code)
+    report = _edit(op, dry_run, reason, code=code)
     if report["dry_run"]:
         return jsonify(report)
     return Response(status=204)

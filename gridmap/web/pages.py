@@ -5,6 +5,7 @@ reports are clustered markers (Leaflet.markercluster); the info panel, search, s
 legend are ``static/gridmap.js``.  Clicking the map asks the lookup which grids hold the point,
 so the panel works for every level without hit-testing tiles in the browser.
 """
+
 from __future__ import annotations
 
 import folium
@@ -21,10 +22,18 @@ bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/stat
 
 #: Zhengzhou, when nothing is loaded yet.
 DEFAULT_BOUNDS = ((34.60, 113.55), (34.85, 113.85))
-VENDOR_JS = ("vendor/leaflet/leaflet.js", "vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js",
-             "vendor/markercluster/leaflet.markercluster.js", "vendor/geoman/leaflet-geoman.min.js")
-VENDOR_CSS = ("vendor/leaflet/leaflet.css", "vendor/markercluster/MarkerCluster.css",
-              "vendor/markercluster/MarkerCluster.Default.css", "vendor/geoman/leaflet-geoman.css")
+VENDOR_JS = (
+    "vendor/leaflet/leaflet.js",
+    "vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js",
+    "vendor/markercluster/leaflet.markercluster.js",
+    "vendor/geoman/leaflet-geoman.min.js",
+)
+VENDOR_CSS = (
+    "vendor/leaflet/leaflet.css",
+    "vendor/markercluster/MarkerCluster.css",
+    "vendor/markercluster/MarkerCluster.Default.css",
+    "vendor/geoman/leaflet-geoman.css",
+)
 
 
 class LocalMap(folium.Map):
@@ -72,33 +81,51 @@ PANELS = """
 
 
 def _legend(levels, rules) -> str:
-    items = [f'<div><span class="gm-swatch" style="border-color:{d["colour"]};background:{d["fill"]}33"></span>'
-             f'{d["label"]}</div>' for d in levels]
+    items = [
+        f'<div><span class="gm-swatch" style="border-color:{d["colour"]};background:{d["fill"]}33"></span>'
+        f"{d['label']}</div>"
+        for d in levels
+    ]
     for colour in ("red", "yellow", "blue"):
         s = rules.styles.get(colour, {})
-        items.append(f'<div><span class="gm-dot" style="background:{s.get("fill", colour)}"></span>{s.get("label", colour)}</div>')
+        dot = f'<span class="gm-dot" style="background:{s.get("fill", colour)}"></span>'
+        items.append(f"<div>{dot}{s.get('label', colour)}</div>")
     od = rules.styles.get("overdue", {})
     dashed = "dashed" if od.get("dash_array") else "solid"
-    items.append(f'<div><span class="gm-dot gm-overdue" style="border: 2px {dashed} {od.get("colour", "#000")}">'
-                 f'</span>{od.get("label", "overdue")}</div>')
-    fills = "".join(f'<span class="gm-swatch gm-shade" style="background:{rules.styles.get(c, {}).get("fill", c)}">'
-                    f'</span>' for c in ("red", "yellow", "blue"))
-    items.append(f'<div>{fills}网格风险底色 grid shading: its elements\' colour (roll-up)</div>')
-    items.append('<div><span class="gm-dot gm-report"></span>群众上报 open report '
-                 '<span class="gm-cluster">12</span> 聚合 cluster of reports</div>')
-    items.append('<div><span class="gm-dot gm-case-filed"></span>待派遣 queued <span class="gm-dot gm-case-dispatched">'
-                 '</span>处置中 with a handler <span class="gm-dot gm-case-disposed"></span>待核查 to verify '
-                 '<span class="gm-dot gm-case-overdue"></span>超时 overdue (事件 open cases)</div>')
+    items.append(
+        f'<div><span class="gm-dot gm-overdue" style="border: 2px {dashed} {od.get("colour", "#000")}">'
+        f"</span>{od.get('label', 'overdue')}</div>"
+    )
+    fills = "".join(
+        f'<span class="gm-swatch gm-shade" style="background:{rules.styles.get(c, {}).get("fill", c)}"></span>'
+        for c in ("red", "yellow", "blue")
+    )
+    items.append(f"<div>{fills}网格风险底色 grid shading: its elements' colour (roll-up)</div>")
+    items.append(
+        '<div><span class="gm-dot gm-report"></span>群众上报 open report '
+        '<span class="gm-cluster">12</span> 聚合 cluster of reports</div>'
+    )
+    items.append(
+        '<div><span class="gm-dot gm-case-filed"></span>待派遣 queued <span class="gm-dot gm-case-dispatched">'
+        '</span>处置中 with a handler <span class="gm-dot gm-case-disposed"></span>待核查 to verify '
+        '<span class="gm-dot gm-case-overdue"></span>超时 overdue (事件 open cases)</div>'
+    )
     return "<h4>图例 legend</h4>" + "".join(items)
 
 
 def _risk_cfg(rules) -> dict:
     st = rules.styles
     od = st.get("overdue", {})
-    return {"colours": {c: st.get(c, {}).get("fill", c) for c in ("red", "yellow", "blue")},
-            "styles": {c: st.get(c, {}) for c in ("red", "yellow", "blue")},
-            "overdue": {"outline": od.get("colour", "#000000"), "weight": od.get("weight", 2.5), "extra_radius": 2,
-                        "dash_array": od.get("dash_array", "")}}
+    return {
+        "colours": {c: st.get(c, {}).get("fill", c) for c in ("red", "yellow", "blue")},
+        "styles": {c: st.get(c, {}) for c in ("red", "yellow", "blue")},
+        "overdue": {
+            "outline": od.get("colour", "#000000"),
+            "weight": od.get("weight", 2.5),
+            "extra_radius": 2,
+            "dash_array": od.get("dash_array", ""),
+        },
+    }
 
 
 def build_map() -> folium.Map:
@@ -109,9 +136,16 @@ def build_map() -> folium.Map:
     bounds = grid_views.extent(engine())
     fit = ((bounds[1], bounds[0]), (bounds[3], bounds[2])) if bounds else DEFAULT_BOUNDS
     static = lambda f: url_for("pages.static", filename=f)  # noqa: E731
-    fmap = LocalMap(location=[(fit[0][0] + fit[1][0]) / 2, (fit[0][1] + fit[1][1]) / 2], zoom_start=11,
-                    tiles=None, js=[static(f) for f in VENDOR_JS], css=[static(f) for f in VENDOR_CSS],
-                    prefer_canvas=True, control_scale=True, max_zoom=20)
+    fmap = LocalMap(
+        location=[(fit[0][0] + fit[1][0]) / 2, (fit[0][1] + fit[1][1]) / 2],
+        zoom_start=11,
+        tiles=None,
+        js=[static(f) for f in VENDOR_JS],
+        css=[static(f) for f in VENDOR_CSS],
+        prefer_canvas=True,
+        control_scale=True,
+        max_zoom=20,
+    )
     root = fmap.get_root()
     root.header.add_child(Element(f'<link rel="icon" type="image/svg+xml" href="{static("favicon.svg")}">'))
     root.header.add_child(Element("<title>gridmap 一张图</title>"))
@@ -120,12 +154,20 @@ def build_map() -> folium.Map:
     root.header.add_child(JavascriptLink(static("gridmap-edit.js")))
     root.header.add_child(JavascriptLink(static("gridmap-events.js")))
     if base["url"]:
-        folium.TileLayer(base["url"], attr=base["attribution"] or " ", name="底图 base map",
-                         max_zoom=base["max_zoom"], overlay=False, control=False).add_to(fmap)
+        folium.TileLayer(
+            base["url"],
+            attr=base["attribution"] or " ",
+            name="底图 base map",
+            max_zoom=base["max_zoom"],
+            overlay=False,
+            control=False,
+        ).add_to(fmap)
     fmap.fit_bounds(fit)
     crs_arg = "?crs=gcj02" if base["crs"] == "gcj02" else ""
-    tile_url = lambda name: url_for("tiles.tile", layer=name, z=0, x=0, y=0).replace(  # noqa: E731
-        "/0/0/0.pbf", "/{z}/{x}/{y}.pbf") + crs_arg
+
+    def tile_url(name):
+        return url_for("tiles.tile", layer=name, z=0, x=0, y=0).replace("/0/0/0.pbf", "/{z}/{x}/{y}.pbf") + crs_arg
+
     groups, levels, overlays = {}, [], []
     for d in level_layers(folder):
         group = folium.FeatureGroup(name=d["label"], show=d["show"]).add_to(fmap)
@@ -142,8 +184,13 @@ def build_map() -> folium.Map:
             style = risk["styles"].get(d.get("colour_filter"), {})
             entry.update(colour=style.get("fill", "#888"), radius=style.get("radius", 5))
         overlays.append(entry)
-    cfg = {"api": url_for("grids.stats").rsplit("/", 1)[0], "basemap": base, "levels": levels,
-           "overlays": overlays, "risk": risk}
+    cfg = {
+        "api": url_for("grids.stats").rsplit("/", 1)[0],
+        "basemap": base,
+        "levels": levels,
+        "overlays": overlays,
+        "risk": risk,
+    }
     fmap.add_child(GridmapApp(cfg, groups))
     folium.LayerControl(collapsed=True).add_to(fmap)
     root.html.add_child(Element(PANELS.replace("{legend}", _legend(level_layers(folder), rules))))

@@ -105,8 +105,9 @@ def bbox(name: str = "bbox") -> tuple[float, float, float, float] | None:
     if y0 > y1:
         raise InputError(f"{name}: minlat {y0:g} is above maxlat {y1:g}")
     if x0 > x1:
-        raise InputError(f"{name}: minlon {x0:g} is east of maxlon {x1:g} (a bbox across the antimeridian is "
-                         f"not supported)")
+        raise InputError(
+            f"{name}: minlon {x0:g} is east of maxlon {x1:g} (a bbox across the antimeridian is not supported)"
+        )
     return x0, y0, x1, y1
 
 
@@ -142,8 +143,10 @@ def _instant(text: str) -> datetime:
     try:
         return parse_at(text)
     except InputError:
-        raise InputError(f"datetime: {text!r} is not an RFC 3339 date-time such as 2026-01-31T08:00:00Z, "
-                         f"nor an interval such as 2026-01-01T00:00:00Z/..") from None
+        raise InputError(
+            f"datetime: {text!r} is not an RFC 3339 date-time such as 2026-01-31T08:00:00Z, "
+            f"nor an interval such as 2026-01-01T00:00:00Z/.."
+        ) from None
 
 
 def datetime_param(*, instant_only: bool = False):
@@ -167,6 +170,7 @@ def datetime_param(*, instant_only: bool = False):
 
 
 # --- JSON bodies ----------------------------------------------------------------------------
+
 
 def json_body(kind: type | tuple, hint: str):
     """The request's JSON body when it is a ``kind`` (dict and/or list); InputError ``hint`` otherwise."""

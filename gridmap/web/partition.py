@@ -23,11 +23,22 @@ def partition():
     ``all``; writes them as a new version only with ``"commit": true``."""
     body = params.json_body(dict, 'send a JSON object: {"courtyard": "...", "min": 50, "max": 70, "commit": false}')
     params.body_keys(body, FIELDS)
-    band = Band(params.body_int(body, "min", HOUSEHOLD_BAND[0]), params.body_int(body, "max", HOUSEHOLD_BAND[1]),
-                params.body_str(body, "policy") or "keep")
-    report = partitioning.run(engine(), rules=risk_rules(), courtyard=params.body_str(body, "courtyard"),
-                              community=params.body_str(body, "community"), everything=params.body_bool(body, "all"),
-                              band=band, seed=params.body_int(body, "seed", 0),
-                              dry_run=not params.body_bool(body, "commit"), actor=current_actor(),
-                              reason=params.body_str(body, "reason"), with_preview=True)
+    band = Band(
+        params.body_int(body, "min", HOUSEHOLD_BAND[0]),
+        params.body_int(body, "max", HOUSEHOLD_BAND[1]),
+        params.body_str(body, "policy") or "keep",
+    )
+    report = partitioning.run(
+        engine(),
+        rules=risk_rules(),
+        courtyard=params.body_str(body, "courtyard"),
+        community=params.body_str(body, "community"),
+        everything=params.body_bool(body, "all"),
+        band=band,
+        seed=params.body_int(body, "seed", 0),
+        dry_run=not params.body_bool(body, "commit"),
+        actor=current_actor(),
+        reason=params.body_str(body, "reason"),
+        with_preview=True,
+    )
     return jsonify(report)

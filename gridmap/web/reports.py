@@ -16,5 +16,8 @@ def reports():
     """Reports with a point as GeoJSON: ``bbox=`` (minlon,minlat,maxlon,maxlat), ``status=``, ``limit=``."""
     status = params.choice("status", ("open", "closed"))
     crs = params.basemap_crs()
-    return jsonify(report_views.in_box(engine(), params.bbox(), crs=crs, status=status,
-                                       limit=params.integer("limit", 5000, 1, 50000)))
+    return jsonify(
+        report_views.in_box(
+            engine(), params.bbox(), crs=crs, status=status, limit=params.integer("limit", 5000, 1, 50000)
+        )
+    )

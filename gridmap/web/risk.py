@@ -23,10 +23,16 @@ def elements():
     """Elements below ``grid`` (any level), of ``kind`` and ``colour``, ``overdue`` or not at ``at``,
     inside ``bbox``: an RFC 7946 FeatureCollection, ``limit`` (<= 10000) from ``offset``."""
     params.known(*ELEMENT_PARAMS)
-    filters = dict(grid=request.args.get("grid") or None, kind=params.choice("kind", KINDS),
-                   colour=params.choice("colour", COLOURS), overdue=params.flag("overdue"), bbox=params.bbox(),
-                   at=params.at(), limit=params.integer("limit", 1000, 1, MAX_LIMIT),
-                   offset=params.integer("offset", 0, 0, 2**62))
+    filters = dict(
+        grid=request.args.get("grid") or None,
+        kind=params.choice("kind", KINDS),
+        colour=params.choice("colour", COLOURS),
+        overdue=params.flag("overdue"),
+        bbox=params.bbox(),
+        at=params.at(),
+        limit=params.integer("limit", 1000, 1, MAX_LIMIT),
+        offset=params.integer("offset", 0, 0, 2**62),
+    )
     return jsonify(risk_elements.list_elements(engine(), risk_rules(), **filters))
 
 
@@ -52,15 +58,22 @@ def rules_view():
 @require("dispatcher", "ingest")
 def visit():
     """Record one visit: JSON ``{"element": id, "visitor": "...", "visited_at"?: ISO, "note"?: "..."}``."""
-    body = params.json_body(dict, 'send a JSON object: {"element": 12, "visitor": "王芳", '
-                                  '"visited_at": "2026-11-25T09:00+08:00"}')
+    body = params.json_body(
+        dict, 'send a JSON object: {"element": 12, "visitor": "王芳", "visited_at": "2026-11-25T09:00+08:00"}'
+    )
     params.body_keys(body, VISIT_FIELDS)
     if "element" not in body:
         raise InputError("element is required: the id of the risk element visited")
     visitor = body.get("visitor")
     if not isinstance(visitor, str) or not visitor.strip():
         raise InputError("visitor is required: who visited (a non-empty string)")
-    state = risk_elements.record_visit(engine(), risk_elements.element_id_of(body["element"]), visitor.strip(),
-                                       rules=risk_rules(), visited_at=params.body_str(body, "visited_at"),
-                                       note=params.body_str(body, "note"), actor=current_actor())
+    state = risk_elements.record_visit(
+        engine(),
+        risk_elements.element_id_of(body["element"]),
+        visitor.strip(),
+        rules=risk_rules(),
+        visited_at=params.body_str(body, "visited_at"),
+        note=params.body_str(body, "note"),
+        actor=current_actor(),
+    )
     return jsonify(state), 201

@@ -49,10 +49,26 @@ def check_bind(host: str, port: int) -> None:
             raise InputError(f"cannot serve on {host}:{port}: {exc.strerror}") from None
 
 
-def serve(host: str = "127.0.0.1", port: int = 5000, *, workers: int = 2, threads: int = 8,
-          lookup_engine: str = "index", warm: bool = True, tick_seconds: int = 0) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    *,
+    workers: int = 2,
+    threads: int = 8,
+    lookup_engine: str = "index",
+    warm: bool = True,
+    tick_seconds: int = 0,
+) -> None:
     """Serve the app until interrupted (call :func:`check_bind` first for a one-line error).  The workers
-    get ``lookup_engine`` and ``warm`` through their environment."""
+    get ``lookup_engine``, ``warm`` and the event tick's period through their environment."""
     Settings.export(lookup_engine=lookup_engine, warm=warm, events_tick=tick_seconds)
-    Granian("gridmap.web.server:app_from_env", address=host, port=port, interface=Interfaces.WSGI,
-            factory=True, workers=workers, blocking_threads=threads, log_access=False).serve()
+    Granian(
+        "gridmap.web.server:app_from_env",
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        factory=True,
+        workers=workers,
+        blocking_threads=threads,
+        log_access=False,
+    ).serve()

@@ -17,6 +17,7 @@ Pure: the real boundaries and division lists come in as :class:`Sources` (read b
 :mod:`gridmap.services.resources`), and :func:`build` returns rows; writing the files is
 :func:`gridmap.services.demo.generate`.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,16 +48,37 @@ class Scale:
 
 SCALES = {
     "guancheng": Scale("guancheng", (GUANCHENG,), 14, 155, 756, 1878),
-    "zhengzhou": Scale("zhengzhou", ("410102", "410103", "410104", "410105", "410106", "410108", "410122",
-                                     "410181", "410182", "410183", "410184", "410185"), 216, 3503, 17091, 42453),
+    "zhengzhou": Scale(
+        "zhengzhou",
+        (
+            "410102",
+            "410103",
+            "410104",
+            "410105",
+            "410106",
+            "410108",
+            "410122",
+            "410181",
+            "410182",
+            "410183",
+            "410184",
+            "410185",
+        ),
+        216,
+        3503,
+        17091,
+        42453,
+    ),
 }
 
 HOUSEHOLDS_PER_MICRO = HOUSEHOLD_BAND
 SPECIAL_SHARE = 0.25
 SPECIAL_KINDS = {"mall": "购物中心", "market": "农贸市场", "school": "学校", "enterprise": "有限公司", "other": "医院"}
 
-_WORDS = list("金华阳光明德兴盛和平安康泰福瑞祥嘉禾丰乐景园林翠锦绣春秋东西南北中新世纪碧桂凤凰天地龙湖紫荆银河"
-              "盛世名门书香怡景雅居正商建业鑫苑永威亚星美景天伦城市花溪")
+_WORDS = list(
+    "金华阳光明德兴盛和平安康泰福瑞祥嘉禾丰乐景园林翠锦绣春秋东西南北中新世纪碧桂凤凰天地龙湖紫荆银河"
+    "盛世名门书香怡景雅居正商建业鑫苑永威亚星美景天伦城市花溪"
+)
 _SUFFIXES = ("花园", "小区", "家园", "苑", "公寓", "新村", "华庭", "雅居", "佳苑", "嘉园")
 _SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程")
 _GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰红梅建国志强海燕红霞桂芳文亮")
@@ -73,7 +95,7 @@ class Sources:
 
 
 def _community_name(raw: str) -> str:
-    """"宇通花园社区居民委员会" -> "宇通花园社区", "xx村民委员会"/"xx村委会" -> "xx村"."""
+    """ "宇通花园社区居民委员会" -> "宇通花园社区", "xx村民委员会"/"xx村委会" -> "xx村"."""
     for suffix, keep in (("居民委员会", ""), ("居委会", ""), ("村民委员会", "村"), ("村委会", "村")):
         if raw.endswith(suffix):
             return raw[: -len(suffix)] + keep
@@ -81,6 +103,7 @@ def _community_name(raw: str) -> str:
 
 
 # --- geometry -------------------------------------------------------------------
+
 
 def sample_points(poly, n, rng) -> np.ndarray:
     """``n`` uniform random points inside ``poly`` (rejection sampling)."""
@@ -118,8 +141,9 @@ def split(poly, n, rng, iterations=5) -> list:
         j = next(j for j in order if j not in taken)
         taken.add(j)
         seeds.append(pts[j])
-    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(np.array(seeds)), extend_to=poly,
-                                                       ordered=True))
+    cells = shapely.get_parts(
+        shapely.voronoi_polygons(shapely.multipoints(np.array(seeds)), extend_to=poly, ordered=True)
+    )
     return _contiguous(shapely.intersection(cells, poly))
 
 
@@ -173,6 +197,7 @@ def _place(cell, w, h, placed, rng):
 
 # --- names ------------------------------------------------------------------------
 
+
 class _Names:
     def __init__(self, rng):
         self.rng = rng
@@ -205,6 +230,7 @@ class _Names:
 
 
 # --- the city ----------------------------------------------------------------------
+
 
 def _plan(scale: Scale, seed: int, sources: Sources) -> list[dict]:
     """Streets and community counts per district: real where known, invented to reach the totals."""
@@ -256,11 +282,19 @@ def _plan(scale: Scale, seed: int, sources: Sources) -> list[dict]:
     micro = _allocate(scale.micro, scale.courtyards, rng)
     pos = 0
     for c in comms:
-        c["micro"] = [int(m) for m in micro[pos: pos + c["courtyards"]]]
+        c["micro"] = [int(m) for m in micro[pos : pos + c["courtyards"]]]
         pos += c["courtyards"]
-    return [{"code": code, "name": p["district"]["name"], "streets": p["streets"], "order": i,
-             "gcj02": p["district"]["gcj02"], "wgs84": p["district"]["wgs84"]}
-            for i, (code, p) in enumerate(plan.items())]
+    return [
+        {
+            "code": code,
+            "name": p["district"]["name"],
+            "streets": p["streets"],
+            "order": i,
+            "gcj02": p["district"]["gcj02"],
+            "wgs84": p["district"]["wgs84"],
+        }
+        for i, (code, p) in enumerate(plan.items())
+    ]
 
 
 def _build_district(args) -> dict:
@@ -287,26 +321,45 @@ def _build_district(args) -> dict:
                 for mi, mgeom in enumerate(split(ygeom, n_micro, rng)):
                     mcode = f"{ycode}{mi + 1:02d}"
                     m_hh, bno = _buildings(mgeom, ycode, yname, bno, rng, out["building"])
-                    out["micro"].append({"code": mcode, "name": f"{yname}第{mi + 1}网格", "parent_code": ycode,
-                                         "households": m_hh, "geometry": mgeom})
-                    out["person"].append({"grid_code": mcode, "name": names.person(), "role": "grid_worker",
-                                          "phone": names.phone()})
+                    out["micro"].append(
+                        {
+                            "code": mcode,
+                            "name": f"{yname}第{mi + 1}网格",
+                            "parent_code": ycode,
+                            "households": m_hh,
+                            "geometry": mgeom,
+                        }
+                    )
+                    out["person"].append(
+                        {"grid_code": mcode, "name": names.person(), "role": "grid_worker", "phone": names.phone()}
+                    )
                     y_hh += m_hh
-                out["courtyard"].append({"code": ycode, "name": yname, "parent_code": c["code"],
-                                         "households": y_hh, "geometry": ygeom})
-                out["person"].append({"grid_code": ycode, "name": names.person(), "role": "grid_leader",
-                                      "phone": names.phone()})
+                out["courtyard"].append(
+                    {"code": ycode, "name": yname, "parent_code": c["code"], "households": y_hh, "geometry": ygeom}
+                )
+                out["person"].append(
+                    {"grid_code": ycode, "name": names.person(), "role": "grid_leader", "phone": names.phone()}
+                )
                 c_hh += y_hh
-            out["community"].append({"code": c["code"], "name": c["name"], "parent_code": s["code"],
-                                     "households": c_hh, "geometry": cgeom})
-            out["person"].append({"grid_code": c["code"], "name": names.person(), "role": "secretary",
-                                  "phone": names.phone()})
+            out["community"].append(
+                {"code": c["code"], "name": c["name"], "parent_code": s["code"], "households": c_hh, "geometry": cgeom}
+            )
+            out["person"].append(
+                {"grid_code": c["code"], "name": names.person(), "role": "secretary", "phone": names.phone()}
+            )
             _special(c, cgeom, rng, out["special"])
             s_hh += c_hh
-        out["street"].append({"code": s["code"], "name": s["name"], "parent_code": plan["code"],
-                              "households": s_hh, "geometry": sgeom})
-    out["district"] = [{"code": plan["code"], "name": plan["name"], "households": sum(
-        s["households"] for s in out["street"]), "geometry": plan["gcj02"]}]
+        out["street"].append(
+            {"code": s["code"], "name": s["name"], "parent_code": plan["code"], "households": s_hh, "geometry": sgeom}
+        )
+    out["district"] = [
+        {
+            "code": plan["code"],
+            "name": plan["name"],
+            "households": sum(s["households"] for s in out["street"]),
+            "geometry": plan["gcj02"],
+        }
+    ]
     return out
 
 
@@ -326,9 +379,17 @@ def _buildings(cell, ycode, yname, bno, rng, sink) -> tuple[int, int]:
             raise RuntimeError(f"no room for a building in micro-grid of courtyard {ycode}")
         placed.append(rect)
         bno += 1
-        sink.append({"code": f"{ycode}B{bno:03d}", "name": f"{yname}{bno}号楼", "number": f"{bno}号楼",
-                     "courtyard_code": ycode, "floors": floors, "units": ";".join(str(u) for u in units),
-                     "geometry": rect})
+        sink.append(
+            {
+                "code": f"{ycode}B{bno:03d}",
+                "name": f"{yname}{bno}号楼",
+                "number": f"{bno}号楼",
+                "courtyard_code": ycode,
+                "floors": floors,
+                "units": ";".join(str(u) for u in units),
+                "geometry": rect,
+            }
+        )
     return total, bno
 
 
@@ -345,21 +406,33 @@ def _special(community, cgeom, rng, sink) -> None:
     if rect.geom_type != "Polygon" or rect.area < 100.0:
         return
     stem = community["name"].removesuffix("社区").removesuffix("村")
-    sink.append({"code": f"{community['code']}S01", "name": stem + SPECIAL_KINDS[kind], "kind": kind,
-                 "parent_code": community["code"], "households": 0, "geometry": rect})
+    sink.append(
+        {
+            "code": f"{community['code']}S01",
+            "name": stem + SPECIAL_KINDS[kind],
+            "kind": kind,
+            "parent_code": community["code"],
+            "households": 0,
+            "geometry": rect,
+        }
+    )
 
 
 #: The demo's files in import order: (level, file name, CRS of the file).
 FILES = (
-    ("district", "districts.geojson", "gcj02"), ("street", "streets.geojson", "EPSG:4326"),
-    ("community", "communities.geojson", "EPSG:4326"), ("courtyard", "courtyards.gpkg", "EPSG:4326"),
-    ("micro", "micro.gpkg", "EPSG:4326"), ("special", "special.geojson", "EPSG:4326"),
+    ("district", "districts.geojson", "gcj02"),
+    ("street", "streets.geojson", "EPSG:4326"),
+    ("community", "communities.geojson", "EPSG:4326"),
+    ("courtyard", "courtyards.gpkg", "EPSG:4326"),
+    ("micro", "micro.gpkg", "EPSG:4326"),
+    ("special", "special.geojson", "EPSG:4326"),
     ("building", "buildings.gpkg", "EPSG:4326"),
 )
 
 
-def build(scale_name: str, seed: int, sources: Sources, anchor: datetime, *, workers: int = 1,
-          progress=None) -> tuple[dict[str, list[dict]], dict[str, pd.DataFrame]]:
+def build(
+    scale_name: str, seed: int, sources: Sources, anchor: datetime, *, workers: int = 1, progress=None
+) -> tuple[dict[str, list[dict]], dict[str, pd.DataFrame]]:
     """The demo city: rows per level (``FILES``' levels and ``person``, geometries in lon/lat) and the
     risk elements, visits and reports (:mod:`.risk`) dated relative to ``anchor``, by level
     (``risk_element``, ``risk_visit``, ``report``).  Districts are built in ``workers`` processes."""
@@ -400,6 +473,7 @@ def build(scale_name: str, seed: int, sources: Sources, anchor: datetime, *, wor
 
 
 # --- courtyards for the partition benchmark ------------------------------------------
+
 
 def bench_courtyards(n: int, seed: int, *, smallest: int = 30, largest: int = 2000, tower_share: float = 0.25):
     """``n`` stand-alone courtyards for benchmarking partitioners: households log-uniform in

@@ -7,9 +7,10 @@ interval (default rule: 7 / 30 / 90 days), so about a quarter of each colour is 
 city is loaded.  Times are relative to ``anchor`` (the day the demo is generated): same seed and
 anchor, same files.  Uses its own random stream, so the city itself is unchanged by this module.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -30,49 +31,144 @@ _GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚�
 
 # (name templates, reasons by colour) per kind; {yard} is the courtyard's name, {n} a number
 _KIND_TEXT = {
-    "person": ([""], {
-        "red": ["社区矫正对象，需每周见面谈话", "严重精神障碍患者，监护人年迈", "独居失能老人，无人照料",
-                "刑满释放人员，安置帮教期内", "多次越级上访，情绪激动"],
-        "yellow": ["独居老人，子女在外地", "低保家庭，主要劳动力患病", "留守儿童，祖辈监护",
-                   "长期失业，家庭矛盾较多", "残疾人，需定期了解康复情况"],
-        "blue": ["空巢老人，身体尚可", "退役军人，信息登记", "高龄老人，日常关注", "新迁入住户，常规走访",
-                 "育龄家庭，常规服务"]}),
-    "place": (["{yard}{n}号楼地下车库", "{yard}{n}号楼楼道", "{yard}东门出入口", "{yard}电动车集中充电棚",
-               "{yard}{n}号楼出租屋", "{yard}配电房", "{yard}南侧沿街商铺"], {
-        "red": ["消防通道堵塞，私拉电线充电", "老旧危房，墙体开裂", "群租房，人员混杂、消防隐患突出",
-                "地下空间住人，无消防设施"],
-        "yellow": ["杂物堆放，占用疏散通道", "电动车违规停放充电", "照明损坏，夜间存在安全隐患", "出租屋人员流动大"],
-        "blue": ["人员出入较多，日常巡查", "设施正常，常规检查", "重点时段巡查点位"]}),
-    "thing": (["{yard}燃气调压箱", "{yard}{n}号楼电梯", "{yard}高空广告牌", "{yard}消防栓", "{yard}井盖",
-               "{yard}监控探头", "{yard}围墙"], {
-        "red": ["燃气管道锈蚀，存在泄漏风险", "电梯年检过期，多次困人", "广告牌松动，大风天气有坠落风险"],
-        "yellow": ["消防栓水压不足", "井盖破损，已临时围挡", "围墙局部倾斜", "监控探头离线"],
-        "blue": ["设施老化，纳入日常巡查", "已维修，持续观察", "常规安全检查"]}),
-    "event": (["{yard}{n}号楼邻里纠纷", "{yard}物业费纠纷", "{yard}装修噪音扰民", "{yard}停车位纠纷",
-               "{yard}漏水纠纷", "{yard}宠物扰民投诉"], {
-        "red": ["矛盾激化，有肢体冲突苗头", "多户联名投诉，情绪对立", "涉及群体性讨薪"],
-        "yellow": ["双方各执一词，调解中", "反复投诉，尚未化解", "需协调物业与业主见面"],
-        "blue": ["已调解，回访巩固", "一般性投诉，已转办", "已处理完毕，跟踪回访"]}),
-    "situation": (["{yard}加装电梯意见", "{yard}老旧小区改造诉求", "{yard}停车难反映", "{yard}供暖问题反映",
-                   "{yard}拆迁补偿诉求", "{yard}物业更换意见"], {
-        "red": ["意见分歧大，部分居民拟集体上访", "补偿诉求集中，网上舆情发酵"],
-        "yellow": ["居民意见集中，需召开议事会", "诉求反复出现，需持续沟通"],
-        "blue": ["一般性意见，已记录反馈", "民意收集，常规跟进"]}),
-    "organisation": (["{yard}周边{word}商贸有限公司", "{word}餐饮店", "{word}教育培训中心", "{word}物业服务有限公司",
-                      "{word}养老服务站", "{word}志愿服务队", "{word}便利店"], {
-        "red": ["无证经营，油烟消防隐患突出", "拖欠员工工资，存在群体讨薪风险", "非法集资线索，需重点关注"],
-        "yellow": ["证照即将到期", "经营场所消防设施不全", "投诉较多，需督促整改"],
-        "blue": ["证照齐全，常规检查", "社会组织，日常联系", "合规经营，定期走访"]}),
+    "person": (
+        [""],
+        {
+            "red": [
+                "社区矫正对象，需每周见面谈话",
+                "严重精神障碍患者，监护人年迈",
+                "独居失能老人，无人照料",
+                "刑满释放人员，安置帮教期内",
+                "多次越级上访，情绪激动",
+            ],
+            "yellow": [
+                "独居老人，子女在外地",
+                "低保家庭，主要劳动力患病",
+                "留守儿童，祖辈监护",
+                "长期失业，家庭矛盾较多",
+                "残疾人，需定期了解康复情况",
+            ],
+            "blue": [
+                "空巢老人，身体尚可",
+                "退役军人，信息登记",
+                "高龄老人，日常关注",
+                "新迁入住户，常规走访",
+                "育龄家庭，常规服务",
+            ],
+        },
+    ),
+    "place": (
+        [
+            "{yard}{n}号楼地下车库",
+            "{yard}{n}号楼楼道",
+            "{yard}东门出入口",
+            "{yard}电动车集中充电棚",
+            "{yard}{n}号楼出租屋",
+            "{yard}配电房",
+            "{yard}南侧沿街商铺",
+        ],
+        {
+            "red": [
+                "消防通道堵塞，私拉电线充电",
+                "老旧危房，墙体开裂",
+                "群租房，人员混杂、消防隐患突出",
+                "地下空间住人，无消防设施",
+            ],
+            "yellow": [
+                "杂物堆放，占用疏散通道",
+                "电动车违规停放充电",
+                "照明损坏，夜间存在安全隐患",
+                "出租屋人员流动大",
+            ],
+            "blue": ["人员出入较多，日常巡查", "设施正常，常规检查", "重点时段巡查点位"],
+        },
+    ),
+    "thing": (
+        [
+            "{yard}燃气调压箱",
+            "{yard}{n}号楼电梯",
+            "{yard}高空广告牌",
+            "{yard}消防栓",
+            "{yard}井盖",
+            "{yard}监控探头",
+            "{yard}围墙",
+        ],
+        {
+            "red": ["燃气管道锈蚀，存在泄漏风险", "电梯年检过期，多次困人", "广告牌松动，大风天气有坠落风险"],
+            "yellow": ["消防栓水压不足", "井盖破损，已临时围挡", "围墙局部倾斜", "监控探头离线"],
+            "blue": ["设施老化，纳入日常巡查", "已维修，持续观察", "常规安全检查"],
+        },
+    ),
+    "event": (
+        [
+            "{yard}{n}号楼邻里纠纷",
+            "{yard}物业费纠纷",
+            "{yard}装修噪音扰民",
+            "{yard}停车位纠纷",
+            "{yard}漏水纠纷",
+            "{yard}宠物扰民投诉",
+        ],
+        {
+            "red": ["矛盾激化，有肢体冲突苗头", "多户联名投诉，情绪对立", "涉及群体性讨薪"],
+            "yellow": ["双方各执一词，调解中", "反复投诉，尚未化解", "需协调物业与业主见面"],
+            "blue": ["已调解，回访巩固", "一般性投诉，已转办", "已处理完毕，跟踪回访"],
+        },
+    ),
+    "situation": (
+        [
+            "{yard}加装电梯意见",
+            "{yard}老旧小区改造诉求",
+            "{yard}停车难反映",
+            "{yard}供暖问题反映",
+            "{yard}拆迁补偿诉求",
+            "{yard}物业更换意见",
+        ],
+        {
+            "red": ["意见分歧大，部分居民拟集体上访", "补偿诉求集中，网上舆情发酵"],
+            "yellow": ["居民意见集中，需召开议事会", "诉求反复出现，需持续沟通"],
+            "blue": ["一般性意见，已记录反馈", "民意收集，常规跟进"],
+        },
+    ),
+    "organisation": (
+        [
+            "{yard}周边{word}商贸有限公司",
+            "{word}餐饮店",
+            "{word}教育培训中心",
+            "{word}物业服务有限公司",
+            "{word}养老服务站",
+            "{word}志愿服务队",
+            "{word}便利店",
+        ],
+        {
+            "red": ["无证经营，油烟消防隐患突出", "拖欠员工工资，存在群体讨薪风险", "非法集资线索，需重点关注"],
+            "yellow": ["证照即将到期", "经营场所消防设施不全", "投诉较多，需督促整改"],
+            "blue": ["证照齐全，常规检查", "社会组织，日常联系", "合规经营，定期走访"],
+        },
+    ),
 }
 _WORDS = list("金华阳光明德兴盛和平安康泰福瑞祥嘉禾丰乐景园林翠锦绣春秋新世纪凤凰天地龙湖紫荆银河")
 
 _REPORTS = [
-    "小区东门路灯不亮，晚上出行不安全", "楼道堆放杂物，堵塞消防通道", "电动车在楼道内充电，存在火灾隐患",
-    "下水道堵塞，污水外溢", "井盖缺失，有人差点踩空", "夜间施工噪音扰民", "垃圾清运不及时，气味很大",
-    "小区门口占道经营，影响通行", "楼顶漏水，雨天屋里渗水", "电梯经常停运，老人上下楼困难",
-    "树枝遮挡路灯和监控", "高空抛物，楼下车辆被砸", "流浪犬在小区游荡，担心伤人", "共享单车乱停乱放堵住路口",
-    "供暖温度不达标", "燃气味道明显，请尽快排查", "广场舞音响声音过大", "围墙破损，外来人员随意进出",
-    "停车位被长期占用", "绿化带被毁种菜",
+    "小区东门路灯不亮，晚上出行不安全",
+    "楼道堆放杂物，堵塞消防通道",
+    "电动车在楼道内充电，存在火灾隐患",
+    "下水道堵塞，污水外溢",
+    "井盖缺失，有人差点踩空",
+    "夜间施工噪音扰民",
+    "垃圾清运不及时，气味很大",
+    "小区门口占道经营，影响通行",
+    "楼顶漏水，雨天屋里渗水",
+    "电梯经常停运，老人上下楼困难",
+    "树枝遮挡路灯和监控",
+    "高空抛物，楼下车辆被砸",
+    "流浪犬在小区游荡，担心伤人",
+    "共享单车乱停乱放堵住路口",
+    "供暖温度不达标",
+    "燃气味道明显，请尽快排查",
+    "广场舞音响声音过大",
+    "围墙破损，外来人员随意进出",
+    "停车位被长期占用",
+    "绿化带被毁种菜",
 ]
 
 
@@ -100,12 +196,14 @@ def _sample_in(geoms: np.ndarray, rng, tries: int = 60):
 def _names(rng, n) -> np.ndarray:
     given = rng.choice(_GIVEN, (n, 2))
     two = rng.random(n) < 0.6
-    return np.array([s + g[0] + (g[1] if t else "") for s, g, t in zip(rng.choice(_SURNAMES, n), given, two)],
-                    dtype=object)
+    return np.array(
+        [s + g[0] + (g[1] if t else "") for s, g, t in zip(rng.choice(_SURNAMES, n), given, two)], dtype=object
+    )
 
 
-def generate(micro: list[dict], people: list[dict], seed: int, anchor: datetime, rules: Rules = Rules()
-             ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def generate(
+    micro: list[dict], people: list[dict], seed: int, anchor: datetime, rules: Rules = Rules()
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(elements, visits, reports) for the demo city's micro-grids (rows with ``code``, ``name``,
     ``households`` and a lon/lat ``geometry``).  Elements carry WKT (points; places as small
     rectangles), visits name their element by row number (``element_row``, from 1)."""
@@ -166,14 +264,29 @@ def generate(micro: list[dict], people: list[dict], seed: int, anchor: datetime,
     def iso(seconds):
         return pd.to_datetime(np.round(anchor_s + seconds), unit="s", utc=True).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
-    elements = pd.DataFrame({"kind": kind, "colour": colour, "name": name, "reason": reason,
-                             "marked_by": workers[owner], "marked_at": iso(marked), "wkt": wkt})
+    elements = pd.DataFrame(
+        {
+            "kind": kind,
+            "colour": colour,
+            "name": name,
+            "reason": reason,
+            "marked_by": workers[owner],
+            "marked_at": iso(marked),
+            "wkt": wkt,
+        }
+    )
     if rows_el:
         el = np.concatenate(rows_el)
-        visits_df = pd.DataFrame({"element_row": el + 1, "visited_at": iso(np.concatenate(rows_t)),
-                                  "visitor": np.concatenate(rows_who),
-                                  "note": rng.choice(["已走访，情况稳定", "已走访，提醒整改", "电话回访",
-                                                      "入户走访，记录诉求", "联合物业排查"], len(el))})
+        visits_df = pd.DataFrame(
+            {
+                "element_row": el + 1,
+                "visited_at": iso(np.concatenate(rows_t)),
+                "visitor": np.concatenate(rows_who),
+                "note": rng.choice(
+                    ["已走访，情况稳定", "已走访，提醒整改", "电话回访", "入户走访，记录诉求", "联合物业排查"], len(el)
+                ),
+            }
+        )
         visits_df = visits_df.sort_values(["visited_at", "element_row"], kind="stable").reset_index(drop=True)
     else:
         visits_df = pd.DataFrame(columns=["element_row", "visited_at", "visitor", "note"])
@@ -184,13 +297,19 @@ def generate(micro: list[dict], people: list[dict], seed: int, anchor: datetime,
     rx, ry = _sample_in(geoms[r_owner], rng)
     m = len(r_owner)
     received = -rng.uniform(0, 90, m) * 86_400.0
-    reports = pd.DataFrame({"text": rng.choice(_REPORTS, m), "lon": np.round(rx, 8), "lat": np.round(ry, 8),
-                            "status": np.where(rng.random(m) < 0.4, "open", "closed"),
-                            "received_at": iso(received)})
+    reports = pd.DataFrame(
+        {
+            "text": rng.choice(_REPORTS, m),
+            "lon": np.round(rx, 8),
+            "lat": np.round(ry, 8),
+            "status": np.where(rng.random(m) < 0.4, "open", "closed"),
+            "received_at": iso(received),
+        }
+    )
     return elements, visits_df, reports
 
 
 def anchor_today(now: datetime) -> datetime:
     """Midnight UTC of ``now``'s day: the demo's times stay the same all day (deterministic files)."""
-    now = now.astimezone(timezone.utc) if now.tzinfo else now.replace(tzinfo=timezone.utc)
-    return datetime(now.year, now.month, now.day, tzinfo=timezone.utc)
+    now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
+    return datetime(now.year, now.month, now.day, tzinfo=UTC)

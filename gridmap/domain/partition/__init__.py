@@ -48,5 +48,16 @@ from .items import items_of, unit_entrances
 from .model import POLICIES, Band, BuildingIn, Item, Plan, VisitModel
 from .search import partition
 
-__all__ = ["POLICIES", "Band", "BuildingIn", "Item", "Plan", "VisitModel", "items_of", "partition", "polsby_popper",
-           "tour_length", "unit_entrances"]
+__all__ = [
+    "POLICIES",
+    "Band",
+    "BuildingIn",
+    "Item",
+    "Plan",
+    "VisitModel",
+    "items_of",
+    "partition",
+    "polsby_popper",
+    "tour_length",
+    "unit_entrances",
+]

@@ -9,6 +9,7 @@ import shapely
 from ... import geo
 from .geometry import NoCut, polygons
 
+
 class Cells:
     """The courtyard cut into one Voronoi cell per entrance (clipped to the courtyard; a cell's
     pieces cut off by a concave outline join the neighbour they share the longest edge with),
@@ -32,7 +33,9 @@ class Cells:
             orphans += [q for q in parts if q is not holder]
         for piece in sorted(orphans, key=lambda q: -q.area):
             merged = [shapely.union_all(o) for o in own]
-            shared = shapely.length(shapely.intersection(piece.boundary, shapely.boundary(np.array(merged, dtype=object))))
+            shared = shapely.length(
+                shapely.intersection(piece.boundary, shapely.boundary(np.array(merged, dtype=object)))
+            )
             own[int(np.argmax(shared))].append(piece)
         self.geoms = [shapely.union_all(o) if len(o) > 1 else o[0] for o in own]
         tree = shapely.STRtree(self.geoms)

@@ -11,6 +11,7 @@ from ... import geo
 
 # --- geometry helpers ------------------------------------------------------------------
 
+
 def metric_normal(angle: float) -> np.ndarray:
     """A direction given in metres, as a normal in storage lon/lat: projections onto it order
     points exactly as the metric direction does (the local plane is affine to lon/lat)."""
@@ -70,10 +71,9 @@ def tour_length(points_m: np.ndarray) -> float:
                 a, b = order[i - 1], order[i]
                 c, e = order[j], order[(j + 1) % n]
                 if d[a, c] + d[b, e] < d[a, b] + d[c, e] - 1e-9:
-                    order[i:j + 1] = order[i:j + 1][::-1]
+                    order[i : j + 1] = order[i : j + 1][::-1]
                     improved = True
     return float(sum(d[order[i], order[(i + 1) % n]] for i in range(n)))
-
 
 
 class NoCut(Exception):

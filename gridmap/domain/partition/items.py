@@ -13,6 +13,7 @@ from .model import Band, BuildingIn, Item
 
 # --- items ---------------------------------------------------------------------------
 
+
 def unit_entrances(footprint, n: int) -> np.ndarray:
     """Entrances of ``n`` units side by side along the footprint's long axis (n x 2, same CRS).
 
@@ -54,8 +55,7 @@ def items_of(courtyard: str, outline, buildings: list[BuildingIn], band: Band) -
         if not outline.covers(b.footprint):
             outside = shapely.area(geo.to_metric([shapely.difference(b.footprint, outline)]))[0]
             if outside > 1.0:  # 1 m²: the validator's tolerance
-                raise InputError(f"building {b.code} lies outside its courtyard {courtyard} "
-                                 f"({outside:.0f} m² outside)")
+                raise InputError(f"building {b.code} lies outside its courtyard {courtyard} ({outside:.0f} m² outside)")
         entrances = unit_entrances(b.footprint, len(b.units))
         for number, (hh, (x, y)) in enumerate(zip(b.units, entrances), 1):
             if not outline.covers(shapely.Point(x, y)):
@@ -83,8 +83,9 @@ def _chunk_spots(x, y, parts, outline) -> list:
     put them in different grids (they share the unit's entrance)."""
     origin = geo.to_local([shapely.Point(x, y)])[0]
     step = np.array([0.85, 0.53])  # a slant no cut direction is likely to be perpendicular to
-    pts = [(origin.x + (j - (parts - 1) / 2) * step[0], origin.y + (j - (parts - 1) / 2) * step[1])
-           for j in range(parts)]
+    pts = [
+        (origin.x + (j - (parts - 1) / 2) * step[0], origin.y + (j - (parts - 1) / 2) * step[1]) for j in range(parts)
+    ]
     out = shapely.get_coordinates(geo.from_local([shapely.multipoints(pts)])[0])
     if not shapely.intersects_xy(outline, out[:, 0], out[:, 1]).all():
         return [(x, y)] * parts

@@ -51,13 +51,17 @@ class Band:
                 other = Band(self.min, self.max, "under" if policy == "over" else "over")
                 yield *other.leaves(total), "infeasible total"
             if len(leaves) > 1:  # the last resort: the whole courtyard as one grid
-                yield [(1, total, float(total))], "over" if total > self.max else "under", "units too coarse for the band"
+                yield (
+                    [(1, total, float(total))],
+                    "over" if total > self.max else "under",
+                    "units too coarse for the band",
+                )
             return
         k_lo, k_hi = math.ceil(total / self.max), total // self.min
         for k in sorted(range(k_lo, k_hi + 1), key=lambda k: (abs(k - len(leaves)), k)):
             if k != len(leaves):
                 yield [(self.min, self.max, total / k)] * k, None, None
-        for side in (("over", "under") if self.policy == "keep" else (self.policy,)):
+        for side in ("over", "under") if self.policy == "keep" else (self.policy,):
             k = max(1, len(leaves) - 1) if side == "over" else len(leaves) + 1
             relaxed = (self.min, total, total / k) if side == "over" else (1, self.max, total / k)
             yield [(self.min, self.max, total / k)] * (k - 1) + [relaxed], side, "units too coarse for the band"
@@ -107,8 +111,11 @@ class VisitModel:
     limit_min: float = 120.0
 
     def minutes(self, entrances_m: np.ndarray, households: int) -> float:
-        return (tour_length(entrances_m) / self.walk_m_per_min + len(entrances_m) * self.per_entrance_min
-                + households * self.per_household_min)
+        return (
+            tour_length(entrances_m) / self.walk_m_per_min
+            + len(entrances_m) * self.per_entrance_min
+            + households * self.per_household_min
+        )
 
 
 @dataclass
@@ -151,12 +158,23 @@ class Plan:
         pp = [g["polsby_popper"] for g in self.grids]
         minutes = [g["visit_minutes"] for g in self.grids]
         return {
-            "courtyard": self.courtyard, "households": self.households, "grids": len(self.grids),
-            "in_band": self.in_band, "feasible": self.note != "infeasible total" and self.error is None,
-            "policy": self.policy, "note": self.note, "split_units": self.split_units, "error": self.error,
+            "courtyard": self.courtyard,
+            "households": self.households,
+            "grids": len(self.grids),
+            "in_band": self.in_band,
+            "feasible": self.note != "infeasible total" and self.error is None,
+            "policy": self.policy,
+            "note": self.note,
+            "split_units": self.split_units,
+            "error": self.error,
             "polsby_popper_median": float(np.median(pp)) if pp else None,
             "visit_minutes_max": float(max(minutes)) if minutes else None,
             "over_time": [g["code"] for g in self.grids if g["over_time"]],
-            "micro_grids": [{k: g[k] for k in ("code", "households", "in_band", "polsby_popper", "visit_minutes",
-                                               "over_time", "units")} for g in self.grids],
+            "micro_grids": [
+                {
+                    k: g[k]
+                    for k in ("code", "households", "in_band", "polsby_popper", "visit_minutes", "over_time", "units")
+                }
+                for g in self.grids
+            ],
         }

@@ -17,12 +17,12 @@ from .straight import STRAIGHT_BUDGET, bisect
 from .subsets import packable
 from .trees import by_cells
 
+
 def _search(region, xy, hh, leaves, angles, seed):
     """The usual search for one plan: straight cuts, then the cells, then the cells with fillers
     (subset cuts only in regions no tree cut fits); None when all fail."""
     try:
-        return bisect(region, xy, hh, np.arange(len(xy)), leaves, angles,
-                       [STRAIGHT_BUDGET + 2 * len(leaves)])
+        return bisect(region, xy, hh, np.arange(len(xy)), leaves, angles, [STRAIGHT_BUDGET + 2 * len(leaves)])
     except NoCut:
         pass
     for fillers, subsets in ((False, "none"), (True, "fallback")):
@@ -33,14 +33,22 @@ def _search(region, xy, hh, leaves, angles, seed):
     return None
 
 
-def partition(courtyard: str, outline, buildings: list[BuildingIn], band: Band = Band(), *, seed: int = 0,
-              visit: VisitModel = VisitModel()) -> Plan:
+def partition(
+    courtyard: str,
+    outline,
+    buildings: list[BuildingIn],
+    band: Band = Band(),
+    *,
+    seed: int = 0,
+    visit: VisitModel = VisitModel(),
+) -> Plan:
     """Propose micro-grids for one courtyard (storage lon/lat).  Bad input raises InputError; a
     courtyard that cannot be cut keeps a Plan with ``error`` set."""
     parts = polygons(outline)
     if len(parts) != 1:
-        raise InputError(f"courtyard {courtyard} is not one polygon ({len(parts)} parts): cannot tile it "
-                         "with contiguous micro-grids")
+        raise InputError(
+            f"courtyard {courtyard} is not one polygon ({len(parts)} parts): cannot tile it with contiguous micro-grids"
+        )
     region = parts[0]
     items, split = items_of(courtyard, region, buildings, band)
     hh = np.array([it.households for it in items], dtype=np.int64)
@@ -73,8 +81,10 @@ def partition(courtyard: str, outline, buildings: list[BuildingIn], band: Band =
         if policy is None:
             failed.append(leaves)
     if pieces is None:
-        plan.error = ("no straight-cut partition keeps the grids contiguous and at most one out of the band "
-                      f"({len(items)} units, {total} households)")
+        plan.error = (
+            "no straight-cut partition keeps the grids contiguous and at most one out of the band "
+            f"({len(items)} units, {total} households)"
+        )
         return plan
     # order grids along the courtyard (south-west first) so codes read naturally
     keyed = sorted(pieces, key=lambda p: (round(p[0].centroid.y, 6), round(p[0].centroid.x, 6)))
@@ -84,11 +94,19 @@ def partition(courtyard: str, outline, buildings: list[BuildingIn], band: Band =
         entrances = np.unique(xy[idx], axis=0)
         metric = shapely.get_coordinates(geo.to_metric([shapely.multipoints(entrances)])[0])
         minutes = visit.minutes(metric, households)
-        plan.grids.append({
-            "code": f"{courtyard}{n:02d}", "households": households, "geometry": geom,
-            "in_band": band.min <= households <= band.max, "polsby_popper": round(float(ppv), 3),
-            "visit_minutes": round(minutes, 1), "over_time": minutes > visit.limit_min,
-            "units": sorted(f"{items[i].building}/{items[i].unit}" + (f"@{items[i].floors}" if items[i].floors else "")
-                            for i in idx),
-        })
+        plan.grids.append(
+            {
+                "code": f"{courtyard}{n:02d}",
+                "households": households,
+                "geometry": geom,
+                "in_band": band.min <= households <= band.max,
+                "polsby_popper": round(float(ppv), 3),
+                "visit_minutes": round(minutes, 1),
+                "over_time": minutes > visit.limit_min,
+                "units": sorted(
+                    f"{items[i].building}/{items[i].unit}" + (f"@{items[i].floors}" if items[i].floors else "")
+                    for i in idx
+                ),
+            }
+        )
     return plan

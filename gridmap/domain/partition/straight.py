@@ -54,7 +54,6 @@ def _attach(main_a, main_b, leftovers):
     return out
 
 
-
 def _cuts(region, xy, hh, leaves, angles):
     """Cuts of ``region`` (holding items ``xy`` with households ``hh``) between leaves[:k1] and
     leaves[k1:], best first: (region_a, idx_a, region_b, idx_b, k1)."""
@@ -73,8 +72,13 @@ def _cuts(region, xy, hh, leaves, angles):
             order = np.lexsort((np.arange(len(proj)), proj))
             p = proj[order]
             pre = np.cumsum(hh[order])[:-1]
-            ok = ((pre >= lo_a) & (pre <= hi_a) & (total - pre >= lo_b) & (total - pre <= hi_b)
-                  & (p[1:] - p[:-1] > 1e-12 * (abs(p[1:]) + 1)))
+            ok = (
+                (pre >= lo_a)
+                & (pre <= hi_a)
+                & (total - pre >= lo_b)
+                & (total - pre <= hi_b)
+                & (p[1:] - p[:-1] > 1e-12 * (abs(p[1:]) + 1))
+            )
             candidates = np.flatnonzero(ok)
             kept = 0
             for i in candidates[np.argsort(np.abs(pre[candidates] - target), kind="stable")]:
@@ -85,19 +89,22 @@ def _cuts(region, xy, hh, leaves, angles):
                     half = halfplane(region, normal, c)
                     part_a = polygons(shapely.intersection(region, half))
                     part_b = polygons(shapely.difference(region, half))
-                    ia, ib = order[:i + 1], order[i + 1:]
+                    ia, ib = order[: i + 1], order[i + 1 :]
                     side_a, side_b = _side(part_a, xy[ia]), _side(part_b, xy[ib])
                     if side_a is None or side_b is None:
                         continue
                     ra, rb = _attach(side_a[0], side_b[0], side_a[1] + side_b[1])
                 except (NoCut, shapely.errors.GEOSException):
                     continue
-                score = (1 / max(pp_local(ra), 1e-6) + 1 / max(pp_local(rb), 1e-6)
-                         + 2 * abs(pre[i] - target) / max(target, 1))
+                score = (
+                    1 / max(pp_local(ra), 1e-6)
+                    + 1 / max(pp_local(rb), 1e-6)
+                    + 2 * abs(pre[i] - target) / max(target, 1)
+                )
                 found.append((score, len(found), ra, ia, rb, ib))
                 kept += 1
         found.sort(key=lambda f: f[:2])
-        for score, _, ra, ia, rb, ib in found[:TRIES_PER_REGION]:
+        for _score, _, ra, ia, rb, ib in found[:TRIES_PER_REGION]:
             yield ra, ia, rb, ib, k1
 
 
@@ -117,8 +124,9 @@ def bisect(region, xy, hh, idx, leaves, angles, budget=None) -> list:
         raise NoCut()
     for ra, ia, rb, ib, k1 in _cuts(region, xy[idx], hh[idx], leaves, angles):
         try:
-            return (bisect(ra, xy, hh, idx[ia], leaves[:k1], angles, budget)
-                    + bisect(rb, xy, hh, idx[ib], leaves[k1:], angles, budget))
+            return bisect(ra, xy, hh, idx[ia], leaves[:k1], angles, budget) + bisect(
+                rb, xy, hh, idx[ib], leaves[k1:], angles, budget
+            )
         except NoCut:
             if budget[0] < 0:
                 raise

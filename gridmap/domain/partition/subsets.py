@@ -55,7 +55,7 @@ def _knapsack(h, cost, lo, hi) -> list:
         if h[i] > hi:
             continue
         cand = np.full(hi + 1, np.inf)
-        cand[h[i]:] = best[:hi + 1 - h[i]] + cost[i]
+        cand[h[i] :] = best[: hi + 1 - h[i]] + cost[i]
         take[i] = cand < best - 1e-9
         best = np.where(take[i], cand, best)
     out = []

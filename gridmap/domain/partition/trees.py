@@ -110,13 +110,13 @@ def graph_bisect(cells, idx, hh, leaves, rng, budget, subsets="none") -> list:
         raise NoCut()
     for ia, ib, k1 in _cell_cuts(cells, idx, hh, leaves, rng, budget, subsets):
         try:
-            return (graph_bisect(cells, ia, hh, leaves[:k1], rng, budget, subsets)
-                    + graph_bisect(cells, ib, hh, leaves[k1:], rng, budget, subsets))
+            return graph_bisect(cells, ia, hh, leaves[:k1], rng, budget, subsets) + graph_bisect(
+                cells, ib, hh, leaves[k1:], rng, budget, subsets
+            )
         except NoCut:
             if budget[0] < 0:
                 raise
     raise NoCut()
-
 
 
 FILLERS_PER_ENTRANCE = 12

@@ -1,4 +1,5 @@
-"""Audit log entries carry the grid codes they touched (placeholder; restructure branch owns this).
+"""edit_log.codes: the grid codes every logged write touched, so a grid's history finds partitions,
+imports and edits alike (GIN index for ``codes @> ARRAY[code]``).
 
 Revision ID: 0006
 Revises: 0005
@@ -15,6 +16,10 @@ depends_on = None
 
 def upgrade() -> None:
     op.execute("ALTER TABLE edit_log ADD COLUMN codes text[] NOT NULL DEFAULT '{}'")
+    # edits logged before kept their codes in detail
+    op.execute("""
+    UPDATE edit_log SET codes = ARRAY(SELECT jsonb_array_elements_text(detail->'codes'))
+    WHERE jsonb_typeof(detail->'codes') = 'array'""")
     op.execute("CREATE INDEX ix_edit_log_codes ON edit_log USING gin (codes)")
 
 

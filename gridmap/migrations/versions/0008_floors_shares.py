@@ -57,6 +57,7 @@ def downgrade() -> None:
     op.execute("ALTER TABLE resident DROP COLUMN floor, DROP COLUMN room")
     op.execute("DROP TABLE IF EXISTS grid_share")
     op.execute("ALTER TABLE grid DROP COLUMN multipart")
-    op.execute("ALTER TABLE unit DROP CONSTRAINT ck_unit_floor_households, DROP COLUMN floor_households, "
-               "DROP COLUMN floors")
+    op.execute(
+        "ALTER TABLE unit DROP CONSTRAINT ck_unit_floor_households, DROP COLUMN floor_households, DROP COLUMN floors"
+    )
     op.execute("DROP FUNCTION IF EXISTS int_array_sum(integer[])")

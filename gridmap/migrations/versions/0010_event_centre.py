@@ -28,8 +28,10 @@ down_revision = "0009"
 branch_labels = None
 depends_on = None
 
-STATES = ("'reported', 'filed', 'dispatched', 'disposing', 'disposed', 'verified', 'closed', "
-          "'suspended', 'cancelled', 'merged'")
+STATES = (
+    "'reported', 'filed', 'dispatched', 'disposing', 'disposed', 'verified', 'closed', "
+    "'suspended', 'cancelled', 'merged'"
+)
 CLOSED_STATES = "'closed', 'cancelled', 'merged'"
 LEVELS = "'micro', 'courtyard', 'community', 'street', 'district', 'city'"
 ROLES_OLD = "'viewer', 'dispatcher', 'planner', 'admin', 'ingest'"
@@ -164,8 +166,15 @@ def downgrade() -> None:
     op.execute("DROP TABLE IF EXISTS department_member, department, report_contact, report_media, report_log")
     op.execute("DROP TRIGGER IF EXISTS report_status_from_state ON report")
     op.execute("DROP FUNCTION IF EXISTS report_status_from_state()")
-    for index in ("open_due", "street_code", "community_code", "courtyard_code", "district_code", "matter_code",
-                  "department_code"):
+    for index in (
+        "open_due",
+        "street_code",
+        "community_code",
+        "courtyard_code",
+        "district_code",
+        "matter_code",
+        "department_code",
+    ):
         op.execute(f"DROP INDEX IF EXISTS ix_report_{index}")
     op.execute("""
     ALTER TABLE report DROP CONSTRAINT ck_report_verifier,

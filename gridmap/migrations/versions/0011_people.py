@@ -25,8 +25,9 @@ down_revision = "0010"
 branch_labels = None
 depends_on = None
 
-POST_ROLES = ("'grid_leader', 'grid_worker', 'building_lead', 'unit_lead', 'party_secretary', 'party_member', "
-              "'volunteer'")
+POST_ROLES = (
+    "'grid_leader', 'grid_worker', 'building_lead', 'unit_lead', 'party_secretary', 'party_member', 'volunteer'"
+)
 ORG_KINDS = "'committee', 'general_branch', 'branch', 'group'"
 
 
@@ -53,7 +54,8 @@ def upgrade() -> None:
         valid_from timestamptz NOT NULL DEFAULT now(),
         valid_to timestamptz,
         CONSTRAINT ck_grid_post_validity CHECK (valid_to IS NULL OR valid_to > valid_from),
-        CONSTRAINT ck_grid_post_building CHECK (role NOT IN ('building_lead', 'unit_lead') OR building_code IS NOT NULL),
+        CONSTRAINT ck_grid_post_building
+            CHECK (role NOT IN ('building_lead', 'unit_lead') OR building_code IS NOT NULL),
         CONSTRAINT ck_grid_post_unit CHECK (role <> 'unit_lead' OR unit IS NOT NULL)
     )""")
     op.execute("CREATE INDEX ix_grid_post_current_grid_code ON grid_post (grid_code, role) WHERE valid_to IS NULL")
