@@ -37,12 +37,12 @@ def tick(centre: Centre, now: datetime | None = None, *, batch: int = BATCH) -> 
 def _batch(conn, centre: Centre, due: list[dict], now, done: dict) -> None:
     codes = {c[col] for c in due for col in cases.CHAIN_COLUMNS if c[col]}
     depts, workers = departments.for_grids(conn, codes), departments.workers_for(conn, codes)
-    entries = []
+    entries, updates = [], []
     for case in due:
         matter = centre.catalogue.matters.get(case["matter_code"])
         chain = {lv: case[f"{lv}_code"] for lv in LEVELS_UP if case[f"{lv}_code"]}
         if matter is None:  # a matter dropped from the catalogue: nothing to escalate by
-            cases.update(conn, case["id"], {"tick_at": None})
+            updates.append((case["id"], {"tick_at": None}))
             continue
         values, entry = {}, None
         if case["due_at"] is not None and case["due_at"] <= now:
@@ -93,7 +93,8 @@ def _batch(conn, centre: Centre, due: list[dict], now, done: dict) -> None:
             done["warned"] += 1
         else:  # tick_at ran ahead of the clock (an edit): look again at the next instant
             values = {"tick_at": clock.next_tick(case["warn_at"], case["warned_at"], case["due_at"], True)}
-        cases.update(conn, case["id"], values)
+        updates.append((case["id"], values))
         if entry:
             entries.append({"report_id": case["id"], "at": now, "actor": SYSTEM, "role": SYSTEM, **entry})
-    cases.log(conn, entries)
+    cases.update_many(conn, updates)  # one statement per set of columns, not one round trip per case
+    cases.log_many(conn, entries)

@@ -292,3 +292,33 @@ def copy_contacts(conn: Connection, frame: pd.DataFrame) -> int:
 
 def by_reporter_key(conn: Connection, key_hash: str) -> int | None:
     return conn.execute(sa.text("SELECT id FROM report WHERE attrs->>'reporter_key' = :h"), {"h": key_hash}).scalar()
+
+
+def update_many(conn: Connection, updates: list[tuple[int, dict]]) -> int:
+    """:func:`update` for many cases, one executemany per set of columns written."""
+    groups: dict[tuple, list[dict]] = {}
+    for case_id, values in updates:
+        groups.setdefault(tuple(sorted(values)), []).append(
+            {**{k: json.dumps(v, ensure_ascii=False) if k in _JSON else v for k, v in values.items()}, "_id": case_id}
+        )
+    for names, rows in groups.items():
+        sets = ", ".join([f"{n} = :{n}" for n in _check(names)] + ["version = version + 1"])
+        conn.execute(sa.text(f"UPDATE report SET {sets} WHERE id = :_id"), rows)
+    return len(updates)
+
+
+def log_many(conn: Connection, entries: list[dict]) -> int:
+    """Log entries in one executemany (no ids back: the tick's warnings and escalations)."""
+    if not entries:
+        return 0
+    rows = [
+        {**{k: e.get(k) for k in LOG_COLUMNS}, "detail": json.dumps(e.get("detail") or {}, ensure_ascii=False)}
+        for e in entries
+    ]
+    conn.execute(
+        sa.text("""INSERT INTO report_log (report_id, at, actor, role, action, from_state, to_state, note, detail)
+                   VALUES (:report_id, :at, :actor, :role, :action, :from_state, :to_state, :note,
+                           CAST(:detail AS jsonb))"""),
+        rows,
+    )
+    return len(rows)
