@@ -190,7 +190,7 @@ def _post_worker(args) -> int:
 
 def serve(url: str, port: int, workers: int = 2):
     proc = subprocess.Popen(
-        [GRIDMAP, "serve", "--port", str(port), "--workers", str(workers)],
+        [GRIDMAP, "serve", "--port", str(port), "--workers", str(workers), "--tick-seconds", "0"],
         env={**os.environ, "GRIDMAP_DATABASE_URL": url},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
