@@ -181,6 +181,20 @@ def test_an_unhappy_rating_opens_a_reopen_request(client, city, engine):
     assert case["reopened"] == 1 and case["closed_at"] is None and case["due_at"] is not None
 
 
+def test_a_closed_case_nobody_rates_is_assessed_by_the_tick_after_the_rating_period(client, city, engine):
+    cen = centre(engine)
+    cid = file(client, city["ingest"], pick(True, "micro"))["id"]
+    act(client, cid, "dispose", city["handler"], note="done", media_urls=["https://e.org/a.jpg"])
+    act(client, cid, "verify", city["verifier"])
+    assert act(client, cid, "close", city["dispatcher"]).get_json()["state"] == "closed"
+    days = cen.catalogue.defaults.rating_days
+    assert event_clock.tick(cen, cen.now() + timedelta(days=days - 1))["assessed"] == 0
+    assert event_clock.tick(cen, cen.now() + timedelta(days=days, hours=1))["assessed"] == 1
+    case = client.get(f"/api/v1/events/{cid}", headers=city["dispatcher"]).get_json()
+    assert case["state"] == "assessed" and case["rating"] is None
+    assert case["timeline"][-1]["action"] == "assess" and case["timeline"][-1]["actor"] == "system"
+
+
 def test_suspending_pauses_the_clock_and_resuming_moves_the_deadline(client, city, engine):
     cid = file(client, city["ingest"], pick(True, "community", "cg"))["id"]
     before = client.get(f"/api/v1/events/{cid}", headers=city["dispatcher"]).get_json()
@@ -214,7 +228,12 @@ def test_escalation_climbs_every_level_up_the_chain_then_stops(client, city, eng
     cid = file(client, city["ingest"], matter)["id"]
     with engine.connect() as conn:
         warn_at = conn.execute(sa.text("SELECT warn_at FROM report WHERE id = :id"), {"id": cid}).scalar()
-    assert event_clock.tick(cen, warn_at + timedelta(seconds=1)) == {"warned": 1, "escalated": 0, "at_top": 0}
+    assert event_clock.tick(cen, warn_at + timedelta(seconds=1)) == {
+        "warned": 1,
+        "escalated": 0,
+        "at_top": 0,
+        "assessed": 0,
+    }
     assert event_clock.tick(cen, warn_at + timedelta(seconds=2))["warned"] == 0  # once
     seen, when = [_levels(engine, cid)[0]], cen.now()
     for _ in range(6):

@@ -85,7 +85,10 @@ def tick_cmd(at):
     if when is not None and when.tzinfo is None:
         raise InputError("--at must state its time zone, e.g. 2026-05-01T09:00+08:00")
     done = event_clock.tick(_centre(), when)
-    click.echo(f"warned {done['warned']}, escalated {done['escalated']}, overdue at the top {done['at_top']}")
+    click.echo(
+        f"warned {done['warned']}, escalated {done['escalated']}, overdue at the top {done['at_top']}, "
+        f"assessed without a rating {done['assessed']}"
+    )
 
 
 @events_cmd.command("queue")

@@ -147,9 +147,10 @@ def effects(conn, centre: Centre, case: dict, req: Request, step: Step, now) -> 
     elif a == "verify":
         out.update(verified_by=req.actor)
     elif a == "close":
-        out.update(closed_at=now, tick_at=None)
+        # the tick assesses the case when the reporter has not rated it in time
+        out.update(closed_at=now, tick_at=now + timedelta(days=centre.catalogue.defaults.rating_days))
     elif a == "rate":
-        out.update(rating=req.rating, rating_reasons=list(req.reasons), rated_at=now)
+        out.update(rating=req.rating, rating_reasons=list(req.reasons), rated_at=now, tick_at=None)
     elif a == "reopen":
         out.update(
             reopened=case["reopened"] + 1,

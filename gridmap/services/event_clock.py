@@ -1,5 +1,6 @@
 """The clock's tick: warnings at 80 % of the handling time and, at 100 %, escalation one level up
-the case's grid chain to that level's handler (吹哨报到), logged, until the district.
+the case's grid chain to that level's handler (吹哨报到), logged, until the district; and closed
+cases nobody rated within the rating period assessed without a rating.
 
 Exactly once per due case however many tickers run (cron, every server worker, several servers):
 each batch takes its cases with ``FOR UPDATE SKIP LOCKED`` and moves their ``tick_at`` forward in
@@ -23,7 +24,7 @@ BATCH = 2000
 def tick(centre: Centre, now: datetime | None = None, *, batch: int = BATCH) -> dict:
     """Warn and escalate every case due by ``now``; counts of what was done."""
     now = now or centre.now()
-    done = {"warned": 0, "escalated": 0, "at_top": 0}
+    done = {"warned": 0, "escalated": 0, "at_top": 0, "assessed": 0}
     while True:
         with centre.engine.begin() as conn:
             due = cases.due(conn, now, batch)
@@ -45,7 +46,18 @@ def _batch(conn, centre: Centre, due: list[dict], now, done: dict) -> None:
             updates.append((case["id"], {"tick_at": None}))
             continue
         values, entry = {}, None
-        if case["due_at"] is not None and case["due_at"] <= now:
+        if case["state"] == "closed":  # the reporter did not rate it in time: assessed without a rating
+            step = LOOP.fire("closed", "assess", Context(roles=frozenset({SYSTEM}), rating_window_open=False))
+            values = {"state": step.target, "tick_at": None}
+            entry = {
+                "action": step.action,
+                "from_state": step.state,
+                "to_state": step.target,
+                "note": "not rated in time",
+                "detail": {},
+            }
+            done["assessed"] += 1
+        elif case["due_at"] is not None and case["due_at"] <= now:
             up = routing.escalation(centre.catalogue, matter, case["handling_level"], chain, depts, workers)
             if up is not None and case["state"] in ("filed", "dispatched"):
                 step = LOOP.fire(case["state"], "escalate", Context(roles=frozenset({SYSTEM}), can_climb=True))

@@ -249,6 +249,8 @@ def _life(catalogue, cal, matter, chain, r, micro, t0, now, path, states, rng, h
             else clock.next_tick(warn, warn if warn <= now else None, due, True)
         ),
     )
+    if state == "closed":  # not rated yet: the tick assesses it when the rating period ends
+        row["tick_at"] = row["closed_at"] + timedelta(days=catalogue.defaults.rating_days)
     return row, log
 
 
