@@ -27,7 +27,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,9 +48,10 @@ from gridmap.services.locator import Locator  # noqa: E402
 from gridmap.settings import Settings  # noqa: E402
 from gridmap.store import db, departments, users  # noqa: E402
 
-from bench_lookup import bench_db, random_points  # noqa: E402
+from bench_lookup import RawClient, bench_db, random_points  # noqa: E402
 
 GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def hotline(eng, n: int, seed: int, catalogue) -> pd.DataFrame:
@@ -141,33 +141,6 @@ def bench_import(url, eng, centre, rows: int, seed: int, repeat: int) -> tuple[f
     return statistics.median(ours), statistics.median(theirs)
 
 
-class Raw:
-    """A keep-alive HTTP/1.1 client on one socket (adds microseconds, so latency is the server's)."""
-
-    def __init__(self, port: int, headers: dict):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-
-    def request(self, method: str, path: str, body: bytes = b"", ctype: str = "") -> tuple[int, bytes]:
-        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self.extra}"
-        if body:
-            head += f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-        self.sock.sendall(head.encode() + b"\r\n" + body)
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            buf += chunk
-        top, _, rest = buf.partition(b"\r\n\r\n")
-        lines = top.split(b"\r\n")
-        length = next(int(v.split(b":", 1)[1]) for v in lines if v.lower().startswith(b"content-length:"))
-        while len(rest) < length:
-            rest += self.sock.recv(65536)
-        return int(lines[0].split(b" ")[1]), rest
-
-
 def _post_forms(eng, catalogue, token: str, n: int, seed: int) -> list[bytes]:
     frame = hotline(eng, n, seed, catalogue)
     return [
@@ -180,9 +153,9 @@ def _post_forms(eng, catalogue, token: str, n: int, seed: int) -> list[bytes]:
 
 def _post_worker(args) -> int:
     port, bodies = args
-    client = Raw(port, {})
+    client = RawClient(port)
     for body in bodies:
-        status, out = client.request("POST", "/open311/v2/requests.json", body, "application/x-www-form-urlencoded")
+        status, out = client.request("POST", "/open311/v2/requests.json", body, FORM)
         if status != 201:
             raise RuntimeError(f"HTTP {status}: {out[:200]!r}")
     return len(bodies)
@@ -198,7 +171,7 @@ def serve(url: str, port: int, workers: int = 2):
     deadline = time.monotonic() + 180
     while True:
         try:
-            Raw(port, {}).request("GET", "/open311/v2/services.json")
+            RawClient(port).request("GET", "/open311/v2/services.json")
             return proc
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
@@ -222,15 +195,13 @@ def bench_http(url, eng, centre, port: int, seed: int, requests: int) -> dict:
     out = {}
     proc = serve(url, port)
     try:
-        client = Raw(port, {})
+        client = RawClient(port)
         for body in bodies[:50]:  # warm-up: every worker's index built
-            client.request("POST", "/open311/v2/requests.json", body, "application/x-www-form-urlencoded")
+            client.request("POST", "/open311/v2/requests.json", body, FORM)
         lat = []
         for body in bodies[50:requests]:
             t = time.perf_counter()
-            status, text = client.request(
-                "POST", "/open311/v2/requests.json", body, "application/x-www-form-urlencoded"
-            )
+            status, text = client.request("POST", "/open311/v2/requests.json", body, FORM)
             lat.append(time.perf_counter() - t)
             if status != 201:
                 raise RuntimeError(f"HTTP {status}: {text[:200]!r}")
@@ -240,7 +211,8 @@ def bench_http(url, eng, centre, port: int, seed: int, requests: int) -> dict:
         with multiprocessing.Pool(8) as pool:
             done = sum(pool.map(_post_worker, chunks))
         out["post_rate"] = done / (time.perf_counter() - t)
-        reader = Raw(port, {"Authorization": f"Bearer {dispatcher}"})
+        reader = RawClient(port)
+        bearer = {"Authorization": f"Bearer {dispatcher}"}
         rng = np.random.default_rng(seed)
         for name, path in (
             ("queue", "/api/v1/events?grid={}&page_size=50"),
@@ -249,7 +221,7 @@ def bench_http(url, eng, centre, port: int, seed: int, requests: int) -> dict:
             lat = []
             for street in rng.choice(streets, 300):
                 t = time.perf_counter()
-                status, text = reader.request("GET", path.format(street))
+                status, text = reader.request("GET", path.format(street), headers=bearer)
                 lat.append(time.perf_counter() - t)
                 if status != 200:
                     raise RuntimeError(f"HTTP {status}: {text[:200]!r}")

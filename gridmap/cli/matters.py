@@ -33,18 +33,7 @@ def list_cmd(category, auto, fmt):
     if fmt == "json":
         click.echo(
             json.dumps(
-                [
-                    {
-                        "code": m.code,
-                        "name": m.name,
-                        "category": m.category,
-                        "auto": m.auto,
-                        "level": m.level,
-                        "deadline": str(m.deadline),
-                        "handlers": m.handlers,
-                    }
-                    for m in rows
-                ],
+                [m.to_dict() for m in rows],
                 ensure_ascii=False,
                 indent=1,
             )

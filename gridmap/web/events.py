@@ -58,22 +58,7 @@ def matters():
     """The matter catalogue in force (``category=`` to filter)."""
     params.known("category")
     category = params.choice("category", tuple(centre().catalogue.categories()))
-    out = [
-        {
-            "code": m.code,
-            "name": m.name,
-            "category": m.category,
-            "auto": m.auto,
-            "level": m.level,
-            "deadline": str(m.deadline),
-            "handlers": m.handlers,
-            "duplicate_radius_m": m.duplicate_radius_m,
-            "duplicate_window_h": m.duplicate_window_h,
-            "verify": m.verify,
-        }
-        for m in centre().catalogue.matters.values()
-        if category is None or m.category == category
-    ]
+    out = [m.to_dict() for m in centre().catalogue.matters.values() if category is None or m.category == category]
     return jsonify({"count": len(out), "categories": centre().catalogue.categories(), "matters": out})
 
 

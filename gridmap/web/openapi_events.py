@@ -6,23 +6,21 @@ from __future__ import annotations
 from ..domain.events.catalogue import LEVELS_UP
 from ..domain.events.intake import CHANNELS
 from ..domain.events.loop import ACTIONS
+from ..domain.events.open311 import POST_KEYS
+
+
+def _p(name, schema, description):
+    return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
+
 
 JSON_OBJ = {"type": "object"}
 ERROR = {"$ref": "#/components/schemas/Error"}
-FMT = {
-    "name": "fmt",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "enum": ["json", "xml"]},
-    "description": "the answer's encoding (the spec requires XML; JSON is the common one)",
-}
-CASE = {
-    "name": "case_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "integer", "minimum": 1},
-    "description": "a case (service request) id",
-}
+FMT = _p(
+    "fmt",
+    {"type": "string", "enum": ["json", "xml"]},
+    "the answer's encoding (the spec requires XML; JSON is the common one)",
+)
+CASE = _p("case_id", {"type": "integer", "minimum": 1}, "a case (service request) id")
 OPEN311_ERROR = {
     "type": "array",
     "items": {"type": "object", "properties": {"code": {"type": "integer"}, "description": {"type": "string"}}},
@@ -191,13 +189,7 @@ def paths() -> dict:
                 _resp("the new state and version", errors=(400, 403, 404, 409, 412)),
                 [
                     CASE,
-                    {
-                        "name": "action",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string", "enum": list(ACTIONS)},
-                        "description": "an action of the loop",
-                    },
+                    _p("action", {"type": "string", "enum": list(ACTIONS)}, "an action of the loop"),
                     {
                         "name": "X-Reporter-Key",
                         "in": "header",
@@ -223,13 +215,7 @@ def paths() -> dict:
                 {"200": {"description": "the image", "content": {"image/*": {}}}, **_resp("", errors=(401, 403, 404))},
                 [
                     CASE,
-                    {
-                        "name": "media_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "integer"},
-                        "description": "the photo",
-                    },
+                    _p("media_id", {"type": "integer"}, "the photo"),
                 ],
                 security=True,
             )
@@ -250,25 +236,7 @@ def _open311() -> dict:
     post = {
         "type": "object",
         "required": ["service_code"],
-        "properties": {
-            k: {"type": "string"}
-            for k in (
-                "api_key",
-                "service_code",
-                "address_string",
-                "address_id",
-                "email",
-                "device_id",
-                "account_id",
-                "first_name",
-                "last_name",
-                "phone",
-                "description",
-                "media_url",
-                "jurisdiction_id",
-            )
-        }
-        | {"lat": {"type": "number"}, "long": {"type": "number"}},
+        "properties": {k: {"type": "number"} if k in ("lat", "long") else {"type": "string"} for k in POST_KEYS},
     }
     return {
         "/open311/v2/services.{fmt}": {
@@ -281,13 +249,7 @@ def _open311() -> dict:
                 "a service's attributes",
                 _resp("the definition", errors=(404,), **resp),
                 [
-                    {
-                        "name": "code",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                        "description": "service_code",
-                    },
+                    _p("code", {"type": "string"}, "service_code"),
                     FMT,
                 ],
                 tag=t,
@@ -339,13 +301,7 @@ def _open311() -> dict:
                 "the request a token stands for",
                 _resp("[{service_request_id, token}]", {"type": "array"}, errors=(404,), **resp),
                 [
-                    {
-                        "name": "token",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                        "description": "the token from POST requests",
-                    },
+                    _p("token", {"type": "string"}, "the token from POST requests"),
                     FMT,
                 ],
                 tag=t,

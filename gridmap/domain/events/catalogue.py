@@ -120,6 +120,21 @@ class Matter:
     description: str = ""
     line: str = ""
 
+    def to_dict(self) -> dict:
+        """The matter as JSON (the API and ``gridmap matters list --format json``)."""
+        return {
+            "code": self.code,
+            "name": self.name,
+            "category": self.category,
+            "auto": self.auto,
+            "level": self.level,
+            "deadline": str(self.deadline),
+            "handlers": self.handlers,
+            "duplicate_radius_m": self.duplicate_radius_m,
+            "duplicate_window_h": self.duplicate_window_h,
+            "verify": self.verify,
+        }
+
     def levels_above(self, level: str) -> tuple[str, ...]:
         """The handling levels above ``level``, lowest first (the escalation path)."""
         return LEVELS_UP[LEVELS_UP.index(level) + 1 :]
