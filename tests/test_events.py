@@ -468,6 +468,10 @@ def test_cli_matters_and_events(cli, city, tmp_path, engine):
     assert res.exit_code == 0 and "filed 2 cases" in res.output and "1 dispatched automatically" in res.output
     res = cli("events", "import", tmp_path / "hotline.csv")
     assert res.exit_code == 2 and "already received" in res.output
+    # a plain Parquet table (lon/lat columns, no GeoParquet metadata) reads like the CSV
+    rows.iloc[:2].assign(external_id=["p1", "p2"]).to_parquet(tmp_path / "hotline.parquet")
+    res = cli("events", "import", tmp_path / "hotline.parquet")
+    assert res.exit_code == 0 and "filed 2 cases" in res.output
     assert cli("events", "tick").exit_code == 0
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import shapely
 
 from .. import geo
@@ -40,12 +41,20 @@ def resolve_addresses(locator: Locator, addresses):
     return lon, lat, problems
 
 
+def _is_geoparquet(path) -> bool:
+    """Whether a Parquet file carries GeoParquet's ``geo`` metadata (else it is a plain table)."""
+    return b"geo" in (pq.read_schema(path).metadata or {})
+
+
 def _read_rows(path, lon_col, lat_col, address_col):
     """(attributes, lon, lat, the file's CRS or None) for any supported input; with ``address_col``
     no coordinates are needed."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         frame = read_csv(path)
+        crs = None
+    elif suffix == ".parquet" and not _is_geoparquet(path):  # a plain table with lon/lat columns, like a CSV
+        frame = pd.read_parquet(path)
         crs = None
     else:
         gdf = gpd.read_parquet(path) if suffix == ".parquet" else gpd.read_file(path, engine="pyogrio")
