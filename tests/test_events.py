@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from gridmap import geo
 from gridmap.domain.events.assessment import assess
 from gridmap.services import event_clock, event_demo
 from gridmap.settings import Settings
@@ -67,6 +68,23 @@ def test_a_case_outside_every_grid_is_kept_flagged_and_queued_for_the_city(clien
     assert (got["inside"], got["state"], got["route"]["queue"]) == (False, "filed", "")
     case = client.get(f"/api/v1/events/{got['id']}", headers=city["dispatcher"]).get_json()
     assert case["outside"] is True and case["micro_code"] is None and case["lon"] is not None
+
+
+def test_cases_are_located_by_gcj02_and_bd09_points_and_by_address(client, city):
+    matter = pick(True, "community", "cg")
+    lon, lat = lonlat(300, 500)
+    for crs, convert in (("gcj02", geo.wgs84_to_gcj02), ("bd09", geo.wgs84_to_bd09)):
+        x, y = convert(lon, lat)
+        body = {"matter": matter.code, "lon": float(x), "lat": float(y), "crs": crs, "text": crs}
+        res = client.post("/api/v1/events", json=body, headers=city["ingest"]).get_json()
+        assert res["chain"]["micro"] == MICRO, crs
+    # the test city's first courtyard is 测试10011花园, its building 1号楼 stands in MICRO
+    body = {"matter": matter.code, "address": "测试10011花园1号楼", "text": "地址"}
+    res = client.post("/api/v1/events", json=body, headers=city["ingest"]).get_json()
+    assert (res["inside"], res["chain"]["micro"]) == (True, MICRO)
+    unknown = {"matter": matter.code, "address": "没有这个小区9号楼", "text": "地址"}
+    res = client.post("/api/v1/events", json=unknown, headers=city["ingest"])
+    assert res.status_code == 201 and res.get_json()["inside"] is False  # kept, flagged, queued
 
 
 def test_routing_is_simulated_without_filing(client, city, engine):

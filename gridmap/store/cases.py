@@ -101,10 +101,8 @@ def insert(conn: Connection, values: dict) -> int:
     params = {k: json.dumps(v, ensure_ascii=False) if k in _JSON else v for k, v in values.items()}
     params.update(lon=lon, lat=lat)
     cols = ", ".join(names + ["geom"])
-    vals = ", ".join(
-        [f":{n}" for n in names]
-        + ["CASE WHEN :lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END"]
-    )
+    x, y = "CAST(:lon AS double precision)", "CAST(:lat AS double precision)"  # typed: they may be NULL
+    vals = ", ".join([f":{n}" for n in names] + [f"ST_SetSRID(ST_MakePoint({x}, {y}), 4326)"])
     return conn.execute(sa.text(f"INSERT INTO report ({cols}) VALUES ({vals}) RETURNING id"), params).scalar_one()
 
 
