@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..domain.demo import matters as demo_matters
 from ..domain.events import catalogue as cat
+from ..domain.events import catalogue_check
 from ..domain.events.clock import WorkCalendar
 from ..errors import InputError
 
@@ -40,7 +41,7 @@ def _texts(toml_path: Path) -> tuple[str, str | None, str | None]:
 def parse(
     toml_text: str, *, source: str = "matters.toml", csv_text: str | None = None, csv_source: str = "matters.csv"
 ) -> cat.Catalogue:
-    """The catalogue from the TOML's text and the CSV's text (if any); InputError as :func:`catalogue.check`."""
+    """The catalogue from the TOML's text and the CSV's text (if any); InputError as :func:`catalogue_check.check`."""
     try:
         data = tomllib.loads(toml_text)
     except tomllib.TOMLDecodeError as exc:
@@ -51,7 +52,9 @@ def parse(
         columns, rows = list(reader.fieldnames or ()), []
         for row in reader:
             rows.append((row, reader.line_num))
-    return cat.check(data, toml_text, source=source, csv_columns=columns, csv_rows=rows, csv_source=csv_source)
+    return catalogue_check.check(
+        data, toml_text, source=source, csv_columns=columns, csv_rows=rows, csv_source=csv_source
+    )
 
 
 def demo_csv_text() -> str:
