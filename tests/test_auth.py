@@ -43,6 +43,16 @@ WRITE_SPEC = {
     ("POST", "/api/v1/partition"): {"planner", "admin"},
     ("POST", "/api/v1/risk/visits"): {"dispatcher", "planner", "admin", "ingest"},
     # issue 12: anyone with a token files a report; the event centre's roles read the map too
+    ("POST", "/api/v1/events/<int:case_id>/followers"): {
+        "viewer",
+        "dispatcher",
+        "planner",
+        "admin",
+        "ingest",
+        "handler",
+        "verifier",
+        "supervisor",
+    },
     ("POST", "/api/v1/events"): {
         "viewer",
         "dispatcher",

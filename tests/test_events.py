@@ -512,9 +512,17 @@ def test_a_georeport_client_lists_services_and_reads_a_request_from_a_running_se
             assert {s["service_code"] for s in services} >= {matter.code}
             definition = client.get_service_definition(matter.code)
             assert definition["service_code"] == matter.code
-        filed = requests.post(f"{root}/requests.json", timeout=30, data={
-            "api_key": _token(city["ingest"]), "service_code": matter.code, "lat": lat, "long": lon,
-            "description": "井盖丢失"}).json()  # fmt: skip
+        filed = requests.post(
+            f"{root}/requests.json",
+            timeout=30,
+            data={
+                "api_key": _token(city["ingest"]),
+                "service_code": matter.code,
+                "lat": lat,
+                "long": lon,
+                "description": "井盖丢失",
+            },
+        ).json()
         rid = filed[0]["service_request_id"]
         for fmt in ("json", "xml"):
             got = GeoReport(root, output_format=fmt).get_service_request(str(rid))
@@ -536,3 +544,19 @@ def test_the_demo_year_of_cases_loads_with_departments(city, engine):
                                       WHERE l.report_id = r.id ORDER BY at DESC, id DESC LIMIT 1)""")
         ).scalar()
     assert bad == 0 and states.get("assessed", 0) > 0 and sum(states.values()) == done["cases"]
+
+
+def test_a_reporter_follows_a_suggested_duplicate_instead_of_filing(client, city):
+    first = file(client, city["ingest"], pick(True, "community", "cg"))
+    res = client.post(
+        f"/api/v1/events/{first['id']}/followers",
+        headers=city["ingest"],
+        json={"contact": {"name": "钱七", "phone": "13500000000"}, "channel": "wechat"},
+    )
+    assert res.status_code == 201 and res.get_json()["followers"] == 1
+    case = client.get(f"/api/v1/events/{first['id']}", headers=city["dispatcher"]).get_json()
+    assert {c["phone"] for c in case["contacts"] if c["kind"] == "follower"} == {"13500000000"}
+    assert case["timeline"][-1]["action"] == "follow"
+    bad = client.post(f"/api/v1/events/{first['id']}/followers", headers=city["ingest"], json={"contact": "x"})
+    assert bad.status_code == 400 and "contact must be an object" in bad.get_json()["error"]["message"]
+    assert client.post("/api/v1/events/999999/followers", headers=city["ingest"], json={}).status_code == 404

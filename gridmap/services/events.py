@@ -21,7 +21,7 @@ from ..domain.events import clock, duplicates, routing
 from ..domain.events.catalogue import LEVELS_UP, Catalogue, Matter
 from ..domain.events.intake import Report
 from ..domain.events.loop import LOOP, Context
-from ..errors import GridmapError, InputError, NotFound
+from ..errors import Conflict, GridmapError, InputError, NotFound
 from ..store import cases, departments
 from . import matters
 
@@ -320,3 +320,34 @@ def make_centre(settings, engine: Engine, locator) -> Centre:
     catalogue = matters.load(settings.layers_dir)
     tz = getattr(settings, "timezone", "Asia/Shanghai")
     return Centre(engine, catalogue, matters.calendar(catalogue, tz), locator, tz, Path(settings.home) / "media")
+
+
+def follow(centre: Centre, case_id: int, contact: dict, channel: str) -> dict:
+    """A reporter follows an existing case instead of filing a duplicate: kept as a follower (personal
+    data), logged; NotFound for no case, Conflict when it is no longer open."""
+    now = centre.now()
+    with centre.engine.begin() as conn:
+        case = cases.lock(conn, case_id)
+        if case is None:
+            raise NotFound(f"no case {case_id}")
+        if case["status"] != "open":
+            raise Conflict(f"case {case_id} is {case['state']}: file a new report instead")
+        cases.add_contact(conn, case_id, "follower", {**contact, "channel": channel})
+        cases.log(
+            conn,
+            [
+                {
+                    "report_id": case_id,
+                    "at": now,
+                    "actor": "reporter",
+                    "role": "reporter",
+                    "action": "follow",
+                    "from_state": case["state"],
+                    "to_state": case["state"],
+                    "note": None,
+                    "detail": {"channel": channel},
+                }
+            ],
+        )
+        followers = cases.count_contacts(conn, case_id, "follower")
+    return {"id": case_id, "followers": followers}

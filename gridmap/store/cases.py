@@ -320,3 +320,10 @@ def log_many(conn: Connection, entries: list[dict]) -> int:
         rows,
     )
     return len(rows)
+
+
+def count_contacts(conn: Connection, case_id: int, kind: str) -> int:
+    return conn.execute(
+        sa.text("SELECT count(*) FROM report_contact WHERE report_id = :id AND kind = :kind"),
+        {"id": case_id, "kind": kind},
+    ).scalar_one()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request, send_file
 
-from ..domain.events.intake import LOOP_ROLES, PERSONAL_READERS
+from ..domain.events.intake import LOOP_ROLES, PERSONAL_READERS, check_channel, check_contact
 from ..domain.events.intake import check as check_report
 from ..errors import Forbidden, InputError, NotFound
 from ..services import case_actions, event_views, events, media
@@ -153,6 +153,16 @@ def case(case_id: int):
 def duplicates(case_id: int):
     """Open cases of the same matter near this one (merge candidates)."""
     return jsonify({"id": case_id, "duplicates": events.duplicates_of(centre(), case_id)})
+
+
+@bp.post("/events/<int:case_id>/followers")
+@auth.require("viewer", "ingest")
+def follow(case_id: int):
+    """A reporter follows an open case (a suggested duplicate) instead of filing another: ``contact``, ``channel``."""
+    body = params.json_body(dict, "send {contact: {name, phone, …}, channel} as a JSON object")
+    params.body_keys(body, ("contact", "channel"))
+    contact, channel = check_contact(body.get("contact")), check_channel(body.get("channel", "api"))
+    return jsonify(events.follow(centre(), case_id, contact, channel)), 201
 
 
 @bp.post("/events/<int:case_id>/<action>")

@@ -183,6 +183,29 @@ def paths() -> dict:
                 security=True,
             )
         },
+        "/api/v1/events/{case_id}/followers": {
+            "post": _op(
+                "follow an open case instead of filing a duplicate",
+                _resp("the number of followers", status="201", errors=(400, 401, 403, 404, 409)),
+                [CASE],
+                body={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "contact": {"type": "object"},
+                                    "channel": {"type": "string", "enum": list(CHANNELS)},
+                                },
+                            }
+                        }
+                    },
+                },
+                security=True,
+            )
+        },
         "/api/v1/events/{case_id}/{action}": {
             "post": _op(
                 "take an action of the loop (the answer names the allowed ones when refused)",

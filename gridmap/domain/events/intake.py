@@ -93,9 +93,7 @@ def check(body, catalogue: Catalogue) -> Report:
     text = body.get("text", "")
     if not isinstance(text, str) or len(text) > MAX_TEXT:
         raise InputError(f"text must be a string of at most {MAX_TEXT} characters")
-    channel = body.get("channel", "api")
-    if channel not in CHANNELS:
-        raise InputError(f"channel {channel!r} unknown (choose from {', '.join(CHANNELS)})")
+    channel = check_channel(body.get("channel", "api"))
     reported = body.get("reported_at")
     if reported is not None:
         try:
@@ -104,9 +102,7 @@ def check(body, catalogue: Catalogue) -> Report:
             raise InputError(f"reported_at must be an ISO 8601 time with its zone, got {reported!r}") from None
         if reported.tzinfo is None:
             raise InputError(f"reported_at must state its time zone (e.g. +08:00), got {body['reported_at']!r}")
-    contact = body.get("contact") or {}
-    if not isinstance(contact, dict) or set(contact) - set(CONTACT_KEYS):
-        raise InputError(f"contact must be an object with some of: {', '.join(CONTACT_KEYS)}")
+    contact = check_contact(body.get("contact"))
     media = body.get("media_urls") or []
     if not isinstance(media, list) or any(
         not isinstance(u, str) or not u.lower().startswith(("http://", "https://")) for u in media
@@ -125,7 +121,22 @@ def check(body, catalogue: Catalogue) -> Report:
         channel,
         None if body.get("external_id") is None else str(body["external_id"]),
         reported,
-        {k: str(v) for k, v in contact.items() if v is not None},
+        contact,
         tuple(media),
         attributes,
     )
+
+
+def check_channel(value) -> str:
+    """A channel of :data:`CHANNELS`; InputError naming them otherwise."""
+    if value not in CHANNELS:
+        raise InputError(f"channel {value!r} unknown (choose from {', '.join(CHANNELS)})")
+    return value
+
+
+def check_contact(value) -> dict:
+    """A reporter's contact (some of :data:`CONTACT_KEYS`, as strings); InputError otherwise."""
+    contact = value or {}
+    if not isinstance(contact, dict) or set(contact) - set(CONTACT_KEYS):
+        raise InputError(f"contact must be an object with some of: {', '.join(CONTACT_KEYS)}")
+    return {k: str(v) for k, v in contact.items() if v is not None}
