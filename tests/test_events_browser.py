@@ -41,6 +41,7 @@ def test_cases_on_the_map_and_in_the_queue(browser, city, client, engine, databa
         _wait(browser, _attr("ready"))
         _go(browser, lat, lon, 16)
         _wait(browser, f"+{_attr('drawn-cases')} >= 1")
+        _wait(browser, _attr("event-stats") + " === '2'")  # the city's figures in the statistics box
 
         # click the case marker: its panel, its timeline, the dispatcher's actions
         _click_at(browser, lat, lon)

@@ -120,6 +120,29 @@
       });
     }
 
+    /* the statistics box: the event centre's figures for the whole city (assessment, 考核) */
+    function addStats() {
+      if (document.body.getAttribute("data-stats") !== "ready") { setTimeout(addStats, 200); return; }
+      gm.getJSON(cfg.api + "/events/stats?group=district").then(function (res) {
+        var t = {cases: 0, open: 0, overdue: 0, closed: 0, onTime: 0, sat: 0, rated: 0};
+        res.rows.forEach(function (r) {
+          t.cases += r.cases; t.open += r.open; t.overdue += r.overdue; t.closed += r.closed;
+          t.onTime += (r.on_time_rate || 0) * r.closed;
+          if (r.satisfaction != null) { t.sat += r.satisfaction * r.cases; t.rated += r.cases; }
+        });
+        var pct = t.closed ? Math.round(100 * t.onTime / t.closed) + "%" : "–";
+        var box = document.createElement("div");
+        box.id = "gridmap-event-stats";
+        box.innerHTML = "<h4>事件 cases</h4>" + esc(t.cases.toLocaleString()) + " · 待办 open " +
+          esc(t.open.toLocaleString()) + ' · <span class="gm-badge overdue">超时 ' + esc(t.overdue.toLocaleString()) +
+          "</span><br>按时办结 on time " + esc(pct) + " · 满意度 satisfaction " +
+          esc(t.rated ? (t.sat / t.rated).toFixed(2) : "–") + ' · <a href="/events">派遣 queue</a>';
+        document.getElementById("gridmap-stats").appendChild(box);
+        gm.mark("event-stats", String(t.cases));
+      }).catch(function () { /* reads need a token and none was given: the map asks for it already */ });
+    }
+    addStats();
+
     /* the grid panel lists the grid's open cases for the event centre's roles (others see nothing) */
     window.gridmapPanelHooks = window.gridmapPanelHooks || [];
     window.gridmapPanelHooks.push(function (gridPanel, p) {
