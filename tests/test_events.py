@@ -484,6 +484,14 @@ def test_cli_matters_and_events(cli, city, tmp_path, engine):
     rows.iloc[:2].to_csv(tmp_path / "hotline.csv", index=False)
     res = cli("events", "import", tmp_path / "hotline.csv")
     assert res.exit_code == 0 and "filed 2 cases" in res.output and "1 dispatched automatically" in res.output
+    with engine.connect() as conn:  # report → file (→ dispatch) logged for every imported case
+        steps = conn.execute(
+            sa.text(
+                "SELECT r.state, string_agg(l.action, ',' ORDER BY l.id) FROM report r "
+                "JOIN report_log l ON l.report_id = r.id GROUP BY r.id, r.state"
+            )
+        ).all()
+    assert sorted(steps) == [("dispatched", "report,file,dispatch"), ("filed", "report,file")]
     res = cli("events", "import", tmp_path / "hotline.csv")
     assert res.exit_code == 2 and "already received" in res.output
     # a plain Parquet table (lon/lat columns, no GeoParquet metadata) reads like the CSV

@@ -140,16 +140,23 @@ def _json_text(why: pd.Series) -> pd.Series:
     return '{"why": "' + escaped + '"}'
 
 
+def _iso(value) -> str | None:
+    return None if value is None else value.isoformat()
+
+
 def _write(conn, centre: Centre, frame, reported, ext, src_lon, src_lat, channel, actor, now, progress) -> dict:
-    """COPY the cases, their log and contacts; counts."""
+    """COPY the cases, then their log (written by PostgreSQL from the cases just copied) and contacts; counts."""
     # both paths are checked against the loop's table once, not per row
     ctx = Context(roles=frozenset({SYSTEM}), matter_known=True, assignee="x")
     filed, dispatched = LOOP.fire("reported", "file", ctx), LOOP.fire("filed", "dispatch", ctx)
     routed = _route(centre, conn, frame)
     inside = frame["status"].eq("placed").to_numpy()
     full = dict.fromkeys(LEVELS_UP, "x")
+    # a clock per (matter, inside), as text: COPY then writes strings, not a million datetimes
     clocks = {
-        (c, ins): clock_columns(centre, m, now, m.level if ins else None, full if ins else {})
+        (c, ins): {
+            k: _iso(v) for k, v in clock_columns(centre, m, now, m.level if ins else None, full if ins else {}).items()
+        }
         for c, m in centre.catalogue.matters.items()
         for ins in (True, False)
     }
@@ -159,11 +166,12 @@ def _write(conn, centre: Centre, frame, reported, ext, src_lon, src_lat, channel
     geom = pd.Series(shapely.to_wkb(shapely.set_srid(points, 4326), hex=True, include_srid=True), dtype=object)
     geom[np.isnan(frame["lon_wgs84"].to_numpy(float))] = None
     specials = frame["special_codes"].astype(object)
+    stamp = now.isoformat()
     out = pd.DataFrame(
         {
             "id": ids,
-            "received_at": now,
-            "reported_at": np.where(reported.isna().to_numpy(), now, reported.astype(object).to_numpy()),
+            "received_at": stamp,
+            "reported_at": reported.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%z").fillna(stamp).to_numpy(),
             "source": channel,
             "external_id": None if ext is None else ext.astype(object).where(ext.notna(), None).to_numpy(),
             "text": frame["text"].astype(str).to_numpy() if "text" in frame.columns else "",
@@ -184,35 +192,21 @@ def _write(conn, centre: Centre, frame, reported, ext, src_lon, src_lat, channel
             "tick_at": [clocks[k]["tick_at"] for k in keys],
         }
     )
-    log_rows = []
-    for step, mask in (
-        ((None, "report", "reported"), None),
-        ((filed.state, filed.action, filed.target), None),
-        ((dispatched.state, dispatched.action, dispatched.target), out["state"].eq("dispatched")),
-    ):
-        rid = ids if mask is None else ids[mask.to_numpy()]
-        who, role = (actor, "ingest") if step[1] == "report" else (SYSTEM, SYSTEM)
-        log_rows.append(
-            pd.DataFrame(
-                {
-                    "report_id": rid,
-                    "at": now,
-                    "actor": who,
-                    "role": role,
-                    "action": step[1],
-                    "from_state": step[0],
-                    "to_state": step[2],
-                    "note": None,
-                    "detail": '{"import": "' + str(frame.attrs.get("name", "file")) + '"}',
-                }
-            )
-        )
-    log = pd.concat(log_rows, ignore_index=True)
     for start in range(0, len(out), CHUNK):
         cases.copy_cases(conn, out.iloc[start : start + CHUNK])
         if progress:
             progress(min(CHUNK, len(out) - start))
-    cases.copy_log(conn, log)
+    detail = {"import": frame.attrs.get("name", "file")}
+    steps = [
+        (None, "report", "reported", actor, "ingest", None),
+        (filed.state, filed.action, filed.target, SYSTEM, SYSTEM, None),
+        (dispatched.state, dispatched.action, dispatched.target, SYSTEM, SYSTEM, "dispatched"),
+    ]
+    logged = (
+        sum(cases.log_copied(conn, int(ids.min()), int(ids.max()), channel, now, *step, detail) for step in steps)
+        if len(ids)
+        else 0
+    )
     contacts = 0
     if {"name", "phone"} & set(frame.columns):
         people = pd.DataFrame(
@@ -231,7 +225,7 @@ def _write(conn, centre: Centre, frame, reported, ext, src_lon, src_lat, channel
         "dispatched": int(out["state"].eq("dispatched").sum()),
         "queued": int(out["state"].eq("filed").sum()),
         "outside": int((~inside).sum()),
-        "log": len(log),
+        "log": logged,
         "contacts": contacts,
         "first_id": int(ids[0]) if len(ids) else None,
     }

@@ -327,3 +327,29 @@ def count_contacts(conn: Connection, case_id: int, kind: str) -> int:
         sa.text("SELECT count(*) FROM report_contact WHERE report_id = :id AND kind = :kind"),
         {"id": case_id, "kind": kind},
     ).scalar_one()
+
+
+def log_copied(
+    conn: Connection, first: int, last: int, source: str, at, src, action, dst, actor, role, only_state, detail: dict
+) -> int:
+    """One log entry for each case just copied (ids ``first``..``last`` received at ``at`` from ``source``;
+    those in ``only_state`` when given), written by PostgreSQL itself: a bulk import's transitions."""
+    return conn.execute(
+        sa.text("""INSERT INTO report_log (report_id, at, actor, role, action, from_state, to_state, detail)
+                   SELECT r.id, :at, :actor, :role, :action, :src, :dst, CAST(:detail AS jsonb) FROM report r
+                   WHERE r.id BETWEEN :first AND :last AND r.source = :source AND r.received_at = :at
+                     AND (CAST(:only AS text) IS NULL OR r.state = :only)"""),
+        {
+            "first": first,
+            "last": last,
+            "source": source,
+            "at": at,
+            "actor": actor,
+            "role": role,
+            "action": action,
+            "src": src,
+            "dst": dst,
+            "only": only_state,
+            "detail": json.dumps(detail, ensure_ascii=False),
+        },
+    ).rowcount
