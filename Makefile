@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install system browser db bench bench-lookup bench-partition bench-tiles serve clean
+.PHONY: demo test lint install system browser db bench bench-lookup bench-partition bench-tiles bench-events serve clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -50,6 +50,9 @@ bench-partition: db
 
 bench-tiles: db
 	$(BIN)/python scripts/bench_tiles.py
+
+bench-events: db
+	$(BIN)/python scripts/bench_events.py
 
 clean:
 	-$(BIN)/gridmap db stop
