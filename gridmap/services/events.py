@@ -26,6 +26,10 @@ from ..store import cases, departments
 from . import matters
 
 SYSTEM = "system"
+#: Filing and automatic dispatch as the loop allows them to the system (fired once here, at start:
+#: the same two steps for every report, so intake does not build a state machine per request).
+_INTAKE = Context(roles=frozenset({SYSTEM}), matter_known=True, assignee="department")
+INTAKE_STEPS = (LOOP.fire("reported", "file", _INTAKE), LOOP.fire("filed", "dispatch", _INTAKE))
 #: Actions only the server takes (the tick, a split's last child): never offered to a person.
 SYSTEM_ONLY = frozenset(s.action for s in LOOP.table if s.roles == (SYSTEM,))
 
@@ -152,12 +156,7 @@ def intake(centre: Centre, report: Report, *, actor: str) -> dict:
                 return {"id": found, "existing": True}
         r = route(conn, centre, matter, chain)
         level = r.level or next((lv for lv in LEVELS_UP[LEVELS_UP.index(matter.level) :] if chain.get(lv)), None)
-        ctx = Context(
-            roles=frozenset({SYSTEM}), matter_known=True, assignee=r.department or (r.grid if r.workers else None)
-        )
-        steps = [LOOP.fire("reported", "file", ctx)]
-        if r.assigned:
-            steps.append(LOOP.fire("filed", "dispatch", ctx))
+        steps = INTAKE_STEPS[: 2 if r.assigned else 1]
         values = {
             "received_at": now,
             "reported_at": report.reported_at or now,
