@@ -81,35 +81,41 @@ def history(eng, centre, n: int, open_target: int, seed: int) -> None:
     """File ``n`` historical cases with the bulk import, then close and rate all but ``open_target``."""
     with eng.connect() as conn:
         have = conn.execute(sa.text("SELECT count(*) FROM report WHERE matter_code IS NOT NULL")).scalar()
-    if have >= n:
-        print(f"history: {have} cases already there", flush=True)
+    if have < n:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "history.parquet"
+            hotline(eng, n - have, seed, centre.catalogue).to_parquet(path)
+            t = time.perf_counter()
+            done = event_import.import_file(centre, path, actor="bench", channel=f"history{seed}")
+            print(f"history: filed {done['cases']} cases in {time.perf_counter() - t:.1f} s", flush=True)
+    with eng.connect() as conn:
+        still_open = conn.execute(sa.text("SELECT count(*) FROM report WHERE status = 'open'")).scalar()
+    if still_open <= open_target:
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "history.parquet"
-        hotline(eng, n - have, seed, centre.catalogue).to_parquet(path)
-        t = time.perf_counter()
-        done = event_import.import_file(centre, path, actor="bench", channel=f"history{seed}")
-        print(f"history: filed {done['cases']} cases in {time.perf_counter() - t:.1f} s", flush=True)
-    with eng.begin() as conn:  # a year of handling: all but open_target closed, most rated, times spread
+    t = time.perf_counter()
+    with eng.begin() as conn:  # a year of handling: all but the newest open_target closed, most rated
+        conn.execute(sa.text("SET LOCAL work_mem = '256MB'"))
+        cutoff = conn.execute(
+            sa.text("SELECT id FROM report WHERE matter_code IS NOT NULL ORDER BY id DESC OFFSET :k LIMIT 1"),
+            {"k": open_target},
+        ).scalar()
         conn.execute(
             sa.text("""
-            UPDATE report SET received_at = now() - random() * interval '365 days'
-            WHERE matter_code IS NOT NULL""")
-        )
-        conn.execute(
-            sa.text("""
-            WITH keep AS (SELECT id FROM report WHERE matter_code IS NOT NULL ORDER BY received_at DESC LIMIT :k)
-            UPDATE report r SET state = CASE WHEN random() < 0.85 THEN 'assessed' ELSE 'closed' END,
-                   closed_at = r.received_at + random() * interval '5 days',
-                   due_at = r.received_at + interval '3 days', warn_at = NULL, tick_at = NULL,
+            UPDATE report r SET received_at = now() - (1 - r.id::float / :cut) * interval '365 days',
+                   state = CASE WHEN random() < 0.85 THEN 'assessed' ELSE 'closed' END,
+                   due_at = now() - (1 - r.id::float / :cut) * interval '365 days' + interval '3 days',
+                   closed_at = now() - (1 - r.id::float / :cut) * interval '365 days' + random() * interval '5 days',
+                   warn_at = NULL, tick_at = NULL,
                    rating = CASE WHEN random() < 0.8 THEN 3 + floor(random() * 3)::int END,
                    escalations = CASE WHEN random() < 0.1 THEN 1 ELSE 0 END,
                    reopened = CASE WHEN random() < 0.05 THEN 1 ELSE 0 END
-            WHERE r.matter_code IS NOT NULL AND r.id NOT IN (SELECT id FROM keep)"""),
-            {"k": open_target},
+            WHERE r.matter_code IS NOT NULL AND r.id <= :cut"""),
+            {"cut": cutoff},
         )
+    with eng.connect() as conn:
         conn.execute(sa.text("ANALYZE report"))
         conn.execute(sa.text("ANALYZE report_log"))
+    print(f"history: closed all but the newest {open_target} in {time.perf_counter() - t:.1f} s", flush=True)
 
 
 def bench_import(url, eng, centre, rows: int, seed: int, repeat: int) -> tuple[float, float]:
