@@ -143,13 +143,15 @@
     }
     addStats();
 
-    /* the grid panel lists the grid's open cases for the event centre's roles (others see nothing) */
+    /* the grid panel lists the grid's open cases, at its end and only when it has some, for the event
+     * centre's roles (without a token nothing is asked: the queue is not a public read) */
     window.gridmapPanelHooks = window.gridmapPanelHooks || [];
     window.gridmapPanelHooks.push(function (gridPanel, p) {
+      if (!gm.token()) return;
       fetch(cfg.api + "/events?" + gm.q({grid: p.code, page_size: 10}), {headers: gm.authHeaders()})
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (page) {
-          if (!page || gm.state.selected !== p.code) return;
+          if (!page || !page.total || gm.state.selected !== p.code) return;
           var items = page.cases.map(function (c) {
             return '<li><a href="#" data-case="' + esc(c.id) + '">#' + esc(c.id) + " " + esc(c.matter_name) + "</a> " +
                    '<small>' + esc(STATE_LABELS[c.state] || c.state) + (c.overdue ? ' <span class="gm-badge overdue">overdue</span>' : "") +
