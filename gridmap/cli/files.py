@@ -13,7 +13,7 @@ from ..services import ingest
 from ..services.exports import EXPORT_FORMATS, export_level
 from ..services.files import check_output
 from ..services.imports import import_file
-from .common import AT, engine, rules
+from .common import AT, ENCODING, engine, rules
 
 
 @click.command("import")
@@ -22,7 +22,8 @@ from .common import AT, engine, rules
     "--level",
     required=True,
     type=click.Choice(ingest.IMPORT_LEVELS),
-    help="Grid level of the rows, or building / person.",
+    help="Grid level of the rows, or building / person / share (a membership CSV: "
+    "building,unit,floor_from,floor_to,micro_code).",
 )
 @click.option(
     "--crs",
@@ -53,11 +54,12 @@ def import_cmd(file, level, crs, code_field, name_field, parent_field, replace, 
 
 
 @click.command("export")
-@click.option("--level", required=True, type=click.Choice(ALL_LEVELS))
+@click.option("--level", required=True, type=click.Choice((*ALL_LEVELS, "share")))
 @click.option("--format", "fmt", required=True, type=click.Choice(list(EXPORT_FORMATS)))
 @click.argument("out", type=click.Path(path_type=Path))
 @AT
-def export_cmd(level, fmt, out, at):
+@ENCODING
+def export_cmd(level, fmt, out, at, encoding):
     """Write the grids of a level to OUT (GeoJSON is RFC 7946)."""
-    n = export_level(engine(), level, fmt, out, at=at)
-    click.echo(f"wrote {n} {level} grids to {out}")
+    n = export_level(engine(), level, fmt, out, at=at, encoding=encoding)
+    click.echo(f"wrote {n} {level} {'rows' if level == 'share' else 'grids'} to {out}")

@@ -9,9 +9,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from ..services.assignment import assign_file, record_file
 from ..services.locator import Locator
-from .common import AT, CRS, engine
+from .common import AT, CRS, ENCODING, EXIT_PROBLEMS, engine, settings
 
 
 @click.command("lookup")
@@ -22,7 +21,7 @@ from .common import AT, CRS, engine
 @AT
 def lookup_cmd(lon, lat, crs, address, at):
     """The chain of grids (district .. micro-grid), special grids and people for one point."""
-    locator = Locator(engine())
+    locator = Locator(engine(), home=settings().home)
     if address and (lon is not None or lat is not None):
         raise click.UsageError("give LON LAT or --address TEXT, not both")
     if address:
@@ -60,11 +59,14 @@ def _summary_line(summary, dst=None):
 @click.argument("dst", type=click.Path(path_type=Path))
 @_rows_options
 @AT
-def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at):
-    """Add the grid chain to every row of SRC (CSV, GeoJSON, GeoPackage, Parquet) and write DST."""
+@ENCODING
+def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at, encoding):
+    """Add the grid chain to every row of SRC (CSV, Excel, Parquet, GeoJSON, GeoPackage) and write DST."""
+    from ..services.assignment import assign_file  # deferred: Arrow and the file readers, not for `lookup`
+
     with tqdm(desc="assign", unit=" rows", file=sys.stderr, disable=None) as bar:
         summary = assign_file(
-            Locator(engine()),
+            Locator(engine(), home=settings().home),
             src,
             dst,
             crs=crs,
@@ -73,25 +75,58 @@ def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at):
             address_col=address_col,
             at=at,
             progress=bar.update,
+            encoding=encoding,
         )
     click.echo(_summary_line(summary, dst), err=True)
 
 
-@click.command("record")
-@click.argument("what", type=click.Choice(["reports", "residents"]))
+@click.group("record")
+def record_cmd():
+    """Store reports or residents from a file with their micro-grid (one transaction)."""
+
+
+@record_cmd.command("reports")
 @click.argument("src", type=click.Path(path_type=Path))
 @_rows_options
-@click.option("--text-col", default="text", show_default=True, help="Reports: the column with the report text.")
-def record_cmd(what, src, crs, lon_col, lat_col, address_col, text_col):
-    """Store reports or residents from SRC with their micro-grid (one transaction)."""
-    summary = record_file(
-        Locator(engine()),
-        what[:-1],
+@click.option("--text-col", default="text", show_default=True, help="The column with the report's text.")
+@click.option("--id-col", default=None, help="The column with the report's id in its source (default: id, if present).")
+@click.option(
+    "--time-col", default=None, help="The column with the report's own time (default: reported_at, if present)."
+)
+@click.option(
+    "--source", default="file", show_default=True, help="The channel the file comes from (ids are per source)."
+)
+@click.option(
+    "--rejects", type=click.Path(path_type=Path), help="Write rejected rows here (default: SRC.rejected.csv)."
+)
+def record_reports_cmd(src, crs, lon_col, lat_col, address_col, text_col, id_col, time_col, source, rejects):
+    """Store the reports of SRC; a re-run updates changed ones and skips the rest.  Exit 1 when rows
+    were rejected (written, with the reason, to a CSV this command reads back)."""
+    # deferred: Arrow and the file readers, as in assign
+    from ..services.report_intake import Columns, record_reports, summary_line
+
+    summary = record_reports(
+        Locator(engine(), home=settings().home),
         src,
+        columns=Columns(text=text_col, id=id_col, time=time_col, source=source),
+        rejects=rejects,
         crs=crs,
         lon_col=lon_col,
         lat_col=lat_col,
         address_col=address_col,
-        text_col=text_col,
     )
-    click.echo(f"recorded {what}: " + _summary_line(summary), err=True)
+    click.echo(summary_line(summary), err=True)
+    if summary["rejected"]:
+        click.get_current_context().exit(EXIT_PROBLEMS)
+
+
+@record_cmd.command("residents")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("--address-col", required=True, help="The column with the household's address.")
+@CRS
+def record_residents_cmd(src, address_col, crs):
+    """Store residents from SRC placed by their address (optional name column)."""
+    from ..services.assignment import record_residents  # deferred: Arrow and the file readers, as in assign
+
+    summary = record_residents(Locator(engine(), home=settings().home), src, address_col=address_col, crs=crs)
+    click.echo("recorded residents: " + _summary_line(summary), err=True)

@@ -16,7 +16,7 @@ import shapely
 from ..domain.events.catalogue import GRID_KIND, LEVELS_UP
 from ..domain.events.loop import LOOP, Context
 from ..store import cases, departments
-from .assignment import locate_file
+from .assignment import locate_frame
 from .events import SYSTEM, Centre, clock_columns
 from .ingest import Problems
 
@@ -98,7 +98,7 @@ def import_file(
 ) -> dict:
     """File every row of ``src`` as a case; ImportRejected listing every bad row, nothing written."""
     src = Path(src)
-    frame, _crs, src_lon, src_lat = locate_file(
+    frame, _crs, src_lon, src_lat = locate_frame(
         centre.locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col, progress=progress
     )
     problems = Problems(src)

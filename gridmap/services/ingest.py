@@ -19,6 +19,7 @@ import shapely
 
 from .. import geo
 from ..domain.levels import LEVELS, SPECIAL, SPECIAL_KINDS, check_level, parent_level
+from ..domain.wording import count
 from ..errors import ImportRejected, InputError
 
 FORMATS = {
@@ -64,7 +65,7 @@ class Problems:
         first = self.items[0]
         where = f"row {first['row']}" + (f" (code {first['code']})" if first["code"] else "")
         more = len(self.items) - 1
-        tail = f"; and {more} more problem{'s' if more > 1 else ''}" if more else ""
+        tail = f"; and {count(more, 'more problem')}" if more else ""
         raise ImportRejected(
             f"import of {self.path.name} rejected, nothing written: {where}: {first['problem']}{tail}",
             detail={"file": str(self.path), "problems": self.items[:MAX_LISTED], "count": len(self.items)},
@@ -89,12 +90,23 @@ def read_csv(path: Path) -> pd.DataFrame:
     """A CSV as text columns, in UTF-8 or GBK/GB18030; InputError naming the file otherwise."""
     for encoding in CSV_ENCODINGS:
         try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+            return _refuse_nul(pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding), path)
         except UnicodeDecodeError:
             continue
         except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
             raise InputError(f"cannot read {Path(path).name}: {str(exc).strip().splitlines()[0]}") from None
     raise InputError(f"cannot read {Path(path).name}: neither UTF-8 nor GBK/GB18030 text; save it as CSV UTF-8")
+
+
+def _refuse_nul(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """InputError naming the first row and column holding a NUL character (no text field can hold one)."""
+    for column in frame.columns:
+        has = frame[column].str.contains("\x00", regex=False)
+        if has.any() or "\x00" in str(column):
+            row = int(has.to_numpy().argmax()) + 1 if has.any() else 0
+            where = f"row {row}, column {str(column).replace(chr(0), '')!r}" if row else "the header"
+            raise InputError(f"cannot read {Path(path).name}: {where} holds a NUL character (\\0)")
+    return frame
 
 
 def read_table(
@@ -201,6 +213,15 @@ def _check_codes(codes, existing: set[str], problems: Problems, what="code"):
             problems.add(i + 1, f"code {c} already exists in the current version (use --replace to version it)", c)
 
 
+def _check_issued(codes, level: str, issued: dict, problems: Problems):
+    for i, c in enumerate(codes):
+        was_level, retired = issued.get(c, (level, None))
+        if retired is not None:
+            problems.add(i + 1, f"code {c} was retired on {retired}; a code is never issued again", c)
+        elif was_level != level:
+            problems.add(i + 1, f"code {c} was issued for a {was_level}, not a {level}", c)
+
+
 def _check_parents(parents, parent_codes: set[str], plevel: str, problems: Problems, codes):
     for i, p in enumerate(parents):
         if p is None:
@@ -217,12 +238,15 @@ def read_grids(
     fields: Fields = Fields(),
     existing_codes: set[str] = frozenset(),
     parent_codes: set[str] | None = None,
+    issued_of=None,
 ) -> pd.DataFrame:
     """Read and check a grid file; return columns code, name, level, kind, parent_code, households,
     population, geometry (MultiPolygon, storage CRS).
 
     ``existing_codes``: codes already current (duplicates are errors); ``parent_codes``: current codes of
-    the parent level.  Raises ImportRejected with every bad row, InputError for a bad file or option.
+    the parent level; ``issued_of(codes)``: the codes ever issued, ``{code: (level, retired_at text)}`` (a
+    retired code, or one issued for another level, is an error).
+    Raises ImportRejected with every bad row, InputError for a bad file or option.
     """
     check_level(level)
     path = Path(path)
@@ -233,6 +257,8 @@ def read_grids(
     codes = _text_column(frame, fields.code, path)
     names = _text_column(frame, fields.name, path)
     _check_codes(codes, set(existing_codes), problems)
+    if issued_of is not None:
+        _check_issued(codes, level, issued_of([c for c in codes if c is not None]), problems)
     problems.add_mask([n is None for n in names], codes, "missing name")
     plevel = parent_level(level)
     parents = _text_column(frame, fields.parent, path, required=plevel is not None)
@@ -249,9 +275,16 @@ def read_grids(
     population = _int_column(frame, "population", problems, codes)
     out_geoms = _check_geometries(geoms, source, problems, codes)
     problems.raise_if_any()
+    # ``multipart`` (true/1/yes): a grid allowed in several pieces, a courtyard cut by a public road
+    multipart = (
+        frame["multipart"].map(lambda v: str(v).strip().lower() in ("true", "1", "yes", "t")).to_numpy(dtype=bool)
+        if "multipart" in frame.columns
+        else np.zeros(len(frame), dtype=bool)
+    )
     return pd.DataFrame(
         {
             "code": codes,
+            "multipart": multipart,
             "name": names,
             "level": level,
             "kind": kinds,
@@ -310,11 +343,13 @@ def read_buildings(
         except (ValueError, TypeError) as exc:
             problems.add(i + 1, f"bad units {text!r}: {exc}", codes[i])
             units.append([])
+    per_floor = _floor_households(frame, units, problems, codes)
     out_geoms = _check_geometries(geoms, source, problems, codes)
     problems.raise_if_any()
     return pd.DataFrame(
         {
             "code": codes,
+            "floor_households": per_floor,
             "name": [n or (num or c) for n, num, c in zip(names, numbers, codes)],
             "number": numbers,
             "courtyard_code": parents,
@@ -324,6 +359,39 @@ def read_buildings(
             "geometry": out_geoms,
         }
     )
+
+
+def _floor_households(frame: pd.DataFrame, units: list, problems: Problems, codes) -> list:
+    """The optional ``floor_households`` column: per building a JSON list, per unit, of households on
+    floors 1..n (``[[4, 4, 4], [3, 3, 3]]``), each summing to the unit's households; None per building
+    where it is absent (the households are then spread evenly over the building's floors)."""
+    if "floor_households" not in frame.columns:
+        return [None] * len(units)
+    out = []
+    for i, (text, hh) in enumerate(zip(frame["floor_households"].to_numpy(), units)):
+        if text is None or (isinstance(text, float) and np.isnan(text)) or str(text).strip() == "":
+            out.append(None)
+            continue
+        try:
+            value = json.loads(text) if isinstance(text, str) else text
+            per = [[int(h) for h in unit] for unit in value]
+        except (ValueError, TypeError):
+            problems.add(
+                i + 1, f"bad floor_households {text!r}: expected a JSON list of lists of whole numbers", codes[i]
+            )
+            out.append(None)
+            continue
+        if len(per) != len(hh):
+            problems.add(i + 1, f"floor_households has {len(per)} units, units {len(hh)}", codes[i])
+        elif any(sum(f) != h or min(f, default=0) < 0 or not f for f, h in zip(per, hh)):
+            bad = next(n for n, (f, h) in enumerate(zip(per, hh), 1) if sum(f) != h or min(f, default=0) < 0 or not f)
+            problems.add(
+                i + 1,
+                f"floor_households of unit {bad} sum to {sum(per[bad - 1])}, the unit has {hh[bad - 1]} households",
+                codes[i],
+            )
+        out.append(per)
+    return out
 
 
 def read_people(path, *, grid_codes: set[str]) -> pd.DataFrame:
@@ -345,11 +413,11 @@ def read_people(path, *, grid_codes: set[str]) -> pd.DataFrame:
 
 
 def level_kind(level: str) -> str:
-    """'grid', 'building' or 'person' for an import --level value."""
-    if level in ("building", "person"):
+    """'grid', 'building', 'person' or 'share' (a membership CSV) for an import --level value."""
+    if level in ("building", "person", "share"):
         return level
     check_level(level)
     return "grid"
 
 
-IMPORT_LEVELS = LEVELS + (SPECIAL, "building", "person")
+IMPORT_LEVELS = LEVELS + (SPECIAL, "building", "person", "share")

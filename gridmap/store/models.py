@@ -224,6 +224,8 @@ class AppUser(Base):
     role = Column(Text, nullable=False)
     created_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
     disabled_at = Column(DateTime(timezone=True))
+    #: scrypt hash of the map sign-in password (migration 0012); NULL: tokens only.
+    password_hash = Column(Text)
     __table_args__ = (
         CheckConstraint(f"role IN ({_in(ROLES)})", name="role"),
         CheckConstraint("name <> ''", name="name"),
@@ -299,7 +301,7 @@ class Resident(Base):
     assigned_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
-#: The loop's states (migrations 0010, 0012); ``status`` is ``closed`` in closed, cancelled, merged and assessed.
+#: The loop's states (migrations 0010, 0013); ``status`` is ``closed`` in closed, cancelled, merged and assessed.
 CASE_STATES = (
     "reported",
     "filed",
@@ -367,7 +369,7 @@ class Report(Base):
     version = Column(Integer, nullable=False, server_default="1")
     attrs = Column(JSONB, nullable=False, server_default=sa.text("'{}'::jsonb"))
     assigned_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
-    tick_at = Column(DateTime(timezone=True))  # the next instant the clock's tick looks at this case (0012)
+    tick_at = Column(DateTime(timezone=True))  # the next instant the clock's tick looks at this case (0013)
     __table_args__ = (
         CheckConstraint(f"state IN ({_in(CASE_STATES)})", name="state"),
         CheckConstraint(f"handling_level IN ({_in(HANDLING_LEVELS)})", name="handling_level"),

@@ -14,6 +14,7 @@ from . import (
     auth,
     edits,
     events,
+    faults,
     grids,
     lookup,
     ogc,
@@ -24,6 +25,7 @@ from . import (
     queue_page,
     reports,
     risk,
+    session,
     tiles,
 )
 from .context import SETTINGS
@@ -36,6 +38,8 @@ SETTING_KEYS = {
     "RISK_RULES": "risk_rules",
     "BASEMAP_CRS": "basemap_crs",
     "LAYERS": "layers_dir",
+    "TIMEZONE": "timezone",
+    "HOUSEHOLD_BAND": "household_band",
 }
 
 
@@ -67,10 +71,12 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
         events.bp,
         open311.bp,
         queue_page.bp,
+        session.bp,
     ):
         app.register_blueprint(blueprint)
     app.before_request(_refuse_nul)
     auth.init_app(app, settings.auth_read)  # who may call what: every view's require(), enforced before each request
+    faults.init_app(app)  # database outages are 503s; every request's work has a time budget
 
     @app.errorhandler(GridmapError)
     def _gridmap_error(exc: GridmapError):

@@ -10,15 +10,15 @@ deadline while it can still climb; NULL while paused, stopped or at the top), in
 so a tick over 200,000 open cases reads only the due ones and takes each with ``SKIP LOCKED``; and
 an index on the hash of each case's reporter key (``attrs.reporter_key``, also its Open311 token).
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-11-29
 """
 
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
