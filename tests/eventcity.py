@@ -43,7 +43,7 @@ def pick(auto: bool, level: str, kind: str | None = None, verify: str | None = N
 
 
 @pytest.fixture
-def city(engine, cli, tmp_path, bearer):
+def event_city(engine, cli, tmp_path, bearer):
     """The test city, a department of each kind at its communities, streets and district, a grid
     worker on MICRO, and users: a handler in the community's 城市管理 and 网格工作站, a verifier."""
     cf.load(cli, cf.city(), tmp_path)

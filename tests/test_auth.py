@@ -63,8 +63,27 @@ WRITE_SPEC = {
         "verifier",
         "supervisor",
     },
-    ("POST", "/api/v1/session"): {"viewer", "dispatcher", "planner", "admin", "ingest"},  # public: signing in
-    ("DELETE", "/api/v1/session"): {"viewer", "dispatcher", "planner", "admin", "ingest"},  # signing out
+    # public: signing in; signing out: any live token (the event centre's roles too)
+    ("POST", "/api/v1/session"): {
+        "viewer",
+        "dispatcher",
+        "planner",
+        "admin",
+        "ingest",
+        "handler",
+        "verifier",
+        "supervisor",
+    },
+    ("DELETE", "/api/v1/session"): {
+        "viewer",
+        "dispatcher",
+        "planner",
+        "admin",
+        "ingest",
+        "handler",
+        "verifier",
+        "supervisor",
+    },
 }
 #: Writes whose view checks the caller itself: a case's actions (a token, or the reporter's key; the
 #: loop's table says who may take which action) and Open311 intake (its api_key form field).

@@ -29,11 +29,11 @@ def _click_at(driver, lat, lon):
     ).click().perform()
 
 
-def test_cases_on_the_map_and_in_the_queue(browser, city, client, engine, database_url, output_dir):  # noqa: F811
-    queued = file(client, city["ingest"], pick(False, "community"), x=700, y=300)
-    auto = file(client, city["ingest"], pick(True, "community", "cg"), x=300, y=500)
+def test_cases_on_the_map_and_in_the_queue(browser, event_city, client, engine, database_url, output_dir):  # noqa: F811
+    queued = file(client, event_city["ingest"], pick(False, "community"), x=700, y=300)
+    auto = file(client, event_city["ingest"], pick(True, "community", "cg"), x=300, y=500)
     lon, lat = lonlat(300, 500)
-    token = city["dispatcher"]["Authorization"].split()[1]
+    token = event_city["dispatcher"]["Authorization"].split()[1]
     with serving(database_url, "--workers", "1", "--tick-seconds", "0") as (base, _port):
         browser.get(base + "/")
         browser.execute_script(f"localStorage.setItem('gridmap.token', {json.dumps(token)});")

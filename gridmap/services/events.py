@@ -251,26 +251,28 @@ def reporter_key_matches(case: dict, key: str | None) -> bool:
     return bool(key) and stored is not None and secrets.compare_digest(stored, _key_hash(key))
 
 
+#: A case's personal fields: what the reporter wrote and where, who reported it, the matter's answers.
+PERSONAL = ("text", "address", "contacts", "attributes")
+#: A log entry's: its note, its photos and who (by name) took the action (``role`` stays).
+LOG_PERSONAL = ("note", "media", "actor")
+
+
 def view(centre: Centre, case_id: int, *, personal: bool, roles=frozenset()) -> dict:
-    """A case with its timeline and the actions ``roles`` (the loop's) may take now; names, phones, texts
-    and photos only when ``personal`` (a role that may)."""
+    """A case with its timeline and the actions ``roles`` (the loop's) may take now.  Its personal fields
+    (:data:`PERSONAL`, and :data:`LOG_PERSONAL` of each log entry) are the web layer's to leave out
+    (web/privacy.py); the reporters' contacts are read only when ``personal``."""
     with centre.engine.connect() as conn:
         case = cases.get(conn, case_id)
         if case is None:
             raise NotFound(f"no case {case_id}")
         timeline = cases.timeline(conn, case_id)
-        contacts = cases.contacts(conn, case_id) if personal else None
+        contacts = cases.contacts(conn, case_id) if personal else []
     out = {k: v for k, v in case.items() if k not in ("geom", "attrs", "text", "source_lon", "source_lat")}
     out["matter_name"] = (
         centre.catalogue.matters[case["matter_code"]].name if case["matter_code"] in centre.catalogue.matters else None
     )
     out["overdue"] = bool(case["status"] == "open" and case["due_at"] and case["due_at"] < centre.now())
-    if personal:
-        out.update(text=case["text"], contacts=contacts, attributes=(case["attrs"] or {}).get("attributes", {}))
-    else:
-        out["address"] = None
-        for entry in timeline:
-            entry.update(note=None, media=[], actor=entry["role"])
+    out.update(text=case["text"], contacts=contacts, attributes=(case["attrs"] or {}).get("attributes", {}))
     out["actions"] = [a for a in LOOP.actions(case["state"], roles) if a not in SYSTEM_ONLY]
     out["timeline"] = [{k: iso(v, centre.tz) for k, v in e.items()} for e in timeline]
     out = {k: iso(v, centre.tz) for k, v in out.items()}

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request, send_file
 
-from ..domain.events.intake import LOOP_ROLES, PERSONAL_READERS, check_channel, check_contact
+from ..domain.events.intake import LOOP_ROLES, check_channel, check_contact
 from ..domain.events.intake import check as check_report
 from ..errors import Forbidden, InputError, NotFound
 from ..services import case_actions, event_views, events, media
-from . import auth, params
+from . import auth, params, privacy
 from .context import centre, settings
 
 bp = Blueprint("events", __name__, url_prefix="/api/v1")
@@ -43,8 +43,8 @@ def _actor() -> auth.Actor | None:
 
 
 def _personal() -> bool:
-    actor = _actor()
-    return actor is not None and actor.role in PERSONAL_READERS
+    """Whether the caller may read the event centre's personal data (web/privacy.py's rule)."""
+    return privacy.sees_private(privacy.CASE_READERS)
 
 
 def _loop_roles() -> frozenset:
@@ -145,7 +145,10 @@ def stats():
 @bp.get("/events/<int:case_id>")
 def case(case_id: int):
     """A case with its timeline; texts, names, phones and photos only for the event centre's roles."""
-    return jsonify(events.view(centre(), case_id, personal=_personal(), roles=_loop_roles()))
+    out = events.view(centre(), case_id, personal=_personal(), roles=_loop_roles())
+    privacy.private(out, *events.PERSONAL, readers=privacy.CASE_READERS)
+    privacy.private_each(out["timeline"], *events.LOG_PERSONAL, readers=privacy.CASE_READERS)
+    return jsonify(out)
 
 
 @bp.get("/events/<int:case_id>/duplicates")

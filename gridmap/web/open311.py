@@ -14,10 +14,9 @@ from flask import Blueprint, Response, request
 
 from ..domain import roles
 from ..domain.events import open311
-from ..domain.events.intake import PERSONAL_READERS
 from ..errors import GridmapError
 from ..services import event_views, events, users
-from . import auth
+from . import auth, privacy
 from .context import centre, engine
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
@@ -129,7 +128,7 @@ def create(fmt: str):
 def listing(fmt: str):
     """Requests by the spec's filters (and ``page``/``page_size``), newest first."""
     query = open311.parse_query(request.args.to_dict(flat=False), centre().tz)
-    personal = _caller_role() in PERSONAL_READERS
+    personal = privacy.role_sees(_caller_role(), privacy.CASE_READERS)
     return _send(event_views.requests(centre(), query, personal=personal), "requests", fmt)
 
 
@@ -137,7 +136,7 @@ def listing(fmt: str):
 @auth.public
 def one(case_id: int, fmt: str):
     """One request as a one-item list; 404 in the spec's shape."""
-    personal = _caller_role() in PERSONAL_READERS
+    personal = privacy.role_sees(_caller_role(), privacy.CASE_READERS)
     return _send(event_views.request(centre(), case_id, personal=personal), "requests", fmt)
 
 

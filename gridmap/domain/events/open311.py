@@ -329,7 +329,9 @@ def _stamp(value, tz: ZoneInfo) -> str | None:
 def request(case: Mapping, tz: str = "Asia/Shanghai", *, personal: bool = False) -> dict:
     """A case (a mapping with the store's case fields) as a GeoReport service request.
 
-    ``personal`` False leaves out the description and media (report text may name people).
+    ``personal`` False (web/privacy.py's rule says the caller may not read personal data) leaves the
+    description, the address the reporter gave and the media empty: report text and addresses may name
+    people, as they do in ``/api/v1/reports``.  The spec's fields stay, null.
     """
     zone = ZoneInfo(tz)
     state = case["state"]
@@ -346,7 +348,7 @@ def request(case: Mapping, tz: str = "Asia/Shanghai", *, personal: bool = False)
         "requested_datetime": _stamp(case.get("reported_at"), zone),
         "updated_datetime": _stamp(case.get("updated_at"), zone),
         "expected_datetime": _stamp(case.get("due_at"), zone),
-        "address": case.get("address"),
+        "address": case.get("address") if personal else None,
         "address_id": case.get("grid_code"),
         "zipcode": None,
         "lat": case.get("lat"),

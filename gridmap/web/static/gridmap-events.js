@@ -65,7 +65,7 @@
         var clock = c.status !== "open" ? "" : c.paused_at ? "paused" : c.overdue ? "overdue" : "on_time";
         var timeline = c.timeline.map(function (e) {
           return "<li><b>" + esc(e.action) + "</b> " + esc(e.from_state || "") + " → " + esc(e.to_state || "") +
-                 "<br><small>" + esc((e.at || "").slice(0, 16).replace("T", " ")) + " · " + esc(e.actor) +
+                 "<br><small>" + esc((e.at || "").slice(0, 16).replace("T", " ")) + " · " + esc(e.actor || e.role) +
                  (e.note ? " · " + esc(e.note) : "") + "</small>" +
                  (e.media || []).map(function (m) { return photo(m, c.id); }).join("") + "</li>";
         }).join("");
