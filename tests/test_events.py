@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from gridmap import geo
 from gridmap.domain.events.assessment import assess
-from gridmap.services import event_clock, event_demo
+from gridmap.services import event_clock, event_demo, media
 from gridmap.settings import Settings
 
 from eventcity import (
@@ -356,7 +356,9 @@ def test_the_queue_of_a_street_by_deadline_and_stats_match_their_definitions(cli
     page = client.get(f"/api/v1/events?grid={STREET}", headers=event_city["dispatcher"]).get_json()["cases"]
     assert [c["due_at"] for c in page] == sorted(c["due_at"] for c in page)
     assert client.get(f"/api/v1/events?grid={STREET}").status_code == 401
-    assert client.get("/api/v1/events?grid=nope", headers=event_city["dispatcher"]).status_code == 404
+    bad = client.get("/api/v1/events?grid=nope", headers=event_city["dispatcher"])  # not a code (web/params.py)
+    assert bad.status_code == 400 and "grid must be a grid code" in bad.get_json()["error"]["message"]
+    assert client.get("/api/v1/events?grid=419999999", headers=event_city["dispatcher"]).status_code == 404
     with engine.begin() as conn:  # one closed late, one closed on time with a rating
         conn.execute(
             sa.text(
@@ -655,3 +657,81 @@ def test_every_event_get_route_hides_personal_data_without_a_case_role(client, e
             if url.startswith("/open311/v2/requests"):
                 assert any(r["description"] for r in res.get_json()), url
     assert {"text", "contacts", "phone", "actor", "note"} <= seen
+
+
+# --- the hardening rules (domain/values.py, web/params.py) on the event centre's inputs -------------
+
+
+def _cases(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM report")).scalar_one()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"text": "x" * 2001}, "text is 2001 characters long; at most 2000"),
+        ({"lon": 200.0}, "lon must be a finite number between -180 and 180"),
+        ({"lat": "north"}, "lat must be a number"),
+        ({"crs": "x" * 101}, "crs is 101 characters long"),
+        ({"address": " "}, "address must not be empty"),
+        ({"contact": {"name": "x" * 101}}, "contact.name is 101 characters long"),
+        ({"contact": {"phone": {"n": 1}}}, "contact.phone must be text"),
+        ({"media_urls": ["https://x.example/a.jpg"] * 11}, "at most 10 are allowed"),
+        ({"external_id": "x" * 101}, "external_id is 101 characters long"),
+        ({"attributes": {"a": [1]}}, "attributes.a must be text, a number or true/false"),
+    ],
+)
+def test_intake_checks_every_value_by_the_common_rules(client, event_city, engine, extra, message):
+    matter = pick(True, "community", "cg")
+    lon, lat = lonlat(300, 500)
+    body = {"matter": matter.code, "lon": lon, "lat": lat, "text": "井盖", **extra}
+    before = _cases(engine)
+    res = client.post("/api/v1/events", json=body, headers=event_city["ingest"])
+    assert res.status_code == 400 and message in res.get_json()["error"]["message"], res.get_json()
+    assert _cases(engine) == before  # nothing filed
+
+
+def test_actions_and_reads_check_every_value_by_the_common_rules(client, event_city, engine, monkeypatch):
+    matter = pick(True, "community", "cg")
+    got = file(client, event_city["ingest"], matter)
+    cid, handler = got["id"], event_city["handler"]
+
+    def refused(res, status, message):
+        assert res.status_code == status and message in res.get_json()["error"]["message"], res.get_json()
+
+    refused(act(client, cid, "dispose", handler, note="x" * 2001), 400, "note is 2001 characters long")
+    refused(act(client, cid, "split", event_city["dispatcher"], children=[{}] * 21), 400, "at most 20")
+    refused(act(client, cid, "split", event_city["dispatcher"], children=[{"colour": 1}]), 400, "unknown field")
+    reporter = {"X-Reporter-Key": got["reporter_key"]}
+    refused(act(client, cid, "rate", reporter, rating=5, reasons="slow"), 400, "reasons must be a list")
+    form = {"note": "已更换", "lon": "inf", "lat": "34.7", "after": (io.BytesIO(PNG), "a.png")}
+    refused(client.post(f"/api/v1/events/{cid}/dispose", headers=handler, data=form), 400, "lon must be a finite")
+    photos = {"after": [(io.BytesIO(PNG), f"{i}.png") for i in range(10)]}
+    refused(client.post(f"/api/v1/events/{cid}/dispose", headers=handler, data=photos), 400, "at most 9")
+    monkeypatch.setattr(media, "MAX_BYTES", 32)  # the real limit is megabytes; the rule is the same
+    big = {"after": (io.BytesIO(PNG), "big.png")}
+    refused(client.post(f"/api/v1/events/{cid}/dispose", headers=handler, data=big), 413, "larger than the limit")
+    with engine.connect() as conn:  # none of the refused actions left a trace in the case's log
+        assert conn.execute(sa.text("SELECT count(*) FROM report_log WHERE report_id = :i"), {"i": cid}).scalar() == 3
+    for url in ("/api/v1/departments?grid=x1", f"/api/v1/events/stats?grid={'1' * 30}"):
+        refused(client.get(url, headers=event_city["dispatcher"]), 400, "grid must be a grid code")
+    refused(client.get(f"/api/v1/events?state={'x' * 101}", headers=event_city["dispatcher"]), 400, "state is 101")
+    res = client.post(
+        "/open311/v2/requests.json",
+        data={"api_key": event_city["ingest"]["Authorization"].split()[1], "service_code": matter.code}
+        | {"lat": "34.75", "long": "113.7", "first_name": "x" * 101},
+    )
+    assert res.status_code == 400 and "first_name is 101 characters long" in res.get_json()[0]["description"]
+
+
+def test_import_refuses_over_long_values_per_row(cli, event_city, tmp_path, engine):
+    lon, lat = lonlat(300, 500)
+    code = pick(True, "community", "cg").code
+    pd.DataFrame(
+        {"matter": [code, code], "lon": [lon, lon], "lat": [lat, lat], "text": ["井盖", "x" * 2001]}
+    ).to_csv(tmp_path / "long.csv", index=False)
+    before = _cases(engine)
+    res = cli("events", "import", tmp_path / "long.csv")
+    assert res.exit_code == 2 and "row 2" in res.output and "text is 2001 characters long" in res.output
+    assert _cases(engine) == before  # all rows or none

@@ -466,7 +466,10 @@ def form(**kw):
         ({"attribute[colour]": "red"}, "attribute[colour] is not an attribute"),
         ({"attribute[urgency]": "very"}, "attribute[urgency] must be one of normal, urgent"),
         ({"media_url": "file:///etc/passwd"}, "media_url must be an http(s) URL"),
-        ({"description": "x" * 4001}, "longer than 4000"),
+        ({"description": "x" * 2001}, "at most 2000"),
+        ({"first_name": "x" * 101}, "first_name is 101 characters long"),
+        ({"address_id": "x1"}, "address_id must be a grid code"),
+        ({"lat": None, "long": None, "address_id": "410104001001002"}, "does not place a request by itself"),
         ({"colour": "red"}, "unknown field 'colour'"),
     ],
 )

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ..domain import values
 from ..domain.events.catalogue import GRID_KIND, LEVELS_UP
 from ..domain.events.loop import LOOP, Context
 from ..store import cases, departments
@@ -37,6 +38,25 @@ def _reported(frame: pd.DataFrame, tz: str, problems: Problems) -> pd.Series:
         lambda i: f"reported_at {raw.iat[i]!r} is not a time (use ISO 8601, e.g. 2026-05-01T08:30+08:00)",
     )
     return parsed
+
+
+#: The longest value of each optional text column (domain/values.py: free text, then names).
+LENGTHS = {"text": values.TEXT_MAX, "name": values.NAME_MAX, "phone": values.NAME_MAX, "external_id": values.NAME_MAX}
+
+
+def _check_lengths(frame: pd.DataFrame, problems: Problems) -> None:
+    """A problem per row whose text, name, phone or external_id is longer than its limit."""
+    for column, limit in LENGTHS.items():
+        if column not in frame.columns:
+            continue
+        lengths = frame[column].astype("string").fillna("").str.len().to_numpy()
+        problems.add_mask(
+            lengths > limit,
+            None,
+            lambda i, column=column, limit=limit, lengths=lengths: (
+                f"{column} is {lengths[i]} characters long; at most {limit} are allowed"
+            ),
+        )
 
 
 def _route(centre: Centre, conn, frame: pd.DataFrame) -> pd.DataFrame:
@@ -113,6 +133,7 @@ def import_file(
     )
     problems.add_mask(frame["status"].eq("bad").to_numpy(), None, lambda i: frame["error"].iat[i])
     reported = _reported(frame, centre.tz, problems)
+    _check_lengths(frame, problems)
     ext = frame["external_id"].astype("string").replace("", pd.NA) if "external_id" in frame.columns else None
     if ext is not None:
         problems.add_mask(

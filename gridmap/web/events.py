@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request, send_file
 
-from ..domain.events.intake import LOOP_ROLES, check_channel, check_contact
+from ..domain import values
+from ..domain.events.intake import LOOP_ROLES, check_channel, check_contact, check_media_urls
 from ..domain.events.intake import check as check_report
 from ..errors import Forbidden, InputError, NotFound
 from ..services import case_actions, event_views, events, media
@@ -66,7 +67,7 @@ def matters():
 def department_list():
     """Departments (``grid=`` to list one grid's) with member counts."""
     params.known("grid")
-    return jsonify({"departments": events.departments_list(centre(), request.args.get("grid"))})
+    return jsonify({"departments": events.departments_list(centre(), params.code("grid"))})
 
 
 @bp.post("/events")
@@ -84,13 +85,13 @@ def queue():
     """The open cases below ``grid=``: ``matter=``, ``state=`` (comma list), ``overdue=``,
     ``sort=deadline|-deadline``, ``page=``, ``page_size=``."""
     params.known("grid", "matter", "state", "overdue", "sort", "page", "page_size")
-    states = [s for s in (request.args.get("state") or "").split(",") if s] or None
+    states = [s.strip() for s in (params.text("state") or "").split(",") if s.strip()] or None
     sort = params.choice("sort", ("deadline", "-deadline")) or "deadline"
     return jsonify(
         event_views.queue(
             centre(),
-            grid=request.args.get("grid"),
-            matter=request.args.get("matter"),
+            grid=params.code("grid"),
+            matter=params.text("matter"),
             states=states,
             overdue=params.flag("overdue"),
             descending=sort == "-deadline",
@@ -105,7 +106,7 @@ def queue():
 def route():
     """Where a report would go, without filing it: ``matter=``, ``lon=``, ``lat=`` (``crs=``) or ``address=``."""
     params.known("matter", "lon", "lat", "crs", "address")
-    body = {k: request.args.get(k) for k in ("matter", "lon", "lat", "crs", "address") if request.args.get(k)}
+    body = {k: params.text(k) for k in ("matter", "lon", "lat", "crs", "address") if params.text(k)}
     report = check_report(body, centre().catalogue)
     return jsonify(events.simulate(centre(), report.matter, report))
 
@@ -118,7 +119,7 @@ def near():
     if lon is None or lat is None:
         raise InputError("lon and lat are required")
     radius = params.number("radius_m", 20.0, 0.1, 500.0)
-    return jsonify(event_views.nearest(centre(), lon, lat, radius, request.args.get("crs")))
+    return jsonify(event_views.nearest(centre(), lon, lat, radius, params.text("crs")))
 
 
 @bp.get("/events/stats")
@@ -128,8 +129,8 @@ def stats():
     params.known("group", "grid", "since", "until", "format")
     figures = event_views.stats(
         centre(),
-        group=request.args.get("group") or "street",
-        grid=request.args.get("grid"),
+        group=params.text("group") or "street",
+        grid=params.code("grid"),
         since=params.at("since"),
         until=params.at("until"),
     )
@@ -177,34 +178,79 @@ def act(case_id: int, action: str):
     key = request.headers.get("X-Reporter-Key")
     if actor is None and not key:
         raise Forbidden(f"{action} needs a token (Authorization: Bearer …) or the reporter's X-Reporter-Key")
-    body = dict(request.form) if request.files or request.form else params.json_body(dict, "send a JSON object")
+    body = _form() if request.files or request.form else params.json_body(dict, "send a JSON object")
     params.body_keys(body, ACTION_KEYS)
     version = request.headers.get("If-Match") or body.get("version")
+    urls = check_media_urls(body.get("media_urls"))
+    note = params.body_str(body, "note", values.TEXT_MAX) or ""
+    department = params.body_str(body, "department", values.NAME_MAX)
+    matter = params.body_str(body, "matter", values.NAME_MAX)
+    children = _children(body.get("children"))
+    reasons = _reasons(body.get("reasons"))
+    lon, lat = _number(body.get("lon"), "lon", 180), _number(body.get("lat"), "lat", 90)
     stored = media.save_uploads(settings(), case_id, request.files) if request.files else []
-    urls = body.get("media_urls") or []
-    if not isinstance(urls, list) or any(
-        not isinstance(u, str) or not u.startswith(("http://", "https://")) for u in urls
-    ):
-        raise InputError("media_urls must be a list of http(s) URLs")
     stage = "after" if action == "dispose" else "other"
     req = case_actions.Request(
         action=action,
         actor=actor.name if actor else "reporter",
         role=actor.role if actor else None,
-        note=str(body.get("note") or ""),
+        note=note,
         version=events.require_int(version, "version") if version else None,
-        department=body.get("department"),
-        matter=body.get("matter"),
+        department=department,
+        matter=matter,
         target=events.require_int(body["target"], "target") if body.get("target") is not None else None,
-        children=tuple(body.get("children") or ()),
+        children=children,
         rating=_rating(body.get("rating")),
-        reasons=tuple(body.get("reasons") or ()),
-        reporter_key=key,
-        lon=params_number(body.get("lon"), "lon"),
-        lat=params_number(body.get("lat"), "lat"),
+        reasons=reasons,
+        reporter_key=values.text(key, "X-Reporter-Key") if key else None,
+        lon=lon,
+        lat=lat,
         media=tuple(stored) + tuple({"stage": stage, "url": u} for u in urls),
     )
     return jsonify(case_actions.act(centre(), case_id, req))
+
+
+#: At most this many child cases from one split, and rating reasons on one rating.
+MAX_CHILDREN = 20
+MAX_REASONS = 20
+CHILD_KEYS = ("matter", "department", "note")
+
+
+def _form() -> dict:
+    """A form body (with photo files): one value per field; ``media_urls`` and ``reasons`` may repeat."""
+    out = {}
+    for key in request.form:
+        got = request.form.getlist(key)
+        out[key] = got if key in ("media_urls", "reasons") else got[-1]
+    return out
+
+
+def _children(value) -> tuple:
+    """A split's children: at most :data:`MAX_CHILDREN` objects of ``matter``, ``department``, ``note``."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
+        raise InputError("children must be a list of objects {matter, department, note}")
+    if len(value) > MAX_CHILDREN:
+        raise InputError(f"children has {len(value)} entries; at most {MAX_CHILDREN} are allowed")
+    out = []
+    for i, child in enumerate(value, 1):
+        params.body_keys(child, CHILD_KEYS)
+        limits = {"matter": values.NAME_MAX, "department": values.NAME_MAX, "note": values.TEXT_MAX}
+        checked = {k: values.text(child.get(k), f"child {i} {k}", max_len=n, required=False) for k, n in limits.items()}
+        out.append({k: v for k, v in checked.items() if v is not None})
+    return tuple(out)
+
+
+def _reasons(value) -> tuple[str, ...]:
+    """A rating's reasons: at most :data:`MAX_REASONS` texts of at most ``values.NAME_MAX`` characters."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise InputError("reasons must be a list of texts")
+    if len(value) > MAX_REASONS:
+        raise InputError(f"reasons has {len(value)} entries; at most {MAX_REASONS} are allowed")
+    return tuple(values.text(r, "a reason") for r in value)
 
 
 def _rating(value):
@@ -213,13 +259,16 @@ def _rating(value):
     return events.require_int(value, "rating")
 
 
-def params_number(value, what: str) -> float | None:
+def _number(value, what: str, bound: float) -> float | None:
+    """A point's lon or lat (a JSON number, or text from a form): finite, at most ``bound`` in absolute value."""
     if value is None or value == "":
         return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be a number, got {value!r}") from None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise InputError(f"{what} must be a number, got {values.shown(value)}") from None
+    return values.number(value, what, -bound, bound)
 
 
 @bp.get("/events/<int:case_id>/media/<int:media_id>")

@@ -55,6 +55,12 @@ def text(name: str, max_len: int = values.NAME_MAX) -> str | None:
     return values.text(request.args.get(name), name, max_len=max_len, required=False)
 
 
+def code(name: str, level: str | None = None) -> str | None:
+    """Query parameter ``name`` as a grid code of ``level``'s format (any level's when None; absent: None)."""
+    value = _arg(name)
+    return None if value is None else values.code(value.strip(), name, level)
+
+
 def integer(name: str, default: int | None, lo: int, hi: int) -> int | None:
     """Query parameter ``name`` as a whole number in ``lo..hi`` (absent or empty: ``default``)."""
     value = _arg(name)

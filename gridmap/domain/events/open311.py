@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from ...errors import GridmapError
+from ...errors import GridmapError, InputError
+from .. import values
 from .catalogue import Catalogue
 from .loop import STATES
 
@@ -61,7 +62,7 @@ POST_KEYS = (
     "media_url",
     "crs",
 )
-MAX_DESCRIPTION = 4000  # the spec's limit
+MAX_DESCRIPTION = values.TEXT_MAX  # report texts' limit everywhere (domain/values.py)
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000  # the spec's default cap is 1000 requests
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _ATTRIBUTE = re.compile(r"attribute\[([^\]]+)\]")
@@ -153,13 +154,17 @@ def definition(catalogue: Catalogue, code: str) -> dict:
     return {"service_code": code, "attributes": attrs}
 
 
-def _one(form: Mapping, key: str) -> str | None:
+def _one(form: Mapping, key: str, max_len: int = values.NAME_MAX) -> str | None:
+    """Field ``key`` once, stripped, at most ``max_len`` characters (domain/values.py's rule); None when
+    absent or blank."""
     value = form.get(key)
     if isinstance(value, (list, tuple)):
         if len(value) > 1:
             raise Open311Error(400, f"{key} given {len(value)} times")
         value = value[0] if value else None
     value = None if value is None else str(value).strip()
+    if value and len(value) > max_len:
+        raise Open311Error(400, f"{key} is {len(value)} characters long; at most {max_len} are allowed")
     return value or None
 
 
@@ -170,9 +175,9 @@ def _coordinate(form: Mapping, key: str, bound: float) -> float | None:
     try:
         value = float(text)
     except ValueError:
-        raise Open311Error(400, f"{key} must be a number, got {text!r}") from None
+        raise Open311Error(400, f"{key} must be a number, got {values.shown(text)}") from None
     if not math.isfinite(value) or abs(value) > bound:
-        raise Open311Error(400, f"{key} must be between -{bound:g} and {bound:g}, got {text!r}")
+        raise Open311Error(400, f"{key} must be between -{bound:g} and {bound:g}, got {values.shown(text)}")
     return value
 
 
@@ -192,21 +197,30 @@ def parse_post(form: Mapping, catalogue: Catalogue) -> Intake:
     if (lat is None) != (lon is None):
         raise Open311Error(400, "lat and long must be given together")
     address, address_id = _one(form, "address_string"), _one(form, "address_id")
-    if lat is None and address is None and address_id is None:
-        raise Open311Error(400, "a location is required: lat and long, address_string or address_id")
+    if address_id is not None:  # our requests' address_id is the case's grid code
+        try:
+            values.code(address_id, "address_id")
+        except InputError as exc:
+            raise Open311Error(400, exc.message) from None
+    if lat is None and address is None:
+        raise Open311Error(
+            400,
+            "a location is required: lat and long, or address_string"
+            + (" (address_id, a grid, does not place a request by itself)" if address_id else ""),
+        )
     crs = (_one(form, "crs") or "wgs84").lower()
     if crs not in ("wgs84", "gcj02", "bd09"):
         raise Open311Error(400, f"crs must be wgs84, gcj02 or bd09, got {crs!r}")
-    description = _one(form, "description") or ""
+    description = _one(form, "description", MAX_DESCRIPTION) or ""
     if len(description) > MAX_DESCRIPTION:
         raise Open311Error(400, f"description is longer than {MAX_DESCRIPTION} characters")
-    media = _one(form, "media_url")
+    media = _one(form, "media_url", values.TEXT_MAX)
     if media is not None and not media.lower().startswith(("http://", "https://")):
-        raise Open311Error(400, f"media_url must be an http(s) URL, got {media!r}")
+        raise Open311Error(400, f"media_url must be an http(s) URL, got {values.shown(media)}")
     email = _one(form, "email")
     if email is not None and not _EMAIL.fullmatch(email):
-        raise Open311Error(400, f"email {email!r} is not an e-mail address")
-    given = {_ATTRIBUTE.fullmatch(k).group(1): _one(form, k) for k in form if _ATTRIBUTE.fullmatch(k)}
+        raise Open311Error(400, f"email {values.shown(email)} is not an e-mail address")
+    given = {_ATTRIBUTE.fullmatch(k).group(1): _one(form, k, values.TEXT_MAX) for k in form if _ATTRIBUTE.fullmatch(k)}
     unknown = [k for k in form if k not in POST_KEYS and not _ATTRIBUTE.fullmatch(k)]
     if unknown:
         raise Open311Error(400, f"unknown field {unknown[0]!r}")
@@ -234,7 +248,7 @@ def _attributes(catalogue: Catalogue, matter, given: dict) -> dict:
     wanted = {a.code: a for a in catalogue.attributes_for(matter)}
     for code in given:
         if code not in wanted:
-            raise Open311Error(400, f"attribute[{code}] is not an attribute of service {matter.code}")
+            raise Open311Error(400, f"attribute[{code[: values.SHOWN]}] is not an attribute of service {matter.code}")
     out = {}
     for code, attr in wanted.items():
         value = given.get(code)
@@ -244,12 +258,14 @@ def _attributes(catalogue: Catalogue, matter, given: dict) -> dict:
             continue
         keys = [k for k, _ in attr.values]
         if attr.datatype == "singlevaluelist" and value not in keys:
-            raise Open311Error(400, f"attribute[{code}] must be one of {', '.join(keys)}, got {value!r}")
+            raise Open311Error(400, f"attribute[{code}] must be one of {', '.join(keys)}, got {values.shown(value)}")
         if attr.datatype == "number":
             try:
-                float(value)
+                number = float(value)
             except ValueError:
-                raise Open311Error(400, f"attribute[{code}] must be a number, got {value!r}") from None
+                number = math.nan
+            if not math.isfinite(number):
+                raise Open311Error(400, f"attribute[{code}] must be a finite number, got {values.shown(value)}")
         out[code] = value
     return out
 
