@@ -728,9 +728,9 @@ def test_actions_and_reads_check_every_value_by_the_common_rules(client, event_c
 def test_import_refuses_over_long_values_per_row(cli, event_city, tmp_path, engine):
     lon, lat = lonlat(300, 500)
     code = pick(True, "community", "cg").code
-    pd.DataFrame(
-        {"matter": [code, code], "lon": [lon, lon], "lat": [lat, lat], "text": ["井盖", "x" * 2001]}
-    ).to_csv(tmp_path / "long.csv", index=False)
+    pd.DataFrame({"matter": [code, code], "lon": [lon, lon], "lat": [lat, lat], "text": ["井盖", "x" * 2001]}).to_csv(
+        tmp_path / "long.csv", index=False
+    )
     before = _cases(engine)
     res = cli("events", "import", tmp_path / "long.csv")
     assert res.exit_code == 2 and "row 2" in res.output and "text is 2001 characters long" in res.output
