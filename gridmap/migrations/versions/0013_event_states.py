@@ -45,13 +45,20 @@ def _status_function(closed: str) -> str:
 
 
 def upgrade() -> None:
+    # Idempotent: before the merge with #15 this was revision 0012 on the events branch, so a database
+    # migrated there says 0012 and has all of this already, but not 0012_user_password's column
+    # (added here too when missing).
+    op.execute("ALTER TABLE app_user ADD COLUMN IF NOT EXISTS password_hash text")
     op.execute("ALTER TABLE report DROP CONSTRAINT ck_report_state")
     op.execute(f"ALTER TABLE report ADD CONSTRAINT ck_report_state CHECK (state IN ({NEW}))")
     op.execute(_status_function(CLOSED_NEW))
-    op.execute("ALTER TABLE report ADD COLUMN tick_at timestamptz")
-    op.execute("CREATE INDEX ix_report_tick_at ON report (tick_at) WHERE tick_at IS NOT NULL")
+    op.execute("ALTER TABLE report ADD COLUMN IF NOT EXISTS tick_at timestamptz")
+    op.execute("CREATE INDEX IF NOT EXISTS ix_report_tick_at ON report (tick_at) WHERE tick_at IS NOT NULL")
     # a reporter key (also the Open311 token) finds its case again
-    op.execute("CREATE INDEX ix_report_reporter_key ON report ((attrs->>'reporter_key')) WHERE attrs ? 'reporter_key'")
+    op.execute(
+        "CREATE INDEX IF NOT EXISTS ix_report_reporter_key ON report ((attrs->>'reporter_key')) "
+        "WHERE attrs ? 'reporter_key'"
+    )
 
 
 def downgrade() -> None:
