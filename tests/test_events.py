@@ -13,11 +13,14 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from gridmap import geo
 from gridmap.domain.events.assessment import assess
 from gridmap.services import event_clock, event_demo, media
 from gridmap.settings import Settings
+from gridmap.store import db
 
 from eventcity import (
     COMMUNITY,
@@ -735,3 +738,25 @@ def test_import_refuses_over_long_values_per_row(cli, event_city, tmp_path, engi
     res = cli("events", "import", tmp_path / "long.csv")
     assert res.exit_code == 2 and "row 2" in res.output and "text is 2001 characters long" in res.output
     assert _cases(engine) == before  # all rows or none
+
+
+def test_the_migrations_are_one_chain_and_the_event_states_come_after_the_sign_in(database_url):
+    """0013_event_states follows 0012_user_password (both were 0012 on their branches); the fresh test
+    database (conftest) is at the one head with both migrations' columns."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db.MIGRATIONS))
+    scripts = ScriptDirectory.from_config(cfg)
+    assert scripts.get_heads() == ["0013"]
+    chain = [s.revision for s in scripts.walk_revisions()]
+    assert chain == [f"{n:04d}" for n in range(13, 0, -1)]
+    assert "user_password" in scripts.get_revision("0012").path
+    assert "event_states" in scripts.get_revision("0013").path
+    with db.engine(database_url).connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0013"
+        columns = conn.execute(
+            sa.text(
+                "SELECT table_name || '.' || column_name FROM information_schema.columns "
+                "WHERE (table_name, column_name) IN (('app_user', 'password_hash'), ('report', 'tick_at'))"
+            )
+        ).scalars()
+        assert sorted(columns) == ["app_user.password_hash", "report.tick_at"]
