@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install system browser db bench bench-lookup bench-partition bench-tiles bench-people bench-abuse serve clean
+.PHONY: demo test lint install system browser db bench bench-lookup bench-partition bench-tiles bench-people bench-events bench-abuse serve clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -53,6 +53,9 @@ bench-tiles: db
 
 bench-people: db
 	$(BIN)/python scripts/bench_people.py
+
+bench-events: db
+	$(BIN)/python scripts/bench_events.py
 
 bench-abuse: db
 	bash scripts/install_system.sh wrk

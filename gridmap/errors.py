@@ -49,7 +49,8 @@ class ImportRejected(GridmapError):
 
 
 class Conflict(GridmapError):
-    """The request clashes with what is stored: a grid code retired or issued for another level (409)."""
+    """The request clashes with what is stored (409): a grid code retired or issued for another level, or
+    an event action not allowed from the case's current state (``detail`` names what is allowed)."""
 
     status = 409
     code = "conflict"

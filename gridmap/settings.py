@@ -117,10 +117,13 @@ class Settings:
     #: Who runs the CLI ($USER), for the audit log.
     user: str = "cli"
     #: GRIDMAP_TZ: the office's time zone, in which times are shown and exported (an IANA name); a
-    #: street office's roster dates without a zone are read in it too.
+    #: street office's roster dates without a zone are read in it too, and it is the working calendar's
+    #: day for the event centre's deadlines.
     timezone: str = DEFAULT_TIMEZONE
     #: GRIDMAP_HOUSEHOLD_BAND: households a micro-grid should hold, ``MIN-MAX`` (the map's histogram).
     household_band: tuple[int, int] = HOUSEHOLD_BAND
+    #: GRIDMAP_EVENTS_TICK: seconds between the event centre's clock ticks in each server worker (0: none).
+    events_tick: int = 0
 
     ENV = {
         "home": "GRIDMAP_HOME",
@@ -146,6 +149,7 @@ class Settings:
         "user": "USER",
         "timezone": "GRIDMAP_TZ",
         "household_band": "GRIDMAP_HOUSEHOLD_BAND",
+        "events_tick": "GRIDMAP_EVENTS_TICK",
     }
 
     @classmethod
@@ -185,6 +189,7 @@ class Settings:
             user=get("user") or "cli",
             timezone=get("timezone") or DEFAULT_TIMEZONE,
             household_band=_band(get("household_band")) if get("household_band") else HOUSEHOLD_BAND,
+            events_tick=int(get("events_tick") or 0),
         )
         given = {k: v for k, v in (overrides or {}).items() if v is not None}
         unknown = set(given) - {f.name for f in fields(cls)}

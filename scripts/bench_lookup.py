@@ -154,7 +154,16 @@ class RawClient:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def get(self, path: str) -> tuple[int, bytes]:
-        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        return self.request("GET", path)
+
+    def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None) -> tuple[int, bytes]:
+        """(status, body) of one request (``headers`` and a ``body`` with its Content-Length, if any)."""
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in (headers or {}).items()
+        )
+        if body:
+            head += f"Content-Length: {len(body)}\r\n"
+        self.sock.sendall(head.encode() + b"\r\n" + body)
         buf = b""
         while b"\r\n\r\n" not in buf:
             chunk = self.sock.recv(65536)

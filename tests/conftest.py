@@ -24,6 +24,8 @@ from gridmap.web import create_app
 import cityfactory
 
 OUTPUT = Path(__file__).resolve().parent / "output"
+#: Fixtures kept beside the tests that use them (the event centre's test city).
+pytest_plugins = ("eventcity",)
 DEMO_SEED = 7
 
 

@@ -1,7 +1,7 @@
 """Grid people end to end on the real PostGIS, the real CLI and the real app: roster import (good,
 GBK and Excel, each kind of bad row, all or nothing), coverage and load on a known case, phones per
 role, dated moves, party organisations, the coverage map layer, and the move of the old grid_person
-table (migration 0013_people_move)."""
+table (migration 0014_people_move)."""
 
 from __future__ import annotations
 
@@ -301,13 +301,13 @@ def test_coverage_layer_shades_grids_without_a_worker(city, cli, client, bearer)
 
 
 def test_migration_moves_grid_person_into_posts(engine, database_url):
-    """Migration 0013_people_move on a database that still has the old table: each (name, phone) one
+    """Migration 0014_people_move on a database that still has the old table: each (name, phone) one
     person, each row a current post, the old secretary a party secretary, nothing lost; then grid_person
     is gone.  It steps down to the revision before it (whatever that is once the chain is relinked)."""
     config = Config()
     config.set_main_option("script_location", str(db.MIGRATIONS))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    before = ScriptDirectory.from_config(config).get_revision("0013_people_move").down_revision
+    before = ScriptDirectory.from_config(config).get_revision("0014").down_revision
     command.downgrade(config, before)
     try:
         with engine.begin() as conn:

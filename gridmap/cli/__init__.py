@@ -33,6 +33,8 @@ COMMANDS = {
     "history": "edit:history_cmd",
     "people": "people:people",
     "qr": "people:qr",
+    "matters": "matters:matters",
+    "events": "events:events_cmd",
 }
 
 

@@ -10,9 +10,10 @@ import click
 from tqdm import tqdm
 
 from ..domain.demo.city import SCALES
-from ..services import users
+from ..services import event_demo, events, users
 from ..services.demo import generate, load_demo
-from .common import engine, rules
+from ..services.locator import Locator
+from .common import engine, rules, settings
 from .users import show_token
 
 SCALE = click.option("--scale", default="guancheng", show_default=True, type=click.Choice(list(SCALES)))
@@ -51,8 +52,15 @@ def demo_generate(scale, seed, out_dir):
 @SEED
 @click.option("--fresh", is_flag=True, help="Empty the grid store first.")
 @click.option("--keep", type=click.Path(path_type=Path), help="Keep the generated files in this folder.")
-def demo_load(scale, seed, fresh, keep):
-    """Generate the demo city and import it in one transaction."""
+@click.option(
+    "--cases-per-micro",
+    default=event_demo.PER_MICRO,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="The event centre's year of demo cases, per micro-grid (0: none).",
+)
+def demo_load(scale, seed, fresh, keep, cases_per_micro):
+    """Generate the demo city and import it in one transaction; then its departments and a year of cases."""
     eng = engine()
     bar, step = _progress()
     with bar:
@@ -62,6 +70,12 @@ def demo_load(scale, seed, fresh, keep):
         f"loaded {scale}: {json.dumps(result['counts'], ensure_ascii=False)} "
         f"(generate {t['generate_s']:.1f} s, load {t['load_s']:.1f} s)"
     )
+    if cases_per_micro:
+        done = event_demo.load(events.make_centre(settings(), eng, Locator(eng)), seed=seed, per_micro=cases_per_micro)
+        click.echo(
+            f"event centre: {done['departments']} departments, {done['cases']} cases over the last year "
+            f"({done['open']} open now)"
+        )
     demo_admin(eng)
 
 

@@ -63,7 +63,14 @@ from .common import engine, settings
     type=click.FloatRange(min=0.1, max=60),
     help="Seconds a client has to send its request headers (the connection is closed after).",
 )
-def serve(host, port, workers, threads, lookup_engine, warm, max_body, body_timeout, header_timeout):
+@click.option(
+    "--tick-seconds",
+    default=60,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Each worker runs the event centre's clock tick this often (0: leave it to cron).",
+)
+def serve(host, port, workers, threads, lookup_engine, warm, max_body, body_timeout, header_timeout, tick_seconds):
     """Serve the map and API (granian, one process per worker)."""
     # deferred: the web app (Flask, folium, granian) adds ~0.6 s to every other command's start
     from ..web import auth, server
@@ -88,4 +95,5 @@ def serve(host, port, workers, threads, lookup_engine, warm, max_body, body_time
         max_body=max_body,
         body_timeout=body_timeout,
         header_timeout=header_timeout,
+        tick_seconds=tick_seconds,
     )

@@ -21,7 +21,10 @@ ORDER = ("viewer", "dispatcher", "planner", "admin")
 INGEST = "ingest"
 #: Keeps the roster of grid people (issue 13): edits people, posts and party organisations, nothing else.
 ROSTER = "roster"
-ROLES = ORDER + (INGEST, ROSTER)
+#: The event centre's roles (issue 12), outside the order: each reads what a viewer reads and takes
+#: its own part of the loop (domain/events/loop.py); an admin may do what they do.
+EVENT = ("handler", "verifier", "supervisor")
+ROLES = ORDER + (INGEST, ROSTER) + EVENT
 
 
 def check_role(role: str) -> str:
@@ -38,6 +41,10 @@ def allows(role: str | None, needed: str) -> bool:
     if needed in (INGEST, ROSTER):
         return role in (needed, "admin")
     check_role(needed)
+    if needed in EVENT:
+        return role in (needed, "admin")
+    if role in EVENT:
+        return needed == ORDER[0]
     return role in ORDER and ORDER.index(role) >= ORDER.index(needed)
 
 
@@ -48,7 +55,7 @@ def allowed_by_any(role: str | None, needed) -> bool:
 
 def describe(needed) -> str:
     """``("dispatcher", "ingest")`` → ``"dispatcher+, ingest"`` (``+``: or any role above it)."""
-    return ", ".join(n if n in (INGEST, ROSTER) or n == ORDER[-1] else n + "+" for n in needed)
+    return ", ".join(n if n in (INGEST, ROSTER, ORDER[-1], *EVENT) else n + "+" for n in needed)
 
 
 # --- tokens ---------------------------------------------------------------------------------------

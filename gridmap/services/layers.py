@@ -18,9 +18,9 @@ from .resources import mtime, read_toml
 REQUIRED = ("level", "label", "colour", "fill", "weight", "fill_opacity", "min_zoom", "max_zoom", "show", "simplify_m")
 OVERLAY_REQUIRED = ("name", "label", "source", "min_zoom", "max_zoom", "show", "group")
 REPORT_REQUIRED = ("colour", "radius")
-SOURCES = ("risk", "grid", "report", "building", "coverage")
+SOURCES = ("risk", "grid", "report", "building", "coverage", "case")
 #: Overlay sources drawn as vector tiles (reports come as GeoJSON).
-TILE_SOURCES = ("risk", "grid", "building", "coverage")
+TILE_SOURCES = ("risk", "grid", "building", "coverage", "case")
 BASEMAP_CRS = ("wgs84", "gcj02")
 
 

@@ -2,7 +2,7 @@
 
 Each worker keeps the tiles it has made in an LRU cache (cachetools) keyed by the grid and layer
 epochs, which every write moves, so a cached tile is never stale; risk tiles are also keyed by the
-minute, since "overdue" moves with the clock.
+minute, since "overdue" moves with the clock (risk elements and the event centre's cases).
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def render(conn, spec: dict, tile: tiling.Tile, crs: str, rules: Rules, at=None,
         return tiles.building_tile(conn, tile, frame, spec["name"])
     if spec["source"] == "coverage":
         return tiles.coverage_tile(conn, tile, frame, spec["name"])
+    if spec["source"] == "case":
+        return tiles.case_tile(conn, tile, frame, spec["name"])
     return tiles.risk_tile(
         conn,
         tile,
@@ -77,7 +79,7 @@ def tile(
     (``personal``: see :func:`render`)."""
     with eng.connect() as conn:
         epochs = tiles.data_epochs(conn)
-        minute = int(time.time() // 60) if spec["source"] == "risk" else 0
+        minute = int(time.time() // 60) if spec["source"] in ("risk", "case") else 0
         personal = personal or spec["source"] != "risk"  # one cache entry where nothing personal is drawn
         key = (spec["name"], t, crs, epochs, minute, at, personal)
         hit = cache.get(key)

@@ -290,7 +290,7 @@ class Resident(Base):
     assigned_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
-#: The loop's states (migration 0010); ``status`` is ``closed`` exactly in the last three.
+#: The loop's states (migrations 0010, 0013); ``status`` is ``closed`` in closed, cancelled, merged and assessed.
 CASE_STATES = (
     "reported",
     "filed",
@@ -302,6 +302,9 @@ CASE_STATES = (
     "suspended",
     "cancelled",
     "merged",
+    "assessed",
+    "reopen_requested",
+    "split_up",
 )
 HANDLING_LEVELS = ("micro", "courtyard", "community", "street", "district", "city")
 
@@ -355,6 +358,7 @@ class Report(Base):
     version = Column(Integer, nullable=False, server_default="1")
     attrs = Column(JSONB, nullable=False, server_default=sa.text("'{}'::jsonb"))
     assigned_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    tick_at = Column(DateTime(timezone=True))  # the next instant the clock's tick looks at this case (0013)
     __table_args__ = (
         CheckConstraint(f"state IN ({_in(CASE_STATES)})", name="state"),
         CheckConstraint(f"handling_level IN ({_in(HANDLING_LEVELS)})", name="handling_level"),

@@ -139,9 +139,11 @@ def points_in(conn: Connection, area) -> dict[str, tuple]:
 
 
 def reports(conn: Connection, bbox, *, status: str | None = None, limit: int = 5000) -> dict:
-    """Reports with a point in ``bbox`` as a FeatureCollection, newest first, with the total matched."""
+    """Reports with a point in ``bbox`` as a FeatureCollection, newest first, with the total matched.
+    Reports filed as event-centre cases are left out: they have their own layer (cases), which shows
+    no report text to anyone without a role."""
     params = {"limit": limit}
-    where = "r.geom IS NOT NULL"
+    where = "r.geom IS NOT NULL AND r.matter_code IS NULL"
     if bbox is not None:
         where += " AND r.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
         params.update(dict(zip(("x0", "y0", "x1", "y1"), bbox)))

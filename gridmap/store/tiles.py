@@ -126,6 +126,22 @@ def coverage_tile(conn: Connection, tile: Tile, frame: Frame, name: str) -> byte
     return bytes(conn.execute(sa.text(sql), _params(tile, frame, name)).scalar_one() or b"")
 
 
+def case_tile(conn: Connection, tile: Tile, frame: Frame, name: str) -> bytes:
+    """The event centre's open cases in ``tile``: id, state, matter and where their clock stands
+    (``clock``: paused, overdue, warning or on_time); no text, no names."""
+    sql = f"""
+    SELECT ST_AsMVT(t, :name, {EXTENT}, 'geom') FROM (
+        SELECT r.id, r.state, r.matter_code AS matter, r.handling_level AS level,
+               CASE WHEN r.paused_at IS NOT NULL THEN 'paused' WHEN r.due_at < now() THEN 'overdue'
+                    WHEN r.warn_at <= now() THEN 'warning' ELSE 'on_time' END AS clock,
+               {_geom(frame, "r.geom")} AS geom
+        FROM report r
+        WHERE r.status = 'open' AND r.matter_code IS NOT NULL
+          AND r.geom && ST_MakeEnvelope(:qx0, :qy0, :qx1, :qy1, 4326)
+    ) t WHERE t.geom IS NOT NULL"""
+    return bytes(conn.execute(sa.text(sql), _params(tile, frame, name)).scalar_one() or b"")
+
+
 def data_epochs(conn: Connection) -> tuple[int, int]:
     """(grid epoch, layer epoch): a cached tile is fresh while both are unchanged."""
     row = conn.execute(

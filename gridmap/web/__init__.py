@@ -13,14 +13,17 @@ from ..settings import Settings
 from . import (
     auth,
     edits,
+    events,
     faults,
     grids,
     lookup,
     ogc,
+    open311,
     openapi,
     pages,
     partition,
     people,
+    queue_page,
     reports,
     risk,
     scan,
@@ -72,6 +75,9 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
         tiles.bp,
         ogc.bp,
         openapi.bp,
+        events.bp,
+        open311.bp,
+        queue_page.bp,
         session.bp,
         people.bp,  # grid people, party organisations, QR codes to print
         scan.bp,  # /g/<code>: the page a QR code opens

@@ -7,7 +7,7 @@ from flask import current_app
 from sqlalchemy.engine import Engine
 
 from ..domain.risk import Rules
-from ..services import database, resources
+from ..services import database, events, resources
 from ..services.locator import Locator
 from ..settings import Settings
 
@@ -37,3 +37,9 @@ def risk_rules() -> Rules:
     """The risk rules in force: the settings' ``risk_rules`` (``RISK_RULES`` in ``test_config``), else the
     layers folder's risk.toml (re-read when the file changes)."""
     return resources.load_rules(settings().risk_rules_path)
+
+
+def centre() -> events.Centre:
+    """The event centre: the engine, the matter catalogue in force (re-read when its files change), the
+    working calendar, the locator and the time zone."""
+    return events.make_centre(settings(), engine(), locator())

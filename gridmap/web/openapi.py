@@ -19,6 +19,7 @@ from ..domain.levels import ALL_LEVELS, LEVELS, SPECIAL_KINDS
 from ..domain.risk import COLOURS, KINDS
 from ..services.layers import tile_layers
 from ..settings import Settings
+from . import openapi_events
 from .context import settings
 
 bp = Blueprint("openapi", __name__)
@@ -1010,7 +1011,19 @@ def document() -> dict:
             '{"error": {"code", "message"}}.',
         },
         "servers": [{"url": server}],
-        "tags": [{"name": n} for n in ("JSON API", "risk", "edits", "people", "map", "OGC API – Features")],
+        "tags": [
+            {"name": n}
+            for n in (
+                "JSON API",
+                "risk",
+                "edits",
+                "people",
+                "events",
+                "Open311 GeoReport v2",
+                "map",
+                "OGC API – Features",
+            )
+        ],
         "paths": _with_shared(
             {
                 **_api_paths(),
@@ -1020,6 +1033,7 @@ def document() -> dict:
                 **_page_paths(layers_dir),
                 **_session_paths(),
                 **_ogc_paths(),
+                **openapi_events.paths(),
             }
         ),
         "components": {

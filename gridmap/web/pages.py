@@ -114,6 +114,11 @@ def _legend(levels, rules) -> str:
         '<div><span class="gm-swatch" style="border-color:#555;background:repeating-linear-gradient('
         '45deg,#555 0 1px,transparent 1px 5px)"></span>共享楼栋 shared tower</div>'
     )
+    items.append(
+        '<div><span class="gm-dot gm-case-filed"></span>待派遣 queued <span class="gm-dot gm-case-dispatched">'
+        '</span>处置中 with a handler <span class="gm-dot gm-case-disposed"></span>待核查 to verify '
+        '<span class="gm-dot gm-case-overdue"></span>超时 overdue (事件 open cases)</div>'
+    )
     return "".join(items)
 
 
@@ -159,6 +164,7 @@ def build_map() -> folium.Map:
     root.header.add_child(JavascriptLink(static("gridmap-view.js")))
     root.header.add_child(JavascriptLink(static("gridmap-edit.js")))
     root.header.add_child(JavascriptLink(static("gridmap-people.js")))
+    root.header.add_child(JavascriptLink(static("gridmap-events.js")))
     if base["url"]:
         folium.TileLayer(
             base["url"],

@@ -56,9 +56,9 @@ def text(name: str, max_len: int = values.NAME_MAX) -> str | None:
 
 
 def code(name: str, level: str | None = None) -> str | None:
-    """Query parameter ``name`` as a grid code of ``level``'s format (any level's when None); absent: None."""
+    """Query parameter ``name`` as a grid code of ``level``'s format (any level's when None; absent: None)."""
     value = _arg(name)
-    return None if value is None else values.code(value, name, level)
+    return None if value is None else values.code(value.strip(), name, level)
 
 
 def form(allowed) -> dict:

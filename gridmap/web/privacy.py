@@ -15,13 +15,16 @@ secretary).  A route may name a narrower or other set of ``readers`` and of role
 whole: the grid people routes admit the street office's roster keeper (:data:`ROSTER_READERS`,
 :data:`ROSTER_PHONES`), who sees there what a dispatcher sees and nothing personal elsewhere.  The
 scanned QR page is public: it shows the people serving a place with names and phones masked for
-everyone (:func:`public_page`).
+everyone (:func:`public_page`).  The event centre's case routes name :data:`CASE_READERS` (those who
+work cases); a route that names only its readers lets them see the phones in what they read whole (a
+handler calls the reporter back).
 
 Usage::
 
     feature["properties"] = private(feature["properties"], "people")
     private_each(body["features"], "text", "address", within="properties")
     private_each(posts, "name", "phone", readers=ROSTER_READERS, phones=ROSTER_PHONES)
+    private(case, "text", "contacts", readers=CASE_READERS)  # the event centre's narrower set
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 from flask import g, request
 
 from ..domain import roles
+from ..domain.events.intake import PERSONAL_READERS
 from ..domain.people import mask_name, mask_phone
 from ..errors import Unauthorized
 from .auth import authenticate
@@ -43,6 +47,9 @@ ROSTER_READERS = (*roles.ORDER, roles.ROSTER)
 ROSTER_PHONES = (*roles.ORDER[roles.ORDER.index(PHONE_ROLE) :], roles.ROSTER)
 #: Keys that hold a phone number, at any depth of a personal field.
 PHONE_KEYS = frozenset({"phone", "secretary_phone"})
+#: Roles that may read what reporters sent the event centre (their texts, names, phones, photos, the
+#: case log's notes and actors): those who work cases — a viewer sees the case, not who reported it.
+CASE_READERS = PERSONAL_READERS
 
 
 def role_sees(role: str | None, readers=None) -> bool:
@@ -99,9 +106,12 @@ def _masked(value, key: str | None = None):
 
 def private(record: dict, *fields: str, readers=None, phones=None) -> dict:
     """``record`` without ``fields`` unless the caller may read personal data, and with the phone
-    numbers in them masked unless the caller may see them whole (changed in place)."""
+    numbers in them masked unless the caller may see them whole — :data:`PHONE_ROLE` and above, or
+    ``phones``, or ``readers`` when a route names readers and not phones (changed in place)."""
     if not fields:
         return record
+    if phones is None:
+        phones = readers  # a route's own set of readers sees the phones in what it may read
     if not sees_private(readers):
         for field in fields:
             record.pop(field, None)

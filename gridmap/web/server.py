@@ -24,7 +24,7 @@ from granian.http import HTTP1Settings
 
 from ..errors import InputError
 from ..settings import BODY_TIMEOUT, HEADER_TIMEOUT, MAX_BODY, Settings
-from . import create_app
+from . import create_app, ticker
 from .context import locator
 from .guard import Guard
 from .scan import UPLOAD
@@ -37,6 +37,8 @@ def app_from_env():
     if settings.warm and settings.lookup_engine == "index":
         with app.app_context():
             locator().warm()  # load (or build) the current index now, not on the first request
+    if settings.events_tick > 0:
+        ticker.start(app, settings.events_tick)
     return Guard(
         app,
         max_body=settings.max_body,
@@ -72,11 +74,18 @@ def serve(
     max_body: int = MAX_BODY,
     body_timeout: float = BODY_TIMEOUT,
     header_timeout: float = HEADER_TIMEOUT,
+    tick_seconds: int = 0,
 ) -> None:
     """Serve the app until interrupted (call :func:`check_bind` first for a one-line error).  The workers
-    get ``lookup_engine``, ``warm``, ``threads`` and the body limits through their environment."""
+    get ``lookup_engine``, ``warm``, ``threads``, the body limits and the event tick's period through
+    their environment."""
     Settings.export(
-        lookup_engine=lookup_engine, warm=warm, threads=threads, max_body=max_body, body_timeout=body_timeout
+        lookup_engine=lookup_engine,
+        warm=warm,
+        threads=threads,
+        max_body=max_body,
+        body_timeout=body_timeout,
+        events_tick=tick_seconds,
     )
     Granian(
         "gridmap.web.server:app_from_env",

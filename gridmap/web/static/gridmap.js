@@ -109,7 +109,7 @@
         return style(p, z);
       };
       var layer = L.vectorGrid.protobuf(d.url, {
-        rendererFactory: L.canvas.tile, vectorTileLayerStyles: styles, interactive: false,
+        rendererFactory: L.canvas.tile, vectorTileLayerStyles: styles, interactive: !!d.interactive,
         minZoom: d.min_zoom, maxZoom: 22, maxNativeZoom: 22, pane: d.pane || "overlayPane",
         fetchOptions: {headers: authHeaders()}
       });
@@ -123,6 +123,7 @@
       state.tiles[d.name] = layer;
       return layer;
     }
+    gridmap.tileLayer = tileLayer;  // for the layers other scripts add (static/gridmap-events.js)
     cfg.levels.forEach(function (d) { tileLayer(d, gridStyle(d)); });
     cfg.overlays.forEach(function (d) {
       if (d.source === "risk") tileLayer(d, riskStyle(d));
@@ -299,6 +300,8 @@
           if (!dated && window.gridmapEditPanel) window.gridmapEditPanel(panel, p, feature);
           // who serves the grid, its party organisation and the print-QR button (static/gridmap-people.js)
           if (!dated && window.gridmapPeoplePanel) window.gridmapPeoplePanel(panel, p);
+          // and other scripts their sections (static/gridmap-events.js: the grid's cases, today's only)
+          if (!dated) (window.gridmapPanelHooks || []).forEach(function (hook) { hook(panel, p); });
         })
         .catch(function (err) { panel.innerHTML = '<div class="gm-error">' + esc(err.message) + "</div>"; });
     }
@@ -310,16 +313,21 @@
     L.DomEvent.disableClickPropagation(panel);
     L.DomEvent.disableScrollPropagation(panel);
     map.on("click", function (e) {
-      getJSON(cfg.api + "/lookup?" + q({lon: e.latlng.lng.toFixed(7), lat: e.latlng.lat.toFixed(7), crs: crs,
-                                        at: state.at}))
-        .then(function (res) {
-          if (res.chain && res.chain.length) { showPanel(visibleLevel(res.chain).code); return; }
-          var near = res.nearest;
-          clearPanel('<h3 id="gm-panel-outside">不在任何网格内 outside every grid</h3>' +
-                     (near ? "<div>最近的微网格 nearest micro-grid: " + esc(near.name || "") + " <small>" +
-                             esc(near.code) + "</small>, " + esc(Math.round(near.distance_m)) + " m</div>" : ""));
-          mark("panel", "outside");
-        });
+      // other scripts may take a click first (static/gridmap-events.js: a case under the pointer)
+      var taken = window.gridmapClickHook ? window.gridmapClickHook(e) : Promise.resolve(false);
+      taken.then(function (done) {
+        if (done) return;
+        getJSON(cfg.api + "/lookup?" + q({lon: e.latlng.lng.toFixed(7), lat: e.latlng.lat.toFixed(7), crs: crs,
+                                          at: state.at}))
+          .then(function (res) {
+            if (res.chain && res.chain.length) { showPanel(visibleLevel(res.chain).code); return; }
+            var near = res.nearest;
+            clearPanel('<h3 id="gm-panel-outside">不在任何网格内 outside every grid</h3>' +
+                       (near ? "<div>最近的微网格 nearest micro-grid: " + esc(near.name || "") + " <small>" +
+                               esc(near.code) + "</small>, " + esc(Math.round(near.distance_m)) + " m</div>" : ""));
+            mark("panel", "outside");
+          });
+      });
     });
 
     /* ---- search: grid code, grid name or address ---- */
@@ -432,6 +440,7 @@
         });
     };
     gridmap.loadStats();
+    if (window.gridmapEventsInit) window.gridmapEventsInit(map, cfg, syncZoom);
     mark("ready", "1");
   };
 })();

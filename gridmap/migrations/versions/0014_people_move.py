@@ -8,18 +8,17 @@ upgrade.  Roles map as named (``grid_worker``, ``grid_leader``, …); the old ``
 
 Self-contained: it reads and writes only ``grid_person`` (0001), ``person``, ``grid_post`` and
 ``party_org_grid`` (0011) and ``layer_bump_epoch()`` (0004), so it may follow any later revision;
-putting it after another is a change of ``down_revision`` alone (its revision id is its own name,
-unique whatever number the others take).
+putting it after another is a change of ``down_revision`` alone.
 
-Revision ID: 0013_people_move
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-11-29
 """
 
 from alembic import op
 
-revision = "0013_people_move"
-down_revision = "0012"  # 0012_user_password
+revision = "0014"
+down_revision = "0013"  # 0013_event_states
 branch_labels = None
 depends_on = None
 
