@@ -10,6 +10,7 @@ import click
 from tqdm import tqdm
 
 from ..services.assignment import assign_file, record_file
+from ..services.dask_assign import assign_dask
 from ..services.locator import Locator
 from .common import AT, CRS, engine
 
@@ -55,25 +56,53 @@ def _summary_line(summary, dst=None):
     )
 
 
+ENGINE_OPTIONS = [
+    click.option(
+        "--engine",
+        "run_engine",
+        type=click.Choice(["single", "dask"]),
+        default="single",
+        show_default=True,
+        help="dask: partitioned input and output on a Dask cluster (README 'Beyond one machine').",
+    ),
+    click.option("--scheduler", default=None, help="With --engine dask: a running scheduler (tcp://host:8786)."),
+    click.option(
+        "--workers", type=click.IntRange(1), default=None, help="With --engine dask and no scheduler: local workers."
+    ),
+]
+
+
+def _engine_options(fn):
+    for option in reversed(ENGINE_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def _check_engine(run_engine, scheduler, workers):
+    if run_engine != "dask" and (scheduler or workers):
+        raise click.UsageError("--scheduler and --workers go with --engine dask")
+
+
 @click.command("assign")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
 @_rows_options
 @AT
-def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at):
-    """Add the grid chain to every row of SRC (CSV, GeoJSON, GeoPackage, Parquet) and write DST."""
+@_engine_options
+def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at, run_engine, scheduler, workers):
+    """Add the grid chain to every row of SRC (CSV, GeoJSON, GeoPackage, Parquet) and write DST.
+
+    With --engine dask, SRC is a Parquet file or folder, a GeoParquet dataset or a CSV glob
+    (quoted), and DST a folder of Parquet parts."""
+    _check_engine(run_engine, scheduler, workers)
+    rows = dict(crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col, at=at)
     with tqdm(desc="assign", unit=" rows", file=sys.stderr, disable=None) as bar:
-        summary = assign_file(
-            Locator(engine()),
-            src,
-            dst,
-            crs=crs,
-            lon_col=lon_col,
-            lat_col=lat_col,
-            address_col=address_col,
-            at=at,
-            progress=bar.update,
-        )
+        if run_engine == "dask":
+            summary = assign_dask(
+                Locator(engine()), str(src), dst, scheduler=scheduler, workers=workers, progress=bar.update, **rows
+            )
+        else:
+            summary = assign_file(Locator(engine()), src, dst, progress=bar.update, **rows)
     click.echo(_summary_line(summary, dst), err=True)
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import shapely
 
 from .. import geo
+from ..domain.address import Gazetteer
 from ..domain.lookup import assign_table
 from ..errors import InputError
 from ..store import points
@@ -25,9 +26,8 @@ ASSIGN_FORMATS = (".csv", ".geojson", ".json", ".gpkg", ".parquet")
 CHUNK = 100_000
 
 
-def resolve_addresses(locator: Locator, addresses):
+def resolve_addresses(gaz: Gazetteer, addresses):
     """(lon, lat, problems) in storage CRS for address strings; problems say why a row failed."""
-    gaz = locator.gazetteer()
     lon = np.full(len(addresses), np.nan)
     lat = np.full(len(addresses), np.nan)
     problems = np.full(len(addresses), None, dtype=object)
@@ -60,20 +60,37 @@ def _read_rows(path, lon_col, lat_col, address_col):
                 np.where(points, shapely.get_y(geoms), np.nan),
                 crs,
             )
+    lon, lat = coordinate_columns(frame, path.name, lon_col, lat_col, address_col)
+    return frame, lon, lat, crs
+
+
+def coordinate_columns(frame, name, lon_col, lat_col, address_col):
+    """(lon, lat) float arrays from a frame's columns (None, None when rows are placed by address);
+    InputError naming the missing column.  Shared with the partitions of ``--engine dask``."""
     if address_col is not None:
         if address_col not in frame.columns:
-            raise InputError(f"{path.name}: no column {address_col!r} (columns: {', '.join(map(str, frame.columns))})")
-        return frame, None, None, crs
+            raise InputError(f"{name}: no column {address_col!r} (columns: {', '.join(map(str, frame.columns))})")
+        return None, None
     lon_col, lat_col = lon_col or "lon", lat_col or "lat"
     missing = [c for c in (lon_col, lat_col) if c not in frame.columns]
     if missing:
         raise InputError(
-            f"{path.name}: no column {', '.join(map(repr, missing))} "
+            f"{name}: no column {', '.join(map(repr, missing))} "
             f"(columns: {', '.join(map(str, frame.columns))}); use --lon-col/--lat-col or --address-col"
         )
     lon = pd.to_numeric(frame[lon_col], errors="coerce").to_numpy(dtype="float64")
     lat = pd.to_numeric(frame[lat_col], errors="coerce").to_numpy(dtype="float64")
-    return frame, lon, lat, crs
+    return lon, lat
+
+
+def rows_crs(crs, file_crs, address_col) -> str:
+    """The CRS of the rows' coordinates: storage for addresses, else ``--crs``, else the file's own
+    (CRS84 is storage order too), else WGS 84."""
+    if address_col is not None:
+        return "EPSG:4326"
+    if crs:
+        return geo.parse_crs(crs)
+    return file_crs if file_crs and not file_crs.lower().endswith("crs84") else "EPSG:4326"
 
 
 def locate_file(
@@ -101,15 +118,9 @@ def locate_file(
     except Exception as exc:  # pandas/pyogrio raise many types; all mean "cannot read this file"
         raise InputError(f"cannot read {src.name}: {str(exc).strip().splitlines()[0]}") from None
     known = None
+    source_crs = rows_crs(crs, file_crs, address_col)
     if address_col is not None:
-        lon, lat, known = resolve_addresses(locator, frame[address_col].tolist())
-        source_crs = "EPSG:4326"
-    else:
-        source_crs = (
-            geo.parse_crs(crs)
-            if crs
-            else (file_crs if file_crs and not file_crs.lower().endswith("crs84") else "EPSG:4326")
-        )
+        lon, lat, known = resolve_addresses(locator.gazetteer(), frame[address_col].tolist())
     index = locator.index(at)
     parts = []
     for start in range(0, len(frame), CHUNK):
@@ -151,7 +162,7 @@ def assign_file(
     )
     tmp = Path(tempfile.mkstemp(prefix=".gridmap-", suffix=dst.suffix, dir=dst.parent or ".")[1])
     try:
-        _write_points(out, lon, lat, source_crs, tmp, dst)
+        write_points(out, lon, lat, source_crs, tmp, dst)
         os.replace(tmp, dst)
     finally:
         if tmp.exists():
@@ -236,8 +247,9 @@ def record_file(
     return summarise(out, source_crs)
 
 
-def _write_points(out, lon, lat, crs, path, dst):
-    """Write ``out`` to ``path`` in the format of ``dst`` (points where coordinates are finite)."""
+def write_points(out, lon, lat, crs, path, dst):
+    """Write ``out`` to ``path`` in the format of ``dst`` (points where coordinates are finite); the
+    single-process command's whole file, or one part of ``--engine dask``."""
     suffix = dst.suffix.lower()
     if suffix == ".csv":
         out.to_csv(path, index=False)

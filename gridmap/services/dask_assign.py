@@ -1,0 +1,148 @@
+"""``gridmap assign --engine dask``: the single-process command's rows, computed on a Dask cluster.
+
+The index is built once, here, from PostGIS, and sent to every worker once
+(:func:`.dask_cluster.broadcast`); each task reads one partition of the input, runs the same
+core as the single-process command (:func:`gridmap.domain.lookup.assign_table`, via
+:func:`assign_part`) and writes its part with the same writer, so every row gets the same
+columns, statuses and answers.  Parts land in a temporary folder that replaces the output only
+when all are written (:mod:`.part_folder`).  A worker lost mid-run has its tasks retried by the
+scheduler (``distributed.scheduler.allowed-failures``); when retries run out, or a task fails,
+the run stops with one error line and leaves no output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..domain.lookup import assign_table
+from ..errors import InputError
+from . import dask_cluster, part_folder
+from .assignment import coordinate_columns, resolve_addresses, rows_crs, write_points
+from .locator import Locator
+from .partitioned_input import open_input, part_rows
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """How a partition's rows become points: the columns, the GeoParquet geometry, the CRS."""
+
+    name: str
+    lon_col: str | None
+    lat_col: str | None
+    address_col: str | None
+    geometry: str | None
+    crs: str
+
+
+def assign_part(part: pd.DataFrame, spec: RowSpec, index, gazetteer) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The output rows of one partition and their source coordinates (the single-process core)."""
+    frame, lon, lat = part_rows(part, spec.geometry)
+    known = None
+    if not (spec.geometry and spec.lon_col is None and spec.address_col is None):
+        lon, lat = coordinate_columns(frame, spec.name, spec.lon_col, spec.lat_col, spec.address_col)
+    if spec.address_col is not None:
+        lon, lat, known = resolve_addresses(gazetteer, frame[spec.address_col].tolist())
+    chain = assign_table(index, lon, lat, spec.crs, known)
+    return pd.concat([frame, chain], axis=1), lon, lat
+
+
+def stable_types(out: pd.DataFrame) -> pd.DataFrame:
+    """The same Parquet schema in every part, whatever its rows: a column with no value in this
+    part (``error`` when every row is good) would be Arrow's null type, and the special grids'
+    categories differ per part; both as text, or readers cannot join the parts."""
+    for col in out.columns:
+        s = out[col]
+        if col == "special_codes" or (s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) == "empty"):
+            out[col] = s.astype("str")
+    return out
+
+
+def _run_part(part, number, spec, index, gazetteer, folder) -> dict:
+    """Worker side: assign one partition and write it as part ``number``; its counts."""
+    out, lon, lat = assign_part(part, spec, index, gazetteer)
+    out = stable_types(out)
+    name = Path(part_folder.part_name(number))  # the writer picks the format by this suffix
+    part_folder.write_part(Path(folder), number, lambda p: write_points(out, lon, lat, spec.crs, p, name))
+    counts = out["status"].value_counts()
+    return {"rows": len(out), **{s: int(counts.get(s, 0)) for s in ("placed", "outside", "bad")}}
+
+
+def assign_dask(
+    locator: Locator,
+    src: str,
+    dst,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    crs=None,
+    lon_col=None,
+    lat_col=None,
+    address_col=None,
+    at: datetime | None = None,
+    progress=None,
+) -> dict:
+    """Assign every row of ``src`` (Parquet file or folder, GeoParquet, CSV glob) on Dask and write
+    the folder ``dst`` of Parquet parts; the summary.  InputError for bad input or a failed run
+    (nothing written then)."""
+    dst = part_folder.check_destination(Path(dst))
+    if address_col and (lon_col or lat_col):
+        raise InputError("give either --address-col or --lon-col/--lat-col, not both")
+    data = open_input(str(src))
+    spec = _spec(data, crs, lon_col, lat_col, address_col)
+    index = locator.index(at)
+    gazetteer = locator.gazetteer() if address_col else None
+    with dask_cluster.client(scheduler, workers=workers) as c:
+        dask_cluster.announce(c)
+        totals = _compute(c, data, spec, index, gazetteer, dst, progress)
+    return {**totals, "crs": spec.crs, "parts": totals.pop("parts")}
+
+
+def _spec(data, crs, lon_col, lat_col, address_col) -> RowSpec:
+    """The row spec, with the columns checked before any task runs."""
+    geometry_points = data.geometry is not None and lon_col is None and address_col is None
+    if not geometry_points:
+        coordinate_columns(data.columns(), data.name, lon_col, lat_col, address_col)
+    return RowSpec(
+        data.name,
+        lon_col if not geometry_points else None,
+        lat_col if not geometry_points else None,
+        address_col,
+        data.geometry,
+        rows_crs(crs, data.crs, address_col),
+    )
+
+
+def _compute(c, data, spec, index, gazetteer, dst, progress) -> dict:
+    """Run every partition's task; swap the folder in when all succeeded, else remove it."""
+    from dask import delayed  # heavy: the scale extra
+    from distributed import as_completed
+
+    index_f = dask_cluster.broadcast(c, index)
+    gazetteer_f = dask_cluster.broadcast(c, gazetteer) if gazetteer is not None else None
+    tmp = part_folder.start(dst)
+    totals = {"rows": 0, "placed": 0, "outside": 0, "bad": 0}
+    try:
+        parts = data.frame.to_delayed()
+        run = delayed(_run_part, pure=False)
+        futures = c.compute([run(p, i, spec, index_f, gazetteer_f, str(tmp)) for i, p in enumerate(parts)])
+        for future in as_completed(futures):
+            counts = future.result()
+            for key in totals:
+                totals[key] += counts[key]
+            if progress:
+                progress(counts["rows"])
+        manifest = {**totals, "parts": len(parts), "crs": spec.crs, "epoch": index.epoch, "source": data.files}
+        part_folder.finish(tmp, dst, manifest)
+    except InputError:
+        part_folder.abandon(tmp)
+        raise
+    except Exception as exc:  # a task's own error, or KilledWorker when retries ran out
+        part_folder.abandon(tmp)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise InputError(f"dask run failed, nothing written to {dst}: {type(exc).__name__}: {first}") from None
+    return {**totals, "parts": len(parts)}

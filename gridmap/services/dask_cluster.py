@@ -1,0 +1,73 @@
+"""The Dask cluster a distributed command runs on: a running ``dask.distributed`` scheduler named
+by its address, or a local cluster of this machine's cores; and the index sent to its workers once.
+
+Dask and distributed are imported inside the functions: they are the ``scale`` extra, and a plain
+``gridmap assign`` should not pay their import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+from ..errors import InputError
+
+
+@contextlib.contextmanager
+def client(scheduler: str | None = None, *, workers: int | None = None, memory_limit: str = "2GB"):
+    """A ``distributed.Client`` for the run, closed (and a local cluster stopped) afterwards.
+
+    ``scheduler``: the address of a running scheduler (``tcp://host:8786``); None starts a local
+    cluster of ``workers`` processes (default: this machine's cores), one thread each, since the
+    lookup core is NumPy/GEOS work that holds the GIL in parts.  Raises InputError when the
+    scheduler cannot be reached or the scale extra is missing.
+    """
+    try:  # heavy: the scale extra, imported only by commands that run on Dask
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError("--engine dask needs the scale extra: pip install 'gridmap[scale]'") from None
+    if scheduler:
+        try:
+            c = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        try:
+            yield c
+        finally:
+            c.close()
+        return
+    n = workers or os.cpu_count() or 1
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        memory_limit=memory_limit,
+        dashboard_address=":0",  # any free port: several runs may share a machine
+    )
+    try:
+        with Client(cluster) as c:
+            yield c
+    finally:
+        cluster.close()
+
+
+def announce(c) -> None:
+    """Say on stderr where the run goes and where its dashboard is (when there is one)."""
+    workers = len(c.scheduler_info().get("workers", {}))
+    link = c.dashboard_link if _has_bokeh() else None
+    tail = f"; dashboard {link}" if link else ""
+    print(f"gridmap: dask: {workers} workers at {c.scheduler.address}{tail}", file=sys.stderr)
+
+
+def broadcast(c, value):
+    """A future of ``value`` held by every worker: sent once, not pickled into each task."""
+    return c.scatter(value, broadcast=True, hash=False)
+
+
+def _has_bokeh() -> bool:
+    try:  # the dashboard needs bokeh; without it Dask runs the same, unseen
+        import bokeh  # noqa: F401
+    except ImportError:
+        return False
+    return True

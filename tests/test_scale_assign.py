@@ -1,0 +1,224 @@
+"""``gridmap assign --engine dask`` on a real local Dask cluster of 2 worker processes: the same rows
+as the single-process command (boundary points, outside and bad rows, every input kind), a worker
+killed mid-run, and no partial output when a run fails."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import shapely
+
+import cityfactory as cf
+
+distributed = pytest.importorskip("distributed")
+
+MANIFEST = "_gridmap.json"
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """A local cluster of 2 worker processes shared by the module (its scheduler address)."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def city(engine, cli, tmp_path):
+    cf.load(cli, cf.city(), tmp_path)
+
+
+def lonlat(xs, ys):
+    pts = cf.geo.from_local(shapely.points(cf.X0 + np.asarray(xs, float), cf.Y0 + np.asarray(ys, float)))
+    return shapely.get_x(pts), shapely.get_y(pts)
+
+
+def points_frame(n_random=3000, seed=1) -> pd.DataFrame:
+    """Random points over and around the city, every vertex and edge midpoint of the grids (the
+    boundary cases), an outside point, and bad rows (NaN, swapped)."""
+    rng = np.random.default_rng(seed)
+    xs = list(rng.uniform(-300, 4300, n_random))
+    ys = list(rng.uniform(-300, 4300, n_random))
+    for x in range(0, 4001, 500):  # every grid corner and the midpoints of their edges
+        for y in range(0, 4001, 500):
+            xs.append(x)
+            ys.append(y)
+    lon, lat = lonlat(xs, ys)
+    lon, lat = list(lon) + [np.nan, 34.75], list(lat) + [34.7, 113.7]
+    return pd.DataFrame({"id": [f"p{i}" for i in range(len(lon))], "lon": lon, "lat": lat})
+
+
+def write_geoparquet(frame, path, row_group):
+    gdf = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame.lon.fillna(0), frame.lat), crs=4326)
+    gdf.to_parquet(path, row_group_size=row_group)
+    return path
+
+
+def read_parts(folder) -> pd.DataFrame:
+    return normalise(gpd.read_parquet(folder))
+
+
+def normalise(frame) -> pd.DataFrame:
+    """Plain values per column (categoricals and string dtypes as objects), geometry as WKB."""
+    out = {}
+    for col in frame.columns:
+        s = frame[col]
+        if col == "geometry":
+            out[col] = [None if g is None else shapely.to_wkb(g) for g in s]
+        elif isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or str(s.dtype).startswith("str"):
+            out[col] = s.astype(object).where(s.notna(), None).tolist()
+        else:
+            out[col] = s.tolist()
+    return pd.DataFrame(out)
+
+
+def assert_same_rows(single, parts):
+    assert list(single.columns) == list(parts.columns)
+    assert len(single) == len(parts)
+    pd.testing.assert_frame_equal(single, parts, check_dtype=False)
+
+
+def test_dask_gives_the_single_process_rows_for_geoparquet_with_boundary_points(city, cli, tmp_path, dask_cluster):
+    frame = points_frame()
+    src = write_geoparquet(frame, tmp_path / "pts.parquet", row_group=700)
+    assert pq.ParquetFile(src).num_row_groups >= 4  # several partitions
+    single = tmp_path / "single.parquet"
+    res = cli("assign", src, single)
+    assert res.exit_code == 0, res.output
+    res = cli("assign", src, tmp_path / "out", "--engine", "dask", "--scheduler", dask_cluster.scheduler_address)
+    assert res.exit_code == 0, res.output
+    expect = normalise(gpd.read_parquet(single))
+    got = read_parts(tmp_path / "out")
+    assert_same_rows(expect, got)
+    statuses = set(got["status"])
+    assert statuses == {"placed", "outside", "bad"}
+    summary = res.output.strip().splitlines()[-1]
+    counts = expect["status"].value_counts()
+    assert f"{len(expect)} rows: {counts['placed']} placed, {counts['outside']} outside, {counts['bad']} bad" in summary
+    assert len(list((tmp_path / "out").glob("part.*.parquet"))) == pq.ParquetFile(src).num_row_groups
+    # boundary points each got exactly one micro-grid, the lowest code, in both
+    corner = got[got["id"] == expect["id"][3000 + 2 * 9 + 2]]
+    assert corner["micro_code"].iloc[0] is not None
+
+
+def test_dask_reads_a_csv_glob_and_a_plain_parquet_folder(city, cli, tmp_path, dask_cluster):
+    frame = points_frame(n_random=800, seed=2)
+    whole = tmp_path / "all.csv"
+    frame.to_csv(whole, index=False)
+    halves = np.array_split(np.arange(len(frame)), 2)
+    (tmp_path / "csv").mkdir()
+    for i, rows in enumerate(halves):
+        frame.iloc[rows].to_csv(tmp_path / "csv" / f"day{i}.csv", index=False)
+    res = cli("assign", whole, tmp_path / "single.csv")
+    assert res.exit_code == 0, res.output
+    expect = pd.read_csv(tmp_path / "single.csv", dtype=str, keep_default_na=False)
+    res = cli(
+        "assign", str(tmp_path / "csv" / "day*.csv"), tmp_path / "out", "--engine", "dask",
+        "--scheduler", dask_cluster.scheduler_address,
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    got = gpd.read_parquet(tmp_path / "out")
+    assert list(got["id"]) == list(frame["id"])
+    for col in ("micro_code", "courtyard_code", "district_name", "status", "nearest_micro_code", "special_codes"):
+        assert [str(v) if v is not None and v == v else "" for v in got[col]] == list(expect[col]), col
+    # plain Parquet (lon/lat columns, no geometry) in a folder of two files
+    (tmp_path / "pq").mkdir()
+    for i, rows in enumerate(halves):
+        pq.write_table(pa.Table.from_pandas(frame.iloc[rows], preserve_index=False), tmp_path / "pq" / f"{i}.parquet")
+    # and on a local cluster the command starts itself (no --scheduler)
+    res = cli("assign", tmp_path / "pq", tmp_path / "out2", "--engine", "dask", "--workers", "2")
+    assert res.exit_code == 0, res.output
+    assert "gridmap: dask: 2 workers at tcp://127.0.0.1:" in res.output
+    assert list(gpd.read_parquet(tmp_path / "out2")["micro_code"].astype(object)) == list(
+        got["micro_code"].astype(object)
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lon-col", "x"], "no column 'x'"),
+        (["--workers", "2", "--engine", "single"], "--scheduler and --workers go with --engine dask"),
+    ],
+)
+def test_bad_options_are_one_line_and_write_nothing(city, cli, tmp_path, dask_cluster, args, message):
+    src = write_geoparquet(points_frame(50), tmp_path / "pts.parquet", row_group=20)
+    extra = [] if "--engine" in args else ["--engine", "dask", "--scheduler", dask_cluster.scheduler_address]
+    res = cli("assign", src, tmp_path / "out", *extra, *args)
+    assert res.exit_code == 2 and message in res.output
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.gridmap-*"))
+
+
+def test_refuses_to_replace_a_folder_it_did_not_write(city, cli, tmp_path, dask_cluster):
+    src = write_geoparquet(points_frame(50), tmp_path / "pts.parquet", row_group=20)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    res = cli("assign", src, tmp_path / "mine", "--engine", "dask", "--scheduler", dask_cluster.scheduler_address)
+    assert res.exit_code == 2 and "did not write" in res.output
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def _kill_a_worker_once_parts_appear(pid, tmp_path, stop):
+    """Kill a worker process (SIGKILL) as soon as the run has written a few parts."""
+    while not stop.is_set():
+        if len(list(tmp_path.glob(".out.gridmap-*/part.*.parquet"))) >= 3:
+            os.kill(pid, signal.SIGKILL)
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _run_with_a_killed_worker(cli, tmp_path, cluster, src):
+    killed = []
+    stop = threading.Event()
+    with distributed.Client(cluster) as client:
+        pid = next(iter(client.run(os.getpid).values()))
+    t = threading.Thread(target=lambda: killed.append(_kill_a_worker_once_parts_appear(pid, tmp_path, stop)))
+    t.start()
+    try:
+        res = cli("assign", src, tmp_path / "out", "--engine", "dask", "--scheduler", cluster.scheduler_address)
+    finally:
+        stop.set()
+        t.join()
+    assert killed == [True], "the run ended before a worker could be killed"
+    return res
+
+
+def test_a_killed_worker_is_retried_and_the_output_is_whole(city, cli, tmp_path):
+    frame = points_frame(n_random=12_000, seed=3)
+    src = write_geoparquet(frame, tmp_path / "pts.parquet", row_group=200)
+    assert cli("assign", src, tmp_path / "single.parquet").exit_code == 0
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
+        res = _run_with_a_killed_worker(cli, tmp_path, cluster, src)
+    assert res.exit_code == 0, res.output
+    assert_same_rows(normalise(gpd.read_parquet(tmp_path / "single.parquet")), read_parts(tmp_path / "out"))
+    assert not list(tmp_path.glob(".out.gridmap-*"))
+
+
+def test_a_run_that_cannot_recover_fails_cleanly_and_keeps_the_old_output(city, cli, tmp_path):
+    import dask
+
+    frame = points_frame(n_random=12_000, seed=4)
+    src = write_geoparquet(frame, tmp_path / "pts.parquet", row_group=200)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / MANIFEST).write_text("{}")  # an earlier run's output
+    (tmp_path / "out" / "part.00000.parquet").write_bytes(b"old")
+    # no retries: the killed worker's task fails the run
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
+            res = _run_with_a_killed_worker(cli, tmp_path, cluster, src)
+    assert res.exit_code == 2, res.output
+    line = res.output.strip().splitlines()[-1]
+    assert line.startswith("gridmap: error: dask run failed, nothing written") and "KilledWorker" in line
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MANIFEST, "part.00000.parquet"]
+    assert (tmp_path / "out" / "part.00000.parquet").read_bytes() == b"old"
+    assert not list(tmp_path.glob(".out.gridmap-*"))
