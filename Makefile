@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install system browser db bench bench-lookup bench-partition bench-tiles serve clean
+.PHONY: demo test lint install system browser db bench bench-lookup bench-partition bench-tiles bench-scale serve clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench-partition: db
 
 bench-tiles: db
 	$(BIN)/python scripts/bench_tiles.py
+
+bench-scale: db
+	$(BIN)/pip install -q -e '.[test,scale,bench]'
+	$(BIN)/python scripts/bench_scale.py --points 20000000 --workers 2 --big 100000000
 
 clean:
 	-$(BIN)/gridmap db stop

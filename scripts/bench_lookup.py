@@ -73,13 +73,20 @@ def median(fn, repeat):
     return statistics.median(times), out
 
 
-def random_points(eng, n, seed):
+def city_outline(eng):
+    """The union of the current districts, prepared."""
     with eng.connect() as conn:
         wkb = conn.execute(
             sa.text("SELECT ST_AsBinary(ST_Union(geom)) FROM grid WHERE level = 'district' AND valid_to IS NULL")
         ).scalar_one()
     city = shapely.from_wkb(bytes(wkb))
     shapely.prepare(city)
+    return city
+
+
+def random_points(eng, n, seed, city=None):
+    """n points uniform inside the city (its outline fetched unless given)."""
+    city = city_outline(eng) if city is None else city
     x0, y0, x1, y1 = city.bounds
     rng = np.random.default_rng(seed)
     xs, ys = [], []

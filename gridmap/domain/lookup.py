@@ -145,6 +145,22 @@ class GridIndex:
         self._local_tree = None
         self._build_cells(cell_m, max_cells)
 
+    # --- sent to other processes (Dask workers) -------------------------------------------
+    def __getstate__(self):
+        """Without the trees: they pickle their geometries a second time and rebuild in milliseconds."""
+        state = self.__dict__.copy()
+        for key in ("micro_tree", "special_tree", "_local_tree"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        """Rebuild the trees and prepare the micro-grids again (preparation does not survive pickling)."""
+        self.__dict__.update(state)
+        shapely.prepare(self.micro_geom)
+        self.micro_tree = shapely.STRtree(self.micro_geom)
+        self.special_tree = shapely.STRtree(self.special_geom)
+        self._local_tree = None
+
     # --- cells ----------------------------------------------------------------------
     def _build_cells(self, cell_m, max_cells):
         if not len(self.micro):
