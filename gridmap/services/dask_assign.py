@@ -119,7 +119,8 @@ def _spec(data, crs, lon_col, lat_col, address_col) -> RowSpec:
 
 def _compute(c, data, spec, index, gazetteer, dst, progress) -> dict:
     """Run every partition's task; swap the folder in when all succeeded, else remove it."""
-    from dask import delayed  # heavy: the scale extra
+    # deferred: the scale extra (dask, distributed)
+    from dask import delayed
     from distributed import as_completed
 
     index_f = dask_cluster.broadcast(c, index)

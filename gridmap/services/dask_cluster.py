@@ -23,7 +23,8 @@ def client(scheduler: str | None = None, *, workers: int | None = None, memory_l
     lookup core is NumPy/GEOS work that holds the GIL in parts.  Raises InputError when the
     scheduler cannot be reached or the scale extra is missing.
     """
-    try:  # heavy: the scale extra, imported only by commands that run on Dask
+    try:
+        # deferred: the scale extra (distributed), imported only by commands that run on Dask
         from distributed import Client, LocalCluster
     except ImportError:
         raise InputError("--engine dask needs the scale extra: pip install 'gridmap[scale]'") from None
@@ -66,7 +67,8 @@ def broadcast(c, value):
 
 
 def _has_bokeh() -> bool:
-    try:  # the dashboard needs bokeh; without it Dask runs the same, unseen
+    try:
+        # deferred: the dashboard needs bokeh; without it Dask runs the same, unseen
         import bokeh  # noqa: F401
     except ImportError:
         return False

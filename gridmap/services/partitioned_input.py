@@ -39,7 +39,8 @@ class Partitioned:
 
 def open_input(src: str) -> Partitioned:
     """Open ``src`` lazily; InputError naming the problem when it is missing, empty or unsupported."""
-    try:  # heavy: the scale extra
+    try:
+        # deferred: the scale extra (dask)
         import dask
         import dask.dataframe as dd
     except ImportError:

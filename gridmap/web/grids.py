@@ -10,7 +10,7 @@ from ..errors import InputError
 from ..services import grid_views
 from ..services.layers import layer_for
 from . import params
-from .context import engine, locator, risk_rules, settings
+from .context import engine, locator, read_engine, risk_rules, settings
 
 bp = Blueprint("grids", __name__, url_prefix="/api/v1")
 
@@ -56,7 +56,7 @@ def micro_household_histogram():
 def grid_panel(code: str):
     """Everything the map's info panel shows for one current grid: its chain, code, households,
     population, responsible people, risk elements by colour and overdue, and open reports."""
-    return jsonify(grid_views.panel(engine(), code, risk_rules()))
+    return jsonify(grid_views.panel(read_engine(), code, risk_rules()))
 
 
 @bp.get("/search")

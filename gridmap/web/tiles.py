@@ -15,7 +15,7 @@ from ..errors import NotFound
 from ..services import tiles
 from ..services.layers import basemap, tile_layers
 from . import params
-from .context import engine, risk_rules, settings
+from .context import read_engine, risk_rules, settings
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
 
@@ -42,7 +42,7 @@ def tile(layer: str, z: str, x: str, y: str):
     t = tiling.Tile.parse(z, x, y)
     crs = params.basemap_crs(default=basemap(settings())["crs"])
     at = params.at()  # grid layers: the boundaries valid on that date
-    data, etag = tiles.tile(engine(), _cache(), spec, t, crs, risk_rules(), at)
+    data, etag = tiles.tile(read_engine(), _cache(), spec, t, crs, risk_rules(), at)
     response = Response(data, mimetype=MVT)
     response.set_etag(etag)
     response.cache_control.public = True
