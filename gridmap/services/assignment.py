@@ -18,6 +18,7 @@ from ..domain.address import Gazetteer
 from ..domain.lookup import assign_table
 from ..errors import InputError
 from ..store import points
+from . import point_wkb
 from .files import check_output
 from .ingest import read_csv
 from .locator import Locator
@@ -254,16 +255,14 @@ def write_points(out, lon, lat, crs, path, dst):
     if suffix == ".csv":
         out.to_csv(path, index=False)
         return
+    if suffix == ".parquet":  # points straight to WKB, categoricals as Parquet dictionaries
+        point_wkb.write_geoparquet(out, lon, lat, None if crs in ("gcj02", "bd09") else crs, path)
+        return
     for col in out.columns:  # GDAL writes categoricals poorly: plain strings
         if str(out[col].dtype) == "category":
             out[col] = out[col].astype(object).where(out[col].notna(), None)
     finite = np.isfinite(lon) & np.isfinite(lat)
     points = np.where(finite, shapely.points(np.where(finite, lon, 0), np.where(finite, lat, 0)), None)
     gdf = gpd.GeoDataFrame(out, geometry=list(points), crs=None if crs in ("gcj02", "bd09") else crs)
-    if suffix == ".parquet":
-        gdf.to_parquet(path)
-    else:
-        path.unlink(missing_ok=True)
-        gdf.to_file(
-            path, driver="GeoJSON" if suffix in (".geojson", ".json") else "GPKG", engine="pyogrio", layer=dst.stem
-        )
+    path.unlink(missing_ok=True)
+    gdf.to_file(path, driver="GeoJSON" if suffix in (".geojson", ".json") else "GPKG", engine="pyogrio", layer=dst.stem)

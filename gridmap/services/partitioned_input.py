@@ -9,13 +9,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pyproj
-import shapely
 
 from ..errors import InputError
+from . import point_wkb
 from .ingest import CSV_ENCODINGS
 
 #: CSV block size: about a million short rows, a few hundred MB once parsed (README "Beyond one machine").
@@ -73,10 +72,8 @@ def part_rows(part: pd.DataFrame, geometry: str | None):
     (NaN for empty or non-point geometries, as the single-process command reads them)."""
     if geometry is None:
         return part.reset_index(drop=True), None, None
-    geoms = shapely.from_wkb(part[geometry].to_numpy())
-    frame = part.drop(columns=[geometry]).reset_index(drop=True)
-    points = shapely.get_type_id(geoms) == 0
-    return frame, np.where(points, shapely.get_x(geoms), np.nan), np.where(points, shapely.get_y(geoms), np.nan)
+    x, y = point_wkb.xy(part[geometry].to_numpy())
+    return part.drop(columns=[geometry]).reset_index(drop=True), x, y
 
 
 def _files(src: str) -> tuple[str, ...]:
