@@ -38,7 +38,7 @@ def test_xy_agrees_with_shapely(geoms):
 def test_geoparquet_reads_back_in_geopandas(tmp_path):
     frame = gpd.pd.DataFrame({"id": ["a", "b", "c"]})
     x, y = np.array([113.7, np.nan, 113.8]), np.array([34.7, 1.0, 34.8])
-    point_wkb.write_geoparquet(frame, x, y, "EPSG:4326", tmp_path / "p.parquet")
+    point_wkb.write_geoparquet([(frame, x, y)], "EPSG:4326", tmp_path / "p.parquet")
     gdf = gpd.read_parquet(tmp_path / "p.parquet")
     assert gdf.crs.to_epsg() == 4326 and list(gdf["id"]) == ["a", "b", "c"]
     assert gdf.geometry[0].equals(shapely.Point(113.7, 34.7)) and gdf.geometry[1] is None

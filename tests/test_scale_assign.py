@@ -17,6 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 import shapely
 
+from gridmap.services.dask_assign import assign_dask
+from gridmap.services.locator import Locator
+
 import cityfactory as cf
 
 distributed = pytest.importorskip("distributed")
@@ -86,7 +89,9 @@ def assert_same_rows(single, parts):
     pd.testing.assert_frame_equal(single, parts, check_dtype=False)
 
 
-def test_dask_gives_the_single_process_rows_for_geoparquet_with_boundary_points(city, cli, tmp_path, dask_cluster):
+def test_dask_gives_the_single_process_rows_for_geoparquet_with_boundary_points(
+    city, engine, cli, tmp_path, dask_cluster
+):
     frame = points_frame()
     src = write_geoparquet(frame, tmp_path / "pts.parquet", row_group=700)
     assert pq.ParquetFile(src).num_row_groups >= 4  # several partitions
@@ -104,6 +109,10 @@ def test_dask_gives_the_single_process_rows_for_geoparquet_with_boundary_points(
     counts = expect["status"].value_counts()
     assert f"{len(expect)} rows: {counts['placed']} placed, {counts['outside']} outside, {counts['bad']} bad" in summary
     assert len(list((tmp_path / "out").glob("part.*.parquet"))) == pq.ParquetFile(src).num_row_groups
+    # a worker writes a partition a chunk at a time: the same rows again
+    assign_dask(Locator(engine), src, tmp_path / "chunked", scheduler=dask_cluster.scheduler_address, chunk_rows=150)
+    assert pq.ParquetFile(sorted((tmp_path / "chunked").glob("part.*.parquet"))[0]).num_row_groups == 5
+    assert_same_rows(expect, read_parts(tmp_path / "chunked"))
     # boundary points each got exactly one micro-grid, the lowest code, in both
     corner = got[got["id"] == expect["id"][3000 + 2 * 9 + 2]]
     assert corner["micro_code"].iloc[0] is not None

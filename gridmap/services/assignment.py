@@ -256,7 +256,7 @@ def write_points(out, lon, lat, crs, path, dst):
         out.to_csv(path, index=False)
         return
     if suffix == ".parquet":  # points straight to WKB, categoricals as Parquet dictionaries
-        point_wkb.write_geoparquet(out, lon, lat, None if crs in ("gcj02", "bd09") else crs, path)
+        point_wkb.write_geoparquet([(out, lon, lat)], None if crs in ("gcj02", "bd09") else crs, path)
         return
     for col in out.columns:  # GDAL writes categoricals poorly: plain strings
         if str(out[col].dtype) == "category":

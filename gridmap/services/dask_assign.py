@@ -21,10 +21,13 @@ import pandas as pd
 
 from ..domain.lookup import assign_table
 from ..errors import InputError
-from . import dask_cluster, part_folder
-from .assignment import coordinate_columns, resolve_addresses, rows_crs, write_points
+from . import dask_cluster, part_folder, point_wkb
+from .assignment import coordinate_columns, resolve_addresses, rows_crs
 from .locator import Locator
 from .partitioned_input import open_input, part_rows
+
+#: Rows a worker assigns and writes at a time (bounds its memory whatever the partition size).
+PART_CHUNK = 250_000
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class RowSpec:
     address_col: str | None
     geometry: str | None
     crs: str
+    chunk_rows: int = PART_CHUNK
 
 
 def assign_part(part: pd.DataFrame, spec: RowSpec, index, gazetteer) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -63,13 +67,20 @@ def stable_types(out: pd.DataFrame) -> pd.DataFrame:
 
 
 def _run_part(part, number, spec, index, gazetteer, folder) -> dict:
-    """Worker side: assign one partition and write it as part ``number``; its counts."""
-    out, lon, lat = assign_part(part, spec, index, gazetteer)
-    out = stable_types(out)
-    name = Path(part_folder.part_name(number))  # the writer picks the format by this suffix
-    part_folder.write_part(Path(folder), number, lambda p: write_points(out, lon, lat, spec.crs, p, name))
-    counts = out["status"].value_counts()
-    return {"rows": len(out), **{s: int(counts.get(s, 0)) for s in ("placed", "outside", "bad")}}
+    """Worker side: assign one partition, a chunk at a time, and write it as part ``number`` (one
+    row group per chunk, so a worker holds one chunk's columns at a time); its counts."""
+    counts = {"rows": len(part), "placed": 0, "outside": 0, "bad": 0}
+    crs = None if spec.crs in ("gcj02", "bd09") else spec.crs
+
+    def chunks():
+        for start in range(0, max(len(part), 1), spec.chunk_rows):
+            out, lon, lat = assign_part(part.iloc[start : start + spec.chunk_rows], spec, index, gazetteer)
+            for status, n in out["status"].value_counts().items():
+                counts[status] += int(n)
+            yield stable_types(out), lon, lat
+
+    part_folder.write_part(Path(folder), number, lambda path: point_wkb.write_geoparquet(chunks(), crs, path))
+    return counts
 
 
 def assign_dask(
@@ -85,6 +96,7 @@ def assign_dask(
     address_col=None,
     at: datetime | None = None,
     progress=None,
+    chunk_rows: int = PART_CHUNK,
 ) -> dict:
     """Assign every row of ``src`` (Parquet file or folder, GeoParquet, CSV glob) on Dask and write
     the folder ``dst`` of Parquet parts; the summary.  InputError for bad input or a failed run
@@ -93,7 +105,7 @@ def assign_dask(
     if address_col and (lon_col or lat_col):
         raise InputError("give either --address-col or --lon-col/--lat-col, not both")
     data = open_input(str(src))
-    spec = _spec(data, crs, lon_col, lat_col, address_col)
+    spec = _spec(data, crs, lon_col, lat_col, address_col, chunk_rows)
     index = locator.index(at)
     gazetteer = locator.gazetteer() if address_col else None
     with dask_cluster.client(scheduler, workers=workers) as c:
@@ -102,7 +114,7 @@ def assign_dask(
     return {**totals, "crs": spec.crs, "parts": totals.pop("parts")}
 
 
-def _spec(data, crs, lon_col, lat_col, address_col) -> RowSpec:
+def _spec(data, crs, lon_col, lat_col, address_col, chunk_rows) -> RowSpec:
     """The row spec, with the columns checked before any task runs."""
     geometry_points = data.geometry is not None and lon_col is None and address_col is None
     if not geometry_points:
@@ -114,6 +126,7 @@ def _spec(data, crs, lon_col, lat_col, address_col) -> RowSpec:
         address_col,
         data.geometry,
         rows_crs(crs, data.crs, address_col),
+        chunk_rows,
     )
 
 

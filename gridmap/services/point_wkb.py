@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pyproj
@@ -59,19 +58,21 @@ def point_array(x, y) -> pa.Array:
     )
 
 
-def write_geoparquet(frame: pd.DataFrame, x, y, crs: str | None, path) -> None:
-    """``frame`` plus a WKB point ``geometry`` column as GeoParquet 1.0 (what geopandas reads)."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    geometry = point_array(x, y)
-    table = table.append_column(pa.field("geometry", geometry.type), geometry)
-    finite = np.isfinite(np.asarray(x, float)) & np.isfinite(np.asarray(y, float))
-    bbox = (
-        [float(np.min(x[finite])), float(np.min(y[finite])), float(np.max(x[finite])), float(np.max(y[finite]))]
-        if finite.any()
-        else []
-    )
-    column = {"encoding": "WKB", "geometry_types": ["Point"] if finite.any() else [], "bbox": bbox}
+def write_geoparquet(chunks, crs: str | None, path) -> None:
+    """Frames with a WKB point ``geometry`` column as GeoParquet 1.0 (what geopandas reads), one row
+    group per chunk of ``(frame, x, y)``, so a writer holds one chunk at a time."""
+    column = {"encoding": "WKB", "geometry_types": ["Point"]}
     column["crs"] = pyproj.CRS.from_user_input(crs).to_json_dict() if crs else None
-    geo = {"version": "1.0.0", "primary_column": "geometry", "columns": {"geometry": column}}
-    meta = {**(table.schema.metadata or {}), b"geo": json.dumps(geo).encode()}
-    pq.write_table(table.replace_schema_metadata(meta), path)
+    geo = json.dumps({"version": "1.0.0", "primary_column": "geometry", "columns": {"geometry": column}}).encode()
+    writer = None
+    try:
+        for frame, x, y in chunks:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            geometry = point_array(x, y)
+            table = table.append_column(pa.field("geometry", geometry.type), geometry)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema.with_metadata({**table.schema.metadata, b"geo": geo}))
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
