@@ -2,6 +2,7 @@
 
 import geopandas as gpd
 import numpy as np
+import pyarrow as pa
 import pytest
 import shapely
 
@@ -42,3 +43,13 @@ def test_geoparquet_reads_back_in_geopandas(tmp_path):
     gdf = gpd.read_parquet(tmp_path / "p.parquet")
     assert gdf.crs.to_epsg() == 4326 and list(gdf["id"]) == ["a", "b", "c"]
     assert gdf.geometry[0].equals(shapely.Point(113.7, 34.7)) and gdf.geometry[1] is None
+
+
+def test_xy_from_arrow_buffers_agrees_with_bytes():
+    pts = [shapely.Point(113.7, 34.75), shapely.Point(-1.5, 2.25), shapely.Point(0.1, 0.2)]
+    arr = pa.array([shapely.to_wkb(p, byte_order=1) for p in pts], type=pa.binary()).slice(1)
+    x, y = point_wkb.xy(pa.chunked_array([arr]))
+    assert list(x) == [-1.5, 0.1] and list(y) == [2.25, 0.2]
+    with_null = pa.array([shapely.to_wkb(pts[0], byte_order=1), None], type=pa.binary())
+    x, y = point_wkb.xy(with_null)
+    assert x[0] == 113.7 and np.isnan(x[1])

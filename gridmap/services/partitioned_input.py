@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pyproj
 
@@ -59,7 +60,13 @@ def open_input(src: str) -> Partitioned:
                 )
                 return Partitioned(frame, files, None, None, name)
             geometry, crs = _geoparquet(files[0])
-            frame = dd.read_parquet(list(files), split_row_groups=True, calculate_divisions=False)
+            # the geometry stays Arrow binary: its points are read from the buffers, no bytes object per row
+            frame = dd.read_parquet(
+                list(files),
+                split_row_groups=True,
+                calculate_divisions=False,
+                arrow_to_pandas={"types_mapper": _binary_as_arrow},
+            )
         except InputError:
             raise
         except Exception as exc:  # pyarrow/fsspec raise many types; all mean "cannot read this input"
@@ -72,8 +79,16 @@ def part_rows(part: pd.DataFrame, geometry: str | None):
     (NaN for empty or non-point geometries, as the single-process command reads them)."""
     if geometry is None:
         return part.reset_index(drop=True), None, None
-    x, y = point_wkb.xy(part[geometry].to_numpy())
+    column = part[geometry]
+    x, y = point_wkb.xy(pa.array(column.array) if isinstance(column.dtype, pd.ArrowDtype) else column.to_numpy())
     return part.drop(columns=[geometry]).reset_index(drop=True), x, y
+
+
+def _binary_as_arrow(arrow_type):
+    """Arrow binary columns (WKB) kept as Arrow in pandas; every other type converted as usual."""
+    if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
+        return pd.ArrowDtype(arrow_type)
+    return None
 
 
 def _files(src: str) -> tuple[str, ...]:

@@ -21,7 +21,13 @@ SIZE = 21
 
 
 def xy(wkb) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) of a WKB column; NaN where a value is missing, empty or not a point."""
+    """(x, y) of a WKB column (an Arrow binary array, or bytes objects); NaN where a value is
+    missing, empty or not a point."""
+    if isinstance(wkb, pa.ChunkedArray | pa.Array):
+        found = _xy_arrow(wkb.combine_chunks() if isinstance(wkb, pa.ChunkedArray) else wkb)
+        if found is not None:
+            return found
+        wkb = wkb.to_numpy(zero_copy_only=False)
     values = np.asarray(wkb, dtype=object)
     try:
         joined = b"".join(values)  # TypeError on a missing value
@@ -36,6 +42,21 @@ def xy(wkb) -> tuple[np.ndarray, np.ndarray]:
     geoms = shapely.from_wkb(values)
     points = shapely.get_type_id(geoms) == 0
     return np.where(points, shapely.get_x(geoms), np.nan), np.where(points, shapely.get_y(geoms), np.nan)
+
+
+def _xy_arrow(arr: pa.Array):
+    """(x, y) read from the Arrow buffers when every value is a little-endian 2D point, else None."""
+    if arr.null_count or not len(arr) or not (pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type)):
+        return None
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if pa.types.is_large_binary(arr.type) else np.int32)
+    offsets = offsets[arr.offset : arr.offset + len(arr) + 1]
+    if not (np.diff(offsets) == SIZE).all():
+        return None
+    raw = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(-1, SIZE)
+    if not (raw[:, :5] == np.frombuffer(POINT_LE, dtype=np.uint8)).all():
+        return None
+    coords = np.ascontiguousarray(raw[:, 5:]).view("<f8")
+    return coords[:, 0].copy(), coords[:, 1].copy()
 
 
 def point_array(x, y) -> pa.Array:
