@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import shapely
+import sqlalchemy as sa
 
 from gridmap.services.dask_assign import assign_dask
 from gridmap.services.locator import Locator
@@ -231,3 +232,37 @@ def test_a_run_that_cannot_recover_fails_cleanly_and_keeps_the_old_output(city, 
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MANIFEST, "part.00000.parquet"]
     assert (tmp_path / "out" / "part.00000.parquet").read_bytes() == b"old"
     assert not list(tmp_path.glob(".out.gridmap-*"))
+
+
+def stored(engine, table):
+    cols = "text, source_lon, source_lat" if table == "report" else "name, address, building_code, unit"
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT {cols}, micro_code, ST_AsText(geom) FROM {table} ORDER BY id")).all()
+        staged = conn.execute(sa.text("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'gridmap_stage_%'")).scalar()
+    return [tuple(r) for r in rows], staged
+
+
+def test_record_reports_on_dask_stores_the_single_process_rows(city, engine, cli, tmp_path, dask_cluster):
+    frame = points_frame(n_random=1500, seed=5).assign(text=lambda f: "路灯不亮 " + f["id"])
+    src = write_geoparquet(frame, tmp_path / "reports.parquet", row_group=400)
+    res = cli("record", "reports", src)
+    assert res.exit_code == 0, res.output
+    single, _ = stored(engine, "report")
+    with engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE report RESTART IDENTITY CASCADE"))
+    res = cli("record", "reports", src, "--engine", "dask", "--scheduler", dask_cluster.scheduler_address)
+    assert res.exit_code == 0, res.output
+    got, staged = stored(engine, "report")
+    assert got == single and len(got) == len(frame) and staged == 0
+
+
+def test_record_is_all_or_nothing_when_a_partition_fails(city, engine, cli, tmp_path, dask_cluster):
+    frame = points_frame(n_random=300, seed=6).assign(text="井盖缺失")
+    (tmp_path / "in").mkdir()
+    frame.iloc[:200].to_csv(tmp_path / "in" / "a.csv", index=False)
+    frame.iloc[200:].drop(columns="text").to_csv(tmp_path / "in" / "b.csv", index=False)  # no text: fails
+    res = cli("record", "reports", str(tmp_path / "in" / "*.csv"), "--engine", "dask",
+              "--scheduler", dask_cluster.scheduler_address)  # fmt: skip
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines()[-1].startswith("gridmap: error: dask run failed, nothing stored")
+    assert stored(engine, "report") == ([], 0)

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from ..services.assignment import assign_file, record_file
 from ..services.dask_assign import assign_dask
+from ..services.dask_record import record_dask
 from ..services.locator import Locator
 from .common import AT, CRS, engine
 
@@ -111,16 +112,25 @@ def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at, run_engine, sch
 @click.argument("src", type=click.Path(path_type=Path))
 @_rows_options
 @click.option("--text-col", default="text", show_default=True, help="Reports: the column with the report text.")
-def record_cmd(what, src, crs, lon_col, lat_col, address_col, text_col):
-    """Store reports or residents from SRC with their micro-grid (one transaction)."""
-    summary = record_file(
-        Locator(engine()),
-        what[:-1],
-        src,
-        crs=crs,
-        lon_col=lon_col,
-        lat_col=lat_col,
-        address_col=address_col,
-        text_col=text_col,
-    )
+@_engine_options
+def record_cmd(what, src, crs, lon_col, lat_col, address_col, text_col, run_engine, scheduler, workers):
+    """Store reports or residents from SRC with their micro-grid (all rows or none).
+
+    With --engine dask, SRC is read in partitions as for assign, and the workers COPY the rows
+    into a staging table moved into place in one transaction."""
+    _check_engine(run_engine, scheduler, workers)
+    rows = dict(crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col, text_col=text_col)
+    if run_engine == "dask":
+        with tqdm(desc="record", unit=" rows", file=sys.stderr, disable=None) as bar:
+            summary = record_dask(
+                Locator(engine()),
+                what[:-1],
+                str(src),
+                scheduler=scheduler,
+                workers=workers,
+                progress=bar.update,
+                **rows,
+            )
+    else:
+        summary = record_file(Locator(engine()), what[:-1], src, **rows)
     click.echo(f"recorded {what}: " + _summary_line(summary), err=True)

@@ -202,6 +202,19 @@ def record_file(
     out, source_crs, lon, lat = locate_file(
         locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col
     )
+    gazetteer = locator.gazetteer() if address_col and table == "resident" else None
+    rows = record_rows(table, out, lon, lat, source_crs, src.name, address_col, text_col, name_col, gazetteer)
+    with locator.engine.begin() as conn:
+        points.insert(conn, table, rows)
+    return summarise(out, source_crs)
+
+
+def record_rows(
+    table, out, lon, lat, source_crs, name, address_col, text_col="text", name_col="name", gazetteer=None
+) -> pd.DataFrame:
+    """The ``report`` or ``resident`` rows of located rows ``out`` (residents by address need the
+    ``gazetteer`` for their building and unit); InputError when the report text column is missing.
+    Shared with ``record --engine dask``, whose workers build their partitions' rows with it."""
     placed = np.isfinite(out["lon_wgs84"].to_numpy())
     geom = np.full(len(out), None, dtype=object)
     if placed.any():
@@ -211,7 +224,7 @@ def record_file(
     address = out[address_col] if address_col else pd.Series([None] * len(out))
     if table == "report":
         if text_col not in out.columns:
-            raise InputError(f"{src.name}: no column {text_col!r} with the report's text")
+            raise InputError(f"{name}: no column {text_col!r} with the report's text")
         rows = pd.DataFrame(
             {
                 "text": out[text_col],
@@ -235,17 +248,14 @@ def record_file(
             }
         )
         if address_col:
-            gaz = locator.gazetteer()
             for i, text in enumerate(address):
                 try:
-                    found = gaz.resolve(text)
+                    found = gazetteer.resolve(text)
                     rows.loc[i, "building_code"], rows.loc[i, "unit"] = found.building.code, found.unit
                 except InputError:
                     pass
             rows["unit"] = rows["unit"].astype("Int64")
-    with locator.engine.begin() as conn:
-        points.insert(conn, table, rows)
-    return summarise(out, source_crs)
+    return rows
 
 
 def write_points(out, lon, lat, crs, path, dst):

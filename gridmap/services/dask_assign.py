@@ -105,7 +105,7 @@ def assign_dask(
     if address_col and (lon_col or lat_col):
         raise InputError("give either --address-col or --lon-col/--lat-col, not both")
     data = open_input(str(src))
-    spec = _spec(data, crs, lon_col, lat_col, address_col, chunk_rows)
+    spec = row_spec(data, crs, lon_col, lat_col, address_col, chunk_rows)
     index = locator.index(at)
     gazetteer = locator.gazetteer() if address_col else None
     with dask_cluster.client(scheduler, workers=workers) as c:
@@ -114,8 +114,8 @@ def assign_dask(
     return {**totals, "crs": spec.crs, "parts": totals.pop("parts")}
 
 
-def _spec(data, crs, lon_col, lat_col, address_col, chunk_rows) -> RowSpec:
-    """The row spec, with the columns checked before any task runs."""
+def row_spec(data, crs, lon_col, lat_col, address_col, chunk_rows=PART_CHUNK) -> RowSpec:
+    """The row spec of a partitioned input, with the columns checked before any task runs."""
     geometry_points = data.geometry is not None and lon_col is None and address_col is None
     if not geometry_points:
         coordinate_columns(data.columns(), data.name, lon_col, lat_col, address_col)
@@ -132,31 +132,20 @@ def _spec(data, crs, lon_col, lat_col, address_col, chunk_rows) -> RowSpec:
 
 def _compute(c, data, spec, index, gazetteer, dst, progress) -> dict:
     """Run every partition's task; swap the folder in when all succeeded, else remove it."""
-    # deferred: the scale extra (dask, distributed)
+    # deferred: the scale extra (dask)
     from dask import delayed
-    from distributed import as_completed
 
     index_f = dask_cluster.broadcast(c, index)
     gazetteer_f = dask_cluster.broadcast(c, gazetteer) if gazetteer is not None else None
     tmp = part_folder.start(dst)
-    totals = {"rows": 0, "placed": 0, "outside": 0, "bad": 0}
     try:
         parts = data.frame.to_delayed()
         run = delayed(_run_part, pure=False)
-        futures = c.compute([run(p, i, spec, index_f, gazetteer_f, str(tmp)) for i, p in enumerate(parts)])
-        for future in as_completed(futures):
-            counts = future.result()
-            for key in totals:
-                totals[key] += counts[key]
-            if progress:
-                progress(counts["rows"])
+        tasks = [run(p, i, spec, index_f, gazetteer_f, str(tmp)) for i, p in enumerate(parts)]
+        totals = dask_cluster.sum_counts(c, tasks, progress, f"dask run failed, nothing written to {dst}")
         manifest = {**totals, "parts": len(parts), "crs": spec.crs, "epoch": index.epoch, "source": data.files}
         part_folder.finish(tmp, dst, manifest)
-    except InputError:
+    except BaseException:
         part_folder.abandon(tmp)
         raise
-    except Exception as exc:  # a task's own error, or KilledWorker when retries ran out
-        part_folder.abandon(tmp)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise InputError(f"dask run failed, nothing written to {dst}: {type(exc).__name__}: {first}") from None
     return {**totals, "parts": len(parts)}

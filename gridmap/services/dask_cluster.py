@@ -66,6 +66,29 @@ def broadcast(c, value):
     return c.scatter(value, broadcast=True, hash=False)
 
 
+def sum_counts(c, tasks, progress, failed: str) -> dict:
+    """Compute ``tasks`` (delayed, each returning its partition's row counts) as they finish, and
+    add the counts up.  InputError ``failed: <the error>`` when a task fails for good (its own
+    error, or KilledWorker once the scheduler's retries of a lost worker ran out)."""
+    # deferred: the scale extra (distributed)
+    from distributed import as_completed
+
+    totals = {"rows": 0, "placed": 0, "outside": 0, "bad": 0}
+    try:
+        for future in as_completed(c.compute(tasks)):
+            counts = future.result()
+            for key in totals:
+                totals[key] += counts[key]
+            if progress:
+                progress(counts["rows"])
+    except InputError as exc:  # a partition's bad rows or columns, as the single-process command says them
+        raise InputError(f"{failed}: {exc.message}") from None
+    except Exception as exc:  # whatever else a task raised: one line, the type and its first line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise InputError(f"{failed}: {type(exc).__name__}: {first}") from None
+    return totals
+
+
 def _has_bokeh() -> bool:
     try:
         # deferred: the dashboard needs bokeh; without it Dask runs the same, unseen

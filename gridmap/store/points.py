@@ -22,6 +22,11 @@ _COLUMNS = {
 _OPTIONAL = {"report": ("status", "received_at")}
 
 
+def columns(table: str) -> list[str]:
+    """The columns a recorded ``report`` or ``resident`` row fills."""
+    return list(_COLUMNS[table])
+
+
 def insert(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     """Bulk-insert rows (``geom`` as EWKB hex, or None) into ``resident`` or ``report``."""
     columns = _COLUMNS[table] + [c for c in _OPTIONAL.get(table, ()) if c in frame.columns]
