@@ -3,6 +3,7 @@ an edit committed through one seen by the next lookup, tile and panel on the oth
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.request
@@ -181,20 +182,21 @@ def wait_for(predicate, timeout=30.0):
 
 
 def test_background_jobs_run_on_one_server_and_move_when_it_stops(city, database_url, tmp_path):
-    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    logs = [tmp_path / f"{name}.log" for name in "abc"]
     args = ("--workers", "1", "--threads", "2", "--rollup-every", "0.5")
     ran = "job risk-rollup ran"
-    with serving(database_url, *args, log=logs[0]):
+    first = contextlib.ExitStack()
+    first.enter_context(serving(database_url, *args, log=logs[0]))
+    try:
         assert wait_for(lambda: ran in logs[0].read_text())
         with serving(database_url, *args, log=logs[1]):
             assert wait_for(lambda: "jobs: standing by" in logs[1].read_text())
             before = logs[0].read_text().count(ran)
             assert wait_for(lambda: logs[0].read_text().count(ran) >= before + 3)  # the leader goes on
             assert ran not in logs[1].read_text() and "jobs: leading" not in logs[1].read_text()
-        # b stopped: a still leads, and alone
-        with serving(database_url, *args, log=tmp_path / "c.log"):
-            pass
-    # a stopped: its lock went with it, so a new server leads at once
-    with serving(database_url, *args, log=tmp_path / "d.log"):
-        assert wait_for(lambda: ran in (tmp_path / "d.log").read_text())
-    assert "jobs: leading" not in (tmp_path / "c.log").read_text()
+        with serving(database_url, *args, log=logs[2]):
+            assert wait_for(lambda: "jobs: standing by" in logs[2].read_text())
+            first.close()  # the leading server stops: its lock goes with it, the standing-by one takes over
+            assert wait_for(lambda: ran in logs[2].read_text(), timeout=20)
+    finally:
+        first.close()
