@@ -41,7 +41,7 @@ from gridmap.services.resources import load_rules  # noqa: E402
 from gridmap.settings import Settings  # noqa: E402
 from gridmap.store import cluster, db, grids  # noqa: E402
 
-SCALE_MICRO = 42453
+SCALE_COURTYARDS = 17091
 
 
 def rss_mb() -> float:
@@ -56,9 +56,10 @@ def bench_db(seed: int) -> str:
     db.migrate(url)
     eng = db.engine(url)
     with eng.connect() as conn:
-        n = conn.execute(sa.text("SELECT count(*) FROM grid WHERE level = 'micro' AND valid_to IS NULL")).scalar()
+        n = conn.execute(sa.text("SELECT count(*) FROM grid WHERE level = 'courtyard' AND valid_to IS NULL")).scalar()
         elements = conn.execute(sa.text("SELECT count(*) FROM risk_element")).scalar()
-    if n != SCALE_MICRO or not elements:  # loaded before the demo had risk elements: load again
+        shares = conn.execute(sa.text("SELECT count(*) FROM grid_share")).scalar()
+    if n != SCALE_COURTYARDS or not elements or not shares:  # an older demo (no risk elements, no floors): again
         print("loading the Zhengzhou-scale city into gridmap_bench ...", flush=True)
         load_demo(eng, "zhengzhou", seed, rules=load_rules(settings.risk_rules_path), fresh=True)
     return url

@@ -22,7 +22,8 @@ from .common import AT, engine, rules
     "--level",
     required=True,
     type=click.Choice(ingest.IMPORT_LEVELS),
-    help="Grid level of the rows, or building / person.",
+    help="Grid level of the rows, or building / person / share (a membership CSV: "
+    "building,unit,floor_from,floor_to,micro_code).",
 )
 @click.option(
     "--crs",
@@ -53,11 +54,11 @@ def import_cmd(file, level, crs, code_field, name_field, parent_field, replace, 
 
 
 @click.command("export")
-@click.option("--level", required=True, type=click.Choice(ALL_LEVELS))
+@click.option("--level", required=True, type=click.Choice((*ALL_LEVELS, "share")))
 @click.option("--format", "fmt", required=True, type=click.Choice(list(EXPORT_FORMATS)))
 @click.argument("out", type=click.Path(path_type=Path))
 @AT
 def export_cmd(level, fmt, out, at):
     """Write the grids of a level to OUT (GeoJSON is RFC 7946)."""
     n = export_level(engine(), level, fmt, out, at=at)
-    click.echo(f"wrote {n} {level} grids to {out}")
+    click.echo(f"wrote {n} {level} {'rows' if level == 'share' else 'grids'} to {out}")

@@ -71,41 +71,45 @@ def partition_cmd(courtyard, community, everything, band_min, band_max, policy, 
     if fmt == "json":
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
         return
+    for f in report["failed"]:
+        click.echo(f"{f['courtyard']}: FAILED: {f['reason']}")
     for c in report["courtyards"]:
         notes = []
-        if c["error"]:
-            notes.append(f"FAILED: {c['error']}")
-        if c["policy"]:
-            notes.append(f"{c['note'] or 'infeasible total'}, policy {c['policy']}")
-        if c["split_units"]:
-            notes.append(
-                "split by floors: "
-                + ", ".join(
-                    f"{u['building']} unit {u['unit']} ({u['households']} hh in {len(u['parts'])})"
-                    for u in c["split_units"]
-                )
-            )
+        if c["households_out_of_band"]:
+            notes.append(f"{c['households_out_of_band']} households in grids out of band")
+        if c["units_split_by_floor"]:
+            notes.append(f"{c['units_split_by_floor']} units split by floor")
+        if c["buildings_shared"]:
+            notes.append(f"{c['buildings_shared']} buildings shared")
+        if c["multipart"]:
+            notes.append(f"{c['multipart']} grids across a road (multipart)")
         if c["over_time"]:
             notes.append("over 2 h: " + ", ".join(c["over_time"]))
-        if courtyard or notes:
+        if courtyard or c["households_out_of_band"]:
             click.echo(
                 f"{c['courtyard']}: {c['households']} households -> {c['grids']} micro-grids, "
-                f"{c['in_band']} in band" + ("; " + "; ".join(notes) if notes else "")
+                f"{c['in_band']} in band, largest {c['largest_grid']}" + ("; " + "; ".join(notes) if notes else "")
             )
         if courtyard:
             for g in c["micro_grids"]:
                 click.echo(
                     f"  {g['code']}: {g['households']} households, Polsby-Popper {g['polsby_popper']:.2f}, "
-                    f"visit {g['visit_minutes']:.0f} min, {len(g['units'])} units"
+                    f"visit {g['visit_minutes']:.0f} min (stairs included): {', '.join(g['units'])}"
                 )
     s = report["summary"]
-    share = f"{s['in_band_share']:.1%}" if s["in_band_share"] is not None else "-"
+
+    def pct(v):
+        return f"{v:.1%}" if v is not None else "-"
+
+    largest = s["largest_grid"]
     click.echo(
-        f"{s['courtyards']} courtyards, {s['households']} households -> {s['micro_grids']} micro-grids, "
-        f"{s['in_band']} in {band_min}-{band_max} ({share}); {s['infeasible_totals']} infeasible totals, "
-        f"{s['units_too_coarse']} with units too coarse for the band, "
-        f"{s['split_units']} split units, {s['over_time']} over 2 h, {s['failed']} failed; "
-        f"median Polsby-Popper {s['polsby_popper_median']}",
+        f"{s['courtyards']} courtyards, {s['households']} households -> {s['micro_grids']} micro-grids; "
+        f"in {band_min}-{band_max}: {pct(s['in_band_share'])} of grids, {pct(s['households_in_band_share'])} of "
+        f"households ({pct(s['households_in_band_share_feasible'])} where the total fits the band); "
+        f"{s['households_out_of_band']} households in grids out of band; {s['units_split_by_floor']} units split by "
+        f"floor, {s['buildings_shared']} buildings shared, {s['multipart']} multi-part grids; largest grid "
+        f"{largest['households'] if largest else '-'} households; {s['over_time']} over 2 h; "
+        f"median Polsby-Popper {s['polsby_popper_median']}; {s['failed']} courtyards failed",
         err=True,
     )
     if "written" in report:

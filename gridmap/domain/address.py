@@ -18,7 +18,10 @@ from ..errors import InputError
 
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_NUMBER = re.compile(r"[零〇一二两三四五六七八九十百]+")
-_PATTERN = re.compile(r"(?P<building>\d+)(?:号楼|号|栋|幢|楼|座)(?:(?P<unit>\d+)单元)?")
+_PATTERN = re.compile(
+    r"(?P<building>\d+)(?:号楼|号|栋|幢|楼|座)(?:(?P<unit>\d+)单元)?"
+    r"(?:(?P<floor>\d+)(?:层|楼|F))?(?:(?P<room>\d+)(?:室|号|户)?)?"
+)
 
 
 def chinese_number(text: str) -> int:
@@ -37,12 +40,12 @@ def chinese_number(text: str) -> int:
 
 
 def normalise(text: str) -> str:
-    """Full-width to ASCII, no spaces, Chinese numerals before 号/栋/幢/楼/单元 as digits."""
+    """Full-width to ASCII, no spaces, Chinese numerals before 号/栋/幢/楼/座/单元/层/室/户 as digits."""
     text = unicodedata.normalize("NFKC", text).replace(" ", "").replace("-", "")
 
     def repl(m):
         following = text[m.end() : m.end() + 2]
-        if following[:1] in ("号", "栋", "幢", "楼", "座") or following == "单元":
+        if following[:1] in ("号", "栋", "幢", "楼", "座", "层", "室", "户") or following == "单元":
             return str(chinese_number(m.group(0)))
         return m.group(0)
 
@@ -64,6 +67,8 @@ class Resolved:
     address: str
     building: Building
     unit: int | None
+    floor: int | None = None  # from "15层" / "15楼", or a room's leading digits ("1502室": 15)
+    room: str | None = None
 
 
 class Gazetteer:
@@ -116,4 +121,15 @@ class Gazetteer:
         unit = int(match.group("unit")) if match.group("unit") else None
         if unit is not None and not 1 <= unit <= building.units:
             raise InputError(f"{name}{number}号楼 has {building.units} units, not {unit} ({address!r})")
-        return Resolved(str(address), building, unit)
+        floor, room = floor_and_room(match.group("floor"), match.group("room"))
+        return Resolved(str(address), building, unit, floor, room)
+
+
+def floor_and_room(floor: str | None, room: str | None) -> tuple[int | None, str | None]:
+    """A household's floor and room from an address's parts: the floor as written, else the room
+    number's leading digits as Chinese flats are numbered (1502: floor 15, flat 02; 301: floor 3)."""
+    if floor:
+        return int(floor), room
+    if room and len(room) >= 3:
+        return int(room[:-2]), room
+    return None, room

@@ -35,7 +35,7 @@ from shapely.ops import split
 
 from .. import geo
 from ..errors import InputError
-from . import integrity
+from . import integrity, integrity_shares
 from .levels import HOUSEHOLD_BAND, LEVELS, SPECIAL, check_level
 
 OPS = ("replace", "update", "split", "merge", "move_boundary", "create", "retire")
@@ -49,6 +49,7 @@ BLOCKING = (
     "overlap",
     "gap",
     "special_across_communities",
+    "disconnected",
 )
 
 
@@ -330,11 +331,19 @@ def after(plan: Plan, family: list[Grid]) -> list[Grid]:
     return [replace(g, parent_code=plan.reparent[g.code]) if g.code in plan.reparent else g for g in out]
 
 
+def _pieces(grids: list[Grid], tolerance: float) -> list:
+    """Grids in more than one piece: an edit may not leave a grid in two (a grid already declared in
+    several parts was so before the edit too, so the edit does not create it)."""
+    return integrity_shares.check_connected(
+        [g.code for g in grids], [g.geom for g in grids], [False] * len(grids), tolerance
+    )
+
+
 def check(plan: Plan, family: list[Grid], *, tolerance: float = integrity.DEFAULT_TOLERANCE_M2) -> list:
     """Problems the plan creates in its family (parent, siblings, children of the edited grids)."""
-    before = integrity.validate(_frame(family), tolerance=tolerance)
+    before = integrity.validate(_frame(family), tolerance=tolerance) + _pieces(family, tolerance)
     result = after(plan, family)
-    now = integrity.validate(_frame(result), tolerance=tolerance)
+    now = integrity.validate(_frame(result), tolerance=tolerance) + _pieces(result, tolerance)
     judged = set(plan.touched) | set(plan.reparent)
     parents = {g.parent_code for g in plan.open} | {g.parent_code for g in family if g.code in plan.close}
     old = {}

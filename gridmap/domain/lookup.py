@@ -222,6 +222,11 @@ class GridIndex:
             i1, j1 = int((bx1 - self.x0) // dx) // SPECIAL_BLOCK, int((by1 - self.y0) // dy) // SPECIAL_BLOCK
             self.special_blocks[max(j0, 0) : j1 + 1, max(i0, 0) : i1 + 1] = True
 
+    def name_of(self, code: str) -> str | None:
+        """The name of grid ``code`` in this index (None when it has no such grid)."""
+        i = int(np.searchsorted(self.code, code))  # codes are sorted (see __init__)
+        return self.name[i] if i < len(self.code) and self.code[i] == code else None
+
     @property
     def nbytes(self) -> int:
         """Bytes held by the cell arrays (geometries are extra)."""

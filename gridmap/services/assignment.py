@@ -27,18 +27,51 @@ ASSIGN_FORMATS = (".csv", ".geojson", ".json", ".gpkg", ".parquet")
 CHUNK = 100_000
 
 
-def resolve_addresses(gaz: Gazetteer, addresses):
-    """(lon, lat, problems) in storage CRS for address strings; problems say why a row failed."""
+def resolve_addresses(gaz: Gazetteer, addresses, floors=None):
+    """(lon, lat, problems, homes) in storage CRS for address strings; problems say why a row failed;
+    ``homes[i]`` is (building, unit, floor) when the address, or the row's ``floors[i]``, names the floor
+    (the unit may be implied by a one-unit building), else None."""
     lon = np.full(len(addresses), np.nan)
     lat = np.full(len(addresses), np.nan)
     problems = np.full(len(addresses), None, dtype=object)
+    homes = np.full(len(addresses), None, dtype=object)
     for i, text in enumerate(addresses):
         try:
-            b = gaz.resolve(text).building
-            lon[i], lat[i] = b.lon, b.lat
+            found = gaz.resolve(text)
         except InputError as exc:
             problems[i] = exc.message
-    return lon, lat, problems
+            continue
+        b = found.building
+        lon[i], lat[i] = b.lon, b.lat
+        floor = found.floor if found.floor is not None else _floor(floors[i] if floors is not None else None)
+        unit = found.unit or (1 if b.units == 1 else None)
+        if floor is not None and unit is not None:
+            homes[i] = (b.code, unit, floor)
+    return lon, lat, problems, homes
+
+
+def _floor(value) -> int | None:
+    """A floor column's value as a whole number, or None when empty or not a number."""
+    try:
+        return int(str(value).strip()) if value is not None and str(value).strip() not in ("", "nan") else None
+    except ValueError:
+        return None
+
+
+def by_floor(members, index, chain: pd.DataFrame, homes) -> None:
+    """Rows whose household's floor is known take the micro-grid holding that floor (a tower shared by
+    several micro-grids, ``members`` from :meth:`Locator.memberships`), not the one at the building's point."""
+    rows = [i for i, h in enumerate(homes) if h is not None]
+    if not rows:
+        return
+    codes = chain["micro_code"].astype(object).to_numpy().copy()
+    names = chain["micro_name"].astype(object).to_numpy().copy()
+    for i in rows:
+        code = members.grid_of(*homes[i])
+        if code is not None:
+            codes[i], names[i] = code, index.name_of(code)
+    chain["micro_code"] = codes
+    chain["micro_name"] = names
 
 
 def _read_rows(path, lon_col, lat_col, address_col):
@@ -118,10 +151,11 @@ def locate_file(
         raise
     except Exception as exc:  # pandas/pyogrio raise many types; all mean "cannot read this file"
         raise InputError(f"cannot read {src.name}: {str(exc).strip().splitlines()[0]}") from None
-    known = None
+    known = homes = None
     source_crs = rows_crs(crs, file_crs, address_col)
     if address_col is not None:
-        lon, lat, known = resolve_addresses(locator.gazetteer(), frame[address_col].tolist())
+        floors = frame["floor"].tolist() if "floor" in frame.columns else None
+        lon, lat, known, homes = resolve_addresses(locator.gazetteer(), frame[address_col].tolist(), floors)
     index = locator.index(at)
     parts = []
     for start in range(0, len(frame), CHUNK):
@@ -134,6 +168,8 @@ def locate_file(
         if progress:
             progress(stop - start)
     chain = pd.concat(parts, ignore_index=True) if parts else assign_table(index, lon[:0], lat[:0], source_crs)
+    if homes is not None and at is None:
+        by_floor(locator.memberships()[0], locator.index(), chain, homes)
     return pd.concat([frame.reset_index(drop=True), chain], axis=1), source_crs, lon, lat
 
 

@@ -23,8 +23,10 @@ from ..domain.boundaries import Grid
 from ..domain.levels import HOUSEHOLD_BAND, LEVELS, SPECIAL, check_level, parent_level
 from ..domain.partition import unit_entrances
 from ..domain.risk import Rules
+from ..domain.stored_geometry import densify
 from ..errors import EditRejected, InputError, NotFound, PreconditionFailed, PreconditionRequired
-from ..store import audit, buildings, db, grids, points, risk
+from ..store import audit, buildings, db, grids, points, risk, shares
+from . import memberships
 
 _KEYS = {
     "replace": {"code", "geometry", "properties", "gap_to"},
@@ -122,12 +124,13 @@ def _next_codes(conn, parent: Grid | None, level: str, width_like: str | None, n
 
 
 def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around: list) -> boundaries.Plan:
-    """The plan of ``op``; drawn geometries are first snapped to the vertices of the grids ``around``
-    the edit (its grids, their parent, siblings and children)."""
+    """The plan of ``op``; drawn geometries are first densified (no stored edge longer than about 10 m,
+    so the geometry as stored reads the same in lon/lat and on the ellipsoid) and snapped to the vertices
+    of the grids ``around`` the edit (its grids, their parent, siblings and children)."""
     kind, crs = op["op"], op["crs"]
 
     def _geometry(value, crs, what):
-        return boundaries.snap(_read_geometry(value, crs, what), around)
+        return boundaries.snap(densify([_read_geometry(value, crs, what)])[0], around)
 
     def get(code):
         if code not in targeted:
@@ -383,6 +386,10 @@ def apply(
             )
         if level == LEVELS[-1]:
             report["reassigned"] = points.reassign(conn, plan.touched)
+            # a micro-grid that keeps its code keeps its floors; units whose grid is gone (split, merge,
+            # retire) go, whole, to the grid now holding them
+            report["shares"] = shares.copy_forward(conn, [g.code for g in plan.open], at)
+            report["shares"] += memberships.fill(conn, sorted({g.parent_code for g in plan.open if g.parent_code}))
         risk.refresh_rollup(conn, rules)
         codes = sorted(set(plan.touched) | set(plan.reparent))
         report["edit_id"] = audit.log(conn, actor, op["op"], reason, {"codes": codes, "report": report}, codes)

@@ -22,7 +22,7 @@ import pandas as pd
 from ..domain.lookup import assign_table
 from ..errors import InputError
 from . import dask_cluster, part_folder, point_wkb
-from .assignment import coordinate_columns, resolve_addresses, rows_crs
+from .assignment import by_floor, coordinate_columns, resolve_addresses, rows_crs
 from .locator import Locator
 from .partitioned_input import open_input, part_rows
 
@@ -43,15 +43,36 @@ class RowSpec:
     chunk_rows: int = PART_CHUNK
 
 
-def assign_part(part: pd.DataFrame, spec: RowSpec, index, gazetteer) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class Addresses:
+    """What placing rows by address needs on a worker: the gazetteer, and the floors held by each
+    micro-grid (None for a past date) for households in towers several micro-grids share."""
+
+    gazetteer: object
+    members: object | None
+
+
+def addresses_of(locator: Locator, address_col, at) -> Addresses | None:
+    """The :class:`Addresses` to broadcast when rows are placed by address, else None."""
+    if address_col is None:
+        return None
+    return Addresses(locator.gazetteer(), locator.memberships()[0] if at is None else None)
+
+
+def assign_part(
+    part: pd.DataFrame, spec: RowSpec, index, addresses: Addresses | None
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """The output rows of one partition and their source coordinates (the single-process core)."""
     frame, lon, lat = part_rows(part, spec.geometry)
-    known = None
+    known = homes = None
     if not (spec.geometry and spec.lon_col is None and spec.address_col is None):
         lon, lat = coordinate_columns(frame, spec.name, spec.lon_col, spec.lat_col, spec.address_col)
     if spec.address_col is not None:
-        lon, lat, known = resolve_addresses(gazetteer, frame[spec.address_col].tolist())
+        floors = frame["floor"].tolist() if "floor" in frame.columns else None
+        lon, lat, known, homes = resolve_addresses(addresses.gazetteer, frame[spec.address_col].tolist(), floors)
     chain = assign_table(index, lon, lat, spec.crs, known)
+    if homes is not None and addresses.members is not None:
+        by_floor(addresses.members, index, chain, homes)
     return pd.concat([frame, chain], axis=1), lon, lat
 
 
@@ -66,7 +87,7 @@ def stable_types(out: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _run_part(part, number, spec, index, gazetteer, folder) -> dict:
+def _run_part(part, number, spec, index, addresses, folder) -> dict:
     """Worker side: assign one partition, a chunk at a time, and write it as part ``number`` (one
     row group per chunk, so a worker holds one chunk's columns at a time); its counts."""
     counts = {"rows": len(part), "placed": 0, "outside": 0, "bad": 0}
@@ -74,7 +95,7 @@ def _run_part(part, number, spec, index, gazetteer, folder) -> dict:
 
     def chunks():
         for start in range(0, max(len(part), 1), spec.chunk_rows):
-            out, lon, lat = assign_part(part.iloc[start : start + spec.chunk_rows], spec, index, gazetteer)
+            out, lon, lat = assign_part(part.iloc[start : start + spec.chunk_rows], spec, index, addresses)
             for status, n in out["status"].value_counts().items():
                 counts[status] += int(n)
             yield stable_types(out), lon, lat
@@ -107,10 +128,10 @@ def assign_dask(
     data = open_input(str(src))
     spec = row_spec(data, crs, lon_col, lat_col, address_col, chunk_rows)
     index = locator.index(at)
-    gazetteer = locator.gazetteer() if address_col else None
+    addresses = addresses_of(locator, address_col, at)
     with dask_cluster.client(scheduler, workers=workers) as c:
         dask_cluster.announce(c)
-        totals = _compute(c, data, spec, index, gazetteer, dst, progress)
+        totals = _compute(c, data, spec, index, addresses, dst, progress)
     return {**totals, "crs": spec.crs, "parts": totals.pop("parts")}
 
 
@@ -130,18 +151,18 @@ def row_spec(data, crs, lon_col, lat_col, address_col, chunk_rows=PART_CHUNK) ->
     )
 
 
-def _compute(c, data, spec, index, gazetteer, dst, progress) -> dict:
+def _compute(c, data, spec, index, addresses, dst, progress) -> dict:
     """Run every partition's task; swap the folder in when all succeeded, else remove it."""
     # deferred: the scale extra (dask)
     from dask import delayed
 
     index_f = dask_cluster.broadcast(c, index)
-    gazetteer_f = dask_cluster.broadcast(c, gazetteer) if gazetteer is not None else None
+    addresses_f = dask_cluster.broadcast(c, addresses) if addresses is not None else None
     tmp = part_folder.start(dst)
     try:
         parts = data.frame.to_delayed()
         run = delayed(_run_part, pure=False)
-        tasks = [run(p, i, spec, index_f, gazetteer_f, str(tmp)) for i, p in enumerate(parts)]
+        tasks = [run(p, i, spec, index_f, addresses_f, str(tmp)) for i, p in enumerate(parts)]
         totals = dask_cluster.sum_counts(c, tasks, progress, f"dask run failed, nothing written to {dst}")
         manifest = {**totals, "parts": len(parts), "crs": spec.crs, "epoch": index.epoch, "source": data.files}
         part_folder.finish(tmp, dst, manifest)

@@ -1,7 +1,8 @@
 """``gridmap record reports|residents --engine dask``: rows placed on a Dask cluster, written to
 PostGIS with COPY from the workers, all or nothing.
 
-The index (and for addresses the gazetteer) is built once and broadcast, as for ``assign``
+The index (and for addresses the gazetteer and towers' floors) is built once and broadcast, as for
+``assign``
 (:mod:`.dask_assign`).  Each task places one partition with the single-process code
 (:func:`.assignment.record_rows`) and copies it, ``BATCH`` rows per COPY, into a staging table
 in one transaction of its own (a retried partition replaces its rows).  When every partition
@@ -17,7 +18,7 @@ from ..errors import InputError
 from ..store import db, points, staging
 from . import dask_cluster
 from .assignment import record_rows
-from .dask_assign import RowSpec, assign_part, row_spec
+from .dask_assign import RowSpec, addresses_of, assign_part, row_spec
 from .locator import Locator
 from .partitioned_input import open_input
 
@@ -25,7 +26,7 @@ from .partitioned_input import open_input
 BATCH = 50_000
 
 
-def _stage_part(part, number, spec: RowSpec, table, stage, url, texts, index, gazetteer) -> dict:
+def _stage_part(part, number, spec: RowSpec, table, stage, url, texts, index, addresses) -> dict:
     """Worker side: place partition ``number`` a chunk at a time and COPY it into the staging table."""
     text_col, name_col = texts
     counts = {"rows": len(part), "placed": 0, "outside": 0, "bad": 0}
@@ -33,11 +34,20 @@ def _stage_part(part, number, spec: RowSpec, table, stage, url, texts, index, ga
 
     def batches():
         for start in range(0, len(part), spec.chunk_rows):
-            out, lon, lat = assign_part(part.iloc[start : start + spec.chunk_rows], spec, index, gazetteer)
+            out, lon, lat = assign_part(part.iloc[start : start + spec.chunk_rows], spec, index, addresses)
             for status, n in out["status"].value_counts().items():
                 counts[status] += int(n)
             rows = record_rows(
-                table, out, lon, lat, spec.crs, spec.name, spec.address_col, text_col, name_col, gazetteer
+                table,
+                out,
+                lon,
+                lat,
+                spec.crs,
+                spec.name,
+                spec.address_col,
+                text_col,
+                name_col,
+                addresses and addresses.gazetteer,
             )
             for i in range(0, len(rows), BATCH):
                 piece = rows.iloc[i : i + BATCH]
@@ -73,7 +83,7 @@ def record_dask(
     if table == "report" and text_col not in data.columns().columns:
         raise InputError(f"{data.name}: no column {text_col!r} with the report's text")
     index = locator.index(at)
-    gazetteer = locator.gazetteer() if address_col else None
+    addresses = addresses_of(locator, address_col, at)
     url = locator.engine.url.render_as_string(hide_password=False)
     columns = points.columns(table)
     with locator.engine.begin() as conn:
@@ -81,7 +91,7 @@ def record_dask(
     try:
         with dask_cluster.client(scheduler, workers=workers) as c:
             dask_cluster.announce(c)
-            totals = _stage_all(c, data, spec, table, stage, url, (text_col, name_col), index, gazetteer, progress)
+            totals = _stage_all(c, data, spec, table, stage, url, (text_col, name_col), index, addresses, progress)
         with locator.engine.begin() as conn:
             staging.move_into(conn, stage, table, columns)
     except BaseException:
@@ -91,14 +101,14 @@ def record_dask(
     return {**totals, "crs": spec.crs}
 
 
-def _stage_all(c, data, spec, table, stage, url, texts, index, gazetteer, progress) -> dict:
+def _stage_all(c, data, spec, table, stage, url, texts, index, addresses, progress) -> dict:
     """Run every partition's staging task; InputError naming the failure when one fails for good."""
     # deferred: the scale extra (dask)
     from dask import delayed
 
     index_f = dask_cluster.broadcast(c, index)
-    gazetteer_f = dask_cluster.broadcast(c, gazetteer) if gazetteer is not None else None
+    addresses_f = dask_cluster.broadcast(c, addresses) if addresses is not None else None
     run = delayed(_stage_part, pure=False)
     parts = data.frame.to_delayed()
-    tasks = [run(p, i, spec, table, stage, url, texts, index_f, gazetteer_f) for i, p in enumerate(parts)]
+    tasks = [run(p, i, spec, table, stage, url, texts, index_f, addresses_f) for i, p in enumerate(parts)]
     return dask_cluster.sum_counts(c, tasks, progress, "dask run failed, nothing stored")

@@ -57,6 +57,11 @@ def generate(
     manifest = {"scale": scale_name, "seed": seed, "files": [], "counts": {}}
     for level, name, crs in city.FILES:
         level_rows = rows[level]
+        if level == "share":  # the membership file: which floors each micro-grid holds
+            pd.DataFrame(level_rows).to_csv(out_dir / name, index=False)
+            manifest["files"].append({"level": level, "file": name, "crs": None})
+            manifest["counts"][level] = len(level_rows)
+            continue
         frame = gpd.GeoDataFrame(
             pd.DataFrame(level_rows).drop(columns="geometry"),
             geometry=[r["geometry"] for r in level_rows],
@@ -112,9 +117,18 @@ def load_manifest(eng: Engine, folder, manifest: dict, *, rules: Rules, fresh: b
         if fresh:
             db.truncate_all(conn)
         later = [e for e in manifest["files"] if e["level"] in RISK_LEVELS]
+        with_shares = any(e["level"] == "share" for e in manifest["files"])
         for entry in manifest["files"]:
             if entry not in later:
-                import_file(conn, folder / entry["file"], entry["level"], rules=rules, crs=entry["crs"], actor="demo")
+                import_file(
+                    conn,
+                    folder / entry["file"],
+                    entry["level"],
+                    rules=rules,
+                    crs=entry["crs"],
+                    actor="demo",
+                    fill_shares=not with_shares,
+                )
                 progress and progress(f"imported {entry['level']}")
         # elements, visits and reports need the grids to be placed in: after them, same transaction
         if later:

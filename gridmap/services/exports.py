@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import geopandas as gpd
@@ -11,7 +12,8 @@ from sqlalchemy.engine import Engine
 from .. import geo
 from ..domain.levels import check_level
 from ..errors import InputError
-from ..store import grids
+from ..store import grids, shares
+from . import memberships
 from .files import check_output
 
 #: format -> (GDAL driver, accepted file name endings)
@@ -25,11 +27,41 @@ EXPORT_FORMATS = {
 
 def export_level(eng: Engine, level: str, fmt: str, out, *, at: datetime | None = None) -> int:
     """Write the grids of ``level`` valid at ``at`` to ``out``. GeoJSON follows RFC 7946."""
+    if level == "share":  # the membership file: which floors each micro-grid holds
+        if fmt != "csv":
+            raise InputError("--level share is written as CSV (building,unit,floor_from,floor_to,micro_code)")
+        return memberships.export_csv(eng, out, at=at)
     check_level(level)
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"unknown format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
     out = check_output(out, EXPORT_FORMATS[fmt][1])
     frame = grids.frame(eng, level=level, at=at)
+    if level == "micro":  # each micro-grid's floors, as the membership file has them
+        with eng.connect() as conn:
+            held = shares.of_grids(conn, at=at)
+        per = (
+            held.groupby("code").apply(
+                lambda d: json.dumps(
+                    [
+                        {
+                            "building": b,
+                            "unit": int(u),
+                            "floor_from": int(f0),
+                            "floor_to": int(f1),
+                            "households": int(h),
+                        }
+                        for b, u, f0, f1, h in zip(
+                            d["building_code"], d["unit"], d["floor_from"], d["floor_to"], d["households"]
+                        )
+                    ],
+                    ensure_ascii=False,
+                ),
+                include_groups=False,
+            )
+            if len(held)
+            else pd.Series(dtype=object)
+        )
+        frame["shares"] = frame["code"].map(per)
     for col in ("valid_from", "valid_to"):
         frame[col] = frame[col].map(lambda v: v.isoformat() if v is not None and not pd.isna(v) else None)
     if out.exists():

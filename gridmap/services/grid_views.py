@@ -13,7 +13,7 @@ from .. import geo
 from ..domain.levels import HOUSEHOLD_BAND
 from ..domain.risk import Rules
 from ..errors import InputError, NotFound
-from ..store import grids, points, risk
+from ..store import grids, points, risk, shares
 from .boundary_edits import etag
 from .locator import Locator
 
@@ -50,8 +50,37 @@ def panel(eng: Engine, code: str, rules: Rules) -> dict:
         props["chain"] = grids.chain(conn, code)
         props["risk"] = risk.grid_summary(conn, code, rules)
         props["reports"] = points.open_reports_below(conn, code, props["level"])
+        if props["level"] == "micro":
+            props["shares"] = _floors_held(conn, code)
     bbox = [round(v, 7) for v in shapely.geometry.shape(feature["geometry"]).bounds]
     return {"type": "Feature", "id": code, "bbox": bbox, "geometry": None, "properties": props}
+
+
+def _floors_held(conn, code: str) -> list[dict]:
+    """The buildings a micro-grid holds floors of: per building its units (whole, or a floor range) and
+    the other micro-grids sharing the building."""
+    held = shares.of_grids(conn, codes=[code])
+    units = {(u[0], u[2]): u[4] for u in shares.units(conn, courtyards=sorted(set(held["parent_code"])))}
+    out = []
+    for building, group in held.groupby("building_code", sort=True):
+        others = sorted({r[0] for r in shares.of_building(conn, building)} - {code})
+        out.append(
+            {
+                "building": building,
+                "units": [
+                    {
+                        "unit": int(u),
+                        "floor_from": int(f0),
+                        "floor_to": int(f1),
+                        "households": int(h),
+                        "whole": f0 == 1 and f1 == (units.get((building, u)) or f1),
+                    }
+                    for u, f0, f1, h in zip(group["unit"], group["floor_from"], group["floor_to"], group["households"])
+                ],
+                "shared_with": others,
+            }
+        )
+    return out
 
 
 def search(eng: Engine, locator: Locator, q: str, *, limit: int, crs: str) -> dict:

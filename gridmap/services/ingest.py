@@ -249,9 +249,16 @@ def read_grids(
     population = _int_column(frame, "population", problems, codes)
     out_geoms = _check_geometries(geoms, source, problems, codes)
     problems.raise_if_any()
+    # ``multipart`` (true/1/yes): a grid allowed in several pieces, a courtyard cut by a public road
+    multipart = (
+        frame["multipart"].map(lambda v: str(v).strip().lower() in ("true", "1", "yes", "t")).to_numpy(dtype=bool)
+        if "multipart" in frame.columns
+        else np.zeros(len(frame), dtype=bool)
+    )
     return pd.DataFrame(
         {
             "code": codes,
+            "multipart": multipart,
             "name": names,
             "level": level,
             "kind": kinds,
@@ -310,11 +317,13 @@ def read_buildings(
         except (ValueError, TypeError) as exc:
             problems.add(i + 1, f"bad units {text!r}: {exc}", codes[i])
             units.append([])
+    per_floor = _floor_households(frame, units, problems, codes)
     out_geoms = _check_geometries(geoms, source, problems, codes)
     problems.raise_if_any()
     return pd.DataFrame(
         {
             "code": codes,
+            "floor_households": per_floor,
             "name": [n or (num or c) for n, num, c in zip(names, numbers, codes)],
             "number": numbers,
             "courtyard_code": parents,
@@ -324,6 +333,39 @@ def read_buildings(
             "geometry": out_geoms,
         }
     )
+
+
+def _floor_households(frame: pd.DataFrame, units: list, problems: Problems, codes) -> list:
+    """The optional ``floor_households`` column: per building a JSON list, per unit, of households on
+    floors 1..n (``[[4, 4, 4], [3, 3, 3]]``), each summing to the unit's households; None per building
+    where it is absent (the households are then spread evenly over the building's floors)."""
+    if "floor_households" not in frame.columns:
+        return [None] * len(units)
+    out = []
+    for i, (text, hh) in enumerate(zip(frame["floor_households"].to_numpy(), units)):
+        if text is None or (isinstance(text, float) and np.isnan(text)) or str(text).strip() == "":
+            out.append(None)
+            continue
+        try:
+            value = json.loads(text) if isinstance(text, str) else text
+            per = [[int(h) for h in unit] for unit in value]
+        except (ValueError, TypeError):
+            problems.add(
+                i + 1, f"bad floor_households {text!r}: expected a JSON list of lists of whole numbers", codes[i]
+            )
+            out.append(None)
+            continue
+        if len(per) != len(hh):
+            problems.add(i + 1, f"floor_households has {len(per)} units, units {len(hh)}", codes[i])
+        elif any(sum(f) != h or min(f, default=0) < 0 or not f for f, h in zip(per, hh)):
+            bad = next(n for n, (f, h) in enumerate(zip(per, hh), 1) if sum(f) != h or min(f, default=0) < 0 or not f)
+            problems.add(
+                i + 1,
+                f"floor_households of unit {bad} sum to {sum(per[bad - 1])}, the unit has {hh[bad - 1]} households",
+                codes[i],
+            )
+        out.append(per)
+    return out
 
 
 def read_people(path, *, grid_codes: set[str]) -> pd.DataFrame:
@@ -345,11 +387,11 @@ def read_people(path, *, grid_codes: set[str]) -> pd.DataFrame:
 
 
 def level_kind(level: str) -> str:
-    """'grid', 'building' or 'person' for an import --level value."""
-    if level in ("building", "person"):
+    """'grid', 'building', 'person' or 'share' (a membership CSV) for an import --level value."""
+    if level in ("building", "person", "share"):
         return level
     check_level(level)
     return "grid"
 
 
-IMPORT_LEVELS = LEVELS + (SPECIAL, "building", "person")
+IMPORT_LEVELS = LEVELS + (SPECIAL, "building", "person", "share")

@@ -21,13 +21,15 @@ from datetime import datetime
 
 import numpy as np
 import psycopg
+import shapely
 from sqlalchemy.engine import Engine
 
 from .. import geo
 from ..domain.address import Building, Gazetteer
 from ..domain.lookup import GridIndex, check_point, check_points
+from ..domain.membership import Memberships, ShareRow
 from ..errors import InputError, PayloadTooLarge
-from ..store import buildings, grids
+from ..store import buildings, grids, shares
 
 #: Points per POST /api/v1/lookup request; more gets 413.
 MAX_BATCH = 10_000
@@ -44,6 +46,7 @@ class Locator:
         self._current: GridIndex | None = None
         self._dated: OrderedDict = OrderedDict()
         self._gazetteer: tuple[int, Gazetteer] | None = None
+        self._members: tuple | None = None
         self._local = threading.local()
 
     def epoch(self) -> int:
@@ -103,12 +106,59 @@ class Locator:
                 self._gazetteer = (epoch, Gazetteer(courtyards, found))
         return self._gazetteer[1]
 
+    def memberships(self) -> tuple[Memberships, shapely.STRtree, list[str]]:
+        """The current micro-grids' shares, and the footprints of the buildings several of them share
+        (an STRtree and the buildings' codes), rebuilt when the epoch moves (``grid_share`` bumps it)."""
+        epoch = self.epoch()
+        if self._members is None or self._members[0] != epoch:
+            with self.engine.connect() as conn:
+                held = shares.of_grids(conn)
+                m = Memberships(
+                    ShareRow(c, b, int(u), int(f0), int(f1), int(h))
+                    for c, b, u, f0, f1, h in held[shares.COLUMNS].itertuples(index=False, name=None)
+                )
+                shared = sorted(b for b in m.by_building if m.shared(b))
+                feet = buildings.footprints(conn, codes=shared)
+            codes = [b for b in shared if b in feet]
+            self._members = (epoch, m, shapely.STRtree([feet[b] for b in codes]), codes)
+        return self._members[1:]
+
+    def _shared(self, bodies: list[dict], x, y) -> None:
+        """Add to each answer whose point lies in the footprint of a building several micro-grids share
+        every grid sharing it, with the floors each holds (``shared_building``)."""
+        m, tree, codes = self.memberships()
+        if not codes:
+            return
+        pts, bld = tree.query(
+            shapely.points(np.asarray(x, dtype=float), np.asarray(y, dtype=float)), predicate="covered_by"
+        )
+        for p, b in zip(pts, bld):
+            body = bodies[int(p)]
+            if "shared_building" not in body:
+                holders = m.holders(codes[int(b)])
+                body["shared_building"] = {"building": codes[int(b)], "grids": holders}
+                body["micro_grids"] = [h["code"] for h in holders]
+
     def lookup_address(self, address: str, *, at: datetime | None = None) -> dict:
-        """Resolve an address to its building point, then answer as for a point."""
+        """Resolve an address to its building point, then answer as for a point; an address down to the
+        floor (or room) answers with the one micro-grid holding that floor."""
         found = self.gazetteer().resolve(address)
         b = found.building
-        body = self.index(at).answers(np.array([b.lon]), np.array([b.lat]))[0]
-        body.update(address={"text": address, "building": b.code, "unit": found.unit})
+        index = self.index(at)
+        body = index.answers(np.array([b.lon]), np.array([b.lat]))[0]
+        if at is None:
+            self._shared([body], [b.lon], [b.lat])
+        body.update(
+            address={"text": address, "building": b.code, "unit": found.unit, "floor": found.floor, "room": found.room}
+        )
+        unit = found.unit or (1 if b.units == 1 else None)
+        if at is None and found.floor is not None and unit is not None:
+            code = self.memberships()[0].grid_of(b.code, unit, found.floor)
+            if code is None:
+                raise InputError(
+                    f"floor {found.floor} of unit {unit} of building {b.code} is in no micro-grid ({address!r})"
+                )
+            _set_micro(body, index, code)
         return body
 
     def _cached(self, epoch, at):
@@ -123,6 +173,8 @@ class Locator:
         if problem is not None:
             raise InputError(f"{problem}: lon={lon}, lat={lat} ({crs})")
         body = self.index(at).answer_one(x, y)
+        if at is None and body.get("inside"):
+            self._shared([body], [x], [y])
         body.update(input={"lon": lon, "lat": lat, "crs": crs}, at=at.isoformat() if at else None)
         return body
 
@@ -144,7 +196,10 @@ class Locator:
                 shape_errors[i] = "lon and lat must be numbers"
         x, y, problems = check_points(lon, lat, crs)
         good = np.array([problems[i] is None and i not in shape_errors for i in range(len(points))], dtype=bool)
-        answers = iter(self.index(at).answers(x[good], y[good]))
+        placed = self.index(at).answers(x[good], y[good])
+        if at is None:
+            self._shared(placed, x[good], y[good])
+        answers = iter(placed)
         out = []
         for i, p in enumerate(points):
             ident = p.get("id") if isinstance(p, dict) else None
@@ -154,6 +209,15 @@ class Locator:
                 body = {"error": shape_errors.get(i) or problems[i]}
             out.append({"id": ident, **body} if ident is not None else body)
         return out
+
+
+def _set_micro(body: dict, index: GridIndex, code: str) -> None:
+    """Make ``code`` the answer's micro-grid (the one holding the household's floor)."""
+    body["micro"] = code
+    for link in body.get("chain", []):
+        if link["level"] == "micro":
+            link["code"] = code
+            link["name"] = index.name_of(code)
 
 
 def release_freed_memory() -> None:

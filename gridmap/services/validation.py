@@ -9,9 +9,10 @@ import shapely
 from sqlalchemy.engine import Engine
 
 from .. import geo
-from ..domain import integrity
+from ..domain import integrity, integrity_shares
 from ..domain.levels import check_level
-from ..store import buildings, grids
+from ..domain.partition.floors import even_floors
+from ..store import buildings, grids, shares
 
 
 def validate(
@@ -21,13 +22,68 @@ def validate(
     tolerance: float = integrity.DEFAULT_TOLERANCE_M2,
     at: datetime | None = None,
 ) -> list[integrity.Problem]:
-    """Run every integrity check on the version valid at ``at`` (default: current)."""
+    """Run every integrity check on the version valid at ``at`` (default: current): the plane rules of
+    :mod:`..domain.integrity` (tiling in the stored coordinates; siblings may overlap only on the
+    footprint of a tower both hold floors of), one connected piece per grid unless ``multipart``, and
+    the shares of micro-grids (:mod:`..domain.integrity_shares`)."""
     if level is not None:
         check_level(level)
     frame = grids.frame(eng, at=at)
-    return integrity.validate(
-        frame, building_households=buildings.households_by_courtyard(eng, at), tolerance=tolerance, level=level
+    with eng.connect() as conn:
+        held = shares.of_grids(conn, at=at)
+        units = shares.units(conn, at=at)
+        feet = buildings.footprints(conn, at=at)
+    problems = integrity.validate(
+        frame,
+        building_households=buildings.households_by_courtyard(eng, at),
+        tolerance=tolerance,
+        level=level,
+        allowed_overlaps=_shared_footprints(held, feet),
     )
+    checked = frame if level is None else frame[frame["level"] == level]
+    problems += integrity_shares.check_connected(
+        checked["code"].tolist(), checked["geometry"].to_numpy(), checked["multipart"].to_numpy(dtype=bool), tolerance
+    )
+    if level in (None, "micro"):
+        micro = frame[frame["level"] == "micro"]
+        partitioned = set(micro["parent_code"])  # a courtyard before it is partitioned holds no floors yet
+        problems += integrity_shares.check_shares(
+            [_unit(u) for u in units if u[1] in partitioned],
+            list(
+                held[["code", "building_code", "unit", "floor_from", "floor_to", "households"]].itertuples(
+                    index=False, name=None
+                )
+            ),
+            {
+                c: {"households": int(h), "parent_code": p, "geometry": g}
+                for c, h, p, g in zip(micro["code"], micro["households"], micro["parent_code"], micro["geometry"])
+            },
+            feet,
+        )
+    problems.sort(key=lambda p: (integrity.KINDS.index(p.kind), p.codes))
+    return problems
+
+
+def _unit(row) -> integrity_shares.UnitFloors:
+    building, courtyard, number, households, floors, per_floor = row
+    if per_floor:
+        per = tuple(int(h) for h in per_floor)
+    else:  # only the total is known: spread evenly, as the partitioner does
+        per = even_floors(int(households), int(floors or max(1, -(-int(households) // 2))))
+    return integrity_shares.UnitFloors(building, courtyard, int(number), per)
+
+
+def _shared_footprints(held, feet: dict) -> dict:
+    """{(code_a, code_b): footprints of the buildings both micro-grids hold floors of}."""
+    out: dict = {}
+    for building, group in held.groupby("building_code"):
+        codes = sorted(set(group["code"]))
+        if len(codes) < 2 or building not in feet:
+            continue
+        for i, a in enumerate(codes):
+            for b in codes[i + 1 :]:
+                out[(a, b)] = shapely.union(out[(a, b)], feet[building]) if (a, b) in out else feet[building]
+    return out
 
 
 def grid_count(eng: Engine, *, level: str | None = None, at: datetime | None = None) -> int:

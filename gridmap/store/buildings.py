@@ -46,11 +46,20 @@ def insert(conn: Connection, frame: pd.DataFrame, valid_from: datetime) -> int:
     )
     copy_frame(conn, "building", list(out.columns), out)
     counts = frame["units"].map(len).to_numpy()
+    per_floor = frame["floor_households"] if "floor_households" in frame.columns else [None] * len(frame)
+    floors, arrays = [], []
+    for n_units, per, height in zip(counts, per_floor, frame["floors"]):
+        for u in range(n_units):
+            f = per[u] if per is not None else None
+            floors.append(len(f) if f is not None else (int(height) if pd.notna(height) else None))
+            arrays.append("{" + ",".join(str(int(h)) for h in f) + "}" if f is not None else None)
     units = pd.DataFrame(
         {
             "building_id": np.repeat(np.asarray(ids), counts),
             "number": np.concatenate([np.arange(1, c + 1) for c in counts]) if len(counts) else [],
             "households": np.concatenate([np.asarray(u, dtype="int64") for u in frame["units"]]) if len(counts) else [],
+            "floors": pd.array(floors, dtype="Int64"),
+            "floor_households": arrays,
         }
     )
     copy_frame(conn, "unit", list(units.columns), units)
@@ -108,6 +117,31 @@ def in_courtyards(conn: Connection, codes) -> list:
         GROUP BY b.id ORDER BY b.courtyard_code, b.code"""),
         {"codes": list(codes)},
     ).all()
+
+
+def with_floors(conn: Connection, codes) -> list:
+    """Current buildings of the courtyards ``codes`` with their units' floors: (code, courtyard code,
+    floors, WKB, [[unit number, households, floors or None, floor households or None], ...])."""
+    return conn.execute(
+        sa.text("""
+        SELECT b.code, b.courtyard_code, b.floors, ST_AsBinary(b.geom),
+               coalesce(json_agg(json_build_array(u.number, u.households, u.floors, u.floor_households)
+                                 ORDER BY u.number) FILTER (WHERE u.number IS NOT NULL), '[]')
+        FROM building b LEFT JOIN unit u ON u.building_id = b.id
+        WHERE b.valid_to IS NULL AND b.courtyard_code = ANY(:codes)
+        GROUP BY b.id ORDER BY b.courtyard_code, b.code"""),
+        {"codes": list(codes)},
+    ).all()
+
+
+def footprints(conn: Connection, at: datetime | None = None, codes=None) -> dict:
+    """Footprints (lon/lat) of the building versions valid at ``at`` (all, or ``codes``), by code."""
+    where, params = as_of(at)
+    if codes is not None:
+        where += " AND code = ANY(:codes)"
+        params["codes"] = list(codes)
+    rows = conn.execute(sa.text(f"SELECT code, ST_AsBinary(geom) FROM building WHERE {where}"), params).all()
+    return {code: shapely.from_wkb(bytes(wkb)) for code, wkb in rows}
 
 
 def meeting(conn: Connection, area) -> list[tuple]:

@@ -81,6 +81,16 @@ def insert(conn: Connection, frame: pd.DataFrame, valid_from: datetime) -> int:
     return len(out)
 
 
+def set_multipart(conn: Connection, codes) -> int:
+    """Declare the current versions of ``codes`` allowed in several pieces (a grid across a road)."""
+    codes = list(codes)
+    if not codes:
+        return 0
+    return conn.execute(
+        sa.text("UPDATE grid SET multipart = true WHERE valid_to IS NULL AND code = ANY(:codes)"), {"codes": codes}
+    ).rowcount
+
+
 def open_versions(conn: Connection, grids: list[Grid], at: datetime) -> dict[str, int]:
     """Insert new versions (keeping each code's ``attrs``); their ids."""
     if not grids:
@@ -277,7 +287,7 @@ def frame(eng: Engine, *, level: str | None = None, at: datetime | None = None) 
         where += " AND level = :level"
         params["level"] = level
     sql = (
-        f"SELECT code, name, level, kind, parent_code, households, population, valid_from, valid_to, "
+        f"SELECT code, name, level, kind, parent_code, households, population, multipart, valid_from, valid_to, "
         f"ST_AsBinary(geom) AS wkb FROM grid WHERE {where} ORDER BY id"
     )
     with eng.connect() as conn:
@@ -292,6 +302,7 @@ def frame(eng: Engine, *, level: str | None = None, at: datetime | None = None) 
             "parent_code",
             "households",
             "population",
+            "multipart",
             "valid_from",
             "valid_to",
             "wkb",

@@ -99,7 +99,10 @@ def building_tile(conn: Connection, tile: Tile, frame: Frame, name: str) -> byte
     """Current building footprints in ``tile`` (the map's own context where no base map is drawn)."""
     sql = f"""
     SELECT ST_AsMVT(t, :name, {EXTENT}, 'geom') FROM (
-        SELECT b.code, b.name, b.number, b.floors, b.households, {_geom(frame, "b.geom")} AS geom
+        SELECT b.code, b.name, b.number, b.floors, b.households,
+               (SELECT count(DISTINCT g.code) FROM grid_share s JOIN grid g ON g.id = s.grid_id
+                WHERE s.building_code = b.code AND g.valid_to IS NULL) AS grids,
+               {_geom(frame, "b.geom")} AS geom
         FROM building b
         WHERE b.valid_to IS NULL AND b.geom && ST_MakeEnvelope(:qx0, :qy0, :qx1, :qy1, 4326)
     ) t WHERE t.geom IS NOT NULL"""

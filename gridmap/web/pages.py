@@ -105,6 +105,11 @@ def _legend(levels, rules) -> str:
         '<div><span class="gm-dot gm-report"></span>群众上报 open report '
         '<span class="gm-cluster">12</span> 聚合 cluster of reports</div>'
     )
+    items.append(
+        '<div><span class="gm-swatch" style="border-color:#555;background:repeating-linear-gradient('
+        '45deg,#555 0 1px,transparent 1px 5px)"></span>共享楼栋 tower shared by several micro-grids '
+        "(each holds some floors: see the panel)</div>"
+    )
     return "<h4>图例 legend</h4>" + "".join(items)
 
 

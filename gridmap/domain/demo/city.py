@@ -20,6 +20,7 @@ Pure: the real boundaries and division lists come in as :class:`Sources` (read b
 
 from __future__ import annotations
 
+import json
 import math
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -31,9 +32,15 @@ import shapely
 
 from ... import geo
 from ..levels import HOUSEHOLD_BAND
+from ..partition import compound
+from ..partition.floors import Unit
+from ..stored_geometry import densify
+from . import buildings
 from . import risk as demo_risk
 
 GUANCHENG = "410104"
+#: Seconds the partitioner may spend on one demo courtyard.
+PLAN_BUDGET_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -302,8 +309,10 @@ def _build_district(args) -> dict:
     plan, seed = args
     rng = np.random.default_rng([seed, 1, plan["order"]])
     names = _Names(rng)
-    outline = geo.to_local([plan["wgs84"]])[0]
-    out = {k: [] for k in ("street", "community", "courtyard", "micro", "special", "building", "person")}
+    # the district densified first, so every level below inherits short edges along its outline
+    wgs84 = densify([plan["wgs84"]])[0]
+    outline = geo.to_local([wgs84])[0]
+    out = {k: [] for k in ("street", "community", "courtyard", "micro", "special", "building", "person", "share")}
     street_geoms = split(outline, len(plan["streets"]), rng, iterations=8)
     for s, sgeom in zip(plan["streets"], street_geoms):
         s_hh = 0
@@ -316,26 +325,21 @@ def _build_district(args) -> dict:
                 ycode = f"{c['code']}{yi + 1:03d}"
                 yname = names.courtyard(c["name"], yi, used)
                 used.add(yname)
-                y_hh = 0
-                bno = 0
-                for mi, mgeom in enumerate(split(ygeom, n_micro, rng)):
-                    mcode = f"{ycode}{mi + 1:02d}"
-                    m_hh, bno = _buildings(mgeom, ycode, yname, bno, rng, out["building"])
-                    out["micro"].append(
-                        {
-                            "code": mcode,
-                            "name": f"{yname}第{mi + 1}网格",
-                            "parent_code": ycode,
-                            "households": m_hh,
-                            "geometry": mgeom,
-                        }
-                    )
+                y_hh = _compound(ycode, yname, ygeom, n_micro, rng, out)
+                for g in out["micro"][-1::-1]:
+                    if g["parent_code"] != ycode:
+                        break
                     out["person"].append(
-                        {"grid_code": mcode, "name": names.person(), "role": "grid_worker", "phone": names.phone()}
+                        {"grid_code": g["code"], "name": names.person(), "role": "grid_worker", "phone": names.phone()}
                     )
-                    y_hh += m_hh
                 out["courtyard"].append(
-                    {"code": ycode, "name": yname, "parent_code": c["code"], "households": y_hh, "geometry": ygeom}
+                    {
+                        "code": ycode,
+                        "name": yname,
+                        "parent_code": c["code"],
+                        "households": y_hh,
+                        "geometry": out.pop("_yard_ll"),
+                    }
                 )
                 out["person"].append(
                     {"grid_code": ycode, "name": names.person(), "role": "grid_leader", "phone": names.phone()}
@@ -357,40 +361,70 @@ def _build_district(args) -> dict:
             "code": plan["code"],
             "name": plan["name"],
             "households": sum(s["households"] for s in out["street"]),
-            "geometry": plan["gcj02"],
+            "geometry": geo.transform_geoms([wgs84], "EPSG:4326", "gcj02")[0],  # shipped as GCJ-02
         }
     ]
     return out
 
 
-def _buildings(cell, ycode, yname, bno, rng, sink) -> tuple[int, int]:
-    """Put 50-70 households in 1-3 buildings inside ``cell``; return (households, last building number)."""
-    total = int(rng.integers(HOUSEHOLDS_PER_MICRO[0], HOUSEHOLDS_PER_MICRO[1] + 1))
-    n_b = int(rng.choice([1, 2, 2, 3]))
-    per_building = _allocate(total, n_b, rng, minimum=12)
-    placed = []
-    for hh in per_building:
-        n_units = int(rng.integers(1, 5))
-        n_units = max(1, min(n_units, int(hh) // 6))
-        units = _allocate(int(hh), n_units, rng, minimum=6)
-        floors = max(2, math.ceil(max(units) / 2))
-        rect = _place(cell, 15.0 * n_units, 12.0, placed, rng)
-        if rect is None:
-            raise RuntimeError(f"no room for a building in micro-grid of courtyard {ycode}")
-        placed.append(rect)
-        bno += 1
-        sink.append(
+def _compound(ycode: str, yname: str, ygeom, n_micro: int, rng, out: dict) -> int:
+    """One courtyard as Zhengzhou builds it (:mod:`.buildings`: slab estates, mid-rises, towers, villas,
+    about ``n_micro`` grids' worth of households), divided into micro-grids by the partitioner itself, so
+    towers are shared by floors exactly as ``gridmap partition`` would share them.  The courtyard is
+    stored densified (:func:`..stored_geometry.densify`) and its micro-grids are cut from that stored
+    outline, so the tiling holds for PostGIS's geometry and geography alike.  Appends buildings,
+    micro-grids and shares to ``out`` (and the courtyard's lon/lat outline under ``_yard_ll``); returns
+    the households."""
+    target = int(rng.integers(HOUSEHOLD_BAND[0], HOUSEHOLD_BAND[1] + 1, n_micro).sum())
+    estate = buildings.estate_kind(target, rng)
+    plan = buildings.households_plan(target, estate, rng)
+    feet = buildings.place(ygeom, plan, rng)
+    yard_ll = densify([geo.from_local([ygeom])[0]])[0]
+    feet_ll = geo.from_local(np.array(feet, dtype=object))
+    blds = []
+    for k, ((kind, units, floors), fp) in enumerate(zip(plan, feet_ll), 1):
+        code = f"{ycode}B{k:03d}"
+        blds.append(compound.Building(code, fp, tuple(Unit(code, n, u) for n, u in enumerate(units, 1))))
+        out["building"].append(
             {
-                "code": f"{ycode}B{bno:03d}",
-                "name": f"{yname}{bno}号楼",
-                "number": f"{bno}号楼",
+                "code": code,
+                "name": f"{yname}{k}号楼",
+                "number": f"{k}号楼",
                 "courtyard_code": ycode,
                 "floors": floors,
-                "units": ";".join(str(u) for u in units),
-                "geometry": rect,
+                "units": ";".join(str(sum(u)) for u in units),
+                "floor_households": json.dumps([list(u) for u in units]),
+                "kind": kind,
+                "geometry": fp,
             }
         )
-    return total, bno
+    result = compound.plan(ycode, yard_ll, blds, budget_s=PLAN_BUDGET_S)
+    if result.error:
+        raise RuntimeError(f"demo courtyard {ycode}: {result.error}")
+    for n, g in enumerate(result.grids, 1):
+        out["micro"].append(
+            {
+                "code": g["code"],
+                "name": f"{yname}第{n}网格",
+                "parent_code": ycode,
+                "households": g["households"],
+                "multipart": g["multipart"],
+                "geometry": g["geometry"],
+            }
+        )
+        out["share"] += [
+            {
+                "building": s.building,
+                "unit": s.unit,
+                "floor_from": s.floor_from,
+                "floor_to": s.floor_to,
+                "micro_code": g["code"],
+                "households": s.households,
+            }
+            for s in g["shares"]
+        ]
+    out["_yard_ll"] = yard_ll
+    return result.households
 
 
 def _special(community, cgeom, rng, sink) -> None:
@@ -427,6 +461,7 @@ FILES = (
     ("micro", "micro.gpkg", "EPSG:4326"),
     ("special", "special.geojson", "EPSG:4326"),
     ("building", "buildings.gpkg", "EPSG:4326"),
+    ("share", "shares.csv", None),
 )
 
 
@@ -454,17 +489,15 @@ def build(
             progress and progress(parts[-1]["district"][0]["name"])
     parts.sort(key=lambda r: r["district"][0]["code"])
     merged = {k: [row for p in parts for row in p[k]] for k in parts[0]}
-    for level in ("street", "community", "courtyard", "micro", "special"):
+    for level in ("street", "community", "special"):  # local plane -> stored lon/lat, densified
         rows = merged[level]
-        metric = np.array([r["geometry"] for r in rows], dtype=object)  # local plane
-        lonlat = geo.from_local(metric) if len(rows) else metric
+        metric = np.array([r["geometry"] for r in rows], dtype=object)
+        lonlat = densify(geo.from_local(metric)) if len(rows) else metric
         for r, g in zip(rows, lonlat):
             r["geometry"] = g
+    for level in ("street", "community", "courtyard", "micro", "special"):
+        for r in merged[level]:
             r["population"] = int(round(r["households"] * 2.7))
-    buildings = merged["building"]
-    b_lonlat = geo.from_local(np.array([b["geometry"] for b in buildings], dtype=object))
-    for b, g in zip(buildings, b_lonlat):
-        b["geometry"] = g
     for d in merged["district"]:
         d["population"] = int(round(d["households"] * 2.7))
     elements, visits, reports = demo_risk.generate(merged["micro"], merged["person"], seed, anchor)

@@ -78,6 +78,18 @@
       };
     }
     state.drawn = {};
+    function hatch(colour) {
+      if (!state.hatch) {
+        var c = document.createElement("canvas");
+        c.width = c.height = 8;
+        var x = c.getContext("2d");
+        x.strokeStyle = colour; x.lineWidth = 1.5;
+        x.beginPath(); x.moveTo(0, 8); x.lineTo(8, 0); x.moveTo(-2, 2); x.lineTo(2, -2); x.moveTo(6, 10); x.lineTo(10, 6);
+        x.stroke();
+        state.hatch = x.createPattern(c, "repeat");
+      }
+      return state.hatch;
+    }
     function tileLayer(d, style) {
       var styles = {};
       // count the features drawn per layer (the browser test and the curious read data-drawn-*)
@@ -104,9 +116,13 @@
     cfg.overlays.forEach(function (d) {
       if (d.source === "risk") tileLayer(d, riskStyle(d));
       else if (d.source === "grid") tileLayer(d, shadeStyle(d));
-      else if (d.source === "building") tileLayer(d, function () {
-        return {stroke: true, color: d.colour, weight: d.weight, fill: true, fillColor: d.fill || d.colour,
-                fillOpacity: d.fill_opacity};
+      else if (d.source === "building") tileLayer(d, function (props) {
+        // a tower shared by several micro-grids (each holding some of its floors) is drawn hatched: the
+        // canvas renderer takes a CanvasPattern as its fill style
+        var shared = (props.grids || 0) > 1;
+        if (shared) { state.sharedDrawn = (state.sharedDrawn || 0) + 1; mark("shared-buildings", state.sharedDrawn); }
+        return {stroke: true, color: d.colour, weight: shared ? d.weight + 1 : d.weight, fill: true,
+                fillColor: shared ? hatch(d.colour) : (d.fill || d.colour), fillOpacity: shared ? 0.9 : d.fill_opacity};
       });
     });
     function syncZoom() {
@@ -200,6 +216,14 @@
           var reports = (p.reports.latest || []).slice(0, 5).map(function (r) {
             return "<li>" + esc(r.text) + " <small>" + esc(r.received_at.slice(0, 10)) + "</small></li>";
           }).join("");
+          // a micro-grid's floors: whole buildings, whole units, or floor ranges of a shared tower
+          var floors = (p.shares || []).map(function (b) {
+            return esc(b.building) + ": " + b.units.map(function (u) {
+              return esc(u.unit) + "单元 " + (u.whole ? "" : esc(u.floor_from) + "–" + esc(u.floor_to) + "层 ") +
+                "(" + esc(u.households) + ")";
+            }).join(", ") + (b.shared_with.length ? ' <span class="gm-shared">共享 shared with ' +
+              b.shared_with.map(esc).join(", ") + "</span>" : "");
+          }).join("<br>");
           panel.innerHTML =
             '<button class="gm-close" title="close">×</button>' +
             '<h3 id="gm-panel-name">' + esc(p.name) + "</h3>" +
@@ -216,6 +240,7 @@
                 esc(risk.colour || "none") + "</span> " + colours) +
             row("逾期 overdue", '<span id="gm-panel-overdue">' + esc(risk.overdue || 0) + "</span>") +
             row("待办上报 open reports", '<span id="gm-panel-reports">' + esc(p.reports.open) + "</span>") +
+            (floors ? row("楼栋单元楼层 floors", '<span id="gm-panel-floors">' + floors + "</span>") : "") +
             "</table>" + (reports ? "<ul>" + reports + "</ul>" : "");
           mark("panel", p.code);
           // planners' edit tools (static/gridmap-edit.js) add their buttons to the panel

@@ -1,0 +1,141 @@
+"""Which micro-grid holds which floors: answering for shared towers, and the membership file.
+
+A micro-grid version's shares (``grid_share``) are floor ranges of units.  :class:`Memberships` answers
+from them:
+
+* ``grid_of(building, unit, floor)``: the one micro-grid of a household's floor (an address with a
+  floor or a room has exactly one);
+* ``holders(building)``: every micro-grid holding floors of a building, with the ranges (a point in a
+  shared tower's footprint is in all of them).
+
+The membership file (CSV, UTF-8 or GBK like every gridmap CSV) has one row per share::
+
+    building,unit,floor_from,floor_to,micro_code
+    410104006010001B003,2,1,16,41010400601000101
+
+:func:`read_rows` checks it: every field present and whole, floors ``1 <= floor_from <= floor_to``;
+errors name the row (numbered from 1, the header is not a row) and the field.  Whether the building,
+unit, floors and micro-grid exist, and whether the floors tile each unit, is for the caller with the
+store (and :mod:`.integrity_shares`) to say.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from .. import geo
+from ..errors import InputError
+from .partition.ground import unit_slices
+
+COLUMNS = ("building", "unit", "floor_from", "floor_to", "micro_code")
+
+
+@dataclass(frozen=True)
+class ShareRow:
+    code: str
+    building: str
+    unit: int
+    floor_from: int
+    floor_to: int
+    households: int | None = None
+
+
+class Memberships:
+    """Shares of the current (or dated) micro-grids, indexed by building and unit."""
+
+    def __init__(self, rows):
+        self.by_unit: dict = defaultdict(list)  # (building, unit) -> sorted [(floor_from, floor_to, code)]
+        self.by_building: dict = defaultdict(list)
+        for r in rows:
+            self.by_unit[(r.building, r.unit)].append((r.floor_from, r.floor_to, r.code))
+            self.by_building[r.building].append(r)
+        for ranges in self.by_unit.values():
+            ranges.sort()
+
+    def grid_of(self, building: str, unit: int, floor: int) -> str | None:
+        """The micro-grid holding ``floor`` of the unit, or None when no share covers it."""
+        ranges = self.by_unit.get((building, unit))
+        if not ranges:
+            return None
+        i = bisect_right([r[0] for r in ranges], floor) - 1
+        if i >= 0 and ranges[i][0] <= floor <= ranges[i][1]:
+            return ranges[i][2]
+        return None
+
+    def holders(self, building: str) -> list[dict]:
+        """Micro-grids holding floors of ``building``: code and the ranges it holds, by code."""
+        out: dict = {}
+        for r in sorted(self.by_building.get(building, []), key=lambda r: (r.code, r.unit, r.floor_from)):
+            out.setdefault(r.code, []).append(
+                {"unit": r.unit, "floor_from": r.floor_from, "floor_to": r.floor_to, "households": r.households}
+            )
+        return [{"code": code, "floors": ranges} for code, ranges in out.items()]
+
+    def shared(self, building: str) -> bool:
+        return len({r.code for r in self.by_building.get(building, [])}) > 1
+
+
+def _whole(value, row: int, field: str) -> int:
+    text = "" if value is None else str(value).strip()
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise InputError(f"row {row}: {field} must be a whole number, got {text!r}")
+    return int(text)
+
+
+def read_rows(records) -> list[ShareRow]:
+    """Checked share rows from dicts with the COLUMNS (a CSV's records).  Raises InputError naming the
+    first bad row and field, and how many rows are bad in all."""
+    out, errors = [], []
+    for n, rec in enumerate(records, 1):
+        try:
+            missing = [c for c in COLUMNS if c not in rec or rec[c] is None or str(rec[c]).strip() == ""]
+            if missing:
+                raise InputError(f"row {n}: missing {', '.join(missing)}")
+            unit = _whole(rec["unit"], n, "unit")
+            f0 = _whole(rec["floor_from"], n, "floor_from")
+            f1 = _whole(rec["floor_to"], n, "floor_to")
+            if unit < 1:
+                raise InputError(f"row {n}: unit must be 1 or more, got {unit}")
+            if not 1 <= f0 <= f1:
+                raise InputError(f"row {n}: floors must satisfy 1 <= floor_from <= floor_to, got {f0}..{f1}")
+            out.append(ShareRow(str(rec["micro_code"]).strip(), str(rec["building"]).strip(), unit, f0, f1))
+        except InputError as exc:
+            errors.append(str(exc))
+    if errors:
+        more = f" (and {len(errors) - 1} more bad rows)" if len(errors) > 1 else ""
+        raise InputError(errors[0] + more)
+    return out
+
+
+def derive(grids: list[tuple[str, object]], buildings: list[tuple[str, object, list[tuple[int, int, int]]]]):
+    """Whole-unit shares from geometry alone, for micro-grids that came without a membership file: each
+    unit belongs to the micro-grid holding the middle of its slice of the footprint (slices side by side
+    along the long axis, as the partitioner cuts them; lowest code on a boundary, the nearest grid when
+    none holds it).
+
+    ``grids``: (code, lon/lat geometry); ``buildings``: (code, lon/lat footprint, [(unit number, floors,
+    households)]).  Returns ShareRow objects with households."""
+
+    if not grids:
+        return []
+    codes = [c for c, _ in sorted(grids, key=lambda g: g[0])]
+    geoms = np.array([g for _, g in sorted(grids, key=lambda g: g[0])], dtype=object)
+    tree = shapely.STRtree(geoms)
+    out = []
+    for code, footprint, units in buildings:
+        local = geo.to_local([footprint])[0]
+        slices = unit_slices(local, len(units)) if len(units) > 1 else [local]
+        mids = geo.from_local(
+            [shapely.point_on_surface(s) if not s.is_empty else shapely.point_on_surface(local) for s in slices]
+        )
+        for (number, floors, households), mid in zip(units, mids):
+            hits = sorted(tree.query(mid, predicate="covered_by").tolist())
+            at = hits[0] if hits else int(tree.nearest(mid))
+            out.append(ShareRow(codes[at], code, int(number), 1, int(floors), int(households)))
+    return out

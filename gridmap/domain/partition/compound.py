@@ -1,0 +1,274 @@
+"""Micro-grids of a compound in three dimensions: whole buildings, whole units, or floors of a unit.
+
+A micro-grid is its ground *and* its share of the buildings on it.  :func:`plan`:
+
+1. cuts the courtyard into one cell per unit (:mod:`.ground`: footprints sliced at party walls, the
+   open ground to the nearest slice), per part of a courtyard cut by a road;
+2. walks the units in two orders (a closed tour and a Hilbert curve, :mod:`.route`), each opened at up
+   to ``ROTATIONS`` places, and cuts every walk into runs at least cost (:mod:`.floors`: households
+   outside the band first, then grids across parts, floor cuts, party-wall cuts, balance; units of at
+   most ``max`` households are never split, taller ones at any floor);
+3. moves units across grid borders where the walk could not reach a grouping (:mod:`.repair`);
+4. draws the ``DRAWN`` cheapest distinct plans (:mod:`.draw`: every grid one piece, several only across
+   parts, then declared ``multipart``) and keeps the cheapest with compactness counted.
+
+The search stops after ``budget_s`` seconds with the best plan drawn so far.  A courtyard whose total
+can be split is never left as one grid: the cut always yields the plan nearest the band.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+
+from ... import geo
+from ...errors import InputError
+from . import route
+from .draw import draw
+from .floors import DEFAULT_WEIGHTS, Unit, Weights, blocks_of, cut, even_floors, out_of_band
+from .geometry import polsby_popper
+from .ground import Ground
+from .repair import repair
+
+#: Places to open each walk at (each a full cut of the sequence) ...
+ROTATIONS = 8
+#: ... and distinct plans drawn of the cheapest cuts, the best kept with compactness counted.
+DRAWN = 8
+#: Cost of a grid's shape: this many times (1 / Polsby-Popper - 1), so a grid of PP 0.5 costs as much
+#: as 20 households from the band's middle, less than one party-wall cut (see floors.Weights).
+COMPACTNESS = 100
+
+
+@dataclass(frozen=True)
+class Building:
+    """A building of the courtyard: code, footprint (storage lon/lat) and its units, unit 1 first."""
+
+    code: str
+    footprint: object
+    units: tuple[Unit, ...]
+
+    @classmethod
+    def from_totals(cls, code: str, footprint, households: list[int], floors: int | None):
+        """A building known only by its units' households and its height (floors spread evenly)."""
+        height = floors or max(1, -(-max(households) // 2))  # unknown height: two flats a floor
+        return cls(code, footprint, tuple(Unit(code, n, even_floors(h, height)) for n, h in enumerate(households, 1)))
+
+
+@dataclass(frozen=True)
+class Share:
+    """Floors ``floor_from..floor_to`` of one unit, held by one micro-grid."""
+
+    building: str
+    unit: int
+    floor_from: int
+    floor_to: int
+    households: int
+
+
+@dataclass(frozen=True)
+class Stairs:
+    """Minutes of the visit model that come from height: a floor climbed (and come down) costs
+    ``per_floor_min`` for every unit share, up to its top floor."""
+
+    per_floor_min: float = 0.3
+
+    def minutes(self, shares) -> float:
+        return self.per_floor_min * sum(s.floor_to - 1 for s in shares)
+
+
+DEFAULT_STAIRS = Stairs()
+
+
+@dataclass
+class CompoundPlan:
+    courtyard: str
+    households: int
+    grids: list = field(default_factory=list)  # dicts: code, households, geometry, shares, multipart, ...
+    cost: float = 0.0
+    rotations_tried: int = 0  # cuts of the walks computed
+    seconds: float = 0.0
+    error: str | None = None
+
+    def figures(self, band_min: int, band_max: int) -> dict:
+        """What a street office reads: grids and households in band, households out of band, units split
+        by floor, buildings shared, the largest grid."""
+        sizes = [g["households"] for g in self.grids]
+        holders: dict = {}
+        for g in self.grids:
+            for s in g["shares"]:
+                holders.setdefault((s.building, s.unit), set()).add(g["code"])
+                holders.setdefault((s.building,), set()).add(g["code"])
+        in_band = [band_min <= h <= band_max for h in sizes]
+        return {
+            "grids": len(sizes),
+            "grids_in_band": int(sum(in_band)),
+            "households_in_band": int(sum(h for h, ok in zip(sizes, in_band) if ok)),
+            "households_out_of_band": int(sum(h for h, ok in zip(sizes, in_band) if not ok)),
+            "distance_from_band": out_of_band(sizes, band_min, band_max),
+            "units_split_by_floor": sum(1 for k, v in holders.items() if len(k) == 2 and len(v) > 1),
+            "buildings_shared": sum(1 for k, v in holders.items() if len(k) == 1 and len(v) > 1),
+            "largest_grid": max(sizes) if sizes else 0,
+            "multipart": sum(1 for g in self.grids if g["multipart"]),
+        }
+
+
+def _check(courtyard, parts_ll, buildings) -> None:
+    if not buildings:
+        raise InputError(f"courtyard {courtyard} has no buildings: nothing to partition")
+    whole = shapely.union_all(parts_ll)
+    for b in buildings:
+        if b.footprint is None or b.footprint.is_empty or b.footprint.area <= 0:
+            raise InputError(f"building {b.code} of courtyard {courtyard} has an empty footprint")
+        if not b.units:
+            raise InputError(f"building {b.code} of courtyard {courtyard} has no units")
+        for u in b.units:
+            if u.households <= 0 or min(u.floor_households) < 0:
+                raise InputError(
+                    f"unit {u.number} of building {b.code} has {u.households} households "
+                    f"({list(u.floor_households)} by floor)"
+                )
+        if not shapely.intersects(whole, b.footprint.representative_point()):
+            raise InputError(f"building {b.code} lies outside its courtyard {courtyard}")
+
+
+def plan(
+    courtyard: str,
+    outline,
+    buildings: list[Building],
+    band_min: int = 50,
+    band_max: int = 70,
+    policy: str = "keep",
+    *,
+    budget_s: float = 8.0,
+    weights: Weights = DEFAULT_WEIGHTS,
+    visit=None,
+    stairs: Stairs = DEFAULT_STAIRS,
+) -> CompoundPlan:
+    """Propose micro-grids for one courtyard (storage lon/lat).  Bad input raises InputError naming the
+    building or unit; a courtyard whose grids cannot be drawn comes back with ``error`` set."""
+    t0 = time.perf_counter()
+    parts_ll = [p for p in shapely.get_parts(outline) if p.geom_type == "Polygon" and p.area > 0]
+    _check(courtyard, parts_ll, buildings)
+    units = [u for b in buildings for u in b.units]
+    first_unit = np.cumsum([0] + [len(b.units) for b in buildings])
+    total = int(sum(u.households for u in units))
+    out = CompoundPlan(courtyard, total)
+    # the local plane, moved to the courtyard: small coordinates keep the snapping of cell unions exact
+    origin = shapely.get_coordinates(shapely.centroid(geo.to_local([parts_ll[0]])[0]))[0]
+    parts_local = shapely.transform(geo.to_local(parts_ll), lambda c: c - origin)
+    feet_local = shapely.transform(geo.to_local([b.footprint for b in buildings]), lambda c: c - origin)
+    home = [int(np.argmax(shapely.area(shapely.intersection(parts_local, f)))) for f in feet_local]
+    grounds, part_u, empty_parts = [], [], []
+    for p, part in enumerate(parts_local):
+        mine = [i for i, h in enumerate(home) if h == p]
+        if not mine:
+            empty_parts.append(p)
+            continue
+        grounds.append(Ground(part, [feet_local[i] for i in mine], [len(buildings[i].units) for i in mine]))
+        part_u.append([u for i in mine for u in range(first_unit[i], first_unit[i + 1])])
+    part_ids = [p for p in range(len(parts_local)) if p not in empty_parts]
+    # every cell of every part under one number, for the cut's one-piece test across jumps
+    offset = np.cumsum([0] + [len(g.cells) for g in grounds])
+    neighbours = [{int(offset[p] + m) for m in nb} for p, g in enumerate(grounds) for nb in g.neighbours]
+    walks = [route.tour(grounds, part_u), route.hilbert(grounds, part_u)]
+    cell_of = {u: int(offset[p] + c) for u, p, c in walks[0]}
+    candidates = []
+    n_blocks = sum(1 if u.households <= band_max else u.floors for u in units)
+    rotations = max(3, min(ROTATIONS, ROTATIONS * 120 // max(n_blocks, 1)))  # fewer for a long walk
+    for stops in walks:
+        steps = route.steps_of(stops, grounds)
+        for r in route.rotations(steps, rotations):
+            seq = stops[r:] + stops[:r]
+            blocks, kinds = blocks_of(units, [s[0] for s in seq], band_max, (steps[r:] + steps[:r])[:-1])
+            hh = [b.households for b in blocks]
+            cells = [cell_of[b.unit] for b in blocks]
+            starts, cost = cut(hh, kinds, band_min, band_max, policy, weights, cells, neighbours)
+            candidates.append((cost, len(candidates), seq, blocks, starts))
+            if time.perf_counter() - t0 > budget_s / 2:
+                break
+    candidates.sort(key=lambda c: c[:2])
+    out.rotations_tried = len(candidates)
+    best, seen, attempted = None, set(), set()
+    for _cost, _, seq, blocks, starts in candidates:
+        # stop at the budget or after DRAWN plans drawn, but never before one is drawn: a courtyard always
+        # gets a plan when one of the cuts draws
+        if best is not None and (time.perf_counter() - t0 > budget_s or len(seen) >= DRAWN):
+            break
+        run_of = np.cumsum(np.isin(np.arange(len(blocks)), starts[1:]))
+        run_of = repair(blocks, run_of, [cell_of[b.unit] for b in blocks], neighbours, band_min, band_max)
+        key = frozenset(
+            frozenset((b.unit, b.floor_from) for b, r in zip(blocks, run_of) if r == k)
+            for k in range(int(run_of.max()) + 1)
+        )
+        if key in attempted:
+            continue
+        attempted.add(key)
+        grids = draw(courtyard, seq, blocks, run_of, units, grounds, part_ids, parts_ll, empty_parts, origin)
+        if grids is not None:
+            seen.add(key)
+            score = _score(grids, blocks, run_of, units, band_min, band_max, weights)
+            if best is None or score < best[0]:
+                best = (score, grids)
+    if best is not None:
+        out.grids, out.cost = best[1], best[0]
+    if not out.grids:
+        out.error = (
+            f"no plan of its {len(units)} units ({total} households) keeps every grid in one piece "
+            f"({len(candidates)} cuts tried in {time.perf_counter() - t0:.1f} s)"
+        )
+    else:
+        _measure(out, units, visit, stairs, band_min, band_max, origin)
+    out.seconds = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def _score(grids, blocks, run_of, units, band_min, band_max, weights) -> float:
+    """The cost of a drawn plan: the cut's terms recounted after repair (households out of band, grids
+    across parts, floor cuts, party-wall cuts, balance) plus COMPACTNESS per grid for its shape."""
+    size = np.bincount(run_of, weights=[b.households for b in blocks]).astype(np.int64)
+    grids_of_unit: dict = {}
+    grids_of_building: dict = {}
+    for b, r in zip(blocks, run_of):
+        grids_of_unit.setdefault(b.unit, set()).add(int(r))
+        grids_of_building.setdefault(units[b.unit].building, set()).add(int(r))
+    floor_cuts = sum(len(v) - 1 for v in grids_of_unit.values())
+    wall_cuts = max(sum(len(v) - 1 for v in grids_of_building.values()) - floor_cuts, 0)
+    local = geo.to_local([g["geometry"] for g in grids])
+    pp = 4 * np.pi * shapely.area(local) / np.maximum(shapely.length(local), 1e-9) ** 2
+    return float(
+        weights.out_of_band * out_of_band(size, band_min, band_max)
+        + weights.part_crossing * sum(g["multipart"] for g in grids)
+        + weights.floor_cut * floor_cuts
+        + weights.unit_cut * wall_cuts
+        + weights.balance * np.abs(size - (band_min + band_max) / 2).sum()
+        + COMPACTNESS * (1 / np.maximum(pp, 1e-3) - 1).sum()
+    )
+
+
+def _measure(out: CompoundPlan, units, visit, stairs, band_min, band_max, origin):
+    """Shares, households, Polsby-Popper and visit minutes of every grid of ``out``."""
+
+    pp = polsby_popper([g["geometry"] for g in out.grids])
+    for g, ppv in zip(out.grids, pp):
+        raw = sorted(g.pop("raw_shares"), key=lambda s: (s[3], s[0]))
+        g["shares"] = [Share(units[u].building, units[u].number, f0, f1, h) for f0, f1, h, u, _ in raw]
+        g["households"] = int(sum(s.households for s in g["shares"]))
+        g["in_band"] = band_min <= g["households"] <= band_max
+        g["polsby_popper"] = round(float(ppv), 3)
+        g["units"] = [
+            f"{s.building}/{s.unit}"
+            + ("" if (s.floor_from, s.floor_to) == (1, units[u].floors) else f"@{s.floor_from}-{s.floor_to}")
+            for s, (*_, u, _) in zip(g["shares"], raw)
+        ]
+        entrances = np.array([e for *_, e in raw])
+        metric = shapely.get_coordinates(geo.to_metric(geo.from_local([shapely.multipoints(entrances + origin)]))[0])
+        minutes = visit.minutes(np.unique(metric, axis=0), g["households"]) if visit is not None else 0.0
+        minutes += stairs.minutes(g["shares"])
+        g["visit_minutes"] = round(float(minutes), 1)
+        g["over_time"] = bool(visit is not None and minutes > visit.limit_min)
+
+
+__all__ = ["Building", "CompoundPlan", "Share", "Stairs", "plan"]

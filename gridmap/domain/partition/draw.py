@@ -1,0 +1,111 @@
+"""Drawing a plan: the ground of each micro-grid from its units' cells (:mod:`.ground`).
+
+A unit held by one grid gives it its whole cell.  A unit split at floors gives its footprint slice to
+every grid holding floors of it (their ground overlaps exactly there: the one overlap integrity
+allows), and its open ground to the grid that must reach its other units through it: one that holds no
+unit behind a party wall of the slice.  When two grids need it the ground is halved by a line through
+the slice across the direction between their other cells; three cannot share it, and the plan is
+refused.  Every grid must come out in one piece (per courtyard part: a grid across parts is declared
+``multipart``); the outline of each part is the stored one, so the grids tile it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+
+from ... import geo
+from .ground import SNAP_M, polygons
+
+
+def draw(courtyard, seq, blocks, run_of, units, grounds, part_ids, parts_ll, empty_parts, origin=(0.0, 0.0)):
+    """Grid dicts for the assignment ``run_of`` (block -> grid), or None when a grid would not be one
+    piece.  A unit split at floors gives its slice to every grid holding floors of it, and its open
+    ground to the grid that must reach other units through it: a grid that holds no unit behind a party
+    wall of it (two such grids: the ground is halved across the footprint; three: no plan).  Cells are on
+    the local plane moved by ``origin``."""
+    stop_of = {s[0]: s for s in seq}
+    span: dict[int, list[int]] = {}
+    for i, b in enumerate(blocks):
+        span.setdefault(b.unit, []).append(i)
+    k = int(run_of.max()) + 1
+    held = [set() for _ in range(k)]  # grid -> units it holds floors of
+    for i, b in enumerate(blocks):
+        held[run_of[i]].add(b.unit)
+    pieces = [{} for _ in range(k)]  # grid -> part -> [local geometries]
+    shares = [[] for _ in range(k)]
+    for u, idx in span.items():
+        _, p, c = stop_of[u]
+        g = grounds[p]
+        runs = sorted(set(run_of[idx].tolist()), key=lambda r: min(i for i in idx if run_of[i] == r))
+        entrance = tuple(shapely.get_coordinates(shapely.centroid(g.slices[c]))[0])
+        for r in runs:
+            mine = [blocks[i] for i in idx if run_of[i] == r]
+            shares[r].append((mine[0].floor_from, mine[-1].floor_to, sum(b.households for b in mine), u, entrance))
+        if len(runs) == 1:
+            pieces[runs[0]].setdefault(p, []).append(g.cells[c])
+            continue
+        for r in runs:
+            pieces[r].setdefault(p, []).append(g.slices[c])
+        if g.ground[c].is_empty:
+            continue
+        walls = {w for w in g.neighbours[c] if g.owner[w][0] == g.owner[c][0]}  # same building: party walls
+        needers = []
+        for r in runs:
+            others = [stop_of[v] for v in held[r] if v != u]
+            if others and not any(o[1] == p and o[2] in walls for o in others):
+                needers.append((r, others))
+        if len(needers) > 2:
+            return None
+        if len(needers) == 2:
+            (ra, oa), (rb, ob) = needers
+            towards = _halves(
+                g.ground[c],
+                g.slices[c],
+                [grounds[o[1]].cells[o[2]] for o in oa],
+                [grounds[o[1]].cells[o[2]] for o in ob],
+            )
+            pieces[ra][p].append(towards[0])
+            pieces[rb][p].append(towards[1])
+        else:
+            pieces[needers[0][0] if needers else runs[0]][p].append(g.ground[c])
+    grids = []
+    for r in range(k):
+        geoms, multipart = [], len(pieces[r]) > 1
+        for p, geom_list in pieces[r].items():
+            merged = polygons(shapely.union_all(geom_list, grid_size=SNAP_M))
+            if len(merged) != 1:
+                return None
+            ll = shapely.intersection(
+                geo.from_local([shapely.transform(merged[0], lambda c: c + origin)])[0], parts_ll[part_ids[p]]
+            )
+            geoms += [q for q in shapely.get_parts(ll) if q.geom_type == "Polygon" and q.area > 0]
+        grids.append(
+            {"code": f"{courtyard}{r + 1:02d}", "parts": geoms, "multipart": multipart, "raw_shares": shares[r]}
+        )
+    for p in empty_parts:  # a part without buildings (a park across the road) joins the nearest grid
+        near = int(np.argmin([shapely.distance(shapely.union_all(gr["parts"]), parts_ll[p]) for gr in grids]))
+        grids[near]["parts"].append(parts_ll[p])
+        grids[near]["multipart"] = True
+    for gr in grids:
+        parts = gr.pop("parts")
+        gr["geometry"] = parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+    return grids
+
+
+def _halves(ground, slice_, before: list, after: list):
+    """The open ground of a unit split between a grid reaching cells ``before`` and one reaching cells
+    ``after``: cut by the line through the slice's centre across the direction between them."""
+    c = shapely.get_coordinates(shapely.centroid(slice_))[0]
+    d = (
+        shapely.get_coordinates(shapely.centroid(shapely.union_all(after)))[0]
+        - shapely.get_coordinates(shapely.centroid(shapely.union_all(before)))[0]
+    )
+    if np.hypot(*d) < 1e-9:
+        return ground, shapely.Polygon()
+    d = d / np.hypot(*d)
+    v = np.array([-d[1], d[0]])
+    x0, y0, x1, y1 = shapely.bounds(shapely.union(ground, slice_))
+    reach = 2 * ((x1 - x0) + (y1 - y0)) + 1.0
+    back = shapely.Polygon([c + v * reach, c - v * reach, c - v * reach - d * reach, c + v * reach - d * reach])
+    return shapely.intersection(ground, back), shapely.difference(ground, back)

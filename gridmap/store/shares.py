@@ -1,0 +1,107 @@
+"""SQL for micro-grids' shares of buildings (``grid_share``: floor ranges of units per grid version) and
+the units' floors they are checked against.
+
+Shares hang on the grid *version* (``grid.id``), so they are dated exactly like the grid: a share is
+current while its grid version is, and ``at=`` reads the shares of the versions valid then.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .db import copy_frame
+from .grids import as_of
+
+COLUMNS = ["code", "building_code", "unit", "floor_from", "floor_to", "households"]
+
+
+def insert(conn: Connection, frame: pd.DataFrame) -> int:
+    """Shares (COLUMNS) of the *current* versions of their grid codes; rows of unknown codes are an
+    error of the caller (checked before)."""
+    if not len(frame):
+        return 0
+    ids = dict(
+        conn.execute(
+            sa.text("SELECT code, id FROM grid WHERE valid_to IS NULL AND code = ANY(:codes)"),
+            {"codes": sorted(set(frame["code"]))},
+        ).all()
+    )
+    out = pd.DataFrame(
+        {
+            "grid_id": frame["code"].map(ids),
+            "building_code": frame["building_code"],
+            "unit": frame["unit"].astype("int64"),
+            "floor_from": frame["floor_from"].astype("int64"),
+            "floor_to": frame["floor_to"].astype("int64"),
+            "households": frame["households"].astype("int64"),
+        }
+    )
+    copy_frame(conn, "grid_share", list(out.columns), out)
+    return len(out)
+
+
+def of_grids(conn: Connection, *, codes=None, courtyards=None, at: datetime | None = None) -> pd.DataFrame:
+    """Shares of the micro-grid versions valid at ``at`` (all, of ``codes``, or of grids in ``courtyards``):
+    COLUMNS plus the grid's parent code and multipart flag."""
+    where, params = as_of(at, "g")
+    if codes is not None:
+        where += " AND g.code = ANY(:codes)"
+        params["codes"] = list(codes)
+    if courtyards is not None:
+        where += " AND g.parent_code = ANY(:yards)"
+        params["yards"] = list(courtyards)
+    rows = conn.execute(
+        sa.text(f"""
+        SELECT g.code, s.building_code, s.unit, s.floor_from, s.floor_to, s.households, g.parent_code, g.multipart
+        FROM grid_share s JOIN grid g ON g.id = s.grid_id
+        WHERE {where} ORDER BY g.code, s.building_code, s.unit, s.floor_from"""),
+        params,
+    ).all()
+    return pd.DataFrame(rows, columns=[*COLUMNS, "parent_code", "multipart"])
+
+
+def of_building(conn: Connection, building: str, at: datetime | None = None) -> list[tuple]:
+    """(code, unit, floor_from, floor_to, households) of every micro-grid version valid at ``at`` holding
+    floors of ``building``."""
+    where, params = as_of(at, "g")
+    return conn.execute(
+        sa.text(f"""
+        SELECT g.code, s.unit, s.floor_from, s.floor_to, s.households FROM grid_share s
+        JOIN grid g ON g.id = s.grid_id WHERE s.building_code = :b AND {where}
+        ORDER BY g.code, s.unit, s.floor_from"""),
+        {**params, "b": building},
+    ).all()
+
+
+def units(conn: Connection, *, courtyards=None, at: datetime | None = None) -> list[tuple]:
+    """Units of the building versions valid at ``at``: (building code, courtyard code, number, households,
+    floors, floor households or None)."""
+    where, params = as_of(at, "b")
+    if courtyards is not None:
+        where += " AND b.courtyard_code = ANY(:yards)"
+        params["yards"] = list(courtyards)
+    return conn.execute(
+        sa.text(f"""
+        SELECT b.code, b.courtyard_code, u.number, u.households, coalesce(u.floors, b.floors), u.floor_households
+        FROM unit u JOIN building b ON b.id = u.building_id WHERE {where} ORDER BY b.code, u.number"""),
+        params,
+    ).all()
+
+
+def copy_forward(conn: Connection, codes, at: datetime) -> int:
+    """Give the versions of ``codes`` opened at ``at`` the shares of their versions closed at ``at`` (an
+    edit that keeps a grid's buildings keeps its floors)."""
+    return conn.execute(
+        sa.text("""
+        INSERT INTO grid_share (grid_id, building_code, unit, floor_from, floor_to, households)
+        SELECT new.id, s.building_code, s.unit, s.floor_from, s.floor_to, s.households
+        FROM grid new JOIN grid old ON old.code = new.code AND old.valid_to = :at
+        JOIN grid_share s ON s.grid_id = old.id
+        WHERE new.code = ANY(:codes) AND new.valid_from = :at AND new.valid_to IS NULL
+          AND NOT EXISTS (SELECT 1 FROM grid_share x WHERE x.grid_id = new.id)"""),
+        {"codes": list(codes), "at": at},
+    ).rowcount

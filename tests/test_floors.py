@@ -1,0 +1,333 @@
+"""The 3D planner on hand-made compounds: towers split by floors, no cut through a footprint except on a
+party wall, every floor in exactly one grid, grids in one piece (declared multipart across a road), the
+plan nearest the band for infeasible totals, and the time budget."""
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import box
+
+from gridmap import geo
+from gridmap.domain.integrity_shares import UnitFloors, allowed_overlap, check_connected, check_shares
+from gridmap.domain.partition import VisitModel
+from gridmap.domain.partition.compound import Building, plan
+from gridmap.domain.partition.floors import BUILDING, FLOOR, JUMP, PART, UNIT, Unit, cut, even_floors
+from gridmap.domain.partition.ground import unit_slices
+from gridmap.errors import InputError
+
+X0, Y0 = 5000.0, 3000.0
+CODE = "410104001001001"
+TOL_M2 = 1.0
+
+
+def ll(geom):
+    return geo.from_local([shapely.affinity.translate(geom, X0, Y0)])[0]
+
+
+def building(code, x, y, units, floors, per_floor, width=12.0, depth=14.0, angle=0.0):
+    """A building of ``units`` units side by side (``width`` m each), ``per_floor`` households a floor."""
+    fp = box(x, y, x + width * units, y + depth)
+    if angle:
+        fp = shapely.affinity.rotate(fp, angle)
+    per = per_floor if isinstance(per_floor, (list, tuple)) else [per_floor] * units
+    return Building(code, ll(fp), tuple(Unit(code, n + 1, (per[n],) * floors) for n in range(units)))
+
+
+def estate(rows, cols, units, floors, per_floor, gap=25.0):
+    blds, w = [], 12.0 * units
+    for r in range(rows):
+        for c in range(cols):
+            blds.append(
+                building(
+                    f"{CODE}B{r * cols + c + 1:03d}", 20 + c * (w + gap), 20 + r * (14 + gap), units, floors, per_floor
+                )
+            )
+    return ll(box(0, 0, 40 + cols * (w + gap) - gap, 40 + rows * (14 + gap) - gap)), blds
+
+
+def sizes(p):
+    return sorted(g["households"] for g in p.grids)
+
+
+def assert_sound(p, outline, buildings):
+    """Every rule the validator holds a plan to: floors once, households add up, tiling with overlaps
+    only on shared footprints, one piece unless multipart, boundaries off footprints but party walls."""
+    assert p.error is None, p.error
+    units = [UnitFloors(b.code, CODE, u.number, u.floor_households) for b in buildings for u in b.units]
+    shares = [
+        (g["code"], s.building, s.unit, s.floor_from, s.floor_to, s.households) for g in p.grids for s in g["shares"]
+    ]
+    grids = {
+        g["code"]: {"households": g["households"], "parent_code": CODE, "geometry": g["geometry"]} for g in p.grids
+    }
+    feet = {b.code: b.footprint for b in buildings}
+    assert check_shares(units, shares, grids, feet) == []
+    assert sum(g["households"] for g in p.grids) == sum(u.households for b in buildings for u in b.units)
+    assert (
+        check_connected(
+            [g["code"] for g in p.grids], [g["geometry"] for g in p.grids], [g["multipart"] for g in p.grids]
+        )
+        == []
+    )
+    geoms = [g["geometry"] for g in p.grids]
+    assert geo.area_m2([shapely.symmetric_difference(outline, shapely.union_all(geoms))])[0] <= TOL_M2
+    held = [{s.building for s in g["shares"]} for g in p.grids]
+    for i in range(len(geoms)):
+        for j in range(i + 1, len(geoms)):
+            extra = shapely.difference(
+                shapely.intersection(geoms[i], geoms[j]), allowed_overlap(held[i], held[j], feet)
+            )
+            assert geo.area_m2([extra])[0] <= TOL_M2, (p.grids[i]["code"], p.grids[j]["code"])
+    # no boundary through a footprint except along a party wall
+    for b in buildings:
+        inner = geo.to_local([b.footprint])[0].buffer(-0.05)
+        walls = shapely.union_all([s.boundary for s in unit_slices(geo.to_local([b.footprint])[0], len(b.units))])
+        for g in geoms:
+            through = shapely.difference(shapely.intersection(geo.to_local([g.boundary])[0], inner), walls.buffer(0.05))
+            assert through.length < 0.1, (b.code, through.length)
+
+
+def test_33_floor_tower_estate_is_split_by_floors_into_the_band():
+    outline, blds = estate(3, 4, 2, 33, 4)  # 12 towers x 264 households
+    p = plan(CODE, outline, blds, visit=VisitModel())
+    assert_sound(p, outline, blds)
+    f = p.figures(50, 70)
+    assert f["grids_in_band"] == f["grids"] > 40 and f["households_out_of_band"] == 0
+    assert f["units_split_by_floor"] > 0 and f["largest_grid"] <= 70
+    assert any("@" in u for g in p.grids for u in g["units"])
+
+
+def test_towers_of_90_household_units_never_collapse_into_one_grid():
+    outline, blds = estate(2, 2, 4, 30, 3)  # units of 90, towers of 360, 1440 households
+    p = plan(CODE, outline, blds)
+    assert_sound(p, outline, blds)
+    assert len(p.grids) >= 1440 // 70 and sizes(p)[-1] <= 70 and sizes(p)[0] >= 50
+
+
+def test_mixed_estate_slabs_towers_villas():
+    blds = [building(f"{CODE}B{i + 1:03d}", 20 + 70 * i, 20, 4, 6, 2) for i in range(4)]  # 6-floor slabs, 48 each
+    blds += [building(f"{CODE}B{i + 5:03d}", 20 + 60 * i, 90, 2, 32, [4, 3]) for i in range(3)]  # towers of 224
+    blds += [building(f"{CODE}B{i + 8:03d}", 20 + 30 * i, 160, 1, 3, 1, width=10, depth=10) for i in range(6)]
+    outline = ll(box(0, 0, 320, 200))
+    p = plan(CODE, outline, blds)
+    assert_sound(p, outline, blds)
+    total = sum(u.households for b in blds for u in b.units)
+    assert p.figures(50, 70)["households_in_band"] == total
+
+
+def test_courtyard_in_two_parts_is_planned_part_by_part():
+    north, south = box(0, 0, 200, 80), box(0, 100, 200, 180)  # a public road between them
+    blds = [building(f"{CODE}B{i + 1:03d}", 20 + 60 * i, 20, 2, 6, 5) for i in range(3)]  # 3 x 60 south
+    blds += [building(f"{CODE}B{i + 4:03d}", 20 + 60 * i, 120, 2, 6, 5) for i in range(2)]  # 2 x 60 north
+    outline = ll(shapely.MultiPolygon([north, south]))
+    p = plan(CODE, outline, blds)
+    assert_sound(p, outline, blds)
+    assert sizes(p) == [60] * 5 and not any(g["multipart"] for g in p.grids)
+    # a part too small to hold the band alone is joined to a grid across the road, declared multipart
+    small = [building(f"{CODE}B{i + 1:03d}", 20 + 60 * i, 20, 2, 5, 5) for i in range(3)]  # 3 x 50 south
+    small += [building(f"{CODE}B004", 20, 120, 2, 2, 5)]  # 20 households north
+    p = plan(CODE, outline, small)
+    assert_sound(p, outline, small)
+    assert all(50 <= h <= 70 for h in sizes(p)) and sum(g["multipart"] for g in p.grids) == 1
+
+
+def test_165_in_units_of_33_gives_66_66_33_not_66_99():
+    outline = ll(box(0, 0, 200, 60))
+    blds = [building(f"{CODE}B001", 20, 20, 5, 11, 3)]  # five units of 33
+    p = plan(CODE, outline, blds)
+    assert_sound(p, outline, blds)
+    assert sizes(p) == [33, 66, 66]
+
+
+def test_35_35_36_gives_70_and_36_not_106():
+    outline = ll(box(0, 0, 120, 60))
+    blds = [building(f"{CODE}B001", 20, 20, 3, 6, [6, 6, 6])]
+    blds = [
+        Building(
+            blds[0].code,
+            blds[0].footprint,
+            tuple(Unit(blds[0].code, n + 1, even_floors(h, 6)) for n, h in enumerate((35, 35, 36))),
+        )
+    ]
+    p = plan(CODE, outline, blds)
+    assert_sound(p, outline, blds)
+    assert sizes(p) == [36, 70]
+
+
+def test_a_slab_holding_a_whole_grid_is_not_cut():
+    # two slabs of 60 on a diagonal: a straight cut between their entrances would cross one lengthwise
+    blds = [
+        building(f"{CODE}B001", 20, 20, 4, 6, [3, 2, 3, 2], angle=30),
+        building(f"{CODE}B002", 60, 70, 4, 6, [2, 3, 2, 3], angle=30),
+    ]
+    outline = ll(box(0, 0, 160, 140))
+    p = plan(CODE, outline, blds)
+    assert_sound(p, outline, blds)
+    assert sorted(len(g["shares"]) for g in p.grids) == [4, 4]
+    assert {frozenset(s.building for s in g["shares"]) for g in p.grids} == {frozenset([b.code]) for b in blds}
+
+
+def test_large_tower_estate_within_budget_and_deterministic():
+    outline, blds = estate(4, 5, 3, 30, 2)  # 20 towers x 180 = 3600 households
+    t0 = time.perf_counter()
+    p = plan(CODE, outline, blds, budget_s=8.0)
+    assert time.perf_counter() - t0 < 10
+    assert_sound(p, outline, blds)
+    assert p.figures(50, 70)["households_out_of_band"] == 0
+    again = plan(CODE, outline, blds, budget_s=8.0)
+    assert [g["geometry"].wkb for g in again.grids] == [g["geometry"].wkb for g in p.grids]
+
+
+def test_bad_input_names_the_building():
+    outline = ll(box(0, 0, 100, 100))
+    with pytest.raises(InputError, match="no buildings"):
+        plan(CODE, outline, [])
+    far = building(f"{CODE}B001", 500, 500, 1, 6, 2)
+    with pytest.raises(InputError, match=f"{CODE}B001 lies outside"):
+        plan(CODE, outline, [far])
+    empty = Building(f"{CODE}B002", ll(box(10, 10, 30, 30)), (Unit(f"{CODE}B002", 1, (0, 0)),))
+    with pytest.raises(InputError, match="unit 1 of building .*B002 has 0 households"):
+        plan(CODE, outline, [empty])
+
+
+def test_cut_prefers_buildings_then_units_then_floors():
+    # two buildings of 60: cut between them, not inside
+    starts, _ = cut([30, 30, 30, 30], [UNIT, BUILDING, UNIT], 50, 70)
+    assert starts == [0, 2]
+    # a tall unit: cut at a floor only when nothing else fits
+    starts, _ = cut([4] * 30, [FLOOR] * 29, 50, 70)
+    assert [30 * 4 * (b - a) // 30 for a, b in zip(starts, starts[1:] + [30])] in ([60, 60],)
+    # never across a jump, across a part only when the band needs it
+    starts, _ = cut([60, 60], [JUMP], 50, 70)
+    assert starts == [0, 1]
+    starts, _ = cut([30, 30], [PART], 50, 70)
+    assert starts == [0]
+
+
+def test_policy_over_and_under_choose_their_side():
+    hh, kinds = [33] * 3, [UNIT, UNIT]  # 99: 66 + 33 (keep, under) or 99 (over)
+
+    def runs(policy):
+        starts = cut(hh, kinds, 50, 70, policy)[0] + [len(hh)]
+        return sorted(sum(hh[a:b]) for a, b in itertools.pairwise(starts))
+
+    assert runs("keep") == runs("under") == [33, 66]
+    assert runs("over") == [99]
+
+
+def test_shares_rules_catch_missing_twice_and_wrong_households():
+    units = [UnitFloors("B1", CODE, 1, (2,) * 10)]
+    grids = {
+        "A": {"households": 10, "parent_code": CODE, "geometry": None},
+        "B": {"households": 12, "parent_code": CODE, "geometry": None},
+    }
+    shares = [("A", "B1", 1, 1, 5, 10), ("B", "B1", 1, 5, 9, 11)]
+    kinds = sorted(p.kind for p in check_shares(units, shares, grids))
+    assert kinds == ["floor_twice", "floor_unassigned", "grid_households", "share_households"]
+    msgs = " ".join(p.message for p in check_shares(units, shares, grids))
+    assert "floors 10 of unit 1" in msgs and "floors 5 of unit 1 of building B1 are in 2 micro-grids" in msgs
+
+
+def test_a_grid_in_two_pieces_is_disconnected_unless_multipart():
+    two = ll(shapely.MultiPolygon([box(0, 0, 50, 50), box(100, 0, 150, 50)]))
+    noisy = ll(shapely.MultiPolygon([box(0, 0, 50, 50), box(60, 0, 60.5, 0.5)]))  # 0.25 m²: noise
+    out = check_connected(["A", "B", "C"], [two, two, noisy], [False, True, False])
+    assert [p.codes for p in out] == [["A"]] and out[0].kind == "disconnected"
+    assert np.isclose(out[0].area_m2, 2500, rtol=0.02)
+
+
+def test_ground_cells_tile_the_courtyard_and_hold_their_slices():
+    from gridmap.domain.partition.ground import Ground
+
+    outline = shapely.difference(box(0, 0, 200, 160), box(80, 80, 140, 160))  # a U
+    feet = [box(20, 20, 68, 34), box(100, 20, 148, 34), box(20, 100, 56, 114), box(150, 100, 186, 114)]
+    g = Ground(outline, feet, [4, 4, 3, 3])
+    assert len(g.cells) == 14
+    assert abs(shapely.union_all(g.cells).symmetric_difference(outline).area) < 0.01
+    for s, c in zip(g.slices, g.cells):
+        assert shapely.difference(s, c).area < 0.01
+    areas = sum(c.area for c in g.cells)
+    assert abs(areas - outline.area) < 0.01  # no overlaps
+    # a slab's units are neighbours across their party walls
+    assert {(0, 1), (1, 2), (2, 3)} <= set(g.edges)
+
+
+def test_repair_moves_a_unit_the_walk_left_behind():
+    from gridmap.domain.partition.floors import Block
+    from gridmap.domain.partition.repair import repair
+
+    blocks = [Block(i, 1, 6, h) for i, h in enumerate([40, 20, 40, 20])]
+    neighbours = [{1, 3}, {0, 2}, {1, 3}, {2, 0}]  # four cells in a ring
+    run_of = repair(blocks, [0, 0, 0, 1], [0, 1, 2, 3], neighbours, 50, 70)
+    sizes = sorted(np.bincount(run_of, weights=[b.households for b in blocks]).astype(int))
+    assert sizes == [60, 60]
+
+
+def test_memberships_answer_floors_and_shared_towers():
+    from gridmap.domain.membership import Memberships, read_rows
+
+    rows = read_rows(
+        [
+            {"building": "B1", "unit": "1", "floor_from": "1", "floor_to": "16", "micro_code": "G1"},
+            {"building": "B1", "unit": "1", "floor_from": "17", "floor_to": "33", "micro_code": "G2"},
+            {"building": "B1", "unit": "2", "floor_from": "1", "floor_to": "33", "micro_code": "G2"},
+        ]
+    )
+    m = Memberships(rows)
+    assert [m.grid_of("B1", 1, f) for f in (1, 16, 17, 33)] == ["G1", "G1", "G2", "G2"]
+    assert m.grid_of("B1", 1, 34) is None and m.grid_of("B9", 1, 1) is None
+    assert [h["code"] for h in m.holders("B1")] == ["G1", "G2"] and m.shared("B1")
+    assert m.holders("B1")[1]["floors"] == [
+        {"unit": 1, "floor_from": 17, "floor_to": 33, "households": None},
+        {"unit": 2, "floor_from": 1, "floor_to": 33, "households": None},
+    ]
+    with pytest.raises(
+        InputError,
+        match=r"row 2: floors must satisfy 1 <= floor_from <= floor_to, got 9..3 "
+        r"\(and 1 more bad rows\)",
+    ):
+        read_rows(
+            [
+                {"building": "B1", "unit": "1", "floor_from": "1", "floor_to": "2", "micro_code": "G"},
+                {"building": "B1", "unit": "1", "floor_from": "9", "floor_to": "3", "micro_code": "G"},
+                {"building": "B1", "unit": "x", "floor_from": "1", "floor_to": "3", "micro_code": "G"},
+            ]
+        )
+    with pytest.raises(InputError, match="row 1: missing micro_code"):
+        read_rows([{"building": "B1", "unit": "1", "floor_from": "1", "floor_to": "2", "micro_code": " "}])
+
+
+def test_stored_geometry_sees_slivers_of_long_edges_and_densify_removes_them():
+    from gridmap.domain import stored_geometry as sg
+
+    # a 3 km oblique courtyard edge stored as one segment; its two children meet at a vertex computed on
+    # the lon/lat line (as a generator cutting in a plane affine to lon/lat does)
+    a, b = (113.60, 34.70), (113.625, 34.715)
+    mid = (a[0] + (b[0] - a[0]) / 3, a[1] + (b[1] - a[1]) / 3)
+    parent = shapely.Polygon([a, b, (b[0], 34.69), (a[0], 34.69)])
+    left = shapely.Polygon([a, mid, (mid[0], 34.69), (a[0], 34.69)])
+    right = shapely.Polygon([mid, b, (b[0], 34.69), (mid[0], 34.69)])
+    gaps, over = sg.pieces(parent, [left, right])
+    assert gaps or over  # the geodesic reading parts from the lon/lat one by centimetres over 3 km
+    assert max(a for _, a in gaps + over) > 1.0
+    dense = sg.densify([parent, left, right])
+    gaps, over = sg.pieces(dense[0], dense[1:])
+    assert gaps == [] and over == []
+    assert sg.longest_segment_deg(dense).max() <= sg.MAX_SEGMENT_DEG + 1e-12
+
+
+def test_memberships_derived_from_geometry_put_each_unit_where_its_slice_is():
+    from gridmap.domain.membership import derive
+
+    west, east = ll(box(0, 0, 50, 40)), ll(box(50, 0, 100, 40))
+    slab = ll(box(30, 10, 70, 20))  # four units of 10 m: two each side of x = 50
+    rows = derive([("G2", east), ("G1", west)], [("B1", slab, [(1, 6, 12), (2, 6, 12), (3, 6, 12), (4, 6, 12)])])
+    assert [(r.code, r.unit, r.floor_to, r.households) for r in rows] == [
+        ("G1", 1, 6, 12),
+        ("G1", 2, 6, 12),
+        ("G2", 3, 6, 12),
+        ("G2", 4, 6, 12),
+    ]
