@@ -1,9 +1,8 @@
 """``gridmap record reports|residents --engine dask``: rows placed on a Dask cluster, written to
 PostGIS with COPY from the workers, all or nothing.
 
-The index (and for addresses the gazetteer and towers' floors) is built once and broadcast, as for
-``assign``
-(:mod:`.dask_assign`).  Each task places one partition with the single-process code
+The index (and for addresses the gazetteer and towers' floors) is built once and broadcast, as
+for ``assign`` (:mod:`.dask_assign`).  Each task places one partition with the single-process code
 (:func:`.assignment.record_rows`) and copies it, ``BATCH`` rows per COPY, into a staging table
 in one transaction of its own (a retried partition replaces its rows).  When every partition
 is staged, one transaction moves the rows into the table in file order and drops the staging
