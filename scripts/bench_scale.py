@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from gridmap.services.dask_cluster import LOCAL_WORKER_CONFIG  # noqa: E402
 from gridmap.store import db  # noqa: E402
 
 from bench_lookup import bench_db, city_outline, random_points  # noqa: E402
@@ -118,18 +119,28 @@ def sjoin_run(eng, src: Path, out: Path, workers: int) -> float:
     """dask_geopandas: read, sjoin with the micro-grids, write; a fresh local cluster, timed whole."""
     import dask_geopandas
     import geopandas as gpd
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     t = time.perf_counter()
-    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0") as cluster, Client(cluster):
+    with local_cluster(workers) as cluster, Client(cluster):
         with eng.connect() as conn:
             micro = gpd.read_postgis(
                 "SELECT code, geom FROM grid WHERE level = 'micro' AND valid_to IS NULL", conn, geom_col="geom"
             )
-        points = dask_geopandas.read_parquet(src)
-        joined = dask_geopandas.sjoin(points, micro, how="left", predicate="intersects")
+        points = dask_geopandas.read_parquet(src, gather_spatial_partitions=False)
+        grids = dask_geopandas.from_geopandas(micro, npartitions=1)
+        joined = dask_geopandas.sjoin(points, grids, how="inner", predicate="intersects")  # its only mode
         joined[["id", "code", "geometry"]].to_parquet(out, write_index=False)
     return time.perf_counter() - t
+
+
+def local_cluster(workers: int):
+    """A LocalCluster of ``workers`` one-thread processes, tuned as the command tunes its own."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set(LOCAL_WORKER_CONFIG):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0")
 
 
 def sjoin_agrees(single: Path, out: Path) -> None:
@@ -144,9 +155,9 @@ def sjoin_agrees(single: Path, out: Path) -> None:
 
 def peak_memory(url: str, src: Path, out: Path, workers: int) -> tuple[float, list[float]]:
     """Stream ``src`` through the dask command on a cluster started here; (seconds, peak MB per worker)."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0") as cluster:
+    with local_cluster(workers) as cluster:
         seconds = run(
             [GRIDMAP, "assign", str(src), str(out), "--engine", "dask", "--scheduler", cluster.scheduler_address],
             env={"GRIDMAP_DATABASE_URL": url},
