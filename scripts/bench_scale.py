@@ -66,7 +66,7 @@ def make_points(eng, n, seed, path: Path) -> Path:
     for start in range(0, n, ROW_GROUP):
         m = min(ROW_GROUP, n - start)
         inside = int(m * 0.95)
-        x, y = random_points(eng, inside, seed + start, city)
+        x, y = random_points(eng, inside, seed + start, city=city)
         x = np.concatenate([x, rng.uniform(x0, x1, m - inside)])
         y = np.concatenate([y, rng.uniform(y0, y1, m - inside)])
         gdf = gpd.GeoDataFrame({"id": np.arange(start, start + m)}, geometry=shapely.points(x, y), crs=4326)
