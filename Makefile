@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install system browser db bench bench-lookup bench-partition bench-tiles bench-scale serve clean
+.PHONY: demo test lint install system browser db bench bench-lookup bench-partition bench-tiles bench-abuse bench-scale serve clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-tiles: db
 bench-scale: db
 	$(BIN)/pip install -q -e '.[test,scale,bench]'
 	$(BIN)/python scripts/bench_scale.py --points 20000000 --workers 2 --big 100000000
+
+bench-abuse: db
+	bash scripts/install_system.sh wrk
+	$(BIN)/python scripts/bench_abuse.py
 
 clean:
 	-$(BIN)/gridmap db stop

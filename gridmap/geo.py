@@ -183,8 +183,15 @@ def bd09_to_wgs84(lon, lat):
 
 
 @lru_cache(maxsize=32)
+@lru_cache(maxsize=32)
 def _transformer(src: str, dst: str) -> Transformer:
+    # cached: building a Transformer costs milliseconds, more than transforming a batch of points
     return Transformer.from_crs(src, dst, always_xy=True)
+
+
+def to_metric_xy(x, y):
+    """Storage lon/lat arrays in EPSG:4547 metres."""
+    return transform_xy(x, y, f"EPSG:{STORAGE_SRID}", f"EPSG:{METRIC_SRID}")
 
 
 def transform_xy(x, y, src: str, dst: str = f"EPSG:{STORAGE_SRID}"):

@@ -12,11 +12,21 @@ from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 
+from .domain.dates import DEFAULT_TIMEZONE, zone
+from .domain.levels import HOUSEHOLD_BAND
+from .errors import InputError
+
 #: Port of the project's own PostGIS cluster (override with GRIDMAP_PG_PORT).
 DEFAULT_PG_PORT = 55432
 DEFAULT_DB_NAME = "gridmap"
 DEFAULT_PG_BIN = "/usr/lib/postgresql/15/bin"
 LOOKUP_ENGINES = ("index", "postgis")
+#: Request-body limit of `gridmap serve` in bytes (10,000 batch points or a 20,000-vertex outline
+#: are under 2 MB); larger bodies get 413 before they are read.
+MAX_BODY = 4 * 1024 * 1024
+#: Seconds a client has to send a whole request body (408 after), and its headers (connection closed).
+BODY_TIMEOUT = 10.0
+HEADER_TIMEOUT = 10.0
 #: The shipped layer definitions (package data, see README "Layout").
 PACKAGE_LAYERS = Path(str(resources.files("gridmap") / "resources" / "layers"))
 
@@ -27,6 +37,14 @@ def _checkout_home() -> Path:
     if (repo / "setup.cfg").exists():
         return repo / ".gridmap"
     return Path.cwd() / ".gridmap"
+
+
+def _band(text: str) -> tuple[int, int]:
+    """``50-70`` → (50, 70); InputError naming GRIDMAP_HOUSEHOLD_BAND otherwise."""
+    lo, sep, hi = text.partition("-")
+    if sep and lo.strip().isdigit() and hi.strip().isdigit() and 0 < int(lo) <= int(hi):
+        return int(lo), int(hi)
+    raise InputError(f"GRIDMAP_HOUSEHOLD_BAND must be MIN-MAX households such as 50-70, got {text!r}")
 
 
 def _sqlalchemy_url(url: str | None) -> str | None:
@@ -59,9 +77,17 @@ class Settings:
     lookup_engine: str = "index"
     #: Build the lookup index when a server worker starts.
     warm: bool = False
+    #: Request threads per server worker, the request-body limit (bytes) and its read timeout (s).
+    threads: int = 8
+    max_body: int = MAX_BODY
+    body_timeout: float = BODY_TIMEOUT
     secret_key: str | None = None
     #: Who runs the CLI ($USER), for the audit log.
     user: str = "cli"
+    #: GRIDMAP_TZ: the office's time zone, in which times are shown and exported (an IANA name).
+    timezone: str = DEFAULT_TIMEZONE
+    #: GRIDMAP_HOUSEHOLD_BAND: households a micro-grid should hold, ``MIN-MAX`` (the map's histogram).
+    household_band: tuple[int, int] = HOUSEHOLD_BAND
 
     ENV = {
         "home": "GRIDMAP_HOME",
@@ -77,8 +103,13 @@ class Settings:
         "auth_read": "GRIDMAP_AUTH_READ",
         "lookup_engine": "GRIDMAP_LOOKUP_ENGINE",
         "warm": "GRIDMAP_WARM_INDEX",
+        "threads": "GRIDMAP_THREADS",
+        "max_body": "GRIDMAP_MAX_BODY",
+        "body_timeout": "GRIDMAP_BODY_TIMEOUT",
         "secret_key": "GRIDMAP_SECRET_KEY",
         "user": "USER",
+        "timezone": "GRIDMAP_TZ",
+        "household_band": "GRIDMAP_HOUSEHOLD_BAND",
     }
 
     @classmethod
@@ -108,8 +139,13 @@ class Settings:
             auth_read=get("auth_read"),
             lookup_engine=get("lookup_engine") or "index",
             warm=get("warm") == "1",
+            threads=int(get("threads") or 8),
+            max_body=int(get("max_body") or MAX_BODY),
+            body_timeout=float(get("body_timeout") or BODY_TIMEOUT),
             secret_key=get("secret_key"),
             user=get("user") or "cli",
+            timezone=get("timezone") or DEFAULT_TIMEZONE,
+            household_band=_band(get("household_band")) if get("household_band") else HOUSEHOLD_BAND,
         )
         given = {k: v for k, v in (overrides or {}).items() if v is not None}
         unknown = set(given) - {f.name for f in fields(cls)}
@@ -118,7 +154,9 @@ class Settings:
         for key in ("external_database_url", "read_database_url"):
             if key in given:
                 given[key] = _sqlalchemy_url(given[key])
-        return replace(settings, **given)
+        settings = replace(settings, **given)
+        zone(settings.timezone)  # an unknown zone is an error now, not at the first time shown
+        return settings
 
     @classmethod
     def export(cls, **values) -> None:

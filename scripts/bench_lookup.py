@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gridmap.domain.lookup import GridIndex  # noqa: E402
+from gridmap.domain.lookup import GridIndex, assign_table  # noqa: E402
 from gridmap.services.demo import load_demo  # noqa: E402
 from gridmap.services.locator import release_freed_memory  # noqa: E402
 from gridmap.services.resources import load_rules  # noqa: E402
@@ -85,8 +85,9 @@ def city_outline(eng):
     return city
 
 
-def random_points(eng, n, seed, city=None):
-    """n points uniform inside the city (its outline fetched unless given)."""
+def random_points(eng, n, seed, inside=True, city=None):
+    """``n`` points uniform inside the city's districts (``inside``), or over its bounding box outside
+    them (the outline fetched unless given)."""
     city = city_outline(eng) if city is None else city
     x0, y0, x1, y1 = city.bounds
     rng = np.random.default_rng(seed)
@@ -95,7 +96,7 @@ def random_points(eng, n, seed, city=None):
     while have < n:
         x = rng.uniform(x0, x1, n)
         y = rng.uniform(y0, y1, n)
-        keep = shapely.contains_xy(city, x, y)
+        keep = shapely.contains_xy(city, x, y) == inside
         xs.append(x[keep])
         ys.append(y[keep])
         have += int(keep.sum())
@@ -275,6 +276,311 @@ def http_report(ours, theirs):
     )
 
 
+# --- issue 16: whole commands and requests, as users run them --------------------------------------
+
+GEOPANDAS_SCRIPT = """
+import sys, geopandas as gpd, pandas as pd
+src, grids, dst = sys.argv[1:4]
+pts = pd.read_parquet(src) if src.endswith(".parquet") else pd.read_csv(src)
+g = gpd.GeoDataFrame(pts, geometry=gpd.points_from_xy(pts.lon, pts.lat), crs=4326)
+micro = gpd.read_parquet(grids)
+j = gpd.sjoin(g, micro, how="left", predicate="intersects")
+j = j.sort_values("code").loc[~j.sort_values("code").index.duplicated()].sort_index()  # lowest code
+j = j.drop(columns="index_right")
+j.to_parquet(dst) if dst.endswith(".parquet") else pd.DataFrame(j.drop(columns="geometry")).to_csv(dst, index=False)
+"""
+
+
+def e2e_points(eng, n, seed, inside=0.95):
+    """``n`` points: ``inside`` of them uniform inside the city, the rest uniform over its bounding box
+    outside it (as a points file with lon/lat columns would hold)."""
+    x, y = random_points(eng, int(n * inside), seed)
+    ox, oy = random_points(eng, n - len(x), seed + 1, inside=False)
+    lon, lat = np.concatenate([x, ox]), np.concatenate([y, oy])
+    order = np.random.default_rng(seed + 2).permutation(len(lon))
+    return pd.DataFrame({"id": np.arange(len(lon)), "lon": lon[order], "lat": lat[order]})
+
+
+def timed_process(cmd, env, repeat):
+    import os
+    import subprocess
+
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run(cmd, env={**os.environ, **env}, check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench_assign(url, eng, folder: Path, n, seed, repeat):
+    """`gridmap assign` vs the geopandas script, whole processes, Parquet and CSV; identical micro-grids."""
+    import geopandas as gpd
+
+    frame = e2e_points(eng, n, seed)
+    frame.to_parquet(folder / "pts.parquet", index=False)
+    frame.to_csv(folder / "pts.csv", index=False)
+    with eng.connect() as conn:
+        micro = grids.index_frame(conn)
+    micro = micro[micro["level"] == "micro"]
+    gpd.GeoDataFrame(micro[["code"]], geometry=list(micro["geometry"]), crs=4326).to_parquet(folder / "micro.parquet")
+    (folder / "gpd_assign.py").write_text(GEOPANDAS_SCRIPT)
+    env = {"GRIDMAP_DATABASE_URL": url, "GRIDMAP_HOME": str(folder / "home")}
+    exe = str(Path(sys.executable).with_name("gridmap"))
+    subprocess_env = {"GRIDMAP_DATABASE_URL": url}
+    timed_process([exe, "lookup", "113.68", "34.75"], env, 1)  # the index persisted once, as after any first use
+    rows = []
+    for fmt in ("parquet", "csv"):
+        src, ours_out, theirs_out = (folder / f"{name}.{fmt}" for name in ("pts", "ours", "theirs"))
+        t_ours = timed_process([exe, "assign", str(src), str(ours_out)], env, repeat)
+        t_gpd = timed_process(
+            [sys.executable, str(folder / "gpd_assign.py"), str(src), str(folder / "micro.parquet"), str(theirs_out)],
+            subprocess_env,
+            repeat,
+        )
+        if fmt == "parquet":
+            a = pd.read_parquet(ours_out, columns=["micro_code", "status"])
+            b = pd.read_parquet(theirs_out, columns=["code"])
+        else:
+            a = pd.read_csv(ours_out, usecols=["micro_code", "status"], dtype=str)
+            b = pd.read_csv(theirs_out, usecols=["code"], dtype=str)
+        ours = a["micro_code"].astype(object).where(a["micro_code"].notna(), None).to_numpy()
+        theirs = b["code"].astype(object).where(b["code"].notna(), None).to_numpy()
+        same = bool(np.array_equal(ours, theirs))
+        inside = float(np.mean(ours != None))  # noqa: E711
+        print(
+            f"assign {fmt}: gridmap {t_ours:.2f} s, geopandas {t_gpd:.2f} s, {t_gpd / t_ours:.1f}x, "
+            f"identical micro-grids {same}, inside {inside:.1%}",
+            flush=True,
+        )
+        rows.append((fmt, t_ours, t_gpd, same, inside))
+    t_first = timed_process([exe, "lookup", "113.68", "34.75"], env, repeat)
+    print(f"fresh process, first lookup (index loaded from disk): {t_first:.2f} s", flush=True)
+    return rows, t_first
+
+
+def _serve(url, port, folder, workers=2, threads=8):
+    import os
+    import subprocess
+
+    env = {**os.environ, "GRIDMAP_DATABASE_URL": url, "GRIDMAP_HOME": str(folder / "home")}
+    exe = Path(sys.executable).with_name("gridmap")
+    server = subprocess.Popen(
+        [str(exe), "serve", "--port", str(port), "--workers", str(workers), "--threads", str(threads)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            client = RawClient(port)
+            client.get("/api/v1/lookup?lon=113.68&lat=34.75")
+            client.close()
+            return server
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.terminate()
+                raise RuntimeError("gridmap serve did not come up") from None
+            time.sleep(0.5)
+
+
+WRK_POST = """
+local f = io.open(os.getenv("GRIDMAP_BENCH_BODY"), "rb")
+wrk.body = f:read("*a")
+f:close()
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def _wrk(port, script, env, connections=8, seconds=5, path="/", latency=False):
+    import os
+    import re
+    import shutil
+    import subprocess
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk not found (apt-get install wrk, or `make bench-lookup`)")
+    cmd = [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script)]
+    out = subprocess.run(
+        [*cmd, *(["--latency"] if latency else []), f"http://127.0.0.1:{port}{path}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
+    ).stdout
+    if "Non-2xx" in out or "timeout" in out.split("Requests/sec")[0].lower().replace("--timeout", ""):
+        raise RuntimeError("wrk saw errors:\n" + out)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = None
+    if latency:
+        m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+        p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    return rps, p99
+
+
+def bench_http_batch(url, eng, folder, seed, repeat, port=5103):
+    """POST /api/v1/lookup with 10,000 points, 2 workers, wrk 8 connections: points/s for the
+    answer as objects and as columns (the columnar request), and one PostGIS query per point for scale."""
+    import json
+
+    x, y = random_points(eng, 10_000, seed + 7)
+    bodies = {
+        "objects": json.dumps([{"lon": round(a, 7), "lat": round(b, 7)} for a, b in zip(x, y)]),
+        "columns": json.dumps({"lon": np.round(x, 7).tolist(), "lat": np.round(y, 7).tolist(), "format": "columns"}),
+    }
+    (folder / "post.lua").write_text(WRK_POST)
+    server = _serve(url, port, folder)
+    out = {}
+    try:
+        for name, body in bodies.items():
+            (folder / f"{name}.json").write_text(body)
+            env = {"GRIDMAP_BENCH_BODY": str(folder / f"{name}.json")}
+            _wrk(port, folder / "post.lua", env, seconds=2, path="/api/v1/lookup")  # warm-up
+            runs = [_wrk(port, folder / "post.lua", env, seconds=5, path="/api/v1/lookup")[0] for _ in range(repeat)]
+            out[name] = statistics.median(runs) * 10_000
+            print(f"HTTP POST 10,000 points ({name}): {out[name]:,.0f} points/s", flush=True)
+    finally:
+        server.terminate()
+        server.wait(30)
+    return out
+
+
+def commit_versions(eng, codes, geoms):
+    """A planner's committed boundary change: the grids' current versions closed and new ones opened
+    with ``geoms``, in one transaction, as the edit engine commits them.  (The engine's checks and
+    impact preview come before the commit and take far longer at city scale: the commit is what the
+    lookup index must follow.)"""
+    from datetime import UTC, datetime
+
+    with eng.begin() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT code, name, level, kind, parent_code, households, population FROM grid "
+                "WHERE code = ANY(:c) AND valid_to IS NULL ORDER BY code"
+            ),
+            {"c": list(codes)},
+        ).all()
+        columns = ["code", "name", "level", "kind", "parent_code", "households", "population"]
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["geometry"] = [shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in geoms]
+        now = datetime.now(UTC)
+        grids.close(conn, list(codes), now)
+        grids.insert(conn, frame, now)
+
+
+def bench_http_edits(url, eng, folder, seed, port=5104, minutes=1.0, every=5.0):
+    """Single GET lookups (wrk, 8 connections, --latency) while a planner commits a boundary move every
+    ``every`` seconds (:func:`commit_versions`); after each commit, how long until a lookup of a point
+    the edit moved answers with its new micro-grid."""
+    import threading
+
+    with eng.connect() as conn:
+        pair = conn.execute(
+            sa.text(
+                "SELECT a.code, b.code FROM grid a JOIN grid b ON a.parent_code = b.parent_code AND a.code < b.code "
+                "WHERE a.level = 'micro' AND b.level = 'micro' AND a.valid_to IS NULL AND b.valid_to IS NULL "
+                "AND ST_Relate(a.geom, b.geom, '****1****') ORDER BY a.code LIMIT 1"
+            )
+        ).one()
+    x, y = random_points(eng, 5000, seed + 11)
+    (folder / "points.txt").write_text("\n".join(f"lon={a:.7f}&lat={b:.7f}" for a, b in zip(x, y)) + "\n")
+    (folder / "lookup.lua").write_text(WRK_SCRIPT)
+    server = _serve(url, port, folder)
+    lags, stop = [], threading.Event()
+
+    def planner():
+        import json
+
+        flip = 0
+        while not stop.wait(every):
+            with eng.connect() as conn:
+                union = shapely.from_wkb(
+                    bytes(
+                        conn.execute(
+                            sa.text(
+                                "SELECT ST_AsBinary(ST_Union(geom)) FROM grid WHERE code = ANY(:c) AND valid_to IS NULL"
+                            ),
+                            {"c": list(pair)},
+                        ).scalar_one()
+                    )
+                )
+            x0, y0, x1, y1 = union.bounds
+            cut = x0 + (x1 - x0) * (0.45 if flip % 2 == 0 else 0.55)
+            first = union.intersection(shapely.box(x0 - 1, y0 - 1, cut, y1 + 1))
+            probe = (x0 + (x1 - x0) * 0.5, y0 + (y1 - y0) * 0.5)
+            if not union.contains(shapely.Point(probe)):
+                probe = union.representative_point().coords[0]
+            try:
+                commit_versions(eng, pair, [first, union.difference(first)])
+            except Exception as exc:  # a failed commit is reported, not fatal to the measurement
+                print(f"edit failed: {exc}", flush=True)
+                flip += 1
+                continue
+            committed = time.perf_counter()
+            expected = pair[0] if shapely.Point(probe).within(first) else pair[1]
+            client = RawClient(port)
+            while True:
+                status, body = client.get(f"/api/v1/lookup?lon={probe[0]:.9f}&lat={probe[1]:.9f}")
+                if json.loads(body).get("micro") == expected or time.perf_counter() - committed > 10:
+                    lags.append(time.perf_counter() - committed)
+                    break
+            client.close()
+            flip += 1
+
+    thread = threading.Thread(target=planner, daemon=True)
+    try:
+        thread.start()
+        env = {"GRIDMAP_BENCH_POINTS": str(folder / "points.txt")}
+        rps, p99 = _wrk(port, folder / "lookup.lua", env, seconds=int(minutes * 60), latency=True)
+    finally:
+        stop.set()
+        thread.join(30)
+        server.terminate()
+        server.wait(30)
+    lag_ms = [v * 1000 for v in lags]
+    print(
+        f"HTTP GET under edits every {every:.0f} s: {rps:,.0f} req/s, p99 {p99:.2f} ms; "
+        f"{len(lags)} edits seen after {statistics.median(lag_ms):.0f} ms (median), max {max(lag_ms):.0f} ms",
+        flush=True,
+    )
+    return rps, p99, lag_ms
+
+
+def e2e(url, eng, args):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        rows, t_first = bench_assign(url, eng, folder, args.points, args.seed, args.repeat)
+        batch = bench_http_batch(url, eng, folder, args.seed, args.repeat)
+        under = bench_http_edits(url, eng, folder, args.seed, minutes=args.edit_minutes)
+    print()
+    print(
+        f"| end to end, {args.points:,} points, 95 % inside (medians of {args.repeat}) | gridmap | geopandas | ratio |"
+    )
+    print("|---|---:|---:|---:|")
+    for fmt, ours, theirs, *_ in rows:
+        print(
+            f"| `gridmap assign` vs read + `sjoin` + write, {fmt} in and out (whole processes) | {ours:.2f} s "
+            f"| {theirs:.2f} s | {theirs / ours:.1f}x |"
+        )
+    print(f"| fresh `gridmap lookup` process, first answer (index loaded) | {t_first:.2f} s | | |")
+    for name, pps in batch.items():
+        print(f"| POST /api/v1/lookup, 10,000 points ({name}), 2 workers, 8 connections | {pps:,.0f} points/s | | |")
+    rps, p99, lag = under
+    print(f"| GET /api/v1/lookup p99 while an edit commits every 5 s ({rps:,.0f} req/s) | {p99:.2f} ms | | |")
+    print(
+        f"| edit reflected in lookups after (median / max of {len(lag)}) | {statistics.median(lag):.0f} / "
+        f"{max(lag):.0f} ms | | |"
+    )
+    ok = all(r[3] for r in rows)
+    print(f"identical micro-grid for every point: {ok}")
+    return 0 if ok else 1
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, default=1_000_000)
@@ -284,11 +590,15 @@ def main():
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--http-requests", type=int, default=2000)
     parser.add_argument("--http-only", action="store_true", help="only the HTTP part")
+    parser.add_argument("--e2e", action="store_true", help="issue 16: whole commands and requests only")
+    parser.add_argument("--edit-minutes", type=float, default=1.0)
     args = parser.parse_args()
     import geopandas as gpd
 
     url = bench_db(args.seed)
     eng = db.engine(url)
+    if args.e2e:
+        return e2e(url, eng, args)
     x, y = random_points(eng, args.points, args.seed)
     if args.http_only:
         http_report(*http_pair(url, x, y, args.http_requests))
@@ -305,7 +615,7 @@ def main():
     index_mb = rss_mb() - base  # one index, its build's temporaries released
     t_build, index = median(build, args.repeat)
     print(f"index: built in {t_build:.2f} s (median), +{index_mb:.0f} MB resident, {index.stats()}", flush=True)
-    t_ours, table = median(lambda: index.table(x, y), args.repeat)
+    t_ours, table = median(lambda: assign_table(index, x, y, "EPSG:4326"), args.repeat)
     ours = table["micro_code"].astype(object).where(table["micro_code"].notna(), None).to_numpy()
     print(f"gridmap full chain, {len(x):,} points: {t_ours:.3f} s", flush=True)
 

@@ -21,6 +21,8 @@ from gridmap.settings import Settings
 from gridmap.store import cluster, db, users
 from gridmap.web import create_app
 
+import cityfactory
+
 OUTPUT = Path(__file__).resolve().parent / "output"
 DEMO_SEED = 7
 
@@ -47,6 +49,13 @@ def engine(database_url):
         db.truncate_all(conn)
         users.truncate(conn)
     return eng
+
+
+@pytest.fixture
+def city(engine, cli, tmp_path):
+    """The small test city (tests/cityfactory.py) imported through the real CLI; its engine."""
+    cityfactory.load(cli, cityfactory.city(), tmp_path)
+    return engine
 
 
 @pytest.fixture
@@ -77,14 +86,27 @@ def demo_url() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def demo_viewer(demo_url) -> dict:
+    """Headers with a viewer token in the demo database: personal data needs one (web/privacy.py)."""
+    name = f"test-viewer-{os.urandom(4).hex()}"
+    with db.engine(demo_url).begin() as conn:
+        users.add_user(conn, name, "viewer")
+        return {"Authorization": "Bearer " + users.issue_token(conn, name)}
+
+
 @pytest.fixture
 def cli(database_url):
     """Run the real ``gridmap`` command against the test database: cli("validate", "--format", "json")."""
     runner = CliRunner()
 
-    def run(*args, url=None):
+    def run(*args, url=None, input=None):
         return runner.invoke(
-            main, [str(a) for a in args], env={"GRIDMAP_DATABASE_URL": url or database_url}, catch_exceptions=False
+            main,
+            [str(a) for a in args],
+            env={"GRIDMAP_DATABASE_URL": url or database_url},
+            catch_exceptions=False,
+            input=input,
         )
 
     return run

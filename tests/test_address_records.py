@@ -172,7 +172,7 @@ def test_geocode_reports_script(engine, cli, tmp_path, database_url):
         env=env,
     )
     assert res.returncode == 0, res.stderr
-    assert "stored 1 reports: 1 placed" in res.stderr
+    assert "recorded reports from file: 1 rows: 1 placed" in res.stderr
     assert pd.read_csv(out, dtype=str)["micro_code"][0] == "41019900200200102"
     res = subprocess.run(
         [sys.executable, ROOT / "scripts" / "geocode_reports.py", tmp_path / "nope.csv", "--out", out],

@@ -42,7 +42,11 @@ IDENTITIES = DEAD + STAFF + ("ingest",)
 WRITE_SPEC = {
     ("POST", "/api/v1/partition"): {"planner", "admin"},
     ("POST", "/api/v1/risk/visits"): {"dispatcher", "planner", "admin", "ingest"},
+    ("POST", "/api/v1/session"): {"viewer", "dispatcher", "planner", "admin", "ingest"},  # public: signing in
+    ("DELETE", "/api/v1/session"): {"viewer", "dispatcher", "planner", "admin", "ingest"},  # signing out
 }
+#: Writes that change the caller's own token (signing out revokes it): test_signin.py tries them.
+OWN_TOKEN = {("DELETE", "/api/v1/session")}
 DEFAULT_WRITE = {"planner", "admin"}
 #: Writes-by-method that are reads: open, or viewer+ and ingest with AUTH_READ=viewer.
 READ_POSTS = {("POST", "/api/v1/lookup")}
@@ -166,6 +170,8 @@ def test_roles_per_method_on_one_view(engine, database_url, identities):
 
 def allowed_roles(app, method, endpoint):
     needed = auth.access(app, endpoint, method)
+    if auth.PUBLIC in needed:
+        return set(roles.ROLES)
     return {r for r in roles.ROLES if roles.allowed_by_any(r, [("viewer" if n == auth.READ else n) for n in needed])}
 
 
@@ -249,10 +255,13 @@ def test_every_write_route_refuses_and_admits_as_declared(town, database_url, id
     for method, rule, endpoint in write_routes(app):
         if (method, rule) in READ_POSTS:
             continue  # open by default: below, with AUTH_READ=viewer
+        if (method, rule) in OWN_TOKEN:
+            continue  # it would revoke the identities' tokens for the routes after it
         admitted = allowed_roles(app, method, endpoint)
+        public = auth.PUBLIC in auth.access(app, endpoint, method)  # signing in: any caller, token or not
         for identity in IDENTITIES:
             res = client.open(fill(rule), method=method, json={}, headers=identities[identity])
-            if identity in admitted:
+            if public or identity in admitted:
                 assert res.status_code not in (401, 403), (method, rule, identity, res.get_json())
             else:
                 check_refusal(res, identity, f"{method} {rule}")
@@ -506,8 +515,8 @@ def test_roles_order_and_ingest_apart():
 
 
 def test_the_map_page_asks_for_a_token_and_uses_it(town, database_url, identities, request):
-    """With AUTH_READ=viewer, the page (open) gets 401s, shows the token box; with a viewer token
-    typed in, its API calls and vector tiles carry it."""
+    """With AUTH_READ=viewer, the page (open) gets 401s and opens its sign-in form saying why; with a
+    viewer token typed in, its API calls and vector tiles carry it, kept for this tab only."""
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.skip("needs Debian's chromium and chromium-driver (make test installs them)")
     from selenium.webdriver.common.by import By
@@ -516,12 +525,18 @@ def test_the_map_page_asks_for_a_token_and_uses_it(town, database_url, identitie
     with serving(database_url, "--workers", "1", env={"GRIDMAP_AUTH_READ": "viewer"}) as (base, _port):
         driver = request.getfixturevalue("browser")
         driver.get(f"{base}/")
-        _wait(driver, _attr("token") + " === 'asked'")
-        box = driver.find_element(By.ID, "gridmap-token")
+        driver.execute_script("localStorage.clear(); sessionStorage.clear();")
+        driver.get(f"{base}/")
+        _wait(driver, _attr("signin") + " === 'open'")
+        box = driver.find_element(By.ID, "gridmap-signin")
         assert "needs a token" in box.text and not driver.execute_script("return " + _attr("stats"))
-        box.find_element(By.TAG_NAME, "input").send_keys(identities["viewer"]["Authorization"].split()[1], Keys.ENTER)
+        token = identities["viewer"]["Authorization"].split()[1]
+        box.find_element(By.NAME, "token").send_keys(token, Keys.ENTER)
         _wait(driver, _attr("stats") + " === 'ready'")
         drawn = "Array.from(document.body.attributes).some(a => a.name.startsWith('data-drawn-') && +a.value > 0)"
         _wait(driver, drawn)
-        assert not driver.find_elements(By.ID, "gridmap-token")
-        assert driver.execute_script("return localStorage.getItem('gridmap.token')").startswith("gm_")
+        assert not driver.find_elements(By.ID, "gridmap-signin")
+        _wait(driver, _attr("signed-in") + " === 'viewer'")
+        assert driver.execute_script("return sessionStorage.getItem('gridmap.token')") == token
+        assert driver.execute_script("return localStorage.getItem('gridmap.token')") is None
+        driver.execute_script("sessionStorage.clear();")

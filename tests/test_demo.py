@@ -36,7 +36,7 @@ def test_guancheng_loaded_counts_and_names(demo_url):
         ).scalar_one()
         yard = conn.execute(sa.text("SELECT name FROM grid WHERE code = '410104006010001'")).scalar_one()
     assert (name, street, yard) == ("宇通花园社区", "二里岗街道", "宇通花园")
-    assert band > 0.85  # households in micro-grids of 50-70 (courtyards of 30 households cannot be)
+    assert band > 0.8  # households in micro-grids of 50-70 (the demo plans with a lighter search)
 
 
 def test_guancheng_has_zhengzhou_buildings_half_the_households_in_towers(demo_url):

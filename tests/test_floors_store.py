@@ -74,7 +74,9 @@ def test_tower_partitioned_by_floors_commits_shares_that_validate(engine, cli, t
     assert res.exit_code == 0, res.output
     out = tmp_path / "shares.csv"
     assert cli("export", "--level", "share", "--format", "csv", out).exit_code == 0
-    assert out.read_text().splitlines()[0] == "building,unit,floor_from,floor_to,micro_code,households"
+    # utf-8-sig: the CSV export starts with a byte-order mark so that Excel reads it as UTF-8
+    header = out.read_text(encoding="utf-8-sig").splitlines()[0]
+    assert header == "building,unit,floor_from,floor_to,micro_code,households"
 
 
 def test_validate_catches_floors_in_no_grid_or_two_and_wrong_households(engine, cli, tmp_path):
@@ -236,3 +238,36 @@ def test_an_edit_that_leaves_a_grid_in_two_pieces_is_rejected(engine, cli, tmp_p
     res = cli("edit", "replace", code, path, "--gap-to", sibling)
     assert res.exit_code == 0, res.output
     assert cli("validate").exit_code == 0
+
+
+def test_membership_file_round_trip_and_bad_rows_named(engine, cli, tmp_path):
+    cf.load(cli, tower_city(), tmp_path)
+    assert cli("partition", "--courtyard", YARD.format(1)).exit_code == 0
+    before = shares_of(engine, YARD.format(1))
+    out = tmp_path / "shares.csv"
+    assert cli("export", "--level", "share", "--format", "csv", out).exit_code == 0
+    frame = pd.read_csv(out, dtype=str)
+    mine = frame[frame["micro_code"].str.startswith(YARD.format(1))]
+    # move the boundary between the first two sharers of unit 1 by one floor, and import it back
+    unit1 = mine[mine["unit"] == "1"].sort_values("floor_from", key=lambda c: c.astype(int))
+    a, b = unit1.index[0], unit1.index[1]
+    mine.loc[a, "floor_to"] = str(int(mine.loc[a, "floor_to"]) + 1)
+    mine.loc[b, "floor_from"] = str(int(mine.loc[b, "floor_from"]) + 1)
+    edited = tmp_path / "edited.csv"
+    mine.drop(columns="households").to_csv(edited, index=False)
+    res = cli("import", edited, "--level", "share")
+    assert res.exit_code == 0, res.output
+    after = shares_of(engine, YARD.format(1))
+    assert len(after) == len(before) and sum(r[5] for r in after) == sum(r[5] for r in before)
+    assert {r[4] for r in after if r[2] == 1} != {r[4] for r in before if r[2] == 1}
+    res = cli("validate", "--format", "json")  # the grids' households no longer match their floors: said so
+    kinds = {p["kind"] for p in json.loads(res.output)["problems"]}
+    assert kinds == {"grid_households"}
+    micro = mine["micro_code"].iloc[0]  # a current micro-grid (codes are issued once, so not always ...01)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "building,unit,floor_from,floor_to,micro_code\n"
+        f"{YARD.format(1)}B001,1,1,5,{micro}\n{YARD.format(1)}B001,9,1,5,{micro}\n"
+    )
+    res = cli("import", bad, "--level", "share")
+    assert res.exit_code == 2 and f"row 2: building {YARD.format(1)}B001 has no unit 9" in res.output

@@ -136,7 +136,7 @@ def test_at_date_and_index_sees_change_immediately(city_locator, cli, tmp_path):
 @pytest.mark.parametrize(
     "lon, lat, message",
     [
-        ("nan", "34.7", "not numbers"),
+        ("nan", "34.7", "lon and lat must be numbers"),
         ("34.75", "113.70", "swapped lat/lon"),
         ("200", "34", "out of range"),
         ("2.35", "48.85", "outside China"),
@@ -162,7 +162,11 @@ def test_http_lookup_and_batch(city_locator, client):
     results = res.get_json()["results"]
     assert res.status_code == 200 and len(results) == 4
     assert results[0]["id"] == "a" and results[0]["micro"] == "41019900200200102"
-    assert results[1] == {"id": "b", "error": "lon and lat must be numbers"}
+    assert results[1] == {
+        "id": "b",
+        "error": "lon and lat must be numbers",
+        "input": {"lon": "x", "lat": 1, "crs": "EPSG:4326"},
+    }
     assert "swapped" in results[2]["error"]
     assert results[3]["inside"] is False and results[3]["nearest"]["distance_m"] > 400
     too_many = [{"lon": lon, "lat": lat}] * (lookups.MAX_BATCH + 1)
@@ -207,10 +211,10 @@ def test_assign_files_with_bad_rows(city_locator, cli, tmp_path, suffix):
 
 
 def test_assign_refuses_unknown_format(city_locator, cli, tmp_path):
-    src = tmp_path / "in.xlsx"
+    src = tmp_path / "in.ods"
     src.write_text("x")
     res = cli("assign", src, tmp_path / "out.csv")
-    assert res.exit_code == 2 and "unsupported file type '.xlsx'" in res.output
+    assert res.exit_code == 2 and "unsupported file type '.ods'" in res.output
 
 
 @pytest.mark.parametrize(

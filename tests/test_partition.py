@@ -269,6 +269,8 @@ def test_partition_api_previews_and_commits(client, cli, tmp_path, bearer):
     res = client.post("/api/v1/partition", json={"courtyard": YARD.format(2), "min": "50"}, headers=planner)
     assert res.status_code == 400 and "min must be a whole number" in res.get_json()["error"]["message"]
     res = client.post("/api/v1/partition", json={"courtyard": "nope"}, headers=planner)
+    assert res.status_code == 400 and "courtyard must be a courtyard code" in res.get_json()["error"]["message"]
+    res = client.post("/api/v1/partition", json={"courtyard": YARD.format(9)}, headers=planner)
     assert res.status_code == 404
     res = client.post("/api/v1/partition", json={"courtyard": YARD.format(2), "commit": True}, headers=planner)
     assert res.status_code == 200 and res.get_json()["written"]["opened"] == 2

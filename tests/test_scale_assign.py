@@ -17,7 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 import shapely
 import sqlalchemy as sa
+from test_lookup import Y1
 
+from gridmap.services import dask_assign
 from gridmap.services.dask_assign import assign_dask
 from gridmap.services.locator import Locator
 
@@ -110,8 +112,18 @@ def test_dask_gives_the_single_process_rows_for_geoparquet_with_boundary_points(
     counts = expect["status"].value_counts()
     assert f"{len(expect)} rows: {counts['placed']} placed, {counts['outside']} outside, {counts['bad']} bad" in summary
     assert len(list((tmp_path / "out").glob("part.*.parquet"))) == pq.ParquetFile(src).num_row_groups
-    # a worker writes a partition a chunk at a time: the same rows again
+    # the command's workers loaded the index persisted under the data folder, not a copy sent to them
+    with distributed.Client(dask_cluster) as client:
+        loaded = client.run(lambda: type(dask_assign._LOADED.get("source")).__name__)
+    assert set(loaded.values()) == {"OnDisk"}
+    # GeoParquet in, GeoParquet out: the input's geometry column passed through, as single-process
+    assert pq.read_schema(sorted((tmp_path / "out").glob("part.*.parquet"))[0]).metadata[b"geo"]
+    # a worker writes a partition a chunk at a time: the same rows again; with no data folder the
+    # index's arrays are sent to the workers instead
     assign_dask(Locator(engine), src, tmp_path / "chunked", scheduler=dask_cluster.scheduler_address, chunk_rows=150)
+    with distributed.Client(dask_cluster) as client:
+        loaded = client.run(lambda: type(dask_assign._LOADED.get("source")).__name__)
+    assert "tuple" in set(loaded.values())  # the workers that ran a task
     assert pq.ParquetFile(sorted((tmp_path / "chunked").glob("part.*.parquet"))[0]).num_row_groups == 5
     assert_same_rows(expect, read_parts(tmp_path / "chunked"))
     # boundary points each got exactly one micro-grid, the lowest code, in both
@@ -135,8 +147,9 @@ def test_dask_reads_a_csv_glob_and_a_plain_parquet_folder(city, cli, tmp_path, d
         "--scheduler", dask_cluster.scheduler_address,
     )  # fmt: skip
     assert res.exit_code == 0, res.output
-    got = gpd.read_parquet(tmp_path / "out")
-    assert list(got["id"]) == list(frame["id"])
+    got = pd.read_parquet(tmp_path / "out")  # plain Parquet in CSV's text columns, as single-process writes it
+    assert b"geo" not in (pq.read_schema(sorted((tmp_path / "out").glob("part.*"))[0]).metadata or {})
+    assert list(got["id"]) == list(frame["id"]) and list(got["lon"]) == list(expect["lon"])
     for col in ("micro_code", "courtyard_code", "district_name", "status", "nearest_micro_code", "special_codes"):
         assert [str(v) if v is not None and v == v else "" for v in got[col]] == list(expect[col]), col
     # plain Parquet (lon/lat columns, no geometry) in a folder of two files
@@ -147,9 +160,10 @@ def test_dask_reads_a_csv_glob_and_a_plain_parquet_folder(city, cli, tmp_path, d
     res = cli("assign", tmp_path / "pq", tmp_path / "out2", "--engine", "dask", "--workers", "2")
     assert res.exit_code == 0, res.output
     assert "gridmap: dask: 2 workers at tcp://127.0.0.1:" in res.output
-    assert list(gpd.read_parquet(tmp_path / "out2")["micro_code"].astype(object)) == list(
-        got["micro_code"].astype(object)
-    )
+    assert cli("assign", tmp_path / "pq" / "0.parquet", tmp_path / "single0.parquet").exit_code == 0
+    plain = pd.read_parquet(tmp_path / "out2")
+    assert list(plain["micro_code"].astype(object)) == list(got["micro_code"].astype(object))
+    assert_same_rows(normalise(pd.read_parquet(tmp_path / "single0.parquet")), normalise(plain.iloc[: len(halves[0])]))
 
 
 @pytest.mark.parametrize(
@@ -266,3 +280,73 @@ def test_record_is_all_or_nothing_when_a_partition_fails(city, engine, cli, tmp_
     assert res.exit_code == 2
     assert res.output.strip().splitlines()[-1].startswith("gridmap: error: dask run failed, nothing stored")
     assert stored(engine, "report") == ([], 0)
+
+
+def intake(engine):
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT source, external_id, text, reported_at, micro_code, ST_AsText(geom), attrs FROM report "
+                "ORDER BY id"
+            )
+        ).all()
+    return [tuple(r) for r in rows]
+
+
+def test_record_reports_on_dask_is_the_single_process_intake(city, engine, cli, tmp_path, dask_cluster):
+    """Ids, own times, rejects (a repeated id across two files, no text, an unreadable time) and a
+    re-run that changes nothing: the same rows stored, the same rejects file, the same summary."""
+    frame = points_frame(n_random=400, seed=7).assign(text=lambda f: "积水 " + f["id"], reported_at="2026-11-28 09:30")
+    frame.loc[5, "text"] = ""
+    frame.loc[9, "reported_at"] = "昨天下午"
+    frame.loc[300, "id"] = frame.loc[12, "id"]  # the same id in the second file
+    frame.loc[301, "id"] = frame.loc[302, "id"]  # and twice within it
+    (tmp_path / "in").mkdir()
+    frame.iloc[:200].to_csv(tmp_path / "in" / "a.csv", index=False)
+    frame.iloc[200:].to_csv(tmp_path / "in" / "b.csv", index=False)
+    frame.to_csv(tmp_path / "all.csv", index=False)
+    res = cli("record", "reports", tmp_path / "all.csv", "--rejects", tmp_path / "single.rejected.csv")
+    assert res.exit_code == 1, res.output
+    single_line, single = res.output.strip().splitlines()[-1], intake(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE report RESTART IDENTITY CASCADE"))
+    args = ["--engine", "dask", "--scheduler", dask_cluster.scheduler_address]
+    res = cli("record", "reports", str(tmp_path / "in" / "*.csv"), *args)
+    assert res.exit_code == 1, res.output
+    line = res.output.strip().splitlines()[-1]
+    assert line.split(" -> ")[0] == single_line.split(" -> ")[0]
+    stored_n = len(frame) - 4
+    assert "4 rejected" in line and f"{stored_n} new" in line
+    assert intake(engine) == single
+    rejects = tmp_path / "in.rejected.csv"  # beside the folder the glob reads, not in it
+    expect = pd.read_csv(tmp_path / "single.rejected.csv", dtype=str, keep_default_na=False)
+    assert pd.read_csv(rejects, dtype=str, keep_default_na=False).equals(expect)
+    assert list(expect["gridmap_error"])[2:] == [
+        f"duplicate id {frame.loc[12, 'id']} (also row 13)",
+        f"duplicate id {frame.loc[302, 'id']} (also row 302)",
+    ]
+    # a re-run stores nothing new and says so
+    res = cli("record", "reports", str(tmp_path / "in" / "*.csv"), *args, "--rejects", tmp_path / "again.csv")
+    assert f"0 new, 0 updated, {stored_n} unchanged" in res.output
+    assert len(intake(engine)) == stored_n and stored(engine, "report")[1] == 0
+
+
+def test_record_residents_on_dask_stores_the_single_process_rows(city, engine, cli, tmp_path, dask_cluster):
+    yard = f"测试{Y1[8:12]}1花园"
+    addresses = [f"{yard}1号楼2单元", f"{yard}1号楼1单元", "不存在小区9号楼", f"{yard}1号楼"] * 30
+    frame = pd.DataFrame({"name": [f"住户{i}" for i in range(len(addresses))], "address": addresses})
+    frame.to_csv(tmp_path / "all.csv", index=False)
+    (tmp_path / "in").mkdir()
+    frame.iloc[:50].to_csv(tmp_path / "in" / "a.csv", index=False)
+    frame.iloc[50:].to_csv(tmp_path / "in" / "b.csv", index=False)
+    res = cli("record", "residents", tmp_path / "all.csv", "--address-col", "address")
+    assert res.exit_code == 0, res.output
+    single_line, (single, _) = res.output.strip().splitlines()[-1], stored(engine, "resident")
+    assert {r[2] for r in single} > {None} and None in {r[4] for r in single}  # placed ones and one not
+    with engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE resident RESTART IDENTITY CASCADE"))
+    res = cli("record", "residents", str(tmp_path / "in" / "*.csv"), "--address-col", "address",
+              "--engine", "dask", "--scheduler", dask_cluster.scheduler_address)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert res.output.strip().splitlines()[-1] == single_line
+    assert stored(engine, "resident") == (single, 0)

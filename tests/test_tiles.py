@@ -86,9 +86,15 @@ def test_tile_geometry_lands_where_the_grid_is(demo_client, sample):
         lon, lat = tiling._TO_MERC.transform(mx, my, direction="INVERSE")
         return np.column_stack([lon, lat])
 
+    def filled(g):
+        # a micro-grid round a tower other grids hold has a hole; the decoder's ring orientation in
+        # the y-down frame makes holes separate polygons, so compare where the grid's outline lands
+        parts = [p for p in shapely.get_parts(g) if p.geom_type == "Polygon"]
+        return shapely.union_all([shapely.Polygon(p.exterior) for p in parts])
+
     window = shapely.box(*mercantile.bounds(t))
-    got = shapely.intersection(shapely.transform(shape(feature["geometry"]), to_ll), window)  # without the buffer
-    want = shapely.intersection(sample["geom"], window)
+    got = shapely.intersection(filled(shapely.transform(shape(feature["geometry"]), to_ll)), window)  # no buffer
+    want = shapely.intersection(filled(sample["geom"]), window)
     # one MVT unit at z16 is ~0.6 m; allow a couple of units of snapping
     assert shapely.hausdorff_distance(geo.to_metric([got])[0], geo.to_metric([want])[0]) < 3.0
 

@@ -10,6 +10,7 @@ from ..domain.dates import parse_at
 from ..domain.risk import Rules
 from ..errors import GridmapError
 from ..services import database, resources
+from ..services.files import CSV_ENCODINGS
 from ..settings import Settings
 
 EXIT_PROBLEMS = 1  # validate found problems; db status: not running
@@ -53,4 +54,11 @@ def _parse_at(ctx, param, value):
 
 
 AT = click.option("--at", callback=_parse_at, help="Use the version valid at this ISO date.")
+ENCODING = click.option(
+    "--encoding",
+    default="utf-8-sig",
+    show_default=True,
+    type=click.Choice(CSV_ENCODINGS),
+    help="CSV output: UTF-8 with a BOM (opens in Excel), plain UTF-8, or GBK/GB18030.",
+)
 CRS = click.option("--crs", default=None, help="Coordinates' CRS: wgs84 (default), cgcs2000, gcj02, bd09, EPSG:n.")

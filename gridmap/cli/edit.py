@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..domain.levels import ALL_LEVELS
-from ..errors import InputError
+from ..errors import EditRejected, InputError
 from ..services import boundary_edits
 from .common import engine, rules, settings
 
@@ -35,12 +35,12 @@ def _one_geometry(path: Path) -> dict:
     return data
 
 
+_CRS = click.option("--crs", help="CRS of the geometry files (wgs84, cgcs2000, gcj02, bd09, EPSG:n); default wgs84.")
+
+
 def _edit_options(fn):
     for opt in reversed(
         [
-            click.option(
-                "--crs", help="CRS of the geometry files (wgs84, cgcs2000, gcj02, bd09, EPSG:n); default wgs84."
-            ),
             click.option("--dry-run", is_flag=True, help="Check and preview the impact; write nothing."),
             click.option("--reason", help="Why (kept in the audit log with the impact report)."),
             click.option(
@@ -69,9 +69,20 @@ def _run_edit(op: dict, crs, dry_run, reason, if_match, actor, fmt):
         if not sep or not code or not tag:
             raise InputError(f"--if-match takes CODE=ETAG, got {item!r}")
         pairs[code] = tag
-    report = boundary_edits.apply(
-        engine(), op, actor=actor, rules=rules(), reason=reason, dry_run=dry_run, if_match=pairs
-    )
+    try:
+        report = boundary_edits.apply(
+            engine(),
+            op,
+            actor=actor,
+            rules=rules(),
+            reason=reason,
+            dry_run=dry_run,
+            if_match=pairs,
+            option_names={"gap_to": "--gap-to", "cascade": "--cascade"},
+        )
+    except EditRejected as exc:
+        _print_rejection(exc, fmt)
+        raise
     if fmt == "json":
         click.echo(json.dumps(report, ensure_ascii=False, indent=2, default=str))
         return
@@ -104,6 +115,19 @@ def _run_edit(op: dict, crs, dry_run, reason, if_match, actor, fmt):
         )
 
 
+def _print_rejection(exc: EditRejected, fmt: str) -> None:
+    """Every problem of a rejected edit on stdout (the whole report as JSON with ``--format json``,
+    outlines included); the one-line error follows on stderr."""
+    problems = (exc.detail or {}).get("problems", [])
+    if fmt == "json":
+        click.echo(json.dumps(exc.to_dict(), ensure_ascii=False, indent=2))
+        return
+    for p in problems:
+        area = f" {p['area_m2']:,.1f} m²" if p.get("area_m2") is not None else ""
+        where = f" at {p['location'][0]}, {p['location'][1]}" if p.get("location") else ""
+        click.echo(f"  {p['kind']}{area}{where}: {p['message']}")
+
+
 @click.group()
 def edit():
     """Redraw boundaries safely: every edit is checked (inside the parent, no overlap, no gap, valid,
@@ -112,6 +136,7 @@ def edit():
 
 @edit.command("apply")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_CRS
 @_edit_options
 def edit_apply(file, crs, dry_run, reason, if_match, actor, fmt):
     """An edit written as JSON: {"op": "replace"|"update"|"split"|"merge"|"move_boundary"|"create"|"retire", ...}."""
@@ -122,6 +147,7 @@ def edit_apply(file, crs, dry_run, reason, if_match, actor, fmt):
 @click.argument("code")
 @click.argument("geometry", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--gap-to", metavar="CODE", help="The sibling that takes the area this grid gives up.")
+@_CRS
 @_edit_options
 def edit_replace(code, geometry, gap_to, crs, dry_run, reason, if_match, actor, fmt):
     """Give grid CODE the outline in GEOMETRY (GeoJSON)."""
@@ -148,10 +174,13 @@ def edit_replace(code, geometry, gap_to, crs, dry_run, reason, if_match, actor, 
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A GeoJSON FeatureCollection of the parts (properties code and name optional).",
 )
+@click.option("--cascade", is_flag=True, help="Split the children the line cuts along it too, in the same edit.")
+@_CRS
 @_edit_options
-def edit_split(code, line, parts, crs, dry_run, reason, if_match, actor, fmt):
-    """Split grid CODE by a line or into given parts; its children follow their parts."""
-    op = {"op": "split", "code": code}
+def edit_split(code, line, parts, cascade, crs, dry_run, reason, if_match, actor, fmt):
+    """Split grid CODE by a line or into given parts; its children follow their parts (those the line
+    cuts are named, or split with it under --cascade)."""
+    op = {"op": "split", "code": code, **({"cascade": True} if cascade else {})}
     if line:
         op["line"] = _one_geometry(line)
     if parts:
@@ -171,15 +200,16 @@ def edit_split(code, line, parts, crs, dry_run, reason, if_match, actor, fmt):
 @click.argument("codes", nargs=-1, required=True)
 @click.option("--name", help="Name of the merged grid (default: the first grid's).")
 @_edit_options
-def edit_merge(codes, name, crs, dry_run, reason, if_match, actor, fmt):
+def edit_merge(codes, name, dry_run, reason, if_match, actor, fmt):
     """Merge sibling grids CODES into the first."""
-    _run_edit({"op": "merge", "codes": list(codes), "name": name}, crs, dry_run, reason, if_match, actor, fmt)
+    _run_edit({"op": "merge", "codes": list(codes), "name": name}, None, dry_run, reason, if_match, actor, fmt)
 
 
 @edit.command("move-boundary")
 @click.argument("code")
 @click.argument("other")
 @click.argument("geometry", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_CRS
 @_edit_options
 def edit_move_boundary(code, other, geometry, crs, dry_run, reason, if_match, actor, fmt):
     """Move the boundary between siblings CODE and OTHER: CODE gets GEOMETRY, OTHER the rest of both."""
@@ -202,6 +232,7 @@ def edit_move_boundary(code, other, geometry, crs, dry_run, reason, if_match, ac
 @click.option("--code", help="Default: the next free code under the parent.")
 @click.option("--kind", help="For special grids: mall, market, school, enterprise, other.")
 @click.option("--carve", is_flag=True, help="Take the new grid's area from the siblings it overlaps.")
+@_CRS
 @_edit_options
 def edit_create(geometry, level, parent_code, name, code, kind, carve, crs, dry_run, reason, if_match, actor, fmt):
     """Create a grid with the outline in GEOMETRY."""
@@ -217,9 +248,9 @@ def edit_create(geometry, level, parent_code, name, code, kind, carve, crs, dry_
 @click.argument("code")
 @click.option("--gap-to", metavar="CODE", help="The sibling that takes the retired grid's area and children.")
 @_edit_options
-def edit_retire(code, gap_to, crs, dry_run, reason, if_match, actor, fmt):
+def edit_retire(code, gap_to, dry_run, reason, if_match, actor, fmt):
     """Retire grid CODE (its history stays)."""
-    _run_edit({"op": "retire", "code": code, "gap_to": gap_to}, crs, dry_run, reason, if_match, actor, fmt)
+    _run_edit({"op": "retire", "code": code, "gap_to": gap_to}, None, dry_run, reason, if_match, actor, fmt)
 
 
 @click.command("history")

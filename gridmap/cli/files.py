@@ -13,7 +13,7 @@ from ..services import ingest
 from ..services.exports import EXPORT_FORMATS, export_level
 from ..services.files import check_output
 from ..services.imports import import_file
-from .common import AT, engine, rules
+from .common import AT, ENCODING, engine, rules
 
 
 @click.command("import")
@@ -58,7 +58,8 @@ def import_cmd(file, level, crs, code_field, name_field, parent_field, replace, 
 @click.option("--format", "fmt", required=True, type=click.Choice(list(EXPORT_FORMATS)))
 @click.argument("out", type=click.Path(path_type=Path))
 @AT
-def export_cmd(level, fmt, out, at):
+@ENCODING
+def export_cmd(level, fmt, out, at, encoding):
     """Write the grids of a level to OUT (GeoJSON is RFC 7946)."""
-    n = export_level(engine(), level, fmt, out, at=at)
+    n = export_level(engine(), level, fmt, out, at=at, encoding=encoding)
     click.echo(f"wrote {n} {level} {'rows' if level == 'share' else 'grids'} to {out}")

@@ -9,11 +9,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from ..services.assignment import assign_file, record_file
-from ..services.dask_assign import assign_dask
-from ..services.dask_record import record_dask
 from ..services.locator import Locator
-from .common import AT, CRS, engine
+from .common import AT, CRS, ENCODING, EXIT_PROBLEMS, engine, settings
 
 
 @click.command("lookup")
@@ -24,7 +21,7 @@ from .common import AT, CRS, engine
 @AT
 def lookup_cmd(lon, lat, crs, address, at):
     """The chain of grids (district .. micro-grid), special grids and people for one point."""
-    locator = Locator(engine())
+    locator = Locator(engine(), home=settings().home)
     if address and (lon is not None or lat is not None):
         raise click.UsageError("give LON LAT or --address TEXT, not both")
     if address:
@@ -89,48 +86,106 @@ def _check_engine(run_engine, scheduler, workers):
 @click.argument("dst", type=click.Path(path_type=Path))
 @_rows_options
 @AT
+@ENCODING
 @_engine_options
-def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at, run_engine, scheduler, workers):
-    """Add the grid chain to every row of SRC (CSV, GeoJSON, GeoPackage, Parquet) and write DST.
+def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at, encoding, run_engine, scheduler, workers):
+    """Add the grid chain to every row of SRC (CSV, Excel, Parquet, GeoJSON, GeoPackage) and write DST.
 
     With --engine dask, SRC is a Parquet file or folder, a GeoParquet dataset or a CSV glob
     (quoted), and DST a folder of Parquet parts."""
     _check_engine(run_engine, scheduler, workers)
     rows = dict(crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col, at=at)
+    locator = Locator(engine(), home=settings().home)
     with tqdm(desc="assign", unit=" rows", file=sys.stderr, disable=None) as bar:
         if run_engine == "dask":
+            from ..services.dask_assign import assign_dask  # deferred: dask and Arrow, not for `lookup`
+
             summary = assign_dask(
-                Locator(engine()), str(src), dst, scheduler=scheduler, workers=workers, progress=bar.update, **rows
+                locator, str(src), dst, scheduler=scheduler, workers=workers, progress=bar.update, **rows
             )
         else:
-            summary = assign_file(Locator(engine()), src, dst, progress=bar.update, **rows)
+            from ..services.assignment import assign_file  # deferred: Arrow and the file readers, not for `lookup`
+
+            summary = assign_file(locator, src, dst, progress=bar.update, encoding=encoding, **rows)
     click.echo(_summary_line(summary, dst), err=True)
 
 
-@click.command("record")
-@click.argument("what", type=click.Choice(["reports", "residents"]))
+@click.group("record")
+def record_cmd():
+    """Store reports or residents from a file with their micro-grid (one transaction)."""
+
+
+@record_cmd.command("reports")
 @click.argument("src", type=click.Path(path_type=Path))
 @_rows_options
-@click.option("--text-col", default="text", show_default=True, help="Reports: the column with the report text.")
+@click.option("--text-col", default="text", show_default=True, help="The column with the report's text.")
+@click.option("--id-col", default=None, help="The column with the report's id in its source (default: id, if present).")
+@click.option(
+    "--time-col", default=None, help="The column with the report's own time (default: reported_at, if present)."
+)
+@click.option(
+    "--source", default="file", show_default=True, help="The channel the file comes from (ids are per source)."
+)
+@click.option(
+    "--rejects", type=click.Path(path_type=Path), help="Write rejected rows here (default: SRC.rejected.csv)."
+)
 @_engine_options
-def record_cmd(what, src, crs, lon_col, lat_col, address_col, text_col, run_engine, scheduler, workers):
-    """Store reports or residents from SRC with their micro-grid (all rows or none).
+def record_reports_cmd(
+    src, crs, lon_col, lat_col, address_col, text_col, id_col, time_col, source, rejects, run_engine, scheduler, workers
+):
+    """Store the reports of SRC; a re-run updates changed ones and skips the rest.  Exit 1 when rows
+    were rejected (written, with the reason, to a CSV this command reads back).
 
     With --engine dask, SRC is read in partitions as for assign, and the workers COPY the rows
-    into a staging table moved into place in one transaction."""
+    into a staging table stored in one transaction."""
     _check_engine(run_engine, scheduler, workers)
-    rows = dict(crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col, text_col=text_col)
+    # deferred: Arrow and the file readers, as in assign
+    from ..services.report_intake import Columns, record_reports, summary_line
+
+    options = dict(
+        columns=Columns(text=text_col, id=id_col, time=time_col, source=source),
+        rejects=rejects,
+        crs=crs,
+        lon_col=lon_col,
+        lat_col=lat_col,
+        address_col=address_col,
+    )
+    locator = Locator(engine(), home=settings().home)
     if run_engine == "dask":
+        from ..services.dask_record import record_reports_dask  # deferred: dask, only for --engine dask
+
         with tqdm(desc="record", unit=" rows", file=sys.stderr, disable=None) as bar:
-            summary = record_dask(
-                Locator(engine()),
-                what[:-1],
-                str(src),
-                scheduler=scheduler,
-                workers=workers,
-                progress=bar.update,
-                **rows,
+            summary = record_reports_dask(
+                locator, str(src), scheduler=scheduler, workers=workers, progress=bar.update, **options
             )
     else:
-        summary = record_file(Locator(engine()), what[:-1], src, **rows)
-    click.echo(f"recorded {what}: " + _summary_line(summary), err=True)
+        summary = record_reports(locator, src, **options)
+    click.echo(summary_line(summary), err=True)
+    if summary["rejected"]:
+        click.get_current_context().exit(EXIT_PROBLEMS)
+
+
+@record_cmd.command("residents")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("--address-col", required=True, help="The column with the household's address.")
+@CRS
+@_engine_options
+def record_residents_cmd(src, address_col, crs, run_engine, scheduler, workers):
+    """Store residents from SRC placed by their address (optional name column).
+
+    With --engine dask, as for reports: partitions on the workers, one transaction."""
+    _check_engine(run_engine, scheduler, workers)
+    locator = Locator(engine(), home=settings().home)
+    if run_engine == "dask":
+        from ..services.dask_record import record_residents_dask  # deferred: dask, only for --engine dask
+
+        with tqdm(desc="record", unit=" rows", file=sys.stderr, disable=None) as bar:
+            summary = record_residents_dask(
+                locator, str(src), address_col=address_col, crs=crs, scheduler=scheduler, workers=workers,
+                progress=bar.update,
+            )  # fmt: skip
+    else:
+        from ..services.assignment import record_residents  # deferred: Arrow and the file readers, as in assign
+
+        summary = record_residents(locator, src, address_col=address_col, crs=crs)
+    click.echo("recorded residents: " + _summary_line(summary), err=True)

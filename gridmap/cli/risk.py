@@ -10,7 +10,7 @@ import click
 from ..domain.risk import COLOURS, KINDS
 from ..services import risk_elements
 from ..services.locator import Locator
-from .common import AT, CRS, engine, rules
+from .common import AT, CRS, engine, rules, settings
 
 
 @click.group()
@@ -46,7 +46,8 @@ def risk_import(file, crs, kind_col, colour_col, name_col, reason_col, marked_by
         lon=lon_col,
         lat=lat_col,
     )
-    s = risk_elements.import_elements(Locator(engine()), file, rules=rules(), crs=crs, columns=columns)
+    locator = Locator(engine(), home=settings().home)
+    s = risk_elements.import_elements(locator, file, rules=rules(), crs=crs, columns=columns)
     colours = ", ".join(f"{n} {c}" for c, n in s["by_colour"].items())
     click.echo(
         f"imported {s['rows']} risk elements from {file} ({colours}): {s['placed']} placed in a "

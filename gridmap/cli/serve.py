@@ -7,6 +7,7 @@ import os
 import click
 
 from ..services import background, users
+from ..settings import BODY_TIMEOUT, HEADER_TIMEOUT, MAX_BODY
 from .common import engine, settings
 
 
@@ -20,7 +21,14 @@ from .common import engine, settings
     type=click.IntRange(min=1),
     help="Worker processes (each holds its own lookup index).",
 )
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1), help="Request threads per worker.")
+@click.option(
+    "--threads",
+    # granian warns above 2 per core + 1 (mp.py); more threads than that only queue on the GIL
+    default=min(8, (os.cpu_count() or 1) * 2 + 1),
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Request threads per worker (default: 2 per core + 1, as many as granian deems sensible).",
+)
 @click.option(
     "--lookup-engine",
     default="index",
@@ -35,13 +43,34 @@ from .common import engine, settings
     help="Build the current lookup index when a worker starts rather than on its first lookup.",
 )
 @click.option(
+    "--max-body",
+    default=MAX_BODY,
+    show_default=True,
+    type=click.IntRange(min=1024),
+    help="Request-body limit in bytes (413 beyond, before reading it).",
+)
+@click.option(
+    "--body-timeout",
+    default=BODY_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(min=0.1, max=600),
+    help="Seconds a client has to send its whole request body (408 after).",
+)
+@click.option(
+    "--header-timeout",
+    default=HEADER_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(min=0.1, max=60),
+    help="Seconds a client has to send its request headers (the connection is closed after).",
+)
+@click.option(
     "--rollup-every",
     default=600.0,
     show_default=True,
     type=click.FloatRange(min=0),
     help="Seconds between risk roll-up refreshes, run by one server of all on the database (0: never).",
 )
-def serve(host, port, workers, threads, lookup_engine, warm, rollup_every):
+def serve(host, port, workers, threads, lookup_engine, warm, max_body, body_timeout, header_timeout, rollup_every):
     """Serve the map and API (granian, one process per worker).  Background jobs run once across
     every server on the database (README "Beyond one machine")."""
     # deferred: the web app (Flask, folium, granian) adds ~0.6 s to every other command's start
@@ -60,4 +89,14 @@ def serve(host, port, workers, threads, lookup_engine, warm, rollup_every):
     eng = engine()
     url = eng.url.set(drivername="postgresql").render_as_string(hide_password=False)
     background.start_process(url, rollup_every=rollup_every, rules_path=settings().risk_rules_path)
-    server.serve(host, port, workers=workers, threads=threads, lookup_engine=lookup_engine, warm=warm)
+    server.serve(
+        host,
+        port,
+        workers=workers,
+        threads=threads,
+        lookup_engine=lookup_engine,
+        warm=warm,
+        max_body=max_body,
+        body_timeout=body_timeout,
+        header_timeout=header_timeout,
+    )

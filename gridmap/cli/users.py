@@ -7,9 +7,10 @@ import json
 
 import click
 
+from ..domain import dates
 from ..domain.roles import ROLES
 from ..services import users as user_service
-from .common import engine
+from .common import engine, settings
 
 
 @click.group()
@@ -59,7 +60,7 @@ def users_list(fmt):
     """Users, their roles and tokens (prefix, label, created, last used, expiry, revoked; never the secret)."""
     found = user_service.list_users(engine())
     if fmt == "json":
-        click.echo(json.dumps(found, ensure_ascii=False, indent=2, default=lambda v: v.isoformat()))
+        click.echo(json.dumps(found, ensure_ascii=False, indent=2, default=lambda v: dates.iso(v, settings().timezone)))
         return
 
     def when(v):
@@ -91,3 +92,17 @@ def users_disable(name):
     """Disable user NAME: every token of it is refused from now on."""
     user_service.disable(engine(), name)
     click.echo(f"disabled {name}: its tokens are refused", err=True)
+
+
+@users.command("password")
+@click.argument("name")
+@click.option("--remove", is_flag=True, help="Remove the password: NAME signs in with a token only.")
+def users_password(name, remove):
+    """Set the map sign-in password of user NAME (asked twice, never shown; kept as a scrypt hash)."""
+    if remove:
+        user_service.set_password(engine(), name, None)
+        click.echo(f"{name} has no password now: tokens only", err=True)
+        return
+    password = click.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True, err=True)
+    user_service.set_password(engine(), name, password)
+    click.echo(f"password set for {name}: sign in on the map with it", err=True)

@@ -8,7 +8,7 @@ import sys
 import click
 
 from ..domain import integrity
-from ..domain.levels import ALL_LEVELS
+from ..domain.levels import ALL_LEVELS, LABELS
 from ..services import grid_views, validation
 from .common import AT, EXIT_PROBLEMS, engine
 
@@ -57,6 +57,17 @@ def validate_cmd(level, fmt, tolerance, at):
 
 
 @click.command("stats")
-def stats_cmd():
-    """Counts and households per level."""
-    click.echo(json.dumps(grid_views.stats(engine()), ensure_ascii=False, indent=2))
+@click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True)
+def stats_cmd(fmt):
+    """Grids, households and population per level (district → micro-grid, then special), buildings, units."""
+    stats = grid_views.stats(engine())
+    if fmt == "json":
+        click.echo(json.dumps(stats, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{'level':<10} {'grids':>8} {'households':>12} {'population':>12}  name")
+    for level, row in stats["levels"].items():
+        click.echo(f"{level:<10} {row['grids']:>8,} {row['households']:>12,} {row['population']:>12,}  {LABELS[level]}")
+    click.echo(
+        f"buildings {stats['buildings']:,}, units {stats['units']:,}, households in units "
+        f"{stats['building_households']:,}; last change {stats['changed_at'] or 'never'}"
+    )

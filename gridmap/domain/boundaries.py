@@ -35,7 +35,7 @@ from shapely.ops import split
 
 from .. import geo
 from ..errors import InputError
-from . import integrity, integrity_shares
+from . import integrity, integrity_shares, values
 from .levels import HOUSEHOLD_BAND, LEVELS, SPECIAL, check_level
 
 OPS = ("replace", "update", "split", "merge", "move_boundary", "create", "retire")
@@ -76,6 +76,7 @@ class Plan:
     reparent: dict[str, str] = field(default_factory=dict)  # child code -> new parent code
     notes: list[str] = field(default_factory=list)
     closed_grids: list[Grid] = field(default_factory=list)  # the versions that end, as they were
+    line: object = None  # a split's (snapped) line, to cut the children with it (cascade)
 
     @property
     def touched(self) -> list[str]:
@@ -168,10 +169,12 @@ def _with_props(g: Grid, props: dict | None) -> Grid:
     if unknown:
         raise InputError(f"unknown properties: {', '.join(sorted(unknown))} (name, households, population, kind)")
     for key in ("households", "population"):
-        if key in props and (not isinstance(props[key], int) or isinstance(props[key], bool) or props[key] < 0):
-            raise InputError(f"{key} must be a whole number >= 0, got {props[key]!r}")
-    if "name" in props and (not isinstance(props["name"], str) or not props["name"].strip()):
-        raise InputError("name must be a non-empty text")
+        if key in props:
+            values.count(props[key], key)
+    if "name" in props:
+        props["name"] = values.text(props["name"], "name")
+    if "kind" in props:
+        values.kind(props["kind"], "kind", g.level)
     return replace(g, **props)
 
 
@@ -229,6 +232,19 @@ def split_by_line(geom, line) -> list:
     if len(pieces) < 2:
         raise InputError("the line does not cut the grid in two: it must cross the outline from edge to edge")
     return sorted(pieces, key=lambda p: -p.area)
+
+
+def children_cut(children: list[Grid], line, tolerance: float = integrity.DEFAULT_TOLERANCE_M2) -> dict[str, list]:
+    """The children ``line`` cuts in two or more pieces over ``tolerance`` m²: code -> pieces."""
+    out = {}
+    for child in children:
+        if not child.geom.intersects(line):
+            continue
+        pieces = [q for poly in shapely.get_parts(child.geom) for q in shapely.get_parts(split(poly, line))]
+        big = [q for q, a in zip(pieces, geo.area_m2(pieces)) if a > tolerance] if len(pieces) > 1 else []
+        if len(big) > 1:
+            out[child.code] = sorted(big, key=lambda q: -q.area)
+    return out
 
 
 def plan_split(target: Grid, parts: list[Grid]) -> Plan:
@@ -339,11 +355,23 @@ def _pieces(grids: list[Grid], tolerance: float) -> list:
     )
 
 
-def check(plan: Plan, family: list[Grid], *, tolerance: float = integrity.DEFAULT_TOLERANCE_M2) -> list:
-    """Problems the plan creates in its family (parent, siblings, children of the edited grids)."""
-    before = integrity.validate(_frame(family), tolerance=tolerance) + _pieces(family, tolerance)
+def _shared(grids: list[Grid], towers) -> dict:
+    """Every pair of micro-grids may overlap on the footprints of towers shared by floors (``towers``,
+    lon/lat, or None): a grid holding floors of a tower keeps its footprint through an edit."""
+    if towers is None or towers.is_empty:
+        return {}
+    codes = sorted(g.code for g in grids if g.level == LEVELS[-1])
+    return {(a, b): towers for i, a in enumerate(codes) for b in codes[i + 1 :]}
+
+
+def check(plan: Plan, family: list[Grid], *, tolerance: float = integrity.DEFAULT_TOLERANCE_M2, towers=None) -> list:
+    """Problems the plan creates in its family (parent, siblings, children of the edited grids).
+    ``towers``: footprints of buildings several micro-grids share by floors (overlaps there are allowed)."""
+    before = integrity.validate(_frame(family), tolerance=tolerance, allowed_overlaps=_shared(family, towers))
+    before += _pieces(family, tolerance)
     result = after(plan, family)
-    now = integrity.validate(_frame(result), tolerance=tolerance) + _pieces(result, tolerance)
+    now = integrity.validate(_frame(result), tolerance=tolerance, allowed_overlaps=_shared(result, towers))
+    now += _pieces(result, tolerance)
     judged = set(plan.touched) | set(plan.reparent)
     parents = {g.parent_code for g in plan.open} | {g.parent_code for g in family if g.code in plan.close}
     old = {}
@@ -380,12 +408,13 @@ def check(plan: Plan, family: list[Grid], *, tolerance: float = integrity.DEFAUL
 
 
 def holder(geoms: list, codes: list[str], x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """For each point, the code of the first geometry covering it (None when none does)."""
+    """For each point, the lowest code among the geometries covering it (None when none does): the
+    lookups' rule, so a point on a shared edge is placed as the commit will place it."""
     out = np.full(len(x), None, dtype=object)
     if not len(x):
         return out
     pts = shapely.points(x, y)
-    for g, code in zip(geoms, codes):
+    for code, g in sorted(zip(codes, geoms), key=lambda p: p[0]):
         shapely.prepare(g)
         hit = shapely.covers(g, pts) & (out == None)  # noqa: E711
         out[hit] = code

@@ -12,6 +12,7 @@ Checks (all areas in m², measured in EPSG:4547):
 ``special_across_communities``  a special grid reaching into a community other than its own
 ``households_mismatch``   a parent whose households differ from its children's sum, or a
                           courtyard whose households differ from its buildings' units
+``population_mismatch``   a parent whose population differs from its children's sum
 
 Tolerance: pieces of ``tolerance`` m² or less are ignored (default 1 m²: below survey
 precision, above floating-point noise of shared edges).  Each gap and each
@@ -39,7 +40,7 @@ import pandas as pd
 import shapely
 
 from .. import geo
-from . import stored_geometry
+from . import budget, stored_geometry
 from .levels import LEVELS, SPECIAL, parent_level
 
 DEFAULT_TOLERANCE_M2 = 1.0
@@ -58,6 +59,7 @@ KINDS = (
     "gap",
     "special_across_communities",
     "households_mismatch",
+    "population_mismatch",
     "disconnected",
     "floor_unassigned",
     "floor_twice",
@@ -100,6 +102,9 @@ class _Grids:
         self.level = _objects(frame["level"])
         self.parent_code = _objects(frame["parent_code"])
         self.households = frame["households"].to_numpy(dtype="int64")
+        # frames without population (a file of households only) have nothing to add up
+        pop = frame["population"] if "population" in frame else pd.Series(0, index=frame.index)
+        self.population = pop.fillna(0).to_numpy(dtype="int64")
         self.geom = np.asarray(frame["geometry"].to_numpy(), dtype=object)
         self.valid = shapely.is_valid(self.geom)
         shape = self.geom.copy()
@@ -162,12 +167,17 @@ def validate(
     problems += _parents(g, checked)
     linked = checked & (g.parent >= 0) & _right_parent_level(g)
     outside_deg = np.zeros(len(g.code))  # square degrees, for the gap bound
+    budget.check("checking that children lie inside their parents")
     problems += _outside(g, linked, tolerance, outside_deg)
     tiling = linked & (g.level != SPECIAL)
     overlap_deg = np.zeros(len(g.code))
+    budget.check("checking overlaps")
     problems += _overlaps(g, checked & (g.level != SPECIAL), tolerance, overlap_deg, allowed_overlaps or {})
+    budget.check("checking gaps")
     problems += _gaps(g, tiling, tolerance, outside_deg, overlap_deg)
+    budget.check("checking gaps as stored")
     problems = _as_stored(g, tiling, tolerance, problems)
+    budget.check("checking special grids")
     problems += _specials(g, linked & (g.level == SPECIAL), tolerance)
     problems += _households(g, tiling, checked, building_households or {})
     problems.sort(key=lambda p: (KINDS.index(p.kind), p.codes))
@@ -415,23 +425,27 @@ def _specials(g: _Grids, specials, tolerance) -> list[Problem]:
     return out
 
 
+_SAYS = {"households": "{} households, its children {}", "population": "a population of {}, its children {}"}
+
+
 def _households(g: _Grids, tiling, checked, building_households: dict[str, int]) -> list[Problem]:
     out = []
     kids = np.flatnonzero(tiling)
-    sums = pd.Series(g.households[kids]).groupby(g.parent[kids]).sum()
-    for p, total in sums.items():
-        if g.households[p] != total:
-            point = shapely.point_on_surface(g.geom[p])
-            out.append(
-                Problem(
-                    "households_mismatch",
-                    [g.code[p]],
-                    f"{g.level[p]} {g.code[p]} has {g.households[p]} households, its children {int(total)}",
-                    None,
-                    (point.x, point.y),
-                    g.geom[p],
+    for what, counts in (("households", g.households), ("population", g.population)):
+        sums = pd.Series(counts[kids]).groupby(g.parent[kids]).sum()
+        for p, total in sums.items():
+            if counts[p] != total:
+                point = shapely.point_on_surface(g.geom[p])
+                out.append(
+                    Problem(
+                        f"{what}_mismatch",
+                        [g.code[p]],
+                        f"{g.level[p]} {g.code[p]} has " + _SAYS[what].format(counts[p], int(total)),
+                        None,
+                        (point.x, point.y),
+                        g.geom[p],
+                    )
                 )
-            )
     for i in np.flatnonzero((g.level == "courtyard") & checked):
         have = building_households.get(g.code[i])
         if have is not None and have != g.households[i]:

@@ -14,6 +14,9 @@ SPECIAL_KINDS = ("mall", "market", "school", "enterprise", "other")
 #: out-of-band flags and the statistics histogram all use this one pair.
 HOUSEHOLD_BAND = (50, 70)
 
+#: How a new grid's code extends its parent's: a suffix, then this many digits (README "The grid model").
+CODE_SUFFIX = {"street": ("", 3), "community": ("", 3), "courtyard": ("", 3), "micro": ("", 2), SPECIAL: ("S", 2)}
+
 LABELS = {
     "district": "区县",
     "street": "街道/乡镇",
@@ -46,3 +49,18 @@ def check_level(level: str) -> str:
     if level not in ALL_LEVELS:
         raise InputError(f"unknown level {level!r}: choose one of {', '.join(ALL_LEVELS)}")
     return level
+
+
+def new_codes(parent_code: str, level: str, last: int, n: int) -> list[str]:
+    """``n`` codes for new ``level`` grids under ``parent_code``, numbered after ``last`` (the highest
+    number ever issued there).  Raises InputError for districts (national codes are given, not made)
+    and when the numbers run out."""
+    if level not in CODE_SUFFIX:
+        raise InputError(f"a new {level} needs its code given: gridmap makes codes below district level only")
+    suffix, width = CODE_SUFFIX[level]
+    if last + n >= 10**width:
+        raise InputError(
+            f"no free {level} codes left under {parent_code}: {last} of {10**width - 1} were issued "
+            "(a code is never issued again); give codes"
+        )
+    return [f"{parent_code}{suffix}{i:0{width}d}" for i in range(last + 1, last + n + 1)]

@@ -28,20 +28,27 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import shapely
-from scipy import ndimage
 
 from .. import geo
+from .cells import segment_cells
 from .levels import LEVELS, SPECIAL
+from .nearest import Nearest
 
 MIXED = -2
 OUTSIDE = -1
 #: Special grids are looked for only in blocks of this many cells a side that their bounds touch.
 SPECIAL_BLOCK = 8
+#: Version of the persisted form (:meth:`GridIndex.state`): another is rebuilt, never read.
+STATE_FORMAT = 3
 #: Chain levels above the micro-grid, top first.
 CHAIN = LEVELS
 
 
-NOT_NUMBERS = "coordinates are not numbers"
+#: The problems a point can have: one wording for the API, the CLI and files (issue #15 item 13).
+NOT_NUMBERS = "lon and lat must be numbers"
+NOT_A_POINT = "each point must be an object with lon and lat, or with address"
+#: Decimals of the WGS84 lon/lat in answers: 1e-7° is about 1 cm.
+DECIMALS = 7
 SWAPPED = "coordinates look like swapped lat/lon: lon must come first"
 OUT_OF_RANGE = "coordinates out of range (lon -180..180, lat -90..90)"
 OUTSIDE_CHINA = "coordinates outside China (check crs)"
@@ -104,7 +111,12 @@ class Located:
 
 
 class GridIndex:
-    """The in-memory index of one version of the grids (see the module docstring)."""
+    """The in-memory index of one version of the grids (see the module docstring).
+
+    ``key`` names the version set it was built from (the persisted copy's name); ``epoch`` the grid
+    epoch it is true at.  Built from a frame of grids (``code``, ``name``, ``level``,
+    ``parent_code``, ``geometry`` of micro and special grids), or loaded by :meth:`from_state`.
+    """
 
     def __init__(
         self,
@@ -115,111 +127,190 @@ class GridIndex:
         epoch=None,
         at=None,
         people: dict | None = None,
+        key: str | None = None,
     ):
-        self.epoch, self.at = epoch, at
+        self.epoch, self.at, self.key, self.database = epoch, at, key, None
+        self.source = "built"  # or "disk" (from_state), "updated" (index_update)
+        self.cell_m, self.max_cells = cell_m, max_cells
+        self.people, self.people_loaded = people or {}, people is not None
         frame = frame.sort_values("code", kind="stable").reset_index(drop=True)
-        self.code = frame["code"].to_numpy(dtype=object)
-        self.name = frame["name"].to_numpy(dtype=object)
-        self.level = frame["level"].to_numpy(dtype=object)
-        self.people = people or {}
-        names, name_id = np.unique(self.name.astype(str), return_inverse=True)
-        self._name_id = name_id
-        self._code_dtype = pd.CategoricalDtype(pd.Index(self.code.astype(str)))
-        self._name_dtype = pd.CategoricalDtype(pd.Index(names))
-        row = {c: i for i, c in enumerate(self.code)}
-        parent = np.array([row.get(p, -1) if isinstance(p, str) else -1 for p in frame["parent_code"]], dtype=np.int64)
+        self._set_rows(frame["code"], frame["name"], frame["level"], frame["parent_code"])
+        self.version = frame["id"].to_numpy(dtype=np.int64) if "id" in frame else np.zeros(len(frame), np.int64)
         geoms = np.asarray(frame["geometry"].to_numpy(), dtype=object)
+        self._set_geoms(geoms[self.micro], geoms[self.special])
+        self._build_cells()
+
+    # --- rows, chains, geometries ---------------------------------------------------------
+    def _set_rows(self, code, name, level, parent_code):
+        """Row arrays (ascending code), micro and special row numbers, and every micro-grid's chain."""
+        self.code = np.asarray(code, dtype=object)
+        self.name = np.asarray(name, dtype=object)
+        self.level = np.asarray(level, dtype=object)
+        self.parent_code = np.asarray(parent_code, dtype=object)
+        row = {c: i for i, c in enumerate(self.code)}
+        parent = np.array([row.get(p, -1) if isinstance(p, str) else -1 for p in self.parent_code], dtype=np.int64)
         self.micro = np.flatnonzero(self.level == "micro")  # ascending code: lowest code first
-        self.micro_geom = geoms[self.micro]
-        shapely.prepare(self.micro_geom)
+        self.special = np.flatnonzero(self.level == SPECIAL)
         # chain rows for every micro-grid, one array per level (-1 when missing)
         self.chain = {"micro": self.micro}
         cur = self.micro
-        for level in reversed(CHAIN[:-1]):
+        for lv in reversed(CHAIN[:-1]):
             cur = np.where(cur >= 0, parent[np.maximum(cur, 0)], -1)
-            self.chain[level] = np.where((cur >= 0) & (self.level[np.maximum(cur, 0)] == level), cur, -1)
-        self.special = np.flatnonzero(self.level == SPECIAL)
-        self.special_geom = geoms[self.special]
-        self.micro_tree = shapely.STRtree(self.micro_geom)
-        self.special_tree = shapely.STRtree(self.special_geom)
-        self._local_tree = None
-        self._build_cells(cell_m, max_cells)
+            self.chain[lv] = np.where((cur >= 0) & (self.level[np.maximum(cur, 0)] == lv), cur, -1)
+        self._categories = None
+        # chains answered so far, by micro number: new rows, new chains (an index updated from another
+        # is a shallow copy of it, and must not answer from the other's names and numbers)
+        self._chains = {}
 
-    # --- sent to other processes (Dask workers) -------------------------------------------
-    def __getstate__(self):
-        """Without the trees: they pickle their geometries a second time and rebuild in milliseconds."""
-        state = self.__dict__.copy()
-        for key in ("micro_tree", "special_tree", "_local_tree"):
-            state.pop(key, None)
-        return state
+    def _set_geoms(self, micro_geom, special_geom, wkb=None):
+        """The micro and special grids' geometries; or, from a persisted index, ``wkb`` (the micro-grids'
+        WKB as one byte buffer and offsets), decoded grid by grid as lookups reach them: a command
+        answering a few points decodes a few polygons, not the city's."""
+        self._micro_geom = np.asarray(micro_geom, dtype=object)
+        self._micro_wkb = wkb
+        self.special_geom = np.asarray(special_geom, dtype=object)
+        self._micro_tree = self._special_tree = self._nearest = None
 
-    def __setstate__(self, state):
-        """Rebuild the trees and prepare the micro-grids again (preparation does not survive pickling)."""
-        self.__dict__.update(state)
-        shapely.prepare(self.micro_geom)
-        self.micro_tree = shapely.STRtree(self.micro_geom)
-        self.special_tree = shapely.STRtree(self.special_geom)
-        self._local_tree = None
+    @property
+    def micro_geom(self) -> np.ndarray:
+        """Every micro-grid's geometry (all decoded on first use when loaded from disk)."""
+        if self._micro_wkb is not None:
+            self._decode(np.flatnonzero(shapely.is_missing(self._micro_geom)))
+            self._micro_wkb = None
+        return self._micro_geom
+
+    def _decode(self, numbers) -> None:
+        buffer, offsets = self._micro_wkb
+        if len(numbers):
+            self._micro_geom[numbers] = shapely.from_wkb([bytes(buffer[offsets[i] : offsets[i + 1]]) for i in numbers])
+
+    @property
+    def micro_tree(self) -> shapely.STRtree:
+        """STRtree of the micro-grids, built on first use (a loaded index rarely needs it)."""
+        if self._micro_tree is None:
+            self._micro_tree = shapely.STRtree(self.micro_geom)
+        return self._micro_tree
+
+    @property
+    def special_tree(self) -> shapely.STRtree:
+        if self._special_tree is None:
+            self._special_tree = shapely.STRtree(self.special_geom)
+        return self._special_tree
+
+    def _prepared(self, numbers) -> np.ndarray:
+        """Micro-grids ``numbers``, prepared for point tests (only those a lookup reaches, once)."""
+        if self._micro_wkb is not None:
+            todo = np.asarray(numbers, dtype=np.int64)
+            self._decode(np.unique(todo[shapely.is_missing(self._micro_geom[todo])]))
+        geoms = self._micro_geom[numbers]
+        todo = ~shapely.is_prepared(geoms)
+        if todo.any():
+            shapely.prepare(geoms[todo])
+        return geoms
 
     # --- cells ----------------------------------------------------------------------
-    def _build_cells(self, cell_m, max_cells):
+    def _frame_cells(self, bounds):
+        """Cell size and origin for micro-grids within ``bounds``: the origin snapped to whole cells
+        and the size to the half-degree of latitude, so an index updated in place and one rebuilt
+        after the same edit share their cells."""
+        x0, y0, x1, y1 = bounds
+        lat = round((y0 + y1) / 2 * 2) / 2
+        dx = self.cell_m / (111_320.0 * np.cos(np.radians(lat)))
+        dy = self.cell_m / 110_574.0
+        while ((x1 - x0) / dx + 4) * ((y1 - y0) / dy + 4) > self.max_cells:
+            dx, dy = dx * 1.25, dy * 1.25
+        self.x0 = (np.floor(x0 / dx) - 1) * dx
+        self.y0 = (np.floor(y0 / dy) - 1) * dy
+        self.dx, self.dy = dx, dy
+        return int(np.ceil((x1 - self.x0) / dx)) + 2, int(np.ceil((y1 - self.y0) / dy)) + 2
+
+    def _build_cells(self):
         if not len(self.micro):
             self.x0 = self.y0 = 0.0
             self.dx = self.dy = 1.0
             self.cells = np.full((1, 1), OUTSIDE, dtype=np.int32)
             self.special_blocks = np.zeros((1, 1), dtype=bool)
-            self.mixed_cells = self.cand_start = np.zeros(1, dtype=np.int64)
+            self.mixed_cells = self.cand_start = np.zeros(1, dtype=np.int32)
             self.cand = np.zeros(0, dtype=np.int32)
             return
-        x0, y0, x1, y1 = shapely.total_bounds(self.micro_geom)
-        lat = (y0 + y1) / 2
-        dx = cell_m / (111_320.0 * np.cos(np.radians(lat)))
-        dy = cell_m / 110_574.0
-        while ((x1 - x0) / dx + 2) * ((y1 - y0) / dy + 2) > max_cells:
-            dx, dy = dx * 1.25, dy * 1.25
-        self.x0, self.y0, self.dx, self.dy = x0 - dx, y0 - dy, dx, dy
-        nx = int(np.ceil((x1 - self.x0) / dx)) + 2
-        ny = int(np.ceil((y1 - self.y0) / dy)) + 2
-        parts, part_of = shapely.get_parts(self.micro_geom, return_index=True)
+        nx, ny = self._frame_cells(shapely.total_bounds(self.micro_geom))
+        cell, grid = self.ring_cells(np.arange(len(self.micro)), (0, 0, nx, ny), (ny, nx))
+        self._set_candidates(cell, grid)
+        # 2 bytes a cell while micro-grids are fewer than 65,534 (MIXED and OUTSIDE wrap to the top)
+        dtype = np.uint16 if len(self.micro) < 65_534 else np.int32
+        mixed = np.zeros(ny * nx, dtype=bool)
+        mixed[self.mixed_cells] = True
+        self.cells = self.label_window(mixed.reshape(ny, nx), 0, 0).astype(dtype)
+        self._set_special_blocks()
+
+    def ring_cells(self, numbers, window, shape):
+        """(flat cell, micro number) pairs, sorted and unique: every cell inside ``window`` (col0, row0,
+        col1, row1) of a grid of ``shape`` (rows, cols) that the rings of micro-grids ``numbers`` pass
+        through, with those grids and every one of them covering the cell's centre.  The latter are
+        the grids that may hold a whole crossed cell: overlapping grids (a tower two micro-grids share)
+        must be candidates there too, or the lowest code could be missed."""
+        ny, nx = shape
+        numbers = np.asarray(numbers, dtype=np.int64)
+        parts, part_of = shapely.get_parts(self.micro_geom[numbers], return_index=True)
         rings, ring_of_part = shapely.get_rings(parts, return_index=True)
         coords, ring_of = shapely.get_coordinates(rings, return_index=True)
-        owner = part_of[ring_of_part[ring_of]]
-        gx = (coords[:, 0] - self.x0) / dx
-        gy = (coords[:, 1] - self.y0) / dy
+        owner = numbers[part_of[ring_of_part[ring_of]]]
+        gx = (coords[:, 0] - self.x0) / self.dx
+        gy = (coords[:, 1] - self.y0) / self.dy
         same = ring_of[:-1] == ring_of[1:]
-        cell, grid = _segment_cells(gx[:-1][same], gy[:-1][same], gx[1:][same], gy[1:][same], owner[:-1][same], nx, ny)
-        # candidates of each mixed cell (CSR, sorted by cell then micro number = lowest code first)
-        key = cell * np.int64(len(self.micro)) + grid
+        cell, grid = segment_cells(gx[:-1][same], gy[:-1][same], gx[1:][same], gy[1:][same], owner[:-1][same], nx, ny)
+        c0, r0, c1, r1 = window
+        cy, cx = np.divmod(cell, nx)
+        inside = (cx >= c0) & (cx < c1) & (cy >= r0) & (cy < r1)
+        cell, grid = cell[inside], grid[inside]
+        crossed = np.unique(cell)
+        cy, cx = np.divmod(crossed, nx)
+        centres = shapely.points(self.x0 + (cx + 0.5) * self.dx, self.y0 + (cy + 0.5) * self.dy)
+        whole = len(numbers) == len(self.micro)
+        tree = self.micro_tree if whole else shapely.STRtree(self.micro_geom[numbers])
+        at, holder = tree.query(centres, predicate="intersects")
+        n = np.int64(max(len(self.micro), 1))
+        key = np.concatenate([cell * n + grid, crossed[at] * n + (holder if whole else numbers[holder])])
         key.sort()  # sort-based dedupe: several times faster here than np.unique's hashing
-        key = key[np.concatenate(([True], key[1:] != key[:-1]))]
-        cell, grid = np.divmod(key, np.int64(len(self.micro)))
-        starts = np.flatnonzero(np.concatenate(([True], cell[1:] != cell[:-1])))
+        key = key[np.concatenate(([True], key[1:] != key[:-1]))] if len(key) else key
+        return np.divmod(key, n)
+
+    def _set_candidates(self, cell, grid):
+        """Candidates of each mixed cell (CSR, by cell then micro number = lowest code first)."""
+        starts = np.flatnonzero(np.concatenate(([True], cell[1:] != cell[:-1]))) if len(cell) else np.zeros(0, int)
         self.mixed_cells = cell[starts].astype(np.int32)
         self.cand_start = np.append(starts, len(grid)).astype(np.int32)
         self.cand = grid.astype(np.int32)
-        mixed = np.zeros(ny * nx, dtype=bool)
-        mixed[self.mixed_cells] = True
-        mixed = mixed.reshape(ny, nx)
+
+    def label_window(self, mixed, row0, col0, numbers=None) -> np.ndarray:
+        """Cell values for a window of the grid whose mixed cells are ``mixed`` (bool, rows x cols,
+        its top-left cell at ``row0``, ``col0``): MIXED, or the micro number (OUTSIDE) of each pure
+        region, found by one exact test of its first cell in raster order (against the micro-grids
+        ``numbers`` only, when given: those meeting the window)."""
+        ny, nx = mixed.shape
+        from scipy import ndimage  # deferred: its import costs a loaded index's start about 0.3 s
+
         labels, n = ndimage.label(~mixed)
         # first cell of each region in raster order; blocks bottom-up, reversed, so the first write wins last
         first = np.full(n + 1, -1, dtype=np.int64)
         for r in range(((ny - 1) // 256) * 256, -1, -256):
             block = labels[r : r + 256].ravel()
             first[block[::-1]] = r * nx + np.arange(block.size - 1, -1, -1)
-        rep = first[1:]
-        cy, cx = np.divmod(rep, nx)
-        px = self.x0 + (cx + 0.5) * dx
-        py = self.y0 + (cy + 0.5) * dy
-        hit = self._exact(px, py)  # one exact test per pure region
-        region = np.concatenate([[MIXED], hit])
-        # 2 bytes a cell while micro-grids are fewer than 65,534 (MIXED and OUTSIDE wrap to the top)
-        dtype = np.uint16 if len(self.micro) < 65_534 else np.int32
-        self.cells = region.astype(dtype)[labels]
-        # blocks of SPECIAL_BLOCK x SPECIAL_BLOCK cells that a special grid's bounding box touches
+        cy, cx = np.divmod(first[1:], nx)
+        px = self.x0 + (col0 + cx + 0.5) * self.dx
+        py = self.y0 + (row0 + cy + 0.5) * self.dy
+        region = np.concatenate([[MIXED], self._exact(px, py, numbers)])  # one exact test per pure region
+        return region[labels]
+
+    def _set_special_blocks(self):
+        """Blocks of SPECIAL_BLOCK x SPECIAL_BLOCK cells that a special grid's bounding box touches."""
+        ny, nx = self.cells.shape
         self.special_blocks = np.zeros((ny // SPECIAL_BLOCK + 1, nx // SPECIAL_BLOCK + 1), dtype=bool)
         for bx0, by0, bx1, by1 in shapely.bounds(self.special_geom):
-            i0, j0 = int((bx0 - self.x0) // dx) // SPECIAL_BLOCK, int((by0 - self.y0) // dy) // SPECIAL_BLOCK
-            i1, j1 = int((bx1 - self.x0) // dx) // SPECIAL_BLOCK, int((by1 - self.y0) // dy) // SPECIAL_BLOCK
+            if not np.isfinite(bx0):
+                continue
+            i0, j0 = int((bx0 - self.x0) // self.dx) // SPECIAL_BLOCK, int((by0 - self.y0) // self.dy) // SPECIAL_BLOCK
+            i1, j1 = int((bx1 - self.x0) // self.dx) // SPECIAL_BLOCK, int((by1 - self.y0) // self.dy) // SPECIAL_BLOCK
             self.special_blocks[max(j0, 0) : j1 + 1, max(i0, 0) : i1 + 1] = True
 
     def name_of(self, code: str) -> str | None:
@@ -246,15 +337,81 @@ class GridIndex:
             "pure_share": round(pure, 4),
             "cell_deg": [self.dx, self.dy],
             "epoch": self.epoch,
+            "source": self.source,
         }
 
+    # --- persistence (arrays in, arrays out; the files are the store's business) -------------
+    STATE_ARRAYS = ("cells", "special_blocks", "mixed_cells", "cand_start", "cand")
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(JSON-ready metadata, named arrays) that :meth:`from_state` turns back into this index."""
+        arrays = {name: getattr(self, name) for name in self.STATE_ARRAYS}
+        for name in ("code", "name", "level", "parent_code"):
+            arrays[name] = np.array([v if isinstance(v, str) else "" for v in getattr(self, name)], dtype=str)
+        arrays["version"] = self.version
+        wkb = shapely.to_wkb(self.micro_geom)
+        arrays["micro_wkb_offsets"] = np.concatenate([[0], np.cumsum([len(b) for b in wkb])]).astype(np.int64)
+        arrays["micro_wkb"] = np.frombuffer(b"".join(wkb), dtype=np.uint8)
+        if len(self.special_geom):
+            kind, coords, offsets = shapely.to_ragged_array(self.special_geom)
+            arrays["special_coords"] = coords
+            for k, o in enumerate(offsets):
+                arrays[f"special_offsets{k}"] = o
+        nearest_meta, nearest_arrays = self.nearest_index().state()
+        arrays.update({f"nearest_{k}": v for k, v in nearest_arrays.items()})
+        meta = {
+            "format": STATE_FORMAT,
+            "nearest": nearest_meta,
+            "epoch": self.epoch,
+            "key": self.key,
+            "cell_m": self.cell_m,
+            "max_cells": self.max_cells,
+            "origin": [self.x0, self.y0, self.dx, self.dy],
+        }
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays) -> GridIndex:
+        """The index :meth:`state` described (``arrays`` may be memory-mapped); ValueError when they
+        are of another format or incomplete."""
+        needed = {"code", "version", "micro_wkb", "micro_wkb_offsets", *cls.STATE_ARRAYS}
+        if meta.get("format") != STATE_FORMAT or not needed <= set(arrays):
+            raise ValueError("not a lookup index of this version")
+        self = cls.__new__(cls)
+        self.epoch, self.key, self.at, self.database = meta["epoch"], meta["key"], None, meta.get("database")
+        self.source = "disk"
+        self.people, self.people_loaded = {}, False
+        self.cell_m, self.max_cells = meta["cell_m"], meta["max_cells"]
+        self.x0, self.y0, self.dx, self.dy = meta["origin"]
+        parent = arrays["parent_code"].astype(object)
+        parent[parent == ""] = None
+        self._set_rows(arrays["code"].astype(object), arrays["name"].astype(object), arrays["level"], parent)
+        self.version = np.asarray(arrays["version"])
+        special = np.zeros(0, dtype=object)
+        if "special_coords" in arrays:
+            offsets = tuple(arrays[f"special_offsets{k}"] for k in range(3))
+            special = shapely.from_ragged_array(shapely.GeometryType.MULTIPOLYGON, arrays["special_coords"], offsets)
+        micro = np.full(len(self.micro), None, dtype=object)
+        self._set_geoms(micro, special, wkb=(arrays["micro_wkb"], arrays["micro_wkb_offsets"]))
+        for name in cls.STATE_ARRAYS:
+            setattr(self, name, arrays[name])
+        near = {k[len("nearest_") :]: v for k, v in arrays.items() if k.startswith("nearest_")}
+        self._nearest = Nearest.from_state(meta["nearest"], near)
+        return self
+
     # --- lookups ----------------------------------------------------------------------
-    def _exact(self, x, y) -> np.ndarray:
-        """Micro-grid number (index into self.micro) covering each point, lowest code first; -1 if none."""
+    def _exact(self, x, y, numbers=None) -> np.ndarray:
+        """Micro-grid number (index into self.micro) covering each point, lowest code first; -1 if
+        none.  ``numbers``: only these micro-grids (ascending) can cover the points."""
         out = np.full(len(x), OUTSIDE, dtype=np.int64)
         if not len(x) or not len(self.micro):
             return out
-        pts, grids = self.micro_tree.query(shapely.points(x, y), predicate="intersects")
+        if numbers is None:
+            pts, grids = self.micro_tree.query(shapely.points(x, y), predicate="intersects")
+        else:
+            numbers = np.asarray(numbers, dtype=np.int64)
+            pts, grids = shapely.STRtree(self.micro_geom[numbers]).query(shapely.points(x, y), predicate="intersects")
+            grids = numbers[grids]
         if len(pts):
             best = np.full(len(x), np.iinfo(np.int64).max)
             np.minimum.at(best, pts, grids)
@@ -301,7 +458,7 @@ class GridIndex:
             if not len(todo):
                 break
             cand = self.cand[lo[todo] + k]
-            hit = shapely.intersects_xy(self.micro_geom[cand], px[todo], py[todo])
+            hit = shapely.intersects_xy(self._prepared(cand), px[todo], py[todo])
             out[todo[hit]] = cand[hit]
             todo = todo[~hit]
             k += 1
@@ -312,14 +469,39 @@ class GridIndex:
         return out
 
     def nearest(self, x, y):
-        """Nearest micro-grid number and distance in metres (EPSG:4547) for points outside every grid."""
-        if self._local_tree is None:
-            self._local_tree = shapely.STRtree(geo.to_local(self.micro_geom))
-        pts = geo.to_local(shapely.points(x, y))
-        _, idx = self._local_tree.query_nearest(pts, all_matches=False)
-        metric_pts = geo.to_metric(shapely.points(x, y))
-        metric_grids = geo.to_metric(self.micro_geom[idx])
-        return idx, shapely.distance(metric_pts, metric_grids)
+        """Nearest micro-grid number and distance in metres (EPSG:4547) for points outside every grid
+        (:mod:`gridmap.domain.nearest`; its outer segments are found on first use)."""
+        return self.nearest_index().query(x, y)
+
+    def nearest_index(self) -> Nearest:
+        """The outer segments of the micro-grids, found on first use."""
+        if self._nearest is None:
+            self._nearest = Nearest(self.micro_geom)
+        return self._nearest
+
+    def categories(self):
+        """(code dtype, name dtype, name number per row) for categorical chain columns, made once."""
+        if self._categories is None:
+            names, name_id = np.unique(self.name.astype(str), return_inverse=True)
+            self._categories = (
+                pd.CategoricalDtype(pd.Index(self.code.astype(str))),
+                pd.CategoricalDtype(pd.Index(names)),
+                name_id,
+            )
+        return self._categories
+
+    def level_values(self, level: str):
+        """(position of each row among the rows of ``level``, -1 for other rows; their codes;
+        number of each one's name among the level's distinct names; those names), made once:
+        per-level dictionaries for columnar answers."""
+        cache = self.__dict__.setdefault("_level_values", {})
+        if level not in cache:
+            rows = np.flatnonzero(self.level == level)
+            pos = np.full(len(self.code) + 1, -1, dtype=np.int64)  # the extra slot answers row -1
+            pos[rows] = np.arange(len(rows))
+            names, name_of = np.unique(self.name[rows].astype(str), return_inverse=True)
+            cache[level] = (pos, self.code[rows].astype(str), name_of, names)
+        return cache[level]
 
     def chain_rows(self, micro_numbers: np.ndarray) -> dict[str, np.ndarray]:
         """Row numbers (into code/name) of each level of the chain; -1 where absent."""
@@ -344,7 +526,7 @@ class GridIndex:
             slot = int(self.mixed_cells.searchsorted(self.mixed_cells.dtype.type(cy * nx + cx)))
             m = OUTSIDE
             for c in self.cand[self.cand_start[slot] : self.cand_start[slot + 1]]:
-                if shapely.intersects_xy(self.micro_geom[c], x, y):
+                if shapely.intersects_xy(self._prepared([c])[0], x, y):
                     m = int(c)
                     break
             else:
@@ -354,23 +536,31 @@ class GridIndex:
             specials = sorted(int(s) for s in self.special_tree.query(shapely.Point(x, y), predicate="intersects"))
         return m, specials
 
+    def chain_of(self, m: int) -> list[dict]:
+        """The chain (top first) of micro-grid number ``m``, as JSON-ready objects, made once per grid
+        (answers share it)."""
+        cache = self._chains
+        chain = cache.get(m)
+        if chain is None:
+            chain = cache[m] = [
+                {"level": level, "code": self.code[r], "name": self.name[r]}
+                for level in CHAIN
+                if (r := int(self.chain[level][m])) >= 0
+            ]
+        return chain
+
     def answer_one(self, x: float, y: float) -> dict:
         """:meth:`answers` for one point."""
         m, specials = self.locate_one(x, y)
         if m < 0:
             return self.answers(np.array([x]), np.array([y]))[0]  # outside: nearest grid, rare
-        chain = []
-        for level in CHAIN:
-            r = int(self.chain[level][m])
-            if r >= 0:
-                chain.append({"level": level, "code": self.code[r], "name": self.name[r]})
         micro_code = self.code[self.micro[m]]
         return {
-            "lon": float(x),
-            "lat": float(y),
+            "lon": round(float(x), DECIMALS),
+            "lat": round(float(y), DECIMALS),
             "inside": True,
             "micro": micro_code,
-            "chain": chain,
+            "chain": self.chain_of(m),
             "specials": [{"code": self.code[self.special[s]], "name": self.name[self.special[s]]} for s in specials],
             "people": self.people.get(micro_code, []),
         }
@@ -380,8 +570,7 @@ class GridIndex:
         x = np.asarray(x, dtype="float64")
         y = np.asarray(y, dtype="float64")
         found = self.locate(x, y)
-        rows = self.chain_rows(found.micro)
-        out = [{"lon": float(a), "lat": float(b)} for a, b in zip(x, y)]
+        out = [{"lon": round(a, DECIMALS), "lat": round(b, DECIMALS)} for a, b in zip(x.tolist(), y.tolist())]
         outside = np.flatnonzero(found.micro < 0)
         for i in outside:
             out[i].update(inside=False, chain=[], specials=[], people=[], nearest=None)
@@ -391,107 +580,96 @@ class GridIndex:
                 r = self.micro[j]
                 out[i]["nearest"] = {"code": self.code[r], "name": self.name[r], "distance_m": round(float(d), 1)}
         specials: dict[int, list[dict]] = {}
-        for i, s in zip(found.special_points, found.special_ids):
-            specials.setdefault(int(i), []).append(
-                {"code": self.code[self.special[s]], "name": self.name[self.special[s]]}
-            )
-        for i in np.flatnonzero(found.micro >= 0):
-            chain = [
-                {"level": lv, "code": self.code[rows[lv][i]], "name": self.name[rows[lv][i]]}
-                for lv in CHAIN
-                if rows[lv][i] >= 0
-            ]
-            micro_code = chain[-1]["code"]
+        for i, s in zip(found.special_points.tolist(), found.special_ids.tolist()):
+            specials.setdefault(i, []).append({"code": self.code[self.special[s]], "name": self.name[self.special[s]]})
+        none: list = []
+        for i, m in zip(np.flatnonzero(found.micro >= 0).tolist(), found.micro[found.micro >= 0].tolist()):
+            micro_code = self.code[self.micro[m]]
+            sp = specials.get(i, none)
             out[i].update(
                 inside=True,
                 micro=micro_code,
-                chain=chain,
-                specials=sorted(specials.get(int(i), []), key=lambda s: s["code"]),
-                people=self.people.get(micro_code, []),
+                chain=self.chain_of(m),
+                specials=sorted(sp, key=lambda s: s["code"]) if len(sp) > 1 else sp,
+                people=self.people.get(micro_code, none),
             )
         return out
 
-    def table(self, x, y) -> pd.DataFrame:
-        """Chain columns for arrays of storage lon/lat points (batch assignment)."""
-        found = self.locate(x, y)
-        rows = self.chain_rows(found.micro)
-        # categoricals: one integer per point and column, no million-string columns to build
-        out = {}
-        for level in CHAIN:
-            r = rows[level]
-            out[f"{level}_code"] = pd.Categorical.from_codes(r, dtype=self._code_dtype)
-            out[f"{level}_name"] = pd.Categorical.from_codes(
-                np.where(r >= 0, self._name_id[np.maximum(r, 0)], -1), dtype=self._name_dtype
-            )
-        specials = {}
-        if len(found.special_points):
-            order = np.lexsort((found.special_ids, found.special_points))
-            points = found.special_points[order]
-            codes = self.code[self.special[found.special_ids[order]]]
-            first, starts = np.unique(points, return_index=True)
-            specials = {int(i): ";".join(group) for i, group in zip(first, np.split(codes, starts[1:]))}
-        labels = sorted(set(specials.values()))
-        label_id = {v: k for k, v in enumerate(labels)}
-        ids = np.full(len(found.micro), -1, dtype=np.int64)
-        for i, v in specials.items():
-            ids[i] = label_id[v]
-        out["special_codes"] = pd.Categorical.from_codes(ids, categories=pd.Index(labels, dtype=object))
-        return pd.DataFrame(out)
+    def special_labels(self, found: Located, n: int) -> tuple[np.ndarray, list[str]]:
+        """Per point the number of its label (special grid codes joined by ``;``; -1 none), and the labels."""
+        ids = np.full(n, -1, dtype=np.int64)
+        if not len(found.special_points):
+            return ids, []
+        order = np.lexsort((found.special_ids, found.special_points))
+        points = found.special_points[order]
+        codes = self.code[self.special[found.special_ids[order]]]
+        first, starts = np.unique(points, return_index=True)
+        joined = np.array([";".join(group) for group in np.split(codes, starts[1:])], dtype=object)
+        labels, label_of = np.unique(joined.astype(str), return_inverse=True)
+        ids[first] = label_of
+        return ids, list(labels)
 
 
-def _segment_cells(ax, ay, bx, by, owner, nx, ny):
-    """Flat cell numbers of every cell a segment (in cell units) passes through or touches, with the
-    segment's owner per cell: its endpoints' cells, and the cells on both sides of every crossing of a
-    cell line (both rows, or columns, when the crossing falls on a cell corner)."""
-    eps = 1e-9
-    cells, owners = [], []
-
-    def add(ix, iy, who):
-        cells.append(np.clip(iy, 0, ny - 1) * nx + np.clip(ix, 0, nx - 1))
-        owners.append(who)
-
-    add(np.floor(ax).astype(np.int64), np.floor(ay).astype(np.int64), owner)
-    add(np.floor(bx).astype(np.int64), np.floor(by).astype(np.int64), owner)
-    for p0, q0, p1, q1, vertical in ((ax, ay, bx, by, True), (ay, ax, by, bx, False)):
-        k0 = np.ceil(np.minimum(p0, p1)).astype(np.int64)
-        k1 = np.floor(np.maximum(p0, p1)).astype(np.int64)
-        n = np.maximum(k1 - k0 + 1, 0)
-        seg = np.repeat(np.arange(len(p0)), n)
-        if not len(seg):
-            continue
-        k = k0[seg] + (np.arange(len(seg)) - np.repeat(np.cumsum(n) - n, n))
-        dp = p1[seg] - p0[seg]
-        t = (k - p0[seg]) / np.where(dp != 0, dp, 1.0)
-        q = q0[seg] + t * (q1[seg] - q0[seg])
-        for qq in (np.floor(q - eps).astype(np.int64), np.floor(q + eps).astype(np.int64)):
-            for kk in (k - 1, k):
-                add(kk, qq, owner[seg]) if vertical else add(qq, kk, owner[seg])
-    return np.concatenate(cells), np.concatenate(owners).astype(np.int64)
+STATUS = ("placed", "outside", "bad")
 
 
-def assign_table(index: GridIndex, lon, lat, crs: str, problems=None):
-    """Chain columns plus ``status`` (placed / outside / bad), ``error`` and, for points outside
-    every grid, the nearest micro-grid and its distance in metres.  ``problems``: reasons known
+@dataclass
+class Assigned:
+    """Batch answers as arrays: chain row numbers per level (-1 none), special-grid label numbers and
+    labels, status number (into STATUS), error text (None when fine), the nearest micro-grid's row
+    (-1) and distance in metres for points outside every grid, and the storage lon/lat (NaN when bad)."""
+
+    rows: dict
+    special: np.ndarray
+    special_labels: list
+    status: np.ndarray
+    error: np.ndarray
+    nearest: np.ndarray
+    distance: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+
+def assign_arrays(index: GridIndex, lon, lat, crs: str, problems=None) -> Assigned:
+    """Every point's answer as arrays (see :class:`Assigned`).  ``problems``: reasons known
     beforehand (unresolvable addresses), None where the row is fine."""
     x, y, checked = check_points(lon, lat, crs)
     if problems is not None:
         checked = np.where(problems != None, problems, checked)  # noqa: E711
-    problems = checked
-    good = problems == None  # noqa: E711
-    table = index.table(np.where(good, x, np.nan), np.where(good, y, np.nan))
-    placed = table["micro_code"].notna().to_numpy()
-    status = np.where(~good, "bad", np.where(placed, "placed", "outside"))
-    nearest = np.full(len(x), None, dtype=object)
+    good = checked == None  # noqa: E711
+    x, y = np.where(good, x, np.nan), np.where(good, y, np.nan)
+    found = index.locate(x, y)
+    rows = index.chain_rows(found.micro)
+    special, labels = index.special_labels(found, len(x))
+    status = np.where(~good, 2, np.where(found.micro >= 0, 0, 1)).astype(np.int8)
+    nearest = np.full(len(x), -1, dtype=np.int64)
     distance = np.full(len(x), np.nan)
-    out_idx = np.flatnonzero(status == "outside")
-    if len(out_idx) and len(index.micro):
-        j, d = index.nearest(x[out_idx], y[out_idx])
-        nearest[out_idx] = index.code[index.micro[j]]
-        distance[out_idx] = np.round(d, 1)
-    table["status"] = pd.Categorical(status, categories=["placed", "outside", "bad"])
-    table["error"] = problems
-    table["nearest_micro_code"] = nearest
-    table["nearest_distance_m"] = distance
-    table["lon_wgs84"] = np.where(good, x, np.nan)
-    table["lat_wgs84"] = np.where(good, y, np.nan)
-    return table
+    out = np.flatnonzero(status == 1)
+    if len(out) and len(index.micro):
+        j, d = index.nearest(x[out], y[out])
+        nearest[out] = index.micro[j]
+        distance[out] = np.round(d, 1)
+    return Assigned(rows, special, labels, status, checked, nearest, distance, x, y)
+
+
+def assign_table(index: GridIndex, lon, lat, crs: str, problems=None) -> pd.DataFrame:
+    """:func:`assign_arrays` as a DataFrame: chain columns (categoricals), ``status`` (placed /
+    outside / bad), ``error``, ``nearest_micro_code``, ``nearest_distance_m``, ``lon_wgs84``,
+    ``lat_wgs84``."""
+    a = assign_arrays(index, lon, lat, crs, problems)
+    code_dtype, name_dtype, name_id = index.categories()
+    out = {}
+    for level in CHAIN:
+        r = a.rows[level]
+        out[f"{level}_code"] = pd.Categorical.from_codes(r, dtype=code_dtype)
+        out[f"{level}_name"] = pd.Categorical.from_codes(
+            np.where(r >= 0, name_id[np.maximum(r, 0)], -1), dtype=name_dtype
+        )
+    out["special_codes"] = pd.Categorical.from_codes(a.special, categories=pd.Index(a.special_labels, dtype=object))
+    out["status"] = pd.Categorical.from_codes(a.status, categories=list(STATUS))
+    out["error"] = a.error
+    out["nearest_micro_code"] = np.where(a.nearest >= 0, index.code[np.maximum(a.nearest, 0)], None)
+    out["nearest_distance_m"] = a.distance
+    out["lon_wgs84"] = a.x
+    out["lat_wgs84"] = a.y
+    return pd.DataFrame(out)

@@ -192,6 +192,32 @@ def colour_of(red, yellow, blue, level, rules: Rules):
     return out
 
 
+def explain_colour(red: int, yellow: int, blue: int, level: str, rules: Rules) -> dict:
+    """Why a grid of ``level`` with these element counts has its rolled-up colour: the level's thresholds
+    and one sentence (Chinese and English) naming the rule that decided and the counts it compared, so
+    a courtyard that is blue with one red element shows why (its red threshold is higher)."""
+    t_red, t_yellow, t_blue = rules.thresholds(level)
+    colour = colour_of(red, yellow, blue, level, rules)[0]
+    counts = f"red {red}, yellow {yellow}, blue {blue}"
+    if colour == "red":
+        why = f"红 red: {red} red ≥ {t_red} (the {level} red threshold)"
+    elif colour == "yellow":
+        why = f"黄 yellow: red + yellow = {red + yellow} ≥ {t_yellow}; red {red} < {t_red} (the {level} thresholds)"
+    elif colour == "blue":
+        why = (
+            f"蓝 blue: red {red} < {t_red} and red + yellow = {red + yellow} < {t_yellow} "
+            f"(the {level} thresholds); {red + yellow + blue} element(s) ≥ {t_blue}"
+        )
+    else:
+        why = f"无色 none: {red + yellow + blue} element(s) < {t_blue}"
+    return {
+        "colour": colour,
+        "thresholds": {"red": t_red, "yellow": t_yellow, "blue": t_blue},
+        "counts": counts,
+        "why": why,
+    }
+
+
 COUNT_COLUMNS = ("red", "yellow", "blue", "overdue")
 
 

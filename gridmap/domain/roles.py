@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from werkzeug.security import check_password_hash, generate_password_hash
+
 from ..errors import InputError
 
 #: Staff roles, lowest first.
@@ -72,3 +74,35 @@ def token_hash(token: str) -> str:
 
 def token_prefix(token: str) -> str:
     return token[:PREFIX_CHARS]
+
+
+# --- passwords (map sign-in) ----------------------------------------------------------------------
+
+#: Fewest characters of a sign-in password.
+PASSWORD_MIN = 8
+#: A token from a password sign-in lasts this many days (then the page asks to sign in again).
+SESSION_DAYS = 1
+SESSION_LABEL = "sign-in"
+#: Checked against when the user is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = generate_password_hash("not a password of anyone")
+
+
+def check_password(password: str) -> str:
+    """InputError unless ``password`` has at least :data:`PASSWORD_MIN` characters, not all spaces."""
+    if len(password) < PASSWORD_MIN or not password.strip():
+        raise InputError(f"a password needs at least {PASSWORD_MIN} characters")
+    return password
+
+
+def hash_password(password: str) -> str:
+    """A salted scrypt hash (werkzeug.security, Flask's own), unlike tokens: people choose passwords, so
+    guessing them must be slow."""
+    return generate_password_hash(check_password(password))
+
+
+def password_matches(stored: str | None, password: str) -> bool:
+    """Whether ``password`` is the one ``stored`` hashes; False (after as long a check) for no hash."""
+    if not stored:
+        check_password_hash(_DUMMY_HASH, password)
+        return False
+    return check_password_hash(stored, password)

@@ -1,30 +1,35 @@
 """Placing the rows of a file in their grids: ``gridmap assign`` (a file in, the same rows with the
-grid chain out) and ``gridmap record`` (reports and residents stored with their micro-grid)."""
+grid chain out) and ``gridmap record`` (reports and residents stored with their micro-grid).
+
+The rows stay an Arrow table from reading to writing (:mod:`.point_files`); the chain columns are
+dictionary arrays over the index's own code and name arrays, so a million rows cost a million small
+integers per column, not a million strings."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 
 from .. import geo
 from ..domain.address import Gazetteer
-from ..domain.lookup import assign_table
+from ..domain.lookup import STATUS, Assigned, GridIndex, assign_arrays
 from ..errors import InputError
 from ..store import points
-from . import point_wkb
+from . import point_files
 from .files import check_output
-from .ingest import read_csv
 from .locator import Locator
 
-ASSIGN_FORMATS = (".csv", ".geojson", ".json", ".gpkg", ".parquet")
-CHUNK = 100_000
+ASSIGN_FORMATS = point_files.FORMATS
+#: Rows answered at a time (the progress bar's step); a million fits the memory of any machine here.
+CHUNK = 1_000_000
 
 
 def resolve_addresses(gaz: Gazetteer, addresses, floors=None):
@@ -58,73 +63,46 @@ def _floor(value) -> int | None:
         return None
 
 
-def by_floor(members, index, chain: pd.DataFrame, homes) -> None:
+def _by_floor(members, index: GridIndex, answers: Assigned, homes) -> None:
     """Rows whose household's floor is known take the micro-grid holding that floor (a tower shared by
-    several micro-grids, ``members`` from :meth:`Locator.memberships`), not the one at the building's point."""
+    several micro-grids; ``members`` from :meth:`.Locator.memberships`), not the one at the building's point."""
     rows = [i for i, h in enumerate(homes) if h is not None]
     if not rows:
         return
-    codes = chain["micro_code"].astype(object).to_numpy().copy()
-    names = chain["micro_name"].astype(object).to_numpy().copy()
     for i in rows:
         code = members.grid_of(*homes[i])
-        if code is not None:
-            codes[i], names[i] = code, index.name_of(code)
-    chain["micro_code"] = codes
-    chain["micro_name"] = names
+        r = int(np.searchsorted(index.code, code)) if code is not None else -1
+        if 0 <= r < len(index.code) and index.code[r] == code:
+            answers.rows["micro"][i] = r
 
 
-def _read_rows(path, lon_col, lat_col, address_col):
-    """(attributes, lon, lat, the file's CRS or None) for any supported input; with ``address_col``
-    no coordinates are needed."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        frame = read_csv(path)
-        crs = None
-    else:
-        gdf = gpd.read_parquet(path) if suffix == ".parquet" else gpd.read_file(path, engine="pyogrio")
-        crs = gdf.crs.to_string() if gdf.crs is not None else None
-        frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-        if lon_col is None and address_col is None:
-            geoms = gdf.geometry.to_numpy()
-            points = shapely.get_type_id(geoms) == 0
-            return (
-                frame,
-                np.where(points, shapely.get_x(geoms), np.nan),
-                np.where(points, shapely.get_y(geoms), np.nan),
-                crs,
-            )
-    lon, lat = coordinate_columns(frame, path.name, lon_col, lat_col, address_col)
-    return frame, lon, lat, crs
+@dataclass
+class Located:
+    """A file's rows and their answers."""
+
+    rows: point_files.Points
+    answers: Assigned
+    index: GridIndex
+    crs: str
+    lon: np.ndarray
+    lat: np.ndarray
 
 
-def coordinate_columns(frame, name, lon_col, lat_col, address_col):
-    """(lon, lat) float arrays from a frame's columns (None, None when rows are placed by address);
-    InputError naming the missing column.  Shared with the partitions of ``--engine dask``."""
-    if address_col is not None:
-        if address_col not in frame.columns:
-            raise InputError(f"{name}: no column {address_col!r} (columns: {', '.join(map(str, frame.columns))})")
-        return None, None
-    lon_col, lat_col = lon_col or "lon", lat_col or "lat"
-    missing = [c for c in (lon_col, lat_col) if c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"{name}: no column {', '.join(map(repr, missing))} "
-            f"(columns: {', '.join(map(str, frame.columns))}); use --lon-col/--lat-col or --address-col"
-        )
-    lon = pd.to_numeric(frame[lon_col], errors="coerce").to_numpy(dtype="float64")
-    lat = pd.to_numeric(frame[lat_col], errors="coerce").to_numpy(dtype="float64")
-    return lon, lat
+@dataclass(frozen=True)
+class Places:
+    """What placing rows by address needs besides the index: the gazetteer, and the floors each
+    micro-grid holds (None for a past date: the by-floor rule applies to the current grids only).
+    Built once per run, and sent once to every Dask worker."""
+
+    gazetteer: Gazetteer
+    members: object | None
 
 
-def rows_crs(crs, file_crs, address_col) -> str:
-    """The CRS of the rows' coordinates: storage for addresses, else ``--crs``, else the file's own
-    (CRS84 is storage order too), else WGS 84."""
-    if address_col is not None:
-        return "EPSG:4326"
-    if crs:
-        return geo.parse_crs(crs)
-    return file_crs if file_crs and not file_crs.lower().endswith("crs84") else "EPSG:4326"
+def places_of(locator: Locator, address_col, at: datetime | None) -> Places | None:
+    """The :class:`Places` of a run by address, else None."""
+    if address_col is None:
+        return None
+    return Places(locator.gazetteer(), locator.memberships()[0] if at is None else None)
 
 
 def locate_file(
@@ -137,40 +115,104 @@ def locate_file(
     address_col=None,
     at: datetime | None = None,
     progress=None,
-):
-    """Read ``src`` and add the chain columns to every row; returns (frame, source CRS)."""
+) -> Located:
+    """Read ``src`` and answer every row; InputError for an unreadable file or a missing column."""
+    src = Path(src)
     if src.suffix.lower() not in ASSIGN_FORMATS:
         raise InputError(f"unsupported file type {src.suffix!r} for {src.name}: use " + ", ".join(ASSIGN_FORMATS))
     if not src.exists():
         raise InputError(f"no such file: {src}")
+    check_columns_given(lon_col, lat_col, address_col)
+    rows = point_files.read(src, lon_col, lat_col, address_col)
+    places = places_of(locator, address_col, at)
+    return locate_points(locator.index(at), rows, crs=crs, address_col=address_col, places=places, progress=progress)
+
+
+def check_columns_given(lon_col, lat_col, address_col) -> None:
     if address_col and (lon_col or lat_col):
         raise InputError("give either --address-col or --lon-col/--lat-col, not both")
-    try:
-        frame, lon, lat, file_crs = _read_rows(src, lon_col, lat_col, address_col)
-    except InputError:
-        raise
-    except Exception as exc:  # pandas/pyogrio raise many types; all mean "cannot read this file"
-        raise InputError(f"cannot read {src.name}: {str(exc).strip().splitlines()[0]}") from None
+
+
+def locate_points(
+    index: GridIndex,
+    rows: point_files.Points,
+    *,
+    crs=None,
+    address_col=None,
+    places: Places | None = None,
+    progress=None,
+) -> Located:
+    """Answer every row of ``rows`` on ``index``, :data:`CHUNK` rows at a time: the single-process
+    core, which ``--engine dask`` workers run on their partitions too (:mod:`.dask_assign`)."""
     known = homes = None
-    source_crs = rows_crs(crs, file_crs, address_col)
     if address_col is not None:
-        floors = frame["floor"].tolist() if "floor" in frame.columns else None
-        lon, lat, known, homes = resolve_addresses(locator.gazetteer(), frame[address_col].tolist(), floors)
-    index = locator.index(at)
+        floors = rows.column("floor") if "floor" in rows.table.column_names else None
+        lon, lat, known, homes = resolve_addresses(places.gazetteer, rows.column(address_col), floors)
+    else:
+        lon, lat = rows.lon, rows.lat
+    source_crs = rows_crs(rows, crs, address_col)
     parts = []
-    for start in range(0, len(frame), CHUNK):
-        stop = min(start + CHUNK, len(frame))
+    for start in range(0, max(len(lon), 1), CHUNK):
+        stop = min(start + CHUNK, len(lon))
         parts.append(
-            assign_table(
+            assign_arrays(
                 index, lon[start:stop], lat[start:stop], source_crs, None if known is None else known[start:stop]
             )
         )
         if progress:
             progress(stop - start)
-    chain = pd.concat(parts, ignore_index=True) if parts else assign_table(index, lon[:0], lat[:0], source_crs)
-    if homes is not None and at is None:
-        by_floor(locator.memberships()[0], locator.index(), chain, homes)
-    return pd.concat([frame.reset_index(drop=True), chain], axis=1), source_crs, lon, lat
+    answers = _concat(parts)
+    if homes is not None and places.members is not None:
+        _by_floor(places.members, index, answers, homes)
+    return Located(rows, answers, index, source_crs, lon, lat)
+
+
+def rows_crs(rows: point_files.Points, crs, address_col) -> str:
+    """The CRS of the rows' coordinates: storage for addresses, else ``--crs``, else the file's own,
+    else WGS 84."""
+    if address_col is not None:
+        return "EPSG:4326"
+    return geo.parse_crs(crs) if crs else (rows.crs or "EPSG:4326")
+
+
+def count_status(status) -> dict:
+    """Rows placed, outside and bad of ``status`` numbers (into STATUS)."""
+    counts = np.bincount(np.asarray(status, dtype=np.int64), minlength=len(STATUS))
+    return {"rows": int(len(status)), **{name: int(n) for name, n in zip(STATUS, counts)}}
+
+
+def output_table(found: Located) -> pa.Table:
+    """The rows as read with the chain's columns after them (an input column of the same name is
+    replaced): what ``assign`` writes, whole or a part of ``--engine dask`` at a time."""
+    table = found.rows.table
+    for name, column in point_files.answer_columns(found.index, found.answers).items():
+        if name in table.column_names:
+            table = table.drop_columns([name])
+        table = table.append_column(name, column)
+    return table
+
+
+def _concat(parts: list[Assigned]) -> Assigned:
+    if len(parts) == 1:
+        return parts[0]
+    labels = sorted({label for p in parts for label in p.special_labels})
+    number = {label: i for i, label in enumerate(labels)}
+    special = []
+    for p in parts:
+        relabel = np.array([number[label] for label in p.special_labels] + [-1], dtype=np.int64)
+        special.append(relabel[p.special])  # -1 reads the trailing -1
+    cat = np.concatenate
+    return Assigned(
+        {level: cat([p.rows[level] for p in parts]) for level in parts[0].rows},
+        cat(special),
+        labels,
+        cat([p.status for p in parts]),
+        cat([p.error for p in parts]),
+        cat([p.nearest for p in parts]),
+        cat([p.distance for p in parts]),
+        cat([p.x for p in parts]),
+        cat([p.y for p in parts]),
+    )
 
 
 def assign_file(
@@ -184,8 +226,10 @@ def assign_file(
     address_col=None,
     at: datetime | None = None,
     progress=None,
+    encoding: str = "utf-8-sig",
 ) -> dict:
-    """Add the grid chain to every row of ``src`` and write ``dst`` (format by suffix).
+    """Add the grid chain to every row of ``src`` and write ``dst`` (format by suffix; a CSV in
+    ``encoding``, default UTF-8 with a BOM).
 
     Rows that cannot be placed carry ``status`` and ``error`` instead of stopping the run; ``dst`` is
     written to a temporary file and renamed, so it is never half-written.  Returns the summary.
@@ -194,121 +238,102 @@ def assign_file(
     if dst.suffix.lower() not in ASSIGN_FORMATS:
         raise InputError(f"unsupported file type {dst.suffix!r} for {dst.name}: use " + ", ".join(ASSIGN_FORMATS))
     check_output(dst)
-    out, source_crs, lon, lat = locate_file(
+    found = locate_file(
         locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col, at=at, progress=progress
     )
+    table = output_table(found)
     tmp = Path(tempfile.mkstemp(prefix=".gridmap-", suffix=dst.suffix, dir=dst.parent or ".")[1])
     try:
-        write_points(out, lon, lat, source_crs, tmp, dst)
+        point_files.write(
+            table,
+            tmp,
+            dst.suffix.lower(),
+            lon=found.lon,
+            lat=found.lat,
+            crs=found.crs,
+            layer=dst.stem,
+            geo_meta=found.rows.geo_meta,
+            encoding=encoding,
+        )
         os.replace(tmp, dst)
     finally:
         if tmp.exists():
             tmp.unlink()
-    return summarise(out, source_crs)
+    return summarise(found.answers.status, found.crs)
 
 
-def summarise(out, crs) -> dict:
-    counts = out["status"].value_counts()
-    return {
-        "rows": len(out),
-        "placed": int(counts.get("placed", 0)),
-        "outside": int(counts.get("outside", 0)),
-        "bad": int(counts.get("bad", 0)),
-        "crs": crs,
-    }
+def summarise(status, crs) -> dict:
+    """Rows placed, outside and bad: ``status`` numbers (into STATUS), or a located frame's rows."""
+    if isinstance(status, pd.DataFrame):
+        status = pd.Categorical(status["status"].astype(object), categories=list(STATUS)).codes
+    return {**count_status(status), "crs": crs}
 
 
-def record_file(
-    locator: Locator,
-    table: str,
-    src,
-    *,
-    crs=None,
-    lon_col=None,
-    lat_col=None,
-    address_col=None,
-    text_col="text",
-    name_col="name",
-) -> dict:
-    """Store every row of ``src`` as a report or resident with its micro-grid, in one transaction.
-    Rows that cannot be placed are kept (without a point or grid): a report is never dropped."""
+def locate_frame(locator: Locator, src, **options) -> tuple[pd.DataFrame, str, np.ndarray, np.ndarray]:
+    """:func:`locate_file` as a DataFrame (the file's columns, then the chain's; ``attrs["input_columns"]``
+    names the file's own), the source CRS and the rows' lon/lat: for the record commands."""
+    found = locate_file(locator, src, **options)
+    out = located_frame(found)
+    return out, found.crs, found.lon, found.lat
+
+
+def located_frame(found: Located) -> pd.DataFrame:
+    """Located rows as a DataFrame: the file's columns, then the chain's (``attrs["input_columns"]``
+    names the file's own)."""
+    frame = point_files.plain(found.rows.table).to_pandas()
+    chain = pd.DataFrame(point_files.answer_lists(found.index, found.answers))
+    chain["lon_wgs84"], chain["lat_wgs84"] = found.answers.x, found.answers.y
+    chain["nearest_distance_m"] = found.answers.distance
+    out = pd.concat([frame.drop(columns=[c for c in chain.columns if c in frame.columns]), chain], axis=1)
+    out.attrs["input_columns"] = list(frame.columns)  # the file's own columns, before the chain's
+    return out
+
+
+def record_residents(locator: Locator, src, *, address_col: str, crs=None, name_col="name") -> dict:
+    """Store every row of ``src`` as a resident placed by its address, in one transaction (rows
+    that cannot be placed are kept without a grid).  Reports: :mod:`.report_intake`."""
     src = Path(src)
-    if table == "resident" and not address_col:
+    if not address_col:
         raise InputError("residents are recorded by their address: give --address-col")
-    out, source_crs, lon, lat = locate_file(
-        locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col
-    )
-    gazetteer = locator.gazetteer() if address_col and table == "resident" else None
-    rows = record_rows(table, out, lon, lat, source_crs, src.name, address_col, text_col, name_col, gazetteer)
+    out, source_crs, _, _ = locate_frame(locator, src, crs=crs, address_col=address_col)
+    rows = resident_rows(out, address_col, locator.gazetteer(), name_col)
     with locator.engine.begin() as conn:
-        points.insert(conn, table, rows)
+        points.insert(conn, "resident", rows)
     return summarise(out, source_crs)
 
 
-def record_rows(
-    table, out, lon, lat, source_crs, name, address_col, text_col="text", name_col="name", gazetteer=None
-) -> pd.DataFrame:
-    """The ``report`` or ``resident`` rows of located rows ``out`` (residents by address need the
-    ``gazetteer`` for their building and unit); InputError when the report text column is missing.
-    Shared with ``record --engine dask``, whose workers build their partitions' rows with it."""
-    placed = np.isfinite(out["lon_wgs84"].to_numpy())
-    geom = np.full(len(out), None, dtype=object)
-    if placed.any():
-        pts = shapely.set_srid(shapely.points(out["lon_wgs84"][placed], out["lat_wgs84"][placed]), geo.STORAGE_SRID)
-        geom[placed] = shapely.to_wkb(pts, hex=True, include_srid=True)
-    micro = out["micro_code"].astype(object).where(out["micro_code"].notna(), None)
-    address = out[address_col] if address_col else pd.Series([None] * len(out))
-    if table == "report":
-        if text_col not in out.columns:
-            raise InputError(f"{name}: no column {text_col!r} with the report's text")
-        rows = pd.DataFrame(
-            {
-                "text": out[text_col],
-                "address": address,
-                "source_lon": None if lon is None or address_col else lon,
-                "source_lat": None if lat is None or address_col else lat,
-                "source_crs": source_crs,
-                "geom": geom,
-                "micro_code": micro,
-            }
-        )
-    else:
-        rows = pd.DataFrame(
-            {
-                "name": out[name_col] if name_col in out.columns else None,
-                "address": address,
-                "building_code": None,
-                "unit": None,
-                "geom": geom,
-                "micro_code": micro,
-            }
-        )
-        if address_col:
-            for i, text in enumerate(address):
-                try:
-                    found = gazetteer.resolve(text)
-                    rows.loc[i, "building_code"], rows.loc[i, "unit"] = found.building.code, found.unit
-                except InputError:
-                    pass
-            rows["unit"] = rows["unit"].astype("Int64")
+def resident_rows(out: pd.DataFrame, address_col: str, gaz: Gazetteer, name_col="name") -> pd.DataFrame:
+    """The ``resident`` rows of located rows ``out`` (building and unit from the address); for one
+    file, or a partition of ``record residents --engine dask``."""
+    geom = point_wkb(out)
+    address = out[address_col]
+    rows = pd.DataFrame(
+        {
+            "name": out[name_col] if name_col in out.columns else None,
+            "address": address,
+            "building_code": None,
+            "unit": None,
+            "geom": geom,
+            "micro_code": out["micro_code"].astype(object).where(out["micro_code"].notna(), None),
+        }
+    )
+    for i, text in enumerate(address):
+        try:
+            found = gaz.resolve(text)
+            rows.loc[i, "building_code"], rows.loc[i, "unit"] = found.building.code, found.unit
+        except InputError:
+            pass
+    rows["unit"] = rows["unit"].astype("Int64")
     return rows
 
 
-def write_points(out, lon, lat, crs, path, dst):
-    """Write ``out`` to ``path`` in the format of ``dst`` (points where coordinates are finite); the
-    single-process command's whole file, or one part of ``--engine dask``."""
-    suffix = dst.suffix.lower()
-    if suffix == ".csv":
-        out.to_csv(path, index=False)
-        return
-    if suffix == ".parquet":  # points straight to WKB, categoricals as Parquet dictionaries
-        point_wkb.write_geoparquet([(out, lon, lat)], None if crs in ("gcj02", "bd09") else crs, path)
-        return
-    for col in out.columns:  # GDAL writes categoricals poorly: plain strings
-        if str(out[col].dtype) == "category":
-            out[col] = out[col].astype(object).where(out[col].notna(), None)
-    finite = np.isfinite(lon) & np.isfinite(lat)
-    points = np.where(finite, shapely.points(np.where(finite, lon, 0), np.where(finite, lat, 0)), None)
-    gdf = gpd.GeoDataFrame(out, geometry=list(points), crs=None if crs in ("gcj02", "bd09") else crs)
-    path.unlink(missing_ok=True)
-    gdf.to_file(path, driver="GeoJSON" if suffix in (".geojson", ".json") else "GPKG", engine="pyogrio", layer=dst.stem)
+def point_wkb(out: pd.DataFrame) -> np.ndarray:
+    """The rows' WGS84 points as hex EWKB (None where a row has none), for COPY."""
+    x = pd.to_numeric(out["lon_wgs84"], errors="coerce").to_numpy(dtype="float64")
+    y = pd.to_numeric(out["lat_wgs84"], errors="coerce").to_numpy(dtype="float64")
+    placed = np.isfinite(x)
+    geom = np.full(len(out), None, dtype=object)
+    if placed.any():
+        pts = shapely.set_srid(shapely.points(x[placed], y[placed]), geo.STORAGE_SRID)
+        geom[placed] = shapely.to_wkb(pts, hex=True, include_srid=True)
+    return geom

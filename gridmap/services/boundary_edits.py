@@ -10,7 +10,6 @@ the first's versions: if it was based on an older one (``if_match``), it fails w
 from __future__ import annotations
 
 import dataclasses
-import re
 
 import pandas as pd
 import shapely
@@ -18,20 +17,35 @@ from shapely.geometry import mapping, shape
 from sqlalchemy.engine import Engine
 
 from .. import geo
-from ..domain import boundaries
+from ..domain import boundaries, budget, values
 from ..domain.boundaries import Grid
+from ..domain.counts import apportion
 from ..domain.levels import HOUSEHOLD_BAND, LEVELS, SPECIAL, check_level, parent_level
 from ..domain.partition import unit_entrances
 from ..domain.risk import Rules
-from ..domain.stored_geometry import densify
-from ..errors import EditRejected, InputError, NotFound, PreconditionFailed, PreconditionRequired
+from ..domain.wording import count
+from ..errors import (
+    Conflict,
+    EditRejected,
+    InputError,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    PreconditionRequired,
+)
 from ..store import audit, buildings, db, grids, points, risk, shares
+from . import codes as code_issue
 from . import memberships
+
+#: An edit's statements may each run this long, and wait this long for the rows another edit holds
+#: (then 503 with Retry-After), so no edit holds its locks for minutes.
+STATEMENT_TIMEOUT_MS = 20_000
+LOCK_TIMEOUT_MS = 5_000
 
 _KEYS = {
     "replace": {"code", "geometry", "properties", "gap_to"},
     "update": {"code", "properties"},
-    "split": {"code", "line", "parts", "names", "codes"},
+    "split": {"code", "line", "parts", "names", "codes", "cascade"},
     "merge": {"codes", "name"},
     "move_boundary": {"code", "other", "geometry"},
     "create": {"grid", "carve"},
@@ -87,7 +101,90 @@ def parse(op) -> dict:
         raise InputError(
             f"{kind} does not take {', '.join(sorted(unknown))}; it takes {', '.join(sorted(_KEYS[kind]))}"
         )
-    return {**op, "crs": geo.parse_crs(op.get("crs"))}
+    crs = op.get("crs")
+    if crs is not None and not isinstance(crs, str):
+        raise InputError(f"crs must be text such as gcj02 or EPSG:4326, got {values.shown(crs)}")
+    _check_fields(op)
+    return {**op, "crs": geo.parse_crs(crs)}
+
+
+def _check_fields(op: dict) -> None:
+    """Every field of an edit has the right type, size and format (InputError or PayloadTooLarge naming
+    it) before anything is read or locked.  Codes are checked against their level once it is known."""
+    kind = op["op"]
+    for key in ("code", "other", "gap_to"):
+        if op.get(key) is not None:
+            values.code(op[key], key)
+    if op.get("gap_to") is not None and op.get("gap_to") == op.get("code"):
+        raise InputError(f"gap_to must be another grid than {op['code']}: the grid itself cannot take its area")
+    if kind == "move_boundary" and op.get("other") == op.get("code"):
+        raise InputError("move_boundary needs two different grids: code and other")
+    if kind == "merge":
+        codes = op.get("codes")
+        if not isinstance(codes, list) or not 2 <= len(codes) <= 50:
+            raise InputError("merge needs codes: a list of 2 to 50 sibling grid codes")
+        for c in codes:
+            values.code(c, "codes")
+        values.text(op.get("name"), "name", required=False)
+    if kind == "split":
+        for key, check in (("codes", values.code), ("names", values.text)):
+            given = op.get(key)
+            if given is not None and (not isinstance(given, list) or len(given) > 50):
+                raise InputError(f"{key} must be a list (one per part, at most 50), got {values.shown(given)}")
+            for v in given or []:
+                if v is not None:
+                    check(v, key)
+        parts = op.get("parts")
+        if parts is not None and (not isinstance(parts, list) or not 2 <= len(parts) <= 50):
+            raise InputError('parts must be a list of 2 to 50 {"geometry": …, "code"?: …, "name"?: …}')
+        for i, part in enumerate(parts or []):
+            if isinstance(part, dict) and "type" not in part:
+                unknown = set(part) - {"geometry", "code", "name"}
+                if unknown:
+                    raise InputError(f"part {i + 1} takes geometry, code and name, not {sorted(unknown)[0]}")
+                if part.get("code") is not None:
+                    values.code(part["code"], f"part {i + 1} code")
+                values.text(part.get("name"), f"part {i + 1} name", required=False)
+    props = op.get("properties")
+    if props is not None:
+        if not isinstance(props, dict):
+            raise InputError(f"properties must be a JSON object, got {values.shown(props)}")
+        _check_props(props, "properties")
+    if kind == "create":
+        spec = op.get("grid")
+        if not isinstance(spec, dict):
+            raise InputError('create needs grid: {"level", "parent_code", "name", "geometry", "code"?}')
+        level = values.level(spec.get("level"), "grid.level")
+        if spec.get("parent_code") is not None:
+            values.code(spec["parent_code"], "grid.parent_code")
+        values.kind(spec.get("kind"), "grid.kind", level)
+        _check_props({k: spec[k] for k in ("name", "households", "population") if k in spec}, "grid")
+    if "carve" in op and not isinstance(op["carve"], bool):
+        raise InputError(f"carve must be true or false, got {values.shown(op['carve'])}")
+    total = 0
+    for what, geometry in _geometries(op):
+        total += values.vertices(geometry, what)
+    if total > values.EDIT_VERTICES:
+        raise PayloadTooLarge(f"the edit has {total} vertices in all; at most {values.EDIT_VERTICES} are allowed")
+
+
+def _check_props(props: dict, where: str) -> None:
+    if "name" in props:
+        values.text(props["name"], f"{where}.name")
+    for key in ("households", "population"):
+        if props.get(key) is not None:
+            values.count(props[key], f"{where}.{key}")
+
+
+def _geometries(op: dict):
+    """(field, GeoJSON geometry) of every geometry an edit carries."""
+    for key in ("geometry", "line"):
+        if op.get(key) is not None:
+            yield key, op[key]
+    if isinstance(op.get("grid"), dict) and op["grid"].get("geometry") is not None:
+        yield "grid.geometry", op["grid"]["geometry"]
+    for i, part in enumerate(op.get("parts") or []):
+        yield f"part {i + 1}", part.get("geometry") if isinstance(part, dict) and "type" not in part else part
 
 
 def _targets(op: dict) -> list[str]:
@@ -109,28 +206,23 @@ def _targets(op: dict) -> list[str]:
     return out
 
 
-def _next_codes(conn, parent: Grid | None, level: str, width_like: str | None, n: int) -> list[str]:
-    """``n`` unused codes for new grids under ``parent``: its code plus the next numbers, as wide
-    as the siblings' (a retired code is never reused)."""
-    prefix = parent.code if parent is not None else ""
-    taken = grids.codes_like(conn, prefix)
-    width = len(width_like) - len(prefix) if width_like and width_like.startswith(prefix) else 2
-    numbers = [int(c[len(prefix) :]) for c in taken if len(c) == len(prefix) + width and c[len(prefix) :].isdigit()]
-    start = max(numbers, default=0) + 1
-    out = [f"{prefix}{i:0{width}d}" for i in range(start, start + n)]
-    if any(len(c) != len(prefix) + width for c in out):
-        raise InputError(f"no free {width}-digit codes left under {prefix or 'the top level'}: give codes")
-    return out
+def _check_unissued(conn, codes) -> None:
+    """Raise Conflict (409) when a code given for a new grid was ever issued: a code is never reused."""
+    for code, (level, retired) in sorted(grids.issued(conn, codes).items()):
+        if retired is not None:
+            raise Conflict(f"grid code {code} was retired on {db.iso(conn, retired)}; a code is never issued again")
+        raise Conflict(f"grid code {code} is already issued (to a current {level}); a code is never reused")
 
 
 def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around: list) -> boundaries.Plan:
-    """The plan of ``op``; drawn geometries are first densified (no stored edge longer than about 10 m,
-    so the geometry as stored reads the same in lon/lat and on the ellipsoid) and snapped to the vertices
-    of the grids ``around`` the edit (its grids, their parent, siblings and children)."""
+    """The plan of ``op``; drawn geometries are first snapped to the vertices of the grids ``around``
+    the edit (its grids, their parent, siblings and children): the snapper also inserts those vertices
+    into drawn edges that run along them, so a boundary drawn along densified neighbours is as dense
+    as they are and the geometry as stored reads the same in lon/lat and on the ellipsoid."""
     kind, crs = op["op"], op["crs"]
 
     def _geometry(value, crs, what):
-        return boundaries.snap(densify([_read_geometry(value, crs, what)])[0], around)
+        return boundaries.snap(_read_geometry(value, crs, what), around)
 
     def get(code):
         if code not in targeted:
@@ -158,8 +250,10 @@ def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around
         target = get(op["code"])
         if (op.get("line") is None) == (op.get("parts") is None):
             raise InputError("split needs either line (a GeoJSON LineString) or parts (a list of geometries)")
+        line = None
         if op.get("line") is not None:
-            pieces = boundaries.split_by_line(target.geom, _geometry(op["line"], crs, "line"))
+            line = _geometry(op["line"], crs, "line")
+            pieces = boundaries.split_by_line(target.geom, line)
             given = [{} for _ in pieces]
         else:
             if not isinstance(op["parts"], list):
@@ -171,11 +265,12 @@ def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around
         if len(codes) != len(pieces) or len(names) != len(pieces):
             raise InputError(f"the split makes {len(pieces)} parts: give that many codes and names (or none)")
         missing = [i for i, c in enumerate(codes) if not c]
-        fresh = iter(_next_codes(conn, parent, target.level, target.code, len(missing)))
+        fresh = iter(code_issue.issue(conn, target.parent_code, target.level, len(missing)) if missing else [])
         codes = [c or next(fresh) for c in codes]
         for c in codes:
-            if c != target.code and grids.code_exists(conn, c):
-                raise InputError(f"code {c} is already used (a code is never reused)")
+            if c != target.code:
+                values.code(c, "codes", target.level, target.parent_code)
+        _check_unissued(conn, [c for c in codes if c != target.code])
         names = [n or f"{target.name}-{i + 1}" for i, n in enumerate(names)]
         parts = [
             Grid(
@@ -188,7 +283,9 @@ def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around
             )
             for i, (c, n, g) in enumerate(zip(codes, names, pieces))
         ]
-        return boundaries.plan_split(target, parts)
+        plan = boundaries.plan_split(target, parts)
+        plan.line = line
+        return plan
     # create
     spec = op.get("grid")
     if not isinstance(spec, dict):
@@ -207,12 +304,9 @@ def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around
         raise InputError("create needs a name")
     code = spec.get("code")
     if code is None:
-        sibling = next(iter(grids.siblings(conn, parent.code if parent else None, level)), None)
-        code = _next_codes(conn, parent, level, sibling.code if sibling else None, 1)[0]
-    elif not isinstance(code, str) or not re.fullmatch(r"[0-9A-Za-z_.-]{1,64}", code):
-        raise InputError(f"code must be 1-64 letters, digits, '.', '_' or '-', got {code!r}")
-    elif grids.code_exists(conn, code):
-        raise InputError(f"code {code} is already used (a code is never reused)")
+        code = code_issue.issue(conn, parent.code if parent else "", level, 1)[0]
+    else:
+        _check_unissued(conn, [values.code(code, "code", level, parent.code if parent else None)])
     geom = _geometry(spec.get("geometry"), crs, "geometry")
     new = Grid(
         code=code,
@@ -234,45 +328,112 @@ def _plan(conn, op: dict, targeted: dict[str, Grid], parent: Grid | None, around
     return boundaries.plan_create(new, carve_from=carve)
 
 
-def _households(conn, plan: boundaries.Plan, op: dict, level: str, children: list[Grid]) -> None:
+def _cascade(conn, plan: boundaries.Plan, op: dict, children: list[Grid], names: dict) -> list[Grid]:
+    """A split's line cutting children: EditRejected naming them, or with ``cascade`` they are split
+    along it too (in the same edit; their pieces get new codes under the part holding them).
+    Returns the children left to re-parent."""
+    cut = boundaries.children_cut(children, plan.line)
+    if not cut:
+        return children
+    kids = {c.code: c for c in children}
+    if not op.get("cascade"):
+        level = kids[next(iter(cut))].level
+        problems = [
+            {
+                "kind": "child_cut",
+                "codes": [code],
+                "message": f"the line cuts {kids[code].level} {code} in {len(pieces)} pieces",
+                "area_m2": round(float(geo.area_m2([kids[code].geom])[0]), 1),
+                "geometry": mapping(geo.rfc7946([kids[code].geom])[0]),
+            }
+            for code, pieces in cut.items()
+        ]
+        raise EditRejected(
+            f"split rejected: the line cuts {level} grids {', '.join(cut)} of {op['code']}; split them along it "
+            f"too with {names.get('cascade', 'cascade')}, or draw the line along their edges",
+            {"problems": problems},
+        )
+    owner = {}  # piece -> the new part holding it
+    for code, pieces in cut.items():
+        for piece in pieces:
+            spot = shapely.point_on_surface(piece)
+            owner[(code, len(owner))] = (piece, next(g.code for g in plan.open if g.geom.covers(spot)))
+    wanted = {}
+    for _, parent in owner.values():
+        wanted[parent] = wanted.get(parent, 0) + 1
+    level = kids[next(iter(cut))].level
+    fresh = {p: iter(c) for p, c in code_issue.issue_many(conn, wanted, level).items()}
+    for (code, _), (piece, parent) in owner.items():
+        child = kids[code]
+        plan.open.append(
+            Grid(
+                code=next(fresh[parent]),
+                name=f"{child.name}-{parent[-3:]}",
+                level=child.level,
+                parent_code=parent,
+                geom=boundaries.as_multi(piece, f"a piece of {code}"),
+            )
+        )
+    plan.close += list(cut)
+    plan.closed_grids += [kids[c] for c in cut]
+    plan.notes.append(f"{', '.join(cut)} split along the line with their parent (cascade)")
+    return [c for c in children if c.code not in cut]
+
+
+def _at_level(plan: boundaries.Plan, level: str) -> boundaries.Plan:
+    """The plan's grids of one level (a cascaded split holds two)."""
+    return dataclasses.replace(plan, open=[g for g in plan.open if g.level == level])
+
+
+def _households(conn, plan: boundaries.Plan, op: dict, children: list[Grid]) -> None:
     """Counts of the opened versions: micro-grids and courtyards from their stairwell units (placed
     at their entrances, as the partitioner does), upper levels from their children; population
-    follows households at the closed grids' ratio.  Counts given in the edit win."""
+    follows households, shared out so each level's new grids add up as their households do.
+    Counts given in the edit win.  A cascaded split counts each of its two levels apart."""
     given = set(op.get("properties") or {}) | set(op.get("grid") or {})
     changed = [g for g in plan.open if g.level != SPECIAL]
     if not changed or plan.op == "update":
         return
-    closed_hh = sum(g.households for g in plan.closed_grids)
-    closed_pop = sum(g.population for g in plan.closed_grids)
-    ratio = closed_pop / closed_hh if closed_hh else None
-    if level in ("courtyard", "micro"):
-        area = boundaries.union([g.geom for g in changed])
-        rows = buildings.meeting(conn, area)
-        xs, ys, hh = [], [], []
-        for _code, wkb, units in rows:
-            if not units:
-                continue
-            spots = unit_entrances(shapely.from_wkb(bytes(wkb)), len(units))
-            xs += list(spots[:, 0])
-            ys += list(spots[:, 1])
-            hh += list(units)
-        counts = boundaries.unit_households(
-            [g.geom for g in changed], [g.code for g in changed], pd.DataFrame({"x": xs, "y": ys, "households": hh})
-        )
-    else:
+    counts, shares = {}, {}
+    for level in sorted({g.level for g in changed}):
+        mine = [g for g in changed if g.level == level]
+        counts.update(_counts(conn, plan, level, mine, children))
+        closed = [g for g in plan.closed_grids if g.level == level]
+        closed_hh, closed_pop = sum(g.households for g in closed), sum(g.population for g in closed)
+        if not closed_hh or "population" in given:
+            continue
+        new_hh = {g.code: counts[g.code] for g in mine}
+        total = sum(new_hh.values())
+        pop = closed_pop if total == closed_hh else int(round(total * closed_pop / closed_hh))
+        shares.update(zip(new_hh, apportion(pop, list(new_hh.values()))))
+    out = []
+    for g in plan.open:
+        if g.code in counts and "households" not in given:
+            g = dataclasses.replace(g, households=counts[g.code], population=shares.get(g.code, g.population))
+        out.append(g)
+    plan.open = out
+
+
+def _counts(conn, plan: boundaries.Plan, level: str, changed: list[Grid], children: list[Grid]) -> dict[str, int]:
+    """Households of the opened grids of one level (see _households)."""
+    if level not in ("courtyard", "micro"):
         kids = {}
         for c in children:
             p = plan.reparent.get(c.code, c.parent_code)
             kids[p] = kids.get(p, 0) + c.households
-        counts = {g.code: kids.get(g.code, g.households) for g in changed}
-    out = []
-    for g in plan.open:
-        if g.code in counts and "households" not in given:
-            h = counts[g.code]
-            pop = g.population if "population" in given or ratio is None else int(round(h * ratio))
-            g = dataclasses.replace(g, households=h, population=pop)
-        out.append(g)
-    plan.open = out
+        return {g.code: kids.get(g.code, g.households) for g in changed}
+    rows = buildings.meeting(conn, boundaries.union([g.geom for g in changed]))
+    xs, ys, hh = [], [], []
+    for _code, wkb, units in rows:
+        if not units:
+            continue
+        spots = unit_entrances(shapely.from_wkb(bytes(wkb)), len(units))
+        xs += list(spots[:, 0])
+        ys += list(spots[:, 1])
+        hh += list(units)
+    return boundaries.unit_households(
+        [g.geom for g in changed], [g.code for g in changed], pd.DataFrame({"x": xs, "y": ys, "households": hh})
+    )
 
 
 def _problem(p) -> dict:
@@ -292,14 +453,17 @@ def apply(
     dry_run: bool = False,
     if_match: dict[str, str] | None = None,
     require_match: bool = False,
+    option_names: dict[str, str] | None = None,
 ) -> dict:
     """Check an edit and, unless ``dry_run``, commit it (refreshing the risk roll-up with ``rules``, the
-    rules in force).  Returns the report (the impact preview); raises EditRejected (422),
+    rules in force).  ``option_names``: how the caller names the edit's keys in its messages (the
+    CLI's ``--gap-to`` for ``gap_to``).  Returns the report (the impact preview); raises EditRejected (422),
     PreconditionFailed (412), PreconditionRequired (428), NotFound, InputError."""
     op = parse(op)
     targets = _targets(op)
     if_match = {k: _tag(v) for k, v in (if_match or {}).items()}
-    with eng.begin() as conn:
+    with db.translated(), eng.begin() as conn:
+        db.limit_time(conn, statement_ms=STATEMENT_TIMEOUT_MS, lock_ms=LOCK_TIMEOUT_MS)
         found = grids.current(conn, targets)
         parent_code = None
         if op["op"] == "create":
@@ -349,28 +513,36 @@ def apply(
             + ([parent.geom] if parent else [])
             + [c.geom for c in grids.children(conn, list(targeted))]
         )
+        budget.check("snapping the drawn outline")
         plan = _plan(conn, op, targeted, parent, around)
+        budget.check("planning the edit")
         # a create closes the siblings it carves from; every other op closes some of its own grids
         plan.closed_grids = [g for g in (nearby if op["op"] == "create" else targeted.values()) if g.code in plan.close]
         level = plan.open[0].level if plan.open else plan.closed_grids[0].level
         siblings = nearby if level != SPECIAL else plan.closed_grids
         children = grids.children(conn, plan.close)
+        if plan.line is not None:
+            children = _cascade(conn, plan, op, children, option_names or {})
         boundaries.reparent_children(plan, children)
-        _households(conn, plan, op, level, children)
+        _households(conn, plan, op, children)
         family = ([parent] if parent else []) + siblings + children
-        problems = boundaries.check(plan, family)
+        budget.check("counting households")
+        problems = boundaries.check(plan, family, towers=_towers(conn, family))
+        budget.check("checking the edit")
         if problems:
             problems.sort(key=lambda p: -(p.area_m2 or float("inf")))  # the worst first (no area: invalid)
             first = problems[0]
-            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            more = f" (and {count(len(problems) - 1, 'more problem')})" if len(problems) > 1 else ""
             hint = ""
             if first.kind == "gap" and op["op"] in ("replace", "retire") and not op.get("gap_to"):
-                hint = "; name the sibling that takes it with gap_to"
+                hint = f"; name the sibling that takes it with {(option_names or {}).get('gap_to', 'gap_to')}"
             raise EditRejected(
                 f"{op['op']} rejected: {first.message}{hint}{more}", {"problems": [_problem(p) for p in problems]}
             )
         area = boundaries.union([g.geom for g in plan.closed_grids] + [g.geom for g in plan.open])
         found = points.points_in(conn, area) if not shapely.is_empty(area) else {}
+        if level != "courtyard":  # buildings belong to courtyards: only a courtyard edit moves them
+            found.pop("buildings", None)
         report = _report(op, plan, level, found)
         report["dry_run"] = dry_run
         if dry_run:
@@ -380,28 +552,64 @@ def apply(
         opened = grids.open_versions(conn, plan.open, at)
         grids.reparent(conn, plan.reparent, at)
         if level == "courtyard":
-            moved = boundaries.moves(plan, plan.closed_grids, *found["buildings"], limit=None)["items"]
+            moved = boundaries.moves(_at_level(plan, level), plan.closed_grids, *found["buildings"], limit=None)[
+                "items"
+            ]
             report["buildings_moved"] = buildings.move(
                 conn, {str(m["id"]): m["to"] for m in moved if m["to"] is not None}, at
             )
-        if level == LEVELS[-1]:
-            report["reassigned"] = points.reassign(conn, plan.touched)
-            # a micro-grid that keeps its code keeps its floors; units whose grid is gone (split, merge,
-            # retire) go, whole, to the grid now holding them
-            report["shares"] = shares.copy_forward(conn, [g.code for g in plan.open], at)
-            report["shares"] += memberships.fill(conn, sorted({g.parent_code for g in plan.open if g.parent_code}))
+        micro = [g.code for g in plan.open if g.level == "micro"]
+        touched = [
+            c for c in plan.touched if c in set(micro) | {g.code for g in plan.closed_grids if g.level == "micro"}
+        ]
+        if touched:  # under the preview's names: the commit does what the preview said
+            done = points.reassign(conn, touched)
+            report["reassigned"] = {
+                "residents": done["resident"],
+                "reports": done["report"],
+                "risk_elements": done["risk_element"],
+            }
+        report["shares"] = _follow_shares(conn, plan, level, at)
         risk.refresh_rollup(conn, rules)
         codes = sorted(set(plan.touched) | set(plan.reparent))
         report["edit_id"] = audit.log(conn, actor, op["op"], reason, {"codes": codes, "report": report}, codes)
-        report.update(valid_from=at.isoformat(), etags={c: etag(v) for c, v in opened.items()})
+        report.update(valid_from=db.iso(conn, at), etags={c: etag(v) for c, v in opened.items()})
         return report
+
+
+def _towers(conn, family: list[Grid]):
+    """Footprints of the buildings several current micro-grids of the family share by floors."""
+    micro = [g.code for g in family if g.level == LEVELS[-1]]
+    if not micro:
+        return None
+    held = shares.of_grids(conn, codes=micro)
+    counts = held.groupby("building_code")["code"].nunique()
+    shared = counts[counts > 1].index.tolist()
+    feet = buildings.footprints(conn, codes=shared) if shared else {}
+    return shapely.union_all(list(feet.values())) if feet else None
+
+
+def _follow_shares(conn, plan: boundaries.Plan, level: str, at) -> int:
+    """Micro-grids' floors after an edit: a new version of a micro-grid (edited, or moved under a new
+    courtyard) keeps its old version's shares, except of buildings its ground no longer reaches; units
+    left without a grid (split, merge, retire, a moved boundary) go, whole, to the grid now holding them."""
+    micro = sorted({g.code for g in plan.open if g.level == LEVELS[-1]} | set(plan.reparent))
+    if not micro and level != LEVELS[-2]:
+        return 0
+    kept = shares.copy_forward(conn, micro, at)
+    shares.prune_off_ground(conn, micro)
+    yards = {g.parent_code for g in plan.open if g.level == LEVELS[-1]} | set(plan.reparent.values())
+    yards |= {g.code for g in plan.open if g.level == LEVELS[-2]}
+    return kept + memberships.fill(conn, sorted(y for y in yards if y))
 
 
 def _report(op: dict, plan: boundaries.Plan, level: str, found: dict) -> dict:
     """The impact preview: who changes grid (``found``: the points in the edited area), households
     before and after, the band."""
+    edited = _at_level(plan, level)
+    closed = [g for g in plan.closed_grids if g.level == level]
     moved = (
-        {name: boundaries.moves(plan, plan.closed_grids, *found[name]) for name in found}
+        {name: boundaries.moves(edited, closed, *found[name]) for name in found}
         if plan.op != "update"
         else {name: {"count": 0, "items": []} for name in found}
     )
@@ -421,7 +629,6 @@ def _report(op: dict, plan: boundaries.Plan, level: str, found: dict) -> dict:
         }
         for g in plan.open
     }
-    hh_after = {g.code: g.households for g in plan.open}
     return {
         "op": op["op"],
         "level": level,
@@ -431,7 +638,9 @@ def _report(op: dict, plan: boundaries.Plan, level: str, found: dict) -> dict:
         "notes": plan.notes,
         "moved": moved,
         "grids": {"before": before, "after": after},
-        "out_of_band": boundaries.band_flags(level, hh_after),
+        "out_of_band": boundaries.band_flags(
+            LEVELS[-1], {g.code: g.households for g in plan.open if g.level == LEVELS[-1]}
+        ),  # micro-grids the edit opens, at either level of a cascaded split
         "band": list(HOUSEHOLD_BAND),
     }
 
@@ -454,8 +663,8 @@ def history(eng: Engine, code: str) -> dict:
                 "parent_code": v["parent_code"],
                 "households": v["households"],
                 "population": v["population"],
-                "valid_from": v["valid_from"].isoformat(),
-                "valid_to": v["valid_to"].isoformat() if v["valid_to"] else None,
+                "valid_from": db.iso(eng, v["valid_from"]),
+                "valid_to": db.iso(eng, v["valid_to"]),
                 "area_m2": round(v["area_m2"], 1),
                 "geometry": v["g"],
             }
@@ -463,7 +672,7 @@ def history(eng: Engine, code: str) -> dict:
     edits = [
         {
             "id": e["id"],
-            "at": e["at"].isoformat(),
+            "at": db.iso(eng, e["at"]),
             "actor": e["actor"],
             "action": e["action"],
             "reason": e["reason"],
@@ -479,4 +688,4 @@ def edit_record(eng: Engine, edit_id: int) -> dict:
         row = audit.entry(conn, edit_id)
     if row is None:
         raise NotFound(f"no edit {edit_id}")
-    return {**row, "at": row["at"].isoformat()}
+    return {**row, "at": db.iso(eng, row["at"])}

@@ -1,13 +1,16 @@
 """``gridmap assign --engine dask``: the single-process command's rows, computed on a Dask cluster.
 
-The index is built once, here, from PostGIS, and sent to every worker once
-(:func:`.dask_cluster.broadcast`); each task reads one partition of the input, runs the same
-core as the single-process command (:func:`gridmap.domain.lookup.assign_table`, via
-:func:`assign_part`) and writes its part with the same writer, so every row gets the same
-columns, statuses and answers.  Parts land in a temporary folder that replaces the output only
-when all are written (:mod:`.part_folder`).  A worker lost mid-run has its tasks retried by the
-scheduler (``distributed.scheduler.allowed-failures``); when retries run out, or a task fails,
-the run stops with one error line and leaves no output.
+Each task turns one partition of the input back into the Arrow table the single-process reader
+gets (:mod:`.partitioned_input`) and runs the single-process code on it, a chunk at a time:
+:func:`.point_files.points_of`, :func:`.assignment.locate_points` (``assign_arrays`` on the
+index), :func:`.assignment.output_table`, and :func:`.point_files.write_parquet`.  So every row
+gets the same columns, statuses and answers, and GeoParquet in gives GeoParquet out.
+
+The index is resolved once, here, at the database's epoch, and reaches every worker once
+(:func:`index_source`).  Parts land in a temporary folder that replaces the output only when all
+are written (:mod:`.part_folder`).  A worker lost mid-run has its tasks retried by the scheduler
+(``distributed.scheduler.allowed-failures``); when retries run out, or a task fails, the run
+stops with one error line and leaves no output.
 """
 
 from __future__ import annotations
@@ -16,15 +19,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+import pyarrow as pa
 
-from ..domain.lookup import assign_table
+from ..domain.lookup import GridIndex
 from ..errors import InputError
-from . import dask_cluster, part_folder, point_wkb
-from .assignment import by_floor, coordinate_columns, resolve_addresses, rows_crs
-from .locator import Locator
-from .partitioned_input import open_input, part_rows
+from . import dask_cluster, part_folder, point_files
+from .assignment import (
+    Located,
+    Places,
+    check_columns_given,
+    count_status,
+    locate_points,
+    output_table,
+    places_of,
+    rows_crs,
+)
+from .locator import Locator, load_index
+from .partitioned_input import Partitioned, open_input, part_table
 
 #: Rows a worker assigns and writes at a time (bounds its memory whatever the partition size).
 PART_CHUNK = 250_000
@@ -32,75 +43,110 @@ PART_CHUNK = 250_000
 
 @dataclass(frozen=True)
 class RowSpec:
-    """How a partition's rows become points: the columns, the GeoParquet geometry, the CRS."""
+    """How a partition's rows become points, as the single-process reader makes them: the input's
+    name, the columns, ``--crs``, the Arrow schema and GeoParquet metadata of the input."""
 
     name: str
     lon_col: str | None
     lat_col: str | None
     address_col: str | None
-    geometry: str | None
-    crs: str
+    crs: str | None
+    schema: pa.Schema
+    geo_meta: dict | None
     chunk_rows: int = PART_CHUNK
 
 
+def row_spec(data: Partitioned, crs, lon_col, lat_col, address_col, chunk_rows=PART_CHUNK) -> tuple[RowSpec, str]:
+    """The row spec of a partitioned input and the rows' CRS, with the columns checked (by the
+    single-process reader, on no rows) before any task runs."""
+    check_columns_given(lon_col, lat_col, address_col)
+    spec = RowSpec(data.name, lon_col, lat_col, address_col, crs, data.schema, data.geo_meta, chunk_rows)
+    return spec, rows_crs(_points(data.empty(), spec), crs, address_col)
+
+
+def _points(table: pa.Table, spec: RowSpec) -> point_files.Points:
+    return point_files.points_of(table, Path(spec.name), spec.lon_col, spec.lat_col, spec.address_col, spec.geo_meta)
+
+
+def locate_chunk(table: pa.Table, spec: RowSpec, index: GridIndex, places: Places | None) -> Located:
+    """Some rows of a partition answered by the single-process core."""
+    return locate_points(index, _points(table, spec), crs=spec.crs, address_col=spec.address_col, places=places)
+
+
+# --- the index on the workers ---------------------------------------------------------------
 @dataclass(frozen=True)
-class Addresses:
-    """What placing rows by address needs on a worker: the gazetteer, and the floors held by each
-    micro-grid (None for a past date) for households in towers several micro-grids share."""
+class OnDisk:
+    """The persisted index ``key`` under the data folder ``home``, as the workers load it."""
 
-    gazetteer: object
-    members: object | None
-
-
-def addresses_of(locator: Locator, address_col, at) -> Addresses | None:
-    """The :class:`Addresses` to broadcast when rows are placed by address, else None."""
-    if address_col is None:
-        return None
-    return Addresses(locator.gazetteer(), locator.memberships()[0] if at is None else None)
+    home: str
+    key: str
 
 
-def assign_part(
-    part: pd.DataFrame, spec: RowSpec, index, addresses: Addresses | None
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """The output rows of one partition and their source coordinates (the single-process core)."""
-    frame, lon, lat = part_rows(part, spec.geometry)
-    known = homes = None
-    if not (spec.geometry and spec.lon_col is None and spec.address_col is None):
-        lon, lat = coordinate_columns(frame, spec.name, spec.lon_col, spec.lat_col, spec.address_col)
-    if spec.address_col is not None:
-        floors = frame["floor"].tolist() if "floor" in frame.columns else None
-        lon, lat, known, homes = resolve_addresses(addresses.gazetteer, frame[spec.address_col].tolist(), floors)
-    chain = assign_table(index, lon, lat, spec.crs, known)
-    if homes is not None and addresses.members is not None:
-        by_floor(addresses.members, index, chain, homes)
-    return pd.concat([frame, chain], axis=1), lon, lat
+#: Per worker process: the index last loaded, and what it was loaded from.
+_LOADED: dict = {}
 
 
-def stable_types(out: pd.DataFrame) -> pd.DataFrame:
-    """The same Parquet schema in every part, whatever its rows: a column with no value in this
-    part (``error`` when every row is good) would be Arrow's null type, and the special grids'
-    categories differ per part; both as text, or readers cannot join the parts."""
-    for col in out.columns:
-        s = out[col]
-        if col == "special_codes" or (s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) == "empty"):
-            out[col] = s.astype("str")
-    return out
+def worker_index(source) -> GridIndex:
+    """The run's index in a worker: loaded once per worker process from ``source``, an
+    :class:`OnDisk` or the index's state (meta, arrays) sent by :func:`index_source`."""
+    held = _LOADED.get("source")
+    if held is not None and (held is source or (isinstance(source, OnDisk) and held == source)):
+        return _LOADED["index"]
+    if isinstance(source, OnDisk):
+        index = load_index(Path(source.home), source.key)
+        if index is None:
+            raise InputError(f"the lookup index {source.key} is not readable under {source.home} on this worker")
+    else:
+        index = GridIndex.from_state(*source)
+    _LOADED.clear()
+    _LOADED.update(source=source, index=index)
+    return index
 
 
-def _run_part(part, number, spec, index, addresses, folder) -> dict:
+def _loads(source: OnDisk) -> bool:
+    """Worker side: whether the persisted index loads here (and load it now, before the tasks)."""
+    try:
+        worker_index(source)
+    except InputError:
+        return False
+    return True
+
+
+def index_source(c, locator: Locator, index: GridIndex):
+    """What the tasks get to find the run's index: the persisted index on disk when every worker
+    can read it, else its state, sent once to every worker.
+
+    The persisted index (``GRIDMAP_HOME/index``, keyed by the version set the run resolved at its
+    epoch) is the cheaper way when the workers share the disk (a local cluster; a shared mount): each
+    worker memory-maps the same ``.npy`` files, so nothing is pickled or sent, the pages are shared
+    through the page cache by every worker process of a machine, and a worker decodes only the
+    micro-grids its points reach.  Sending the state instead pickles every array (a city's cell grid
+    is ~100 MB), copies it to each worker over TCP and each holds its own copy.  The state is a dict
+    of arrays, not the GridIndex object: it rebuilds with the same ``from_state`` as from disk."""
+    if locator.persist(index):  # a no-op when it is on disk already
+        ref = OnDisk(str(locator.home), index.key)
+        readable = c.run(_loads, ref)
+        if readable and all(readable.values()):
+            return ref
+    return dask_cluster.broadcast(c, index.state())
+
+
+# --- the run --------------------------------------------------------------------------------
+def _run_part(part, number, spec: RowSpec, source, places, folder) -> dict:
     """Worker side: assign one partition, a chunk at a time, and write it as part ``number`` (one
     row group per chunk, so a worker holds one chunk's columns at a time); its counts."""
-    counts = {"rows": len(part), "placed": 0, "outside": 0, "bad": 0}
-    crs = None if spec.crs in ("gcj02", "bd09") else spec.crs
+    index = worker_index(source)
+    table = part_table(part, spec.schema)
+    counts = {"rows": 0, "placed": 0, "outside": 0, "bad": 0}
 
-    def chunks():
-        for start in range(0, max(len(part), 1), spec.chunk_rows):
-            out, lon, lat = assign_part(part.iloc[start : start + spec.chunk_rows], spec, index, addresses)
-            for status, n in out["status"].value_counts().items():
-                counts[status] += int(n)
-            yield stable_types(out), lon, lat
+    def tables():
+        for start in range(0, max(table.num_rows, 1), spec.chunk_rows):
+            found = locate_chunk(table.slice(start, spec.chunk_rows), spec, index, places)
+            for key, n in count_status(found.answers.status).items():
+                counts[key] += n
+            yield output_table(found)
 
-    part_folder.write_part(Path(folder), number, lambda path: point_wkb.write_geoparquet(chunks(), crs, path))
+    part_folder.write_part(Path(folder), number, lambda path: point_files.write_parquet(tables(), path, spec.geo_meta))
     return counts
 
 
@@ -123,48 +169,30 @@ def assign_dask(
     the folder ``dst`` of Parquet parts; the summary.  InputError for bad input or a failed run
     (nothing written then)."""
     dst = part_folder.check_destination(Path(dst))
-    if address_col and (lon_col or lat_col):
-        raise InputError("give either --address-col or --lon-col/--lat-col, not both")
     data = open_input(str(src))
-    spec = row_spec(data, crs, lon_col, lat_col, address_col, chunk_rows)
+    spec, source_crs = row_spec(data, crs, lon_col, lat_col, address_col, chunk_rows)
     index = locator.index(at)
-    addresses = addresses_of(locator, address_col, at)
+    places = places_of(locator, address_col, at)
     with dask_cluster.client(scheduler, workers=workers) as c:
         dask_cluster.announce(c)
-        totals = _compute(c, data, spec, index, addresses, dst, progress)
-    return {**totals, "crs": spec.crs, "parts": totals.pop("parts")}
+        totals = _compute(c, locator, data, spec, index, places, dst, progress, source_crs)
+    return {**totals, "crs": source_crs}
 
 
-def row_spec(data, crs, lon_col, lat_col, address_col, chunk_rows=PART_CHUNK) -> RowSpec:
-    """The row spec of a partitioned input, with the columns checked before any task runs."""
-    geometry_points = data.geometry is not None and lon_col is None and address_col is None
-    if not geometry_points:
-        coordinate_columns(data.columns(), data.name, lon_col, lat_col, address_col)
-    return RowSpec(
-        data.name,
-        lon_col if not geometry_points else None,
-        lat_col if not geometry_points else None,
-        address_col,
-        data.geometry,
-        rows_crs(crs, data.crs, address_col),
-        chunk_rows,
-    )
-
-
-def _compute(c, data, spec, index, addresses, dst, progress) -> dict:
+def _compute(c, locator, data, spec, index, places, dst, progress, source_crs) -> dict:
     """Run every partition's task; swap the folder in when all succeeded, else remove it."""
     # deferred: the scale extra (dask)
     from dask import delayed
 
-    index_f = dask_cluster.broadcast(c, index)
-    addresses_f = dask_cluster.broadcast(c, addresses) if addresses is not None else None
+    source = index_source(c, locator, index)
+    places_f = dask_cluster.broadcast(c, places) if places is not None else None
     tmp = part_folder.start(dst)
     try:
         parts = data.frame.to_delayed()
         run = delayed(_run_part, pure=False)
-        tasks = [run(p, i, spec, index_f, addresses_f, str(tmp)) for i, p in enumerate(parts)]
+        tasks = [run(p, i, spec, source, places_f, str(tmp)) for i, p in enumerate(parts)]
         totals = dask_cluster.sum_counts(c, tasks, progress, f"dask run failed, nothing written to {dst}")
-        manifest = {**totals, "parts": len(parts), "crs": spec.crs, "epoch": index.epoch, "source": data.files}
+        manifest = {**totals, "parts": len(parts), "crs": source_crs, "epoch": index.epoch, "source": data.files}
         part_folder.finish(tmp, dst, manifest)
     except BaseException:
         part_folder.abandon(tmp)

@@ -78,9 +78,10 @@ def broadcast(c, value):
     return c.scatter(value, broadcast=True, hash=False)
 
 
-def sum_counts(c, tasks, progress, failed: str) -> dict:
+def sum_counts(c, tasks, progress, failed: str, results: list | None = None) -> dict:
     """Compute ``tasks`` (delayed, each returning its partition's row counts) as they finish, and
-    add the counts up.  InputError ``failed: <the error>`` when a task fails for good (its own
+    add the counts up (each task's whole result appended to ``results`` when given).
+    InputError ``failed: <the error>`` when a task fails for good (its own
     error, or KilledWorker once the scheduler's retries of a lost worker ran out)."""
     # deferred: the scale extra (distributed)
     from distributed import as_completed
@@ -89,6 +90,8 @@ def sum_counts(c, tasks, progress, failed: str) -> dict:
     try:
         for future in as_completed(c.compute(tasks)):
             counts = future.result()
+            if results is not None:
+                results.append(counts)
             for key in totals:
                 totals[key] += counts[key]
             if progress:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
-from ..errors import DatabaseUnavailable
+from ..errors import DatabaseUnavailable, GridmapError
 from ..settings import Settings
 from ..store import cluster, db
 
 
 def engine(settings: Settings) -> Engine:
     """The pooled engine of the configured database (not checked)."""
-    return db.engine(settings.database_url)
+    return db.engine(settings.database_url, settings.timezone)
 
 
 def _hint(settings: Settings) -> str:
@@ -31,6 +31,12 @@ def ready_engine(settings: Settings) -> Engine:
     if not db.has_schema(eng):
         raise DatabaseUnavailable("the database has no gridmap schema: run `gridmap db upgrade`")
     return eng
+
+
+def fault(exc: BaseException) -> GridmapError | None:
+    """The gridmap error a database exception stands for (503s), None for a bug (see
+    :func:`gridmap.store.db.fault`)."""
+    return db.fault(exc)
 
 
 def migrate(settings: Settings) -> str:

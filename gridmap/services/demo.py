@@ -62,8 +62,11 @@ def generate(
             manifest["files"].append({"level": level, "file": name, "crs": None})
             manifest["counts"][level] = len(level_rows)
             continue
+        attrs = pd.DataFrame(level_rows).drop(columns="geometry")
+        if "floor_households" in attrs.columns:  # households per floor, per unit: a JSON column
+            attrs["floor_households"] = attrs["floor_households"].map(json.dumps)
         frame = gpd.GeoDataFrame(
-            pd.DataFrame(level_rows).drop(columns="geometry"),
+            attrs,
             geometry=[r["geometry"] for r in level_rows],
             crs=None if crs == "gcj02" else crs,
         )

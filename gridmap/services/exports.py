@@ -10,11 +10,12 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from .. import geo
+from ..domain import dates
 from ..domain.levels import check_level
 from ..errors import InputError
-from ..store import grids, shares
+from ..store import db, grids, shares
 from . import memberships
-from .files import check_output
+from .files import check_output, write_csv
 
 #: format -> (GDAL driver, accepted file name endings)
 EXPORT_FORMATS = {
@@ -25,12 +26,15 @@ EXPORT_FORMATS = {
 }
 
 
-def export_level(eng: Engine, level: str, fmt: str, out, *, at: datetime | None = None) -> int:
-    """Write the grids of ``level`` valid at ``at`` to ``out``. GeoJSON follows RFC 7946."""
+def export_level(
+    eng: Engine, level: str, fmt: str, out, *, at: datetime | None = None, encoding: str = "utf-8-sig"
+) -> int:
+    """Write the grids of ``level`` valid at ``at`` to ``out``. GeoJSON follows RFC 7946; CSV is in
+    ``encoding`` (default UTF-8 with a BOM, as Excel expects)."""
     if level == "share":  # the membership file: which floors each micro-grid holds
         if fmt != "csv":
             raise InputError("--level share is written as CSV (building,unit,floor_from,floor_to,micro_code)")
-        return memberships.export_csv(eng, out, at=at)
+        return memberships.export_csv(eng, out, at=at, encoding=encoding)
     check_level(level)
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"unknown format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
@@ -63,12 +67,12 @@ def export_level(eng: Engine, level: str, fmt: str, out, *, at: datetime | None 
         )
         frame["shares"] = frame["code"].map(per)
     for col in ("valid_from", "valid_to"):
-        frame[col] = frame[col].map(lambda v: v.isoformat() if v is not None and not pd.isna(v) else None)
+        frame[col] = dates.iso_column(frame[col], db.zone_of(eng))
     if out.exists():
         out.unlink()
     if fmt == "csv":
         frame["wkt"] = frame.pop("geometry").map(lambda g: g.wkt)
-        frame.to_csv(out, index=False)
+        write_csv(frame, out, encoding)
         return len(frame)
     geoms = geo.rfc7946(frame.pop("geometry").to_numpy())
     if fmt == "shp":  # dBase field names are at most 10 characters

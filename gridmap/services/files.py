@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from ..errors import InputError
+
+#: CSV encodings gridmap writes; the default carries a BOM so Excel on Chinese Windows reads UTF-8.
+CSV_ENCODINGS = ("utf-8-sig", "utf-8", "gbk", "gb18030")
 
 
 def check_output(path, suffixes=None) -> Path:
@@ -17,3 +24,33 @@ def check_output(path, suffixes=None) -> Path:
     if suffixes and path.suffix.lower() not in suffixes:
         raise InputError(f"{path.name}: the file name should end in {' or '.join(suffixes)}")
     return path
+
+
+def write_csv(frame: pd.DataFrame, path, encoding: str = "utf-8-sig") -> None:
+    """Write ``frame`` to ``path`` whole or not at all (a temporary file renamed).  InputError for
+    an unknown encoding, or a value the encoding cannot hold (naming its row and column)."""
+    if encoding not in CSV_ENCODINGS:
+        raise InputError(f"unknown CSV encoding {encoding!r}: choose one of {', '.join(CSV_ENCODINGS)}")
+    path = Path(path)
+    if encoding in ("gbk", "gb18030"):
+        _check_encodable(frame, encoding)
+    fd, tmp = tempfile.mkstemp(prefix=".gridmap-", suffix=".csv", dir=path.parent if str(path.parent) else ".")
+    os.close(fd)
+    try:
+        frame.to_csv(tmp, index=False, encoding=encoding)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _check_encodable(frame: pd.DataFrame, encoding: str) -> None:
+    for column in frame.columns:
+        for row, value in enumerate(frame[column]):
+            if isinstance(value, str):
+                try:
+                    value.encode(encoding)
+                except UnicodeEncodeError as exc:
+                    raise InputError(
+                        f"row {row + 1}, column {column}: {value[exc.start : exc.end]!r} cannot be written in "
+                        f"{encoding}; use --encoding utf-8-sig"
+                    ) from None

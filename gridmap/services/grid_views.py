@@ -10,10 +10,11 @@ import shapely
 from sqlalchemy.engine import Engine
 
 from .. import geo
+from ..domain import risk as risk_domain
 from ..domain.levels import HOUSEHOLD_BAND
 from ..domain.risk import Rules
-from ..errors import InputError, NotFound
-from ..store import grids, points, risk, shares
+from ..errors import Gone, InputError, NotFound
+from ..store import audit, db, grids, points, risk, shares
 from .boundary_edits import etag
 from .locator import Locator
 
@@ -24,12 +25,40 @@ def grid(eng: Engine, code: str, *, at: datetime | None = None, crs: str = "wgs8
     with eng.connect() as conn:
         feature = grids.feature(conn, code, at)
         if feature is None:
-            when = f" at {at.isoformat()}" if at else ""
+            if at is None:
+                _raise_if_retired(conn, code)
+            when = f" at {db.iso(conn, at)}" if at else ""
             raise NotFound(f"no grid with code {code!r}{when}")
         feature["properties"]["chain"] = grids.chain(conn, code, at)
     feature["geometry"] = geo.onto_basemap(feature["geometry"], crs)
     feature["properties"]["version"] = etag(feature["properties"].pop("version_id"))
     return feature
+
+
+def _raise_if_retired(conn, code: str) -> None:
+    """Raise Gone (410) when ``code`` was retired: its last version, when and by which edit it was
+    retired, and the current grids that hold its area now."""
+    issued = grids.issued(conn, [code]).get(code)
+    if issued is None or issued[1] is None:
+        return
+    last = grids.feature(conn, code, last=True)
+    last["properties"]["version"] = etag(last["properties"].pop("version_id"))
+    logged = audit.entries_for(conn, code)
+    by = logged[-1] if logged else None  # nothing touches a code after it is retired
+    retired_by = None if by is None else {**by, "at": db.iso(conn, by["at"])}
+    now_in = grids.successors(conn, code)
+    how = f" by edit {by['id']} ({by['action']} by {by['actor']})" if by else ""
+    where = f"; its area is now in {', '.join(s['code'] for s in now_in)}" if now_in else ""
+    raise Gone(
+        f"grid {code} was retired on {db.iso(conn, issued[1])}{how}{where}",
+        {
+            "code": code,
+            "retired_at": db.iso(conn, issued[1]),
+            "retired_by": retired_by,
+            "successors": now_in,
+            "last_version": last,
+        },
+    )
 
 
 def level(eng: Engine, level_name: str, *, simplify_m: float, bbox=None) -> dict:
@@ -44,11 +73,16 @@ def panel(eng: Engine, code: str, rules: Rules) -> dict:
     with eng.connect() as conn:
         feature = grids.feature(conn, code)
         if feature is None:
+            _raise_if_retired(conn, code)
             raise NotFound(f"no current grid with code {code!r}")
         props = feature["properties"]
         props["version"] = etag(props.pop("version_id"))
         props["chain"] = grids.chain(conn, code)
         props["risk"] = risk.grid_summary(conn, code, rules)
+        summary = props["risk"]
+        props["risk"]["rule"] = risk_domain.explain_colour(
+            summary["red"], summary["yellow"], summary["blue"], props["level"], rules
+        )
         props["reports"] = points.open_reports_below(conn, code, props["level"])
         if props["level"] == "micro":
             props["shares"] = _floors_held(conn, code)
@@ -88,6 +122,11 @@ def search(eng: Engine, locator: Locator, q: str, *, limit: int, crs: str) -> di
     When nothing is found and ``q`` is no address the gazetteer can place, ``address_error`` says why."""
     with eng.connect() as conn:
         hits = [{**h, "type": "grid"} for h in grids.search(conn, q, limit)]
+        for h in grids.search_retired(conn, q, limit - len(hits)) if len(hits) < limit else []:
+            now_in = [s["code"] for s in grids.successors(conn, h["code"])]
+            where = f"; its area is now in {', '.join(now_in)}" if now_in else ""
+            message = f"{h['code']} {h['name']} was retired on {h['retired_at']}{where}"
+            hits.append({**h, "type": "retired", "successors": now_in, "message": message})
     address_error = None
     if len(hits) < limit:
         try:
@@ -117,10 +156,33 @@ def search(eng: Engine, locator: Locator, q: str, *, limit: int, crs: str) -> di
     return body
 
 
-def stats(eng: Engine) -> dict:
-    """Counts, households and population per level of the current version."""
+def stats(eng: Engine, at: datetime | None = None) -> dict:
+    """Counts, households and population per level of the current version (or the one valid at ``at``),
+    and when the oldest version begins (``first_valid_from``: nothing exists before it)."""
     with eng.connect() as conn:
-        return grids.stats(conn)
+        body = grids.stats(conn, at)
+        first = grids.first_valid_from(conn)
+    body["at"] = db.iso(eng, at)
+    body["first_valid_from"] = db.iso(eng, first)
+    return body
+
+
+def labels(eng: Engine, level_name: str, bbox, *, at: datetime | None = None, crs: str = "wgs84") -> dict:
+    """Where the map writes the names of ``level``'s grids in ``bbox`` (``crs`` base map frame)."""
+    box = geo.bbox_between(bbox, crs, "wgs84")
+    with eng.connect() as conn:
+        rows = grids.labels(conn, level_name, box, at)
+    if rows and crs != "wgs84":
+        xs, ys = geo.transform_xy([r["lon"] for r in rows], [r["lat"] for r in rows], "EPSG:4326", crs)
+        for r, x, y in zip(rows, xs, ys):
+            r["lon"], r["lat"] = float(x), float(y)
+    return {"level": level_name, "labels": [{**r, "lon": round(r["lon"], 7), "lat": round(r["lat"], 7)} for r in rows]}
+
+
+def first_valid_from(eng: Engine) -> datetime | None:
+    """When the oldest grid version begins (None without grids)."""
+    with eng.connect() as conn:
+        return grids.first_valid_from(conn)
 
 
 def extent(eng: Engine) -> tuple[float, float, float, float] | None:
@@ -129,11 +191,14 @@ def extent(eng: Engine) -> tuple[float, float, float, float] | None:
         return grids.extent(conn)
 
 
-def micro_household_histogram(eng: Engine, width: int) -> dict:
-    """Histogram of households per current micro-grid in bins of ``width``, with the share in the band."""
+def micro_household_histogram(
+    eng: Engine, width: int, band: tuple[int, int] = HOUSEHOLD_BAND, at: datetime | None = None
+) -> dict:
+    """Histogram of households per current micro-grid (or valid at ``at``) in bins of ``width``, with the
+    share in ``band`` (the settings' household band)."""
     with eng.connect() as conn:
-        values = np.asarray(grids.micro_households(conn), dtype=int)
-    lo_band, hi_band = HOUSEHOLD_BAND
+        values = np.asarray(grids.micro_households(conn, at), dtype=int)
+    lo_band, hi_band = band
     if len(values) == 0:
         return {"bin": width, "bins": [], "count": 0, "band": [lo_band, hi_band], "in_band": 0}
     lo = values.min() // width * width

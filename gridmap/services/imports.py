@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from .. import geo
 from ..domain.levels import parent_level
 from ..domain.risk import Rules
-from ..store import audit, buildings, grids, points, risk
+from ..store import audit, buildings, db, grids, points, risk
 from . import ingest, memberships
 
 
@@ -64,6 +64,7 @@ def import_file(
             fields=fields or ingest.Fields(),
             existing_codes=existing,
             parent_codes=grids.current_codes(conn, plevel) if plevel else None,
+            issued_of=lambda codes: {c: (lv, db.iso(conn, r)) for c, (lv, r) in grids.issued(conn, codes).items()},
         )
         if replace:
             grids.close(conn, frame["code"], at)

@@ -19,6 +19,7 @@ import shapely
 
 from .. import geo
 from ..domain.levels import LEVELS, SPECIAL, SPECIAL_KINDS, check_level, parent_level
+from ..domain.wording import count
 from ..errors import ImportRejected, InputError
 
 FORMATS = {
@@ -64,7 +65,7 @@ class Problems:
         first = self.items[0]
         where = f"row {first['row']}" + (f" (code {first['code']})" if first["code"] else "")
         more = len(self.items) - 1
-        tail = f"; and {more} more problem{'s' if more > 1 else ''}" if more else ""
+        tail = f"; and {count(more, 'more problem')}" if more else ""
         raise ImportRejected(
             f"import of {self.path.name} rejected, nothing written: {where}: {first['problem']}{tail}",
             detail={"file": str(self.path), "problems": self.items[:MAX_LISTED], "count": len(self.items)},
@@ -89,12 +90,23 @@ def read_csv(path: Path) -> pd.DataFrame:
     """A CSV as text columns, in UTF-8 or GBK/GB18030; InputError naming the file otherwise."""
     for encoding in CSV_ENCODINGS:
         try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+            return _refuse_nul(pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding), path)
         except UnicodeDecodeError:
             continue
         except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
             raise InputError(f"cannot read {Path(path).name}: {str(exc).strip().splitlines()[0]}") from None
     raise InputError(f"cannot read {Path(path).name}: neither UTF-8 nor GBK/GB18030 text; save it as CSV UTF-8")
+
+
+def _refuse_nul(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """InputError naming the first row and column holding a NUL character (no text field can hold one)."""
+    for column in frame.columns:
+        has = frame[column].str.contains("\x00", regex=False)
+        if has.any() or "\x00" in str(column):
+            row = int(has.to_numpy().argmax()) + 1 if has.any() else 0
+            where = f"row {row}, column {str(column).replace(chr(0), '')!r}" if row else "the header"
+            raise InputError(f"cannot read {Path(path).name}: {where} holds a NUL character (\\0)")
+    return frame
 
 
 def read_table(
@@ -201,6 +213,15 @@ def _check_codes(codes, existing: set[str], problems: Problems, what="code"):
             problems.add(i + 1, f"code {c} already exists in the current version (use --replace to version it)", c)
 
 
+def _check_issued(codes, level: str, issued: dict, problems: Problems):
+    for i, c in enumerate(codes):
+        was_level, retired = issued.get(c, (level, None))
+        if retired is not None:
+            problems.add(i + 1, f"code {c} was retired on {retired}; a code is never issued again", c)
+        elif was_level != level:
+            problems.add(i + 1, f"code {c} was issued for a {was_level}, not a {level}", c)
+
+
 def _check_parents(parents, parent_codes: set[str], plevel: str, problems: Problems, codes):
     for i, p in enumerate(parents):
         if p is None:
@@ -217,12 +238,15 @@ def read_grids(
     fields: Fields = Fields(),
     existing_codes: set[str] = frozenset(),
     parent_codes: set[str] | None = None,
+    issued_of=None,
 ) -> pd.DataFrame:
     """Read and check a grid file; return columns code, name, level, kind, parent_code, households,
     population, geometry (MultiPolygon, storage CRS).
 
     ``existing_codes``: codes already current (duplicates are errors); ``parent_codes``: current codes of
-    the parent level.  Raises ImportRejected with every bad row, InputError for a bad file or option.
+    the parent level; ``issued_of(codes)``: the codes ever issued, ``{code: (level, retired_at text)}`` (a
+    retired code, or one issued for another level, is an error).
+    Raises ImportRejected with every bad row, InputError for a bad file or option.
     """
     check_level(level)
     path = Path(path)
@@ -233,6 +257,8 @@ def read_grids(
     codes = _text_column(frame, fields.code, path)
     names = _text_column(frame, fields.name, path)
     _check_codes(codes, set(existing_codes), problems)
+    if issued_of is not None:
+        _check_issued(codes, level, issued_of([c for c in codes if c is not None]), problems)
     problems.add_mask([n is None for n in names], codes, "missing name")
     plevel = parent_level(level)
     parents = _text_column(frame, fields.parent, path, required=plevel is not None)

@@ -30,6 +30,14 @@ def _load(folder: Path, name: str) -> tuple[Path, dict]:
 def _check_zooms(path, i, e):
     if not (0 <= e["min_zoom"] <= e["max_zoom"] <= MAX_ZOOM):
         raise InputError(f"{path}: entry {i + 1} needs 0 <= min_zoom <= max_zoom <= {MAX_ZOOM}")
+    labels = e.get("label_zooms")
+    if labels is not None and not (
+        isinstance(labels, list)
+        and len(labels) == 2
+        and all(isinstance(z, int) for z in labels)
+        and 0 <= labels[0] <= labels[1] <= MAX_ZOOM
+    ):
+        raise InputError(f"{path}: entry {i + 1} needs label_zooms = [from, to] with 0 <= from <= to <= {MAX_ZOOM}")
 
 
 def level_layers(folder: Path) -> tuple[dict, ...]:

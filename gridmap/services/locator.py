@@ -1,23 +1,39 @@
 """Point lookups for the API, the CLI and scripts, on an index kept true to the database.
 
-Staleness: every lookup reads the grid epoch (one primary-key row, bumped by a
-statement trigger on every write to ``grid``, ``building`` and ``unit``, see the
-migrations) over a per-thread autocommit connection with a prepared statement
-(about 0.1 ms on loopback).  When it has moved, the index is rebuilt from PostGIS
-before answering, inside one REPEATABLE READ transaction so the epoch and the
-grids it describes agree.  So
-the first lookup after a committed boundary change already sees it; a rebuild of
-the Zhengzhou-scale city takes a few seconds, paid once per change.
-Indexes for past dates (``at=``) are built on demand and the last few are kept.
+Staleness: every lookup reads the grid epoch (one primary-key row, bumped by a statement trigger on
+every write to ``grid``, ``building`` and ``unit``, see the migrations) over a per-thread autocommit
+connection with a prepared statement (about 0.1 ms on loopback).  When it has moved, the index is
+brought up to date before answering, inside one REPEATABLE READ transaction so the epoch and the
+grids it describes agree:
+
+* **incrementally** when the grid change log (``grid_change``) names the codes changed since the
+  index's epoch: only the cells those grids touch are labelled again
+  (:mod:`gridmap.domain.index_update`), tens of milliseconds;
+* else **from disk**: indexes are persisted under ``GRIDMAP_HOME/index``, keyed by a digest of the
+  grid versions in force (:mod:`gridmap.store.index_files`), so a new process or server worker
+  loads one instead of building it; a persisted index of an older epoch is loaded and updated;
+* else **built** from PostGIS (seconds at city scale) and persisted.
+
+While an update runs, a lookup whose point lies outside the changed grids' old and new outlines
+answers from the previous index (its answer is the same); others wait for the update.
+
+``at=`` is resolved to the versions in force: they change only at the instants a version starts or
+ends, so every ``at`` between two such instants shares one index (``at`` on or after the last one is
+the current index).  Past indexes are kept in a small LRU and persisted like the current one, so a
+flood of distinct timestamps cannot force rebuilds: there are only as many past indexes as the
+history has instants, each built once.
 """
 
 from __future__ import annotations
 
+import bisect
+import copy
 import ctypes
 import re
 import threading
 from collections import OrderedDict
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -26,27 +42,40 @@ from sqlalchemy.engine import Engine
 
 from .. import geo
 from ..domain.address import Building, Gazetteer
-from ..domain.lookup import GridIndex, check_point, check_points
-from ..domain.membership import Memberships, ShareRow
+from ..domain.index_update import updated
+from ..domain.lookup import NOT_A_POINT, NOT_NUMBERS, SPECIAL, GridIndex, assign_arrays, check_point, check_points
 from ..errors import InputError, PayloadTooLarge
-from ..store import buildings, grids, shares
+from ..store import buildings, db, grid_changes, grids, index_files, shares
+from . import point_files
 
 #: Points per POST /api/v1/lookup request; more gets 413.
 MAX_BATCH = 10_000
 DATED_KEPT = 4
+#: Seconds a server waits after an update before persisting the index then in force.
+PERSIST_DELAY = 30.0
+#: More changed codes than this since an index's epoch: rebuild rather than update.
+MAX_INCREMENTAL = 5_000
 
 
 class Locator:
-    """Answers lookups from an in-memory :class:`GridIndex` that follows the database."""
+    """Answers lookups from an in-memory :class:`GridIndex` that follows the database.
 
-    def __init__(self, engine: Engine, *, cell_m: float = 25.0):
+    ``home``: the data folder to persist indexes under (None: never persisted).  ``background``:
+    persist in a thread (a server) rather than before returning (a command)."""
+
+    def __init__(self, engine: Engine, *, home: Path | None = None, cell_m: float = 25.0, background=False):
         self.engine = engine
+        self.home = home
         self.cell_m = cell_m
+        self.background = background
         self._lock = threading.Lock()
         self._current: GridIndex | None = None
         self._dated: OrderedDict = OrderedDict()
+        self._instants: tuple[int, list[datetime]] | None = None
+        self._pending: tuple[int, tuple | None] | None = None
         self._gazetteer: tuple[int, Gazetteer] | None = None
         self._members: tuple | None = None
+        self._persist_timer: threading.Timer | None = None
         self._local = threading.local()
 
     def epoch(self) -> int:
@@ -63,34 +92,180 @@ class Locator:
                 if attempt == 2:
                     raise
 
-    def index(self, at: datetime | None = None) -> GridIndex:
-        """The index for the version valid at ``at`` (None: current), rebuilt if the grids changed."""
+    def index(self, at: datetime | None = None, *, point=None) -> GridIndex:
+        """The index for the versions valid at ``at`` (None: current), brought up to date first.
+        ``point`` (storage lon, lat): may be answered by the previous index during an update that
+        does not touch it."""
         epoch = self.epoch()
-        cached = self._cached(epoch, at)
+        if at is not None:
+            return self._dated_index(epoch, at)
+        current = self._current
+        if current is not None and current.epoch == epoch:
+            return current
+        pending = self._pending
+        if point is not None and current is not None and pending is not None and pending[0] >= epoch:
+            box = pending[1]
+            if box is not None and not (box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]):
+                return current
+        with self._lock:
+            current = self._current
+            if current is not None and current.epoch >= epoch:
+                return current
+            self._current = self._refresh(current)
+            release_freed_memory()
+            return self._current
+
+    # --- keeping the current index true ------------------------------------------------------
+    def _snapshot(self):
+        return self.engine.connect().execution_options(isolation_level="REPEATABLE READ")
+
+    def _refresh(self, current: GridIndex | None) -> GridIndex:
+        """The current index at the database's epoch: updated, loaded, or built (then persisted)."""
+        with self._snapshot() as conn, conn.begin():
+            epoch = grids.epoch(conn)
+            if current is not None:
+                index = self._update(conn, current, epoch)
+                if index is not None:
+                    self._persist(index)
+                    return index
+            database = grids.database_id(conn)
+            key = grids.version_digest(conn)
+            index = self._load(key)
+            if index is not None:
+                index.epoch = epoch
+                return index
+            older = index_files.latest(self.home, database) if self.home else None
+            base = self._load(older[0]) if older and older[1]["epoch"] < epoch else None
+            index = self._update(conn, base, epoch, check=True) if base is not None else None
+            if index is None:
+                index = GridIndex(grids.index_frame(conn), cell_m=self.cell_m, epoch=epoch)
+            index.key, index.database = key, database
+            self._persist(index, synchronous=True)
+            return index
+
+    def _update(self, conn, base: GridIndex, epoch: int, *, check=False) -> GridIndex | None:
+        """``base`` brought to ``epoch`` from the change log; None when a rebuild is needed.  ``check``
+        (a base from disk): the grids the log says are unchanged must be the very versions ``base``
+        holds, or it is not used (a database emptied and reloaded, a log pruned)."""
+        codes = grid_changes.codes_since(conn, base.epoch, epoch)
+        if codes is None or len(codes) > MAX_INCREMENTAL:
+            return None
+        if check:
+            same, ids = grids.current_versions(conn, codes)
+            keep = ~np.isin(base.code, list(codes))
+            if list(base.code[keep]) != same or not np.array_equal(base.version[keep], ids):
+                return None
+        if not codes:  # buildings or units only
+            index = copy.copy(base)
+            index.epoch = epoch
+            return index
+        frame = grids.index_frame(conn, None, codes)
+        self._pending = (epoch, _affected_box(base, frame, codes))
+        try:
+            index = updated(base, frame, codes, epoch=epoch)
+        finally:
+            self._pending = None
+        if index is not None:
+            index.database = base.database
+        return index
+
+    def _load(self, key: str) -> GridIndex | None:
+        if self.home is None:
+            return None
+        index = load_index(self.home, key)
+        if index is None:  # none, or damaged: cleared so the rebuilt one can be written
+            index_files.discard(self.home, key)
+        return index
+
+    def _persist(self, index: GridIndex, *, synchronous=False) -> None:
+        """Save ``index`` under its version digest (computed now if unknown), in a thread for a server."""
+        if self.home is None:
+            return
+        if self.background and not synchronous:
+            # a server persists the index in force a while later, once for a burst of edits: writing
+            # ~100 MB after every edit would cost the lookups running beside it
+            if self._persist_timer is None or not self._persist_timer.is_alive():
+                self._persist_timer = threading.Timer(PERSIST_DELAY, self._persist_current)
+                self._persist_timer.daemon = True
+                self._persist_timer.start()
+        else:
+            self._persist_now(index)
+
+    def persist(self, index: GridIndex) -> bool:
+        """Put ``index`` on disk now unless it is there already (a command handing it to other
+        processes: ``--engine dask`` workers); whether it is on disk."""
+        if self.home is None:
+            return False
+        if index.key is None or not index_files.exists(self.home, index.key):
+            self._persist_now(index)
+        return index.key is not None and index_files.exists(self.home, index.key)
+
+    def _persist_current(self) -> None:
+        index = self._current
+        if index is not None:
+            self._persist_now(index)
+
+    def _persist_now(self, index: GridIndex) -> None:
+        if index.key is None:
+            with self._snapshot() as conn, conn.begin():
+                if grids.epoch(conn) != index.epoch:
+                    return  # moved on already: the next index will be persisted instead
+                index.key = grids.version_digest(conn, index.at)
+        meta, arrays = index.state()
+        meta.update(database=index.database, current=index.at is None)
+        try:
+            index_files.save(self.home, index.key, meta, arrays)
+        except OSError:  # a read-only or full disk costs speed, not answers
+            pass
+
+    # --- past versions ------------------------------------------------------------------------
+    def _dated_index(self, epoch: int, at: datetime) -> GridIndex:
+        """The index of the versions in force at ``at``: one per interval between version instants."""
+        instants = self._instants[1] if self._instants and self._instants[0] == epoch else None
+        if instants is None:
+            with self.engine.connect() as conn:
+                instants = grids.version_instants(conn)
+            self._instants = (epoch, instants)
+        i = bisect.bisect_right(instants, at)
+        if i == len(instants):
+            return self.index(None)
+        since = instants[i - 1] if i else None  # None: before the first version, no grids
+        cached = self._dated.get(since)
         if cached is not None:
+            self._dated.move_to_end(since)
             return cached
         with self._lock:
-            cached = self._cached(epoch, at)
+            cached = self._dated.get(since)
             if cached is not None:
                 return cached
-            with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
-                with conn.begin():
-                    epoch = grids.epoch(conn)
-                    index = GridIndex(
-                        grids.index_frame(conn, at),
-                        cell_m=self.cell_m,
-                        epoch=epoch,
-                        at=at,
-                        people=grids.people_by_grid(conn) if at is None else {},
-                    )
-            release_freed_memory()
-            if at is None:
-                self._current = index
+            if since is None:  # before the first version: no grids
+                index = GridIndex(grids.empty_index_frame(), cell_m=self.cell_m, epoch=epoch, key="empty")
             else:
-                self._dated[(epoch, at)] = index
-                while len(self._dated) > DATED_KEPT:
-                    self._dated.popitem(last=False)
+                with self._snapshot() as conn, conn.begin():
+                    key = grids.version_digest(conn, since)
+                    index = self._load(key)
+                    if index is None:
+                        index = GridIndex(grids.index_frame(conn, since), cell_m=self.cell_m, epoch=epoch, key=key)
+                        index.at = since
+                        self._persist(index, synchronous=True)
+            index.at = since
+            release_freed_memory()
+            self._dated[since] = index
+            while len(self._dated) > DATED_KEPT:
+                self._dated.popitem(last=False)
             return index
+
+    def warm(self) -> GridIndex:
+        """The current index and its people, ready before the first request (a server worker's start)."""
+        return self._with_people(self.index())
+
+    def _with_people(self, index: GridIndex) -> GridIndex:
+        """``index`` with the people responsible for its micro-grids (current grids only; read once)."""
+        if index.at is None and not index.people_loaded:
+            with self.engine.connect() as conn:
+                index.people = grids.people_by_grid(conn)
+            index.people_loaded = True
+        return index
 
     def gazetteer(self) -> Gazetteer:
         """The address gazetteer of the current buildings (rebuilt when the epoch moves)."""
@@ -106,9 +281,12 @@ class Locator:
                 self._gazetteer = (epoch, Gazetteer(courtyards, found))
         return self._gazetteer[1]
 
-    def memberships(self) -> tuple[Memberships, shapely.STRtree, list[str]]:
+    def memberships(self) -> tuple:
         """The current micro-grids' shares, and the footprints of the buildings several of them share
         (an STRtree and the buildings' codes), rebuilt when the epoch moves (``grid_share`` bumps it)."""
+        # deferred: the membership model pulls in the partitioner (scipy), ~0.3 s of a command's start
+        from ..domain.membership import Memberships, ShareRow
+
         epoch = self.epoch()
         if self._members is None or self._members[0] != epoch:
             with self.engine.connect() as conn:
@@ -144,7 +322,7 @@ class Locator:
         floor (or room) answers with the one micro-grid holding that floor."""
         found = self.gazetteer().resolve(address)
         b = found.building
-        index = self.index(at)
+        index = self._with_people(self.index(at))
         body = index.answers(np.array([b.lon]), np.array([b.lat]))[0]
         if at is None:
             self._shared([body], [b.lon], [b.lat])
@@ -161,63 +339,122 @@ class Locator:
             _set_micro(body, index, code)
         return body
 
-    def _cached(self, epoch, at):
-        if at is None:
-            return self._current if self._current is not None and self._current.epoch == epoch else None
-        return self._dated.get((epoch, at))
-
     def lookup(self, lon, lat, *, crs=None, at: datetime | None = None) -> dict:
         """One point; InputError naming the problem for bad coordinates."""
         crs = geo.parse_crs(crs)
         x, y, problem = check_point(_number(lon, "lon"), _number(lat, "lat"), crs)
         if problem is not None:
             raise InputError(f"{problem}: lon={lon}, lat={lat} ({crs})")
-        body = self.index(at).answer_one(x, y)
+        index = self.index(at, point=(x, y))
+        body = index.answer_one(x, y)
+        if at is None and body.get("micro") and not index.people_loaded:  # one grid's people, not the city's
+            with self.engine.connect() as conn:
+                body["people"] = grids.people_by_grid(conn, codes=[body["micro"]]).get(body["micro"], [])
         if at is None and body.get("inside"):
             self._shared([body], [x], [y])
-        body.update(input={"lon": lon, "lat": lat, "crs": crs}, at=at.isoformat() if at else None)
+        body.update(input={"lon": lon, "lat": lat, "crs": crs}, at=db.iso(self.engine, at))
         return body
 
     def lookup_many(self, points: list, *, crs=None, at: datetime | None = None) -> list[dict]:
-        """Many points ({"lon", "lat", optional "id"}); a bad point gets an "error" instead of stopping."""
-        if len(points) > MAX_BATCH:
-            raise PayloadTooLarge(f"{len(points)} points in one request; at most {MAX_BATCH}")
+        """Many points ({"lon", "lat", optional "id"}, or {"address", optional "id"}, as ``GET`` takes);
+        a bad point gets an "error" instead of stopping.  Each answer echoes its ``input`` as given."""
+        lon, lat, ids, shape_errors = batch_points(points)
+        addresses = {
+            i: p["address"]
+            for i, p in enumerate(points)
+            if isinstance(p, dict) and isinstance(p.get("address"), str) and "lon" not in p and "lat" not in p
+        }
+        for i in addresses:
+            ids[i], shape_errors[i] = points[i].get("id"), None
         crs = geo.parse_crs(crs)
-        lon = np.full(len(points), np.nan)
-        lat = np.full(len(points), np.nan)
-        shape_errors = {}
-        for i, p in enumerate(points):
-            if not isinstance(p, dict) or "lon" not in p or "lat" not in p:
-                shape_errors[i] = "each point must be an object with lon and lat"
-                continue
-            try:
-                lon[i], lat[i] = float(p["lon"]), float(p["lat"])
-            except (TypeError, ValueError):
-                shape_errors[i] = "lon and lat must be numbers"
         x, y, problems = check_points(lon, lat, crs)
-        good = np.array([problems[i] is None and i not in shape_errors for i in range(len(points))], dtype=bool)
-        placed = self.index(at).answers(x[good], y[good])
+        for i, text in addresses.items():  # placed at their building, in storage lon/lat
+            try:
+                b = self.gazetteer().resolve(text).building
+                x[i], y[i], problems[i] = b.lon, b.lat, None
+            except InputError as exc:
+                shape_errors[i] = exc.message
+        problems = np.where(shape_errors != None, shape_errors, problems)  # noqa: E711
+        good = problems == None  # noqa: E711
+        placed = self._with_people(self.index(at)).answers(x[good], y[good])
         if at is None:
             self._shared(placed, x[good], y[good])
         answers = iter(placed)
         out = []
-        for i, p in enumerate(points):
-            ident = p.get("id") if isinstance(p, dict) else None
-            if good[i]:
-                body = next(answers)
-            else:
-                body = {"error": shape_errors.get(i) or problems[i]}
+        for i, (p, ident, ok, problem) in enumerate(zip(points, ids, good.tolist(), problems.tolist())):
+            body = next(answers) if ok else {"error": problem}
+            if i in addresses:
+                body["input"] = {"address": addresses[i]}
+            elif isinstance(p, dict) and "lon" in p and "lat" in p:
+                body["input"] = {"lon": p["lon"], "lat": p["lat"], "crs": crs}
             out.append({"id": ident, **body} if ident is not None else body)
         return out
+
+    def lookup_columns(self, lon, lat, *, crs=None, at: datetime | None = None, problems=None, arrow=False) -> dict:
+        """Many points as columns: the chain's codes and names per level, special grids, status, error,
+        nearest micro-grid and distance; JSON-ready lists, or Arrow arrays with ``arrow``."""
+        if len(lon) > MAX_BATCH:
+            raise PayloadTooLarge(f"{len(lon)} points in one request; at most {MAX_BATCH}")
+        index = self.index(at)
+        answers = assign_arrays(index, lon, lat, geo.parse_crs(crs), problems)
+        return (point_files.answer_columns if arrow else point_files.answer_lists)(index, answers)
+
+
+def load_index(home: Path, key: str) -> GridIndex | None:
+    """The index persisted under ``home`` as ``key``, its arrays memory-mapped; None when there is
+    none or it is unreadable (another version's or a damaged copy is never trusted).  A server worker's
+    start, and every ``--engine dask`` worker's (:mod:`.dask_assign`)."""
+    found = index_files.load(home, key)
+    if found is None:
+        return None
+    try:
+        return GridIndex.from_state(*found)
+    except (ValueError, KeyError):
+        return None
+
+
+def batch_points(points: list):
+    """(lon, lat, ids, shape errors) of a list of {"lon", "lat", "id"?} objects; PayloadTooLarge
+    beyond :data:`MAX_BATCH`."""
+    if len(points) > MAX_BATCH:
+        raise PayloadTooLarge(f"{len(points)} points in one request; at most {MAX_BATCH}")
+    lon = np.full(len(points), np.nan)
+    lat = np.full(len(points), np.nan)
+    ids = [None] * len(points)
+    errors = np.full(len(points), None, dtype=object)
+    for i, p in enumerate(points):
+        if not isinstance(p, dict) or "lon" not in p or "lat" not in p:
+            errors[i] = NOT_A_POINT
+            continue
+        ids[i] = p.get("id")
+        try:
+            lon[i], lat[i] = float(p["lon"]), float(p["lat"])
+        except (TypeError, ValueError):
+            errors[i] = NOT_NUMBERS
+    return lon, lat, ids, errors
 
 
 def _set_micro(body: dict, index: GridIndex, code: str) -> None:
     """Make ``code`` the answer's micro-grid (the one holding the household's floor)."""
     body["micro"] = code
-    for link in body.get("chain", []):
+    body["chain"] = [dict(link) for link in body.get("chain", [])]  # answers share chain objects: copy
+    for link in body["chain"]:
         if link["level"] == "micro":
             link["code"] = code
             link["name"] = index.name_of(code)
+
+
+def _affected_box(base: GridIndex, frame, codes) -> tuple | None:
+    """Bounds of the changed grids' old and new outlines, when all of them are micro or special grids
+    (points elsewhere answer the same before and after); None when any other level changed."""
+    rows = [r for r in base.code.searchsorted(sorted(codes)) if r < len(base.code) and base.code[r] in codes]
+    if not set(base.level[rows]) <= {"micro", SPECIAL} or not set(frame["level"]) <= {"micro", SPECIAL}:
+        return None
+    geoms = list(frame["geometry"])
+    for r in rows:
+        kind, numbers = ("micro", base.micro) if base.level[r] == "micro" else ("special", base.special)
+        geoms.append(getattr(base, f"{kind}_geom")[numbers.searchsorted(r)])
+    return tuple(shapely.total_bounds(np.array(geoms, dtype=object))) if geoms else None
 
 
 def release_freed_memory() -> None:

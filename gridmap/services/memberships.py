@@ -22,7 +22,7 @@ from ..domain.partition.floors import even_floors
 from ..errors import InputError
 from ..store import shares
 from . import ingest
-from .files import check_output
+from .files import check_output, write_csv
 
 
 def _floors(households: int, floors, per_floor) -> tuple[int, ...]:
@@ -110,11 +110,11 @@ def import_csv(conn: Connection, path) -> dict:
     return {"file": path.name, "level": "share", "rows": n, "micro_grids": len(codes)}
 
 
-def export_csv(eng: Engine, out, *, at: datetime | None = None) -> int:
-    """Write the shares valid at ``at`` as a membership CSV (UTF-8)."""
+def export_csv(eng: Engine, out, *, at: datetime | None = None, encoding: str = "utf-8-sig") -> int:
+    """Write the shares valid at ``at`` as a membership CSV (``encoding``: UTF-8 with a BOM by default)."""
     out = check_output(out, (".csv",))
     with eng.connect() as conn:
         frame = shares.of_grids(conn, at=at)
     frame = frame.rename(columns={"building_code": "building", "code": "micro_code"})
-    frame[[*COLUMNS, "households"]].to_csv(out, index=False)
+    write_csv(frame[[*COLUMNS, "households"]], out, encoding)
     return len(frame)

@@ -1,21 +1,24 @@
 """Input of a distributed run, read in partitions: a Parquet file (one partition per row group) or
 folder, a GeoParquet dataset, or a glob of CSV files (blocks of ``blocksize`` bytes).  No process
-reads the whole input: the client reads only the schema, each task one partition."""
+reads the whole input: the client reads only the schema, each task one partition.
+
+A partition reaches its task as a pandas frame (Dask's unit) and is turned back into the Arrow table
+the single-process command would have read (:func:`part_table`): Parquet columns are kept as Arrow
+in pandas (``pd.ArrowDtype``), so the round trip is lossless; CSV columns are text, as
+:mod:`.point_files` reads them.  From there the workers run the single-process code."""
 
 from __future__ import annotations
 
 import glob
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pyproj
 
 from ..errors import InputError
-from . import point_wkb
+from . import point_files
 from .ingest import CSV_ENCODINGS
 
 #: CSV block size: about a million short rows, a few hundred MB once parsed (README "Beyond one machine").
@@ -24,17 +27,18 @@ CSV_BLOCK = "64MB"
 
 @dataclass(frozen=True)
 class Partitioned:
-    """A partitioned input: the Dask frame, its files, the GeoParquet geometry column (WKB) and CRS."""
+    """A partitioned input: the Dask frame, its files, the Arrow schema every partition is read
+    back to, and the GeoParquet metadata (None for plain Parquet and CSV)."""
 
     frame: object  # dask.dataframe.DataFrame
     files: tuple[str, ...]
-    geometry: str | None
-    crs: str | None
+    schema: pa.Schema
+    geo_meta: dict | None
     name: str
 
-    def columns(self) -> pd.DataFrame:
-        """An empty frame with the attribute columns (for checks before the run)."""
-        return pd.DataFrame(columns=[c for c in self.frame.columns if c != self.geometry])
+    def empty(self) -> pa.Table:
+        """No rows, the input's columns (for checks before the run)."""
+        return self.schema.empty_table()
 
 
 def open_input(src: str) -> Partitioned:
@@ -58,37 +62,31 @@ def open_input(src: str) -> Partitioned:
                     encoding=_csv_encoding(files[0]),
                     blocksize=CSV_BLOCK,
                 )
-                return Partitioned(frame, files, None, None, name)
-            geometry, crs = _geoparquet(files[0])
-            # the geometry stays Arrow binary: its points are read from the buffers, no bytes object per row
+                schema = pa.schema([(str(c), pa.string()) for c in frame.columns])
+                return Partitioned(frame, files, schema, None, name)
+            schema = pq.read_schema(files[0])
+            geo_meta = point_files.geo_metadata(schema)
+            _check_geometry(geo_meta, files[0])
+            # every column stays Arrow inside pandas: no Python object per row, and the partition
+            # turns back into the very table the single-process reader gets
             frame = dd.read_parquet(
                 list(files),
                 split_row_groups=True,
                 calculate_divisions=False,
-                arrow_to_pandas={"types_mapper": _binary_as_arrow},
+                arrow_to_pandas={"types_mapper": pd.ArrowDtype},
             )
         except InputError:
             raise
         except Exception as exc:  # pyarrow/fsspec raise many types; all mean "cannot read this input"
             raise InputError(f"cannot read {name}: {str(exc).strip().splitlines()[0]}") from None
-    return Partitioned(frame, files, geometry, crs, name)
+    return Partitioned(frame, files, schema, geo_meta, name)
 
 
-def part_rows(part: pd.DataFrame, geometry: str | None):
-    """(attributes, lon, lat) of one partition: the point coordinates of its GeoParquet geometry
-    (NaN for empty or non-point geometries, as the single-process command reads them)."""
-    if geometry is None:
-        return part.reset_index(drop=True), None, None
-    column = part[geometry]
-    x, y = point_wkb.xy(pa.array(column.array) if isinstance(column.dtype, pd.ArrowDtype) else column.to_numpy())
-    return part.drop(columns=[geometry]).reset_index(drop=True), x, y
-
-
-def _binary_as_arrow(arrow_type):
-    """Arrow binary columns (WKB) kept as Arrow in pandas; every other type converted as usual."""
-    if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
-        return pd.ArrowDtype(arrow_type)
-    return None
+def part_table(part: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """One partition as the Arrow table of the input's ``schema`` (its metadata too, as the
+    single-process reader keeps it, not a description of this pandas frame)."""
+    table = pa.Table.from_pandas(part.reset_index(drop=True), schema=schema, preserve_index=False)
+    return table.replace_schema_metadata(schema.metadata)
 
 
 def _files(src: str) -> tuple[str, ...]:
@@ -124,17 +122,10 @@ def _csv_encoding(path: str) -> str:
     raise InputError(f"cannot read {Path(path).name}: neither UTF-8 nor GBK/GB18030 text; save it as CSV UTF-8")
 
 
-def _geoparquet(path: str) -> tuple[str | None, str | None]:
-    """The primary geometry column and CRS of a GeoParquet file (None, None for plain Parquet)."""
-    meta = pq.read_schema(path).metadata or {}
-    raw = meta.get(b"geo")
-    if raw is None:
-        return None, None
-    geo = json.loads(raw)
-    column = geo["primary_column"]
-    spec = geo.get("columns", {}).get(column, {})
+def _check_geometry(geo_meta, path: str) -> None:
+    """InputError for a GeoParquet geometry the point reader cannot read (not WKB)."""
+    if geo_meta is None:
+        return
+    spec = geo_meta.get("columns", {}).get(geo_meta["primary_column"], {})
     if spec.get("encoding", "WKB").upper() != "WKB":
         raise InputError(f"{Path(path).name}: geometry encoding {spec['encoding']!r}; --engine dask reads WKB")
-    if "crs" not in spec:  # the GeoParquet default
-        return column, "EPSG:4326"
-    return column, None if spec["crs"] is None else pyproj.CRS.from_user_input(spec["crs"]).to_string()

@@ -18,7 +18,7 @@ import signal
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +27,15 @@ import shapely
 from sqlalchemy.engine import Engine
 
 from .. import geo
+from ..domain.counts import apportion
 from ..domain.partition import Band, VisitModel
 from ..domain.partition.compound import Building, plan
 from ..domain.partition.floors import Unit, even_floors
 from ..domain.risk import Rules
+from ..domain.wording import count
 from ..errors import InputError, NotFound
-from ..store import audit, buildings, grids, points, risk, shares
+from ..store import audit, buildings, db, grids, points, risk, shares
+from . import codes as code_issue
 from .files import check_output
 
 #: Below this many courtyards the work stays in this process.
@@ -147,8 +150,8 @@ def run(
     for code, yard, floors, wkb, units in inputs:
         by_yard[yard].append((code, yard, floors, wkb, units))
     names = {y[0]: y[1] for y in yards}
-    # people per household in each courtyard, to estimate the new grids' population
-    ratio = {y[0]: (y[5] / y[4] if y[4] else 0.0) for y in yards}
+    # each courtyard's population, shared out over its new grids by households (they add up to it)
+    population = {y[0]: int(y[5]) for y in yards}
     jobs = [(y[0], y[3], by_yard.get(y[0], [])) for y in yards]
     # the biggest courtyards first, so no worker is left with a long one at the end
     jobs.sort(key=lambda j: -sum(len(b[4]) for b in j[2]))
@@ -170,15 +173,17 @@ def run(
     plans = [p for _, p, _ in results if p is not None]
     failed = [{"courtyard": code, "reason": err} for code, _, err in results if err]
     if failed and not plans:  # nothing to propose: the reason is the answer
-        more = f" (and {len(failed) - 1} more courtyards)" if len(failed) > 1 else ""
+        more = f" (and {count(len(failed) - 1, 'more courtyard')})" if len(failed) > 1 else ""
         first = failed[0]
         where = "" if first["courtyard"] in first["reason"] else f"courtyard {first['courtyard']}: "
         raise InputError(f"{where}{first['reason']}{more}")
+    with eng.connect() as conn:
+        _number(conn, plans)
     households = {y[0]: int(y[4]) for y in yards}
     report = _report(plans, failed, households, band, visit)
     report["seconds_partition"] = round(time.perf_counter() - t0, 2)
     if out is not None or with_preview:
-        collection = preview_collection(plans, names, ratio)
+        collection = preview_collection(plans, names, population)
         if out is not None:
             _write_preview(collection, out)
             report["preview"] = str(out)
@@ -187,11 +192,22 @@ def run(
     if not dry_run and plans:
         t1 = time.perf_counter()
         report["written"] = _commit(
-            eng, plans, names, ratio, rules=rules, actor=actor, reason=reason, at=at, report=report
+            eng, plans, names, population, rules=rules, actor=actor, reason=reason, at=at, report=report
         )
         report["seconds_write"] = round(time.perf_counter() - t1, 2)
     report["dry_run"] = dry_run
     return report
+
+
+def _number(conn, plans) -> None:
+    """Give the proposed micro-grids codes beyond every code ever issued in their courtyard (the
+    dry run shows the codes the commit will issue; a retired code is never issued again)."""
+    wanted = {p.courtyard: len(p.grids) for p in plans if p.grids}
+    fresh = code_issue.issue_many(conn, wanted, "micro")
+    for p in plans:
+        renamed = dict(zip([g["code"] for g in p.grids], fresh.get(p.courtyard, [])))
+        for g in p.grids:
+            g["code"] = renamed[g["code"]]
 
 
 def _courtyard(p, band: Band) -> dict:
@@ -274,10 +290,11 @@ def _report(plans, failed: list[dict], households: dict, band: Band, visit: Visi
     }
 
 
-def _frame(plans, names, ratio) -> pd.DataFrame:
+def _frame(plans, names, population) -> pd.DataFrame:
     rows = []
     for p in plans:
-        for n, g in enumerate(p.grids, 1):
+        pops = apportion(population.get(p.courtyard, 0), [g["households"] for g in p.grids])
+        for n, (g, share) in enumerate(zip(p.grids, pops), 1):
             geom = shapely.from_wkb(g["geometry"]) if isinstance(g["geometry"], bytes) else g["geometry"]
             rows.append(
                 {
@@ -287,7 +304,7 @@ def _frame(plans, names, ratio) -> pd.DataFrame:
                     "kind": None,
                     "parent_code": p.courtyard,
                     "households": g["households"],
-                    "population": int(round(g["households"] * ratio.get(p.courtyard, 0.0))),
+                    "population": share,
                     "geometry": shapely.multipolygons([geom]) if geom.geom_type == "Polygon" else geom,
                     "multipart": g["multipart"],
                     "in_band": g["in_band"],
@@ -326,9 +343,9 @@ def _share_frame(plans) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=shares.COLUMNS)
 
 
-def preview_collection(plans, names, ratio) -> dict:
+def preview_collection(plans, names, population) -> dict:
     """The proposed micro-grids as an RFC 7946 FeatureCollection."""
-    frame = _frame(plans, names, ratio)
+    frame = _frame(plans, names, population)
     geoms = geo.rfc7946(frame.pop("geometry").to_numpy())
     features = [
         {
@@ -350,31 +367,13 @@ def _write_preview(collection: dict, out: Path) -> None:
     tmp.replace(out)
 
 
-def _free_codes(conn, plans) -> None:
-    """Renumber proposed grids whose code was retired (codes are issued once): a courtyard's grids take
-    01, 02, ... skipping every code of it that is retired, so a new plan never reuses one."""
-    for p in plans:
-        issued = grids.codes_like(conn, p.courtyard)
-        current = set(grids.current_children(conn, [p.courtyard]))
-        retired = {c for c in issued - current if len(c) == len(p.courtyard) + 2}
-        if not retired:
-            continue
-        n = 0
-        for g in p.grids:
-            n += 1
-            while f"{p.courtyard}{n:02d}" in retired:
-                n += 1
-            g["code"] = f"{p.courtyard}{n:02d}"
-
-
-def _commit(eng: Engine, plans, names, ratio, *, rules: Rules, actor, reason, at, report) -> dict:
+def _commit(eng: Engine, plans, names, population, *, rules: Rules, actor, reason, at, report) -> dict:
     """Close the courtyards' current micro-grids and open the proposed ones with their shares, in one
     transaction."""
-    at = at or datetime.now(UTC)
     yards = sorted({p.courtyard for p in plans})
     with eng.begin() as conn:
-        _free_codes(conn, plans)
-        frame = _frame(plans, names, ratio)
+        at = at or db.now(conn)
+        frame = _frame(plans, names, population)
         old = grids.current_children(conn, yards)
         closed = grids.close(conn, old, at)
         grids.insert(conn, frame, at)
@@ -405,5 +404,5 @@ def _commit(eng: Engine, plans, names, ratio, *, rules: Rules, actor, reason, at
         "opened": len(frame),
         "shares": n_shares,
         "reassigned": moved,
-        "valid_from": at.isoformat(),
+        "valid_from": db.iso(eng, at),
     }

@@ -39,8 +39,9 @@ class TileCache:
             self._cache[key] = value
 
 
-def render(conn, spec: dict, tile: tiling.Tile, crs: str, rules: Rules, at=None) -> bytes:
-    """One layer's tile (empty outside the layer's zooms); grid layers as of ``at`` when given."""
+def render(conn, spec: dict, tile: tiling.Tile, crs: str, rules: Rules, at=None, personal: bool = True) -> bytes:
+    """One layer's tile (empty outside the layer's zooms); grid layers as of ``at`` when given; risk
+    layers without personal data unless ``personal``."""
     if not spec["min_zoom"] <= tile.z <= spec["max_zoom"]:
         return b""
     frame = tiling.frame(tile, crs)
@@ -56,20 +57,30 @@ def render(conn, spec: dict, tile: tiling.Tile, crs: str, rules: Rules, at=None)
         overdue_sql=risk.overdue_sql(rules, alias="e", at_param="now()"),
         colour=spec.get("colour_filter"),
         kind=spec.get("kind_filter"),
+        personal=personal,
     )
 
 
 def tile(
-    eng: Engine, cache: TileCache, spec: dict, t: tiling.Tile, crs: str, rules: Rules, at: datetime | None = None
+    eng: Engine,
+    cache: TileCache,
+    spec: dict,
+    t: tiling.Tile,
+    crs: str,
+    rules: Rules,
+    at: datetime | None = None,
+    personal: bool = True,
 ) -> tuple[bytes, str]:
-    """(tile bytes, ETag) of layer ``spec`` at ``t`` for a ``crs`` base map, from ``cache`` when fresh."""
+    """(tile bytes, ETag) of layer ``spec`` at ``t`` for a ``crs`` base map, from ``cache`` when fresh
+    (``personal``: see :func:`render`)."""
     with eng.connect() as conn:
         epochs = tiles.data_epochs(conn)
         minute = int(time.time() // 60) if spec["source"] == "risk" else 0
-        key = (spec["name"], t, crs, epochs, minute, at)
+        personal = personal or spec["source"] != "risk"  # one cache entry where nothing personal is drawn
+        key = (spec["name"], t, crs, epochs, minute, at, personal)
         hit = cache.get(key)
         if hit is None:
-            data = render(conn, spec, t, crs, rules, at)
+            data = render(conn, spec, t, crs, rules, at, personal)
             hit = (data, hashlib.blake2b(data, digest_size=12).hexdigest())
             cache.put(key, hit)
     return hit

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from ..domain import roles
+from ..errors import Unauthorized
 from ..store import users
 
 #: The user `demo load` adds to a database without users, so the demo's write routes can be tried.
@@ -76,3 +77,31 @@ def authenticate(eng: Engine, token: str) -> dict | None:
         if found is not None and not found["refused"]:
             users.touch(conn, found)
         return found
+
+
+def set_password(eng: Engine, name: str, password: str | None) -> None:
+    """Set (or with None remove) user ``name``'s map sign-in password; InputError when too short,
+    NotFound for an unknown user."""
+    hashed = roles.hash_password(password) if password is not None else None
+    with eng.begin() as conn:
+        users.check_schema(conn)
+        users.set_password(conn, name, hashed)
+
+
+def sign_in(eng: Engine, name: str, password: str) -> dict:
+    """A fresh token (label ``sign-in``, expiring after :data:`roles.SESSION_DAYS`) for a right user name
+    and password: ``{token, name, role}``; Unauthorized, the same for a wrong name or password."""
+    with eng.begin() as conn:
+        found = users.sign_in_record(conn, name)
+        if not roles.password_matches(found["password_hash"] if found else None, password):
+            raise Unauthorized("wrong user name or password", invalid_token=True)
+        if found["disabled_at"] is not None:
+            raise Unauthorized(f"user {name!r} is disabled", invalid_token=True)
+        token = users.issue_token(conn, name, label=roles.SESSION_LABEL, expires_days=roles.SESSION_DAYS)
+    return {"token": token, "name": found["name"], "role": found["role"], "expires_days": roles.SESSION_DAYS}
+
+
+def sign_out(eng: Engine, token: str) -> bool:
+    """Revoke ``token`` (the page's sign-out); whether it was live."""
+    with eng.begin() as conn:
+        return users.revoke_by_hash(conn, roles.token_hash(token))

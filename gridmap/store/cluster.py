@@ -132,7 +132,11 @@ def start(settings: Settings) -> dict:
 
 
 def _port_free(port: int) -> bool:
+    """Whether PostgreSQL could listen on ``port``.  Like PostgreSQL, with SO_REUSEADDR: the
+    connections a stopped server closed linger in TIME_WAIT on its port, and without it a restart
+    would wrongly move to another port (and leave running clients behind)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

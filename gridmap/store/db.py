@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psycopg
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..errors import DatabaseUnavailable
+from ..domain import dates
+from ..domain.dates import DEFAULT_TIMEZONE
+from ..errors import Busy, DatabaseUnavailable, GridmapError, WorkLimit
 from ..geo import STORAGE_SRID
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -42,15 +46,32 @@ DATA_TABLES = (
     "person",
 )
 
-_ENGINES: dict[str, Engine] = {}
+_ENGINES: dict[tuple[str, str], Engine] = {}
 
 
-def engine(url: str) -> Engine:
-    """A pooled engine for ``url``, one per URL and process."""
-    eng = _ENGINES.get(url)
+def engine(url: str, timezone: str = DEFAULT_TIMEZONE) -> Engine:
+    """A pooled engine for ``url``, one per URL, zone and process.  Its sessions run in ``timezone``
+    (the office's), so every time read back carries the office offset and SQL's dates are office days."""
+    eng = _ENGINES.get((url, timezone))
     if eng is None:
-        eng = _ENGINES[url] = sa.create_engine(url, pool_pre_ping=True)
+        eng = _ENGINES[url, timezone] = sa.create_engine(
+            url, pool_pre_ping=True, connect_args={"options": f"-c TimeZone={timezone}"}
+        )
+        _ZONE_OF[eng] = timezone
     return eng
+
+
+_ZONE_OF: dict[Engine, str] = {}
+
+
+def zone_of(bind: Engine | Connection) -> str:
+    """The office zone the engine (or a connection's engine) was made with."""
+    return _ZONE_OF.get(bind.engine if isinstance(bind, Connection) else bind, DEFAULT_TIMEZONE)
+
+
+def iso(bind: Engine | Connection, value) -> str | None:
+    """A time as ISO 8601 in the office zone of ``bind`` (see :func:`gridmap.domain.dates.iso`)."""
+    return dates.iso(value, zone_of(bind))
 
 
 def _forget_inherited_connections() -> None:
@@ -73,6 +94,45 @@ def check(eng: Engine, hint: str) -> None:
             f"cannot reach the database {eng.url.render_as_string(hide_password=True)}: "
             f"{str(exc.orig).strip().splitlines()[0]}; {hint}"
         ) from None
+
+
+def limit_time(conn: Connection, *, statement_ms: int, lock_ms: int) -> None:
+    """Bound the rest of ``conn``'s transaction: each statement at most ``statement_ms``, each wait for
+    a lock at most ``lock_ms`` (PostgreSQL cancels them; see :func:`gridmap.store.db.fault`)."""
+    conn.execute(
+        sa.text("SELECT set_config('statement_timeout', :s, true), set_config('lock_timeout', :l, true)"),
+        {"s": str(statement_ms), "l": str(lock_ms)},
+    )
+
+
+def fault(exc: BaseException) -> GridmapError | None:
+    """The gridmap error for a database failure: Busy for a lock wait past ``lock_timeout``,
+    WorkLimit for a statement past ``statement_timeout``, DatabaseUnavailable when the database cannot
+    be reached or the connection broke; None for anything else (a bug, left to propagate)."""
+    orig = getattr(exc, "orig", exc)
+    if isinstance(orig, psycopg.errors.LockNotAvailable):
+        return Busy("the grids this needs are being changed by another request; try again in a few seconds")
+    if isinstance(orig, psycopg.errors.QueryCanceled):
+        return WorkLimit("a database statement ran past its time limit and was cancelled; nothing was written")
+    unreachable = isinstance(orig, (psycopg.OperationalError, psycopg.InterfaceError)) or (
+        isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+    )
+    if unreachable or isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+        return DatabaseUnavailable("the database cannot be reached just now; try again shortly")
+    return None
+
+
+@contextlib.contextmanager
+def translated():
+    """Run the block with database failures raised as the gridmap errors :func:`fault` names (the
+    others, bugs, as they are)."""
+    try:
+        yield
+    except (sa.exc.SQLAlchemyError, psycopg.Error) as exc:
+        error = fault(exc)
+        if error is None:
+            raise
+        raise error from None
 
 
 def has_schema(eng: Engine) -> bool:

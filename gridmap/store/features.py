@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .db import iso
 from .grids import as_of
 
 #: Columns of a feature's properties, in output order.
@@ -51,10 +52,10 @@ def _when(at: datetime | None, interval: tuple[datetime | None, datetime | None]
     return " AND ".join(parts), params
 
 
-def _feature(row) -> dict:
+def _feature(conn: Connection, row) -> dict:
     props = {k: row[k] for k in PROPERTIES}
-    props["valid_from"] = row["valid_from"].isoformat()
-    props["valid_to"] = row["valid_to"].isoformat() if row["valid_to"] else None
+    props["valid_from"] = iso(conn, row["valid_from"])
+    props["valid_to"] = iso(conn, row["valid_to"])
     return {"type": "Feature", "id": row["code"], "geometry": row["geometry"], "properties": props}
 
 
@@ -80,7 +81,7 @@ def items(
         sa.text(f"{_SELECT} WHERE {where} ORDER BY code, valid_from LIMIT :lim OFFSET :off"),
         {**params, "lim": limit, "off": offset},
     ).mappings()
-    return matched, [_feature(r) for r in rows]
+    return matched, [_feature(conn, r) for r in rows]
 
 
 def item(conn: Connection, level: str, code: str, at: datetime | None = None) -> tuple[int, dict] | None:
@@ -94,4 +95,4 @@ def item(conn: Connection, level: str, code: str, at: datetime | None = None) ->
         .mappings()
         .first()
     )
-    return None if row is None else (row["id"], _feature(row))
+    return None if row is None else (row["id"], _feature(conn, row))

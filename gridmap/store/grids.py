@@ -6,6 +6,7 @@ This is the only module that closes or opens grid versions.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
 
 import pandas as pd
@@ -14,7 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..domain.boundaries import Grid
-from .db import close_versions, copy_frame, ewkb_hex
+from ..domain.levels import ALL_LEVELS
+from ..errors import Conflict
+from .db import close_versions, copy_frame, ewkb_hex, iso
 
 _COLS = "id, code, name, level, kind, parent_code, households, population, ST_AsBinary(geom) AS wkb"
 
@@ -77,7 +80,8 @@ def insert(conn: Connection, frame: pd.DataFrame, valid_from: datetime) -> int:
             "valid_from": valid_from.isoformat(),
         }
     )
-    copy_frame(conn, "grid", list(out.columns), out)
+    with code_rules():
+        copy_frame(conn, "grid", list(out.columns), out)
     return len(out)
 
 
@@ -109,16 +113,21 @@ def open_versions(conn: Connection, grids: list[Grid], at: datetime) -> dict[str
     )
     ids = {}
     for row in frame.itertuples(index=False):
-        ids[row.code] = conn.execute(
-            sa.text("""
+        with code_rules():
+            ids[row.code] = _insert_version(conn, row, at)
+    return ids
+
+
+def _insert_version(conn: Connection, row, at: datetime) -> int:
+    return conn.execute(
+        sa.text("""
             INSERT INTO grid (code, name, level, kind, parent_code, households, population, geom, valid_from, attrs)
             VALUES (:code, :name, :level, :kind, :parent_code, :households, :population, ST_GeomFromEWKB(
                     decode(:geom, 'hex')), :at,
                     coalesce((SELECT attrs FROM grid WHERE code = :code ORDER BY valid_from DESC LIMIT 1), '{}'))
             RETURNING id"""),
-            {**row._asdict(), "at": at},
-        ).scalar_one()
-    return ids
+        {**row._asdict(), "at": at},
+    ).scalar_one()
 
 
 def reparent(conn: Connection, moves: dict[str, str], at: datetime) -> int:
@@ -228,11 +237,26 @@ def current_codes(conn: Connection, level: str | None = None) -> set[str]:
     return set(conn.execute(sa.text(sql), params).scalars())
 
 
-def codes_like(conn: Connection, prefix: str) -> set[str]:
-    """Every code (any version) starting with ``prefix``: new codes must not reuse a retired one."""
-    return set(
-        conn.execute(sa.text("SELECT DISTINCT code FROM grid WHERE code LIKE :p"), {"p": _like(prefix) + "%"}).scalars()
-    )
+def last_numbers(conn: Connection, prefixes, width: int) -> dict[str, int]:
+    """For each prefix, the highest ``width``-digit number ever issued after it (0 when none)."""
+    rows = conn.execute(
+        sa.text("""
+        SELECT left(code, length(code) - :w) AS prefix, max(right(code, :w)::int) AS n
+        FROM grid_code
+        WHERE left(code, length(code) - :w) = ANY(:prefixes) AND right(code, :w) ~ ('^[0-9]{' || :w || '}$')
+        GROUP BY 1"""),
+        {"w": width, "prefixes": sorted(set(prefixes))},
+    ).all()
+    found = {p: int(n) for p, n in rows}
+    return {p: found.get(p, 0) for p in prefixes}
+
+
+def issued(conn: Connection, codes) -> dict[str, tuple[str, datetime | None]]:
+    """Codes of ``codes`` ever issued: their level and when they were retired (None: still live)."""
+    rows = conn.execute(
+        sa.text("SELECT code, level, retired_at FROM grid_code WHERE code = ANY(:c)"), {"c": sorted(set(codes))}
+    ).all()
+    return {c: (level, retired) for c, level, retired in rows}
 
 
 def _like(text: str) -> str:
@@ -241,7 +265,21 @@ def _like(text: str) -> str:
 
 
 def code_exists(conn: Connection, code: str) -> bool:
-    return conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM grid WHERE code = :c)"), {"c": code}).scalar_one()
+    """Whether ``code`` was ever issued (current or retired)."""
+    return conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM grid_code WHERE code = :c)"), {"c": code}).scalar_one()
+
+
+@contextmanager
+def code_rules():
+    """Turn the database's refusal of a retired code, or of a code issued for another level
+    (migration 0007's trigger), into Conflict (409) with the trigger's message."""
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+        if constraint in ("grid_code_retired", "grid_code_level"):
+            raise Conflict(str(getattr(exc.orig.diag, "message_primary", "") or exc.orig)) from None
+        raise
 
 
 # --- people ------------------------------------------------------------------------------
@@ -254,16 +292,17 @@ def insert_people(conn: Connection, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
-def people_by_grid(conn: Connection, level: str = "micro") -> dict[str, list[dict]]:
-    """People responsible for the current grids of ``level``, by grid code."""
+def people_by_grid(conn: Connection, level: str = "micro", codes=None) -> dict[str, list[dict]]:
+    """People responsible for the current grids of ``level`` (only ``codes``, when given), by grid code."""
     out: dict[str, list[dict]] = {}
+    only = "" if codes is None else " AND g.code = ANY(:codes)"
     rows = conn.execute(
         sa.text(
             "SELECT p.grid_code, p.name, p.role, p.phone FROM grid_person p JOIN grid g "
-            "ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level ORDER BY p.id"
+            f"ON g.code = p.grid_code AND g.valid_to IS NULL AND g.level = :level{only} ORDER BY p.id"
         ),
-        {"level": level},
-    )
+        {"level": level, "codes": list(codes or [])},
+    ).all()
     for code, name, role, phone in rows:
         out.setdefault(code, []).append({"name": name, "role": role, "phone": phone})
     return out
@@ -328,16 +367,17 @@ def chain(conn: Connection, code: str, at: datetime | None = None) -> list[dict]
     return [dict(r._mapping) for r in conn.execute(sa.text(sql), {"code": code, **params})]
 
 
-def feature(conn: Connection, code: str, at: datetime | None = None) -> dict | None:
-    """One grid as a GeoJSON Feature (RFC 7946), with its people; None when unknown."""
-    where, params = as_of(at)
+def feature(conn: Connection, code: str, at: datetime | None = None, *, last: bool = False) -> dict | None:
+    """One grid as a GeoJSON Feature (RFC 7946), with its people; None when unknown.  ``last``: its
+    latest version, current or not (a retired grid's last state)."""
+    where, params = ("TRUE", {}) if last else as_of(at)
     row = (
         conn.execute(
             sa.text(f"""
         SELECT id, code, name, level, kind, parent_code, households, population, valid_from, valid_to,
                ST_AsGeoJSON(ST_ForcePolygonCCW(geom), 7)::json AS geometry,
                ST_Area(ST_Transform(geom, 4547)) AS area_m2
-        FROM grid WHERE code = :code AND {where}"""),
+        FROM grid WHERE code = :code AND {where} ORDER BY valid_from DESC LIMIT 1"""),
             {"code": code, **params},
         )
         .mappings()
@@ -346,13 +386,14 @@ def feature(conn: Connection, code: str, at: datetime | None = None) -> dict | N
     if row is None:
         return None
     props = {k: row[k] for k in ("code", "name", "level", "kind", "parent_code", "households", "population")}
-    props["valid_from"] = row["valid_from"].isoformat()
-    props["valid_to"] = row["valid_to"].isoformat() if row["valid_to"] else None
+    props["valid_from"] = iso(conn, row["valid_from"])
+    props["valid_to"] = iso(conn, row["valid_to"])
     props["area_m2"] = round(row["area_m2"], 1)
     props["version_id"] = row["id"]  # the web layer turns it into the version's ETag
-    props["children"] = conn.execute(
-        sa.text(f"SELECT count(*) FROM grid WHERE parent_code = :code AND {where}"), {"code": code, **params}
-    ).scalar_one()
+    if not last:
+        props["children"] = conn.execute(
+            sa.text(f"SELECT count(*) FROM grid WHERE parent_code = :code AND {where}"), {"code": code, **params}
+        ).scalar_one()
     props["people"] = [
         dict(r._mapping)
         for r in conn.execute(
@@ -407,34 +448,104 @@ def search(conn: Connection, q: str, limit: int = 10) -> list[dict]:
     ]
 
 
-def micro_households(conn: Connection) -> list[int]:
-    """Households of every current micro-grid (the statistics panel's histogram)."""
+def successors(conn: Connection, code: str, min_m2: float = 1.0) -> list[dict]:
+    """Current grids of the same level holding part of ``code``'s last version: where a retired grid's
+    area went, largest share first (pieces under ``min_m2`` m², EPSG:4547, are ignored)."""
+    rows = conn.execute(
+        sa.text("""
+        WITH last AS (SELECT geom, level FROM grid WHERE code = :code ORDER BY valid_from DESC LIMIT 1)
+        SELECT code, name, area_m2 FROM (
+            SELECT g.code, g.name, ST_Area(ST_Transform(ST_Intersection(g.geom, l.geom), 4547)) AS area_m2
+            FROM grid g, last l
+            WHERE g.valid_to IS NULL AND g.level = l.level AND g.code <> :code AND g.geom && l.geom
+              AND ST_Intersects(g.geom, l.geom)) s
+        WHERE area_m2 > :min ORDER BY area_m2 DESC, code"""),
+        {"code": code, "min": min_m2},
+    ).all()
+    return [{"code": c, "name": n, "area_m2": round(float(a), 1)} for c, n, a in rows]
+
+
+def search_retired(conn: Connection, q: str, limit: int = 10) -> list[dict]:
+    """Retired grids whose code starts with ``q``: their last name and bounds, when they were retired."""
+    rows = conn.execute(
+        sa.text("""
+        SELECT c.code, c.level, c.retired_at, l.name, l.kind,
+               ST_XMin(l.b) AS x0, ST_YMin(l.b) AS y0, ST_XMax(l.b) AS x1, ST_YMax(l.b) AS y1
+        FROM grid_code c
+        CROSS JOIN LATERAL (SELECT name, kind, geom::box2d AS b FROM grid g WHERE g.code = c.code
+                            ORDER BY valid_from DESC LIMIT 1) l
+        WHERE c.retired_at IS NOT NULL AND c.code LIKE :prefix
+        ORDER BY c.code = :q DESC, c.code LIMIT :limit"""),
+        {"q": q, "prefix": _like(q) + "%", "limit": limit},
+    ).mappings()
     return [
-        r[0] for r in conn.execute(sa.text("SELECT households FROM grid WHERE valid_to IS NULL AND level = 'micro'"))
+        {
+            "code": r["code"],
+            "name": r["name"],
+            "level": r["level"],
+            "kind": r["kind"],
+            "retired_at": iso(conn, r["retired_at"]),
+            "bbox": [r["x0"], r["y0"], r["x1"], r["y1"]],
+        }
+        for r in rows
     ]
 
 
-def stats(conn: Connection) -> dict:
-    """Counts and households per level of the current version, plus buildings and units."""
+def micro_households(conn: Connection, at: datetime | None = None) -> list[int]:
+    """Households of every micro-grid current (or valid at ``at``): the statistics panel's histogram."""
+    when, params = as_of(at)
+    return [
+        r[0] for r in conn.execute(sa.text(f"SELECT households FROM grid WHERE {when} AND level = 'micro'"), params)
+    ]
+
+
+def labels(conn: Connection, level: str, bbox, at: datetime | None = None, limit: int = 500) -> list[dict]:
+    """Code, name and a point inside each grid of ``level`` meeting ``bbox`` (current, or valid at ``at``),
+    largest first, at most ``limit``: where the map writes grid names."""
+    when, params = as_of(at)
+    rows = conn.execute(
+        sa.text(f"""
+        SELECT code, name, ST_X(p) AS lon, ST_Y(p) AS lat FROM (
+            SELECT code, name, ST_PointOnSurface(geom) AS p, ST_Area(geom) AS a FROM grid
+            WHERE {when} AND level = :level AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)) s
+        ORDER BY a DESC, code LIMIT :limit"""),
+        {**params, "level": level, "limit": limit, **dict(zip(("x0", "y0", "x1", "y1"), bbox))},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def first_valid_from(conn: Connection) -> datetime | None:
+    """When the oldest stored grid version begins (None without grids): no boundaries exist before it."""
+    return conn.execute(sa.text("SELECT min(valid_from) FROM grid")).scalar_one()
+
+
+def stats(conn: Connection, at: datetime | None = None) -> dict:
+    """Counts and households per level of the current version (or the one valid at ``at``), plus
+    buildings and units."""
+    when, params = as_of(at)
     rows = (
         conn.execute(
-            sa.text("""
+            sa.text(f"""
         SELECT level, count(*) AS grids, coalesce(sum(households), 0) AS households,
                coalesce(sum(population), 0) AS population
-        FROM grid WHERE valid_to IS NULL GROUP BY level""")
+        FROM grid WHERE {when} GROUP BY level"""),
+            params,
         )
         .mappings()
         .all()
     )
-    levels = {
-        r["level"]: {"grids": r["grids"], "households": int(r["households"]), "population": int(r["population"])}
-        for r in rows
+    found = {r["level"]: r for r in rows}
+    levels = {  # district → micro, then special
+        level: {"grids": r["grids"], "households": int(r["households"]), "population": int(r["population"])}
+        for level in ALL_LEVELS
+        if (r := found.get(level)) is not None
     }
     b = (
         conn.execute(
-            sa.text("""
+            sa.text(f"""
         SELECT count(DISTINCT b.id) AS buildings, count(u.number) AS units, coalesce(sum(u.households), 0) AS hh
-        FROM building b LEFT JOIN unit u ON u.building_id = b.id WHERE b.valid_to IS NULL""")
+        FROM building b LEFT JOIN unit u ON u.building_id = b.id WHERE {as_of(at, "b")[0]}"""),
+            params,
         )
         .mappings()
         .one()
@@ -446,7 +557,7 @@ def stats(conn: Connection) -> dict:
         "units": b["units"],
         "building_households": int(b["hh"]),
         "epoch": epoch["epoch"] if epoch else 0,
-        "changed_at": epoch["changed_at"].isoformat() if epoch else None,
+        "changed_at": iso(conn, epoch["changed_at"]) if epoch else None,
     }
 
 
@@ -493,20 +604,71 @@ def epoch_raw(dbapi_conn) -> int:
     return dbapi_conn.execute("SELECT epoch FROM grid_epoch WHERE id = 1", prepare=True).fetchone()[0]
 
 
-def index_frame(conn: Connection, at: datetime | None = None) -> pd.DataFrame:
+def index_frame(conn: Connection, at: datetime | None = None, codes=None) -> pd.DataFrame:
     """Grids valid at ``at`` for the lookup index: every level's code, name, parent; geometry of
-    micro-grids and special grids only (the chain above comes from parent links)."""
+    micro-grids and special grids only (the chain above comes from parent links).  ``codes``: only
+    these grids (an index's update)."""
     where, params = as_of(at)
+    if codes is not None:
+        where += " AND code = ANY(:codes)"
+        params["codes"] = list(codes)
     rows = conn.execute(
         sa.text(
-            f"SELECT code, name, level, parent_code, CASE WHEN level IN ('micro', 'special') "
+            f"SELECT id, code, name, level, parent_code, CASE WHEN level IN ('micro', 'special') "
             f"THEN ST_AsBinary(geom) END AS wkb FROM grid WHERE {where}"
         ),
         params,
     ).all()
-    out = pd.DataFrame(rows, columns=["code", "name", "level", "parent_code", "wkb"])
+    out = pd.DataFrame(rows, columns=["id", "code", "name", "level", "parent_code", "wkb"])
     out["geometry"] = shapely.from_wkb(out.pop("wkb").map(lambda b: None if b is None else bytes(b)).to_numpy())
     return out
+
+
+def empty_index_frame() -> pd.DataFrame:
+    """:func:`index_frame`'s columns without rows (before the first version)."""
+    return pd.DataFrame({c: [] for c in ("id", "code", "name", "level", "parent_code", "geometry")})
+
+
+def version_digest(conn: Connection, at: datetime | None = None) -> str:
+    """A digest of the grid versions valid at ``at`` (their ids and start times), and of the database
+    they live in: equal digests, equal grids, however ``at`` was written."""
+    where, params = as_of(at)
+    return conn.execute(
+        sa.text(
+            "SELECT md5((SELECT oid::text FROM pg_database WHERE datname = current_database()) || ':' || "
+            "coalesce(string_agg(id::text || '@' || extract(epoch FROM valid_from)::text, ',' ORDER BY id), '')) "
+            f"FROM grid WHERE {where}"
+        ),
+        params,
+    ).scalar_one()
+
+
+def current_versions(conn: Connection, skip) -> tuple[list[str], list[int]]:
+    """(codes, version ids) of the current grids, by code, leaving out the codes ``skip``."""
+    rows = conn.execute(
+        sa.text('SELECT code, id FROM grid WHERE valid_to IS NULL AND NOT code = ANY(:skip) ORDER BY code COLLATE "C"'),
+        {"skip": list(skip)},
+    ).all()
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def version_instants(conn: Connection) -> list[datetime]:
+    """Every instant a grid version started or ended, ascending: the versions in force are the same
+    from one instant until the next."""
+    rows = conn.execute(
+        sa.text("SELECT valid_from FROM grid UNION SELECT valid_to FROM grid WHERE valid_to IS NOT NULL ORDER BY 1")
+    )
+    return [r[0] for r in rows]
+
+
+def database_id(conn: Connection) -> str:
+    """Which database this is (server address, name and oid), for persisted indexes."""
+    return conn.execute(
+        sa.text(
+            "SELECT coalesce(inet_server_addr()::text, 'local') || ':' || coalesce(inet_server_port(), 0) || '/' "
+            "|| current_database() || '#' || (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    ).scalar_one()
 
 
 def lookup_sql(conn: Connection, lon: float, lat: float, at: datetime | None = None) -> dict | None:

@@ -224,6 +224,8 @@ class AppUser(Base):
     role = Column(Text, nullable=False)
     created_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
     disabled_at = Column(DateTime(timezone=True))
+    #: scrypt hash of the map sign-in password (migration 0012); NULL: tokens only.
+    password_hash = Column(Text)
     __table_args__ = (
         CheckConstraint(f"role IN ({_in(ROLES)})", name="role"),
         CheckConstraint("name <> ''", name="name"),

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import risk
-from .db import copy_frame
+from .db import copy_frame, iso
 
 TABLES = ("resident", "report")
 _COLUMNS = {
@@ -22,11 +22,6 @@ _COLUMNS = {
 _OPTIONAL = {"report": ("status", "received_at")}
 
 
-def columns(table: str) -> list[str]:
-    """The columns a recorded ``report`` or ``resident`` row fills."""
-    return list(_COLUMNS[table])
-
-
 def insert(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     """Bulk-insert rows (``geom`` as EWKB hex, or None) into ``resident`` or ``report``."""
     columns = _COLUMNS[table] + [c for c in _OPTIONAL.get(table, ()) if c in frame.columns]
@@ -34,20 +29,87 @@ def insert(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
+#: What a report from a file carries; a re-run with the same (source, external_id) updates these.
+INTAKE = [
+    "text",
+    "address",
+    "source_lon",
+    "source_lat",
+    "source_crs",
+    "geom",
+    "micro_code",
+    "source",
+    "external_id",
+    "reported_at",
+    "attrs",
+]
+
+
+def upsert_reports(conn: Connection, frame: pd.DataFrame) -> dict[str, int]:
+    """Store reports by (source, external_id): new ones are inserted, known ones updated when
+    anything in ``INTAKE`` changed (a missing ``reported_at`` keeps the stored one; new reports
+    without one get the time they are stored), else left alone.  Never touches the case (state).
+    Counts of ``inserted``, ``updated`` and ``unchanged``."""
+    conn.execute(
+        sa.text("""
+        CREATE TEMP TABLE _intake (text text, address text, source_lon float8, source_lat float8,
+            source_crs text, geom geometry, micro_code text, source text, external_id text,
+            reported_at timestamptz, attrs jsonb) ON COMMIT DROP""")
+    )
+    copy_frame(conn, "_intake", INTAKE, frame[INTAKE])
+    counts = upsert_reports_from(conn, "_intake", len(frame))
+    conn.execute(sa.text("DROP TABLE _intake"))
+    return counts
+
+
+def upsert_reports_from(conn: Connection, table: str, n: int, order: str | None = None) -> dict[str, int]:
+    """:func:`upsert_reports` of the ``n`` rows of ``table`` (the :data:`INTAKE` columns: a temporary
+    table, or a distributed run's staging table), new ones inserted in ``order`` (SQL, e.g. ``part, seq``)."""
+    content = [c for c in INTAKE if c not in ("source", "external_id", "attrs", "reported_at")]
+    updated = conn.execute(
+        sa.text(f"""
+        UPDATE report r SET {", ".join(f"{c} = i.{c}" for c in content)},
+            reported_at = coalesce(i.reported_at, r.reported_at),
+            attrs = (r.attrs - 'intake_error') || i.attrs, assigned_at = now()
+        FROM {table} i
+        WHERE r.source = i.source AND r.external_id = i.external_id
+          AND ({", ".join(f"r.{c}" for c in content)}, r.reported_at, r.attrs -> 'intake_error')
+              IS DISTINCT FROM ({", ".join(f"i.{c}" for c in content)}, coalesce(i.reported_at, r.reported_at),
+                                i.attrs -> 'intake_error')""")
+    ).rowcount
+    inserted = conn.execute(
+        sa.text(f"""
+        INSERT INTO report ({", ".join(INTAKE)})
+        SELECT {", ".join("coalesce(reported_at, now())" if c == "reported_at" else c for c in INTAKE)} FROM {table}
+        {f"ORDER BY {order}" if order else ""}
+        ON CONFLICT (source, external_id) DO NOTHING""")
+    ).rowcount
+    return {"inserted": inserted, "updated": updated, "unchanged": n - inserted - updated}
+
+
+def columns(table: str) -> list[str]:
+    """The columns a recorded ``resident`` row fills (``report``: :data:`INTAKE`)."""
+    return list(INTAKE) if table == "report" else list(_COLUMNS[table])
+
+
 def reassign(conn: Connection, codes) -> dict[str, int]:
     """Give a new micro-grid to the residents, reports and risk elements that the changed micro-grids
     ``codes`` touch (held before, or covered now), on the caller's transaction.  Same rule as
-    lookups: covers, lowest code wins."""
+    lookups: covers, lowest code wins.  Counts the rows whose micro-grid changed (what an edit's
+    preview counts), not the rows looked at."""
     counts = {}
     for table in TABLES:
         res = conn.execute(
             sa.text(f"""
-            UPDATE {table} t SET micro_code = (
-                SELECT g.code FROM grid g WHERE g.level = 'micro' AND g.valid_to IS NULL
-                  AND ST_Covers(g.geom, t.geom) ORDER BY g.code LIMIT 1), assigned_at = now()
-            WHERE t.geom IS NOT NULL AND (t.micro_code = ANY(:codes) OR EXISTS (
-                SELECT 1 FROM grid c WHERE c.code = ANY(:codes) AND c.level = 'micro' AND c.valid_to IS NULL
-                  AND ST_Covers(c.geom, t.geom)))"""),
+            WITH fresh AS (
+                SELECT t.id, (SELECT g.code FROM grid g WHERE g.level = 'micro' AND g.valid_to IS NULL
+                              AND ST_Covers(g.geom, t.geom) ORDER BY g.code LIMIT 1) AS code
+                FROM {table} t
+                WHERE t.geom IS NOT NULL AND (t.micro_code = ANY(:codes) OR EXISTS (
+                    SELECT 1 FROM grid c WHERE c.code = ANY(:codes) AND c.level = 'micro' AND c.valid_to IS NULL
+                      AND ST_Covers(c.geom, t.geom))))
+            UPDATE {table} t SET micro_code = f.code, assigned_at = now() FROM fresh f
+            WHERE t.id = f.id AND t.micro_code IS DISTINCT FROM f.code"""),
             {"codes": list(codes)},
         )
         counts[table] = res.rowcount
@@ -122,7 +184,7 @@ def reports(conn: Connection, bbox, *, status: str | None = None, limit: int = 5
                 "address": r["address"],
                 "status": r["status"],
                 "micro_code": r["micro_code"],
-                "received_at": r["received_at"].isoformat(),
+                "received_at": iso(conn, r["received_at"]),
             },
         }
         for r in rows
@@ -151,7 +213,7 @@ def open_reports_below(conn: Connection, code: str, level: str, limit: int = 20)
         .mappings()
         .all()
     )
-    return {"open": total, "latest": [{**dict(r), "received_at": r["received_at"].isoformat()} for r in rows]}
+    return {"open": total, "latest": [{**dict(r), "received_at": iso(conn, r["received_at"])} for r in rows]}
 
 
 def _micro_below(level: str) -> str:

@@ -18,7 +18,7 @@ from ..domain import risk as domain
 from ..domain.levels import ALL_LEVELS, SPECIAL
 from ..domain.risk import COLOURS, KINDS, Rules
 from ..errors import NotFound
-from .db import copy_frame
+from .db import copy_frame, iso
 
 ELEMENT_COLUMNS = ["id", "kind", "colour", "name", "reason", "marked_by", "marked_at", "geom", "micro_code", "attrs"]
 VISIT_COLUMNS = ["element_id", "visited_at", "visitor", "note"]
@@ -81,16 +81,20 @@ def element_marks(conn: Connection, ids) -> dict[int, datetime]:
 
 def reassign(conn: Connection, codes) -> int:
     """Give a new micro-grid to the elements the changed micro-grids ``codes`` touch (held before,
-    or whose point they cover now); lowest code wins, as in lookups."""
+    or whose point they cover now); lowest code wins, as in lookups.  Counts the elements whose
+    micro-grid changed."""
     point = POINT_SQL.format(a="t")
     res = conn.execute(
         sa.text(f"""
-        UPDATE risk_element t SET micro_code = (
-            SELECT g.code FROM grid g WHERE g.level = 'micro' AND g.valid_to IS NULL
-              AND g.geom && t.geom AND ST_Covers(g.geom, {point}) ORDER BY g.code LIMIT 1)
-        WHERE t.micro_code = ANY(:codes) OR EXISTS (
-            SELECT 1 FROM grid c WHERE c.code = ANY(:codes) AND c.level = 'micro' AND c.valid_to IS NULL
-              AND c.geom && t.geom AND ST_Covers(c.geom, {point}))"""),
+        WITH fresh AS (
+            SELECT t.id, (SELECT g.code FROM grid g WHERE g.level = 'micro' AND g.valid_to IS NULL
+                          AND g.geom && t.geom AND ST_Covers(g.geom, {point}) ORDER BY g.code LIMIT 1) AS code
+            FROM risk_element t
+            WHERE t.micro_code = ANY(:codes) OR EXISTS (
+                SELECT 1 FROM grid c WHERE c.code = ANY(:codes) AND c.level = 'micro' AND c.valid_to IS NULL
+                  AND c.geom && t.geom AND ST_Covers(c.geom, {point})))
+        UPDATE risk_element t SET micro_code = f.code FROM fresh f
+        WHERE t.id = f.id AND t.micro_code IS DISTINCT FROM f.code"""),
         {"codes": list(codes)},
     )
     return res.rowcount
@@ -210,10 +214,6 @@ def _filters(
     return " AND ".join(where), params
 
 
-def _iso(v):
-    return v.isoformat() if v is not None else None
-
-
 def list_elements(
     conn: Connection,
     rules: Rules,
@@ -256,9 +256,9 @@ def list_elements(
                 "name": r["name"],
                 "reason": r["reason"],
                 "marked_by": r["marked_by"],
-                "marked_at": _iso(r["marked_at"]),
-                "last_visit_at": _iso(r["last_visit_at"]),
-                "next_visit_due": _iso(r["next_visit_due"]),
+                "marked_at": iso(conn, r["marked_at"]),
+                "last_visit_at": iso(conn, r["last_visit_at"]),
+                "next_visit_due": iso(conn, r["next_visit_due"]),
                 "overdue": r["overdue"],
                 "micro_code": r["micro_code"],
                 "attrs": r["attrs"],
@@ -270,7 +270,7 @@ def list_elements(
         "type": "FeatureCollection",
         "numberMatched": matched,
         "numberReturned": len(features),
-        "timeStamp": at.isoformat(),
+        "timeStamp": iso(conn, at),
         "features": features,
     }
 
@@ -291,7 +291,7 @@ def element(conn: Connection, rules: Rules, element_id: int, at: datetime | None
     )
     if row is None:
         return None
-    return {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in row.items()}
+    return {k: (iso(conn, v) if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
 def grid_summary(conn: Connection, code: str, rules: Rules, at: datetime | None = None) -> dict | None:
@@ -322,7 +322,7 @@ def grid_summary(conn: Connection, code: str, rules: Rules, at: datetime | None 
         **by_colour,
         "overdue": late,
         "by_kind": by_kind,
-        "at": at.isoformat(),
+        "at": iso(conn, at),
     }
 
 
@@ -358,8 +358,8 @@ def summary(conn: Connection, rules: Rules, at: datetime | None = None) -> dict:
         "by_kind_colour": kind_colour,
         "overdue": {**overdue, "total": sum(overdue.values())},
         "grids": grids,
-        "rollup_computed_at": _iso(computed),
-        "at": at.isoformat(),
+        "rollup_computed_at": iso(conn, computed),
+        "at": iso(conn, at),
         "visit_days": dict(rules.visit_days),
     }
 

@@ -105,3 +105,16 @@ def copy_forward(conn: Connection, codes, at: datetime) -> int:
           AND NOT EXISTS (SELECT 1 FROM grid_share x WHERE x.grid_id = new.id)"""),
         {"codes": list(codes), "at": at},
     ).rowcount
+
+
+def prune_off_ground(conn: Connection, codes) -> int:
+    """Drop the shares of the current versions of ``codes`` whose building their ground no longer
+    reaches, or that stands in another courtyard now (an edit moved the boundary past it)."""
+    return conn.execute(
+        sa.text("""
+        DELETE FROM grid_share s USING grid g, building b
+        WHERE s.grid_id = g.id AND g.code = ANY(:codes) AND g.valid_to IS NULL
+          AND b.code = s.building_code AND b.valid_to IS NULL
+          AND (b.courtyard_code <> g.parent_code OR NOT ST_Intersects(g.geom, b.geom))"""),
+        {"codes": list(codes)},
+    ).rowcount

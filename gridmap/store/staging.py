@@ -39,6 +39,28 @@ def copy_part(conn: Connection, name: str, columns: list[str], part: int, batche
     return n
 
 
+def repeated(conn: Connection, name: str, keys: list[str], present: tuple[str, ...] = ()) -> list[tuple]:
+    """Remove the staged rows whose ``keys`` (all not null) an earlier row (by part, seq) has too, on
+    the caller's transaction; each as (part, seq, the earlier row's part, its seq, then whether each
+    column of ``present`` is not null), in file order."""
+    cols = ", ".join(keys)
+    flags = "".join(f", t.{c} IS NOT NULL" for c in present)
+    rows = conn.execute(
+        sa.text(f"""
+        WITH ranked AS (
+            SELECT part, seq, row_number() OVER w AS k, first_value(part) OVER w AS p0, first_value(seq) OVER w AS s0
+            FROM {name} WHERE {" AND ".join(f"{k} IS NOT NULL" for k in keys)}
+            WINDOW w AS (PARTITION BY {cols} ORDER BY part, seq))
+        DELETE FROM {name} t USING ranked r WHERE r.k > 1 AND t.part = r.part AND t.seq = r.seq
+        RETURNING r.part, r.seq, r.p0, r.s0{flags}""")
+    ).all()
+    return sorted(tuple(r) for r in rows)
+
+
+def count(conn: Connection, name: str) -> int:
+    return conn.execute(sa.text(f"SELECT count(*) FROM {name}")).scalar_one()
+
+
 def move_into(conn: Connection, name: str, table: str, columns: list[str]) -> int:
     """Insert the staged rows into ``table`` in (part, seq) order and drop the staging table, on
     the caller's transaction; the rows moved."""

@@ -74,10 +74,12 @@ def risk_tile(
     overdue_sql: str,
     colour: str | None = None,
     kind: str | None = None,
+    personal: bool = True,
 ) -> bytes:
     """Risk elements (points and polygons) in ``tile``, optionally of one colour and kind, with their
-    overdue state (``overdue_sql``: a boolean SQL expression over alias ``e`` and ``:at``)."""
-    where = ""
+    overdue state (``overdue_sql``: a boolean SQL expression over alias ``e`` and ``:at``).  Without
+    ``personal``: no names, and no elements of kind person (where a person lives is personal data)."""
+    where = "" if personal else " AND e.kind <> 'person'"
     params = {}
     if colour:
         where += " AND e.colour = :colour"
@@ -87,7 +89,7 @@ def risk_tile(
         params["kind"] = kind
     sql = f"""
     SELECT ST_AsMVT(t, :name, {EXTENT}, 'geom') FROM (
-        SELECT e.id, e.kind, e.colour, e.name, e.micro_code, ({overdue_sql}) AS overdue,
+        SELECT e.id, e.kind, e.colour, {"e.name," if personal else ""} e.micro_code, ({overdue_sql}) AS overdue,
                {_geom(frame, "e.geom")} AS geom
         FROM risk_element e
         WHERE e.geom && ST_MakeEnvelope(:qx0, :qy0, :qx1, :qy1, 4326) {where}

@@ -199,3 +199,30 @@ def truncate(conn: Connection) -> None:
     """Forget every user and token (tests; ``truncate_all`` keeps them: reloading data is no reason
     to lock people out)."""
     conn.execute(sa.text("TRUNCATE app_user, api_token, department_member RESTART IDENTITY"))
+
+
+def set_password(conn: Connection, name: str, password_hash: str | None) -> None:
+    """Keep the hash of user ``name``'s sign-in password (None: no password); NotFound naming it."""
+    user(conn, name)
+    conn.execute(sa.text("UPDATE app_user SET password_hash = :h WHERE name = :n"), {"h": password_hash, "n": name})
+
+
+def sign_in_record(conn: Connection, name: str) -> dict | None:
+    """Name, role, disabled time and password hash of user ``name``; None when there is no such user."""
+    row = (
+        conn.execute(
+            sa.text("SELECT name, role, disabled_at, password_hash FROM app_user WHERE name = :n"), {"n": name}
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def revoke_by_hash(conn: Connection, token_hash: str) -> bool:
+    """Revoke the live token with this hash (signing out); whether there was one."""
+    done = conn.execute(
+        sa.text("UPDATE api_token SET revoked_at = now() WHERE token_hash = :h AND revoked_at IS NULL RETURNING id"),
+        {"h": token_hash},
+    ).first()
+    return done is not None

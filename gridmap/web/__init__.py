@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import GridmapError, InputError
 from ..settings import Settings
-from . import auth, edits, grids, lookup, ogc, openapi, pages, partition, reports, risk, tiles
+from . import auth, edits, faults, grids, lookup, ogc, openapi, pages, partition, reports, risk, session, tiles
 from .context import SETTINGS
 
 #: ``test_config`` keys that set a setting (the rest go to Flask's config as they are).
@@ -22,6 +22,8 @@ SETTING_KEYS = {
     "RISK_RULES": "risk_rules",
     "BASEMAP_CRS": "basemap_crs",
     "LAYERS": "layers_dir",
+    "TIMEZONE": "timezone",
+    "HOUSEHOLD_BAND": "household_band",
 }
 
 
@@ -50,10 +52,12 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
         tiles.bp,
         ogc.bp,
         openapi.bp,
+        session.bp,
     ):
         app.register_blueprint(blueprint)
     app.before_request(_refuse_nul)
     auth.init_app(app, settings.auth_read)  # who may call what: every view's require(), enforced before each request
+    faults.init_app(app)  # database outages are 503s; every request's work has a time budget
 
     @app.errorhandler(GridmapError)
     def _gridmap_error(exc: GridmapError):

@@ -144,20 +144,26 @@ def _check():
     return None
 
 
-def authenticate() -> Actor:
-    """The user behind the request's bearer token (cached on ``g``), or Unauthorized saying why not."""
-    if "gridmap_actor" in g:
-        return g.gridmap_actor
+def bearer_token() -> str:
+    """The request's bearer token; Unauthorized saying what is wrong with the header."""
     header = request.headers.get("Authorization", "").strip()
     if not header:
         raise Unauthorized(
             f"{request.method} {request.path} needs a token: send 'Authorization: Bearer <token>' "
-            "(an admin makes one with `gridmap users add NAME --role ROLE`)"
+            "(sign in on the map, or an admin makes one with `gridmap users add NAME --role ROLE`)"
         )
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("the Authorization header must be 'Bearer <token>'", invalid_token=True)
+    return token
+
+
+def authenticate() -> Actor:
+    """The user behind the request's bearer token (cached on ``g``), or Unauthorized saying why not."""
+    if "gridmap_actor" in g:
+        return g.gridmap_actor
+    token = bearer_token()
     found = users.authenticate(engine(), token)
     if found is None:
         raise Unauthorized("unknown token", invalid_token=True)

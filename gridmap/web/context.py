@@ -31,10 +31,11 @@ def read_engine() -> Engine:
 
 
 def locator() -> Locator:
-    """The app's locator (one in-memory index per process, kept true to the database)."""
+    """The app's locator (one in-memory index per process, kept true to the database); a new one when
+    the database moved (``gridmap db start`` on another port), so lookups follow it like every route."""
     loc = current_app.extensions.get(LOCATOR)
-    if loc is None:
-        loc = current_app.extensions[LOCATOR] = Locator(engine())
+    if loc is None or loc.engine is not engine():
+        loc = current_app.extensions[LOCATOR] = Locator(engine(), home=settings().home, background=True)
     return loc
 
 

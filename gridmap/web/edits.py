@@ -11,8 +11,12 @@ from ..services import boundary_edits
 from . import params
 from .auth import current_actor, require
 from .context import engine, risk_rules
+from .privacy import private, private_each
 
 bp = Blueprint("edits", __name__, url_prefix="/api/v1")
+
+#: Personal fields of a logged edit: who made it (staff names) and why (free text may name people).
+EDIT_PRIVATE = ("actor", "reason")
 
 
 def if_match_of(body: dict, codes_hint: list[str]) -> dict[str, str]:
@@ -61,10 +65,12 @@ def post_edit():
 @bp.get("/grids/<code>/history")
 def grid_history(code: str):
     """Every version of a grid, oldest first, with its ETag and outline, and the edits that named it."""
-    return jsonify(boundary_edits.history(engine(), code))
+    body = boundary_edits.history(engine(), code)
+    private_each(body["edits"], *EDIT_PRIVATE)
+    return jsonify(body)
 
 
 @bp.get("/edits/<int:edit_id>")
 def get_edit(edit_id: int):
     """One logged edit with its stored impact report."""
-    return jsonify(boundary_edits.edit_record(engine(), edit_id))
+    return jsonify(private(boundary_edits.edit_record(engine(), edit_id), *EDIT_PRIVATE))

@@ -13,13 +13,14 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from ..domain import roles
+from ..domain import dates, roles, values
 from ..domain.levels import ALL_LEVELS, LABELS
+from ..domain.values import shown
 from ..errors import GridmapError, InputError, NotFound
 from ..services import boundary_edits, features
 from . import openapi, params
 from .auth import authenticate, current_actor, require
-from .context import engine, risk_rules
+from .context import engine, risk_rules, settings
 from .params import CRS84
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
@@ -91,7 +92,7 @@ def _json(body, mimetype: str = "application/json", status: int = 200, headers: 
 
 
 def _stamp(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return dates.iso(value, settings().timezone)
 
 
 @bp.get("/", strict_slashes=False)
@@ -251,7 +252,7 @@ def _body(types: tuple[str, ...]) -> dict:
     """The request's JSON object, sent as one of ``types`` (415 otherwise, 400 when not JSON)."""
     if request.mimetype not in types:
         raise UnsupportedMediaType(f"send the feature as {' or '.join(types)}, not {request.mimetype or 'nothing'!r}")
-    body = request.get_json(force=True, silent=True)
+    body = params.parse_json(request.get_data(cache=True))
     if not isinstance(body, dict):
         raise InputError("the body must be a JSON object (a GeoJSON Feature)")
     return body
@@ -276,7 +277,7 @@ def _feature_parts(body: dict, *, partial: bool) -> tuple[dict | None, dict]:
         )
     props = body.get("properties") or {}
     if not isinstance(props, dict):
-        raise InputError("properties must be a JSON object")
+        raise InputError(f"properties must be a JSON object, got {shown(props)}")
     unknown = sorted(set(props) - set(EDITABLE) - set(FIXED) - set(SERVER_SET))
     if unknown:
         raise InputError(f"unknown property {unknown[0]!r} (a grid has {', '.join(EDITABLE + FIXED)})")
@@ -286,7 +287,7 @@ def _feature_parts(body: dict, *, partial: bool) -> tuple[dict | None, dict]:
 def _write_params(*extra: str) -> tuple[bool, str | None]:
     """The query of a write: only ``dry_run``, ``reason`` and ``extra``; (dry_run, reason)."""
     _params(("dry_run", "reason", *extra))
-    return params.flag("dry_run", False), request.args.get("reason") or None
+    return params.flag("dry_run", False), params.text("reason", values.TEXT_MAX)
 
 
 def _edit(op: dict, dry_run: bool, reason: str | None, *, code: str | None = None) -> dict:

@@ -72,6 +72,8 @@ def _errors(*statuses: int) -> dict:
         401: "no usable token",
         403: "the token's role may not do this",
         404: "no such object",
+        409: "a grid code that was retired or issued for another level: a code is never issued again",
+        410: "the grid was retired: detail has its last version, when and by which edit, and where its area went",
         412: "If-Match names a version that is no longer current",
         413: "too many items",
         415: "not a JSON body",
@@ -281,7 +283,7 @@ def _api_paths() -> dict:
             "get": _op(
                 "one grid as a GeoJSON Feature with its parent chain",
                 t,
-                {**_ok("the grid", _ref("GridFeature")), **_errors(400, 404)},
+                {**_ok("the grid", _ref("GridFeature")), **_errors(400, 404, 410)},
                 [CODE, AT, CRS_OUT],
             )
         },
@@ -298,7 +300,25 @@ def _api_paths() -> dict:
             )
         },
         "/api/v1/stats": {
-            "get": _op("grids, households and population per level", t, _ok("the counts", {"type": "object"}))
+            "get": _op(
+                "grids, households and population per level",
+                t,
+                {**_ok("the counts", {"type": "object"}), **_errors(400)},
+                [AT],
+            )
+        },
+        "/api/v1/labels": {
+            "get": _op(
+                "where the map writes grid names: a point inside each grid of a level in a box",
+                t,
+                {**_ok("code, name, lon, lat per grid", {"type": "object"}), **_errors(400)},
+                [
+                    _q("level", LEVEL, "a grid level", required=True),
+                    {**BBOX, "required": True},
+                    AT,
+                    CRS_OUT,
+                ],
+            )
         },
         "/api/v1/lookup": {
             "get": _op(
@@ -370,13 +390,13 @@ def _api_paths() -> dict:
             "get": _op(
                 "what the map's info panel shows for one current grid",
                 t,
-                {**_ok("the panel", {"type": "object"}), **_errors(404)},
+                {**_ok("the panel", {"type": "object"}), **_errors(404, 410)},
                 [CODE],
             )
         },
         "/api/v1/search": {
             "get": _op(
-                "grids by code or name, and addresses",
+                "grids by code or name, retired codes (type retired: when, where their area went), and addresses",
                 t,
                 {**_ok("the hits", {"type": "object"}), **_errors(400)},
                 [
@@ -408,7 +428,7 @@ def _api_paths() -> dict:
                 "histogram of households per micro-grid",
                 t,
                 {**_ok("the histogram", {"type": "object"}), **_errors(400)},
-                [_q("bin", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 5}, "bin width")],
+                [_q("bin", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 5}, "bin width"), AT],
             )
         },
     }
@@ -491,7 +511,7 @@ def _edit_paths() -> dict:
                 {
                     **_ok("the dry run's impact preview", _ref("EditReport")),
                     **_ok("committed: the report with the new versions' ETags", _ref("EditReport"), status="201"),
-                    **_errors(400, 401, 403, 404, 412, 422, 428),
+                    **_errors(400, 401, 403, 404, 409, 412, 422, 428),
                 },
                 [_header("If-Match", "the ETag of the version of the edited grid (code) the edit is based on")],
                 {
@@ -554,6 +574,35 @@ def _edit_paths() -> dict:
     }
 
 
+def _session_paths() -> dict:
+    t = "map"
+    me = {
+        "type": "object",
+        "required": ["name", "role", "may_edit"],
+        "properties": {"name": {"type": "string"}, "role": {"type": "string"}, "may_edit": {"type": "boolean"}},
+    }
+    credentials = {
+        "type": "object",
+        "required": ["name", "password"],
+        "additionalProperties": False,
+        "properties": {"name": {"type": "string"}, "password": {"type": "string"}},
+    }
+    return {
+        "/api/v1/session": {
+            "get": _op("who the token belongs to", t, {**_ok("name and role", me), **_errors(401)}, security=True),
+            "post": _op(
+                "sign in with a user name and password: a fresh expiring token",
+                t,
+                {**_ok("the token, name and role", {"type": "object"}, status="201"), **_errors(400, 401)},
+                body={"required": True, "content": _content(credentials)},
+            ),
+            "delete": _op(
+                "sign out: the token is revoked", t, {**_ok("signed out", status="204"), **_errors(401)}, security=True
+            ),
+        }
+    }
+
+
 def _page_paths(layers_dir: Path) -> dict:
     t = "map"
     return {
@@ -602,7 +651,7 @@ def _ogc_paths() -> dict:
     reason = _q("reason", {"type": "string"}, "why (kept in the edit log)")
     gap_to = _q("gap_to", {"type": "string"}, "the sibling grid that takes the area this edit leaves")
     if_match = _header("If-Match", "the ETag of the version this edit is based on")
-    writes = _errors(400, 401, 403, 404, 412, 415, 422, 428)
+    writes = _errors(400, 401, 403, 404, 409, 412, 415, 422, 428)
     item_body = {"required": True, "content": _content(_ref("ReplaceGridFeature"), geo, "application/json")}
     return {
         "/ogc/": {
@@ -757,7 +806,14 @@ def document() -> dict:
         },
         "servers": [{"url": server}],
         "tags": [{"name": n} for n in ("JSON API", "risk", "edits", "map", "OGC API – Features")],
-        "paths": {**_api_paths(), **_risk_paths(), **_edit_paths(), **_page_paths(layers_dir), **_ogc_paths()},
+        "paths": {
+            **_api_paths(),
+            **_risk_paths(),
+            **_edit_paths(),
+            **_page_paths(layers_dir),
+            **_session_paths(),
+            **_ogc_paths(),
+        },
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {

@@ -57,7 +57,8 @@ class GridmapApp(MacroElement):
   var cfg = {{ this.cfg|tojson }};
   cfg.groups = { {% for name, group in this.groups.items() %}{{ name|tojson }}: {{ group }},{% endfor %} };
   gridmapInit({{ this._parent.get_name() }}, cfg);
-  gridmapHistoryControl();
+  gridmapView();
+  gridmapAuth.check();
 })();
 {% endmacro %}
 """)
@@ -70,13 +71,17 @@ class GridmapApp(MacroElement):
 
 
 PANELS = """
-<div class="gridmap-title">gridmap 一张图<small>网格化基层治理</small></div>
-<div id="gridmap-search" class="gm-box"><input type="search" placeholder="编码 / 名称 / 地址  code, name or address"
+<div class="gridmap-title">gridmap 一张图<small>网格化基层治理</small><span id="gridmap-user"></span></div>
+<div id="gridmap-search" class="gm-box"><input type="search" placeholder="编码、名称、地址 code, name, address"
   aria-label="search"><button type="button">搜索</button><ul></ul></div>
-<div id="gridmap-asof" class="gm-box"><label>边界日期 boundaries as of <input type="date"></label></div>
+<div id="gridmap-asof" class="gm-box"><label>边界日期 boundaries as of <input type="text" inputmode="numeric"
+  placeholder="年-月-日 YYYY-MM-DD" size="13" aria-label="boundaries as of"></label>
+  <div class="gm-date-error gm-error"></div><div class="gm-note"></div></div>
 <div id="gridmap-panel" class="gm-box" aria-live="polite"></div>
-<div id="gridmap-stats" class="gm-box"></div>
-<div id="gridmap-legend" class="gm-box">{legend}</div>
+<div id="gridmap-stats" class="gm-box"><button type="button" class="gm-toggle">统计 statistics</button>
+  <div class="gm-body"></div></div>
+<div id="gridmap-legend" class="gm-box"><button type="button" class="gm-toggle">图例 legend</button>
+  <div class="gm-body">{legend}</div></div>
 """
 
 
@@ -103,14 +108,13 @@ def _legend(levels, rules) -> str:
     items.append(f"<div>{fills}网格风险底色 grid shading: its elements' colour (roll-up)</div>")
     items.append(
         '<div><span class="gm-dot gm-report"></span>群众上报 open report '
-        '<span class="gm-cluster">12</span> 聚合 cluster of reports</div>'
+        '<span class="gm-cluster">12</span> 聚合 cluster of reports (not a risk colour)</div>'
     )
     items.append(
         '<div><span class="gm-swatch" style="border-color:#555;background:repeating-linear-gradient('
-        '45deg,#555 0 1px,transparent 1px 5px)"></span>共享楼栋 tower shared by several micro-grids '
-        "(each holds some floors: see the panel)</div>"
+        '45deg,#555 0 1px,transparent 1px 5px)"></span>共享楼栋 shared tower</div>'
     )
-    return "<h4>图例 legend</h4>" + "".join(items)
+    return "".join(items)
 
 
 def _risk_cfg(rules) -> dict:
@@ -150,7 +154,9 @@ def build_map() -> folium.Map:
     root.header.add_child(Element(f'<link rel="icon" type="image/svg+xml" href="{static("favicon.svg")}">'))
     root.header.add_child(Element("<title>gridmap 一张图</title>"))
     root.header.add_child(CssLink(static("gridmap.css")))
+    root.header.add_child(JavascriptLink(static("gridmap-auth.js")))
     root.header.add_child(JavascriptLink(static("gridmap.js")))
+    root.header.add_child(JavascriptLink(static("gridmap-view.js")))
     root.header.add_child(JavascriptLink(static("gridmap-edit.js")))
     if base["url"]:
         folium.TileLayer(
@@ -161,7 +167,6 @@ def build_map() -> folium.Map:
             overlay=False,
             control=False,
         ).add_to(fmap)
-    fmap.fit_bounds(fit)
     crs_arg = "?crs=gcj02" if base["crs"] == "gcj02" else ""
 
     def tile_url(name):
@@ -189,6 +194,9 @@ def build_map() -> folium.Map:
         "levels": levels,
         "overlays": overlays,
         "risk": risk,
+        "timezone": settings().timezone,
+        # fitted by static/gridmap-view.js unless the URL holds a view (folium's fit would animate over it)
+        "fit": fit,
     }
     fmap.add_child(GridmapApp(cfg, groups))
     folium.LayerControl(collapsed=True).add_to(fmap)

@@ -24,18 +24,18 @@ def partition():
     body = params.json_body(dict, 'send a JSON object: {"courtyard": "...", "min": 50, "max": 70, "commit": false}')
     params.body_keys(body, FIELDS)
     band = Band(
-        params.body_int(body, "min", HOUSEHOLD_BAND[0]),
-        params.body_int(body, "max", HOUSEHOLD_BAND[1]),
-        params.body_str(body, "policy") or "keep",
+        params.body_int(body, "min", HOUSEHOLD_BAND[0], 1, 10_000),
+        params.body_int(body, "max", HOUSEHOLD_BAND[1], 1, 10_000),
+        params.body_str(body, "policy", 16) or "keep",
     )
     report = partitioning.run(
         engine(),
         rules=risk_rules(),
-        courtyard=params.body_str(body, "courtyard"),
-        community=params.body_str(body, "community"),
+        courtyard=params.body_code(body, "courtyard", "courtyard"),
+        community=params.body_code(body, "community", "community"),
         everything=params.body_bool(body, "all"),
         band=band,
-        seed=params.body_int(body, "seed", 0),
+        seed=params.body_int(body, "seed", 0, 0, 2**32 - 1),
         dry_run=not params.body_bool(body, "commit"),
         actor=current_actor(),
         reason=params.body_str(body, "reason"),

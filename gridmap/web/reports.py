@@ -7,6 +7,8 @@ from flask import Blueprint, jsonify
 from ..services import reports as report_views
 from . import params
 from .context import engine
+from .grids import REPORT_PRIVATE
+from .privacy import private_each
 
 bp = Blueprint("reports", __name__, url_prefix="/api/v1")
 
@@ -16,8 +18,8 @@ def reports():
     """Reports with a point as GeoJSON: ``bbox=`` (minlon,minlat,maxlon,maxlat), ``status=``, ``limit=``."""
     status = params.choice("status", ("open", "closed"))
     crs = params.basemap_crs()
-    return jsonify(
-        report_views.in_box(
-            engine(), params.bbox(), crs=crs, status=status, limit=params.integer("limit", 5000, 1, 50000)
-        )
+    body = report_views.in_box(
+        engine(), params.bbox(), crs=crs, status=status, limit=params.integer("limit", 5000, 1, 50000)
     )
+    private_each(body["features"], *REPORT_PRIVATE, within="properties")
+    return jsonify(body)

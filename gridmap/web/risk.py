@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from ..domain import values
 from ..domain.risk import COLOURS, KINDS
 from ..errors import InputError
 from ..services import risk_elements
 from . import params
 from .auth import current_actor, require
 from .context import engine, risk_rules
+from .privacy import private_each, sees_private
+
+#: Personal fields of a risk element (see :mod:`.privacy`); a person element's place is personal too.
+ELEMENT_PRIVATE = ("name", "reason", "marked_by", "attrs")
 
 bp = Blueprint("risk", __name__, url_prefix="/api/v1/risk")
 
@@ -33,7 +38,13 @@ def elements():
         limit=params.integer("limit", 1000, 1, MAX_LIMIT),
         offset=params.integer("offset", 0, 0, 2**62),
     )
-    return jsonify(risk_elements.list_elements(engine(), risk_rules(), **filters))
+    body = risk_elements.list_elements(engine(), risk_rules(), **filters)
+    private_each(body["features"], *ELEMENT_PRIVATE, within="properties")
+    if not sees_private():
+        for feature in body["features"]:
+            if feature["properties"]["kind"] == "person":
+                feature["geometry"] = None
+    return jsonify(body)
 
 
 @bp.get("/grids/<code>")
@@ -64,15 +75,14 @@ def visit():
     params.body_keys(body, VISIT_FIELDS)
     if "element" not in body:
         raise InputError("element is required: the id of the risk element visited")
-    visitor = body.get("visitor")
-    if not isinstance(visitor, str) or not visitor.strip():
+    if body.get("visitor") is None:
         raise InputError("visitor is required: who visited (a non-empty string)")
     state = risk_elements.record_visit(
         engine(),
-        risk_elements.element_id_of(body["element"]),
-        visitor.strip(),
+        params.body_int(body, "element", lo=1),
+        params.body_str(body, "visitor", values.NAME_MAX, required=True),
         rules=risk_rules(),
-        visited_at=params.body_str(body, "visited_at"),
+        visited_at=params.body_str(body, "visited_at", 64),
         note=params.body_str(body, "note"),
         actor=current_actor(),
     )

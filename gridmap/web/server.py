@@ -5,8 +5,13 @@ Why granian and not waitress: on the lookup benchmark a single-process waitress 
 2-core machine; granian does the HTTP work in Rust and runs one worker per core, each
 with its own in-memory lookup index (see README, "Point → grid chain").
 
-Workers build their app from the environment (GRIDMAP_LOOKUP_ENGINE and GRIDMAP_WARM_INDEX carry
-the command's options to them, read by :class:`gridmap.settings.Settings`).
+The app runs behind :class:`gridmap.web.guard.Guard` (granian's ASGI interface): request bodies are
+read by the event loop with a size limit and a timeout, so stalled or huge uploads cost no request
+thread; granian itself times out clients that do not finish their headers (``header_timeout``).
+
+Workers build their app from the environment (GRIDMAP_LOOKUP_ENGINE, GRIDMAP_WARM_INDEX, GRIDMAP_MAX_BODY,
+GRIDMAP_BODY_TIMEOUT and GRIDMAP_THREADS carry the command's options to them, read by
+:class:`gridmap.settings.Settings`).
 """
 
 from __future__ import annotations
@@ -15,21 +20,23 @@ import socket
 
 from granian import Granian
 from granian.constants import Interfaces
+from granian.http import HTTP1Settings
 
 from ..errors import InputError
-from ..settings import Settings
+from ..settings import BODY_TIMEOUT, HEADER_TIMEOUT, MAX_BODY, Settings
 from . import create_app
 from .context import locator
+from .guard import Guard
 
 
 def app_from_env():
-    """The app factory granian's workers call."""
+    """The app factory granian's workers call: the Flask app behind the guard."""
     settings = Settings.from_env()
     app = create_app(settings=settings)
     if settings.warm and settings.lookup_engine == "index":
         with app.app_context():
-            locator().index()  # build the current index now, not on the first request
-    return app
+            locator().warm()  # load (or build) the current index now, not on the first request
+    return Guard(app, max_body=settings.max_body, body_timeout=settings.body_timeout, threads=settings.threads)
 
 
 def check_bind(host: str, port: int) -> None:
@@ -55,17 +62,23 @@ def serve(
     threads: int = 8,
     lookup_engine: str = "index",
     warm: bool = True,
+    max_body: int = MAX_BODY,
+    body_timeout: float = BODY_TIMEOUT,
+    header_timeout: float = HEADER_TIMEOUT,
 ) -> None:
     """Serve the app until interrupted (call :func:`check_bind` first for a one-line error).  The workers
-    get ``lookup_engine`` and ``warm`` through their environment."""
-    Settings.export(lookup_engine=lookup_engine, warm=warm)
+    get ``lookup_engine``, ``warm``, ``threads`` and the body limits through their environment."""
+    Settings.export(
+        lookup_engine=lookup_engine, warm=warm, threads=threads, max_body=max_body, body_timeout=body_timeout
+    )
     Granian(
         "gridmap.web.server:app_from_env",
         address=host,
         port=port,
-        interface=Interfaces.WSGI,
+        interface=Interfaces.ASGI,
         factory=True,
         workers=workers,
-        blocking_threads=threads,
+        websockets=False,  # the guard serves HTTP only: saying so at every start is noise
         log_access=False,
+        http1_settings=HTTP1Settings(header_read_timeout=int(header_timeout * 1000)),
     ).serve()

@@ -16,6 +16,7 @@ from ..services import tiles
 from ..services.layers import basemap, tile_layers
 from . import params
 from .context import read_engine, risk_rules, settings
+from .privacy import sees_private
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
 
@@ -42,10 +43,13 @@ def tile(layer: str, z: str, x: str, y: str):
     t = tiling.Tile.parse(z, x, y)
     crs = params.basemap_crs(default=basemap(settings())["crs"])
     at = params.at()  # grid layers: the boundaries valid on that date
-    data, etag = tiles.tile(read_engine(), _cache(), spec, t, crs, risk_rules(), at)
+    personal = sees_private()
+    data, etag = tiles.tile(read_engine(), _cache(), spec, t, crs, risk_rules(), at, personal)
     response = Response(data, mimetype=MVT)
     response.set_etag(etag)
-    response.cache_control.public = True
+    # a tile drawn for a token holder must not be kept by shared caches for others
+    response.cache_control.public = not personal
+    response.cache_control.private = personal or None
     response.cache_control.max_age = MAX_AGE_S
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response.make_conditional(request)

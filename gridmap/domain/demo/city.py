@@ -20,7 +20,6 @@ Pure: the real boundaries and division lists come in as :class:`Sources` (read b
 
 from __future__ import annotations
 
-import json
 import math
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -393,15 +392,27 @@ def _compound(ycode: str, yname: str, ygeom, n_micro: int, rng, out: dict) -> in
                 "courtyard_code": ycode,
                 "floors": floors,
                 "units": ";".join(str(sum(u)) for u in units),
-                "floor_households": json.dumps([list(u) for u in units]),
+                "floor_households": [list(u) for u in units],  # written as JSON by the service
                 "kind": kind,
                 "geometry": fp,
             }
         )
-    result = compound.plan(ycode, yard_ll, blds, budget_s=PLAN_BUDGET_S)
-    if result.error:
-        raise RuntimeError(f"demo courtyard {ycode}: {result.error}")
-    for n, g in enumerate(result.grids, 1):
+    # a lighter search than `gridmap partition` runs: the demo needs valid, plausible grids, fast
+    result = compound.plan(ycode, yard_ll, blds, budget_s=PLAN_BUDGET_S, rotations=3, drawn=1)
+    grids = result.grids
+    if result.error:  # no plan drew (rare): the courtyard is one grid holding every unit whole
+        whole = [compound.Share(b.code, u.number, 1, u.floors, u.households) for b in blds for u in b.units]
+        several = bool(shapely.get_num_geometries(yard_ll) > 1)
+        grids = [
+            {
+                "code": f"{ycode}01",
+                "households": result.households,
+                "multipart": several,
+                "geometry": yard_ll,
+                "shares": whole,
+            }
+        ]
+    for n, g in enumerate(grids, 1):
         out["micro"].append(
             {
                 "code": g["code"],
@@ -497,12 +508,26 @@ def build(
             r["geometry"] = g
     for level in ("street", "community", "courtyard", "micro", "special"):
         for r in merged[level]:
-            r["population"] = int(round(r["households"] * 2.7))
-    for d in merged["district"]:
-        d["population"] = int(round(d["households"] * 2.7))
+            r["population"] = int(round(r["households"] * 2.7))  # micro and special; the rest re-summed below
+    _sum_population(merged)
     elements, visits, reports = demo_risk.generate(merged["micro"], merged["person"], seed, anchor)
     progress and progress("risk elements")
     return merged, {"risk_element": elements, "risk_visit": visits, "report": reports}
+
+
+def _sum_population(merged: dict) -> None:
+    """Each level's population is its children's sum, from the micro-grids up (as households are)."""
+    for level, child in (
+        ("courtyard", "micro"),
+        ("community", "courtyard"),
+        ("street", "community"),
+        ("district", "street"),
+    ):
+        sums: dict[str, int] = {}
+        for r in merged[child]:
+            sums[r["parent_code"]] = sums.get(r["parent_code"], 0) + r["population"]
+        for r in merged[level]:
+            r["population"] = sums.get(r["code"], 0)
 
 
 # --- courtyards for the partition benchmark ------------------------------------------

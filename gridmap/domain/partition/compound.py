@@ -26,6 +26,7 @@ import shapely
 
 from ... import geo
 from ...errors import InputError
+from ..levels import HOUSEHOLD_BAND
 from . import route
 from .draw import draw
 from .floors import DEFAULT_WEIGHTS, Unit, Weights, blocks_of, cut, even_floors, out_of_band
@@ -138,17 +139,20 @@ def plan(
     courtyard: str,
     outline,
     buildings: list[Building],
-    band_min: int = 50,
-    band_max: int = 70,
+    band_min: int = HOUSEHOLD_BAND[0],
+    band_max: int = HOUSEHOLD_BAND[1],
     policy: str = "keep",
     *,
     budget_s: float = 8.0,
     weights: Weights = DEFAULT_WEIGHTS,
     visit=None,
     stairs: Stairs = DEFAULT_STAIRS,
+    rotations: int = ROTATIONS,
+    drawn: int = DRAWN,
 ) -> CompoundPlan:
     """Propose micro-grids for one courtyard (storage lon/lat).  Bad input raises InputError naming the
-    building or unit; a courtyard whose grids cannot be drawn comes back with ``error`` set."""
+    building or unit; a courtyard whose grids cannot be drawn comes back with ``error`` set.
+    ``rotations`` and ``drawn`` trade search for speed (the demo generator takes fewer)."""
     t0 = time.perf_counter()
     parts_ll = [p for p in shapely.get_parts(outline) if p.geom_type == "Polygon" and p.area > 0]
     _check(courtyard, parts_ll, buildings)
@@ -177,7 +181,7 @@ def plan(
     cell_of = {u: int(offset[p] + c) for u, p, c in walks[0]}
     candidates = []
     n_blocks = sum(1 if u.households <= band_max else u.floors for u in units)
-    rotations = max(3, min(ROTATIONS, ROTATIONS * 120 // max(n_blocks, 1)))  # fewer for a long walk
+    rotations = max(min(3, rotations), min(rotations, rotations * 120 // max(n_blocks, 1)))  # fewer: long walk
     for stops in walks:
         steps = route.steps_of(stops, grounds)
         for r in route.rotations(steps, rotations):
@@ -195,7 +199,7 @@ def plan(
     for _cost, _, seq, blocks, starts in candidates:
         # stop at the budget or after DRAWN plans drawn, but never before one is drawn: a courtyard always
         # gets a plan when one of the cuts draws
-        if best is not None and (time.perf_counter() - t0 > budget_s or len(seen) >= DRAWN):
+        if best is not None and (time.perf_counter() - t0 > budget_s or len(seen) >= drawn):
             break
         run_of = np.cumsum(np.isin(np.arange(len(blocks)), starts[1:]))
         run_of = repair(blocks, run_of, [cell_of[b.unit] for b in blocks], neighbours, band_min, band_max)

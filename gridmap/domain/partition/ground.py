@@ -146,6 +146,7 @@ class Ground:
         ground = [shapely.union_all(p) if p else shapely.Polygon() for p in pieces]
         self.ground = self._attach_orphans(ground)
         self.cells = [shapely.union_all([s, g], grid_size=SNAP_M) for s, g in zip(self.slices, self.ground)]
+        self._one_piece_each()
         self.edges = self._edges()
         self.neighbours = [set() for _ in range(len(self.slices))]
         for a, b in self.edges:
@@ -171,6 +172,41 @@ class Ground:
             shared = shapely.area(shapely.intersection(shapely.buffer(part.boundary, 0.01), cells))
             own[int(np.argmax(shared))].append(part)
         return [shapely.union_all(o, grid_size=SNAP_M) if o else shapely.Polygon() for o in own]
+
+    def _one_piece_each(self) -> None:
+        """Any cell still in several pieces (a Voronoi region that reaches round another building and is
+        cut off by the outline) keeps the piece holding its slice; each other piece goes to a cell it
+        joins into one piece with, the one sharing the most edge with it first (a piece no cell takes
+        stays: no ground is ever dropped)."""
+        for _ in range(4):  # a moved piece may make its new cell whole only after another move
+            moved = False
+            for k, cell in enumerate(self.cells):
+                parts = polygons(cell)
+                if len(parts) <= 1:
+                    continue
+                hold = int(np.argmax([shapely.area(shapely.intersection(q, self.slices[k])) for q in parts]))
+                kept = [parts[hold]]
+                for n, part in enumerate(parts):
+                    if n == hold:
+                        continue
+                    band = shapely.buffer(part.boundary, 0.01)
+                    shared = np.array([shapely.area(shapely.intersection(band, c)) for c in self.cells])
+                    shared[k] = -1.0
+                    taken = False
+                    for j in np.argsort(-shared)[:4]:
+                        if shared[j] <= 0:
+                            break
+                        merged = shapely.union_all([self.cells[j], part], grid_size=SNAP_M)
+                        if len(polygons(merged)) == 1:
+                            self.cells[j], taken = merged, True
+                            break
+                    moved |= taken
+                    if not taken:
+                        kept.append(part)
+                self.cells[k] = shapely.union_all(kept, grid_size=SNAP_M) if len(kept) > 1 else kept[0]
+            if not moved:
+                break
+        self.ground = [shapely.difference(c, s, grid_size=SNAP_M) for c, s in zip(self.cells, self.slices)]
 
     def _edges(self) -> list[tuple[int, int]]:
         cells = np.array(self.cells, dtype=object)

@@ -1,7 +1,7 @@
 /* gridmap planners' tools on the one map: redraw or split the grid in the info panel (Leaflet-Geoman,
- * served by the app), preview the impact, commit with the version the panel showed (If-Match), and
- * show the boundaries of a past date.  Every edit goes to POST /api/v1/edits, which checks it exactly
- * like the CLI and OGC API do; the server decides who may edit (planner tokens). */
+ * served by the app), preview the impact, and commit with the version the panel showed (If-Match).
+ * Shown to planners and admins signed in (static/gridmap-auth.js); every edit goes to
+ * POST /api/v1/edits, which checks it exactly like the CLI and OGC API do and decides who may edit. */
 (function () {
   "use strict";
 
@@ -84,7 +84,16 @@
   window.gridmapEditPanel = function (panel, props, feature) {
     // after a commit, open the panel of the first grid the edit made (the edited one may be retired)
     var refresh = function (report) { g().showPanel(report.opened[0] || props.code); };
-    if (!g().token() || props.level === undefined) return;
+    if (props.level === undefined) return;
+    var auth = window.gridmapAuth;
+    if (!auth || !auth.token()) return;
+    // the role is known once the sign-in check is back (a panel opened from the URL may come first)
+    (auth.me ? Promise.resolve(auth.me) : auth.ready).then(function () {
+      if (auth.mayEdit() && g().state.selected === props.code) tools(panel, props, feature, refresh);
+    });
+  };
+
+  function tools(panel, props, feature, refresh) {
     clear();
     var bar = document.createElement("div");
     bar.className = "gm-edit";
@@ -120,18 +129,6 @@
       });
       g().mark("edit", "drawing");
     });
-  };
-
-  /* ---- boundaries of a past date ---- */
-  window.gridmapHistoryControl = function () {
-    var gm = g(), holder = document.getElementById("gridmap-asof");
-    if (!holder) return;
-    var input = holder.querySelector("input");
-    L.DomEvent.disableClickPropagation(holder);
-    input.addEventListener("change", function () {
-      var day = input.value;  // yyyy-mm-dd: the boundaries valid at the end of that day (grid layers)
-      gm.setTileParams({at: day ? day + "T23:59:59" : null});
-      gm.mark("asof", day || "now");
-    });
-  };
+    g().mark("edit-tools", "shown");
+  }
 })();

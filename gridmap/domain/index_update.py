@@ -1,0 +1,145 @@
+"""A lookup index brought up to date after an edit by relabelling only the cells the edit touched.
+
+An edit changes a few grid codes (the ``grid_change`` log names them per epoch).  The updated index:
+
+* rows: the changed codes' old rows out, their current rows in, still in ascending code order, so
+  micro-grid numbers still mean "lowest code first" and every surviving number maps monotonically
+  to its new one (old cells and candidates are renumbered, never re-sorted);
+* cells: a window around the old and new outlines of the changed micro-grids (one cell of margin) is
+  labelled again exactly as a full build labels the whole grid: the rings of every micro-grid
+  meeting the window mark its mixed cells, each pure region of the window gets one exact point test;
+* candidates of mixed cells: those outside the window renumbered, the window's recomputed, merged
+  (two sorted runs);
+* chains, special grids and their blocks: recomputed from the rows (cheap, no geometry work);
+* nearest-grid segments: rebuilt on their first use.
+
+The old index is never written to, so lookups running on it during the update stay right for the
+epoch they read.  :func:`updated` returns None when only a full rebuild will do: a micro-grid now
+reaching beyond the cell grid, or a cell grid whose 2-byte labels would overflow.
+
+Why no ``rtree``: the only spatial query of an update is "which micro-grids meet this window",
+one query per edit; comparing the window with the grids' bounds arrays in NumPy answers it in well
+under a millisecond for the Zhengzhou-scale city, with nothing to keep in step on inserts and
+deletes, and the exact tests of the window's regions use a small STRtree of just those grids.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from .lookup import GridIndex
+
+#: Marker values of 2-byte cells (MIXED, OUTSIDE as stored).
+_U16_MARKERS = (65_534, 65_535)
+
+
+def updated(index: GridIndex, frame: pd.DataFrame, changed, *, epoch, key=None) -> GridIndex | None:
+    """``index`` after the grids ``changed`` (codes) became the rows of ``frame`` (their current
+    versions; a changed code missing from it was retired).  Returns a new index, or None when a full
+    rebuild is needed."""
+    changed = set(changed)
+    frame = frame.sort_values("code", kind="stable").reset_index(drop=True)
+    old_micro_geom = index.micro_geom
+    keep = np.array([c not in changed for c in index.code], dtype=bool)
+    kept = np.flatnonzero(keep)
+    pos = np.searchsorted(index.code[kept], frame["code"].to_numpy(dtype=object))
+    # row geometry (micro and special grids only), carried along with the rows
+    geom_rows = np.full(len(index.code), None, dtype=object)
+    geom_rows[index.micro] = index.micro_geom
+    geom_rows[index.special] = index.special_geom
+
+    new = copy.copy(index)
+    new.epoch, new.key, new.people, new.people_loaded, new.source = epoch, key, {}, False, "updated"
+    new._set_rows(
+        np.insert(index.code[kept], pos, frame["code"].to_numpy(dtype=object)),
+        np.insert(index.name[kept], pos, frame["name"].to_numpy(dtype=object)),
+        np.insert(index.level[kept].astype(object), pos, frame["level"].to_numpy(dtype=object)),
+        np.insert(index.parent_code[kept], pos, frame["parent_code"].to_numpy(dtype=object)),
+    )
+    new.version = np.insert(index.version[kept], pos, frame["id"].to_numpy(dtype=np.int64))
+    geoms = np.insert(geom_rows[kept], pos, np.asarray(frame["geometry"].to_numpy(), dtype=object))
+    new._set_geoms(geoms[new.micro], geoms[new.special])
+    new._set_special_blocks()
+
+    # old micro number -> new micro number (-1: gone); surviving numbers keep their order
+    old_row_new_row = np.full(len(index.code), -1, dtype=np.int64)
+    old_row_new_row[kept] = np.arange(len(kept)) + np.searchsorted(np.sort(pos), np.arange(len(kept)), side="right")
+    renumber = np.searchsorted(new.micro, old_row_new_row[index.micro])
+    gone = old_row_new_row[index.micro] < 0
+    renumber[gone] = -1
+    touched_old = np.flatnonzero(np.isin(index.code[index.micro], list(changed)))
+    touched_new = np.flatnonzero(np.isin(new.code[new.micro], list(changed)))
+    if not len(touched_old) and not len(touched_new):
+        return new  # names, parents or special grids only: cells and candidates stand
+    if index.cells.dtype == np.uint16 and len(new.micro) >= _U16_MARKERS[0]:
+        return None
+    window = _window(new, np.concatenate([old_micro_geom[touched_old], new.micro_geom[touched_new]]))
+    if window is None:
+        return None
+    _relabel(new, index, renumber, window)
+    return new
+
+
+def _window(index: GridIndex, geoms):
+    """(col0, row0, col1, row1) of the cells around ``geoms`` with one cell of margin; None when that
+    margin falls off the cell grid (the grids grew beyond it: a rebuild makes a larger one)."""
+    ny, nx = index.cells.shape
+    x0, y0, x1, y1 = shapely.total_bounds(geoms)
+    c0 = int(np.floor((x0 - index.x0) / index.dx)) - 1
+    r0 = int(np.floor((y0 - index.y0) / index.dy)) - 1
+    c1 = int(np.floor((x1 - index.x0) / index.dx)) + 2
+    r1 = int(np.floor((y1 - index.y0) / index.dy)) + 2
+    if c0 < 0 or r0 < 0 or c1 > nx or r1 > ny:
+        return None
+    return c0, r0, c1, r1
+
+
+def _relabel(new: GridIndex, old: GridIndex, renumber, window):
+    """New cells and candidates: the old ones renumbered outside ``window``, recomputed inside it."""
+    ny, nx = old.cells.shape
+    c0, r0, c1, r1 = window
+    # every micro-grid meeting the window (its cells' own extent)
+    wx0, wy0 = new.x0 + c0 * new.dx, new.y0 + r0 * new.dy
+    wx1, wy1 = new.x0 + c1 * new.dx, new.y0 + r1 * new.dy
+    b = shapely.bounds(new.micro_geom)
+    meeting = np.flatnonzero((b[:, 0] <= wx1) & (b[:, 2] >= wx0) & (b[:, 1] <= wy1) & (b[:, 3] >= wy0))
+    cell, grid = new.ring_cells(meeting, window, (ny, nx))
+    # cells: renumber the old labels (unless no number moved), then label the window again
+    same = len(renumber) == len(new.micro) and np.array_equal(renumber, np.arange(len(renumber)))
+    if same:
+        cells = old.cells.copy()
+    elif old.cells.dtype == np.uint16:
+        table = np.arange(65_536, dtype=np.int64)
+        table[: len(renumber)] = renumber
+        table[list(_U16_MARKERS)] = _U16_MARKERS
+        cells = table[old.cells].astype(old.cells.dtype)
+    else:  # int32 labels: the markers are negative already
+        cells = np.where(old.cells >= 0, renumber[np.maximum(old.cells, 0)], old.cells).astype(old.cells.dtype)
+    mixed = np.zeros((r1 - r0, c1 - c0), dtype=bool)
+    cy, cx = np.divmod(cell, nx)
+    mixed[cy - r0, cx - c0] = True
+    cells[r0:r1, c0:c1] = new.label_window(mixed, r0, c0, numbers=meeting).astype(old.cells.dtype)
+    new.cells = cells
+    # candidates, sorted by flat cell: the window's rows are one contiguous stretch of them, so only
+    # that stretch is merged; before and after it the old ones stand (renumbered)
+    lo, hi = np.searchsorted(old.mixed_cells, [r0 * nx, r1 * nx])
+    e0, e1 = old.cand_start[lo], old.cand_start[hi]
+    band_cell = np.repeat(old.mixed_cells[lo:hi].astype(np.int64), np.diff(old.cand_start[lo : hi + 1]))
+    band_grid = old.cand[e0:e1].astype(np.int64)
+    bx = band_cell % nx
+    keep = (bx < c0) | (bx >= c1)
+    n = np.int64(max(len(new.micro), 1))
+    keys = np.concatenate([band_cell[keep] * n + renumber[band_grid[keep]], cell * n + grid])
+    keys.sort()
+    band_cell, band_grid = np.divmod(keys, n)
+    first = np.flatnonzero(np.concatenate(([True], band_cell[1:] != band_cell[:-1]))) if len(keys) else keys[:0]
+    grids = old.cand if same else renumber[old.cand]
+    new.mixed_cells = np.concatenate([old.mixed_cells[:lo], band_cell[first], old.mixed_cells[hi:]]).astype(np.int32)
+    new.cand_start = np.concatenate(
+        [old.cand_start[:lo], e0 + first, old.cand_start[hi:] - e1 + e0 + len(keys)]
+    ).astype(np.int32)
+    new.cand = np.concatenate([grids[:e0], band_grid, grids[e1:]]).astype(np.int32)

@@ -1,0 +1,299 @@
+"""Issue #16: the lookup index persisted per version set, updated per edit, nearest grid in metres;
+issue #17: ``at=`` resolved to the versions in force."""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_lookup import Y1, lonlat, replace_micro
+
+from gridmap import geo
+from gridmap.domain.index_update import updated
+from gridmap.domain.lookup import GridIndex
+from gridmap.domain.nearest import Nearest
+from gridmap.services import locator as lookups
+from gridmap.store import db, index_files
+from gridmap.store import grids as store
+
+import cityfactory as cf
+
+
+@pytest.fixture
+def city(engine, cli, tmp_path):
+    (tmp_path / "city").mkdir()
+    cf.load(cli, cf.city(), tmp_path / "city")
+    return engine
+
+
+def move_boundary(cli, tmp_path, y):
+    """Move the edge between micro-grids Y1 01 and 02 to ``y`` metres (a committed change)."""
+    rows = cf.city()
+    m1, m2 = cf.find(rows, "micro", Y1 + "01"), cf.find(rows, "micro", Y1 + "02")
+    m1["geometry"], m2["geometry"] = cf.rect(0, 0, 1000, y), cf.rect(0, y, 1000, 2000)
+    replace_micro(cli, tmp_path, [m1, m2], name=f"moved{y}")
+
+
+def test_index_persisted_and_reused_by_another_process(city, tmp_path):
+    home = tmp_path / "home"
+    first = lookups.Locator(city, home=home)
+    assert first.lookup(*lonlat(500, 1100))["micro"] == Y1 + "02"
+    assert first.index().source == "built"
+    folders = [p.name for p in (home / "index").iterdir()]
+    assert len(folders) == 1 and not folders[0].startswith(".")
+    # a new locator (another process: nothing shared in memory) loads it instead of building
+    second = lookups.Locator(city, home=home)
+    assert second.lookup(*lonlat(500, 1100))["micro"] == Y1 + "02"
+    index = second.index()
+    assert index.source == "disk" and index.key == folders[0]
+    assert isinstance(index.cells, np.memmap)  # mapped, not read into the process
+
+
+def test_persisted_index_updated_after_an_edit_never_used_stale(city, cli, tmp_path):
+    home = tmp_path / "home"
+    lookups.Locator(city, home=home).index()
+    move_boundary(cli, tmp_path, 1200)
+    # the persisted index is of the old grids: a new process updates it from the change log
+    fresh = lookups.Locator(city, home=home)
+    assert fresh.lookup(*lonlat(500, 1100))["micro"] == Y1 + "01"
+    assert fresh.index().source == "updated"
+    assert len(list((home / "index").iterdir())) == 2  # the new version set persisted too
+    again = lookups.Locator(city, home=home)
+    assert again.lookup(*lonlat(500, 1100))["micro"] == Y1 + "01" and again.index().source == "disk"
+
+
+def test_persisted_index_of_an_emptied_database_is_not_trusted(city, cli, engine, tmp_path):
+    home = tmp_path / "home"
+    lookups.Locator(city, home=home).index()
+    # empty the database and load another city: ids restart, the change log is gone
+    with engine.begin() as conn:
+        db.truncate_all(conn)
+    rows = cf.city()
+    m1, m2 = cf.find(rows, "micro", Y1 + "01"), cf.find(rows, "micro", Y1 + "02")
+    m1["geometry"], m2["geometry"] = cf.rect(0, 0, 1000, 1300), cf.rect(0, 1300, 1000, 2000)
+    (tmp_path / "other").mkdir()
+    cf.load(cli, rows, tmp_path / "other")
+    fresh = lookups.Locator(city, home=home)
+    assert fresh.lookup(*lonlat(500, 1100))["micro"] == Y1 + "01"
+    assert fresh.index().source == "built"
+
+
+def test_damaged_persisted_index_is_rebuilt(city, tmp_path):
+    home = tmp_path / "home"
+    key = lookups.Locator(city, home=home).index().key
+    (home / "index" / key / "meta.json").write_text("{not json")
+    fresh = lookups.Locator(city, home=home)
+    assert fresh.lookup(*lonlat(500, 1100))["micro"] == Y1 + "02" and fresh.index().source == "built"
+
+
+def test_server_locator_updates_in_place_after_each_edit(city, cli, tmp_path):
+    locator = lookups.Locator(city, home=tmp_path / "home", background=True)
+    assert locator.lookup(*lonlat(500, 1100))["micro"] == Y1 + "02"
+    for y in (1200, 900, 1150):
+        move_boundary(cli, tmp_path, y)
+        assert locator.lookup(*lonlat(500, 1100))["micro"] == (Y1 + "01" if y > 1100 else Y1 + "02")
+        assert locator.index().source == "updated"
+        assert locator.lookup(*lonlat(500, 800))["micro"] == Y1 + "01"
+
+
+def test_updated_index_answers_with_the_new_names(city, cli, tmp_path):
+    """The chains an index has answered are not carried into the index updated from it."""
+    locator = lookups.Locator(city, home=tmp_path / "home", background=True)
+    before = locator.lookup(*lonlat(500, 500))["chain"]
+    assert before[-1]["code"] == Y1 + "01"
+    rows = cf.city()
+    m1 = cf.find(rows, "micro", Y1 + "01")
+    m1["name"] = "新一号网格"
+    replace_micro(cli, tmp_path, [m1], name="renamed")
+    after = locator.lookup(*lonlat(500, 500))["chain"]
+    assert locator.index().source == "updated"
+    assert after[-1] == {"level": "micro", "code": Y1 + "01", "name": "新一号网格"}
+    assert after[:-1] == before[:-1]
+
+
+def test_at_shares_one_index_per_version_set(city, cli, tmp_path):
+    locator = lookups.Locator(city)
+    time.sleep(0.01)
+    before = datetime.now(UTC)
+    time.sleep(0.01)
+    move_boundary(cli, tmp_path, 1200)
+    old = locator.index(before)
+    # another way of writing a moment in the same interval: the same index, not another build
+    assert locator.index(before + timedelta(microseconds=3)) is old
+    assert locator.index(before.astimezone(geo_zone())) is old
+    assert locator.lookup(*lonlat(500, 1100), at=before)["micro"] == Y1 + "02"
+    # on or after the last change: the current index
+    assert locator.index(datetime.now(UTC) + timedelta(days=365)) is locator.index()
+    # before the first grid existed: no grids
+    assert locator.lookup(*lonlat(500, 1100), at=datetime(2000, 1, 1, tzinfo=UTC))["inside"] is False
+
+
+def geo_zone():
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo("Asia/Shanghai")
+
+
+def test_nearest_known_case_in_metres(city):
+    locator = lookups.Locator(city)
+    index = locator.index()
+    # a point west of the city and one south-west of its corner, measured independently in EPSG:4547
+    for x, y in ((-500, 300), (-300, -400)):
+        lon, lat = lonlat(x, y)
+        body = locator.lookup(lon, lat)
+        micro = index.micro_geom[np.flatnonzero(index.code[index.micro] == Y1 + "01")[0]]
+        expected = shapely.distance(geo.to_metric([shapely.Point(lon, lat)])[0], geo.to_metric([micro])[0])
+        assert body["nearest"] == {"code": Y1 + "01", "name": f"{Y1}01网格", "distance_m": round(expected, 1)}
+        assert 400 < expected < 600
+
+
+def test_nearest_equals_exact_distance_on_demo_city(demo_url):
+    with db.engine(demo_url).connect() as conn:
+        index = GridIndex(store.index_frame(conn))
+    x0, y0, x1, y1 = shapely.total_bounds(index.micro_geom)
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(x0 - 0.05, x1 + 0.05, 20_000), rng.uniform(y0 - 0.05, y1 + 0.05, 20_000)
+    out = index.locate(x, y).micro < 0
+    x, y = x[out], y[out]
+    number, dist = index.nearest(x, y)
+    metric = geo.to_metric(index.micro_geom)
+    pts = geo.to_metric(shapely.points(x, y))
+    (p, g), d = shapely.STRtree(metric).query_nearest(pts, all_matches=True, return_distance=True)
+    best = np.full(len(x), np.iinfo(np.int64).max)
+    np.minimum.at(best, p, g)  # ties: lowest code
+    assert len(x) > 1000
+    assert np.array_equal(number, best)
+    assert np.allclose(dist, shapely.distance(pts, metric[best]), rtol=0, atol=1e-6)
+
+
+def test_nearest_drops_edges_shared_through_t_junctions():
+    # two squares side by side; the right one's shared edge has an extra vertex (a T-junction)
+    left = shapely.Polygon([(113.0, 34.0), (113.01, 34.0), (113.01, 34.01), (113.0, 34.01)])
+    right = shapely.Polygon([(113.01, 34.0), (113.02, 34.0), (113.02, 34.01), (113.01, 34.01), (113.01, 34.005)])
+    near = Nearest(np.array([left, right], dtype=object))
+    assert len(near.owner) == 6  # three outer edges each: the shared edge and its two halves dropped
+    number, dist = near.query(np.array([113.005, 113.03]), np.array([34.02, 34.005]))
+    assert list(number) == [0, 1]
+
+
+# --- incremental == rebuilt --------------------------------------------------------------------
+
+EDITS = st.lists(
+    st.tuples(
+        st.sampled_from(["shrink", "grow", "delete", "shift", "rename", "special"]),
+        st.integers(min_value=0, max_value=10_000),
+        st.floats(min_value=0.1, max_value=0.9),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@pytest.fixture(scope="module")
+def demo_frame(demo_url):
+    with db.engine(demo_url).connect() as conn:
+        return store.index_frame(conn)
+
+
+def apply_edit(frame, edit, serial):
+    """A new frame with one random edit applied; returns (frame, changed codes)."""
+    kind, pick, share = edit
+    frame = frame.copy()
+    micro = np.flatnonzero(frame["level"].to_numpy() == "micro")
+    row = micro[pick % len(micro)]
+    code = frame.at[row, "code"]
+    geom = frame.at[row, "geometry"]
+    if kind == "shrink":  # a gap appears
+        frame.at[row, "geometry"] = shapely.MultiPolygon(
+            [shapely.box(*geom.bounds).intersection(geom).buffer(-share * 2e-4)]
+        )
+    elif kind == "grow":  # overlaps its neighbours (lowest code wins there)
+        frame.at[row, "geometry"] = shapely.MultiPolygon([geom.convex_hull.buffer(share * 3e-4)])
+    elif kind == "delete":
+        frame = frame.drop(index=row).reset_index(drop=True)
+    elif kind == "shift":
+        frame.at[row, "geometry"] = shapely.affinity.translate(geom, share * 5e-4, -share * 3e-4)
+    elif kind == "rename":  # names and parents only: no geometry work
+        frame.at[row, "name"] = f"改名{serial}"
+    else:  # a new special grid in this micro-grid's courtyard
+        new = {
+            "id": 10_000_000 + serial,
+            "code": f"{code[:12]}S{90 + serial % 10:02d}",
+            "name": "新市场",
+            "level": "special",
+            "parent_code": code[:12],
+            "geometry": shapely.MultiPolygon([geom.centroid.buffer(share * 1e-4)]),
+        }
+        frame = frame.loc[frame["code"] != new["code"]]
+        frame = pd.concat([frame, pd.DataFrame([new])], ignore_index=True)
+        code = new["code"]
+    return frame, {code}
+
+
+def answers(index, x, y):
+    found = index.locate(x, y)
+    codes = np.where(found.micro >= 0, index.code[index.micro[np.maximum(found.micro, 0)]], None)
+    rows = index.chain_rows(found.micro)
+    chain = {lv: np.where(r >= 0, index.code[np.maximum(r, 0)], None) for lv, r in rows.items()}
+    names = np.where(found.micro >= 0, index.name[index.micro[np.maximum(found.micro, 0)]], None)
+    specials = sorted(zip(found.special_points.tolist(), index.code[index.special[found.special_ids]].tolist()))
+    return codes, chain, names, specials
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=EDITS)
+def test_incremental_update_equals_rebuild(demo_frame, edits):
+    base = GridIndex(demo_frame, epoch=1)
+    frame, index, changed = demo_frame, base, set()
+    for serial, edit in enumerate(edits):
+        frame, codes = apply_edit(frame, edit, serial)
+        rows = frame[frame["code"].isin(codes)]
+        index = updated(index, rows, codes, epoch=serial + 2) or GridIndex(frame, epoch=serial + 2)
+        changed |= codes
+    rebuilt = GridIndex(frame, epoch=index.epoch)
+    # the same cells wherever both grids lie (labels compared as codes)
+    assert (index.x0, index.y0, index.dx, index.dy) == (rebuilt.x0, rebuilt.y0, rebuilt.dx, rebuilt.dy)
+    if index.cells.shape == rebuilt.cells.shape:
+
+        def as_codes(ix):
+            cells = ix.cells.astype(np.int64)
+            cells[cells >= 65_534] -= 65_536
+            return np.where(cells >= 0, ix.code[ix.micro[np.maximum(cells, 0)]], cells.astype(str))
+
+        assert np.array_equal(as_codes(index), as_codes(rebuilt))
+        assert np.array_equal(index.mixed_cells, rebuilt.mixed_cells)
+        assert np.array_equal(index.code[index.micro[index.cand]], rebuilt.code[rebuilt.micro[rebuilt.cand]])
+    # the same answers: random points, and every vertex of the edited grids
+    rng = np.random.default_rng(len(edits))
+    x0, y0, x1, y1 = shapely.total_bounds(base.micro_geom)
+    x, y = rng.uniform(x0, x1, 20_000), rng.uniform(y0, y1, 20_000)
+    edited = frame[frame["code"].isin(changed)]["geometry"].dropna().to_numpy()
+    if len(edited):
+        verts = shapely.get_coordinates(np.asarray(edited, dtype=object))
+        x, y = np.concatenate([x, verts[:, 0]]), np.concatenate([y, verts[:, 1]])
+    ours, theirs = answers(index, x, y), answers(rebuilt, x, y)
+    assert np.array_equal(ours[0], theirs[0])
+    for level in ours[1]:
+        assert np.array_equal(ours[1][level], theirs[1][level])
+    assert np.array_equal(ours[2], theirs[2]) and ours[3] == theirs[3]
+    out = ours[0] == None  # noqa: E711
+    a, b = index.nearest(x[out][:500], y[out][:500]), rebuilt.nearest(x[out][:500], y[out][:500])
+    assert np.array_equal(index.code[index.micro[a[0]]], rebuilt.code[rebuilt.micro[b[0]]])
+    assert np.allclose(a[1], b[1], rtol=0, atol=1e-9)
+
+
+def test_index_files_written_atomically_and_pruned(tmp_path, monkeypatch):
+    monkeypatch.setattr(index_files, "KEEP", 2)
+    for i in range(4):
+        index_files.save(tmp_path, f"k{i}", {"epoch": i, "current": True, "database": "d"}, {"a": np.arange(3)})
+        time.sleep(0.01)
+    names = sorted(p.name for p in (tmp_path / "index").iterdir())
+    assert names == ["k2", "k3"]  # no temporary folder left, the oldest pruned
+    meta, arrays = index_files.load(tmp_path, "k3")
+    assert meta["epoch"] == 3 and list(arrays["a"]) == [0, 1, 2]
+    assert index_files.latest(tmp_path, "d")[0] == "k3" and index_files.latest(tmp_path, "other") is None
+    assert index_files.load(tmp_path, "missing") is None

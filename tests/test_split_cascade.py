@@ -1,0 +1,63 @@
+"""A courtyard split whose line crosses micro-grids says which, and splits them with it on request
+(issue #15 item 4): the README's own example, on the small test city and through the API."""
+
+from __future__ import annotations
+
+import json
+
+from test_edits import etag_of, post, pt, validate_ok
+
+Y1 = "410199001001001"
+M1, M2 = Y1 + "01", Y1 + "02"
+
+
+def _cut(tmp_path):
+    """A line straight across Y1 from south to north (x = 500 m), through both its micro-grids."""
+    path = tmp_path / "cut.geojson"
+    line = {"type": "LineString", "coordinates": [pt(500, -10), pt(500, 2010)]}
+    path.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": line}))
+    return path
+
+
+def test_the_line_names_the_children_it_cuts(city, cli, tmp_path):
+    res = cli("edit", "split", Y1, "--line", _cut(tmp_path), "--dry-run")
+    assert res.exit_code == 2
+    error = res.output.strip().splitlines()[-1]
+    assert error == (
+        f"gridmap: error: split rejected: the line cuts micro grids {M1}, {M2} of {Y1}; split them along it "
+        "too with --cascade, or draw the line along their edges"
+    )
+    assert "not covered by any of its children" not in res.output
+
+
+def test_cascade_splits_the_children_too(city, cli, tmp_path):
+    res = cli("edit", "split", Y1, "--line", _cut(tmp_path), "--cascade", "--dry-run", "--format", "json")
+    assert res.exit_code == 0, res.output
+    dry = json.loads(res.output)
+    assert sorted(dry["closed"]) == [Y1, M1, M2]
+    res = cli("edit", "split", Y1, "--line", _cut(tmp_path), "--cascade", "--format", "json")
+    assert res.exit_code == 0, res.output
+    done = json.loads(res.output)
+    yards = [c for c in done["opened"] if len(c) == len(Y1)]
+    micro = [c for c in done["opened"] if len(c) == len(M1)]
+    assert len(yards) == 2 and len(micro) == 4 and sorted(done["opened"]) == sorted(dry["opened"])
+    assert {c[: len(Y1)] for c in micro} == set(yards)  # each piece numbered under its new courtyard
+    after = done["grids"]["after"]
+    assert sum(after[c]["households"] for c in yards) == sum(after[c]["households"] for c in micro) == 120
+    validate_ok(cli)
+    assert cli("validate").exit_code == 0  # households and population add up too
+
+
+def test_cascade_over_the_api(client, city, bearer):
+    line = {"type": "LineString", "coordinates": [pt(500, -10), pt(500, 2010)]}
+    res = post(client, bearer("planner"), {"op": "split", "code": Y1, "line": line, "dry_run": True})
+    assert res.status_code == 422
+    assert [p["kind"] for p in res.get_json()["error"]["detail"]["problems"]] == ["child_cut", "child_cut"]
+    assert "with cascade" in res.get_json()["error"]["message"]
+    res = post(
+        client,
+        bearer("planner"),
+        {"op": "split", "code": Y1, "line": line, "cascade": True},
+        if_match=etag_of(client, Y1),
+    )
+    assert res.status_code == 201, res.get_json()
