@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install system browser db bench bench-lookup bench-partition bench-tiles bench-people bench-events bench-abuse serve clean
+.PHONY: demo test lint install system browser db bench bench-lookup bench-partition bench-tiles bench-people bench-events bench-abuse bench-scale serve clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,scale]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -56,6 +56,10 @@ bench-people: db
 
 bench-events: db
 	$(BIN)/python scripts/bench_events.py
+
+bench-scale: db
+	$(BIN)/pip install -q -e '.[test,scale,bench]'
+	$(BIN)/python scripts/bench_scale.py --points 20000000 --workers 2 --big 100000000
 
 bench-abuse: db
 	bash scripts/install_system.sh wrk

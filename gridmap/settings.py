@@ -88,6 +88,9 @@ class Settings:
     home: Path
     #: GRIDMAP_DATABASE_URL: an existing PostGIS; then no local cluster is started.
     external_database_url: str | None = None
+    #: GRIDMAP_READ_DATABASE_URL: a read replica for tiles and panels, used while it has caught up
+    #: (:mod:`gridmap.services.read_routing`); lookups always follow the primary.
+    read_database_url: str | None = None
     #: GRIDMAP_PG_PORT: the local cluster's port, fixed (else the recorded one, else 55432).
     pg_port_override: int | None = None
     pg_bin: Path = Path(DEFAULT_PG_BIN)
@@ -128,6 +131,7 @@ class Settings:
     ENV = {
         "home": "GRIDMAP_HOME",
         "external_database_url": "GRIDMAP_DATABASE_URL",
+        "read_database_url": "GRIDMAP_READ_DATABASE_URL",
         "pg_port_override": "GRIDMAP_PG_PORT",
         "pg_bin": "GRIDMAP_PG_BIN",
         "db_name": "GRIDMAP_DB_NAME",
@@ -167,6 +171,7 @@ class Settings:
         settings = cls(
             home=Path(home).resolve() if home else _checkout_home(),
             external_database_url=_sqlalchemy_url(get("external_database_url")),
+            read_database_url=_sqlalchemy_url(get("read_database_url")),
             pg_port_override=int(port) if port else None,
             pg_bin=Path(get("pg_bin") or DEFAULT_PG_BIN),
             db_name=get("db_name") or DEFAULT_DB_NAME,
@@ -195,8 +200,9 @@ class Settings:
         unknown = set(given) - {f.name for f in fields(cls)}
         if unknown:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
-        if "external_database_url" in given:
-            given["external_database_url"] = _sqlalchemy_url(given["external_database_url"])
+        for key in ("external_database_url", "read_database_url"):
+            if key in given:
+                given[key] = _sqlalchemy_url(given[key])
         settings = replace(settings, **given)
         zone(settings.timezone)  # an unknown zone is an error now, not at the first time shown
         return settings

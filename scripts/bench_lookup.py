@@ -75,14 +75,21 @@ def median(fn, repeat):
     return statistics.median(times), out
 
 
-def random_points(eng, n, seed, inside=True):
-    """``n`` points uniform inside the city's districts (``inside``), or over its bounding box outside them."""
+def city_outline(eng):
+    """The union of the current districts, prepared."""
     with eng.connect() as conn:
         wkb = conn.execute(
             sa.text("SELECT ST_AsBinary(ST_Union(geom)) FROM grid WHERE level = 'district' AND valid_to IS NULL")
         ).scalar_one()
     city = shapely.from_wkb(bytes(wkb))
     shapely.prepare(city)
+    return city
+
+
+def random_points(eng, n, seed, inside=True, city=None):
+    """``n`` points uniform inside the city's districts (``inside``), or over its bounding box outside
+    them (the outline fetched unless given)."""
+    city = city_outline(eng) if city is None else city
     x0, y0, x1, y1 = city.bounds
     rng = np.random.default_rng(seed)
     xs, ys = [], []

@@ -22,17 +22,25 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serving(
-    database_url: str, *args: str, env: dict | None = None, timeout: float = 60, gridmap: str = GRIDMAP, cwd=None
+    database_url: str,
+    *args: str,
+    env: dict | None = None,
+    timeout: float = 60,
+    gridmap: str = GRIDMAP,
+    cwd=None,
+    log: Path | None = None,
 ):
     """`gridmap serve ARGS` (the ``gridmap`` command given, default this venv's) over ``database_url`` on
-    a free loopback port; yields (base URL, port) once it answers HTTP, and stops it on exit."""
+    a free loopback port; yields (base URL, port) once it answers HTTP, and stops it on exit.  ``log``:
+    a file that gets the server's stderr."""
     port = free_port()
+    err = open(log, "w") if log else subprocess.PIPE  # noqa: SIM115 - closed when the server stops
     proc = subprocess.Popen(
         [gridmap, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
         env={**os.environ, "GRIDMAP_DATABASE_URL": database_url, **(env or {})},
         cwd=cwd,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=err,
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -45,7 +53,8 @@ def serving(
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     proc.kill()
-                    raise RuntimeError("gridmap serve did not come up: " + proc.stderr.read()[-2000:]) from None
+                    said = Path(log).read_text() if log else proc.stderr.read()
+                    raise RuntimeError("gridmap serve did not come up: " + said[-2000:]) from None
                 time.sleep(0.2)
         yield base, port
     finally:
@@ -54,3 +63,5 @@ def serving(
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if log:
+            err.close()

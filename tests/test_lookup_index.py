@@ -100,6 +100,21 @@ def test_server_locator_updates_in_place_after_each_edit(city, cli, tmp_path):
         assert locator.lookup(*lonlat(500, 800))["micro"] == Y1 + "01"
 
 
+def test_updated_index_answers_with_the_new_names(city, cli, tmp_path):
+    """The chains an index has answered are not carried into the index updated from it."""
+    locator = lookups.Locator(city, home=tmp_path / "home", background=True)
+    before = locator.lookup(*lonlat(500, 500))["chain"]
+    assert before[-1]["code"] == Y1 + "01"
+    rows = cf.city()
+    m1 = cf.find(rows, "micro", Y1 + "01")
+    m1["name"] = "新一号网格"
+    replace_micro(cli, tmp_path, [m1], name="renamed")
+    after = locator.lookup(*lonlat(500, 500))["chain"]
+    assert locator.index().source == "updated"
+    assert after[-1] == {"level": "micro", "code": Y1 + "01", "name": "新一号网格"}
+    assert after[:-1] == before[:-1]
+
+
 def test_at_shares_one_index_per_version_set(city, cli, tmp_path):
     locator = lookups.Locator(city)
     time.sleep(0.01)

@@ -54,29 +54,59 @@ def _summary_line(summary, dst=None):
     )
 
 
+ENGINE_OPTIONS = [
+    click.option(
+        "--engine",
+        "run_engine",
+        type=click.Choice(["single", "dask"]),
+        default="single",
+        show_default=True,
+        help="dask: partitioned input and output on a Dask cluster (README 'Beyond one machine').",
+    ),
+    click.option("--scheduler", default=None, help="With --engine dask: a running scheduler (tcp://host:8786)."),
+    click.option(
+        "--workers", type=click.IntRange(1), default=None, help="With --engine dask and no scheduler: local workers."
+    ),
+]
+
+
+def _engine_options(fn):
+    for option in reversed(ENGINE_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def _check_engine(run_engine, scheduler, workers):
+    if run_engine != "dask" and (scheduler or workers):
+        raise click.UsageError("--scheduler and --workers go with --engine dask")
+
+
 @click.command("assign")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
 @_rows_options
 @AT
 @ENCODING
-def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at, encoding):
-    """Add the grid chain to every row of SRC (CSV, Excel, Parquet, GeoJSON, GeoPackage) and write DST."""
-    from ..services.assignment import assign_file  # deferred: Arrow and the file readers, not for `lookup`
+@_engine_options
+def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at, encoding, run_engine, scheduler, workers):
+    """Add the grid chain to every row of SRC (CSV, Excel, Parquet, GeoJSON, GeoPackage) and write DST.
 
+    With --engine dask, SRC is a Parquet file or folder, a GeoParquet dataset or a CSV glob
+    (quoted), and DST a folder of Parquet parts."""
+    _check_engine(run_engine, scheduler, workers)
+    rows = dict(crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col, at=at)
+    locator = Locator(engine(), home=settings().home)
     with tqdm(desc="assign", unit=" rows", file=sys.stderr, disable=None) as bar:
-        summary = assign_file(
-            Locator(engine(), home=settings().home),
-            src,
-            dst,
-            crs=crs,
-            lon_col=lon_col,
-            lat_col=lat_col,
-            address_col=address_col,
-            at=at,
-            progress=bar.update,
-            encoding=encoding,
-        )
+        if run_engine == "dask":
+            from ..services.dask_assign import assign_dask  # deferred: dask and Arrow, not for `lookup`
+
+            summary = assign_dask(
+                locator, str(src), dst, scheduler=scheduler, workers=workers, progress=bar.update, **rows
+            )
+        else:
+            from ..services.assignment import assign_file  # deferred: Arrow and the file readers, not for `lookup`
+
+            summary = assign_file(locator, src, dst, progress=bar.update, encoding=encoding, **rows)
     click.echo(_summary_line(summary, dst), err=True)
 
 
@@ -99,15 +129,20 @@ def record_cmd():
 @click.option(
     "--rejects", type=click.Path(path_type=Path), help="Write rejected rows here (default: SRC.rejected.csv)."
 )
-def record_reports_cmd(src, crs, lon_col, lat_col, address_col, text_col, id_col, time_col, source, rejects):
+@_engine_options
+def record_reports_cmd(
+    src, crs, lon_col, lat_col, address_col, text_col, id_col, time_col, source, rejects, run_engine, scheduler, workers
+):
     """Store the reports of SRC; a re-run updates changed ones and skips the rest.  Exit 1 when rows
-    were rejected (written, with the reason, to a CSV this command reads back)."""
+    were rejected (written, with the reason, to a CSV this command reads back).
+
+    With --engine dask, SRC is read in partitions as for assign, and the workers COPY the rows
+    into a staging table stored in one transaction."""
+    _check_engine(run_engine, scheduler, workers)
     # deferred: Arrow and the file readers, as in assign
     from ..services.report_intake import Columns, record_reports, summary_line
 
-    summary = record_reports(
-        Locator(engine(), home=settings().home),
-        src,
+    options = dict(
         columns=Columns(text=text_col, id=id_col, time=time_col, source=source),
         rejects=rejects,
         crs=crs,
@@ -115,6 +150,16 @@ def record_reports_cmd(src, crs, lon_col, lat_col, address_col, text_col, id_col
         lat_col=lat_col,
         address_col=address_col,
     )
+    locator = Locator(engine(), home=settings().home)
+    if run_engine == "dask":
+        from ..services.dask_record import record_reports_dask  # deferred: dask, only for --engine dask
+
+        with tqdm(desc="record", unit=" rows", file=sys.stderr, disable=None) as bar:
+            summary = record_reports_dask(
+                locator, str(src), scheduler=scheduler, workers=workers, progress=bar.update, **options
+            )
+    else:
+        summary = record_reports(locator, src, **options)
     click.echo(summary_line(summary), err=True)
     if summary["rejected"]:
         click.get_current_context().exit(EXIT_PROBLEMS)
@@ -124,9 +169,23 @@ def record_reports_cmd(src, crs, lon_col, lat_col, address_col, text_col, id_col
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--address-col", required=True, help="The column with the household's address.")
 @CRS
-def record_residents_cmd(src, address_col, crs):
-    """Store residents from SRC placed by their address (optional name column)."""
-    from ..services.assignment import record_residents  # deferred: Arrow and the file readers, as in assign
+@_engine_options
+def record_residents_cmd(src, address_col, crs, run_engine, scheduler, workers):
+    """Store residents from SRC placed by their address (optional name column).
 
-    summary = record_residents(Locator(engine(), home=settings().home), src, address_col=address_col, crs=crs)
+    With --engine dask, as for reports: partitions on the workers, one transaction."""
+    _check_engine(run_engine, scheduler, workers)
+    locator = Locator(engine(), home=settings().home)
+    if run_engine == "dask":
+        from ..services.dask_record import record_residents_dask  # deferred: dask, only for --engine dask
+
+        with tqdm(desc="record", unit=" rows", file=sys.stderr, disable=None) as bar:
+            summary = record_residents_dask(
+                locator, str(src), address_col=address_col, crs=crs, scheduler=scheduler, workers=workers,
+                progress=bar.update,
+            )  # fmt: skip
+    else:
+        from ..services.assignment import record_residents  # deferred: Arrow and the file readers, as in assign
+
+        summary = record_residents(locator, src, address_col=address_col, crs=crs)
     click.echo("recorded residents: " + _summary_line(summary), err=True)

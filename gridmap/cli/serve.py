@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ..services import users
+from ..services import background, users
 from ..settings import BODY_TIMEOUT, HEADER_TIMEOUT, MAX_BODY
 from .common import engine, settings
 
@@ -70,8 +70,28 @@ from .common import engine, settings
     type=click.IntRange(min=0),
     help="Each worker runs the event centre's clock tick this often (0: leave it to cron).",
 )
-def serve(host, port, workers, threads, lookup_engine, warm, max_body, body_timeout, header_timeout, tick_seconds):
-    """Serve the map and API (granian, one process per worker)."""
+@click.option(
+    "--rollup-every",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds between risk roll-up refreshes, run by one server of all on the database (0: never).",
+)
+def serve(
+    host,
+    port,
+    workers,
+    threads,
+    lookup_engine,
+    warm,
+    max_body,
+    body_timeout,
+    header_timeout,
+    tick_seconds,
+    rollup_every,
+):
+    """Serve the map and API (granian, one process per worker).  Background jobs run once across
+    every server on the database (README "Beyond one machine")."""
     # deferred: the web app (Flask, folium, granian) adds ~0.6 s to every other command's start
     from ..web import auth, server
 
@@ -85,6 +105,9 @@ def serve(host, port, workers, threads, lookup_engine, warm, max_body, body_time
         + ("" if n else ": every write gets 401 until `gridmap users add NAME --role admin`"),
         err=True,
     )
+    eng = engine()
+    url = eng.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    background.start_process(url, rollup_every=rollup_every, rules_path=settings().risk_rules_path)
     server.serve(
         host,
         port,

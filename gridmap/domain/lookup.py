@@ -158,6 +158,9 @@ class GridIndex:
             cur = np.where(cur >= 0, parent[np.maximum(cur, 0)], -1)
             self.chain[lv] = np.where((cur >= 0) & (self.level[np.maximum(cur, 0)] == lv), cur, -1)
         self._categories = None
+        # chains answered so far, by micro number: new rows, new chains (an index updated from another
+        # is a shallow copy of it, and must not answer from the other's names and numbers)
+        self._chains = {}
 
     def _set_geoms(self, micro_geom, special_geom, wkb=None):
         """The micro and special grids' geometries; or, from a persisted index, ``wkb`` (the micro-grids'
@@ -536,7 +539,7 @@ class GridIndex:
     def chain_of(self, m: int) -> list[dict]:
         """The chain (top first) of micro-grid number ``m``, as JSON-ready objects, made once per grid
         (answers share it)."""
-        cache = self.__dict__.setdefault("_chains", {})
+        cache = self._chains
         chain = cache.get(m)
         if chain is None:
             chain = cache[m] = [

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 
 from .. import geo
+from ..domain.address import Gazetteer
 from ..domain.lookup import STATUS, Assigned, GridIndex, assign_arrays
 from ..errors import InputError
 from ..store import points
@@ -30,11 +32,10 @@ ASSIGN_FORMATS = point_files.FORMATS
 CHUNK = 1_000_000
 
 
-def resolve_addresses(locator: Locator, addresses, floors=None):
+def resolve_addresses(gaz: Gazetteer, addresses, floors=None):
     """(lon, lat, problems, homes) in storage CRS for address strings; problems say why a row failed;
     ``homes[i]`` is (building, unit, floor) when the address, or the row's ``floors[i]``, names the floor
     (the unit may be implied by a one-unit building), else None."""
-    gaz = locator.gazetteer()
     lon = np.full(len(addresses), np.nan)
     lat = np.full(len(addresses), np.nan)
     problems = np.full(len(addresses), None, dtype=object)
@@ -62,13 +63,12 @@ def _floor(value) -> int | None:
         return None
 
 
-def _by_floor(locator: Locator, index: GridIndex, answers: Assigned, homes) -> None:
+def _by_floor(members, index: GridIndex, answers: Assigned, homes) -> None:
     """Rows whose household's floor is known take the micro-grid holding that floor (a tower shared by
-    several micro-grids), not the one at the building's point."""
+    several micro-grids; ``members`` from :meth:`.Locator.memberships`), not the one at the building's point."""
     rows = [i for i, h in enumerate(homes) if h is not None]
     if not rows:
         return
-    members = locator.memberships()[0]
     for i in rows:
         code = members.grid_of(*homes[i])
         r = int(np.searchsorted(index.code, code)) if code is not None else -1
@@ -88,6 +88,23 @@ class Located:
     lat: np.ndarray
 
 
+@dataclass(frozen=True)
+class Places:
+    """What placing rows by address needs besides the index: the gazetteer, and the floors each
+    micro-grid holds (None for a past date: the by-floor rule applies to the current grids only).
+    Built once per run, and sent once to every Dask worker."""
+
+    gazetteer: Gazetteer
+    members: object | None
+
+
+def places_of(locator: Locator, address_col, at: datetime | None) -> Places | None:
+    """The :class:`Places` of a run by address, else None."""
+    if address_col is None:
+        return None
+    return Places(locator.gazetteer(), locator.memberships()[0] if at is None else None)
+
+
 def locate_file(
     locator: Locator,
     src,
@@ -105,18 +122,35 @@ def locate_file(
         raise InputError(f"unsupported file type {src.suffix!r} for {src.name}: use " + ", ".join(ASSIGN_FORMATS))
     if not src.exists():
         raise InputError(f"no such file: {src}")
+    check_columns_given(lon_col, lat_col, address_col)
+    rows = point_files.read(src, lon_col, lat_col, address_col)
+    places = places_of(locator, address_col, at)
+    return locate_points(locator.index(at), rows, crs=crs, address_col=address_col, places=places, progress=progress)
+
+
+def check_columns_given(lon_col, lat_col, address_col) -> None:
     if address_col and (lon_col or lat_col):
         raise InputError("give either --address-col or --lon-col/--lat-col, not both")
-    rows = point_files.read(src, lon_col, lat_col, address_col)
+
+
+def locate_points(
+    index: GridIndex,
+    rows: point_files.Points,
+    *,
+    crs=None,
+    address_col=None,
+    places: Places | None = None,
+    progress=None,
+) -> Located:
+    """Answer every row of ``rows`` on ``index``, :data:`CHUNK` rows at a time: the single-process
+    core, which ``--engine dask`` workers run on their partitions too (:mod:`.dask_assign`)."""
     known = homes = None
     if address_col is not None:
         floors = rows.column("floor") if "floor" in rows.table.column_names else None
-        lon, lat, known, homes = resolve_addresses(locator, rows.column(address_col), floors)
-        source_crs = "EPSG:4326"
+        lon, lat, known, homes = resolve_addresses(places.gazetteer, rows.column(address_col), floors)
     else:
         lon, lat = rows.lon, rows.lat
-        source_crs = geo.parse_crs(crs) if crs else (rows.crs or "EPSG:4326")
-    index = locator.index(at)
+    source_crs = rows_crs(rows, crs, address_col)
     parts = []
     for start in range(0, max(len(lon), 1), CHUNK):
         stop = min(start + CHUNK, len(lon))
@@ -128,9 +162,34 @@ def locate_file(
         if progress:
             progress(stop - start)
     answers = _concat(parts)
-    if homes is not None and at is None:
-        _by_floor(locator, index, answers, homes)
+    if homes is not None and places.members is not None:
+        _by_floor(places.members, index, answers, homes)
     return Located(rows, answers, index, source_crs, lon, lat)
+
+
+def rows_crs(rows: point_files.Points, crs, address_col) -> str:
+    """The CRS of the rows' coordinates: storage for addresses, else ``--crs``, else the file's own,
+    else WGS 84."""
+    if address_col is not None:
+        return "EPSG:4326"
+    return geo.parse_crs(crs) if crs else (rows.crs or "EPSG:4326")
+
+
+def count_status(status) -> dict:
+    """Rows placed, outside and bad of ``status`` numbers (into STATUS)."""
+    counts = np.bincount(np.asarray(status, dtype=np.int64), minlength=len(STATUS))
+    return {"rows": int(len(status)), **{name: int(n) for name, n in zip(STATUS, counts)}}
+
+
+def output_table(found: Located) -> pa.Table:
+    """The rows as read with the chain's columns after them (an input column of the same name is
+    replaced): what ``assign`` writes, whole or a part of ``--engine dask`` at a time."""
+    table = found.rows.table
+    for name, column in point_files.answer_columns(found.index, found.answers).items():
+        if name in table.column_names:
+            table = table.drop_columns([name])
+        table = table.append_column(name, column)
+    return table
 
 
 def _concat(parts: list[Assigned]) -> Assigned:
@@ -182,11 +241,7 @@ def assign_file(
     found = locate_file(
         locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col, at=at, progress=progress
     )
-    table = found.rows.table
-    for name, column in point_files.answer_columns(found.index, found.answers).items():
-        if name in table.column_names:  # a column of the input by the same name is replaced
-            table = table.drop_columns([name])
-        table = table.append_column(name, column)
+    table = output_table(found)
     tmp = Path(tempfile.mkstemp(prefix=".gridmap-", suffix=dst.suffix, dir=dst.parent or ".")[1])
     try:
         point_files.write(
@@ -211,26 +266,27 @@ def summarise(status, crs) -> dict:
     """Rows placed, outside and bad: ``status`` numbers (into STATUS), or a located frame's rows."""
     if isinstance(status, pd.DataFrame):
         status = pd.Categorical(status["status"].astype(object), categories=list(STATUS)).codes
-    status = np.asarray(status, dtype=np.int64)
-    counts = np.bincount(status, minlength=len(STATUS))
-    return {
-        "rows": int(len(status)),
-        **{name: int(n) for name, n in zip(STATUS, counts)},
-        "crs": crs,
-    }
+    return {**count_status(status), "crs": crs}
 
 
 def locate_frame(locator: Locator, src, **options) -> tuple[pd.DataFrame, str, np.ndarray, np.ndarray]:
     """:func:`locate_file` as a DataFrame (the file's columns, then the chain's; ``attrs["input_columns"]``
     names the file's own), the source CRS and the rows' lon/lat: for the record commands."""
     found = locate_file(locator, src, **options)
+    out = located_frame(found)
+    return out, found.crs, found.lon, found.lat
+
+
+def located_frame(found: Located) -> pd.DataFrame:
+    """Located rows as a DataFrame: the file's columns, then the chain's (``attrs["input_columns"]``
+    names the file's own)."""
     frame = point_files.plain(found.rows.table).to_pandas()
     chain = pd.DataFrame(point_files.answer_lists(found.index, found.answers))
     chain["lon_wgs84"], chain["lat_wgs84"] = found.answers.x, found.answers.y
     chain["nearest_distance_m"] = found.answers.distance
     out = pd.concat([frame.drop(columns=[c for c in chain.columns if c in frame.columns]), chain], axis=1)
     out.attrs["input_columns"] = list(frame.columns)  # the file's own columns, before the chain's
-    return out, found.crs, found.lon, found.lat
+    return out
 
 
 def record_residents(locator: Locator, src, *, address_col: str, crs=None, name_col="name") -> dict:
@@ -240,6 +296,15 @@ def record_residents(locator: Locator, src, *, address_col: str, crs=None, name_
     if not address_col:
         raise InputError("residents are recorded by their address: give --address-col")
     out, source_crs, _, _ = locate_frame(locator, src, crs=crs, address_col=address_col)
+    rows = resident_rows(out, address_col, locator.gazetteer(), name_col)
+    with locator.engine.begin() as conn:
+        points.insert(conn, "resident", rows)
+    return summarise(out, source_crs)
+
+
+def resident_rows(out: pd.DataFrame, address_col: str, gaz: Gazetteer, name_col="name") -> pd.DataFrame:
+    """The ``resident`` rows of located rows ``out`` (building and unit from the address); for one
+    file, or a partition of ``record residents --engine dask``."""
     geom = point_wkb(out)
     address = out[address_col]
     rows = pd.DataFrame(
@@ -252,7 +317,6 @@ def record_residents(locator: Locator, src, *, address_col: str, crs=None, name_
             "micro_code": out["micro_code"].astype(object).where(out["micro_code"].notna(), None),
         }
     )
-    gaz = locator.gazetteer()
     for i, text in enumerate(address):
         try:
             found = gaz.resolve(text)
@@ -260,9 +324,7 @@ def record_residents(locator: Locator, src, *, address_col: str, crs=None, name_
         except InputError:
             pass
     rows["unit"] = rows["unit"].astype("Int64")
-    with locator.engine.begin() as conn:
-        points.insert(conn, "resident", rows)
-    return summarise(out, source_crs)
+    return rows
 
 
 def point_wkb(out: pd.DataFrame) -> np.ndarray:

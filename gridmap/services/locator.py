@@ -172,15 +172,10 @@ class Locator:
     def _load(self, key: str) -> GridIndex | None:
         if self.home is None:
             return None
-        found = index_files.load(self.home, key)
-        if found is None:  # none, or damaged: cleared so the rebuilt one can be written
+        index = load_index(self.home, key)
+        if index is None:  # none, or damaged: cleared so the rebuilt one can be written
             index_files.discard(self.home, key)
-            return None
-        try:
-            return GridIndex.from_state(*found)
-        except (ValueError, KeyError):  # another version's or a damaged copy: removed, rebuilt, never trusted
-            index_files.discard(self.home, key)
-            return None
+        return index
 
     def _persist(self, index: GridIndex, *, synchronous=False) -> None:
         """Save ``index`` under its version digest (computed now if unknown), in a thread for a server."""
@@ -195,6 +190,15 @@ class Locator:
                 self._persist_timer.start()
         else:
             self._persist_now(index)
+
+    def persist(self, index: GridIndex) -> bool:
+        """Put ``index`` on disk now unless it is there already (a command handing it to other
+        processes: ``--engine dask`` workers); whether it is on disk."""
+        if self.home is None:
+            return False
+        if index.key is None or not index_files.exists(self.home, index.key):
+            self._persist_now(index)
+        return index.key is not None and index_files.exists(self.home, index.key)
 
     def _persist_current(self) -> None:
         index = self._current
@@ -394,6 +398,19 @@ class Locator:
         index = self.index(at)
         answers = assign_arrays(index, lon, lat, geo.parse_crs(crs), problems)
         return (point_files.answer_columns if arrow else point_files.answer_lists)(index, answers)
+
+
+def load_index(home: Path, key: str) -> GridIndex | None:
+    """The index persisted under ``home`` as ``key``, its arrays memory-mapped; None when there is
+    none or it is unreadable (another version's or a damaged copy is never trusted).  A server worker's
+    start, and every ``--engine dask`` worker's (:mod:`.dask_assign`)."""
+    found = index_files.load(home, key)
+    if found is None:
+        return None
+    try:
+        return GridIndex.from_state(*found)
+    except (ValueError, KeyError):
+        return None
 
 
 def batch_points(points: list):

@@ -60,7 +60,12 @@ def read(path: Path, lon_col=None, lat_col=None, address_col=None) -> Points:
         raise
     except Exception as exc:  # Arrow/openpyxl raise many types; all mean "cannot read this file"
         raise InputError(f"cannot read {path.name}: {str(exc).strip().splitlines()[0]}") from None
-    geo_meta = _geo_metadata(table)
+    return points_of(table, path, lon_col, lat_col, address_col, _geo_metadata(table))
+
+
+def points_of(table: pa.Table, path: Path, lon_col=None, lat_col=None, address_col=None, geo_meta=None) -> Points:
+    """The :class:`Points` of a table read from ``path`` (a whole file, or one partition of
+    ``--engine dask``, which passes the file's ``geo_meta``); InputError naming a missing column."""
     if address_col is not None:
         _need(path, table, [address_col], "--address-col")
         return Points(table, crs=_geo_crs(geo_meta), geo_meta=geo_meta)
@@ -127,9 +132,8 @@ def _numbers(column: pa.ChunkedArray) -> np.ndarray:
         return pd.to_numeric(pd.Series(text.to_numpy(zero_copy_only=False)), errors="coerce").to_numpy("float64")
 
 
-def _geo_metadata(table: pa.Table) -> dict | None:
-
-    raw = (table.schema.metadata or {}).get(b"geo")
+def _geo_metadata(table) -> dict | None:
+    raw = (getattr(table, "schema", table).metadata or {}).get(b"geo")
     return json.loads(raw) if raw else None
 
 
@@ -150,12 +154,19 @@ def _geo_crs(geo_meta) -> str | None:
     return CRS.from_user_input(crs).to_string()
 
 
+def geo_metadata(table_or_schema) -> dict | None:
+    """The GeoParquet metadata (``geo``) of a table or schema, or None for plain Parquet."""
+    return _geo_metadata(table_or_schema)
+
+
 def _wkb_points(column: pa.ChunkedArray):
     """x, y of WKB points, decoded in NumPy (21-byte little-endian 2D points; shapely otherwise), NaN
     for anything that is not a point."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if pa.types.is_binary(column.type) and column.null_count == 0:
-        offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset : column.offset + len(column) + 1]
+    large = pa.types.is_large_binary(column.type)
+    if (pa.types.is_binary(column.type) or large) and column.null_count == 0:
+        width = np.int64 if large else np.int32
+        offsets = np.frombuffer(column.buffers()[1], dtype=width)[column.offset : column.offset + len(column) + 1]
         data = np.frombuffer(column.buffers()[2], dtype=np.uint8)
         if len(column) and np.all(np.diff(offsets) == 21):
             rows = data[offsets[0] : offsets[-1]].reshape(-1, 21)
@@ -208,14 +219,7 @@ def write(
     ``crs``) only where the format needs a geometry; a CSV in ``encoding`` (default UTF-8 with a BOM,
     which Excel needs to read it as UTF-8)."""
     if suffix == ".parquet":
-        import pyarrow.parquet as pq  # deferred: only for files of this kind (short CLI start)
-
-        if geo_meta:  # the input's geometry column came through untouched: keep it GeoParquet
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"geo": json.dumps(geo_meta)})
-        # min/max statistics only for plain columns: over the chain's dictionary columns they cost
-        # most of the write and, rows being in the input's order, could not skip a row group anyway
-        plain = [f.name for f in table.schema if not pa.types.is_dictionary(f.type)]
-        pq.write_table(table, path, write_statistics=plain)
+        write_parquet([table], path, geo_meta)
     elif suffix == ".csv":
         _write_csv(_plain(table), path, encoding)
     elif suffix == ".xlsx":
@@ -233,6 +237,28 @@ def write(
         gdf = gpd.GeoDataFrame(frame, geometry=points, crs=None if crs in ("gcj02", "bd09") else crs)
         path.unlink(missing_ok=True)
         gdf.to_file(path, driver="GPKG" if suffix == ".gpkg" else "GeoJSON", engine="pyogrio", layer=layer)
+
+
+def write_parquet(tables, path: Path, geo_meta=None) -> None:
+    """Tables of one schema as one Parquet file, a row group each (a writer holds one table at a time:
+    ``assign``'s whole file, or a ``--engine dask`` partition a chunk at a time); GeoParquet when the
+    input was (``geo_meta``: its geometry column came through untouched)."""
+    import pyarrow.parquet as pq  # deferred: only for files of this kind (short CLI start)
+
+    writer = None
+    try:
+        for table in tables:
+            if geo_meta:
+                table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"geo": json.dumps(geo_meta)})
+            if writer is None:
+                # min/max statistics only for plain columns: over the chain's dictionary columns they cost
+                # most of the write and, rows being in the input's order, could not skip a row group anyway
+                plain = [f.name for f in table.schema if not pa.types.is_dictionary(f.type)]
+                writer = pq.ParquetWriter(path, table.schema, write_statistics=plain)
+            writer.write_table(table)  # row groups of at most a million rows (Arrow's default)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def _write_csv(table: pa.Table, path: Path, encoding: str) -> None:

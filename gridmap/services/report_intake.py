@@ -59,16 +59,43 @@ def record_reports(
     out, source_crs, lon, lat = locate_frame(
         locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col
     )
+    checked = check_reports(out, columns, src.name, db.zone_of(locator.engine), source_crs, lon, lat, address_col)
+    summary = summarise(out[checked.keep], source_crs)
+    with locator.engine.begin() as conn:
+        summary.update(points.upsert_reports(conn, checked.frame))
+    summary.update(rows=len(out), rejected=int((~checked.keep).sum()), source=columns.source, ids=checked.ids)
+    summary["rejects"] = write_rejects(checked.rejected, src, rejects)
+    return summary
+
+
+@dataclass
+class Checked:
+    """Located rows checked as reports: the rows to store (``frame``, the columns of
+    :data:`points.INTAKE`), which rows those are (``keep``), the others with their own columns and
+    the reason (``rejected``), and whether the file has ids."""
+
+    frame: pd.DataFrame
+    keep: np.ndarray
+    rejected: pd.DataFrame
+    ids: bool
+
+
+def check_reports(
+    out: pd.DataFrame, columns: Columns, name: str, tz: str, source_crs, lon, lat, address_col, *, repeats=True
+) -> Checked:
+    """The reports of located rows ``out`` (:func:`.assignment.locate_frame`, or a chunk of a partition
+    of ``--engine dask``); InputError when a named column is missing.  ``repeats``: reject an id seen
+    before in ``out`` (a partition leaves that to the staging table, which sees them all)."""
     original = [c for c in out.attrs["input_columns"] if c != REASON]
     if columns.text not in out.columns:
-        raise InputError(f"{src.name}: no column {columns.text!r} with the report's text (use --text-col)")
+        raise InputError(f"{name}: no column {columns.text!r} with the report's text (use --text-col)")
     reasons = np.full(len(out), None, dtype=object)
-    ids = _ids(out, columns.id, reasons, src)
-    when = _times(out, columns.time, reasons, src, db.zone_of(locator.engine))
+    ids = _ids(out, columns.id, reasons, name, repeats)
+    when = _times(out, columns.time, reasons, name, tz)
     text = out[columns.text].astype("string").str.strip()
     for i in np.flatnonzero(text.isna().to_numpy() | (text == "").fillna(True).to_numpy()):
         reasons[i] = reasons[i] or f"missing {columns.text}"
-    keep = np.array([r is None for r in reasons])
+    keep = np.array([r is None for r in reasons], dtype=bool)
     frame = _frame(
         out[keep].reset_index(drop=True),
         columns,
@@ -80,12 +107,9 @@ def record_reports(
         keep,
         address_col,
     )
-    summary = summarise(out[keep], source_crs)
-    with locator.engine.begin() as conn:
-        summary.update(points.upsert_reports(conn, frame))
-    summary.update(rows=len(out), rejected=int((~keep).sum()), source=columns.source, ids=ids is not None)
-    summary["rejects"] = _write_rejects(out[original], reasons, src, rejects)
-    return summary
+    rejected = out.loc[~keep, original].copy()
+    rejected[REASON] = reasons[~keep]
+    return Checked(frame, keep, rejected, ids is not None)
 
 
 def summary_line(s: dict) -> str:
@@ -98,30 +122,31 @@ def summary_line(s: dict) -> str:
     )
 
 
-def _ids(out, id_col, reasons, src) -> np.ndarray | None:
-    """External ids as text (None when the file has no id column); missing and repeated ids are reasons."""
+def _ids(out, id_col, reasons, file_name, repeats=True) -> np.ndarray | None:
+    """External ids as text (None when the file has no id column); missing and (``repeats``) repeated
+    ids are reasons."""
     name = id_col or "id"
     if name not in out.columns:
         if id_col is not None:
-            raise InputError(f"{src.name}: no column {id_col!r} with the reports' ids")
+            raise InputError(f"{file_name}: no column {id_col!r} with the reports' ids")
         return None
     ids = out[name].astype("string").str.strip().to_numpy(dtype=object, na_value=None)
     seen: dict[str, int] = {}
     for i, value in enumerate(ids):
         if value in (None, ""):
             reasons[i] = f"missing {name}"
-        elif value in seen:
+        elif repeats and value in seen:
             reasons[i] = f"duplicate {name} {value} (also row {seen[value]})"
         else:
             seen[value] = i + 1
     return ids
 
 
-def _times(out, time_col, reasons, src, tz: str) -> pd.Series:
+def _times(out, time_col, reasons, file_name, tz: str) -> pd.Series:
     name = time_col or "reported_at"
     if name not in out.columns:
         if time_col is not None:
-            raise InputError(f"{src.name}: no column {time_col!r} with the reports' times")
+            raise InputError(f"{file_name}: no column {time_col!r} with the reports' times")
         return pd.Series(pd.NaT, index=range(len(out)), dtype="datetime64[ns, UTC]")
     parsed, bad = dates.parse_instants(out[name].tolist(), tz)
     for i in bad:
@@ -150,16 +175,13 @@ def _frame(out, columns: Columns, ids, when, source_crs, lon, lat, keep, address
     )
 
 
-def _write_rejects(original: pd.DataFrame, reasons, src: Path, rejects) -> str | None:
+def write_rejects(rejected: pd.DataFrame, src: Path, rejects) -> str | None:
     """Write the rejected rows (their own columns plus the reason) as a UTF-8 CSV with a BOM; the
     file's path, or None when nothing was rejected and no file was asked for."""
-    bad = np.array([r is not None for r in reasons])
     if rejects is None:
-        if not bad.any():
+        if rejected.empty:
             return None
-        rejects = src.with_name(f"{src.stem}.rejected.csv")
+        rejects = Path(src).with_name(f"{Path(src).stem}.rejected.csv")
     rejects = check_output(Path(rejects), (".csv",))
-    frame = original[bad].copy()
-    frame[REASON] = reasons[bad]
-    write_csv(frame, rejects)
+    write_csv(rejected, rejects)
     return str(rejects)

@@ -38,6 +38,11 @@ def load(home: Path, key: str):
     return meta, arrays
 
 
+def exists(home: Path, key: str) -> bool:
+    """Whether the index ``key`` is persisted (whole: its metadata is written last, then renamed in)."""
+    return (folder(home) / key / META).is_file()
+
+
 def latest(home: Path, database: str):
     """(key, metadata) of the newest persisted index of the current grids of ``database`` (the
     highest epoch), or None."""

@@ -57,13 +57,21 @@ def upsert_reports(conn: Connection, frame: pd.DataFrame) -> dict[str, int]:
             reported_at timestamptz, attrs jsonb) ON COMMIT DROP""")
     )
     copy_frame(conn, "_intake", INTAKE, frame[INTAKE])
+    counts = upsert_reports_from(conn, "_intake", len(frame))
+    conn.execute(sa.text("DROP TABLE _intake"))
+    return counts
+
+
+def upsert_reports_from(conn: Connection, table: str, n: int, order: str | None = None) -> dict[str, int]:
+    """:func:`upsert_reports` of the ``n`` rows of ``table`` (the :data:`INTAKE` columns: a temporary
+    table, or a distributed run's staging table), new ones inserted in ``order`` (SQL, e.g. ``part, seq``)."""
     content = [c for c in INTAKE if c not in ("source", "external_id", "attrs", "reported_at")]
     updated = conn.execute(
         sa.text(f"""
         UPDATE report r SET {", ".join(f"{c} = i.{c}" for c in content)},
             reported_at = coalesce(i.reported_at, r.reported_at),
             attrs = (r.attrs - 'intake_error') || i.attrs, assigned_at = now()
-        FROM _intake i
+        FROM {table} i
         WHERE r.source = i.source AND r.external_id = i.external_id
           AND ({", ".join(f"r.{c}" for c in content)}, r.reported_at, r.attrs -> 'intake_error')
               IS DISTINCT FROM ({", ".join(f"i.{c}" for c in content)}, coalesce(i.reported_at, r.reported_at),
@@ -72,11 +80,16 @@ def upsert_reports(conn: Connection, frame: pd.DataFrame) -> dict[str, int]:
     inserted = conn.execute(
         sa.text(f"""
         INSERT INTO report ({", ".join(INTAKE)})
-        SELECT {", ".join("coalesce(reported_at, now())" if c == "reported_at" else c for c in INTAKE)} FROM _intake
+        SELECT {", ".join("coalesce(reported_at, now())" if c == "reported_at" else c for c in INTAKE)} FROM {table}
+        {f"ORDER BY {order}" if order else ""}
         ON CONFLICT (source, external_id) DO NOTHING""")
     ).rowcount
-    conn.execute(sa.text("DROP TABLE _intake"))
-    return {"inserted": inserted, "updated": updated, "unchanged": len(frame) - inserted - updated}
+    return {"inserted": inserted, "updated": updated, "unchanged": n - inserted - updated}
+
+
+def columns(table: str) -> list[str]:
+    """The columns a recorded ``resident`` row fills (``report``: :data:`INTAKE`)."""
+    return list(INTAKE) if table == "report" else list(_COLUMNS[table])
 
 
 def reassign(conn: Connection, codes) -> dict[str, int]:

@@ -36,6 +36,7 @@ from .context import SETTINGS
 #: ``test_config`` keys that set a setting (the rest go to Flask's config as they are).
 SETTING_KEYS = {
     "DATABASE_URL": "external_database_url",
+    "READ_DATABASE_URL": "read_database_url",
     "AUTH_READ": "auth_read",
     "LOOKUP_ENGINE": "lookup_engine",
     "RISK_RULES": "risk_rules",

@@ -7,7 +7,7 @@ from flask import current_app
 from sqlalchemy.engine import Engine
 
 from ..domain.risk import Rules
-from ..services import database, events, resources
+from ..services import database, events, read_routing, resources
 from ..services.locator import Locator
 from ..settings import Settings
 
@@ -22,6 +22,12 @@ def settings() -> Settings:
 
 def engine() -> Engine:
     return database.engine(settings())
+
+
+def read_engine() -> Engine:
+    """Where a tile or panel reads: the read replica when one is configured and has caught up with
+    the primary, else the primary (:func:`gridmap.services.read_routing.fresh_engine`)."""
+    return read_routing.read_engine(settings())
 
 
 def locator() -> Locator:

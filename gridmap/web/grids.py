@@ -10,7 +10,7 @@ from ..errors import InputError
 from ..services import grid_views
 from ..services.layers import layer_for
 from . import params
-from .context import engine, locator, risk_rules, settings
+from .context import engine, locator, read_engine, risk_rules, settings
 from .privacy import private, private_each
 
 #: Personal fields of the reports a panel lists (see :mod:`.privacy`).
@@ -75,7 +75,7 @@ def labels():
 def grid_panel(code: str):
     """Everything the map's info panel shows for one current grid: its chain, code, households,
     population, responsible people, risk elements by colour and overdue, and open reports."""
-    body = grid_views.panel(engine(), code, risk_rules())
+    body = grid_views.panel(read_engine(), code, risk_rules())
     private(body["properties"], "people")
     private_each(body["properties"]["reports"]["latest"], *REPORT_PRIVATE)
     return jsonify(body)

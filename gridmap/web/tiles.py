@@ -15,7 +15,7 @@ from ..errors import NotFound
 from ..services import tiles
 from ..services.layers import basemap, tile_layers
 from . import params
-from .context import engine, risk_rules, settings
+from .context import read_engine, risk_rules, settings
 from .privacy import sees_private
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
@@ -44,7 +44,7 @@ def tile(layer: str, z: str, x: str, y: str):
     crs = params.basemap_crs(default=basemap(settings())["crs"])
     at = params.at()  # grid layers: the boundaries valid on that date
     personal = sees_private()
-    data, etag = tiles.tile(engine(), _cache(), spec, t, crs, risk_rules(), at, personal)
+    data, etag = tiles.tile(read_engine(), _cache(), spec, t, crs, risk_rules(), at, personal)
     response = Response(data, mimetype=MVT)
     response.set_etag(etag)
     # a tile drawn for a token holder must not be kept by shared caches for others

@@ -1,0 +1,138 @@
+"""Background jobs that must run once across all servers on one database, not once per server.
+
+Every ``gridmap serve`` starts a :class:`Leader` in a process of its own (:func:`start_process`:
+spawned, so the server's forked workers never share its lock connection).  It runs the jobs only
+while it holds the advisory lock ``gridmap.jobs`` on that connection: one leader however many
+servers.
+When the leader stops or crashes, its connection ends, PostgreSQL frees the lock, and another
+server's Leader takes it at its next try (every ``retry_s``).  Jobs: the risk roll-up refresh
+(``overdue`` counts move with the clock); the event centre's tick can register the same way.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from ..store import db, locks
+from . import resources, risk_elements
+
+LOCK = "gridmap.jobs"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job run every ``every_s`` seconds by the leader; ``run()`` returns what to log."""
+
+    name: str
+    every_s: float
+    run: Callable[[], object]
+
+
+class Leader:
+    """Runs ``jobs`` in a daemon thread while this process leads (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        jobs: list[Job],
+        *,
+        retry_s: float = 5.0,
+        log: Callable[[str], None] = print,
+        parent_pid: int | None = None,
+    ):
+        self.url, self.jobs, self.retry_s, self.log, self.parent_pid = url, jobs, retry_s, log, parent_pid
+        self._stop = threading.Event()
+        self._conn = None
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._loop, name="gridmap-jobs", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        due = {job.name: 0.0 for job in self.jobs}
+        announced = False
+        while not self._stop.is_set():
+            if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                break  # the server that started us is gone: so are we (and our lock with us)
+            if not self._lead():
+                if not announced:
+                    self.log("jobs: standing by (another server leads)")
+                    announced = True
+                self._stop.wait(self.retry_s)
+                continue
+            announced = False
+            now = time.monotonic()
+            for job in self.jobs:
+                if now >= due[job.name]:
+                    self._run(job)
+                    due[job.name] = time.monotonic() + job.every_s
+            wait = min(due.values()) - time.monotonic() if due else self.retry_s
+            self._stop.wait(max(0.05, min(wait, self.retry_s)))
+        if self._conn is not None:
+            self._conn.close()
+
+    def _lead(self) -> bool:
+        """Whether this process leads now: its lock connection is alive, or it just took the lock."""
+        try:
+            if self._conn is not None:
+                locks.alive(self._conn)
+                return True
+            conn = psycopg.connect(self.url, autocommit=True)
+            if locks.try_session_lock(conn, LOCK):
+                self._conn = conn
+                self.log("jobs: leading")
+                return True
+            conn.close()
+        except psycopg.OperationalError as exc:  # the database went away: lead again once it is back
+            if self._conn is not None:
+                self.log(f"jobs: lost the lock ({str(exc).strip().splitlines()[0]})")
+            self._conn = None
+        return False
+
+    def _run(self, job: Job) -> None:
+        t = time.perf_counter()
+        try:
+            result = job.run()
+        except Exception as exc:  # a job's failure must not stop the others: say it, retry next time
+            self.log(f"job {job.name} failed: {type(exc).__name__}: {exc}")
+            return
+        self.log(f"job {job.name} ran in {time.perf_counter() - t:.2f} s: {result}")
+
+
+def start_process(url: str, *, rollup_every: float, rules_path, retry_s: float = 5.0):
+    """Start the leader of ``gridmap serve`` in a spawned daemon process (it ends with the server)."""
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_leader_main,
+        args=(url, rollup_every, str(rules_path), retry_s, os.getpid()),
+        name="gridmap-jobs",
+        daemon=True,
+    )
+    proc.start()
+    return proc
+
+
+def _leader_main(url, rollup_every, rules_path, retry_s, parent_pid) -> None:
+    """The leader process: the server's jobs, run while it holds the lock."""
+    engine = db.engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    rules = resources.load_rules(Path(rules_path))
+    jobs = []
+    if rollup_every > 0:
+        jobs.append(Job("risk-rollup", rollup_every, lambda: f"{risk_elements.rollup(engine, rules)[0]} grids"))
+
+    def log(message: str) -> None:
+        print(f"gridmap: {message}", file=sys.stderr, flush=True)
+
+    Leader(url, jobs, retry_s=retry_s, log=log, parent_pid=parent_pid)._loop()

@@ -1,0 +1,202 @@
+"""Several app servers on one PostGIS: two ``gridmap serve`` processes (standing in for two machines),
+an edit committed through one seen by the next lookup, tile and panel on the other."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import urllib.request
+
+import mapbox_vector_tile
+import mercantile
+import pytest
+import sqlalchemy as sa
+from shapely.geometry import mapping
+
+from gridmap.store import db
+from gridmap.web import create_app
+
+import cityfactory as cf
+import servers
+from servers import serving
+
+Y1 = "410199001001001"
+M1, M2 = Y1 + "01", Y1 + "02"
+
+
+def lonlat(x, y):
+    p = cf.geo.from_local([cf.shapely.Point(cf.X0 + x, cf.Y0 + y)])[0]
+    return p.x, p.y
+
+
+def http(url, body=None, headers=None):
+    """(status, headers, bytes) of a GET, or a POST of JSON ``body``."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as res:
+            return res.status, res.headers, res.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def lookup(base, x, y):
+    lon, lat = lonlat(x, y)
+    status, _, body = http(f"{base}/api/v1/lookup?lon={lon}&lat={lat}")
+    assert status == 200, body
+    return json.loads(body)
+
+
+def micro_tile(base, x, y):
+    """The names in the z15 micro-grid tile holding the point."""
+    t = mercantile.tile(*lonlat(x, y), 15)
+    status, _, body = http(f"{base}/tiles/micro/{t.z}/{t.x}/{t.y}.pbf?crs=wgs84")
+    assert status == 200
+    layers = mapbox_vector_tile.decode(body) if body else {}
+    return {f["properties"]["code"]: f["properties"]["name"] for layer in layers.values() for f in layer["features"]}
+
+
+def panel(base, code):
+    status, _, body = http(f"{base}/api/v1/grids/{code}/panel")
+    assert status == 200, body
+    return json.loads(body)["properties"]
+
+
+@pytest.fixture
+def city(engine, cli, tmp_path):
+    cf.load(cli, cf.city(), tmp_path)
+
+
+def test_an_edit_through_one_server_is_seen_by_the_next_lookup_tile_and_panel_on_the_other(city, database_url, bearer):
+    planner = bearer("planner")
+    with (
+        serving(database_url, "--workers", "1", "--threads", "2") as (a, _),
+        serving(database_url, "--workers", "1", "--threads", "2") as (b, _),
+    ):
+        # server B has its index, tile cache and panel from before the edit
+        assert lookup(b, 500, 950)["micro"] == M1
+        assert micro_tile(b, 500, 950)[M1] == panel(b, M1)["name"] != "新一号网格"
+        status, headers, _ = http(f"{a}/api/v1/grids/{M1}")
+        etag_m1 = headers["ETag"]
+        etag_m2 = http(f"{a}/api/v1/grids/{M2}")[1]["ETag"]
+        shrunk = mapping(cf.geo.from_local([cf.rect(0, 0, 1000, 900)])[0])
+        edit = {
+            "op": "replace",
+            "code": M1,
+            "geometry": shrunk,
+            "properties": {"name": "新一号网格"},
+            "gap_to": M2,
+            "if_match": {M2: etag_m2},
+        }
+        status, _, body = http(f"{a}/api/v1/edits", edit, {**planner, "If-Match": etag_m1})
+        assert status == 201, body
+        # the very next requests on B see it: the point in the strip given away, the new name
+        assert lookup(b, 500, 950)["micro"] == M2
+        assert lookup(b, 500, 500)["chain"][-1]["name"] == "新一号网格"
+        assert micro_tile(b, 500, 950)[M1] == "新一号网格"
+        assert panel(b, M1)["name"] == "新一号网格"
+
+
+@pytest.fixture
+def replica_url(database_url, city, cli, tmp_path):
+    """A second database holding the same city, standing in for a read replica (``_replica`` beside
+    the test database, made on the same server)."""
+    url = sa.engine.make_url(database_url)
+    name = f"{url.database}_replica"
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    replica = url.set(database=name).render_as_string(hide_password=False)
+    db.migrate(replica)
+    (tmp_path / "replica").mkdir()
+    cf.load(lambda *a: cli(*a, url=replica), cf.city(), tmp_path / "replica")
+    return replica
+
+
+def copy_epochs(source_url, target_url):
+    """Make the replica's data epochs the primary's: it has "caught up"."""
+    with db.engine(source_url).connect() as conn:
+        grid = conn.execute(sa.text("SELECT epoch FROM grid_epoch WHERE id = 1")).scalar_one()
+        layers = conn.execute(sa.text("SELECT name, epoch FROM layer_epoch")).all()
+    with db.engine(target_url).begin() as conn:
+        conn.execute(sa.text("UPDATE grid_epoch SET epoch = :e WHERE id = 1"), {"e": grid})
+        conn.execute(sa.text("DELETE FROM layer_epoch"))
+        for name, epoch in layers:
+            conn.execute(sa.text("INSERT INTO layer_epoch VALUES (:n, :e)"), {"n": name, "e": epoch})
+
+
+def test_read_replica_serves_tiles_and_panels_only_while_caught_up(database_url, replica_url, bearer, engine):
+    app = create_app({"DATABASE_URL": database_url, "READ_DATABASE_URL": replica_url, "TESTING": True})
+    client = app.test_client()
+    # a difference only the replica has, to see where reads go
+    with db.engine(replica_url).begin() as conn:
+        conn.execute(sa.text("UPDATE grid SET name = '副本网格' WHERE code = :c AND valid_to IS NULL"), {"c": M1})
+    copy_epochs(database_url, replica_url)
+    t = mercantile.tile(*lonlat(500, 500), 15)
+    tile_url = f"/tiles/micro/{t.z}/{t.x}/{t.y}.pbf?crs=wgs84"
+
+    def tile_names():
+        layers = mapbox_vector_tile.decode(client.get(tile_url).data)
+        return {f["properties"]["code"]: f["properties"]["name"] for ly in layers.values() for f in ly["features"]}
+
+    assert client.get(f"/api/v1/grids/{M1}/panel").get_json()["properties"]["name"] == "副本网格"
+    assert tile_names()[M1] == "副本网格"
+    # an edit on the primary: the replica is behind, so the next panel and tile read the primary
+    etag = client.get(f"/api/v1/grids/{M1}").headers["ETag"]
+    res = client.post(
+        "/api/v1/edits",
+        json={"op": "update", "code": M1, "properties": {"name": "主库网格"}},
+        headers={**bearer("planner"), "If-Match": etag},
+    )
+    assert res.status_code == 201, res.get_json()
+    assert client.get(f"/api/v1/grids/{M1}/panel").get_json()["properties"]["name"] == "主库网格"
+    assert tile_names()[M1] == "主库网格"
+    lon, lat = lonlat(500, 500)
+    assert client.get(f"/api/v1/lookup?lon={lon}&lat={lat}").get_json()["chain"][-1]["name"] == "主库网格"
+    # a report on the primary moves a layer epoch: panels read the primary for that too
+    copy_epochs(database_url, replica_url)
+    assert client.get(f"/api/v1/grids/{M1}/panel").get_json()["properties"]["name"] == "副本网格"
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO report (text, micro_code) VALUES ('井盖缺失', :c)"), {"c": M1})
+    props = client.get(f"/api/v1/grids/{M1}/panel").get_json()["properties"]
+    assert props["name"] == "主库网格" and props["reports"]["open"] == 1
+
+
+def test_an_unreachable_replica_is_no_failure(database_url, city):
+    dead = sa.engine.make_url(database_url).set(port=servers.free_port()).render_as_string(hide_password=False)
+    client = create_app({"DATABASE_URL": database_url, "READ_DATABASE_URL": dead, "TESTING": True}).test_client()
+    res = client.get(f"/api/v1/grids/{M1}/panel")
+    assert res.status_code == 200 and res.get_json()["properties"]["code"] == M1
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_background_jobs_run_on_one_server_and_move_when_it_stops(city, database_url, tmp_path):
+    logs = [tmp_path / f"{name}.log" for name in "abc"]
+    args = ("--workers", "1", "--threads", "2", "--rollup-every", "0.5")
+    ran = "job risk-rollup ran"
+    first = contextlib.ExitStack()
+    first.enter_context(serving(database_url, *args, log=logs[0]))
+    try:
+        assert wait_for(lambda: ran in logs[0].read_text())
+        with serving(database_url, *args, log=logs[1]):
+            assert wait_for(lambda: "jobs: standing by" in logs[1].read_text())
+            before = logs[0].read_text().count(ran)
+            assert wait_for(lambda: logs[0].read_text().count(ran) >= before + 3)  # the leader goes on
+            assert ran not in logs[1].read_text() and "jobs: leading" not in logs[1].read_text()
+        with serving(database_url, *args, log=logs[2]):
+            assert wait_for(lambda: "jobs: standing by" in logs[2].read_text())
+            first.close()  # the leading server stops: its lock goes with it, the standing-by one takes over
+            assert wait_for(lambda: ran in logs[2].read_text(), timeout=20)
+    finally:
+        first.close()
