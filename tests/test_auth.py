@@ -38,6 +38,8 @@ IDENTITIES = DEAD + STAFF + ("ingest", "roster")
 
 #: Every live token's role: who may sign out, follow a case or file a report.
 ANY_TOKEN = {"viewer", "dispatcher", "planner", "admin", "ingest", "roster", "handler", "verifier", "supervisor"}
+#: Who may file a case or follow one: every live token but the roster keeper's (who keeps the roster only).
+CASE_FILERS = ANY_TOKEN - {"roster"}
 
 #: The specification (issue 6 item 5), written independently of gridmap/web/auth.py: who may call
 #: each write route.  A write route missing here must be planner+ (the boundary edits and OGC
@@ -50,8 +52,8 @@ WRITE_SPEC = {
     ("PATCH", "/api/v1/posts/<int:post_id>"): {"roster", "admin"},
     ("DELETE", "/api/v1/posts/<int:post_id>"): {"roster", "admin"},
     # issue 12: anyone with a token files a report; the event centre's roles read the map too
-    ("POST", "/api/v1/events/<int:case_id>/followers"): ANY_TOKEN,
-    ("POST", "/api/v1/events"): ANY_TOKEN,
+    ("POST", "/api/v1/events/<int:case_id>/followers"): CASE_FILERS,
+    ("POST", "/api/v1/events"): CASE_FILERS,
     # public: signing in; signing out: any live token (the event centre's roles too)
     ("POST", "/api/v1/session"): ANY_TOKEN,
     ("DELETE", "/api/v1/session"): ANY_TOKEN,
