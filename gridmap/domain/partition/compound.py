@@ -238,13 +238,6 @@ def _search(sp, band_min, band_max, policy, weights, rotations, drawn, *, whole_
         kinds.append(steps[-1] if steps[-1] is not None else JUMP)  # the step closing the cycle
         first = np.cumsum([0] + [1 if units[s[0]].households <= whole_max else units[s[0]].floors for s in stops])
         openings = [int(first[r]) for r in route.rotations(steps, rotations)]
-        if whole_max < band_max and len(stops) > 1:
-            # every unit by floors: the walk may also open between two floors of a unit, so a unit at the
-            # walk's far end can give its lower floors to the last grid and its upper ones to the first
-            # (in a window of ``max`` households after the first opening every plan in the band has a cut)
-            hh = np.cumsum([cycle[(openings[0] + q) % len(cycle)].households for q in range(len(cycle))])
-            inside = [(openings[0] + q) % len(cycle) for q in range(int(np.searchsorted(hh, band_max)) + 1)]
-            openings += [q for q in inside if q not in openings]
         for q in openings:
             blocks = cycle[q:] + cycle[:q]
             hh = [b.households for b in blocks]
@@ -255,8 +248,6 @@ def _search(sp, band_min, band_max, policy, weights, rotations, drawn, *, whole_
             candidates.append((cost, len(candidates), stops, blocks, starts))
             if time.perf_counter() > halfway:
                 break
-        if time.perf_counter() > halfway:
-            break
     candidates.sort(key=lambda c: c[:2])
     best, seen, attempted = None, set(), set()
     for _cost, _, seq, blocks, starts in candidates:
@@ -265,11 +256,6 @@ def _search(sp, band_min, band_max, policy, weights, rotations, drawn, *, whole_
         if best is not None and (time.perf_counter() - t0 > budget_s or len(seen) >= drawn):
             break
         run_of = np.cumsum(np.isin(np.arange(len(blocks)), starts[1:]))
-        head = next((n for n, b in enumerate(blocks) if b.unit != blocks[0].unit), len(blocks))
-        if blocks[-1].unit == blocks[0].unit and head < len(blocks):
-            # opened between two floors of a unit: its upper floors lead, its lower ones close the walk;
-            # put them back together, floors in order (the grids keep their blocks)
-            blocks, run_of = blocks[head:] + blocks[:head], np.concatenate([run_of[head:], run_of[:head]])
         if whole_max < band_max:
             blocks, run_of = rejoin(blocks, run_of, units, band_max)
         run_of = repair(blocks, run_of, [sp.cell_of[b.unit] for b in blocks], sp.neighbours, band_min, band_max)
