@@ -28,6 +28,7 @@ def band_holds(total: int, band_min: int = HOUSEHOLD_BAND[0], band_max: int = HO
         raise InputError(f"a household band needs 0 < min <= max, got {band_min}..{band_max}")
     return total > 0 and -(-total // band_max) <= total // band_min
 
+
 #: How a new grid's code extends its parent's: a suffix, then this many digits (README "The grid model").
 CODE_SUFFIX = {"street": ("", 3), "community": ("", 3), "courtyard": ("", 3), "micro": ("", 2), SPECIAL: ("S", 2)}
 
