@@ -7,10 +7,14 @@ A micro-grid is its ground *and* its share of the buildings on it.  :func:`plan`
 2. walks the units in two orders (a closed tour and a Hilbert curve, :mod:`.route`), each opened at up
    to ``ROTATIONS`` places, and cuts every walk into runs at least cost (:mod:`.floors`: households
    outside the band first, then grids across parts, floor cuts, party-wall cuts, balance; units of at
-   most ``max`` households are never split, taller ones at any floor);
+   most ``max`` households whole, taller ones at any floor);
 3. moves units across grid borders where the walk could not reach a grouping (:mod:`.repair`);
 4. draws the ``DRAWN`` cheapest distinct plans (:mod:`.draw`: every grid one piece, several only across
-   parts, then declared ``multipart``) and keeps the cheapest with compactness counted.
+   parts, then declared ``multipart``) and keeps the cheapest with compactness counted;
+5. when that plan leaves households out of the band and the total is feasible
+   (:func:`..levels.band_holds`), does 2-4 again with every unit by floors (a unit of 45 households over
+   15 floors may give floors 1-8 to one grid and 9-15 to the next), and keeps that plan only if it leaves
+   fewer households out of the band: a small unit is split when, and only when, the band takes it.
 
 The search stops after ``budget_s`` seconds with the best plan drawn so far.  A courtyard whose total
 can be split is never left as one grid: the cut always yields the plan nearest the band.
