@@ -154,10 +154,12 @@ def plan(
     stairs: Stairs = DEFAULT_STAIRS,
     rotations: int = ROTATIONS,
     drawn: int = DRAWN,
+    small_by_floors: bool = True,
 ) -> CompoundPlan:
     """Propose micro-grids for one courtyard (storage lon/lat).  Bad input raises InputError naming the
     building or unit; a courtyard whose grids cannot be drawn comes back with ``error`` set.
-    ``rotations`` and ``drawn`` trade search for speed (the demo generator takes fewer)."""
+    ``rotations`` and ``drawn`` trade search for speed (the demo generator takes fewer);
+    ``small_by_floors=False`` never splits a unit of at most ``band_max`` households (step 5 off)."""
     t0, c0 = time.perf_counter(), time.process_time()
     parts_ll = [p for p in shapely.get_parts(outline) if p.geom_type == "Polygon" and p.area > 0]
     _check(courtyard, parts_ll, buildings)
@@ -188,7 +190,7 @@ def plan(
     args = (band_min, band_max, policy, weights, rotations, drawn)
     best, tried = _search(space, *args, whole_max=band_max, t0=t0, budget_s=budget_s)
     out.rotations_tried = tried
-    if (best is None or best[2] > 0) and band_holds(total, band_min, band_max):
+    if small_by_floors and (best is None or best[2] > 0) and band_holds(total, band_min, band_max):
         # whole units of at most ``max`` households cannot bring every grid into the band: cut again with
         # every unit by floors, and keep that plan only when it leaves fewer households out of the band
         # (so a small unit is split by floors when, and only when, that is what the band takes)
