@@ -372,6 +372,8 @@ def city(timeout: float | None) -> None:
         f"median Polsby-Popper {s['polsby_popper_median']}; slowest courtyard {slowest:.2f} s wall, "
         f"{s['slowest_courtyard_cpu_s']:.2f} s CPU; failed {s['failed']}"
     )
+    for f in report["failed"]:
+        print(f"  failed: {f['courtyard']}: {f['reason']}")
     print(
         f"city target (<= 300 s, no courtyard > 10 s): wall {'met' if dt <= 300 and slowest <= 10 else 'NOT met'}; "
         f"CPU / 2 cores {'met' if cpu / 2 <= 300 and s['slowest_courtyard_cpu_s'] <= 10 else 'NOT met'}"
