@@ -236,6 +236,10 @@ def test_commit_replaces_micro_grids_with_a_version_that_validates(engine, cli, 
     res = cli("partition", "--courtyard", YARD.format(1), "--seed", "2", "--format", "json")
     report = json.loads(res.output)
     assert res.exit_code == 0 and report["summary"]["in_band"] == report["summary"]["micro_grids"] == 2
+    # the planner's CPU seconds, per courtyard and in all (what a shared machine does not stretch)
+    cpu = [c["cpu_seconds"] for c in report["courtyards"]]
+    assert all(c > 0 for c in cpu) and report["summary"]["cpu_seconds"] == round(sum(cpu), 2)
+    assert report["summary"]["slowest_courtyard_cpu_s"] == max(cpu)
     assert report["written"]["closed"] == 2 and report["written"]["opened"] == 2
     res = cli("validate")
     assert res.exit_code == 0, res.output

@@ -14,6 +14,21 @@ SPECIAL_KINDS = ("mall", "market", "school", "enterprise", "other")
 #: out-of-band flags and the statistics histogram all use this one pair.
 HOUSEHOLD_BAND = (50, 70)
 
+
+def band_holds(total: int, band_min: int = HOUSEHOLD_BAND[0], band_max: int = HOUSEHOLD_BAND[1]) -> bool:
+    """Whether a courtyard of ``total`` households has a *feasible total*: some number of grids ``k``
+    with ``k * band_min <= total <= k * band_max``.  With units split by floors where needed, such a
+    total can be cut into grids all in the band when the walk's floors hold at most
+    ``band_max - band_min + 1`` households each (every grid then stops inside the band) and the ground
+    lets the grids be one piece each; any other total cannot, whatever the units.  For 50-70: 50-70, 100-140 and
+    every total from 150 on are feasible; under 50, 71-99 and 141-149 are not (two grids hold at most
+    140, three at least 150)."""
+    total = int(total)
+    if band_min <= 0 or band_max < band_min:
+        raise InputError(f"a household band needs 0 < min <= max, got {band_min}..{band_max}")
+    return total > 0 and -(-total // band_max) <= total // band_min
+
+
 #: How a new grid's code extends its parent's: a suffix, then this many digits (README "The grid model").
 CODE_SUFFIX = {"street": ("", 3), "community": ("", 3), "courtyard": ("", 3), "micro": ("", 2), SPECIAL: ("S", 2)}
 

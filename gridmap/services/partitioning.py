@@ -221,6 +221,7 @@ def _courtyard(p, band: Band) -> dict:
         "feasible": band.feasible(p.households),
         "error": None,
         "seconds": p.seconds,
+        "cpu_seconds": p.cpu_seconds,
         "polsby_popper_median": float(np.median([g["polsby_popper"] for g in p.grids])),
         "visit_minutes_max": float(max(g["visit_minutes"] for g in p.grids)),
         "over_time": [g["code"] for g in p.grids if g["over_time"]],
@@ -284,6 +285,10 @@ def _report(plans, failed: list[dict], households: dict, band: Band, visit: Visi
             "visit_minutes_median": round(float(np.median(minutes)), 1) if minutes else None,
             "over_time": sum(g["over_time"] for g in grids_all),
             "slowest_courtyard_s": max((p.seconds for p in plans), default=None),
+            # CPU seconds of the planner (worker processes' own time): on a machine others share, the wall
+            # times above stretch with the load; these do not, and their sum over the cores is the idle run
+            "slowest_courtyard_cpu_s": max((p.cpu_seconds for p in plans), default=None),
+            "cpu_seconds": round(sum(p.cpu_seconds for p in plans), 2),
         },
         "failed": failed,
         "courtyards": lines,

@@ -7,10 +7,14 @@ A micro-grid is its ground *and* its share of the buildings on it.  :func:`plan`
 2. walks the units in two orders (a closed tour and a Hilbert curve, :mod:`.route`), each opened at up
    to ``ROTATIONS`` places, and cuts every walk into runs at least cost (:mod:`.floors`: households
    outside the band first, then grids across parts, floor cuts, party-wall cuts, balance; units of at
-   most ``max`` households are never split, taller ones at any floor);
+   most ``max`` households whole, taller ones at any floor);
 3. moves units across grid borders where the walk could not reach a grouping (:mod:`.repair`);
 4. draws the ``DRAWN`` cheapest distinct plans (:mod:`.draw`: every grid one piece, several only across
-   parts, then declared ``multipart``) and keeps the cheapest with compactness counted.
+   parts, then declared ``multipart``) and keeps the cheapest with compactness counted;
+5. when that plan leaves households out of the band and the total is feasible
+   (:func:`..levels.band_holds`), does 2-4 again with every unit by floors (a unit of 45 households over
+   15 floors may give floors 1-8 to one grid and 9-15 to the next), and keeps that plan only if it leaves
+   fewer households out of the band: a small unit is split when, and only when, the band takes it.
 
 The search stops after ``budget_s`` seconds with the best plan drawn so far.  A courtyard whose total
 can be split is never left as one grid: the cut always yields the plan nearest the band.
@@ -26,10 +30,10 @@ import shapely
 
 from ... import geo
 from ...errors import InputError
-from ..levels import HOUSEHOLD_BAND
+from ..levels import HOUSEHOLD_BAND, band_holds
 from . import route
 from .draw import draw
-from .floors import DEFAULT_WEIGHTS, Unit, Weights, blocks_of, cut, even_floors, out_of_band
+from .floors import DEFAULT_WEIGHTS, JUMP, Unit, Weights, blocks_of, cut, even_floors, out_of_band, rejoin
 from .geometry import polsby_popper
 from .ground import Ground
 from .repair import repair
@@ -90,7 +94,8 @@ class CompoundPlan:
     grids: list = field(default_factory=list)  # dicts: code, households, geometry, shares, multipart, ...
     cost: float = 0.0
     rotations_tried: int = 0  # cuts of the walks computed
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time
+    cpu_seconds: float = 0.0  # this process's CPU time: what the plan costs on a machine others share
     error: str | None = None
 
     def figures(self, band_min: int, band_max: int) -> dict:
@@ -149,11 +154,13 @@ def plan(
     stairs: Stairs = DEFAULT_STAIRS,
     rotations: int = ROTATIONS,
     drawn: int = DRAWN,
+    small_by_floors: bool = True,
 ) -> CompoundPlan:
     """Propose micro-grids for one courtyard (storage lon/lat).  Bad input raises InputError naming the
     building or unit; a courtyard whose grids cannot be drawn comes back with ``error`` set.
-    ``rotations`` and ``drawn`` trade search for speed (the demo generator takes fewer)."""
-    t0 = time.perf_counter()
+    ``rotations`` and ``drawn`` trade search for speed (the demo generator takes fewer);
+    ``small_by_floors=False`` never splits a unit of at most ``band_max`` households (step 5 off)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     parts_ll = [p for p in shapely.get_parts(outline) if p.geom_type == "Polygon" and p.area > 0]
     _check(courtyard, parts_ll, buildings)
     units = [u for b in buildings for u in b.units]
@@ -179,22 +186,77 @@ def plan(
     neighbours = [{int(offset[p] + m) for m in nb} for p, g in enumerate(grounds) for nb in g.neighbours]
     walks = [route.tour(grounds, part_u), route.hilbert(grounds, part_u)]
     cell_of = {u: int(offset[p] + c) for u, p, c in walks[0]}
+    space = _Space(courtyard, units, grounds, part_ids, parts_ll, empty_parts, origin, walks, cell_of, neighbours)
+    args = (band_min, band_max, policy, weights, rotations, drawn)
+    best, tried = _search(space, *args, whole_max=band_max, t0=t0, budget_s=budget_s)
+    out.rotations_tried = tried
+    if small_by_floors and (best is None or best[2] > 0) and band_holds(total, band_min, band_max):
+        # whole units of at most ``max`` households cannot bring every grid into the band: cut again with
+        # every unit by floors, and keep that plan only when it leaves fewer households out of the band
+        # (so a small unit is split by floors when, and only when, that is what the band takes)
+        split, tried = _search(space, *args, whole_max=0, t0=t0, budget_s=budget_s, started=time.perf_counter())
+        out.rotations_tried += tried
+        if split is not None and (best is None or split[2] < best[2]):
+            best = split
+    if best is not None:
+        out.grids, out.cost = best[1], best[0]
+    if not out.grids:
+        out.error = (
+            f"no plan of its {len(units)} units ({total} households) keeps every grid in one piece "
+            f"({out.rotations_tried} cuts tried in {time.perf_counter() - t0:.1f} s)"
+        )
+    else:
+        _measure(out, units, visit, stairs, band_min, band_max, origin)
+    out.seconds = round(time.perf_counter() - t0, 3)
+    out.cpu_seconds = round(time.process_time() - c0, 3)
+    return out
+
+
+@dataclass(frozen=True)
+class _Space:
+    """What every cut of one courtyard shares: its units, ground cells, walks and adjacency."""
+
+    courtyard: str
+    units: list
+    grounds: list
+    part_ids: list
+    parts_ll: list
+    empty_parts: list
+    origin: object
+    walks: list
+    cell_of: dict
+    neighbours: list
+
+
+def _search(sp, band_min, band_max, policy, weights, rotations, drawn, *, whole_max, t0, budget_s, started=None):
+    """Cut every walk of ``sp`` at up to ``rotations`` places, repair and draw the cheapest distinct cuts;
+    units of at most ``whole_max`` households are whole blocks (0: every unit by floors, units the cut
+    keeps whole made whole again).  Returns ((score, grids, households out of band) of the best drawn
+    plan or None, cuts computed).  Cutting stops halfway from ``started`` (default ``t0``) to the
+    deadline ``t0 + budget_s``; drawing at the deadline, but never before one plan is drawn."""
+    started = t0 if started is None else started
+    halfway = started + max(t0 + budget_s - started, 0.0) / 2
+    units = sp.units
     candidates = []
-    n_blocks = sum(1 if u.households <= band_max else u.floors for u in units)
+    n_blocks = sum(1 if u.households <= whole_max else u.floors for u in units)
     rotations = max(min(3, rotations), min(rotations, rotations * 120 // max(n_blocks, 1)))  # fewer: long walk
-    for stops in walks:
-        steps = route.steps_of(stops, grounds)
-        for r in route.rotations(steps, rotations):
-            seq = stops[r:] + stops[:r]
-            blocks, kinds = blocks_of(units, [s[0] for s in seq], band_max, (steps[r:] + steps[:r])[:-1])
+    for stops in sp.walks:
+        steps = route.steps_of(stops, sp.grounds)
+        cycle, kinds = blocks_of(units, [s[0] for s in stops], band_max, steps[:-1], whole_max)
+        kinds.append(steps[-1] if steps[-1] is not None else JUMP)  # the step closing the cycle
+        first = np.cumsum([0] + [1 if units[s[0]].households <= whole_max else units[s[0]].floors for s in stops])
+        openings = [int(first[r]) for r in route.rotations(steps, rotations)]
+        for q in openings:
+            blocks = cycle[q:] + cycle[:q]
             hh = [b.households for b in blocks]
-            cells = [cell_of[b.unit] for b in blocks]
-            starts, cost = cut(hh, kinds, band_min, band_max, policy, weights, cells, neighbours)
-            candidates.append((cost, len(candidates), seq, blocks, starts))
-            if time.perf_counter() - t0 > budget_s / 2:
+            cells = [sp.cell_of[b.unit] for b in blocks]
+            starts, cost = cut(
+                hh, (kinds[q:] + kinds[:q])[:-1], band_min, band_max, policy, weights, cells, sp.neighbours
+            )
+            candidates.append((cost, len(candidates), stops, blocks, starts))
+            if time.perf_counter() > halfway:
                 break
     candidates.sort(key=lambda c: c[:2])
-    out.rotations_tried = len(candidates)
     best, seen, attempted = None, set(), set()
     for _cost, _, seq, blocks, starts in candidates:
         # stop at the budget or after DRAWN plans drawn, but never before one is drawn: a courtyard always
@@ -202,7 +264,9 @@ def plan(
         if best is not None and (time.perf_counter() - t0 > budget_s or len(seen) >= drawn):
             break
         run_of = np.cumsum(np.isin(np.arange(len(blocks)), starts[1:]))
-        run_of = repair(blocks, run_of, [cell_of[b.unit] for b in blocks], neighbours, band_min, band_max)
+        if whole_max < band_max:
+            blocks, run_of = rejoin(blocks, run_of, units, band_max)
+        run_of = repair(blocks, run_of, [sp.cell_of[b.unit] for b in blocks], sp.neighbours, band_min, band_max)
         key = frozenset(
             frozenset((b.unit, b.floor_from) for b, r in zip(blocks, run_of) if r == k)
             for k in range(int(run_of.max()) + 1)
@@ -210,23 +274,25 @@ def plan(
         if key in attempted:
             continue
         attempted.add(key)
-        grids = draw(courtyard, seq, blocks, run_of, units, grounds, part_ids, parts_ll, empty_parts, origin)
+        grids = draw(
+            sp.courtyard,
+            seq,
+            blocks,
+            run_of,
+            units,
+            sp.grounds,
+            sp.part_ids,
+            sp.parts_ll,
+            sp.empty_parts,
+            sp.origin,
+        )
         if grids is not None:
             seen.add(key)
             score = _score(grids, blocks, run_of, units, band_min, band_max, weights)
             if best is None or score < best[0]:
-                best = (score, grids)
-    if best is not None:
-        out.grids, out.cost = best[1], best[0]
-    if not out.grids:
-        out.error = (
-            f"no plan of its {len(units)} units ({total} households) keeps every grid in one piece "
-            f"({len(candidates)} cuts tried in {time.perf_counter() - t0:.1f} s)"
-        )
-    else:
-        _measure(out, units, visit, stairs, band_min, band_max, origin)
-    out.seconds = round(time.perf_counter() - t0, 3)
-    return out
+                size = np.bincount(run_of, weights=[b.households for b in blocks])
+                best = (score, grids, out_of_band(size, band_min, band_max))
+    return best, len(candidates)
 
 
 def _score(grids, blocks, run_of, units, band_min, band_max, weights) -> float:

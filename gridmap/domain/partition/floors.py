@@ -5,9 +5,12 @@ units in one order (building after building along a route, units along each buil
 floors bottom to top: see :mod:`.route`) and cuts that sequence into runs, one micro-grid per run.
 This module does the cutting, exactly, by dynamic programming over the sequence:
 
-* **Blocks.**  A unit of at most ``max`` households is one block (never split); a taller unit is one
-  block per floor, so it can be cut at any floor and its pieces fill grids with the neighbouring
-  units (floors 1-16 of unit 2 with unit 1, floors 17-33 with unit 3).
+* **Blocks.**  A unit of at most ``max`` households is one block; a taller unit is one block per
+  floor, so it can be cut at any floor and its pieces fill grids with the neighbouring units (floors
+  1-16 of unit 2 with unit 1, floors 17-33 with unit 3).  When whole small units cannot bring every
+  grid into the band, the planner cuts again with every unit by floors (``blocks_of(whole_max=0)``):
+  a unit of 45 households over 15 floors may then give floors 1-8 to one grid and 9-15 to the next;
+  units the cut leaves in one grid are made whole again (:func:`rejoin`).
 * **Positions** between consecutive blocks have a kind: ``FLOOR`` (inside a unit), ``UNIT`` (a party
   wall inside a building), ``BUILDING`` (two buildings whose ground cells touch), ``JUMP`` (two
   cells that do not touch: a run may cross it only when its cells are one piece all the same) and
@@ -74,11 +77,14 @@ class Block:
     households: int
 
 
-def blocks_of(units: list[Unit], order: list[int], band_max: int, steps: list | None = None):
+def blocks_of(units: list[Unit], order: list[int], band_max: int, steps: list | None = None, whole_max=None):
     """The blocks of ``units`` taken in ``order`` and the kind of every position between two blocks:
     FLOOR inside a unit; between units ``steps[i]`` (the kind of the step from ``order[i]`` to
     ``order[i + 1]``), or when not given UNIT within a building and BUILDING between two.
-    Returns (blocks, kinds)."""
+    A unit of at most ``whole_max`` households (default ``band_max``) is one block, a larger one a block
+    per floor; ``whole_max=0`` gives every unit by floors (the planner's second pass, see
+    :func:`rejoin`).  Returns (blocks, kinds)."""
+    whole_max = band_max if whole_max is None else whole_max
     blocks: list[Block] = []
     kinds: list[int] = []
     for pos, i in enumerate(order):
@@ -87,7 +93,7 @@ def blocks_of(units: list[Unit], order: list[int], band_max: int, steps: list | 
             raise InputError(f"unit {u.number} of building {u.building} has {u.households} households")
         pieces = (
             [Block(i, 1, u.floors, u.households)]
-            if u.households <= band_max
+            if u.households <= whole_max or u.floors == 1
             else [Block(i, f + 1, f + 1, int(h)) for f, h in enumerate(u.floor_households)]
         )
         for j, b in enumerate(pieces):
@@ -100,6 +106,26 @@ def blocks_of(units: list[Unit], order: list[int], band_max: int, steps: list | 
                     kinds.append(step if step is not None else UNIT if same else BUILDING)
             blocks.append(b)
     return blocks, kinds
+
+
+def rejoin(blocks: list[Block], run_of, units: list[Unit], band_max: int):
+    """Blocks and their runs after a cut of floor blocks, with every unit of at most ``band_max``
+    households that the cut left in one run made one block again (so the repair moves it whole); the
+    floors of a unit the cut did split stay blocks.  Returns (blocks, run_of)."""
+    run_of = np.asarray(run_of, dtype=np.int64)
+    runs_of_unit: dict[int, set] = {}
+    for b, r in zip(blocks, run_of):
+        runs_of_unit.setdefault(b.unit, set()).add(int(r))
+    out, runs = [], []
+    for b, r in zip(blocks, run_of):
+        u = units[b.unit]
+        if u.households <= band_max and len(runs_of_unit[b.unit]) == 1:
+            if out and out[-1].unit == b.unit:
+                continue  # the unit's first floor already stands for all of it
+            b = Block(b.unit, 1, u.floors, u.households)
+        out.append(b)
+        runs.append(int(r))
+    return out, np.array(runs, dtype=np.int64)
 
 
 @dataclass(frozen=True)

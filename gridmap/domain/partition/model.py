@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import InputError
-from ..levels import HOUSEHOLD_BAND
+from ..levels import HOUSEHOLD_BAND, band_holds
 from .geometry import tour_length
 
 POLICIES = ("keep", "over", "under")
@@ -36,8 +36,8 @@ class Band:
         return (self.min + self.max) / 2
 
     def feasible(self, total: int) -> bool:
-        """Whether ``total`` households can be cut into grids all in the band (ignoring unit sizes)."""
-        return math.ceil(total / self.max) <= total // self.min
+        """Whether ``total`` is a feasible total for the band (``levels.band_holds``)."""
+        return band_holds(total, self.min, self.max)
 
     def plans(self, total: int):
         """Grid plans to try in order: (leaves, policy applied, note).  First :meth:`leaves`; then, for a
