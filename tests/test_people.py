@@ -517,3 +517,15 @@ def test_people_routes_check_their_values(city, cli, client, bearer):
     res = client.post("/api/v1/people", json={"rows": long}, headers=roster)
     assert res.status_code == 422 and "101 characters long" in json.dumps(res.json, ensure_ascii=False)
     assert [p["grid_code"] for p in client.get("/api/v1/people", headers=roster).json["posts"]] == [M1]
+
+
+def test_coverage_route_answers_as_the_cli_does(city, cli, client, bearer):
+    """GET /api/v1/people/coverage: the same summary and gaps as the CLI, ``limit`` rows of each list,
+    and workers' names only for a role that may read people."""
+    assert cli("people", "import", _roster(city, GOOD)).exit_code == 0
+    body = json.loads(cli("people", "coverage", "--format", "json", "--limit", "100").output)
+    res = client.get("/api/v1/people/coverage", query_string={"limit": 2}, headers=bearer("roster"))
+    assert res.status_code == 200, res.json
+    assert res.json["summary"] == body["summary"] and res.json["gaps"] == body["gaps"][:2]
+    assert res.json["load"] == body["load"][:2] and res.json["load"][0]["name"] == "张伟"
+    assert client.get("/api/v1/people/coverage", headers=bearer("ingest")).status_code == 403
