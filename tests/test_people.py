@@ -6,6 +6,8 @@ table (migration 0014_people_move)."""
 from __future__ import annotations
 
 import json
+import statistics
+from datetime import UTC, datetime
 
 import mercantile
 import pandas as pd
@@ -15,11 +17,16 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from test_risk import element_rows
 from test_tiles import decode
 
 from gridmap import geo
+from gridmap.domain import risk as risk_domain
+from gridmap.domain.coverage import NO_ORG, NO_WORKER
 from gridmap.domain.risk import Rules
 from gridmap.services import people as people_service
+from gridmap.services.resources import load_rules
+from gridmap.settings import Settings
 from gridmap.store import db
 
 import cityfactory as cf
@@ -27,6 +34,7 @@ import cityfactory as cf
 M1, M2, M3 = "41019900100100101", "41019900100100102", "41019900100100201"
 YARD, COMMUNITY, BUILDING = "410199001001001", "410199001001", "410199001001001B001"
 ID = "11010519491231002X"
+SCHOOL = "410199001001S01"  # the special grid inside M1
 
 
 def cf_lonlat(x: float, y: float) -> tuple[float, float]:
@@ -156,6 +164,125 @@ def test_coverage_and_load_on_a_known_case(city, cli, engine):
     )
     text = cli("people", "coverage", "--max-households", "100")
     assert "15 of 17 micro/special grids have no grid worker" in text.output and "OVERLOADED" in text.output
+
+
+def _independent_coverage(engine, rules, at, most):
+    """Coverage and load counted in Python from the raw rows, the way a street office would by hand."""
+    with engine.connect() as conn:
+        grids = conn.execute(
+            sa.text("SELECT code, name, level, parent_code, households FROM grid WHERE valid_to IS NULL")
+        ).all()
+        posts = conn.execute(
+            sa.text(
+                "SELECT p.person_id, pe.name, p.grid_code FROM grid_post p JOIN person pe ON pe.id = p.person_id "
+                "WHERE p.valid_to IS NULL AND p.role = 'grid_worker'"
+            )
+        ).all()
+        org_grids = (
+            conn.execute(
+                sa.text(
+                    "SELECT og.grid_code FROM party_org_grid og JOIN party_org o ON o.id = og.org_id "
+                    "WHERE og.valid_to IS NULL AND o.valid_to IS NULL"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        elements = conn.execute(sa.text("SELECT micro_code, colour, last_visit_at, marked_at FROM risk_element")).all()
+        cases = conn.execute(sa.text("SELECT micro_code FROM report WHERE status = 'open'")).scalars().all()
+    by_code = {g.code: g for g in grids}
+
+    def community(code):
+        while code is not None and code in by_code:
+            if by_code[code].level == "community":
+                return code
+            code = by_code[code].parent_code
+        return None
+
+    staffed = {p.grid_code for p in posts}
+    covered = {community(g) for g in org_grids} - {None}
+    gaps = sorted(
+        [(g.code, NO_WORKER) for g in grids if g.level in ("micro", "special") and g.code not in staffed]
+        + [(g.code, NO_ORG) for g in grids if g.level == "community" and g.code not in covered]
+    )
+    due = risk_domain.overdue(
+        [e.colour for e in elements], [e.last_visit_at for e in elements], [e.marked_at for e in elements], at, rules
+    )
+    risk, overdue, open_cases = {}, {}, {}
+    for e, late in zip(elements, due, strict=True):
+        risk[e.micro_code] = risk.get(e.micro_code, 0) + 1
+        overdue[e.micro_code] = overdue.get(e.micro_code, 0) + int(late)
+    for code in cases:
+        open_cases[code] = open_cases.get(code, 0) + 1
+    workers = {}
+    for p in {(p.person_id, p.name, p.grid_code) for p in posts}:
+        workers.setdefault((p[0], p[1]), set()).add(p[2])
+    sharing = {}
+    for (pid, _), served in workers.items():
+        for code in served:
+            sharing.setdefault(code, set()).add(pid)
+    load = {}
+    for (_, name), served in workers.items():
+        served = [c for c in served if c in by_code]
+        share = round(sum((by_code[c].households or 0) / len(sharing[c]) for c in served), 1)
+        load[name] = (
+            len(served),
+            sum(by_code[c].households or 0 for c in served),
+            sum(risk.get(c, 0) for c in served),
+            sum(overdue.get(c, 0) for c in served),
+            sum(open_cases.get(c, 0) for c in served),
+            share,
+            share > most,
+        )
+    return gaps, load
+
+
+def test_coverage_agrees_with_an_independent_count(city, cli, engine, tmp_path):
+    """The two PostGIS statements against a count by hand: a shared grid, a worker on the school,
+    a leader (not a worker), risk elements (some overdue) and open cases in the grids served."""
+    roster = [
+        {"网格编码": M1, "职务": "网格员", "姓名": "甲", "电话": "13812345601"},
+        {"网格编码": M2, "职务": "网格员", "姓名": "甲", "电话": "13812345601"},
+        {"网格编码": M3, "职务": "网格员", "姓名": "甲", "电话": "13812345601"},
+        {"网格编码": M3, "职务": "网格员", "姓名": "乙", "电话": "13812345602"},
+        {"网格编码": SCHOOL, "职务": "网格员", "姓名": "丙", "电话": "13812345603"},
+        {"网格编码": YARD, "职务": "网格长", "姓名": "丁", "电话": "13812345604"},
+    ]
+    assert cli("people", "import", _roster(city, roster)).exit_code == 0
+    orgs = [{"code": "P1", "name": "第一党小组", "kind": "党小组", "grids": YARD}]  # a courtyard's group covers C1
+    assert cli("people", "import", _roster(city, orgs, "orgs.csv"), "--orgs").exit_code == 0
+    elements = element_rows(
+        [(350, 350, "red", "person"), (500, 1500, "yellow", "event"), (1500, 500, "blue", "thing")],
+        marked_at=(0, "2020-01-01T08:00:00+08:00"),  # long overdue; the others were marked this month
+    )
+    elements.to_csv(tmp_path / "elements.csv", index=False)
+    assert cli("risk", "import", tmp_path / "elements.csv").exit_code == 0
+    reports = pd.DataFrame(
+        [["R1", "2026-11-28 09:30", "井盖缺失", *cf_lonlat(1500, 500)], ["R2", "", "积水", *cf_lonlat(350, 350)]],
+        columns=["id", "reported_at", "text", "lon", "lat"],
+    )
+    reports.to_csv(tmp_path / "reports.csv", index=False)
+    assert cli("record", "reports", tmp_path / "reports.csv").exit_code == 0
+    rules = load_rules(Settings.from_env().risk_rules_path)
+    at = datetime.now(UTC)
+    summary, gaps, load = people_service.coverage(engine, rules, at=at, max_households=100)
+    want_gaps, want_load = _independent_coverage(engine, rules, at, 100)
+    assert [(g["code"], g["problem"]) for g in gaps] == want_gaps
+    assert all(g["community"] for g in gaps)
+    got = {
+        r["name"]: tuple(r[k] for k in ("grids", "households", "risk_elements", "overdue_visits", "open_cases"))
+        + (r["households_share"], r["overloaded"])
+        for r in load
+    }
+    assert got == want_load
+    assert sum(v[3] for v in got.values()) >= 1 and sum(v[4] for v in got.values()) >= 1  # the case has them
+    assert [r["households_share"] for r in load] == sorted((r["households_share"] for r in load), reverse=True)
+    assert summary["workers"] == len(want_load) == 3
+    assert summary["overloaded"] == sum(v[6] for v in want_load.values())
+    assert summary["grids_without_worker"] == sum(p == NO_WORKER for _, p in want_gaps)
+    assert summary["communities_without_org"] == sum(p == NO_ORG for _, p in want_gaps)
+    top, _, top_load = people_service.coverage(engine, rules, at=at, max_households=100, limit=1)
+    assert top == summary and top_load == load[:1]
 
 
 def test_phones_per_role_and_no_names_without_one(city, cli, client, bearer):
@@ -344,10 +471,11 @@ def test_demo_city_roster_with_a_few_gaps(demo_url):
     and a few gaps for coverage to find."""
     eng = db.engine(demo_url)
     summary, gaps, load = people_service.coverage(eng, Rules())
-    micro = int((gaps["level"] == "micro").sum())
+    micro = sum(g["level"] == "micro" for g in gaps)
     assert 0 < micro <= 0.02 * summary["grids_needing_worker"]
-    assert summary["communities_without_org"] == 1 and not (gaps["level"] == "special").any()
-    assert (load["grids"] == 2).any() and load["households_share"].max() > load["households_share"].median()
+    assert summary["communities_without_org"] == 1 and not any(g["level"] == "special" for g in gaps)
+    shares = [r["households_share"] for r in load]
+    assert any(r["grids"] == 2 for r in load) and max(shares) > statistics.median(shares)
     with eng.connect() as conn:
         counts = dict(
             conn.execute(sa.text("SELECT role, count(*) FROM grid_post WHERE valid_to IS NULL GROUP BY role")).all()
@@ -389,3 +517,15 @@ def test_people_routes_check_their_values(city, cli, client, bearer):
     res = client.post("/api/v1/people", json={"rows": long}, headers=roster)
     assert res.status_code == 422 and "101 characters long" in json.dumps(res.json, ensure_ascii=False)
     assert [p["grid_code"] for p in client.get("/api/v1/people", headers=roster).json["posts"]] == [M1]
+
+
+def test_coverage_route_answers_as_the_cli_does(city, cli, client, bearer):
+    """GET /api/v1/people/coverage: the same summary and gaps as the CLI, ``limit`` rows of each list,
+    and workers' names only for a role that may read people."""
+    assert cli("people", "import", _roster(city, GOOD)).exit_code == 0
+    body = json.loads(cli("people", "coverage", "--format", "json", "--limit", "100").output)
+    res = client.get("/api/v1/people/coverage", query_string={"limit": 2}, headers=bearer("roster"))
+    assert res.status_code == 200, res.json
+    assert res.json["summary"] == body["summary"] and res.json["gaps"] == body["gaps"][:2]
+    assert res.json["load"] == body["load"][:2] and res.json["load"][0]["name"] == "张伟"
+    assert client.get("/api/v1/people/coverage", headers=bearer("ingest")).status_code == 403

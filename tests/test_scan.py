@@ -17,6 +17,7 @@ from PIL import Image
 from gridmap import geo
 from gridmap.domain import scan as scan_rules
 from gridmap.services import qr as qr_service
+from gridmap.store import labels as label_store
 
 import cityfactory as cf
 
@@ -224,3 +225,30 @@ def test_the_page_masks_for_every_caller_and_checks_its_values(city, client, eng
     for bad in ("abc", "0", "1.5"):
         res = client.post(call + f"&post={bad}")
         assert res.status_code == 400 and "post" in res.json["error"]["message"], bad
+
+
+def test_each_building_label_carries_the_worker_of_the_micro_grid_it_stands_in(city, cli, engine):
+    """The labels' query looks in the building's own courtyard first; the answer must be the one a
+    plain point-in-polygon over every micro-grid gives."""
+    with engine.connect() as conn:
+        micro = (
+            conn.execute(sa.text("SELECT code FROM grid WHERE level = 'micro' AND valid_to IS NULL ORDER BY code"))
+            .scalars()
+            .all()
+        )
+    rows = [f"{code},grid_worker,网格员{i},1391234{i:04d}" for i, code in enumerate(micro) if code != M1]
+    (city / "more.csv").write_text("grid,role,name,phone\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert cli("people", "import", city / "more.csv").exit_code == 0
+    with engine.begin() as conn:
+        got = {r["code"]: r["phone"] for r in label_store.labels(conn, None, kinds=("b",))}
+        want = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT b.code, (SELECT pe.phone FROM grid g JOIN grid_post p ON p.grid_code = g.code "
+                    "AND p.valid_to IS NULL AND p.role = 'grid_worker' JOIN person pe ON pe.id = p.person_id "
+                    "WHERE g.level = 'micro' AND g.valid_to IS NULL AND ST_Covers(g.geom, ST_PointOnSurface(b.geom)) "
+                    "ORDER BY p.id LIMIT 1) FROM building b WHERE b.valid_to IS NULL"
+                )
+            ).all()
+        )
+    assert got == want and len(got) >= 16 and len(set(got.values())) >= 16 and None not in got.values()

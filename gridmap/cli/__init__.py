@@ -32,7 +32,7 @@ COMMANDS = {
     "edit": "edit:edit",
     "history": "edit:history_cmd",
     "people": "people:people",
-    "qr": "people:qr",
+    "qr": "qr:qr",
     "matters": "matters:matters",
     "events": "events:events_cmd",
 }

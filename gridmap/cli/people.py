@@ -1,4 +1,4 @@
-"""``gridmap people`` (the roster, coverage and load) and ``gridmap qr`` (codes and sheets to print).
+"""``gridmap people``: the roster, coverage and load (``gridmap qr``, the codes to print, is in qr.py).
 
 The CLI is a local operator's tool (whoever runs it has the database), yet phone numbers print
 masked unless ``--phones`` asks for them whole, so a roster listing can be shared as it is.
@@ -7,20 +7,15 @@ masked unless ``--phones`` asks for them whole, so a roster listing can be share
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
 
 from ..domain.people import LABELS, ROLES, mask_phone
 from ..services import people as people_service
-from ..services import qr as qr_service
-from ..services import roster
-from ..services.files import check_output
 from .common import AT, engine, rules, settings
 
 FORMAT = click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True)
-KINDS = {"grid": "g", "building": "b", "unit": "u"}
 
 
 @click.group()
@@ -39,6 +34,8 @@ def people():
 def people_import(file, orgs, replace):
     """Import a roster (grid or building, unit, role, name, phone, id_card, org, valid_from; CSV in UTF-8
     or GBK, or Excel; Chinese headers such as 网格编码 职务 姓名 电话 work): all rows or none."""
+    from ..services import roster  # deferred: the file readers (Excel, encodings) only an import needs
+
     if orgs:
         summary = roster.import_orgs(engine(), file, actor=settings().user)
         click.echo(
@@ -93,11 +90,11 @@ def people_list(grid, role, phones, at, fmt):
 @FORMAT
 def people_coverage(max_households, limit, fmt):
     """Grids with no grid worker, communities with no party organisation, and each worker's load."""
-    summary, gaps, load = people_service.coverage(engine(), rules(), max_households=max_households)
+    summary, gaps, load = people_service.coverage(engine(), rules(), max_households=max_households, limit=limit)
     if fmt == "json":
         click.echo(
             json.dumps(
-                {"summary": summary, "gaps": gaps.to_dict("records"), "load": load.head(limit).to_dict("records")},
+                {"summary": summary, "gaps": gaps, "load": load},
                 ensure_ascii=False,
                 indent=2,
             )
@@ -109,87 +106,12 @@ def people_coverage(max_households, limit, fmt):
         f"{s['communities_without_org']} of {s['communities']} communities have no party organisation; "
         f"{s['overloaded']} of {s['workers']} workers overloaded (> {max_households} households)"
     )
-    for row in gaps.head(limit).itertuples():
-        click.echo(f"  gap  {row.code:<20} {row.name:<24} {row.problem}")
-    for row in load.head(limit).itertuples():
-        flag = "  OVERLOADED" if row.overloaded else ""
+    for row in gaps[:limit]:
+        click.echo(f"  gap  {row['code']:<20} {row['name']:<24} {row['problem']}")
+    for row in load:
+        flag = "  OVERLOADED" if row["overloaded"] else ""
         click.echo(
-            f"  load {row.name:<8} grids {row.grids:>2}  households {row.households:>4} "
-            f"(share {row.households_share:>6.1f})  risk {row.risk_elements:>3}  overdue {row.overdue_visits:>3}  "
-            f"open cases {row.open_cases:>3}{flag}"
+            f"  load {row['name']:<8} grids {row['grids']:>2}  households {row['households']:>4} "
+            f"(share {row['households_share']:>6.1f})  risk {row['risk_elements']:>3}  "
+            f"overdue {row['overdue_visits']:>3}  open cases {row['open_cases']:>3}{flag}"
         )
-
-
-@click.group()
-def qr():
-    """QR codes for grids, buildings and unit entrances: sheets to post, single images."""
-
-
-BASE = click.option("--base", help="The public address phones reach (default: GRIDMAP_PUBLIC_URL).")
-KIND_OPTION = click.option(
-    "--kinds",
-    default="grid,building,unit",
-    show_default=True,
-    help="Which codes: grid, building, unit (comma-separated).",
-)
-
-
-def _base(base: str | None) -> str:
-    return base or settings().public_url or ""
-
-
-def _kinds(value: str) -> tuple[str, ...]:
-    names = [k.strip() for k in value.split(",") if k.strip()]
-    bad = [k for k in names if k not in KINDS]
-    if bad or not names:
-        raise click.BadParameter(f"{', '.join(bad) or value!r}: choose from grid, building, unit", param_hint="--kinds")
-    return tuple(KINDS[k] for k in names)
-
-
-@qr.command("sheet")
-@click.option("--community", help="One community's codes into --out (a PDF).")
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="The PDF (with --community), else a folder for one PDF per community.",
-)
-@click.option(
-    "--changed-since",
-    help="Only codes whose grid, building or grid worker changed on or after this date "
-    "(local time unless it names a zone): reprint after a boundary edit.",
-)
-@click.option(
-    "--workers",
-    default=os.cpu_count() or 1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Processes for a whole-city run.",
-)
-@KIND_OPTION
-@BASE
-def qr_sheet(community, out, changed_since, workers, kinds, base):
-    """A4 sheets of stickers: the code, the place's name and code, the grid worker's masked phone."""
-    since = roster.local_time(changed_since, settings().timezone)
-    if community:
-        check_output(out, (".pdf",))
-        done = qr_service.sheet(engine(), community, out, base=_base(base), kinds=_kinds(kinds), since=since)
-        click.echo(f"wrote {done['codes']} codes on {done['pages']} pages to {out}")
-    else:
-        done = qr_service.city_sheets(
-            engine(), out, base=_base(base), kinds=_kinds(kinds), since=since, workers=workers
-        )
-        click.echo(f"wrote {done['codes']} codes in {done['files']} files to {out}/")
-
-
-@qr.command("code")
-@click.argument("code")
-@click.option("--kind", default="grid", type=click.Choice(list(KINDS)), show_default=True)
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="FILE.svg or FILE.png")
-@BASE
-def qr_code(code, kind, out, base):
-    """One code as SVG or PNG (by --out's suffix)."""
-    check_output(out, (".svg", ".png"))
-    data = qr_service.image(engine(), KINDS[kind], code, out.suffix[1:].lower(), base=_base(base))
-    out.write_bytes(data)
-    click.echo(f"wrote {out}")

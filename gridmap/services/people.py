@@ -96,16 +96,24 @@ def end_post(eng: Engine, post_id: int, *, at: datetime | None = None, actor: st
     return {"ended": post_id}
 
 
-def coverage(eng: Engine, rules, *, at: datetime | None = None, max_households: int = cover.MAX_HOUSEHOLDS):
-    """(summary, gaps, load) for the whole city now: grids without a worker or a party organisation,
-    and each worker's load (see :mod:`gridmap.domain.coverage`)."""
+def coverage(
+    eng: Engine,
+    rules,
+    *,
+    at: datetime | None = None,
+    max_households: int = cover.MAX_HOUSEHOLDS,
+    limit: int | None = None,
+) -> tuple[dict, list[dict], list[dict]]:
+    """(summary, gaps, load) for the whole city now: grids without a worker or a party organisation
+    (all of them, by code), and the ``limit`` heaviest workers' load (all when None), heaviest first
+    (see :mod:`gridmap.domain.coverage`)."""
     at = at or datetime.now(UTC)
     with eng.connect() as conn:
-        grids, posts, counts = store.coverage_frames(conn, risk_store.overdue_sql(rules, "e"), at)
-        org_grids = party_store.org_grids(conn)
-    gaps = cover.gaps(grids, posts, org_grids)
-    load = cover.load(grids, posts, counts, max_households)
-    return cover.summary(grids, gaps, load), gaps, load
+        gaps = store.coverage_gaps(conn, cover.WORKER, cover.NO_WORKER, cover.NO_ORG)
+        load, totals = store.coverage_load(
+            conn, cover.WORKER, risk_store.overdue_sql(rules, "e"), at, max_households, limit
+        )
+    return cover.summary(gaps, totals), gaps, load
 
 
 def organisations(eng: Engine, code: str) -> list[dict]:

@@ -96,17 +96,6 @@ def covering(conn: Connection, codes, at: datetime | None = None) -> list[dict]:
     return [dict(zip(ORG_FIELDS, r[:-1], strict=True)) for r in rows]
 
 
-def org_grids(conn: Connection) -> pd.DataFrame:
-    """Current coverage: ``org_code``, ``grid_code``."""
-    rows = conn.execute(
-        sa.text(
-            "SELECT o.code, g.grid_code FROM party_org_grid g JOIN party_org o ON o.id = g.org_id "
-            "WHERE g.valid_to IS NULL AND o.valid_to IS NULL"
-        )
-    )
-    return pd.DataFrame([tuple(r) for r in rows], columns=["org_code", "grid_code"])
-
-
 def list_orgs(conn: Connection) -> list[dict]:
     """Current organisations with the grids they cover, by code."""
     rows = conn.execute(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -175,45 +174,106 @@ def delete_person_data(conn: Connection) -> None:
     conn.execute(sa.text("TRUNCATE party_org_grid, party_org, grid_post, person RESTART IDENTITY CASCADE"))
 
 
-def frame(result, columns) -> pd.DataFrame:
-    """Rows as a frame, through plain tuples (pandas inspects Row objects one by one: seconds per 100k)."""
-    return pd.DataFrame([tuple(r) for r in result], columns=columns)
+# Coverage and load (see :mod:`gridmap.domain.coverage` for the rules), counted by PostGIS in two
+# statements: the gaps, and each worker's load with the city's totals beside it.  A grid's community
+# is found by walking down from every current community once (grids above communities have none).
 
-
-COVERAGE_COUNTS = """
-WITH r AS (SELECT micro_code AS code, count(*) AS n, count(*) FILTER (WHERE {overdue}) AS o
-           FROM risk_element e WHERE micro_code IS NOT NULL GROUP BY micro_code),
-     c AS (SELECT micro_code AS code, count(*) AS n FROM report
-           WHERE status = 'open' AND micro_code IS NOT NULL GROUP BY micro_code)
-SELECT coalesce(r.code, c.code), coalesce(r.n, 0), coalesce(r.o, 0), coalesce(c.n, 0)
-FROM r FULL JOIN c ON c.code = r.code
+COVERAGE_GAPS = """
+WITH RECURSIVE below AS (
+    SELECT code, code AS community FROM grid WHERE valid_to IS NULL AND level = 'community'
+    UNION ALL
+    SELECT g.code, below.community FROM grid g JOIN below ON g.parent_code = below.code
+    WHERE g.valid_to IS NULL AND g.level <> 'community'
+)
+SELECT g.code, g.name, g.level, b.community, :no_worker AS problem
+FROM grid g LEFT JOIN below b ON b.code = g.code
+WHERE g.valid_to IS NULL AND g.level IN ('micro', 'special')
+  AND NOT EXISTS (SELECT 1 FROM grid_post p WHERE p.grid_code = g.code AND p.valid_to IS NULL AND p.role = :worker)
+UNION ALL
+SELECT g.code, g.name, g.level, g.code, :no_org
+FROM grid g
+WHERE g.valid_to IS NULL AND g.level = 'community'
+  AND NOT EXISTS (
+    SELECT 1 FROM below b
+    JOIN party_org_grid og ON og.grid_code = b.code AND og.valid_to IS NULL
+    JOIN party_org o ON o.id = og.org_id AND o.valid_to IS NULL
+    WHERE b.community = g.code)
+ORDER BY code
 """
 
+# Each worker (a person; the name joined to the rows kept) over the current grids they serve; a
+# grid's households are shared between its workers; heaviest first, then most open cases.  Every row
+# carries the totals (workers, overloaded), so a LIMIT keeps them.
+COVERAGE_LOAD = """
+WITH w AS (
+    SELECT DISTINCT person_id, grid_code FROM grid_post WHERE valid_to IS NULL AND role = :worker),
+s AS (SELECT grid_code, count(*) AS sharing FROM w GROUP BY grid_code),
+r AS (SELECT micro_code AS code, count(*) AS n, count(*) FILTER (WHERE {overdue}) AS o
+      FROM risk_element e WHERE micro_code IS NOT NULL GROUP BY micro_code),
+c AS (SELECT micro_code AS code, count(*) AS n FROM report
+      WHERE status = 'open' AND micro_code IS NOT NULL GROUP BY micro_code),
+per AS (
+    SELECT w.person_id, count(*) AS grids,
+           sum(coalesce(g.households, 0))::bigint AS households,
+           sum(coalesce(r.n, 0))::bigint AS risk_elements, sum(coalesce(r.o, 0))::bigint AS overdue_visits,
+           sum(coalesce(c.n, 0))::bigint AS open_cases,
+           round(sum(coalesce(g.households, 0)::numeric / s.sharing), 1)::float8 AS households_share
+    FROM w JOIN grid g ON g.code = w.grid_code AND g.valid_to IS NULL
+    JOIN s ON s.grid_code = w.grid_code
+    LEFT JOIN r ON r.code = w.grid_code LEFT JOIN c ON c.code = w.grid_code
+    GROUP BY w.person_id),
+top AS (
+    SELECT per.*, count(*) OVER () AS workers,
+           count(*) FILTER (WHERE per.households_share > :most) OVER () AS overloaded_n
+    FROM per ORDER BY households_share DESC, open_cases DESC, person_id LIMIT :limit)
+SELECT top.person_id, pe.name, top.grids, top.households, top.risk_elements, top.overdue_visits, top.open_cases,
+       top.households_share, top.households_share > :most, top.workers, top.overloaded_n
+FROM top JOIN person pe ON pe.id = top.person_id
+ORDER BY top.households_share DESC, top.open_cases DESC, top.person_id
+"""
+LOAD_FIELDS = (
+    "person_id",
+    "name",
+    "grids",
+    "households",
+    "risk_elements",
+    "overdue_visits",
+    "open_cases",
+    "households_share",
+    "overloaded",
+)
 
-def coverage_frames(conn: Connection, overdue_sql: str, at: datetime) -> tuple[pd.DataFrame, ...]:
-    """What coverage and load are computed from, all current: grids (``code``, ``name``, ``level``,
-    ``parent_code``, ``households``), posts (``person_id``, ``name``, ``role``, ``grid_code``), and per
-    micro-grid counts (``code``, ``risk_elements``, ``overdue_visits``, ``open_cases``).
-    ``overdue_sql``: SQL boolean over the risk element ``e`` (bind ``:at``)."""
-    grids = frame(
-        conn.execute(sa.text("SELECT code, name, level, parent_code, households FROM grid WHERE valid_to IS NULL")),
-        ["code", "name", "level", "parent_code", "households"],
-    )
-    posts = frame(
-        conn.execute(
-            sa.text(
-                "SELECT p.person_id, pe.name, p.role, p.grid_code "
-                "FROM grid_post p JOIN person pe ON pe.id = p.person_id "
-                "WHERE p.valid_to IS NULL AND p.role = 'grid_worker'"
-            )
-        ),
-        ["person_id", "name", "role", "grid_code"],
-    )
-    counts = frame(
-        conn.execute(sa.text(COVERAGE_COUNTS.format(overdue=overdue_sql)), {"at": at}),
-        ["code", "risk_elements", "overdue_visits", "open_cases"],
-    )
-    return grids, posts, counts
+
+def coverage_gaps(conn: Connection, worker: str, no_worker: str, no_org: str) -> list[dict]:
+    """Current micro and special grids with no current ``worker`` post (``problem`` = ``no_worker``)
+    and current communities that no current party organisation covers, itself or a grid inside it
+    (``no_org``): ``code``, ``name``, ``level``, ``community``, ``problem``, by code."""
+    rows = conn.execute(sa.text(COVERAGE_GAPS), {"worker": worker, "no_worker": no_worker, "no_org": no_org})
+    return [dict(zip(("code", "name", "level", "community", "problem"), r, strict=True)) for r in rows]
+
+
+def coverage_load(
+    conn: Connection, worker: str, overdue_sql: str, at: datetime, most: int, limit: int | None
+) -> tuple[list[dict], dict]:
+    """The ``limit`` (all when None) heaviest workers' load (:data:`LOAD_FIELDS`; overloaded: a
+    households share above ``most``) and the totals: ``workers``, ``overloaded``, ``needing`` (current
+    micro and special grids), ``communities``.  ``overdue_sql``: SQL boolean over the risk element
+    ``e`` (bind ``:at``)."""
+    conn.execute(sa.text("SELECT set_config('jit', 'off', true)"))  # compiling cost more than it saved
+    rows = conn.execute(
+        sa.text(COVERAGE_LOAD.format(overdue=overdue_sql)),
+        {"worker": worker, "at": at, "most": most, "limit": None if limit is None else max(limit, 1)},
+    ).all()
+    needing, communities = conn.execute(
+        sa.text(
+            "SELECT count(*) FILTER (WHERE level IN ('micro', 'special')), count(*) FILTER (WHERE level = 'community') "
+            "FROM grid WHERE valid_to IS NULL"
+        )
+    ).one()
+    workers, overloaded = rows[0][len(LOAD_FIELDS) :] if rows else (0, 0)  # LIMIT 1 at least keeps them
+    totals = {"workers": workers, "overloaded": overloaded, "needing": needing, "communities": communities}
+    load = [dict(zip(LOAD_FIELDS, r[: len(LOAD_FIELDS)], strict=True)) for r in rows]
+    return load if limit is None else load[:limit], totals
 
 
 def workers_by_grid(conn: Connection, level: str = "micro", codes=None) -> dict[str, list[dict]]:

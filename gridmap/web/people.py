@@ -126,11 +126,11 @@ def coverage():
     params.known("limit", "max_households")
     limit = params.integer("limit", 100, 1, 100000)
     most = params.integer("max_households", 140, 1, 100000)
-    summary, gaps, load = service.coverage(engine(), risk_rules(), max_households=most)
+    summary, gaps, load = service.coverage(engine(), risk_rules(), max_households=most, limit=limit)
     body = {
         "summary": summary,
-        "gaps": gaps.head(limit).to_dict("records"),
-        "load": private_each(load.head(limit).to_dict("records"), "name", readers=ROSTER_READERS),
+        "gaps": gaps[:limit],
+        "load": private_each(load, "name", readers=ROSTER_READERS),
     }
     return jsonify(body)
 
