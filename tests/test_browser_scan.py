@@ -22,7 +22,7 @@ from servers import serving
 
 pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 from test_browser import CHROMEDRIVER, CHROMIUM, chromium  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
@@ -85,6 +85,9 @@ def test_scanned_page_on_a_phone_files_a_report(engine, database_url, cli, phone
 
         phone.find_element(By.ID, "text").send_keys("3号楼楼道堆放杂物，影响通行")
         phone.find_element(By.ID, "photo").send_keys(str(photo))
+        phone.find_element(By.ID, "submit").click()  # nothing written yet: no matter chosen
+        WebDriverWait(phone, 10).until(lambda d: "请选择事项" in msg.text)
+        Select(phone.find_element(By.ID, "matter")).select_by_value("04001")  # 楼道堆放杂物
         phone.find_element(By.ID, "submit").click()
         WebDriverWait(phone, 20).until(lambda d: "已提交" in msg.text)
         phone.save_screenshot(str(output_dir / "scan-sent.png"))
@@ -92,11 +95,12 @@ def test_scanned_page_on_a_phone_files_a_report(engine, database_url, cli, phone
     with eng.connect() as conn:
         row = conn.execute(
             sa.text(
-                "SELECT r.source, r.micro_code, r.text, r.attrs->'qr'->>'code', count(m.id) FROM report r "
+                "SELECT r.source, r.micro_code, r.text, r.attrs->'qr'->>'code', count(m.id), r.matter_code, r.state "
+                "FROM report r "
                 "LEFT JOIN report_media m ON m.report_id = r.id WHERE r.id = :id GROUP BY r.id"
             ),
             {"id": case},
         ).one()
         after = conn.execute(sa.text("SELECT count(*) FROM report WHERE source = 'qr'")).scalar_one()
-    assert tuple(row) == ("qr", code, "3号楼楼道堆放杂物，影响通行", code, 1)
+    assert tuple(row) == ("qr", code, "3号楼楼道堆放杂物，影响通行", code, 1, "04001", "filed")
     assert after == 1  # the refused empty report wrote nothing

@@ -148,6 +148,18 @@ def test_bad_toml_entries_name_the_line_of_the_key():
     assert line_kind > matter_lines[1]
 
 
+def test_public_matters_are_checked_and_kept_in_order():
+    assert small().public == () and small().public_matters() == []
+    kept = matters_files.parse('public = ["C1", "B1"]\n' + HEAD + MATTERS, source="t.toml")
+    assert kept.public_matters() == [("C1", "邻里纠纷"), ("B1", "井盖丢失")]
+    err = _problem('public = ["B1", "Z9", "B1"]\n' + HEAD + MATTERS)
+    assert "m.toml:1: public: 'Z9' is not a matter of the catalogue" in err.detail
+    assert "m.toml:1: public: a matter is listed twice" in err.detail
+    assert "must be a list of matter codes" in _problem('public = "B1"\n' + HEAD + MATTERS).message
+    shipped_public = shipped().public_matters()
+    assert len(shipped_public) == 15 and ("01001", "道路暴露垃圾") in shipped_public
+
+
 def test_unknown_keys_missing_levels_and_syntax_errors():
     assert _problem("colour = 1\n" + HEAD + MATTERS).message.startswith("m.toml:1: colour: unknown key")
     assert "departments.cg.colour: unknown key" in _problem(HEAD + "colour = 1\n" + MATTERS).message

@@ -128,15 +128,22 @@ def test_bad_links_are_refused_with_a_clear_page(city, client, engine):
 
 def test_report_checks_and_files_nothing_half_written(city, client, engine):
     link = _link(engine, M1).replace("?", "/report?")
-    empty = client.post(link, data={"text": "  "})
+    empty = client.post(link, data={"text": "  ", "matter": "01001"})
     assert empty.status_code == 400 and "please describe" in empty.json["error"]["message"]
     big = client.post(
-        link, data={"text": "路灯坏了", "photo": (io.BytesIO(JPEG + b"x" * scan_rules.MAX_PHOTO), "a.jpg")}
+        link,
+        data={
+            "text": "路灯坏了",
+            "matter": "10003",
+            "photo": (io.BytesIO(JPEG + b"x" * scan_rules.MAX_PHOTO), "a.jpg"),
+        },
     )
     assert big.status_code == 413
-    fake = client.post(link, data={"text": "路灯坏了", "photo": (io.BytesIO(b"%PDF-1.4 not a photo"), "a.jpg")})
+    fake = client.post(
+        link, data={"text": "路灯坏了", "matter": "10003", "photo": (io.BytesIO(b"%PDF-1.4 not a photo"), "a.jpg")}
+    )
     assert fake.status_code == 400 and "JPEG" in fake.json["error"]["message"]
-    bad_phone = client.post(link, data={"text": "路灯坏了", "phone": "12345"})
+    bad_phone = client.post(link, data={"text": "路灯坏了", "matter": "10003", "phone": "12345"})
     assert bad_phone.status_code == 400
     assert _reports(engine) == 0
     inside = geo.from_local([shapely.Point(cf.X0 + 500, cf.Y0 + 500)])[0]
@@ -144,6 +151,7 @@ def test_report_checks_and_files_nothing_half_written(city, client, engine):
         link,
         data={
             "text": "路灯坏了",
+            "matter": "10003",
             "lon": inside.x,
             "lat": inside.y,
             "phone": "13900000000",
@@ -151,7 +159,7 @@ def test_report_checks_and_files_nothing_half_written(city, client, engine):
         },
     )
     assert ok.status_code == 201 and ok.json["location"] == "phone" and ok.json["grid"] == M1
-    far = client.post(link, data={"text": "垃圾没清", "lon": 113.9, "lat": 34.9})
+    far = client.post(link, data={"text": "垃圾没清", "matter": "01001", "lon": 113.9, "lat": 34.9})
     assert far.status_code == 201 and far.json["location"] == "grid (phone too far)"
     with engine.connect() as conn:
         rows = conn.execute(
@@ -167,13 +175,13 @@ def test_report_checks_and_files_nothing_half_written(city, client, engine):
 def test_reports_are_limited_per_phone_and_per_grid(city, client, engine):
     link = _link(engine, M1).replace("?", "/report?")
     for i in range(scan_rules.PER_CLIENT_HOUR):
-        assert client.post(link, data={"text": f"第{i}次"}).status_code == 201
-    limited = client.post(link, data={"text": "再来一次"})
+        assert client.post(link, data={"text": f"第{i}次", "matter": "01001"}).status_code == 201
+    limited = client.post(link, data={"text": "再来一次", "matter": "01001"})
     assert limited.status_code == 429 and limited.headers["Retry-After"] == "3600"
     for i in range(scan_rules.PER_GRID_HOUR - scan_rules.PER_CLIENT_HOUR):
-        res = client.post(link, data={"text": "别的手机"}, headers={"User-Agent": f"phone {i}"})
+        res = client.post(link, data={"text": "别的手机", "matter": "01001"}, headers={"User-Agent": f"phone {i}"})
         assert res.status_code == 201
-    grid_full = client.post(link, data={"text": "又一部手机"}, headers={"User-Agent": "phone x"})
+    grid_full = client.post(link, data={"text": "又一部手机", "matter": "01001"}, headers={"User-Agent": "phone x"})
     assert grid_full.status_code == 429 and "this grid" in grid_full.json["error"]["message"]
     assert _reports(engine) == scan_rules.PER_GRID_HOUR
 
@@ -252,3 +260,31 @@ def test_each_building_label_carries_the_worker_of_the_micro_grid_it_stands_in(c
             ).all()
         )
     assert got == want and len(got) >= 16 and len(set(got.values())) >= 16 and None not in got.values()
+
+
+def test_a_scanned_report_runs_the_event_centres_loop(city, client, engine, bearer):
+    """A report from the wall files into the event centre as the ``qr`` channel with the grid known:
+    with a public matter it is filed and dispatched to the grid's worker at once with its deadline;
+    without one it waits in the dispatchers' queue; a matter off the public list is refused."""
+    link = _link(engine, M1)
+    page = client.get(link)
+    assert 'value="01001"' in page.text and "道路暴露垃圾" in page.text  # the catalogue's public list
+    report = link.replace("?", "/report?")
+    private = client.post(report, data={"text": "路灯坏了", "matter": "01002"})  # in the catalogue, not public
+    assert private.status_code == 400 and "01002" in private.json["error"]["message"]
+    assert _reports(engine) == 0
+    filed = client.post(report, data={"text": "楼下垃圾没人清", "matter": "01001", "phone": "13900000000"})
+    assert filed.status_code == 201, filed.json
+    assert filed.json["state"] == "dispatched" and filed.json["matter"] == "01001"
+    assert filed.json["due_at"] and filed.json["time_zone"] == "Asia/Shanghai" and filed.json["reporter_key"]
+    unsaid = client.post(report, data={"text": "不知道找谁"})
+    assert unsaid.status_code == 400 and "choose what the report is about" in unsaid.json["error"]["message"]
+    waiting = client.post(report, data={"text": "楼上邻居天天半夜吵", "matter": "06001"})  # not auto-dispatched
+    assert waiting.status_code == 201 and waiting.json["state"] == "filed" and waiting.json["due_at"]
+    case = client.get(f"/api/v1/events/{filed.json['id']}", headers=bearer("dispatcher")).json
+    assert case["source"] == "qr" and case["assignee"] == f"grid:{M1}" and case["micro_code"] == M1
+    assert [e["action"] for e in case["timeline"]] == ["report", "file", "dispatch"]
+    assert case["contacts"][0]["phone"] == "13900000000"
+    queue = client.get("/api/v1/events", query_string={"grid": COMMUNITY}, headers=bearer("dispatcher")).json
+    states = {c["id"]: c["state"] for c in queue["cases"]}
+    assert states == {filed.json["id"]: "dispatched", waiting.json["id"]: "filed"}

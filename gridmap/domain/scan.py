@@ -13,6 +13,7 @@ import math
 
 from ..errors import InputError, PayloadTooLarge
 from ..geo import CHINA_BOUNDS
+from .values import shown
 
 MIN_TEXT, MAX_TEXT = 2, 500
 MAX_PHOTO = 5 * 1024 * 1024
@@ -38,6 +39,19 @@ def check_text(text: str | None) -> str:
     if len(text) > MAX_TEXT:
         raise InputError(f"问题描述太长 / the description may have at most {MAX_TEXT} characters, it has {len(text)}")
     return text
+
+
+def check_matter(value: str | None, public) -> str | None:
+    """The matter chosen on the page: one of ``public`` (the catalogue's public codes), required
+    when there are any; None only when the catalogue offers residents no choice."""
+    matter = (value or "").strip() or None
+    if matter is None:
+        if public:
+            raise InputError("请选择事项 / choose what the report is about from the list")
+        return None
+    if matter not in public:
+        raise InputError(f"事项 {shown(matter)} 不在公开目录中 / {shown(matter)} is not a matter residents may choose")
+    return matter
 
 
 def photo_type(data: bytes) -> tuple[str, str]:

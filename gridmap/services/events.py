@@ -146,85 +146,109 @@ def intake(centre: Centre, report: Report, *, actor: str) -> dict:
     """
     matter = centre.catalogue.matter(report.matter)
     place = locate(centre, report)
-    now = centre.now()
-    chain = place["chain"]
-    key = secrets.token_urlsafe(18)
     with centre.engine.begin() as conn:
         if report.external_id is not None:
             found = cases.by_external_id(conn, report.channel, report.external_id)
             if found is not None:
                 return {"id": found, "existing": True}
+        return file_case(conn, centre, report, matter, place, actor=actor)
+
+
+def file_case(
+    conn: Connection,
+    centre: Centre,
+    report: Report,
+    matter: Matter | None,
+    place: dict,
+    *,
+    actor: str,
+    attrs: dict | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """Insert a located report as a case in the caller's transaction: filed and routed when its
+    ``matter`` is known (dispatched at once when the route finds a handler), else left ``reported``
+    for a dispatcher to give it one; its log; the reporter's contact.  ``attrs`` are kept with the
+    case beside the reporter key.  The answer as :func:`intake` gives it."""
+    now = now or centre.now()
+    chain = place["chain"]
+    key = secrets.token_urlsafe(18)
+    if matter is not None:
         r = route(conn, centre, matter, chain)
         level = r.level or next((lv for lv in LEVELS_UP[LEVELS_UP.index(matter.level) :] if chain.get(lv)), None)
         steps = INTAKE_STEPS[: 2 if r.assigned else 1]
-        values = {
-            "received_at": now,
-            "reported_at": report.reported_at or now,
-            "source": report.channel,
-            "external_id": report.external_id,
-            "text": report.text,
-            "address": report.address,
-            "source_lon": report.lon,
-            "source_lat": report.lat,
-            "source_crs": report.crs,
-            "lon": place["lon"],
-            "lat": place["lat"],
-            "outside": not place["inside"],
-            "special_code": place["special"],
-            **{f"{lv}_code": chain.get(lv) for lv in LEVELS_UP},
-            "state": steps[-1].target,
+        routed = {
             "matter_code": matter.code,
             "handling_level": level or "city",
             "department_code": r.department,
             "assignee": f"grid:{r.grid}" if r.workers else None,
             "route": route_json(r),
-            "attrs": {"reporter_key": _key_hash(key), "attributes": report.attributes},
             **clock_columns(centre, matter, now, level, chain),
         }
-        case_id = cases.insert(conn, values)
-        entries = [
+    else:
+        r, steps, routed = None, (), {}
+    values = {
+        "received_at": now,
+        "reported_at": report.reported_at or now,
+        "source": report.channel,
+        "external_id": report.external_id,
+        "text": report.text,
+        "address": report.address,
+        "source_lon": report.lon,
+        "source_lat": report.lat,
+        "source_crs": report.crs,
+        "lon": place["lon"],
+        "lat": place["lat"],
+        "outside": not place["inside"],
+        "special_code": place["special"],
+        **{f"{lv}_code": chain.get(lv) for lv in LEVELS_UP},
+        "state": steps[-1].target if steps else "reported",
+        **routed,
+        "attrs": {**(attrs or {}), "reporter_key": _key_hash(key), "attributes": report.attributes},
+    }
+    case_id = cases.insert(conn, values)
+    entries = [
+        {
+            "report_id": case_id,
+            "at": now,
+            "actor": actor,
+            "role": "reporter",
+            "action": "report",
+            "from_state": None,
+            "to_state": "reported",
+            "note": None,
+            "detail": {"channel": report.channel},
+        }
+    ]
+    for step in steps:
+        entries.append(
             {
                 "report_id": case_id,
                 "at": now,
-                "actor": actor,
-                "role": "reporter",
-                "action": "report",
-                "from_state": None,
-                "to_state": "reported",
+                "actor": SYSTEM,
+                "role": SYSTEM,
+                "action": step.action,
+                "from_state": step.state,
+                "to_state": step.target,
                 "note": None,
-                "detail": {"channel": report.channel},
+                "detail": {"why": r.why} if step.action == "dispatch" or not r.assigned else {},
             }
-        ]
-        for step in steps:
-            entries.append(
-                {
-                    "report_id": case_id,
-                    "at": now,
-                    "actor": SYSTEM,
-                    "role": SYSTEM,
-                    "action": step.action,
-                    "from_state": step.state,
-                    "to_state": step.target,
-                    "note": None,
-                    "detail": {"why": r.why} if step.action == "dispatch" or not r.assigned else {},
-                }
-            )
-        log_ids = cases.log(conn, entries)
-        if report.contact:
-            cases.add_contact(conn, case_id, "reporter", {**report.contact, "channel": report.channel})
-        for url in report.media_urls:
-            cases.add_media(conn, case_id, log_ids[0], "report", {"url": url}, actor)
-        dups = suggest_duplicates(conn, centre, matter, place, now, exclude=case_id)
+        )
+    log_ids = cases.log(conn, entries)
+    if report.contact:
+        cases.add_contact(conn, case_id, "reporter", {**report.contact, "channel": report.channel})
+    for url in report.media_urls:
+        cases.add_media(conn, case_id, log_ids[0], "report", {"url": url}, actor)
+    dups = suggest_duplicates(conn, centre, matter, place, now, exclude=case_id) if matter else []
     return {
         "id": case_id,
         "existing": False,
-        "state": steps[-1].target,
-        "matter": matter.code,
+        "state": values["state"],
+        "matter": matter.code if matter else None,
         "inside": place["inside"],
         "chain": chain,
-        "route": route_json(r),
-        "due_at": iso(values["due_at"], centre.tz),
-        "warn_at": iso(values["warn_at"], centre.tz),
+        "route": route_json(r) if r else None,
+        "due_at": iso(values.get("due_at"), centre.tz),
+        "warn_at": iso(values.get("warn_at"), centre.tz),
         "time_zone": centre.tz,
         "duplicates": [d.__dict__ for d in dups],
         "reporter_key": key,

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import os
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cachetools import TTLCache
@@ -24,14 +24,16 @@ from sqlalchemy.engine import Connection, Engine
 from ..domain import people as people_domain
 from ..domain import qr
 from ..domain import scan as domain
+from ..domain.events.catalogue import LEVELS_UP
+from ..domain.events.intake import Report
 from ..domain.levels import LABELS as LEVEL_LABELS
 from ..domain.party import ORG_KINDS
-from ..domain.values import shown
-from ..errors import InputError, NotFound, RateLimited
+from ..errors import NotFound, RateLimited
 from ..store import party as party_store
 from ..store import people as people_store
 from ..store import scan as store
 from ..store.grids import chain as grid_chain
+from . import events
 from . import qr as qr_service
 
 #: Roles a resident may call from the page, in the page's order.
@@ -156,7 +158,7 @@ def call_number(eng: Engine, code: str, args, post_id: int, *, remote: str, agen
 
 
 def submit(
-    eng: Engine,
+    centre,
     code: str,
     args,
     form: dict,
@@ -164,25 +166,23 @@ def submit(
     *,
     remote: str,
     agent: str,
-    media_dir: Path,
-    matters: dict[str, str],
     now: datetime | None = None,
 ) -> dict:
-    """File a report from the scanned page (``matters``: the public catalogue, code → name);
-    BadSignature (403) for a forged or copied code, InputError / PayloadTooLarge for a bad form,
-    RateLimited (429) past the hourly limits, NotFound for a place no longer current; in every
-    such case nothing is written."""
-    now = now or datetime.now(UTC)
+    """File a report from the scanned page into the event centre (channel ``qr``, the grid known):
+    with a matter from the catalogue's public list it is filed and routed as every channel's
+    reports are; without one it waits in the dispatchers' queue.  BadSignature (403) for a forged
+    or copied code, InputError / PayloadTooLarge for a bad form, RateLimited (429) past the hourly
+    limits, NotFound for a place no longer current; in every such case nothing is written."""
+    eng = centre.engine
+    now = now or centre.now()
     with eng.connect() as conn:  # a link that cannot be trusted is refused before its form is read
         qr_service.verify(conn, code, args)
     text = domain.check_text(form.get("text"))
     position = domain.check_position(form.get("lon"), form.get("lat"))
     phone = people_domain.normalise_phone(form["phone"]) if (form.get("phone") or "").strip() else None
-    matter = (form.get("matter") or "").strip() or None
-    if matter and matter not in matters:
-        raise InputError(f"事项 {shown(matter)} 不在公开目录中 / unknown matter {shown(matter)}")
+    matter = domain.check_matter(form.get("matter"), centre.catalogue.public)
     kind = domain.photo_type(photo) if photo else None
-    media_dir = Path(media_dir)
+    media_dir = Path(centre.media_dir)
     tmp = final = None
     if photo:
         media_dir.mkdir(parents=True, exist_ok=True)
@@ -199,16 +199,33 @@ def submit(
             )
             if why:
                 raise RateLimited(why, retry_after=3600)
-            case = _case(conn, target, where, text, matter, position, client, now)
-            report_id = store.insert_report(conn, case)
-            if phone:
-                store.insert_contact(conn, report_id, phone)
+            place, attrs = _place(conn, target, where, position, client)
+            report = Report(
+                matter or "",
+                position[0] if position else None,
+                position[1] if position else None,
+                "EPSG:4326" if position else None,
+                text=text,
+                channel=store.SOURCE,
+                contact={"phone": phone} if phone else {},
+            )
+            matter_of = centre.catalogue.matter(matter) if matter else None
+            filed = events.file_case(conn, centre, report, matter_of, place, actor="qr", attrs=attrs, now=now)
             if photo:
                 digest = hashlib.sha256(photo).hexdigest()
-                final = media_dir / f"{report_id}-{digest[:12]}.{kind[1]}"
-                store.insert_media(conn, report_id, str(final), kind[0], len(photo), digest)
+                final = media_dir / f"{filed['id']}-{digest[:12]}.{kind[1]}"
+                store.insert_media(conn, filed["id"], str(final), kind[0], len(photo), digest)
                 os.replace(tmp, final)
-        return {"id": report_id, "grid": where["grid"], "location": case["attrs"]["location"]}
+        return {
+            "id": filed["id"],
+            "grid": where["grid"],
+            "location": attrs["location"],
+            "state": filed["state"],
+            "matter": filed["matter"],
+            "due_at": filed["due_at"],
+            "time_zone": filed["time_zone"],
+            "reporter_key": filed["reporter_key"],
+        }
     except BaseException:
         for path in (tmp, final):
             if path is not None and path.exists():
@@ -216,8 +233,9 @@ def submit(
         raise
 
 
-def _case(conn, target, where, text, matter, position, client, now) -> dict:
-    """The report row: the chain's codes, and the phone's position when near the grid, else the grid's."""
+def _place(conn, target, where, position, client) -> tuple[dict, dict]:
+    """Where the case is (the phone's position when near the grid, else the grid's) with the grid
+    chain known from the code, and what the case keeps of the scan."""
     codes = {g["level"]: g["code"] for g in where["chain"]}
     near = store.place(conn, where["grid"], *(position or (None, None)))
     use_phone = position is not None and near["distance_m"] <= domain.NEAR_M
@@ -229,17 +247,11 @@ def _case(conn, target, where, text, matter, position, client, now) -> dict:
     }
     if position and not use_phone:
         attrs["phone_distance_m"] = round(near["distance_m"])
-    return {
-        "text": text,
+    place = {
         "lon": lon,
         "lat": lat,
-        "micro": codes.get("micro"),
-        "courtyard": codes.get("courtyard"),
-        "community": codes.get("community"),
-        "street": codes.get("street"),
-        "district": codes.get("district"),
+        "chain": {lv: codes[lv] for lv in LEVELS_UP if codes.get(lv)},
+        "inside": True,
         "special": codes.get("special"),
-        "matter": matter,
-        "attrs": attrs,
-        "at": now,
     }
+    return place, attrs

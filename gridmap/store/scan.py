@@ -3,7 +3,6 @@ reports (for rate limits), and the report a resident files through a QR code."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -56,41 +55,6 @@ def recent(conn: Connection, *, client: str, code: str, since: datetime) -> tupl
         {"client": client, "code": code, "since": since, "src": SOURCE},
     ).first()
     return int(row[0]), int(row[1])
-
-
-def insert_report(conn: Connection, case: dict) -> int:
-    """Insert one QR report (the case of the event centre) with its chain of grid codes; its id."""
-    return conn.execute(
-        sa.text(
-            "INSERT INTO report (source, text, source_lon, source_lat, source_crs, geom, micro_code, courtyard_code, "
-            "community_code, street_code, district_code, special_code, matter_code, attrs, reported_at) "
-            "VALUES (:src, :text, :lon, :lat, 'EPSG:4326', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :micro, "
-            ":courtyard, :community, :street, :district, :special, :matter, CAST(:attrs AS jsonb), :at) RETURNING id"
-        ),
-        {
-            "src": SOURCE,
-            "text": case["text"],
-            "lon": case["lon"],
-            "lat": case["lat"],
-            "micro": case.get("micro"),
-            "courtyard": case.get("courtyard"),
-            "community": case.get("community"),
-            "street": case.get("street"),
-            "district": case.get("district"),
-            "special": case.get("special"),
-            "matter": case.get("matter"),
-            "attrs": json.dumps(case["attrs"], ensure_ascii=False),
-            "at": case["at"],
-        },
-    ).scalar_one()
-
-
-def insert_contact(conn: Connection, report_id: int, phone: str) -> None:
-    """The reporter's callback number (personal data: only staff roles read ``report_contact``)."""
-    conn.execute(
-        sa.text("INSERT INTO report_contact (report_id, kind, phone, channel) VALUES (:r, 'reporter', :p, :src)"),
-        {"r": report_id, "p": phone, "src": SOURCE},
-    )
 
 
 def insert_media(conn: Connection, report_id: int, path: str, content_type: str, size: int, sha256: str) -> None:

@@ -16,7 +16,7 @@ from ..errors import GridmapError, InputError
 from ..services import scan as service
 from . import params
 from .auth import public
-from .context import engine, settings
+from .context import centre, engine
 from .privacy import public_page
 
 bp = Blueprint("scan", __name__, template_folder="templates")
@@ -40,9 +40,9 @@ def _who() -> dict:
 
 
 def public_matters() -> list[tuple[str, str]]:
-    """The matters a resident may choose (code, name); empty until the event centre's catalogue is
-    wired in, and the page then shows no choice (the report goes in without one)."""
-    return list(current_app.config.get("PUBLIC_MATTERS", {}).items())
+    """The matters a resident may choose (code, name): the catalogue's ``public`` list; when it is
+    empty the page shows no choice and reports wait in the dispatchers' queue for a matter."""
+    return centre().catalogue.public_matters()
 
 
 @bp.get("/g/<code>")
@@ -84,16 +84,7 @@ def report(code: str):
     form = params.form(FORM_FIELDS)
     photo = request.files.get("photo")
     data = photo.read() if photo and photo.filename else None
-    result = service.submit(
-        engine(),
-        code,
-        request.args,
-        form,
-        data,
-        **_who(),
-        media_dir=settings().home / "media",
-        matters=dict(public_matters()),
-    )
+    result = service.submit(centre(), code, request.args, form, data, **_who())
     return jsonify(result), 201
 
 

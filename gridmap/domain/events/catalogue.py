@@ -145,6 +145,12 @@ class Catalogue:
     defaults: Defaults
     attributes: tuple[Attribute, ...] = ()
     source: str = ""
+    #: The matters a resident may choose on a grid's QR page (扫码上报), in the catalogue's order.
+    public: tuple[str, ...] = ()
+
+    def public_matters(self) -> list[tuple[str, str]]:
+        """(code, name) of the matters residents may choose."""
+        return [(c, self.matters[c].name) for c in self.public]
 
     def matter(self, code: str) -> Matter:
         """The matter of ``code``; NotFound naming it."""

@@ -42,6 +42,10 @@ class _Problems:
             raise InputError(self.items[0] + more, detail=list(self.items))
 
 
+#: The catalogue file's top-level keys.
+TOP_KEYS = ("defaults", "levels", "departments", "attribute", "matter", "matters_csv", "public")
+
+
 def _toml_lines(text: str) -> dict[tuple, int]:
     """Line numbers of tables and keys in TOML text: tomllib keeps none, so scan the lines.
 
@@ -285,12 +289,8 @@ def check(
         return f"{source}:{_line_of(lines, path)}"
 
     for key in data:
-        if key not in ("defaults", "levels", "departments", "attribute", "matter", "matters_csv"):
-            problems.add(
-                where((key,)),
-                key,
-                "unknown key (allowed: defaults, levels, departments, attribute, matter, matters_csv)",
-            )
+        if key not in TOP_KEYS:
+            problems.add(where((key,)), key, f"unknown key (allowed: {', '.join(TOP_KEYS)})")
     defaults = _defaults(data, where, problems)
     departments = _departments(data, where, problems)
     for level, kind in defaults.level_kinds.items():
@@ -319,5 +319,19 @@ def check(
         matters[matter.code] = matter
     if not entries:
         problems.add(f"{source}:1", "matter", "the catalogue has no matters")
+    public = _public(data.get("public", []), where, matters, problems)
     problems.raise_any()
-    return Catalogue(matters, departments, defaults, attributes, source)
+    return Catalogue(matters, departments, defaults, attributes, source, public)
+
+
+def _public(value, where, matters: dict, problems: _Problems) -> tuple[str, ...]:
+    """The ``public`` list: codes of defined matters, each once."""
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        problems.add(where(("public",)), "public", "must be a list of matter codes")
+        return ()
+    for code in value:
+        if code not in matters:
+            problems.add(where(("public",)), "public", f"{code!r} is not a matter of the catalogue")
+    if len(set(value)) != len(value):
+        problems.add(where(("public",)), "public", "a matter is listed twice")
+    return tuple(c for c in dict.fromkeys(value) if c in matters)

@@ -49,6 +49,8 @@
     ev.preventDefault();
     var text = document.getElementById("text").value.trim();
     if (text.length < cfg.min_text) { show(msg, "请写下要反映的问题 / please describe the problem", false); return; }
+    var matter = document.getElementById("matter");
+    if (matter && !matter.value) { show(msg, "请选择事项 / choose what the report is about", false); return; }
     var photo = document.getElementById("photo").files[0];
     if (photo && photo.size > cfg.max_photo) {
       show(msg, "照片太大 / the photo is larger than " + Math.round(cfg.max_photo / 1048576) + " MB", false);
