@@ -667,3 +667,14 @@ def lookup_sql(conn: Connection, lon: float, lat: float, at: datetime | None = N
     if row[0] is None:
         return None
     return {"micro": row[0], "chain": row[1], "specials": row[2]}
+
+
+def inside_point(conn: Connection) -> tuple[float, float] | None:
+    """A point (lon, lat) inside the current micro-grid of lowest code; None when there is none."""
+    row = conn.execute(
+        sa.text(
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM grid "
+            "WHERE level = 'micro' AND valid_to IS NULL ORDER BY code LIMIT 1) AS first"
+        )
+    ).first()
+    return (row[0], row[1]) if row else None

@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import gc
 import socket
+from urllib.parse import urlencode
 
 from granian import Granian
 from granian.constants import Interfaces
 from granian.http import HTTP1Settings
 
 from ..errors import InputError
+from ..services import grid_views
 from ..settings import BODY_TIMEOUT, HEADER_TIMEOUT, MAX_BODY, Settings
 from . import create_app
+from .context import engine as engine_of
 from .context import locator
 from .guard import Guard
 from .scan import UPLOAD
@@ -38,18 +41,24 @@ def app_from_env():
     if settings.warm and settings.lookup_engine == "index":
         with app.app_context():
             locator().warm()  # load (or build) the current index now, not on the first request
-    # What exists now (the app, the index, the catalogue) lives as long as the worker: out of the
-    # cyclic collector's reach, a full collection no longer walks it (65-95 ms pauses per worker
-    # under 32 connections of lookups, measured with gc.callbacks, before this).
-    gc.collect()
-    gc.freeze()
-    return Guard(
+    guard = Guard(
         app,
         max_body=settings.max_body,
         body_timeout=settings.body_timeout,
         threads=settings.threads,
         uploads=(UPLOAD,),  # the scanned page's report carries a photo
     )
+    if settings.warm:
+        with app.app_context():
+            point = grid_views.inside_point(engine_of())
+        if point is not None:
+            guard.prewarm("/api/v1/lookup", urlencode({"lon": point[0], "lat": point[1]}))
+    # What exists now (the app, the index, the threads' first work) lives as long as the worker: out
+    # of the cyclic collector's reach, a full collection no longer walks it (65-95 ms pauses per
+    # worker under 32 connections of lookups, measured with gc.callbacks, before this).
+    gc.collect()
+    gc.freeze()
+    return guard
 
 
 def check_bind(host: str, port: int) -> None:
