@@ -678,3 +678,19 @@ def inside_point(conn: Connection) -> tuple[float, float] | None:
         )
     ).first()
     return (row[0], row[1]) if row else None
+
+
+#: The channel ``grid_bump_epoch()`` announces every new grid epoch on (its payload: the epoch).
+EPOCH_CHANNEL = "gridmap_grids"
+
+
+def listen_epoch(dbapi_conn) -> int:
+    """LISTEN for new grid epochs on a plain autocommit psycopg connection; the epoch now (read after
+    the LISTEN, so no bump between the two is missed)."""
+    dbapi_conn.execute(f"LISTEN {EPOCH_CHANNEL}")
+    return epoch_raw(dbapi_conn)
+
+
+def announced_epochs(dbapi_conn) -> list[int]:
+    """The epochs announced on a listening connection since the last call, without waiting."""
+    return [int(n.payload) for n in dbapi_conn.notifies(timeout=0) if n.channel == EPOCH_CHANNEL]
