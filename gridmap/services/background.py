@@ -135,7 +135,9 @@ def start_process(
 
 
 def _leader_main(url, rollup_every, rules_path, retry_s, parent_pid, settings=None, tick_every=0) -> None:
-    """The leader process: the server's jobs, run while it holds the lock."""
+    """The leader process: the server's jobs, run while it holds the lock, at a lower CPU priority
+    than the request workers (its start-up and jobs yield to lookups on a busy machine)."""
+    os.nice(10)
     engine = db.engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     rules = resources.load_rules(Path(rules_path))
     jobs = []
