@@ -125,8 +125,6 @@ class Settings:
     timezone: str = DEFAULT_TIMEZONE
     #: GRIDMAP_HOUSEHOLD_BAND: households a micro-grid should hold, ``MIN-MAX`` (the map's histogram).
     household_band: tuple[int, int] = HOUSEHOLD_BAND
-    #: GRIDMAP_EVENTS_TICK: seconds between the event centre's clock ticks in each server worker (0: none).
-    events_tick: int = 0
 
     ENV = {
         "home": "GRIDMAP_HOME",
@@ -153,7 +151,6 @@ class Settings:
         "user": "USER",
         "timezone": "GRIDMAP_TZ",
         "household_band": "GRIDMAP_HOUSEHOLD_BAND",
-        "events_tick": "GRIDMAP_EVENTS_TICK",
     }
 
     @classmethod
@@ -194,7 +191,6 @@ class Settings:
             user=get("user") or "cli",
             timezone=get("timezone") or DEFAULT_TIMEZONE,
             household_band=_band(get("household_band")) if get("household_band") else HOUSEHOLD_BAND,
-            events_tick=int(get("events_tick") or 0),
         )
         given = {k: v for k, v in (overrides or {}).items() if v is not None}
         unknown = set(given) - {f.name for f in fields(cls)}

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_lookup import Y1, lonlat, replace_micro
@@ -297,3 +298,36 @@ def test_index_files_written_atomically_and_pruned(tmp_path, monkeypatch):
     assert meta["epoch"] == 3 and list(arrays["a"]) == [0, 1, 2]
     assert index_files.latest(tmp_path, "d")[0] == "k3" and index_files.latest(tmp_path, "other") is None
     assert index_files.load(tmp_path, "missing") is None
+
+
+def test_a_server_learns_new_epochs_from_announcements_and_queries_when_it_cannot(city, cli, tmp_path):
+    """A server's locator takes the epoch from PostgreSQL's announcements (no query per lookup); when
+    its listening connection is cut it answers by query, then listens again; a periodic read on the
+    listening connection corrects an epoch whose announcement never came."""
+    url = city.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    watch = lookups.EpochWatch(url, retry_s=0.2, confirm_s=3600)
+    with city.connect() as conn:
+        start = store.epoch(conn)
+    assert watch.current() == start
+    move_boundary(cli, tmp_path, 1200)  # another process commits: announced at its commit
+    with city.connect() as conn:
+        after = store.epoch(conn)
+    assert after > start and watch.current() == after
+    with city.begin() as conn:  # cut the listening connection from the server side
+        conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": watch._conn.info.backend_pid})
+    time.sleep(0.1)
+    seen = [watch.current() for _ in range(3)]  # psycopg reads the goodbye first, then finds it closed
+    assert seen[-1] is None and set(seen) <= {after, None}  # down: the caller queries
+    assert watch.current() is None  # and does not reconnect at every lookup
+    time.sleep(0.25)
+    assert watch.current() == after  # listening again
+    with city.begin() as conn:  # an epoch moved without an announcement reaching the watch
+        conn.execute(sa.text("ALTER TABLE grid_epoch DISABLE TRIGGER USER"))
+        conn.execute(sa.text("UPDATE grid_epoch SET epoch = epoch + 5 WHERE id = 1"))
+        conn.execute(sa.text("ALTER TABLE grid_epoch ENABLE TRIGGER USER"))
+    assert watch.current() == after  # unannounced: not seen before the next confirmation
+    watch.confirm_s = 0
+    assert watch.current() == after + 5
+    locator = lookups.Locator(city, home=tmp_path / "home", background=True)
+    assert locator.epoch() == after + 5 and locator._watch is not None
+    assert lookups.Locator(city, home=tmp_path / "home")._watch is None  # a command queries

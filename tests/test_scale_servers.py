@@ -19,6 +19,7 @@ from gridmap.web import create_app
 
 import cityfactory as cf
 import servers
+from eventcity import file, pick
 from servers import serving
 
 Y1 = "410199001001001"
@@ -200,3 +201,31 @@ def test_background_jobs_run_on_one_server_and_move_when_it_stops(city, database
             assert wait_for(lambda: ran in logs[2].read_text(), timeout=20)
     finally:
         first.close()
+
+
+def test_the_event_tick_runs_in_the_leader_once_across_servers(event_city, client, database_url, engine, tmp_path):
+    """The clock tick is a job of the leader, not of each worker: with two servers ticking every
+    second, a case past its warning time is warned once, by the leading server's jobs process."""
+    case = file(client, event_city["ingest"], pick(True, "micro"))["id"]
+    with engine.begin() as conn:  # its warning time has come
+        conn.execute(
+            sa.text(
+                "UPDATE report SET warn_at = now() - interval '1 minute', tick_at = now() - interval '1 minute' "
+                "WHERE id = :id"
+            ),
+            {"id": case},
+        )
+    logs = [tmp_path / f"{name}.log" for name in "ab"]
+    args = ("--workers", "2", "--threads", "2", "--rollup-every", "0", "--tick-seconds", "1")
+    with serving(database_url, *args, log=logs[0]), serving(database_url, *args, log=logs[1]):
+        assert wait_for(lambda: any("job event-tick ran" in log.read_text() for log in logs))
+        time.sleep(2.5)  # more ticks of the leader, and of nobody else
+        texts = [log.read_text() for log in logs]
+    assert sum(t.count("1 warned") for t in texts) == 1, texts
+    assert sorted("jobs: leading" in t for t in texts) == [False, True]
+    with engine.connect() as conn:
+        warns = conn.execute(
+            sa.text("SELECT count(*) FROM report_log WHERE report_id = :id AND action = 'warn'"), {"id": case}
+        ).scalar_one()
+        warned = conn.execute(sa.text("SELECT warned_at IS NOT NULL FROM report WHERE id = :id"), {"id": case}).scalar()
+    assert (warns, warned) == (1, True)

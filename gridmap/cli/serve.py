@@ -68,7 +68,7 @@ from .common import engine, settings
     default=60,
     show_default=True,
     type=click.IntRange(min=0),
-    help="Each worker runs the event centre's clock tick this often (0: leave it to cron).",
+    help="Seconds between the event centre's clock ticks, run once across all servers (0: leave it to cron).",
 )
 @click.option(
     "--rollup-every",
@@ -107,7 +107,13 @@ def serve(
     )
     eng = engine()
     url = eng.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    background.start_process(url, rollup_every=rollup_every, rules_path=settings().risk_rules_path)
+    background.start_process(
+        url,
+        rollup_every=rollup_every,
+        rules_path=settings().risk_rules_path,
+        settings=settings(),
+        tick_every=tick_seconds,
+    )
     server.serve(
         host,
         port,
@@ -118,5 +124,4 @@ def serve(
         max_body=max_body,
         body_timeout=body_timeout,
         header_timeout=header_timeout,
-        tick_seconds=tick_seconds,
     )

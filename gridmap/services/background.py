@@ -6,7 +6,9 @@ while it holds the advisory lock ``gridmap.jobs`` on that connection: one leader
 servers.
 When the leader stops or crashes, its connection ends, PostgreSQL frees the lock, and another
 server's Leader takes it at its next try (every ``retry_s``).  Jobs: the risk roll-up refresh
-(``overdue`` counts move with the clock); the event centre's tick can register the same way.
+(``overdue`` counts move with the clock) and the event centre's clock tick (warnings, escalations,
+assessment after the rating window).  They run here, not in the request workers, so a tick over a
+year of cases never holds a worker's interpreter while it answers lookups.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Job:
     name: str
     every_s: float
     run: Callable[[], object]
+    #: Log a run only when it did something (``run()`` returned something true) or took a second.
+    quiet: bool = False
 
 
 class Leader:
@@ -109,14 +113,20 @@ class Leader:
         except Exception as exc:  # a job's failure must not stop the others: say it, retry next time
             self.log(f"job {job.name} failed: {type(exc).__name__}: {exc}")
             return
-        self.log(f"job {job.name} ran in {time.perf_counter() - t:.2f} s: {result}")
+        took = time.perf_counter() - t
+        if result or took >= 1.0 or not job.quiet:
+            self.log(f"job {job.name} ran in {took:.2f} s: {result}")
 
 
-def start_process(url: str, *, rollup_every: float, rules_path, retry_s: float = 5.0):
-    """Start the leader of ``gridmap serve`` in a spawned daemon process (it ends with the server)."""
+def start_process(
+    url: str, *, rollup_every: float, rules_path, settings=None, tick_every: float = 0, retry_s: float = 5.0
+):
+    """Start the leader of ``gridmap serve`` in a spawned daemon process (it ends with the server):
+    the risk roll-up every ``rollup_every`` s and the event tick every ``tick_every`` s (0: none;
+    ``settings``, the server's, name the catalogue and time zone the tick works with)."""
     proc = multiprocessing.get_context("spawn").Process(
         target=_leader_main,
-        args=(url, rollup_every, str(rules_path), retry_s, os.getpid()),
+        args=(url, rollup_every, str(rules_path), retry_s, os.getpid(), settings, tick_every),
         name="gridmap-jobs",
         daemon=True,
     )
@@ -124,15 +134,28 @@ def start_process(url: str, *, rollup_every: float, rules_path, retry_s: float =
     return proc
 
 
-def _leader_main(url, rollup_every, rules_path, retry_s, parent_pid) -> None:
-    """The leader process: the server's jobs, run while it holds the lock."""
+def _leader_main(url, rollup_every, rules_path, retry_s, parent_pid, settings=None, tick_every=0) -> None:
+    """The leader process: the server's jobs, run while it holds the lock, at a lower CPU priority
+    than the request workers (its start-up and jobs yield to lookups on a busy machine)."""
+    os.nice(10)
     engine = db.engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     rules = resources.load_rules(Path(rules_path))
     jobs = []
     if rollup_every > 0:
         jobs.append(Job("risk-rollup", rollup_every, lambda: f"{risk_elements.rollup(engine, rules)[0]} grids"))
+    if tick_every > 0 and settings is not None:
+        jobs.append(Job("event-tick", tick_every, lambda: _tick(settings, engine), quiet=True))
 
     def log(message: str) -> None:
         print(f"gridmap: {message}", file=sys.stderr, flush=True)
 
     Leader(url, jobs, retry_s=retry_s, log=log, parent_pid=parent_pid)._loop()
+
+
+def _tick(settings, engine) -> str:
+    """One tick of the event centre's clock with the catalogue in force now (re-read when its
+    files change); what it did, or "" when nothing was due."""
+    from . import event_clock, events  # deferred: only a leader with the tick on needs the catalogue
+
+    done = event_clock.tick(events.make_centre(settings, engine, None))
+    return ", ".join(f"{n} {what}" for what, n in done.items() if n)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import numpy as np
 import shapely
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from .. import geo
@@ -224,3 +225,14 @@ def micro_household_histogram(
         "in_band": int(((values >= lo_band) & (values <= hi_band)).sum()),
         "bins": [{"from": int(a), "to": int(a + width - 1), "grids": int(c)} for a, c in zip(edges[:-1], counts)],
     }
+
+
+def inside_point(eng: Engine) -> tuple[float, float] | None:
+    """A point inside some current micro-grid (a server warms its request threads with its lookup);
+    None when there is none or the database cannot be reached (the threads then warm on their first
+    requests)."""
+    try:
+        with eng.connect() as conn:
+            return grids.inside_point(conn)
+    except sa_exc.OperationalError:
+        return None

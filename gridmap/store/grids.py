@@ -667,3 +667,30 @@ def lookup_sql(conn: Connection, lon: float, lat: float, at: datetime | None = N
     if row[0] is None:
         return None
     return {"micro": row[0], "chain": row[1], "specials": row[2]}
+
+
+def inside_point(conn: Connection) -> tuple[float, float] | None:
+    """A point (lon, lat) inside the current micro-grid of lowest code; None when there is none."""
+    row = conn.execute(
+        sa.text(
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM grid "
+            "WHERE level = 'micro' AND valid_to IS NULL ORDER BY code LIMIT 1) AS first"
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+#: The channel ``grid_bump_epoch()`` announces every new grid epoch on (its payload: the epoch).
+EPOCH_CHANNEL = "gridmap_grids"
+
+
+def listen_epoch(dbapi_conn) -> int:
+    """LISTEN for new grid epochs on a plain autocommit psycopg connection; the epoch now (read after
+    the LISTEN, so no bump between the two is missed)."""
+    dbapi_conn.execute(f"LISTEN {EPOCH_CHANNEL}")
+    return epoch_raw(dbapi_conn)
+
+
+def announced_epochs(dbapi_conn) -> list[int]:
+    """The epochs announced on a listening connection since the last call, without waiting."""
+    return [int(n.payload) for n in dbapi_conn.notifies(timeout=0) if n.channel == EPOCH_CHANNEL]

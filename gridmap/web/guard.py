@@ -90,6 +90,21 @@ class Guard:
         watch.cancel()
         return await _send(send, *work.result())
 
+    def prewarm(self, path: str, query: str = "") -> list[int]:
+        """Answer one GET of ``path`` in every request thread before the first client, so no client
+        waits for a thread's first database connection and first-call work (the first seconds of
+        a new server answered lookups with a p99 of 50-110 ms at 32 connections, then 12 ms); the
+        statuses."""
+        threads = self.pool._max_workers
+        barrier = threading.Barrier(threads)
+        scope = {"method": "GET", "path": path, "query_string": query.encode(), "headers": []}
+
+        def one() -> int:
+            barrier.wait(timeout=30)  # one call per thread: each waits until all have theirs
+            return _call_wsgi(self.app, _environ(scope, b"", threading.Event()))[0]
+
+        return [f.result() for f in [self.pool.submit(one) for _ in range(threads)]]
+
     def _limit(self, scope) -> int:
         """The body limit of this request: the server's, or an upload route's when larger."""
         if scope.get("method") == "POST":
