@@ -7,7 +7,8 @@
   sum of all rows, which grows by one at each committed bump, exactly as before.
 * The dispatchers' queue reads the open cases of a grid subtree by deadline: partial indexes on
   ``(chain column, due_at)`` of the open cases only, instead of every case of the subtree filtered
-  row by row (a street of a year's 11,500 cases holds about 1,000 open ones).
+  row by row (a street of a year's 11,500 cases holds about 1,000 open ones); and the open cases'
+  ``(matter_code, received_at)``, which the duplicate check at every intake reads.
 
 Revision ID: 0015
 Revises: 0014
@@ -48,9 +49,13 @@ def upgrade() -> None:
             f"CREATE INDEX IF NOT EXISTS ix_report_open_{column} ON report ({column}, due_at) "
             "WHERE status = 'open' AND matter_code IS NOT NULL"
         )
+    op.execute(
+        "CREATE INDEX IF NOT EXISTS ix_report_open_matter ON report (matter_code, received_at) WHERE status = 'open'"
+    )
 
 
 def downgrade() -> None:
+    op.execute("DROP INDEX IF EXISTS ix_report_open_matter")
     for column in QUEUE_COLUMNS:
         op.execute(f"DROP INDEX IF EXISTS ix_report_open_{column}")
     op.execute("""
