@@ -741,19 +741,21 @@ def test_import_refuses_over_long_values_per_row(cli, event_city, tmp_path, engi
 
 
 def test_the_migrations_are_one_chain_and_the_event_states_come_after_the_sign_in(database_url):
-    """0013_event_states follows 0012_user_password (both were 0012 on their branches) and 0014_people_move
-    follows it; the fresh test database (conftest) is at the one head with the migrations' columns."""
+    """0013_event_states follows 0012_user_password (both were 0012 on their branches), 0014_people_move
+    follows it and 0015_open_cases follows that; the fresh test database (conftest) is at the one head
+    with the migrations' columns."""
     cfg = Config()
     cfg.set_main_option("script_location", str(db.MIGRATIONS))
     scripts = ScriptDirectory.from_config(cfg)
-    assert scripts.get_heads() == ["0014"]
+    assert scripts.get_heads() == ["0015"]
     chain = [s.revision for s in scripts.walk_revisions()]
-    assert chain == [f"{n:04d}" for n in range(14, 0, -1)]
+    assert chain == [f"{n:04d}" for n in range(15, 0, -1)]
     assert "user_password" in scripts.get_revision("0012").path
     assert "event_states" in scripts.get_revision("0013").path
     assert "people_move" in scripts.get_revision("0014").path
+    assert "open_cases" in scripts.get_revision("0015").path
     with db.engine(database_url).connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0014"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0015"
         columns = conn.execute(
             sa.text(
                 "SELECT table_name || '.' || column_name FROM information_schema.columns "
@@ -761,3 +763,37 @@ def test_the_migrations_are_one_chain_and_the_event_states_come_after_the_sign_i
             )
         ).scalars()
         assert sorted(columns) == ["app_user.password_hash", "report.tick_at"]
+
+
+def test_two_sessions_write_cases_at_once_and_the_tile_epoch_moves_at_each_commit(client, event_city, engine):
+    """Writing a case bumps the layer epoch (the tile caches' key) in a row of the writer's own
+    (migration 0015), so a second writer does not wait for the first to commit; each commit, and only
+    a commit, moves the epoch the tile cache reads."""
+    from gridmap.store import tiles
+
+    file(client, event_city["ingest"], pick(True, "micro"))  # a case to copy
+    copy = "INSERT INTO report (source, text, geom, status) SELECT 'api', text, geom, 'open' FROM report LIMIT 1"
+    with engine.connect() as reader:
+        before = tiles.data_epochs(reader)[1]
+    a, b = engine.connect(), engine.connect()
+    try:
+        pids = [c.execute(sa.text("SELECT pg_backend_pid()")).scalar_one() for c in (a, b)]
+        a.rollback()
+        b.rollback()
+        if pids[0] % 64 == pids[1] % 64:
+            pytest.skip("the two sessions share a bucket")
+        ta, tb = a.begin(), b.begin()
+        a.execute(sa.text(copy))
+        b.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+        b.execute(sa.text(copy))  # before 0015 this waited for the first session's commit
+        with engine.connect() as reader:
+            assert tiles.data_epochs(reader)[1] == before  # nothing committed yet
+        tb.commit()
+        with engine.connect() as reader:
+            assert tiles.data_epochs(reader)[1] == before + 1
+        ta.commit()
+        with engine.connect() as reader:
+            assert tiles.data_epochs(reader)[1] == before + 2
+    finally:
+        a.close()
+        b.close()

@@ -10,6 +10,7 @@ due once it is committed.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from ..domain.events import clock, routing
@@ -35,6 +36,15 @@ def tick(centre: Centre, now: datetime | None = None, *, batch: int = BATCH) -> 
             return done
 
 
+@functools.lru_cache(maxsize=32)
+def _system_step(state: str, action: str):
+    """The step the tick takes (assess a closed case whose rating window is over; escalate a case
+    that can climb), fired through the loop once per state and action: the same for every case, and
+    a state machine built per case cost the tick milliseconds each."""
+    ctx = Context(roles=frozenset({SYSTEM}), can_climb=True, rating_window_open=False)
+    return LOOP.fire(state, action, ctx)
+
+
 def _batch(conn, centre: Centre, due: list[dict], now, done: dict) -> None:
     codes = {c[col] for c in due for col in cases.CHAIN_COLUMNS if c[col]}
     depts, workers = departments.for_grids(conn, codes), departments.workers_for(conn, codes)
@@ -47,7 +57,7 @@ def _batch(conn, centre: Centre, due: list[dict], now, done: dict) -> None:
             continue
         values, entry = {}, None
         if case["state"] == "closed":  # the reporter did not rate it in time: assessed without a rating
-            step = LOOP.fire("closed", "assess", Context(roles=frozenset({SYSTEM}), rating_window_open=False))
+            step = _system_step("closed", "assess")
             values = {"state": step.target, "tick_at": None}
             entry = {
                 "action": step.action,
@@ -60,7 +70,7 @@ def _batch(conn, centre: Centre, due: list[dict], now, done: dict) -> None:
         elif case["due_at"] is not None and case["due_at"] <= now:
             up = routing.escalation(centre.catalogue, matter, case["handling_level"], chain, depts, workers)
             if up is not None and case["state"] in ("filed", "dispatched"):
-                step = LOOP.fire(case["state"], "escalate", Context(roles=frozenset({SYSTEM}), can_climb=True))
+                step = _system_step(case["state"], "escalate")
                 values = {
                     "handling_level": up.level,
                     "department_code": up.department,

@@ -8,6 +8,7 @@ Column names in statements come from :data:`COLUMNS` only, never from a request.
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 import sqlalchemy as sa
@@ -250,16 +251,31 @@ def due(conn: Connection, now, limit: int) -> list[dict]:
 
 def nearby_open(conn: Connection, matter: str, lon: float, lat: float, radius_m: float, since, exclude=None) -> list:
     """Open cases of ``matter`` received since ``since`` within ``radius_m`` of the point: (id, dx, dy,
-    reported_at), offsets in metres from the point."""
+    reported_at), offsets in metres from the point.  Read through the open cases' (matter, received)
+    index; a box in degrees a little larger than the circle drops the far ones before any of them is
+    projected."""
+    dy = radius_m / 110_000.0 * 1.01  # metres per degree of latitude >= 110,574
+    dx = radius_m / (111_320.0 * max(math.cos(math.radians(lat)), 0.01)) * 1.01
     rows = conn.execute(
-        sa.text(f"""WITH p AS (SELECT ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), {METRIC_SRID}) AS m)
-                    SELECT r.id, ST_X(ST_Transform(r.geom, {METRIC_SRID})) - ST_X(p.m),
-                           ST_Y(ST_Transform(r.geom, {METRIC_SRID})) - ST_Y(p.m), r.reported_at
-                    FROM report r, p
+        sa.text(f"""WITH p AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g),
+                         q AS (SELECT g, ST_Transform(g, {METRIC_SRID}) AS m FROM p)
+                    SELECT r.id, ST_X(ST_Transform(r.geom, {METRIC_SRID})) - ST_X(q.m),
+                           ST_Y(ST_Transform(r.geom, {METRIC_SRID})) - ST_Y(q.m), r.reported_at
+                    FROM report r, q
                     WHERE r.matter_code = :matter AND r.received_at >= :since AND r.status = 'open'
                       AND r.id IS DISTINCT FROM :exclude
-                      AND ST_DWithin(ST_Transform(r.geom, {METRIC_SRID}), p.m, :radius)"""),
-        {"lon": lon, "lat": lat, "matter": matter, "since": since, "radius": radius_m, "exclude": exclude},
+                      AND r.geom && ST_Expand(q.g, :dx, :dy)
+                      AND ST_DWithin(ST_Transform(r.geom, {METRIC_SRID}), q.m, :radius)"""),
+        {
+            "lon": lon,
+            "lat": lat,
+            "matter": matter,
+            "since": since,
+            "radius": radius_m,
+            "exclude": exclude,
+            "dx": dx,
+            "dy": dy,
+        },
     )
     return [tuple(r) for r in rows]
 
