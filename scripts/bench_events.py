@@ -46,9 +46,9 @@ from gridmap.domain.demo import cases as demo_cases  # noqa: E402
 from gridmap.services import event_clock, event_import, events  # noqa: E402
 from gridmap.services.locator import Locator  # noqa: E402
 from gridmap.settings import Settings  # noqa: E402
-from gridmap.store import cluster, db, departments, users  # noqa: E402
+from gridmap.store import db, departments, users  # noqa: E402
 
-from bench_lookup import SCALE_COURTYARDS, RawClient, bench_db, random_points  # noqa: E402
+from bench_lookup import RawClient, city_db, random_points  # noqa: E402
 
 GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -267,22 +267,6 @@ def bench_tick(eng, centre, due: int) -> tuple[float, dict, int]:
     return time.perf_counter() - t, done, open_cases
 
 
-def events_db(seed: int) -> str:
-    """``gridmap_bench`` as it stands when it holds the Zhengzhou-scale city (with or without cases:
-    ``history`` files what is missing) — the event centre reads no floor shares, which ``bench_db``
-    also asks for, and reloading the city for them would throw the cases away — else loaded by
-    ``bench_db``."""
-    settings = Settings.from_env()
-    cluster.start(settings)
-    url = cluster.ensure_database(settings, "gridmap_bench")
-    db.migrate(url)
-    with db.engine(url).connect() as conn:
-        yards = conn.execute(
-            sa.text("SELECT count(*) FROM grid WHERE level = 'courtyard' AND valid_to IS NULL")
-        ).scalar_one()
-    return url if yards == SCALE_COURTYARDS else bench_db(seed)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--history", type=int, default=1_500_000, help="historical cases filed before the import")
@@ -295,7 +279,7 @@ def main():
     parser.add_argument("--port", type=int, default=5131)
     parser.add_argument("--skip-import", action="store_true", help="leave out the import comparison")
     args = parser.parse_args()
-    url = events_db(args.seed)
+    url = city_db(args.seed)  # `history` files the cases it misses; no floor shares read
     eng = db.engine(url)
     centre = events.make_centre(Settings.from_env({"external_database_url": url}), eng, Locator(eng))
     print(f"departments: {ensure_departments(eng, centre)}", flush=True)

@@ -48,9 +48,9 @@ from gridmap.services import qr as qr_service  # noqa: E402
 from gridmap.services import qr_sheets  # noqa: E402
 from gridmap.services.resources import load_rules  # noqa: E402
 from gridmap.settings import Settings  # noqa: E402
-from gridmap.store import cluster, db  # noqa: E402
+from gridmap.store import db  # noqa: E402
 
-from bench_lookup import SCALE_COURTYARDS, RawClient, bench_db, median  # noqa: E402
+from bench_lookup import RawClient, city_db, median  # noqa: E402
 
 BASE = "https://wg.zhengzhou.example.cn"
 GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
@@ -216,25 +216,6 @@ def bench_coverage(url: str, eng, repeat: int) -> dict:
     return {"cli": cli, "service": service, "sql": theirs}
 
 
-def people_db(seed: int) -> str:
-    """``gridmap_bench`` as it stands when it holds the Zhengzhou-scale city with its roster and risk
-    elements — what the sheets, the page and coverage read; the floors' shares, which ``bench_db``
-    also asks for, are read by none of them, and reloading the city for them costs many minutes —
-    else loaded by ``bench_db``."""
-    settings = Settings.from_env()
-    cluster.start(settings)
-    url = cluster.ensure_database(settings, "gridmap_bench")
-    db.migrate(url)
-    with db.engine(url).connect() as conn:
-        yards, posts, elements = conn.execute(
-            sa.text(
-                "SELECT (SELECT count(*) FROM grid WHERE level = 'courtyard' AND valid_to IS NULL), "
-                "(SELECT count(*) FROM grid_post), (SELECT count(*) FROM risk_element)"
-            )
-        ).one()
-    return url if yards == SCALE_COURTYARDS and posts and elements else bench_db(seed)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=20241)
@@ -245,7 +226,7 @@ def main() -> None:
     ap.add_argument("--units", action="store_true", help="also print every unit entrance's code")
     ap.add_argument("--only", choices=("coverage", "page", "sheets"), help="run one part")
     args = ap.parse_args()
-    url = people_db(args.seed)
+    url = city_db(args.seed, needs=("grid_post", "risk_element"))  # no floor shares read
     eng = db.engine(url)
     with eng.connect() as conn:
         counts = conn.execute(

@@ -4,13 +4,14 @@ Staleness: every lookup knows the grid epoch (one primary-key row, bumped by a s
 every write to ``grid``, ``building`` and ``unit``, which also announces it with NOTIFY, see the
 migrations).  A server (``background``) listens for those announcements on a connection of its own
 and, at each lookup, takes what has arrived without waiting (a poll of that socket, microseconds):
-PostgreSQL delivers them at commit, tens of microseconds before any client could ask the next
-question, so no query is needed.  A query per lookup on loopback cost half the server's lookup
-throughput and, with 32 connections on 2 cores, brought stalls of 0.1-1.5 s into one 8 s run in
-three (their p99); without it, 24 runs of 3 s out of 24 kept p99 under 9 ms.  A command, or a
-server whose listening connection is down, reads the epoch over a per-thread autocommit connection
-with a prepared statement instead.  When it has moved, the index is
-brought up to date before answering, inside one REPEATABLE READ transaction so the epoch and the
+PostgreSQL delivers them tens of microseconds after the commit (measured on loopback), before
+another process's client could ask the next question, so no query is needed.  (A lookup in the
+committing process itself, right after its commit, may come sooner than that.)  A query per lookup
+on loopback cost half the server's lookup throughput and, with 32 connections on 2 cores, brought
+stalls of 0.1-1.5 s into one 8 s run in three (their p99); without it, 24 runs of 3 s out of 24
+kept p99 under 9 ms.  A command, or a server whose listening connection is down, reads the epoch
+over a per-thread autocommit connection with a prepared statement instead.  When it has moved, the
+index is brought up to date before answering, inside one REPEATABLE READ transaction so the epoch and the
 grids it describes agree:
 
 * **incrementally** when the grid change log (``grid_change``) names the codes changed since the

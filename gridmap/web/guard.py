@@ -60,6 +60,7 @@ class Guard:
         self.max_body = max_body
         self.uploads = tuple(uploads)
         self.body_timeout = body_timeout
+        self.threads = threads
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gridmap-request")
 
     async def __call__(self, scope, receive, send):
@@ -95,15 +96,14 @@ class Guard:
         waits for a thread's first database connection and first-call work (the first seconds of
         a new server answered lookups with a p99 of 50-110 ms at 32 connections, then 12 ms); the
         statuses."""
-        threads = self.pool._max_workers
-        barrier = threading.Barrier(threads)
+        barrier = threading.Barrier(self.threads)
         scope = {"method": "GET", "path": path, "query_string": query.encode(), "headers": []}
 
         def one() -> int:
             barrier.wait(timeout=30)  # one call per thread: each waits until all have theirs
             return _call_wsgi(self.app, _environ(scope, b"", threading.Event()))[0]
 
-        return [f.result() for f in [self.pool.submit(one) for _ in range(threads)]]
+        return [f.result() for f in [self.pool.submit(one) for _ in range(self.threads)]]
 
     def _limit(self, scope) -> int:
         """The body limit of this request: the server's, or an upload route's when larger."""
