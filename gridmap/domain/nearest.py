@@ -195,14 +195,37 @@ class Nearest:
 COLLINEAR_DEG = 1e-8
 
 
+#: Segment pairs examined at once by :func:`_covered`: every pair sharing a block is compared, and a
+#: block of densified outlines holds thousands of segments, so the blocks are taken a few at a time
+#: (all at once, the Zhengzhou-scale city's pairs took 18 GB and a fresh lookup was killed for it).
+PAIRS_AT_ONCE = 2_000_000
+
+
 def _covered(ax, ay, bx, by, owner, seg, start):
     """Per segment: whether collinear segments of other grids in the same blocks cover all of it."""
     count = np.diff(start)
-    block_of = np.repeat(np.arange(len(count)), count)
+    done = np.concatenate(([0], np.cumsum(count.astype(np.int64) ** 2)))  # pairs of the blocks before each
+    parts = []
+    first_block = 0
+    while first_block < len(count):
+        # blocks first_block .. end-1: at least one, then as many as keep the pairs under the bound
+        end = int(np.searchsorted(done, done[first_block] + PAIRS_AT_ONCE, side="right")) - 1
+        end = min(len(count), max(first_block + 1, end))
+        parts.append(_collinear(ax, ay, bx, by, owner, seg, start, count, first_block, end))
+        first_block = end
+    s, lo, hi, tol = (np.concatenate(x) for x in zip(*parts, strict=True)) if parts else ([], [], [], [])
+    return _covered_whole(owner, np.asarray(s, dtype=np.int64), np.asarray(lo), np.asarray(hi), np.asarray(tol))
+
+
+def _collinear(ax, ay, bx, by, owner, seg, start, count_all, b0, b1):
+    """(segment, lo, hi, tol) of each stretch of a segment that a collinear segment of another grid
+    in one of the blocks ``b0`` .. ``b1 - 1`` lies on (positions along the segment, 0 to 1)."""
+    count = np.diff(start[b0 : b1 + 1])
+    block_of = np.repeat(np.arange(b0, b1), count)
     # every ordered pair of segments sharing a block
-    c = count[block_of]
-    e = np.repeat(np.arange(len(seg)), c)
-    partner = start[block_of][e] + (np.arange(c.sum()) - np.repeat(np.cumsum(c) - c, c))
+    c = count_all[block_of]
+    e = start[b0] + np.repeat(np.arange(len(block_of)), c)
+    partner = start[block_of][e - start[b0]] + (np.arange(c.sum()) - np.repeat(np.cumsum(c) - c, c))
     s, o = seg[e], seg[partner]
     ok = owner[s] != owner[o]
     s, o = s[ok], o[ok]
@@ -217,7 +240,11 @@ def _covered(ax, ay, bx, by, owner, seg, start):
     lo = np.clip(np.minimum(t_p, t_q), 0, 1)
     hi = np.clip(np.maximum(t_p, t_q), 0, 1)
     on = (off_p <= COLLINEAR_DEG) & (off_q <= COLLINEAR_DEG) & (hi > lo) & (length > 0)
-    s, lo, hi, tol = s[on], lo[on], hi[on], (COLLINEAR_DEG / safe)[on]
+    return s[on], lo[on], hi[on], (COLLINEAR_DEG / safe)[on]
+
+
+def _covered_whole(owner, s, lo, hi, tol):
+    """Per segment: whether its collinear stretches (``s``, ``lo``, ``hi``, ``tol``) cover all of it."""
     covered = np.zeros(len(owner), dtype=bool)
     if not len(s):
         return covered

@@ -41,7 +41,8 @@ def _who() -> dict:
 
 def public_matters() -> list[tuple[str, str]]:
     """The matters a resident may choose (code, name): the catalogue's ``public`` list; when it is
-    empty the page shows no choice and reports wait in the dispatchers' queue for a matter."""
+    empty the page shows no choice and its reports are kept ``reported`` without a matter (outside
+    the dispatchers' queue, which lists cases with a matter)."""
     return centre().catalogue.public_matters()
 
 
