@@ -33,6 +33,8 @@ HEADER_TIMEOUT = 10.0
 #: milliseconds, each wait for another write's row locks at most this many (then 503 busy / exit 2).
 STATEMENT_TIMEOUT_MS = 20_000
 LOCK_TIMEOUT_MS = 5_000
+#: Seconds `gridmap serve` gives a worker to stop before killing it (more than a statement may run).
+WORKER_STOP_TIMEOUT = STATEMENT_TIMEOUT_MS // 1000 + 5
 #: Failed sign-ins allowed per client address and per user name in a moving window (then 429).
 SIGN_IN_LIMIT = "10 per 5 minutes"
 #: The shipped layer definitions (package data, see README "Layout").

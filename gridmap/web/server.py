@@ -17,6 +17,8 @@ GRIDMAP_BODY_TIMEOUT and GRIDMAP_THREADS carry the command's options to them, re
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import socket
 from urllib.parse import urlencode
 
@@ -26,7 +28,7 @@ from granian.http import HTTP1Settings
 
 from ..errors import InputError
 from ..services import grid_views
-from ..settings import BODY_TIMEOUT, HEADER_TIMEOUT, MAX_BODY, Settings
+from ..settings import BODY_TIMEOUT, HEADER_TIMEOUT, MAX_BODY, WORKER_STOP_TIMEOUT, Settings
 from . import create_app
 from .context import engine as engine_of
 from .context import locator
@@ -61,6 +63,18 @@ def app_from_env():
     return guard
 
 
+def _stop_at_once() -> None:
+    """In a just-forked worker: SIGTERM and SIGINT end it (granian's own handlers replace these once
+    the worker serves).  A stop delivered before the child first runs is cleared by CPython's
+    after-fork reset and never seen: ``workers_kill_timeout`` ends such a worker."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_now)
+
+
+def _exit_now(signum, frame) -> None:
+    os._exit(0)  # a starting worker has answered nothing and written nothing: nothing to flush
+
+
 def check_bind(host: str, port: int) -> None:
     """Fail with one clear line when ``host:port`` cannot be listened on."""
     try:
@@ -90,6 +104,11 @@ def serve(
 ) -> None:
     """Serve the app until interrupted (call :func:`check_bind` first for a one-line error).  The workers
     get ``lookup_engine``, ``warm``, ``threads`` and the body limits through their environment."""
+    # A worker is forked with granian's main-process signal handlers, which only set flags in the
+    # main process's memory: a stop that came while a worker built its app (index, first calls) was
+    # swallowed, the worker then waited for a stop that had already come, and `gridmap serve` never
+    # exited.  Until granian installs the worker's own handlers, a stop simply ends the worker.
+    os.register_at_fork(after_in_child=_stop_at_once)
     Settings.export(
         lookup_engine=lookup_engine,
         warm=warm,
@@ -107,4 +126,7 @@ def serve(
         websockets=False,  # the guard serves HTTP only: saying so at every start is noise
         log_access=False,
         http1_settings=HTTP1Settings(header_read_timeout=int(header_timeout * 1000)),
+        # a worker that has not stopped this long after a stop is killed (it would otherwise hold
+        # `gridmap serve` forever); longer than the statement timeout, so a running write finishes
+        workers_kill_timeout=WORKER_STOP_TIMEOUT,
     ).serve()
