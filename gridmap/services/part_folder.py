@@ -63,5 +63,12 @@ def finish(tmp: Path, dst: Path, manifest: dict) -> None:
 
 
 def abandon(tmp: Path) -> None:
-    """Remove a failed run's temporary folder."""
-    shutil.rmtree(tmp, ignore_errors=True)
+    """Remove a failed run's temporary folder.  Tasks of the failed run may still be writing parts
+    into it (a run fails at its first failed task, the others finish alone): the folder is renamed
+    first, so no new part can appear in it (they name the old path, which is gone), then removed."""
+    doomed = tmp.with_name(f"{tmp.name}.abandoned")
+    try:
+        os.replace(tmp, doomed)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(doomed, ignore_errors=True)
