@@ -742,20 +742,21 @@ def test_import_refuses_over_long_values_per_row(cli, event_city, tmp_path, engi
 
 def test_the_migrations_are_one_chain_and_the_event_states_come_after_the_sign_in(database_url):
     """0013_event_states follows 0012_user_password (both were 0012 on their branches), 0014_people_move
-    follows it and 0015_open_cases follows that; the fresh test database (conftest) is at the one head
+    follows it, 0015_open_cases and 0016_case_stats follow that; the fresh test database (conftest) is at the one head
     with the migrations' columns."""
     cfg = Config()
     cfg.set_main_option("script_location", str(db.MIGRATIONS))
     scripts = ScriptDirectory.from_config(cfg)
-    assert scripts.get_heads() == ["0015"]
+    assert scripts.get_heads() == ["0016"]
     chain = [s.revision for s in scripts.walk_revisions()]
-    assert chain == [f"{n:04d}" for n in range(15, 0, -1)]
+    assert chain == [f"{n:04d}" for n in range(16, 0, -1)]
     assert "user_password" in scripts.get_revision("0012").path
     assert "event_states" in scripts.get_revision("0013").path
     assert "people_move" in scripts.get_revision("0014").path
     assert "open_cases" in scripts.get_revision("0015").path
+    assert "case_stats" in scripts.get_revision("0016").path
     with db.engine(database_url).connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0015"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0016"
         columns = conn.execute(
             sa.text(
                 "SELECT table_name || '.' || column_name FROM information_schema.columns "
@@ -763,6 +764,24 @@ def test_the_migrations_are_one_chain_and_the_event_states_come_after_the_sign_i
             )
         ).scalars()
         assert sorted(columns) == ["app_user.password_hash", "report.tick_at"]
+
+
+@pytest.mark.parametrize("scope", ["micro", "courtyard", "community", "street", "district", "department"])
+def test_a_grids_figures_are_read_from_an_index_alone(engine, scope):
+    """Every column the figures read is in the scope's index (migration 0016): with the heap made
+    dear, PostgreSQL answers a scope's figures with an index-only scan, not a page per case."""
+    from gridmap.store import case_views
+
+    sql = case_views._STATS.format(group=case_views.SCOPES[scope], scope=case_views.SCOPES[scope])
+    with engine.begin() as conn:
+        for setting in ("enable_seqscan", "enable_bitmapscan", "enable_indexscan"):
+            conn.execute(sa.text(f"SET LOCAL {setting} = off"))
+        plan = "\n".join(
+            conn.execute(
+                sa.text(f"EXPLAIN {sql}"), {"code": "x", "since": None, "until": None, "now": "2026-01-01T00:00+08"}
+            ).scalars()
+        )
+    assert f"Index Only Scan using ix_report_{case_views.SCOPES[scope]} on report" in plan, plan
 
 
 def test_two_sessions_write_cases_at_once_and_the_tile_epoch_moves_at_each_commit(client, event_city, engine):
