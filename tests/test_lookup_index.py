@@ -201,6 +201,11 @@ def demo_frame(demo_url):
         return store.index_frame(conn)
 
 
+def _multi(geom):
+    """``geom`` as a MultiPolygon, however many parts it has (shrinking a narrow grid splits it)."""
+    return shapely.MultiPolygon([part for part in shapely.get_parts(geom) if not part.is_empty])
+
+
 def apply_edit(frame, edit, serial):
     """A new frame with one random edit applied; returns (frame, changed codes)."""
     kind, pick, share = edit
@@ -210,11 +215,9 @@ def apply_edit(frame, edit, serial):
     code = frame.at[row, "code"]
     geom = frame.at[row, "geometry"]
     if kind == "shrink":  # a gap appears
-        frame.at[row, "geometry"] = shapely.MultiPolygon(
-            [shapely.box(*geom.bounds).intersection(geom).buffer(-share * 2e-4)]
-        )
+        frame.at[row, "geometry"] = _multi(shapely.box(*geom.bounds).intersection(geom).buffer(-share * 2e-4))
     elif kind == "grow":  # overlaps its neighbours (lowest code wins there)
-        frame.at[row, "geometry"] = shapely.MultiPolygon([geom.convex_hull.buffer(share * 3e-4)])
+        frame.at[row, "geometry"] = _multi(geom.convex_hull.buffer(share * 3e-4))
     elif kind == "delete":
         frame = frame.drop(index=row).reset_index(drop=True)
     elif kind == "shift":
@@ -228,7 +231,7 @@ def apply_edit(frame, edit, serial):
             "name": "新市场",
             "level": "special",
             "parent_code": code[:12],
-            "geometry": shapely.MultiPolygon([geom.centroid.buffer(share * 1e-4)]),
+            "geometry": _multi(geom.centroid.buffer(share * 1e-4)),
         }
         frame = frame.loc[frame["code"] != new["code"]]
         frame = pd.concat([frame, pd.DataFrame([new])], ignore_index=True)
