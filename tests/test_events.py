@@ -512,8 +512,11 @@ def test_cli_matters_and_events(cli, event_city, tmp_path, engine):
     assert res.exit_code == 2 and "already received" in res.output
     # a plain Parquet table (lon/lat columns, no GeoParquet metadata) reads like the CSV
     rows.iloc[:2].assign(external_id=["p1", "p2"]).to_parquet(tmp_path / "hotline.parquet")
-    res = cli("events", "import", tmp_path / "hotline.parquet")
+    home = tmp_path / "home"
+    res = cli("events", "import", tmp_path / "hotline.parquet", env={"GRIDMAP_HOME": str(home)})
     assert res.exit_code == 0 and "filed 2 cases" in res.output
+    # it located them with the index persisted under the data folder (the next command loads it)
+    assert [p.name for p in (home / "index").iterdir()], "no index persisted"
     assert cli("events", "tick").exit_code == 0
 
 

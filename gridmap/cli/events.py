@@ -19,7 +19,8 @@ from .common import CRS, engine, settings
 
 def _centre():
     eng = engine()
-    return events.make_centre(settings(), eng, Locator(eng))
+    # the persisted index (GRIDMAP_HOME/index): an import locates its rows without building the city's
+    return events.make_centre(settings(), eng, Locator(eng, home=settings().home))
 
 
 def _json(value) -> str:
