@@ -802,6 +802,22 @@ def test_a_grids_figures_are_read_from_an_index_alone(engine, scope, group):
     assert {"closed_at", "rating", case_views.SCOPES[group]} <= read  # the pattern finds the columns
 
 
+def test_every_reference_to_a_case_is_indexed(engine):
+    """Each foreign key pointing at a case (logs, media, contacts, a split case's children, a merged
+    duplicate) leads with an indexed column: deleting a case never reads a whole table to find what
+    refers to it (0016 added the two on report itself)."""
+    with engine.connect() as conn:
+        keys = conn.execute(
+            sa.text("""
+            SELECT c.conrelid::regclass::text || '.' || a.attname,
+                   EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.conrelid AND i.indkey[0] = c.conkey[1])
+            FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+            WHERE c.contype = 'f' AND c.confrelid = 'report'::regclass""")
+        ).all()
+    assert {"report.parent_id", "report.merged_into", "report_log.report_id"} <= {k for k, _ in keys}
+    assert [k for k, indexed in keys if not indexed] == []
+
+
 def test_two_sessions_write_cases_at_once_and_the_tile_epoch_moves_at_each_commit(client, event_city, engine):
     """Writing a case bumps the layer epoch (the tile caches' key) in a row of the writer's own
     (migration 0015), so a second writer does not wait for the first to commit; each commit, and only
