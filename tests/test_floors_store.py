@@ -3,6 +3,7 @@ courtyard in two parts, --all going on past a failed courtyard, the membership f
 integrity rule failing on data made to break it (and agreeing with PostGIS on the geometry as stored)."""
 
 import json
+import time
 
 import pandas as pd
 import shapely
@@ -182,6 +183,31 @@ def test_courtyard_in_two_parts_and_all_going_on_past_a_failure(engine, cli, tmp
     ]
     assert report["summary"]["micro_grids"] == 14 and report["written"]["opened"] == 14
     assert cli("validate", "--level", "micro").exit_code == 0
+
+
+def test_a_server_answers_from_the_shares_it_holds_while_it_reads_new_ones(engine, cli, tmp_path):
+    """After the shares change, a server's lookup answers at once from the shares it held (reading a
+    city's shares took every request thread a second or more after each edit) and, once its own
+    thread has read them, from the new ones."""
+    from gridmap.services.locator import Locator
+
+    cf.load(cli, tower_city(), tmp_path)
+    assert cli("partition", "--courtyard", YARD.format(1)).exit_code == 0
+    lon, lat = shapely.get_coordinates(cf.frame([{"geometry": cf.rect(418, 408, 418.1, 408.1)}]).geometry[0].centroid)[
+        0
+    ]
+    locator = Locator(engine, background=True)
+    before = locator.lookup(lon, lat)
+    assert before["shared_building"]["building"] == f"{YARD.format(1)}B001"
+    held = locator._members
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM grid_share"))  # moves the epoch
+    assert "shared_building" in locator.lookup(lon, lat)  # the held shares, not a wait for the new
+    deadline = time.monotonic() + 30
+    while "shared_building" in locator.lookup(lon, lat):
+        assert time.monotonic() < deadline, "the new shares were never read"
+        time.sleep(0.05)
+    assert locator._members is not held and not locator._members[3]  # no building shared any more
 
 
 def test_lookup_of_a_shared_tower_by_point_and_by_address_with_floor(engine, cli, tmp_path):

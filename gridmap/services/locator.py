@@ -85,6 +85,7 @@ class Locator:
         self._pending: tuple[int, tuple | None] | None = None
         self._gazetteer: tuple[int, Gazetteer] | None = None
         self._members: tuple | None = None
+        self._members_lock = threading.Lock()
         self._persist_timer: threading.Timer | None = None
         self._local = threading.local()
         self._watch = EpochWatch(self._url()) if background else None
@@ -301,23 +302,52 @@ class Locator:
 
     def memberships(self) -> tuple:
         """The current micro-grids' shares, and the footprints of the buildings several of them share
-        (an STRtree and the buildings' codes), rebuilt when the epoch moves (``grid_share`` bumps it)."""
+        (an STRtree and the buildings' codes), read again when the epoch moves (``grid_share`` bumps
+        it).  A server answers from the shares it holds while one thread of its own reads the new
+        ones (a second at city scale; every request thread reading them at once after each edit
+        stalled lookups for 2-6 s): a shared building's list of grids may lag an edit by that long.
+        A command reads them before answering."""
+        epoch = self.epoch()
+        held = self._members
+        if held is not None and held[0] == epoch:
+            return held[1:]
+        if held is not None and self.background:
+            self._read_members_soon()
+            return held[1:]
+        with self._members_lock:
+            if self._members is None or self._members[0] != epoch:
+                self._members = self._read_members(epoch)
+            return self._members[1:]
+
+    def _read_members(self, epoch: int) -> tuple:
         # deferred: the membership model pulls in the partitioner (scipy), ~0.3 s of a command's start
         from ..domain.membership import Memberships, ShareRow
 
-        epoch = self.epoch()
-        if self._members is None or self._members[0] != epoch:
-            with self.engine.connect() as conn:
-                held = shares.of_grids(conn)
-                m = Memberships(
-                    ShareRow(c, b, int(u), int(f0), int(f1), int(h))
-                    for c, b, u, f0, f1, h in held[shares.COLUMNS].itertuples(index=False, name=None)
-                )
-                shared = sorted(b for b in m.by_building if m.shared(b))
-                feet = buildings.footprints(conn, codes=shared)
-            codes = [b for b in shared if b in feet]
-            self._members = (epoch, m, shapely.STRtree([feet[b] for b in codes]), codes)
-        return self._members[1:]
+        with self.engine.connect() as conn:
+            held = shares.of_grids(conn)
+            m = Memberships(
+                ShareRow(c, b, int(u), int(f0), int(f1), int(h))
+                for c, b, u, f0, f1, h in held[shares.COLUMNS].itertuples(index=False, name=None)
+            )
+            shared = sorted(b for b in m.by_building if m.shared(b))
+            feet = buildings.footprints(conn, codes=shared)
+        codes = [b for b in shared if b in feet]
+        return (epoch, m, shapely.STRtree([feet[b] for b in codes]), codes)
+
+    def _read_members_soon(self) -> None:
+        """Read the shares in a thread of their own unless one is at it (a server's stale-while-read)."""
+        if not self._members_lock.acquire(blocking=False):
+            return  # being read now
+
+        def read() -> None:
+            try:
+                epoch = self.epoch()  # before reading: a later move makes the next call read again
+                if self._members is None or self._members[0] != epoch:
+                    self._members = self._read_members(epoch)
+            finally:
+                self._members_lock.release()
+
+        threading.Thread(target=read, name="gridmap-members", daemon=True).start()
 
     def _shared(self, bodies: list[dict], x, y) -> None:
         """Add to each answer whose point lies in the footprint of a building several micro-grids share
