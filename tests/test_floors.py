@@ -6,6 +6,7 @@ import itertools
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from shapely.geometry import box
@@ -369,6 +370,18 @@ def test_memberships_answer_floors_and_shared_towers():
         {"unit": 1, "floor_from": 17, "floor_to": 33, "households": None},
         {"unit": 2, "floor_from": 1, "floor_to": 33, "households": None},
     ]
+    # the same shares as a frame (as the store reads them), indexed per building when asked about
+    frame = pd.DataFrame(
+        [(r.code, r.building, r.unit, r.floor_from, r.floor_to, 10 * i) for i, r in enumerate(rows)]
+        + [("G3", "B2", 1, 1, 6, 7)],
+        columns=["code", "building_code", "unit", "floor_from", "floor_to", "households"],
+    )
+    f = Memberships.of_frame(frame)
+    assert [f.grid_of("B1", 1, fl) for fl in (1, 16, 17, 33, 34)] == ["G1", "G1", "G2", "G2", None]
+    assert f.grid_of("B2", 1, 3) == "G3" and f.grid_of("B9", 1, 1) is None
+    assert f.buildings_shared() == ["B1"] == m.buildings_shared() and not f.shared("B2")
+    assert [h["code"] for h in f.holders("B1")] == ["G1", "G2"]
+    assert f.holders("B1")[1]["floors"][1] == {"unit": 2, "floor_from": 1, "floor_to": 33, "households": 20}
     with pytest.raises(
         InputError,
         match=r"row 2: floors must satisfy 1 <= floor_from <= floor_to, got 9..3 "

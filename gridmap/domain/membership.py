@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import shapely
 
 from .. import geo
@@ -47,20 +47,63 @@ class ShareRow:
 
 
 class Memberships:
-    """Shares of the current (or dated) micro-grids, indexed by building and unit."""
+    """Shares of the current (or dated) micro-grids, indexed by building and unit.
 
-    def __init__(self, rows):
-        self.by_unit: dict = defaultdict(list)  # (building, unit) -> sorted [(floor_from, floor_to, code)]
-        self.by_building: dict = defaultdict(list)
+    Built from ShareRows, or from a frame of them (:meth:`of_frame`) whose buildings are indexed
+    only when asked about: a city holds 120,000 shares, and a lookup asks about the one building
+    its point lies in (making a ShareRow of each share cost a fresh command 1-2 s)."""
+
+    def __init__(self, rows=()):
+        self._rows: dict = {}  # building -> [ShareRow]
+        self._ranges: dict = {}  # (building, unit) -> sorted [(floor_from, floor_to, code)]
+        self._frame = None
+        self._at: dict = {}  # building -> row positions in the frame
         for r in rows:
-            self.by_unit[(r.building, r.unit)].append((r.floor_from, r.floor_to, r.code))
-            self.by_building[r.building].append(r)
-        for ranges in self.by_unit.values():
-            ranges.sort()
+            self._rows.setdefault(r.building, []).append(r)
+
+    @classmethod
+    def of_frame(cls, frame) -> Memberships:
+        """From a frame with columns ``code, building_code, unit, floor_from, floor_to, households``."""
+        m = cls()
+        m._frame = frame.reset_index(drop=True)
+        m._at = m._frame.groupby("building_code", sort=False).indices
+        return m
+
+    def buildings_shared(self) -> list[str]:
+        """Buildings whose floors more than one micro-grid holds, sorted."""
+        if self._frame is None:
+            return sorted(b for b in self._rows if self.shared(b))
+        codes = self._frame.groupby("building_code", sort=False)["code"].nunique()
+        return sorted(codes.index[codes.to_numpy() > 1].tolist())
+
+    def rows_of(self, building: str) -> list[ShareRow]:
+        rows = self._rows.get(building)
+        if rows is None:
+            at = self._at.get(building)
+            if at is None:
+                return []
+            part = self._frame.iloc[at]
+            rows = [
+                ShareRow(c, b, int(u), int(f0), int(f1), None if pd.isna(h) else int(h))
+                for c, b, u, f0, f1, h in zip(
+                    part["code"],
+                    part["building_code"],
+                    part["unit"],
+                    part["floor_from"],
+                    part["floor_to"],
+                    part["households"],
+                    strict=True,
+                )
+            ]
+            self._rows[building] = rows  # one assignment: threads asking at once compute the same
+        return rows
 
     def grid_of(self, building: str, unit: int, floor: int) -> str | None:
         """The micro-grid holding ``floor`` of the unit, or None when no share covers it."""
-        ranges = self.by_unit.get((building, unit))
+        ranges = self._ranges.get((building, unit))
+        if ranges is None:
+            ranges = sorted((r.floor_from, r.floor_to, r.code) for r in self.rows_of(building) if r.unit == unit)
+            self._ranges[(building, unit)] = ranges
         if not ranges:
             return None
         i = bisect_right([r[0] for r in ranges], floor) - 1
@@ -71,14 +114,14 @@ class Memberships:
     def holders(self, building: str) -> list[dict]:
         """Micro-grids holding floors of ``building``: code and the ranges it holds, by code."""
         out: dict = {}
-        for r in sorted(self.by_building.get(building, []), key=lambda r: (r.code, r.unit, r.floor_from)):
+        for r in sorted(self.rows_of(building), key=lambda r: (r.code, r.unit, r.floor_from)):
             out.setdefault(r.code, []).append(
                 {"unit": r.unit, "floor_from": r.floor_from, "floor_to": r.floor_to, "households": r.households}
             )
         return [{"code": code, "floors": ranges} for code, ranges in out.items()]
 
     def shared(self, building: str) -> bool:
-        return len({r.code for r in self.by_building.get(building, [])}) > 1
+        return len({r.code for r in self.rows_of(building)}) > 1
 
 
 def _whole(value, row: int, field: str) -> int:

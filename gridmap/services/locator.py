@@ -321,15 +321,11 @@ class Locator:
 
     def _read_members(self, epoch: int) -> tuple:
         # deferred: the membership model pulls in the partitioner (scipy), ~0.3 s of a command's start
-        from ..domain.membership import Memberships, ShareRow
+        from ..domain.membership import Memberships
 
         with self.engine.connect() as conn:
-            held = shares.of_grids(conn)
-            m = Memberships(
-                ShareRow(c, b, int(u), int(f0), int(f1), int(h))
-                for c, b, u, f0, f1, h in held[shares.COLUMNS].itertuples(index=False, name=None)
-            )
-            shared = sorted(b for b in m.by_building if m.shared(b))
+            m = Memberships.of_frame(shares.of_grids(conn)[shares.COLUMNS])
+            shared = m.buildings_shared()
             feet = buildings.footprints(conn, codes=shared)
         codes = [b for b in shared if b in feet]
         return (epoch, m, shapely.STRtree([feet[b] for b in codes]), codes)
