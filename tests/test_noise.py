@@ -13,16 +13,21 @@ from pathlib import Path
 from servers import GRIDMAP, free_port
 
 
+def _serve(demo_url, out, *args: str) -> subprocess.Popen:
+    """`gridmap serve ARGS` over the demo city, everything it says to ``out``."""
+    return subprocess.Popen(
+        [GRIDMAP, "serve", *args],
+        env={**os.environ, "GRIDMAP_DATABASE_URL": demo_url},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+
+
 def test_serve_starts_quietly(demo_url, tmp_path):
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(
-            [GRIDMAP, "serve", "--port", str(port), "--no-warm"],
-            env={**os.environ, "GRIDMAP_DATABASE_URL": demo_url},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        proc = _serve(demo_url, out, "--port", str(port), "--no-warm")
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -55,12 +60,7 @@ def test_serve_stops_while_its_workers_start(demo_url, tmp_path):
     to swallow it and wait forever."""
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(
-            [GRIDMAP, "serve", "--port", str(free_port()), "--workers", "2"],
-            env={**os.environ, "GRIDMAP_DATABASE_URL": demo_url},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        proc = _serve(demo_url, out, "--port", str(free_port()), "--workers", "2")
         try:
             deadline = time.monotonic() + 60
             while True:
