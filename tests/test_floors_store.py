@@ -247,6 +247,30 @@ def test_lookup_of_a_shared_tower_by_point_and_by_address_with_floor(engine, cli
     ]
 
 
+def test_a_command_asks_postgis_for_the_towers_under_a_few_points_and_agrees_with_the_city_read(engine, cli, tmp_path):
+    """A command answering a few points reads only the shares of the buildings under them (reading a
+    city's shares took a fresh ``gridmap lookup`` a second); the answer equals the one from the whole
+    city's shares (a server, or a command with more than FEW_POINTS points)."""
+    from gridmap.services import locator as loc
+
+    cf.load(cli, tower_city(), tmp_path)
+    assert cli("partition", "--courtyard", YARD.format(1)).exit_code == 0
+    inside = cf.frame([{"geometry": cf.rect(418, 408, 418.1, 408.1)}]).geometry[0].centroid
+    outside = cf.frame([{"geometry": cf.rect(5, 5, 5.1, 5.1)}]).geometry[0].centroid  # no building there
+    few, server = loc.Locator(engine), loc.Locator(engine, background=True)
+    for pt in (inside, outside):
+        a, b = few.lookup(pt.x, pt.y), server.lookup(pt.x, pt.y)
+        assert a.get("shared_building") == b.get("shared_building")
+        assert a.get("micro_grids") == b.get("micro_grids")
+    assert few._members is None  # the command never read the city's shares
+    assert "shared_building" in few.lookup(inside.x, inside.y)
+    many = [{"lon": inside.x, "lat": inside.y}] * (loc.FEW_POINTS + 1)
+    bodies = few.lookup_many(many)
+    assert few._members is not None  # many points: the city's shares, read once
+    assert {b["shared_building"]["building"] for b in bodies} == {f"{YARD.format(1)}B001"}
+    assert bodies[0]["shared_building"] == server.lookup(inside.x, inside.y)["shared_building"]
+
+
 def test_an_edit_that_leaves_a_grid_in_two_pieces_is_rejected(engine, cli, tmp_path):
     cf.load(cli, cf.city(), tmp_path)
     code, sibling = f"{YARD.format(1)}01", f"{YARD.format(1)}02"

@@ -31,7 +31,6 @@ import shapely
 
 from .. import geo
 from ..errors import InputError
-from .partition.ground import unit_slices
 
 COLUMNS = ("building", "unit", "floor_from", "floor_to", "micro_code")
 
@@ -164,6 +163,8 @@ def derive(grids: list[tuple[str, object]], buildings: list[tuple[str, object, l
 
     ``grids``: (code, lon/lat geometry); ``buildings``: (code, lon/lat footprint, [(unit number, floors,
     households)]).  Returns ShareRow objects with households."""
+    # deferred: the partitioner package imports scipy (~0.3 s); a lookup reading shares never derives them
+    from .partition.ground import unit_slices
 
     if not grids:
         return []

@@ -65,6 +65,8 @@ DATED_KEPT = 4
 PERSIST_DELAY = 30.0
 #: More changed codes than this since an index's epoch: rebuild rather than update.
 MAX_INCREMENTAL = 5_000
+#: A command answering at most this many points asks PostGIS for the shared buildings under them.
+FEW_POINTS = 100
 
 
 class Locator:
@@ -320,11 +322,8 @@ class Locator:
             return self._members[1:]
 
     def _read_members(self, epoch: int) -> tuple:
-        # deferred: the membership model pulls in the partitioner (scipy), ~0.3 s of a command's start
-        from ..domain.membership import Memberships
-
         with self.engine.connect() as conn:
-            m = Memberships.of_frame(shares.of_grids(conn)[shares.COLUMNS])
+            m = self._memberships_of(shares.of_grids(conn)[shares.COLUMNS])
             shared = m.buildings_shared()
             feet = buildings.footprints(conn, codes=shared)
         codes = [b for b in shared if b in feet]
@@ -348,18 +347,44 @@ class Locator:
     def _shared(self, bodies: list[dict], x, y) -> None:
         """Add to each answer whose point lies in the footprint of a building several micro-grids share
         every grid sharing it, with the floors each holds (``shared_building``)."""
+        m, hits = self._shared_under(x, y)
+        for p, building in hits:
+            body = bodies[p]
+            if "shared_building" not in body:
+                holders = m.holders(building)
+                body["shared_building"] = {"building": building, "grids": holders}
+                body["micro_grids"] = [h["code"] for h in holders]
+
+    def _shared_under(self, x, y) -> tuple:
+        """(memberships, [(point index, building code)]) of the shared buildings whose footprints cover
+        the points.  A command answering a few points asks PostGIS about the buildings under them
+        (milliseconds) rather than reading the city's shares (a second at city scale); a server, or
+        a command with many points, uses the shares it holds."""
+        if not self.background and len(x) <= FEW_POINTS:
+            with self.engine.connect() as conn:
+                hits, frame = shares.shared_under(conn, x, y)
+            return self._memberships_of(frame), hits
         m, tree, codes = self.memberships()
         if not codes:
-            return
+            return m, []
         pts, bld = tree.query(
             shapely.points(np.asarray(x, dtype=float), np.asarray(y, dtype=float)), predicate="covered_by"
         )
-        for p, b in zip(pts, bld):
-            body = bodies[int(p)]
-            if "shared_building" not in body:
-                holders = m.holders(codes[int(b)])
-                body["shared_building"] = {"building": codes[int(b)], "grids": holders}
-                body["micro_grids"] = [h["code"] for h in holders]
+        return m, [(int(p), codes[int(b)]) for p, b in zip(pts, bld)]
+
+    def _members_of(self, building: str):
+        """The memberships holding at least ``building``'s current shares (a command reads only those)."""
+        if self.background:
+            return self.memberships()[0]
+        with self.engine.connect() as conn:
+            return self._memberships_of(shares.of_buildings(conn, [building]))
+
+    @staticmethod
+    def _memberships_of(frame):
+        # deferred: the membership model pulls in the partitioner (scipy), ~0.1 s of a command's start
+        from ..domain.membership import Memberships
+
+        return Memberships.of_frame(frame)
 
     def lookup_address(self, address: str, *, at: datetime | None = None) -> dict:
         """Resolve an address to its building point, then answer as for a point; an address down to the
@@ -375,7 +400,7 @@ class Locator:
         )
         unit = found.unit or (1 if b.units == 1 else None)
         if at is None and found.floor is not None and unit is not None:
-            code = self.memberships()[0].grid_of(b.code, unit, found.floor)
+            code = self._members_of(b.code).grid_of(b.code, unit, found.floor)
             if code is None:
                 raise InputError(
                     f"floor {found.floor} of unit {unit} of building {b.code} is in no micro-grid ({address!r})"

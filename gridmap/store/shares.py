@@ -64,6 +64,39 @@ def of_grids(conn: Connection, *, codes=None, courtyards=None, at: datetime | No
     return pd.DataFrame(rows, columns=[*COLUMNS, "parent_code", "multipart"])
 
 
+def shared_under(conn: Connection, lon, lat) -> tuple[list[tuple[int, str]], pd.DataFrame]:
+    """For a few points (storage lon/lat): (point index, building code) of every current building
+    whose footprint covers the point and whose floors more than one current micro-grid holds, and
+    those buildings' shares (COLUMNS).  What a command answering a few lookups needs, without reading
+    the whole city's shares."""
+    hits = conn.execute(
+        sa.text("""
+        SELECT p.i - 1, b.code
+        FROM unnest(CAST(:xs AS float8[]), CAST(:ys AS float8[])) WITH ORDINALITY AS p(x, y, i)
+        JOIN building b ON b.valid_to IS NULL
+         AND ST_Covers(b.geom, ST_SetSRID(ST_MakePoint(p.x, p.y), 4326))
+        WHERE (SELECT count(DISTINCT g.code) FROM grid_share s JOIN grid g ON g.id = s.grid_id
+               WHERE s.building_code = b.code AND g.valid_to IS NULL) > 1
+        ORDER BY 1, 2"""),
+        {"xs": [float(v) for v in lon], "ys": [float(v) for v in lat]},
+    ).all()
+    found = [(int(i), code) for i, code in hits]
+    return found, of_buildings(conn, sorted({code for _, code in found}))
+
+
+def of_buildings(conn: Connection, codes) -> pd.DataFrame:
+    """Shares (COLUMNS) of the current micro-grids in the buildings ``codes``."""
+    rows = conn.execute(
+        sa.text("""
+        SELECT g.code, s.building_code, s.unit, s.floor_from, s.floor_to, s.households
+        FROM grid_share s JOIN grid g ON g.id = s.grid_id
+        WHERE g.valid_to IS NULL AND s.building_code = ANY(:codes)
+        ORDER BY g.code, s.building_code, s.unit, s.floor_from"""),
+        {"codes": list(codes)},
+    ).all()
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
 def of_building(conn: Connection, building: str, at: datetime | None = None) -> list[tuple]:
     """(code, unit, floor_from, floor_to, households) of every micro-grid version valid at ``at`` holding
     floors of ``building``."""
