@@ -172,6 +172,28 @@ def test_nearest_equals_exact_distance_on_demo_city(demo_url):
     assert np.allclose(dist, shapely.distance(pts, metric[best]), rtol=0, atol=1e-6)
 
 
+def test_nearest_is_the_same_however_many_distances_are_taken_at_once(demo_url, monkeypatch):
+    """The exact distances are computed a few thousand points at a time (whole points per chunk, so a
+    point's lowest-code winner is final); the answer does not depend on the chunk size."""
+    from gridmap.domain import nearest
+
+    with db.engine(demo_url).connect() as conn:
+        index = GridIndex(store.index_frame(conn))
+    x0, y0, x1, y1 = shapely.total_bounds(index.micro_geom)
+    rng = np.random.default_rng(5)
+    x, y = rng.uniform(x0 - 0.05, x1 + 0.05, 5_000), rng.uniform(y0 - 0.05, y1 + 0.05, 5_000)
+    out = index.locate(x, y).micro < 0
+    x, y = x[out], y[out]
+    near = index.nearest_index()
+    monkeypatch.setattr(nearest, "SEGMENTS_AT_ONCE", 10**12)
+    whole = near.query(x, y)
+    assert len(x) > 500 and (whole[0] >= 0).all()
+    for bound in (1, 97, 5_000):
+        monkeypatch.setattr(nearest, "SEGMENTS_AT_ONCE", bound)
+        number, dist = near.query(x, y)
+        assert np.array_equal(number, whole[0]) and np.array_equal(dist, whole[1])
+
+
 def test_nearest_drops_edges_shared_through_t_junctions():
     # two squares side by side; the right one's shared edge has an extra vertex (a T-junction)
     left = shapely.Polygon([(113.0, 34.0), (113.01, 34.0), (113.01, 34.01), (113.0, 34.01)])

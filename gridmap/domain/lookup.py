@@ -182,7 +182,10 @@ class GridIndex:
     def _decode(self, numbers) -> None:
         buffer, offsets = self._micro_wkb
         if len(numbers):
-            self._micro_geom[numbers] = shapely.from_wkb([bytes(buffer[offsets[i] : offsets[i + 1]]) for i in numbers])
+            # slices of a memoryview, not of a np.memmap (each of those makes a memmap object: 3x the time)
+            view, numbers = memoryview(np.asarray(buffer)), np.asarray(numbers)
+            starts, ends = np.asarray(offsets)[numbers].tolist(), np.asarray(offsets)[numbers + 1].tolist()
+            self._micro_geom[numbers] = shapely.from_wkb([view[a:b].tobytes() for a, b in zip(starts, ends)])
 
     @property
     def micro_tree(self) -> shapely.STRtree:

@@ -32,6 +32,8 @@ from .cells import segment_cells
 #: Block size in metres: small enough that few segments share a block, large enough that the
 #: pyramid stays shallow.
 BLOCK_M = 200.0
+#: Point-to-segment distances computed at once (whole points at a time, so a chunk may hold more).
+SEGMENTS_AT_ONCE = 262_144
 
 
 class Nearest:
@@ -181,6 +183,19 @@ class Nearest:
         """Lower ``best`` (per point) to the distance to every segment of each pair's block, and
         set ``winner`` to the owner at that distance, lowest first."""
         count = self.start[block + 1] - self.start[block]
+        total = np.cumsum(count)
+        # a few thousand points at a time: the temporaries stay small and are reused (all 50,000
+        # outside points of a million at once made ~1 GB of them, paid in page faults on first use)
+        lo = 0
+        while lo < len(pt):
+            hi = int(np.searchsorted(total, (total[lo - 1] if lo else 0) + SEGMENTS_AT_ONCE, side="right"))
+            if hi < len(pt):  # whole points only (pairs come in point order): a point's winner is final
+                hi = int(np.searchsorted(pt, pt[max(hi, lo + 1) - 1], side="right"))
+            hi = max(hi, lo + 1)
+            self._pairs_of(pt[lo:hi], block[lo:hi], count[lo:hi], px, py, best, winner)
+            lo = hi
+
+    def _pairs_of(self, pt, block, count, px, py, best, winner):
         first = np.repeat(self.start[block] - np.cumsum(count) + count, count)
         seg = self.seg[first + np.arange(count.sum())]
         pt = np.repeat(pt, count)

