@@ -102,6 +102,51 @@ def test_server_locator_updates_in_place_after_each_edit(city, cli, tmp_path):
         assert locator.lookup(*lonlat(500, 800))["micro"] == Y1 + "01"
 
 
+def test_a_server_answers_away_from_an_edit_while_its_update_runs(city, cli, tmp_path, monkeypatch):
+    """After a commit, a server's lookup of a point outside the changed grids answers from the index it
+    holds at once (the update runs in a thread of its own); a point the edit moved waits for the update
+    and gets the new grid.  The updated index keeps the people of the grids the edit left alone and
+    reads those of the changed ones (before, every lookup after an edit read its grid's people, and a
+    batch re-read the whole city's)."""
+    import threading
+
+    roster = pd.DataFrame(
+        [
+            {"网格编码": Y1 + "01", "职务": "网格员", "姓名": "张伟", "电话": "13812345678"},
+            {"网格编码": "41019900200200202", "职务": "网格员", "姓名": "王芳", "电话": "13812345679"},
+        ]
+    )
+    roster.to_csv(tmp_path / "roster.csv", index=False)
+    assert cli("people", "import", tmp_path / "roster.csv").exit_code == 0
+    locator = lookups.Locator(city, home=tmp_path / "home", background=True)
+    locator.warm()
+    far = locator.lookup(*lonlat(3500, 3500))
+    assert far["micro"] == "41019900200200202" and far["people"][0]["name"] == "王芳"
+    release = threading.Event()
+    real = lookups.updated
+
+    def held_update(*args, **kwargs):  # the real update, held until the test lets it go
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lookups, "updated", held_update)
+    move_boundary(cli, tmp_path, 1200)
+    started = time.monotonic()
+    assert locator.lookup(*lonlat(3500, 3500))["micro"] == far["micro"]  # not waiting for the update
+    assert time.monotonic() - started < 5 and locator._current.epoch < locator.epoch()
+    moved = {}
+    waiting = threading.Thread(target=lambda: moved.update(locator.lookup(*lonlat(500, 1100))))
+    waiting.start()
+    waiting.join(0.5)
+    assert waiting.is_alive()  # the moved point waits for the update
+    release.set()
+    waiting.join(30)
+    assert moved["micro"] == Y1 + "01" and moved["people"][0]["name"] == "张伟"
+    index = locator.index()
+    assert index.source == "updated" and index.people_loaded
+    assert index.people["41019900200200202"][0]["name"] == "王芳"
+
+
 def test_updated_index_answers_with_the_new_names(city, cli, tmp_path):
     """The chains an index has answered are not carried into the index updated from it."""
     locator = lookups.Locator(city, home=tmp_path / "home", background=True)

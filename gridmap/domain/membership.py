@@ -56,31 +56,38 @@ class Memberships:
         self._rows: dict = {}  # building -> [ShareRow]
         self._ranges: dict = {}  # (building, unit) -> sorted [(floor_from, floor_to, code)]
         self._frame = None
-        self._at: dict = {}  # building -> row positions in the frame
         for r in rows:
             self._rows.setdefault(r.building, []).append(r)
 
     @classmethod
     def of_frame(cls, frame) -> Memberships:
-        """From a frame with columns ``code, building_code, unit, floor_from, floor_to, households``."""
+        """From a frame with columns ``code, building_code, unit, floor_from, floor_to, households``.
+        Its rows are found by binary search in the building codes sorted once as fixed-width text
+        (sorted and searched in C: a dictionary of 56,000 buildings' row positions took 0.2 s)."""
         m = cls()
         m._frame = frame.reset_index(drop=True)
-        m._at = m._frame.groupby("building_code", sort=False).indices
+        keys = m._frame["building_code"].to_numpy(dtype=str)
+        m._order = np.argsort(keys, kind="stable")
+        m._keys = keys[m._order]
         return m
 
     def buildings_shared(self) -> list[str]:
         """Buildings whose floors more than one micro-grid holds, sorted."""
         if self._frame is None:
             return sorted(b for b in self._rows if self.shared(b))
-        codes = self._frame.groupby("building_code", sort=False)["code"].nunique()
-        return sorted(codes.index[codes.to_numpy() > 1].tolist())
+        pairs = self._frame[["building_code", "code"]].drop_duplicates()
+        counts = pairs["building_code"].value_counts()
+        return sorted(counts.index[counts.to_numpy() > 1].tolist())
 
     def rows_of(self, building: str) -> list[ShareRow]:
         rows = self._rows.get(building)
         if rows is None:
-            at = self._at.get(building)
-            if at is None:
+            if self._frame is None:
                 return []
+            lo, hi = np.searchsorted(self._keys, building, "left"), np.searchsorted(self._keys, building, "right")
+            if lo == hi:
+                return []
+            at = self._order[lo:hi]
             part = self._frame.iloc[at]
             rows = [
                 ShareRow(c, b, int(u), int(f0), int(f1), None if pd.isna(h) else int(h))

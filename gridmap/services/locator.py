@@ -63,6 +63,8 @@ MAX_BATCH = 10_000
 DATED_KEPT = 4
 #: Seconds a server waits after an update before persisting the index then in force.
 PERSIST_DELAY = 30.0
+#: Seconds a server's single lookup waits for an update's box before waiting the usual way.
+UNAFFECTED_WAIT = 1.0
 #: More changed codes than this since an index's epoch: rebuild rather than update.
 MAX_INCREMENTAL = 5_000
 #: A command answering at most this many points asks PostGIS for the shared buildings under them.
@@ -88,6 +90,8 @@ class Locator:
         self._gazetteer: tuple[int, Gazetteer] | None = None
         self._members: tuple | None = None
         self._members_lock = threading.Lock()
+        self._moved = threading.Condition()  # an update started (its box known) or ended
+        self._refreshing = False
         self._persist_timer: threading.Timer | None = None
         self._local = threading.local()
         self._watch = EpochWatch(self._url()) if background else None
@@ -123,11 +127,10 @@ class Locator:
         current = self._current
         if current is not None and current.epoch == epoch:
             return current
-        pending = self._pending
-        if point is not None and current is not None and pending is not None and pending[0] >= epoch:
-            box = pending[1]
-            if box is not None and not (box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]):
-                return current
+        if point is not None and current is not None and self.background:
+            answering = self._unaffected(current, epoch, point)
+            if answering is not None:
+                return answering
         with self._lock:
             current = self._current
             if current is not None and current.epoch >= epoch:
@@ -135,6 +138,51 @@ class Locator:
             self._current = self._refresh(current)
             release_freed_memory()
             return self._current
+
+    def _unaffected(self, current: GridIndex, epoch: int, point) -> GridIndex | None:
+        """A server's single lookup while the index moves to ``epoch``: the update runs in a thread of
+        its own, and the lookup answers from ``current`` as soon as the changed grids' box is known
+        not to hold its point (a few milliseconds: the change log and the changed rows are read
+        first), or from the updated index once it is in force.  None: answer the usual way (the update
+        is not running, or the box is unknown because other levels changed)."""
+        self._refresh_soon()
+        deadline = time.monotonic() + UNAFFECTED_WAIT
+        with self._moved:
+            while True:
+                now = self._current
+                if now is not None and now.epoch >= epoch:
+                    return now
+                pending = self._pending
+                if pending is not None and pending[0] >= epoch:
+                    box = pending[1]
+                    if box is None:
+                        return None
+                    if not (box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]):
+                        return current
+                if not self._refreshing or time.monotonic() > deadline:
+                    return None
+                self._moved.wait(0.01)
+
+    def _refresh_soon(self) -> None:
+        """Bring the current index up to date in a thread of its own unless one is at it (a server)."""
+        with self._moved:
+            if self._refreshing:
+                return
+            self._refreshing = True
+
+        def run() -> None:
+            try:
+                with self._lock:
+                    current = self._current
+                    if current is None or current.epoch < self.epoch():
+                        self._current = self._refresh(current)
+                        release_freed_memory()
+            finally:
+                with self._moved:
+                    self._refreshing = False
+                    self._moved.notify_all()
+
+        threading.Thread(target=run, name="gridmap-index", daemon=True).start()
 
     # --- keeping the current index true ------------------------------------------------------
     def _snapshot(self):
@@ -181,13 +229,19 @@ class Locator:
             index.epoch = epoch
             return index
         frame = grids.index_frame(conn, None, codes)
-        self._pending = (epoch, _affected_box(base, frame, codes))
+        with self._moved:
+            self._pending = (epoch, _affected_box(base, frame, codes))
+            self._moved.notify_all()
         try:
             index = updated(base, frame, codes, epoch=epoch)
         finally:
             self._pending = None
         if index is not None:
             index.database = base.database
+            if base.people_loaded and base.at is None:  # the unchanged grids keep their people
+                kept = {code: v for code, v in base.people.items() if code not in codes}
+                index.people = {**kept, **people.workers_by_grid(conn, codes=sorted(codes))}
+                index.people_loaded = True
         return index
 
     def _load(self, key: str) -> GridIndex | None:
@@ -277,8 +331,13 @@ class Locator:
             return index
 
     def warm(self) -> GridIndex:
-        """The current index and its people, ready before the first request (a server worker's start)."""
-        return self._with_people(self.index())
+        """The current index, its people and the shares of buildings, ready before the first request (a
+        server worker's start)."""
+        index = self._with_people(self.index())
+        if self._members is None:
+            with self._members_lock:
+                self._members = self._read_members(index.epoch)
+        return index
 
     def _with_people(self, index: GridIndex) -> GridIndex:
         """``index`` with the people responsible for its micro-grids (current grids only; read once)."""

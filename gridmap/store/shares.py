@@ -60,8 +60,9 @@ def of_grids(conn: Connection, *, codes=None, courtyards=None, at: datetime | No
         FROM grid_share s JOIN grid g ON g.id = s.grid_id
         WHERE {where} ORDER BY g.code, s.building_code, s.unit, s.floor_from"""),
         params,
-    ).all()
-    return pd.DataFrame(rows, columns=[*COLUMNS, "parent_code", "multipart"])
+    )
+    # plain tuples: pandas probes each Row object for named-tuple fields (3x the time at city scale)
+    return pd.DataFrame([tuple(r) for r in rows.all()], columns=[*COLUMNS, "parent_code", "multipart"])
 
 
 def shared_under(conn: Connection, lon, lat) -> tuple[list[tuple[int, str]], pd.DataFrame]:
