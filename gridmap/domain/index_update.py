@@ -11,7 +11,8 @@ An edit changes a few grid codes (the ``grid_change`` log names them per epoch).
 * candidates of mixed cells: those outside the window renumbered, the window's recomputed, merged
   (two sorted runs);
 * chains, special grids and their blocks: recomputed from the rows (cheap, no geometry work);
-* nearest-grid segments: rebuilt on their first use.
+* nearest-grid segments: the old index's kept (renumbered) plus every segment of the grids in the
+  window (:meth:`.Nearest.updated`); built on first use when the old index had none.
 
 The old index is never written to, so lookups running on it during the update stay right for the
 epoch they read.  :func:`updated` returns None when only a full rebuild will do: a micro-grid now
@@ -73,14 +74,21 @@ def updated(index: GridIndex, frame: pd.DataFrame, changed, *, epoch, key=None) 
     renumber[gone] = -1
     touched_old = np.flatnonzero(np.isin(index.code[index.micro], list(changed)))
     touched_new = np.flatnonzero(np.isin(new.code[new.micro], list(changed)))
-    if not len(touched_old) and not len(touched_new):
-        return new  # names, parents or special grids only: cells and candidates stand
+    near = index._nearest  # the outer segments, if found or loaded: brought along, not found again
+    if not len(touched_old) and not len(touched_new):  # names, parents or special grids only
+        identity = len(renumber) == len(new.micro) and np.array_equal(renumber, np.arange(len(renumber)))
+        new._nearest = near if near is None or identity else near.updated(renumber, [], [])
+        return new  # cells and candidates stand
     if index.cells.dtype == np.uint16 and len(new.micro) >= _U16_MARKERS[0]:
         return None
     window = _window(new, np.concatenate([old_micro_geom[touched_old], new.micro_geom[touched_new]]))
     if window is None:
         return None
-    _relabel(new, index, renumber, window)
+    meeting = _relabel(new, index, renumber, window)
+    if near is not None:
+        owner_map = renumber.copy()
+        owner_map[touched_old] = -1
+        new._nearest = near.updated(owner_map, new.micro_geom[meeting], meeting)
     return new
 
 
@@ -143,3 +151,4 @@ def _relabel(new: GridIndex, old: GridIndex, renumber, window):
         [old.cand_start[:lo], e0 + first, old.cand_start[hi:] - e1 + e0 + len(keys)]
     ).astype(np.int32)
     new.cand = np.concatenate([grids[:e0], band_grid, grids[e1:]]).astype(np.int32)
+    return meeting

@@ -65,10 +65,14 @@ class Nearest:
             self.ax, self.ay, self.bx, self.by = self.ax[keep], self.ay[keep], self.bx[keep], self.by[keep]
             self.owner = self.owner[keep]
             blocks = self._bucket(nx, ny)
+        self._index_blocks(blocks, nx, ny)
+
+    def _index_blocks(self, blocks, nx, ny) -> None:
+        """Block starts, each block's nearest occupied block, and the pyramid of segment boxes."""
         self.start = self._starts(blocks, nx, ny)
         occupied = (self.start[1:] > self.start[:-1]).reshape(ny, nx)
         # nearest occupied block of every block (by centre distance: where the bound starts)
-        from scipy import ndimage  # deferred: a loaded index never needs it
+        from scipy import ndimage  # deferred: a loaded index needs it only after an edit
 
         self.near_y, self.near_x = ndimage.distance_transform_edt(
             ~occupied, return_distances=False, return_indices=True
@@ -76,6 +80,36 @@ class Nearest:
         self.levels = [self._block_boxes(blocks, nx, ny)]
         while self.levels[-1].shape[1:] != (1, 1):
             self.levels.append(_pool(self.levels[-1]))
+
+    def updated(self, owner_map, geoms, numbers) -> Nearest | None:
+        """This index after an edit, without finding outer segments again (that takes tens of seconds
+        at city scale): the kept grids' segments renumbered by ``owner_map`` (old owner -> new, -1
+        for a changed or retired grid), plus every ring segment of ``geoms`` (new owner ``numbers``:
+        the changed grids' new outlines and every grid near them).  Shared segments among those are
+        harmless: the distance to any segment of a grid is at least the distance to the grid, so the
+        smallest over a superset of the outer segments is still exact (and ties still go to the lowest
+        code).  None when a segment falls outside this block grid (a rebuild makes a larger one)."""
+        if not self.levels:
+            return None
+        owner = np.asarray(owner_map)[self.owner]
+        keep = owner >= 0
+        ax, ay, bx, by, extra = ring_segments(geoms, numbers)
+        ax, ay = geo.to_metric_xy(ax, ay)
+        bx, by = geo.to_metric_xy(bx, by)
+        new = Nearest.__new__(Nearest)
+        new.block_m, new.x0, new.y0 = self.block_m, self.x0, self.y0
+        new.ax = np.concatenate([self.ax[keep], ax])
+        new.ay = np.concatenate([self.ay[keep], ay])
+        new.bx = np.concatenate([self.bx[keep], bx])
+        new.by = np.concatenate([self.by[keep], by])
+        new.owner = np.concatenate([owner[keep], extra]).astype(np.int64)
+        ny, nx = self.levels[0].shape[1:]
+        x_hi, y_hi = self.x0 + (nx - 1) * self.block_m, self.y0 + (ny - 1) * self.block_m
+        xs, ys = np.concatenate([ax, bx]), np.concatenate([ay, by])
+        if len(xs) and (xs.min() < self.x0 or ys.min() < self.y0 or xs.max() >= x_hi or ys.max() >= y_hi):
+            return None
+        new._index_blocks(new._bucket(nx, ny), nx, ny)
+        return new
 
     STATE = ("ax", "ay", "bx", "by", "owner", "seg", "start", "near_x", "near_y")
 
@@ -285,6 +319,23 @@ def _pool(boxes):
     padded[:, :ny, :nx] = boxes
     blocks = padded.reshape(4, h, 2, w, 2)
     return np.concatenate([blocks[:2].min(axis=(2, 4)), blocks[2:].max(axis=(2, 4))])
+
+
+def ring_segments(geoms, owners):
+    """(ax, ay, bx, by, owner) of every ring segment of ``geoms`` (storage lon/lat), owner from
+    ``owners`` (one per geometry)."""
+    geoms, owners = np.asarray(geoms, dtype=object), np.asarray(owners, dtype=np.int64)
+    present = np.flatnonzero(~shapely.is_missing(geoms) & ~shapely.is_empty(geoms))
+    if not len(present):
+        empty = np.zeros(0)
+        return empty, empty, empty, empty, np.zeros(0, dtype=np.int64)
+    parts, part_of = shapely.get_parts(geoms[present], return_index=True)
+    rings, ring_of_part = shapely.get_rings(parts, return_index=True)
+    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    owner = owners[present[part_of[ring_of_part[ring_of]]]]
+    same = ring_of[:-1] == ring_of[1:]
+    a, b = coords[:-1][same], coords[1:][same]
+    return a[:, 0], a[:, 1], b[:, 0], b[:, 1], owner[:-1][same]
 
 
 def outer_segments(geoms):

@@ -65,6 +65,21 @@ def of_grids(conn: Connection, *, codes=None, courtyards=None, at: datetime | No
     return pd.DataFrame([tuple(r) for r in rows.all()], columns=[*COLUMNS, "parent_code", "multipart"])
 
 
+def digest(conn: Connection) -> tuple:
+    """A digest of the current micro-grids' shares and the current buildings (count and a sum of row
+    hashes; the buildings' count and newest version): equal digests, the same shares and footprints."""
+    return tuple(
+        conn.execute(
+            sa.text("""
+            SELECT s.n, s.h, b.n, b.newest FROM
+              (SELECT count(*) AS n, coalesce(sum(hashtextextended(concat_ws(' ', g.code, s.building_code,
+                      s.unit, s.floor_from, s.floor_to, s.households), 0)), 0) AS h
+               FROM grid_share s JOIN grid g ON g.id = s.grid_id WHERE g.valid_to IS NULL) s,
+              (SELECT count(*) AS n, max(id) AS newest FROM building WHERE valid_to IS NULL) b""")
+        ).one()
+    )
+
+
 def shared_under(conn: Connection, lon, lat) -> tuple[list[tuple[int, str]], pd.DataFrame]:
     """For a few points (storage lon/lat): (point index, building code) of every current building
     whose footprint covers the point and whose floors more than one current micro-grid holds, and
