@@ -90,8 +90,8 @@ class Locator:
         self._gazetteer: tuple[int, Gazetteer] | None = None
         self._members: tuple | None = None
         self._members_lock = threading.Lock()
-        self._moved = threading.Condition()  # an update started (its box known) or ended
-        self._refreshing = False
+        self._moved = threading.Condition()  # guards the two flags; notified when an update's box is known or it ends
+        self._refreshing = self._members_reading = False  # a thread of this locator's is at it
         self._persist_timer: threading.Timer | None = None
         self._local = threading.local()
         self._watch = EpochWatch(self._url()) if background else None
@@ -397,16 +397,20 @@ class Locator:
 
     def _read_members_soon(self) -> None:
         """Read the shares in a thread of their own unless one is at it (a server's stale-while-read)."""
-        if not self._members_lock.acquire(blocking=False):
-            return  # being read now
+        with self._moved:
+            if self._members_reading:
+                return  # being read now
+            self._members_reading = True
 
         def read() -> None:
             try:
-                epoch = self.epoch()  # before reading: a later move makes the next call read again
-                if self._members is None or self._members[0] != epoch:
-                    self._members = self._read_members(epoch)
+                with self._members_lock:
+                    epoch = self.epoch()  # before reading: a later move makes the next call read again
+                    if self._members is None or self._members[0] != epoch:
+                        self._members = self._read_members(epoch)
             finally:
-                self._members_lock.release()
+                with self._moved:
+                    self._members_reading = False
 
         threading.Thread(target=read, name="gridmap-members", daemon=True).start()
 
