@@ -198,14 +198,20 @@ def test_nearest_known_case_in_metres(city):
         assert 400 < expected < 600
 
 
-def test_nearest_equals_exact_distance_on_demo_city(demo_url):
+def demo_outside(demo_url, seed: int, n: int):
+    """The demo city's index and the points of ``n`` uniform over its bounds (plus 0.05 degrees) that
+    lie outside every micro-grid."""
     with db.engine(demo_url).connect() as conn:
         index = GridIndex(store.index_frame(conn))
     x0, y0, x1, y1 = shapely.total_bounds(index.micro_geom)
-    rng = np.random.default_rng(3)
-    x, y = rng.uniform(x0 - 0.05, x1 + 0.05, 20_000), rng.uniform(y0 - 0.05, y1 + 0.05, 20_000)
+    rng = np.random.default_rng(seed)
+    x, y = rng.uniform(x0 - 0.05, x1 + 0.05, n), rng.uniform(y0 - 0.05, y1 + 0.05, n)
     out = index.locate(x, y).micro < 0
-    x, y = x[out], y[out]
+    return index, x[out], y[out]
+
+
+def test_nearest_equals_exact_distance_on_demo_city(demo_url):
+    index, x, y = demo_outside(demo_url, 3, 20_000)
     number, dist = index.nearest(x, y)
     metric = geo.to_metric(index.micro_geom)
     pts = geo.to_metric(shapely.points(x, y))
@@ -222,13 +228,7 @@ def test_nearest_is_the_same_however_many_distances_are_taken_at_once(demo_url, 
     point's lowest-code winner is final); the answer does not depend on the chunk size."""
     from gridmap.domain import nearest
 
-    with db.engine(demo_url).connect() as conn:
-        index = GridIndex(store.index_frame(conn))
-    x0, y0, x1, y1 = shapely.total_bounds(index.micro_geom)
-    rng = np.random.default_rng(5)
-    x, y = rng.uniform(x0 - 0.05, x1 + 0.05, 5_000), rng.uniform(y0 - 0.05, y1 + 0.05, 5_000)
-    out = index.locate(x, y).micro < 0
-    x, y = x[out], y[out]
+    index, x, y = demo_outside(demo_url, 5, 5_000)
     near = index.nearest_index()
     monkeypatch.setattr(nearest, "SEGMENTS_AT_ONCE", 10**12)
     whole = near.query(x, y)

@@ -341,17 +341,8 @@ def ring_segments(geoms, owners):
 def outer_segments(geoms):
     """(ax, ay, bx, by, owner) of the ring segments of ``geoms`` (storage lon/lat) that no other
     ring shares; owner = position in ``geoms``."""
-    geoms = np.asarray(geoms, dtype=object)
-    present = np.flatnonzero(~shapely.is_missing(geoms) & ~shapely.is_empty(geoms))
-    if not len(present):
-        empty = np.zeros(0)
-        return empty, empty, empty, empty, np.zeros(0, dtype=np.int64)
-    parts, part_of = shapely.get_parts(geoms[present], return_index=True)
-    rings, ring_of_part = shapely.get_rings(parts, return_index=True)
-    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
-    owner = present[part_of[ring_of_part[ring_of]]]
-    same = ring_of[:-1] == ring_of[1:]
-    a, b, owner = coords[:-1][same], coords[1:][same], owner[:-1][same]
+    ax, ay, bx, by, owner = ring_segments(geoms, np.arange(len(geoms)))
+    a, b = np.column_stack([ax, ay]), np.column_stack([bx, by])
     # a segment's key is its two vertices in a fixed order, so a neighbour's reverse copy matches
     swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
     lo = np.where(swap[:, None], b, a)

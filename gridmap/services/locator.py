@@ -54,6 +54,7 @@ from .. import geo
 from ..domain.address import Building, Gazetteer
 from ..domain.index_update import updated
 from ..domain.lookup import NOT_A_POINT, NOT_NUMBERS, SPECIAL, GridIndex, assign_arrays, check_point, check_points
+from ..domain.membership import Memberships
 from ..errors import InputError, PayloadTooLarge
 from ..store import buildings, db, grid_changes, grids, index_files, people, shares
 from . import point_files
@@ -450,10 +451,7 @@ class Locator:
             return self._memberships_of(shares.of_buildings(conn, [building]))
 
     @staticmethod
-    def _memberships_of(frame):
-        # deferred: the membership model pulls in the partitioner (scipy), ~0.1 s of a command's start
-        from ..domain.membership import Memberships
-
+    def _memberships_of(frame) -> Memberships:
         return Memberships.of_frame(frame)
 
     def lookup_address(self, address: str, *, at: datetime | None = None) -> dict:
