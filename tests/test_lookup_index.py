@@ -130,21 +130,51 @@ def test_a_server_answers_away_from_an_edit_while_its_update_runs(city, cli, tmp
         return real(*args, **kwargs)
 
     monkeypatch.setattr(lookups, "updated", held_update)
+    moved = {}
     move_boundary(cli, tmp_path, 1200)
     started = time.monotonic()
     assert locator.lookup(*lonlat(3500, 3500))["micro"] == far["micro"]  # not waiting for the update
     assert time.monotonic() - started < 5 and locator._current.epoch < locator.epoch()
-    moved = {}
+    # a point outside every grid waits: its nearest grid may be one the edit moved
+    outside = threading.Thread(target=lambda: moved.update(outside=locator.lookup(*lonlat(-300, 1100))))
+    outside.start()
+    outside.join(0.5)
+    assert outside.is_alive()
     waiting = threading.Thread(target=lambda: moved.update(locator.lookup(*lonlat(500, 1100))))
     waiting.start()
     waiting.join(0.5)
     assert waiting.is_alive()  # the moved point waits for the update
     release.set()
     waiting.join(30)
+    outside.join(30)
     assert moved["micro"] == Y1 + "01" and moved["people"][0]["name"] == "张伟"
+    assert moved["outside"]["nearest"]["code"] == Y1 + "01"
     index = locator.index()
     assert index.source == "updated" and index.people_loaded
     assert index.people["41019900200200202"][0]["name"] == "王芳"
+
+
+def test_the_leader_persists_the_index_after_edits_and_the_workers_never_do(city, cli, tmp_path):
+    """A serving worker updates its index in memory only; the leader's "index-persist" job brings the
+    newest index on disk up to date and saves it, so a worker starting after the edit loads it."""
+    from gridmap.services import background
+
+    home = tmp_path / "home"
+    server = lookups.Locator(city, home=home, background=True)
+    server.warm()  # a worker's start: built and persisted
+    job = background._index_persister(city, home)
+    assert job() == "" and job() == ""  # the first run notes the epoch; then nothing moved
+    move_boundary(cli, tmp_path, 1200)
+    assert server.lookup(*lonlat(500, 1100))["micro"] == Y1 + "01"
+    while server._refreshing:
+        time.sleep(0.01)
+    assert server.index().source == "updated"
+    assert len(list((home / "index").iterdir())) == 1  # the worker wrote nothing
+    assert job().startswith("index of epoch ")
+    assert len(list((home / "index").iterdir())) == 2
+    fresh = lookups.Locator(city, home=home)  # a worker starting now
+    assert fresh.lookup(*lonlat(500, 1100))["micro"] == Y1 + "01" and fresh.index().source == "disk"
+    assert job() == ""
 
 
 def test_updated_index_answers_with_the_new_names(city, cli, tmp_path):

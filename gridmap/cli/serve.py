@@ -113,6 +113,7 @@ def serve(
         rules_path=settings().risk_rules_path,
         settings=settings(),
         tick_every=tick_seconds,
+        persist_index=lookup_engine == "index",
     )
     server.serve(
         host,

@@ -6,9 +6,10 @@ while it holds the advisory lock ``gridmap.jobs`` on that connection: one leader
 servers.
 When the leader stops or crashes, its connection ends, PostgreSQL frees the lock, and another
 server's Leader takes it at its next try (every ``retry_s``).  Jobs: the risk roll-up refresh
-(``overdue`` counts move with the clock) and the event centre's clock tick (warnings, escalations,
-assessment after the rating window).  They run here, not in the request workers, so a tick over a
-year of cases never holds a worker's interpreter while it answers lookups.
+(``overdue`` counts move with the clock), the event centre's clock tick (warnings, escalations,
+assessment after the rating window) and the persisted lookup index kept in step with the edits.
+They run here, not in the request workers, so a tick over a year of cases, or writing an index,
+never holds a worker's interpreter while it answers lookups.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from ..store import db, locks
 from . import resources, risk_elements
 
 LOCK = "gridmap.jobs"
+#: Seconds between the leader's checks that the persisted lookup index follows the epoch.
+PERSIST_EVERY = 30.0
 
 
 @dataclass(frozen=True)
@@ -119,14 +122,22 @@ class Leader:
 
 
 def start_process(
-    url: str, *, rollup_every: float, rules_path, settings=None, tick_every: float = 0, retry_s: float = 5.0
+    url: str,
+    *,
+    rollup_every: float,
+    rules_path,
+    settings=None,
+    tick_every: float = 0,
+    retry_s: float = 5.0,
+    persist_index: bool = False,
 ):
     """Start the leader of ``gridmap serve`` in a spawned daemon process (it ends with the server):
-    the risk roll-up every ``rollup_every`` s and the event tick every ``tick_every`` s (0: none;
-    ``settings``, the server's, name the catalogue and time zone the tick works with)."""
+    the risk roll-up every ``rollup_every`` s, the event tick every ``tick_every`` s (0: none;
+    ``settings``, the server's, name the catalogue and time zone the tick works with) and, with
+    ``persist_index``, the lookup index persisted after edits under ``settings.home``."""
     proc = multiprocessing.get_context("spawn").Process(
         target=_leader_main,
-        args=(url, rollup_every, str(rules_path), retry_s, os.getpid(), settings, tick_every),
+        args=(url, rollup_every, str(rules_path), retry_s, os.getpid(), settings, tick_every, persist_index),
         name="gridmap-jobs",
         daemon=True,
     )
@@ -134,7 +145,9 @@ def start_process(
     return proc
 
 
-def _leader_main(url, rollup_every, rules_path, retry_s, parent_pid, settings=None, tick_every=0) -> None:
+def _leader_main(
+    url, rollup_every, rules_path, retry_s, parent_pid, settings=None, tick_every=0, persist_index=False
+) -> None:
     """The leader process: the server's jobs, run while it holds the lock, at a lower CPU priority
     than the request workers (its start-up and jobs yield to lookups on a busy machine)."""
     os.nice(10)
@@ -145,11 +158,35 @@ def _leader_main(url, rollup_every, rules_path, retry_s, parent_pid, settings=No
         jobs.append(Job("risk-rollup", rollup_every, lambda: f"{risk_elements.rollup(engine, rules)[0]} grids"))
     if tick_every > 0 and settings is not None:
         jobs.append(Job("event-tick", tick_every, lambda: _tick(settings, engine), quiet=True))
+    if persist_index and settings is not None:
+        jobs.append(Job("index-persist", PERSIST_EVERY, _index_persister(engine, settings.home), quiet=True))
 
     def log(message: str) -> None:
         print(f"gridmap: {message}", file=sys.stderr, flush=True)
 
     Leader(url, jobs, retry_s=retry_s, log=log, parent_pid=parent_pid)._loop()
+
+
+def _index_persister(engine, home) -> Callable[[], str]:
+    """The job keeping the persisted lookup index in step with the database: when the epoch moved
+    since its last run, a command's locator brings the newest index on disk up to date from the
+    change log (as a new worker would) and saves it, so a worker starting later loads it and the
+    serving workers never write it.  The first run only notes the epoch (the workers persist the
+    index they load or build at their start); nothing is held between runs."""
+    from .locator import Locator  # deferred: only a leader with lookups by index needs it
+
+    last = [None]
+
+    def run() -> str:
+        locator = Locator(engine, home=home)
+        epoch = locator.epoch()
+        if last[0] is None or epoch == last[0]:
+            last[0] = epoch
+            return ""
+        last[0] = locator.index().epoch  # updated (or loaded, or built) and persisted before returning
+        return f"index of epoch {last[0]} on disk"
+
+    return run
 
 
 def _tick(settings, engine) -> str:
