@@ -44,8 +44,19 @@ def database_url() -> str:
     return _database("GRIDMAP_TEST_DATABASE_URL", "gridmap_test")
 
 
+def _background_threads_done(timeout: float = 30.0) -> None:
+    """Wait for the index and share readers a server locator of an earlier test started: one still
+    reading while the tables are emptied deadlocks with the TRUNCATE (PostgreSQL aborts either)."""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name in ("gridmap-index", "gridmap-members"):
+            thread.join(timeout)
+
+
 @pytest.fixture
 def engine(database_url):
+    _background_threads_done()
     eng = db.engine(database_url)
     with eng.begin() as conn:
         db.truncate_all(conn)

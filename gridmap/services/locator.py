@@ -175,6 +175,8 @@ class Locator:
                     if current is None or current.epoch < self.epoch():
                         self._current = self._refresh(current)
                         release_freed_memory()
+            except Exception:  # the waiting lookups retry the update themselves and report its error
+                pass
             finally:
                 with self._moved:
                     self._refreshing = False
@@ -398,6 +400,8 @@ class Locator:
                     epoch = self.epoch()  # before reading: a later move makes the next call read again
                     if self._members is None or self._members[0] != epoch:
                         self._members = self._read_members(epoch)
+            except Exception:  # the held shares still answer; the next lookup tries again
+                pass
             finally:
                 with self._moved:
                     self._members_reading = False
