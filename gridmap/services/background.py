@@ -172,18 +172,18 @@ def _index_persister(engine, home) -> Callable[[], str]:
     since its last run, a command's locator brings the newest index on disk up to date from the
     change log (as a new worker would) and saves it, so a worker starting later loads it and the
     serving workers never write it.  The first run only notes the epoch (the workers persist the
-    index they load or build at their start); nothing is held between runs."""
+    index they load or build at their start); no index is held between runs."""
     from .locator import Locator  # deferred: only a leader with lookups by index needs it
 
-    last = [None]
+    locator, last = Locator(engine, home=home), [None]
 
     def run() -> str:
-        locator = Locator(engine, home=home)
         epoch = locator.epoch()
         if last[0] is None or epoch == last[0]:
             last[0] = epoch
             return ""
         last[0] = locator.index().epoch  # updated (or loaded, or built) and persisted before returning
+        locator.forget()
         return f"index of epoch {last[0]} on disk"
 
     return run

@@ -322,6 +322,13 @@ class Locator:
                 self._dated.popitem(last=False)
             return index
 
+    def forget(self) -> None:
+        """Let go of the indexes and shares held (a job that only keeps the persisted index current)."""
+        with self._lock:
+            self._current, self._members, self._gazetteer = None, None, None
+            self._dated.clear()
+        release_freed_memory()
+
     def warm(self) -> GridIndex:
         """The current index, its people and the shares of buildings, ready before the first request (a
         server worker's start)."""
