@@ -92,7 +92,8 @@ class Nearest:
         if not self.levels:
             return None
         owner = np.asarray(owner_map)[self.owner]
-        keep = owner >= 0
+        # the grids whose every segment comes again lose their old ones: no segment piles up over edits
+        keep = (owner >= 0) & ~np.isin(owner, np.asarray(numbers, dtype=np.int64))
         ax, ay, bx, by, extra = ring_segments(geoms, numbers)
         ax, ay = geo.to_metric_xy(ax, ay)
         bx, by = geo.to_metric_xy(bx, by)

@@ -484,7 +484,7 @@ class Locator:
             raise InputError(f"{problem}: lon={lon}, lat={lat} ({crs})")
         index = self.index(at, point=(x, y))
         body = index.answer_one(x, y)
-        if at is None and not body.get("inside") and index.epoch < self.epoch():
+        if self.background and at is None and not body.get("inside") and index.epoch < self.epoch():
             # answered from the index before an update: right for a point inside a grid away from
             # the edit, but an outside point's nearest grid may be the one the edit moved
             index = self.index(at)

@@ -97,6 +97,8 @@ def shared_under(conn: Connection, lon, lat) -> tuple[list[tuple[int, str]], pd.
         {"xs": [float(v) for v in lon], "ys": [float(v) for v in lat]},
     ).all()
     found = [(int(i), code) for i, code in hits]
+    if not found:  # the usual answer: no second query
+        return found, pd.DataFrame(columns=COLUMNS)
     return found, of_buildings(conn, sorted({code for _, code in found}))
 
 
