@@ -30,6 +30,7 @@ import pandas as pd
 import shapely
 
 from .. import geo
+from . import cell_edges
 from .cells import segment_cells
 from .levels import LEVELS, SPECIAL
 from .nearest import Nearest
@@ -39,7 +40,7 @@ OUTSIDE = -1
 #: Special grids are looked for only in blocks of this many cells a side that their bounds touch.
 SPECIAL_BLOCK = 8
 #: Version of the persisted form (:meth:`GridIndex.state`): another is rebuilt, never read.
-STATE_FORMAT = 3
+STATE_FORMAT = 4
 #: Chain levels above the micro-grid, top first.
 CHAIN = LEVELS
 
@@ -170,6 +171,7 @@ class GridIndex:
         self._micro_wkb = wkb
         self.special_geom = np.asarray(special_geom, dtype=object)
         self._micro_tree = self._special_tree = self._nearest = None
+        self._edges = None  # :mod:`.cell_edges`, made with the persisted form, loaded with it
 
     @property
     def micro_geom(self) -> np.ndarray:
@@ -362,6 +364,7 @@ class GridIndex:
                 arrays[f"special_offsets{k}"] = o
         nearest_meta, nearest_arrays = self.nearest_index().state()
         arrays.update({f"nearest_{k}": v for k, v in nearest_arrays.items()})
+        arrays.update(self.cell_edges().state())
         meta = {
             "format": STATE_FORMAT,
             "nearest": nearest_meta,
@@ -378,6 +381,7 @@ class GridIndex:
         """The index :meth:`state` described (``arrays`` may be memory-mapped); ValueError when they
         are of another format or incomplete."""
         needed = {"code", "version", "micro_wkb", "micro_wkb_offsets", *cls.STATE_ARRAYS}
+        needed |= {f"edges_{name}" for name in cell_edges.ARRAYS}
         if meta.get("format") != STATE_FORMAT or not needed <= set(arrays):
             raise ValueError("not a lookup index of this version")
         self = cls.__new__(cls)
@@ -400,7 +404,17 @@ class GridIndex:
             setattr(self, name, arrays[name])
         near = {k[len("nearest_") :]: v for k, v in arrays.items() if k.startswith("nearest_")}
         self._nearest = Nearest.from_state(meta["nearest"], near)
+        self._edges = cell_edges.CellEdges.from_state(arrays)
         return self
+
+    def cell_edges(self) -> cell_edges.CellEdges:
+        """The mixed cells' own segments (:mod:`.cell_edges`), made on first use (persisting)."""
+        if self._edges is None:
+            shape = self.cells.shape
+            self._edges = cell_edges.build(
+                self.micro_geom, self.x0, self.y0, self.dx, self.dy, shape, self.mixed_cells, self.cand_start, self.cand
+            )
+        return self._edges
 
     # --- lookups ----------------------------------------------------------------------
     def _exact(self, x, y, numbers=None) -> np.ndarray:
@@ -453,6 +467,8 @@ class GridIndex:
         slot = np.searchsorted(self.mixed_cells, cells)
         lo, hi = self.cand_start[slot], self.cand_start[slot + 1]
         px, py = x[pts], y[pts]
+        if self._edges is not None:
+            return self._in_mixed_by_edges(cells, px, py, lo, hi)
         out = np.full(len(pts), OUTSIDE, dtype=np.int64)
         todo = np.arange(len(pts))
         k = 0
@@ -469,6 +485,37 @@ class GridIndex:
         miss = np.flatnonzero(out == OUTSIDE)
         if len(miss):
             out[miss] = self._exact(px[miss], py[miss])
+        return out
+
+    def _in_mixed_by_edges(self, cells, px, py, lo, hi) -> np.ndarray:
+        """:meth:`_in_mixed_cells` from the cells' own segments (:mod:`.cell_edges`), without a
+        polygon; the few points whose answer is uncertain there get the exact GEOS test.  No
+        fallback for points no candidate covers: the candidates of a crossed cell include every
+        grid covering its centre, so a grid covering the whole cell is one of them."""
+        nx = self.cells.shape[1]
+        cy, cx = np.divmod(np.asarray(cells, dtype=np.int64), nx)
+        fx = (px - self.x0) / self.dx - cx
+        fy = (py - self.y0) / self.dy - cy
+        centre_x = self.x0 + (cx + 0.5) * self.dx  # as cell_edges.build computed them: the same floats
+        centre_y = self.y0 + (cy + 0.5) * self.dy
+        lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+        out = np.full(len(px), OUTSIDE, dtype=np.int64)
+        todo = np.arange(len(px))
+        k = 0
+        while len(todo):
+            todo = todo[lo[todo] + k < hi[todo]]
+            if not len(todo):
+                break
+            pair = lo[todo] + k
+            hit, unsure = self._edges.covers(
+                pair, px[todo], py[todo], centre_x[todo], centre_y[todo], fx[todo], fy[todo]
+            )  # fmt: skip
+            if unsure.any():
+                u = np.flatnonzero(unsure)
+                hit[u] = shapely.intersects_xy(self._prepared(self.cand[pair[u]]), px[todo[u]], py[todo[u]])
+            out[todo[hit]] = self.cand[pair[hit]]
+            todo = todo[~hit]
+            k += 1
         return out
 
     def nearest(self, x, y):
