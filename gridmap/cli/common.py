@@ -62,3 +62,31 @@ ENCODING = click.option(
     help="CSV output: UTF-8 with a BOM (opens in Excel), plain UTF-8, or GBK/GB18030.",
 )
 CRS = click.option("--crs", default=None, help="Coordinates' CRS: wgs84 (default), cgcs2000, gcj02, bd09, EPSG:n.")
+
+
+ENGINE_OPTIONS = [
+    click.option(
+        "--engine",
+        "run_engine",
+        type=click.Choice(["single", "dask"]),
+        default="single",
+        show_default=True,
+        help="dask: partitioned input and output on a Dask cluster (README 'Beyond one machine').",
+    ),
+    click.option("--scheduler", default=None, help="With --engine dask: a running scheduler (tcp://host:8786)."),
+    click.option(
+        "--workers", type=click.IntRange(1), default=None, help="With --engine dask and no scheduler: local workers."
+    ),
+]
+
+
+def engine_options(fn):
+    """--engine, --scheduler, --workers: the commands that run on Dask too."""
+    for option in reversed(ENGINE_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def check_engine(run_engine, scheduler, workers):
+    if run_engine != "dask" and (scheduler or workers):
+        raise click.UsageError("--scheduler and --workers go with --engine dask")

@@ -14,7 +14,7 @@ from ..domain.events.intake import Report
 from ..errors import InputError
 from ..services import event_clock, event_import, event_views, events
 from ..services.locator import Locator
-from .common import CRS, engine, settings
+from .common import CRS, check_engine, engine, engine_options, settings
 
 
 def _centre():
@@ -40,23 +40,31 @@ def events_cmd():
 @click.option("--address-col", default=None, help="Locate rows by this address column instead.")
 @click.option("--matter-col", default="matter", show_default=True, help="Column holding the matter code.")
 @click.option("--channel", default="hotline", show_default=True, help="Where the rows came from (hotline, app, …).")
-def import_cmd(file, crs, lon_col, lat_col, address_col, matter_col, channel):
+@engine_options
+def import_cmd(file, crs, lon_col, lat_col, address_col, matter_col, channel, run_engine, scheduler, workers):
     """File every row of FILE (CSV, GeoJSON, GeoPackage, Parquet) as a case, located, routed and logged:
-    all rows or none."""
+    all rows or none.
+
+    With --engine dask, FILE is a Parquet file or folder or a CSV glob read in partitions on a Dask
+    cluster; the workers stage the cases and one transaction files them all (or none)."""
+    check_engine(run_engine, scheduler, workers)
     centre = _centre()
+    options = dict(
+        actor=settings().user,
+        crs=crs,
+        lon_col=lon_col,
+        lat_col=lat_col,
+        address_col=address_col,
+        matter_col=matter_col,
+        channel=channel,
+    )
     with tqdm(unit=" rows", unit_scale=True, desc=file.name, disable=None) as bar:
-        done = event_import.import_file(
-            centre,
-            file,
-            actor=settings().user,
-            crs=crs,
-            lon_col=lon_col,
-            lat_col=lat_col,
-            address_col=address_col,
-            matter_col=matter_col,
-            channel=channel,
-            progress=bar.update,
-        )
+        if run_engine == "dask":
+            from ..services.dask_events import import_dask  # deferred: dask, only for --engine dask
+
+            done = import_dask(centre, str(file), scheduler=scheduler, workers=workers, progress=bar.update, **options)
+        else:
+            done = event_import.import_file(centre, file, progress=bar.update, **options)
     click.echo(
         f"filed {done['cases']} cases from {file}: {done['dispatched']} dispatched automatically, "
         f"{done['queued']} in the dispatchers' queues, {done['outside']} outside every grid",

@@ -10,7 +10,7 @@ import click
 from tqdm import tqdm
 
 from ..services.locator import Locator
-from .common import AT, CRS, ENCODING, EXIT_PROBLEMS, engine, settings
+from .common import AT, CRS, ENCODING, EXIT_PROBLEMS, check_engine, engine, engine_options, settings
 
 
 @click.command("lookup")
@@ -54,46 +54,19 @@ def _summary_line(summary, dst=None):
     )
 
 
-ENGINE_OPTIONS = [
-    click.option(
-        "--engine",
-        "run_engine",
-        type=click.Choice(["single", "dask"]),
-        default="single",
-        show_default=True,
-        help="dask: partitioned input and output on a Dask cluster (README 'Beyond one machine').",
-    ),
-    click.option("--scheduler", default=None, help="With --engine dask: a running scheduler (tcp://host:8786)."),
-    click.option(
-        "--workers", type=click.IntRange(1), default=None, help="With --engine dask and no scheduler: local workers."
-    ),
-]
-
-
-def _engine_options(fn):
-    for option in reversed(ENGINE_OPTIONS):
-        fn = option(fn)
-    return fn
-
-
-def _check_engine(run_engine, scheduler, workers):
-    if run_engine != "dask" and (scheduler or workers):
-        raise click.UsageError("--scheduler and --workers go with --engine dask")
-
-
 @click.command("assign")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
 @_rows_options
 @AT
 @ENCODING
-@_engine_options
+@engine_options
 def assign_cmd(src, dst, crs, lon_col, lat_col, address_col, at, encoding, run_engine, scheduler, workers):
     """Add the grid chain to every row of SRC (CSV, Excel, Parquet, GeoJSON, GeoPackage) and write DST.
 
     With --engine dask, SRC is a Parquet file or folder, a GeoParquet dataset or a CSV glob
     (quoted), and DST a folder of Parquet parts."""
-    _check_engine(run_engine, scheduler, workers)
+    check_engine(run_engine, scheduler, workers)
     rows = dict(crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col, at=at)
     locator = Locator(engine(), home=settings().home)
     with tqdm(desc="assign", unit=" rows", file=sys.stderr, disable=None) as bar:
@@ -129,7 +102,7 @@ def record_cmd():
 @click.option(
     "--rejects", type=click.Path(path_type=Path), help="Write rejected rows here (default: SRC.rejected.csv)."
 )
-@_engine_options
+@engine_options
 def record_reports_cmd(
     src, crs, lon_col, lat_col, address_col, text_col, id_col, time_col, source, rejects, run_engine, scheduler, workers
 ):
@@ -138,7 +111,7 @@ def record_reports_cmd(
 
     With --engine dask, SRC is read in partitions as for assign, and the workers COPY the rows
     into a staging table stored in one transaction."""
-    _check_engine(run_engine, scheduler, workers)
+    check_engine(run_engine, scheduler, workers)
     # deferred: Arrow and the file readers, as in assign
     from ..services.report_intake import Columns, record_reports, summary_line
 
@@ -169,12 +142,12 @@ def record_reports_cmd(
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--address-col", required=True, help="The column with the household's address.")
 @CRS
-@_engine_options
+@engine_options
 def record_residents_cmd(src, address_col, crs, run_engine, scheduler, workers):
     """Store residents from SRC placed by their address (optional name column).
 
     With --engine dask, as for reports: partitions on the workers, one transaction."""
-    _check_engine(run_engine, scheduler, workers)
+    check_engine(run_engine, scheduler, workers)
     locator = Locator(engine(), home=settings().home)
     if run_engine == "dask":
         from ..services.dask_record import record_residents_dask  # deferred: dask, only for --engine dask

@@ -59,9 +59,9 @@ def _check_lengths(frame: pd.DataFrame, problems: Problems) -> None:
         )
 
 
-def _route(centre: Centre, conn, frame: pd.DataFrame) -> pd.DataFrame:
-    """Handling level, kind, grid, department, grid-worker assignee and state of every row."""
-    cat = centre.catalogue
+def _route(cat, conn, frame: pd.DataFrame) -> pd.DataFrame:
+    """Handling level, kind, grid, department, grid-worker assignee and state of every row
+    (``cat``: the matter catalogue)."""
     matter = frame["matter"]
     m_level = matter.map({c: m.level for c, m in cat.matters.items()})
     inside = frame["status"].eq("placed").to_numpy()
@@ -122,19 +122,8 @@ def import_file(
         centre.locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col, progress=progress
     )
     problems = Problems(src)
-    if matter_col not in frame.columns:
-        problems.add(1, f"no column {matter_col!r} naming the matter (columns: {', '.join(map(str, frame.columns))})")
-        problems.raise_if_any()
-    frame["matter"] = frame[matter_col].astype("string").fillna("").str.strip()
-    problems.add_mask(
-        ~frame["matter"].isin(list(centre.catalogue.matters)).to_numpy(),
-        None,
-        lambda i: f"unknown matter {frame['matter'].iat[i]!r}",
-    )
-    problems.add_mask(frame["status"].eq("bad").to_numpy(), None, lambda i: frame["error"].iat[i])
-    reported = _reported(frame, centre.tz, problems)
-    _check_lengths(frame, problems)
-    ext = frame["external_id"].astype("string").replace("", pd.NA) if "external_id" in frame.columns else None
+    check_matter_column(frame.columns, matter_col, problems)
+    reported, ext = check_rows(centre.catalogue, centre.tz, frame, matter_col, problems)
     if ext is not None:
         problems.add_mask(
             ext.duplicated(keep="first").fillna(False).to_numpy() & ext.notna().to_numpy(),
@@ -151,8 +140,48 @@ def import_file(
                 lambda i: f"external_id {ext.iat[i]!r} was already received from {channel}",
             )
         problems.raise_if_any()
-        written = _write(conn, centre, frame, reported, ext, src_lon, src_lat, channel, actor, now, progress)
+        out = case_rows(
+            centre.catalogue, conn, frame, reported, ext, src_lon, src_lat, channel, clocks(centre, now), now
+        )
+        written = _write(conn, out, channel, actor, now, src.name, progress)
     return written
+
+
+def check_matter_column(columns, matter_col: str, problems: Problems) -> None:
+    """ImportRejected when the file has no matter column (a problem of the file, not of a row)."""
+    if matter_col not in columns:
+        problems.add(1, f"no column {matter_col!r} naming the matter (columns: {', '.join(map(str, columns))})")
+        problems.raise_if_any()
+
+
+def check_rows(cat, tz: str, frame: pd.DataFrame, matter_col: str, problems: Problems):
+    """The checks of each row on its own (matter known, located or placeable, time readable, texts
+    not too long), added to ``problems``; sets ``frame["matter"]``; returns (reported_at, external
+    ids or None).  Repeated ids are a question of the whole file: the caller's."""
+    frame["matter"] = frame[matter_col].astype("string").fillna("").str.strip()
+    problems.add_mask(
+        ~frame["matter"].isin(list(cat.matters)).to_numpy(),
+        None,
+        lambda i: f"unknown matter {frame['matter'].iat[i]!r}",
+    )
+    problems.add_mask(frame["status"].eq("bad").to_numpy(), None, lambda i: frame["error"].iat[i])
+    reported = _reported(frame, tz, problems)
+    _check_lengths(frame, problems)
+    ext = frame["external_id"].astype("string").replace("", pd.NA) if "external_id" in frame.columns else None
+    return reported, ext
+
+
+def clocks(centre: Centre, now) -> dict:
+    """Deadline, warning and tick per (matter, inside a grid), as ISO text: the same for every row of
+    an import (COPY then writes strings, not a million datetimes)."""
+    full = dict.fromkeys(LEVELS_UP, "x")
+    return {
+        (c, ins): {
+            k: _iso(v) for k, v in clock_columns(centre, m, now, m.level if ins else None, full if ins else {}).items()
+        }
+        for c, m in centre.catalogue.matters.items()
+        for ins in (True, False)
+    }
 
 
 def _json_text(why: pd.Series) -> pd.Series:
@@ -165,32 +194,27 @@ def _iso(value) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _write(conn, centre: Centre, frame, reported, ext, src_lon, src_lat, channel, actor, now, progress) -> dict:
-    """COPY the cases, then their log (written by PostgreSQL from the cases just copied) and contacts; counts."""
-    # both paths are checked against the loop's table once, not per row
-    ctx = Context(roles=frozenset({SYSTEM}), matter_known=True, assignee="x")
-    filed, dispatched = LOOP.fire("reported", "file", ctx), LOOP.fire("filed", "dispatch", ctx)
-    routed = _route(centre, conn, frame)
+def case_rows(cat, conn, frame, reported, ext, src_lon, src_lat, channel, clock, now) -> pd.DataFrame:
+    """The ``report`` rows (no ids yet) of checked rows, routed, with the reporter's ``contact_name``
+    and ``contact_phone``: for a whole file, or one partition of ``--engine dask``."""
+    routed = _route(cat, conn, frame)
     inside = frame["status"].eq("placed").to_numpy()
-    full = dict.fromkeys(LEVELS_UP, "x")
-    # a clock per (matter, inside), as text: COPY then writes strings, not a million datetimes
-    clocks = {
-        (c, ins): {
-            k: _iso(v) for k, v in clock_columns(centre, m, now, m.level if ins else None, full if ins else {}).items()
-        }
-        for c, m in centre.catalogue.matters.items()
-        for ins in (True, False)
-    }
     keys = list(zip(frame["matter"], inside, strict=True))
-    ids = np.array(cases.allocate_ids(conn, len(frame)), dtype="int64")
     points = shapely.points(frame["lon_wgs84"].to_numpy(float), frame["lat_wgs84"].to_numpy(float))
     geom = pd.Series(shapely.to_wkb(shapely.set_srid(points, 4326), hex=True, include_srid=True), dtype=object)
     geom[np.isnan(frame["lon_wgs84"].to_numpy(float))] = None
     specials = frame["special_codes"].astype(object)
     stamp = now.isoformat()
-    out = pd.DataFrame(
+    n = len(frame)
+
+    def contact(column):
+        if column not in frame.columns:
+            return np.full(n, None, dtype=object)
+        values = frame[column].astype(object).to_numpy()
+        return np.where(pd.isna(values) | (values == ""), None, values)
+
+    return pd.DataFrame(
         {
-            "id": ids,
             "received_at": stamp,
             "reported_at": reported.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%z").fillna(stamp).to_numpy(),
             "source": channel,
@@ -208,39 +232,83 @@ def _write(conn, centre: Centre, frame, reported, ext, src_lon, src_lat, channel
             "department_code": routed["department_code"].to_numpy(),
             "assignee": routed["assignee"].to_numpy(),
             "route": _json_text(routed["why"]).to_numpy(),
-            "due_at": [clocks[k]["due_at"] for k in keys],
-            "warn_at": [clocks[k]["warn_at"] for k in keys],
-            "tick_at": [clocks[k]["tick_at"] for k in keys],
-        }
+            "due_at": [clock[k]["due_at"] for k in keys],
+            "warn_at": [clock[k]["warn_at"] for k in keys],
+            "tick_at": [clock[k]["tick_at"] for k in keys],
+            "contact_name": contact("name"),
+            "contact_phone": contact("phone"),
+        },
+        index=pd.RangeIndex(n),
     )
-    for start in range(0, len(out), CHUNK):
-        cases.copy_cases(conn, out.iloc[start : start + CHUNK])
-        if progress:
-            progress(min(CHUNK, len(out) - start))
-    detail = {"import": frame.attrs.get("name", "file")}
-    steps = [
+
+
+CONTACT = ("contact_name", "contact_phone")
+#: The ``report`` columns of :func:`case_rows`, in its order.
+CASE_COLUMNS = (
+    "received_at",
+    "reported_at",
+    "source",
+    "external_id",
+    "text",
+    "source_lon",
+    "source_lat",
+    "geom",
+    *(f"{lv}_code" for lv in LEVELS_UP),
+    "special_code",
+    "outside",
+    "state",
+    "matter_code",
+    "handling_level",
+    "department_code",
+    "assignee",
+    "route",
+    "due_at",
+    "warn_at",
+    "tick_at",
+)
+
+
+def log_steps(actor: str):
+    """The three transitions every imported case went through (reported → filed → dispatched), checked
+    against the loop's table once, not per row: (from, action, to, actor, role, only in state)."""
+    ctx = Context(roles=frozenset({SYSTEM}), matter_known=True, assignee="x")
+    filed, dispatched = LOOP.fire("reported", "file", ctx), LOOP.fire("filed", "dispatch", ctx)
+    return [
         (None, "report", "reported", actor, "ingest", None),
         (filed.state, filed.action, filed.target, SYSTEM, SYSTEM, None),
         (dispatched.state, dispatched.action, dispatched.target, SYSTEM, SYSTEM, "dispatched"),
     ]
+
+
+def _write(conn, out: pd.DataFrame, channel, actor, now, name: str, progress) -> dict:
+    """COPY the cases, then their log (written by PostgreSQL from the cases just copied) and contacts; counts."""
+    steps = log_steps(actor)
+    ids = np.array(cases.allocate_ids(conn, len(out)), dtype="int64")
+    contacts = out[list(CONTACT)]
+    out = out.drop(columns=list(CONTACT))
+    out.insert(0, "id", ids)
+    inside = ~out["outside"].to_numpy(dtype=bool)
+    for start in range(0, len(out), CHUNK):
+        cases.copy_cases(conn, out.iloc[start : start + CHUNK])
+        if progress:
+            progress(min(CHUNK, len(out) - start))
+    detail = {"import": name}
     logged = (
         sum(cases.log_copied(conn, int(ids.min()), int(ids.max()), channel, now, *step, detail) for step in steps)
         if len(ids)
         else 0
     )
-    contacts = 0
-    if {"name", "phone"} & set(frame.columns):
-        people = pd.DataFrame(
-            {
-                "report_id": ids,
-                "kind": "reporter",
-                "channel": channel,
-                "name": frame.get("name", pd.Series([None] * len(frame))).replace("", None).to_numpy(),
-                "phone": frame.get("phone", pd.Series([None] * len(frame))).replace("", None).to_numpy(),
-            }
-        )
-        people = people[people["name"].notna() | people["phone"].notna()]
-        contacts = cases.copy_contacts(conn, people)
+    people = pd.DataFrame(
+        {
+            "report_id": ids,
+            "kind": "reporter",
+            "channel": channel,
+            "name": contacts["contact_name"].to_numpy(),
+            "phone": contacts["contact_phone"].to_numpy(),
+        }
+    )
+    people = people[people["name"].notna() | people["phone"].notna()]
+    contacts = cases.copy_contacts(conn, people) if len(people) else 0
     return {
         "cases": len(out),
         "dispatched": int(out["state"].eq("dispatched").sum()),

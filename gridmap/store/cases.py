@@ -88,6 +88,38 @@ def copy_cases(conn: Connection, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
+def staged_known_ids(conn: Connection, stage: str, source: str) -> list[tuple]:
+    """(part, seq, external_id) of the staged cases whose id was already received from ``source``."""
+    rows = conn.execute(
+        sa.text(f"""SELECT s.part, s.seq, s.external_id FROM {stage} s
+                    WHERE s.external_id IS NOT NULL AND EXISTS (
+                        SELECT 1 FROM report r WHERE r.source = :source AND r.external_id = s.external_id)"""),
+        {"source": source},
+    ).all()
+    return [tuple(r) for r in rows]
+
+
+def move_staged(conn: Connection, stage: str, columns: list[str], channel: str) -> tuple[int, int, int, int]:
+    """The staged cases (``columns`` of :data:`COLUMNS`, plus ``contact_name``, ``contact_phone``,
+    ``part``, ``seq``) into ``report`` with ids in (part, seq) order, and their reporters into
+    ``report_contact``, in one statement; (first id, last id, cases, reporters)."""
+    cols = ", ".join(_check(columns))
+    first, last, n, contacts = conn.execute(
+        sa.text(f"""
+        WITH src AS MATERIALIZED (
+            SELECT nextval(pg_get_serial_sequence('report', 'id')) AS id, q.*
+            FROM (SELECT * FROM {stage} ORDER BY part, seq) q),
+        ins AS (INSERT INTO report (id, {cols}) SELECT id, {cols} FROM src RETURNING id),
+        con AS (INSERT INTO report_contact (report_id, kind, channel, name, phone)
+                SELECT id, 'reporter', :channel, contact_name, contact_phone FROM src
+                WHERE contact_name IS NOT NULL OR contact_phone IS NOT NULL RETURNING 1)
+        SELECT (SELECT min(id) FROM ins), (SELECT max(id) FROM ins), (SELECT count(*) FROM ins),
+               (SELECT count(*) FROM con)"""),
+        {"channel": channel},
+    ).one()
+    return first or 0, last or 0, n, contacts
+
+
 def copy_log(conn: Connection, frame: pd.DataFrame) -> int:
     """COPY log entries (:data:`LOG_COLUMNS`)."""
     copy_frame(conn, "report_log", list(LOG_COLUMNS), frame[list(LOG_COLUMNS)])

@@ -18,12 +18,13 @@ from .db import copy_frame
 PREFIX = "gridmap_stage_"
 
 
-def create(conn: Connection, table: str, columns: list[str]) -> str:
-    """A new staging table for ``columns`` of ``table``; its name."""
+def create(conn: Connection, table: str, columns: list[str], extra: dict[str, str] | None = None) -> str:
+    """A new staging table for ``columns`` of ``table`` (and ``extra`` columns: name -> type); its name."""
     name = f"{PREFIX}{table}_{uuid.uuid4().hex[:12]}"
     cols = ", ".join(columns)
     conn.execute(sa.text(f"CREATE UNLOGGED TABLE {name} AS SELECT {cols} FROM {table} WITH NO DATA"))
-    conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN part int NOT NULL, ADD COLUMN seq int NOT NULL"))
+    more = "".join(f", ADD COLUMN {column} {kind}" for column, kind in (extra or {}).items())
+    conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN part int NOT NULL, ADD COLUMN seq int NOT NULL{more}"))
     return name
 
 
@@ -55,6 +56,19 @@ def repeated(conn: Connection, name: str, keys: list[str], present: tuple[str, .
         RETURNING r.part, r.seq, r.p0, r.s0{flags}""")
     ).all()
     return sorted(tuple(r) for r in rows)
+
+
+def repeats(conn: Connection, name: str, key: str) -> list[tuple]:
+    """(part, seq, value) of every staged row whose ``key`` (not null) an earlier row (by part, seq)
+    has too, in file order; nothing removed."""
+    rows = conn.execute(
+        sa.text(f"""
+        SELECT part, seq, {key} FROM (
+            SELECT part, seq, {key}, row_number() OVER (PARTITION BY {key} ORDER BY part, seq) AS k
+            FROM {name} WHERE {key} IS NOT NULL) t
+        WHERE k > 1 ORDER BY part, seq""")
+    ).all()
+    return [tuple(r) for r in rows]
 
 
 def count(conn: Connection, name: str) -> int:
