@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark: the event centre on the Zhengzhou-scale city with millions of historical cases.
 
-    python scripts/bench_events.py [--history 2500000] [--import-rows 1000000] [--repeat 3]
+    python scripts/bench_events.py [--history 2500000] [--import-rows 1000000] [--repeat 3] [--dask]
 
 Uses ``gridmap_bench`` (the Zhengzhou-scale demo city, loaded by bench_lookup's helper when absent),
 adds a department of each kind at every community, street and district, then:
@@ -18,7 +18,8 @@ adds a department of each kind at every community, street and district, then:
                to end: start-up, read, check, locate, route, COPY with the log) against
                ``geopandas.to_postgis`` of the same rows (read + write, no checks, no routing) in the
                same run; cases/s and ratio.  Each run's cases are deleted after it, so every run
-               (and the next benchmark) meets the same 2.5 million.
+               (and the next benchmark) meets the same 2.5 million.  ``--dask``: each run also
+               imports the same file with ``--engine dask --workers 2``.
 
 Medians of ``--repeat`` where repeated.  Targets (issue 12): POST p50 <= 10 ms and >= 300 cases/s;
 import >= 20,000 cases/s; queue and stats p95 <= 50 ms; a tick over 200,000 open cases <= 1 s.
@@ -125,35 +126,39 @@ def history(eng, centre, n: int, open_target: int, seed: int) -> None:
     print(f"history: vacuumed in {time.perf_counter() - t:.1f} s", flush=True)
 
 
-def bench_import(url, eng, centre, rows: int, seed: int, repeat: int) -> tuple[float, float]:
-    """(gridmap events import, geopandas.to_postgis) median seconds for the same ``rows``-row CSV."""
+def bench_import(url, eng, centre, rows: int, seed: int, repeat: int, dask: bool = False) -> tuple:
+    """(gridmap events import, geopandas.to_postgis, gridmap events import --engine dask --workers 2 or
+    None) median seconds for the same ``rows``-row CSV."""
     import geopandas as gpd
 
     frame = hotline(eng, rows, seed, centre.catalogue)
-    ours, theirs = [], []
+    ours, theirs, on_dask = [], [], []
+    engines = [("single", [])] + ([("dask", ["--engine", "dask", "--workers", "2"])] if dask else [])
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeat):
             path = Path(tmp) / f"hotline{i}.csv"
             frame.assign(external_id=frame["external_id"] + f"-{i}").to_csv(path, index=False)
-            t = time.perf_counter()
-            subprocess.run(
-                [GRIDMAP, "events", "import", str(path), "--channel", f"bench{seed}-{i}"],
-                check=True,
-                env={**os.environ, "GRIDMAP_DATABASE_URL": url},
-                stderr=subprocess.DEVNULL,
-            )
-            ours.append(time.perf_counter() - t)
-            with eng.begin() as conn:  # the next run (and the next benchmark) meets the same database
-                conn.execute(sa.text("DELETE FROM report WHERE source = :s"), {"s": f"bench{seed}-{i}"})
+            for name, extra in engines:
+                t = time.perf_counter()
+                subprocess.run(
+                    [GRIDMAP, "events", "import", str(path), "--channel", f"bench{seed}-{i}", *extra],
+                    check=True,
+                    env={**os.environ, "GRIDMAP_DATABASE_URL": url},
+                    stderr=subprocess.DEVNULL,
+                )
+                (ours if name == "single" else on_dask).append(time.perf_counter() - t)
+                with eng.begin() as conn:  # the next run (and the next benchmark) meets the same database
+                    conn.execute(sa.text("DELETE FROM report WHERE source = :s"), {"s": f"bench{seed}-{i}"})
             t = time.perf_counter()
             read = pd.read_csv(path)
             gdf = gpd.GeoDataFrame(read, geometry=gpd.points_from_xy(read["lon"], read["lat"]), crs=4326)
             gdf.to_postgis("bench_hotline_gpd", eng, if_exists="replace", index=False)
             theirs.append(time.perf_counter() - t)
-            print(f"import run {i + 1}: gridmap {ours[-1]:.1f} s, to_postgis {theirs[-1]:.1f} s", flush=True)
+            more = f", on dask {on_dask[-1]:.1f} s" if on_dask else ""
+            print(f"import run {i + 1}: gridmap {ours[-1]:.1f} s, to_postgis {theirs[-1]:.1f} s{more}", flush=True)
     with eng.begin() as conn:
         conn.execute(sa.text("DROP TABLE IF EXISTS bench_hotline_gpd"))
-    return statistics.median(ours), statistics.median(theirs)
+    return statistics.median(ours), statistics.median(theirs), statistics.median(on_dask) if on_dask else None
 
 
 def _post_forms(eng, catalogue, token: str, n: int, seed: int) -> list[bytes]:
@@ -287,6 +292,7 @@ def main():
     parser.add_argument("--seed", type=int, default=20241)
     parser.add_argument("--port", type=int, default=5131)
     parser.add_argument("--skip-import", action="store_true", help="leave out the import comparison")
+    parser.add_argument("--dask", action="store_true", help="also time the import with --engine dask --workers 2")
     args = parser.parse_args()
     url = city_db(args.seed)  # `history` files the cases it misses; no floor shares read
     eng = db.engine(url)
@@ -298,10 +304,10 @@ def main():
     http = bench_http(url, eng, centre, args.port, args.seed + 2, args.requests)
     tick_s, tick_done, open_cases = bench_tick(eng, centre, args.due)
     # last, and each run's cases removed after it: the figures above and every run meet the same cases
-    ours, theirs = (
-        (None, None)
+    ours, theirs, on_dask = (
+        (None, None, None)
         if args.skip_import
-        else bench_import(url, eng, centre, args.import_rows, args.seed + 1, args.repeat)
+        else bench_import(url, eng, centre, args.import_rows, args.seed + 1, args.repeat, args.dask)
     )
     rows = args.import_rows
     print(
@@ -309,6 +315,7 @@ def main():
             {
                 "cases": total,
                 "import_s": ours,
+                "import_dask_s": on_dask,
                 "to_postgis_s": theirs,
                 **http,
                 "tick_s": tick_s,
@@ -324,6 +331,10 @@ def main():
         print(
             f"| import {rows:,} hotline rows (cases/s) | {rows / ours:,.0f} | to_postgis {rows / theirs:,.0f} "
             f"| {theirs / ours:.2f}x; >= 20,000: {'met' if rows / ours >= 20000 else 'NOT met'} |"
+        )
+    if on_dask is not None:
+        print(
+            f"| the same with --engine dask --workers 2 (cases/s) | {rows / on_dask:,.0f} | | {ours / on_dask:.2f}x |"
         )
     print(
         f"| Open311 POST requests.json p50 / p95 (ms) | {http['post_p50']:.1f} / {http['post_p95']:.1f} | | "

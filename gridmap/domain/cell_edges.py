@@ -165,10 +165,12 @@ def build(geoms, x0, y0, dx, dy, shape, mixed_cells, cand_start, cand) -> CellEd
     grid = np.asarray(cand, dtype=np.int64)
     order = np.argsort(grid, kind="stable")
     bounds = np.searchsorted(grid[order], np.arange(len(geoms) + 1))
+    held = shapely.is_prepared(geoms)  # prepared here only for this: let go again afterwards
     for g in np.flatnonzero(np.diff(bounds)):
         rows = order[bounds[g] : bounds[g + 1]]
         geom = geoms[g]
         shapely.prepare(geom)
         centre_in[rows] = shapely.intersects_xy(geom, x0 + (cx_[rows] + 0.5) * dx, y0 + (cy_[rows] + 0.5) * dy)
+    shapely.destroy_prepared(geoms[~held])
     edge = s.astype(np.int32 if len(vx) < 2**31 else np.int64)
     return CellEdges(vx, vy, edge, edge_start, centre_in)
