@@ -120,3 +120,15 @@ def test_events_import_dask_options_are_checked(event_city, cli, tmp_path):
     assert res.exit_code == 2 and "--scheduler and --workers go with --engine dask" in res.output
     res = cli("events", "import", tmp_path / "h.csv", "--engine", "dask", "--matter-col", "kind", "--workers", "1")
     assert res.exit_code == 2 and "no column 'kind' naming the matter" in res.output
+
+
+def test_a_wholly_bad_archive_is_counted_whole_but_sent_back_in_part(event_city, engine, cli, tmp_path, dask_cluster):
+    """Each partition sends back at most MAX_LISTED (1,000) problems; the count is of them all."""
+    frame = hotline(n=1500, seed=5).assign(matter="nope")
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    res = cli(
+        "events", "import", tmp_path / "bad.csv", "--engine", "dask", "--scheduler", dask_cluster.scheduler_address
+    )
+    assert res.exit_code == 2, res.output
+    assert "row 1: unknown matter 'nope'; and 1499 more problems" in res.output
+    assert filed(engine) == ([], 0)

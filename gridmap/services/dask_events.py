@@ -29,7 +29,7 @@ from . import dask_cluster, event_import
 from .assignment import count_status, located_frame, places_of
 from .dask_assign import RowSpec, index_source, locate_chunk, row_spec, worker_index
 from .events import Centre
-from .ingest import Problems
+from .ingest import MAX_LISTED, Problems
 from .partitioned_input import open_input, part_table
 
 #: Rows per COPY from a worker (bounds what one statement sends).
@@ -54,11 +54,11 @@ class Job:
 
 def _stage_part(part, number, spec: RowSpec, job: Job, source, places) -> dict:
     """Worker side: check, locate, route and stage partition ``number``; its counts and problems
-    (row in the partition from 0, problem)."""
+    (row in the partition from 0, problem: the first MAX_LISTED) and how many."""
     index = worker_index(source)
     table = part_table(part, spec.schema)
     result = {"rows": 0, "placed": 0, "outside": 0, "bad": 0, "part": number, "problems": []}
-    result.update(dispatched=0, queued=0)
+    result.update(dispatched=0, queued=0, problem_count=0)
 
     def batches(conn):
         for start in range(0, table.num_rows, spec.chunk_rows):
@@ -68,9 +68,11 @@ def _stage_part(part, number, spec: RowSpec, job: Job, source, places) -> dict:
             frame = located_frame(found)
             problems = Problems(Path(spec.name))
             reported, ext = event_import.check_rows(job.catalogue, job.tz, frame, job.matter_col, problems)
-            result["problems"] += [(start + p["row"] - 1, p["problem"]) for p in problems.items]
+            result["problem_count"] += len(problems.items)
+            room = MAX_LISTED - len(result["problems"])  # a whole bad archive must not travel back
+            result["problems"] += [(start + p["row"] - 1, p["problem"]) for p in problems.items[:room]]
             seq = np.arange(start, start + len(frame))
-            if result["problems"]:  # the run is rejected: the rest is checked, only ids staged (for repeats)
+            if result["problem_count"]:  # the run is rejected: the rest is checked, only ids staged (for repeats)
                 ids = pd.DataFrame(dict.fromkeys(job.columns), index=pd.RangeIndex(len(frame)), dtype=object)
                 if ext is not None:
                     ids["external_id"] = ext.astype(object).where(ext.notna(), None).to_numpy()
@@ -152,6 +154,7 @@ def _store(conn, name: str, stage: str, results: list, channel: str, actor: str,
     for r in results:
         for seq, problem in r["problems"]:
             problems.add(offset[r["part"]] + seq + 1, problem)
+        problems.unlisted += r["problem_count"] - len(r["problems"])
     for part, seq, value in staging.repeats(conn, stage, "external_id"):
         problems.add(offset[part] + seq + 1, f"external_id {value!r} appears twice in the file")
     for part, seq, value in cases.staged_known_ids(conn, stage, channel):

@@ -49,6 +49,7 @@ class Problems:
     def __init__(self, path: Path):
         self.path = path
         self.items: list[dict] = []
+        self.unlisted = 0  # problems counted but not kept (a distributed run sends at most MAX_LISTED a part)
 
     def add(self, row: int, problem: str, code=None) -> None:
         self.items.append({"row": int(row), "code": None if code is None else str(code), "problem": problem})
@@ -64,11 +65,12 @@ class Problems:
         self.items.sort(key=lambda p: p["row"])
         first = self.items[0]
         where = f"row {first['row']}" + (f" (code {first['code']})" if first["code"] else "")
-        more = len(self.items) - 1
+        total = len(self.items) + self.unlisted
+        more = total - 1
         tail = f"; and {count(more, 'more problem')}" if more else ""
         raise ImportRejected(
             f"import of {self.path.name} rejected, nothing written: {where}: {first['problem']}{tail}",
-            detail={"file": str(self.path), "problems": self.items[:MAX_LISTED], "count": len(self.items)},
+            detail={"file": str(self.path), "problems": self.items[:MAX_LISTED], "count": total},
         )
 
 
