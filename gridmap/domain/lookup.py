@@ -461,36 +461,49 @@ class GridIndex:
         return Located(micro, sp, sid)
 
     def _in_mixed_cells(self, pts, cells, x, y) -> np.ndarray:
-        """Test points of mixed cells against their cells' candidates only.  Candidates are in
-        ascending code order, so the first that covers a point is the answer: round k tests the k-th
-        candidate of the points still unanswered (vectorised, about 1.5 tests a point)."""
+        """Test points of mixed cells against their cells' candidates only (:meth:`_first_covering`):
+        from the cells' own segments when the index has them (:meth:`_edge_test`), else with prepared
+        polygons."""
         slot = np.searchsorted(self.mixed_cells, cells)
         lo, hi = self.cand_start[slot], self.cand_start[slot + 1]
         px, py = x[pts], y[pts]
         if self._edges is not None:
-            return self._in_mixed_by_edges(cells, px, py, lo, hi)
-        out = np.full(len(pts), OUTSIDE, dtype=np.int64)
-        todo = np.arange(len(pts))
-        k = 0
-        while len(todo):
-            todo = todo[lo[todo] + k < hi[todo]]
-            if not len(todo):
-                break
-            cand = self.cand[lo[todo] + k]
-            hit = shapely.intersects_xy(self._prepared(cand), px[todo], py[todo])
-            out[todo[hit]] = cand[hit]
-            todo = todo[~hit]
-            k += 1
+            return self._first_covering(lo, hi, self._edge_test(cells, px, py))
+
+        def test(todo, pair):
+            return shapely.intersects_xy(self._prepared(self.cand[pair]), px[todo], py[todo])
+
+        out = self._first_covering(lo, hi, test)
         # no candidate covers it: only a grid wholly containing the cell could (overlapping data)
         miss = np.flatnonzero(out == OUTSIDE)
         if len(miss):
             out[miss] = self._exact(px[miss], py[miss])
         return out
 
-    def _in_mixed_by_edges(self, cells, px, py, lo, hi) -> np.ndarray:
-        """:meth:`_in_mixed_cells` from the cells' own segments (:mod:`.cell_edges`), without a
-        polygon; the few points whose answer is uncertain there get the exact GEOS test.  No
-        fallback for points no candidate covers: the candidates of a crossed cell include every
+    def _first_covering(self, lo, hi, test) -> np.ndarray:
+        """Per point, the first of its candidates ``cand[lo:hi]`` that ``test(points, pairs)`` says
+        covers it (OUTSIDE when none).  Candidates are in ascending code order, so the first is the
+        answer: round k tests the k-th candidate of the points still unanswered (vectorised, about
+        1.5 tests a point)."""
+        lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+        out = np.full(len(lo), OUTSIDE, dtype=np.int64)
+        todo = np.arange(len(lo))
+        k = 0
+        while len(todo):
+            todo = todo[lo[todo] + k < hi[todo]]
+            if not len(todo):
+                break
+            pair = lo[todo] + k
+            hit = test(todo, pair)
+            out[todo[hit]] = self.cand[pair[hit]]
+            todo = todo[~hit]
+            k += 1
+        return out
+
+    def _edge_test(self, cells, px, py):
+        """The test of :meth:`_first_covering` from the cells' own segments (:mod:`.cell_edges`),
+        without a polygon; the few points whose answer is uncertain there get the exact GEOS test.
+        No fallback for points no candidate covers: the candidates of a crossed cell include every
         grid covering its centre, so a grid covering the whole cell is one of them."""
         nx = self.cells.shape[1]
         cy, cx = np.divmod(np.asarray(cells, dtype=np.int64), nx)
@@ -498,25 +511,17 @@ class GridIndex:
         fy = (py - self.y0) / self.dy - cy
         centre_x = self.x0 + (cx + 0.5) * self.dx  # as cell_edges.build computed them: the same floats
         centre_y = self.y0 + (cy + 0.5) * self.dy
-        lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
-        out = np.full(len(px), OUTSIDE, dtype=np.int64)
-        todo = np.arange(len(px))
-        k = 0
-        while len(todo):
-            todo = todo[lo[todo] + k < hi[todo]]
-            if not len(todo):
-                break
-            pair = lo[todo] + k
+
+        def test(todo, pair):
             hit, unsure = self._edges.covers(
                 pair, px[todo], py[todo], centre_x[todo], centre_y[todo], fx[todo], fy[todo]
             )  # fmt: skip
             if unsure.any():
                 u = np.flatnonzero(unsure)
                 hit[u] = shapely.intersects_xy(self._prepared(self.cand[pair[u]]), px[todo[u]], py[todo[u]])
-            out[todo[hit]] = self.cand[pair[hit]]
-            todo = todo[~hit]
-            k += 1
-        return out
+            return hit
+
+        return test
 
     def nearest(self, x, y):
         """Nearest micro-grid number and distance in metres (EPSG:4547) for points outside every grid

@@ -132,6 +132,25 @@ def index_source(c, locator: Locator, index: GridIndex):
 
 
 # --- the run --------------------------------------------------------------------------------
+def run_partitions(locator, index, places, data: Partitioned, task, args: tuple, *, scheduler, workers, progress,
+                   failed: str, results: list | None = None) -> dict:  # fmt: skip
+    """Run ``task(part, number, source, places, *args)`` for every partition of ``data`` on the
+    cluster (``source``: the index as :func:`index_source` sends it; ``places``: broadcast once, or
+    None); the summed counts (each task's result appended to ``results``).  InputError ``failed: …``
+    when a task fails for good.  For the commands that write to PostGIS (:mod:`.dask_record`,
+    :mod:`.dask_events`)."""
+    # deferred: the scale extra (dask)
+    from dask import delayed
+
+    with dask_cluster.client(scheduler, workers=workers) as c:
+        dask_cluster.announce(c)
+        source = index_source(c, locator, index)
+        places_f = dask_cluster.broadcast(c, places) if places is not None else None
+        run = delayed(task, pure=False)
+        tasks = [run(p, i, source, places_f, *args) for i, p in enumerate(data.frame.to_delayed())]
+        return dask_cluster.sum_counts(c, tasks, progress, failed, results)
+
+
 def _run_part(part, number, spec: RowSpec, source, places, folder) -> dict:
     """Worker side: assign one partition, a chunk at a time, and write it as part ``number`` (one
     row group per chunk, so a worker holds one chunk's columns at a time); its counts."""

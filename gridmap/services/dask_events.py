@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from ..store import cases, db, staging
-from . import dask_cluster, event_import
+from . import event_import
 from .assignment import count_status, located_frame, places_of
-from .dask_assign import RowSpec, index_source, locate_chunk, row_spec, worker_index
+from .dask_assign import RowSpec, locate_chunk, row_spec, run_partitions, worker_index
 from .events import Centre
 from .ingest import MAX_LISTED, Problems
 from .partitioned_input import open_input, part_table
@@ -52,7 +52,7 @@ class Job:
     now: object
 
 
-def _stage_part(part, number, spec: RowSpec, job: Job, source, places) -> dict:
+def _stage_part(part, number, source, places, spec: RowSpec, job: Job) -> dict:
     """Worker side: check, locate, route and stage partition ``number``; its counts and problems
     (row in the partition from 0, problem: the first MAX_LISTED) and how many."""
     index = worker_index(source)
@@ -110,7 +110,6 @@ def import_dask(
     """:func:`.event_import.import_file` on Dask: the same cases, routes, clocks, log and reporters,
     or ImportRejected with the same problems and nothing written."""
     # deferred: the scale extra (dask)
-    from dask import delayed
 
     locator = centre.locator
     data = open_input(str(src))
@@ -130,14 +129,10 @@ def import_dask(
     )
     results: list = []
     try:
-        with dask_cluster.client(scheduler, workers=workers) as c:
-            dask_cluster.announce(c)
-            source = index_source(c, locator, index)
-            places_f = dask_cluster.broadcast(c, places) if places is not None else None
-            run = delayed(_stage_part, pure=False)
-            parts = data.frame.to_delayed()
-            tasks = [run(p, i, spec, job, source, places_f) for i, p in enumerate(parts)]
-            totals = dask_cluster.sum_counts(c, tasks, progress, "dask run failed, nothing filed", results)
+        totals = run_partitions(
+            locator, index, places, data, _stage_part, (spec, job), scheduler=scheduler, workers=workers,
+            progress=progress, failed="dask run failed, nothing filed", results=results,
+        )  # fmt: skip
         with centre.engine.begin() as conn:
             written = _store(conn, data.name, stage, results, channel, actor, now)
     finally:

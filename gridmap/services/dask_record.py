@@ -21,10 +21,10 @@ import pandas as pd
 
 from ..errors import InputError
 from ..store import db, points, staging
-from . import dask_cluster, point_files
+from . import point_files
 from .assignment import located_frame, places_of
 from .assignment import resident_rows as make_resident_rows
-from .dask_assign import RowSpec, index_source, locate_chunk, row_spec, worker_index
+from .dask_assign import RowSpec, locate_chunk, row_spec, run_partitions, worker_index
 from .locator import Locator
 from .partitioned_input import Partitioned, open_input, part_table
 from .report_intake import REASON, Columns, check_reports, write_rejects
@@ -33,7 +33,7 @@ from .report_intake import REASON, Columns, check_reports, write_rejects
 BATCH = 50_000
 
 
-def _stage_part(part, number, spec: RowSpec, kind, stage, url, source, places) -> dict:
+def _stage_part(part, number, source, places, spec: RowSpec, kind, stage, url) -> dict:
     """Worker side: place partition ``number`` a chunk at a time and COPY its rows into the staging
     table; its counts (and for reports the rows rejected, with their row in the partition)."""
     index = worker_index(source)
@@ -72,7 +72,6 @@ def _run(locator: Locator, data: Partitioned, spec: RowSpec, kind: dict, at, sch
     """Stage every partition, then store it all in one transaction with ``store(conn, stage)``;
     the summed counts and the tasks' results.  InputError when a partition fails for good."""
     # deferred: the scale extra (dask)
-    from dask import delayed
 
     index = locator.index(at)
     places = places_of(locator, spec.address_col, at)
@@ -82,14 +81,10 @@ def _run(locator: Locator, data: Partitioned, spec: RowSpec, kind: dict, at, sch
         stage = staging.create(conn, kind["table"], columns)
     results: list = []
     try:
-        with dask_cluster.client(scheduler, workers=workers) as c:
-            dask_cluster.announce(c)
-            source = index_source(c, locator, index)
-            places_f = dask_cluster.broadcast(c, places) if places is not None else None
-            run = delayed(_stage_part, pure=False)
-            parts = data.frame.to_delayed()
-            tasks = [run(p, i, spec, kind, stage, url, source, places_f) for i, p in enumerate(parts)]
-            totals = dask_cluster.sum_counts(c, tasks, progress, "dask run failed, nothing stored", results)
+        totals = run_partitions(
+            locator, index, places, data, _stage_part, (spec, kind, stage, url), scheduler=scheduler,
+            workers=workers, progress=progress, failed="dask run failed, nothing stored", results=results,
+        )  # fmt: skip
         with locator.engine.begin() as conn:
             stored = kind["store"](conn, stage, results)
             staging.drop(conn, stage)
