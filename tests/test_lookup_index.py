@@ -464,3 +464,23 @@ def test_covered_segments_are_the_same_however_many_blocks_are_taken_at_once(mon
             assert (nearest._covered(ax, ay, bx, by, owner, seg, start) == whole).all()
         found += int(whole.sum())
     assert found > 0  # the cases do have covered segments
+
+
+def test_an_update_whose_grids_are_empty_before_and_after_rebuilds_instead_of_failing():
+    """A micro-grid stored empty and edited to another empty geometry has no window to relabel:
+    the update says a rebuild is needed (it raised converting NaN bounds to a cell number)."""
+    frame = pd.DataFrame(
+        {
+            "id": [1, 2],
+            "code": ["A", "B"],
+            "name": ["A", "B"],
+            "level": ["micro", "micro"],
+            "parent_code": [None, None],
+            "geometry": [shapely.box(113.60, 34.70, 113.61, 34.71), shapely.Polygon()],
+        }
+    )
+    index = GridIndex(frame, epoch=1)
+    edit = frame[frame["code"] == "B"].assign(geometry=[shapely.MultiPolygon()])
+    assert updated(index, edit, {"B"}, epoch=2) is None
+    rebuilt = GridIndex(pd.concat([frame[frame["code"] == "A"], edit]), epoch=2)
+    assert rebuilt.locate(np.array([113.605]), np.array([34.705])).micro.tolist() == [0]

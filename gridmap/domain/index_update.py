@@ -94,9 +94,12 @@ def updated(index: GridIndex, frame: pd.DataFrame, changed, *, epoch, key=None) 
 
 def _window(index: GridIndex, geoms):
     """(col0, row0, col1, row1) of the cells around ``geoms`` with one cell of margin; None when that
-    margin falls off the cell grid (the grids grew beyond it: a rebuild makes a larger one)."""
+    margin falls off the cell grid (the grids grew beyond it: a rebuild makes a larger one), or when
+    every one of ``geoms`` is empty (no window: a rebuild decides)."""
     ny, nx = index.cells.shape
     x0, y0, x1, y1 = shapely.total_bounds(geoms)
+    if not np.isfinite([x0, y0, x1, y1]).all():
+        return None
     c0 = int(np.floor((x0 - index.x0) / index.dx)) - 1
     r0 = int(np.floor((y0 - index.y0) / index.dy)) - 1
     c1 = int(np.floor((x1 - index.x0) / index.dx)) + 2
