@@ -1,6 +1,7 @@
 """Issue #16: the lookup index persisted per version set, updated per edit, nearest grid in metres;
 issue #17: ``at=`` resolved to the versions in force."""
 
+import os
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -346,7 +347,11 @@ def answers(index, x, y):
     return codes, chain, names, specials
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("GRIDMAP_TEST_EXAMPLES", "5")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(edits=EDITS)
 def test_incremental_update_equals_rebuild(demo_frame, edits):
     base = GridIndex(demo_frame, epoch=1)
