@@ -71,7 +71,7 @@ ENGINE_OPTIONS = [
         type=click.Choice(["single", "dask"]),
         default="single",
         show_default=True,
-        help="dask: partitioned input and output on a Dask cluster (README 'Beyond one machine').",
+        help="dask: run on a Dask cluster, the input read in partitions (README 'Beyond one machine').",
     ),
     click.option("--scheduler", default=None, help="With --engine dask: a running scheduler (tcp://host:8786)."),
     click.option(
