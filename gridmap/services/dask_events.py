@@ -109,8 +109,6 @@ def import_dask(
 ) -> dict:
     """:func:`.event_import.import_file` on Dask: the same cases, routes, clocks, log and reporters,
     or ImportRejected with the same problems and nothing written."""
-    # deferred: the scale extra (dask)
-
     locator = centre.locator
     data = open_input(str(src))
     spec, _ = row_spec(data, crs, lon_col, lat_col, address_col)

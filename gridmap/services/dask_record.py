@@ -71,8 +71,6 @@ def _stage_part(part, number, source, places, spec: RowSpec, kind, stage, url) -
 def _run(locator: Locator, data: Partitioned, spec: RowSpec, kind: dict, at, scheduler, workers, progress):
     """Stage every partition, then store it all in one transaction with ``store(conn, stage)``;
     the summed counts and the tasks' results.  InputError when a partition fails for good."""
-    # deferred: the scale extra (dask)
-
     index = locator.index(at)
     places = places_of(locator, spec.address_col, at)
     url = locator.engine.url.render_as_string(hide_password=False)
