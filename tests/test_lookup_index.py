@@ -1,6 +1,7 @@
 """Issue #16: the lookup index persisted per version set, updated per edit, nearest grid in metres;
 issue #17: ``at=`` resolved to the versions in force."""
 
+import copy
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -352,10 +353,12 @@ def answers(index, x, y):
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(edits=EDITS)
-def test_incremental_update_equals_rebuild(demo_frame, edits):
+@given(edits=EDITS, loaded=st.booleans())
+def test_incremental_update_equals_rebuild(demo_frame, edits, loaded):
     base = GridIndex(demo_frame, epoch=1)
     base.nearest_index()  # found once: every update brings its outer segments along (Nearest.updated)
+    if loaded:  # as a server's worker holds it: from the persisted form, its grids still WKB
+        base = GridIndex.from_state(*base.state())
     frame, index, changed = demo_frame, base, set()
     for serial, edit in enumerate(edits):
         frame, codes = apply_edit(frame, edit, serial)
@@ -389,10 +392,44 @@ def test_incremental_update_equals_rebuild(demo_frame, edits):
         assert np.array_equal(ours[1][level], theirs[1][level])
     assert np.array_equal(ours[2], theirs[2]) and ours[3] == theirs[3]
     out = ours[0] == None  # noqa: E711
-    assert index._nearest is not None or index.source != "updated"
+    # brought along (found at first use from the base's, see nearest_index), never found afresh
+    assert index._nearest is not None or index._nearest_pending is not None or index.source != "updated"
+    if index.nearest_index().levels:  # its blocks as walking every segment again makes them
+        near = index.nearest_index()
+        again = copy.copy(near)
+        ny, nx = near.levels[0].shape[1:]
+        blocks = again._bucket(nx, ny)
+        assert np.array_equal(again.seg, near.seg) and np.array_equal(again._starts(blocks, nx, ny), near.start)
+        again._index_blocks(blocks, nx, ny)
+        assert np.array_equal(again.near_x, near.near_x) and np.array_equal(again.near_y, near.near_y)
+        assert len(again.levels) == len(near.levels)
+        assert all(np.array_equal(a, b) for a, b in zip(again.levels, near.levels, strict=True))
     a, b = index.nearest(x[out][:500], y[out][:500]), rebuilt.nearest(x[out][:500], y[out][:500])
     assert np.array_equal(index.code[index.micro[a[0]]], rebuilt.code[rebuilt.micro[b[0]]])
     assert np.allclose(a[1], b[1], rtol=0, atol=1e-9)
+
+
+def test_an_update_of_a_loaded_index_decodes_only_the_grids_near_the_edit(demo_frame):
+    """A server worker's index comes from disk with its grids as WKB; an edit's update decodes the
+    grids around the edit, not the city's (that took a worker ~0.5 s at city scale, on the first edit),
+    and answers as a rebuilt index does."""
+    built = GridIndex(demo_frame, epoch=1)
+    loaded = GridIndex.from_state(*built.state())
+    frame, codes = apply_edit(demo_frame, ("shift", 7, 0.5), 0)
+    index = updated(loaded, frame[frame["code"].isin(codes)], codes, epoch=2)
+    assert index is not None and index.source == "updated"
+    decoded = int((~shapely.is_missing(index._micro_geom)).sum())
+    assert 0 < decoded < len(index.micro) // 10, (decoded, len(index.micro))
+    rebuilt = GridIndex(frame, epoch=2)
+    rng = np.random.default_rng(3)
+    x0, y0, x1, y1 = shapely.total_bounds(built.micro_geom)
+    x, y = rng.uniform(x0, x1, 20_000), rng.uniform(y0, y1, 20_000)
+    ours, theirs = answers(index, x, y), answers(rebuilt, x, y)
+    assert np.array_equal(ours[0], theirs[0]) and np.array_equal(ours[2], theirs[2])
+    assert index.nearest_index() is not None and index._nearest_pending is None  # brought along on first use
+    out = ours[0] == None  # noqa: E711
+    a, b = index.nearest(x[out][:300], y[out][:300]), rebuilt.nearest(x[out][:300], y[out][:300])
+    assert np.array_equal(index.code[index.micro[a[0]]], rebuilt.code[rebuilt.micro[b[0]]])
 
 
 def test_index_files_written_atomically_and_pruned(tmp_path, monkeypatch):

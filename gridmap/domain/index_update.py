@@ -44,52 +44,110 @@ def updated(index: GridIndex, frame: pd.DataFrame, changed, *, epoch, key=None) 
     rebuild is needed."""
     changed = set(changed)
     frame = frame.sort_values("code", kind="stable").reset_index(drop=True)
-    old_micro_geom = index.micro_geom
-    keep = np.array([c not in changed for c in index.code], dtype=bool)
-    kept = np.flatnonzero(keep)
-    pos = np.searchsorted(index.code[kept], frame["code"].to_numpy(dtype=object))
-    # row geometry (micro and special grids only), carried along with the rows
-    geom_rows = np.full(len(index.code), None, dtype=object)
-    geom_rows[index.micro] = index.micro_geom
-    geom_rows[index.special] = index.special_geom
-
     new = copy.copy(index)
     new.epoch, new.key, new.people, new.people_loaded, new.source = epoch, key, {}, False, "updated"
-    new._set_rows(
-        np.insert(index.code[kept], pos, frame["code"].to_numpy(dtype=object)),
-        np.insert(index.name[kept], pos, frame["name"].to_numpy(dtype=object)),
-        np.insert(index.level[kept].astype(object), pos, frame["level"].to_numpy(dtype=object)),
-        np.insert(index.parent_code[kept], pos, frame["parent_code"].to_numpy(dtype=object)),
-    )
-    new.version = np.insert(index.version[kept], pos, frame["id"].to_numpy(dtype=np.int64))
-    geoms = np.insert(geom_rows[kept], pos, np.asarray(frame["geometry"].to_numpy(), dtype=object))
-    new._set_geoms(geoms[new.micro], geoms[new.special])
-    new._set_special_blocks()
+    codes = frame["code"].to_numpy(dtype=object)
+    rows = index.code.searchsorted(codes) if len(index.code) else np.zeros(len(codes), dtype=np.int64)
+    rows = np.minimum(rows, max(len(index.code) - 1, 0))
+    if len(codes) == len(changed) and len(index.code) and np.array_equal(index.code[rows], codes):
+        # the same codes before and after (boundaries moved, names changed): every row keeps its number
+        _rows_in_place(new, index, frame, rows)
+        pos, kept = None, np.arange(len(index.code))
+    else:
+        keep = np.array([c not in changed for c in index.code], dtype=bool)
+        kept = np.flatnonzero(keep)
+        pos = np.searchsorted(index.code[kept], codes)
+        new._set_rows(
+            np.insert(index.code[kept], pos, codes),
+            np.insert(index.name[kept], pos, frame["name"].to_numpy(dtype=object)),
+            np.insert(index.level[kept].astype(object), pos, frame["level"].to_numpy(dtype=object)),
+            np.insert(index.parent_code[kept], pos, frame["parent_code"].to_numpy(dtype=object)),
+        )
+        new.version = np.insert(index.version[kept], pos, frame["id"].to_numpy(dtype=np.int64))
+    # row geometry (micro and special grids only), carried along with the rows: a base loaded from
+    # disk hands on its undecoded grids as WKB (never decoded here but for the grids near the edit)
+    geom_rows = np.full(len(index.code), None, dtype=object)
+    geom_rows[index.micro] = index._micro_geom
+    geom_rows[index.special] = index.special_geom
+    changed_rows = np.flatnonzero(np.isin(index.code, list(changed)))
+    geom_rows[changed_rows] = None
+    new_geom = np.asarray(frame["geometry"].to_numpy(), dtype=object)
+    wkb = None
+    if index._micro_wkb is not None:
+        buffer, starts, ends = index._micro_wkb
+        start_rows, end_rows = np.zeros(len(index.code), np.int64), np.zeros(len(index.code), np.int64)
+        start_rows[index.micro], end_rows[index.micro] = starts, ends
+        start_rows[changed_rows] = end_rows[changed_rows] = 0
+    if pos is None:
+        geom_rows[rows] = new_geom
+        geoms = geom_rows
+        if index._micro_wkb is not None:
+            wkb = (buffer, start_rows[new.micro], end_rows[new.micro])
+    else:
+        geoms = np.insert(geom_rows[kept], pos, new_geom)
+        if index._micro_wkb is not None:
+            fresh = np.zeros(len(pos), np.int64)
+            s_new, e_new = np.insert(start_rows[kept], pos, fresh), np.insert(end_rows[kept], pos, fresh)
+            wkb = (buffer, s_new[new.micro], e_new[new.micro])
+    new._set_geoms(geoms[new.micro], geoms[new.special], wkb=wkb)
+    if pos is None and np.array_equal(new.special, index.special) and not np.isin(rows, index.special).any():
+        new.special_blocks, new._special_tree = index.special_blocks, index._special_tree
+    else:
+        new._set_special_blocks()
 
     # old micro number -> new micro number (-1: gone); surviving numbers keep their order
-    old_row_new_row = np.full(len(index.code), -1, dtype=np.int64)
-    old_row_new_row[kept] = np.arange(len(kept)) + np.searchsorted(np.sort(pos), np.arange(len(kept)), side="right")
+    if pos is None:
+        old_row_new_row = np.arange(len(index.code), dtype=np.int64)
+    else:
+        old_row_new_row = np.full(len(index.code), -1, dtype=np.int64)
+        old_row_new_row[kept] = np.arange(len(kept)) + np.searchsorted(np.sort(pos), np.arange(len(kept)), side="right")
     renumber = np.searchsorted(new.micro, old_row_new_row[index.micro])
     gone = old_row_new_row[index.micro] < 0
     renumber[gone] = -1
     touched_old = np.flatnonzero(np.isin(index.code[index.micro], list(changed)))
     touched_new = np.flatnonzero(np.isin(new.code[new.micro], list(changed)))
-    near = index._nearest  # the outer segments, if found or loaded: brought along, not found again
+    # the outer segments, if found or loaded: brought along, not found again (by the first lookup
+    # that needs them, or the caller right after the update is in force)
+    near = index._nearest if index._nearest is not None or index._nearest_pending is None else index.nearest_index()
     if not len(touched_old) and not len(touched_new):  # names, parents or special grids only
         identity = len(renumber) == len(new.micro) and np.array_equal(renumber, np.arange(len(renumber)))
         new._nearest = near if near is None or identity else near.updated(renumber, [], [])
         return new  # cells and candidates stand
     if index.cells.dtype == np.uint16 and len(new.micro) >= _U16_MARKERS[0]:
         return None
-    window = _window(new, np.concatenate([old_micro_geom[touched_old], new.micro_geom[touched_new]]))
+    window = _window(new, np.concatenate([index.geoms(touched_old), new.geoms(touched_new)]))
     if window is None:
         return None
-    meeting = _relabel(new, index, renumber, window)
+    meeting = _relabel(new, index, renumber, window, touched_new)
     if near is not None:
         owner_map = renumber.copy()
         owner_map[touched_old] = -1
-        new._nearest = near.updated(owner_map, new.micro_geom[meeting], meeting)
+        geoms_near = new.geoms(meeting)
+        new._nearest_pending = lambda: near.updated(owner_map, geoms_near, meeting)
     return new
+
+
+def _rows_in_place(new: GridIndex, index: GridIndex, frame: pd.DataFrame, rows) -> None:
+    """``new``'s row arrays when the changed codes are the same before and after: copies with the
+    changed rows written over; chains recomputed only when a level or parent changed."""
+    level = frame["level"].to_numpy(dtype=object)
+    parent = frame["parent_code"].to_numpy(dtype=object)
+    same_tree = all(a == b for a, b in zip(index.level[rows], level)) and all(
+        (a if isinstance(a, str) else None) == (b if isinstance(b, str) else None)
+        for a, b in zip(index.parent_code[rows], parent)
+    )
+    name = index.name.copy()
+    name[rows] = frame["name"].to_numpy(dtype=object)
+    if same_tree:
+        new.name = name
+        new._categories, new._chains = None, {}
+        new.__dict__.pop("_level_values", None)
+    else:
+        lv, pc = index.level.astype(object), index.parent_code.copy()
+        lv[rows], pc[rows] = level, parent
+        new._set_rows(index.code, name, lv, pc)
+    new.version = index.version.copy()
+    new.version[rows] = frame["id"].to_numpy(dtype=np.int64)
 
 
 def _window(index: GridIndex, geoms):
@@ -109,15 +167,28 @@ def _window(index: GridIndex, geoms):
     return c0, r0, c1, r1
 
 
-def _relabel(new: GridIndex, old: GridIndex, renumber, window):
-    """New cells and candidates: the old ones renumbered outside ``window``, recomputed inside it."""
+def _relabel(new: GridIndex, old: GridIndex, renumber, window, touched_new):
+    """New cells and candidates: the old ones renumbered outside ``window``, recomputed inside it.
+    Returns the micro numbers of the grids meeting the window."""
     ny, nx = old.cells.shape
     c0, r0, c1, r1 = window
-    # every micro-grid meeting the window (its cells' own extent)
-    wx0, wy0 = new.x0 + c0 * new.dx, new.y0 + r0 * new.dy
-    wx1, wy1 = new.x0 + c1 * new.dx, new.y0 + r1 * new.dy
-    b = shapely.bounds(new.micro_geom)
-    meeting = np.flatnonzero((b[:, 0] <= wx1) & (b[:, 2] >= wx0) & (b[:, 1] <= wy1) & (b[:, 3] >= wy0))
+    # every micro-grid meeting the window, from the old cells (a grid meets a cell it holds, or one
+    # its ring crosses, where it is a candidate) and the changed grids' new versions: no bounds of
+    # the city's grids needed, nor their geometry decoded
+    labels = np.asarray(old.cells[r0:r1, c0:c1]).astype(np.int64).ravel()
+    if old.cells.dtype == np.uint16:
+        labels = labels[labels < _U16_MARKERS[0]]
+    else:
+        labels = labels[labels >= 0]
+    lo, hi = np.searchsorted(old.mixed_cells, [r0 * nx, r1 * nx])
+    band = np.asarray(old.mixed_cells[lo:hi], dtype=np.int64)
+    in_window = (band % nx >= c0) & (band % nx < c1)
+    starts, ends = np.asarray(old.cand_start[lo:hi])[in_window], np.asarray(old.cand_start[lo + 1 : hi + 1])[in_window]
+    count = ends - starts
+    slots = np.repeat(starts - np.cumsum(count) + count, count) + np.arange(count.sum())
+    old_meeting = np.unique(np.concatenate([labels, np.asarray(old.cand)[slots].astype(np.int64)]))
+    mapped = renumber[old_meeting]
+    meeting = np.unique(np.concatenate([mapped[mapped >= 0], touched_new]))
     cell, grid = new.ring_cells(meeting, window, (ny, nx))
     # cells: renumber the old labels (unless no number moved), then label the window again
     same = len(renumber) == len(new.micro) and np.array_equal(renumber, np.arange(len(renumber)))

@@ -23,6 +23,7 @@ points in cells that a special grid's bounding box touches.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,9 @@ MIXED = -2
 OUTSIDE = -1
 #: Special grids are looked for only in blocks of this many cells a side that their bounds touch.
 SPECIAL_BLOCK = 8
+#: Held while an index finds or brings along its outer segments (rare, and never during a lookup
+#: that has them already).
+_NEAREST_LOCK = threading.Lock()
 #: Version of the persisted form (:meth:`GridIndex.state`): another is rebuilt, never read.
 STATE_FORMAT = 4
 #: Chain levels above the micro-grid, top first.
@@ -164,13 +168,14 @@ class GridIndex:
         self._chains = {}
 
     def _set_geoms(self, micro_geom, special_geom, wkb=None):
-        """The micro and special grids' geometries; or, from a persisted index, ``wkb`` (the micro-grids'
-        WKB as one byte buffer and offsets), decoded grid by grid as lookups reach them: a command
-        answering a few points decodes a few polygons, not the city's."""
+        """The micro and special grids' geometries; or, from a persisted index, ``wkb`` (a byte buffer
+        holding micro-grid ``n``'s WKB at ``starts[n]:ends[n]``; an updated index carries its base's),
+        decoded grid by grid as lookups reach them: a command answering a few points decodes a few
+        polygons, not the city's, and a server's update after an edit decodes the grids near it."""
         self._micro_geom = np.asarray(micro_geom, dtype=object)
         self._micro_wkb = wkb
         self.special_geom = np.asarray(special_geom, dtype=object)
-        self._micro_tree = self._special_tree = self._nearest = None
+        self._micro_tree = self._special_tree = self._nearest = self._nearest_pending = None
         self._edges = None  # :mod:`.cell_edges`, made with the persisted form, loaded with it
 
     @property
@@ -181,13 +186,23 @@ class GridIndex:
             self._micro_wkb = None
         return self._micro_geom
 
+    def geoms(self, numbers) -> np.ndarray:
+        """The geometries of micro-grids ``numbers``, decoding only those (see :meth:`_set_geoms`)."""
+        numbers = np.asarray(numbers, dtype=np.int64)
+        if self._micro_wkb is not None and len(numbers):
+            self._decode(np.unique(numbers[shapely.is_missing(self._micro_geom[numbers])]))
+        return self._micro_geom[numbers]
+
     def _decode(self, numbers) -> None:
-        buffer, offsets = self._micro_wkb
+        buffer, starts, ends = self._micro_wkb
+        numbers = np.asarray(numbers, dtype=np.int64)
         if len(numbers):
             # slices of a memoryview, not of a np.memmap (each of those makes a memmap object: 3x the time)
-            view, numbers = memoryview(np.asarray(buffer)), np.asarray(numbers)
-            starts, ends = np.asarray(offsets)[numbers].tolist(), np.asarray(offsets)[numbers + 1].tolist()
-            self._micro_geom[numbers] = shapely.from_wkb([view[a:b].tobytes() for a, b in zip(starts, ends)])
+            view = memoryview(np.asarray(buffer))
+            a, b = np.asarray(starts)[numbers], np.asarray(ends)[numbers]
+            numbers, a, b = numbers[b > a], a[b > a], b[b > a]  # none: a grid without geometry
+            chunks = [view[i:j].tobytes() for i, j in zip(a.tolist(), b.tolist())]
+            self._micro_geom[numbers] = shapely.from_wkb(chunks) if chunks else []
 
     @property
     def micro_tree(self) -> shapely.STRtree:
@@ -204,10 +219,7 @@ class GridIndex:
 
     def _prepared(self, numbers) -> np.ndarray:
         """Micro-grids ``numbers``, prepared for point tests (only those a lookup reaches, once)."""
-        if self._micro_wkb is not None:
-            todo = np.asarray(numbers, dtype=np.int64)
-            self._decode(np.unique(todo[shapely.is_missing(self._micro_geom[todo])]))
-        geoms = self._micro_geom[numbers]
+        geoms = self.geoms(numbers)
         todo = ~shapely.is_prepared(geoms)
         if todo.any():
             shapely.prepare(geoms[todo])
@@ -256,7 +268,7 @@ class GridIndex:
         must be candidates there too, or the lowest code could be missed."""
         ny, nx = shape
         numbers = np.asarray(numbers, dtype=np.int64)
-        parts, part_of = shapely.get_parts(self.micro_geom[numbers], return_index=True)
+        parts, part_of = shapely.get_parts(self.geoms(numbers), return_index=True)
         rings, ring_of_part = shapely.get_rings(parts, return_index=True)
         coords, ring_of = shapely.get_coordinates(rings, return_index=True)
         owner = numbers[part_of[ring_of_part[ring_of]]]
@@ -272,7 +284,7 @@ class GridIndex:
         cy, cx = np.divmod(crossed, nx)
         centres = shapely.points(self.x0 + (cx + 0.5) * self.dx, self.y0 + (cy + 0.5) * self.dy)
         whole = len(numbers) == len(self.micro)
-        tree = self.micro_tree if whole else shapely.STRtree(self.micro_geom[numbers])
+        tree = self.micro_tree if whole else shapely.STRtree(self.geoms(numbers))
         at, holder = tree.query(centres, predicate="intersects")
         n = np.int64(max(len(self.micro), 1))
         key = np.concatenate([cell * n + grid, crossed[at] * n + (holder if whole else numbers[holder])])
@@ -399,7 +411,8 @@ class GridIndex:
             offsets = tuple(arrays[f"special_offsets{k}"] for k in range(3))
             special = shapely.from_ragged_array(shapely.GeometryType.MULTIPOLYGON, arrays["special_coords"], offsets)
         micro = np.full(len(self.micro), None, dtype=object)
-        self._set_geoms(micro, special, wkb=(arrays["micro_wkb"], arrays["micro_wkb_offsets"]))
+        offsets = arrays["micro_wkb_offsets"]
+        self._set_geoms(micro, special, wkb=(arrays["micro_wkb"], offsets[:-1], offsets[1:]))
         for name in cls.STATE_ARRAYS:
             setattr(self, name, arrays[name])
         near = {k[len("nearest_") :]: v for k, v in arrays.items() if k.startswith("nearest_")}
@@ -427,7 +440,7 @@ class GridIndex:
             pts, grids = self.micro_tree.query(shapely.points(x, y), predicate="intersects")
         else:
             numbers = np.asarray(numbers, dtype=np.int64)
-            pts, grids = shapely.STRtree(self.micro_geom[numbers]).query(shapely.points(x, y), predicate="intersects")
+            pts, grids = shapely.STRtree(self.geoms(numbers)).query(shapely.points(x, y), predicate="intersects")
             grids = numbers[grids]
         if len(pts):
             best = np.full(len(x), np.iinfo(np.int64).max)
@@ -528,10 +541,22 @@ class GridIndex:
         (:mod:`gridmap.domain.nearest`; its outer segments are found on first use)."""
         return self.nearest_index().query(x, y)
 
+    def settle(self) -> None:
+        """Bring the outer segments along now if an update left that to their first use (a server,
+        once the update is in force: the chain of bases stops here)."""
+        if self._nearest_pending is not None:
+            self.nearest_index()
+
     def nearest_index(self) -> Nearest:
-        """The outer segments of the micro-grids, found on first use."""
+        """The outer segments of the micro-grids, found on first use; an updated index's are brought
+        along from its base's (:func:`.index_update.updated` leaves that to the first use, so the
+        update itself is in force sooner)."""
         if self._nearest is None:
-            self._nearest = Nearest(self.micro_geom)
+            with _NEAREST_LOCK:  # two lookups at once make it once
+                if self._nearest is None:
+                    pending, self._nearest_pending = self._nearest_pending, None
+                    near = pending() if pending is not None else None
+                    self._nearest = near if near is not None else Nearest(self.micro_geom)
         return self._nearest
 
     def categories(self):

@@ -67,19 +67,33 @@ class Nearest:
             blocks = self._bucket(nx, ny)
         self._index_blocks(blocks, nx, ny)
 
-    def _index_blocks(self, blocks, nx, ny) -> None:
-        """Block starts, each block's nearest occupied block, and the pyramid of segment boxes."""
+    def _index_blocks(self, blocks, nx, ny, base=None, touched=None) -> None:
+        """Block starts, each block's nearest occupied block, and the pyramid of segment boxes.
+        ``base``, ``touched``: an earlier index over the same blocks, and the blocks whose segments
+        changed since (sorted): only what those blocks reach is computed again."""
         self.start = self._starts(blocks, nx, ny)
         occupied = (self.start[1:] > self.start[:-1]).reshape(ny, nx)
-        # nearest occupied block of every block (by centre distance: where the bound starts)
-        from scipy import ndimage  # deferred: a loaded index needs it only after an edit
+        was = None if base is None else np.asarray(base.start[1:] > base.start[:-1])[touched]
+        if was is not None and np.array_equal(occupied.ravel()[touched], was):
+            self.near_y, self.near_x = base.near_y, base.near_x  # no block emptied or filled
+        else:
+            # nearest occupied block of every block (by centre distance: where the bound starts)
+            from scipy import ndimage  # deferred: a loaded index needs it only after an edit
 
-        self.near_y, self.near_x = ndimage.distance_transform_edt(
-            ~occupied, return_distances=False, return_indices=True
-        ).astype(np.int32)
-        self.levels = [self._block_boxes(blocks, nx, ny)]
-        while self.levels[-1].shape[1:] != (1, 1):
-            self.levels.append(_pool(self.levels[-1]))
+            self.near_y, self.near_x = ndimage.distance_transform_edt(
+                ~occupied, return_distances=False, return_indices=True
+            ).astype(np.int32)
+        if base is None:
+            self.levels = [self._block_boxes(blocks, nx, ny)]
+            while self.levels[-1].shape[1:] != (1, 1):
+                self.levels.append(_pool(self.levels[-1]))
+            return
+        self.levels = [self._block_boxes(blocks, nx, ny, before=base.levels[0], only=touched)]
+        ty, tx = np.divmod(np.asarray(touched, dtype=np.int64), nx)
+        for above in base.levels[1:]:  # each level: the nodes over a touched block, merged again
+            node = np.unique((ty // 2) * above.shape[2] + tx // 2)
+            ty, tx = np.divmod(node, above.shape[2])
+            self.levels.append(_pool_nodes(self.levels[-1], np.array(above), ty, tx))
 
     def updated(self, owner_map, geoms, numbers) -> Nearest | None:
         """This index after an edit, without finding outer segments again (that takes tens of seconds
@@ -97,6 +111,11 @@ class Nearest:
         ax, ay, bx, by, extra = ring_segments(geoms, numbers)
         ax, ay = geo.to_metric_xy(ax, ay)
         bx, by = geo.to_metric_xy(bx, by)
+        ny, nx = self.levels[0].shape[1:]
+        x_hi, y_hi = self.x0 + (nx - 1) * self.block_m, self.y0 + (ny - 1) * self.block_m
+        xs, ys = np.concatenate([ax, bx]), np.concatenate([ay, by])
+        if len(xs) and (xs.min() < self.x0 or ys.min() < self.y0 or xs.max() >= x_hi or ys.max() >= y_hi):
+            return None
         new = Nearest.__new__(Nearest)
         new.block_m, new.x0, new.y0 = self.block_m, self.x0, self.y0
         new.ax = np.concatenate([self.ax[keep], ax])
@@ -104,12 +123,22 @@ class Nearest:
         new.bx = np.concatenate([self.bx[keep], bx])
         new.by = np.concatenate([self.by[keep], by])
         new.owner = np.concatenate([owner[keep], extra]).astype(np.int64)
-        ny, nx = self.levels[0].shape[1:]
-        x_hi, y_hi = self.x0 + (nx - 1) * self.block_m, self.y0 + (ny - 1) * self.block_m
-        xs, ys = np.concatenate([ax, bx]), np.concatenate([ay, by])
-        if len(xs) and (xs.min() < self.x0 or ys.min() < self.y0 or xs.max() >= x_hi or ys.max() >= y_hi):
-            return None
-        new._index_blocks(new._bucket(nx, ny), nx, ny)
+        # the blocks: the kept segments' entries stand (renumbered: still sorted by block, segment),
+        # the new segments' are walked and merged in; only the blocks that lost or gained a segment
+        # get their box again (walking every segment again took most of an update at city scale)
+        block_of = np.repeat(np.arange(nx * ny), np.diff(self.start))
+        stay = keep[self.seg]
+        renumber = np.cumsum(keep) - 1
+        n = np.int64(len(new.owner))
+        kept_keys = block_of[stay] * n + renumber[self.seg[stay]]
+        gx, gy = (ax - self.x0) / self.block_m, (ay - self.y0) / self.block_m
+        hx, hy = (bx - self.x0) / self.block_m, (by - self.y0) / self.block_m
+        added, segs = segment_cells(gx, gy, hx, hy, np.arange(len(ax)) + int(keep.sum()), nx, ny)
+        new_keys = np.unique(added * n + segs)
+        keys = np.insert(kept_keys, np.searchsorted(kept_keys, new_keys), new_keys)
+        blocks, new.seg = np.divmod(keys, n)
+        touched = np.unique(np.concatenate([block_of[~stay], added]))
+        new._index_blocks(blocks, nx, ny, base=self, touched=touched)
         return new
 
     STATE = ("ax", "ay", "bx", "by", "owner", "seg", "start", "near_x", "near_y")
@@ -153,12 +182,21 @@ class Nearest:
     def _starts(blocks, nx, ny):
         return np.searchsorted(blocks, np.arange(nx * ny + 1)).astype(np.int64)
 
-    def _block_boxes(self, blocks, nx, ny):
+    def _block_boxes(self, blocks, nx, ny, before=None, only=None):
         """Per block, the box of its segments' parts inside it (min x, min y, max x, max y; an empty
-        block's box is inverted): a much tighter lower bound than the block itself."""
-        boxes = np.empty((4, ny * nx))
-        boxes[:2], boxes[2:] = np.inf, -np.inf
-        s = self.seg
+        block's box is inverted): a much tighter lower bound than the block itself.  ``before``,
+        ``only``: boxes to start from, and the blocks (sorted) to compute again."""
+        if before is None:
+            boxes = np.empty((4, ny * nx))
+            boxes[:2], boxes[2:] = np.inf, -np.inf
+            s = self.seg
+        else:
+            boxes = np.array(before, dtype=float).reshape(4, ny * nx)
+            boxes[:2, only], boxes[2:, only] = np.inf, -np.inf
+            lo, hi = self.start[only], self.start[np.asarray(only) + 1]
+            count = hi - lo
+            at = np.repeat(lo - np.cumsum(count) + count, count) + np.arange(count.sum())
+            blocks, s = blocks[at], self.seg[at]
         bx0 = self.x0 + (blocks % nx) * self.block_m
         by0 = self.y0 + (blocks // nx) * self.block_m
         lo_x = np.clip(np.minimum(self.ax[s], self.bx[s]), bx0, bx0 + self.block_m)
@@ -320,6 +358,22 @@ def _pool(boxes):
     padded[:, :ny, :nx] = boxes
     blocks = padded.reshape(4, h, 2, w, 2)
     return np.concatenate([blocks[:2].min(axis=(2, 4)), blocks[2:].max(axis=(2, 4))])
+
+
+def _pool_nodes(below, above, ty, tx):
+    """``above`` (a copy of the next pyramid level) with nodes ``ty, tx`` merged again from ``below``."""
+    _, h, w = below.shape
+    lo = np.full((2, len(ty)), np.inf)
+    hi = np.full((2, len(ty)), -np.inf)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            cy, cx = 2 * ty + dy, 2 * tx + dx
+            ok = (cy < h) & (cx < w)
+            child = below[:, cy[ok], cx[ok]]
+            lo[:, ok] = np.minimum(lo[:, ok], child[:2])
+            hi[:, ok] = np.maximum(hi[:, ok], child[2:])
+    above[:2, ty, tx], above[2:, ty, tx] = lo, hi
+    return above
 
 
 def ring_segments(geoms, owners):

@@ -174,6 +174,7 @@ class Locator:
                     current = self._current
                     if current is None or current.epoch < self.epoch():
                         self._current = self._refresh(current)
+                        self._current.settle()  # in force already: its outer segments follow
                         release_freed_memory()
             except Exception:  # the waiting lookups retry the update themselves and report its error
                 pass
@@ -247,7 +248,7 @@ class Locator:
     def _load(self, key: str) -> GridIndex | None:
         if self.home is None:
             return None
-        index = load_index(self.home, key)
+        index = load_index(self.home, key, prefault=self.background)
         if index is None:  # none, or damaged: cleared so the rebuilt one can be written
             index_files.discard(self.home, key)
         return index
@@ -593,11 +594,11 @@ class EpochWatch:
                 return None
 
 
-def load_index(home: Path, key: str) -> GridIndex | None:
+def load_index(home: Path, key: str, *, prefault: bool = False) -> GridIndex | None:
     """The index persisted under ``home`` as ``key``, its arrays memory-mapped; None when there is
     none or it is unreadable (another version's or a damaged copy is never trusted).  A server worker's
     start, and every ``--engine dask`` worker's (:mod:`.dask_assign`)."""
-    found = index_files.load(home, key)
+    found = index_files.load(home, key, prefault=prefault)
     if found is None:
         return None
     try:
@@ -645,8 +646,10 @@ def _affected_box(base: GridIndex, frame, codes) -> tuple | None:
         return None
     geoms = list(frame["geometry"])
     for r in rows:
-        kind, numbers = ("micro", base.micro) if base.level[r] == "micro" else ("special", base.special)
-        geoms.append(getattr(base, f"{kind}_geom")[numbers.searchsorted(r)])
+        if base.level[r] == "micro":
+            geoms.append(base.geoms([base.micro.searchsorted(r)])[0])  # decodes this grid alone
+        else:
+            geoms.append(base.special_geom[base.special.searchsorted(r)])
     return tuple(shapely.total_bounds(np.array(geoms, dtype=object))) if geoms else None
 
 

@@ -10,6 +10,7 @@ the same version set both succeed and one copy wins.  The least recently used fo
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
 import tempfile
@@ -25,17 +26,29 @@ def folder(home: Path) -> Path:
     return Path(home) / "index"
 
 
-def load(home: Path, key: str):
+def load(home: Path, key: str, *, prefault: bool = False):
     """(metadata, arrays) of the index persisted as ``key``, or None when there is none (or it is
-    unreadable: a damaged copy is ignored and rebuilt, never trusted)."""
+    unreadable: a damaged copy is ignored and rebuilt, never trusted).  ``prefault``: map every page
+    into this process now (a server worker before its first request), not on the lookups that reach
+    it: a worker's first seconds of lookups otherwise pay the faults of ~400 MB of arrays."""
     path = folder(home) / key
     try:
         meta = json.loads((path / META).read_text())
         arrays = {f.stem: np.load(f, mmap_mode="r", allow_pickle=False) for f in path.glob("*.npy")}
+        if prefault:
+            for array in arrays.values():
+                _touch(array)
         os.utime(path)  # recently used
     except (OSError, ValueError):
         return None
     return meta, arrays
+
+
+def _touch(array: np.ndarray) -> None:
+    """Read one byte of every page of a memory-mapped array (the page cache is shared: nothing is
+    copied, the process's page table is filled)."""
+    if array.size:
+        np.ascontiguousarray(array).reshape(-1).view(np.uint8)[:: mmap.PAGESIZE].sum()
 
 
 def exists(home: Path, key: str) -> bool:
