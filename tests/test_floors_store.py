@@ -321,3 +321,49 @@ def test_membership_file_round_trip_and_bad_rows_named(engine, cli, tmp_path):
     )
     res = cli("import", bad, "--level", "share")
     assert res.exit_code == 2 and f"row 2: building {YARD.format(1)}B001 has no unit 9" in res.output
+
+
+def test_a_server_keeps_its_shares_without_a_digest_when_no_edit_touched_them(engine, cli, tmp_path, monkeypatch):
+    """After an edit of a grid that holds no shares, a server keeps the shares it holds without asking
+    PostgreSQL for their digest (migration 0017's count of share and building writes, and the grid
+    change log, say nothing they hold moved); an edit of a grid holding shares, or a write to the
+    shares, makes it ask; a statement that wrote no share row counts nothing."""
+    from gridmap.services.locator import Locator
+    from gridmap.store import shares as stored_shares
+
+    cf.load(cli, tower_city(), tmp_path)
+    assert cli("partition", "--courtyard", YARD.format(1)).exit_code == 0
+    real, asked = stored_shares.digest, []
+    monkeypatch.setattr(stored_shares, "digest", lambda conn: asked.append(1) or real(conn))
+    server = Locator(engine, background=True)
+
+    def read_again():
+        server._members = server._read_members(server.epoch())
+        return server._members
+
+    def rename(code):
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE grid SET name = name || '·' WHERE code = :c AND valid_to IS NULL"), {"c": code}
+            )
+
+    first = read_again()
+    holding = sorted(first[6])
+    with engine.connect() as conn:
+        free = conn.execute(
+            sa.text("SELECT min(code) FROM grid WHERE valid_to IS NULL AND NOT code = ANY(:h)"),  # a street, say
+            {"h": holding},
+        ).scalar_one()
+    assert holding and free and len(asked) == 1
+    rename(free)
+    second = read_again()
+    assert second[0] > first[0] and second[1] is first[1] and len(asked) == 1  # kept, not asked
+    rename(holding[0])
+    assert read_again()[1] is first[1] and len(asked) == 2  # asked: same digest, so still kept
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM grid_share WHERE false"))  # moves the epoch, writes no row
+    assert read_again()[1] is first[1] and len(asked) == 2
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM grid_share WHERE unit = (SELECT min(unit) FROM grid_share)"))
+    after = read_again()
+    assert len(asked) == 3 and after[1] is not first[1] and after[4] != first[4]  # read again

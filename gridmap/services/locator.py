@@ -381,19 +381,32 @@ class Locator:
             return self._members[1:4]
 
     def _read_members(self, epoch: int) -> tuple:
+        """(epoch, memberships, STRtree of the shared buildings' footprints, their codes, digest,
+        write count, codes of the grids holding shares), kept from those held when unchanged."""
         with self.engine.connect() as conn:
-            # most edits move grids, not shares: when the shares and buildings in force are the ones
-            # held (a digest PostgreSQL computes in ~70 ms at city scale), they are kept, not read
-            # again (half a second of this process's time, its other threads slowed throughout)
-            digest = shares.digest(conn)
+            # most edits move grids, not shares.  No share or building written since the held ones
+            # were read (a count, migration 0017), and none of the grids the edits changed holding
+            # shares before or now: the shares in force are the held ones (the digest below cost
+            # PostgreSQL ~76 ms per worker per edit at city scale, the largest part of what an edit
+            # cost the lookups beside it on 2 cores)
+            count = shares.change_count(conn)  # before anything it vouches for is read
             held = self._members
+            if held is not None and held[5] == count:
+                changed = grid_changes.codes_since(conn, held[0], epoch)
+                if changed is not None and not changed & held[6] and not shares.any_current(conn, changed):
+                    return (epoch, *held[1:])
+            # otherwise when their digest is the held one's, they are kept, not read again (half a
+            # second of this process's time, its other threads slowed throughout)
+            digest = shares.digest(conn)
             if held is not None and held[4] == digest:
-                return (epoch, *held[1:])
-            m = self._memberships_of(shares.of_grids(conn)[shares.COLUMNS])
+                return (epoch, *held[1:4], digest, count, held[6])
+            frame = shares.of_grids(conn)[shares.COLUMNS]
+            m = self._memberships_of(frame)
             shared = m.buildings_shared()
             feet = buildings.footprints(conn, codes=shared)
         codes = [b for b in shared if b in feet]
-        return (epoch, m, shapely.STRtree([feet[b] for b in codes]), codes, digest)
+        holding = frozenset(frame["code"].tolist())
+        return (epoch, m, shapely.STRtree([feet[b] for b in codes]), codes, digest, count, holding)
 
     def _read_members_soon(self) -> None:
         """Read the shares in a thread of their own unless one is at it (a server's stale-while-read)."""

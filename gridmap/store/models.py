@@ -274,6 +274,16 @@ class GridChange(Base):
     at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
+class ShareChange(Base):
+    """A counter bumped by every statement that writes rows of ``grid_share`` or ``building``
+    (migration 0017): a server holding the shares knows without reading them that none was written."""
+
+    __tablename__ = "share_change"
+    id = Column(Integer, primary_key=True)
+    n = Column(BigInteger, nullable=False)
+    __table_args__ = (CheckConstraint("id = 1", name="one"),)
+
+
 class Resident(Base):
     """A household member placed by their address (down to floor and room when known)."""
 

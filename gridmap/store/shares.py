@@ -80,6 +80,22 @@ def digest(conn: Connection) -> tuple:
     )
 
 
+def change_count(conn: Connection) -> int:
+    """How many statements have written shares or buildings (``share_change``, migration 0017)."""
+    return conn.execute(sa.text("SELECT n FROM share_change WHERE id = 1")).scalar_one()
+
+
+def any_current(conn: Connection, codes) -> bool:
+    """Whether a current version of any grid of ``codes`` holds shares."""
+    return conn.execute(
+        sa.text(
+            "SELECT EXISTS (SELECT 1 FROM grid g JOIN grid_share s ON s.grid_id = g.id "
+            "WHERE g.code = ANY(:codes) AND g.valid_to IS NULL)"
+        ),
+        {"codes": sorted(codes)},
+    ).scalar_one()
+
+
 def shared_under(conn: Connection, lon, lat) -> tuple[list[tuple[int, str]], pd.DataFrame]:
     """For a few points (storage lon/lat): (point index, building code) of every current building
     whose footprint covers the point and whose floors more than one current micro-grid holds, and
