@@ -156,9 +156,10 @@ def test_a_server_answers_away_from_an_edit_while_its_update_runs(city, cli, tmp
     assert index.people["41019900200200202"][0]["name"] == "王芳"
 
 
-def test_the_leader_persists_the_index_after_edits_and_the_workers_never_do(city, cli, tmp_path):
+def test_the_leader_persists_the_index_after_edits_and_the_workers_never_do(city, cli, tmp_path, monkeypatch):
     """A serving worker updates its index in memory only; the leader's "index-persist" job brings the
-    newest index on disk up to date and saves it, so a worker starting after the edit loads it."""
+    newest index on disk up to date and saves it once the edits pause (or, while they go on, at most
+    every PERSIST_WHILE_EDITING seconds), so a worker starting after the edit loads it."""
     from gridmap.services import background
 
     home = tmp_path / "home"
@@ -172,11 +173,16 @@ def test_the_leader_persists_the_index_after_edits_and_the_workers_never_do(city
         time.sleep(0.01)
     assert server.index().source == "updated"
     assert len(list((home / "index").iterdir())) == 1  # the worker wrote nothing
-    assert job().startswith("index of epoch ")
+    assert job() == ""  # the epoch moved since the last run: edits may be under way
+    assert len(list((home / "index").iterdir())) == 1
+    assert job().startswith("index of epoch ")  # it stood still for a whole interval
     assert len(list((home / "index").iterdir())) == 2
     fresh = lookups.Locator(city, home=home)  # a worker starting now
     assert fresh.lookup(*lonlat(500, 1100))["micro"] == Y1 + "01" and fresh.index().source == "disk"
     assert job() == ""
+    monkeypatch.setattr(background, "PERSIST_WHILE_EDITING", 0.0)  # edits that never pause
+    move_boundary(cli, tmp_path, 1100)
+    assert job().startswith("index of epoch ") and len(list((home / "index").iterdir())) == 3
 
 
 def test_updated_index_answers_with_the_new_names(city, cli, tmp_path):
