@@ -40,9 +40,6 @@ MIXED = -2
 OUTSIDE = -1
 #: Special grids are looked for only in blocks of this many cells a side that their bounds touch.
 SPECIAL_BLOCK = 8
-#: Held while an index finds or brings along its outer segments (rare, and never during a lookup
-#: that has them already).
-_NEAREST_LOCK = threading.Lock()
 #: Version of the persisted form (:meth:`GridIndex.state`): another is rebuilt, never read.
 STATE_FORMAT = 4
 #: Chain levels above the micro-grid, top first.
@@ -176,6 +173,9 @@ class GridIndex:
         self._micro_wkb = wkb
         self.special_geom = np.asarray(special_geom, dtype=object)
         self._micro_tree = self._special_tree = self._nearest = self._nearest_pending = None
+        # held while this index finds or brings along its outer segments (its own: another index
+        # finding its segments from scratch, ~40 s at city scale, must not hold this one's up)
+        self._nearest_lock = threading.Lock()
         self._edges = None  # :mod:`.cell_edges`, made with the persisted form, loaded with it
 
     @property
@@ -552,7 +552,7 @@ class GridIndex:
         along from its base's (:func:`.index_update.updated` leaves that to the first use, so the
         update itself is in force sooner)."""
         if self._nearest is None:
-            with _NEAREST_LOCK:  # two lookups at once make it once
+            with self._nearest_lock:  # two lookups at once make it once
                 if self._nearest is None:
                     pending, self._nearest_pending = self._nearest_pending, None
                     near = pending() if pending is not None else None
