@@ -745,22 +745,23 @@ def test_import_refuses_over_long_values_per_row(cli, event_city, tmp_path, engi
 
 def test_the_migrations_are_one_chain_and_the_event_states_come_after_the_sign_in(database_url):
     """0013_event_states follows 0012_user_password (both were 0012 on their branches), 0014_people_move
-    follows it, 0015_open_cases, 0016_case_stats and 0017_share_change follow that; the fresh test database
-    (conftest) is at the one head with the migrations' columns."""
+    follows it, 0015_open_cases, 0016_case_stats, 0017_share_change and 0018_grid_notice follow that; the
+    fresh test database (conftest) is at the one head with the migrations' columns."""
     cfg = Config()
     cfg.set_main_option("script_location", str(db.MIGRATIONS))
     scripts = ScriptDirectory.from_config(cfg)
-    assert scripts.get_heads() == ["0017"]
+    assert scripts.get_heads() == ["0018"]
     chain = [s.revision for s in scripts.walk_revisions()]
-    assert chain == [f"{n:04d}" for n in range(17, 0, -1)]
+    assert chain == [f"{n:04d}" for n in range(18, 0, -1)]
     assert "user_password" in scripts.get_revision("0012").path
     assert "event_states" in scripts.get_revision("0013").path
     assert "people_move" in scripts.get_revision("0014").path
     assert "open_cases" in scripts.get_revision("0015").path
     assert "case_stats" in scripts.get_revision("0016").path
     assert "share_change" in scripts.get_revision("0017").path
+    assert "grid_notice" in scripts.get_revision("0018").path
     with db.engine(database_url).connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0017"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0018"
         columns = conn.execute(
             sa.text(
                 "SELECT table_name || '.' || column_name FROM information_schema.columns "

@@ -407,7 +407,11 @@ def test_incremental_update_equals_rebuild(demo_frame, edits, loaded):
         blocks = again._bucket(nx, ny)
         assert np.array_equal(again.seg, near.seg) and np.array_equal(again._starts(blocks, nx, ny), near.start)
         again._index_blocks(blocks, nx, ny)
-        assert np.array_equal(again.near_x, near.near_x) and np.array_equal(again.near_y, near.near_y)
+        # each block's first bound comes from an occupied block (the nearest when found afresh; one
+        # kept from before an edit while it stays occupied)
+        occupied = near.start[1:] > near.start[:-1]
+        assert occupied[near.near_y.astype(np.int64) * nx + near.near_x].all()
+        assert occupied[again.near_y.astype(np.int64) * nx + again.near_x].all()
         assert len(again.levels) == len(near.levels)
         assert all(np.array_equal(a, b) for a, b in zip(again.levels, near.levels, strict=True))
     a, b = index.nearest(x[out][:500], y[out][:500]), rebuilt.nearest(x[out][:500], y[out][:500])
@@ -485,6 +489,73 @@ def test_a_server_learns_new_epochs_from_announcements_and_queries_when_it_canno
     with city.begin() as conn:  # a commit of this process: read at once, not left to the announcement
         conn.execute(sa.text("UPDATE grid_epoch SET epoch = epoch + 1 WHERE id = 1"))
     assert watch.current() == after + 6
+
+
+def test_each_epoch_is_announced_with_the_box_of_what_it_changed(city, cli, tmp_path):
+    """Migration 0018: with each grid epoch PostgreSQL announces the lon/lat box of the rows the
+    statement touched, old versions and new; a statement touching no grid (no row, or a building's)
+    announces nothing changed; one touching a grid above the micro-grids announces no box, nor does
+    an epoch moved otherwise (a server then waits for its update, as before)."""
+    url = city.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    watch = lookups.EpochWatch(url, retry_s=0.2, confirm_s=3600)
+    start = watch.current()
+    move_boundary(cli, tmp_path, 1200)
+    after = watch.current()
+    box = watch.box(start, after)
+    assert after > start and box is not None
+    # the two micro-grids' old and new outlines: the courtyard x 0..1000, y 0..2000, and no more
+    for x, y in ((1, 1), (999, 1999), (500, 1100)):
+        assert lookups._within(lonlat(x, y), box)
+    for x, y in ((1010, 1000), (500, 2010), (3500, 3500)):
+        assert not lookups._within(lonlat(x, y), box)
+    assert watch.box(after, after) == store.NO_CHANGE
+    with city.begin() as conn:  # a statement that touched no row: an epoch that changed nothing
+        conn.execute(sa.text("UPDATE grid SET name = name WHERE false"))
+    assert watch.current() == after + 1 and watch.box(after, after + 1) == store.NO_CHANGE
+    assert watch.box(start, after + 1) == box
+    with city.begin() as conn:  # a street renamed: every chain below it changed, no box says where
+        conn.execute(sa.text("UPDATE grid SET name = name || '街' WHERE level = 'street' AND valid_to IS NULL"))
+    assert watch.current() == after + 2 and watch.box(after, after + 2) is None
+    with city.begin() as conn:  # an epoch announced without a box (as a building's write is)
+        conn.execute(sa.text("UPDATE grid_epoch SET epoch = epoch + 1 WHERE id = 1"))
+    assert watch.current() == after + 3 and watch.box(after + 2, after + 3) is None
+    with city.begin() as conn:  # a building's write: no grid changed
+        conn.execute(sa.text("UPDATE building SET name = name WHERE code = (SELECT min(code) FROM building)"))
+    assert watch.current() == after + 4 and watch.box(after + 3, after + 4) == store.NO_CHANGE
+
+
+def test_a_server_answers_away_from_an_edit_before_its_update_has_read_it(city, cli, tmp_path, monkeypatch):
+    """A lookup away from a committed edit answers from the index the server holds at once, from the
+    box announced with the epoch, while the update has not yet read the change log (before 0018 it
+    waited for that read, up to a second, then for the whole update); a point in the box waits for
+    the update and gets the new grid."""
+    import threading
+
+    locator = lookups.Locator(city, home=tmp_path / "home", background=True)
+    locator.warm()
+    far = locator.lookup(*lonlat(3500, 3500))["micro"]
+    release = threading.Event()
+    real = lookups.Locator._update
+
+    def held_update(self, *args, **kwargs):  # the update, held before it reads anything
+        release.wait(30)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(lookups.Locator, "_update", held_update)
+    move_boundary(cli, tmp_path, 1200)
+    try:
+        started = time.monotonic()
+        assert locator.lookup(*lonlat(3500, 3500))["micro"] == far
+        assert time.monotonic() - started < 0.5 and locator._current.epoch < locator.epoch()
+        moved = {}
+        waiting = threading.Thread(target=lambda: moved.update(locator.lookup(*lonlat(500, 1100))))
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive()  # in the box: waits for the update
+    finally:
+        release.set()
+    waiting.join(30)
+    assert moved["micro"] == Y1 + "01"
 
 
 def test_covered_segments_are_the_same_however_many_blocks_are_taken_at_once(monkeypatch):

@@ -683,14 +683,34 @@ def inside_point(conn: Connection) -> tuple[float, float] | None:
 #: The channel ``grid_bump_epoch()`` announces every new grid epoch on (its payload: the epoch).
 EPOCH_CHANNEL = "gridmap_grids"
 
+#: The channel migration 0018's triggers announce each epoch's box on: "<epoch> <xmin> <ymin> <xmax>
+#: <ymax>" (lon/lat of every grid row the statement touched, old versions and new), "<epoch> -" (no
+#: row), "<epoch> *" (a grid of another level than micro or special: no box).
+BOX_CHANNEL = "gridmap_grid_boxes"
+
+#: An announced box: nothing changed.
+NO_CHANGE = ()
+
 
 def listen_epoch(dbapi_conn) -> int:
-    """LISTEN for new grid epochs on a plain autocommit psycopg connection; the epoch now (read after
-    the LISTEN, so no bump between the two is missed)."""
+    """LISTEN for new grid epochs (and their boxes) on a plain autocommit psycopg connection; the
+    epoch now (read after the LISTEN, so no bump between the two is missed)."""
     dbapi_conn.execute(f"LISTEN {EPOCH_CHANNEL}")
+    dbapi_conn.execute(f"LISTEN {BOX_CHANNEL}")
     return epoch_raw(dbapi_conn)
 
 
-def announced_epochs(dbapi_conn) -> list[int]:
-    """The epochs announced on a listening connection since the last call, without waiting."""
-    return [int(n.payload) for n in dbapi_conn.notifies(timeout=0) if n.channel == EPOCH_CHANNEL]
+def announced(dbapi_conn) -> tuple[list[int], list[tuple[int, tuple | None]]]:
+    """The epochs announced on a listening connection since the last call, without waiting, and the
+    boxes announced with them: (epoch, (xmin, ymin, xmax, ymax)), (epoch, NO_CHANGE) for a statement
+    that touched no row, (epoch, None) for one no box describes."""
+    epochs, boxes = [], []
+    for n in dbapi_conn.notifies(timeout=0):
+        if n.channel == EPOCH_CHANNEL:
+            epochs.append(int(n.payload))
+        elif n.channel == BOX_CHANNEL:
+            epoch, _, rest = n.payload.partition(" ")
+            parts = rest.split()
+            box = NO_CHANGE if parts == ["-"] else tuple(map(float, parts)) if len(parts) == 4 else None
+            boxes.append((int(epoch), box))
+    return epochs, boxes
