@@ -106,10 +106,12 @@ def test_server_locator_updates_in_place_after_each_edit(city, cli, tmp_path):
 
 def test_a_server_answers_away_from_an_edit_while_its_update_runs(city, cli, tmp_path, monkeypatch):
     """After a commit, a server's lookup of a point outside the changed grids answers from the index it
-    holds at once (the update runs in a thread of its own); a point the edit moved waits for the update
-    and gets the new grid.  The updated index keeps the people of the grids the edit left alone and
-    reads those of the changed ones (before, every lookup after an edit read its grid's people, and a
-    batch re-read the whole city's)."""
+    holds at once (the update runs in a thread of its own); a point the edit moved answers with its new
+    grid and that grid's people as soon as the update has read the change, before the update is in
+    force (a patch: the old index and the new outlines); a point outside every grid waits for the
+    update.  The updated index keeps the people of the grids the edit left alone and reads those of
+    the changed ones (before, every lookup after an edit read its grid's people, and a batch re-read
+    the whole city's)."""
     import threading
 
     roster = pd.DataFrame(
@@ -142,14 +144,14 @@ def test_a_server_answers_away_from_an_edit_while_its_update_runs(city, cli, tmp
     outside.start()
     outside.join(0.5)
     assert outside.is_alive()
-    waiting = threading.Thread(target=lambda: moved.update(locator.lookup(*lonlat(500, 1100))))
-    waiting.start()
-    waiting.join(0.5)
-    assert waiting.is_alive()  # the moved point waits for the update
+    early = locator.lookup(*lonlat(500, 1100))  # the moved point: from the patch, the update held
+    assert early["micro"] == Y1 + "01" and early["people"][0]["name"] == "张伟"
+    assert early["chain"][-1] == {"level": "micro", "code": Y1 + "01", "name": early["chain"][-1]["name"]}
+    assert locator._current.epoch < locator.epoch() and outside.is_alive()
     release.set()
-    waiting.join(30)
     outside.join(30)
-    assert moved["micro"] == Y1 + "01" and moved["people"][0]["name"] == "张伟"
+    after = locator.lookup(*lonlat(500, 1100))
+    assert {k: v for k, v in after.items() if k != "at"} == {k: v for k, v in early.items() if k != "at"}
     assert moved["outside"]["nearest"]["code"] == Y1 + "01"
     index = locator.index()
     assert index.source == "updated" and index.people_loaded
@@ -417,6 +419,63 @@ def test_incremental_update_equals_rebuild(demo_frame, edits, loaded):
     a, b = index.nearest(x[out][:500], y[out][:500]), rebuilt.nearest(x[out][:500], y[out][:500])
     assert np.array_equal(index.code[index.micro[a[0]]], rebuilt.code[rebuilt.micro[b[0]]])
     assert np.allclose(a[1], b[1], rtol=0, atol=1e-9)
+
+
+def _moved_between_neighbours(frame, share):
+    """``frame`` with the edge between the first two neighbouring micro-grids of one courtyard moved
+    to ``share`` of their union's width (a planner's boundary move); (frame, changed codes)."""
+    micro = frame[frame["level"] == "micro"].sort_values("code")
+    geoms = micro["geometry"].to_numpy()
+    tree = shapely.STRtree(geoms)
+    for i, j in zip(*tree.query(geoms, predicate="touches"), strict=True):
+        a, b = micro.iloc[i], micro.iloc[j]
+        if i < j and a["parent_code"] == b["parent_code"] and shapely.length(a.geometry.intersection(b.geometry)) > 0:
+            break
+    union = shapely.union(a.geometry, b.geometry)
+    x0, y0, x1, y1 = union.bounds
+    first = union.intersection(shapely.box(x0 - 1, y0 - 1, x0 + (x1 - x0) * share, y1 + 1))
+    frame = frame.copy()
+    frame.loc[frame["code"] == a["code"], "geometry"] = [_multi(first)]
+    frame.loc[frame["code"] == b["code"], "geometry"] = [_multi(union.difference(first))]
+    return frame, {a["code"], b["code"]}
+
+
+@pytest.mark.parametrize("edit", ["move", "shrink", "grow", "shift"])
+def test_a_patch_answers_as_the_updated_index_before_the_update(demo_frame, edit):
+    """While a server's update runs, a lookup in the edit's box answers from a patch (the old index and
+    the changed grids' new outlines): exactly what the updated index answers (the lowest-numbered grid
+    covering the point), on random points in the box and on every vertex of the old and new outlines;
+    a point no grid covers is left to the update."""
+    from gridmap.domain import index_update
+
+    base = GridIndex(demo_frame, epoch=1)
+    if edit == "move":
+        frame, codes = _moved_between_neighbours(demo_frame, 0.45)
+    else:
+        frame, codes = apply_edit(demo_frame, (edit, 7, 0.6), 0)
+    rows = frame[frame["code"].isin(codes)]
+    early = index_update.patch(base, rows, codes, epoch=2)
+    index = updated(base, rows, codes, epoch=2)
+    assert early is not None and index is not None
+    old = demo_frame[demo_frame["code"].isin(codes)]["geometry"].to_numpy()
+    outlines = np.concatenate([old, rows["geometry"].to_numpy()])
+    x0, y0, x1, y1 = shapely.total_bounds(outlines)
+    rng = np.random.default_rng(5)
+    verts = shapely.get_coordinates(outlines)
+    x = np.concatenate([rng.uniform(x0, x1, 3000), verts[:, 0]])
+    y = np.concatenate([rng.uniform(y0, y1, 3000), verts[:, 1]])
+    answered = inside = 0
+    for a, b in zip(x.tolist(), y.tolist()):
+        ours, theirs = early.answer_one(a, b), index.answer_one(a, b)
+        inside += theirs["inside"]
+        if ours is not None:
+            answered += 1
+            assert ours == theirs
+    assert answered >= 0.9 * inside > 0
+    # anything more than outlines moving is left to the update
+    for other in ("rename", "delete", "special"):
+        frame, codes = apply_edit(demo_frame, (other, 7, 0.6), 1)
+        assert index_update.patch(base, frame[frame["code"].isin(codes)], codes, epoch=2) is None
 
 
 def test_an_update_of_a_loaded_index_decodes_only_the_grids_near_the_edit(demo_frame):

@@ -611,10 +611,13 @@ class GridIndex:
                     break
             else:
                 m = int(self._exact(np.array([x]), np.array([y]))[0])
-        specials = []
-        if self.special_blocks[cy // SPECIAL_BLOCK, cx // SPECIAL_BLOCK]:
-            specials = sorted(int(s) for s in self.special_tree.query(shapely.Point(x, y), predicate="intersects"))
-        return m, specials
+        return m, self.specials_one(x, y, cx, cy)
+
+    def specials_one(self, x: float, y: float, cx: int, cy: int) -> list[int]:
+        """The special grids covering one point in cell (``cx``, ``cy``), ascending."""
+        if not self.special_blocks[cy // SPECIAL_BLOCK, cx // SPECIAL_BLOCK]:
+            return []
+        return sorted(int(s) for s in self.special_tree.query(shapely.Point(x, y), predicate="intersects"))
 
     def chain_of(self, m: int) -> list[dict]:
         """The chain (top first) of micro-grid number ``m``, as JSON-ready objects, made once per grid

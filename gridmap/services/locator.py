@@ -51,6 +51,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from .. import geo
+from ..domain import index_update
 from ..domain.address import Building, Gazetteer
 from ..domain.index_update import updated
 from ..domain.lookup import NOT_A_POINT, NOT_NUMBERS, SPECIAL, GridIndex, assign_arrays, check_point, check_points
@@ -85,7 +86,7 @@ class Locator:
         self._current: GridIndex | None = None
         self._dated: OrderedDict = OrderedDict()
         self._instants: tuple[int, list[datetime]] | None = None
-        self._pending: tuple[int, tuple | None] | None = None
+        self._pending: tuple[int, tuple | None, index_update.Patch | None] | None = None
         self._gazetteer: tuple[int, Gazetteer] | None = None
         self._members: tuple | None = None
         self._members_lock = threading.Lock()
@@ -159,11 +160,13 @@ class Locator:
                     return now
                 pending = self._pending
                 if pending is not None and pending[0] >= epoch:
-                    box = pending[1]
+                    box, early = pending[1], pending[2]
                     if box is None:
                         return None
                     if not _within(point, box):
                         return current
+                    if early is not None and early.locate_one(*point) is not None:
+                        return early  # the updated index's answer, before the update is in force
                 if not self._refreshing or time.monotonic() > deadline:
                     return None
                 self._moved.wait(0.01)
@@ -237,8 +240,11 @@ class Locator:
             index.epoch = epoch
             return index
         frame = grids.index_frame(conn, None, codes)
+        box = _affected_box(base, frame, codes)
+        # a server's lookups in the box answer from this while the update runs (an outline moved)
+        early = index_update.patch(base, frame, codes, epoch=epoch) if box is not None and self.background else None
         with self._moved:
-            self._pending = (epoch, _affected_box(base, frame, codes))
+            self._pending = (epoch, box, early)
             self._moved.notify_all()
         try:
             index = updated(base, frame, codes, epoch=epoch)
