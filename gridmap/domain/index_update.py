@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .lookup import DECIMALS, MIXED, GridIndex
+from .lookup import MIXED, GridIndex
 
 #: Marker values of 2-byte cells (MIXED, OUTSIDE as stored).
 _U16_MARKERS = (65_534, 65_535)
@@ -283,20 +283,7 @@ class Patch:
     def answer_one(self, x: float, y: float) -> dict | None:
         """:meth:`.GridIndex.answer_one` of the updated index for a point this patch answers, else None."""
         found = self.locate_one(x, y)
-        if found is None:
-            return None
-        m, specials = found
-        base = self.base
-        micro_code = base.code[base.micro[m]]
-        return {
-            "lon": round(float(x), DECIMALS),
-            "lat": round(float(y), DECIMALS),
-            "inside": True,
-            "micro": micro_code,
-            "chain": base.chain_of(m),
-            "specials": [{"code": base.code[base.special[s]], "name": base.name[base.special[s]]} for s in specials],
-            "people": base.people.get(micro_code, []),
-        }
+        return None if found is None else self.base.answer_inside(x, y, *found)
 
 
 def patch(base: GridIndex, frame: pd.DataFrame, changed, *, epoch: int) -> Patch | None:

@@ -637,6 +637,10 @@ class GridIndex:
         m, specials = self.locate_one(x, y)
         if m < 0:
             return self.answers(np.array([x]), np.array([y]))[0]  # outside: nearest grid, rare
+        return self.answer_inside(x, y, m, specials)
+
+    def answer_inside(self, x: float, y: float, m: int, specials: list[int]) -> dict:
+        """The answer for a point in micro-grid number ``m`` and special grids ``specials``."""
         micro_code = self.code[self.micro[m]]
         return {
             "lon": round(float(x), DECIMALS),

@@ -617,6 +617,16 @@ class EpochWatch:
         x0, y0, x1, y1 = zip(*boxes, strict=True)
         return min(x0), min(y0), max(x1), max(y1)
 
+    def _take_announced(self) -> None:
+        epochs, boxes = grids.announced(self._conn)
+        for epoch in epochs:
+            self._epoch = max(self._epoch, epoch)
+        if boxes:
+            self._boxes.update(boxes)
+            if len(self._boxes) > 2 * self.KEEP_BOXES:
+                newest = max(self._boxes)
+                self._boxes = {e: b for e, b in self._boxes.items() if e > newest - self.KEEP_BOXES}
+
     def current(self) -> int | None:
         with self._lock:
             try:
@@ -627,18 +637,14 @@ class EpochWatch:
                     self._boxes.clear()  # what was announced while not listening is unknown
                     self._epoch = grids.listen_epoch(self._conn)
                     self._confirmed_at = time.monotonic()
-                epochs, boxes = grids.announced(self._conn)
-                for epoch in epochs:
-                    self._epoch = max(self._epoch, epoch)
-                if boxes:
-                    self._boxes.update(boxes)
-                    if len(self._boxes) > 2 * self.KEEP_BOXES:
-                        newest = max(self._boxes)
-                        self._boxes = {e: b for e, b in self._boxes.items() if e > newest - self.KEEP_BOXES}
+                self._take_announced()
                 if _commits != self._commits or time.monotonic() - self._confirmed_at >= self.confirm_s:
                     seen = _commits
                     self._epoch = max(self._epoch, grids.epoch_raw(self._conn))
                     self._confirmed_at, self._commits = time.monotonic(), seen
+                    # the announcements of what that read saw came in before its answer: their boxes
+                    # too (a lookup right after its own process's commit found the epoch, not the box)
+                    self._take_announced()
                 return self._epoch
             except psycopg.Error:  # the database went away: query until it is back
                 if self._conn is not None:
