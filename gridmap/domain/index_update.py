@@ -261,18 +261,11 @@ class Patch:
         """(micro number, special grids) as :meth:`.GridIndex.locate_one` of the updated index would
         say; None for a point this patch does not answer."""
         base = self.base
-        ny, nx = base.cells.shape
-        cx, cy = int((x - base.x0) // base.dx), int((y - base.y0) // base.dy)
-        if not (0 <= cx < nx and 0 <= cy < ny):
+        cell = base.cell_one(x, y)
+        if cell is None:
             return None
-        m = int(base.cells[cy, cx])
-        if base.cells.dtype == np.uint16 and m >= 65_534:
-            m -= 65_536
-        if m == MIXED:
-            slot = int(base.mixed_cells.searchsorted(base.mixed_cells.dtype.type(cy * nx + cx)))
-            kept = [int(c) for c in base.cand[base.cand_start[slot] : base.cand_start[slot + 1]]]
-        else:
-            kept = [m] if m >= 0 else []
+        cx, cy, m = cell
+        kept = base.candidates_one(cx, cy).tolist() if m == MIXED else [m] if m >= 0 else []
         found = [c for c in kept if c not in self._changed and shapely.intersects_xy(base._prepared([c])[0], x, y)]
         hits = self._numbers[shapely.intersects_xy(self._geoms, x, y)]
         best = min(found + hits[:1].tolist(), default=None)

@@ -591,21 +591,34 @@ class GridIndex:
         safe = np.maximum(micro_numbers, 0)
         return {level: np.where(ok, self.chain[level][safe], -1) for level in CHAIN}
 
-    def locate_one(self, x: float, y: float) -> tuple[int, list[int]]:
-        """:meth:`locate` for one point without array overhead (the HTTP hot path)."""
+    def cell_one(self, x: float, y: float) -> tuple[int, int, int] | None:
+        """(column, row, label) of one point's cell: a micro number, MIXED or OUTSIDE; None off the grid."""
         ny, nx = self.cells.shape
         cx = int((x - self.x0) // self.dx)
         cy = int((y - self.y0) // self.dy)
         if not (0 <= cx < nx and 0 <= cy < ny):
-            return OUTSIDE, []
+            return None
         m = int(self.cells[cy, cx])
         if self.cells.dtype == np.uint16 and m >= 65_534:
             m -= 65_536
+        return cx, cy, m
+
+    def candidates_one(self, cx: int, cy: int) -> np.ndarray:
+        """The candidate micro numbers of a mixed cell, ascending."""
+        # the key in the array's own dtype: a mismatch makes numpy cast (copy) the whole array per call
+        key = self.mixed_cells.dtype.type(cy * self.cells.shape[1] + cx)
+        slot = int(self.mixed_cells.searchsorted(key))
+        return self.cand[self.cand_start[slot] : self.cand_start[slot + 1]]
+
+    def locate_one(self, x: float, y: float) -> tuple[int, list[int]]:
+        """:meth:`locate` for one point without array overhead (the HTTP hot path)."""
+        cell = self.cell_one(x, y)
+        if cell is None:
+            return OUTSIDE, []
+        cx, cy, m = cell
         if m == MIXED:
-            # the key in the array's own dtype: a mismatch makes numpy cast (copy) the whole array per call
-            slot = int(self.mixed_cells.searchsorted(self.mixed_cells.dtype.type(cy * nx + cx)))
             m = OUTSIDE
-            for c in self.cand[self.cand_start[slot] : self.cand_start[slot + 1]]:
+            for c in self.candidates_one(cx, cy):
                 if shapely.intersects_xy(self._prepared([c])[0], x, y):
                     m = int(c)
                     break
