@@ -5,6 +5,7 @@ and reopening, the queue and statistics, photos, and the CLI."""
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import threading
 import xml.etree.ElementTree as ET
@@ -520,6 +521,45 @@ def test_cli_matters_and_events(cli, event_city, tmp_path, engine):
     assert cli("events", "tick").exit_code == 0
 
 
+def test_an_import_routes_every_row_as_one_case_is_routed(cli, client, event_city, tmp_path, engine):
+    """The bulk import routes by distinct grid and reason, not row by row (seconds a million): each
+    row's department, grid worker, state and reason equal what the routing of one case (the API's
+    simulation) says for the same matter and place, for automatic matters of every handling level,
+    manual ones, and places outside every grid."""
+    kinds = [pick(True, "micro"), pick(True, "community", "cg"), pick(False, "community"), pick(False, "street")]
+    kinds += [m for m in catalogue().matters.values() if m.auto and m.level in ("street", "district")][:2]
+    places = [(300, 500), (480, 500), (-3000, 500), (300, 520)]
+    rows = [(m.code, *lonlat(x, y)) for m in kinds for x, y in places]
+    frame = pd.DataFrame(rows, columns=["matter", "lon", "lat"]).assign(
+        text="来电", external_id=[f"r{i}" for i in range(len(rows))]
+    )
+    frame.to_csv(tmp_path / "routes.csv", index=False)
+    res = cli("events", "import", tmp_path / "routes.csv", "--channel", "routes")
+    assert res.exit_code == 0, res.output
+    with engine.connect() as conn:
+        got = conn.execute(
+            sa.text("SELECT external_id, state, department_code, assignee, route->>'why' FROM report "
+                    "WHERE source = 'routes' ORDER BY id")
+        ).all()  # fmt: skip
+    assert [g[0] for g in got] == frame["external_id"].tolist()
+    seen = set()
+    for (code, lon, lat), (_, state, dept, assignee, why) in zip(rows, got, strict=True):
+        one = client.get(f"/api/v1/events/route?matter={code}&lon={lon}&lat={lat}").get_json()["route"]
+        assert dept == one.get("department"), (code, lon, lat)
+        assert assignee == (f"grid:{one['grid']}" if one.get("workers") else None), (code, lon, lat)
+        assert state == ("dispatched" if dept or assignee else "filed")
+        if dept:
+            assert why == f"automatic: department {dept}"
+        elif assignee:
+            assert why == f"automatic: grid workers of {one['grid']}"
+        elif one.get("queue"):
+            assert why == f"dispatchers' queue of {one['queue']}"
+        else:
+            assert why == "outside every grid: the city dispatchers' queue"
+        seen.add(why.split(" of ")[0].split(":")[0])
+    assert seen == {"automatic", "dispatchers' queue", "outside every grid"}
+
+
 def test_a_georeport_client_lists_services_and_reads_a_request_from_a_running_server(event_city, database_url, engine):
     """``georeport`` (PyPI; written elsewhere) against `gridmap serve`, in both encodings.  It has no
     POST, so the request is filed with a plain form POST as any Open311 client sends it."""
@@ -745,14 +785,15 @@ def test_import_refuses_over_long_values_per_row(cli, event_city, tmp_path, engi
 
 def test_the_migrations_are_one_chain_and_the_event_states_come_after_the_sign_in(database_url):
     """0013_event_states follows 0012_user_password (both were 0012 on their branches), 0014_people_move
-    follows it, 0015_open_cases, 0016_case_stats, 0017_share_change and 0018_grid_notice follow that; the
-    fresh test database (conftest) is at the one head with the migrations' columns."""
+    follows it, 0015_open_cases, 0016_case_stats, 0017_share_change, 0018_grid_notice and
+    0019_closed_case_figures follow that; the fresh test database (conftest) is at the one head with the
+    migrations' columns."""
     cfg = Config()
     cfg.set_main_option("script_location", str(db.MIGRATIONS))
     scripts = ScriptDirectory.from_config(cfg)
-    assert scripts.get_heads() == ["0018"]
+    assert scripts.get_heads() == ["0019"]
     chain = [s.revision for s in scripts.walk_revisions()]
-    assert chain == [f"{n:04d}" for n in range(18, 0, -1)]
+    assert chain == [f"{n:04d}" for n in range(19, 0, -1)]
     assert "user_password" in scripts.get_revision("0012").path
     assert "event_states" in scripts.get_revision("0013").path
     assert "people_move" in scripts.get_revision("0014").path
@@ -760,8 +801,9 @@ def test_the_migrations_are_one_chain_and_the_event_states_come_after_the_sign_i
     assert "case_stats" in scripts.get_revision("0016").path
     assert "share_change" in scripts.get_revision("0017").path
     assert "grid_notice" in scripts.get_revision("0018").path
+    assert "closed_case_figures" in scripts.get_revision("0019").path
     with db.engine(database_url).connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0018"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0019"
         columns = conn.execute(
             sa.text(
                 "SELECT table_name || '.' || column_name FROM information_schema.columns "
@@ -781,18 +823,25 @@ FIGURE_VIEWS = [(s, s) for s in ("micro", "courtyard", "community", "street", "d
 
 
 @pytest.mark.parametrize(("scope", "group"), FIGURE_VIEWS)
-def test_a_grids_figures_are_read_from_an_index_alone(engine, scope, group):
-    """Every column the figures read is in the scope's index (migration 0016), for the figures of the
-    scope itself, per the level below and per department, so PostgreSQL can answer them with an
-    index-only scan (on the bench city: the largest street 69 -> 21 ms) and not a heap page per case."""
+def test_a_grids_closed_cases_figures_are_read_from_an_index_alone(engine, scope, group):
+    """Every column the figures read of a closed case is in the scope's index (migration 0016), for the
+    figures of the scope itself, per the level below and per department, so PostgreSQL can answer them
+    with an index-only scan (on the bench city: the largest street 69 -> 21 ms) and not a heap page per
+    case; the open cases are read through the queue's index of open cases (0019)."""
     import re
 
     from gridmap.store import case_views
 
-    sql = case_views._STATS.format(group=case_views.SCOPES[group], scope=case_views.SCOPES[scope])
-    read = set(re.findall(r"\br\.(\w+)", sql))
+    sql = case_views.stats_sql(case_views.SCOPES[group], case_views.SCOPES[scope])
+    closed = sql[sql.index("FROM (") : sql.index("UNION ALL")]
+    assert "status = 'closed'" in closed and "status = 'open'" in sql[sql.index("UNION ALL") :]
     index = f"ix_report_{case_views.SCOPES[scope]}"
     with engine.connect() as conn:
+        columns = set(
+            conn.execute(
+                sa.text("SELECT column_name FROM information_schema.columns WHERE table_name = 'report'")
+            ).scalars()
+        )
         carried = conn.execute(
             sa.text(
                 "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
@@ -800,8 +849,74 @@ def test_a_grids_figures_are_read_from_an_index_alone(engine, scope, group):
             ),
             {"index": index},
         ).scalars()
+        read = set(re.findall(r"\b(\w+)\b", re.sub(r"CAST\(:\w+ AS \w+\)", "", closed))) & columns
         assert read - set(carried) == set(), f"{index} lacks what the figures read"
-    assert {"closed_at", "rating", case_views.SCOPES[group]} <= read  # the pattern finds the columns
+    assert {"closed_at", "rating", "state", case_views.SCOPES[group]} <= read  # the pattern finds the columns
+
+
+#: A level's code in the synthetic open cases below, and how many grids of the level there are.
+SUBTREES = {"micro": 4000, "courtyard": 1000, "community": 300, "street": 40, "district": 4, "department": 100}
+
+
+@pytest.mark.parametrize("scope", list(SUBTREES))
+def test_the_queue_and_the_open_cases_figures_find_a_subtree_through_an_index(engine, scope):
+    """The queue and the open part of the figures name a subtree in the form an index of open cases
+    answers (the GIN index of the four upper codes must see its own expression; 0019): PostgreSQL
+    plans them through that index among 40,000 open cases (added and analysed in a transaction
+    rolled back; the test city alone is too small for any plan to differ)."""
+    from gridmap.store import case_views
+
+    column = case_views.SCOPES[scope]
+    want = "ix_report_open_chain" if column in case_views.OPEN_CHAIN_COLUMNS else f"ix_report_open_{column}"
+    queue = case_views._QUEUE.format(in_scope=case_views._open_in(column, "r"), direction="ASC")
+    stats = case_views.stats_sql(column, column)
+    open_part = stats[stats.index("UNION ALL") + len("UNION ALL") : stats.rindex(") r")]
+    params = {"code": f"{scope}-7", "matter": None, "states": None, "overdue": None, "limit": 50, "offset": 0}
+    params |= {"now": "2026-01-01T00:00:00+08:00", "since": None, "until": None}
+    codes = ", ".join(f"'{s}-' || (i % {n})" for s, n in SUBTREES.items())
+    with engine.connect() as conn:
+        columns = ", ".join(case_views.SCOPES[s] for s in SUBTREES)
+        conn.execute(
+            sa.text(f"""INSERT INTO report (text, state, matter_code, due_at, {columns})
+                        SELECT 'x', 'filed', 'm', now() + i * interval '1 minute', {codes}
+                        FROM generate_series(1, 40000) i""")
+        )
+        conn.execute(sa.text("ANALYZE report"))
+        # bitmap scans only (GIN has no other): which index, not the planner's taste for walking the
+        # deadline index on a small table (on the bench city the chain's is chosen: 9.9 ms a street)
+        conn.execute(sa.text("SET LOCAL enable_indexscan = off"))
+        for sql in (queue, open_part):
+            plan = "\n".join(conn.execute(sa.text("EXPLAIN " + sql), params).scalars())
+            assert want in plan, plan
+        conn.rollback()
+
+
+def test_the_figures_indexes_hold_the_closed_cases_and_the_queues_the_open_ones(engine):
+    """Which cases each index of ``report`` holds (0019): the figures' wide indexes the closed cases
+    only (an import of a million open cases wrote 6 GB of them for nothing), the queue's narrow ones
+    the open cases (one GIN index for the courtyard, community, street and district), those of the
+    special grid and the department only the cases that have one; the open cases' matter index is
+    gone (the index of every case on the same columns serves)."""
+    from gridmap.store import case_views
+
+    with engine.connect() as conn:
+        preds = dict(
+            conn.execute(
+                sa.text("SELECT indexrelid::regclass::text, pg_get_expr(indpred, indrelid) FROM pg_index "
+                        "WHERE indrelid = 'report'::regclass")
+            ).all()
+        )  # fmt: skip
+    for column in case_views.SCOPES.values():
+        if column != "special_code":  # no figures of a special grid
+            assert preds[f"ix_report_{column}"] == "(status = 'closed'::text)"
+        if column in case_views.OPEN_CHAIN_COLUMNS:  # one GIN index of the four, below
+            assert f"ix_report_open_{column}" not in preds
+            continue
+        sparse = column in ("special_code", "department_code")
+        want = f"((status = 'open'::text) AND ({column} IS NOT NULL))" if sparse else "(status = 'open'::text)"
+        assert preds[f"ix_report_open_{column}"] == want
+    assert preds["ix_report_open_chain"] == "(status = 'open'::text)"
+    assert "ix_report_open_matter" not in preds and preds["ix_report_matter_code"] is None
 
 
 def test_every_reference_to_a_case_is_indexed(engine):
@@ -816,8 +931,53 @@ def test_every_reference_to_a_case_is_indexed(engine):
             FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
             WHERE c.contype = 'f' AND c.confrelid = 'report'::regclass""")
         ).all()
-    assert {"report.parent_id", "report.merged_into", "report_log.report_id"} <= {k for k, _ in keys}
+    assert {"report.parent_id", "report.merged_into", "report_media.report_id"} <= {k for k, _ in keys}
     assert [k for k, indexed in keys if not indexed] == []
+    with engine.connect() as conn:  # the log's reference is kept by triggers (0019), on an index too
+        lead = conn.execute(
+            sa.text("SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                    "AND a.attnum = i.indkey[0] WHERE i.indexrelid = 'ix_report_log_report_id'::regclass")
+        ).scalar_one()  # fmt: skip
+    assert lead == "report_id"
+
+
+def test_a_log_entry_must_refer_to_a_case_and_goes_with_it(client, event_city, engine):
+    """The log's reference to its case, kept by statement triggers since 0019 (the foreign key's check
+    per row was half the cost of an import's log): a log entry of no case is refused with the foreign
+    key's SQLSTATE, in an INSERT of many rows and in an UPDATE, and nothing of the statement stays;
+    deleting cases deletes their log, as ON DELETE CASCADE did."""
+    case = file(client, event_city["ingest"], pick(True, "community", "cg"))["id"]
+    other = file(client, event_city["ingest"], pick(True, "community", "cg"), x=480)["id"]
+    entry = "INSERT INTO report_log (report_id, actor, action) SELECT unnest(CAST(:ids AS bigint[])), 'test', 'note'"
+    with engine.connect() as conn:
+        before = conn.execute(sa.text("SELECT count(*) FROM report_log")).scalar_one()
+        missing = conn.execute(sa.text("SELECT max(id) + 1000 FROM report")).scalar_one()
+    for sql, params in (
+        (entry, {"ids": [case, missing, other]}),
+        ("UPDATE report_log SET report_id = :to WHERE report_id = :id", {"to": missing, "id": case}),
+    ):
+        with pytest.raises(sa.exc.IntegrityError) as err, engine.begin() as conn:
+            conn.execute(sa.text(sql), params)
+        assert err.value.orig.sqlstate == "23503" and str(missing) in str(err.value.orig)
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM report_log")).scalar_one() == before
+        assert conn.execute(sa.text(entry), {"ids": [case, other]}).rowcount == 2
+        logged = conn.execute(
+            sa.text("SELECT count(*) FROM report_log WHERE report_id = ANY(:ids)"), {"ids": [case, other]}
+        ).scalar_one()
+        assert logged >= 4  # each filed (at least reported, filed) and the two notes
+        assert conn.execute(sa.text("DELETE FROM report WHERE id = ANY(:ids)"), {"ids": [case, other]}).rowcount == 2
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM report_log WHERE report_id = ANY(:ids)"), {"ids": [case, other]}
+            ).scalar_one()
+            == 0
+        )
+        assert conn.execute(sa.text("SELECT count(*) FROM report_log")).scalar_one() == before - logged + 2
+    with engine.connect() as conn:  # emptied with the cases, then put back (the city is shared)
+        conn.execute(sa.text("TRUNCATE report CASCADE"))
+        assert conn.execute(sa.text("SELECT count(*) FROM report_log")).scalar_one() == 0
+        conn.rollback()
 
 
 def test_two_sessions_write_cases_at_once_and_the_tile_epoch_moves_at_each_commit(client, event_city, engine):
@@ -852,3 +1012,45 @@ def test_two_sessions_write_cases_at_once_and_the_tile_epoch_moves_at_each_commi
     finally:
         a.close()
         b.close()
+
+
+def test_a_copy_made_ahead_keeps_order_raises_the_makers_error_and_stops_when_the_writer_does(engine):
+    """The bulk import makes each slice's rows in a thread while PostgreSQL writes the slice before
+    (store/db.copy_frames): every row arrives once and in order, an error while making them is the
+    caller's error, a consumer that stops stops the maker, and a COPY that fails (a NOT NULL column
+    left empty) leaves nothing written and no thread behind."""
+    import threading
+
+    import psycopg
+
+    from gridmap.store import db as store_db
+
+    def frames(n, fail_at=None, made=None):
+        for i in range(n):
+            if i == fail_at:
+                raise ValueError(f"slice {i} is bad")
+            if made is not None:
+                made.append(i)
+            yield pd.DataFrame({"report_id": [1], "actor": [f"a{i}"], "action": ["note"]})
+
+    assert [i for i, _ in store_db._ahead((i, None) for i in range(50))] == list(range(50))
+    with pytest.raises(ValueError, match="slice 3 is bad"):
+        list(store_db._ahead(frames(10, fail_at=3)))
+    made = []
+    ahead = store_db._ahead(frames(10_000, made=made))
+    next(ahead), next(ahead)
+    ahead.close()  # the consumer stops: the maker stops a slice or two later
+    assert 2 <= len(made) <= 4
+    bad = pd.DataFrame({"report_id": [1], "actor": [None], "action": ["note"]})  # actor is NOT NULL
+    columns, sent = ["report_id", "actor", "action"], []
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TEMP TABLE copied (report_id bigint, actor text NOT NULL, action text)"))
+        assert store_db.copy_frames(conn, "copied", columns, frames(100), sent.append) == 100
+        assert sent == [1] * 100  # the progress counts each slice as it is sent
+        assert conn.execute(sa.text("SELECT string_agg(actor, ',') FROM copied")).scalar() == ",".join(
+            f"a{i}" for i in range(100)
+        )
+        with pytest.raises(psycopg.errors.NotNullViolation), conn.begin_nested():  # the driver's own COPY
+            store_db.copy_frames(conn, "copied", columns, itertools.chain(frames(5), [bad], frames(100)))
+        assert conn.execute(sa.text("SELECT count(*) FROM copied")).scalar() == 100  # none of the failed COPY
+    assert not [t for t in threading.enumerate() if t.name == "gridmap-copy-ahead"]

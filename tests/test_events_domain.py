@@ -517,6 +517,9 @@ def test_request_filters():
         ({"page_size": "5000"}, "page_size must be a whole number from 1 to 1000"),
         ({"start_date": "2026-10-02", "end_date": "2026-10-01"}, "end_date is before start_date"),
         ({"service_request_id": "1,x"}, "service_request_id must be case numbers"),
+        ({"service_request_id": "1,²"}, "service_request_id must be case numbers"),  # isdigit, int() refuses
+        ({"page": "³"}, "page must be a whole number"),  # found by schemathesis: a 500 before
+        ({"page_size": "١٠"}, "page_size must be a whole number"),  # Arabic-Indic 10: int() would read it
         ({"sort": "asc"}, "unknown parameter 'sort'"),
     ):
         with pytest.raises(open311.Open311Error, match=message):

@@ -155,9 +155,7 @@ def _store(conn, name: str, stage: str, results: list, channel: str, actor: str,
     problems.raise_if_any()
     first, last, n, contacts = cases.move_staged(conn, stage, list(event_import.CASE_COLUMNS), channel)
     steps = event_import.log_steps(actor)
-    logged = (
-        sum(cases.log_copied(conn, first, last, channel, now, *step, {"import": name}) for step in steps) if n else 0
-    )
+    logged = cases.log_copied(conn, first, last, channel, now, steps, {"import": name}) if n else 0
     return {
         "cases": n,
         "dispatched": sum(r["dispatched"] for r in results),

@@ -70,37 +70,51 @@ def _route(cat, conn, frame: pd.DataFrame) -> pd.DataFrame:
         pick = (m_level == lv).to_numpy() & inside
         grid[pick] = frame[f"{lv}_code"].to_numpy(dtype=object)[pick]
     kind = matter.map({c: m.handlers[m.level] for c, m in cat.matters.items()}).to_numpy(dtype=object)
-    codes = {g for g in grid if g is not None}
-    depts, workers = departments.for_grids(conn, codes), departments.workers_for(conn, codes)
-    dept = np.array([depts.get((k, g)) for k, g in zip(kind, grid, strict=True)], dtype=object)
-    has_workers = np.array([g in workers for g in grid], dtype=bool)
+    # per distinct grid and kind, then taken per row (a dictionary lookup per row cost seconds a million)
+    g_at, grids = pd.factorize(grid)  # -1: no grid
+    k_at, kinds = pd.factorize(kind)
+    depts, workers = departments.for_grids(conn, grids), departments.workers_for(conn, grids)
+    table = np.full((len(kinds) + 1, len(grids) + 1), None, dtype=object)  # the last row, column: none
+    k_pos, g_pos = {k: i for i, k in enumerate(kinds)}, {g: i for i, g in enumerate(grids)}
+    for (k, g), code in depts.items():
+        if k in k_pos and g in g_pos:
+            table[k_pos[k], g_pos[g]] = code
+    dept = table[k_at, g_at]
+    has_workers = np.append(np.array([g in workers for g in grids], dtype=bool), False)[g_at]
     auto = matter.map({c: m.auto for c, m in cat.matters.items()}).to_numpy(dtype=bool)
     to_workers = auto & inside & (kind == GRID_KIND) & has_workers
-    to_dept = auto & inside & (kind != GRID_KIND) & np.array([d is not None for d in dept], dtype=bool)
+    to_dept = auto & inside & (kind != GRID_KIND) & pd.notna(dept)
     assigned = to_workers | to_dept
-    queue = (
-        frame["street_code"].astype(object).where(frame["street_code"].notna(), frame["district_code"].astype(object))
-    )
-    why = np.where(
-        to_dept,
-        "automatic: department " + pd.Series(dept).astype(str),
-        np.where(
-            to_workers,
-            "automatic: grid workers of " + pd.Series(grid).astype(str),
-            np.where(
-                ~inside, "outside every grid: the city dispatchers' queue", "dispatchers' queue of " + queue.astype(str)
-            ),
-        ),
-    )
+    street, district = (frame[f"{lv}_code"].to_numpy(dtype=object) for lv in ("street", "district"))
+    queue = np.where(pd.notna(street), street, district)
+    # why, as text per distinct (reason, code), then taken per row (a string per row cost seconds)
+    reason = np.select([to_dept, to_workers, ~inside], [0, 1, 2], 3)
+    code = np.select([to_dept, to_workers], [dept, grid], queue)
+    c_at, codes = pd.factorize(code)
+    keys, at = np.unique(reason * (len(codes) + 1) + (c_at + 1), return_inverse=True)
+    named = [*codes, None]  # c_at -1 (no code) names the last
+    texts = [_WHY[k // (len(codes) + 1)].format(named[k % (len(codes) + 1) - 1]) for k in keys]
+    grid_assignee = np.append(np.array(["grid:" + g for g in grids], dtype=object), None)[g_at]
     return pd.DataFrame(
         {
             "handling_level": np.where(inside, m_level, "city"),
             "department_code": np.where(to_dept, dept, None),
-            "assignee": np.where(to_workers, "grid:" + pd.Series(grid).astype(str), None),
+            "assignee": np.where(to_workers, grid_assignee, None),
             "state": np.where(assigned, "dispatched", "filed"),
-            "why": why,
-        }
+            "why": np.array(texts, dtype=object)[at.reshape(-1)],
+        },
+        dtype=object,
     )
+
+
+#: Why a case went where it went, by :func:`_route`'s reason (0 department, 1 grid workers,
+#: 2 outside every grid, 3 the street's or district's queue), with the code in question.
+_WHY = (
+    "automatic: department {}",
+    "automatic: grid workers of {}",
+    "outside every grid: the city dispatchers' queue",
+    "dispatchers' queue of {}",
+)
 
 
 def import_file(
@@ -140,10 +154,15 @@ def import_file(
                 lambda i: f"external_id {ext.iat[i]!r} was already received from {channel}",
             )
         problems.raise_if_any()
-        out = case_rows(
-            centre.catalogue, conn, frame, reported, ext, src_lon, src_lat, channel, clocks(centre, now), now
-        )
-        written = _write(conn, out, channel, actor, now, src.name, progress)
+        routed, clock = _route(centre.catalogue, conn, frame), clocks(centre, now)
+
+        def built(a, b):
+            part = None if ext is None else ext.iloc[a:b]
+            lon, lat = src_lon[a:b], src_lat[a:b]
+            rows = frame.iloc[a:b], routed.iloc[a:b], reported.iloc[a:b], part, lon, lat
+            return built_rows(*rows, channel, clock, now)
+
+        written = _write(conn, frame, routed, built, channel, actor, now, src.name, progress)
     return written
 
 
@@ -197,15 +216,25 @@ def _iso(value) -> str | None:
 def case_rows(cat, conn, frame, reported, ext, src_lon, src_lat, channel, clock, now) -> pd.DataFrame:
     """The ``report`` rows (no ids yet) of checked rows, routed, with the reporter's ``contact_name``
     and ``contact_phone``: for a whole file, or one partition of ``--engine dask``."""
-    routed = _route(cat, conn, frame)
+    return built_rows(frame, _route(cat, conn, frame), reported, ext, src_lon, src_lat, channel, clock, now)
+
+
+def built_rows(frame, routed, reported, ext, src_lon, src_lat, channel, clock, now) -> pd.DataFrame:
+    """:func:`case_rows` of rows already routed (``routed``: :func:`_route` of the same rows, same
+    order): no database read, so a slice of a file can be built while PostgreSQL writes the slice before."""
     inside = frame["status"].eq("placed").to_numpy()
-    keys = list(zip(frame["matter"], inside, strict=True))
     points = shapely.points(frame["lon_wgs84"].to_numpy(float), frame["lat_wgs84"].to_numpy(float))
     geom = pd.Series(shapely.to_wkb(shapely.set_srid(points, 4326), hex=True, include_srid=True), dtype=object)
     geom[np.isnan(frame["lon_wgs84"].to_numpy(float))] = None
     specials = frame["special_codes"].astype(object)
     stamp = now.isoformat()
     n = len(frame)
+    # the deadline columns by (matter, inside): each matter's pair of values, taken per row
+    matters, uniques = pd.factorize(frame["matter"])
+
+    def clock_column(name):
+        pairs = np.array([[clock[(u, False)][name], clock[(u, True)][name]] for u in uniques], dtype=object)
+        return pairs[matters, inside.astype(np.intp)] if len(uniques) else np.full(n, None, dtype=object)
 
     def contact(column):
         if column not in frame.columns:
@@ -232,9 +261,9 @@ def case_rows(cat, conn, frame, reported, ext, src_lon, src_lat, channel, clock,
             "department_code": routed["department_code"].to_numpy(),
             "assignee": routed["assignee"].to_numpy(),
             "route": _json_text(routed["why"]).to_numpy(),
-            "due_at": [clock[k]["due_at"] for k in keys],
-            "warn_at": [clock[k]["warn_at"] for k in keys],
-            "tick_at": [clock[k]["tick_at"] for k in keys],
+            "due_at": clock_column("due_at"),
+            "warn_at": clock_column("warn_at"),
+            "tick_at": clock_column("tick_at"),
             "contact_name": contact("name"),
             "contact_phone": contact("phone"),
         },
@@ -280,41 +309,41 @@ def log_steps(actor: str):
     ]
 
 
-def _write(conn, out: pd.DataFrame, channel, actor, now, name: str, progress) -> dict:
-    """COPY the cases, then their log (written by PostgreSQL from the cases just copied) and contacts; counts."""
+def _write(conn, frame, routed, built, channel, actor, now, name: str, progress) -> dict:
+    """COPY the cases (``built(a, b)``: the rows a..b of :func:`built_rows`, made in a thread while
+    PostgreSQL writes the slice before; the progress bar counts the rows sent), then their log
+    (written by PostgreSQL from the cases just copied) and contacts; counts."""
     steps = log_steps(actor)
-    ids = np.array(cases.allocate_ids(conn, len(out)), dtype="int64")
-    contacts = out[list(CONTACT)]
-    out = out.drop(columns=list(CONTACT))
-    out.insert(0, "id", ids)
-    inside = ~out["outside"].to_numpy(dtype=bool)
-    for start in range(0, len(out), CHUNK):
-        cases.copy_cases(conn, out.iloc[start : start + CHUNK])
-        if progress:
-            progress(min(CHUNK, len(out) - start))
-    detail = {"import": name}
-    logged = (
-        sum(cases.log_copied(conn, int(ids.min()), int(ids.max()), channel, now, *step, detail) for step in steps)
-        if len(ids)
-        else 0
-    )
-    people = pd.DataFrame(
-        {
-            "report_id": ids,
-            "kind": "reporter",
-            "channel": channel,
-            "name": contacts["contact_name"].to_numpy(),
-            "phone": contacts["contact_phone"].to_numpy(),
-        }
-    )
-    people = people[people["name"].notna() | people["phone"].notna()]
-    contacts = cases.copy_contacts(conn, people) if len(people) else 0
+    ids = cases.allocate_ids(conn, len(frame))
+    people = []
+
+    def slices():
+        for start in range(0, len(frame), CHUNK):
+            out = built(start, start + CHUNK)
+            people.append(
+                pd.DataFrame(
+                    {
+                        "report_id": ids[start : start + len(out)],
+                        "name": out["contact_name"].to_numpy(),
+                        "phone": out["contact_phone"].to_numpy(),
+                    }
+                )
+            )
+            yield out.drop(columns=list(CONTACT)).assign(id=ids[start : start + len(out)])
+
+    cases.copy_cases_from(conn, ["id", *CASE_COLUMNS], slices(), progress)
+    first, last, detail = (int(ids.min()), int(ids.max()), {"import": name}) if len(ids) else (0, 0, None)
+    logged = cases.log_copied(conn, first, last, channel, now, steps, detail) if len(ids) else 0
+    contacts = pd.concat(people, ignore_index=True) if people else pd.DataFrame(columns=["report_id", "name", "phone"])
+    contacts = contacts[contacts["name"].notna() | contacts["phone"].notna()].assign(kind="reporter", channel=channel)
+    written = cases.copy_contacts(conn, contacts) if len(contacts) else 0
+    state = routed["state"]
     return {
-        "cases": len(out),
-        "dispatched": int(out["state"].eq("dispatched").sum()),
-        "queued": int(out["state"].eq("filed").sum()),
-        "outside": int((~inside).sum()),
+        "cases": len(frame),
+        "dispatched": int(state.eq("dispatched").sum()),
+        "queued": int(state.eq("filed").sum()),
+        "outside": int((~frame["status"].eq("placed")).sum()),
         "log": logged,
-        "contacts": contacts,
+        "contacts": written,
         "first_id": int(ids[0]) if len(ids) else None,
     }

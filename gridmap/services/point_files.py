@@ -333,9 +333,14 @@ def answer_columns(index: GridIndex, a: Assigned) -> dict[str, pa.Array]:
 
 def answer_lists(index: GridIndex, a: Assigned) -> dict[str, list]:
     """The same columns as :func:`answer_columns`, as JSON-ready lists (null where absent)."""
+    return {k: v.tolist() for k, v in answer_arrays(index, a).items()}
+
+
+def answer_arrays(index: GridIndex, a: Assigned) -> dict[str, np.ndarray]:
+    """The same columns as :func:`answer_columns`, as NumPy object arrays (None where absent)."""
 
     def pick(values, numbers):
-        return np.where(numbers >= 0, values[np.maximum(numbers, 0)], None).tolist()
+        return np.where(numbers >= 0, values[np.maximum(numbers, 0)], None)
 
     out = {}
     for level in CHAIN:
@@ -343,12 +348,12 @@ def answer_lists(index: GridIndex, a: Assigned) -> dict[str, list]:
         out[f"{level}_code"] = pick(index.code, r)
         out[f"{level}_name"] = pick(index.name, r)
     out["special_codes"] = pick(np.array(a.special_labels + [""], dtype=object), a.special)
-    out["status"] = np.array(STATUS, dtype=object)[a.status].tolist()
-    out["error"] = a.error.tolist()
+    out["status"] = np.array(STATUS, dtype=object)[a.status]
+    out["error"] = np.asarray(a.error, dtype=object)
     out["nearest_micro_code"] = pick(index.code, a.nearest)
-    out["nearest_distance_m"] = np.where(np.isnan(a.distance), None, a.distance).tolist()
-    out["lon_wgs84"] = np.where(np.isnan(a.x), None, a.x).tolist()
-    out["lat_wgs84"] = np.where(np.isnan(a.y), None, a.y).tolist()
+    out["nearest_distance_m"] = np.where(np.isnan(a.distance), None, a.distance)
+    out["lon_wgs84"] = np.where(np.isnan(a.x), None, a.x)
+    out["lat_wgs84"] = np.where(np.isnan(a.y), None, a.y)
     return out
 
 

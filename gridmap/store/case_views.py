@@ -2,7 +2,10 @@
 figures per grid, level or department, and the Open311 request listing.
 
 The grid chain is stored on every case (``street_code``, ``community_code``, …), so a subtree is
-an equality on one indexed column, not a spatial join.
+an equality on one indexed column, not a spatial join.  Among the open cases, those of a courtyard,
+community, street or district are found through one GIN index of the four codes (migration 0019: four
+B-trees cost every filed case four inserts); a grid code names one grid of one level, so containing
+the code is the same as the level's column equalling it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,18 @@ from .cases import CHAIN_COLUMNS
 
 #: What statistics and queues may be grouped or scoped by (column names from here only).
 SCOPES = {c.removesuffix("_code"): c for c in CHAIN_COLUMNS} | {"department": "department_code"}
+#: The levels whose open cases are found through one GIN index of their codes (migration 0019).
+OPEN_CHAIN_COLUMNS = ("courtyard_code", "community_code", "street_code", "district_code")
+
+
+def _open_in(column: str, alias: str = "") -> str:
+    """SQL: an open case is in the subtree ``column`` = ``:code``, written so that the index of open
+    cases serves it (the chain's GIN index for the levels it holds, else the column's own)."""
+    prefix = f"{alias}." if alias else ""
+    if column in OPEN_CHAIN_COLUMNS:
+        return f"ARRAY[{', '.join(prefix + c for c in OPEN_CHAIN_COLUMNS)}] @> ARRAY[CAST(:code AS text)]"
+    return f"{prefix}{column} = :code"
+
 
 _QUEUE = """
 SELECT r.id, r.state, r.matter_code, r.received_at, r.due_at, r.warn_at, r.handling_level, r.department_code,
@@ -21,7 +36,7 @@ SELECT r.id, r.state, r.matter_code, r.received_at, r.due_at, r.warn_at, r.handl
        r.paused_at, ST_X(r.geom) AS lon, ST_Y(r.geom) AS lat, r.due_at < :now AS overdue, count(*) OVER () AS total
 FROM report r
 WHERE r.status = 'open' AND r.matter_code IS NOT NULL
-  AND (CAST(:code AS text) IS NULL OR r.{column} = :code)
+  AND (CAST(:code AS text) IS NULL OR {in_scope})
   AND (CAST(:matter AS text) IS NULL OR r.matter_code = :matter)
   AND (CAST(:states AS text[]) IS NULL OR r.state = ANY(:states))
   AND (CAST(:overdue AS boolean) IS NULL OR (r.due_at < :now) = :overdue)
@@ -44,7 +59,7 @@ def queue(
     offset: int = 0,
 ) -> tuple[list[dict], int]:
     """Open cases of the subtree ``scope`` = ``code`` (all when code is None), by deadline; (page, total)."""
-    sql = _QUEUE.format(column=SCOPES[scope], direction="DESC" if descending else "ASC")
+    sql = _QUEUE.format(in_scope=_open_in(SCOPES[scope], "r"), direction="DESC" if descending else "ASC")
     rows = conn.execute(
         sa.text(sql),
         {
@@ -61,6 +76,16 @@ def queue(
     return [{k: v for k, v in r.items() if k != "total"} for r in page], (page[0]["total"] if page else 0)
 
 
+#: The columns the figures read of each case besides the scope and the group.
+_FIGURE_COLUMNS = ("status", "received_at", "closed_at", "due_at", "escalations", "reopened", "rating")
+#: One kind of case of the figures: the closed ones (read from the scope's wide index alone, migrations
+#: 0016 and 0019) and the open ones (through the queue's index of open cases and their rows).
+_STATS_PART = """
+SELECT {columns} FROM report
+WHERE status = '{status}' AND matter_code IS NOT NULL AND state NOT IN ('merged', 'cancelled')
+  AND (CAST(:code AS text) IS NULL OR {in_scope})
+  AND (CAST(:since AS timestamptz) IS NULL OR received_at >= :since)
+  AND (CAST(:until AS timestamptz) IS NULL OR received_at < :until)"""
 _STATS = """
 SELECT r.{group} AS key, count(*) AS cases, count(r.closed_at) AS closed,
        avg(CASE WHEN r.closed_at IS NOT NULL THEN (r.closed_at <= r.due_at)::int END) AS on_time_rate,
@@ -71,18 +96,22 @@ SELECT r.{group} AS key, count(*) AS cases, count(r.closed_at) AS closed,
        avg(r.rating) AS satisfaction,
        count(*) FILTER (WHERE r.status = 'open') AS open,
        count(*) FILTER (WHERE r.status = 'open' AND r.due_at < :now) AS overdue
-FROM report r
-WHERE r.matter_code IS NOT NULL AND r.state NOT IN ('merged', 'cancelled')
-  AND (CAST(:code AS text) IS NULL OR r.{scope} = :code)
-  AND (CAST(:since AS timestamptz) IS NULL OR r.received_at >= :since)
-  AND (CAST(:until AS timestamptz) IS NULL OR r.received_at < :until)
+FROM ({closed} UNION ALL {open}) r
 GROUP BY 1 ORDER BY 1
 """
 
 
+def stats_sql(group: str, scope: str) -> str:
+    """The figures' statement per ``group`` column within ``scope`` column (both of :data:`SCOPES`)."""
+    columns = ", ".join(dict.fromkeys((group, scope, *_FIGURE_COLUMNS)))
+    in_scope = {"closed": f"{scope} = :code", "open": _open_in(scope)}
+    part = {s: _STATS_PART.format(columns=columns, status=s, in_scope=in_scope[s]) for s in ("closed", "open")}
+    return _STATS.format(group=group, **part)
+
+
 def stats(conn: Connection, *, group: str, scope: str, code: str | None, now, since=None, until=None) -> list[dict]:
     """Assessment figures per ``group`` value (a level or department) within ``scope`` = ``code``."""
-    sql = _STATS.format(group=SCOPES[group], scope=SCOPES[scope])
+    sql = stats_sql(SCOPES[group], SCOPES[scope])
     rows = conn.execute(sa.text(sql), {"code": code, "since": since, "until": until, "now": now}).mappings()
     return [
         {

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..geo import METRIC_SRID
-from .db import copy_frame
+from .db import copy_frame, copy_frames
 
 CHAIN_COLUMNS = ("micro_code", "courtyard_code", "community_code", "street_code", "district_code")
 #: Columns a service may write (besides id): anything else is a bug, refused.
@@ -73,12 +74,25 @@ def _check(columns) -> list[str]:
     return list(columns)
 
 
-def allocate_ids(conn: Connection, n: int) -> list[int]:
-    """``n`` fresh case ids from the table's sequence (bulk writes know their ids before COPY)."""
-    rows = conn.execute(
-        sa.text("SELECT nextval(pg_get_serial_sequence('report', 'id')) FROM generate_series(1, :n)"), {"n": n}
-    )
-    return [r[0] for r in rows]
+def allocate_ids(conn: Connection, n: int) -> np.ndarray:
+    """``n`` fresh case ids from the table's sequence (bulk writes know their ids before COPY).  They
+    come back as a range when no other session drew from the sequence meanwhile (a million ids as
+    rows, or as an array, cost seconds of transfer), else as text.  The sequence is named once, not per
+    id (looking it up per id was 2 s of a million)."""
+    first, last, spread = conn.execute(
+        sa.text("""WITH s AS MATERIALIZED (SELECT CAST(pg_get_serial_sequence('report', 'id') AS regclass) AS seq),
+                   v AS MATERIALIZED (SELECT nextval(s.seq) AS id FROM generate_series(1, :n), s)
+                   SELECT min(id), max(id),
+                          CASE WHEN max(id) - min(id) + 1 <> count(*)
+                               THEN (SELECT string_agg(id::text, ',' ORDER BY id) FROM v) END
+                   FROM v"""),
+        {"n": n},
+    ).one()
+    if first is None:
+        return np.zeros(0, dtype=np.int64)
+    if spread is None:
+        return np.arange(first, last + 1, dtype=np.int64)
+    return np.array(spread.split(","), dtype=np.int64)
 
 
 def copy_cases(conn: Connection, frame: pd.DataFrame) -> int:
@@ -86,6 +100,12 @@ def copy_cases(conn: Connection, frame: pd.DataFrame) -> int:
     columns = ["id", *_check(c for c in frame.columns if c != "id")]
     copy_frame(conn, "report", columns, frame[columns])
     return len(frame)
+
+
+def copy_cases_from(conn: Connection, columns: list[str], frames, progress=None) -> int:
+    """COPY the cases of every frame ``frames`` yields (``columns``: ``id`` and columns of :data:`COLUMNS`)
+    as one COPY, each frame made while PostgreSQL writes the one before; the cases written."""
+    return copy_frames(conn, "report", ["id", *_check(c for c in columns if c != "id")], frames, progress)
 
 
 def staged_known_ids(conn: Connection, stage: str, source: str) -> list[tuple]:
@@ -106,9 +126,10 @@ def move_staged(conn: Connection, stage: str, columns: list[str], channel: str) 
     cols = ", ".join(_check(columns))
     first, last, n, contacts = conn.execute(
         sa.text(f"""
-        WITH src AS MATERIALIZED (
-            SELECT nextval(pg_get_serial_sequence('report', 'id')) AS id, q.*
-            FROM (SELECT * FROM {stage} ORDER BY part, seq) q),
+        WITH s AS MATERIALIZED (SELECT CAST(pg_get_serial_sequence('report', 'id') AS regclass) AS seq),
+        src AS MATERIALIZED (
+            SELECT nextval(s.seq) AS id, q.*
+            FROM (SELECT * FROM {stage} ORDER BY part, seq) q, s),
         ins AS (INSERT INTO report (id, {cols}) SELECT id, {cols} FROM src RETURNING id),
         con AS (INSERT INTO report_contact (report_id, kind, channel, name, phone)
                 SELECT id, 'reporter', :channel, contact_name, contact_phone FROM src
@@ -321,7 +342,14 @@ def by_external_id(conn: Connection, source: str, external_id: str) -> int | Non
 
 
 def known_external_ids(conn: Connection, source: str, ids: list[str]) -> set[str]:
-    """Which of ``ids`` were already received from ``source``."""
+    """Which of ``ids`` were already received from ``source`` (none asked when nothing was: sending a
+    million ids costs a second)."""
+    received = conn.execute(
+        sa.text("SELECT EXISTS (SELECT 1 FROM report WHERE source = :source AND external_id IS NOT NULL)"),
+        {"source": source},
+    ).scalar_one()
+    if not received:
+        return set()
     rows = conn.execute(
         sa.text("SELECT external_id FROM report WHERE source = :source AND external_id = ANY(:ids)"),
         {"source": source, "ids": ids},
@@ -377,27 +405,36 @@ def count_contacts(conn: Connection, case_id: int, kind: str) -> int:
     ).scalar_one()
 
 
-def log_copied(
-    conn: Connection, first: int, last: int, source: str, at, src, action, dst, actor, role, only_state, detail: dict
-) -> int:
-    """One log entry for each case just copied (ids ``first``..``last`` received at ``at`` from ``source``;
-    those in ``only_state`` when given), written by PostgreSQL itself: a bulk import's transitions."""
+def log_copied(conn: Connection, first: int, last: int, source: str, at, steps, detail: dict) -> int:
+    """The log of the cases just copied (ids ``first``..``last`` received at ``at`` from ``source``),
+    written by PostgreSQL itself in one statement: for each case, each of ``steps`` (from, action, to,
+    actor, role, only in state or None) in their order, those whose state is their ``only`` one."""
+    values, params = [], {}
+    for k, (src, action, dst, actor, role, only) in enumerate(steps):
+        values.append(
+            f"({k}, CAST(:src{k} AS text), CAST(:action{k} AS text), CAST(:dst{k} AS text), "
+            f"CAST(:actor{k} AS text), CAST(:role{k} AS text), CAST(:only{k} AS text))"
+        )
+        params.update(
+            {f"src{k}": src, f"action{k}": action, f"dst{k}": dst, f"actor{k}": actor, f"role{k}": role}
+            | {f"only{k}": only}
+        )
+    if not values:
+        return 0
+    # the steps joined to each case in turn: a case's entries get ascending ids in the steps' order
     return conn.execute(
-        sa.text("""INSERT INTO report_log (report_id, at, actor, role, action, from_state, to_state, detail)
-                   SELECT r.id, :at, :actor, :role, :action, :src, :dst, CAST(:detail AS jsonb) FROM report r
+        sa.text(f"""INSERT INTO report_log (report_id, at, actor, role, action, from_state, to_state, detail)
+                   SELECT r.id, :at, s.actor, s.role, s.action, s.src, s.dst, CAST(:detail AS jsonb)
+                   FROM report r CROSS JOIN LATERAL (VALUES {", ".join(values)})
+                        AS s (k, src, action, dst, actor, role, only_in)
                    WHERE r.id BETWEEN :first AND :last AND r.source = :source AND r.received_at = :at
-                     AND (CAST(:only AS text) IS NULL OR r.state = :only)"""),
-        {
+                     AND (s.only_in IS NULL OR r.state = s.only_in)"""),
+        params
+        | {
             "first": first,
             "last": last,
             "source": source,
             "at": at,
-            "actor": actor,
-            "role": role,
-            "action": action,
-            "src": src,
-            "dst": dst,
-            "only": only_state,
             "detail": json.dumps(detail, ensure_ascii=False),
         },
     ).rowcount

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import queue
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -186,15 +188,78 @@ def ewkb_hex(geoms) -> np.ndarray:
     return shapely.to_wkb(shapely.set_srid(np.asarray(geoms, dtype=object), STORAGE_SRID), hex=True, include_srid=True)
 
 
-def copy_frame(conn: Connection, table: str, columns: list[str], frame: pd.DataFrame) -> None:
-    """COPY ``frame`` (columns in order) into ``table`` on the connection's transaction."""
+def _csv(frame: pd.DataFrame) -> str:
     buf = io.StringIO()
     # \r\n ends rows, so the csv writer quotes a value holding a bare \r too (PostgreSQL ends a row there)
     frame.to_csv(buf, index=False, header=False, na_rep="\\N", lineterminator="\r\n")
-    data = buf.getvalue()
+    return buf.getvalue()
+
+
+def _copy_sql(table: str, columns: list[str]) -> str:
+    return f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+
+
+def copy_frame(conn: Connection, table: str, columns: list[str], frame: pd.DataFrame) -> None:
+    """COPY ``frame`` (columns in order) into ``table`` on the connection's transaction."""
+    data = _csv(frame)
     cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')") as copy:
+    with cursor.copy(_copy_sql(table, columns)) as copy:
         copy.write(data)
+
+
+def copy_frames(conn: Connection, table: str, columns: list[str], frames, progress=None) -> int:
+    """COPY each frame ``frames`` yields (columns in order) into ``table``, as one COPY; the rows
+    written.  A thread makes the next frame's CSV while PostgreSQL takes the one before, so the
+    caller's work on the rows overlaps the server's; ``progress(n)`` after each frame is sent."""
+    cursor = conn.connection.driver_connection.cursor()
+    rows = 0
+    with cursor.copy(_copy_sql(table, columns)) as copy:
+        for data, n in _ahead((_csv(frame[columns]), len(frame)) for frame in frames):
+            copy.write(data)
+            rows += n
+            if progress:
+                progress(n)
+    return rows
+
+
+def _ahead(items, depth: int = 1):
+    """Yield what ``items`` yields, made ``depth`` ahead in a thread of its own; its error raised here.
+    (Not psycopg's queued COPY writer: that one takes everything at once, so a progress bar would
+    count the rows made, not those sent.)"""
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    done, stop = object(), threading.Event()
+
+    def put(entry) -> bool:  # False once the consumer has gone
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def make():
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as exc:  # noqa: BLE001 (handed to the consumer, which raises it)
+            put((done, exc))
+
+    worker = threading.Thread(target=make, name="gridmap-copy-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = box.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def analyze(conn: Connection) -> None:

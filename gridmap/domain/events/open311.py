@@ -288,7 +288,7 @@ def parse_query(args: Mapping, tz: str = "Asia/Shanghai") -> Query:
     ids = []
     for part in (_one(args, "service_request_id") or "").split(","):
         if part.strip():
-            if not part.strip().isdigit() or int(part) >= 2**63:
+            if not _ascii_digits(part.strip()) or int(part) >= 2**63:
                 raise Open311Error(400, f"service_request_id must be case numbers, got {part.strip()!r}")
             ids.append(int(part))
     codes = tuple(c.strip() for c in (_one(args, "service_code") or "").split(",") if c.strip())
@@ -324,11 +324,16 @@ def parse_query(args: Mapping, tz: str = "Asia/Shanghai") -> Query:
     return Query(tuple(ids), codes, start, end, statuses, page, size)
 
 
+def _ascii_digits(text: str) -> bool:
+    """``text`` is 0-9 only: str.isdigit also takes '³' (which int() refuses) and '١' (which it reads)."""
+    return text.isascii() and text.isdigit()
+
+
 def _whole(args: Mapping, key: str, default: int, top: int) -> int:
     text = _one(args, key)
     if text is None:
         return default
-    if not text.isdigit() or not 1 <= int(text) <= top:
+    if not _ascii_digits(text) or not 1 <= int(text) <= top:
         raise Open311Error(400, f"{key} must be a whole number from 1 to {top}, got {text!r}")
     return int(text)
 
