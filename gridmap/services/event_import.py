@@ -215,7 +215,8 @@ def _iso(value) -> str | None:
 
 def case_rows(cat, conn, frame, reported, ext, src_lon, src_lat, channel, clock, now) -> pd.DataFrame:
     """The ``report`` rows (no ids yet) of checked rows, routed, with the reporter's ``contact_name``
-    and ``contact_phone``: for a whole file, or one partition of ``--engine dask``."""
+    and ``contact_phone``: one partition of ``--engine dask`` (the single-process import routes the
+    whole file once and builds its slices with :func:`built_rows`)."""
     return built_rows(frame, _route(cat, conn, frame), reported, ext, src_lon, src_lat, channel, clock, now)
 
 
