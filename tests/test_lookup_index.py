@@ -158,6 +158,50 @@ def test_a_server_answers_away_from_an_edit_while_its_update_runs(city, cli, tmp
     assert index.people["41019900200200202"][0]["name"] == "王芳"
 
 
+def test_people_after_an_edit_lie_over_the_citys_not_copied():
+    """An update keeps the city's people as they are and lays the changed grids' over them (a copy of
+    the city's 46,000 grids at each edit cost each server worker a pause of the cyclic collector); a
+    grid whose people the edit removed has none; past PEOPLE_OVERLAY changed grids, one dict again."""
+    from collections import ChainMap
+
+    city = {"A": [{"name": "甲"}], "B": [{"name": "乙"}], "C": [{"name": "丙"}]}
+    after = lookups.people_after(city, {"B", "D"}, {"D": [{"name": "丁"}]})
+    assert isinstance(after, ChainMap) and after.maps[1] is city
+    assert after.get("A") == [{"name": "甲"}] and after.get("B", []) == [] and after["D"] == [{"name": "丁"}]
+    again = lookups.people_after(after, {"A"}, {})
+    assert isinstance(again, ChainMap) and len(again.maps) == 2 and again.maps[1] is city
+    assert again.get("A", []) == [] and again["D"] == [{"name": "丁"}] and again["C"] == [{"name": "丙"}]
+    assert city == {"A": [{"name": "甲"}], "B": [{"name": "乙"}], "C": [{"name": "丙"}]}  # never written to
+    merged = lookups.people_after(again, {f"X{i}" for i in range(lookups.PEOPLE_OVERLAY)}, {})
+    assert type(merged) is dict and merged == {"C": [{"name": "丙"}], "D": [{"name": "丁"}]}
+
+
+def test_a_server_worker_imports_what_an_update_needs_before_the_first_edit(city, tmp_path):
+    """scipy.ndimage's first import (~0.4 s with the interpreter held) fell on each server worker's
+    first edit; a worker's warm-up makes it, a command loading a persisted index still does not."""
+    import subprocess
+    import sys
+
+    url = city.url.render_as_string(hide_password=False)
+    probe = (
+        "import sys; from pathlib import Path; from gridmap.store import db; "
+        "from gridmap.services.locator import Locator; "
+        f"loc = Locator(db.engine({url!r}), home=Path({str(tmp_path / 'home')!r}), "
+        "background=sys.argv[1] == 'server'); "
+        "loc.warm() if sys.argv[1] == 'server' else loc.index(); "
+        "print(loc.index().source, 'scipy.ndimage' in sys.modules)"
+    )
+
+    def run(kind):
+        done = subprocess.run([sys.executable, "-c", probe, kind], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    run("command")  # builds and persists the index
+    assert run("command") == ["disk", "False"]
+    assert run("server") == ["disk", "True"]
+
+
 def test_the_leader_persists_the_index_after_edits_and_the_workers_never_do(city, cli, tmp_path, monkeypatch):
     """A serving worker updates its index in memory only; the leader's "index-persist" job brings the
     newest index on disk up to date and saves it once the edits pause (or, while they go on, at most

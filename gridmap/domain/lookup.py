@@ -477,7 +477,7 @@ class GridIndex:
         """Test points of mixed cells against their cells' candidates only (:meth:`_first_covering`):
         from the cells' own segments when the index has them (:meth:`_edge_test`), else with prepared
         polygons."""
-        slot = np.searchsorted(self.mixed_cells, cells)
+        slot = np.searchsorted(self.mixed_cells, cells.astype(self.mixed_cells.dtype, copy=False))  # see candidates_one
         lo, hi = self.cand_start[slot], self.cand_start[slot + 1]
         px, py = x[pts], y[pts]
         if self._edges is not None:
