@@ -49,6 +49,7 @@ _U16_MARKERS = (65_534, 65_535)
 def prepare() -> None:
     """Import now what an update needs (a server worker's start): scipy.ndimage's first import took
     ~0.4 s with the interpreter held, and fell on each worker's first edit, its lookups stalled as long."""
+    # deferred: a command answering from a loaded index never needs it
     from scipy import ndimage  # noqa: F401
 
 
