@@ -162,14 +162,13 @@ def test_people_after_an_edit_lie_over_the_citys_not_copied():
     """An update keeps the city's people as they are and lays the changed grids' over them (a copy of
     the city's 46,000 grids at each edit cost each server worker a pause of the cyclic collector); a
     grid whose people the edit removed has none; past PEOPLE_OVERLAY changed grids, one dict again."""
-    from collections import ChainMap
-
     city = {"A": [{"name": "甲"}], "B": [{"name": "乙"}], "C": [{"name": "丙"}]}
     after = lookups.people_after(city, {"B", "D"}, {"D": [{"name": "丁"}]})
-    assert isinstance(after, ChainMap) and after.maps[1] is city
+    assert isinstance(after, lookups.LayeredPeople) and after.city is city
     assert after.get("A") == [{"name": "甲"}] and after.get("B", []) == [] and after["D"] == [{"name": "丁"}]
+    assert after.get("E") is None and "E" not in after and sorted(after) == ["A", "B", "C", "D"]
     again = lookups.people_after(after, {"A"}, {})
-    assert isinstance(again, ChainMap) and len(again.maps) == 2 and again.maps[1] is city
+    assert isinstance(again, lookups.LayeredPeople) and again.city is city
     assert again.get("A", []) == [] and again["D"] == [{"name": "丁"}] and again["C"] == [{"name": "丙"}]
     assert city == {"A": [{"name": "甲"}], "B": [{"name": "乙"}], "C": [{"name": "丙"}]}  # never written to
     merged = lookups.people_after(again, {f"X{i}" for i in range(lookups.PEOPLE_OVERLAY)}, {})

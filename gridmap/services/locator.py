@@ -40,7 +40,7 @@ import ctypes
 import re
 import threading
 import time
-from collections import ChainMap, OrderedDict
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -724,15 +724,46 @@ def _affected_box(base: GridIndex, frame, codes) -> tuple | None:
 
 def people_after(held: Mapping, codes, fresh: dict) -> Mapping:
     """The people by grid after an edit changed ``codes``: theirs now (``fresh``; none: an empty list)
-    over those ``held``.  The city's dict (46,000 grids) is kept and the changed grids' laid over it, a
-    ChainMap of two, until they are many: a new dict that size, young, cost each server worker a pause
-    of the cyclic collector of ~2.5 ms at every edit (measured with gc.callbacks) while its request
-    threads waited."""
-    over, city = held.maps if isinstance(held, ChainMap) else ({}, held)
+    over those ``held``.  The city's dict (46,000 grids) is kept and the changed grids' laid over it
+    (:class:`LayeredPeople`) until they are many: a new dict that size, young, cost each server worker
+    a pause of the cyclic collector of ~2.5 ms at every edit (measured with gc.callbacks) while its
+    request threads waited, and copying it ~13 ms of the interpreter."""
+    over, city = (held.over, held.city) if isinstance(held, LayeredPeople) else ({}, held)
     over = {**over, **{code: fresh.get(code, []) for code in codes}}
     if len(over) <= PEOPLE_OVERLAY:
-        return ChainMap(over, city)
+        return LayeredPeople(over, city)
     return {code: v for code, v in {**city, **over}.items() if v}
+
+
+_ABSENT = object()
+
+
+class LayeredPeople(Mapping):
+    """People by grid: ``over`` (the grids edits changed) laid over ``city``.  Not a ChainMap: its
+    ``get``, called per answered point, took 2 µs against a dict's 0.08 (20 ms a 10,000-point request);
+    this one's takes ~0.14."""
+
+    __slots__ = ("over", "city")
+
+    def __init__(self, over: dict, city: Mapping):
+        self.over, self.city = over, city
+
+    def get(self, code, default=None):
+        found = self.over.get(code, _ABSENT)
+        return self.city.get(code, default) if found is _ABSENT else found
+
+    def __getitem__(self, code):
+        found = self.get(code, _ABSENT)
+        if found is _ABSENT:
+            raise KeyError(code)
+        return found
+
+    def __iter__(self):
+        yield from self.over
+        yield from (code for code in self.city if code not in self.over)
+
+    def __len__(self) -> int:
+        return len(self.over) + sum(1 for code in self.city if code not in self.over)
 
 
 def release_freed_memory() -> None:
