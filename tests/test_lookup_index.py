@@ -57,6 +57,28 @@ def test_index_persisted_and_reused_by_another_process(city, tmp_path):
     assert isinstance(index.cells, np.memmap)  # mapped, not read into the process
 
 
+def test_the_version_digest_names_the_versions_and_reads_an_index(city, cli, tmp_path):
+    """The key of a persisted index: the same for the same versions however they are asked for (now,
+    or an instant after the last edit), another after an edit; read by an index-only scan of the
+    current versions (migration 0020), not a scan of the grids and their geometry."""
+    with city.connect() as conn:
+        before = store.version_digest(conn)
+        assert store.version_digest(conn, datetime.now(UTC)) == before
+        conn.execute(sa.text("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off"))
+        plan = "\n".join(
+            conn.execute(
+                sa.text("EXPLAIN SELECT count(*), bit_xor(hashint8extended(id, 0)) FROM grid WHERE valid_to IS NULL")
+            ).scalars()
+        )
+    assert "Index Only Scan using ix_grid_current_version" in plan
+    move_boundary(cli, tmp_path, 1200)
+    with city.connect() as conn:
+        after = store.version_digest(conn)
+        assert after != before and store.version_digest(conn, datetime.now(UTC)) == after
+        (earlier,) = conn.execute(sa.text("SELECT max(valid_to) - interval '1 microsecond' FROM grid")).one()
+        assert store.version_digest(conn, earlier) == before
+
+
 def test_persisted_index_updated_after_an_edit_never_used_stale(city, cli, tmp_path):
     home = tmp_path / "home"
     lookups.Locator(city, home=home).index()
@@ -177,7 +199,9 @@ def test_people_after_an_edit_lie_over_the_citys_not_copied():
 
 def test_a_server_worker_imports_what_an_update_needs_before_the_first_edit(city, tmp_path):
     """scipy.ndimage's first import (~0.4 s with the interpreter held) fell on each server worker's
-    first edit; a worker's warm-up makes it, a command loading a persisted index still does not."""
+    first edit; a worker's warm-up makes it, a command loading a persisted index still does not.  The
+    same for pandas, loaded at first use: a one-point lookup never loads it (0.4 s of a fresh
+    command's start), a worker loads it before its threads could reach it at once."""
     import subprocess
     import sys
 
@@ -188,7 +212,8 @@ def test_a_server_worker_imports_what_an_update_needs_before_the_first_edit(city
         f"loc = Locator(db.engine({url!r}), home=Path({str(tmp_path / 'home')!r}), "
         "background=sys.argv[1] == 'server'); "
         "loc.warm() if sys.argv[1] == 'server' else loc.index(); "
-        "print(loc.index().source, 'scipy.ndimage' in sys.modules)"
+        f"assert loc.lookup{lonlat(500, 1100)}['micro'] == {Y1 + '02'!r}; "
+        "print(loc.index().source, 'scipy.ndimage' in sys.modules, type(sys.modules['pandas']).__name__)"
     )
 
     def run(kind):
@@ -197,8 +222,42 @@ def test_a_server_worker_imports_what_an_update_needs_before_the_first_edit(city
         return done.stdout.split()
 
     run("command")  # builds and persists the index
-    assert run("command") == ["disk", "False"]
-    assert run("server") == ["disk", "True"]
+    assert run("command") == ["disk", "False", "_LazyModule"]
+    assert run("server") == ["disk", "True", "module"]
+
+
+def test_the_command_leaves_without_teardown_and_loses_nothing(city, cli, tmp_path):
+    """The ``gridmap`` script ends its process once the command is done (gridmap.cli.run: Python's
+    teardown was ~0.12 s of a one-point lookup): the answer is whole through a pipe and the same as
+    in-process, exit codes and the one-line error are kept, functions registered with atexit run."""
+    import importlib.metadata
+    import json
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "GRIDMAP_DATABASE_URL": city.url.render_as_string(hide_password=False),
+        "GRIDMAP_HOME": str(tmp_path / "home"),
+    }
+
+    def gridmap(*args, prelude=""):
+        code = f"import sys; sys.argv = ['gridmap', *sys.argv[1:]]; {prelude}from gridmap.cli import run; run()"
+        return subprocess.run(
+            [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env, timeout=120
+        )
+
+    lon, lat = lonlat(500, 1100)
+    done = gridmap("lookup", lon, lat)
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout)
+    assert body["micro"] == Y1 + "02" and body == json.loads(cli("lookup", lon, lat).output)
+    bad = gridmap("lookup", lon, "north")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == ["gridmap: error: lat must be a number, got 'north'"]
+    said = gridmap("--version", prelude="import atexit; atexit.register(lambda: print('atexit ran')); ")
+    version = f"gridmap, version {importlib.metadata.version('gridmap')}"
+    assert said.returncode == 0 and said.stdout.splitlines()[-2:] == [version, "atexit ran"]
 
 
 def test_the_leader_persists_the_index_after_edits_and_the_workers_never_do(city, cli, tmp_path, monkeypatch):

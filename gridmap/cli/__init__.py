@@ -8,7 +8,10 @@ Each command's module is imported when that command runs, not at start: ``gridma
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import os
+import sys
 
 import click
 
@@ -55,3 +58,27 @@ class LazyGroup(Group):
 @click.version_option(package_name="gridmap")
 def main():
     """gridmap: electronic grid map ("一张图") for community grid governance on PostGIS."""
+
+
+def run() -> None:
+    """The ``gridmap`` console script: :func:`main`, then out of the process once its work is done,
+    without Python's teardown, which frees every object and module one by one (~0.12 s of a one-point
+    `gridmap lookup` of 0.8 s on the Zhengzhou-scale city).  What that teardown would have done that
+    matters is done here: the output flushed and the functions registered with ``atexit`` run (the
+    command's files are closed and its transactions ended before it returns: with-blocks throughout)."""
+    try:
+        main.main(prog_name="gridmap")  # standalone: ends in SystemExit with the command's code
+        code = 0
+    except SystemExit as done:
+        code = done.code
+    if not isinstance(code, int):  # as Python's own exit: None is 0, anything else is printed, then 1
+        if code is not None:
+            print(code, file=sys.stderr)
+        code = 0 if code is None else 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # `gridmap … | head`: the reader left
+        code = code or 1
+    atexit._run_exitfuncs()
+    os._exit(code)

@@ -1,5 +1,5 @@
 """``python -m gridmap.cli …`` runs the ``gridmap`` command."""
 
-from . import main
+from . import run
 
-main()
+run()

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 import shapely
 from shapely.ops import split
 
@@ -37,6 +37,8 @@ from .. import geo
 from ..errors import InputError
 from . import integrity, integrity_shares, values
 from .levels import HOUSEHOLD_BAND, LEVELS, SPECIAL, check_level
+
+pd = lazy_loader.load("pandas")
 
 OPS = ("replace", "update", "split", "merge", "move_boundary", "create", "retire")
 #: Problems an edit is judged by (households are reported, not enforced: they follow from units).

@@ -11,9 +11,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import pandas as pd
+import lazy_loader
 
 from ..errors import InputError
+
+pd = lazy_loader.load("pandas")
 
 #: The office zone when GRIDMAP_TZ is unset (Zhengzhou).
 DEFAULT_TIMEZONE = "Asia/Shanghai"

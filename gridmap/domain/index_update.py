@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import copy
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 import shapely
 
 from .lookup import MIXED, GridIndex
+
+pd = lazy_loader.load("pandas")
 
 #: Marker values of 2-byte cells (MIXED, OUTSIDE as stored).
 _U16_MARKERS = (65_534, 65_535)
@@ -48,9 +50,13 @@ _U16_MARKERS = (65_534, 65_535)
 
 def prepare() -> None:
     """Import now what an update needs (a server worker's start): scipy.ndimage's first import took
-    ~0.4 s with the interpreter held, and fell on each worker's first edit, its lookups stalled as long."""
+    ~0.4 s with the interpreter held, and fell on each worker's first edit, its lookups stalled as long.
+    pandas too, loaded at its first use (``lazy_loader``): here, before a worker's threads could reach
+    it at once (Python 3.11's lazy module is not safe to load from two threads)."""
     # deferred: a command answering from a loaded index never needs it
     from scipy import ndimage  # noqa: F401
+
+    pd.DataFrame  # noqa: B018 (the first attribute read loads the module)
 
 
 def updated(index: GridIndex, frame: pd.DataFrame, changed, *, epoch, key=None) -> GridIndex | None:

@@ -35,13 +35,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 import shapely
 
 from .. import geo
 from . import budget, stored_geometry
 from .levels import LEVELS, SPECIAL, parent_level
+
+pd = lazy_loader.load("pandas")
 
 DEFAULT_TOLERANCE_M2 = 1.0
 #: Overlays run snap-rounded to 1e-8 degree (about 1 mm): it removes zero-width spikes that

@@ -25,12 +25,14 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 import shapely
 
 from .. import geo
 from ..errors import InputError
+
+pd = lazy_loader.load("pandas")
 
 COLUMNS = ("building", "unit", "floor_from", "floor_to", "micro_code")
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 
 from .levels import ALL_LEVELS, LEVELS, SPECIAL
+
+pd = lazy_loader.load("pandas")
 
 KINDS = ("person", "place", "thing", "event", "situation", "organisation")
 KIND_LABELS = {"person": "人", "place": "地", "thing": "物", "event": "事", "situation": "情", "organisation": "组织"}

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import shapely
 
@@ -26,6 +26,8 @@ from ..store import points
 from . import point_files
 from .files import check_output
 from .locator import Locator
+
+pd = lazy_loader.load("pandas")
 
 ASSIGN_FORMATS = point_files.FORMATS
 #: Rows answered at a time (the progress bar's step); a million fits the memory of any machine here.

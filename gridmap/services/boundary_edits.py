@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-import pandas as pd
+import lazy_loader
 import shapely
 from shapely.geometry import mapping, shape
 from sqlalchemy.engine import Engine
@@ -36,6 +36,8 @@ from ..errors import (
 from ..store import audit, buildings, db, grids, points, risk, shares
 from . import codes as code_issue
 from . import memberships
+
+pd = lazy_loader.load("pandas")
 
 _KEYS = {
     "replace": {"code", "geometry", "properties", "gap_to"},

@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 
 from ..store import cases, db, staging
 from . import event_import
@@ -31,6 +31,8 @@ from .dask_assign import RowSpec, locate_chunk, row_spec, run_partitions, worker
 from .events import Centre
 from .ingest import MAX_LISTED, Problems
 from .partitioned_input import open_input, part_table
+
+pd = lazy_loader.load("pandas")
 
 #: Rows per COPY from a worker (bounds what one statement sends).
 BATCH = 50_000

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 
 from ..errors import InputError
 from ..store import db, points, staging
@@ -28,6 +28,8 @@ from .dask_assign import RowSpec, locate_chunk, row_spec, run_partitions, worker
 from .locator import Locator
 from .partitioned_input import Partitioned, open_input, part_table
 from .report_intake import REASON, Columns, check_reports, write_rejects
+
+pd = lazy_loader.load("pandas")
 
 #: Rows per COPY from a worker: bounds what a worker holds and what one statement sends.
 BATCH = 50_000

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import geopandas as gpd
+import lazy_loader
 import numpy as np
-import pandas as pd
 import shapely
 from sqlalchemy.engine import Connection, Engine
 
@@ -27,6 +27,8 @@ from ..store import db, grids, points, risk
 from . import resources
 from .imports import import_file
 from .risk_elements import iso_utc, read_elements, read_visits_csv
+
+pd = lazy_loader.load("pandas")
 
 #: Levels loaded after the grids, placed in them on the same transaction.
 RISK_LEVELS = ("risk_element", "risk_visit", "report")

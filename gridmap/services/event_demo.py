@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
+import lazy_loader
 import shapely
 
 from ..domain.demo import cases as demo_cases
 from ..store import cases, departments
 from .events import Centre
+
+pd = lazy_loader.load("pandas")
 
 #: Cases per micro-grid and year in the demo (Zhengzhou: 2.49 million over 42,453 micro-grids in
 #: some years, about 20 a year each; the demo keeps to a quarter of that so it loads in seconds).

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 import shapely
 
 from ..domain import values
@@ -20,6 +20,8 @@ from ..store import cases, departments
 from .assignment import locate_frame
 from .events import SYSTEM, Centre, clock_columns
 from .ingest import Problems
+
+pd = lazy_loader.load("pandas")
 
 CHUNK = 100_000
 OPTIONAL = ("text", "external_id", "reported_at", "name", "phone", "channel")

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 
 import geopandas as gpd
-import pandas as pd
+import lazy_loader
 from sqlalchemy.engine import Engine
 
 from .. import geo
@@ -16,6 +16,8 @@ from ..errors import InputError
 from ..store import db, grids, shares
 from . import memberships
 from .files import check_output, write_csv
+
+pd = lazy_loader.load("pandas")
 
 #: format -> (GDAL driver, accepted file name endings)
 EXPORT_FORMATS = {

@@ -6,9 +6,11 @@ import os
 import tempfile
 from pathlib import Path
 
-import pandas as pd
+import lazy_loader
 
 from ..errors import InputError
+
+pd = lazy_loader.load("pandas")
 
 #: CSV encodings gridmap writes; the default carries a BOM so Excel on Chinese Windows reads UTF-8.
 CSV_ENCODINGS = ("utf-8-sig", "utf-8", "gbk", "gb18030")

@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
+import lazy_loader
 import numpy as np
-import pandas as pd
 import shapely
 
 from .. import geo
 from ..domain.levels import LEVELS, SPECIAL, SPECIAL_KINDS, check_level, parent_level
 from ..domain.wording import count
 from ..errors import ImportRejected, InputError
+
+pd = lazy_loader.load("pandas")
 
 FORMATS = {
     ".geojson": "geojson",

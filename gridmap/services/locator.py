@@ -59,7 +59,6 @@ from ..domain.lookup import NOT_A_POINT, NOT_NUMBERS, SPECIAL, GridIndex, assign
 from ..domain.membership import Memberships
 from ..errors import InputError, PayloadTooLarge
 from ..store import buildings, db, grid_changes, grids, index_files, people, shares
-from . import point_files
 
 #: Points per POST /api/v1/lookup request; more gets 413.
 MAX_BATCH = 10_000
@@ -465,7 +464,7 @@ class Locator:
         if not self.background and len(x) <= FEW_POINTS:
             with self.engine.connect() as conn:
                 hits, frame = shares.shared_under(conn, x, y)
-            return self._memberships_of(frame), hits
+            return (self._memberships_of(frame) if hits else None), hits
         m, tree, codes = self.memberships()
         if not codes:
             return m, []
@@ -570,6 +569,9 @@ class Locator:
             raise PayloadTooLarge(f"{len(lon)} points in one request; at most {MAX_BATCH}")
         index = self.index(at)
         answers = assign_arrays(index, lon, lat, geo.parse_crs(crs), problems)
+        # deferred: pyarrow (0.1 s to import) answers batches; a one-point `gridmap lookup` never needs it
+        from . import point_files
+
         return (point_files.answer_columns if arrow else point_files.answer_lists)(index, answers)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import pandas as pd
+import lazy_loader
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -23,6 +23,8 @@ from ..errors import InputError
 from ..store import shares
 from . import ingest
 from .files import check_output, write_csv
+
+pd = lazy_loader.load("pandas")
 
 
 def _floors(households: int, floors, per_floor) -> tuple[int, ...]:

@@ -13,13 +13,15 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+import lazy_loader
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InputError
 from . import point_files
 from .ingest import CSV_ENCODINGS
+
+pd = lazy_loader.load("pandas")
 
 #: CSV block size: about a million short rows, a few hundred MB once parsed (README "Beyond one machine").
 CSV_BLOCK = "64MB"

@@ -21,8 +21,8 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 import shapely
 from sqlalchemy.engine import Engine
 
@@ -37,6 +37,8 @@ from ..errors import InputError, NotFound
 from ..store import audit, buildings, db, grids, points, risk, shares
 from . import codes as code_issue
 from .files import check_output
+
+pd = lazy_loader.load("pandas")
 
 #: Below this many courtyards the work stays in this process.
 PARALLEL_FROM = 200

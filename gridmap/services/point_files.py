@@ -16,14 +16,16 @@ import json
 import weakref
 from pathlib import Path
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..domain.lookup import CHAIN, STATUS, Assigned, GridIndex
 from ..errors import InputError
 from .files import write_csv
+
+pd = lazy_loader.load("pandas")
 
 PLAIN = (".csv", ".parquet", ".xlsx")
 GEO = (".geojson", ".json", ".gpkg")

@@ -16,8 +16,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 
 from ..domain import dates
 from ..errors import InputError
@@ -25,6 +25,8 @@ from ..store import db, points
 from .assignment import locate_frame, point_wkb, summarise
 from .files import check_output, write_csv
 from .locator import Locator
+
+pd = lazy_loader.load("pandas")
 
 #: The column of a rejects file that says why; dropped when the file is read back.
 REASON = "gridmap_error"

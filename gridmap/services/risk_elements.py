@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 import shapely
 from sqlalchemy.engine import Connection, Engine
 
@@ -26,6 +26,8 @@ from ..domain.risk import COLOURS, KINDS, Rules, check_colour, check_kind
 from ..errors import ImportRejected, InputError, NotFound
 from ..store import audit, risk
 from . import ingest
+
+pd = lazy_loader.load("pandas")
 
 #: Clocks differ: a mark or visit up to this far in the future is accepted.
 CLOCK_SKEW = timedelta(minutes=5)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pandas as pd
+import lazy_loader
 from sqlalchemy.engine import Connection, Engine
 
 from ..domain import party as party_domain
@@ -19,6 +19,8 @@ from ..store import audit, secrets
 from ..store import party as party_store
 from ..store import people as store
 from .ingest import Problems, read_csv
+
+pd = lazy_loader.load("pandas")
 
 ID_CARD_SECRET = "id_card"
 #: Dates without a zone in a street office's file are local dates (the settings' timezone, GRIDMAP_TZ).

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .db import close_versions, copy_frame, ewkb_hex
 from .grids import as_of
+
+pd = lazy_loader.load("pandas")
 
 
 def current_codes(conn: Connection) -> set[str]:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import math
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..geo import METRIC_SRID
 from .db import copy_frame, copy_frames
+
+pd = lazy_loader.load("pandas")
 
 CHAIN_COLUMNS = ("micro_code", "courtyard_code", "community_code", "street_code", "district_code")
 #: Columns a service may write (besides id): anything else is a bug, refused.

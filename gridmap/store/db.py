@@ -9,8 +9,8 @@ import queue
 import threading
 from pathlib import Path
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 import psycopg
 import shapely
 import sqlalchemy as sa
@@ -21,6 +21,8 @@ from ..domain.dates import DEFAULT_TIMEZONE
 from ..errors import Busy, DatabaseUnavailable, GridmapError, WorkLimit
 from ..geo import STORAGE_SRID
 from ..settings import LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS
+
+pd = lazy_loader.load("pandas")
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 #: Every data table (users are kept across `demo load --fresh`).

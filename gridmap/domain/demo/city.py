@@ -25,8 +25,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 import shapely
 
 from ... import geo
@@ -36,6 +36,8 @@ from ..partition.floors import Unit
 from ..stored_geometry import densify
 from . import buildings
 from . import risk as demo_risk
+
+pd = lazy_loader.load("pandas")
 
 GUANCHENG = "410104"
 #: Seconds the partitioner may spend on one demo courtyard.

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import lazy_loader
 import numpy as np
-import pandas as pd
 import shapely
 
 from ... import geo
 from ..risk import COLOURS, KINDS, Rules
+
+pd = lazy_loader.load("pandas")
 
 HOUSEHOLDS_PER_ELEMENT = 18
 HOUSEHOLDS_PER_REPORT = 500

@@ -10,7 +10,9 @@ satisfaction is the mean of the 1–5 ratings given.  A rate over no cases is No
 
 from __future__ import annotations
 
-import pandas as pd
+import lazy_loader
+
+pd = lazy_loader.load("pandas")
 
 COLUMNS = ("cases", "closed", "on_time_rate", "median_hours", "escalations", "reopen_rate", "satisfaction")
 
