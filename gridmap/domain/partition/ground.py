@@ -145,7 +145,11 @@ class Ground:
             vor = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(xy), extend_to=outline, ordered=True))
             bad = ~shapely.is_valid(vor)
             vor[bad] = shapely.make_valid(vor[bad])
-            for c, piece in _minus_footprints(_overlay(shapely.intersection, vor, outline), feet):
+            # only the regions crossing the outline are cut by it (those inside it, a third to a half,
+            # are kept as they are: the intersections were the largest part of this construction)
+            crossing = np.flatnonzero(~shapely.contains_properly(outline, vor))
+            vor[crossing] = _overlay(shapely.intersection, vor[crossing], outline)
+            for c, piece in _minus_footprints(vor, feet):
                 pieces[lab[c]].append(piece)
         else:
             pieces[0].append(shapely.difference(outline, shapely.union_all(feet)))
