@@ -50,9 +50,8 @@ _U16_MARKERS = (65_534, 65_535)
 
 def prepare() -> None:
     """Import now what an update needs (a server worker's start): scipy.ndimage's first import took
-    ~0.4 s with the interpreter held, and fell on each worker's first edit, its lookups stalled as long.
-    pandas too, loaded at its first use (``lazy_loader``): here, before a worker's threads could reach
-    it at once (Python 3.11's lazy module is not safe to load from two threads)."""
+    ~0.4 s with the interpreter held, and fell on each worker's first edit, its lookups stalled as long;
+    pandas too, loaded at its first use (``lazy_loader``), and ~0.4 s to load."""
     # deferred: a command answering from a loaded index never needs it
     from scipy import ndimage  # noqa: F401
 

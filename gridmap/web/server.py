@@ -22,6 +22,7 @@ import signal
 import socket
 from urllib.parse import urlencode
 
+import lazy_loader
 from granian import Granian
 from granian.constants import Interfaces
 from granian.http import HTTP1Settings
@@ -39,6 +40,9 @@ from .scan import UPLOAD
 def app_from_env():
     """The app factory granian's workers call: the Flask app behind the guard."""
     settings = Settings.from_env()
+    # pandas is loaded at its first use (lazy_loader): here, before the request threads could reach it
+    # at once (Python 3.11's lazy modules are not safe to load from two threads)
+    lazy_loader.load("pandas").DataFrame  # noqa: B018 (the first attribute read loads it)
     app = create_app(settings=settings)
     if settings.warm and settings.lookup_engine == "index":
         with app.app_context():
