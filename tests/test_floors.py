@@ -187,6 +187,20 @@ def test_35_35_36_on_one_floor_gives_70_and_36_not_106():
     assert sizes(p) == [36, 70] and split_units(p) == []
 
 
+def test_101_in_units_of_45_and_56_takes_the_first_floors_of_one_and_the_last_of_the_other():
+    # 101 households fit two grids, but floors cut where a unit begins give 45 + 4k or 56 + 3k against
+    # the rest (49 + 52, 53 + 48, ...), never both in the band: only a grid ending inside a unit does it,
+    # floors 2-15 of the unit of 45 (3 a floor) with floors 1-2 of its neighbour's 56 (4 a floor) is 50,
+    # floor 1 and floors 3-14 the other 51 (the grids share both units, across their party wall)
+    code = f"{CODE}B001"
+    blds = [Building(code, ll(box(20, 20, 50, 34)), (Unit(code, 1, (3,) * 15), Unit(code, 2, (4,) * 14)))]
+    outline = ll(box(0, 0, 100, 60))
+    p = plan(CODE, outline, blds)
+    assert_sound(p, outline, blds)
+    assert sorted(sizes(p)) == [50, 51], sizes(p)
+    assert split_units(p) == [f"{code}/1", f"{code}/2"]
+
+
 def test_mid_rise_units_of_45_are_split_by_floors_into_the_band():
     # three 15-floor point blocks of one 45-household unit each (3 a floor), in a row: whole they make
     # three grids of 45; split by floors, two grids in the band (floors 1-8 of the middle one with the

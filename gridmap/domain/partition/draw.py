@@ -40,7 +40,10 @@ def draw(courtyard, seq, blocks, run_of, units, grounds, part_ids, parts_ll, emp
         runs = sorted(set(run_of[idx].tolist()), key=lambda r: min(i for i in idx if run_of[i] == r))
         entrance = tuple(shapely.get_coordinates(shapely.centroid(g.slices[c]))[0])
         for r in runs:
-            mine = [blocks[i] for i in idx if run_of[i] == r]
+            # a unit's floors in floor order (a cycle opened inside the unit has its first floors last)
+            mine = sorted((blocks[i] for i in idx if run_of[i] == r), key=lambda b: b.floor_from)
+            if any(a.floor_to + 1 != b.floor_from for a, b in zip(mine, mine[1:])):
+                return None  # not one range of floors: no share can say it
             shares[r].append((mine[0].floor_from, mine[-1].floor_to, sum(b.households for b in mine), u, entrance))
         if len(runs) == 1:
             pieces[runs[0]].setdefault(p, []).append(g.cells[c])
