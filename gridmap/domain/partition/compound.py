@@ -236,7 +236,9 @@ class _Space:
 def _search(sp, band_min, band_max, policy, weights, rotations, drawn, *, whole_max, t0, budget_s, started=None):
     """Cut every walk of ``sp`` at up to ``rotations`` places, repair and draw the cheapest distinct cuts;
     units of at most ``whole_max`` households are whole blocks (0: every unit by floors, units the cut
-    keeps whole made whole again).  Returns ((score, grids, households out of band) of the best drawn
+    keeps whole made whole again; when the best plan drawn so still leaves households out of the band,
+    the walks are opened inside units too, at most FLOOR_OPENINGS places each, and their cuts drawn
+    the same way).  Returns ((score, grids, households out of band) of the best drawn
     plan or None, cuts computed).  Cutting stops halfway from ``started`` (default ``t0``) to the
     deadline ``t0 + budget_s``; drawing at the deadline, but never before one plan is drawn."""
     started = t0 if started is None else started
