@@ -22,6 +22,7 @@ can be split is never left as one grid: the cut always yields the plan nearest t
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -255,6 +256,8 @@ def _search(sp, band_min, band_max, policy, weights, rotations, drawn, *, whole_
         first = np.cumsum([0] + [1 if units[s[0]].households <= whole_max else units[s[0]].floors for s in stops])
         walks.append((stops, cycle, kinds, [int(first[r]) for r in route.rotations(steps, rotations)]))
 
+    order = itertools.count()  # ties in cost go to the cut made first
+
     def open_at(stops, cycle, kinds, openings, into: list) -> bool:
         """Cut the cycle opened at each of ``openings`` into ``into``; False once halfway is past."""
         for q in openings:
@@ -264,7 +267,7 @@ def _search(sp, band_min, band_max, policy, weights, rotations, drawn, *, whole_
             starts, cost = cut(
                 hh, (kinds[q:] + kinds[:q])[:-1], band_min, band_max, policy, weights, cells, sp.neighbours
             )
-            into.append((cost, len(candidates) + len(into), stops, blocks, starts))
+            into.append((cost, next(order), stops, blocks, starts))
             if time.perf_counter() > halfway:
                 return False
         return True
