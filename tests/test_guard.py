@@ -148,3 +148,83 @@ def test_the_scanned_pages_photo_route_alone_takes_a_larger_body(served):
     s = _raw(port, too_big.encode())
     assert _status(s) == 413  # past the photo limit: refused before a byte is read
     s.close()
+
+
+def _asgi_get(guard, path: str, query: bytes = b"", headers=()) -> tuple[int, dict, bytes]:
+    """One GET through the guard as granian calls it: (status, headers, body)."""
+    import asyncio
+
+    sent = []
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "query_string": query, "headers": list(headers)}
+    asyncio.run(guard(scope, receive, send))
+    start, body = sent
+    return start["status"], dict(start["headers"]), body["body"]
+
+
+def test_a_request_the_app_may_answer_at_once_runs_on_the_loop_unless_it_says_again():
+    """The guard's ``inline`` predicate: a request it accepts runs on the event loop's own thread,
+    marked AT_ONCE; an answer carrying AGAIN is never sent, the request runs again in a request
+    thread; a request the predicate refuses goes to a thread at once."""
+    import threading
+
+    from gridmap.web.guard import AGAIN, AT_ONCE, Guard
+
+    seen = []
+
+    def app(environ, start_response):
+        seen.append((threading.current_thread().name, bool(environ.get(AT_ONCE))))
+        if environ.get(AT_ONCE) and environ["QUERY_STRING"] == "busy":
+            start_response("503 Service Unavailable", [(AGAIN, "1")])
+            return [b""]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["QUERY_STRING"].encode()]
+
+    guard = Guard(app, threads=2, inline=lambda scope: scope["path"] == "/quick")
+    loop_thread = threading.current_thread().name  # asyncio.run's loop runs in this thread
+    assert _asgi_get(guard, "/quick", b"easy") == (200, {b"content-type": b"text/plain"}, b"easy")
+    assert seen == [(loop_thread, True)]
+    seen.clear()
+    status, headers, body = _asgi_get(guard, "/quick", b"busy")
+    assert (status, body) == (200, b"busy") and AGAIN.encode() not in headers
+    assert seen[0] == (loop_thread, True) and seen[1][0].startswith("gridmap-request") and not seen[1][1]
+    seen.clear()
+    assert _asgi_get(guard, "/slow", b"x")[0] == 200
+    assert len(seen) == 1 and seen[0][0].startswith("gridmap-request") and not seen[0][1]
+    guard.pool.shutdown()
+
+
+def test_only_plain_single_lookups_are_tried_at_once(demo_url):
+    """``answers_at_once``: a GET /api/v1/lookup of a point without a token, while the process's
+    locator serves an index; never with ``at``, ``address``, a token, another route or method, the
+    PostGIS engine, or reads that need a role (AUTH_READ=viewer)."""
+    from gridmap.web import create_app
+    from gridmap.web.context import locator
+    from gridmap.web.lookup import answers_at_once
+
+    def scope(path="/api/v1/lookup", query=b"lon=113.7&lat=34.75", method="GET", headers=()):
+        return {"type": "http", "method": method, "path": path, "query_string": query, "headers": list(headers)}
+
+    app = create_app({"DATABASE_URL": demo_url, "TESTING": True})
+    at_once = answers_at_once(app)
+    assert not at_once(scope())  # no locator yet: nothing held to answer from
+    with app.app_context():
+        assert not at_once(scope()) and not locator().serving()  # one, holding no index yet
+        locator().warm()  # a server worker's start
+    assert at_once(scope()) and at_once(scope(query=b"lon=113.7&lat=34.75&crs=gcj02"))
+    for refused in (
+        scope(query=b"lon=113.7&lat=34.75&at=2026-01-01"),
+        scope(query=b"address=x"),
+        scope(headers=[(b"authorization", b"Bearer t")]),
+        scope(path="/api/v1/grids"),
+        scope(method="POST"),
+    ):
+        assert not at_once(refused)
+    assert answers_at_once(create_app({"DATABASE_URL": demo_url, "TESTING": True, "LOOKUP_ENGINE": "postgis"})) is None
+    assert answers_at_once(create_app({"DATABASE_URL": demo_url, "TESTING": True, "AUTH_READ": "viewer"})) is None

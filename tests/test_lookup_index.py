@@ -772,3 +772,56 @@ def test_an_update_whose_grids_are_empty_before_and_after_rebuilds_instead_of_fa
     assert updated(index, edit, {"B"}, epoch=2) is None
     rebuilt = GridIndex(pd.concat([frame[frame["code"] == "A"], edit]), epoch=2)
     assert rebuilt.locate(np.array([113.605]), np.array([34.705])).micro.tolist() == [0]
+
+
+def test_a_lookup_that_must_not_wait_answers_from_what_the_server_holds_or_says_so(city, cli, tmp_path, monkeypatch):
+    """``lookup(wait=False)`` (a server's single lookup tried on its event loop): the same answer as
+    the usual way while the index is current; during an update, a point away from the edit is
+    answered from the index held, while a point the edit may have moved, or one outside every grid,
+    raises WouldWait (the guard then runs it in a thread, where it waits); a command's locator
+    (no announcements to go by) never answers without its query.  Nor does a server right after a
+    commit of its own process (the index's read-only snapshot counts): the next lookup the usual
+    way reads the epoch, as it would anyway."""
+    import threading
+
+    locator = lookups.Locator(city, home=tmp_path / "home", background=True)
+    locator.warm()
+    with pytest.raises(lookups.WouldWait):  # warm's own snapshot committed: the epoch is read first
+        locator.lookup(*lonlat(500, 1100), wait=False)
+    for x, y in ((500, 1100), (3500, 3500), (-300, 1100)):  # inside, far away, outside every grid
+        usual = locator.lookup(*lonlat(x, y))
+        assert locator.lookup(*lonlat(x, y), wait=False) == usual
+    assert locator.lookup(*lonlat(-300, 1100), wait=False)["nearest"]["code"] == Y1 + "02"
+    with pytest.raises(lookups.WouldWait):
+        lookups.Locator(city, home=tmp_path / "home").lookup(*lonlat(500, 1100), wait=False)
+    entered, release = threading.Event(), threading.Event()
+    real = lookups.updated
+
+    def held_update(*args, **kwargs):  # the real update, held until the test lets it go
+        entered.set()
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lookups, "updated", held_update)
+    move_boundary(cli, tmp_path, 1200)  # a commit of this process, then as another's announced
+    assert locator.lookup(*lonlat(3500, 3500))["micro"] == "41019900200200202"  # reads the epoch
+    # the update's thread and the shares' reader have read the epoch too (a lookup that must not
+    # wait does not wait for the announcements' lock either: it would have gone the usual way)
+    assert entered.wait(10)
+    deadline = time.monotonic() + 10
+    while locator._members_reading and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        far = locator.lookup(*lonlat(3500, 3500), wait=False)  # the update under way, answers at once
+        assert far["micro"] == "41019900200200202" and locator._current.epoch < locator.epoch()
+        for x, y in ((500, 1100), (-300, 1100)):  # in the edit's box; outside every grid
+            with pytest.raises(lookups.WouldWait):
+                locator.lookup(*lonlat(x, y), wait=False)
+    finally:
+        release.set()
+    assert locator.lookup(*lonlat(500, 1100))["micro"] == Y1 + "01"  # the usual way waits for it
+    deadline = time.monotonic() + 10
+    while (locator._refreshing or locator._current.epoch < locator.epoch()) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the update in force
+    locator.lookup(*lonlat(3500, 3500))  # the update's snapshot committed: the epoch read again
+    assert locator.lookup(*lonlat(500, 1100), wait=False)["micro"] == Y1 + "01"

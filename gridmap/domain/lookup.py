@@ -561,6 +561,11 @@ class GridIndex:
         (:mod:`gridmap.domain.nearest`; its outer segments are found on first use)."""
         return self.nearest_index().query(x, y)
 
+    @property
+    def nearest_ready(self) -> bool:
+        """Whether the outer segments are found (a lookup outside every grid then finds nothing first)."""
+        return self._nearest is not None
+
     def settle(self) -> None:
         """Bring the outer segments along now if an update left that to their first use (a server,
         once the update is in force: the chain of bases stops here)."""

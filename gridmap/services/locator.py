@@ -73,6 +73,10 @@ PEOPLE_OVERLAY = 2_000
 FEW_POINTS = 100
 
 
+class WouldWait(Exception):
+    """A lookup asked not to wait (``wait=False``) that would have to: answer it the usual way."""
+
+
 class Locator:
     """Answers lookups from an in-memory :class:`GridIndex` that follows the database.
 
@@ -117,6 +121,11 @@ class Locator:
                 conn.close()  # dropped: reconnect once
                 if attempt == 2:
                     raise
+
+    def serving(self) -> bool:
+        """Whether this is a server's locator holding an index: its single current lookups may be tried
+        at once (``lookup(wait=False)``, on the guard's event loop, :mod:`gridmap.web.guard`)."""
+        return self._watch is not None and self._current is not None
 
     def index(self, at: datetime | None = None, *, point=None) -> GridIndex:
         """The index for the versions valid at ``at`` (None: current), brought up to date first.
@@ -445,10 +454,11 @@ class Locator:
 
         threading.Thread(target=read, name="gridmap-members", daemon=True).start()
 
-    def _shared(self, bodies: list[dict], x, y) -> None:
+    def _shared(self, bodies: list[dict], x, y, *, held=None) -> None:
         """Add to each answer whose point lies in the footprint of a building several micro-grids share
-        every grid sharing it, with the floors each holds (``shared_building``)."""
-        m, hits = self._shared_under(x, y)
+        every grid sharing it, with the floors each holds (``shared_building``); ``held``: the
+        memberships, tree and codes to use (else :meth:`_shared_under` finds them)."""
+        m, hits = self._shared_under(x, y, held=held)
         for p, building in hits:
             body = bodies[p]
             if "shared_building" not in body:
@@ -456,16 +466,16 @@ class Locator:
                 body["shared_building"] = {"building": building, "grids": holders}
                 body["micro_grids"] = [h["code"] for h in holders]
 
-    def _shared_under(self, x, y) -> tuple:
+    def _shared_under(self, x, y, *, held=None) -> tuple:
         """(memberships, [(point index, building code)]) of the shared buildings whose footprints cover
         the points.  A command answering a few points asks PostGIS about the buildings under them
         (milliseconds) rather than reading the city's shares (a second at city scale); a server, or
         a command with many points, uses the shares it holds."""
-        if not self.background and len(x) <= FEW_POINTS:
+        if held is None and not self.background and len(x) <= FEW_POINTS:
             with self.engine.connect() as conn:
                 hits, frame = shares.shared_under(conn, x, y)
             return (self._memberships_of(frame) if hits else None), hits
-        m, tree, codes = self.memberships()
+        m, tree, codes = held if held is not None else self.memberships()
         if not codes:
             return m, []
         pts, bld = tree.query(
@@ -506,12 +516,18 @@ class Locator:
             _set_micro(body, index, code)
         return body
 
-    def lookup(self, lon, lat, *, crs=None, at: datetime | None = None) -> dict:
-        """One point; InputError naming the problem for bad coordinates."""
+    def lookup(self, lon, lat, *, crs=None, at: datetime | None = None, wait=True) -> dict:
+        """One point; InputError naming the problem for bad coordinates.  ``wait=False`` (a server's
+        current lookup): answered from what this process holds, or :class:`WouldWait` when that
+        would take a wait or a query (see :meth:`_at_once`)."""
         crs = geo.parse_crs(crs)
         x, y, problem = check_point(_number(lon, "lon"), _number(lat, "lat"), crs)
         if problem is not None:
             raise InputError(f"{problem}: lon={lon}, lat={lat} ({crs})")
+        if not wait and at is None:
+            body = self._at_once(x, y)
+            body.update(input={"lon": lon, "lat": lat, "crs": crs}, at=None)
+            return body
         index = self.index(at, point=(x, y))
         body = index.answer_one(x, y)
         if self.background and at is None and not body.get("inside") and index.epoch < self.epoch():
@@ -525,6 +541,34 @@ class Locator:
         if at is None and body.get("inside"):
             self._shared([body], [x], [y])
         body.update(input={"lon": lon, "lat": lat, "crs": crs}, at=db.iso(self.engine, at))
+        return body
+
+    def _at_once(self, x: float, y: float) -> dict:
+        """:meth:`lookup`'s answer (before its ``input`` and ``at``) from what this server holds now:
+        the index, if current at the epoch announced so far, or, while an update to it runs, if the
+        box announced with the edit leaves the point out (the answer is the same, as in
+        :meth:`_unaffected`); its people; the shares of buildings held.  :class:`WouldWait` for
+        anything that would wait or ask the database: no index yet, an epoch not announced (a
+        confirming read due, the connection down), a point the edit may have moved, a point outside
+        every grid while the index is not current or its outer segments are being found."""
+        epoch = self._watch.peek() if self._watch is not None else None
+        current, members = self._current, self._members
+        if epoch is None or current is None or not current.people_loaded or members is None:
+            raise WouldWait
+        if current.epoch != epoch:
+            box = self._watch.box(current.epoch, epoch)
+            if box is None or _within((x, y), box):
+                raise WouldWait
+            self._refresh_soon()
+        m, specials = current.locate_one(x, y)
+        if m < 0:  # outside every grid: its nearest grid may be one the edit moved
+            if current.epoch != epoch or not current.nearest_ready:
+                raise WouldWait
+            return current.answer_one(x, y)
+        body = current.answer_inside(x, y, m, specials)
+        if members[0] != epoch:
+            self._read_members_soon()
+        self._shared([body], [x], [y], held=members[1:4])
         return body
 
     def lookup_many(self, points: list, *, crs=None, at: datetime | None = None) -> list[dict]:
@@ -632,6 +676,23 @@ class EpochWatch:
             if len(self._boxes) > 2 * self.KEEP_BOXES:
                 newest = max(self._boxes)
                 self._boxes = {e: b for e, b in self._boxes.items() if e > newest - self.KEEP_BOXES}
+
+    def peek(self) -> int | None:
+        """The epoch announced so far, taken without waiting: None when :meth:`current` would have to
+        query (the connection down, a confirming read due) or another thread is reading it."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self._conn is None or _commits != self._commits:
+                return None
+            if time.monotonic() - self._confirmed_at >= self.confirm_s:
+                return None
+            self._take_announced()
+            return self._epoch
+        except psycopg.Error:  # current() finds it out and reconnects
+            return None
+        finally:
+            self._lock.release()
 
     def current(self) -> int | None:
         with self._lock:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import orjson
 import pyarrow as pa
 from flask import Blueprint, Response, jsonify, request
 
 from ..errors import InputError
-from ..services import point_files
-from ..services.locator import batch_points, postgis_lookup
+from ..services import database, point_files
+from ..services.locator import WouldWait, batch_points, postgis_lookup
 from . import params
 from .auth import READ, require
-from .context import engine, locator, settings
+from .context import LOCATOR, SETTINGS, engine, locator, settings
+from .guard import AGAIN, AT_ONCE
 from .params import PARQUET
 from .privacy import private, private_each
 
@@ -33,8 +36,44 @@ def lookup_one():
     if settings().lookup_engine == "postgis":  # the benchmark's competitor
         found = postgis_lookup(engine(), args["lon"], args["lat"], crs=args.get("crs"), at=at)
     else:
-        found = locator().lookup(args["lon"], args["lat"], crs=args.get("crs"), at=at)
+        try:
+            found = locator().lookup(args["lon"], args["lat"], crs=args.get("crs"), at=at, wait=not at_once())
+        except WouldWait:
+            return Response(status=503, headers={AGAIN: "1"})  # the guard runs it again in a thread
     return jsonify(private(found, "people"))
+
+
+def at_once() -> bool:
+    """Whether this request runs on the guard's event loop, where it must not wait."""
+    return bool(request.environ.get(AT_ONCE))
+
+
+#: What a lookup answered on the server's event loop may ask: a point, in a system (``at`` and
+#: ``address`` may need the database, a dated index or the gazetteer).
+AT_ONCE_PARAMS = frozenset({"lon", "lat", "crs"})
+
+
+def answers_at_once(app):
+    """The guard's ``inline`` predicate for ``app`` (None: it never answers at once): a GET of
+    /api/v1/lookup with a point and nothing more, without a token (an open read: no user to look up),
+    while the process's locator holds an index (:meth:`.Locator.serving`): :func:`lookup_one` then
+    answers from what it holds, or says AGAIN when it would have to wait."""
+    config = app.extensions[SETTINGS]
+    if config.lookup_engine != "index" or app.config["AUTH_READ"] != "open":
+        return None
+
+    def at_once(scope) -> bool:
+        if scope["method"] != "GET" or scope["path"] != "/api/v1/lookup":
+            return False
+        if any(key.lower() == b"authorization" for key, _ in scope["headers"]):
+            return False  # its role decides what the answer shows: read from the database
+        query = scope.get("query_string", b"").decode("latin-1")
+        if not {key for key, _ in parse_qsl(query, keep_blank_values=True)} <= AT_ONCE_PARAMS:
+            return False
+        held = app.extensions.get(LOCATOR)  # as context.locator() finds it, without an app context
+        return held is not None and held.engine is database.engine(config) and held.serving()
+
+    return at_once
 
 
 @bp.post("/lookup")

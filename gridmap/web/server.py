@@ -34,6 +34,7 @@ from . import create_app
 from .context import engine as engine_of
 from .context import locator
 from .guard import Guard
+from .lookup import answers_at_once
 from .scan import UPLOAD
 
 
@@ -53,6 +54,7 @@ def app_from_env():
         body_timeout=settings.body_timeout,
         threads=settings.threads,
         uploads=(UPLOAD,),  # the scanned page's report carries a photo
+        inline=answers_at_once(app),  # a lookup the current index answers: on the event loop
     )
     if settings.warm:
         with app.app_context():
