@@ -607,8 +607,10 @@ def e2e(url, eng, args):
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        rows, t_first = bench_assign(url, eng, folder, args.points, args.seed, args.repeat)
-        batch = bench_http_batch(url, eng, folder, args.seed, args.repeat)
+        rows, t_first, batch = [], None, {}
+        if not args.edits_only:
+            rows, t_first = bench_assign(url, eng, folder, args.points, args.seed, args.repeat)
+            batch = bench_http_batch(url, eng, folder, args.seed, args.repeat)
         minutes = args.edit_minutes
         under = {
             (pace, every): bench_http_edits(url, eng, folder, args.seed, minutes=minutes, every=every, pace_ms=pace)
@@ -625,7 +627,8 @@ def e2e(url, eng, args):
             f"| `gridmap assign` vs read + `sjoin` + write, {fmt} in and out (whole processes) | {ours:.2f} s "
             f"| {theirs:.2f} s | {theirs / ours:.1f}x |"
         )
-    print(f"| fresh `gridmap lookup` process, first answer (index loaded) | {t_first:.2f} s | | |")
+    if t_first is not None:
+        print(f"| fresh `gridmap lookup` process, first answer (index loaded) | {t_first:.2f} s | | |")
     for name, pps in batch.items():
         print(f"| POST /api/v1/lookup, 10,000 points ({name}), 2 workers, 8 connections | {pps:,.0f} points/s | | |")
     for pace in (0, EDIT_PACE_MS):
@@ -656,6 +659,7 @@ def main():
     parser.add_argument("--http-only", action="store_true", help="only the HTTP part")
     parser.add_argument("--e2e", action="store_true", help="issue 16: whole commands and requests only")
     parser.add_argument("--edit-minutes", type=float, default=1.0)
+    parser.add_argument("--edits-only", action="store_true", help="with --e2e: only the GET minutes")
     args = parser.parse_args()
     import geopandas as gpd
 

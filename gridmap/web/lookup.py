@@ -62,7 +62,7 @@ def answers_at_once(app):
     if config.lookup_engine != "index" or app.config["AUTH_READ"] != "open":
         return None
 
-    def at_once(scope) -> bool:
+    def plain_lookup(scope) -> bool:
         if scope["method"] != "GET" or scope["path"] != "/api/v1/lookup":
             return False
         if any(key.lower() == b"authorization" for key, _ in scope["headers"]):
@@ -73,7 +73,7 @@ def answers_at_once(app):
         held = app.extensions.get(LOCATOR)  # as context.locator() finds it, without an app context
         return held is not None and held.engine is database.engine(config) and held.serving()
 
-    return at_once
+    return plain_lookup
 
 
 @bp.post("/lookup")
