@@ -524,10 +524,12 @@ class Locator:
         x, y, problem = check_point(_number(lon, "lon"), _number(lat, "lat"), crs)
         if problem is not None:
             raise InputError(f"{problem}: lon={lon}, lat={lat} ({crs})")
-        if not wait and at is None:
-            body = self._at_once(x, y)
-            body.update(input={"lon": lon, "lat": lat, "crs": crs}, at=None)
-            return body
+        body = self._at_once(x, y) if not wait and at is None else self._answer(x, y, at)
+        body.update(input={"lon": lon, "lat": lat, "crs": crs}, at=db.iso(self.engine, at))
+        return body
+
+    def _answer(self, x: float, y: float, at: datetime | None) -> dict:
+        """:meth:`lookup`'s answer (before its ``input`` and ``at``), waiting for what it needs."""
         index = self.index(at, point=(x, y))
         body = index.answer_one(x, y)
         if self.background and at is None and not body.get("inside") and index.epoch < self.epoch():
@@ -540,7 +542,6 @@ class Locator:
                 body["people"] = people.workers_by_grid(conn, codes=[body["micro"]]).get(body["micro"], [])
         if at is None and body.get("inside"):
             self._shared([body], [x], [y])
-        body.update(input={"lon": lon, "lat": lat, "crs": crs}, at=db.iso(self.engine, at))
         return body
 
     def _at_once(self, x: float, y: float) -> dict:
@@ -677,15 +678,18 @@ class EpochWatch:
                 newest = max(self._boxes)
                 self._boxes = {e: b for e, b in self._boxes.items() if e > newest - self.KEEP_BOXES}
 
+    def _confirm_due(self) -> bool:
+        """Whether the epoch must be read now: this process committed since the last read, or
+        ``confirm_s`` has passed."""
+        return _commits != self._commits or time.monotonic() - self._confirmed_at >= self.confirm_s
+
     def peek(self) -> int | None:
         """The epoch announced so far, taken without waiting: None when :meth:`current` would have to
         query (the connection down, a confirming read due) or another thread is reading it."""
         if not self._lock.acquire(blocking=False):
             return None
         try:
-            if self._conn is None or _commits != self._commits:
-                return None
-            if time.monotonic() - self._confirmed_at >= self.confirm_s:
+            if self._conn is None or self._confirm_due():
                 return None
             self._take_announced()
             return self._epoch
@@ -705,7 +709,7 @@ class EpochWatch:
                     self._epoch = grids.listen_epoch(self._conn)
                     self._confirmed_at = time.monotonic()
                 self._take_announced()
-                if _commits != self._commits or time.monotonic() - self._confirmed_at >= self.confirm_s:
+                if self._confirm_due():
                     seen = _commits
                     self._epoch = max(self._epoch, grids.epoch_raw(self._conn))
                     self._confirmed_at, self._commits = time.monotonic(), seen
