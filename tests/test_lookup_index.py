@@ -160,6 +160,7 @@ def test_a_server_answers_away_from_an_edit_while_its_update_runs(city, cli, tmp
     real = lookups.updated
 
     def held_update(*args, **kwargs):  # the real update, held until the test lets it go
+        moved["nice"] = os.getpriority(os.PRIO_PROCESS, 0)  # Linux: the calling thread's
         release.wait(30)
         return real(*args, **kwargs)
 
@@ -186,6 +187,8 @@ def test_a_server_answers_away_from_an_edit_while_its_update_runs(city, cli, tmp
     index = locator.index()
     assert index.source == "updated" and index.people_loaded
     assert index.people["41019900200200202"][0]["name"] == "王芳"
+    # the update ran at the lowest priority, in its own thread only: the lookups' threads keep theirs
+    assert moved["nice"] == lookups.BACKGROUND_NICE != os.getpriority(os.PRIO_PROCESS, 0)
 
 
 def test_people_after_an_edit_lie_over_the_citys_not_copied():
