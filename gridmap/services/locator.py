@@ -195,11 +195,10 @@ class Locator:
 
         def run() -> None:
             try:
-                lower_priority()
                 with self._lock:
                     current = self._current
                     if current is None or current.epoch < self.epoch():
-                        self._current = self._refresh(current)
+                        self._current = self._refresh(current, then=lower_priority)
                         self._current.settle()  # in force already: its outer segments follow
                         release_freed_memory()
             except Exception:  # the waiting lookups retry the update themselves and report its error
@@ -215,12 +214,13 @@ class Locator:
     def _snapshot(self):
         return self.engine.connect().execution_options(isolation_level="REPEATABLE READ")
 
-    def _refresh(self, current: GridIndex | None) -> GridIndex:
-        """The current index at the database's epoch: updated, loaded, or built (then persisted)."""
+    def _refresh(self, current: GridIndex | None, *, then=None) -> GridIndex:
+        """The current index at the database's epoch: updated, loaded, or built (then persisted).
+        ``then``: called once an update has read the change and made its patch (see :meth:`_update`)."""
         with self._snapshot() as conn, conn.begin():
             epoch = grids.epoch(conn)
             if current is not None:
-                index = self._update(conn, current, epoch)
+                index = self._update(conn, current, epoch, then=then)
                 if index is not None:
                     self._persist(index)
                     return index
@@ -239,10 +239,13 @@ class Locator:
             self._persist(index, synchronous=True)
             return index
 
-    def _update(self, conn, base: GridIndex, epoch: int, *, check=False) -> GridIndex | None:
+    def _update(self, conn, base: GridIndex, epoch: int, *, check=False, then=None) -> GridIndex | None:
         """``base`` brought to ``epoch`` from the change log; None when a rebuild is needed.  ``check``
         (a base from disk): the grids the log says are unchanged must be the very versions ``base``
-        holds, or it is not used (a database emptied and reloaded, a log pruned)."""
+        holds, or it is not used (a database emptied and reloaded, a log pruned).  ``then``: called
+        once the change is read and the patch made, before the bulk of the update (a server's update
+        thread lowers its priority there: what lookups in the edit's box wait for runs at the usual
+        priority, the rest yields to the requests)."""
         codes = grid_changes.codes_since(conn, base.epoch, epoch)
         if codes is None or len(codes) > MAX_INCREMENTAL:
             return None
@@ -262,6 +265,8 @@ class Locator:
         with self._moved:
             self._pending = (epoch, box, early)
             self._moved.notify_all()
+        if then is not None:
+            then()
         try:
             index = updated(base, frame, codes, epoch=epoch)
         finally:
@@ -841,11 +846,12 @@ class LayeredPeople(Mapping):
 
 def lower_priority() -> None:
     """Give the calling thread the lowest CPU priority (:data:`BACKGROUND_NICE`), leaving the other
-    threads of its process as they are: a server's index update after an edit (~70 ms of CPU alone,
-    200-400 ms in a serving worker beside the other worker's, wrk's and PostgreSQL's) then yields the
-    cores to the request threads.  Paced lookups' p99 under an edit every 5 s: 4.0-4.4 ms, then
-    2.6-3.2 ms (README, "End to end").  Linux only: elsewhere ``setpriority`` would renice the
-    whole process, so nothing is done."""
+    threads of its process as they are (a thread's priority cannot be raised again without
+    privilege: only threads of their own call it).  A server's index update after an edit (~70 ms
+    of CPU alone, 200-400 ms in a serving worker beside the other worker's, wrk's and PostgreSQL's)
+    then yields the cores to the request threads once its patch is made (paced lookups' p99 under an
+    edit every 5 s: 4.0-4.4 ms, then 2.4-3.2 ms; README, "End to end").  Linux only: elsewhere
+    ``setpriority`` would renice the whole process, so nothing is done."""
     if sys.platform != "linux":
         return
     try:
