@@ -161,11 +161,8 @@ class Locator:
         largest part of what an edit added to the lookups' p99), or from the updated index once it
         is in force.  None: answer the usual way (the update is not running, or the box is unknown
         because other levels changed)."""
-        if self._watch is not None:  # the epochs' boxes came with them: no waiting to read the change
-            box = self._watch.box(current.epoch, epoch)
-            if box is not None and not _within(point, box):
-                self._refresh_soon()
-                return current
+        if self._watch is not None and self._clear_of_edits(current, epoch, point):
+            return current  # the epochs' boxes came with them: no waiting to read the change
         self._refresh_soon()
         deadline = time.monotonic() + UNAFFECTED_WAIT
         with self._moved:
@@ -185,6 +182,15 @@ class Locator:
                 if not self._refreshing or time.monotonic() > deadline:
                     return None
                 self._moved.wait(0.01)
+
+    def _clear_of_edits(self, current: GridIndex, epoch: int, point) -> bool:
+        """Whether the boxes announced with the epochs after ``current``'s up to ``epoch`` leave
+        ``point`` out (``current`` answers it as the updated index would); the update is started then."""
+        box = self._watch.box(current.epoch, epoch)
+        if box is None or _within(point, box):
+            return False
+        self._refresh_soon()
+        return True
 
     def _refresh_soon(self) -> None:
         """Bring the current index up to date in a thread of its own unless one is at it (a server)."""
@@ -567,11 +573,8 @@ class Locator:
         current, members = self._current, self._members
         if epoch is None or current is None or not current.people_loaded or members is None:
             raise WouldWait
-        if current.epoch != epoch:
-            box = self._watch.box(current.epoch, epoch)
-            if box is None or _within((x, y), box):
-                raise WouldWait
-            self._refresh_soon()
+        if current.epoch != epoch and not self._clear_of_edits(current, epoch, (x, y)):
+            raise WouldWait
         m, specials = current.locate_one(x, y)
         if m < 0:  # outside every grid: its nearest grid may be one the edit moved
             if current.epoch != epoch or not current.nearest_ready:
@@ -850,7 +853,7 @@ def lower_priority() -> None:
     privilege: only threads of their own call it).  A server's index update after an edit (~70 ms
     of CPU alone, 200-400 ms in a serving worker beside the other worker's, wrk's and PostgreSQL's)
     then yields the cores to the request threads once its patch is made (paced lookups' p99 under an
-    edit every 5 s: 4.0-4.4 ms, then 2.4-3.2 ms; README, "End to end").  Linux only: elsewhere
+    edit every 5 s: 3.6-4.4 ms, then 2.3-3.3 ms; README, "End to end").  Linux only: elsewhere
     ``setpriority`` would renice the whole process, so nothing is done."""
     if sys.platform != "linux":
         return

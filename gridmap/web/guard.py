@@ -23,7 +23,7 @@ lookup, see :func:`gridmap.web.lookup.answers_at_once`) is first run on the even
 environ marked :data:`AT_ONCE`; an app that finds it would have to wait (an index to update, the
 database to ask) answers with the :data:`AGAIN` header, and the request goes to a thread as any
 other.  Handing a lookup to a thread and back was a third of its time on 2 cores (paced single
-lookups, 2 workers, 15-20 s runs in turn: p50 1.8-2.3 ms and p99 5.4-6.3 ms through a thread, 1.2-1.4
+lookups, 2 workers, 15-20 s runs in turn: p50 1.8-2.3 ms and p99 5.2-6.3 ms through a thread, 1.2-1.4
 ms and 3.4-3.9 ms on the loop).
 
 Why not a2wsgi: its WSGI bridge reads the body from the worker thread (the stall again) and has no
