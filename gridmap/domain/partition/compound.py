@@ -33,7 +33,7 @@ from ... import geo
 from ...errors import InputError
 from ..levels import HOUSEHOLD_BAND, band_holds
 from . import route
-from .draw import draw
+from .draw import draw, finish
 from .floors import DEFAULT_WEIGHTS, JUMP, Unit, Weights, blocks_of, cut, even_floors, out_of_band, rejoin
 from .geometry import polsby_popper
 from .ground import Ground
@@ -192,7 +192,7 @@ def plan(
     neighbours = [{int(offset[p] + m) for m in nb} for p, g in enumerate(grounds) for nb in g.neighbours]
     walks = [route.tour(grounds, part_u), route.hilbert(grounds, part_u)]
     cell_of = {u: int(offset[p] + c) for u, p, c in walks[0]}
-    space = _Space(courtyard, units, grounds, part_ids, parts_ll, empty_parts, origin, walks, cell_of, neighbours)
+    space = _Space(courtyard, units, grounds, part_ids, parts_ll, empty_parts, origin, walks, cell_of, neighbours, {})
     args = (band_min, band_max, policy, weights, rotations, drawn)
     best, tried = _search(space, *args, whole_max=band_max, t0=t0, budget_s=budget_s)
     out.rotations_tried = tried
@@ -205,7 +205,8 @@ def plan(
         if split is not None and (best is None or split[2] < best[2]):
             best = split
     if best is not None:
-        out.grids, out.cost = best[1], best[0]
+        out.grids = finish(best[1], part_ids, parts_ll, empty_parts, origin)
+        out.cost = best[0]
     if not out.grids:
         out.error = (
             f"no plan of its {len(units)} units ({total} households) keeps every grid in one piece "
@@ -232,6 +233,7 @@ class _Space:
     walks: list
     cell_of: dict
     neighbours: list
+    drawn: dict  # the grounds drawn so far (draw's memo)
 
 
 def _search(sp, band_min, band_max, policy, weights, rotations, drawn, *, whole_max, t0, budget_s, started=None):
@@ -294,18 +296,7 @@ def _search(sp, band_min, band_max, policy, weights, rotations, drawn, *, whole_
             if key in attempted:
                 continue
             attempted.add(key)
-            grids = draw(
-                sp.courtyard,
-                seq,
-                blocks,
-                run_of,
-                units,
-                sp.grounds,
-                sp.part_ids,
-                sp.parts_ll,
-                sp.empty_parts,
-                sp.origin,
-            )
+            grids = draw(sp.courtyard, seq, blocks, run_of, units, sp.grounds, sp.drawn)
             if grids is not None:
                 seen.add(key)
                 score = _score(grids, blocks, run_of, units, band_min, band_max, weights)
@@ -348,8 +339,7 @@ def _score(grids, blocks, run_of, units, band_min, band_max, weights) -> float:
         grids_of_building.setdefault(units[b.unit].building, set()).add(int(r))
     floor_cuts = sum(len(v) - 1 for v in grids_of_unit.values())
     wall_cuts = max(sum(len(v) - 1 for v in grids_of_building.values()) - floor_cuts, 0)
-    local = geo.to_local([g["geometry"] for g in grids])
-    pp = 4 * np.pi * shapely.area(local) / np.maximum(shapely.length(local), 1e-9) ** 2
+    pp = np.array([g["pp_local"] for g in grids])
     return float(
         weights.out_of_band * out_of_band(size, band_min, band_max)
         + weights.part_crossing * sum(g["multipart"] for g in grids)

@@ -18,12 +18,16 @@ from ... import geo
 from .ground import SNAP_M, polygons
 
 
-def draw(courtyard, seq, blocks, run_of, units, grounds, part_ids, parts_ll, empty_parts, origin=(0.0, 0.0)):
+def draw(courtyard, seq, blocks, run_of, units, grounds, memo=None):
     """Grid dicts for the assignment ``run_of`` (block -> grid), or None when a grid would not be one
-    piece.  A unit split at floors gives its slice to every grid holding floors of it, and its open
-    ground to the grid that must reach other units through it: a grid that holds no unit behind a party
-    wall of it (two such grids: the ground is halved across the footprint; three: no plan).  Cells are on
-    the local plane moved by ``origin``."""
+    piece: each with its ground on the local plane (``local``; :func:`finish` makes it storage geometry
+    for the plan kept) and its Polsby-Popper there (``pp_local``).  A unit split at floors gives its
+    slice to every grid holding floors of it, and its open ground to the grid that must reach other
+    units through it: a grid that holds no unit behind a party wall of it (two such grids: the ground
+    is halved across the footprint; three: no plan).  ``memo`` (a dict kept across the plans of one
+    courtyard) holds each grid's ground by what it is made of: the cheapest plans of a courtyard share
+    some of their grids."""
+    memo = {} if memo is None else memo
     stop_of = {s[0]: s for s in seq}
     span: dict[int, list[int]] = {}
     for i, b in enumerate(blocks):
@@ -33,6 +37,7 @@ def draw(courtyard, seq, blocks, run_of, units, grounds, part_ids, parts_ll, emp
     for i, b in enumerate(blocks):
         held[run_of[i]].add(b.unit)
     pieces = [{} for _ in range(k)]  # grid -> part -> [local geometries]
+    made_of = [{} for _ in range(k)]  # grid -> part -> [what each geometry is: the memo's key]
     shares = [[] for _ in range(k)]
     for u, idx in span.items():
         _, p, c = stop_of[u]
@@ -47,9 +52,11 @@ def draw(courtyard, seq, blocks, run_of, units, grounds, part_ids, parts_ll, emp
             shares[r].append((mine[0].floor_from, mine[-1].floor_to, sum(b.households for b in mine), u, entrance))
         if len(runs) == 1:
             pieces[runs[0]].setdefault(p, []).append(g.cells[c])
+            made_of[runs[0]].setdefault(p, []).append(("cell", c))
             continue
         for r in runs:
             pieces[r].setdefault(p, []).append(g.slices[c])
+            made_of[r].setdefault(p, []).append(("slice", c))
         if g.ground[c].is_empty:
             continue
         walls = {w for w in g.neighbours[c] if g.owner[w][0] == g.owner[c][0]}  # same building: party walls
@@ -70,23 +77,54 @@ def draw(courtyard, seq, blocks, run_of, units, grounds, part_ids, parts_ll, emp
             )
             pieces[ra][p].append(towards[0])
             pieces[rb][p].append(towards[1])
+            reach = (
+                frozenset(stop_of[v] for v in held[ra] if v != u),
+                frozenset(stop_of[v] for v in held[rb] if v != u),
+            )
+            made_of[ra][p].append(("half", c, 0, reach))
+            made_of[rb][p].append(("half", c, 1, reach))
         else:
-            pieces[needers[0][0] if needers else runs[0]][p].append(g.ground[c])
+            taker = needers[0][0] if needers else runs[0]
+            pieces[taker][p].append(g.ground[c])
+            made_of[taker][p].append(("ground", c))
     grids = []
     for r in range(k):
-        geoms, multipart = [], len(pieces[r]) > 1
+        local, area, length = {}, 0.0, 0.0
         for p, geom_list in pieces[r].items():
-            merged = polygons(shapely.union_all(geom_list, grid_size=SNAP_M))
-            if len(merged) != 1:
+            key = (p, frozenset(made_of[r][p]))
+            if key not in memo:
+                merged = polygons(shapely.union_all(geom_list, grid_size=SNAP_M))
+                memo[key] = merged[0] if len(merged) == 1 else None
+            if memo[key] is None:
                 return None
-            ll = shapely.intersection(
-                geo.from_local([shapely.transform(merged[0], lambda c: c + origin)])[0], parts_ll[part_ids[p]]
-            )
-            geoms += [q for q in shapely.get_parts(ll) if q.geom_type == "Polygon" and q.area > 0]
+            local[p] = memo[key]
+            area += memo[key].area
+            length += memo[key].length
         grids.append(
-            {"code": f"{courtyard}{r + 1:02d}", "parts": geoms, "multipart": multipart, "raw_shares": shares[r]}
+            {
+                "code": f"{courtyard}{r + 1:02d}",
+                "local": local,
+                "multipart": len(local) > 1,
+                "pp_local": 4 * np.pi * area / max(length, 1e-9) ** 2,
+                "raw_shares": shares[r],
+            }
         )
-    for p in empty_parts:  # a part without buildings (a park across the road) joins the nearest grid
+    return grids
+
+
+def finish(grids, part_ids, parts_ll, empty_parts, origin=(0.0, 0.0)) -> list:
+    """The storage geometry of the drawn plan ``grids`` kept: each grid's ground, back on lon/lat and
+    clipped to the stored outline of its part (so the grids tile it exactly); a part without buildings
+    (a park across the road) joins the nearest grid."""
+    for gr in grids:
+        parts = []
+        for p, what in gr.pop("local").items():
+            ll = shapely.intersection(
+                geo.from_local([shapely.transform(what, lambda c: c + origin)])[0], parts_ll[part_ids[p]]
+            )
+            parts += [q for q in shapely.get_parts(ll) if q.geom_type == "Polygon" and q.area > 0]
+        gr["parts"] = parts
+    for p in empty_parts:
         near = int(np.argmin([shapely.distance(shapely.union_all(gr["parts"]), parts_ll[p]) for gr in grids]))
         grids[near]["parts"].append(parts_ll[p])
         grids[near]["multipart"] = True

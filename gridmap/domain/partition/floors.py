@@ -182,23 +182,45 @@ def cut(
     parts = np.cumsum(kind_at == PART)  # PART positions at or before q
     last_jump = np.maximum.accumulate(np.where(kind_at == JUMP, np.arange(n + 1), 0))
     cap = max(band_min + band_max, int(hh.max()))
+    # every run's own cost at once: row j-1 holds the runs ending before block j, starting at
+    # i = lo_j .. j-1 (columns past j-1 are padding at infinity).  The weights are whole numbers, so these
+    # sums are exact and the cheapest run is the one the loop below would find term by term
+    ends = np.arange(1, n + 1)
+    lo = np.minimum(np.searchsorted(cum, cum[1:] - cap, side="left"), ends - 1)
+    width = int((ends - lo).max())
+    i_all = lo[:, None] + np.arange(width)[None, :]
+    pad = i_all >= ends[:, None]
+    i_all = np.where(pad, ends[:, None] - 1, i_all)
+    h = cum[ends][:, None] - cum[i_all]
+    own = (
+        w_under * np.maximum(band_min - h, 0)
+        + w_over * np.maximum(h - band_max, 0)
+        + weights.part_crossing * (parts[ends - 1][:, None] - parts[i_all])
+        + weights.balance * np.abs(h - target)
+    )
+    own[pad] = np.inf
+    # ends whose window reaches back over a jump: their runs must lie in one piece
+    jumpy = (last_jump[ends - 1] > lo).tolist()
     best = np.full(n + 1, np.inf)
     best[0] = 0.0
     back = np.zeros(n + 1, dtype=np.int64)
+    same_cell = [False] + [cells is not None and cells[b] == cells[b - 1] for b in range(1, n)]
+    ok, ok_start, ok_end = None, 0, -1  # the one-piece test of runs from ok_start on ending before ok_end
     for j in range(1, n + 1):
-        lo = min(int(np.searchsorted(cum, cum[j] - cap, side="left")), j - 1)
-        i = np.arange(lo, j)
-        h = cum[j] - cum[i]
-        cost = (
-            best[i]
-            + w_under * np.maximum(band_min - h, 0)
-            + w_over * np.maximum(h - band_max, 0)
-            + weights.part_crossing * (parts[j - 1] - parts[i])
-            + weights.balance * np.abs(h - target)
-        )
-        if last_jump[j - 1] > lo:  # runs starting before the last jump: only when in one piece
-            ok = _in_one_piece(cells, neighbours, lo, j, int(last_jump[j - 1]))
-            cost = np.where(ok, cost + weights.jump_crossing * (i < last_jump[j - 1]), np.inf)
+        i = i_all[j - 1]
+        cost = best[i] + own[j - 1]
+        if jumpy[j - 1]:  # runs starting before the last jump: only when in one piece
+            start = int(lo[j - 1])
+            if ok_end == j - 1 and same_cell[j - 1] and last_jump[j - 1] == last_jump[j - 2]:
+                # block j-1 stands on the cell of block j-2 (floors of one unit): every run that ends
+                # with it covers the cells of the run ending one block earlier, so the answers carry over
+                ok = np.concatenate([ok[start - ok_start :], [True]])
+            else:
+                ok = _in_one_piece(cells, neighbours, start, j, int(last_jump[j - 1]))
+            ok_start, ok_end = start, j
+            mask = np.zeros(width, bool)
+            mask[: j - start] = ok
+            cost = np.where(mask, cost + weights.jump_crossing * (i < last_jump[j - 1]), np.inf)
         k = int(np.argmin(cost))
         best[j] = cost[k] + cut_cost[j]
         back[j] = i[k]
