@@ -443,3 +443,23 @@ def test_memberships_derived_from_geometry_put_each_unit_where_its_slice_is():
         ("G2", 3, 6, 12),
         ("G2", 4, 6, 12),
     ]
+
+
+def test_two_towers_across_open_ground_are_shared_both_ways():
+    # the 101 households of the test above in two point blocks 20 m apart on open ground: the two grids
+    # in the band each hold floors of both towers, so each tower's open ground is halved along the way
+    # to the other (before, one grid took the whole ground of both and the other was two footprints
+    # apart: no plan drew, and the courtyard got 45 + 56)
+    one, two = f"{CODE}B001", f"{CODE}B002"
+    blds = [
+        Building(one, ll(box(20, 20, 36, 34)), (Unit(one, 1, (3,) * 15),)),
+        Building(two, ll(box(56, 20, 72, 34)), (Unit(two, 1, (4,) * 14),)),
+    ]
+    outline = ll(box(0, 0, 100, 60))
+    p = plan(CODE, outline, blds)
+    assert_sound(p, outline, blds)
+    assert sorted(sizes(p)) == [50, 51], sizes(p)
+    assert split_units(p) == [f"{one}/1", f"{two}/1"]
+    for g in p.grids:  # each grid holds both footprints and is one piece (assert_sound) between them
+        held = geo.to_local([g["geometry"]])[0]
+        assert all(shapely.difference(geo.to_local([b.footprint])[0], held).area < 0.5 for b in blds)

@@ -67,7 +67,18 @@ def draw(courtyard, seq, blocks, run_of, units, grounds, memo=None):
                 needers.append((r, others))
         if len(needers) > 2:
             return None
-        if len(needers) == 2:
+        if len(needers) == 2 and set(needers[0][1]) == set(needers[1][1]):
+            # both grids reach the same units through it (each holds floors of this tower and of that
+            # one): the ground is halved along the way there, the lower-numbered grid on the left of
+            # the way from the lower-numbered unit, so the halves of the two towers' ground meet side by side
+            (ra, oa), (rb, _) = needers
+            sign = 1.0 if u < min(o[0] for o in oa) else -1.0
+            left, right = _halves_along(g.ground[c], g.slices[c], [grounds[o[1]].cells[o[2]] for o in oa], sign)
+            key = frozenset(oa)
+            for r, half, side in ((min(ra, rb), left, 0), (max(ra, rb), right, 1)):
+                pieces[r][p].append(half)
+                made_of[r][p].append(("along", c, side, key))
+        elif len(needers) == 2:
             (ra, oa), (rb, ob) = needers
             towards = _halves(
                 g.ground[c],
@@ -132,6 +143,21 @@ def finish(grids, part_ids, parts_ll, empty_parts, origin=(0.0, 0.0)) -> list:
         parts = gr.pop("parts")
         gr["geometry"] = parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
     return grids
+
+
+def _halves_along(ground, slice_, towards: list, sign: float):
+    """The open ground of a unit split between two grids that both reach cells ``towards``: cut by the
+    line through the slice's centre towards them (``sign`` -1 reverses it); (left, right) of it."""
+    c = shapely.get_coordinates(shapely.centroid(slice_))[0]
+    d = sign * (shapely.get_coordinates(shapely.centroid(shapely.union_all(towards)))[0] - c)
+    if np.hypot(*d) < 1e-9:
+        return ground, shapely.Polygon()
+    d = d / np.hypot(*d)
+    v = np.array([-d[1], d[0]])
+    x0, y0, x1, y1 = shapely.bounds(shapely.union(ground, slice_))
+    reach = 2 * ((x1 - x0) + (y1 - y0)) + 1.0
+    left = shapely.Polygon([c - d * reach, c + d * reach, c + d * reach + v * reach, c - d * reach + v * reach])
+    return shapely.intersection(ground, left), shapely.difference(ground, left)
 
 
 def _halves(ground, slice_, before: list, after: list):
