@@ -49,7 +49,7 @@ OPEN_AT_EVERY_FLOOR = 160
 #: ... at most this many places inside units, spread evenly along it.
 FLOOR_OPENINGS = 24
 #: Cost of a grid's shape: this many times (1 / Polsby-Popper - 1), so a grid of PP 0.5 costs as much
-#: as 20 households from the band's middle, less than one party-wall cut (see floors.Weights).
+#: as one floor cut, or 100 households of distance from the band's middle (see floors.Weights).
 COMPACTNESS = 100
 
 
