@@ -463,3 +463,26 @@ def test_two_towers_across_open_ground_are_shared_both_ways():
     for g in p.grids:  # each grid holds both footprints and is one piece (assert_sound) between them
         held = geo.to_local([g["geometry"]])[0]
         assert all(shapely.difference(geo.to_local([b.footprint])[0], held).area < 0.5 for b in blds)
+
+
+@pytest.mark.parametrize("n", [4, 7, 12, 25, 48])
+def test_a_small_tour_is_improved_in_python_move_for_move(n, monkeypatch):
+    # tours of up to SMALL_TOUR stops are improved by the list version: it must make the numpy
+    # version's moves exactly (same sums, the first cheapest), jumps between non-adjacent stops included;
+    # stops on a 20 m lattice, so equal costs (ties between moves) are common
+    from gridmap.domain.partition import route
+
+    rng = np.random.default_rng(n)
+    for _ in range(40):
+        xy = rng.integers(0, 6, (n, 2)) * 20.0
+        d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+        adjacent = d < 60
+        cost = d + (~adjacent) * route.JUMP_PENALTY * (d.max() + 1.0)
+        start = route._nearest(cost, 0)
+        small = route._improve(start.copy(), cost)
+        monkeypatch.setattr(route, "SMALL_TOUR", 0)
+        numpy_moves = route._improve(start.copy(), cost)
+        monkeypatch.setattr(route, "SMALL_TOUR", 48)
+        assert small.tolist() == numpy_moves.tolist()
+        assert sorted(small.tolist()) == list(range(n))
+        assert cost[small, np.roll(small, -1)].sum() <= cost[start, np.roll(start, -1)].sum() + 1e-9
