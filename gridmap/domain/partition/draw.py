@@ -150,14 +150,7 @@ def _halves_along(ground, slice_, towards: list, sign: float):
     line through the slice's centre towards them (``sign`` -1 reverses it); (left, right) of it."""
     c = shapely.get_coordinates(shapely.centroid(slice_))[0]
     d = sign * (shapely.get_coordinates(shapely.centroid(shapely.union_all(towards)))[0] - c)
-    if np.hypot(*d) < 1e-9:
-        return ground, shapely.Polygon()
-    d = d / np.hypot(*d)
-    v = np.array([-d[1], d[0]])
-    x0, y0, x1, y1 = shapely.bounds(shapely.union(ground, slice_))
-    reach = 2 * ((x1 - x0) + (y1 - y0)) + 1.0
-    left = shapely.Polygon([c - d * reach, c + d * reach, c + d * reach + v * reach, c - d * reach + v * reach])
-    return shapely.intersection(ground, left), shapely.difference(ground, left)
+    return _cut_through(ground, slice_, c, d, along=True)
 
 
 def _halves(ground, slice_, before: list, after: list):
@@ -168,11 +161,20 @@ def _halves(ground, slice_, before: list, after: list):
         shapely.get_coordinates(shapely.centroid(shapely.union_all(after)))[0]
         - shapely.get_coordinates(shapely.centroid(shapely.union_all(before)))[0]
     )
+    return _cut_through(ground, slice_, c, d, along=False)
+
+
+def _cut_through(ground, slice_, c, d, *, along: bool):
+    """``ground`` cut by a line through ``c``: along direction ``d`` (the part on its left first) or
+    across it (the part behind ``c`` first); all to the first when ``d`` is no direction."""
     if np.hypot(*d) < 1e-9:
         return ground, shapely.Polygon()
     d = d / np.hypot(*d)
     v = np.array([-d[1], d[0]])
     x0, y0, x1, y1 = shapely.bounds(shapely.union(ground, slice_))
     reach = 2 * ((x1 - x0) + (y1 - y0)) + 1.0
-    back = shapely.Polygon([c + v * reach, c - v * reach, c - v * reach - d * reach, c + v * reach - d * reach])
-    return shapely.intersection(ground, back), shapely.difference(ground, back)
+    if along:
+        first = shapely.Polygon([c - d * reach, c + d * reach, c + d * reach + v * reach, c - d * reach + v * reach])
+    else:
+        first = shapely.Polygon([c + v * reach, c - v * reach, c - v * reach - d * reach, c + v * reach - d * reach])
+    return shapely.intersection(ground, first), shapely.difference(ground, first)
