@@ -10,7 +10,8 @@ A micro-grid is its ground *and* its share of the buildings on it.  :func:`plan`
    most ``max`` households whole, taller ones at any floor);
 3. moves units across grid borders where the walk could not reach a grouping (:mod:`.repair`);
 4. draws the ``DRAWN`` cheapest distinct plans (:mod:`.draw`: every grid one piece, several only across
-   parts, then declared ``multipart``) and keeps the cheapest with compactness counted;
+   parts, then declared ``multipart``; a ground drawn before is not unioned again) and keeps the
+   cheapest with compactness counted, cut from the stored outline (:func:`.draw.finish`);
 5. when that plan leaves households out of the band and the total is feasible
    (:func:`..levels.band_holds`), does 2-4 again with every unit by floors (a unit of 45 households over
    15 floors may give floors 1-8 to one grid and 9-15 to the next), and keeps that plan only if it leaves
