@@ -449,7 +449,7 @@ def test_two_towers_across_open_ground_are_shared_both_ways():
     # the 101 households of the test above in two point blocks 20 m apart on open ground: the two grids
     # in the band each hold floors of both towers, so each tower's open ground is halved along the way
     # to the other (before, one grid took the whole ground of both and the other was two footprints
-    # apart: no plan drew, and the courtyard got 45 + 56)
+    # apart: no such plan drew, and the courtyard got 49 + 52)
     one, two = f"{CODE}B001", f"{CODE}B002"
     blds = [
         Building(one, ll(box(20, 20, 36, 34)), (Unit(one, 1, (3,) * 15),)),
