@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+#: pytest-xdist workers for `make test`: each has its own test databases (tests/conftest.py).
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint install system browser db bench bench-lookup bench-partition bench-tiles bench-people bench-events bench-abuse bench-scale serve clean
 
@@ -35,7 +37,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: lint db browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: db
 	$(BIN)/python scripts/bench_store.py --scale zhengzhou

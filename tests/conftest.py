@@ -2,13 +2,17 @@
 
 Databases: ``gridmap_test`` is emptied before each test that asks for ``engine``;
 ``gridmap_test_demo`` holds the Guancheng demo city, loaded once per session and
-only read.  Set GRIDMAP_TEST_DATABASE_URL (and GRIDMAP_TEST_DEMO_DATABASE_URL) to
-use an existing PostGIS instead of the local cluster.
+only read.  Under pytest-xdist (``make test`` runs two workers) each worker has its
+own pair, named with the worker's id (``gridmap_test_gw0``, ...).  Set
+GRIDMAP_TEST_DATABASE_URL (and GRIDMAP_TEST_DEMO_DATABASE_URL) to use an existing
+PostGIS instead of the local cluster; with them, run one worker (``pytest -p no:xdist``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,8 +37,12 @@ def _database(env_var: str, name: str) -> str:
     url = os.environ.get(env_var)
     if not url:
         settings = Settings.from_env()
-        cluster.start(settings)
-        url = cluster.ensure_database(settings, name, fresh=True)
+        worker = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", ... under pytest-xdist
+        # One worker starts the cluster; the others wait for it rather than race initdb and pg_ctl.
+        with open(Path(tempfile.gettempdir()) / "gridmap-test-cluster.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            cluster.start(settings)
+        url = cluster.ensure_database(settings, f"{name}_{worker}" if worker else name, fresh=True)
     db.migrate(url)
     return url
 
