@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 #: pytest-xdist workers for `make test`: each has its own test databases (tests/conftest.py).
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 
 .PHONY: demo test lint install system browser db bench bench-lookup bench-partition bench-tiles bench-people bench-events bench-abuse bench-scale serve clean
 
