@@ -486,3 +486,29 @@ def test_a_small_tour_is_improved_in_python_move_for_move(n, monkeypatch):
         assert small.tolist() == numpy_moves.tolist()
         assert sorted(small.tolist()) == list(range(n))
         assert cost[small, np.roll(small, -1)].sum() <= cost[start, np.roll(start, -1)].sum() + 1e-9
+
+
+def test_a_grid_reaches_past_a_party_wall_through_a_split_towers_ground():
+    # a village courtyard a kilometre across, a slab of three units of 26 (2 a floor) in one corner and a
+    # tower of two units of 36 (3 a floor) in the far one: 150 households, in the band only as three grids
+    # of exactly 50.  The cuts that give them have a grid holding the top floors of one tower unit, the
+    # other unit (behind its party wall) and a floor of the slab, which it reaches only through the split
+    # unit's open ground.  Before, a grid with a unit behind the party wall never took that ground, no
+    # such plan drew, and the courtyard got 50 + 49 + 51.
+    slab, tower = f"{CODE}B001", f"{CODE}B002"
+    blds = [
+        Building(
+            slab,
+            ll(shapely.Polygon([(218, 83), (262, 64), (267, 76), (223, 96)])),
+            tuple(Unit(slab, n, (2,) * 13) for n in (1, 2, 3)),
+        ),
+        Building(
+            tower,
+            ll(shapely.Polygon([(1211, 775), (1240, 762), (1246, 774), (1217, 787)])),
+            tuple(Unit(tower, n, (3,) * 12) for n in (1, 2)),
+        ),
+    ]
+    outline = ll(shapely.Polygon([(1233, 597), (759, 65), (232, 0), (0, 979), (287, 1222), (1279, 778)]))
+    p = plan(CODE, outline, blds)
+    assert_sound(p, outline, blds)
+    assert sizes(p) == [50, 50, 50], sizes(p)

@@ -2,8 +2,8 @@
 
 A unit held by one grid gives it its whole cell.  A unit split at floors gives its footprint slice to
 every grid holding floors of it (their ground overlaps exactly there: the one overlap integrity
-allows), and its open ground to the grid that must reach its other units through it: one that holds no
-unit behind a party wall of the slice.  When two grids need it the ground is halved by a line through
+allows), and its open ground to the grid that must reach its other units through it: one that does not
+reach them all through the party walls of the slice (and from there cell to cell).  When two grids need it the ground is halved by a line through
 the slice across the direction between their other cells; three cannot share it, and the plan is
 refused.  Every grid must come out in one piece (per courtyard part: a grid across parts is declared
 ``multipart``); the outline of each part is the stored one, so the grids tile it.
@@ -23,8 +23,8 @@ def draw(courtyard, seq, blocks, run_of, units, grounds, memo=None):
     piece: each with its ground on the local plane (``local``; :func:`finish` makes it storage geometry
     for the plan kept) and its Polsby-Popper there (``pp_local``).  A unit split at floors gives its
     slice to every grid holding floors of it, and its open ground to the grid that must reach other
-    units through it: a grid that holds no unit behind a party wall of it (two such grids: the ground
-    is halved across the footprint; three: no plan).  ``memo`` (a dict kept across the plans of one
+    units through it: a grid that does not reach them all through its party walls (two such grids: the
+    ground is halved across the footprint; three: no plan).  ``memo`` (a dict kept across the plans of one
     courtyard) holds each grid's ground by what it is made of: the cheapest plans of a courtyard share
     some of their grids."""
     memo = {} if memo is None else memo
@@ -63,7 +63,7 @@ def draw(courtyard, seq, blocks, run_of, units, grounds, memo=None):
         needers = []
         for r in runs:
             others = [stop_of[v] for v in held[r] if v != u]
-            if others and not any(o[1] == p and o[2] in walls for o in others):
+            if others and not _reached_past(g, c, walls, {o[2] for o in others if o[1] == p}):
                 needers.append((r, others))
         if len(needers) > 2:
             return None
@@ -121,6 +121,22 @@ def draw(courtyard, seq, blocks, run_of, units, grounds, memo=None):
             }
         )
     return grids
+
+
+def _reached_past(g, c, walls, cells: set) -> bool:
+    """Whether a grid holding floors of cell ``c``'s unit, and the units of ``cells`` (of the same
+    part), reaches all of them without ``c``'s open ground: through the party walls of ``c``'s slice
+    (``walls``) and from there cell to neighbouring cell.  Whole cells stand for what the grid holds
+    of each, so a False is sure (the grid is in pieces unless it takes or shares that ground) and a
+    True is checked when the grid's ground is unioned."""
+    reached = cells & walls
+    todo = list(reached)
+    while todo:
+        for n in g.neighbours[todo.pop()] & cells:
+            if n not in reached:
+                reached.add(n)
+                todo.append(n)
+    return bool(reached) and reached == cells
 
 
 def finish(grids, part_ids, parts_ll, empty_parts, origin=(0.0, 0.0)) -> list:
