@@ -3,10 +3,11 @@
 A unit held by one grid gives it its whole cell.  A unit split at floors gives its footprint slice to
 every grid holding floors of it (their ground overlaps exactly there: the one overlap integrity
 allows), and its open ground to the grid that must reach its other units through it: one that does not
-reach them all through the party walls of the slice (and from there cell to cell).  When two grids need it the ground is halved by a line through
-the slice across the direction between their other cells; three cannot share it, and the plan is
-refused.  Every grid must come out in one piece (per courtyard part: a grid across parts is declared
-``multipart``); the outline of each part is the stored one, so the grids tile it.
+reach them all through the party walls of the slice (and from there cell to cell).  When two grids
+need it the ground is halved by a line through the slice across the direction between their other
+cells; three cannot share it, and the plan is refused.  Every grid must come out in one piece (per
+courtyard part: a grid across parts is declared ``multipart``); the outline of each part is the stored
+one, so the grids tile it.
 """
 
 from __future__ import annotations
