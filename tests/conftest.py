@@ -2,10 +2,11 @@
 
 Databases: ``gridmap_test`` is emptied before each test that asks for ``engine``;
 ``gridmap_test_demo`` holds the Guancheng demo city, loaded once per session and
-only read.  Under pytest-xdist (``make test`` runs two workers) each worker has its
+only read.  Under pytest-xdist (``make test`` runs three workers) each worker has its
 own pair, named with the worker's id (``gridmap_test_gw0``, ...).  Set
 GRIDMAP_TEST_DATABASE_URL (and GRIDMAP_TEST_DEMO_DATABASE_URL) to use an existing
-PostGIS instead of the local cluster; with them, run one worker (``pytest -p no:xdist``).
+PostGIS instead of the local cluster; they name one database each, so run one worker
+(``make test TEST_WORKERS=1``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ OUTPUT = Path(__file__).resolve().parent / "output"
 #: Fixtures kept beside the tests that use them (the event centre's test city).
 pytest_plugins = ("eventcity",)
 DEMO_SEED = 7
+
+
+def pytest_configure(config):
+    workers = getattr(config.option, "numprocesses", None) or 0  # pytest-xdist's -n, resolved
+    named = [v for v in ("GRIDMAP_TEST_DATABASE_URL", "GRIDMAP_TEST_DEMO_DATABASE_URL") if os.environ.get(v)]
+    if named and workers > 1 and "PYTEST_XDIST_WORKER" not in os.environ:
+        raise pytest.UsageError(f"{named[0]} names one database for {workers} workers: make test TEST_WORKERS=1")
 
 
 def _database(env_var: str, name: str) -> str:
