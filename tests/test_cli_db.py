@@ -1,6 +1,10 @@
 """`gridmap db`: the project's own PostGIS, and GRIDMAP_DATABASE_URL taking over."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -60,3 +64,20 @@ def test_db_start_takes_the_next_free_port_when_the_default_is_taken(tmp_path, m
         holder.close()
     monkeypatch.setenv("GRIDMAP_PG_PORT", "55999")
     assert Settings.from_env().pg_port() == 55999  # the variable still wins
+
+
+def test_one_external_test_database_refuses_several_test_workers():
+    # GRIDMAP_TEST_DATABASE_URL names one database: three workers emptying it under each other's tests
+    # would fail at random, so the run stops before any test, with one line saying what to do
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env["GRIDMAP_TEST_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/nowhere"
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "-q", "tests/test_settings.py"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert res.returncode == 4, res.stdout + res.stderr
+    assert "GRIDMAP_TEST_DATABASE_URL names one database for 2 workers: make test TEST_WORKERS=1" in res.stderr
