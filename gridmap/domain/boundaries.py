@@ -79,6 +79,13 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     closed_grids: list[Grid] = field(default_factory=list)  # the versions that end, as they were
     line: object = None  # a split's (snapped) line, to cut the children with it (cascade)
+    #: micro-grids' shares (membership.ShareRow) of the courtyards the edit touches, as it leaves them
+    #: (None: the edit touches no micro-grid's floors)
+    shares: list | None = None
+    #: moved children whose floors change with the edit: code -> (households, population)
+    recount: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: children given a new version in their own parent because their floors change
+    refloored: list[str] = field(default_factory=list)
 
     @property
     def touched(self) -> list[str]:
@@ -357,22 +364,22 @@ def _pieces(grids: list[Grid], tolerance: float) -> list:
     )
 
 
-def _shared(grids: list[Grid], towers) -> dict:
-    """Every pair of micro-grids may overlap on the footprints of towers shared by floors (``towers``,
-    lon/lat, or None): a grid holding floors of a tower keeps its footprint through an edit."""
-    if towers is None or towers.is_empty:
-        return {}
-    codes = sorted(g.code for g in grids if g.level == LEVELS[-1])
-    return {(a, b): towers for i, a in enumerate(codes) for b in codes[i + 1 :]}
-
-
-def check(plan: Plan, family: list[Grid], *, tolerance: float = integrity.DEFAULT_TOLERANCE_M2, towers=None) -> list:
+def check(
+    plan: Plan,
+    family: list[Grid],
+    *,
+    tolerance: float = integrity.DEFAULT_TOLERANCE_M2,
+    shared_before: dict | None = None,
+    shared_after: dict | None = None,
+) -> list:
     """Problems the plan creates in its family (parent, siblings, children of the edited grids).
-    ``towers``: footprints of buildings several micro-grids share by floors (overlaps there are allowed)."""
-    before = integrity.validate(_frame(family), tolerance=tolerance, allowed_overlaps=_shared(family, towers))
+    ``shared_before`` / ``shared_after``: where two micro-grids may overlap before and after the edit,
+    {(code_a, code_b): the footprints of the towers both hold floors of}, as ``gridmap validate`` has it
+    (:func:`.integrity_shares.shared_footprints`)."""
+    before = integrity.validate(_frame(family), tolerance=tolerance, allowed_overlaps=shared_before or {})
     before += _pieces(family, tolerance)
     result = after(plan, family)
-    now = integrity.validate(_frame(result), tolerance=tolerance, allowed_overlaps=_shared(result, towers))
+    now = integrity.validate(_frame(result), tolerance=tolerance, allowed_overlaps=shared_after or {})
     now += _pieces(result, tolerance)
     judged = set(plan.touched) | set(plan.reparent)
     parents = {g.parent_code for g in plan.open} | {g.parent_code for g in family if g.code in plan.close}

@@ -181,3 +181,22 @@ def allowed_overlap(shares_a: set[str], shares_b: set[str], footprints: dict[str
     both = sorted(shares_a & shares_b)
     feet = [footprints[b] for b in both if b in footprints]
     return shapely.union_all(feet) if feet else shapely.Polygon()
+
+
+def shared_footprints(held, footprints: dict) -> dict:
+    """{(code_a, code_b) sorted: the footprints of the buildings both micro-grids hold floors of}, from
+    ``held``: (grid code, building code) pairs, one per share or more; ``footprints``: lon/lat by
+    building code.  The overlaps siblings may have (:func:`gridmap.domain.integrity.validate`)."""
+    by_building: dict[str, set[str]] = {}
+    for code, building in held:
+        by_building.setdefault(building, set()).add(code)
+    out: dict = {}
+    for building, codes in by_building.items():
+        if len(codes) < 2 or building not in footprints:
+            continue
+        codes = sorted(codes)
+        for i, a in enumerate(codes):
+            for b in codes[i + 1 :]:
+                feet = footprints[building]
+                out[(a, b)] = shapely.union(out[(a, b)], feet) if (a, b) in out else feet
+    return out

@@ -164,6 +164,21 @@ def read_rows(records) -> list[ShareRow]:
     return out
 
 
+def unit_spots(footprint, n: int) -> list:
+    """Where each of a footprint's ``n`` units stands for geometry: the middle of its slice (slices side by
+    side along the long axis, as the partitioner cuts them), lon/lat points."""
+    # deferred: the partitioner package imports scipy (~0.3 s); a lookup reading shares never derives them
+    from .partition.ground import unit_slices
+
+    local = geo.to_local([footprint])[0]
+    slices = unit_slices(local, n) if n > 1 else [local]
+    return list(
+        geo.from_local(
+            [shapely.point_on_surface(s) if not s.is_empty else shapely.point_on_surface(local) for s in slices]
+        )
+    )
+
+
 def derive(grids: list[tuple[str, object]], buildings: list[tuple[str, object, list[tuple[int, int, int]]]]):
     """Whole-unit shares from geometry alone, for micro-grids that came without a membership file: each
     unit belongs to the micro-grid holding the middle of its slice of the footprint (slices side by side
@@ -172,9 +187,6 @@ def derive(grids: list[tuple[str, object]], buildings: list[tuple[str, object, l
 
     ``grids``: (code, lon/lat geometry); ``buildings``: (code, lon/lat footprint, [(unit number, floors,
     households)]).  Returns ShareRow objects with households."""
-    # deferred: the partitioner package imports scipy (~0.3 s); a lookup reading shares never derives them
-    from .partition.ground import unit_slices
-
     if not grids:
         return []
     codes = [c for c, _ in sorted(grids, key=lambda g: g[0])]
@@ -182,13 +194,114 @@ def derive(grids: list[tuple[str, object]], buildings: list[tuple[str, object, l
     tree = shapely.STRtree(geoms)
     out = []
     for code, footprint, units in buildings:
-        local = geo.to_local([footprint])[0]
-        slices = unit_slices(local, len(units)) if len(units) > 1 else [local]
-        mids = geo.from_local(
-            [shapely.point_on_surface(s) if not s.is_empty else shapely.point_on_surface(local) for s in slices]
-        )
-        for (number, floors, households), mid in zip(units, mids):
+        for (number, floors, households), mid in zip(units, unit_spots(footprint, len(units))):
             hits = sorted(tree.query(mid, predicate="covered_by").tolist())
             at = hits[0] if hits else int(tree.nearest(mid))
             out.append(ShareRow(codes[at], code, int(number), 1, int(floors), int(households)))
+    return out
+
+
+@dataclass(frozen=True)
+class UnitAfter:
+    """A stairwell unit as an edit leaves it: its building's courtyard after the edit, its footprint and
+    spot (:func:`unit_spots`, lon/lat) and the households of each floor, bottom up."""
+
+    building: str
+    courtyard: str
+    number: int
+    floors: tuple[int, ...]
+    footprint: object
+    spot: object
+
+
+def _ranges(floors: list[int]) -> list[tuple[int, int]]:
+    """Sorted floor numbers as runs (first, last)."""
+    out: list[list[int]] = []
+    for f in sorted(floors):
+        if out and out[-1][1] + 1 == f:
+            out[-1][1] = f
+        else:
+            out.append([f, f])
+    return [(a, b) for a, b in out]
+
+
+def follow_edit(
+    rows: list[ShareRow],
+    after: dict[str, tuple[object, str]],
+    opened: set[str],
+    moved: set[str],
+    closed: dict[str, object],
+    units: list[UnitAfter],
+) -> list[ShareRow]:
+    """The shares of the micro-grids of the courtyards an edit touches, as the edit leaves them, so that
+    every floor of every unit is in exactly one micro-grid of its building's courtyard.
+
+    ``rows``: the shares before the edit of every micro-grid of those courtyards; ``after``: code ->
+    (lon/lat ground, courtyard) of every micro-grid there after the edit; ``opened``: the codes of the new
+    versions the edit draws; ``moved``: of the grids it gives a new version as they are (moved to another
+    courtyard); ``closed``: code -> old ground of the micro-grids the edit ends; ``units``: every unit of
+    the buildings of those courtyards, after the edit.
+
+    * A grid that goes on (the same code) keeps its floors while its ground reaches the building and the
+      building stays in its courtyard.
+    * Floors of a grid that ends without a successor of its code (merged away, retired, cut by a
+      cascaded split) go to what it became: a grid the edit draws in the building's courtyard over part
+      of its old ground that reaches the building (the one holding the unit's spot, else the one with most of
+      the old ground); with none, as floors in no grid.
+    * Floors then in no grid go, as runs, to the grid holding the unit's spot (lowest code, a new
+      version first; the nearest when none holds it), as :func:`derive` places whole units.
+
+    Returns every share of the ``after`` grids, a grid's adjacent runs of one unit joined, households
+    from the floors."""
+    by_unit = {(u.building, u.number): u for u in units}
+    changing = opened | moved
+    yard_grids: dict[str, list[str]] = {}
+    for code in sorted(after):
+        yard_grids.setdefault(after[code][1], []).append(code)
+
+    def reaches(code: str, u: UnitAfter) -> bool:
+        geom, yard = after[code]
+        return yard == u.courtyard and shapely.intersects(geom, u.footprint)
+
+    def home(u: UnitAfter, origin=None) -> str | None:
+        codes = yard_grids.get(u.courtyard, [])
+        if origin is not None:  # what the old grid became: a new version over its ground, reaching the building
+            heirs = [c for c in codes if c in opened and reaches(c, u)]
+            overlap = {c: float(shapely.area(shapely.intersection(after[c][0], origin))) for c in heirs}
+            heirs = [c for c in heirs if overlap[c] > 0]
+            if heirs:
+                return min(heirs, key=lambda c: (not shapely.covers(after[c][0], u.spot), -overlap[c], c))
+        holding = [c for c in codes if shapely.covers(after[c][0], u.spot)]
+        pick = [c for c in holding if c in changing] or holding
+        if pick:
+            return pick[0]
+        near = [c for c in codes if c in changing] or codes
+        return min(near, key=lambda c: (shapely.distance(after[c][0], u.spot), c)) if near else None
+
+    held: dict[tuple[str, str, int], set[int]] = {}  # (grid, building, unit) -> floors
+    for r in rows:
+        u = by_unit.get((r.building, r.unit))
+        if u is None:
+            continue  # a unit that no longer exists: its share goes
+        floors = {f for f in range(r.floor_from, r.floor_to + 1) if f <= len(u.floors)}
+        code = r.code
+        if code not in after or not reaches(code, u):
+            code = home(u, closed.get(r.code)) if code not in after else None
+            if code is None or not reaches(code, u):
+                continue  # left for the floors in no grid, below
+        held.setdefault((code, r.building, r.unit), set()).update(floors)
+    taken: dict[tuple[str, int], set[int]] = {}
+    for (_code, b, n), floors in held.items():
+        taken.setdefault((b, n), set()).update(floors)
+    for u in units:
+        missing = set(range(1, len(u.floors) + 1)) - taken.get((u.building, u.number), set())
+        if missing:
+            code = home(u)
+            if code is not None:
+                held.setdefault((code, u.building, u.number), set()).update(missing)
+    out = []
+    for (code, b, n), floors in sorted(held.items()):
+        u = by_unit[(b, n)]
+        for f0, f1 in _ranges(list(floors)):
+            out.append(ShareRow(code, b, n, f0, f1, int(sum(u.floors[f0 - 1 : f1]))))
     return out

@@ -17,7 +17,7 @@ from shapely.geometry import mapping, shape
 from sqlalchemy.engine import Engine
 
 from .. import geo
-from ..domain import boundaries, budget, values
+from ..domain import boundaries, budget, integrity_shares, membership, values
 from ..domain.boundaries import Grid
 from ..domain.counts import apportion
 from ..domain.levels import HOUSEHOLD_BAND, LEVELS, SPECIAL, check_level, parent_level
@@ -382,33 +382,59 @@ def _at_level(plan: boundaries.Plan, level: str) -> boundaries.Plan:
     return dataclasses.replace(plan, open=[g for g in plan.open if g.level == level])
 
 
-def _households(conn, plan: boundaries.Plan, op: dict, children: list[Grid]) -> None:
-    """Counts of the opened versions: micro-grids and courtyards from their stairwell units (placed
-    at their entrances, as the partitioner does), upper levels from their children; population
-    follows households, shared out so each level's new grids add up as their households do.
-    Counts given in the edit win.  A cascaded split counts each of its two levels apart."""
+def _households(conn, plan: boundaries.Plan, op: dict, children: list[Grid], units: list, family: list[Grid]) -> None:
+    """Counts of the opened versions: micro-grids from the floors they hold after the edit
+    (``plan.shares``), courtyards from their buildings' units after it (``units``; where neither is
+    known, stairwell units placed at their entrances, as the partitioner does), upper levels from their
+    children; population follows households, shared out so each level's new grids add up as their
+    households do.  Counts given in the edit win.  A cascaded split counts each of its two levels apart;
+    a moved micro-grid whose floors change is counted with the micro-grids the edit opens."""
     given = set(op.get("properties") or {}) | set(op.get("grid") or {})
     changed = [g for g in plan.open if g.level != SPECIAL]
     if not changed or plan.op == "update":
         return
-    counts, shares = {}, {}
+    held: dict[str, int] = {}
+    for r in plan.shares or []:
+        held[r.code] = held.get(r.code, 0) + r.households
+    yard_units: dict[str, int] = {}
+    for u in units:
+        yard_units[u.courtyard] = yard_units.get(u.courtyard, 0) + sum(u.floors)
+    recount = [
+        g
+        for g in family
+        if plan.shares is not None
+        and g.level == LEVELS[-1]
+        and g.code in plan.reparent
+        and g.code not in plan.close
+        and held.get(g.code, 0) != g.households
+    ]
+    counts, shares_of_pop = {}, {}
     for level in sorted({g.level for g in changed}):
         mine = [g for g in changed if g.level == level]
         counts.update(_counts(conn, plan, level, mine, children))
+        if level == LEVELS[-1] and plan.shares is not None:
+            counts.update({g.code: held.get(g.code, 0) for g in mine})
+        if level == LEVELS[-2]:
+            counts.update({g.code: yard_units[g.code] for g in mine if g.code in yard_units})
         closed = [g for g in plan.closed_grids if g.level == level]
+        if level == LEVELS[-1]:
+            closed += recount
+            mine += recount
+            counts.update({g.code: held.get(g.code, 0) for g in recount})
         closed_hh, closed_pop = sum(g.households for g in closed), sum(g.population for g in closed)
         if not closed_hh or "population" in given:
             continue
         new_hh = {g.code: counts[g.code] for g in mine}
         total = sum(new_hh.values())
         pop = closed_pop if total == closed_hh else int(round(total * closed_pop / closed_hh))
-        shares.update(zip(new_hh, apportion(pop, list(new_hh.values()))))
+        shares_of_pop.update(zip(new_hh, apportion(pop, list(new_hh.values()))))
     out = []
     for g in plan.open:
         if g.code in counts and "households" not in given:
-            g = dataclasses.replace(g, households=counts[g.code], population=shares.get(g.code, g.population))
+            g = dataclasses.replace(g, households=counts[g.code], population=shares_of_pop.get(g.code, g.population))
         out.append(g)
     plan.open = out
+    plan.recount = {g.code: (counts[g.code], shares_of_pop.get(g.code, g.population)) for g in recount}
 
 
 def _counts(conn, plan: boundaries.Plan, level: str, changed: list[Grid], children: list[Grid]) -> dict[str, int]:
@@ -523,10 +549,25 @@ def apply(
         if plan.line is not None:
             children = _cascade(conn, plan, op, children, option_names or {})
         boundaries.reparent_children(plan, children)
-        _households(conn, plan, op, children)
         family = ([parent] if parent else []) + siblings + children
+        area = boundaries.union([g.geom for g in plan.closed_grids] + [g.geom for g in plan.open])
+        found = points.points_in(conn, area) if not shapely.is_empty(area) else {}
+        moved_buildings = (
+            {
+                str(m["id"]): m["to"]
+                for m in boundaries.moves(_at_level(plan, level), plan.closed_grids, *found["buildings"], limit=None)[
+                    "items"
+                ]
+                if m["to"] is not None
+            }
+            if level == "courtyard" and "buildings" in found
+            else {}
+        )
+        units = _plan_shares(conn, plan, level, family, moved_buildings)
+        _households(conn, plan, op, children, units, family)
         budget.check("counting households")
-        problems = boundaries.check(plan, family, towers=_towers(conn, family))
+        shared_before, shared_after = _shared(conn, plan, family)
+        problems = boundaries.check(plan, family, shared_before=shared_before, shared_after=shared_after)
         budget.check("checking the edit")
         if problems:
             problems.sort(key=lambda p: -(p.area_m2 or float("inf")))  # the worst first (no area: invalid)
@@ -535,11 +576,11 @@ def apply(
             hint = ""
             if first.kind == "gap" and op["op"] in ("replace", "retire") and not op.get("gap_to"):
                 hint = f"; name the sibling that takes it with {(option_names or {}).get('gap_to', 'gap_to')}"
+            elif first.kind == "overlap" and first.geometry is not None:
+                hint = _on_a_building(conn, first.geometry)
             raise EditRejected(
                 f"{op['op']} rejected: {first.message}{hint}{more}", {"problems": [_problem(p) for p in problems]}
             )
-        area = boundaries.union([g.geom for g in plan.closed_grids] + [g.geom for g in plan.open])
-        found = points.points_in(conn, area) if not shapely.is_empty(area) else {}
         if level != "courtyard":  # buildings belong to courtyards: only a courtyard edit moves them
             found.pop("buildings", None)
         report = _report(op, plan, level, found)
@@ -549,14 +590,9 @@ def apply(
         at = db.now(conn)
         grids.close(conn, plan.close, at)
         opened = grids.open_versions(conn, plan.open, at)
-        grids.reparent(conn, plan.reparent, at)
+        grids.reparent(conn, plan.reparent, at, plan.recount)
         if level == "courtyard":
-            moved = boundaries.moves(_at_level(plan, level), plan.closed_grids, *found["buildings"], limit=None)[
-                "items"
-            ]
-            report["buildings_moved"] = buildings.move(
-                conn, {str(m["id"]): m["to"] for m in moved if m["to"] is not None}, at
-            )
+            report["buildings_moved"] = buildings.move(conn, moved_buildings, at)
         micro = [g.code for g in plan.open if g.level == "micro"]
         touched = [
             c for c in plan.touched if c in set(micro) | {g.code for g in plan.closed_grids if g.level == "micro"}
@@ -568,7 +604,7 @@ def apply(
                 "reports": done["report"],
                 "risk_elements": done["risk_element"],
             }
-        report["shares"] = _follow_shares(conn, plan, level, at)
+        report["shares"] = _write_shares(conn, plan)
         risk.refresh_rollup(conn, rules)
         codes = sorted(set(plan.touched) | set(plan.reparent))
         report["edit_id"] = audit.log(conn, actor, op["op"], reason, {"codes": codes, "report": report}, codes)
@@ -576,30 +612,95 @@ def apply(
         return report
 
 
-def _towers(conn, family: list[Grid]):
-    """Footprints of the buildings several current micro-grids of the family share by floors."""
-    micro = [g.code for g in family if g.level == LEVELS[-1]]
-    if not micro:
-        return None
-    held = shares.of_grids(conn, codes=micro)
-    counts = held.groupby("building_code")["code"].nunique()
-    shared = counts[counts > 1].index.tolist()
-    feet = buildings.footprints(conn, codes=shared) if shared else {}
-    return shapely.union_all(list(feet.values())) if feet else None
+def _on_a_building(conn, overlap) -> str:
+    """The hint for an overlap that lies on a building: micro-grids may overlap only on the footprint
+    of a tower both hold floors of, so a line through a shared tower can leave pieces overlapping on
+    it that hold none (or not both) of its floors."""
+    for code, wkb, _units in buildings.meeting(conn, overlap):
+        feet = shapely.from_wkb(bytes(wkb))
+        if shapely.area(shapely.intersection(feet, overlap)) >= 0.5 * shapely.area(overlap):
+            return (
+                f", on the footprint of building {code}, whose floors they do not both hold; draw the line "
+                "around the building (micro-grids may overlap only on a tower both hold floors of)"
+            )
+    return ""
 
 
-def _follow_shares(conn, plan: boundaries.Plan, level: str, at) -> int:
-    """Micro-grids' floors after an edit: a new version of a micro-grid (edited, or moved under a new
-    courtyard) keeps its old version's shares, except of buildings its ground no longer reaches; units
-    left without a grid (split, merge, retire, a moved boundary) go, whole, to the grid now holding them."""
-    micro = sorted({g.code for g in plan.open if g.level == LEVELS[-1]} | set(plan.reparent))
-    if not micro and level != LEVELS[-2]:
+def _shared(conn, plan: boundaries.Plan, family: list[Grid]) -> tuple[dict, dict]:
+    """Where micro-grids of the family may overlap before and after the edit: on the footprints of the
+    towers both hold floors of, now and in ``plan.shares`` (the rule of ``gridmap validate``)."""
+    micro = sorted({g.code for g in [*family, *plan.closed_grids] if g.level == LEVELS[-1]})
+    held = shares.of_grids(conn, codes=micro) if micro else pd.DataFrame(columns=shares.COLUMNS)
+    before = list(zip(held["code"], held["building_code"]))
+    after = [(r.code, r.building) for r in plan.shares] if plan.shares is not None else before
+    feet = buildings.footprints(conn, codes=sorted({b for _, b in before + after})) if before or after else {}
+    return integrity_shares.shared_footprints(before, feet), integrity_shares.shared_footprints(after, feet)
+
+
+def _plan_shares(conn, plan: boundaries.Plan, level: str, family: list[Grid], moved_buildings: dict) -> list:
+    """The floors of every micro-grid of the courtyards the edit touches, as it leaves them
+    (:func:`gridmap.domain.membership.follow_edit`), into ``plan.shares``; a micro-grid the edit does not
+    otherwise touch whose floors change gets a new version (moved to its own courtyard).
+    ``moved_buildings``: building code -> its new courtyard.  Returns the units, after the edit."""
+    micro = LEVELS[-1]
+    if level not in (micro, LEVELS[-2]):
+        return []
+    closed = {g.code: g for g in plan.closed_grids if g.level == micro}
+    opened = [g for g in plan.open if g.level == micro]
+    kept = [g for g in family if g.level == micro and g.code not in plan.close]
+    after = {g.code: (g.geom, g.parent_code) for g in opened}
+    after.update({g.code: (g.geom, plan.reparent.get(g.code, g.parent_code)) for g in kept})
+    yards = {g.parent_code for g in [*closed.values(), *kept]} | {p for _, p in after.values()}
+    yards |= {g.code for g in [*plan.closed_grids, *plan.open] if g.level == LEVELS[-2]}
+    yards.discard(None)
+    if not yards:
+        return []
+    old = shares.of_grids(conn, codes=sorted(set(closed) | {g.code for g in kept}))
+    rows = [membership.ShareRow(*r) for r in old[shares.COLUMNS].itertuples(index=False, name=None)]
+    found = shares.units(conn, courtyards=sorted(yards))
+    feet = buildings.footprints(conn, codes=sorted({u[0] for u in found}))
+    per_building: dict = {}
+    for b, yard, number, households, floors, per_floor in found:
+        per_building.setdefault((b, yard), []).append(
+            (int(number), memberships.unit_floors(households, floors, per_floor))
+        )
+    units = []
+    for (b, yard), of_b in per_building.items():
+        for (number, floors), spot in zip(of_b, membership.unit_spots(feet[b], len(of_b))):
+            units.append(membership.UnitAfter(b, moved_buildings.get(b, yard), number, floors, feet[b], spot))
+    planned = membership.follow_edit(
+        rows, after, {g.code for g in opened}, set(plan.reparent), {c: g.geom for c, g in closed.items()}, units
+    )
+
+    def floors_of(share_rows) -> dict:  # code -> {(building, unit, floor)}: runs joined or not, the same floors
+        out: dict = {}
+        for r in share_rows:
+            out.setdefault(r.code, set()).update((r.building, r.unit, f) for f in range(r.floor_from, r.floor_to + 1))
+        return out
+
+    before, now = floors_of(rows), floors_of(planned)
+    changed = sorted(g.code for g in kept if now.get(g.code, set()) != before.get(g.code, set()))
+    for code in changed:
+        if code not in plan.reparent:  # a new version of it, in the same courtyard
+            plan.reparent[code] = after[code][1]
+            plan.refloored.append(code)
+    if changed:
+        plan.notes.append(f"floors change for {', '.join(changed)}: new versions of them")
+    plan.shares = planned
+    return units
+
+
+def _write_shares(conn, plan: boundaries.Plan) -> int:
+    """The planned shares of the micro-grid versions the commit opened (edited or moved); the others'
+    are unchanged (``_plan_shares`` gave every grid whose floors change a new version)."""
+    if plan.shares is None:
         return 0
-    kept = shares.copy_forward(conn, micro, at)
-    shares.prune_off_ground(conn, micro)
-    yards = {g.parent_code for g in plan.open if g.level == LEVELS[-1]} | set(plan.reparent.values())
-    yards |= {g.code for g in plan.open if g.level == LEVELS[-2]}
-    return kept + memberships.fill(conn, sorted(y for y in yards if y))
+    fresh = {g.code for g in plan.open if g.level == LEVELS[-1]} | set(plan.reparent)
+    frame = pd.DataFrame(
+        [(r.code, r.building, r.unit, r.floor_from, r.floor_to, r.households) for r in plan.shares if r.code in fresh],
+        columns=shares.COLUMNS,
+    )
+    return shares.insert(conn, frame)
 
 
 def _report(op: dict, plan: boundaries.Plan, level: str, found: dict) -> dict:
@@ -633,7 +734,7 @@ def _report(op: dict, plan: boundaries.Plan, level: str, found: dict) -> dict:
         "level": level,
         "closed": sorted(plan.close),
         "opened": [g.code for g in plan.open],
-        "children_moved": dict(sorted(plan.reparent.items())),
+        "children_moved": {c: p for c, p in sorted(plan.reparent.items()) if c not in plan.refloored},
         "notes": plan.notes,
         "moved": moved,
         "grids": {"before": before, "after": after},

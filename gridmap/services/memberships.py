@@ -2,9 +2,10 @@
 
 Every floor of every current unit belongs to exactly one current micro-grid (``gridmap validate``
 proves it).  Shares come from the partitioner, from a membership file (CSV of
-``building,unit,floor_from,floor_to,micro_code``), or, for micro-grids imported or edited without
-one, from geometry: :func:`fill` gives each unit without a share to the micro-grid holding the middle
-of its slice of the footprint (whole units; :func:`gridmap.domain.membership.derive`).
+``building,unit,floor_from,floor_to,micro_code``), or, for micro-grids imported without one, from
+geometry: :func:`fill` gives each unit without a share to the micro-grid holding the middle of its slice
+of the footprint (whole units; :func:`gridmap.domain.membership.derive`).  A boundary edit carries the
+floors along itself (:func:`gridmap.domain.membership.follow_edit`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .files import check_output, write_csv
 pd = lazy_loader.load("pandas")
 
 
-def _floors(households: int, floors, per_floor) -> tuple[int, ...]:
+def unit_floors(households: int, floors, per_floor) -> tuple[int, ...]:
     if per_floor:
         return tuple(int(h) for h in per_floor)
     return even_floors(int(households), int(floors or max(1, -(-int(households) // 2))))
@@ -61,7 +62,7 @@ def fill(conn: Connection, courtyards=None) -> int:
         by_yard.setdefault(yard, []).append((code, shapely.from_wkb(bytes(wkb))))
     per_building: dict = {}
     for b, yard, number, households, floors, per_floor in missing:
-        f = _floors(households, floors, per_floor)
+        f = unit_floors(households, floors, per_floor)
         per_building.setdefault((yard, b), []).append((number, len(f), int(households)))
     rows = []
     for (yard, b), units_of in per_building.items():
@@ -96,7 +97,7 @@ def import_csv(conn: Connection, path) -> dict:
         u = units.get((r.building, r.unit))
         if u is None:
             raise InputError(f"{path.name}: row {n}: building {r.building} has no unit {r.unit}")
-        f = _floors(u[3], u[4], u[5])
+        f = unit_floors(u[3], u[4], u[5])
         if r.floor_to > len(f):
             raise InputError(
                 f"{path.name}: row {n}: unit {r.unit} of building {r.building} has {len(f)} floors, not {r.floor_to}"

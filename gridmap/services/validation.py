@@ -38,7 +38,7 @@ def validate(
         building_households=buildings.households_by_courtyard(eng, at),
         tolerance=tolerance,
         level=level,
-        allowed_overlaps=_shared_footprints(held, feet),
+        allowed_overlaps=integrity_shares.shared_footprints(zip(held["code"], held["building_code"]), feet),
     )
     checked = frame if level is None else frame[frame["level"] == level]
     problems += integrity_shares.check_connected(
@@ -71,19 +71,6 @@ def _unit(row) -> integrity_shares.UnitFloors:
     else:  # only the total is known: spread evenly, as the partitioner does
         per = even_floors(int(households), int(floors or max(1, -(-int(households) // 2))))
     return integrity_shares.UnitFloors(building, courtyard, int(number), per)
-
-
-def _shared_footprints(held, feet: dict) -> dict:
-    """{(code_a, code_b): footprints of the buildings both micro-grids hold floors of}."""
-    out: dict = {}
-    for building, group in held.groupby("building_code"):
-        codes = sorted(set(group["code"]))
-        if len(codes) < 2 or building not in feet:
-            continue
-        for i, a in enumerate(codes):
-            for b in codes[i + 1 :]:
-                out[(a, b)] = shapely.union(out[(a, b)], feet[building]) if (a, b) in out else feet[building]
-    return out
 
 
 def grid_count(eng: Engine, *, level: str | None = None, at: datetime | None = None) -> int:

@@ -132,16 +132,25 @@ def _insert_version(conn: Connection, row, at: datetime) -> int:
     ).scalar_one()
 
 
-def reparent(conn: Connection, moves: dict[str, str], at: datetime) -> int:
-    """New versions of children under their new parents (same geometry and counts)."""
+def reparent(conn: Connection, moves: dict[str, str], at: datetime, counts: dict | None = None) -> int:
+    """New versions of children under their new parents (same geometry; same counts unless ``counts``
+    gives a child's (households, population))."""
     if not moves:
         return 0
     codes = list(moves)
+    counts = counts or {}
     conn.execute(
         sa.text("""
-        CREATE TEMP TABLE _moves (code text PRIMARY KEY, parent text) ON COMMIT DROP""")
+        CREATE TEMP TABLE _moves (code text PRIMARY KEY, parent text, households int, population int)
+        ON COMMIT DROP""")
     )
-    conn.execute(sa.text("INSERT INTO _moves VALUES (:c, :p)"), [{"c": c, "p": p} for c, p in moves.items()])
+    conn.execute(
+        sa.text("INSERT INTO _moves VALUES (:c, :p, :h, :n)"),
+        [
+            {"c": c, "p": p, "h": counts.get(c, (None, None))[0], "n": counts.get(c, (None, None))[1]}
+            for c, p in moves.items()
+        ],
+    )
     conn.execute(
         sa.text("""
         CREATE TEMP TABLE _old ON COMMIT DROP AS
@@ -152,7 +161,8 @@ def reparent(conn: Connection, moves: dict[str, str], at: datetime) -> int:
     return conn.execute(
         sa.text("""
         INSERT INTO grid (code, name, level, kind, parent_code, households, population, geom, valid_from, attrs)
-        SELECT o.code, o.name, o.level, o.kind, m.parent, o.households, o.population, o.geom, :at, o.attrs
+        SELECT o.code, o.name, o.level, o.kind, m.parent, coalesce(m.households, o.households),
+               coalesce(m.population, o.population), o.geom, :at, o.attrs
         FROM _old o JOIN _moves m ON m.code = o.code"""),
         {"at": at},
     ).rowcount

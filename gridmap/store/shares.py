@@ -159,31 +159,3 @@ def units(conn: Connection, *, courtyards=None, at: datetime | None = None) -> l
         FROM unit u JOIN building b ON b.id = u.building_id WHERE {where} ORDER BY b.code, u.number"""),
         params,
     ).all()
-
-
-def copy_forward(conn: Connection, codes, at: datetime) -> int:
-    """Give the versions of ``codes`` opened at ``at`` the shares of their versions closed at ``at`` (an
-    edit that keeps a grid's buildings keeps its floors)."""
-    return conn.execute(
-        sa.text("""
-        INSERT INTO grid_share (grid_id, building_code, unit, floor_from, floor_to, households)
-        SELECT new.id, s.building_code, s.unit, s.floor_from, s.floor_to, s.households
-        FROM grid new JOIN grid old ON old.code = new.code AND old.valid_to = :at
-        JOIN grid_share s ON s.grid_id = old.id
-        WHERE new.code = ANY(:codes) AND new.valid_from = :at AND new.valid_to IS NULL
-          AND NOT EXISTS (SELECT 1 FROM grid_share x WHERE x.grid_id = new.id)"""),
-        {"codes": list(codes), "at": at},
-    ).rowcount
-
-
-def prune_off_ground(conn: Connection, codes) -> int:
-    """Drop the shares of the current versions of ``codes`` whose building their ground no longer
-    reaches, or that stands in another courtyard now (an edit moved the boundary past it)."""
-    return conn.execute(
-        sa.text("""
-        DELETE FROM grid_share s USING grid g, building b
-        WHERE s.grid_id = g.id AND g.code = ANY(:codes) AND g.valid_to IS NULL
-          AND b.code = s.building_code AND b.valid_to IS NULL
-          AND (b.courtyard_code <> g.parent_code OR NOT ST_Intersects(g.geom, b.geom))"""),
-        {"codes": list(codes)},
-    ).rowcount

@@ -401,10 +401,9 @@ def _compound(ycode: str, yname: str, ygeom, n_micro: int, rng, out: dict) -> in
                 "geometry": fp,
             }
         )
-    # a lighter search than `gridmap partition` runs: the demo needs valid, plausible grids, fast; units of
-    # at most 70 households stay whole (with them split, the README's cascade split of a courtyard is
-    # rejected for an overlap: see the floors branch's report)
-    result = compound.plan(ycode, yard_ll, blds, budget_s=PLAN_BUDGET_S, rotations=3, drawn=1, small_by_floors=False)
+    # a lighter search than `gridmap partition` runs: the demo needs valid, plausible grids, fast; small
+    # units are split by floors where whole ones leave households out of the band, as `partition` does
+    result = compound.plan(ycode, yard_ll, blds, budget_s=PLAN_BUDGET_S, rotations=3, drawn=1)
     grids = result.grids
     if result.error:  # no plan drew (rare): the courtyard is one grid holding every unit whole
         whole = [compound.Share(b.code, u.number, 1, u.floors, u.households) for b in blds for u in b.units]

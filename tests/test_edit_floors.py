@@ -1,0 +1,125 @@
+"""Boundary edits of micro-grids that hold floors of a shared tower (issue #14 item 2: every floor of
+every unit in exactly one micro-grid, households adding up from floors to grids to courtyards) keep
+that true: a merge, a retire into a sibling and a courtyard split whose line runs through the tower
+(cascaded into its micro-grids) each commit, and ``gridmap validate`` finds nothing after them.
+
+Before: a merge kept only the first grid's floors (the second's were in no grid), the cascaded split
+was refused for an overlap of the two sharers' pieces on the tower's own footprint, and with that
+passed it gave the floors to the wrong grids and counted households by whole units."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from test_edits import pt
+from test_floors_store import YARD, shares_of, tower_city
+
+import cityfactory as cf
+
+Y1 = YARD.format(1)
+TOWER = f"{Y1}B001"
+
+
+def _partitioned(engine, cli, tmp_path) -> list:
+    cf.load(cli, tower_city(), tmp_path)
+    assert cli("partition", "--courtyard", Y1).exit_code == 0
+    assert cli("validate").exit_code == 0
+    return shares_of(engine, Y1)
+
+
+def _every_floor_once(rows) -> None:
+    for unit in (1, 2):
+        floors = sorted(f for r in rows if r[1] == TOWER and r[2] == unit for f in range(r[3], r[4] + 1))
+        assert floors == list(range(1, 34)), (unit, rows)
+
+
+def _households(engine, codes) -> dict:
+    with engine.connect() as conn:
+        return dict(
+            conn.execute(
+                sa.text("SELECT code, households FROM grid WHERE valid_to IS NULL AND code = ANY(:c)"),
+                {"c": list(codes)},
+            ).all()
+        )
+
+
+def _sharers(rows) -> tuple[str, str]:
+    """Two micro-grids holding floors of the same unit (the lowest run and the one above it)."""
+    unit1 = sorted((r for r in rows if r[2] == 1), key=lambda r: r[3])
+    assert len({r[0] for r in unit1}) > 1, rows  # the partitioner split the tall unit by floors
+    return unit1[0][0], next(r[0] for r in unit1 if r[0] != unit1[0][0])
+
+
+def test_a_merge_of_two_grids_sharing_a_unit_keeps_every_floor(engine, cli, tmp_path):
+    rows = _partitioned(engine, cli, tmp_path)
+    a, b = _sharers(rows)
+    held = sum(r[5] for r in rows if r[0] in (a, b))
+    res = cli("edit", "merge", a, b, "--dry-run", "--format", "json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["grids"]["after"][a]["households"] == held
+    res = cli("edit", "merge", a, b, "--format", "json")
+    assert res.exit_code == 0, res.output
+    after = shares_of(engine, Y1)
+    _every_floor_once(after)
+    assert b not in {r[0] for r in after}
+    assert sum(r[5] for r in after if r[0] == a) == held == _households(engine, [a])[a]
+    res = cli("validate")
+    assert res.exit_code == 0, res.output
+
+
+def test_a_retired_sharer_leaves_its_floors_to_the_grid_that_takes_its_ground(engine, cli, tmp_path):
+    rows = _partitioned(engine, cli, tmp_path)
+    a, b = _sharers(rows)
+    res = cli("edit", "retire", b, "--gap-to", a, "--format", "json")
+    assert res.exit_code == 0, res.output
+    after = shares_of(engine, Y1)
+    _every_floor_once(after)
+    mine = {(r[1], r[2], f) for r in rows if r[0] in (a, b) for f in range(r[3], r[4] + 1)}
+    assert {(r[1], r[2], f) for r in after if r[0] == a for f in range(r[3], r[4] + 1)} == mine
+    res = cli("validate")
+    assert res.exit_code == 0, res.output
+
+
+def _line(tmp_path, y: float):
+    cut = tmp_path / f"cut{y}.geojson"  # west to east across courtyard 1 at y metres
+    line = {"type": "LineString", "coordinates": [pt(-10, y), pt(1010, y)]}
+    cut.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": line}))
+    return cut
+
+
+def test_a_courtyard_split_cascades_into_grids_sharing_a_tower_and_validates(engine, cli, tmp_path):
+    before = _partitioned(engine, cli, tmp_path)
+    cut = _line(tmp_path, 300)  # south of the tower (y 400-416), across the grids sharing it
+    res = cli("edit", "split", Y1, "--line", cut, "--cascade", "--dry-run", "--format", "json")
+    assert res.exit_code == 0, res.output
+    dry = json.loads(res.output)
+    sharers = {r[0] for r in before}
+    assert sharers & set(dry["closed"])  # the line cuts grids that hold floors of the tower
+    res = cli("edit", "split", Y1, "--line", cut, "--cascade", "--format", "json")
+    assert res.exit_code == 0, res.output
+    done = json.loads(res.output)
+    assert done["grids"]["after"] == dry["grids"]["after"]  # the preview counted what the commit wrote
+    yards = [c for c in done["opened"] if len(c) == len(Y1)]
+    with engine.connect() as conn:
+        home = conn.execute(
+            sa.text("SELECT courtyard_code FROM building WHERE code = :b AND valid_to IS NULL"), {"b": TOWER}
+        ).scalar()
+    assert home in yards
+    after = shares_of(engine, home)
+    _every_floor_once(after)
+    assert sum(r[5] for r in after) == 198 == done["grids"]["after"][home]["households"]
+    counted = _households(engine, {r[0] for r in after})
+    assert all(counted[c] == sum(r[5] for r in after if r[0] == c) for c in counted)
+    res = cli("validate")
+    assert res.exit_code == 0, res.output
+
+
+def test_a_courtyard_split_through_a_shared_tower_is_refused_naming_it(engine, cli, tmp_path):
+    before = _partitioned(engine, cli, tmp_path)
+    res = cli("edit", "split", Y1, "--line", _line(tmp_path, 408), "--cascade")
+    assert res.exit_code == 2
+    error = res.output.strip().splitlines()[-1]
+    assert error.startswith("gridmap: error: split rejected: micros ") and "overlap by" in error
+    assert f"on the footprint of building {TOWER}, whose floors they do not both hold; draw the line" in error
+    assert shares_of(engine, Y1) == before  # nothing written
