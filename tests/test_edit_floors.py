@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import json
 
+import shapely
 import sqlalchemy as sa
 from test_edits import pt
 from test_floors_store import YARD, shares_of, tower_city
+
+from gridmap.domain import membership
+from gridmap.domain.membership import ShareRow
 
 import cityfactory as cf
 
@@ -123,3 +127,50 @@ def test_a_courtyard_split_through_a_shared_tower_is_refused_naming_it(engine, c
     assert error.startswith("gridmap: error: split rejected: micros ") and "overlap by" in error
     assert f"on the footprint of building {TOWER}, whose floors they do not both hold; draw the line" in error
     assert shares_of(engine, Y1) == before  # nothing written
+
+
+# --- the rule itself (domain, no database) -----------------------------------------------------------
+
+
+def _box(x0, y0, x1, y1):
+    return shapely.box(113.7 + x0 * 1e-4, 34.7 + y0 * 1e-4, 113.7 + x1 * 1e-4, 34.7 + y1 * 1e-4)
+
+
+def _unit(number, courtyard="Y1", floors=10, per_floor=2):
+    feet = _box(4, 4, 6, 5)  # one building, units side by side: unit 1 west, unit 2 east
+    spot = shapely.Point(113.7 + (4.5 if number == 1 else 5.5) * 1e-4, 34.7 + 4.5e-4)
+    return membership.UnitAfter("B1", courtyard, number, (per_floor,) * floors, feet, spot)
+
+
+def test_floors_of_a_grid_that_ends_go_to_the_grid_drawn_over_its_ground():
+    rows = [ShareRow("A", "B1", 1, 1, 10, 20), ShareRow("X", "B1", 2, 1, 4, 8), ShareRow("A", "B1", 2, 5, 10, 12)]
+    # X (the east half) is merged into A: A's new ground covers both; the floors of X are A's now
+    after = {"A": (_box(0, 0, 10, 10), "Y1")}
+    out = membership.follow_edit(rows, after, {"A"}, set(), {"X": _box(5, 0, 10, 10)}, [_unit(1), _unit(2)])
+    assert out == [ShareRow("A", "B1", 1, 1, 10, 20), ShareRow("A", "B1", 2, 1, 10, 20)]  # runs joined
+
+
+def test_floors_of_a_cut_grid_go_to_the_piece_over_the_building_not_to_a_neighbour():
+    rows = [ShareRow("A", "B1", 1, 1, 10, 20), ShareRow("X", "B1", 2, 1, 10, 20)]
+    # X cut in two pieces P (over the building) and Q; A, a neighbour holding unit 1, goes on as it was
+    after = {"A": (_box(0, 0, 5, 10), "Y1"), "P": (_box(5, 0, 10, 5), "Y1"), "Q": (_box(5, 5, 10, 10), "Y1")}
+    closed = {"X": _box(5, 0, 10, 10)}
+    out = membership.follow_edit(rows, after, {"P", "Q"}, set(), closed, [_unit(1), _unit(2)])
+    assert out == [ShareRow("A", "B1", 1, 1, 10, 20), ShareRow("P", "B1", 2, 1, 10, 20)]
+
+
+def test_floors_whose_grid_no_longer_reaches_the_building_go_to_the_grid_holding_the_unit():
+    rows = [ShareRow("A", "B1", 1, 1, 6, 12), ShareRow("C", "B1", 1, 7, 10, 8), ShareRow("C", "B1", 2, 1, 10, 20)]
+    # A's new ground stops short of the building: its floors go to C, whose ground holds the unit
+    after = {"A": (_box(0, 0, 3, 10), "Y1"), "C": (_box(3, 0, 10, 10), "Y1")}
+    out = membership.follow_edit(rows, after, {"A", "C"}, set(), {}, [_unit(1), _unit(2)])
+    assert out == [ShareRow("C", "B1", 1, 1, 10, 20), ShareRow("C", "B1", 2, 1, 10, 20)]
+
+
+def test_floors_of_a_building_moved_to_another_courtyard_go_to_a_grid_there():
+    rows = [ShareRow("A", "B1", 1, 1, 10, 20), ShareRow("A", "B1", 2, 1, 10, 20)]
+    # the building now belongs to courtyard Y2 (a courtyard edit moved it): A, in Y1, holds nothing of it
+    after = {"A": (_box(0, 0, 10, 10), "Y1"), "D": (_box(3, 3, 7, 7), "Y2")}
+    units = [_unit(1, "Y2"), _unit(2, "Y2")]
+    out = membership.follow_edit(rows, after, {"D"}, {"A"}, {}, units)
+    assert out == [ShareRow("D", "B1", 1, 1, 10, 20), ShareRow("D", "B1", 2, 1, 10, 20)]
