@@ -129,6 +129,79 @@ def test_a_courtyard_split_through_a_shared_tower_is_refused_naming_it(engine, c
     assert shares_of(engine, Y1) == before  # nothing written
 
 
+def _uneven_tower_city():
+    """tower_city with floors of unequal households (2 on the ground floor, 4 at the top): spread evenly
+    they would not add up the same."""
+    c = tower_city()
+    tower = next(b for b in c["building"] if b["code"] == TOWER)
+    tower["floor_households"] = json.dumps([[2] + [3] * 31 + [4] for _ in range(2)])
+    return c
+
+
+def test_a_courtyard_merge_moves_the_tower_with_its_floors_and_flags(engine, cli, tmp_path):
+    cf.load(cli, _uneven_tower_city(), tmp_path)
+    assert cli("partition", "--courtyard", Y1).exit_code == 0
+    micro = sorted({r[0] for r in shares_of(engine, Y1)})
+    with engine.begin() as conn:  # a grid cut by a road: declared in two parts, it must stay so when moved
+        conn.execute(sa.text("UPDATE grid SET multipart = true WHERE code = :c AND valid_to IS NULL"), {"c": micro[0]})
+    assert cli("validate").exit_code == 0
+    y2 = YARD.format(2)
+    res = cli("edit", "merge", y2, Y1, "--format", "json")  # Y1 retires into Y2: the tower moves there
+    assert res.exit_code == 0, res.output
+    with engine.connect() as conn:
+        floors = conn.execute(
+            sa.text(
+                "SELECT b.courtyard_code, u.floors, u.floor_households FROM unit u JOIN building b "
+                "ON b.id = u.building_id WHERE b.code = :b AND b.valid_to IS NULL ORDER BY u.number"
+            ),
+            {"b": TOWER},
+        ).all()
+        multipart = conn.execute(
+            sa.text("SELECT multipart FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": micro[0]}
+        ).scalar()
+    assert [tuple(r) for r in floors] == [(y2, 33, [2] + [3] * 31 + [4])] * 2
+    assert multipart is True
+    _every_floor_once(shares_of(engine, y2))
+    res = cli("validate")
+    assert res.exit_code == 0, res.output
+
+
+def test_a_moved_grid_whose_count_disagrees_with_its_floors_is_recounted_in_the_preview(engine, cli, tmp_path):
+    rows = _partitioned(engine, cli, tmp_path)
+    code = rows[0][0]
+    held = sum(r[5] for r in rows if r[0] == code)
+    update = tmp_path / "update.json"
+    update.write_text(json.dumps({"op": "update", "code": code, "properties": {"households": held + 5}}))
+    assert cli("edit", "apply", update).exit_code == 0
+    y2 = YARD.format(2)
+    res = cli("edit", "merge", y2, Y1, "--dry-run", "--format", "json")  # opens no micro-grid, moves Y1's
+    assert res.exit_code == 0, res.output
+    grids = json.loads(res.output)["grids"]
+    assert grids["before"][code]["households"] == held + 5 and grids["after"][code]["households"] == held
+    assert cli("edit", "merge", y2, Y1).exit_code == 0
+    assert _households(engine, [code])[code] == held
+
+
+def test_a_courtyard_split_between_its_grids_gives_each_part_its_grids_population(engine, cli, tmp_path):
+    cf.load(cli, cf.city(), tmp_path)
+    with engine.begin() as conn:  # two grids of very different population (60 households each)
+        for code, pop in ((f"{Y1}01", 100), (f"{Y1}02", 300), (Y1, 400)):
+            conn.execute(
+                sa.text("UPDATE grid SET population = :p WHERE code = :c AND valid_to IS NULL"), {"p": pop, "c": code}
+            )
+        conn.execute(
+            sa.text("UPDATE grid SET population = population + 400 WHERE code = ANY(:c) AND valid_to IS NULL"),
+            {"c": ["410199001001", "410199001", "410199"]},
+        )
+    assert cli("validate").exit_code == 0
+    res = cli("edit", "split", Y1, "--line", _line(tmp_path, 1000), "--format", "json")  # between the two
+    assert res.exit_code == 0, res.output
+    after = json.loads(res.output)["grids"]["after"]
+    assert sorted(v["population"] for v in after.values()) == [100, 300]
+    res = cli("validate")
+    assert res.exit_code == 0, res.output
+
+
 # --- the rule itself (domain, no database) -----------------------------------------------------------
 
 

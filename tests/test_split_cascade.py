@@ -61,3 +61,29 @@ def test_cascade_over_the_api(client, city, bearer):
         if_match=etag_of(client, Y1),
     )
     assert res.status_code == 201, res.get_json()
+
+
+def test_a_cascade_through_grids_with_children_of_their_own_is_refused_until_they_are_split(city, cli, tmp_path):
+    """A community split whose line cuts courtyards that hold micro-grids would leave those micro-grids
+    under closed courtyards (a cascade goes one level down): refused, naming them; once the courtyards
+    are split along the same line, the community's split cuts nothing and everything validates (its
+    school, a special grid, follows the part holding it: before, it was left under the closed community)."""
+    community = Y1[:-3]
+    path = tmp_path / "across.geojson"  # west to east at y = 500 m, across the community's two courtyards
+    line = {"type": "LineString", "coordinates": [pt(-10, 500), pt(2010, 500)]}
+    path.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": line}))
+    y2 = community + "002"
+    res = cli("edit", "split", community, "--line", path, "--cascade")
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines()[-1] == (
+        f"gridmap: error: split rejected: the line cuts courtyard grids {Y1}, {y2} of {community}, which have "
+        f"micro grids of their own; a cascade goes one level down: split them first along the same line "
+        f"(with --cascade), then {community}"
+    )
+    for yard in (Y1, y2):
+        res = cli("edit", "split", yard, "--line", path, "--cascade")
+        assert res.exit_code == 0, res.output
+    res = cli("edit", "split", community, "--line", path)
+    assert res.exit_code == 0, res.output
+    validate_ok(cli)
+    assert cli("validate").exit_code == 0

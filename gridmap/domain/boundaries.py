@@ -82,8 +82,10 @@ class Plan:
     #: micro-grids' shares (membership.ShareRow) of the courtyards the edit touches, as it leaves them
     #: (None: the edit touches no micro-grid's floors)
     shares: list | None = None
-    #: moved children whose floors change with the edit: code -> (households, population)
+    #: children given a new version as they are (moved, or their floors changed) whose counts change with
+    #: their floors: code -> (households, population); ``recounted``: their versions before
     recount: dict[str, tuple[int, int]] = field(default_factory=dict)
+    recounted: list[Grid] = field(default_factory=list)
     #: children given a new version in their own parent because their floors change
     refloored: list[str] = field(default_factory=list)
 

@@ -244,12 +244,13 @@ def follow_edit(
 
     * A grid that goes on (the same code) keeps its floors while its ground reaches the building and the
       building stays in its courtyard.
-    * Floors of a grid that ends without a successor of its code (merged away, retired, cut by a
-      cascaded split) go to what it became: a grid the edit draws in the building's courtyard over part
-      of its old ground that reaches the building (the one holding the unit's spot, else the one with most of
-      the old ground); with none, as floors in no grid.
+    * Other floors of a grid the edit ends or redraws (merged away, retired, cut by a cascaded split,
+      split keeping its code) go to what its old ground became: a grid the edit draws in the building's
+      courtyard over part of that ground that reaches the building (the one holding the unit's spot,
+      else the one with most of the old ground); with none, as floors in no grid.
     * Floors then in no grid go, as runs, to the grid holding the unit's spot (lowest code, a new
-      version first; the nearest when none holds it), as :func:`derive` places whole units.
+      version first; when none holds it, the nearest new version, else the nearest grid), as
+      :func:`derive` places whole units.
 
     Returns every share of the ``after`` grids, a grid's adjacent runs of one unit joined, households
     from the floors."""
@@ -283,10 +284,10 @@ def follow_edit(
         u = by_unit.get((r.building, r.unit))
         if u is None:
             continue  # a unit that no longer exists: its share goes
-        floors = {f for f in range(r.floor_from, r.floor_to + 1) if f <= len(u.floors)}
+        floors = {f for f in range(max(1, r.floor_from), r.floor_to + 1) if f <= len(u.floors)}
         code = r.code
         if code not in after or not reaches(code, u):
-            code = home(u, closed.get(r.code)) if code not in after else None
+            code = home(u, closed.get(r.code))  # what its old ground became (a split may keep one code)
             if code is None or not reaches(code, u):
                 continue  # left for the floors in no grid, below
         held.setdefault((code, r.building, r.unit), set()).update(floors)

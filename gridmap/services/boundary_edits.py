@@ -350,6 +350,27 @@ def _cascade(conn, plan: boundaries.Plan, op: dict, children: list[Grid], names:
             f"along it too with {names.get('cascade', 'cascade')}, or draw the line along their edges",
             {"problems": problems},
         )
+    below = grids.children(conn, sorted(cut))
+    if below:  # their own children would be left under a closed grid: the cascade goes one level down
+        deeper = sorted({c.parent_code for c in below})
+        level = kids[deeper[0]].level
+        raise EditRejected(
+            f"split rejected: the line cuts {level} grids {', '.join(deeper)} of {op['code']}, which have "
+            f"{below[0].level} grids of their own; a cascade goes one level down: split them first along "
+            f"the same line (with {names.get('cascade', 'cascade')}), then {op['code']}",
+            {
+                "problems": [
+                    {
+                        "kind": "child_cut",
+                        "codes": [code],
+                        "message": f"the line cuts {kids[code].level} {code}, which has grids of its own",
+                        "area_m2": round(float(geo.area_m2([kids[code].geom])[0]), 1),
+                        "geometry": mapping(geo.rfc7946([kids[code].geom])[0]),
+                    }
+                    for code in deeper
+                ]
+            },
+        )
     owner = {}  # piece -> the new part holding it
     for code, pieces in cut.items():
         for piece in pieces:
@@ -387,18 +408,15 @@ def _households(conn, plan: boundaries.Plan, op: dict, children: list[Grid], uni
     (``plan.shares``), courtyards from their buildings' units after it (``units``; where neither is
     known, stairwell units placed at their entrances, as the partitioner does), upper levels from their
     children; population follows households, shared out so each level's new grids add up as their
-    households do.  Counts given in the edit win.  A cascaded split counts each of its two levels apart;
-    a moved micro-grid whose floors change is counted with the micro-grids the edit opens."""
+    households do, and a courtyard with micro-grids has theirs.  Counts given in the edit win.  A
+    cascaded split counts each of its two levels apart; a micro-grid given a new version as it is (moved,
+    or its floors changed) whose floors no longer add up to its count is recounted with the micro-grids
+    the edit opens (``plan.recount``, ``plan.recounted``)."""
     given = set(op.get("properties") or {}) | set(op.get("grid") or {})
     changed = [g for g in plan.open if g.level != SPECIAL]
-    if not changed or plan.op == "update":
-        return
     held: dict[str, int] = {}
     for r in plan.shares or []:
         held[r.code] = held.get(r.code, 0) + r.households
-    yard_units: dict[str, int] = {}
-    for u in units:
-        yard_units[u.courtyard] = yard_units.get(u.courtyard, 0) + sum(u.floors)
     recount = [
         g
         for g in family
@@ -408,10 +426,16 @@ def _households(conn, plan: boundaries.Plan, op: dict, children: list[Grid], uni
         and g.code not in plan.close
         and held.get(g.code, 0) != g.households
     ]
-    counts, shares_of_pop = {}, {}
-    for level in sorted({g.level for g in changed}):
+    if (not changed and not recount) or plan.op == "update":
+        return
+    yard_units: dict[str, int] = {}
+    for u in units:
+        yard_units[u.courtyard] = yard_units.get(u.courtyard, 0) + sum(u.floors)
+    counts, pops = {}, {}
+    for level in sorted({g.level for g in changed} | ({LEVELS[-1]} if recount else set())):
         mine = [g for g in changed if g.level == level]
-        counts.update(_counts(conn, plan, level, mine, children))
+        if mine:
+            counts.update(_counts(conn, plan, level, mine, children))
         if level == LEVELS[-1] and plan.shares is not None:
             counts.update({g.code: held.get(g.code, 0) for g in mine})
         if level == LEVELS[-2]:
@@ -427,14 +451,24 @@ def _households(conn, plan: boundaries.Plan, op: dict, children: list[Grid], uni
         new_hh = {g.code: counts[g.code] for g in mine}
         total = sum(new_hh.values())
         pop = closed_pop if total == closed_hh else int(round(total * closed_pop / closed_hh))
-        shares_of_pop.update(zip(new_hh, apportion(pop, list(new_hh.values()))))
+        pops.update(zip(new_hh, apportion(pop, list(new_hh.values()))))
+    if plan.shares is not None and "population" not in given:  # a courtyard's population is its micro-grids'
+        micro_pop: dict[str, int] = {}
+        again = {g.code for g in recount}
+        old = [g for g in family if g.level == LEVELS[-1] and g.code not in plan.close and g.code not in again]
+        for g in [*changed, *recount, *old]:
+            if g.level == LEVELS[-1]:
+                parent = plan.reparent.get(g.code, g.parent_code)
+                micro_pop[parent] = micro_pop.get(parent, 0) + pops.get(g.code, g.population)
+        pops.update({g.code: micro_pop[g.code] for g in changed if g.level == LEVELS[-2] and g.code in micro_pop})
     out = []
     for g in plan.open:
         if g.code in counts and "households" not in given:
-            g = dataclasses.replace(g, households=counts[g.code], population=shares_of_pop.get(g.code, g.population))
+            g = dataclasses.replace(g, households=counts[g.code], population=pops.get(g.code, g.population))
         out.append(g)
     plan.open = out
-    plan.recount = {g.code: (counts[g.code], shares_of_pop.get(g.code, g.population)) for g in recount}
+    plan.recount = {g.code: (counts[g.code], pops.get(g.code, g.population)) for g in recount}
+    plan.recounted = recount
 
 
 def _counts(conn, plan: boundaries.Plan, level: str, changed: list[Grid], children: list[Grid]) -> dict[str, int]:
@@ -549,7 +583,10 @@ def apply(
         if plan.line is not None:
             children = _cascade(conn, plan, op, children, option_names or {})
         boundaries.reparent_children(plan, children)
-        family = ([parent] if parent else []) + siblings + children
+        # special grids (schools, markets) of a community the edit closes follow the part holding them
+        specials = grids.specials_of(conn, plan.close) if level == parent_level(SPECIAL) else []
+        boundaries.reparent_children(plan, specials)
+        family = ([parent] if parent else []) + siblings + children + specials
         area = boundaries.union([g.geom for g in plan.closed_grids] + [g.geom for g in plan.open])
         found = points.points_in(conn, area) if not shapely.is_empty(area) else {}
         moved_buildings = (
@@ -643,7 +680,7 @@ def _plan_shares(conn, plan: boundaries.Plan, level: str, family: list[Grid], mo
     otherwise touch whose floors change gets a new version (moved to its own courtyard).
     ``moved_buildings``: building code -> its new courtyard.  Returns the units, after the edit."""
     micro = LEVELS[-1]
-    if level not in (micro, LEVELS[-2]):
+    if level not in (micro, LEVELS[-2]) or plan.op == "update":  # an update changes no ground
         return []
     closed = {g.code: g for g in plan.closed_grids if g.level == micro}
     opened = [g for g in plan.open if g.level == micro]
@@ -729,6 +766,11 @@ def _report(op: dict, plan: boundaries.Plan, level: str, found: dict) -> dict:
         }
         for g in plan.open
     }
+    for g in plan.recounted:  # given a new version as they are, with the floors the edit leaves them
+        area = round(float(geo.area_m2([g.geom])[0]), 1)
+        before[g.code] = {"households": g.households, "population": g.population, "area_m2": area}
+        households, population = plan.recount[g.code]
+        after[g.code] = {"households": households, "population": population, "area_m2": area}
     return {
         "op": op["op"],
         "level": level,
@@ -739,8 +781,10 @@ def _report(op: dict, plan: boundaries.Plan, level: str, found: dict) -> dict:
         "moved": moved,
         "grids": {"before": before, "after": after},
         "out_of_band": boundaries.band_flags(
-            LEVELS[-1], {g.code: g.households for g in plan.open if g.level == LEVELS[-1]}
-        ),  # micro-grids the edit opens, at either level of a cascaded split
+            LEVELS[-1],
+            {g.code: g.households for g in plan.open if g.level == LEVELS[-1]}
+            | {code: counts[0] for code, counts in plan.recount.items()},
+        ),  # micro-grids the edit opens (at either level of a cascaded split) or recounts
         "band": list(HOUSEHOLD_BAND),
     }
 

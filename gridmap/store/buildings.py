@@ -69,7 +69,7 @@ def insert(conn: Connection, frame: pd.DataFrame, valid_from: datetime) -> int:
 
 
 def move(conn: Connection, moves: dict[str, str], at: datetime) -> int:
-    """New versions of buildings (and their units) under another courtyard."""
+    """New versions of buildings (and their units, floors and households a floor) under another courtyard."""
     n = 0
     for code, courtyard in moves.items():
         old = conn.execute(
@@ -87,8 +87,8 @@ def move(conn: Connection, moves: dict[str, str], at: datetime) -> int:
         ).scalar_one()
         conn.execute(
             sa.text(
-                "INSERT INTO unit (building_id, number, households) "
-                "SELECT :new, number, households FROM unit WHERE building_id = :old"
+                "INSERT INTO unit (building_id, number, households, floors, floor_households) "
+                "SELECT :new, number, households, floors, floor_households FROM unit WHERE building_id = :old"
             ),
             {"new": new, "old": old},
         )

@@ -133,8 +133,8 @@ def _insert_version(conn: Connection, row, at: datetime) -> int:
 
 
 def reparent(conn: Connection, moves: dict[str, str], at: datetime, counts: dict | None = None) -> int:
-    """New versions of children under their new parents (same geometry; same counts unless ``counts``
-    gives a child's (households, population))."""
+    """New versions of children under their new parents (same geometry and multipart flag; same counts
+    unless ``counts`` gives a child's (households, population))."""
     if not moves:
         return 0
     codes = list(moves)
@@ -160,9 +160,10 @@ def reparent(conn: Connection, moves: dict[str, str], at: datetime, counts: dict
     close(conn, codes, at)
     return conn.execute(
         sa.text("""
-        INSERT INTO grid (code, name, level, kind, parent_code, households, population, geom, valid_from, attrs)
+        INSERT INTO grid (code, name, level, kind, parent_code, households, population, geom, valid_from, attrs,
+                          multipart)
         SELECT o.code, o.name, o.level, o.kind, m.parent, coalesce(m.households, o.households),
-               coalesce(m.population, o.population), o.geom, :at, o.attrs
+               coalesce(m.population, o.population), o.geom, :at, o.attrs, o.multipart
         FROM _old o JOIN _moves m ON m.code = o.code"""),
         {"at": at},
     ).rowcount
@@ -219,6 +220,15 @@ def siblings(conn: Connection, parent_code: str | None, level: str) -> list[Grid
 def children(conn: Connection, parents) -> list[Grid]:
     rows = conn.execute(
         sa.text(f"SELECT {_COLS} FROM grid WHERE parent_code = ANY(:p) AND valid_to IS NULL AND level <> 'special'"),
+        {"p": list(parents)},
+    ).all()
+    return _grids(rows)
+
+
+def specials_of(conn: Connection, parents) -> list[Grid]:
+    """The current special grids (schools, markets, …) of the communities ``parents``."""
+    rows = conn.execute(
+        sa.text(f"SELECT {_COLS} FROM grid WHERE parent_code = ANY(:p) AND valid_to IS NULL AND level = 'special'"),
         {"p": list(parents)},
     ).all()
     return _grids(rows)
