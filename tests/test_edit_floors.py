@@ -129,6 +129,18 @@ def test_a_courtyard_split_through_a_shared_tower_is_refused_naming_it(engine, c
     assert shares_of(engine, Y1) == before  # nothing written
 
 
+def test_a_renamed_sharer_keeps_its_floors(engine, cli, tmp_path):
+    rows = _partitioned(engine, cli, tmp_path)
+    code = rows[0][0]
+    update = tmp_path / "rename.json"
+    update.write_text(json.dumps({"op": "update", "code": code, "properties": {"name": "一号网格"}}))
+    res = cli("edit", "apply", update)
+    assert res.exit_code == 0, res.output
+    assert shares_of(engine, Y1) == rows  # the new version holds the same floors
+    res = cli("validate")
+    assert res.exit_code == 0, res.output
+
+
 def _uneven_tower_city():
     """tower_city with floors of unequal households (2 on the ground floor, 4 at the top): spread evenly
     they would not add up the same."""

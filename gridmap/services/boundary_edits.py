@@ -669,7 +669,7 @@ def _shared(conn, plan: boundaries.Plan, family: list[Grid]) -> tuple[dict, dict
     micro = sorted({g.code for g in [*family, *plan.closed_grids] if g.level == LEVELS[-1]})
     held = shares.of_grids(conn, codes=micro) if micro else pd.DataFrame(columns=shares.COLUMNS)
     before = list(zip(held["code"], held["building_code"]))
-    after = [(r.code, r.building) for r in plan.shares] if plan.shares is not None else before
+    after = [(r.code, r.building) for r in plan.shares] if plan.shares is not None and plan.op != "update" else before
     feet = buildings.footprints(conn, codes=sorted({b for _, b in before + after})) if before or after else {}
     return integrity_shares.shared_footprints(before, feet), integrity_shares.shared_footprints(after, feet)
 
@@ -680,7 +680,13 @@ def _plan_shares(conn, plan: boundaries.Plan, level: str, family: list[Grid], mo
     otherwise touch whose floors change gets a new version (moved to its own courtyard).
     ``moved_buildings``: building code -> its new courtyard.  Returns the units, after the edit."""
     micro = LEVELS[-1]
-    if level not in (micro, LEVELS[-2]) or plan.op == "update":  # an update changes no ground
+    if plan.op == "update":  # no ground changes: the new version of a micro-grid keeps its floors
+        codes = sorted(g.code for g in plan.open if g.level == micro)
+        if codes:
+            old = shares.of_grids(conn, codes=codes)
+            plan.shares = [membership.ShareRow(*r) for r in old[shares.COLUMNS].itertuples(index=False, name=None)]
+        return []
+    if level not in (micro, LEVELS[-2]):
         return []
     closed = {g.code: g for g in plan.closed_grids if g.level == micro}
     opened = [g for g in plan.open if g.level == micro]
