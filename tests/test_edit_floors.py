@@ -13,7 +13,7 @@ import json
 
 import shapely
 import sqlalchemy as sa
-from test_edits import pt
+from test_edits import ll, pt
 from test_floors_store import YARD, shares_of, tower_city
 
 from gridmap.domain import membership
@@ -129,14 +129,20 @@ def test_a_courtyard_split_through_a_shared_tower_is_refused_naming_it(engine, c
     assert shares_of(engine, Y1) == before  # nothing written
 
 
-def test_a_renamed_sharer_keeps_its_floors(engine, cli, tmp_path):
+def test_a_renamed_sharer_keeps_its_floors_and_its_parts(engine, cli, tmp_path):
     rows = _partitioned(engine, cli, tmp_path)
     code = rows[0][0]
+    with engine.begin() as conn:  # declared in two parts (a road): a rename keeps the declaration
+        conn.execute(sa.text("UPDATE grid SET multipart = true WHERE code = :c AND valid_to IS NULL"), {"c": code})
     update = tmp_path / "rename.json"
     update.write_text(json.dumps({"op": "update", "code": code, "properties": {"name": "一号网格"}}))
     res = cli("edit", "apply", update)
     assert res.exit_code == 0, res.output
     assert shares_of(engine, Y1) == rows  # the new version holds the same floors
+    with engine.connect() as conn:
+        assert conn.execute(
+            sa.text("SELECT multipart FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": code}
+        ).scalar()
     res = cli("validate")
     assert res.exit_code == 0, res.output
 
@@ -210,6 +216,45 @@ def test_a_courtyard_split_between_its_grids_gives_each_part_its_grids_populatio
     assert res.exit_code == 0, res.output
     after = json.loads(res.output)["grids"]["after"]
     assert sorted(v["population"] for v in after.values()) == [100, 300]
+    res = cli("validate")
+    assert res.exit_code == 0, res.output
+
+
+def test_counts_given_in_an_edit_are_the_named_grids_only(engine, cli, tmp_path):
+    cf.load(cli, cf.city(), tmp_path)
+    m1, m2 = f"{Y1}01", f"{Y1}02"
+    edit = tmp_path / "replace.json"  # m1 gives up its building to m2, and says its own count
+    edit.write_text(
+        json.dumps(
+            {
+                "op": "replace",
+                "code": m1,
+                "geometry": ll(cf.rect(0, 0, 1000, 50)),
+                "gap_to": m2,
+                "properties": {"households": 5},
+            }
+        )
+    )
+    res = cli("edit", "apply", edit)
+    assert res.exit_code == 0, res.output
+    assert _households(engine, [m1, m2]) == {m1: 5, m2: 120}  # m2 holds both buildings' floors now
+    assert sum(r[5] for r in shares_of(engine, Y1) if r[0] == m2) == 120
+
+
+def test_a_community_split_through_courtyards_not_yet_partitioned_adds_up(engine, cli, tmp_path):
+    cf.load(cli, cf.city(), tmp_path, levels=[lv for lv in cf.LEVEL_FILES if lv != "micro"])
+    with engine.begin() as conn:  # courtyards whose buildings say their households, no micro-grids yet
+        conn.execute(sa.text("UPDATE grid SET population = households * 3 WHERE valid_to IS NULL"))
+    assert cli("validate").exit_code == 0
+    community = Y1[:-3]
+    cut = tmp_path / "across.geojson"  # at y = 1500 m: across both courtyards, north of their buildings
+    line = {"type": "LineString", "coordinates": [pt(-10, 1500), pt(2010, 1500)]}
+    cut.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": line}))
+    res = cli("edit", "split", community, "--line", cut, "--cascade", "--format", "json")
+    assert res.exit_code == 0, res.output
+    after = json.loads(res.output)["grids"]["after"]
+    parts = [c for c in after if len(c) == len(community)]
+    assert sorted(after[c]["households"] for c in parts) == [0, 240]  # the courtyards' pieces, summed
     res = cli("validate")
     assert res.exit_code == 0, res.output
 

@@ -36,7 +36,7 @@ from shapely.ops import split
 from .. import geo
 from ..errors import InputError
 from . import integrity, integrity_shares, values
-from .levels import HOUSEHOLD_BAND, LEVELS, SPECIAL, check_level
+from .levels import HOUSEHOLD_BAND, LEVELS, check_level, parent_level
 
 pd = lazy_loader.load("pandas")
 
@@ -326,12 +326,12 @@ def plan_retire(target: Grid, *, gap_to: Grid | None = None) -> Plan:
 def reparent_children(plan: Plan, children: list[Grid]) -> None:
     """Children of closed grids go to the opened grid holding their representative point (or stay
     with their parent when it continues); a child no opened grid holds is left for the check."""
-    opened = [g for g in plan.open if g.level != SPECIAL]
     for child in children:
         if child.parent_code not in plan.close:
             continue
         p = shapely.point_on_surface(child.geom)
-        holder = next((g for g in opened if g.geom.covers(p)), None)
+        # of the parent's level: a cascade opens grids of the child's level too
+        holder = next((g for g in plan.open if g.level == parent_level(child.level) and g.geom.covers(p)), None)
         if holder is not None and holder.code != child.parent_code:
             plan.reparent[child.code] = holder.code
 

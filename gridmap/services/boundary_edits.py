@@ -404,15 +404,19 @@ def _at_level(plan: boundaries.Plan, level: str) -> boundaries.Plan:
 
 
 def _households(conn, plan: boundaries.Plan, op: dict, children: list[Grid], units: list, family: list[Grid]) -> None:
-    """Counts of the opened versions: micro-grids from the floors they hold after the edit
-    (``plan.shares``), courtyards from their buildings' units after it (``units``; where neither is
-    known, stairwell units placed at their entrances, as the partitioner does), upper levels from their
-    children; population follows households, shared out so each level's new grids add up as their
-    households do, and a courtyard with micro-grids has theirs.  Counts given in the edit win.  A
-    cascaded split counts each of its two levels apart; a micro-grid given a new version as it is (moved,
-    or its floors changed) whose floors no longer add up to its count is recounted with the micro-grids
-    the edit opens (``plan.recount``, ``plan.recounted``)."""
+    """Counts of the opened versions, bottom up: micro-grids from the floors they hold after the edit
+    (``plan.shares``), courtyards from their buildings' units after it (``units``), other grids from
+    their children after it (moved, kept, or opened by a cascade); where none of these is known,
+    stairwell units placed at their entrances, as the partitioner does.  Population is shared out over
+    each level's new grids as their households are, and a grid with children has their sum.  Counts the
+    edit gives are kept for the grid it names (the replaced or updated grid, the created one); a
+    micro-grid given a new version as it is (moved, or its floors changed) whose floors no longer add up
+    to its count is recounted with the micro-grids the edit opens (``plan.recount``, ``plan.recounted``)."""
     given = set(op.get("properties") or {}) | set(op.get("grid") or {})
+    if op["op"] == "create":
+        targets = {g.code for g in plan.open if g.code not in plan.close}
+    else:
+        targets = {op.get("code")} if op["op"] in ("replace", "update") else set()
     changed = [g for g in plan.open if g.level != SPECIAL]
     held: dict[str, int] = {}
     for r in plan.shares or []:
@@ -432,53 +436,67 @@ def _households(conn, plan: boundaries.Plan, op: dict, children: list[Grid], uni
     for u in units:
         yard_units[u.courtyard] = yard_units.get(u.courtyard, 0) + sum(u.floors)
     counts, pops = {}, {}
-    for level in sorted({g.level for g in changed} | ({LEVELS[-1]} if recount else set())):
+    kept = [g for g in family if g.level != SPECIAL and g.code not in plan.close]
+
+    def below(code: str, level: str) -> list[tuple[int, int]]:
+        """(households, population) of the children ``code`` has after the edit."""
+        lower = LEVELS[LEVELS.index(level) + 1] if level != LEVELS[-1] else None
+        out = [(counts.get(g.code, g.households), pops.get(g.code, g.population)) for g in changed]
+        out = [c for g, c in zip(changed, out) if g.level == lower and g.parent_code == code]
+        return out + [
+            (counts.get(g.code, g.households), pops.get(g.code, g.population))
+            for g in kept
+            if g.level == lower and plan.reparent.get(g.code, g.parent_code) == code
+        ]
+
+    levels = {g.level for g in changed} | ({LEVELS[-1]} if recount else set())
+    for level in sorted(levels, key=LEVELS.index, reverse=True):  # bottom up: children first
         mine = [g for g in changed if g.level == level]
-        if mine:
-            counts.update(_counts(conn, plan, level, mine, children))
+        if level in (LEVELS[-1], LEVELS[-2]) and mine:
+            counts.update(_counts(conn, mine))
         if level == LEVELS[-1] and plan.shares is not None:
             counts.update({g.code: held.get(g.code, 0) for g in mine})
-        if level == LEVELS[-2]:
-            counts.update({g.code: yard_units[g.code] for g in mine if g.code in yard_units})
+        for g in mine:
+            kids = below(g.code, level)
+            if level == LEVELS[-2] and g.code in yard_units:
+                counts[g.code] = yard_units[g.code]
+            elif level not in (LEVELS[-1], LEVELS[-2]):
+                counts[g.code] = sum(h for h, _ in kids) if kids else g.households
+            elif level == LEVELS[-2] and kids:
+                counts[g.code] = sum(h for h, _ in kids)
         closed = [g for g in plan.closed_grids if g.level == level]
         if level == LEVELS[-1]:
             closed += recount
             mine += recount
             counts.update({g.code: held.get(g.code, 0) for g in recount})
         closed_hh, closed_pop = sum(g.households for g in closed), sum(g.population for g in closed)
-        if not closed_hh or "population" in given:
-            continue
-        new_hh = {g.code: counts[g.code] for g in mine}
-        total = sum(new_hh.values())
-        pop = closed_pop if total == closed_hh else int(round(total * closed_pop / closed_hh))
-        pops.update(zip(new_hh, apportion(pop, list(new_hh.values()))))
-    if plan.shares is not None and "population" not in given:  # a courtyard's population is its micro-grids'
-        micro_pop: dict[str, int] = {}
-        again = {g.code for g in recount}
-        old = [g for g in family if g.level == LEVELS[-1] and g.code not in plan.close and g.code not in again]
-        for g in [*changed, *recount, *old]:
-            if g.level == LEVELS[-1]:
-                parent = plan.reparent.get(g.code, g.parent_code)
-                micro_pop[parent] = micro_pop.get(parent, 0) + pops.get(g.code, g.population)
-        pops.update({g.code: micro_pop[g.code] for g in changed if g.level == LEVELS[-2] and g.code in micro_pop})
+        if closed_hh:
+            new_hh = {g.code: counts[g.code] for g in mine}
+            total = sum(new_hh.values())
+            pop = closed_pop if total == closed_hh else int(round(total * closed_pop / closed_hh))
+            pops.update(zip(new_hh, apportion(pop, list(new_hh.values()))))
+        for g in mine:  # a grid with children has their population
+            kids = below(g.code, level)
+            if kids:
+                pops[g.code] = sum(p for _, p in kids)
     out = []
     for g in plan.open:
-        if g.code in counts and "households" not in given:
-            g = dataclasses.replace(g, households=counts[g.code], population=pops.get(g.code, g.population))
+        if g.code in counts:
+            mine_given = g.code in targets
+            g = dataclasses.replace(
+                g,
+                households=g.households if mine_given and "households" in given else counts[g.code],
+                population=g.population if mine_given and "population" in given else pops.get(g.code, g.population),
+            )
         out.append(g)
     plan.open = out
     plan.recount = {g.code: (counts[g.code], pops.get(g.code, g.population)) for g in recount}
     plan.recounted = recount
 
 
-def _counts(conn, plan: boundaries.Plan, level: str, changed: list[Grid], children: list[Grid]) -> dict[str, int]:
-    """Households of the opened grids of one level (see _households)."""
-    if level not in ("courtyard", "micro"):
-        kids = {}
-        for c in children:
-            p = plan.reparent.get(c.code, c.parent_code)
-            kids[p] = kids.get(p, 0) + c.households
-        return {g.code: kids.get(g.code, g.households) for g in changed}
+def _counts(conn, changed: list[Grid]) -> dict[str, int]:
+    """Households of opened micro-grids or courtyards from the stairwell units at their entrances (the
+    way the partitioner places them): for grids whose floors or buildings are not otherwise known."""
     rows = buildings.meeting(conn, boundaries.union([g.geom for g in changed]))
     xs, ys, hh = [], [], []
     for _code, wkb, units in rows:
@@ -584,7 +602,8 @@ def apply(
             children = _cascade(conn, plan, op, children, option_names or {})
         boundaries.reparent_children(plan, children)
         # special grids (schools, markets) of a community the edit closes follow the part holding them
-        specials = grids.specials_of(conn, plan.close) if level == parent_level(SPECIAL) else []
+        communities = [g.code for g in plan.closed_grids if g.level == parent_level(SPECIAL)]
+        specials = grids.specials_of(conn, communities) if communities else []
         boundaries.reparent_children(plan, specials)
         family = ([parent] if parent else []) + siblings + children + specials
         area = boundaries.union([g.geom for g in plan.closed_grids] + [g.geom for g in plan.open])

@@ -98,7 +98,7 @@ def set_multipart(conn: Connection, codes) -> int:
 
 
 def open_versions(conn: Connection, grids: list[Grid], at: datetime) -> dict[str, int]:
-    """Insert new versions (keeping each code's ``attrs``); their ids."""
+    """Insert new versions (keeping each code's ``attrs`` and multipart flag); their ids."""
     if not grids:
         return {}
     frame = pd.DataFrame(
@@ -123,10 +123,12 @@ def open_versions(conn: Connection, grids: list[Grid], at: datetime) -> dict[str
 def _insert_version(conn: Connection, row, at: datetime) -> int:
     return conn.execute(
         sa.text("""
-            INSERT INTO grid (code, name, level, kind, parent_code, households, population, geom, valid_from, attrs)
+            INSERT INTO grid (code, name, level, kind, parent_code, households, population, geom, valid_from, attrs,
+                              multipart)
             VALUES (:code, :name, :level, :kind, :parent_code, :households, :population, ST_GeomFromEWKB(
                     decode(:geom, 'hex')), :at,
-                    coalesce((SELECT attrs FROM grid WHERE code = :code ORDER BY valid_from DESC LIMIT 1), '{}'))
+                    coalesce((SELECT attrs FROM grid WHERE code = :code ORDER BY valid_from DESC LIMIT 1), '{}'),
+                    coalesce((SELECT multipart FROM grid WHERE code = :code ORDER BY valid_from DESC LIMIT 1), false))
             RETURNING id"""),
         {**row._asdict(), "at": at},
     ).scalar_one()
