@@ -259,6 +259,16 @@ def test_a_community_split_through_courtyards_not_yet_partitioned_adds_up(engine
     assert res.exit_code == 0, res.output
 
 
+def test_moved_grids_of_a_city_without_buildings_keep_their_counts(engine, cli, tmp_path):
+    cf.load(cli, cf.city(), tmp_path, levels=[lv for lv in cf.LEVEL_FILES if lv != "building"])
+    assert cli("validate").exit_code == 0
+    res = cli("edit", "merge", YARD.format(2), Y1, "--format", "json")  # Y1's grids move to Y2, as they are
+    assert res.exit_code == 0, res.output
+    assert _households(engine, [f"{Y1}01", f"{Y1}02"]) == {f"{Y1}01": 60, f"{Y1}02": 60}
+    res = cli("validate")
+    assert res.exit_code == 0, res.output
+
+
 # --- the rule itself (domain, no database) -----------------------------------------------------------
 
 

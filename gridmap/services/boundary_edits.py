@@ -428,6 +428,7 @@ def _households(conn, plan: boundaries.Plan, op: dict, children: list[Grid], uni
         and g.level == LEVELS[-1]
         and g.code in plan.reparent
         and g.code not in plan.close
+        and g.code in plan.floored  # a grid of a courtyard without buildings keeps the count it was given
         and held.get(g.code, 0) != g.households
     ]
     if (not changed and not recount) or plan.op == "update":
@@ -741,6 +742,7 @@ def _plan_shares(conn, plan: boundaries.Plan, level: str, family: list[Grid], mo
         return out
 
     before, now = floors_of(rows), floors_of(planned)
+    plan.floored = set(before) | set(now)
     changed = sorted(g.code for g in kept if now.get(g.code, set()) != before.get(g.code, set()))
     for code in changed:
         if code not in plan.reparent:  # a new version of it, in the same courtyard

@@ -220,17 +220,19 @@ def siblings(conn: Connection, parent_code: str | None, level: str) -> list[Grid
 
 
 def children(conn: Connection, parents) -> list[Grid]:
-    rows = conn.execute(
-        sa.text(f"SELECT {_COLS} FROM grid WHERE parent_code = ANY(:p) AND valid_to IS NULL AND level <> 'special'"),
-        {"p": list(parents)},
-    ).all()
-    return _grids(rows)
+    """The current children of ``parents`` (not their special grids)."""
+    return _under(conn, parents, special=False)
 
 
 def specials_of(conn: Connection, parents) -> list[Grid]:
     """The current special grids (schools, markets, …) of the communities ``parents``."""
+    return _under(conn, parents, special=True)
+
+
+def _under(conn: Connection, parents, *, special: bool) -> list[Grid]:
+    level = "level = 'special'" if special else "level <> 'special'"
     rows = conn.execute(
-        sa.text(f"SELECT {_COLS} FROM grid WHERE parent_code = ANY(:p) AND valid_to IS NULL AND level = 'special'"),
+        sa.text(f"SELECT {_COLS} FROM grid WHERE parent_code = ANY(:p) AND valid_to IS NULL AND {level}"),
         {"p": list(parents)},
     ).all()
     return _grids(rows)
