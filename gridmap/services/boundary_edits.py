@@ -336,13 +336,7 @@ def _cascade(conn, plan: boundaries.Plan, op: dict, children: list[Grid], names:
     if not op.get("cascade"):
         level = kids[next(iter(cut))].level
         problems = [
-            {
-                "kind": "child_cut",
-                "codes": [code],
-                "message": f"the line cuts {kids[code].level} {code} in {len(pieces)} pieces",
-                "area_m2": round(float(geo.area_m2([kids[code].geom])[0]), 1),
-                "geometry": mapping(geo.rfc7946([kids[code].geom])[0]),
-            }
+            _cut_problem(kids[code], f"the line cuts {kids[code].level} {code} in {len(pieces)} pieces")
             for code, pieces in sorted(cut.items())  # by code: the children come in no fixed order
         ]
         raise EditRejected(
@@ -360,13 +354,7 @@ def _cascade(conn, plan: boundaries.Plan, op: dict, children: list[Grid], names:
             f"the same line (with {names.get('cascade', 'cascade')}), then {op['code']}",
             {
                 "problems": [
-                    {
-                        "kind": "child_cut",
-                        "codes": [code],
-                        "message": f"the line cuts {kids[code].level} {code}, which has grids of its own",
-                        "area_m2": round(float(geo.area_m2([kids[code].geom])[0]), 1),
-                        "geometry": mapping(geo.rfc7946([kids[code].geom])[0]),
-                    }
+                    _cut_problem(kids[code], f"the line cuts {kids[code].level} {code}, which has grids of its own")
                     for code in deeper
                 ]
             },
@@ -396,6 +384,17 @@ def _cascade(conn, plan: boundaries.Plan, op: dict, children: list[Grid], names:
     plan.closed_grids += [kids[c] for c in cut]
     plan.notes.append(f"{', '.join(cut)} split along the line with their parent (cascade)")
     return [c for c in children if c.code not in cut]
+
+
+def _cut_problem(child: Grid, message: str) -> dict:
+    """A ``child_cut`` problem: the child a split's line cuts, with its area and outline."""
+    return {
+        "kind": "child_cut",
+        "codes": [child.code],
+        "message": message,
+        "area_m2": round(float(geo.area_m2([child.geom])[0]), 1),
+        "geometry": mapping(geo.rfc7946([child.geom])[0]),
+    }
 
 
 def _at_level(plan: boundaries.Plan, level: str) -> boundaries.Plan:
@@ -442,13 +441,9 @@ def _households(conn, plan: boundaries.Plan, op: dict, children: list[Grid], uni
     def below(code: str, level: str) -> list[tuple[int, int]]:
         """(households, population) of the children ``code`` has after the edit."""
         lower = LEVELS[LEVELS.index(level) + 1] if level != LEVELS[-1] else None
-        out = [(counts.get(g.code, g.households), pops.get(g.code, g.population)) for g in changed]
-        out = [c for g, c in zip(changed, out) if g.level == lower and g.parent_code == code]
-        return out + [
-            (counts.get(g.code, g.households), pops.get(g.code, g.population))
-            for g in kept
-            if g.level == lower and plan.reparent.get(g.code, g.parent_code) == code
-        ]
+        kids = [g for g in changed if g.level == lower and g.parent_code == code]
+        kids += [g for g in kept if g.level == lower and plan.reparent.get(g.code, g.parent_code) == code]
+        return [(counts.get(g.code, g.households), pops.get(g.code, g.population)) for g in kids]
 
     levels = {g.level for g in changed} | ({LEVELS[-1]} if recount else set())
     for level in sorted(levels, key=LEVELS.index, reverse=True):  # bottom up: children first
@@ -703,8 +698,7 @@ def _plan_shares(conn, plan: boundaries.Plan, level: str, family: list[Grid], mo
     if plan.op == "update":  # no ground changes: the new version of a micro-grid keeps its floors
         codes = sorted(g.code for g in plan.open if g.level == micro)
         if codes:
-            old = shares.of_grids(conn, codes=codes)
-            plan.shares = [membership.ShareRow(*r) for r in old[shares.COLUMNS].itertuples(index=False, name=None)]
+            plan.shares = _share_rows(conn, codes)
         return []
     if level not in (micro, LEVELS[-2]):
         return []
@@ -718,8 +712,7 @@ def _plan_shares(conn, plan: boundaries.Plan, level: str, family: list[Grid], mo
     yards.discard(None)
     if not yards:
         return []
-    old = shares.of_grids(conn, codes=sorted(set(closed) | {g.code for g in kept}))
-    rows = [membership.ShareRow(*r) for r in old[shares.COLUMNS].itertuples(index=False, name=None)]
+    rows = _share_rows(conn, sorted(set(closed) | {g.code for g in kept}))
     found = shares.units(conn, courtyards=sorted(yards))
     feet = buildings.footprints(conn, codes=sorted({u[0] for u in found}))
     per_building: dict = {}
@@ -752,6 +745,12 @@ def _plan_shares(conn, plan: boundaries.Plan, level: str, family: list[Grid], mo
         plan.notes.append(f"floors change for {', '.join(changed)}: new versions of them")
     plan.shares = planned
     return units
+
+
+def _share_rows(conn, codes) -> list:
+    """The current shares of the micro-grids ``codes`` as ShareRows."""
+    held = shares.of_grids(conn, codes=codes)
+    return [membership.ShareRow(*r) for r in held[shares.COLUMNS].itertuples(index=False, name=None)]
 
 
 def _write_shares(conn, plan: boundaries.Plan) -> int:
