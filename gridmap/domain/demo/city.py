@@ -242,7 +242,7 @@ class Names:
 # --- the city ----------------------------------------------------------------------
 
 
-def _plan(scale: Scale, seed: int, sources: Sources) -> list[dict]:
+def plan_districts(scale: Scale, seed: int, sources: Sources) -> list[dict]:
     """Streets and community counts per district: real where known, invented to reach the totals."""
     rng = np.random.default_rng([seed, 0])
     districts = {code: sources.districts[code] for code in scale.districts}
@@ -307,7 +307,21 @@ def _plan(scale: Scale, seed: int, sources: Sources) -> list[dict]:
     ]
 
 
-def _build_district(args) -> dict:
+def planned_counts(plans: list[dict]) -> dict[str, int]:
+    """Grids per level that the district ``plans`` (of :func:`plan_districts`) will give; micro-grids as planned
+    (the partitioner makes about as many: one per 60 households)."""
+    streets = [s for p in plans for s in p["streets"]]
+    comms = [c for s in streets for c in s["communities"]]
+    return {
+        "district": len(plans),
+        "street": len(streets),
+        "community": len(comms),
+        "courtyard": sum(c["courtyards"] for c in comms),
+        "micro": sum(sum(c["micro"]) for c in comms),
+    }
+
+
+def build_district(args) -> dict:
     """Generate everything under one district (run in a worker process)."""
     plan, seed = args
     rng = np.random.default_rng([seed, 1, plan["order"]])
@@ -490,21 +504,25 @@ def build(
     if scale_name not in SCALES:
         raise ValueError(f"unknown scale {scale_name!r}: choose one of {', '.join(SCALES)}")
     scale = SCALES[scale_name]
-    plans = _plan(scale, seed, sources)
+    plans = plan_districts(scale, seed, sources)
     jobs = [(p, seed) for p in sorted(plans, key=lambda p: -len(p["streets"]))]
     workers = min(len(jobs), workers)
     parts = []
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            for res in pool.map(_build_district, jobs):
+            for res in pool.map(build_district, jobs):
                 parts.append(res)
                 progress and progress(res["district"][0]["name"])
     else:
         for job in jobs:
-            parts.append(_build_district(job))
+            parts.append(build_district(job))
             progress and progress(parts[-1]["district"][0]["name"])
     parts.sort(key=lambda r: r["district"][0]["code"])
     merged = {k: [row for p in parts for row in p[k]] for k in parts[0]}
+    built = {level: len(merged[level]) for level in ("district", "street", "community", "courtyard")}
+    planned = planned_counts(plans)
+    if built != {level: planned[level] for level in built}:
+        raise RuntimeError(f"the demo city came out with {built}, planned {planned}")  # a generator bug
     for level in ("street", "community", "special"):  # local plane -> stored lon/lat, densified
         rows = merged[level]
         metric = np.array([r["geometry"] for r in rows], dtype=object)
