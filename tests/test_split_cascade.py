@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 
+import sqlalchemy as sa
 from test_edits import etag_of, post, pt, validate_ok
+
+import cityfactory
 
 Y1 = "410199001001001"
 M1, M2 = Y1 + "01", Y1 + "02"
+SCHOOL = "410199001001S01"
 
 
 def _cut(tmp_path):
@@ -87,3 +91,35 @@ def test_a_cascade_through_grids_with_children_of_their_own_is_refused_until_the
     assert res.exit_code == 0, res.output
     validate_ok(cli)
     assert cli("validate").exit_code == 0
+
+
+def test_a_street_cascade_through_communities_without_courtyards_takes_their_school_along(engine, cli, tmp_path):
+    """A city imported down to communities and their special grids only (courtyards not drawn yet): a
+    street split with cascade cuts the communities, and the school of the one it cuts goes to the new
+    community holding it (the street's own children are communities; the school is a grandchild)."""
+    c = cityfactory.city()
+    for level in ("courtyard", "micro", "building"):
+        c[level] = []
+    cityfactory.load(cli, c, tmp_path)
+    street = Y1[:-6]
+    path = tmp_path / "across.geojson"  # west to east at y = 1000 m: through community 001 (y 0..2000)
+    line = {"type": "LineString", "coordinates": [pt(-10, 1000), pt(2010, 1000)]}
+    path.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": line}))
+    res = cli("edit", "split", street, "--line", path, "--cascade", "--format", "json")
+    assert res.exit_code == 0, res.output
+    done = json.loads(res.output)
+    communities = sorted(g for g in done["opened"] if len(g) == len(street) + 3)
+    assert len(communities) == 2  # community 001 in two pieces; 002 (y 2000..4000) only re-parented
+    with engine.connect() as conn:
+        parent = conn.execute(
+            sa.text("SELECT parent_code FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": SCHOOL}
+        ).scalar_one()
+        south = conn.execute(
+            sa.text(
+                "SELECT code FROM grid WHERE code = ANY(:cs) AND valid_to IS NULL "
+                "AND ST_Covers(geom, (SELECT geom FROM grid WHERE code = :s AND valid_to IS NULL))"
+            ),
+            {"cs": communities, "s": SCHOOL},
+        ).scalar_one()
+    assert parent == south
+    validate_ok(cli)
