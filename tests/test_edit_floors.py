@@ -314,3 +314,30 @@ def test_floors_of_a_building_moved_to_another_courtyard_go_to_a_grid_there():
     units = [_unit(1, "Y2"), _unit(2, "Y2")]
     out = membership.follow_edit(rows, after, {"D"}, {"A"}, {}, units)
     assert out == [ShareRow("D", "B1", 1, 1, 10, 20), ShareRow("D", "B1", 2, 1, 10, 20)]
+
+
+def test_a_recount_of_a_moved_grid_keeps_its_population(engine, cli, tmp_path):
+    """A micro-grid whose count was made by hand (floors unchanged) is recounted when an edit moves it;
+    its people are the same people: its population stays, and every level still adds up (before, the
+    population was scaled by the count, 5 households fewer took 13 people off its courtyard only)."""
+    rows = _partitioned(engine, cli, tmp_path)
+    code = rows[0][0]
+    held = sum(r[5] for r in rows if r[0] == code)
+    update = tmp_path / "update.json"
+    update.write_text(json.dumps({"op": "update", "code": code, "properties": {"households": held + 5}}))
+    assert cli("edit", "apply", update).exit_code == 0
+    before = 300
+    with engine.begin() as conn:  # 300 people in it, and so in every grid above it
+        for c in (code, Y1, Y1[:12], Y1[:9], Y1[:6]):
+            conn.execute(
+                sa.text("UPDATE grid SET population = population + :p WHERE code = :c AND valid_to IS NULL"),
+                {"p": before, "c": c},
+            )
+    assert cli("edit", "merge", YARD.format(2), Y1).exit_code == 0
+    with engine.connect() as conn:
+        after = conn.execute(
+            sa.text("SELECT households, population FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": code}
+        ).one()
+    assert tuple(after) == (held, before)
+    res = cli("validate")
+    assert res.exit_code == 0, res.output

@@ -88,6 +88,8 @@ class Plan:
     recounted: list[Grid] = field(default_factory=list)
     #: children given a new version in their own parent because their floors change
     refloored: list[str] = field(default_factory=list)
+    #: micro-grids left standing whose floors the edit changes (moved or not)
+    floors_changed: set[str] = field(default_factory=set)
     #: micro-grids holding floors before or after the edit (the others' counts are their own)
     floored: set[str] = field(default_factory=set)
 

@@ -407,7 +407,8 @@ def _households(conn, plan: boundaries.Plan, op: dict, children: list[Grid], uni
     (``plan.shares``), courtyards from their buildings' units after it (``units``), other grids from
     their children after it (moved, kept, or opened by a cascade); where none of these is known,
     stairwell units placed at their entrances, as the partitioner does.  Population is shared out over
-    each level's new grids as their households are, and a grid with children has their sum.  Counts the
+    each level's new grids as their households are (a micro-grid moved with its floors unchanged keeps
+    its own), and a grid with children has their sum.  Counts the
     edit gives are kept for the grid it names (the replaced or updated grid, the created one); a
     micro-grid given a new version as it is (moved, or its floors changed) whose floors no longer add up
     to its count is recounted with the micro-grids the edit opens (``plan.recount``, ``plan.recounted``)."""
@@ -462,8 +463,11 @@ def _households(conn, plan: boundaries.Plan, op: dict, children: list[Grid], uni
                 counts[g.code] = sum(h for h, _ in kids)
         closed = [g for g in plan.closed_grids if g.level == level]
         if level == LEVELS[-1]:
-            closed += recount
-            mine += recount
+            # a grid moved as it is keeps its people: its count was wrong, not its population; one whose
+            # floors changed shares out the population with the grids the edit opens
+            new_floors = [g for g in recount if g.code in plan.floors_changed]
+            closed += new_floors
+            mine += new_floors
             counts.update({g.code: held.get(g.code, 0) for g in recount})
         closed_hh, closed_pop = sum(g.households for g in closed), sum(g.population for g in closed)
         if closed_hh:
@@ -737,6 +741,7 @@ def _plan_shares(conn, plan: boundaries.Plan, level: str, family: list[Grid], mo
     before, now = floors_of(rows), floors_of(planned)
     plan.floored = set(before) | set(now)
     changed = sorted(g.code for g in kept if now.get(g.code, set()) != before.get(g.code, set()))
+    plan.floors_changed = set(changed)
     for code in changed:
         if code not in plan.reparent:  # a new version of it, in the same courtyard
             plan.reparent[code] = after[code][1]
