@@ -398,6 +398,63 @@ def test_two_concurrent_edits_exactly_one_wins(city):
     assert versions == 2
 
 
+def test_an_edit_that_waited_while_its_grid_was_moved_uses_the_new_parent(city):
+    """An edit of the school waits for its community's lock while another transaction gives the
+    community a new code (the school's version now names the new one); once it has its locks it reads
+    the parent again (before: "parent 410199001001 is not a current grid", naming a grid it never mentioned)."""
+    school, old, new = "410199001001S01", "410199001001", "410199001009"
+    results = []
+    with city.connect() as holder:
+        tx = holder.begin()
+        # as an edit of the community does: its row locked first (the school's edit locks it too, and waits)
+        holder.execute(sa.text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL FOR UPDATE"), {"c": old})
+
+        def run():
+            try:
+                edits.apply(
+                    city, {"op": "update", "code": school, "properties": {"name": "新校名"}}, actor="b", rules=Rules()
+                )
+                results.append("won")
+            except Exception as exc:  # noqa: BLE001 - shown in the assertion
+                results.append(repr(exc))
+
+        waiter = threading.Thread(target=run)
+        waiter.start()
+        for _ in range(200):  # until the edit waits for the community's row
+            with city.connect() as probe:
+                waiting = probe.execute(
+                    sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                ).scalar_one()
+            if waiting:
+                break
+            waiter.join(0.05)
+        assert waiting, results
+        ids = [
+            r[0]
+            for r in holder.execute(
+                sa.text("SELECT id FROM grid WHERE valid_to IS NULL AND (code = :o OR parent_code = :o)"), {"o": old}
+            )
+        ]
+        holder.execute(sa.text("UPDATE grid SET valid_to = now() WHERE id = ANY(:ids)"), {"ids": ids})
+        holder.execute(
+            sa.text(
+                "INSERT INTO grid (code, name, level, kind, parent_code, households, population, geom, attrs, "
+                "multipart, valid_from) SELECT CASE WHEN code = :o THEN :n ELSE code END, name, level, kind, "
+                "CASE WHEN parent_code = :o THEN :n ELSE parent_code END, households, population, geom, attrs, "
+                "multipart, now() FROM grid WHERE id = ANY(:ids)"
+            ),
+            {"o": old, "n": new, "ids": ids},
+        )
+        tx.commit()
+    waiter.join(30)
+    assert results == ["won"]
+    with city.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT name, parent_code FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": school}
+        ).one()
+    assert tuple(row) == ("新校名", new)
+
+
 def test_history_and_past_dates(client, planner, city):
     with city.connect() as conn:
         before = conn.execute(sa.text("SELECT now()")).scalar_one()

@@ -557,6 +557,11 @@ def apply(
         if missing:
             raise NotFound(f"no current grid with code {missing[0]!r}")
         targeted = grids.current(conn, targets)  # as locked: nobody can change them now
+        if op["op"] != "create" and targeted[targets[0]].parent_code != parent_code:
+            # the edit we waited for gave it another parent (split or re-coded it): lock that one instead
+            parent_code = targeted[targets[0]].parent_code
+            if parent_code:
+                grids.lock(conn, [parent_code])
         for code in targets:
             want = if_match.get(code)
             if want is None:
