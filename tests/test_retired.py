@@ -59,3 +59,19 @@ def test_search_of_a_retired_micro_grid_code(client, city, bearer):
     body = client.get("/api/v1/search", query_string={"q": M2}).get_json()
     assert [(h["type"], h["code"], h["successors"]) for h in body["results"]] == [("retired", M2, [M1])]
     assert "no building number" not in str(body)
+
+
+def test_who_retired_a_grid_and_why_need_a_role(client, city, bearer):
+    """The 410 of a retired grid names the edit that retired it; the planner who made it and the reason
+    (free text that may name people) are personal, as in the edit log (before: both shown to anyone,
+    the planner's name in the message too)."""
+    body = {"op": "retire", "code": M2, "gap_to": M1, "if_match": {M1: etag_of(client, M1)}}
+    res = post(client, bearer("planner"), {**body, "reason": "张三家拆迁 13800001111"}, if_match=etag_of(client, M2))
+    assert res.status_code == 201, res.get_json()
+    anonymous = client.get(f"/api/v1/grids/{M2}").get_json()["error"]
+    assert anonymous["detail"]["retired_by"]["action"] == "retire"
+    assert "actor" not in anonymous["detail"]["retired_by"] and "reason" not in anonymous["detail"]["retired_by"]
+    assert "test-planner" not in anonymous["message"] and "张三" not in str(anonymous)
+    viewer = client.get(f"/api/v1/grids/{M2}", headers=bearer("viewer")).get_json()["error"]
+    assert viewer["detail"]["retired_by"]["actor"] == "test-planner"
+    assert viewer["detail"]["retired_by"]["reason"] == "张三家拆迁 13800001111"

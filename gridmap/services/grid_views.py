@@ -59,7 +59,9 @@ def _raise_if_retired(conn, code: str) -> None:
     by = logged[-1] if logged else None  # nothing touches a code after it is retired
     retired_by = None if by is None else {**by, "at": db.iso(conn, by["at"])}
     now_in = grids.successors(conn, code)
-    how = f" by edit {by['id']} ({by['action']} by {by['actor']})" if by else ""
+    # who made the edit and why are personal (the web layer shows ``retired_by``'s actor and reason to
+    # a role that may read them, as it does the edit log's); the message says which edit
+    how = f" by edit {by['id']} ({by['action']})" if by else ""
     where = f"; its area is now in {', '.join(s['code'] for s in now_in)}" if now_in else ""
     raise Gone(
         f"grid {code} was retired on {db.iso(conn, issued[1])}{how}{where}",

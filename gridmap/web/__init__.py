@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ..errors import GridmapError, InputError
+from ..errors import Gone, GridmapError, InputError
 from ..settings import Settings
 from . import (
     auth,
@@ -32,6 +32,7 @@ from . import (
     tiles,
 )
 from .context import SETTINGS
+from .privacy import private
 
 #: ``test_config`` keys that set a setting (the rest go to Flask's config as they are).
 SETTING_KEYS = {
@@ -91,7 +92,11 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
 
     @app.errorhandler(GridmapError)
     def _gridmap_error(exc: GridmapError):
-        return jsonify(exc.to_dict()), exc.status, getattr(exc, "http_headers", None) or {}
+        body = exc.to_dict()
+        retired_by = (body["error"].get("detail") or {}).get("retired_by") if isinstance(exc, Gone) else None
+        if retired_by:  # a retired grid's 410 names the edit that retired it: who and why are personal
+            private(retired_by, *edits.EDIT_PRIVATE)
+        return jsonify(body), exc.status, getattr(exc, "http_headers", None) or {}
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
