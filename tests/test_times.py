@@ -33,7 +33,7 @@ def test_api_history_ogc_and_lookup_are_in_shanghai_time(demo_client):
     assert _zone(item["properties"]["valid_from"]) == "+08:00"
     lon, lat = demo_client.get(f"/api/v1/grids/{CODE}").get_json()["geometry"]["coordinates"][0][0][0]
     answer = demo_client.get("/api/v1/lookup", query_string={"lon": lon, "lat": lat, "at": "2100-01-01"}).get_json()
-    assert answer["at"] == "2100-01-01T08:00:00+08:00"  # midnight UTC (no zone given), shown in office time
+    assert answer["at"] == "2100-01-01T23:59:59.999999+08:00"  # a date alone: the end of that day, office time
 
 
 def test_risk_list_and_stats_are_in_shanghai_time(demo_client):
@@ -92,3 +92,20 @@ def test_an_unknown_zone_is_one_line(demo_url):
 )
 def test_the_one_helper(value, tz, text):
     assert dates.iso(value, tz) == text
+
+
+def test_a_date_alone_is_that_whole_day_in_the_office_zone(city, client, cli):
+    """``at=`` today's date (the office's) shows the grids loaded today; a time without a zone is office
+    time (before: a date was midnight UTC, 08:00 in Zhengzhou, so today's date showed nothing loaded
+    since; a new user's ``lookup --at`` of today found no grid)."""
+    today = datetime.now(dates.zone("Asia/Shanghai")).date().isoformat()
+    lon, lat = 113.7035, 34.7520  # inside the test city, loaded moments ago
+    answer = client.get("/api/v1/lookup", query_string={"lon": lon, "lat": lat, "at": today}).get_json()
+    assert answer["inside"] is True and answer["at"] == f"{today}T23:59:59.999999+08:00"
+    early = client.get("/api/v1/lookup", query_string={"lon": lon, "lat": lat, "at": f"{today}T00:00"}).get_json()
+    assert early["inside"] is False and early["at"] == f"{today}T00:00:00+08:00"
+    res = cli("lookup", str(lon), str(lat), "--at", today)
+    assert res.exit_code == 0 and json.loads(res.output)["inside"] is True, res.output
+    assert client.get("/api/v1/grids/410199", query_string={"at": today}).status_code == 200
+    res = cli("events", "tick", "--at", "yesterday")
+    assert res.exit_code == 2 and res.output.strip().splitlines()[-1].startswith("gridmap: error: --at must be")

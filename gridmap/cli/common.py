@@ -48,12 +48,16 @@ def rules() -> Rules:
 
 def _parse_at(ctx, param, value):
     try:
-        return parse_at(value)
+        return parse_at(value, settings().timezone)
     except GridmapError as exc:
         raise click.BadParameter(exc.message) from None
 
 
-AT = click.option("--at", callback=_parse_at, help="Use the version valid at this ISO date.")
+AT = click.option(
+    "--at",
+    callback=_parse_at,
+    help="Use the versions valid at this ISO date-time; a date alone is the end of that day, in the office zone.",
+)
 ENCODING = click.option(
     "--encoding",
     default="utf-8-sig",

@@ -90,7 +90,10 @@ def route_cmd(matter, lon, lat, crs, address):
 @click.option("--at", "at", default=None, help="Act as if it were this ISO time (default: now).")
 def tick_cmd(at):
     """Warn at 80 % and escalate overdue cases one level up their grid chain (safe to run from several hosts)."""
-    when = datetime.fromisoformat(at) if at else None
+    try:
+        when = datetime.fromisoformat(at) if at else None
+    except ValueError:
+        raise InputError(f"--at must be an ISO date-time such as 2026-05-01T09:00+08:00, got {at!r}") from None
     if when is not None and when.tzinfo is None:
         raise InputError("--at must state its time zone, e.g. 2026-05-01T09:00+08:00")
     done = event_clock.tick(_centre(), when)

@@ -8,7 +8,7 @@ from PostgreSQL already carry the office offset; :func:`iso` converts the others
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import lazy_loader
@@ -44,17 +44,27 @@ def iso_column(values: pd.Series, tz: str = DEFAULT_TIMEZONE) -> pd.Series:
     return pd.Series([iso(v, tz) for v in values], index=values.index, dtype=object)
 
 
-def parse_at(value: str | None) -> datetime | None:
-    """An ISO date or datetime (UTC when no zone is given); InputError when malformed."""
+def parse_at(value: str | None, tz: str = DEFAULT_TIMEZONE, *, end_of_day: bool = True) -> datetime | None:
+    """An ISO date or date-time; InputError when malformed.  A date alone is that day in the office zone
+    ``tz``: its last instant (``at=2026-12-01``: as the day ended, so today's date shows today's grids),
+    or its first with ``end_of_day=False`` (the start of a ``since`` range).  A date-time without a
+    zone is office time, as in :func:`parse_instants`."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):  # from a JSON body
         raise InputError(f"{value!r} is not an ISO date such as 2026-01-31 or 2026-01-31T08:00+08:00")
     try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        day = None
+    if day is not None:
+        clock = time.max if end_of_day else time.min
+        return datetime.combine(day, clock, tzinfo=zone(tz))
+    try:
         at = datetime.fromisoformat(value)
     except ValueError:
         raise InputError(f"{value!r} is not an ISO date such as 2026-01-31 or 2026-01-31T08:00+08:00") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    return at if at.tzinfo else at.replace(tzinfo=zone(tz))
 
 
 def parse_instants(texts, tz: str = DEFAULT_TIMEZONE) -> tuple[pd.Series, list[int]]:

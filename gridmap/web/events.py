@@ -131,7 +131,7 @@ def stats():
         centre(),
         group=params.text("group") or "street",
         grid=params.code("grid"),
-        since=params.at("since"),
+        since=params.at("since", end_of_day=False),
         until=params.at("until"),
     )
     if params.choice("format", ("json", "csv")) == "csv":

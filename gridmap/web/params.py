@@ -24,6 +24,7 @@ from ..domain import values
 from ..domain.dates import parse_at
 from ..domain.values import shown
 from ..errors import InputError
+from .context import settings
 
 #: Deepest nesting of a JSON body (a GeoJSON MultiPolygon needs 4 inside its object).
 MAX_DEPTH = 32
@@ -148,11 +149,12 @@ def basemap_crs(default: str = "wgs84", name: str = "crs") -> str:
     return value
 
 
-def at(name: str = "at", value=None) -> datetime | None:
-    """``at=``: an ISO date or date-time (UTC when no zone is given); None when absent.  ``value``: the
-    same from a JSON body instead of the query string."""
+def at(name: str = "at", value=None, *, end_of_day: bool = True) -> datetime | None:
+    """``at=``: an ISO date or date-time (:func:`gridmap.domain.dates.parse_at`: a date alone is the end
+    of that day in the office zone, or its start with ``end_of_day=False``; a time without a zone is
+    office time); None when absent.  ``value``: the same from a JSON body instead of the query string."""
     try:
-        return parse_at(request.args.get(name) if value is None else value)
+        return parse_at(request.args.get(name) if value is None else value, settings().timezone, end_of_day=end_of_day)
     except InputError as exc:
         raise InputError(f"{name}: {exc.message}") from None
 
@@ -168,9 +170,9 @@ def crs84(name: str) -> None:
         raise InputError(f"{name} must be {CRS84} (the only CRS served), got {shown(value)}")
 
 
-def _instant(text: str) -> datetime:
+def _instant(text: str, *, end_of_day: bool = True) -> datetime:
     try:
-        return parse_at(text)
+        return parse_at(text, settings().timezone, end_of_day=end_of_day)
     except InputError:
         raise InputError(
             f"datetime: {shown(text)} is not an RFC 3339 date-time such as 2026-01-31T08:00:00Z, "
@@ -192,7 +194,7 @@ def datetime_param(*, instant_only: bool = False):
     parts = text.split("/")
     if len(parts) != 2:
         raise InputError(f"datetime: an interval has one '/', got {shown(text)}")
-    start, end = (None if p in ("", "..") else _instant(p) for p in parts)
+    start, end = (None if p in ("", "..") else _instant(p, end_of_day=i == 1) for i, p in enumerate(parts))
     if start is not None and end is not None and start > end:
         raise InputError(f"datetime: the interval {shown(text)} ends before it starts")
     return None, (start, end)
