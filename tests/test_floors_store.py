@@ -235,6 +235,12 @@ def test_lookup_of_a_shared_tower_by_point_and_by_address_with_floor(engine, cli
             body = json.loads(res.output)
             assert body["micro"] == want and body["address"]["floor"] == floor
             assert next(c["code"] for c in body["chain"] if c["level"] == "micro") == want
+    # a floor above the top is named as such (before: "floor 40 … is in no micro-grid")
+    address = "测试10011花园1号楼1单元40层"
+    res = cli("lookup", "--address", address)
+    assert res.exit_code == 2 and res.output.strip().splitlines()[-1] == (
+        f"gridmap: error: unit 1 of building {YARD.format(1)}B001 has 33 floors: there is no floor 40 ({address!r})"
+    )
     # batch assignment uses the floor column when the address has none
     src = tmp_path / "households.csv"
     src.write_text("address,floor\n测试10011花园1号楼1单元,1\n测试10011花园1号楼1单元,33\n", encoding="utf-8")

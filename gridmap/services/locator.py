@@ -54,7 +54,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from .. import geo
-from ..domain import index_update
+from ..domain import index_update, wording
 from ..domain.address import Building, Gazetteer
 from ..domain.index_update import updated
 from ..domain.lookup import NOT_A_POINT, NOT_NUMBERS, SPECIAL, GridIndex, assign_arrays, check_point, check_points
@@ -525,11 +525,16 @@ class Locator:
         )
         unit = found.unit or (1 if b.units == 1 else None)
         if at is None and found.floor is not None and unit is not None:
-            code = self._members_of(b.code).grid_of(b.code, unit, found.floor)
+            members = self._members_of(b.code)
+            code = members.grid_of(b.code, unit, found.floor)
             if code is None:
-                raise InputError(
-                    f"floor {found.floor} of unit {unit} of building {b.code} is in no micro-grid ({address!r})"
-                )
+                top = max((r.floor_to for r in members.rows_of(b.code) if r.unit == unit), default=None)
+                if top is not None and not 1 <= found.floor <= top:  # (a unit it does not have: resolve said so)
+                    floors = wording.count(top, "floor")
+                    why = f"unit {unit} of building {b.code} has {floors}: there is no floor {found.floor}"
+                else:
+                    why = f"floor {found.floor} of unit {unit} of building {b.code} is in no micro-grid"
+                raise InputError(f"{why} ({address!r})")
             _set_micro(body, index, code)
         return body
 
