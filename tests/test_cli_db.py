@@ -56,7 +56,7 @@ def test_db_start_takes_the_next_free_port_when_the_default_is_taken(tmp_path, m
         if cluster._port_free(DEFAULT_PG_PORT):  # take it ourselves when no cluster holds it
             holder.bind(("127.0.0.1", DEFAULT_PG_PORT))
             holder.listen()
-        cluster._choose_port(settings)
+        assert cluster._choose_port(settings) == DEFAULT_PG_PORT  # said by `db start` (the port it found taken)
         port = settings.pg_port()
         assert port != DEFAULT_PG_PORT and cluster._port_free(port)
         assert (tmp_path / "pg.port").read_text().strip() == str(port)

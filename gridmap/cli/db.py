@@ -28,6 +28,12 @@ def db_start():
     """Create (first time) and start the local cluster, create the database and migrate it."""
     if not _external_note():
         info = database.start(settings())
+        if info.get("port_taken"):
+            click.echo(
+                f"port {info['port_taken']} is taken (another cluster?): this one listens on {info['port']}, "
+                f"recorded in {settings().port_file} (GRIDMAP_PG_PORT to choose)",
+                err=True,
+            )
         click.echo(f"PostGIS running on 127.0.0.1:{info['port']} (data in {info['data_dir']})", err=True)
     revision = database.migrate(settings())
     click.echo(f"schema at revision {revision}", err=True)

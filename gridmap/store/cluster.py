@@ -128,8 +128,9 @@ def start(settings: Settings) -> dict:
         with open(folder / "postgresql.auto.conf", "a") as conf:
             for key, value in SERVER_SETTINGS.items():
                 conf.write(f"{key} = '{value}'\n")
+    taken = None
     if not status(settings)["running"]:
-        _choose_port(settings)
+        taken = _choose_port(settings)
         opts = f"-p {settings.pg_port()} -k {folder}"
         res = _run(
             [pg_bin / "pg_ctl", "-D", folder, "-l", folder / "server.log", "-o", opts, "-w", "-t", "60", "start"]
@@ -141,7 +142,7 @@ def start(settings: Settings) -> dict:
             )
     _wait_ready(settings)
     ensure_database(settings, DEFAULT_DB_NAME)
-    return status(settings)
+    return {**status(settings), "port_taken": taken}
 
 
 def _port_free(port: int) -> bool:
@@ -157,15 +158,17 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _choose_port(settings: Settings) -> None:
+def _choose_port(settings: Settings) -> int | None:
     """When the port is taken (another checkout's cluster, say) and GRIDMAP_PG_PORT does not fix
-    it, take the next free one and record it for this checkout."""
+    it, take the next free one and record it for this checkout; the port found taken, or None."""
     if settings.pg_port_override or _port_free(settings.pg_port()):
-        return
+        return None
+    taken = settings.pg_port()
     for port in range(DEFAULT_PG_PORT + 1, DEFAULT_PG_PORT + 200):
         if _port_free(port):
             settings.port_file.write_text(f"{port}\n")
-            return
+            return taken
+    return taken
 
 
 def _wait_ready(settings: Settings, timeout: float = 30.0) -> None:
