@@ -481,6 +481,17 @@ def test_cli_matters_and_events(cli, event_city, tmp_path, engine):
     (tmp_path / "matters.csv").write_text((Settings.from_env().layers_dir / "matters.csv").read_text("utf-8"))
     res = cli("matters", "check", bad)
     assert res.exit_code == 1 and f"{bad}:" in res.output
+    # a TOML of another name, and a CSV checked with the TOML in force (before: "FILE must be a matters.toml")
+    other = tmp_path / "draft.toml"
+    other.write_text(bad.read_text("utf-8"))
+    res = cli("matters", "check", other)
+    assert res.exit_code == 1 and f"{other}:" in res.output
+    csv_path = tmp_path / "matters.csv"
+    assert cli("matters", "check", csv_path).exit_code == 0
+    lines = csv_path.read_text("utf-8").splitlines()
+    (tmp_path / "bad.csv").write_text("\n".join([lines[0], lines[1].replace(",", ",,", 1), *lines[2:]]) + "\n")
+    res = cli("matters", "check", tmp_path / "bad.csv")
+    assert res.exit_code == 1 and f"{tmp_path / 'bad.csv'}:2" in res.output, res.output
     lon, lat = lonlat(300, 500)
     res = cli("events", "route", "--matter", pick(True, "community", "cg").code, lon, lat)
     assert res.exit_code == 0 and f"{COMMUNITY}-cg" in res.output

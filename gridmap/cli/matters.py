@@ -47,12 +47,11 @@ def list_cmd(category, auto, fmt):
 @matters.command("check")
 @click.argument("file", required=False, type=click.Path(path_type=Path))
 def check_cmd(file):
-    """Check a catalogue (FILE: a matters.toml; default: the one in force); every problem on its own line."""
+    """Check a catalogue (FILE: a matters TOML, its CSV beside it, or a CSV of matters to use with the TOML
+    in force; default: the one in force); every problem on its own line."""
     path = Path(file) if file else Path(settings().layers_dir) / catalogue_files.FILE
     try:
-        catalogue = catalogue_files.load(path.parent) if path.name == catalogue_files.FILE else None
-        if catalogue is None:
-            raise click.UsageError("FILE must be a matters.toml (its CSV is found beside it)")
+        catalogue = catalogue_files.check(path, settings().layers_dir)
     except InputError as exc:
         for line in exc.detail or [exc.message]:
             click.echo(f"gridmap: error: {line}", err=True)
