@@ -69,6 +69,17 @@ def test_sheet_codes_open_their_own_page(city, cli, client, engine):
     assert client.get(urlsplit(unit).path + "?" + urlsplit(unit).query).status_code == 200
 
 
+def test_an_unknown_code_or_community_is_named_before_a_missing_public_address(city, cli):
+    no_url = {"GRIDMAP_PUBLIC_URL": ""}
+    res = cli("qr", "code", "999", "--out", city / "code.svg", env=no_url)
+    assert res.exit_code == 2 and res.output.strip() == "gridmap: error: no current grid '999'"
+    res = cli("qr", "sheet", "--community", "410199009009", "--out", city / "sheet.pdf", env=no_url)
+    assert res.exit_code == 2 and res.output.strip() == "gridmap: error: no current community '410199009009'"
+    # a known code without an address still names the address
+    res = cli("qr", "code", M1, "--out", city / "code.svg", env=no_url)
+    assert res.exit_code == 2 and "must start with http:// or https:// (GRIDMAP_PUBLIC_URL or --base)" in res.output
+
+
 def test_reprint_after_a_boundary_edit_has_only_what_changed(city, cli, engine):
     with engine.connect() as conn:
         since = conn.execute(sa.text("SELECT now()")).scalar_one()

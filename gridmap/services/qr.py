@@ -86,10 +86,10 @@ def sheet(
 ) -> dict:
     """Write the A4 sheets of one community to ``out``; NotFound for an unknown community,
     InputError when nothing changed since ``since`` or ``base`` is not an http(s) address."""
-    _check_base(base)
     with eng.connect() as conn:
         if not label_store.community_exists(conn, community):
             raise NotFound(f"no current community {shown(community)}")
+    _check_base(base)
     groups = labels(eng, [community], base=base, kinds=kinds, since=since)
     if not groups:
         raise InputError(f"nothing to print for community {community}" + (f" since {since.date()}" if since else ""))
@@ -111,12 +111,13 @@ def city_sheets(
 
 
 def image(eng: Engine, kind: str, code: str, fmt: str, *, base: str) -> bytes:
-    """One code as SVG or PNG; NotFound when ``code`` is not a current grid, building or unit."""
-    _check_base(base)
+    """One code as SVG or PNG; NotFound when ``code`` is not a current grid, building or unit (checked
+    before ``base``, so an unknown code is named as such whatever the address)."""
     if kind not in qr.KINDS:
         raise InputError(f"unknown QR kind {shown(kind)}: one of {', '.join(qr.KINDS)}")
     with eng.begin() as conn:
         if not label_store.exists(conn, kind, code):
             raise NotFound(f"no current {qr.KINDS[kind]} {shown(code)}")
+        _check_base(base)
         url = sign_url(conn, kind, code, base)
     return qr_sheets.code_image(url, fmt)
