@@ -34,6 +34,7 @@ from gridmap.web import create_app
 from gridmap.web.guard import Guard
 from gridmap.web.openapi import document
 
+from eventcity import lonlat, pick
 from servers import free_port, serving
 
 #: Examples per operation: enough to reach past the 400s into every handler, and the run stays under a minute.
@@ -180,6 +181,19 @@ def test_schemathesis_stateful_and_negative_phases_find_no_server_error(city_cop
         )
     assert res.returncode == 0, res.stdout[-4000:]
     assert re.search(r"✅ Stateful", res.stdout) and re.search(r"✅ Fuzzing", res.stdout), res.stdout[-2000:]
+
+
+def test_the_documented_report_text_limit_is_the_one_enforced(client, event_city):
+    """POST /api/v1/events: a text of the documented maxLength is filed, one character more is refused."""
+    doc = client.get("/api/v1/openapi.json").get_json()
+    report = doc["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    most = report["properties"]["text"]["maxLength"]
+    lon, lat = lonlat(300, 500)
+    body = {"matter": pick(True, "community", "cg").code, "lon": lon, "lat": lat}
+    res = client.post("/api/v1/events", json={**body, "text": "井" * most}, headers=event_city["ingest"])
+    assert res.status_code == 201, res.get_json()
+    res = client.post("/api/v1/events", json={**body, "text": "井" * (most + 1)}, headers=event_city["ingest"])
+    assert res.status_code == 400 and f"at most {most}" in res.get_json()["error"]["message"]
 
 
 # --- the responses every route may give (the guard's, the faults', the sign-in throttle's) ---------------

@@ -17,6 +17,7 @@ from flask import Blueprint, has_app_context, has_request_context, jsonify, requ
 from ..domain.boundaries import OPS
 from ..domain.levels import ALL_LEVELS, LEVELS, SPECIAL_KINDS
 from ..domain.risk import COLOURS, KINDS
+from ..domain.scan import MAX_TEXT, MIN_TEXT
 from ..services.layers import tile_layers
 from ..settings import Settings
 from . import openapi_events
@@ -871,7 +872,7 @@ def _people_paths() -> dict:
         "type": "object",
         "required": ["text"],
         "properties": {
-            "text": {"type": "string", "minLength": 2, "maxLength": 500},
+            "text": {"type": "string", "minLength": MIN_TEXT, "maxLength": MAX_TEXT},
             "matter": {"type": "string"},
             "phone": {"type": "string"},
             "lon": {"type": "number"},

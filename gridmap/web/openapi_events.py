@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ..domain.events.catalogue import LEVELS_UP
-from ..domain.events.intake import CHANNELS
+from ..domain.events.intake import CHANNELS, MAX_TEXT
 from ..domain.events.loop import ACTIONS
 from ..domain.events.open311 import POST_KEYS
 
@@ -62,7 +62,7 @@ REPORT = {
         "lat": {"type": "number"},
         "crs": {"type": "string", "enum": ["wgs84", "gcj02", "bd09", "cgcs2000"]},
         "address": {"type": "string"},
-        "text": {"type": "string", "maxLength": 4000},
+        "text": {"type": "string", "maxLength": MAX_TEXT},
         "channel": {"type": "string", "enum": list(CHANNELS)},
         "external_id": {"type": "string"},
         "reported_at": {"type": "string", "format": "date-time"},
