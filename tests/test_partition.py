@@ -258,7 +258,8 @@ def test_courtyard_without_buildings_is_a_clear_error(engine, cli, tmp_path):
     assert res.exit_code == 2
     assert res.output.strip() == f"gridmap: error: courtyard {YARD.format(1)} has no buildings: nothing to partition"
     res = cli("partition", "--courtyard", YARD.format(1), "--all")
-    assert res.exit_code == 2 and "choose exactly one of" in res.output
+    assert res.exit_code == 2
+    assert res.output.strip() == "gridmap: error: choose exactly one of --courtyard CODE, --community CODE or --all"
     res = cli("partition", "--courtyard", YARD.format(1), "--min", "80", "--max", "70")
     assert res.exit_code == 2 and "--min 80 is above --max 70" in res.output
 
@@ -276,6 +277,13 @@ def test_partition_api_previews_and_commits(client, cli, tmp_path, bearer):
     assert res.status_code == 400 and "courtyard must be a courtyard code" in res.get_json()["error"]["message"]
     res = client.post("/api/v1/partition", json={"courtyard": YARD.format(9)}, headers=planner)
     assert res.status_code == 404
+    # the choice is named by the JSON fields, not the CLI's flags
+    for body in ({}, {"courtyard": YARD.format(2), "all": True}):
+        res = client.post("/api/v1/partition", json=body, headers=planner)
+        assert res.status_code == 400
+        assert res.get_json()["error"]["message"] == (
+            'choose exactly one of "courtyard": CODE, "community": CODE or "all": true'
+        )
     res = client.post("/api/v1/partition", json={"courtyard": YARD.format(2), "commit": True}, headers=planner)
     assert res.status_code == 200 and res.get_json()["written"]["opened"] == 2
     assert cli("validate").exit_code == 0

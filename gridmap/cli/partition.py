@@ -67,6 +67,7 @@ def partition_cmd(courtyard, community, everything, band_min, band_max, policy, 
             out=out,
             reason=reason,
             progress=bar.update,
+            option_names={"courtyard": "--courtyard CODE", "community": "--community CODE", "all": "--all"},
         )
     if fmt == "json":
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))

@@ -44,12 +44,15 @@ pd = lazy_loader.load("pandas")
 PARALLEL_FROM = 200
 #: Seconds one courtyard's search may take before its best plan so far is kept.
 BUDGET_S = 8.0
+#: How the API names the three choices in its messages; the CLI passes its flags (``option_names``).
+CHOICES = {"courtyard": '"courtyard": CODE', "community": '"community": CODE', "all": '"all": true'}
 
 
-def _select(conn, courtyard, community, everything):
+def _select(conn, courtyard, community, everything, option_names=None):
     chosen = [x for x in (courtyard, community, everything or None) if x]
     if len(chosen) != 1:
-        raise InputError("choose exactly one of --courtyard CODE, --community CODE or --all")
+        names = {**CHOICES, **(option_names or {})}
+        raise InputError(f"choose exactly one of {names['courtyard']}, {names['community']} or {names['all']}")
     if courtyard:
         yards = grids.courtyards(conn, codes=[courtyard])
         if not yards:
@@ -139,15 +142,17 @@ def run(
     progress=None,
     workers: int | None = None,
     with_preview: bool = False,
+    option_names: dict[str, str] | None = None,
 ) -> dict:
     """Propose micro-grids for the chosen courtyards; commit them unless ``dry_run`` (refreshing the risk
     roll-up with ``rules``, the rules in force). Returns the report (with the proposals as GeoJSON under
-    ``preview_geojson`` when ``with_preview``)."""
+    ``preview_geojson`` when ``with_preview``).  ``option_names``: how the caller names the choices
+    ``courtyard``, ``community`` and ``all`` in its messages (the CLI's ``--courtyard CODE``)."""
     t0 = time.perf_counter()
     if out is not None:
         out = check_output(out, (".geojson", ".json"))
     with eng.connect() as conn:
-        yards, inputs = _select(conn, courtyard, community, everything)
+        yards, inputs = _select(conn, courtyard, community, everything, option_names)
     by_yard = defaultdict(list)
     for code, yard, floors, wkb, units in inputs:
         by_yard[yard].append((code, yard, floors, wkb, units))
