@@ -180,6 +180,23 @@ def test_http_lookup_and_batch(city_locator, client):
         assert res.status_code == 400 and "send JSON" in res.get_json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"foo": 1},
+        {"points": [{"lon": 113.7, "lat": 34.7}], "foo": 1},
+        {"lon": 113.7, "lat": 34.7, "foo": 1},
+        {"lon": [113.7], "lat": [34.7], "foo": 1},
+    ],
+)
+def test_an_unknown_batch_field_lists_every_field_a_batch_takes(client, body):
+    res = client.post("/api/v1/lookup", json=body)
+    assert res.status_code == 400
+    assert res.get_json()["error"]["message"] == (
+        "unknown field 'foo' (known: address, at, crs, format, id, lat, lon, points)"
+    )
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".geojson", ".gpkg", ".parquet"])
 def test_assign_files_with_bad_rows(city_locator, cli, tmp_path, suffix):
     rows = [lonlat(350, 350), lonlat(2500, 3500), (float("nan"), 34.7), lonlat(-800, 100), (34.75, 113.7)]

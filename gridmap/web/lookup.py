@@ -20,6 +20,9 @@ from .privacy import private, private_each
 
 bp = Blueprint("lookup", __name__, url_prefix="/api/v1")
 
+#: The fields of a batch lookup's JSON object, in every form it takes (points, one point, columns).
+BATCH_FIELDS = ("points", "lon", "lat", "address", "id", "crs", "at", "format")
+
 
 @bp.get("/lookup")
 @require(READ, "ingest")
@@ -86,6 +89,7 @@ def lookup_many():
     for ``Accept: application/vnd.apache.parquet``."""
     body = params.json_body((list, dict), 'send JSON: a list of {"lon": .., "lat": ..} or {"points": [...], "crs": ..}')
     options = body if isinstance(body, dict) else {}
+    params.body_keys(options, BATCH_FIELDS)
     crs = params.body_str(options, "crs", 64) or request.args.get("crs")
     at = params.at(value=params.body_str(options, "at", 64))
     fmt = params.batch_format(options)
