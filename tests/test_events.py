@@ -111,6 +111,7 @@ def test_routing_is_simulated_without_filing(client, event_city, engine):
         ({"matter": "nope", "lon": 1, "lat": 2}, "unknown matter"),
         ({"matter": "01001"}, "a location is required"),
         ({"matter": "01001", "lon": "x", "lat": 1}, "lon must be a number"),
+        ({"matter": "01001", "lon": 34.7, "lat": 113.6}, "coordinates look like swapped lat/lon: lon must come first"),
         ({"matter": "01001", "lon": 1, "lat": 2, "colour": 1}, "unknown field 'colour'"),
     ],
 )

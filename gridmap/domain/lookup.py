@@ -58,13 +58,19 @@ OUT_OF_RANGE = "coordinates out of range (lon -180..180, lat -90..90)"
 OUTSIDE_CHINA = "coordinates outside China (check crs)"
 
 
+def looks_swapped(lon: float, lat: float) -> bool:
+    """Whether degrees ``lon``, ``lat`` are a place in China only the other way round (:data:`SWAPPED`)."""
+    lo_x, lo_y, hi_x, hi_y = geo.CHINA_BOUNDS
+    return lo_y <= lon <= hi_y and lo_x <= lat <= hi_x
+
+
 def check_point(lon: float, lat: float, crs: str = "EPSG:4326") -> tuple[float, float, str | None]:
     """:func:`check_points` for one point, without array overhead (the HTTP hot path)."""
     if not (math.isfinite(lon) and math.isfinite(lat)):
         return lon, lat, NOT_NUMBERS
     lo_x, lo_y, hi_x, hi_y = geo.CHINA_BOUNDS
     if geo.is_geographic(crs):
-        if lo_y <= lon <= hi_y and lo_x <= lat <= hi_x:
+        if looks_swapped(lon, lat):
             return lon, lat, SWAPPED
         if abs(lon) > 180 or abs(lat) > 90:
             return lon, lat, OUT_OF_RANGE

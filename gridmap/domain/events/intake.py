@@ -8,6 +8,7 @@ from datetime import datetime
 
 from ...errors import InputError
 from .. import values
+from ..lookup import SWAPPED, looks_swapped
 from .catalogue import Catalogue
 
 #: Where reports come from: the 12345 hotline, the 郑好办 app's 随手拍, the WeChat mini-program, grid
@@ -75,6 +76,22 @@ def _number(value, key: str, bound: float) -> float:
     return values.number(value, key, -bound, bound)
 
 
+def _point(lon, lat, degrees: bool) -> tuple[float | None, float | None]:
+    """``lon``, ``lat`` as numbers (both None when absent); in degrees, a point of China given
+    latitude first is named as the lookup names it (:data:`~gridmap.domain.lookup.SWAPPED`)."""
+    if lon is None:
+        return None, None
+    if not degrees:
+        return _number(lon, "lon", 1e8), _number(lat, "lat", 1e8)
+    try:
+        swapped = looks_swapped(float(lon), float(lat))
+    except (TypeError, ValueError, OverflowError):
+        swapped = False  # not numbers: named below
+    if swapped:
+        raise InputError(f"{SWAPPED}: lon={values.shown(lon)}, lat={values.shown(lat)}")
+    return _number(lon, "lon", 180), _number(lat, "lat", 90)
+
+
 def check(body, catalogue: Catalogue) -> Report:
     """A report from a JSON object; InputError naming the first bad or missing field."""
     if not isinstance(body, dict):
@@ -129,8 +146,7 @@ def check(body, catalogue: Catalogue) -> Report:
         external = str(external)
     return Report(
         matter,
-        None if lon is None else _number(lon, "lon", 180 if degrees else 1e8),
-        None if lat is None else _number(lat, "lat", 90 if degrees else 1e8),
+        *_point(lon, lat, degrees),
         crs,
         address,
         text,
