@@ -1,5 +1,6 @@
 """Three-colour risk elements: the roll-up rule, overdue, imports, visits, the API, rules, the demo."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -509,6 +510,13 @@ def test_cli_list_and_rollup(filled, cli):
     assert res.exit_code == 0
     lines = [line.split("\t") for line in res.output.splitlines() if line[:1].isdigit() and "\t" in line]
     assert [(r[0], r[3]) for r in lines] == [("2", "ok"), ("5", "OVERDUE")]
+    # every time shown carries its zone offset, the instant the JSON gives
+    res_json = cli("risk", "list", "--colour", "yellow", "--format", "json", "--at", NOW.isoformat())
+    due = [f["properties"]["next_visit_due"] for f in json.loads(res_json.output)["features"]]
+    assert [r[4][-6:] for r in lines] == ["+08:00", "+08:00"]
+    assert [datetime.fromisoformat(r[4]) for r in lines] == [
+        datetime.fromisoformat(d).replace(microsecond=0) for d in due
+    ]
     res = cli("risk", "list", "--grid", STREET, "--overdue", "--format", "json", "--at", NOW.isoformat())
     assert [f["id"] for f in __import__("json").loads(res.output)["features"]] == [1]
     res = cli("risk", "list", "--grid", "nope")

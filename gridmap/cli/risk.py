@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -81,6 +82,11 @@ def risk_rollup(fmt):
     click.echo(f"{n} grids rolled up", err=True)
 
 
+def _time(value: str | None) -> str | None:
+    """An ISO time as the CLI shows times: to the second, with its zone offset (as ``events queue``)."""
+    return None if value is None else datetime.fromisoformat(value).isoformat(timespec="seconds")
+
+
 @risk.command("list")
 @click.option("--grid", metavar="CODE", help="Elements below this grid (any level).")
 @click.option("--kind", type=click.Choice(KINDS))
@@ -115,7 +121,7 @@ def risk_list(grid, kind, colour, overdue, limit, fmt, at):
                     p["kind"],
                     p["colour"],
                     "OVERDUE" if p["overdue"] else "ok",
-                    p["next_visit_due"][:16],
+                    _time(p["next_visit_due"]),
                     p["micro_code"],
                     p["name"],
                     p["reason"],
