@@ -102,6 +102,16 @@ def test_import_excel(city, cli, engine):
     assert _posts(engine) == 5
 
 
+@pytest.mark.parametrize("orgs", [[], ["--orgs"]])
+def test_an_unreadable_excel_file_is_one_error_line(cli, engine, tmp_path, orgs):
+    path = tmp_path / "rnd.xlsx"
+    path.write_bytes(bytes(range(256)) + b"not a zip archive at all" * 2)
+    res = cli("people", "import", *orgs, path)
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == "gridmap: error: cannot read rnd.xlsx: File is not a zip file"
+    assert _posts(engine) == 0
+
+
 @pytest.mark.parametrize(
     "bad, problem",
     [

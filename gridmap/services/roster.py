@@ -30,13 +30,16 @@ PARTY_ROLES = ("party_member", "party_secretary")
 
 def read_rows(path: Path, aliases) -> list[dict]:
     """The rows of a CSV (UTF-8 or GBK) or Excel file, columns renamed by ``aliases(columns)``;
-    InputError for another file type or an empty file."""
+    InputError for another file type, an unreadable file or an empty one."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
         frame = read_csv(path)
     elif suffix in (".xlsx", ".xlsm"):
-        frame = pd.read_excel(path, dtype=str, engine="openpyxl").fillna("")
+        try:
+            frame = pd.read_excel(path, dtype=str, engine="openpyxl").fillna("")
+        except Exception as exc:  # zipfile/openpyxl raise many types; all mean "cannot read this file"
+            raise InputError(f"cannot read {path.name}: {str(exc).strip().splitlines()[0]}") from None
     else:
         raise InputError(f"unsupported file type {shown(suffix or path.name)} for {path.name}: use .csv or .xlsx")
     if frame.empty:
