@@ -215,3 +215,23 @@ def test_unsupported_file_and_missing_column(engine, cli, tmp_path):
     path = cf.write(cf.city()["district"], tmp_path, "d", "geojson")
     res = cli("import", path, "--level", "district", "--code-field", "adcode")
     assert res.exit_code == 2 and "no column 'adcode'" in res.output
+
+
+@pytest.mark.parametrize(
+    "rows, line",
+    [
+        (["410199,a,POLYGON((0 0,1 0,1 1,0 0))"], 2),
+        (['410199,a,"POLYGON((0 0,1 0,1 1,0 0))"', "410198,b,POLYGON((0 0,1 0,1 1,0 0))"], 3),
+    ],
+)
+def test_csv_row_with_more_fields_than_the_header(engine, cli, tmp_path, rows, line):
+    path = tmp_path / "c3.csv"
+    path.write_text("\n".join(["code,name,geometry", *rows]) + "\n")
+    res = cli("import", path, "--level", "district")
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith(
+        f"gridmap: error: cannot read c3.csv: line {line} has 6 fields but the header has 3; "
+        "put a field holding commas (such as a WKT geometry) in double quotes"
+    )
+    assert len(res.output.strip().splitlines()) == 1
+    assert count(engine) == 0

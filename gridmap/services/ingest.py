@@ -8,7 +8,9 @@ line is not a row).
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,15 +93,42 @@ CSV_ENCODINGS = ("utf-8-sig", "gb18030")
 
 
 def read_csv(path: Path) -> pd.DataFrame:
-    """A CSV as text columns, in UTF-8 or GBK/GB18030; InputError naming the file otherwise."""
+    """A CSV as text columns, in UTF-8 or GBK/GB18030; InputError naming the file otherwise, or the
+    first line with more fields than the header (an unquoted WKT geometry)."""
     for encoding in CSV_ENCODINGS:
         try:
-            return _refuse_nul(pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding), path)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
         except UnicodeDecodeError:
             continue
         except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+            wide = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+            if wide:
+                raise _too_many_fields(path, int(wide[2]), int(wide[3]), int(wide[1])) from None
             raise InputError(f"cannot read {Path(path).name}: {str(exc).strip().splitlines()[0]}") from None
+        if not isinstance(frame.index, pd.RangeIndex):  # pandas took a wide first row's extra fields as an index
+            line = _first_data_line(path, encoding)
+            raise _too_many_fields(path, line, frame.index.nlevels + len(frame.columns), len(frame.columns))
+        return _refuse_nul(frame, path)
     raise InputError(f"cannot read {Path(path).name}: neither UTF-8 nor GBK/GB18030 text; save it as CSV UTF-8")
+
+
+def _too_many_fields(path: Path, line: int, saw: int, expected: int) -> InputError:
+    return InputError(
+        f"cannot read {Path(path).name}: line {line} has {saw} fields but the header has {expected}; "
+        'put a field holding commas (such as a WKT geometry) in double quotes: "POLYGON((0 0,1 0,1 1,0 0))"'
+    )
+
+
+def _first_data_line(path: Path, encoding: str) -> int:
+    """The line number of the first row after the header (2, unless blank lines come first)."""
+    with open(path, encoding=encoding, newline="") as f:
+        reader = csv.reader(f)
+        seen = 0
+        for record in reader:
+            seen += bool(record)  # a blank line is no record
+            if seen == 2:
+                return reader.line_num
+    return 2
 
 
 def _refuse_nul(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
