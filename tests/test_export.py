@@ -1,6 +1,7 @@
 """Export of every format; GeoJSON is RFC 7946; an export imports back unchanged."""
 
 import json
+import stat
 
 import numpy as np
 import pyogrio
@@ -49,6 +50,18 @@ def test_export_formats_round_trip(loaded, cli, engine, fmt, suffix):
         areas = shapely.area(cf.geo.to_metric(np.asarray(df.geometry.to_numpy(), dtype=object)))
         expected = [cf.area_m2(cf.rect(0, 0, 2000, 4000)), cf.area_m2(cf.rect(2000, 0, 4000, 4000))]
         assert areas == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "level, fmt, name", [("street", "csv", "streets.csv"), ("share", "csv", "shares.csv"), ("street", "gpkg", "s.gpkg")]
+)
+def test_export_files_get_the_permissions_of_a_plain_open(loaded, cli, level, fmt, name):
+    plain = loaded / "plain.txt"
+    plain.write_text("")  # 0666 less the umask, as any program writes a file
+    out = loaded / name
+    assert cli("export", "--level", level, "--format", fmt, out).exit_code == 0
+    assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    assert not list(loaded.glob(".gridmap-*"))  # no temporary file left behind
 
 
 def test_export_at_date_before_anything_is_empty(loaded, cli):

@@ -1,6 +1,7 @@
 """Issue #16: plain Parquet, CSV and Excel in and out of ``gridmap assign``; columnar batch answers."""
 
 import io
+import stat
 
 import geopandas as gpd
 import numpy as np
@@ -67,6 +68,16 @@ def test_plain_files_in_and_out(city, cli, tmp_path, src_suffix, dst_suffix):
     if dst_suffix == ".parquet":  # plain Parquet out: no geometry written
         schema = pq.read_schema(dst)
         assert b"geo" not in (schema.metadata or {}) and "geometry" not in schema.names
+
+
+@pytest.mark.parametrize("dst_suffix", [".csv", ".parquet", ".xlsx", ".geojson"])
+def test_outputs_get_the_permissions_of_a_plain_open(city, cli, tmp_path, dst_suffix):
+    src = tmp_path / "pts.csv"
+    points_frame().to_csv(src, index=False)  # 0666 less the umask, as any program writes a file
+    dst = tmp_path / f"out{dst_suffix}"
+    assert cli("assign", src, dst).exit_code == 0
+    assert stat.S_IMODE(dst.stat().st_mode) == stat.S_IMODE(src.stat().st_mode)
+    assert not list(tmp_path.glob(".gridmap-*"))  # no temporary file left behind
 
 
 def test_geoparquet_points_read_from_wkb_and_geometry_kept(city, cli, tmp_path):

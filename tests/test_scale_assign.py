@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import threading
 import time
 
@@ -148,6 +149,8 @@ def test_dask_reads_a_csv_glob_and_a_plain_parquet_folder(city, cli, tmp_path, d
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     got = pd.read_parquet(tmp_path / "out")  # plain Parquet in CSV's text columns, as single-process writes it
+    mode = stat.S_IMODE  # the folder has a plain mkdir's permissions (0777 less the umask), not mkdtemp's 0700
+    assert mode((tmp_path / "out").stat().st_mode) == mode((tmp_path / "csv").stat().st_mode)
     assert b"geo" not in (pq.read_schema(sorted((tmp_path / "out").glob("part.*"))[0]).metadata or {})
     assert list(got["id"]) == list(frame["id"]) and list(got["lon"]) == list(expect["lon"])
     for col in ("micro_code", "courtyard_code", "district_name", "status", "nearest_micro_code", "special_codes"):

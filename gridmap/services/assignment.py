@@ -8,7 +8,6 @@ integers per column, not a million strings."""
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +23,7 @@ from ..domain.lookup import STATUS, Assigned, GridIndex, assign_arrays
 from ..errors import InputError
 from ..store import points
 from . import point_files
-from .files import check_output
+from .files import check_output, temporary_beside
 from .locator import Locator
 
 pd = lazy_loader.load("pandas")
@@ -244,7 +243,7 @@ def assign_file(
         locator, src, crs=crs, lon_col=lon_col, lat_col=lat_col, address_col=address_col, at=at, progress=progress
     )
     table = output_table(found)
-    tmp = Path(tempfile.mkstemp(prefix=".gridmap-", suffix=dst.suffix, dir=dst.parent or ".")[1])
+    tmp = temporary_beside(dst, suffix=dst.suffix)
     try:
         point_files.write(
             table,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import lazy_loader
@@ -28,6 +28,19 @@ def check_output(path, suffixes=None) -> Path:
     return path
 
 
+def temporary_beside(path, *, prefix: str = ".gridmap-", suffix: str = "", folder: bool = False) -> Path:
+    """A new empty file (or ``folder``) with a unique hidden name beside ``path``: on the same file
+    system, so it can be renamed over ``path``.  Made with the permissions a plain open() (mkdir)
+    gives, 0666 (0777) less the umask; tempfile's 0600 (0700) would stay with the renamed output."""
+    path = Path(path)
+    tmp = (path.parent if str(path.parent) else Path(".")) / f"{prefix}{uuid.uuid4().hex}{suffix}"
+    if folder:
+        tmp.mkdir()
+    else:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    return tmp
+
+
 def write_csv(frame: pd.DataFrame, path, encoding: str = "utf-8-sig") -> None:
     """Write ``frame`` to ``path`` whole or not at all (a temporary file renamed).  InputError for
     an unknown encoding, or a value the encoding cannot hold (naming its row and column)."""
@@ -36,8 +49,7 @@ def write_csv(frame: pd.DataFrame, path, encoding: str = "utf-8-sig") -> None:
     path = Path(path)
     if encoding in ("gbk", "gb18030"):
         _check_encodable(frame, encoding)
-    fd, tmp = tempfile.mkstemp(prefix=".gridmap-", suffix=".csv", dir=path.parent if str(path.parent) else ".")
-    os.close(fd)
+    tmp = temporary_beside(path, suffix=".csv")
     try:
         frame.to_csv(tmp, index=False, encoding=encoding)
         os.replace(tmp, path)

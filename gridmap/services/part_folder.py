@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
 from ..errors import InputError
+from .files import temporary_beside
 
 MANIFEST = "_gridmap.json"
 
@@ -32,7 +32,7 @@ def check_destination(dst: Path) -> Path:
 
 def start(dst: Path) -> Path:
     """A new temporary folder beside ``dst`` (same file system, so the swap is a rename)."""
-    return Path(tempfile.mkdtemp(prefix=f".{dst.name}.gridmap-", dir=dst.parent if str(dst.parent) else "."))
+    return temporary_beside(dst, prefix=f".{dst.name}.gridmap-", folder=True)
 
 
 def part_name(number: int) -> str:
