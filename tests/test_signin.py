@@ -84,6 +84,12 @@ def test_password_cli_errors_are_one_line(engine, cli):
         assert conn.execute(sa.text("SELECT password_hash FROM app_user WHERE name = '王规划'")).scalar_one() is None
 
 
+def test_password_for_an_unknown_user_is_refused_before_asking(engine, cli):
+    res = cli("users", "password", "nobody")  # nothing typed: a prompt would abort
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == "gridmap: error: no user 'nobody' (`gridmap users list` shows them)"
+
+
 def test_who_am_i_needs_a_token_even_with_open_reads(engine, client, bearer):
     res = client.get("/api/v1/session")
     assert res.status_code == 401

@@ -103,6 +103,7 @@ def users_password(name, remove):
         user_service.set_password(engine(), name, None)
         click.echo(f"{name} has no password now: tokens only", err=True)
         return
+    user_service.get(engine(), name)  # an unknown name is refused before the password is asked for
     password = click.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True, err=True)
     user_service.set_password(engine(), name, password)
     click.echo(f"password set for {name}: sign in on the map with it", err=True)

@@ -79,6 +79,13 @@ def authenticate(eng: Engine, token: str) -> dict | None:
         return found
 
 
+def get(eng: Engine, name: str) -> dict:
+    """User ``name`` (id, name, role, created and disabled times); NotFound naming it otherwise."""
+    with eng.connect() as conn:
+        users.check_schema(conn)
+        return users.user(conn, name)
+
+
 def set_password(eng: Engine, name: str, password: str | None) -> None:
     """Set (or with None remove) user ``name``'s map sign-in password; InputError when too short,
     NotFound for an unknown user."""
