@@ -62,3 +62,19 @@ def test_merge_and_retire_take_no_crs(city, run, args):
     res = run("edit", *args, "--crs", "gcj02", "--dry-run")
     assert res.exit_code == 2 and "No such option '--crs'" in res.output
     assert run("edit", *args, "--dry-run").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("junk", "junk.json: not a readable edit JSON file (Expecting value: line 1 column 1 (char 0))"),
+        ('{"a": 1}', 'junk.json: not an edit: no "op" (one of replace, update, split, merge, move_boundary, '),
+        ("[1, 2]", 'junk.json: not an edit: no "op" (one of replace, update, split, merge, move_boundary, '),
+    ],
+)
+def test_apply_names_a_file_that_is_no_edit(engine, run, tmp_path, monkeypatch, text, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "junk.json").write_text(text)
+    res = run("edit", "apply", "junk.json")
+    assert res.exit_code == 2
+    assert res.stderr.startswith(f"gridmap: error: {message}") and len(res.stderr.strip().splitlines()) == 1

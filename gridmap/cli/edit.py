@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..domain.boundaries import OPS
 from ..domain.levels import ALL_LEVELS
 from ..errors import EditRejected, InputError
 from ..services import boundary_edits
@@ -19,6 +20,17 @@ def _read_geojson(path: Path) -> dict:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: not a readable GeoJSON file ({exc})") from None
+
+
+def _read_edit(path: Path) -> dict:
+    """An edit JSON file as a dict (InputError naming the file when it is not JSON, or has no "op")."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable edit JSON file ({exc})") from None
+    if not isinstance(data, dict) or "op" not in data:
+        raise InputError(f'{path}: not an edit: no "op" (one of {", ".join(OPS)})')
+    return data
 
 
 def _one_geometry(path: Path) -> dict:
@@ -140,7 +152,7 @@ def edit():
 @_edit_options
 def edit_apply(file, crs, dry_run, reason, if_match, actor, fmt):
     """An edit written as JSON: {"op": "replace"|"update"|"split"|"merge"|"move_boundary"|"create"|"retire", ...}."""
-    _run_edit(_read_geojson(file), crs, dry_run, reason, if_match, actor, fmt)
+    _run_edit(_read_edit(file), crs, dry_run, reason, if_match, actor, fmt)
 
 
 @edit.command("replace")
