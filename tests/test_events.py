@@ -795,23 +795,6 @@ def test_import_refuses_over_long_values_per_row(cli, event_city, tmp_path, engi
     assert _cases(engine) == before  # all rows or none
 
 
-def test_import_refuses_a_row_without_text(cli, event_city, tmp_path, engine):
-    lon, lat = lonlat(300, 500)
-    code = pick(True, "community", "cg").code
-    rows = pd.DataFrame({"matter": [code] * 3, "lon": [lon] * 3, "lat": [lat] * 3, "text": ["井盖", "", "  "]})
-    rows.to_csv(tmp_path / "ev.csv", index=False)
-    before = _cases(engine)
-    res = cli("events", "import", tmp_path / "ev.csv")
-    assert res.exit_code == 2, res.output
-    assert res.output.strip() == (
-        "gridmap: error: import of ev.csv rejected, nothing written: row 2: missing text; and 1 more problem"
-    )
-    rows.drop(columns="text").to_csv(tmp_path / "ev.csv", index=False)
-    res = cli("events", "import", tmp_path / "ev.csv")
-    assert res.exit_code == 2 and "row 1: missing text (the file has no column 'text'); and 2 more" in res.output
-    assert _cases(engine) == before  # all rows or none
-
-
 def test_the_migrations_are_one_chain_and_the_event_states_come_after_the_sign_in(database_url):
     """0013_event_states follows 0012_user_password (both were 0012 on their branches), 0014_people_move
     follows it, 0015_open_cases, 0016_case_stats, 0017_share_change, 0018_grid_notice,

@@ -176,19 +176,15 @@ def check_matter_column(columns, matter_col: str, problems: Problems) -> None:
 
 
 def check_rows(cat, tz: str, frame: pd.DataFrame, matter_col: str, problems: Problems):
-    """The checks of each row on its own (matter known, a text given, located or placeable, time
-    readable, texts not too long), added to ``problems``; sets ``frame["matter"]``; returns
-    (reported_at, external ids or None).  Repeated ids are a question of the whole file: the caller's."""
+    """The checks of each row on its own (matter known, located or placeable, time readable, texts
+    not too long), added to ``problems``; sets ``frame["matter"]``; returns (reported_at, external
+    ids or None).  Repeated ids are a question of the whole file: the caller's."""
     frame["matter"] = frame[matter_col].astype("string").fillna("").str.strip()
     problems.add_mask(
         ~frame["matter"].isin(list(cat.matters)).to_numpy(),
         None,
         lambda i: f"unknown matter {frame['matter'].iat[i]!r}",
     )
-    if "text" in frame.columns:  # a report says what is wrong, as record reports and the QR page insist
-        problems.add_mask(frame["text"].astype("string").fillna("").str.strip().eq("").to_numpy(), None, "missing text")
-    else:
-        problems.add_mask(np.ones(len(frame), dtype=bool), None, "missing text (the file has no column 'text')")
     problems.add_mask(frame["status"].eq("bad").to_numpy(), None, lambda i: frame["error"].iat[i])
     reported = _reported(frame, tz, problems)
     _check_lengths(frame, problems)
