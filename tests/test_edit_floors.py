@@ -184,13 +184,20 @@ def test_a_courtyard_merge_moves_the_tower_with_its_floors_and_flags(engine, cli
     assert res.exit_code == 0, res.output
 
 
-def test_a_moved_grid_whose_count_disagrees_with_its_floors_is_recounted_in_the_preview(engine, cli, tmp_path):
+def _stale_count(engine, cli, tmp_path) -> tuple[str, int]:
+    """The partitioned tower city with its first micro-grid's count set by hand 5 above its floors'
+    sum: (its code, the households its floors hold)."""
     rows = _partitioned(engine, cli, tmp_path)
     code = rows[0][0]
     held = sum(r[5] for r in rows if r[0] == code)
     update = tmp_path / "update.json"
     update.write_text(json.dumps({"op": "update", "code": code, "properties": {"households": held + 5}}))
     assert cli("edit", "apply", update).exit_code == 0
+    return code, held
+
+
+def test_a_moved_grid_whose_count_disagrees_with_its_floors_is_recounted_in_the_preview(engine, cli, tmp_path):
+    code, held = _stale_count(engine, cli, tmp_path)
     y2 = YARD.format(2)
     res = cli("edit", "merge", y2, Y1, "--dry-run", "--format", "json")  # opens no micro-grid, moves Y1's
     assert res.exit_code == 0, res.output
@@ -320,12 +327,7 @@ def test_a_recount_of_a_moved_grid_keeps_its_population(engine, cli, tmp_path):
     """A micro-grid whose count was made by hand (floors unchanged) is recounted when an edit moves it;
     its people are the same people: its population stays, and every level still adds up (before, the
     population was scaled by the count, 5 households fewer took 13 people off its courtyard only)."""
-    rows = _partitioned(engine, cli, tmp_path)
-    code = rows[0][0]
-    held = sum(r[5] for r in rows if r[0] == code)
-    update = tmp_path / "update.json"
-    update.write_text(json.dumps({"op": "update", "code": code, "properties": {"households": held + 5}}))
-    assert cli("edit", "apply", update).exit_code == 0
+    code, held = _stale_count(engine, cli, tmp_path)
     before = 300
     with engine.begin() as conn:  # 300 people in it, and so in every grid above it
         for c in (code, Y1, Y1[:12], Y1[:9], Y1[:6]):
