@@ -478,6 +478,10 @@ def test_users_commands(cli, engine, database_url):
     lines = res.stdout.splitlines()
     assert lines[0].startswith("王芳\tdispatcher\tactive\tcreated ")
     assert lines[1].startswith(f"  {first[:11]}…\tlive\tcreated ") and "\tlast used 20" in lines[1]
+    # every time with its offset (before: 2026-12-01 12:08, no zone)
+    assert re.search(
+        r"\tcreated \d{4}-\d\d-\d\dT\d\d:\d\d\+08:00\tlast used \d{4}-\d\d-\d\dT\d\d:\d\d\+08:00", lines[1]
+    )
     assert lines[2].startswith(f"  {second[:11]}…\tlive\t") and lines[2].endswith("\tphone")
     listed = json.loads(cli("users", "list", "--format", "json").stdout)
     assert listed[0]["name"] == "王芳" and [t["prefix"] for t in listed[0]["tokens"]] == [first[:11], second[:11]]

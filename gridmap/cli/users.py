@@ -27,7 +27,10 @@ ROLE = click.option(
     "--role",
     required=True,
     type=click.Choice(ROLES),
-    help="viewer < dispatcher < planner < admin; ingest: scripts (reports, risk elements, visits, lookups).",
+    help=(
+        "viewer < dispatcher < planner < admin; ingest: scripts (reports, risk elements, visits, lookups); "
+        "roster: a street office's roster keeper; handler, verifier, supervisor: the event centre's loop."
+    ),
 )
 LABEL = click.option("--label", help="What the token is for (shown by `users list`).")
 EXPIRES = click.option("--expires-days", type=click.IntRange(min=1), help="The token stops working after N days.")
@@ -63,8 +66,11 @@ def users_list(fmt):
         click.echo(json.dumps(found, ensure_ascii=False, indent=2, default=lambda v: dates.iso(v, settings().timezone)))
         return
 
-    def when(v):
-        return v.strftime("%Y-%m-%d %H:%M") if v else "-"
+    tz = settings().timezone
+
+    def when(v):  # to the minute, with its offset: 2026-12-01T12:08+08:00
+        text = dates.iso(v, tz)
+        return f"{text[:16]}{text[-6:]}" if text else "-"
 
     for u in found:
         state = f"disabled {when(u['disabled_at'])}" if u["disabled_at"] else "active"
