@@ -120,6 +120,16 @@ def test_bad_reports_are_400_naming_the_field(client, event_city, body, message)
     assert res.status_code == 400 and message in res.get_json()["error"]["message"]
 
 
+def test_the_nearest_case_names_swapped_coordinates(client, event_city):
+    """As the report intake and the lookup do (before: "lat must be between -90 and 90, got 113.6")."""
+    res = client.get("/api/v1/events/near?lon=34.7&lat=113.6", headers=event_city["dispatcher"])
+    assert res.status_code == 400
+    assert res.get_json()["error"]["message"] == (
+        "coordinates look like swapped lat/lon: lon must come first: lon=34.7, lat=113.6"
+    )
+    assert client.get("/api/v1/events/near?lon=200&lat=10", headers=event_city["dispatcher"]).status_code == 400
+
+
 # --- the loop ---------------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, g, jsonify, request, send_file
 from ..domain import values
 from ..domain.events.intake import LOOP_ROLES, check_channel, check_contact, check_media_urls
 from ..domain.events.intake import check as check_report
+from ..domain.lookup import SWAPPED, looks_swapped
 from ..errors import Forbidden, InputError, NotFound
 from ..services import case_actions, event_views, events, media
 from . import auth, params, privacy
@@ -115,9 +116,12 @@ def route():
 def near():
     """The open case nearest to ``lon=``/``lat=`` (``crs=`` the map's) within ``radius_m=`` (at most 500)."""
     params.known("lon", "lat", "radius_m", "crs")
-    lon, lat = params.number("lon", None, -180, 180), params.number("lat", None, -90, 90)
+    lon, lat = params.number("lon", None), params.number("lat", None)
     if lon is None or lat is None:
         raise InputError("lon and lat are required")
+    if looks_swapped(lon, lat):
+        raise InputError(f"{SWAPPED}: lon={lon:g}, lat={lat:g}")
+    lon, lat = params.number("lon", None, -180, 180), params.number("lat", None, -90, 90)
     radius = params.number("radius_m", 20.0, 0.1, 500.0)
     return jsonify(event_views.nearest(centre(), lon, lat, radius, params.text("crs")))
 
