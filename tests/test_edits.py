@@ -336,6 +336,7 @@ def test_update_attributes_is_a_new_version(client, planner, city):
     "body, message",
     [
         ({"op": "paint"}, "op must be one of"),
+        ({"code": M1}, 'an edit names its "op": one of replace, update,'),  # before: "got None"
         ({"op": "replace", "code": M1, "geometry": {"type": "Point", "coordinates": [113.7, 34.75]}}, "Polygon"),
         ({"op": "replace", "code": M1, "geometry": "POLYGON"}, "GeoJSON geometry"),
         ({"op": "replace", "code": "nope", "geometry": None}, "code must be a grid code"),

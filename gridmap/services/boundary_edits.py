@@ -91,6 +91,8 @@ def parse(op) -> dict:
     if not isinstance(op, dict):
         raise InputError('an edit is a JSON object: {"op": "replace", "code": "...", "geometry": {...}}')
     kind = op.get("op")
+    if kind is None:
+        raise InputError(f'an edit names its "op": one of {", ".join(boundaries.OPS)}')
     if kind not in boundaries.OPS:
         raise InputError(f"op must be one of {', '.join(boundaries.OPS)}, got {kind!r}")
     unknown = set(op) - _KEYS[kind] - {"op", "crs"}
