@@ -4,8 +4,10 @@ and reopening, the queue and statistics, photos, and the CLI."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
+import os
 import re
 import threading
 import xml.etree.ElementTree as ET
@@ -118,6 +120,31 @@ def test_routing_is_simulated_without_filing(client, event_city, engine):
 def test_bad_reports_are_400_naming_the_field(client, event_city, body, message):
     res = client.post("/api/v1/events", json=body, headers=event_city["ingest"])
     assert res.status_code == 400 and message in res.get_json()["error"]["message"]
+
+
+def test_a_refused_action_leaves_no_photo_on_disk(client, event_city):
+    """Photos are written only once the action passes every check (before: any caller with any reporter
+    key could fill the disk: the photo of a request about a case that does not exist was kept, and so
+    was that of a refused disposal)."""
+    from gridmap.web.context import settings
+
+    with client.application.app_context():
+        root = media.folder(settings())
+    photo = PNG + os.urandom(4096)  # a photo never sent before: its file would be new
+    name = f"{hashlib.sha256(photo).hexdigest()}.png"
+    res = client.post(
+        "/api/v1/events/77777777/rate",
+        headers={"X-Reporter-Key": "whatever"},
+        data={"rating": "5", "photo": (io.BytesIO(photo), "p.png")},
+    )
+    assert res.status_code == 404 and not (root / "77777777" / name).exists()
+    cid = file(client, event_city["ingest"], pick(True, "community", "cg", verify="site"))["id"]
+    res = client.post(
+        f"/api/v1/events/{cid}/dispose",
+        headers=event_city["dispatcher"],  # a dispatcher does not dispose of cases
+        data={"note": "已更换井盖", "after": (io.BytesIO(photo), "a.png")},
+    )
+    assert res.status_code == 403 and not (root / str(cid) / name).exists()
 
 
 def test_the_nearest_case_names_swapped_coordinates(client, event_city):

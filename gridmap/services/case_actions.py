@@ -16,6 +16,7 @@ from ..domain.events.loop import LOOP, Context, Step
 from ..errors import Conflict, InputError, NotFound, PreconditionFailed
 from ..geo import METRIC_SRID, STORAGE_SRID, transform_xy
 from ..store import cases, departments
+from . import media
 from .events import SYSTEM, Centre, can_climb, clock_columns, reporter_key_matches, route, route_json
 
 DONE = ("closed", "assessed", "cancelled", "merged")
@@ -40,6 +41,7 @@ class Request:
     lon: float | None = None  # where a disposal photo was taken
     lat: float | None = None
     media: tuple = field(default=())  # ({stage, url | path, content_type, bytes, sha256}, ...)
+    files: tuple = field(default=())  # the uploaded photos' (path, bytes): written once the action is accepted
 
 
 def _roles(case: dict, req: Request) -> frozenset:
@@ -306,6 +308,7 @@ def act(centre: Centre, case_id: int, req: Request) -> dict:
                 }
             ],
         )
+        media.write(req.files)  # every check passed: the photos go to disk, and the commit names them
         for item in req.media:
             cases.add_media(conn, case_id, log_id, item.get("stage", "other"), item, req.actor)
         if step.target in DONE and case["parent_id"]:

@@ -1,7 +1,7 @@
 """Photos of cases: uploaded files checked by their first bytes (JPEG, PNG, WebP) and size, kept
 under the project's data folder by content hash (the same photo twice is one file), and found
-again for readers with a role.  A file written for an action that is then refused stays, unnamed
-by any case; nothing refers to it."""
+again for readers with a role.  A photo is written only once its action has passed every check (the
+case exists, the caller may act on it, the loop allows it): a refused request leaves nothing on disk."""
 
 from __future__ import annotations
 
@@ -31,10 +31,11 @@ def folder(settings) -> Path:
     return Path(settings.home) / "media"
 
 
-def save_uploads(settings, case_id: int, files) -> list[dict]:
-    """Store the photos of a request's ``before``/``after``/``photo`` file fields; InputError for a file that
-    is not a JPEG, PNG or WebP image or a field of another name or more than :data:`MAX_FILES` photos,
-    PayloadTooLarge over the request-body limit (at most 10 MB)."""
+def check_uploads(settings, case_id: int, files) -> tuple[list[dict], list[tuple[Path, bytes]]]:
+    """The photos of a request's ``before``/``after``/``photo`` file fields, checked and held in memory:
+    (their media items, as the case log stores them; the files to :func:`write` once the action is
+    accepted).  InputError for a file that is not a JPEG, PNG or WebP image or a field of another name
+    or more than :data:`MAX_FILES` photos, PayloadTooLarge over the request-body limit (at most 10 MB)."""
     limit = min(MAX_BYTES, settings.max_body)
     unknown = [name for name in files if name not in FIELDS]
     if unknown:
@@ -42,7 +43,7 @@ def save_uploads(settings, case_id: int, files) -> list[dict]:
     items = [(name, item) for name in files for item in files.getlist(name)]
     if len(items) > MAX_FILES:
         raise InputError(f"{len(items)} photos sent; at most {MAX_FILES} are allowed on one action")
-    checked = []  # every photo checked before any is written
+    out, writes = [], []
     for name, item in items:
         data = item.read(limit + 1)
         if len(data) > limit:
@@ -50,18 +51,22 @@ def save_uploads(settings, case_id: int, files) -> list[dict]:
         kind = _kind(data[:16])
         if kind is None:
             raise InputError(f"{(item.filename or name)[:60]}: not a JPEG, PNG or WebP image")
-        checked.append((name, data, kind))
-    out = []
-    for name, data, kind in checked:
         sha = hashlib.sha256(data).hexdigest()
         rel = Path(str(case_id)) / f"{sha}.{kind[1]}"
-        target = folder(settings) / rel
+        out.append(
+            {"stage": FIELDS[name], "path": str(rel), "content_type": kind[0], "bytes": len(data), "sha256": sha}
+        )
+        writes.append((folder(settings) / rel, data))
+    return out, writes
+
+
+def write(files) -> None:
+    """Write the checked photos (:func:`check_uploads`) of an accepted action; one already there (the
+    same photo sent before) is kept."""
+    for target, data in files:
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
             target.write_bytes(data)
-        item = {"stage": FIELDS[name], "path": str(rel), "content_type": kind[0], "bytes": len(data)}
-        out.append({**item, "sha256": sha})
-    return out
 
 
 def stored(centre, settings, case_id: int, media_id: int) -> dict | None:

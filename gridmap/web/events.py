@@ -192,7 +192,7 @@ def act(case_id: int, action: str):
     children = _children(body.get("children"))
     reasons = _reasons(body.get("reasons"))
     lon, lat = _number(body.get("lon"), "lon", 180), _number(body.get("lat"), "lat", 90)
-    stored = media.save_uploads(settings(), case_id, request.files) if request.files else []
+    stored, files = media.check_uploads(settings(), case_id, request.files) if request.files else ([], [])
     stage = "after" if action == "dispose" else "other"
     req = case_actions.Request(
         action=action,
@@ -210,6 +210,7 @@ def act(case_id: int, action: str):
         lon=lon,
         lat=lat,
         media=tuple(stored) + tuple({"stage": stage, "url": u} for u in urls),
+        files=tuple(files),
     )
     return jsonify(case_actions.act(centre(), case_id, req))
 
