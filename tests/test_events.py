@@ -174,6 +174,11 @@ def test_the_whole_loop_with_photos_each_step_logged(client, event_city, engine)
     )
     assert res.status_code == 200, res.get_json()
     assert act(client, cid, "verify", event_city["verifier"], note="现场核实").get_json()["state"] == "verified"
+    # the dispatcher is offered the close, in the case and in the queue (before: never, "close" being
+    # also a step only the server takes, from split_up)
+    assert "close" in client.get(f"/api/v1/events/{cid}", headers=event_city["dispatcher"]).get_json()["actions"]
+    queue = client.get("/api/v1/events?state=verified", headers=event_city["dispatcher"]).get_json()
+    assert "close" in next(c for c in queue["cases"] if c["id"] == cid)["actions"]
     assert act(client, cid, "close", event_city["dispatcher"]).get_json()["state"] == "closed"
     rated = client.post(
         f"/api/v1/events/{cid}/rate",

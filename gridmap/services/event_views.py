@@ -12,10 +12,9 @@ from zoneinfo import ZoneInfo
 from .. import geo
 from ..domain.events import open311
 from ..domain.events.intake import Report
-from ..domain.events.loop import LOOP
 from ..errors import InputError, NotFound
 from ..store import case_views, cases
-from .events import SYSTEM_ONLY, Centre, intake
+from .events import Centre, intake, offered
 
 QUEUE_STATES = ("reported", "filed", "dispatched", "suspended", "disposed", "verified", "reopen_requested", "split_up")
 STATS_COLUMNS = (
@@ -84,7 +83,7 @@ def queue(
         {
             **{k: _local(v, tz) for k, v in r.items()},
             "matter_name": names.get(r["matter_code"]),
-            "actions": [a for a in LOOP.actions(r["state"], roles) if a not in SYSTEM_ONLY],
+            "actions": offered(r["state"], roles),
         }
         for r in rows
     ]

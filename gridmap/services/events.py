@@ -30,8 +30,14 @@ SYSTEM = "system"
 #: the same two steps for every report, so intake does not build a state machine per request).
 _INTAKE = Context(roles=frozenset({SYSTEM}), matter_known=True, assignee="department")
 INTAKE_STEPS = (LOOP.fire("reported", "file", _INTAKE), LOOP.fire("filed", "dispatch", _INTAKE))
-#: Actions only the server takes (the tick, a split's last child): never offered to a person.
-SYSTEM_ONLY = frozenset(s.action for s in LOOP.table if s.roles == (SYSTEM,))
+
+
+def offered(state: str, roles) -> list[str]:
+    """The actions a person of ``roles`` (the loop's) may take on a case in ``state``.  The steps only the
+    server takes (the tick, a split's last child) are never offered, by step: ``close`` is the
+    server's from ``split_up`` and a dispatcher's from ``verified`` (filtering by action name hid the
+    dispatcher's own close of every verified case)."""
+    return LOOP.actions(state, frozenset(roles) - {SYSTEM})
 
 
 @dataclass(frozen=True)
@@ -297,7 +303,7 @@ def view(centre: Centre, case_id: int, *, personal: bool, roles=frozenset()) -> 
     )
     out["overdue"] = bool(case["status"] == "open" and case["due_at"] and case["due_at"] < centre.now())
     out.update(text=case["text"], contacts=contacts, attributes=(case["attrs"] or {}).get("attributes", {}))
-    out["actions"] = [a for a in LOOP.actions(case["state"], roles) if a not in SYSTEM_ONLY]
+    out["actions"] = offered(case["state"], roles)
     out["timeline"] = [{k: iso(v, centre.tz) for k, v in e.items()} for e in timeline]
     out = {k: iso(v, centre.tz) for k, v in out.items()}
     out["time_zone"] = centre.tz
