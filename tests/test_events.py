@@ -281,6 +281,19 @@ def test_suspending_pauses_the_clock_and_resuming_moves_the_deadline(client, eve
     assert before["due_at"].endswith("+08:00")  # times in the configured zone, stated
 
 
+def test_a_handler_suspends_and_resumes_only_the_cases_of_their_departments(client, event_city):
+    """As README's roles table says (before: any handler could stop the clock of any case in the city)."""
+    cid = file(client, event_city["ingest"], pick(True, "street"))["id"]  # to a street department
+    res = act(client, cid, "suspend", event_city["handler"], note="等待配件")
+    assert res.status_code == 409
+    assert res.get_json()["error"]["message"] == (
+        "cannot suspend now: only the assigned department or grid worker, or a dispatcher, may do this"
+    )
+    assert act(client, cid, "suspend", event_city["dispatcher"], note="等待配件").get_json()["state"] == "suspended"
+    assert act(client, cid, "resume", event_city["handler"]).status_code == 409
+    assert act(client, cid, "resume", event_city["dispatcher"]).get_json()["state"] == "dispatched"
+
+
 # --- deadlines and escalation -------------------------------------------------------------------------
 
 

@@ -72,6 +72,10 @@ GUARDS: dict[str, tuple[Callable[[Context], bool], str]] = {
     "has_matter": (lambda c: c.matter_known, "the case needs a matter from the catalogue"),
     "has_assignee": (lambda c: bool(c.assignee), "name the department or grid worker to send it to"),
     "is_assignee": (lambda c: c.is_assignee, "only the assigned department or grid worker may do this"),
+    "assignee_or_dispatcher": (
+        lambda c: c.is_assignee or "dispatcher" in c.roles,
+        "only the assigned department or grid worker, or a dispatcher, may do this",
+    ),
     "not_disposer": (lambda c: c.actor is None or c.actor != c.disposer, "the verifier must not be the disposer"),
     "disposal_checked": (lambda c: c.disposal_checked, "the disposal needs an after-photo taken at the case"),
     "can_climb": (lambda c: c.can_climb, "the case is already at the top of its grid chain"),
@@ -120,13 +124,13 @@ filed            merge      dispatcher              merged            has_target
 filed            cancel     dispatcher              cancelled         has_note
 dispatched       dispose    handler                 disposed          is_assignee,disposal_checked
 dispatched       send_back  handler                 filed             is_assignee,has_note
-dispatched       suspend    handler,dispatcher      suspended         has_note
+dispatched       suspend    handler,dispatcher      suspended         assignee_or_dispatcher,has_note
 dispatched       reassign   dispatcher              dispatched        has_assignee
 dispatched       escalate   system                  dispatched        can_climb
 dispatched       supervise  supervisor              dispatched        has_note
 dispatched       split      dispatcher              split_up          has_children
 dispatched       merge      dispatcher              merged            has_target
-suspended        resume     handler,dispatcher      dispatched        -
+suspended        resume     handler,dispatcher      dispatched        assignee_or_dispatcher
 suspended        supervise  supervisor              suspended         has_note
 suspended        cancel     dispatcher              cancelled         has_note
 disposed         verify     verifier                verified          not_disposer
