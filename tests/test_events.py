@@ -294,6 +294,27 @@ def test_a_handler_suspends_and_resumes_only_the_cases_of_their_departments(clie
     assert act(client, cid, "resume", event_city["dispatcher"]).get_json()["state"] == "dispatched"
 
 
+def test_a_handler_put_in_a_department_by_the_cli_may_act_on_its_cases(client, event_city, cli):
+    """`gridmap events member DEPARTMENT USER` (before: nothing but code could make a handler a member,
+    so no handler made with `gridmap users add` could ever dispose of a case)."""
+    cid = file(client, event_city["ingest"], pick(True, "street"))["id"]
+    department = client.get(f"/api/v1/events/{cid}", headers=event_city["dispatcher"]).get_json()["department_code"]
+    assert act(client, cid, "suspend", event_city["handler"], note="等待配件").status_code == 409
+    res = cli("events", "member", department, "test-handler")
+    assert res.exit_code == 0 and res.output.strip() == f"test-handler (handler) is now in {department}"
+    assert cli("events", "member", department, "test-handler").output.strip().endswith(f"already in {department}")
+    assert act(client, cid, "suspend", event_city["handler"], note="等待配件").get_json()["state"] == "suspended"
+    res = cli("events", "member", department, "test-handler", "--remove")
+    assert res.exit_code == 0 and res.output.strip() == f"test-handler left {department}"
+    assert act(client, cid, "resume", event_city["handler"]).status_code == 409
+    for args, why in (
+        (("nope", "test-handler"), "no department 'nope' (GET /api/v1/departments lists them)"),
+        ((department, "nobody"), "no user 'nobody' (`gridmap users list` shows them)"),
+    ):
+        res = cli("events", "member", *args)
+        assert res.exit_code == 2 and res.output.strip().splitlines()[-1] == f"gridmap: error: {why}"
+
+
 # --- deadlines and escalation -------------------------------------------------------------------------
 
 

@@ -103,6 +103,19 @@ def tick_cmd(at):
     )
 
 
+@events_cmd.command("member")
+@click.argument("department")
+@click.argument("user")
+@click.option("--remove", is_flag=True, help="Take USER out of DEPARTMENT instead.")
+def member_cmd(department, user, remove):
+    """Put USER in DEPARTMENT (a handler acts on the cases of the departments they belong to), or --remove."""
+    done = events.set_member(engine(), department, user, member=not remove)
+    if remove:
+        click.echo(f"{user} left {department}" if done["changed"] else f"{user} was not in {department}")
+    else:
+        click.echo(f"{user} ({done['role']}) is {'now' if done['changed'] else 'already'} in {department}")
+
+
 @events_cmd.command("queue")
 @click.option("--grid", default=None, help="A grid code: its subtree.")
 @click.option("--matter", default=None)

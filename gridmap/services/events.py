@@ -22,7 +22,7 @@ from ..domain.events.catalogue import LEVELS_UP, Catalogue, Matter
 from ..domain.events.intake import Report
 from ..domain.events.loop import LOOP, Context
 from ..errors import Conflict, GridmapError, InputError, NotFound
-from ..store import cases, departments
+from ..store import cases, departments, users
 from . import matters
 
 SYSTEM = "system"
@@ -324,6 +324,23 @@ def require_int(value, what: str) -> int:
 def departments_list(centre: Centre, grid: str | None) -> list[dict]:
     with centre.engine.connect() as conn:
         return departments.listing(conn, grid)
+
+
+def set_member(eng: Engine, code: str, user: str, *, member: bool = True) -> dict:
+    """Put user ``user`` in department ``code`` (or with ``member=False`` take them out): a handler acts
+    on the cases of the departments they belong to.  NotFound naming an unknown department or user;
+    returns the department's code, the user, their role and whether anything changed."""
+    with eng.begin() as conn:
+        if departments.get(conn, code) is None:
+            raise NotFound(f"no department {code!r} (GET /api/v1/departments lists them)")
+        found = users.user(conn, user)
+        if member:
+            before = {c for c, _ in departments.of_user(conn, found["id"])}
+            departments.add_member(conn, code, found["id"])
+            changed = code not in before
+        else:
+            changed = departments.remove_member(conn, code, found["id"])
+    return {"department": code, "user": user, "role": found["role"], "member": member, "changed": changed}
 
 
 def duplicates_of(centre: Centre, case_id: int) -> list[dict]:

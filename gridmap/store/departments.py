@@ -70,6 +70,16 @@ def add_member(conn: Connection, code: str, user_id: int) -> bool:
     return res.rowcount > 0 or get(conn, code) is not None
 
 
+def remove_member(conn: Connection, code: str, user_id: int) -> bool:
+    """Take a user out of a department; False when they were not in it."""
+    res = conn.execute(
+        sa.text("""DELETE FROM department_member m USING department d
+                   WHERE m.department_id = d.id AND d.code = :code AND m.user_id = :user"""),
+        {"code": code, "user": user_id},
+    )
+    return res.rowcount > 0
+
+
 def listing(conn: Connection, grid_code: str | None = None) -> list[dict]:
     """Departments (all, or of one grid) with their member counts, by level and code."""
     rows = conn.execute(
