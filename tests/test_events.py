@@ -52,6 +52,7 @@ def test_an_automatic_matter_goes_to_the_communitys_department_and_says_why(clie
     case = client.get(f"/api/v1/events/{got['id']}", headers=event_city["dispatcher"]).get_json()
     assert [e["action"] for e in case["timeline"]] == ["report", "file", "dispatch"]
     assert case["text"] == "井盖没了，很危险" and case["contacts"][0]["phone"] == "13900000000"
+    assert case["contacts"][0]["at"].endswith("+08:00")  # before: an HTTP date in GMT
 
 
 def test_personal_data_is_not_readable_without_a_role(client, event_city):

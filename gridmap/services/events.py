@@ -296,7 +296,9 @@ def view(centre: Centre, case_id: int, *, personal: bool, roles=frozenset()) -> 
         if case is None:
             raise NotFound(f"no case {case_id}")
         timeline = cases.timeline(conn, case_id)
-        contacts = cases.contacts(conn, case_id) if personal else []
+        contacts = (
+            [{k: iso(v, centre.tz) for k, v in c.items()} for c in cases.contacts(conn, case_id)] if personal else []
+        )
     out = {k: v for k, v in case.items() if k not in ("geom", "attrs", "text", "source_lon", "source_lat")}
     out["matter_name"] = (
         centre.catalogue.matters[case["matter_code"]].name if case["matter_code"] in centre.catalogue.matters else None
