@@ -36,7 +36,9 @@ def test_cases_on_the_map_and_in_the_queue(browser, event_city, client, engine, 
     token = event_city["dispatcher"]["Authorization"].split()[1]
     with serving(database_url, "--workers", "1", "--tick-seconds", "0") as (base, _port):
         browser.get(base + "/")
-        browser.execute_script(f"localStorage.setItem('gridmap.token', {json.dumps(token)});")
+        # signed in for this tab only (the map's sign-in without "keep me signed in"): the queue page
+        # must find it too (before: it read localStorage alone and asked for a token again)
+        browser.execute_script(f"sessionStorage.setItem('gridmap.token', {json.dumps(token)});")
         browser.get(base + "/")
         _wait(browser, _attr("ready"))
         _go(browser, lat, lon, 16)

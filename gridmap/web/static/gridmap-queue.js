@@ -1,5 +1,6 @@
 /* The dispatchers' queue page: open cases below a grid by deadline, each with the actions the
- * viewer's role may take.  The token is the one the map page keeps (localStorage gridmap.token). */
+ * viewer's role may take.  The token is the one the map page keeps (gridmap.token: for this tab in
+ * sessionStorage, or on this computer in localStorage); one pasted here is kept for this tab. */
 (function () {
   "use strict";
   var TOKEN_KEY = "gridmap.token", NEEDS_DEPARTMENT = {dispatch: true, reassign: true};
@@ -12,7 +13,14 @@
       return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
     });
   }
-  function token() { try { return localStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; } }
+  function token() {
+    var found = "";
+    ["sessionStorage", "localStorage"].some(function (name) {
+      try { found = window[name].getItem(TOKEN_KEY) || ""; } catch (e) { /* storage off */ }
+      return found;
+    });
+    return found;
+  }
   function headers(extra) {
     var h = Object.assign({}, extra || {}), t = token();
     if (t) h.Authorization = "Bearer " + t;
@@ -27,7 +35,7 @@
   tokenBox.querySelector("button").addEventListener("click", function () {
     var v = tokenBox.querySelector("input").value.trim();
     if (!v) return;
-    try { localStorage.setItem(TOKEN_KEY, v); } catch (e) { /* storage off: this page only */ }
+    try { sessionStorage.setItem(TOKEN_KEY, v); } catch (e) { /* storage off: this page only */ }
     tokenBox.hidden = true;
     load();
   });
