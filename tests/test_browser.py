@@ -88,6 +88,18 @@ def _go(driver, lat, lon, zoom):
     WebDriverWait(driver, 15, poll_frequency=0.3).until(there)
 
 
+def _click_at(driver, lat, lon):
+    """A real mouse click on the map where (lat, lon) is drawn."""
+    x, y = driver.execute_script(
+        f"var p = gridmap.map.latLngToContainerPoint([{lat}, {lon}]); return [p.x, p.y];"
+    )  # fmt: skip
+    container = driver.find_element(By.CSS_SELECTOR, ".folium-map")
+    rect = container.rect
+    ActionChains(driver).move_to_element_with_offset(
+        container, int(x - rect["width"] / 2), int(y - rect["height"] / 2)
+    ).click().perform()
+
+
 def _attr(name: str) -> str:
     return f"document.body.getAttribute('data-{name}')"
 
@@ -211,11 +223,12 @@ def test_planner_splits_a_grid_on_the_map(browser, engine, cli, tmp_path, databa
         _wait(browser, _attr("panel") + f" === {json.dumps(m1)}")
         browser.find_element(By.CSS_SELECTOR, "#gridmap-panel .gm-split").click()
         _wait(browser, _attr("edit") + " === 'drawing'")
-        # the line a planner draws with Geoman's line tool, handed over as Geoman hands it over
-        browser.execute_script(
-            f"gridmap.map.fire('pm:create', {{shape: 'Line', layer: L.polyline("
-            f"[[{a[1]}, {a[0]}], [{b[1]}, {b[0]}]])}});"
-        )
+        # the line drawn with the mouse, as a planner draws it with Geoman's line tool: a click at each
+        # end and one more on the last vertex to finish (before: the first click opened the panel of
+        # the grid under it and ended the drawing)
+        for x, y in (a, b, b):
+            _click_at(browser, y, x)
+            time.sleep(0.2)
         _wait(browser, _attr("edit") + " === 'previewed'")
         preview = browser.find_element(By.CSS_SELECTOR, "#gridmap-panel .gm-edit-out").text
         assert "预览 preview" in preview and m1 in preview and "60 → retired" in preview

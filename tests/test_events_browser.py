@@ -9,24 +9,11 @@ import json
 import time
 
 import sqlalchemy as sa
-from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
-from test_browser import _attr, _go, _requests, _wait, browser, pytestmark  # noqa: F401 (the fixture, the skip)
+from test_browser import _attr, _click_at, _go, _requests, _wait, browser, pytestmark  # noqa: F401 (the fixture, the skip)
 
 from eventcity import COMMUNITY, STREET, file, lonlat, pick
 from servers import serving
-
-
-def _click_at(driver, lat, lon):
-    """A real mouse click on the map where (lat, lon) is drawn."""
-    x, y = driver.execute_script(
-        f"var p = gridmap.map.latLngToContainerPoint([{lat}, {lon}]); return [p.x, p.y];"
-    )  # fmt: skip
-    container = driver.find_element(By.CSS_SELECTOR, ".folium-map")
-    rect = container.rect
-    ActionChains(driver).move_to_element_with_offset(
-        container, int(x - rect["width"] / 2), int(y - rect["height"] / 2)
-    ).click().perform()
 
 
 def test_cases_on_the_map_and_in_the_queue(browser, event_city, client, engine, database_url, output_dir):  # noqa: F811

@@ -313,6 +313,8 @@
     L.DomEvent.disableClickPropagation(panel);
     L.DomEvent.disableScrollPropagation(panel);
     map.on("click", function (e) {
+      // a planner drawing a line or a grid (Geoman's draw mode) clicks for vertices, not for panels
+      if (map.pm && map.pm.globalDrawModeEnabled()) return;
       // other scripts may take a click first (static/gridmap-events.js: a case under the pointer)
       var taken = window.gridmapClickHook ? window.gridmapClickHook(e) : Promise.resolve(false);
       taken.then(function (done) {
