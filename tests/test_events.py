@@ -233,6 +233,11 @@ def test_the_verifier_must_not_be_the_disposer_and_stale_versions_are_refused(cl
     assert res.status_code == 409 and "must not be the disposer" in res.get_json()["error"]["message"]
     res = act(client, got["id"], "verify", event_city["verifier"], version=1)
     assert res.status_code == 412
+    current = res.get_json()["error"]["detail"]["version"]
+    res = act(client, got["id"], "verify", event_city["verifier"], version=0)  # before: 0 was no version at all
+    assert res.status_code == 400 and "version must be a whole number from 1" in res.get_json()["error"]["message"]
+    headers = {**event_city["verifier"], "If-Match": f'"{current}"'}  # an entity tag as HTTP quotes it
+    assert client.post(f"/api/v1/events/{got['id']}/verify", json={}, headers=headers).status_code == 200
 
 
 def test_an_unhappy_rating_opens_a_reopen_request(client, event_city, engine):
@@ -851,6 +856,8 @@ def test_actions_and_reads_check_every_value_by_the_common_rules(client, event_c
         assert conn.execute(sa.text("SELECT count(*) FROM report_log WHERE report_id = :i"), {"i": cid}).scalar() == 3
     for url in ("/api/v1/departments?grid=x1", f"/api/v1/events/stats?grid={'1' * 30}"):
         refused(client.get(url, headers=event_city["dispatcher"]), 400, "grid must be a grid code")
+    backwards = client.get("/api/v1/events/stats?since=2026-12-01&until=2026-11-01", headers=event_city["dispatcher"])
+    refused(backwards, 400, "since (2026-12-01T00:00:00+08:00) is after until")  # before: 200, empty rows
     refused(client.get(f"/api/v1/events?state={'x' * 101}", headers=event_city["dispatcher"]), 400, "state is 101")
     res = client.post(
         "/open311/v2/requests.json",

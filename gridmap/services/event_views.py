@@ -100,6 +100,8 @@ def queue(
 
 def stats(centre: Centre, *, group: str = "street", grid=None, since=None, until=None) -> dict:
     """Assessment per ``group`` (a level or ``department``) within ``grid``'s subtree."""
+    if since is not None and until is not None and since > until:
+        raise InputError(f"since ({since.isoformat()}) is after until ({until.isoformat()}): no case can be in between")
     if group not in case_views.SCOPES:
         raise InputError(f"group {group!r} unknown (choose from {', '.join(case_views.SCOPES)})")
     with centre.engine.connect() as conn:

@@ -184,7 +184,9 @@ def act(case_id: int, action: str):
         raise Forbidden(f"{action} needs a token (Authorization: Bearer …) or the reporter's X-Reporter-Key")
     body = _form() if request.files or request.form else params.json_body(dict, "send a JSON object")
     params.body_keys(body, ACTION_KEYS)
-    version = request.headers.get("If-Match") or body.get("version")
+    # If-Match as HTTP sends an entity tag ("3", W/"3") or the bare number; else the body's version (0 too)
+    match = request.headers.get("If-Match")
+    version = match.strip().removeprefix("W/").strip('"') if match else body.get("version")
     urls = check_media_urls(body.get("media_urls"))
     note = params.body_str(body, "note", values.TEXT_MAX) or ""
     department = params.body_str(body, "department", values.NAME_MAX)
@@ -199,7 +201,7 @@ def act(case_id: int, action: str):
         actor=actor.name if actor else "reporter",
         role=actor.role if actor else None,
         note=note,
-        version=events.require_int(version, "version") if version else None,
+        version=events.require_int(version, "version") if version is not None and version != "" else None,
         department=department,
         matter=matter,
         target=events.require_int(body["target"], "target") if body.get("target") is not None else None,
