@@ -455,8 +455,10 @@ def _households(conn, plan: boundaries.Plan, op: dict, children: list[Grid], uni
             counts.update(_counts(conn, mine))
         if level == LEVELS[-1] and plan.shares is not None:
             counts.update({g.code: held.get(g.code, 0) for g in mine})
+        # the children are counted already (bottom up): what they hold is final for this level
+        kids_of = {g.code: below(g.code, level) for g in mine}
         for g in mine:
-            kids = below(g.code, level)
+            kids = kids_of[g.code]
             if level == LEVELS[-2] and g.code in yard_units:
                 counts[g.code] = yard_units[g.code]
             elif level not in (LEVELS[-1], LEVELS[-2]):
@@ -478,9 +480,8 @@ def _households(conn, plan: boundaries.Plan, op: dict, children: list[Grid], uni
             pop = closed_pop if total == closed_hh else int(round(total * closed_pop / closed_hh))
             pops.update(zip(new_hh, apportion(pop, list(new_hh.values()))))
         for g in mine:  # a grid with children has their population
-            kids = below(g.code, level)
-            if kids:
-                pops[g.code] = sum(p for _, p in kids)
+            if kids_of.get(g.code):
+                pops[g.code] = sum(p for _, p in kids_of[g.code])
     out = []
     for g in plan.open:
         if g.code in counts:

@@ -92,9 +92,23 @@ def calendar(catalogue: cat.Catalogue, tz: str) -> WorkCalendar:
 def check(source: Path, layers_dir: Path) -> cat.Catalogue:
     """A catalogue checked whole, as :func:`install` would take it, without installing it: a TOML (its CSV
     found beside it), or a CSV of matters with the TOML in force; InputError naming file, line and key."""
+    return _checked(source, layers_dir)[0]
+
+
+def install(source: Path, layers_dir: Path) -> cat.Catalogue:
+    """Check a catalogue (a matters.toml, or a CSV of matters to use with the TOML in force) and make it
+    the one in force; nothing is copied when it has a problem (InputError)."""
+    checked, copies = _checked(source, layers_dir)
+    for src, dst in copies:
+        shutil.copyfile(src, dst)
+    return checked
+
+
+def _checked(source: Path, layers_dir: Path) -> tuple[cat.Catalogue, list[tuple[Path, Path]]]:
+    """:func:`check`'s catalogue, and the files :func:`install` copies into ``layers_dir`` (from, to)."""
     source = Path(source)
+    target = Path(layers_dir) / FILE
     if source.suffix.lower() == ".csv":
-        target = Path(layers_dir) / FILE
         toml_text = target.read_text("utf-8")
         try:
             csv_text = source.read_text("utf-8-sig")
@@ -102,28 +116,15 @@ def check(source: Path, layers_dir: Path) -> cat.Catalogue:
             raise InputError(
                 f"{source}: cannot read the matters CSV ({getattr(exc, 'strerror', None) or exc})"
             ) from None
-        return parse(toml_text, source=str(target), csv_text=csv_text, csv_source=str(source))
+        checked = parse(toml_text, source=str(target), csv_text=csv_text, csv_source=str(source))
+        name = tomllib.loads(toml_text).get("matters_csv") or "matters.csv"
+        return checked, [(source, target.parent / name)]
     if source.suffix.lower() != ".toml":
         raise InputError(f"{source}: a matter catalogue is a .toml file (its CSV beside it) or a .csv of matters")
     text, csv_text, csv_name = _texts(source)
-    return parse(text, source=str(source), csv_text=csv_text, csv_source=csv_name or "matters.csv")
-
-
-def install(source: Path, layers_dir: Path) -> cat.Catalogue:
-    """Check a catalogue (a matters.toml, or a CSV of matters to use with the TOML in force) and make it
-    the one in force; nothing is copied when it has a problem (InputError)."""
-    source = Path(source)
-    target = Path(layers_dir) / FILE
-    checked = check(source, layers_dir)
-    if source.suffix.lower() == ".csv":
-        name = tomllib.loads(target.read_text("utf-8")).get("matters_csv") or "matters.csv"
-        shutil.copyfile(source, target.parent / name)
-        return checked
-    _, _, csv_name = _texts(source)
-    shutil.copyfile(source, target)
-    if csv_name:
-        shutil.copyfile(csv_name, target.parent / Path(csv_name).name)
-    return checked
+    checked = parse(text, source=str(source), csv_text=csv_text, csv_source=csv_name or "matters.csv")
+    csv_copy = [(Path(csv_name), target.parent / Path(csv_name).name)] if csv_name else []
+    return checked, [(source, target), *csv_copy]
     text, csv_text, csv_name = _texts(source)
     checked = parse(text, source=str(source), csv_text=csv_text, csv_source=csv_name or "matters.csv")
     shutil.copyfile(source, target)
