@@ -71,6 +71,11 @@ def run() -> None:
         code = 0
     except SystemExit as done:
         code = done.code
+    if "gridmap.store.db" in sys.modules:  # the command used a database: when it wrote, the servers hear of it first
+        # deferred: a command that never touched a database does not load the lookup machinery to find that out
+        from ..services import locator
+
+        locator.heard_since(0)
     if not isinstance(code, int):  # as Python's own exit: None is 0, anything else is printed, then 1
         if code is not None:
             print(code, file=sys.stderr)

@@ -35,13 +35,18 @@ history has instants, each built once.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import copy
 import ctypes
+import logging
 import os
 import re
+import select
+import socket
 import sys
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
@@ -50,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import shapely
-from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from .. import geo
@@ -639,18 +644,6 @@ class Locator:
         return (point_files.answer_columns if arrow else point_files.answer_lists)(index, answers)
 
 
-#: Transactions this process has committed (through any SQLAlchemy engine): a watch reads the epoch
-#: after one of its own process's commits rather than trusting the announcement to have arrived, which
-#: takes tens of microseconds, longer than a commit followed at once by a lookup in the same process.
-_commits = 0
-
-
-@event.listens_for(Engine, "commit")
-def _count_commit(_conn) -> None:
-    global _commits
-    _commits += 1
-
-
 class EpochWatch:
     """The grid epoch as PostgreSQL announces it (``LISTEN``), on one connection per process.
 
@@ -659,7 +652,12 @@ class EpochWatch:
     also reads the epoch over that connection, so a connection that died silently (no reset seen,
     as across a network) is found out, and the epoch is right even if an announcement was lost.
     ``box(since, until)``: where the epochs between changed grids, as announced with them
-    (migration 0018), or None when that is not known for each of them."""
+    (migration 0018), or None when that is not known for each of them.
+
+    A thread of the watch's own acknowledges each epoch heard in ``epoch_listener`` as soon as it
+    arrives (migration 0021), so that a write, through any server, answers only once every server
+    has heard of it (:func:`await_servers`): the notice reaches this process whether or not a
+    lookup comes to take it."""
 
     #: Epochs whose boxes are kept (a server's index is never this many epochs behind for long).
     KEEP_BOXES = 1_000
@@ -672,6 +670,9 @@ class EpochWatch:
         self._commits = -1
         self._boxes: dict[int, tuple | None] = {}
         self._lock = threading.Lock()
+        self._acked = 0  # the epoch last acknowledged in epoch_listener
+        self._backend_start = None  # with the listening backend's pid, its row there
+        self._wake = None  # the acknowledging thread's end of a socket pair, and ours
 
     def box(self, since: int, until: int) -> tuple | None:
         """The lon/lat box (xmin, ymin, xmax, ymax) of every grid the epochs after ``since`` up to
@@ -687,7 +688,7 @@ class EpochWatch:
         x0, y0, x1, y1 = zip(*boxes, strict=True)
         return min(x0), min(y0), max(x1), max(y1)
 
-    def _take_announced(self) -> None:
+    def _take_announced(self, nudge: bool = True) -> None:
         epochs, boxes = grids.announced(self._conn)
         for epoch in epochs:
             self._epoch = max(self._epoch, epoch)
@@ -696,11 +697,65 @@ class EpochWatch:
             if len(self._boxes) > 2 * self.KEEP_BOXES:
                 newest = max(self._boxes)
                 self._boxes = {e: b for e, b in self._boxes.items() if e > newest - self.KEEP_BOXES}
+        if nudge:
+            self._nudge()
+
+    def _nudge(self) -> None:
+        """Wake the acknowledging thread when an epoch is not yet acknowledged: a lookup that took the
+        notice off the socket first leaves that thread nothing to wake it."""
+        if self._epoch > self._acked and self._wake is not None:
+            with contextlib.suppress(OSError):  # its buffer full: it is awake already
+                self._wake[1].send(b".")
+
+    def _listen(self) -> None:
+        """Connect, LISTEN, enter the connection in ``epoch_listener`` and start its thread."""
+        self._conn = psycopg.connect(self.url, autocommit=True, application_name="gridmap epoch watch")
+        self._boxes.clear()  # what was announced while not listening is unknown
+        self._epoch = grids.listen_epoch(self._conn)
+        self._backend_start = grids.register_listener(self._conn, self._epoch)
+        self._acked = self._epoch
+        self._confirmed_at = time.monotonic()
+        ours, theirs = socket.socketpair()
+        ours.setblocking(False)
+        theirs.setblocking(False)
+        self._wake = (theirs, ours)
+        threading.Thread(
+            target=_acknowledge, args=(weakref.ref(self), self._conn, theirs), name="gridmap-epoch-ack", daemon=True
+        ).start()
+        weakref.finalize(self, _close_quietly, ours)  # the thread sees it closed and ends
+
+    def _heard(self, conn) -> bool:
+        """The acknowledging thread's turn: take what has arrived on ``conn`` and acknowledge the
+        epoch if it moved.  False when ``conn`` is no longer this watch's (the thread ends)."""
+        with self._lock:
+            if self._conn is not conn:
+                return False
+            try:
+                while True:  # notices that came in during the acknowledgement wake nobody: take them too
+                    self._take_announced(nudge=False)
+                    if self._epoch <= self._acked:
+                        return True
+                    grids.acknowledge_epoch(conn, self._backend_start, self._epoch)
+                    self._acked = self._epoch
+            except psycopg.Error:  # current() finds it out and reconnects
+                self._drop()
+                return False
+            except Exception:  # a fault of ours: said, and writes do not wait on a connection nobody acknowledges on
+                logging.getLogger(__name__).exception("the epoch watch's acknowledging thread failed")
+                self._drop()
+                return False
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._wake is not None:
+            _close_quietly(self._wake[1])
+        self._conn, self._wake, self._failed_at = None, None, time.monotonic()
 
     def _confirm_due(self) -> bool:
         """Whether the epoch must be read now: this process committed since the last read, or
         ``confirm_s`` has passed."""
-        return _commits != self._commits or time.monotonic() - self._confirmed_at >= self.confirm_s
+        return db.commits() != self._commits or time.monotonic() - self._confirmed_at >= self.confirm_s
 
     def peek(self) -> int | None:
         """The epoch announced so far, taken without waiting: None when :meth:`current` would have to
@@ -723,13 +778,10 @@ class EpochWatch:
                 if self._conn is None:
                     if time.monotonic() - self._failed_at < self.retry_s:
                         return None
-                    self._conn = psycopg.connect(self.url, autocommit=True)
-                    self._boxes.clear()  # what was announced while not listening is unknown
-                    self._epoch = grids.listen_epoch(self._conn)
-                    self._confirmed_at = time.monotonic()
+                    self._listen()
                 self._take_announced()
                 if self._confirm_due():
-                    seen = _commits
+                    seen = db.commits()  # a watch reads the epoch after its own process's commits
                     self._epoch = max(self._epoch, grids.epoch_raw(self._conn))
                     self._confirmed_at, self._commits = time.monotonic(), seen
                     # the announcements of what that read saw came in before its answer: their boxes
@@ -737,10 +789,88 @@ class EpochWatch:
                     self._take_announced()
                 return self._epoch
             except psycopg.Error:  # the database went away: query until it is back
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn, self._failed_at = None, time.monotonic()
+                self._drop()
                 return None
+
+
+#: Seconds between the acknowledging thread's checks that its watch still exists.
+ACK_IDLE_S = 1.0
+
+
+def _close_quietly(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+def _acknowledge(ref: weakref.ref, conn, wake: socket.socket) -> None:
+    """The body of an :class:`EpochWatch`'s acknowledging thread: wait for a notice on ``conn`` or a
+    nudge on ``wake``, then let the watch take and acknowledge it; end with the watch (it is held
+    weakly: an app let go of closes its listening connection) or when ``conn`` stops being its."""
+    try:
+        while True:
+            try:
+                ready, _, _ = select.select([conn.fileno(), wake], [], [], ACK_IDLE_S)
+            except (OSError, ValueError, psycopg.Error):  # a socket closed: the watch dropped it
+                return
+            if wake in ready:
+                try:
+                    if not wake.recv(4096):  # the watch's end closed: it is gone
+                        return
+                except BlockingIOError:
+                    pass
+            watch = ref()
+            if watch is None or not watch._heard(conn):
+                return
+            del watch  # not kept alive between turns
+    finally:
+        _close_quietly(wake)
+        if ref() is None:
+            conn.close()
+
+
+#: Seconds a write waits for every server to hear of it before it answers all the same.
+HEAR_WAIT_S = 2.0
+
+
+def await_servers(engine: Engine, timeout_s: float = HEAR_WAIT_S) -> list[int]:
+    """Wait until every server listening on ``engine``'s database has acknowledged the grid epoch now
+    (its watch's thread does within milliseconds of the commit, see :class:`EpochWatch`), so the next
+    request to any server, its lookups, tiles and panels, sees what this process wrote.  At most
+    ``timeout_s``: the listening backends still behind then (a server stopped mid-way, a machine
+    overloaded) are returned, and their servers catch up at their next lookup or confirming read
+    (every second).  Servers whose listening connection is down query the epoch at each lookup and
+    are not waited for."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.001
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        while True:
+            behind = grids.listeners_behind(conn)
+            if not behind or time.monotonic() >= deadline:
+                return behind
+            time.sleep(pause)
+            pause = min(2 * pause, 0.02)
+
+
+def commits() -> int:
+    """Transactions this process has committed so far: pass it to :func:`heard_since` later."""
+    return db.commits()
+
+
+def heard_since(commits_then: int, timeout_s: float = HEAR_WAIT_S) -> list[int]:
+    """When this process has committed since ``commits_then`` (:func:`commits`), :func:`await_servers`
+    on every database it wrote through: a web request's or a command's last step before it answers.
+    The listening backends still behind at the end (none when all heard); a database that cannot
+    be asked (gone, or of a schema before migration 0021) is not waited for: what was written is
+    committed whatever the answer."""
+    if db.commits() == commits_then:
+        return []
+    behind = []
+    for engine in db.engines():
+        try:
+            behind += await_servers(engine, timeout_s)
+        except sa_exc.DBAPIError:
+            continue
+    return behind
 
 
 def load_index(home: Path, key: str, *, prefault: bool = False) -> GridIndex | None:

@@ -744,3 +744,45 @@ def announced(dbapi_conn) -> tuple[list[int], list[tuple[int, tuple | None]]]:
             box = NO_CHANGE if parts == ["-"] else tuple(map(float, parts)) if len(parts) == 4 else None
             boxes.append((int(epoch), box))
     return epochs, boxes
+
+
+def register_listener(dbapi_conn, epoch: int) -> datetime:
+    """Enter a listening connection in ``epoch_listener`` as having heard of ``epoch`` (rows of
+    backends no longer running are deleted first); its backend's start time, which with its pid
+    names the row."""
+    dbapi_conn.execute(
+        "DELETE FROM epoch_listener l WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a "
+        "WHERE a.pid = l.pid AND a.backend_start = l.backend_start)"
+    )
+    return dbapi_conn.execute(
+        "INSERT INTO epoch_listener (pid, backend_start, epoch) SELECT pid, backend_start, %s "
+        "FROM pg_stat_activity WHERE pid = pg_backend_pid() ON CONFLICT (pid, backend_start) "
+        "DO UPDATE SET epoch = EXCLUDED.epoch, seen_at = now() RETURNING backend_start",
+        (epoch,),
+    ).fetchone()[0]
+
+
+def acknowledge_epoch(dbapi_conn, backend_start: datetime, epoch: int) -> None:
+    """A listening connection has heard of ``epoch`` (its row written again if it was removed)."""
+    dbapi_conn.execute(
+        "INSERT INTO epoch_listener (pid, backend_start, epoch) VALUES (pg_backend_pid(), %s, %s) "
+        "ON CONFLICT (pid, backend_start) DO UPDATE SET epoch = GREATEST(epoch_listener.epoch, EXCLUDED.epoch), "
+        "seen_at = now()",
+        (backend_start, epoch),
+        prepare=True,
+    )
+
+
+def listeners_behind(conn: Connection) -> list[int]:
+    """The pids of the running listening backends that have not yet acknowledged the current grid
+    epoch (read in a statement of its own: run it on an autocommit connection, as
+    ``pg_stat_activity`` is otherwise one snapshot per transaction)."""
+    return list(
+        conn.execute(
+            sa.text(
+                "SELECT l.pid FROM epoch_listener l JOIN pg_stat_activity a "
+                "ON a.pid = l.pid AND a.backend_start = l.backend_start "
+                "WHERE l.epoch < (SELECT epoch FROM grid_epoch WHERE id = 1) ORDER BY l.pid"
+            )
+        ).scalars()
+    )

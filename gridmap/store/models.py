@@ -136,6 +136,17 @@ class GridEpoch(Base):
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
 
 
+class EpochListener(Base):
+    """A server's listening connection and the newest grid epoch it has heard of (migration 0021):
+    a write waits until every live listener has heard of it."""
+
+    __tablename__ = "epoch_listener"
+    pid = Column(Integer, primary_key=True)
+    backend_start = Column(DateTime(timezone=True), primary_key=True)
+    epoch = Column(BigInteger, nullable=False)
+    seen_at = Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
 class EditLog(Base):
     """Audit log of every write: who, when, what and why."""
 

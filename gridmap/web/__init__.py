@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import Gone, GridmapError, InputError
+from ..services import locator
 from ..settings import Settings
 from . import (
     auth,
@@ -86,6 +87,8 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
     ):
         app.register_blueprint(blueprint)
     app.before_request(_refuse_nul)
+    app.before_request(_note_commits)
+    app.after_request(_heard_by_servers)
     auth.init_app(app, settings.auth_read)  # who may call what: every view's require(), enforced before each request
     faults.init_app(app)  # database outages are 503s; every request's work has a time budget
     throttle.init_app(app, settings.sign_in_limit)  # failed sign-ins per address and per user name are bounded
@@ -104,6 +107,25 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
         return jsonify(body), exc.code
 
     return app
+
+
+def _note_commits():
+    g.commits_before = locator.commits()
+
+
+def _heard_by_servers(response):
+    """A request that wrote answers once every server has heard of it: the next request, to any server,
+    sees the write (:func:`gridmap.services.locator.heard_since`)."""
+    if request.method not in ("GET", "HEAD", "OPTIONS") and "commits_before" in g:
+        behind = locator.heard_since(g.commits_before)
+        if behind:
+            current_app.logger.warning(
+                "servers not yet told of this write after %ss (listening backends %s): they catch up "
+                "at their next confirming read",
+                locator.HEAR_WAIT_S,
+                behind,
+            )
+    return response
 
 
 def _refuse_nul():
