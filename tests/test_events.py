@@ -882,14 +882,14 @@ def test_import_refuses_over_long_values_per_row(cli, event_city, tmp_path, engi
 def test_the_migrations_are_one_chain_and_the_event_states_come_after_the_sign_in(database_url):
     """0013_event_states follows 0012_user_password (both were 0012 on their branches), 0014_people_move
     follows it, 0015_open_cases, 0016_case_stats, 0017_share_change, 0018_grid_notice,
-    0019_closed_case_figures and 0020_current_versions follow that; the fresh test database (conftest)
-    is at the one head with the migrations' columns."""
+    0019_closed_case_figures, 0020_current_versions and 0021_epoch_listener follow that; the fresh test
+    database (conftest) is at the one head with the migrations' columns."""
     cfg = Config()
     cfg.set_main_option("script_location", str(db.MIGRATIONS))
     scripts = ScriptDirectory.from_config(cfg)
-    assert scripts.get_heads() == ["0020"]
+    assert scripts.get_heads() == ["0021"]
     chain = [s.revision for s in scripts.walk_revisions()]
-    assert chain == [f"{n:04d}" for n in range(20, 0, -1)]
+    assert chain == [f"{n:04d}" for n in range(21, 0, -1)]
     assert "user_password" in scripts.get_revision("0012").path
     assert "event_states" in scripts.get_revision("0013").path
     assert "people_move" in scripts.get_revision("0014").path
@@ -899,8 +899,9 @@ def test_the_migrations_are_one_chain_and_the_event_states_come_after_the_sign_i
     assert "grid_notice" in scripts.get_revision("0018").path
     assert "closed_case_figures" in scripts.get_revision("0019").path
     assert "current_versions" in scripts.get_revision("0020").path
+    assert "epoch_listener" in scripts.get_revision("0021").path
     with db.engine(database_url).connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0020"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0021"
         columns = conn.execute(
             sa.text(
                 "SELECT table_name || '.' || column_name FROM information_schema.columns "
