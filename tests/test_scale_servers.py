@@ -13,11 +13,13 @@ import urllib.request
 
 import mapbox_vector_tile
 import mercantile
+import psycopg
 import pytest
 import sqlalchemy as sa
 from shapely.geometry import mapping
 
-from gridmap.store import db
+from gridmap.services import locator as lookups
+from gridmap.store import db, grids
 from gridmap.web import create_app
 
 import cityfactory as cf
@@ -103,18 +105,15 @@ def test_an_edit_through_one_server_is_seen_by_the_next_lookup_tile_and_panel_on
 
 
 def listening_backends(engine):
-    """The pids of the servers' listening connections (their epoch watches) on the test database."""
+    """The pids of the servers' listening connections (their epoch watches) on the test database: not
+    this test process's own (apps of earlier tests may still hold one)."""
     with engine.connect() as conn:
-        return (
-            conn.execute(
-                sa.text(
-                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'gridmap epoch watch' "
-                    "AND datname = current_database()"
-                )
-            )
-            .scalars()
-            .all()
+        query = (
+            "SELECT pid FROM pg_stat_activity WHERE application_name LIKE :watch AND application_name <> :ours "
+            "AND datname = current_database()"
         )
+        names = {"watch": f"{lookups.WATCH_NAME} %", "ours": f"{lookups.WATCH_NAME} {os.getpid()}"}
+        return conn.execute(sa.text(query), names).scalars().all()
 
 
 def test_an_edit_answers_once_every_server_has_heard_of_it_even_when_the_notice_is_late(
@@ -138,14 +137,14 @@ def test_an_edit_answers_once_every_server_has_heard_of_it_even_when_the_notice_
         listeners = listening_backends(engine)
         assert len(listeners) == 2, listeners  # one per server (one worker each)
         held = 0.6
+        lookup(b, 500, 950)  # B's confirming read done just now: it relies on the notice next
+        release = threading.Timer(held, lambda: [os.kill(pid, signal.SIGCONT) for pid in listeners])
         try:
             for pid in listeners:
                 os.kill(pid, signal.SIGSTOP)
         except PermissionError:
             pytest.skip("holding PostgreSQL's backends needs root or the postgres user")
-        release = threading.Timer(held, lambda: [os.kill(pid, signal.SIGCONT) for pid in listeners])
         try:
-            lookup(b, 500, 950)  # B's confirming read done just now: it relies on the notice next
             started = time.monotonic()
             release.start()
             status, _, body = http(f"{a}/api/v1/edits", edit, {**planner, "If-Match": headers["ETag"]})
@@ -289,3 +288,37 @@ def test_the_event_tick_runs_in_the_leader_once_across_servers(event_city, clien
         ).scalar_one()
         warned = conn.execute(sa.text("SELECT warned_at IS NOT NULL FROM report WHERE id = :id"), {"id": case}).scalar()
     assert (warns, warned) == (1, True)
+
+
+def test_a_write_waits_for_listeners_behind_but_not_for_silent_or_gone_ones(engine, database_url):
+    """``await_servers`` on a listener entered by hand (a plain connection standing in for a server's
+    watch): behind the epoch it is waited for, up to the timeout, and named; once it acknowledges the
+    wait ends at once; a listener silent for ``FRESH_S`` (a stopped process) or whose backend is gone
+    is not waited for."""
+    plain = sa.engine.make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE grid_epoch SET epoch = epoch + 1 WHERE id = 1"))
+        now = conn.execute(sa.text("SELECT epoch FROM grid_epoch WHERE id = 1")).scalar_one()
+    listener = psycopg.connect(plain, autocommit=True)
+    try:
+        started = grids.register_listener(listener, now - 1)
+        pid = listener.info.backend_pid
+        t = time.monotonic()
+        assert pid in lookups.await_servers(engine, timeout_s=0.3)  # (other listeners of this process's apps hear)
+        assert time.monotonic() - t >= 0.3
+        threading.Timer(0.2, grids.acknowledge_epoch, (listener, started, now)).start()
+        t = time.monotonic()
+        assert lookups.await_servers(engine, timeout_s=5) == []
+        assert 0.2 <= time.monotonic() - t < 2
+        with engine.begin() as conn:  # behind again, but silent for longer than FRESH_S
+            conn.execute(sa.text("UPDATE grid_epoch SET epoch = epoch + 1 WHERE id = 1"))
+            conn.execute(
+                sa.text("UPDATE epoch_listener SET seen_at = now() - make_interval(secs => :s) WHERE pid = :p"),
+                {"s": lookups.FRESH_S + 1, "p": pid},
+            )
+        assert lookups.await_servers(engine, timeout_s=5) == []
+        grids.acknowledge_epoch(listener, started, now)  # alive again (seen now), still behind
+        assert pid in lookups.await_servers(engine, timeout_s=0.1)
+    finally:
+        listener.close()
+    assert lookups.await_servers(engine, timeout_s=5) == []  # its backend gone: not waited for

@@ -75,7 +75,7 @@ def run() -> None:
         # deferred: a command that never touched a database does not load the lookup machinery to find that out
         from ..services import locator
 
-        locator.heard_since(0)
+        locator.heard_by_servers(thread=False)
     if not isinstance(code, int):  # as Python's own exit: None is 0, anything else is printed, then 1
         if code is not None:
             print(code, file=sys.stderr)

@@ -41,7 +41,7 @@ import ctypes
 import logging
 import os
 import re
-import select
+import selectors
 import socket
 import sys
 import threading
@@ -708,13 +708,24 @@ class EpochWatch:
                 self._wake[1].send(b".")
 
     def _listen(self) -> None:
-        """Connect, LISTEN, enter the connection in ``epoch_listener`` and start its thread."""
-        self._conn = psycopg.connect(self.url, autocommit=True, application_name="gridmap epoch watch")
+        """Connect, LISTEN, enter the connection in ``epoch_listener`` and start its thread (a
+        database without that table, not yet migrated, is listened to without acknowledging: no
+        write waits for this server)."""
+        self._conn = psycopg.connect(self.url, autocommit=True, application_name=f"{WATCH_NAME} {os.getpid()}")
         self._boxes.clear()  # what was announced while not listening is unknown
         self._epoch = grids.listen_epoch(self._conn)
-        self._backend_start = grids.register_listener(self._conn, self._epoch)
+        try:
+            self._backend_start = grids.register_listener(self._conn, self._epoch)
+        except psycopg.errors.UndefinedTable:
+            self._backend_start = None
+            if not _said_unmigrated:
+                _said_unmigrated.append(True)
+                logging.getLogger(__name__).warning(
+                    "the database has no epoch_listener table (migration 0021): writes through other "
+                    "servers will not wait for this one to hear of them; run `gridmap db migrate`"
+                )
         self._acked = self._epoch
-        self._confirmed_at = time.monotonic()
+        self._confirmed_at = self._beat_at = time.monotonic()
         ours, theirs = socket.socketpair()
         ours.setblocking(False)
         theirs.setblocking(False)
@@ -726,17 +737,24 @@ class EpochWatch:
 
     def _heard(self, conn) -> bool:
         """The acknowledging thread's turn: take what has arrived on ``conn`` and acknowledge the
-        epoch if it moved.  False when ``conn`` is no longer this watch's (the thread ends)."""
+        epoch if it moved; every ``BEAT_S``, read the epoch (a notice lost) and write the row even if
+        it did not (alive: a writer ignores rows not written for ``FRESH_S``).  False when ``conn`` is
+        no longer this watch's (the thread ends)."""
         with self._lock:
             if self._conn is not conn:
                 return False
+            if self._backend_start is None:
+                return True  # not acknowledging (see _listen)
             try:
+                beat = time.monotonic() - self._beat_at >= BEAT_S
+                if beat:
+                    self._epoch = max(self._epoch, grids.epoch_raw(conn))
                 while True:  # notices that came in during the acknowledgement wake nobody: take them too
                     self._take_announced(nudge=False)
-                    if self._epoch <= self._acked:
+                    if self._epoch <= self._acked and not beat:
                         return True
                     grids.acknowledge_epoch(conn, self._backend_start, self._epoch)
-                    self._acked = self._epoch
+                    self._acked, self._beat_at, beat = self._epoch, time.monotonic(), False
             except psycopg.Error:  # current() finds it out and reconnects
                 self._drop()
                 return False
@@ -746,6 +764,8 @@ class EpochWatch:
                 return False
 
     def _drop(self) -> None:
+        """Close the listening connection (its thread ends; no write waits for it): the next
+        :meth:`current` connects again."""
         if self._conn is not None:
             self._conn.close()
         if self._wake is not None:
@@ -793,8 +813,16 @@ class EpochWatch:
                 return None
 
 
+#: The listening connections' ``application_name``, followed by the process id.
+WATCH_NAME = "gridmap epoch watch"
 #: Seconds between the acknowledging thread's checks that its watch still exists.
 ACK_IDLE_S = 1.0
+#: Seconds between a listener's heartbeats (its row written, the epoch read) when nothing comes.
+BEAT_S = 3.0
+#: A listener whose row was not written for this long (seconds) is not waited for: its process is
+#: stopped or its machine gone (TCP keepalives end such a backend within half a minute).
+FRESH_S = 10.0
+_said_unmigrated: list = []
 
 
 def _close_quietly(sock: socket.socket) -> None:
@@ -806,13 +834,13 @@ def _acknowledge(ref: weakref.ref, conn, wake: socket.socket) -> None:
     """The body of an :class:`EpochWatch`'s acknowledging thread: wait for a notice on ``conn`` or a
     nudge on ``wake``, then let the watch take and acknowledge it; end with the watch (it is held
     weakly: an app let go of closes its listening connection) or when ``conn`` stops being its."""
+    selector = selectors.DefaultSelector()  # not select.select: a busy server's descriptors pass 1024
     try:
+        selector.register(conn.fileno(), selectors.EVENT_READ)
+        selector.register(wake, selectors.EVENT_READ)
         while True:
-            try:
-                ready, _, _ = select.select([conn.fileno(), wake], [], [], ACK_IDLE_S)
-            except (OSError, ValueError, psycopg.Error):  # a socket closed: the watch dropped it
-                return
-            if wake in ready:
+            ready = selector.select(ACK_IDLE_S)
+            if any(key.fileobj is wake for key, _ in ready):
                 try:
                     if not wake.recv(4096):  # the watch's end closed: it is gone
                         return
@@ -822,7 +850,14 @@ def _acknowledge(ref: weakref.ref, conn, wake: socket.socket) -> None:
             if watch is None or not watch._heard(conn):
                 return
             del watch  # not kept alive between turns
+    except Exception:  # noqa: BLE001 - whatever ended it, no write may wait on a listener nobody acknowledges for
+        watch = ref()
+        if watch is not None:
+            with watch._lock:
+                if watch._conn is conn:
+                    watch._drop()
     finally:
+        selector.close()
         _close_quietly(wake)
         if ref() is None:
             conn.close()
@@ -837,38 +872,42 @@ def await_servers(engine: Engine, timeout_s: float = HEAR_WAIT_S) -> list[int]:
     (its watch's thread does within milliseconds of the commit, see :class:`EpochWatch`), so the next
     request to any server, its lookups, tiles and panels, sees what this process wrote.  At most
     ``timeout_s``: the listening backends still behind then (a server stopped mid-way, a machine
-    overloaded) are returned, and their servers catch up at their next lookup or confirming read
-    (every second).  Servers whose listening connection is down query the epoch at each lookup and
-    are not waited for."""
+    overloaded) are returned, and their servers catch up at their next confirming read (every
+    second).  Not waited for: servers whose listening connection is down (they query the epoch at
+    each lookup), and listeners silent for ``FRESH_S`` (a stopped process, a machine gone)."""
     deadline = time.monotonic() + timeout_s
     pause = 0.001
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        epoch = grids.epoch(conn)  # what this process wrote is in it: later writes are theirs to wait for
         while True:
-            behind = grids.listeners_behind(conn)
+            behind = grids.listeners_behind(conn, epoch, FRESH_S)
             if not behind or time.monotonic() >= deadline:
                 return behind
             time.sleep(pause)
             pause = min(2 * pause, 0.02)
 
 
-def commits() -> int:
-    """Transactions this process has committed so far: pass it to :func:`heard_since` later."""
-    return db.commits()
+def note_commits() -> None:
+    """A web request's start: from here on the databases this thread writes to are noted, for
+    :func:`heard_by_servers`."""
+    db.note_commits()
 
 
-def heard_since(commits_then: int, timeout_s: float = HEAR_WAIT_S) -> list[int]:
-    """When this process has committed since ``commits_then`` (:func:`commits`), :func:`await_servers`
-    on every database it wrote through: a web request's or a command's last step before it answers.
-    The listening backends still behind at the end (none when all heard); a database that cannot
-    be asked (gone, or of a schema before migration 0021) is not waited for: what was written is
+def heard_by_servers(*, thread: bool, timeout_s: float = HEAR_WAIT_S) -> list[int]:
+    """:func:`await_servers` on every database this thread (``thread``: since :func:`note_commits`)
+    or this process committed to: a web request's or a command's last step before it answers.  The
+    listening backends still behind at the end (none when all heard).  A database that cannot be
+    asked (gone, or of a schema before migration 0021) is not waited for: what was written is
     committed whatever the answer."""
-    if db.commits() == commits_then:
-        return []
-    behind = []
-    for engine in db.engines():
+    behind, asked = [], set()
+    for engine in db.committed_engines(thread=thread):
+        where = engine.url.render_as_string(hide_password=False)
+        if where in asked:  # engines of one database with other session settings
+            continue
+        asked.add(where)
         try:
             behind += await_servers(engine, timeout_s)
-        except sa_exc.DBAPIError:
+        except sa_exc.SQLAlchemyError:
             continue
     return behind
 

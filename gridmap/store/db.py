@@ -54,15 +54,22 @@ _ENGINES: dict[tuple[str, str, int, int], Engine] = {}
 
 #: Transactions this process has committed (through any SQLAlchemy engine): a lookup watch reads the
 #: epoch after one of its own process's commits rather than trusting the announcement to have arrived
-#: (tens of microseconds, longer than a commit followed at once by a lookup in the same process); a
-#: request or command that committed waits for the servers to hear of it.
+#: (tens of microseconds, longer than a commit followed at once by a lookup in the same process).
 _commits = 0
+#: The engines committed through, in this process and (from :func:`note_commits` on) in this thread:
+#: a request or command that wrote waits for the servers on those databases to hear of it.
+_committed: set[Engine] = set()
+_thread = threading.local()
 
 
 @sa.event.listens_for(Engine, "commit")
-def _count_commit(_conn) -> None:
+def _count_commit(conn) -> None:
     global _commits
     _commits += 1
+    _committed.add(conn.engine)
+    noted = getattr(_thread, "committed", None)
+    if noted is not None:
+        noted.add(conn.engine)
 
 
 def commits() -> int:
@@ -70,9 +77,15 @@ def commits() -> int:
     return _commits
 
 
-def engines() -> list[Engine]:
-    """The engines this process has made with :func:`engine`."""
-    return list(_ENGINES.values())
+def note_commits() -> None:
+    """Start noting the engines this thread commits through (a web request's start)."""
+    _thread.committed = set()
+
+
+def committed_engines(*, thread: bool) -> list[Engine]:
+    """The engines committed through since this thread's :func:`note_commits` (``thread``), or ever in
+    this process."""
+    return list(getattr(_thread, "committed", ()) if thread else _committed)
 
 
 def engine(

@@ -749,7 +749,13 @@ def announced(dbapi_conn) -> tuple[list[int], list[tuple[int, tuple | None]]]:
 def register_listener(dbapi_conn, epoch: int) -> datetime:
     """Enter a listening connection in ``epoch_listener`` as having heard of ``epoch`` (rows of
     backends no longer running are deleted first); its backend's start time, which with its pid
-    names the row."""
+    names the row.  Acknowledgements need no durability: the session commits without waiting for
+    the log, and a backend whose client vanished without closing (a machine gone) is found out by
+    TCP keepalives within half a minute."""
+    dbapi_conn.execute(
+        "SET synchronous_commit = off; SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; "
+        "SET tcp_keepalives_count = 3"
+    )
     dbapi_conn.execute(
         "DELETE FROM epoch_listener l WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a "
         "WHERE a.pid = l.pid AND a.backend_start = l.backend_start)"
@@ -763,7 +769,8 @@ def register_listener(dbapi_conn, epoch: int) -> datetime:
 
 
 def acknowledge_epoch(dbapi_conn, backend_start: datetime, epoch: int) -> None:
-    """A listening connection has heard of ``epoch`` (its row written again if it was removed)."""
+    """A listening connection has heard of ``epoch`` (and is alive now: ``seen_at``); its row is
+    written again if it was removed."""
     dbapi_conn.execute(
         "INSERT INTO epoch_listener (pid, backend_start, epoch) VALUES (pg_backend_pid(), %s, %s) "
         "ON CONFLICT (pid, backend_start) DO UPDATE SET epoch = GREATEST(epoch_listener.epoch, EXCLUDED.epoch), "
@@ -773,16 +780,17 @@ def acknowledge_epoch(dbapi_conn, backend_start: datetime, epoch: int) -> None:
     )
 
 
-def listeners_behind(conn: Connection) -> list[int]:
-    """The pids of the running listening backends that have not yet acknowledged the current grid
-    epoch (read in a statement of its own: run it on an autocommit connection, as
-    ``pg_stat_activity`` is otherwise one snapshot per transaction)."""
+def listeners_behind(conn: Connection, epoch: int, fresh_s: float) -> list[int]:
+    """The pids of the running listening backends that have not yet acknowledged ``epoch``, among
+    those seen alive in the last ``fresh_s`` seconds (read in a statement of its own: run it on an
+    autocommit connection, as ``pg_stat_activity`` is otherwise one snapshot per transaction)."""
     return list(
         conn.execute(
             sa.text(
                 "SELECT l.pid FROM epoch_listener l JOIN pg_stat_activity a "
                 "ON a.pid = l.pid AND a.backend_start = l.backend_start "
-                "WHERE l.epoch < (SELECT epoch FROM grid_epoch WHERE id = 1) ORDER BY l.pid"
-            )
+                "WHERE l.epoch < :epoch AND l.seen_at > now() - make_interval(secs => :fresh) ORDER BY l.pid"
+            ),
+            {"epoch": epoch, "fresh": fresh_s},
         ).scalars()
     )

@@ -141,6 +141,7 @@ class EpochListener(Base):
     a write waits until every live listener has heard of it."""
 
     __tablename__ = "epoch_listener"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
     pid = Column(Integer, primary_key=True)
     backend_start = Column(DateTime(timezone=True), primary_key=True)
     epoch = Column(BigInteger, nullable=False)

@@ -110,14 +110,15 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
 
 
 def _note_commits():
-    g.commits_before = locator.commits()
+    locator.note_commits()
+    g.noting_commits = True
 
 
 def _heard_by_servers(response):
     """A request that wrote answers once every server has heard of it: the next request, to any server,
-    sees the write (:func:`gridmap.services.locator.heard_since`)."""
-    if request.method not in ("GET", "HEAD", "OPTIONS") and "commits_before" in g:
-        behind = locator.heard_since(g.commits_before)
+    sees the write (:func:`gridmap.services.locator.heard_by_servers`)."""
+    if request.method not in ("GET", "HEAD", "OPTIONS") and g.get("noting_commits"):
+        behind = locator.heard_by_servers(thread=True)
         if behind:
             current_app.logger.warning(
                 "servers not yet told of this write after %ss (listening backends %s): they catch up "

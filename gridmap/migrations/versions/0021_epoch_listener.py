@@ -8,7 +8,11 @@ an edit through server A answered from the old grids).  So each listening connec
 the epochs it has heard here, and a write request answers once every live listener has (see
 ``gridmap.services.locator.await_servers``).  A row is one listening backend, named by its pid and
 start time (a pid can be reused); rows of backends gone are ignored by the waiting and deleted when
-a new listener registers.
+a new listener registers, and so are rows not refreshed for a while (each listener's thread writes
+its row at least every few seconds).  Unlogged: acknowledgements are of this moment, worth nothing
+after a crash, and need no write-ahead log.  The waiting reads ``pg_stat_activity``, whose
+``backend_start`` PostgreSQL shows only for sessions of the reader's own role (or to members of
+``pg_read_all_stats``): servers and writers connect as one role.
 
 Revision ID: 0021
 Revises: 0020
@@ -27,7 +31,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.execute("""
-    CREATE TABLE epoch_listener (
+    CREATE UNLOGGED TABLE epoch_listener (
         pid integer NOT NULL,
         backend_start timestamptz NOT NULL,
         epoch bigint NOT NULL,
