@@ -322,3 +322,14 @@ def test_a_write_waits_for_listeners_behind_but_not_for_silent_or_gone_ones(engi
     finally:
         listener.close()
     assert lookups.await_servers(engine, timeout_s=5) == []  # its backend gone: not waited for
+
+
+def test_the_blueprints_that_skip_the_wait_exist_and_none_writes_grids():
+    """The writes that answer without waiting for the servers to hear are of blueprints that exist
+    (a misspelt name would make another blueprint skip nothing, silently) and never of the ones that
+    write grids: edits, the OGC transactions, the partitioner's commit."""
+    import gridmap.web as web
+
+    app = create_app({"DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
+    assert web.NO_GRID_WRITES <= set(app.blueprints)
+    assert not web.NO_GRID_WRITES & {"edits", "ogc", "partition", "grids"}
