@@ -296,9 +296,18 @@ def test_a_write_waits_for_listeners_behind_but_not_for_silent_or_gone_ones(engi
     wait ends at once; a listener silent for ``FRESH_S`` (a stopped process) or whose backend is gone
     is not waited for."""
     plain = sa.engine.make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def bump(conn):  # as the grid triggers do: the epoch moved and announced (other listeners hear it)
+        epoch = conn.execute(
+            sa.text("UPDATE grid_epoch SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch")
+        ).scalar_one()
+        conn.execute(
+            sa.text("SELECT pg_notify(:channel, :epoch)"), {"channel": grids.EPOCH_CHANNEL, "epoch": str(epoch)}
+        )
+        return epoch
+
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE grid_epoch SET epoch = epoch + 1 WHERE id = 1"))
-        now = conn.execute(sa.text("SELECT epoch FROM grid_epoch WHERE id = 1")).scalar_one()
+        now = bump(conn)
     listener = psycopg.connect(plain, autocommit=True)
     try:
         started = grids.register_listener(listener, now - 1)
@@ -311,7 +320,7 @@ def test_a_write_waits_for_listeners_behind_but_not_for_silent_or_gone_ones(engi
         assert lookups.await_servers(engine, timeout_s=5) == []
         assert 0.2 <= time.monotonic() - t < 2
         with engine.begin() as conn:  # behind again, but silent for longer than FRESH_S
-            conn.execute(sa.text("UPDATE grid_epoch SET epoch = epoch + 1 WHERE id = 1"))
+            bump(conn)
             conn.execute(
                 sa.text("UPDATE epoch_listener SET seen_at = now() - make_interval(secs => :s) WHERE pid = :p"),
                 {"s": lookups.FRESH_S + 1, "p": pid},
