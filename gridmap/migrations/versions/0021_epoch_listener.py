@@ -3,13 +3,13 @@
 A server learns of an edit from the epoch's NOTIFY on its listening connection, without a query per
 lookup.  PostgreSQL signals the listening backends at commit, but each must then be scheduled to
 send the notice on: on a loaded machine that came later than the writer's answer and the next
-request to another server (one fresh-clone CI run in about thirty: a lookup on server B right after
-an edit through server A answered from the old grids).  So each listening connection acknowledges
+request to another server (a fresh-clone CI run: a lookup on server B right after an edit through
+server A answered from the old grids).  So each listening connection acknowledges
 the epochs it has heard here, and a write request answers once every live listener has (see
 ``gridmap.services.locator.await_servers``).  A row is one listening backend, named by its pid and
-start time (a pid can be reused); rows of backends gone are ignored by the waiting and deleted when
-a new listener registers, and so are rows not refreshed for a while (each listener's thread writes
-its row at least every few seconds).  Unlogged: acknowledgements are of this moment, worth nothing
+start time (a pid can be reused).  The waiting ignores rows of backends gone (deleted when a new
+listener registers) and rows not written for a while (each listener's thread writes its row at
+least every few seconds: a row left alone is a stopped process's).  Unlogged: acknowledgements are of this moment, worth nothing
 after a crash, and need no write-ahead log.  The waiting reads ``pg_stat_activity``, whose
 ``backend_start`` PostgreSQL shows only for sessions of the reader's own role (or to members of
 ``pg_read_all_stats``): servers and writers connect as one role.
