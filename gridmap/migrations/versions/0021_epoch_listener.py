@@ -9,8 +9,8 @@ the epochs it has heard here, and a write request answers once every live listen
 ``gridmap.services.locator.await_servers``).  A row is one listening backend, named by its pid and
 start time (a pid can be reused).  The waiting ignores rows of backends gone (deleted when a new
 listener registers) and rows not written for a while (each listener's thread writes its row at
-least every few seconds: a row left alone is a stopped process's).  Unlogged: acknowledgements are of this moment, worth nothing
-after a crash, and need no write-ahead log.  The waiting reads ``pg_stat_activity``, whose
+least every few seconds: a row left alone is a stopped process's).  Unlogged: acknowledgements are
+of this moment, worth nothing after a crash, and need no write-ahead log.  The waiting reads ``pg_stat_activity``, whose
 ``backend_start`` PostgreSQL shows only for sessions of the reader's own role (or to members of
 ``pg_read_all_stats``): servers and writers connect as one role.
 
